@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pathvlm needs (only the missing ones) and builds it in Release.
+# Usage: scripts/setup.sh [BUILD_DIR]   (default: build/release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(build-essential cmake pkg-config ccache
+  libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev nlohmann-json3-dev
+  libturbojpeg0-dev libjpeg-dev libpng-dev libtiff-dev zlib1g-dev
+  libopenslide-dev libopencv-core-dev libopencv-imgproc-dev
+  libgtest-dev libbenchmark-dev python3)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+BUILD_DIR=${1:-build/release}
+JOBS=$(nproc)
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${PATHVLM_CMAKE_ARGS:-}
+cmake --build "$BUILD_DIR" -j "$JOBS"

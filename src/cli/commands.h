@@ -1,0 +1,22 @@
+// Every `pathvlm` subcommand: one function each, implemented in src/cli/cmd_<name>.cpp.
+// `args` excludes the program and command names. Return the process exit status.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace pathvlm::cli {
+
+using Args = std::vector<std::string>;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const Args& args);
+};
+
+// The table main() dispatches on and `pathvlm --help` lists (defined in main.cpp).
+const std::vector<Command>& commands();
+
+int cmd_version(const Args& args);
+
+}  // namespace pathvlm::cli

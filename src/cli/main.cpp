@@ -1,0 +1,51 @@
+// The `pathvlm` program: dispatches to one subcommand; errors are printed and end the process non-zero.
+#include <cstring>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace pathvlm::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"version", "print the version and the optional parts built in", cmd_version},
+  };
+  return table;
+}
+
+}  // namespace pathvlm::cli
+
+namespace {
+
+void print_usage() {
+  std::cout << "usage: pathvlm <command> [options]\n\n"
+               "Distributed training of pathology vision-language models.\n\ncommands:\n";
+  for (const auto& c : pathvlm::cli::commands()) std::printf("  %-10s %s\n", c.name, c.summary);
+  std::cout << "\n`pathvlm <command> --help` lists a command's options.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    print_usage();
+    return argc < 2 ? 1 : 0;
+  }
+  std::string name = argv[1];
+  if (name == "--version") name = "version";
+  for (const auto& c : pathvlm::cli::commands()) {
+    if (name != c.name) continue;
+    try {
+      return c.run(pathvlm::cli::Args(argv + 2, argv + argc));
+    } catch (const pathvlm::Error& e) {
+      std::cerr << "pathvlm " << name << ": error: " << e.what() << "\n";
+      return 2;
+    } catch (const std::exception& e) {
+      std::cerr << "pathvlm " << name << ": unexpected error: " << e.what() << "\n";
+      return 3;
+    }
+  }
+  std::cerr << "pathvlm: unknown command '" << name << "' (see `pathvlm --help`)\n";
+  return 1;
+}

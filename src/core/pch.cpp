@@ -1,0 +1,1 @@
+// Compiles src/core/pch.h once; every other target reuses the result.
