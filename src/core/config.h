@@ -1,0 +1,278 @@
+// Typed configuration: every key is declared once, with its default and a one-line doc, by a `visit`
+// template on a small struct; YAML files (with `base:` inheritance) and `a.b.c=value` overrides fill it.
+//
+//   struct OptimConfig {
+//     double lr = 5e-4;
+//     std::string schedule = "cosine";
+//     template <class V> void visit(V& v) {
+//       v.field("lr", lr, "peak learning rate", cfg::Min(0.0));
+//       v.field("schedule", schedule, "learning-rate schedule", cfg::OneOf{"cosine", "constant"});
+//     }
+//   };
+//   // nested structs: v.section("optim", optim, "optimizer and schedule");
+//
+//   auto job = cfg::load<JobConfig>("configs/x.yaml", {"optim.lr=1e-4"});  // throws pathvlm::Error
+//   std::cout << cfg::to_yaml(job);          // the resolved config (what runs/<name>/config.yaml holds)
+//   std::cout << cfg::settings_table(job);   // the startup table, non-default values marked
+//
+// Field types: bool, int, int64_t, double, std::string, std::vector<int|int64_t|double|std::string>.
+// Every problem in a config (unknown key with "did you mean", wrong type, value out of range) is
+// reported at once, each with file:line, before any work starts. This header stays light (no yaml-cpp).
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace pathvlm::cfg {
+
+// ---- constraints ---------------------------------------------------------------------------------
+
+// What a value must satisfy; vectors apply it to every element.
+struct Constraint {
+  enum class Kind { None, Min, Max, Range, OneOf };
+  Kind kind = Kind::None;
+  double lo = 0, hi = 0;
+  std::vector<std::string> choices;
+
+  // "", ">= 0", "<= 1", "in [0, 1]", "one of: cosine, constant".
+  std::string describe() const;
+  // Empty when satisfied, else why not. `text` is the value as written; `number` is set for numeric fields.
+  std::string violation(const std::string& text, const double* number) const;
+};
+struct Min : Constraint {
+  explicit Min(double v) { kind = Kind::Min, lo = v; }
+};
+struct Max : Constraint {
+  explicit Max(double v) { kind = Kind::Max, hi = v; }
+};
+struct Range : Constraint {
+  Range(double low, double high) { kind = Kind::Range, lo = low, hi = high; }
+};
+struct OneOf : Constraint {
+  OneOf(std::initializer_list<std::string> allowed) { kind = Kind::OneOf, choices = allowed; }
+};
+
+// ---- field types ---------------------------------------------------------------------------------
+
+template <class T>
+struct is_field_type
+    : std::bool_constant<std::is_same_v<T, bool> || std::is_same_v<T, int> || std::is_same_v<T, int64_t> ||
+                         std::is_same_v<T, double> || std::is_same_v<T, std::string> ||
+                         std::is_same_v<T, std::vector<int>> || std::is_same_v<T, std::vector<int64_t>> ||
+                         std::is_same_v<T, std::vector<double>> || std::is_same_v<T, std::vector<std::string>>> {};
+
+#define PATHVLM_CFG_CHECK_TYPE(T)                                                                         \
+  static_assert(::pathvlm::cfg::is_field_type<T>::value,                                                  \
+                "config fields must be bool, int, int64_t, double, std::string or a std::vector of int, " \
+                "int64_t, double or std::string")
+
+// YAML text of a value: `true`, `42`, `0.0005`, `cosine` (quoted when needed), `[1, 2]`.
+std::string render(bool v);
+std::string render(int v);
+std::string render(int64_t v);
+std::string render(double v);
+std::string render(const std::string& v);
+std::string render(const std::vector<int>& v);
+std::string render(const std::vector<int64_t>& v);
+std::string render(const std::vector<double>& v);
+std::string render(const std::vector<std::string>& v);
+
+// "bool", "int", "int64", "double", "string", "list[int]", ...
+const char* type_name(const bool&);
+const char* type_name(const int&);
+const char* type_name(const int64_t&);
+const char* type_name(const double&);
+const char* type_name(const std::string&);
+const char* type_name(const std::vector<int>&);
+const char* type_name(const std::vector<int64_t>&);
+const char* type_name(const std::vector<double>&);
+const char* type_name(const std::vector<std::string>&);
+
+// ---- documents: merged YAML sources ----------------------------------------------------------------
+
+// A config as read from YAML: the files chained by `base:` deep-merged in order (later wins), then the
+// command-line overrides; flattened to dotted keys, each remembering its file and line.
+class Document {
+ public:
+  Document();
+  // Reads `path` and, first, every file its `base:` list names (paths relative to the including file).
+  static Document from_file(const std::string& path);
+  // Parses YAML text; `source` names it in errors; `base:` paths are relative to `base_dir`.
+  static Document from_string(const std::string& yaml, const std::string& source = "<string>",
+                              const std::string& base_dir = ".");
+  // Applies `a.b.c=value` assignments; the value is a YAML scalar, flow list or flow map.
+  void override_with(const std::vector<std::string>& assignments);
+
+  // Dotted keys present, in first-seen order.
+  std::vector<std::string> keys() const;
+  bool has(const std::string& key) const;
+  // "file.yaml:12" or "command line" for a key (empty if absent).
+  std::string where(const std::string& key) const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// ---- visitors ----------------------------------------------------------------------------------------
+
+// One declared key, as `config docs` lists it.
+struct KeyInfo {
+  std::string key;       // dotted: "optim.lr"
+  std::string type;      // "double", or "section"
+  std::string value;     // YAML text of the value (the default, for a default-constructed struct)
+  std::string doc;
+  std::string constraint;
+  bool is_section = false;
+};
+
+// Dotted key bookkeeping shared by the visitors.
+class KeyPath {
+ public:
+  std::string key(const char* name) const { return prefix_.empty() ? name : prefix_ + "." + name; }
+  void push(const char* name) { stack_.push_back(prefix_), prefix_ = key(name); }
+  void pop() { prefix_ = stack_.back(), stack_.pop_back(); }
+
+ private:
+  std::string prefix_;
+  std::vector<std::string> stack_;
+};
+
+// Collects every key with its type, value, doc and constraint.
+class SchemaVisitor {
+ public:
+  template <class T>
+  void field(const char* name, T& value, const char* doc, const Constraint& c = {}) {
+    PATHVLM_CFG_CHECK_TYPE(T);
+    keys.push_back({path_.key(name), type_name(value), render(value), doc, c.describe(), false});
+  }
+  template <class S>
+  void section(const char* name, S& s, const char* doc) {
+    keys.push_back({path_.key(name), "section", "", doc, "", true});
+    path_.push(name);
+    s.visit(*this);
+    path_.pop();
+  }
+  std::vector<KeyInfo> keys;
+
+ private:
+  KeyPath path_;
+};
+
+// Fills a struct from a Document, collecting every problem; finish() throws them all as one Error.
+class ReaderVisitor {
+ public:
+  explicit ReaderVisitor(const Document& doc) : doc_(doc) {}
+  template <class T>
+  void field(const char* name, T& value, const char* doc, const Constraint& c = {}) {
+    PATHVLM_CFG_CHECK_TYPE(T);
+    std::string key = path_.key(name);
+    known_.push_back(key);
+    if (doc_.has(key)) read(key, value, c);
+  }
+  template <class S>
+  void section(const char* name, S& s, const char* doc) {
+    sections_.push_back(path_.key(name));
+    path_.push(name);
+    s.visit(*this);
+    path_.pop();
+  }
+  // Reports keys the struct does not declare (with the nearest known key) and every earlier problem.
+  void finish();
+
+ private:
+  void read(const std::string& key, bool& out, const Constraint& c);
+  void read(const std::string& key, int& out, const Constraint& c);
+  void read(const std::string& key, int64_t& out, const Constraint& c);
+  void read(const std::string& key, double& out, const Constraint& c);
+  void read(const std::string& key, std::string& out, const Constraint& c);
+  void read(const std::string& key, std::vector<int>& out, const Constraint& c);
+  void read(const std::string& key, std::vector<int64_t>& out, const Constraint& c);
+  void read(const std::string& key, std::vector<double>& out, const Constraint& c);
+  void read(const std::string& key, std::vector<std::string>& out, const Constraint& c);
+
+  const Document& doc_;
+  KeyPath path_;
+  std::vector<std::string> known_, sections_, errors_;
+};
+
+// Writes nested YAML, one key per line, in declaration order.
+class YamlVisitor {
+ public:
+  template <class T>
+  void field(const char* name, T& value, const char* doc, const Constraint& c = {}) {
+    PATHVLM_CFG_CHECK_TYPE(T);
+    out.append(indent_, ' ').append(name).append(": ").append(render(value)).append("\n");
+  }
+  template <class S>
+  void section(const char* name, S& s, const char* doc) {
+    out.append(indent_, ' ').append(name).append(":\n");
+    indent_ += 2;
+    s.visit(*this);
+    indent_ -= 2;
+  }
+  std::string out;
+
+ private:
+  size_t indent_ = 0;
+};
+
+// ---- the API ---------------------------------------------------------------------------------------
+
+template <class T>
+std::vector<KeyInfo> schema(T config = T{}) {
+  SchemaVisitor v;
+  config.visit(v);
+  return v.keys;
+}
+
+template <class T>
+T read(const Document& doc) {
+  T config{};
+  ReaderVisitor reader(doc);
+  config.visit(reader);
+  reader.finish();
+  return config;
+}
+
+// Reads `path` (following `base:`), applies `overrides` ("a.b.c=value"), checks everything; throws Error.
+template <class T>
+T load(const std::string& path, const std::vector<std::string>& overrides = {}) {
+  Document doc = Document::from_file(path);
+  doc.override_with(overrides);
+  return read<T>(doc);
+}
+
+// The config as YAML that `load` reads back to the same values.
+template <class T>
+std::string to_yaml(T config) {
+  YamlVisitor v;
+  config.visit(v);
+  return v.out;
+}
+
+// `config docs`: every key with type, default, constraint and doc.
+std::string format_docs(const std::vector<KeyInfo>& keys);
+template <class T>
+std::string docs() {
+  return format_docs(schema<T>());
+}
+
+// The startup table of every resolved setting; values that differ from the default are marked '*'.
+std::string format_settings(const std::vector<KeyInfo>& values, const std::vector<KeyInfo>& defaults);
+template <class T>
+std::string settings_table(const T& config) {
+  return format_settings(schema<T>(config), schema<T>());
+}
+
+// Levenshtein distance, and the candidate nearest to `key` (empty if none is reasonably close).
+size_t edit_distance(const std::string& a, const std::string& b);
+std::string nearest_key(const std::string& key, const std::vector<std::string>& candidates);
+
+}  // namespace pathvlm::cfg

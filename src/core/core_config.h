@@ -1,0 +1,39 @@
+// Config sections owned by core: the run (name, directory, seed, task) and logging/metrics.
+#pragma once
+#include <string>
+
+#include "core/config.h"
+
+namespace pathvlm {
+
+struct RunConfig {
+  std::string name = "";
+  std::string runs_dir = "runs";
+  int64_t seed = 0;
+  std::string task = "clip";
+  template <class V>
+  void visit(V& v) {
+    v.field("name", name, "run name: the run directory is <runs_dir>/<name> (empty: <task>-<timestamp>)");
+    v.field("runs_dir", runs_dir, "directory that holds the run directories");
+    v.field("seed", seed, "global random seed (data order, initialisation, augmentation)", cfg::Min(0));
+    v.field("task", task, "what to train", cfg::OneOf{"clip", "instruct", "slide"});
+  }
+};
+
+struct LogConfig {
+  int every = 10;
+  bool tensorboard = true;
+  double flush_secs = 30.0;
+  std::string level = "info";
+  bool all_ranks = false;
+  template <class V>
+  void visit(V& v) {
+    v.field("every", every, "steps between log lines and metrics records", cfg::Min(1));
+    v.field("tensorboard", tensorboard, "also write metrics to a TensorBoard event file in the run directory");
+    v.field("flush_secs", flush_secs, "seconds between flushes of metrics.jsonl and the event file", cfg::Min(0.0));
+    v.field("level", level, "least severe messages printed", cfg::OneOf{"debug", "info", "warn", "error"});
+    v.field("all_ranks", all_ranks, "every rank prints info messages, prefixed [rank N] (debugging)");
+  }
+};
+
+}  // namespace pathvlm
