@@ -1,0 +1,110 @@
+// Task: what one kind of training (lm, clip, instruct, slide) plugs into the generic Trainer.
+//
+// The Trainer owns the loop (optimizer, schedule, clipping, checkpoints, preemption, logging); a Task owns
+// its model, its data and its loss. Per optimizer step the Trainer asks for `grad_accum` micro-batches
+// (next_batch, timed as data wait) and hands them to forward_backward, which by default is plain gradient
+// accumulation (loss / n, backward per micro-batch, Reducer sync only on the last). A task whose loss couples
+// the micro-batches (CLIP's contrastive loss over the full global batch) overrides forward_backward.
+//
+//   class MyTask : public train::Task {
+//     void build(const TaskContext& ctx) override;             // model on ctx.device, data for ctx.rank
+//     torch::nn::Module& model() override;
+//     Batch next_batch() override;                             // this rank's next micro-batch
+//     LossOutput loss(const Batch& b) override;                // mean loss over the micro-batch
+//   };
+//   // and one line in make_task() (src/train/task.cpp)
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace pathvlm {
+struct JobConfig;
+namespace dist {
+class Comm;
+class Reducer;
+}  // namespace dist
+}  // namespace pathvlm
+
+namespace pathvlm::train {
+
+// One micro-batch on this rank: named tensors already on the task's device.
+struct Batch {
+  std::map<std::string, torch::Tensor> tensors;
+  int64_t samples = 0;  // rows in this micro-batch
+  int64_t tokens = 0;   // tokens (or patches) processed, for throughput; 0 when not meaningful
+
+  const torch::Tensor& at(const std::string& key) const;  // throws naming the missing key
+};
+
+struct LossOutput {
+  torch::Tensor loss;                             // scalar, mean over the micro-batch, with grad
+  std::map<std::string, torch::Tensor> metrics;   // extra scalars to log (detached), averaged over micro-batches
+};
+
+// What forward_backward returns for one optimizer step on this rank.
+struct StepOutput {
+  torch::Tensor loss;                             // scalar, detached: mean over the micro-batches
+  std::map<std::string, torch::Tensor> metrics;   // detached scalars, logged (rank-averaged) by the Trainer
+};
+
+// Everything build() may use. The task reads its own config section from `job`.
+struct TaskContext {
+  const JobConfig& job;
+  torch::Device device;
+  dist::Comm& comm;
+  int rank = 0;
+  int world_size = 1;
+  int64_t micro_batch_size = 1;  // samples per rank per micro-step (train.micro_batch_size)
+  int grad_accum = 1;            // micro-steps per optimizer step
+  uint64_t seed = 0;             // data order seed (train.seed); model init is seeded by the Trainer
+  std::string run_dir;
+};
+
+// Handed to forward_backward: the gradient synchronisation of this step.
+struct StepContext {
+  dist::Reducer& reducer;  // prepare_backward(sync) before every backward; finish_backward() after the last
+  dist::Comm& comm;        // for losses that need other ranks' data (CLIP all-gathers features)
+  int step = 0;            // 1-based optimizer step being computed
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+
+  // Builds the model on ctx.device (parameters initialised from the current torch seed) and the data.
+  virtual void build(const TaskContext& ctx) = 0;
+  virtual torch::nn::Module& model() = 0;
+
+  // Tensors saved in model.safetensors and restored on resume, by their export names (Hugging Face names for
+  // CLIP). Default: the model's parameters and buffers by their module paths.
+  virtual std::vector<std::pair<std::string, torch::Tensor>> state_tensors();
+
+  // This rank's next micro-batch (rolls over epochs).
+  virtual Batch next_batch() = 0;
+  // Forward on one micro-batch.
+  virtual LossOutput loss(const Batch& batch) = 0;
+  // Forward + backward of one optimizer step over its micro-batches. The default is plain accumulation.
+  virtual StepOutput forward_backward(const std::vector<Batch>& micro, StepContext& ctx);
+
+  // Runs on every rank every eval.every steps (model in eval mode, no grad); returns metrics already reduced
+  // over ranks (identical on every rank). Default: nothing to evaluate.
+  virtual std::map<std::string, double> evaluate(dist::Comm& comm) { return {}; }
+  // Writes the deployable artifact of the trained model into `dir` (called on rank 0 at the end).
+  virtual void export_model(const std::string& dir) {}
+
+  // Data position for resume (sampler cursor and any augmentation RNG of this rank), and the current epoch.
+  virtual nlohmann::json data_state() const = 0;
+  virtual void restore_data_state(const nlohmann::json& state) = 0;
+  virtual int64_t epoch() const = 0;
+};
+
+// The tasks `pathvlm train` knows, by `run.task`. Throws naming the unknown task and listing the known ones.
+std::unique_ptr<Task> make_task(const std::string& name);
+std::vector<std::string> task_names();
+
+}  // namespace pathvlm::train
