@@ -1,0 +1,107 @@
+#include "train/adamw.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "dist/comm.h"
+
+namespace pathvlm::train {
+
+AdamW::AdamW(Options options) : options_(options) {}
+
+void AdamW::add(const std::string& key, torch::Tensor param, torch::Tensor grad, bool decay) {
+  PATHVLM_CHECK(param.defined() && grad.defined(), "AdamW: shard '", key, "' has an undefined parameter or gradient");
+  PATHVLM_CHECK(param.sizes() == grad.sizes(), "AdamW: shard '", key, "': parameter ", param.sizes(),
+                " and gradient ", grad.sizes(), " differ in shape");
+  PATHVLM_CHECK(param.is_floating_point(), "AdamW: shard '", key, "' is not floating point");
+  for (const auto& s : slots_) PATHVLM_CHECK(s.key != key, "AdamW: shard key '", key, "' added twice");
+  auto moments = torch::zeros_like(param, param.options().dtype(torch::kFloat32));
+  slots_.push_back({key, param, grad, moments, moments.clone(), decay});
+}
+
+void AdamW::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++step_;
+  const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
+  const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
+  const double step_size = lr / bias_correction1;
+  const double bc2_sqrt = std::sqrt(bias_correction2);
+  for (auto& s : slots_) {
+    // fp32 arithmetic whatever the parameter dtype; written back once.
+    const bool fp32 = s.param.scalar_type() == torch::kFloat32;
+    torch::Tensor p = fp32 ? s.param : s.param.to(torch::kFloat32);
+    torch::Tensor g = s.grad.scalar_type() == torch::kFloat32 ? s.grad : s.grad.to(torch::kFloat32);
+    if (s.decay && options_.weight_decay != 0) p.mul_(1.0 - lr * options_.weight_decay);
+    s.exp_avg.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
+    s.exp_avg_sq.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
+    auto denom = (s.exp_avg_sq.sqrt() / bc2_sqrt).add_(options_.eps);
+    p.addcdiv_(s.exp_avg, denom, -step_size);
+    if (!fp32) s.param.copy_(p);
+  }
+}
+
+std::vector<torch::Tensor> AdamW::grads() const {
+  std::vector<torch::Tensor> out;
+  out.reserve(slots_.size());
+  for (const auto& s : slots_) out.push_back(s.grad);
+  return out;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> AdamW::state() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& s : slots_) {
+    out.emplace_back(s.key + ".exp_avg", s.exp_avg);
+    out.emplace_back(s.key + ".exp_avg_sq", s.exp_avg_sq);
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::vector<std::pair<std::string, torch::Tensor>>& tensors, int64_t step) {
+  std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
+  torch::NoGradGuard no_grad;
+  for (auto& s : slots_) {
+    for (auto* moment : {&s.exp_avg, &s.exp_avg_sq}) {
+      const std::string name = s.key + (moment == &s.exp_avg ? ".exp_avg" : ".exp_avg_sq");
+      auto it = by_name.find(name);
+      PATHVLM_CHECK(it != by_name.end(), "optimizer state: tensor '", name,
+                    "' is missing (was the checkpoint written with another model, world size or sharding?)");
+      PATHVLM_CHECK(it->second.sizes() == moment->sizes(), "optimizer state: tensor '", name, "' has shape ",
+                    it->second.sizes(), ", expected ", moment->sizes());
+      moment->copy_(it->second);
+    }
+  }
+  PATHVLM_CHECK(by_name.size() == 2 * slots_.size(), "optimizer state: ", by_name.size(), " tensors, expected ",
+                2 * slots_.size());
+  step_ = step;
+}
+
+double clip_grad_norm(const std::vector<torch::Tensor>& grads, double max_norm, dist::Comm* sum_over) {
+  torch::NoGradGuard no_grad;
+  if (grads.empty() && !sum_over) return 0.0;
+  torch::Tensor sq;
+  for (const auto& g : grads) {
+    auto s = g.to(torch::kFloat32).pow(2).sum();
+    sq = sq.defined() ? sq + s : s;
+  }
+  if (!sq.defined()) sq = torch::zeros({}, torch::kFloat32);
+  if (sum_over) {
+    sq = sq.reshape({1}).contiguous();
+    sum_over->allreduce(sq, dist::ReduceOp::Sum);
+  }
+  const double norm = std::sqrt(sq.item<double>());
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const auto& g : grads) g.mul_(scale);
+  }
+  return norm;
+}
+
+bool wants_weight_decay(const std::string& name, const torch::Tensor& param,
+                        const std::vector<std::string>& no_decay) {
+  if (param.dim() < 2 || name.find("bias") != std::string::npos) return false;
+  for (const auto& pattern : no_decay)
+    if (!pattern.empty() && name.find(pattern) != std::string::npos) return false;
+  return true;
+}
+
+}  // namespace pathvlm::train
