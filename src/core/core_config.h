@@ -16,7 +16,7 @@ struct RunConfig {
     v.field("name", name, "run name: the run directory is <runs_dir>/<name> (empty: <task>-<timestamp>)");
     v.field("runs_dir", runs_dir, "directory that holds the run directories");
     v.field("seed", seed, "global random seed (data order, initialisation, augmentation)", cfg::Min(0));
-    v.field("task", task, "what to train", cfg::OneOf{"clip", "instruct", "slide"});
+    v.field("task", task, "what to train", cfg::OneOf{"clip", "instruct", "slide", "lm"});
   }
 };
 

@@ -9,17 +9,29 @@
 
 #include "core/config.h"
 #include "core/core_config.h"
+#include "train/lm_config.h"
+#include "train/train_config.h"
 
 namespace pathvlm {
 
 struct JobConfig {
   RunConfig run;
   LogConfig log;
+  train::TrainConfig train;
+  train::OptimConfig optim;
+  train::CheckpointConfig checkpoint;
+  train::EvalConfig eval;
+  train::LmConfig lm;
 
   template <class V>
   void visit(V& v) {
     v.section("run", run, "the run: name, directory, seed, task");
     v.section("log", log, "console log, metrics.jsonl and TensorBoard");
+    v.section("train", train, "the training loop: steps, batch, precision, freezing");
+    v.section("optim", optim, "AdamW, gradient clipping and the learning-rate schedule");
+    v.section("checkpoint", checkpoint, "saving, retention and resume");
+    v.section("eval", eval, "periodic evaluation");
+    v.section("lm", lm, "the toy `lm` task: tiny causal transformer on synthetic sequences");
   }
 };
 
