@@ -1,0 +1,371 @@
+#include "data/image.h"
+
+#include <png.h>
+#include <turbojpeg.h>
+
+#include <algorithm>
+#include <cmath>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+
+#include "core/error.h"
+
+namespace pathvlm::data {
+namespace {
+
+void check_rgb(const torch::Tensor& rgb, const char* op) {
+  PATHVLM_CHECK(rgb.defined() && rgb.dim() == 3 && rgb.size(2) == 3 && rgb.scalar_type() == torch::kByte, op,
+                ": expected an RGB uint8 image [H,W,3], got ",
+                rgb.defined() ? str(rgb.sizes(), " ", rgb.scalar_type()) : std::string("an undefined tensor"));
+  PATHVLM_CHECK(rgb.size(0) > 0 && rgb.size(1) > 0, op, ": empty image ", rgb.sizes());
+}
+
+// ---- JPEG (libturbojpeg) -----------------------------------------------------------------------------
+
+struct TjDeleter {
+  void operator()(void* h) const { tjDestroy(h); }
+};
+using TjHandle = std::unique_ptr<void, TjDeleter>;
+
+// Handles are reusable but not shareable between threads: one of each kind per thread.
+tjhandle thread_decompressor() {
+  thread_local TjHandle handle(tjInitDecompress());
+  PATHVLM_CHECK(handle, "libturbojpeg: cannot create a decompressor: ", tjGetErrorStr2(nullptr));
+  return handle.get();
+}
+tjhandle thread_compressor() {
+  thread_local TjHandle handle(tjInitCompress());
+  PATHVLM_CHECK(handle, "libturbojpeg: cannot create a compressor: ", tjGetErrorStr2(nullptr));
+  return handle.get();
+}
+
+torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& what) {
+  tjhandle tj = thread_decompressor();
+  int width = 0, height = 0, subsamp = 0, colorspace = 0;
+  PATHVLM_CHECK(tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &width, &height, &subsamp,
+                                    &colorspace) == 0,
+                what, ": corrupt JPEG header (", tjGetErrorStr2(tj), ")");
+  PATHVLM_CHECK(colorspace != TJCS_CMYK && colorspace != TJCS_YCCK, what,
+                ": CMYK JPEG images are not supported; convert to RGB");
+  PATHVLM_CHECK(width > 0 && height > 0, what, ": JPEG has an empty size ", width, "x", height);
+  auto out = torch::empty({height, width, 3}, torch::kByte);
+  // Warnings (truncated data, corrupt segments) count as errors: a half-grey tile must not reach training.
+  if (tjDecompress2(tj, data, static_cast<unsigned long>(size), out.data_ptr<uint8_t>(), width, 0, height, TJPF_RGB,
+                    TJFLAG_STOPONWARNING) != 0) {
+    throw Error(str(what, ": corrupt JPEG data (", tjGetErrorStr2(tj), ")"));
+  }
+  return out;
+}
+
+// ---- PNG (libpng) ------------------------------------------------------------------------------------
+
+struct PngIo {
+  const uint8_t* data = nullptr;
+  size_t size = 0, pos = 0;
+  std::vector<uint8_t>* sink = nullptr;
+  char error[256] = {0};
+};
+
+void png_on_error(png_structp png, png_const_charp message) {
+  auto* io = static_cast<PngIo*>(png_get_error_ptr(png));
+  std::snprintf(io->error, sizeof io->error, "%s", message);
+  png_longjmp(png, 1);
+}
+void png_on_warning(png_structp, png_const_charp) {}  // benign (unknown chunks, sRGB profile nits)
+
+void png_read_bytes(png_structp png, png_bytep out, png_size_t n) {
+  auto* io = static_cast<PngIo*>(png_get_io_ptr(png));
+  if (io->pos + n > io->size) png_error(png, "truncated data");
+  std::memcpy(out, io->data + io->pos, n);
+  io->pos += n;
+}
+void png_write_bytes(png_structp png, png_bytep in, png_size_t n) {
+  auto* io = static_cast<PngIo*>(png_get_io_ptr(png));
+  io->sink->insert(io->sink->end(), in, in + n);
+}
+void png_flush_nothing(png_structp) {}
+
+// Reads into `pixels` (rows of `channels` bytes per pixel). Returns false with io.error set on failure.
+// Every C++ object lives in the caller's frame, so longjmp skips no destructor.
+bool png_decode_raw(PngIo& io, std::vector<uint8_t>& pixels, std::vector<png_bytep>& rows, png_uint_32& width,
+                    png_uint_32& height, int& channels) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
+  if (!png) {
+    std::snprintf(io.error, sizeof io.error, "libpng: out of memory");
+    return false;
+  }
+  png_infop info = png_create_info_struct(png);
+  if (!info || setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+    if (!io.error[0]) std::snprintf(io.error, sizeof io.error, "libpng: out of memory");
+    return false;
+  }
+  png_set_read_fn(png, &io, png_read_bytes);
+  png_read_info(png, info);
+  width = png_get_image_width(png, info);
+  height = png_get_image_height(png, info);
+  const int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+  if (depth == 16) png_set_strip_16(png);  // high byte, as PIL
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if ((color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) && depth < 8)
+    png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  channels = png_get_channels(png, info);
+  const size_t row_bytes = png_get_rowbytes(png, info);
+  pixels.resize(row_bytes * height);
+  rows.resize(height);
+  for (png_uint_32 y = 0; y < height; ++y) rows[y] = pixels.data() + y * row_bytes;
+  png_read_image(png, rows.data());
+  png_destroy_read_struct(&png, &info, nullptr);
+  return true;
+}
+
+torch::Tensor decode_png(const uint8_t* data, size_t size, const std::string& what) {
+  PngIo io;
+  io.data = data;
+  io.size = size;
+  std::vector<uint8_t> pixels;
+  std::vector<png_bytep> rows;
+  png_uint_32 width = 0, height = 0;
+  int channels = 0;
+  if (!png_decode_raw(io, pixels, rows, width, height, channels))
+    throw Error(str(what, ": corrupt PNG data (", io.error, ")"));
+  PATHVLM_CHECK(width > 0 && height > 0 && (channels == 3 || channels == 4), what, ": unsupported PNG layout (",
+                width, "x", height, ", ", channels, " channels after expansion)");
+  auto out = torch::empty({static_cast<int64_t>(height), static_cast<int64_t>(width), 3}, torch::kByte);
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  const size_t n = static_cast<size_t>(width) * height;
+  if (channels == 3) {
+    std::memcpy(dst, pixels.data(), n * 3);
+  } else {  // composite onto white, rounding as integer arithmetic would
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* p = pixels.data() + 4 * i;
+      const unsigned a = p[3];
+      for (int c = 0; c < 3; ++c) dst[3 * i + c] = static_cast<uint8_t>((p[c] * a + 255u * (255u - a) + 127u) / 255u);
+    }
+  }
+  return out;
+}
+
+bool png_encode_raw(PngIo& io, const uint8_t* pixels, int width, int height) {
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
+  if (!png) return false;
+  png_infop info = png_create_info_struct(png);
+  if (!info || setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, info ? &info : nullptr);
+    return false;
+  }
+  png_set_write_fn(png, &io, png_write_bytes, png_flush_nothing);
+  png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (int y = 0; y < height; ++y) png_write_row(png, const_cast<png_bytep>(pixels + static_cast<size_t>(y) * width * 3));
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return true;
+}
+
+std::string lower_extension(const std::string& path) {
+  auto dot = path.find_last_of('.');
+  auto slash = path.find_last_of('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  std::string ext = path.substr(dot);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+}  // namespace
+
+ImageFormat sniff_image_format(const uint8_t* data, size_t size) {
+  static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return ImageFormat::Jpeg;
+  if (size >= 8 && std::memcmp(data, png_magic, 8) == 0) return ImageFormat::Png;
+  return ImageFormat::Unknown;
+}
+
+const char* image_format_name(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::Jpeg: return "jpeg";
+    case ImageFormat::Png: return "png";
+    default: return "unknown";
+  }
+}
+
+torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& what) {
+  PATHVLM_CHECK(size > 0, what, ": empty image data (0 bytes)");
+  switch (sniff_image_format(data, size)) {
+    case ImageFormat::Jpeg: return decode_jpeg(data, size, what);
+    case ImageFormat::Png: return decode_png(data, size, what);
+    default:
+      throw Error(str(what, ": not a JPEG or PNG image (", size, " bytes, unrecognised signature)"));
+  }
+}
+
+torch::Tensor decode_image(const Bytes& bytes, const std::string& what) {
+  return decode_image(bytes.data(), bytes.size(), what);
+}
+
+Bytes read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  PATHVLM_CHECK(in, "cannot open '", path, "': ", std::strerror(errno));
+  const auto size = static_cast<size_t>(in.tellg());
+  Bytes bytes(size);
+  in.seekg(0);
+  PATHVLM_CHECK(in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)),
+                "cannot read '", path, "'");
+  return bytes;
+}
+
+void write_file_bytes(const std::string& path, const Bytes& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  PATHVLM_CHECK(out, "cannot create '", path, "': ", std::strerror(errno));
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  PATHVLM_CHECK(out.flush(), "cannot write '", path, "'");
+}
+
+torch::Tensor read_image(const std::string& path) { return decode_image(read_file_bytes(path), str("'", path, "'")); }
+
+void write_image(const std::string& path, const torch::Tensor& rgb, int jpeg_quality) {
+  const std::string ext = lower_extension(path);
+  if (ext == ".png") return write_file_bytes(path, encode_png(rgb));
+  if (ext == ".jpg" || ext == ".jpeg") return write_file_bytes(path, encode_jpeg(rgb, jpeg_quality));
+  throw Error(str("cannot write image '", path, "': the extension must be .png, .jpg or .jpeg"));
+}
+
+Bytes encode_jpeg(const torch::Tensor& rgb, int quality) {
+  check_rgb(rgb, "encode_jpeg");
+  PATHVLM_CHECK(quality >= 1 && quality <= 100, "encode_jpeg: quality must be in [1, 100], got ", quality);
+  auto src = rgb.contiguous();
+  tjhandle tj = thread_compressor();
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  const int subsamp = quality >= 90 ? TJSAMP_444 : TJSAMP_420;
+  if (tjCompress2(tj, src.data_ptr<uint8_t>(), static_cast<int>(src.size(1)), 0, static_cast<int>(src.size(0)),
+                  TJPF_RGB, &buffer, &size, subsamp, quality, 0) != 0) {
+    if (buffer) tjFree(buffer);
+    throw Error(str("encode_jpeg: ", tjGetErrorStr2(tj)));
+  }
+  Bytes out(buffer, buffer + size);
+  tjFree(buffer);
+  return out;
+}
+
+Bytes encode_png(const torch::Tensor& rgb) {
+  check_rgb(rgb, "encode_png");
+  auto src = rgb.contiguous();
+  Bytes out;
+  PngIo io;
+  io.sink = &out;
+  PATHVLM_CHECK(png_encode_raw(io, src.data_ptr<uint8_t>(), static_cast<int>(src.size(1)),
+                               static_cast<int>(src.size(0))),
+                "encode_png: ", io.error[0] ? io.error : "libpng: out of memory");
+  return out;
+}
+
+torch::Tensor resize_bicubic(const torch::Tensor& rgb, int height, int width) {
+  check_rgb(rgb, "resize_bicubic");
+  PATHVLM_CHECK(height > 0 && width > 0, "resize_bicubic: bad output size ", height, "x", width);
+  if (rgb.size(0) == height && rgb.size(1) == width) return rgb;
+  auto x = rgb.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat).contiguous();
+  // The antialiased kernel uses PIL's a = -0.5 and widens its support when downscaling (PIL's behaviour);
+  // plain upsample_bicubic2d uses a = -0.75 and aliases.
+  const std::vector<int64_t> size = {height, width};
+  auto y = at::_upsample_bicubic2d_aa(x, at::IntArrayRef(size), /*align_corners=*/false, c10::nullopt, c10::nullopt);
+  return y.squeeze(0).round_().clamp_(0, 255).to(torch::kByte).permute({1, 2, 0}).contiguous();
+}
+
+torch::Tensor resize_shortest_side(const torch::Tensor& rgb, int size) {
+  check_rgb(rgb, "resize_shortest_side");
+  PATHVLM_CHECK(size > 0, "resize_shortest_side: size must be positive, got ", size);
+  const int64_t h = rgb.size(0), w = rgb.size(1);
+  const int64_t short_side = std::min(h, w), long_side = std::max(h, w);
+  const auto new_long = static_cast<int>(static_cast<double>(size) * static_cast<double>(long_side) /
+                                         static_cast<double>(short_side));
+  return h <= w ? resize_bicubic(rgb, size, new_long) : resize_bicubic(rgb, new_long, size);
+}
+
+torch::Tensor center_crop(const torch::Tensor& rgb, int height, int width) {
+  check_rgb(rgb, "center_crop");
+  PATHVLM_CHECK(height > 0 && width > 0, "center_crop: bad crop size ", height, "x", width);
+  const int64_t h = rgb.size(0), w = rgb.size(1);
+  if (h == height && w == width) return rgb;
+  if (h >= height && w >= width) {
+    const int64_t top = (h - height) / 2, left = (w - width) / 2;
+    return rgb.slice(0, top, top + height).slice(1, left, left + width).contiguous();
+  }
+  // Smaller than the crop: place it centered on black, then crop.
+  const int64_t ph = std::max<int64_t>(h, height), pw = std::max<int64_t>(w, width);
+  auto padded = torch::zeros({ph, pw, 3}, torch::kByte);
+  const int64_t oy = (ph - h) / 2, ox = (pw - w) / 2;
+  padded.slice(0, oy, oy + h).slice(1, ox, ox + w).copy_(rgb);
+  return center_crop(padded, height, width);
+}
+
+torch::Tensor resize_shortest_and_center_crop(const torch::Tensor& rgb, int size) {
+  return center_crop(resize_shortest_side(rgb, size), size, size);
+}
+
+CropBox random_resized_crop_box(int height, int width, torch::Generator& gen, std::array<double, 2> scale,
+                                std::array<double, 2> ratio) {
+  PATHVLM_CHECK(height > 0 && width > 0, "random_resized_crop: empty image ", height, "x", width);
+  PATHVLM_CHECK(scale[0] > 0 && scale[0] <= scale[1] && scale[1] <= 1.0, "random_resized_crop: scale must satisfy 0 < lo <= hi <= 1, got [",
+                scale[0], ", ", scale[1], "]");
+  PATHVLM_CHECK(ratio[0] > 0 && ratio[0] <= ratio[1], "random_resized_crop: bad aspect ratio range [", ratio[0], ", ",
+                ratio[1], "]");
+  const double area = static_cast<double>(height) * width;
+  const double log_lo = std::log(ratio[0]), log_hi = std::log(ratio[1]);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    auto u = torch::rand({2}, gen, torch::TensorOptions().dtype(torch::kDouble));
+    const double target_area = area * (scale[0] + (scale[1] - scale[0]) * u[0].item<double>());
+    const double aspect = std::exp(log_lo + (log_hi - log_lo) * u[1].item<double>());
+    const int w = static_cast<int>(std::lround(std::sqrt(target_area * aspect)));
+    const int h = static_cast<int>(std::lround(std::sqrt(target_area / aspect)));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      const int top = static_cast<int>(torch::randint(0, height - h + 1, {1}, gen).item<int64_t>());
+      const int left = static_cast<int>(torch::randint(0, width - w + 1, {1}, gen).item<int64_t>());
+      return {top, left, h, w};
+    }
+  }
+  // Fallback: the whole image, cropped centrally to the nearest allowed aspect ratio.
+  const double in_ratio = static_cast<double>(width) / height;
+  int w = width, h = height;
+  if (in_ratio < ratio[0]) {
+    h = static_cast<int>(std::lround(w / ratio[0]));
+  } else if (in_ratio > ratio[1]) {
+    w = static_cast<int>(std::lround(h * ratio[1]));
+  }
+  return {(height - h) / 2, (width - w) / 2, h, w};
+}
+
+torch::Tensor resized_crop(const torch::Tensor& rgb, const CropBox& box, int size) {
+  check_rgb(rgb, "resized_crop");
+  PATHVLM_CHECK(box.top >= 0 && box.left >= 0 && box.height > 0 && box.width > 0 &&
+                    box.top + box.height <= rgb.size(0) && box.left + box.width <= rgb.size(1),
+                "resized_crop: box (top ", box.top, ", left ", box.left, ", ", box.height, "x", box.width,
+                ") is outside the ", rgb.size(0), "x", rgb.size(1), " image");
+  auto crop = rgb.slice(0, box.top, box.top + box.height).slice(1, box.left, box.left + box.width).contiguous();
+  return resize_bicubic(crop, size, size);
+}
+
+torch::Tensor random_resized_crop(const torch::Tensor& rgb, int size, torch::Generator& gen,
+                                  std::array<double, 2> scale, std::array<double, 2> ratio) {
+  check_rgb(rgb, "random_resized_crop");
+  auto box = random_resized_crop_box(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), gen, scale, ratio);
+  return resized_crop(rgb, box, size);
+}
+
+torch::Tensor normalize_image(const torch::Tensor& rgb, const std::array<double, 3>& mean,
+                              const std::array<double, 3>& std) {
+  check_rgb(rgb, "normalize_image");
+  auto m = torch::tensor({mean[0], mean[1], mean[2]}, torch::kFloat).view({3, 1, 1});
+  auto s = torch::tensor({std[0], std[1], std[2]}, torch::kFloat).view({3, 1, 1});
+  return rgb.permute({2, 0, 1}).to(torch::kFloat).div_(255.0f).sub_(m).div_(s).contiguous();
+}
+
+}  // namespace pathvlm::data

@@ -1,0 +1,81 @@
+// Images for CLIP: decode / encode JPEG (libturbojpeg) and PNG (libpng), PIL-like bicubic resize, crops,
+// RandomResizedCrop and the OpenAI normalisation.
+//
+// Pixels are uint8 RGB tensors [H, W, 3] (contiguous, CPU) everywhere except the final normalised float
+// [3, H, W] that goes to the model.
+//
+//   auto img = decode_image(bytes, "shard 'a.h5' record 7");         // gray / RGBA / 16-bit -> RGB uint8
+//   auto train = random_resized_crop(img, 224, gen);                  // open_clip's training augmentation
+//   auto eval = resize_shortest_and_center_crop(img, 224);            // CLIPImageProcessor / open_clip eval
+//   torch::Tensor x = normalize_openai(train);                        // float [3,224,224]
+//
+// Resizing matches PIL's bicubic (a = -0.5, antialiased when downscaling): what CLIPImageProcessor and
+// torchvision on PIL images do. It runs in float and rounds back to uint8 as PIL does, so values may differ
+// from PIL's fixed-point arithmetic by one grey level.
+#pragma once
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pathvlm::data {
+
+using Bytes = std::vector<uint8_t>;
+
+enum class ImageFormat { Jpeg, Png, Unknown };
+ImageFormat sniff_image_format(const uint8_t* data, size_t size);  // by magic bytes
+const char* image_format_name(ImageFormat f);                       // "jpeg", "png", "unknown"
+
+// Decodes JPEG or PNG bytes to RGB uint8 [H,W,3]. Grayscale is expanded, palette expanded, 16-bit reduced to
+// 8-bit (high byte, as PIL does), and alpha composited onto white (as transformers' convert_to_rgb does).
+// Throws pathvlm::Error "<what>: <reason>" for empty, truncated, corrupt or unsupported data.
+torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& what);
+torch::Tensor decode_image(const Bytes& bytes, const std::string& what);
+
+// Whole-file helpers; errors name the path.
+Bytes read_file_bytes(const std::string& path);
+void write_file_bytes(const std::string& path, const Bytes& bytes);
+torch::Tensor read_image(const std::string& path);
+// Format by extension: .jpg/.jpeg or .png.
+void write_image(const std::string& path, const torch::Tensor& rgb, int jpeg_quality = 95);
+
+// Encoders for uint8 [H,W,3]. JPEG uses 4:2:0 chroma subsampling below quality 90 and 4:4:4 from 90 up.
+Bytes encode_jpeg(const torch::Tensor& rgb, int quality = 95);
+Bytes encode_png(const torch::Tensor& rgb);
+
+// PIL-like bicubic resize of uint8 [H,W,3] to [height,width,3]; the same size returns the input.
+torch::Tensor resize_bicubic(const torch::Tensor& rgb, int height, int width);
+// Shortest side to `size`, the other side int(size * long / short), as CLIPImageProcessor and torchvision do.
+torch::Tensor resize_shortest_side(const torch::Tensor& rgb, int size);
+// Centered crop; the offset is floor((H - h) / 2) as in transformers' center_crop. Pads with black if the
+// image is smaller than the crop (as transformers does).
+torch::Tensor center_crop(const torch::Tensor& rgb, int height, int width);
+// Evaluation transform: shortest side to `size`, then center crop size x size (square inputs of `size` pass
+// through unchanged).
+torch::Tensor resize_shortest_and_center_crop(const torch::Tensor& rgb, int size);
+
+// torchvision RandomResizedCrop parameters: up to 10 tries of area fraction in `scale` and log-uniform aspect
+// ratio in `ratio`, else a center crop with the ratio clamped. Draws from `gen` only.
+struct CropBox {
+  int top = 0, left = 0, height = 0, width = 0;
+};
+CropBox random_resized_crop_box(int height, int width, torch::Generator& gen,
+                                std::array<double, 2> scale = {0.9, 1.0},
+                                std::array<double, 2> ratio = {3.0 / 4.0, 4.0 / 3.0});
+// Crop `box` and resize it to size x size (bicubic).
+torch::Tensor resized_crop(const torch::Tensor& rgb, const CropBox& box, int size);
+torch::Tensor random_resized_crop(const torch::Tensor& rgb, int size, torch::Generator& gen,
+                                  std::array<double, 2> scale = {0.9, 1.0},
+                                  std::array<double, 2> ratio = {3.0 / 4.0, 4.0 / 3.0});
+
+constexpr std::array<double, 3> kOpenAiMean = {0.48145466, 0.4578275, 0.40821073};
+constexpr std::array<double, 3> kOpenAiStd = {0.26862954, 0.26130258, 0.27577711};
+
+// uint8 [H,W,3] -> float [3,H,W] = (x / 255 - mean) / std.
+torch::Tensor normalize_image(const torch::Tensor& rgb, const std::array<double, 3>& mean = kOpenAiMean,
+                              const std::array<double, 3>& std = kOpenAiStd);
+inline torch::Tensor normalize_openai(const torch::Tensor& rgb) { return normalize_image(rgb); }
+
+}  // namespace pathvlm::data
