@@ -1,0 +1,64 @@
+// Creating and naming run directories.
+#include "core/run_dir.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace pathvlm {
+
+std::string resolve_run_name(const RunConfig& run) {
+  if (!run.name.empty()) return run.name;
+  if (const char* job = std::getenv("SLURM_JOB_ID"); job && *job) return run.task + "-" + job;
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &local);
+  return run.task + "-" + buf;
+}
+
+RunDir open_run_dir(const RunConfig& run, const std::string& resolved_yaml, int rank, const std::string& name) {
+  RunDir dir;
+  dir.name = name.empty() ? resolve_run_name(run) : name;
+  PATHVLM_CHECK(dir.name.find('/') == std::string::npos && dir.name != "." && dir.name != "..",
+                "run.name '", dir.name, "' must be a plain directory name (no '/')");
+  dir.path = (fs::path(run.runs_dir) / dir.name).string();
+  dir.writer = rank == 0;
+  std::error_code ec;
+  dir.resumed = fs::exists(dir.config_path(), ec);
+  if (!dir.writer) return dir;
+
+  fs::create_directories(dir.checkpoints_dir(), ec);
+  PATHVLM_CHECK(!ec, "run directory '", dir.path, "' cannot be created: ", ec.message());
+  std::string previous;
+  if (dir.resumed) {
+    std::ifstream in(dir.config_path());
+    std::ostringstream text;
+    text << in.rdbuf();
+    previous = text.str();
+  }
+  // Written to a temporary name and renamed, so a crash never leaves half a config.
+  std::string tmp = dir.config_path() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << resolved_yaml;
+    PATHVLM_CHECK(out.good(), "run directory '", dir.path, "': cannot write config.yaml: ", std::strerror(errno));
+  }
+  fs::rename(tmp, dir.config_path(), ec);
+  PATHVLM_CHECK(!ec, "run directory '", dir.path, "': cannot write config.yaml: ", ec.message());
+  log_set_file(dir.log_path());
+  if (dir.resumed && previous != resolved_yaml)
+    log_warn("run directory '", dir.path, "' held a different config.yaml; it now holds this run's config");
+  return dir;
+}
+
+}  // namespace pathvlm
