@@ -74,9 +74,10 @@ class Object {
 
   hid id() const { return handle_->id(); }  // for code that must call the C API directly
 
- protected:
-  Object() = default;
+  // Wraps an open identifier; `kind` ("file", "group", "dataset") names it in messages.
   Object(std::shared_ptr<const Handle> handle, std::string file, std::string path, const char* kind);
+
+ protected:
   std::shared_ptr<const Handle> handle_;
   std::string file_, path_;
   const char* kind_ = "object";
@@ -112,9 +113,9 @@ class Dataset : public Object {
   Blob read_blob(int64_t index) const;
   void append_blobs(const std::vector<Blob>& values);
 
- private:
-  friend class Group;
   using Object::Object;
+
+ private:
   void check_rows(int64_t begin, int64_t count) const;
   int64_t grow(int64_t extra);  // extends the first dimension, returns the old row count
 };
@@ -149,8 +150,6 @@ class Group : public Object {
   }
   std::vector<std::string> read_strings(const std::string& path) const { return dataset(path).read_strings(); }
 
- protected:
-  friend class File;
   using Object::Object;
 };
 
@@ -161,7 +160,6 @@ class File : public Group {
   static File create(const std::string& path);      // create or truncate
   void flush();                                     // H5Fflush: what is written so far survives a crash
 
- private:
   using Group::Group;
 };
 
