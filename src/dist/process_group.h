@@ -1,0 +1,48 @@
+// Process setup: MPI initialised once per process, the rank's device, and the Comm for a device.
+//
+//   const auto& env = dist::init_processes();                 // rank / world size / local rank
+//   auto device = dist::local_device(env);                     // cuda:<local_rank>, else CPU
+//   auto comm = dist::make_comm(job.dist, device);             // MPI, NCCL, or local (world size 1)
+//
+// A single process started without a launcher gets a "local" Comm (no MPI needed). MPI is finalised at
+// exit. Errors in the collectives themselves (timeouts, dead peers) end the whole job via abort_job().
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+#include "dist/comm.h"
+#include "dist/dist_config.h"
+#include "dist/env.h"
+
+namespace pathvlm::dist {
+
+// Idempotent. Initialises MPI when an MPI launcher started the process and confirms rank, world size and
+// local rank with MPI. Throws pathvlm::Error when the environment names several ranks but there is no
+// MPI launcher to connect them (e.g. srun without --mpi=pmix).
+const DistEnv& init_processes();
+
+// One process per GPU: cuda:<local_rank> when CUDA is available, else CPU.
+torch::Device local_device(const DistEnv& env);
+
+// The Comm for tensors on `device`: backend auto -> nccl for CUDA devices when built with NCCL, else mpi.
+std::unique_ptr<Comm> make_comm(const DistConfig& cfg, torch::Device device);
+
+// True when this binary was built with the NCCL backend.
+bool build_has_nccl();
+
+// Prints "[rank r] message" to stderr and ends every rank of the job with a non-zero status.
+[[noreturn]] void abort_job(const std::string& message);
+
+// ---- backends (use make_comm) -------------------------------------------------------------------
+std::unique_ptr<Comm> make_mpi_comm(double timeout_s);
+std::unique_ptr<Comm> make_local_comm();
+#ifdef PATHVLM_HAVE_NCCL
+// `bootstrap` (MPI, or local for one rank) broadcasts the NCCL unique id from rank 0; the NCCL Comm keeps it.
+std::unique_ptr<Comm> make_nccl_comm(std::unique_ptr<Comm> bootstrap, torch::Device device, double timeout_s);
+#endif
+// Stops the MPI communication thread (called once at exit, before MPI_Finalize).
+void stop_mpi_engine();
+
+}  // namespace pathvlm::dist

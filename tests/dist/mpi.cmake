@@ -1,0 +1,3 @@
+# Multi-rank runs of test_dist (tests named Mpi*); see pathvlm_mpi_test in tests/CMakeLists.txt.
+pathvlm_mpi_test(dist_comm_2ranks dist 2 "MpiComm.*")
+pathvlm_mpi_test(dist_comm_3ranks dist 3 "MpiComm.*")
