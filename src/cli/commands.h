@@ -18,5 +18,6 @@ struct Command {
 const std::vector<Command>& commands();
 
 int cmd_version(const Args& args);
+int cmd_config(const Args& args);
 
 }  // namespace pathvlm::cli

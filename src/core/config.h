@@ -170,14 +170,14 @@ class ReaderVisitor {
  public:
   explicit ReaderVisitor(const Document& doc) : doc_(doc) {}
   template <class T>
-  void field(const char* name, T& value, const char* doc, const Constraint& c = {}) {
+  void field(const char* name, T& value, const char* /*doc*/, const Constraint& c = {}) {
     PATHVLM_CFG_CHECK_TYPE(T);
     std::string key = path_.key(name);
     known_.push_back(key);
     if (doc_.has(key)) read(key, value, c);
   }
   template <class S>
-  void section(const char* name, S& s, const char* doc) {
+  void section(const char* name, S& s, const char* /*doc*/) {
     sections_.push_back(path_.key(name));
     path_.push(name);
     s.visit(*this);
@@ -206,12 +206,12 @@ class ReaderVisitor {
 class YamlVisitor {
  public:
   template <class T>
-  void field(const char* name, T& value, const char* doc, const Constraint& c = {}) {
+  void field(const char* name, T& value, const char* /*doc*/, const Constraint& /*c*/ = {}) {
     PATHVLM_CFG_CHECK_TYPE(T);
     out.append(indent_, ' ').append(name).append(": ").append(render(value)).append("\n");
   }
   template <class S>
-  void section(const char* name, S& s, const char* doc) {
+  void section(const char* name, S& s, const char* /*doc*/) {
     out.append(indent_, ' ').append(name).append(":\n");
     indent_ += 2;
     s.visit(*this);
