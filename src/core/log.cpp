@@ -128,7 +128,7 @@ std::string format_count(double value) {
   int u = 0;
   while (std::abs(value) >= 1000 && u < 4) value /= 1000, ++u;
   char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.1f" : "%.1f%s", value, suffix[u]);
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.1f" : "%.2f%s", value, suffix[u]);
   return buf;
 }
 

@@ -42,7 +42,7 @@ std::string timestamp_now();
 
 namespace pathvlm {
 
-// Human-readable quantities for log lines: "1h02m", "3m05s", "12s"; "12.3 GiB"; "56.7k".
+// Human-readable quantities for log lines: "1h02m", "3m05s", "12s"; "12.3 GiB"; "56.79k", "12.5".
 std::string format_duration(double seconds);
 std::string format_bytes(double bytes);
 std::string format_count(double value);
