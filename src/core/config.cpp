@@ -208,6 +208,12 @@ struct Document::Impl {
     PATHVLM_CHECK(key_node.IsScalar(), file.empty() ? "command line" : file + ":" + std::to_string(line),
                   ": keys must be plain names, got a ", key_node.IsMap() ? "map" : "list");
     std::string key = prefix.empty() ? key_node.Scalar() : prefix + "." + key_node.Scalar();
+    // The same key twice in one file is a slip (YAML would silently keep one); the same line again is
+    // a file reached twice through `base:` (a diamond), which is fine.
+    auto seen = entries.find(key);
+    PATHVLM_CHECK(file.empty() || seen == entries.end() || seen->second.file != file || seen->second.line == line,
+                  file, ":", line, ": key '", key, "' is set twice in this file (also on line ", 
+                  seen == entries.end() ? 0 : seen->second.line, ")");
     if (!value.IsMap()) return set(key, Entry{value, file, line});
     for (const auto& item : value) flatten(item.first, item.second, key, file);
   }

@@ -226,6 +226,16 @@ TEST_F(ConfigTest, MalformedYamlNamesFileAndLine) {
   EXPECT_HAS(error_of(write("list.yaml", "- a\n- b\n")), "list.yaml:1: the top level must be a map of keys, got a list");
 }
 
+TEST_F(ConfigTest, DuplicateKeyInOneFileIsAnErrorButADiamondOfBasesIsNot) {
+  EXPECT_HAS(error_of(write("dup.yaml", "optim:\n  lr: 1\nmodel:\n  width: 2\noptim:\n  lr: 3\n")),
+             "dup.yaml:6: key 'optim.lr' is set twice in this file (also on line 2)");
+  write("common.yaml", "model:\n  width: 7\n");
+  write("left.yaml", "base: common.yaml\n");
+  write("right.yaml", "base: common.yaml\n");
+  auto job = cfg::load<TestJob>(write("top.yaml", "base: [left.yaml, right.yaml]\n"));
+  EXPECT_EQ(job.model.width, 7);
+}
+
 TEST_F(ConfigTest, CommandLineErrorsSayCommandLine) {
   std::string path = write("ok.yaml", "");
   EXPECT_HAS(error_of(path, {"optim.lrr=1"}), "command line: unknown key 'optim.lrr' (did you mean 'optim.lr'?)");
