@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/core_config.h"
+#include "dist/dist_config.h"
 #include "train/lm_config.h"
 #include "train/train_config.h"
 
@@ -17,6 +18,7 @@ namespace pathvlm {
 struct JobConfig {
   RunConfig run;
   LogConfig log;
+  dist::DistConfig dist;
   train::TrainConfig train;
   train::OptimConfig optim;
   train::CheckpointConfig checkpoint;
@@ -27,6 +29,7 @@ struct JobConfig {
   void visit(V& v) {
     v.section("run", run, "the run: name, directory, seed, task");
     v.section("log", log, "console log, metrics.jsonl and TensorBoard");
+    v.section("dist", dist, "processes: collective backend, timeouts, gradient buckets, optimizer sharding");
     v.section("train", train, "the training loop: steps, batch, precision, freezing");
     v.section("optim", optim, "AdamW, gradient clipping and the learning-rate schedule");
     v.section("checkpoint", checkpoint, "saving, retention and resume");
