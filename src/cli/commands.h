@@ -18,6 +18,7 @@ struct Command {
 const std::vector<Command>& commands();
 
 int cmd_version(const Args& args);
+int cmd_train(const Args& args);
 int cmd_config(const Args& args);
 
 }  // namespace pathvlm::cli

@@ -1,0 +1,478 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/run_dir.h"
+#include "dist/comm.h"
+#include "dist/process_group.h"
+#include "dist/reducer.h"
+#include "models/safetensors.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/preemption.h"
+#include "train/schedule.h"
+
+namespace pathvlm::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// ---- small collectives on strings (run name, checkpoint path, per-rank state) ------------------------
+
+std::string broadcast_string(dist::Comm& comm, torch::Device device, std::string s) {
+  auto length = torch::tensor({static_cast<int64_t>(s.size())}, torch::kLong).to(device);
+  comm.broadcast(length, 0);
+  const int64_t n = length.cpu().item<int64_t>();
+  auto bytes = torch::zeros({std::max<int64_t>(n, 1)}, torch::kUInt8);
+  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), s.data(), s.size());
+  bytes = bytes.to(device);
+  comm.broadcast(bytes, 0);
+  bytes = bytes.cpu();
+  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(n));
+}
+
+std::vector<std::string> allgather_strings(dist::Comm& comm, torch::Device device, const std::string& s) {
+  const int world = comm.world_size();
+  auto length = torch::tensor({static_cast<int64_t>(s.size())}, torch::kLong).to(device);
+  auto lengths = torch::zeros({world}, torch::kLong).to(device);
+  comm.allgather(length, lengths);
+  lengths = lengths.cpu();
+  const int64_t longest = std::max<int64_t>(1, lengths.max().item<int64_t>());
+  auto mine = torch::zeros({longest}, torch::kUInt8);
+  std::memcpy(mine.data_ptr(), s.data(), s.size());
+  mine = mine.to(device);
+  auto all = torch::zeros({world * longest}, torch::kUInt8).to(device);
+  comm.allgather(mine, all);
+  all = all.cpu();
+  std::vector<std::string> out;
+  for (int r = 0; r < world; ++r)
+    out.emplace_back(static_cast<const char*>(all.data_ptr()) + r * longest,
+                     static_cast<size_t>(lengths[r].item<int64_t>()));
+  return out;
+}
+
+// ---- RNG states -----------------------------------------------------------------------------------
+
+std::string tensor_bytes(const torch::Tensor& t) {
+  auto c = t.cpu().contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), c.nbytes());
+}
+torch::Tensor bytes_tensor(const std::string& s) {
+  auto t = torch::empty({static_cast<int64_t>(s.size())}, torch::kUInt8);
+  std::memcpy(t.data_ptr(), s.data(), s.size());
+  return t;
+}
+
+nlohmann::json capture_rng(torch::Device device) {
+  nlohmann::json j;
+  j["cpu"] = ckpt::base64_encode(tensor_bytes(at::detail::getDefaultCPUGenerator().get_state()));
+  if (device.is_cuda())
+    j["cuda"] = ckpt::base64_encode(tensor_bytes(at::globalContext().defaultGenerator(device).get_state()));
+  return j;
+}
+
+void restore_rng(const nlohmann::json& j, torch::Device device) {
+  at::Generator cpu = at::detail::getDefaultCPUGenerator();
+  cpu.set_state(bytes_tensor(ckpt::base64_decode(j.at("cpu").get<std::string>())));
+  if (device.is_cuda() && j.contains("cuda")) {
+    at::Generator gen = at::globalContext().defaultGenerator(device);
+    gen.set_state(bytes_tensor(ckpt::base64_decode(j.at("cuda").get<std::string>())));
+  }
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+struct Trainer::State {
+  JobConfig job;
+  std::unique_ptr<Task> task;
+  torch::Device device{torch::kCPU};
+  std::unique_ptr<dist::Comm> comm;
+  int rank = 0, world = 1;
+  RunDir run;
+  std::unique_ptr<MetricsWriter> metrics;
+  std::unique_ptr<dist::Reducer> reducer;
+  std::unique_ptr<AdamW> optimizer;
+  std::unique_ptr<Schedule> schedule;
+  bool bf16 = false;
+
+  int64_t step = 0;              // optimizer steps done
+  int64_t skipped_steps = 0;     // non-finite steps skipped, in total
+  int nonfinite_in_row = 0;
+  int64_t last_saved_step = -1;
+  Clock::time_point last_save_time = Clock::now();
+
+  void setup_processes();
+  void build_model();
+  void resume();
+  void save_checkpoint();
+  bool agree(bool preempt_requested, bool time_due, bool* time_due_out);
+  void evaluate_and_log();
+};
+
+Trainer::Trainer(JobConfig job, std::unique_ptr<Task> task) : s_(std::make_unique<State>()) {
+  s_->job = std::move(job);
+  s_->task = std::move(task);
+}
+Trainer::~Trainer() = default;
+
+int Trainer::run() {
+  State& s = *s_;
+  const auto& tc = s.job.train;
+  s.setup_processes();
+  s.build_model();
+  s.resume();
+  install_preemption_handlers();
+
+  const int64_t total = tc.steps;
+  log_info("training ", total - s.step, " steps (", s.step, " done) of ", tc.grad_accum, " x ", tc.micro_batch_size,
+           " samples on each of ", s.world, s.world == 1 ? " rank" : " ranks", "; global batch ",
+           tc.grad_accum * tc.micro_batch_size * s.world);
+
+  // Interval statistics for the log line.
+  auto interval_start = Clock::now();
+  double interval_data_wait = 0;
+  int64_t interval_samples = 0, interval_tokens = 0, interval_steps = 0;
+  const auto train_start = Clock::now();
+  const int64_t start_step = s.step;
+
+  while (s.step < total) {
+    // 1. Step boundary: every rank learns whether any rank was signalled, and rank 0's clock decides timed saves.
+    const bool time_due = s.job.checkpoint.every_minutes > 0 &&
+                          seconds_since(s.last_save_time) >= 60.0 * s.job.checkpoint.every_minutes;
+    bool save_for_time = false;
+    if (s.agree(preemption_signal() != 0, time_due, &save_for_time)) {
+      log_warn("preemption signal received: saving a checkpoint at step ", s.step, " and exiting with status ",
+               kExitRequeue, " (requeue)");
+      if (s.last_saved_step != s.step) s.save_checkpoint();
+      s.metrics->flush();
+      return kExitRequeue;
+    }
+    if (save_for_time && s.last_saved_step != s.step) s.save_checkpoint();
+
+    // 2. This step's micro-batches.
+    auto t_data = Clock::now();
+    std::vector<Batch> micro;
+    for (int i = 0; i < tc.grad_accum; ++i) micro.push_back(s.task->next_batch());
+    interval_data_wait += seconds_since(t_data);
+    for (const auto& b : micro) interval_samples += b.samples, interval_tokens += b.tokens;
+
+    // 3. Forward and backward; gradients are rank-averaged (or reduce-scattered) when this returns.
+    s.task->model().train();
+    StepContext ctx{*s.reducer, *s.comm, static_cast<int>(s.step + 1)};
+    StepOutput out;
+    {
+      compat::CudaAutocastGuard autocast(s.bf16, torch::kBFloat16);
+      out = s.task->forward_backward(micro, ctx);
+    }
+
+    // 4. Rank-averaged loss and metrics (one small allreduce), global gradient norm.
+    std::vector<torch::Tensor> values{out.loss.to(torch::kDouble).reshape({1})};
+    for (const auto& [name, v] : out.metrics) values.push_back(v.to(torch::kDouble).reshape({1}));
+    auto reduced = torch::cat(values).to(s.device);
+    s.comm->allreduce(reduced, dist::ReduceOp::Avg);
+    reduced = reduced.cpu();
+    const double loss = reduced[0].item<double>();
+    const double grad_norm = clip_grad_norm(s.optimizer->grads(), s.job.optim.clip_grad_norm,
+                                            s.reducer->sharded() ? s.comm.get() : nullptr);
+
+    // 5. Update, unless the loss or the gradient is not finite (every rank sees the same values).
+    const double lr = s.schedule->lr(s.step);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      ++s.skipped_steps;
+      ++s.nonfinite_in_row;
+      log_warn("step ", s.step + 1, ": non-finite ", std::isfinite(loss) ? "gradient norm" : "loss",
+               " (loss ", loss, ", grad norm ", grad_norm, "); update skipped (", s.nonfinite_in_row, " in a row, ",
+               s.skipped_steps, " in total)");
+      PATHVLM_CHECK(s.nonfinite_in_row < tc.max_nonfinite, "training diverged: ", s.nonfinite_in_row,
+                    " steps in a row had a non-finite loss or gradient (train.max_nonfinite = ", tc.max_nonfinite,
+                    "); lower optim.lr or check the data");
+    } else {
+      s.nonfinite_in_row = 0;
+      s.optimizer->step(lr);
+      if (s.reducer->sharded()) s.reducer->gather_params();
+    }
+    s.reducer->zero_grad();
+    ++s.step;
+    ++interval_steps;
+
+    // 6. Log line and metrics.
+    if (s.step % s.job.log.every == 0 || s.step == total || s.step == start_step + 1) {
+      const double elapsed = seconds_since(interval_start);
+      StepStats st;
+      st.step = s.step;
+      st.total_steps = total;
+      st.epoch = static_cast<double>(s.task->epoch());
+      st.losses.emplace_back("loss", loss);
+      size_t k = 1;
+      for (const auto& [name, v] : out.metrics) st.losses.emplace_back(name, reduced[k++].item<double>());
+      st.lr = lr;
+      st.samples_per_s = elapsed > 0 ? interval_samples * s.world / elapsed : 0;
+      if (interval_tokens > 0) st.tokens_per_s = elapsed > 0 ? interval_tokens * s.world / elapsed : 0;
+      st.grad_norm = grad_norm;
+      st.data_wait_pct = elapsed > 0 ? 100.0 * interval_data_wait / elapsed : 0;
+      const double per_step = seconds_since(train_start) / static_cast<double>(s.step - start_step);
+      st.eta_s = per_step * static_cast<double>(total - s.step);
+      log_info(format_step_line(st));
+      s.metrics->write(st);
+      if (s.skipped_steps > 0) s.metrics->write(s.step, {{"train/skipped_steps", static_cast<double>(s.skipped_steps)}});
+      interval_start = Clock::now();
+      interval_data_wait = 0;
+      interval_samples = interval_tokens = interval_steps = 0;
+    }
+
+    // 7. Evaluation and checkpoints.
+    if (s.job.eval.every > 0 && s.step % s.job.eval.every == 0 && s.step != total) s.evaluate_and_log();
+    if (s.job.checkpoint.every_steps > 0 && s.step % s.job.checkpoint.every_steps == 0 && s.step != total)
+      s.save_checkpoint();
+
+    // Fault injection (tests): a rank signals itself right after this step.
+    const auto& fault = tc.fault;
+    if (fault.step > 0 && fault.step == s.step && fault.rank == s.rank) {
+      log_warn("fault injection: rank ", s.rank, " sends itself SIG", fault.signal, " after step ", s.step);
+      s.metrics->flush();
+      std::raise(fault.signal == "KILL" ? SIGKILL : fault.signal == "TERM" ? SIGTERM : SIGUSR1);
+    }
+  }
+
+  // End: final evaluation, checkpoint and export.
+  if (s.job.eval.every > 0) s.evaluate_and_log();
+  if (s.job.checkpoint.save_final && s.last_saved_step != s.step) s.save_checkpoint();
+  if (s.job.checkpoint.export_final) {
+    if (s.rank == 0) {
+      const std::string dir = s.run.path + "/export";
+      s.task->export_model(dir);
+      log_info("exported the model to ", dir);
+    }
+    s.comm->barrier();
+  }
+  s.metrics->flush();
+  log_info("done: ", s.step, " steps", s.skipped_steps ? str(" (", s.skipped_steps, " skipped as non-finite)") : "",
+           " in ", format_duration(seconds_since(train_start)));
+  return 0;
+}
+
+// ---- setup -----------------------------------------------------------------------------------------
+
+void Trainer::State::setup_processes() {
+  const auto& env = dist::init_processes();
+  const auto& tc = job.train;
+  if (tc.device == "cpu") {
+    device = torch::kCPU;
+  } else {
+    device = dist::local_device(env);
+    PATHVLM_CHECK(tc.device != "cuda" || device.is_cuda(), "train.device is cuda but CUDA is not available");
+  }
+  comm = dist::make_comm(job.dist, device);
+  rank = comm->rank();
+  world = comm->world_size();
+
+  // Every rank must use rank 0's run name (a timestamp otherwise differs between ranks).
+  const std::string name = broadcast_string(*comm, device, rank == 0 ? resolve_run_name(job.run) : "");
+  run = start_run(job, rank, world, name);
+  metrics = std::make_unique<MetricsWriter>(run.writer ? run.path : "", job.log.tensorboard, job.log.flush_secs);
+
+  bf16 = tc.precision == "bf16" || (tc.precision == "auto" && device.is_cuda());
+  PATHVLM_CHECK(!bf16 || device.is_cuda(), "train.precision bf16 needs a CUDA device (this run is on ", device.str(),
+                "); use fp32 or auto");
+  if (device.is_cuda()) compat::allow_tf32(tc.tf32);
+  log_info("device ", device.str(), ", ", bf16 ? "bf16 autocast" : "fp32", device.is_cuda() && tc.tf32 ? ", TF32" : "",
+           ", backend ", comm->backend());
+}
+
+void Trainer::State::build_model() {
+  const auto& tc = job.train;
+  // Identical initialisation on every rank (rank 0's parameters are broadcast anyway) and world size.
+  torch::manual_seed(static_cast<uint64_t>(job.run.seed));
+  if (device.is_cuda()) torch::cuda::manual_seed_all(static_cast<uint64_t>(job.run.seed));
+  TaskContext ctx{job, device, *comm, rank, world, tc.micro_batch_size, tc.grad_accum,
+                  static_cast<uint64_t>(job.run.seed), run.path};
+  task->build(ctx);
+  // Dropout and augmentation streams differ between ranks.
+  torch::manual_seed(static_cast<uint64_t>(job.run.seed) * 1000003ull + 1 + static_cast<uint64_t>(rank));
+  if (device.is_cuda()) torch::cuda::manual_seed(static_cast<uint64_t>(job.run.seed) * 1000003ull + 1 + rank);
+
+  // Freezing: explicit prefixes, each must match something; printed.
+  std::vector<dist::NamedParam> params;
+  int64_t n_trainable = 0, n_frozen = 0;
+  std::vector<int64_t> matched(tc.freeze.size(), 0);
+  for (auto& p : task->model().named_parameters(/*recurse=*/true)) {
+    bool frozen = false;
+    for (size_t i = 0; i < tc.freeze.size(); ++i)
+      if (starts_with(p.key(), tc.freeze[i])) frozen = true, matched[i] += p.value().numel();
+    if (frozen || !p.value().requires_grad()) {
+      p.value().requires_grad_(false);
+      n_frozen += p.value().numel();
+      continue;
+    }
+    n_trainable += p.value().numel();
+    params.push_back({p.key(), p.value(), wants_weight_decay(p.key(), p.value(), job.optim.no_decay)});
+  }
+  for (size_t i = 0; i < tc.freeze.size(); ++i) {
+    PATHVLM_CHECK(matched[i] > 0, "train.freeze: '", tc.freeze[i], "' matches no parameter name (names look like '",
+                  task->model().named_parameters().size() ? task->model().named_parameters()[0].key() : "", "')");
+    log_info("frozen: ", tc.freeze[i], "* (", format_count(static_cast<double>(matched[i])), " parameters)");
+  }
+  PATHVLM_CHECK(!params.empty(), "every parameter is frozen: nothing to train (train.freeze)");
+  int64_t n_decay = 0;
+  for (const auto& p : params) n_decay += p.decay ? p.param.numel() : 0;
+  log_info("parameters: ", format_count(static_cast<double>(n_trainable + n_frozen)), " total, ",
+           format_count(static_cast<double>(n_trainable)), " trainable (", format_count(static_cast<double>(n_decay)),
+           " with weight decay), ", format_count(static_cast<double>(n_frozen)), " frozen");
+
+  reducer = std::make_unique<dist::Reducer>(std::move(params), *comm, job.dist);
+  const auto& o = job.optim;
+  optimizer = std::make_unique<AdamW>(AdamW::Options{o.beta1, o.beta2, o.eps, o.weight_decay});
+  for (const auto& shard : reducer->local_shards())
+    optimizer->add(str(shard.flat_offset), shard.param, shard.grad, shard.decay);
+  schedule = std::make_unique<Schedule>(job.optim, tc.steps);
+  log_info("optimizer: AdamW (betas ", o.beta1, ", ", o.beta2, ", eps ", o.eps, ", weight decay ", o.weight_decay,
+           "), ", schedule->describe(), ", clip ", o.clip_grad_norm > 0 ? str(o.clip_grad_norm) : "off",
+           reducer->sharded() ? ", state sharded over ranks" : "");
+  const auto mem = reducer->memory();
+  log_info("memory on this rank: trainable parameters ", format_bytes(static_cast<double>(mem.param_bytes)),
+           ", gradients ", format_bytes(static_cast<double>(mem.grad_bytes + mem.shard_grad_bytes)),
+           ", AdamW state ", format_bytes(static_cast<double>(mem.local_numel * 8)));
+}
+
+// ---- resume ----------------------------------------------------------------------------------------
+
+void Trainer::State::resume() {
+  const std::string& mode = job.checkpoint.resume;
+  if (mode == "none") return;
+  const std::string root = run.checkpoints_dir();
+  std::string dir;
+  if (rank == 0) {
+    if (mode == "auto") {
+      auto found = ckpt::find_latest_complete(root, [](const std::string& w) { log_warn(w); });
+      if (found) dir = found->dir;
+    } else {
+      ckpt::verify(mode);  // an explicit path must be good: no silent fallback
+      dir = mode;
+    }
+  }
+  dir = broadcast_string(*comm, device, dir);
+  if (dir.empty()) {
+    log_info("no checkpoint to resume from in ", root, ": starting fresh");
+    return;
+  }
+  nlohmann::json state = nlohmann::json::parse(std::ifstream(dir + "/trainer_state.json"));
+  const int saved_world = state.at("world_size").get<int>();
+  PATHVLM_CHECK(saved_world == world, "checkpoint '", dir, "' was written by ", saved_world,
+                " ranks; this job has ", world, " (resume on the same world size, or start fresh with "
+                "checkpoint.resume=none)");
+  const bool saved_sharded = state.at("optimizer").at("sharded").get<bool>();
+  PATHVLM_CHECK(saved_sharded == reducer->sharded(), "checkpoint '", dir, "' has ",
+                saved_sharded ? "a sharded" : "an unsharded", " optimizer state; dist.shard_optimizer is ",
+                reducer->sharded() ? "true" : "false");
+
+  torch::NoGradGuard no_grad;
+  auto model_file = safetensors::File::open(dir + "/model.safetensors");
+  for (auto& [name, tensor] : task->state_tensors()) {
+    PATHVLM_CHECK(model_file.contains(name), "checkpoint '", dir, "/model.safetensors' lacks tensor '", name, "'");
+    auto saved = model_file.get(name);
+    PATHVLM_CHECK(saved.sizes() == tensor.sizes(), "checkpoint '", dir, "/model.safetensors': tensor '", name,
+                  "' has shape ", saved.sizes(), ", the model has ", tensor.sizes());
+    tensor.copy_(saved);
+  }
+  const std::string opt_name = reducer->sharded() ? str("optimizer_rank", rank, ".safetensors") : "optimizer.safetensors";
+  auto opt_file = safetensors::File::open(dir + "/" + opt_name);
+  std::vector<std::pair<std::string, torch::Tensor>> moments;
+  for (const auto& info : opt_file.tensors()) moments.emplace_back(info.name, opt_file.get(info.name));
+  optimizer->load_state(moments, state.at("optimizer").at("step").get<int64_t>());
+
+  const auto& mine = state.at("ranks").at(rank);
+  restore_rng(mine.at("rng"), device);
+  task->restore_data_state(mine.at("data"));
+  step = state.at("step").get<int64_t>();
+  skipped_steps = state.value("skipped_steps", int64_t{0});
+  nonfinite_in_row = state.value("nonfinite_in_row", 0);
+  last_saved_step = step;
+  PATHVLM_CHECK(step <= job.train.steps, "checkpoint '", dir, "' is at step ", step, ", beyond train.steps (",
+                job.train.steps, ")");
+  log_info("resumed from ", dir, " at step ", step);
+}
+
+// ---- checkpoint ------------------------------------------------------------------------------------
+
+void Trainer::State::save_checkpoint() {
+  const auto t0 = Clock::now();
+  const std::string root = run.checkpoints_dir();
+  if (rank == 0) ckpt::begin(root, step);
+  comm->barrier();
+  const std::string dir = ckpt::tmp_dir(root, step);
+  const auto opt_state = optimizer->state();
+  if (reducer->sharded())
+    safetensors::save(str(dir, "/optimizer_rank", rank, ".safetensors"), opt_state);
+  else if (rank == 0)
+    safetensors::save(dir + "/optimizer.safetensors", opt_state);
+  if (rank == 0) safetensors::save(dir + "/model.safetensors", task->state_tensors(), {{"format", "pt"}});
+  nlohmann::json mine = {{"rng", capture_rng(device)}, {"data", task->data_state()}};
+  auto per_rank = allgather_strings(*comm, device, mine.dump());
+  comm->barrier();  // every rank's files are in place
+  if (rank == 0) {
+    nlohmann::json state = {
+        {"format", "pathvlm-checkpoint"},
+        {"version", 1},
+        {"step", step},
+        {"epoch", task->epoch()},
+        {"world_size", world},
+        {"task", job.run.task},
+        {"skipped_steps", skipped_steps},
+        {"nonfinite_in_row", nonfinite_in_row},
+        {"optimizer", {{"step", optimizer->step_count()}, {"sharded", reducer->sharded()}}},
+        {"schedule", {{"kind", job.optim.schedule}, {"lr", schedule->lr(std::max<int64_t>(step - 1, 0))}}},
+        {"torch", str(TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH)},
+        {"config", cfg::to_yaml(job)},
+    };
+    state["ranks"] = nlohmann::json::array();
+    for (const auto& r : per_rank) state["ranks"].push_back(nlohmann::json::parse(r));
+    const auto final_dir = ckpt::commit(root, step, std::move(state), job.checkpoint.keep_last);
+    log_info("saved checkpoint ", final_dir, " in ", format_duration(seconds_since(t0)));
+  }
+  comm->barrier();  // committed before anyone moves on
+  last_saved_step = step;
+  last_save_time = Clock::now();
+}
+
+// True when any rank was signalled; sets *time_due_out from rank 0's clock.
+bool Trainer::State::agree(bool preempt_requested, bool time_due, bool* time_due_out) {
+  auto flags = torch::tensor({preempt_requested ? 1.0f : 0.0f, (rank == 0 && time_due) ? 1.0f : 0.0f}).to(device);
+  comm->allreduce(flags, dist::ReduceOp::Max);
+  flags = flags.cpu();
+  *time_due_out = flags[1].item<float>() > 0;
+  return flags[0].item<float>() > 0;
+}
+
+void Trainer::State::evaluate_and_log() {
+  task->model().eval();
+  std::map<std::string, double> results;
+  {
+    torch::NoGradGuard no_grad;
+    compat::CudaAutocastGuard autocast(bf16, torch::kBFloat16);
+    results = task->evaluate(*comm);
+  }
+  task->model().train();
+  if (results.empty()) return;
+  Scalars scalars(results.begin(), results.end());
+  std::string line = str("eval step ", step);
+  for (const auto& [k, v] : scalars) line += str(" | ", k, " ", v);
+  log_info(line);
+  metrics->write(step, scalars);
+}
+
+int train(const JobConfig& job) {
+  Trainer trainer(job, make_task(job.run.task));
+  return trainer.run();
+}
+
+}  // namespace pathvlm::train
