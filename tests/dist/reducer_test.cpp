@@ -1,0 +1,294 @@
+// Reducer: bucket assignment, overlap (event order), averaging, accumulation micro-steps, frozen and
+// unused parameters, sharding. MpiReducer* run on 2 ranks (mpi.cmake); Reducer* as one process.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "dist/process_group.h"
+#include "dist/reducer.h"
+#include "dist_test_util.h"
+
+using namespace pathvlm::dist;
+using pathvlm::dist::testing::world_comm;
+
+namespace {
+
+// A two-layer MLP as plain tensors, plus one frozen and one optional (maybe unused) parameter.
+struct Mlp {
+  torch::Tensor w1, b1, w2, b2, frozen, extra;
+
+  explicit Mlp(int seed) {
+    torch::manual_seed(seed);
+    w1 = torch::randn({16, 8}).requires_grad_();
+    b1 = torch::randn({16}).requires_grad_();
+    w2 = torch::randn({4, 16}).requires_grad_();
+    b2 = torch::randn({4}).requires_grad_();
+    frozen = torch::randn({8});
+    extra = torch::randn({4}).requires_grad_();
+  }
+  Mlp copy() const {
+    Mlp m(0);
+    for (auto [dst, src] : {std::pair{&m.w1, &w1}, {&m.b1, &b1}, {&m.w2, &w2}, {&m.b2, &b2}, {&m.extra, &extra}})
+      *dst = src->detach().clone().requires_grad_();
+    m.frozen = frozen.clone();
+    return m;
+  }
+  std::vector<NamedParam> params(bool with_extra = false) const {
+    std::vector<NamedParam> p = {{"w1", w1, true}, {"b1", b1, false}, {"frozen", frozen, true},
+                                 {"w2", w2, true}, {"b2", b2, false}};
+    if (with_extra) p.push_back({"extra", extra, true});
+    return p;
+  }
+  torch::Tensor loss(const torch::Tensor& x, bool use_extra = false) const {
+    auto y = torch::tanh(torch::matmul(x + frozen, w1.t()) + b1);
+    y = torch::matmul(y, w2.t()) + b2;
+    if (use_extra) y = y * extra;
+    return y.pow(2).sum();
+  }
+};
+
+torch::Tensor batch(int rank, int micro = 0) {
+  torch::manual_seed(1000 + 10 * rank + micro);
+  return torch::randn({5, 8});
+}
+
+DistConfig small_buckets() {
+  DistConfig cfg;
+  cfg.first_bucket_mb = 200.0 / (1024 * 1024);  // w2 (1 KiB) fills the first bucket
+  cfg.bucket_mb = 600.0 / (1024 * 1024);
+  return cfg;
+}
+
+void expect_close(const torch::Tensor& a, const torch::Tensor& b, const std::string& what) {
+  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6)) << what << "\n got " << a << "\n expected " << b;
+}
+
+}  // namespace
+
+TEST(AssignBuckets, RespectsFirstBucketAndCapInReverseOrder) {
+  std::vector<NamedParam> params;
+  for (int i = 0; i < 10; ++i) params.push_back({"p" + std::to_string(i), torch::zeros({100}), true});  // 400 B
+  auto buckets = assign_buckets(params, 500, 1000);
+  std::vector<std::vector<size_t>> expected = {{9, 8}, {7, 6, 5}, {4, 3, 2}, {1, 0}};
+  EXPECT_EQ(buckets, expected);
+  // Each bucket exceeds its cap by less than its last parameter.
+  for (size_t b = 0; b + 1 < buckets.size(); ++b) {
+    int64_t cap = b == 0 ? 500 : 1000;
+    EXPECT_LT(400 * int64_t(buckets[b].size() - 1), cap) << "bucket " << b;
+  }
+}
+
+TEST(AssignBuckets, KeepsDtypesAndDecayApartAndBigParamsAlone) {
+  std::vector<NamedParam> params = {{"a", torch::zeros({10}), true},
+                                    {"big", torch::zeros({1000}), true},
+                                    {"bias", torch::zeros({10}), false},
+                                    {"half", torch::zeros({10}, torch::kHalf), true}};
+  auto buckets = assign_buckets(params, 100, 1000);
+  // Each kind gets its own bucket; launch order is the order their last gradient arrives (reverse order).
+  std::vector<std::vector<size_t>> expected = {{3}, {2}, {1}, {0}};
+  EXPECT_EQ(buckets, expected);
+  buckets = assign_buckets(params, 1 << 20, 1 << 20);  // one kind shares a bucket whatever its size
+  params[3].param = torch::zeros({10});
+  buckets = assign_buckets(params, 1 << 20, 1 << 20);
+  expected = {{2}, {3, 1, 0}};
+  EXPECT_EQ(buckets, expected);
+}
+
+TEST(Reducer, PacksParamsIntoBucketViewsAndSkipsFrozen) {
+  auto comm = make_local_comm();
+  Mlp m(1);
+  auto w2_before = m.w2.detach().clone();
+  auto frozen_before = m.frozen.clone();
+  Reducer reducer(m.params(), *comm, small_buckets());
+  auto buckets = reducer.buckets();
+  ASSERT_EQ(buckets.size(), 3u);
+  EXPECT_EQ(buckets[0].params, std::vector<std::string>({"w2"}));
+  EXPECT_EQ(buckets[1].params, std::vector<std::string>({"b2", "b1"}));
+  EXPECT_FALSE(buckets[1].decay);
+  EXPECT_EQ(buckets[2].params, std::vector<std::string>({"w1"}));
+  EXPECT_TRUE(torch::equal(m.w2, w2_before));  // values kept, storage moved into the bucket
+  EXPECT_TRUE(torch::equal(m.frozen, frozen_before));
+  EXPECT_FALSE(m.frozen.grad().defined());
+  const auto& shards = reducer.local_shards();
+  ASSERT_EQ(shards.size(), 3u);
+  EXPECT_EQ(shards[0].param.data_ptr(), m.w2.data_ptr());
+  EXPECT_EQ(shards[0].grad.data_ptr(), m.w2.grad().data_ptr());
+  EXPECT_EQ(shards[1].flat_offset, 64);
+  EXPECT_EQ(shards[2].flat_offset, 64 + 4 + 16);
+  auto mem = reducer.memory();
+  EXPECT_EQ(mem.total_numel, 128 + 16 + 64 + 4);
+  EXPECT_EQ(mem.param_bytes, 4 * mem.total_numel);
+
+  // Autograd accumulates into the bucket; the optimizer's writes to a shard reach the parameter.
+  reducer.prepare_backward(true);
+  m.loss(batch(0)).backward();
+  reducer.finish_backward();
+  EXPECT_GT(shards[2].grad.abs().sum().item<float>(), 0);
+  shards[0].param.fill_(3);
+  EXPECT_EQ(m.w2[1][2].item<float>(), 3);
+  reducer.zero_grad();
+  EXPECT_EQ(m.w1.grad().abs().sum().item<float>(), 0);
+  m.w1.mutable_grad() = torch::Tensor();  // set_to_none by someone else: the view comes back
+  reducer.prepare_backward(true);
+  EXPECT_EQ(m.w1.grad().data_ptr(), shards[2].grad.data_ptr());
+  m.loss(batch(0)).backward();
+  reducer.finish_backward();
+}
+
+TEST(Reducer, UnusedParameterIsAnErrorNamingItUnlessFindUnused) {
+  auto comm = make_local_comm();
+  Mlp m(1);
+  Reducer reducer(m.params(/*with_extra=*/true), *comm, small_buckets());
+  reducer.prepare_backward(true);
+  m.loss(batch(0), /*use_extra=*/false).backward();
+  try {
+    reducer.finish_backward();
+    FAIL() << "no error for an unused parameter";
+  } catch (const pathvlm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("got no gradient in this backward: extra"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("dist.find_unused"), std::string::npos) << e.what();
+  }
+  reducer.prepare_backward(true);  // the reducer is usable again after the error
+  m.loss(batch(0), true).backward();
+  reducer.finish_backward();
+
+  Mlp m2(1);
+  auto cfg = small_buckets();
+  cfg.find_unused = true;
+  Reducer lenient(m2.params(true), *comm, cfg);
+  lenient.prepare_backward(true);
+  m2.loss(batch(0), false).backward();
+  lenient.finish_backward();
+  EXPECT_EQ(m2.extra.grad().abs().sum().item<float>(), 0);
+}
+
+TEST(Reducer, RejectsBadParameterLists) {
+  auto comm = make_local_comm();
+  auto p = torch::zeros({3}).requires_grad_();
+  EXPECT_THROW(Reducer({{"a", p, true}, {"a_again", p, true}}, *comm, DistConfig{}), pathvlm::Error);
+  EXPECT_THROW(Reducer({{"frozen", torch::zeros({3}), true}}, *comm, DistConfig{}), pathvlm::Error);
+  auto q = torch::zeros({3}).requires_grad_();
+  Reducer reducer({{"q", q, true}}, *comm, DistConfig{});
+  reducer.prepare_backward(true);
+  EXPECT_THROW(reducer.prepare_backward(true), pathvlm::Error);  // finish_backward was skipped
+}
+
+// ---- two ranks -----------------------------------------------------------------------------------
+
+TEST(MpiReducer, AveragedGradsEqualManualAllreduceAndFirstBucketLaunchesDuringBackward) {
+  auto& comm = world_comm();
+  const int r = comm.rank();
+  Mlp m(1 + r);  // different initial values on each rank: the reducer broadcasts rank 0's
+  Mlp reference = Mlp(1).copy();
+  Reducer reducer(m.params(), comm, small_buckets());
+  expect_close(m.w1, reference.w1, "w1 after the initial broadcast");
+  expect_close(m.b2, reference.b2, "b2 after the initial broadcast");
+  EXPECT_FALSE(torch::equal(m.frozen, reference.frozen) && r != 0) << "frozen parameters are not broadcast";
+
+  reducer.prepare_backward(true);
+  m.loss(batch(r)).backward();
+  reducer.finish_backward();
+  reference.frozen = m.frozen.clone();
+  reference.loss(batch(r)).backward();
+  for (auto* g : {&reference.w1, &reference.b1, &reference.w2, &reference.b2}) {
+    auto grad = g->grad();
+    comm.allreduce(grad, ReduceOp::Avg);
+  }
+  expect_close(m.w1.grad(), reference.w1.grad(), "w1.grad");
+  expect_close(m.b1.grad(), reference.b1.grad(), "b1.grad");
+  expect_close(m.w2.grad(), reference.w2.grad(), "w2.grad");
+  expect_close(m.b2.grad(), reference.b2.grad(), "b2.grad");
+
+  auto events = reducer.events();
+  std::vector<std::string> expected = {"bucket_launch:0", "bucket_launch:1", "bucket_launch:2", "backward_end",
+                                       "bucket_done:0",   "bucket_done:1",   "bucket_done:2"};
+  EXPECT_EQ(events, expected);  // every bucket launched from its hook, before backward returned
+}
+
+TEST(MpiReducer, AccumulationMicroStepsDoNotCommunicate) {
+  auto& comm = world_comm();
+  const int r = comm.rank();
+  Mlp m(1);
+  Mlp reference = m.copy();
+  Reducer reducer(m.params(), comm, small_buckets());
+  const int micro_steps = 3;
+  for (int step = 0; step < 2; ++step) {
+    for (int k = 0; k < micro_steps; ++k) {
+      bool sync = k == micro_steps - 1;
+      auto before = comm.collectives_issued();
+      reducer.prepare_backward(sync);
+      m.loss(batch(r, k)).backward();
+      reducer.finish_backward();
+      EXPECT_EQ(comm.collectives_issued() - before, sync ? 3 : 0) << "micro-step " << k;
+    }
+    for (int k = 0; k < micro_steps; ++k) reference.loss(batch(r, k)).backward();
+    for (auto* p : {&reference.w1, &reference.b1, &reference.w2, &reference.b2}) {
+      auto grad = p->grad();
+      comm.allreduce(grad, ReduceOp::Avg);
+    }
+    expect_close(m.w1.grad(), reference.w1.grad(), "w1.grad, step " + std::to_string(step));
+    expect_close(m.b2.grad(), reference.b2.grad(), "b2.grad, step " + std::to_string(step));
+    reducer.zero_grad();
+    for (auto* p : {&reference.w1, &reference.b1, &reference.w2, &reference.b2}) p->mutable_grad().zero_();
+  }
+}
+
+TEST(MpiReducer, FindUnusedAgreesWhenOnlySomeRanksUseAParameter) {
+  auto& comm = world_comm();
+  const int r = comm.rank(), w = comm.world_size();
+  auto cfg = small_buckets();
+  cfg.find_unused = true;
+  Mlp m(1);
+  Reducer reducer(m.params(true), comm, cfg);
+  reducer.prepare_backward(true);
+  bool use = r == w - 1;
+  m.loss(batch(r), use).backward();
+  reducer.finish_backward();
+  Mlp reference = Mlp(1).copy();
+  reference.loss(batch(r), use).backward();
+  auto local = use ? reference.extra.grad() : torch::zeros({4});
+  comm.allreduce(local, ReduceOp::Avg);
+  expect_close(m.extra.grad(), local, "extra.grad");
+  EXPECT_GT(m.extra.grad().abs().sum().item<float>(), 0);
+}
+
+TEST(MpiReducer, ShardsCoverTheFlatSpaceOnceAndGatherReassembles) {
+  auto& comm = world_comm();
+  const int r = comm.rank();
+  Mlp plain_model(1), sharded_model(1);
+  auto cfg = small_buckets();
+  Reducer plain(plain_model.params(), comm, cfg);
+  cfg.shard_optimizer = true;
+  Reducer sharded(sharded_model.params(), comm, cfg);
+  ASSERT_TRUE(sharded.sharded());
+  auto mem = sharded.memory();
+  auto coverage = torch::zeros({mem.total_numel});
+  for (const auto& s : sharded.local_shards()) coverage.narrow(0, s.flat_offset, s.numel) += 1;
+  comm.allreduce(coverage, ReduceOp::Sum);
+  EXPECT_TRUE(torch::equal(coverage, torch::ones({mem.total_numel})));
+  EXPECT_LT(mem.local_numel, mem.total_numel);
+  EXPECT_GT(mem.shard_grad_bytes, 0);
+
+  // Reduced shard gradients equal the matching slice of the averaged full gradients.
+  for (auto* reducer : {&plain, &sharded}) reducer->prepare_backward(true);
+  plain_model.loss(batch(r)).backward();
+  sharded_model.loss(batch(r)).backward();
+  plain.finish_backward();
+  sharded.finish_backward();
+  std::vector<torch::Tensor> flat;
+  for (const auto& s : plain.local_shards()) flat.push_back(s.grad);
+  auto full = torch::cat(flat);
+  for (const auto& s : sharded.local_shards())
+    expect_close(s.grad, full.narrow(0, s.flat_offset, s.numel), "shard at " + std::to_string(s.flat_offset));
+
+  // Each rank writes its shards; gather_params gives every rank every parameter.
+  for (const auto& s : sharded.local_shards())
+    s.param.copy_(torch::arange(s.flat_offset, s.flat_offset + s.numel, torch::kFloat));
+  sharded.gather_params();
+  std::vector<torch::Tensor> params;
+  for (const auto& s : plain.local_shards()) params.push_back(torch::arange(s.flat_offset, s.flat_offset + s.numel, torch::kFloat));
+  auto expected = torch::cat(params);
+  // plain buckets and sharded buckets have the same layout: w2 | b2 b1 | w1
+  expect_close(sharded_model.w2.flatten(), expected.narrow(0, 0, 64), "w2 gathered");
+  expect_close(sharded_model.b1, expected.narrow(0, 68, 16), "b1 gathered");
+  expect_close(sharded_model.w1.flatten(), expected.narrow(0, 84, 128), "w1 gathered");
+}
