@@ -18,6 +18,8 @@ struct Command {
 const std::vector<Command>& commands();
 
 int cmd_version(const Args& args);
+int cmd_shards(const Args& args);
+int cmd_weights(const Args& args);
 int cmd_train(const Args& args);
 int cmd_config(const Args& args);
 

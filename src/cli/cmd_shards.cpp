@@ -1,0 +1,236 @@
+// `pathvlm shards inspect|validate FILE...`: what an HDF5 shard holds, and which of its records are broken.
+#include <cstdio>
+#include <iostream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/hdf5.h"
+#include "data/shard_schema.h"
+
+namespace pathvlm::cli {
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// A string shortened for one line of output, quoted.
+std::string excerpt(const std::string& text, size_t limit = 100) {
+  std::string s;
+  for (char c : text) s += (c == '\n' || c == '\t') ? ' ' : c;
+  if (s.size() > limit) s = s.substr(0, limit) + "...";
+  return "\"" + s + "\"";
+}
+
+std::string image_format(const h5::Blob& bytes) {
+  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return "JPEG";
+  if (bytes.size() >= 8 && bytes[0] == 0x89 && bytes[1] == 'P' && bytes[2] == 'N' && bytes[3] == 'G') return "PNG";
+  return "unknown format";
+}
+
+std::string attr_value(const h5::Object& object, const std::string& name) {
+  try {
+    return excerpt(object.attr_string(name), 60);
+  } catch (const Error&) {
+  }
+  try {
+    return std::to_string(object.attr_int(name));
+  } catch (const Error&) {
+  }
+  try {
+    return str(object.attr_double(name));
+  } catch (const Error&) {
+  }
+  return "(array or compound)";
+}
+
+void print_dataset_line(const h5::Dataset& ds, const std::string& indent) {
+  std::cout << indent << ds.path() << "  " << ds.dtype_name() << " " << shape_text(ds.shape());
+  auto chunk = ds.chunk();
+  if (!chunk.empty()) std::cout << "  chunk " << shape_text(chunk);
+  if (int level = ds.gzip_level()) std::cout << "  gzip " << level;
+  std::cout << "\n";
+}
+
+// Every dataset under `group`; of /slides only the first slide group is expanded.
+void print_tree(const h5::Group& group, const std::string& indent) {
+  auto names = group.children();
+  size_t shown = 0;
+  for (const auto& name : names) {
+    if (group.path() == "/slides" && shown == 1) {
+      std::cout << indent << "... and " << names.size() - 1 << " more slide groups like the one above\n";
+      break;
+    }
+    ++shown;
+    if (group.has_dataset(name)) {
+      print_dataset_line(group.dataset(name), indent);
+    } else if (group.has_group(name)) {
+      h5::Group child = group.group(name);
+      std::cout << indent << child.path() << "/\n";
+      for (const auto& attr : child.attr_names())
+        std::cout << indent << "  @" << attr << " = " << attr_value(child, attr) << "\n";
+      print_tree(child, indent + "  ");
+    }
+  }
+}
+
+void print_sample(const h5::File& file, shards::ShardKind kind) {
+  using shards::ShardKind;
+  if (kind == ShardKind::Slides) {
+    h5::Group slides = file.group("slides");
+    auto names = slides.children();
+    int64_t tiles = 0;
+    for (const auto& id : names) tiles += slides.group(id).dataset("features").rows();
+    std::cout << "  slides        " << names.size() << " (" << tiles << " tiles in all)\n";
+    if (file.has("reports")) std::cout << "  reports       " << file.dataset("reports/text").rows() << "\n";
+    if (names.empty()) return;
+    h5::Group first = slides.group(names[0]);
+    h5::Dataset features = first.dataset("features");
+    std::cout << "  sample slide  " << names[0] << ": " << features.rows() << " tiles, features "
+              << features.dtype_name() << " " << shape_text(features.shape()) << "\n";
+    if (features.rows() > 0)
+      std::cout << "                first coords " << first.dataset("coords").read_rows(0, 1).flatten() << "\n";
+    if (file.has("reports") && file.dataset("reports/text").rows() > 0)
+      std::cout << "  sample report " << file.dataset("reports/slide_id").read_string(0) << ": "
+                << excerpt(file.dataset("reports/text").read_string(0)) << "\n";
+    return;
+  }
+  h5::Dataset ids = file.dataset("ids");
+  std::cout << "  records       " << ids.rows() << "\n";
+  if (ids.rows() == 0) return;
+  std::cout << "  sample record 0\n    id          " << excerpt(ids.read_string(0)) << "\n";
+  if (kind == ShardKind::TileFeatures) {
+    h5::Dataset features = file.dataset("features");
+    torch::Tensor row = features.read_rows(0, 1).to(torch::kFloat32);
+    std::cout << "    features    " << features.dtype_name() << " " << shape_text(features.shape())
+              << ", record 0 mean " << row.mean().item<double>() << " std " << row.std().item<double>() << "\n";
+    return;
+  }
+  std::cout << "    caption     " << excerpt(file.dataset("captions").read_string(0)) << "\n";
+  h5::Dataset images = file.dataset("images");
+  if (images.kind() == h5::Dataset::Kind::Blob) {
+    h5::Blob blob = images.read_blob(0);
+    std::cout << "    image       " << image_format(blob) << ", " << blob.size() << " bytes\n";
+  } else {
+    auto shape = images.shape();
+    std::cout << "    image       uint8 " << shape[1] << "x" << shape[2] << "x" << shape[3] << "\n";
+  }
+  if (file.has("labels")) std::cout << "    label       " << file.dataset("labels").read_rows(0, 1)[0].item<int64_t>() << "\n";
+}
+
+int shards_inspect(const Args& args) {
+  ArgParser parser("pathvlm shards inspect",
+                   "Print each shard's kind, schema version, record counts, datasets (shape, dtype, chunking) and "
+                   "a sample record. Files without a pathvlm schema are listed as plain HDF5.");
+  parser.positional("FILE", "HDF5 shard files", /*many=*/true);
+  if (!parser.parse(args)) return 0;
+  int status = 0;
+  for (const auto& path : parser.positionals()) {
+    std::cout << path << "\n";
+    try {
+      h5::File file = h5::File::open(path);
+      std::optional<shards::ShardKind> kind;
+      try {
+        kind = shards::read_schema(file);
+        std::cout << "  schema        " << shards::kind_name(*kind) << " version "
+                  << shards::read_schema_version(file) << "\n";
+      } catch (const Error& e) {
+        std::cout << "  schema        none (" << e.what() << ")\n";
+      }
+      for (const auto& attr : file.attr_names())
+        if (attr != shards::kSchemaAttr) std::cout << "  @" << attr << " = " << attr_value(file, attr) << "\n";
+      std::cout << "  datasets\n";
+      print_tree(file, "    ");
+      if (kind) {
+        try {
+          shards::check_schema(file);
+          print_sample(file, *kind);
+        } catch (const Error& e) {
+          std::cout << "  INVALID       " << e.what() << "\n";
+          status = 1;
+        }
+      }
+    } catch (const Error& e) {
+      std::cout << "  error: " << e.what() << "\n";
+      status = 1;
+    }
+  }
+  return status;
+}
+
+int shards_validate(const Args& args) {
+  ArgParser parser("pathvlm shards validate",
+                   "Check each shard's schema and read every record; print the bad ones. Exits 1 if any shard has "
+                   "a bad record or cannot be read.");
+  parser.positional("FILE", "HDF5 shard files", /*many=*/true);
+  parser.option("max-report", "bad records printed per file (0 = all)", false, "20");
+  if (!parser.parse(args)) return 0;
+  shards::ValidateOptions options;
+  options.max_reported = parser.get_int("max-report");
+  int64_t bad_files = 0;
+  for (const auto& path : parser.positionals()) {
+    try {
+      h5::File file = h5::File::open(path);
+      shards::ValidateReport report = shards::validate(file, options);
+      if (report.bad_records == 0) {
+        std::cout << path << ": ok (" << shards::kind_name(report.kind) << ", " << report.records << " records)\n";
+        continue;
+      }
+      ++bad_files;
+      std::cout << path << ": " << report.bad_records << " bad of " << report.records << " records ("
+                << shards::kind_name(report.kind) << ")\n";
+      for (const auto& b : report.bad) {
+        std::cout << "  ";
+        if (b.index >= 0) std::cout << "record " << b.index << " ";
+        if (!b.id.empty()) std::cout << "id " << excerpt(b.id, 60) << " ";
+        std::cout << ": " << b.problem << "\n";
+      }
+      if (static_cast<int64_t>(report.bad.size()) < report.bad_records)
+        std::cout << "  ... " << report.bad_records - static_cast<int64_t>(report.bad.size())
+                  << " more (see --max-report)\n";
+    } catch (const Error& e) {
+      ++bad_files;
+      std::cout << path << ": invalid: " << e.what() << "\n";
+    }
+  }
+  if (parser.positionals().size() > 1)
+    std::cout << parser.positionals().size() - bad_files << " of " << parser.positionals().size() << " shards ok\n";
+  return bad_files ? 1 : 0;
+}
+
+struct Verb {
+  const char* name;
+  const char* summary;
+  int (*run)(const Args& args);
+};
+
+// One line per verb; `pathvlm shards` with no verb lists them.
+const Verb kVerbs[] = {
+    {"inspect", "kind, schema version, counts, shapes, dtypes and a sample record of each shard", shards_inspect},
+    {"validate", "read every record of each shard and report the bad ones (exit 1 if any)", shards_validate},
+};
+
+}  // namespace
+
+int cmd_shards(const Args& args) {
+  if (!args.empty()) {
+    for (const auto& verb : kVerbs)
+      if (args[0] == verb.name) return verb.run(Args(args.begin() + 1, args.end()));
+  }
+  bool asked = !args.empty() && (args[0] == "--help" || args[0] == "-h");
+  std::ostream& out = asked ? std::cout : std::cerr;
+  if (!args.empty() && !asked) out << "pathvlm shards: unknown verb '" << args[0] << "'\n\n";
+  out << "usage: pathvlm shards <verb> [options] FILE...\n\nHDF5 shards (tiles, tile_features, slides).\n\nverbs:\n";
+  for (const auto& verb : kVerbs) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-10s %s\n", verb.name, verb.summary);
+    out << line;
+  }
+  out << "\n`pathvlm shards <verb> --help` lists a verb's options.\n";
+  return asked ? 0 : 1;
+}
+
+}  // namespace pathvlm::cli
