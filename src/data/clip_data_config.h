@@ -1,0 +1,40 @@
+// Data loading settings of the clip task (nested by the clip task as `clip.data`).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace pathvlm::data {
+
+struct ClipDataConfig {
+  std::string train = "";
+  std::string val = "";
+  std::string zeroshot = "";
+  int image_size = 224;
+  int workers = 2;
+  int prefetch = 4;
+  std::vector<double> crop_scale = {0.9, 1.0};
+  std::vector<double> crop_ratio = {0.75, 1.3333333333333333};
+  std::vector<double> image_mean = {0.48145466, 0.4578275, 0.40821073};
+  std::vector<double> image_std = {0.26862954, 0.26130258, 0.27577711};
+  bool pin_memory = true;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("train", train, "training tiles: a manifest.json from `pathvlm shards build`, its folder, or one .h5 shard");
+    v.field("val", val, "validation tiles for retrieval metrics (same forms as train; empty = none)");
+    v.field("zeroshot", zeroshot, "labelled tiles (shard /labels) for zero-shot classification (same forms; empty = none)");
+    v.field("image_size", image_size, "square input size of the image tower (pixels)", cfg::Range(16, 4096));
+    v.field("workers", workers, "background threads that decode and augment batches", cfg::Range(1, 256));
+    v.field("prefetch", prefetch, "ready batches kept ahead of the training loop", cfg::Range(1, 1024));
+    v.field("crop_scale", crop_scale, "RandomResizedCrop area fraction [lo, hi] (open_clip: 0.9-1.0)",
+            cfg::Range(0.0, 1.0));
+    v.field("crop_ratio", crop_ratio, "RandomResizedCrop aspect ratio range [lo, hi]", cfg::Range(0.1, 10.0));
+    v.field("image_mean", image_mean, "per-channel normalisation mean (OpenAI CLIP's by default)", cfg::Range(0.0, 1.0));
+    v.field("image_std", image_std, "per-channel normalisation std (OpenAI CLIP's by default)", cfg::Range(1e-6, 10.0));
+    v.field("pin_memory", pin_memory, "pinned host batches for non-blocking copies when training on CUDA");
+  }
+};
+
+}  // namespace pathvlm::data
