@@ -39,6 +39,10 @@ class ClipTokenizer {
 
   int context_length() const { return context_; }
 
+  // Writes HF CLIPTokenizer files into `dir`: vocab.json, merges.txt, tokenizer_config.json,
+  // special_tokens_map.json (sot/eot named <|startoftext|> / <|endoftext|> as HF names them).
+  void save_hf(const std::string& dir) const;
+
   // The cleaning step alone (html unescape x2, whitespace collapse, lower case).
   static std::string clean(const std::string& text);
 

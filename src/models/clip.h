@@ -150,7 +150,7 @@ TORCH_MODULE(ClipModel);
 
 // CLIP's parameter initialisation (normal std 0.02 embeddings, scaled std for projections as HF's
 // CLIPPreTrainedModel._init_weights with initializer_factor 1) from torch's global generator.
-void init_clip_weights(ClipModel& model);
+void init_clip_weights(ClipModelImpl& model);
 
 // Parameter count, optionally only the trainable ones.
 int64_t count_parameters(torch::nn::Module& module, bool trainable_only = false);

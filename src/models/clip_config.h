@@ -61,7 +61,7 @@ struct ClipModelConfig {
 // pathvlm::Error naming the key that is wrong.
 ClipModelConfig resolve_clip_config(const ClipModelConfig& config);
 
-// "ViT-B/16 style" summary: "ViT-B-16: image 224/16 12x768, text 77 12x512, embed 512, quick_gelu".
+// One-line summary: "CLIP image 224/16 12x768, text 77 12x512, embed 512, quick_gelu".
 std::string describe(const ClipModelConfig& config);
 
 }  // namespace pathvlm::models

@@ -54,9 +54,8 @@ std::string hf_clip_config_json(const ClipModelConfig& config);
 ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where);
 
 // Writes `out_dir`/config.json, model.safetensors (fp32, HF names) and preprocessor_config.json
-// (CLIPImageProcessor: shortest-edge resize, center crop, OpenAI mean/std). When `vocab_path` names the
-// CLIP BPE (.txt.gz), also vocab.json + merges.txt + tokenizer_config.json for CLIPTokenizer.
-void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir,
-                    const std::string& vocab_path = "");
+// (CLIPImageProcessor: shortest-edge resize, center crop, OpenAI mean/std). The tokenizer files are
+// ClipTokenizer::save_hf's (`pathvlm export --vocab` writes both).
+void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir);
 
 }  // namespace pathvlm::models
