@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/core_config.h"
 #include "dist/dist_config.h"
+#include "train/clip_config.h"
 #include "train/lm_config.h"
 #include "train/train_config.h"
 
@@ -24,6 +25,7 @@ struct JobConfig {
   train::CheckpointConfig checkpoint;
   train::EvalConfig eval;
   train::LmConfig lm;
+  train::ClipTaskConfig clip;
 
   template <class V>
   void visit(V& v) {
@@ -35,6 +37,7 @@ struct JobConfig {
     v.section("checkpoint", checkpoint, "saving, retention and resume");
     v.section("eval", eval, "periodic evaluation");
     v.section("lm", lm, "the toy `lm` task: tiny causal transformer on synthetic sequences");
+    v.section("clip", clip, "the `clip` task: contrastive image-text training on tile shards");
   }
 };
 

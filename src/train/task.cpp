@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "dist/reducer.h"
+#include "train/clip_task.h"
 #include "train/lm_task.h"
 
 namespace pathvlm::train {
@@ -47,6 +48,7 @@ using Factory = std::unique_ptr<Task> (*)();
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> tasks = {
       {"lm", [] { return std::unique_ptr<Task>(new LmTask()); }},
+      {"clip", [] { return std::unique_ptr<Task>(new ClipTask()); }},
   };
   return tasks;
 }
