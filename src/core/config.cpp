@@ -509,18 +509,19 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 std::string nearest_key(const std::string& key, const std::vector<std::string>& candidates) {
-  auto leaf = [](const std::string& k) { return k.substr(k.rfind('.') + 1); };
-  // The right name in the wrong section ("lr" at the top for "optim.lr") is the likeliest slip.
-  if (key.find('.') == std::string::npos || leaf(key).size() > 1)
-    for (const auto& c : candidates)
-      if (c != key && leaf(c) == leaf(key)) return c;
   std::string best;
-  size_t best_distance = std::max<size_t>(2, key.size() / 3) + 1;
+  size_t best_distance = std::string::npos;
   for (const auto& c : candidates) {
     size_t d = edit_distance(key, c);
     if (d < best_distance) best_distance = d, best = c;
   }
-  return best;
+  // A small typo first; then the right name in the wrong section ("lr" at the top for "optim.lr");
+  // then anything reasonably close.
+  if (best_distance <= 2) return best;
+  auto leaf = [](const std::string& k) { return k.substr(k.rfind('.') + 1); };
+  for (const auto& c : candidates)
+    if (leaf(c) == leaf(key)) return c;
+  return best_distance <= std::max<size_t>(2, key.size() / 3) ? best : "";
 }
 
 // ---- docs and the settings table -----------------------------------------------------------------
