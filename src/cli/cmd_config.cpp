@@ -15,7 +15,7 @@ const char* kUsage =
     "usage: pathvlm config <verb> [options]\n\n"
     "Inspect job configs (YAML with `base:` inheritance and key=value overrides).\n\nverbs:\n"
     "  show CONFIG [key=value ...]  check a config and print it resolved (every key, defaults filled in)\n"
-    "  docs                         list every key with its type, default, allowed values and doc\n\n"
+    "  docs [--markdown]            list every key with its type, default, allowed values and doc\n\n"
     "`pathvlm config <verb> --help` lists a verb's options.\n";
 
 int show(const Args& args) {
@@ -33,8 +33,9 @@ int show(const Args& args) {
 
 int docs(const Args& args) {
   ArgParser parser("pathvlm config docs", "List every config key with its type, default, allowed values and doc.");
+  parser.flag("markdown", "print Markdown tables, one per section (for docs/)");
   if (!parser.parse(args)) return 0;
-  std::cout << cfg::docs<JobConfig>();
+  std::cout << cfg::docs<JobConfig>(parser.get_flag("markdown"));
   return 0;
 }
 

@@ -552,6 +552,27 @@ std::string format_docs(const std::vector<KeyInfo>& keys) {
   return out.str();
 }
 
+std::string format_docs_markdown(const std::vector<KeyInfo>& keys) {
+  auto cell = [](std::string text) {
+    for (size_t at = 0; (at = text.find('|', at)) != std::string::npos; at += 2) text.replace(at, 1, "\\|");
+    return text;
+  };
+  std::ostringstream out;
+  bool table_open = false;
+  for (const auto& k : keys) {
+    if (k.is_section) {
+      out << (table_open || out.tellp() > 0 ? "\n" : "") << "### `" << k.key << "`\n\n" << k.doc << "\n\n";
+      table_open = false;
+      continue;
+    }
+    if (!table_open) out << "| key | type | default | allowed | description |\n|---|---|---|---|---|\n";
+    table_open = true;
+    out << "| `" << k.key << "` | " << k.type << " | `" << cell(k.value) << "` | " << cell(k.constraint) << " | "
+        << cell(k.doc) << " |\n";
+  }
+  return out.str();
+}
+
 std::string format_settings(const std::vector<KeyInfo>& values, const std::vector<KeyInfo>& defaults) {
   std::map<std::string, std::string> default_of;
   for (const auto& d : defaults) default_of[d.key] = d.value;

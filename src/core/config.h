@@ -257,11 +257,12 @@ std::string to_yaml(T config) {
   return v.out;
 }
 
-// `config docs`: every key with type, default, constraint and doc.
+// `config docs`: every key with type, default, constraint and doc (plain columns, or Markdown tables).
 std::string format_docs(const std::vector<KeyInfo>& keys);
+std::string format_docs_markdown(const std::vector<KeyInfo>& keys);
 template <class T>
-std::string docs() {
-  return format_docs(schema<T>());
+std::string docs(bool markdown = false) {
+  return markdown ? format_docs_markdown(schema<T>()) : format_docs(schema<T>());
 }
 
 // The startup table of every resolved setting; values that differ from the default are marked '*'.

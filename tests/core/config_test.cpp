@@ -284,6 +284,15 @@ TEST(ConfigDocs, ListsEveryKeyWithTypeDefaultConstraintAndDoc) {
   EXPECT_HAS(docs, "[optim]  optimizer");
 }
 
+TEST(ConfigDocs, MarkdownHasOneTablePerSection) {
+  std::string md = cfg::docs<TestJob>(true);
+  EXPECT_EQ(md.rfind("| key | type | default | allowed | description |\n|---|---|---|---|---|\n| `name` | string | `job` |", 0), 0u)
+      << md;
+  EXPECT_HAS(md, "\n### `optim`\n\noptimizer\n\n| key |");
+  EXPECT_HAS(md, "| `optim.schedule` | string | `cosine` | one of: cosine, constant | learning-rate schedule |\n");
+  EXPECT_HAS(md, "| `model.mean` | list[double] | `[0.5, 0.25]` |");
+}
+
 TEST(ConfigDocs, SettingsTableMarksNonDefaults) {
   TestJob job;
   job.optim.lr = 0.1;
