@@ -1,0 +1,41 @@
+// Tissue segmentation settings (CLAM's segmentTissue parameters; presets from CLAM's presets/*.csv).
+#pragma once
+#include <string>
+
+#include "core/config.h"
+
+namespace pathvlm {
+
+struct TissueConfig {
+  std::string preset = "clam";
+  double seg_downsample = 64;
+  int sthresh = 8;
+  bool otsu = false;
+  int mthresh = 7;
+  int close = 4;
+  double a_t = 100;
+  double a_h = 16;
+  int max_n_holes = 8;
+  int ref_patch = 512;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("preset", preset,
+            "named parameter set applied first; keys given explicitly override it (clam = CLAM's defaults)",
+            cfg::OneOf{"clam", "tcga", "bwh_biopsy", "bwh_resection"});
+    v.field("seg_downsample", seg_downsample,
+            "segment on the pyramid level nearest this downsample (finer levels are box-reduced to it)",
+            cfg::Min(1.0));
+    v.field("sthresh", sthresh, "saturation threshold (0-255) when otsu is off", cfg::Range(0, 255));
+    v.field("otsu", otsu, "threshold saturation with Otsu's method instead of sthresh");
+    v.field("mthresh", mthresh, "median blur kernel size (odd; 1 = no blur)", cfg::Range(1, 255));
+    v.field("close", close, "morphological closing kernel size in pixels (0 = none)", cfg::Range(0, 255));
+    v.field("a_t", a_t, "minimum tissue area (holes subtracted) in ref_patch x ref_patch level-0 tiles",
+            cfg::Min(0.0));
+    v.field("a_h", a_h, "minimum hole area in ref_patch x ref_patch level-0 tiles", cfg::Min(0.0));
+    v.field("max_n_holes", max_n_holes, "keep at most this many largest holes per tissue region", cfg::Min(0));
+    v.field("ref_patch", ref_patch, "edge in level-0 pixels of the unit tile that a_t and a_h count", cfg::Min(1));
+  }
+};
+
+}  // namespace pathvlm
