@@ -22,5 +22,6 @@ int cmd_shards(const Args& args);
 int cmd_weights(const Args& args);
 int cmd_train(const Args& args);
 int cmd_config(const Args& args);
+int cmd_tile(const Args& args);
 
 }  // namespace pathvlm::cli

@@ -14,6 +14,7 @@ const std::vector<Command>& commands() {
       {"weights", "list or reshard safetensors weights (inspect|reshard)", cmd_weights},
       {"train", "train the task named by run.task (lm, clip, ...) on one or many processes", cmd_train},
       {"config", "show a resolved job config, or list every key (show|docs)", cmd_config},
+      {"tile", "segment tissue and lay tile grids on whole slides (coords .h5 per slide)", cmd_tile},
   };
   return table;
 }
