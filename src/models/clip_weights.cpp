@@ -73,12 +73,21 @@ const std::pair<const char*, const char*> kRenames[] = {
     {"ln_final.weight", "text_model.final_layer_norm.weight"},
     {"ln_final.bias", "text_model.final_layer_norm.bias"},
 };
-// Tensors a checkpoint may carry that are not parameters (buffers of older transformers / open_clip).
+// Tensors a checkpoint may carry that are not CLIP parameters: buffers of older transformers / open_clip, and
+// the SigLIP bias the clip task registers on the model (not part of an HF CLIPModel; re-initialised).
 bool ignorable(const std::string& name) {
   auto ends_with = [&](const std::string& s) {
     return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
   };
-  return ends_with("position_ids") || name == "attn_mask" || ends_with(".attn_mask");
+  return ends_with("position_ids") || name == "attn_mask" || ends_with(".attn_mask") || name == "logit_bias";
+}
+
+// The parameters ClipModelImpl itself registers (a task may register more on the module, e.g. logit_bias).
+bool is_clip_parameter(const std::string& name) {
+  for (const char* prefix : {"vision_model.", "text_model.", "visual_projection.", "text_projection."}) {
+    if (name.rfind(prefix, 0) == 0) return true;
+  }
+  return name == "logit_scale";
 }
 
 // Loads HF-named tensors from `ckpt` into `model` and rejects tensors the model does not have.
@@ -89,7 +98,9 @@ void load_hf_named(ClipModel& model, const safetensors::Checkpoint& ckpt, const 
     return ckpt.get(prefix + name);
   }, where);
   std::set<std::string> params;
-  for (const auto& item : model->named_parameters()) params.insert(prefix + item.key());
+  for (const auto& item : model->named_parameters()) {
+    if (is_clip_parameter(item.key())) params.insert(prefix + item.key());
+  }
   std::vector<std::string> extra;
   for (const auto& name : ckpt.names()) {
     if (!params.count(name) && !ignorable(name) && name.rfind(prefix, 0) == 0) extra.push_back(name);
@@ -333,6 +344,7 @@ void load_clip_state(ClipModel& model, const std::function<torch::Tensor(const s
                      const std::string& where) {
   torch::NoGradGuard no_grad;
   for (auto& item : model->named_parameters()) {
+    if (!is_clip_parameter(item.key())) continue;
     auto& param = item.value();
     auto tensor = get(item.key());
     if (param.dim() == 0 && tensor.numel() == 1) tensor = tensor.reshape({});  // logit_scale saved as [1]
@@ -435,6 +447,7 @@ void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::
   PATHVLM_CHECK(!ec, "export '", out_dir, "': cannot create the directory: ", ec.message());
   safetensors::NamedTensors tensors;
   for (const auto& item : model->named_parameters()) {
+    if (!is_clip_parameter(item.key())) continue;
     tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat32).contiguous());
   }
   safetensors::save((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});

@@ -53,7 +53,8 @@ std::vector<std::pair<std::string, torch::Tensor>> hf_to_open_clip(ClipModel& mo
 std::string hf_clip_config_json(const ClipModelConfig& config);
 ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where);
 
-// Writes `out_dir`/config.json, model.safetensors (fp32, HF names) and preprocessor_config.json
+// Writes `out_dir`/config.json, model.safetensors (fp32, HF names; only CLIPModel's parameters, so a
+// task's extra parameters on the module such as SigLIP's logit_bias are left out) and preprocessor_config.json
 // (CLIPImageProcessor: shortest-edge resize, center crop, OpenAI mean/std). The tokenizer files are
 // ClipTokenizer::save_hf's (`pathvlm export --vocab` writes both).
 void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir);
