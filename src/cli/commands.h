@@ -24,4 +24,8 @@ int cmd_train(const Args& args);
 int cmd_config(const Args& args);
 int cmd_tile(const Args& args);
 
+int cmd_tokenize(const Args& args);
+int cmd_encode(const Args& args);
+int cmd_export(const Args& args);
+
 }  // namespace pathvlm::cli
