@@ -1,0 +1,553 @@
+#include "data/tile_shards.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "data/image.h"
+#include "data/shard_schema.h"
+
+namespace fs = std::filesystem;
+
+namespace pathvlm::data {
+namespace {
+
+constexpr const char* kManifestTag = "tiles/1";
+constexpr int64_t kBlock = 64;  // records decoded in parallel before being appended in order
+
+// One row of the records file, before its image is looked at.
+struct SourceRecord {
+  int64_t line = 0;
+  std::string file, caption, id;
+  std::optional<int32_t> label;
+  std::string problem;  // set when the row itself is malformed
+};
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  PATHVLM_CHECK(in, what, " '", path, "' cannot be opened: ", std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 BOM
+  return text;
+}
+
+std::optional<int32_t> parse_label(const std::string& text) {
+  const std::string t = trim(text);
+  if (t.empty() || t.size() > 9 || !std::all_of(t.begin(), t.end(), ::isdigit)) return std::nullopt;
+  return static_cast<int32_t>(std::stol(t));
+}
+
+// RFC 4180 rows: quoted fields may hold separators, doubled quotes and newlines. Each row keeps its first line.
+std::vector<std::pair<int64_t, std::vector<std::string>>> parse_csv(const std::string& text, char sep,
+                                                                    const std::string& path) {
+  std::vector<std::pair<int64_t, std::vector<std::string>>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false, field_started = false;
+  int64_t line = 1, row_line = 1;
+  auto end_row = [&] {
+    row.push_back(field);
+    field.clear();
+    field_started = false;
+    const bool blank = row.size() == 1 && trim(row[0]).empty();
+    if (!blank) rows.emplace_back(row_line, row);
+    row.clear();
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        if (c == '\n') ++line;
+        field += c;
+      }
+    } else if (c == '"' && !field_started) {
+      quoted = field_started = true;
+    } else if (c == sep) {
+      row.push_back(field);
+      field.clear();
+      field_started = false;
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      end_row();
+      row_line = ++line;
+    } else {
+      field += c;
+      field_started = true;
+    }
+  }
+  PATHVLM_CHECK(!quoted, "records file '", path, "': a quoted field opened on line ", row_line, " never closes");
+  if (field_started || !row.empty() || !field.empty()) end_row();
+  return rows;
+}
+
+int find_column(const std::vector<std::string>& header, std::initializer_list<const char*> names) {
+  for (const char* name : names)
+    for (size_t i = 0; i < header.size(); ++i)
+      if (trim(header[i]) == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::vector<SourceRecord> read_csv_records(const std::string& path, char sep, bool& has_labels) {
+  auto rows = parse_csv(read_text_file(path, "records file"), sep, path);
+  PATHVLM_CHECK(!rows.empty(), "records file '", path, "' is empty (expected a header with filepath and caption)");
+  const auto& header = rows[0].second;
+  const int file_col = find_column(header, {"filepath", "image", "path"});
+  const int caption_col = find_column(header, {"caption", "text", "title"});
+  const int label_col = find_column(header, {"label"}), id_col = find_column(header, {"id"});
+  if (file_col < 0 || caption_col < 0) {
+    std::string names;
+    for (const auto& h : header) names += (names.empty() ? "'" : ", '") + h + "'";
+    throw Error(str("records file '", path, "': the header needs columns 'filepath' and 'caption' (found ", names,
+                    sep == ',' ? "; for a tab-separated file use the .tsv extension or --separator tab" : "",
+                    ")"));
+  }
+  has_labels = label_col >= 0;
+  std::vector<SourceRecord> out;
+  for (size_t r = 1; r < rows.size(); ++r) {
+    const auto& [line, fields] = rows[r];
+    SourceRecord rec;
+    rec.line = line;
+    if (fields.size() != header.size()) {
+      rec.file = fields.size() > static_cast<size_t>(file_col) ? trim(fields[file_col]) : "";
+      rec.problem = str(fields.size(), " fields, the header has ", header.size());
+      out.push_back(rec);
+      continue;
+    }
+    rec.file = trim(fields[file_col]);
+    rec.caption = trim(fields[caption_col]);
+    rec.id = id_col >= 0 ? trim(fields[id_col]) : rec.file;
+    if (label_col >= 0) {
+      rec.label = parse_label(fields[label_col]);
+      if (!rec.label) rec.problem = str("label '", fields[label_col], "' is not a non-negative integer");
+    }
+    out.push_back(rec);
+  }
+  return out;
+}
+
+std::string json_text(const nlohmann::json& obj, std::initializer_list<const char*> keys) {
+  for (const char* k : keys) {
+    auto it = obj.find(k);
+    if (it == obj.end() || it->is_null()) continue;
+    return it->is_string() ? it->get<std::string>() : it->dump();
+  }
+  return "";
+}
+
+std::vector<SourceRecord> read_jsonl_records(const std::string& path, bool& has_labels) {
+  std::istringstream in(read_text_file(path, "records file"));
+  std::vector<SourceRecord> out;
+  std::string text;
+  has_labels = false;
+  for (int64_t line = 1; std::getline(in, text); ++line) {
+    if (trim(text).empty()) continue;
+    SourceRecord rec;
+    rec.line = line;
+    nlohmann::json obj;
+    try {
+      obj = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      rec.problem = str("invalid JSON (", e.what(), ")");
+      out.push_back(rec);
+      continue;
+    }
+    if (!obj.is_object()) {
+      rec.problem = "not a JSON object";
+      out.push_back(rec);
+      continue;
+    }
+    rec.file = trim(json_text(obj, {"filepath", "image", "path"}));
+    rec.caption = trim(json_text(obj, {"caption", "text", "title"}));
+    rec.id = obj.contains("id") ? trim(json_text(obj, {"id"})) : rec.file;
+    if (obj.contains("label")) {
+      has_labels = true;
+      const auto& l = obj["label"];
+      rec.label = l.is_number_integer() && l.get<int64_t>() >= 0 && l.get<int64_t>() <= INT32_MAX
+                      ? std::optional<int32_t>(static_cast<int32_t>(l.get<int64_t>()))
+                      : (l.is_string() ? parse_label(l.get<std::string>()) : std::nullopt);
+      if (!rec.label) rec.problem = str("label ", l.dump(), " is not a non-negative integer");
+    }
+    if (rec.file.empty() && rec.problem.empty()) rec.problem = "no 'filepath' (or 'image') key";
+    out.push_back(rec);
+  }
+  if (has_labels)
+    for (auto& rec : out)
+      if (!rec.label && rec.problem.empty()) rec.problem = "no 'label' (other records have one)";
+  return out;
+}
+
+// What a worker thread makes of one record.
+struct Prepared {
+  std::string problem;
+  Bytes bytes;           // encoded storage
+  torch::Tensor pixels;  // raw storage
+};
+
+Prepared prepare(const SourceRecord& rec, const TileShardBuildOptions& o, const fs::path& base) {
+  Prepared p;
+  if (!rec.problem.empty()) return p.problem = rec.problem, p;
+  if (rec.file.empty()) return p.problem = "empty file path", p;
+  if (rec.caption.empty()) return p.problem = "empty caption", p;
+  if (rec.id.empty()) return p.problem = "empty id", p;
+  const fs::path file = fs::path(rec.file).is_absolute() ? fs::path(rec.file) : base / rec.file;
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return p.problem = str("image file '", file.string(), "' not found"), p;
+  try {
+    Bytes bytes = read_file_bytes(file.string());
+    const ImageFormat format = sniff_image_format(bytes.data(), bytes.size());
+    torch::Tensor img = decode_image(bytes, str("image '", file.string(), "'"));
+    const bool resized = o.size > 0;
+    if (resized) img = resize_shortest_and_center_crop(img, o.size);
+    if (o.storage == "raw") {
+      p.pixels = img;
+    } else {
+      const ImageFormat want = o.storage == "jpeg" ? ImageFormat::Jpeg : o.storage == "png" ? ImageFormat::Png : format;
+      if (!resized && want == format) p.bytes = std::move(bytes);  // no generation loss
+      else p.bytes = want == ImageFormat::Jpeg ? encode_jpeg(img, o.jpeg_quality) : encode_png(img);
+    }
+  } catch (const Error& e) {
+    p.problem = e.what();
+  }
+  return p;
+}
+
+// One shard being written.
+class ShardWriter {
+ public:
+  ShardWriter(const std::string& path, bool raw, int64_t height, int64_t width, bool labels)
+      : path_(path), file_(h5::File::create(path)) {
+    shards::write_schema(file_, shards::ShardKind::Tiles);
+    file_.set_attr("created_by", "pathvlm shards build");
+    if (raw) {
+      h5::DatasetOptions opt;
+      opt.chunk = {1, height, width, 3};
+      images_.emplace(file_.Group::create("images", torch::kByte, {height, width, 3}, opt));
+    } else {
+      images_.emplace(file_.create_blobs("images"));
+    }
+    captions_.emplace(file_.create_strings("captions"));
+    ids_.emplace(file_.create_strings("ids"));
+    if (labels) labels_.emplace(file_.Group::create("labels", torch::kInt32, {}));
+  }
+  void append(const std::vector<const SourceRecord*>& recs, std::vector<Prepared*>& items) {
+    if (recs.empty()) return;
+    std::vector<std::string> captions, ids;
+    std::vector<int32_t> labels;
+    for (auto* r : recs) {
+      captions.push_back(r->caption);
+      ids.push_back(r->id);
+      labels.push_back(r->label.value_or(-1));
+    }
+    if (items[0]->pixels.defined()) {
+      std::vector<torch::Tensor> px;
+      for (auto* it : items) px.push_back(it->pixels);
+      images_->append(torch::stack(px));
+    } else {
+      std::vector<h5::Blob> blobs;
+      for (auto* it : items) blobs.push_back(std::move(it->bytes));
+      images_->append_blobs(blobs);
+    }
+    captions_->append_strings(captions);
+    ids_->append_strings(ids);
+    if (labels_) labels_->append(torch::tensor(labels, torch::kInt32));
+    count_ += static_cast<int64_t>(recs.size());
+  }
+  int64_t count() const { return count_; }
+  const std::string& path() const { return path_; }
+  void close() { file_.flush(); }
+
+ private:
+  std::string path_;
+  h5::File file_;
+  std::optional<h5::Dataset> images_, captions_, ids_, labels_;
+  int64_t count_ = 0;
+};
+
+std::string shard_name(const std::string& prefix, size_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "-%05zu.h5", n);
+  return prefix + buf;
+}
+
+std::string one_line(const std::string& s) {
+  std::string out;
+  for (char c : s) out += (c == '\n' || c == '\t' || c == '\r') ? ' ' : c;
+  return out;
+}
+
+}  // namespace
+
+TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
+  PATHVLM_CHECK(!o.records.empty(), "shards build: no records file given");
+  PATHVLM_CHECK(!o.out_dir.empty(), "shards build: no output folder given");
+  PATHVLM_CHECK(o.shard_size >= 1, "shards build: shard size must be >= 1, got ", o.shard_size);
+  PATHVLM_CHECK(o.storage == "encoded" || o.storage == "jpeg" || o.storage == "png" || o.storage == "raw",
+                "shards build: storage must be encoded, jpeg, png or raw, got '", o.storage, "'");
+  PATHVLM_CHECK(o.size >= 0 && o.size <= 16384, "shards build: bad size ", o.size);
+  PATHVLM_CHECK(o.jpeg_quality >= 1 && o.jpeg_quality <= 100, "shards build: JPEG quality must be in [1, 100], got ",
+                o.jpeg_quality);
+  PATHVLM_CHECK(fs::is_regular_file(o.records), "records file '", o.records, "' not found");
+  const fs::path base = o.images_dir.empty() ? fs::path(o.records).parent_path() : fs::path(o.images_dir);
+  PATHVLM_CHECK(base.empty() || fs::is_directory(base), "images folder '", base.string(), "' not found");
+
+  std::string ext = fs::path(o.records).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  bool has_labels = false;
+  const std::vector<SourceRecord> recs =
+      ext == ".jsonl" || ext == ".json"
+          ? read_jsonl_records(o.records, has_labels)
+          : read_csv_records(o.records, o.separator ? o.separator : (ext == ".tsv" || ext == ".tab" ? '\t' : ','),
+                             has_labels);
+
+  fs::create_directories(o.out_dir);
+  TileShardBuildReport report;
+  report.records = static_cast<int64_t>(recs.size());
+  const bool raw = o.storage == "raw";
+  int64_t raw_h = o.size, raw_w = o.size;
+  std::unordered_set<std::string> seen_ids;
+  std::unique_ptr<ShardWriter> writer;
+  std::vector<std::pair<std::string, int64_t>> shard_counts;
+  auto close_writer = [&] {
+    if (!writer) return;
+    writer->close();
+    shard_counts.emplace_back(fs::path(writer->path()).filename().string(), writer->count());
+    report.shards.push_back(writer->path());
+    writer.reset();
+  };
+
+  Progress bar("sharding", report.records, "records", [&] {
+    Progress::Options opt;
+    opt.enabled = o.progress;
+    return opt;
+  }());
+  const int threads = std::max(1, o.threads);
+  std::vector<Prepared> prepared(kBlock);
+  for (int64_t start = 0; start < report.records; start += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, report.records - start);
+    // Decode in parallel, strided so each thread takes every `threads`-th record of the block.
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        for (int64_t k = t; k < n; k += threads) prepared[k] = prepare(recs[start + k], o, base);
+      });
+    for (auto& th : pool) th.join();
+
+    // Append in record order; problems that depend on earlier records (ids, raw sizes) are found here.
+    std::vector<const SourceRecord*> batch;
+    std::vector<Prepared*> items;
+    int64_t block_bad = 0;
+    auto flush = [&] {
+      if (writer) writer->append(batch, items);
+      batch.clear();
+      items.clear();
+    };
+    for (int64_t k = 0; k < n; ++k) {
+      const SourceRecord& rec = recs[start + k];
+      Prepared& p = prepared[k];
+      if (p.problem.empty() && seen_ids.count(rec.id)) p.problem = str("duplicate id '", rec.id, "'");
+      if (p.problem.empty() && raw) {
+        if (raw_h == 0) raw_h = p.pixels.size(0), raw_w = p.pixels.size(1);
+        if (p.pixels.size(0) != raw_h || p.pixels.size(1) != raw_w)
+          p.problem = str("image is ", p.pixels.size(1), "x", p.pixels.size(0), ", raw shards hold ", raw_w, "x", raw_h,
+                          " (pass a size to resize every image)");
+      }
+      if (!p.problem.empty()) {
+        report.bad.push_back({rec.line, rec.file, one_line(p.problem)});
+        ++block_bad;
+        continue;
+      }
+      seen_ids.insert(rec.id);
+      if (writer && writer->count() + static_cast<int64_t>(batch.size()) >= o.shard_size) {
+        flush();
+        close_writer();
+      }
+      if (!writer)
+        writer = std::make_unique<ShardWriter>((fs::path(o.out_dir) / shard_name(o.prefix, report.shards.size())).string(),
+                                               raw, raw_h, raw_w, has_labels);
+      batch.push_back(&rec);
+      items.push_back(&p);
+      ++report.written;
+    }
+    flush();
+    for (int64_t k = 0; k < n; ++k) prepared[k] = Prepared();
+    bar.advance(n, {{"bad", block_bad}});
+  }
+  close_writer();
+  bar.finish();
+
+  report.bad_records_file = (fs::path(o.out_dir) / "bad_records.tsv").string();
+  {
+    std::ofstream bad(report.bad_records_file, std::ios::trunc);
+    PATHVLM_CHECK(bad, "cannot write '", report.bad_records_file, "'");
+    bad << "line\tfile\tproblem\n";
+    for (const auto& b : report.bad) bad << b.line << "\t" << one_line(b.file) << "\t" << b.problem << "\n";
+  }
+  PATHVLM_CHECK(report.written > 0, "records file '", o.records, "': none of its ", report.records,
+                " records is usable (see '", report.bad_records_file, "')");
+
+  nlohmann::json manifest;
+  manifest["pathvlm_manifest"] = kManifestTag;
+  manifest["records"] = report.written;
+  manifest["shards"] = nlohmann::json::array();
+  for (const auto& [file, count] : shard_counts) manifest["shards"].push_back({{"file", file}, {"records", count}});
+  manifest["images"] = raw ? "raw" : "encoded";
+  if (raw) manifest["image_size"] = {raw_h, raw_w};
+  manifest["labels"] = has_labels;
+  manifest["source"] = fs::absolute(o.records).lexically_normal().string();
+  manifest["source_records"] = report.records;
+  manifest["bad_records"] = static_cast<int64_t>(report.bad.size());
+  manifest["bad_records_file"] = "bad_records.tsv";
+  report.manifest = (fs::path(o.out_dir) / "manifest.json").string();
+  const std::string tmp = report.manifest + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    PATHVLM_CHECK(out, "cannot write '", tmp, "'");
+    out << manifest.dump(2) << "\n";
+    PATHVLM_CHECK(out.flush(), "cannot write '", tmp, "'");
+  }
+  fs::rename(tmp, report.manifest);  // the manifest appears only once every shard is complete
+  return report;
+}
+
+// ---- reading ---------------------------------------------------------------------------------------
+
+TileDataset TileDataset::open(const std::string& path) {
+  TileDataset ds;
+  std::error_code ec;
+  fs::path p(path);
+  if (fs::is_directory(p, ec)) p /= "manifest.json";
+  ds.source_ = p.string();
+  PATHVLM_CHECK(fs::is_regular_file(p, ec), "tiles data '", p.string(), "' not found",
+                fs::path(path).extension() == ".h5" ? "" : " (expected a manifest.json, its folder, or a .h5 shard)");
+  if (p.extension() == ".h5" || p.extension() == ".hdf5") {
+    ds.add_shard(p.string(), -1, "");
+    return ds;
+  }
+  nlohmann::json manifest;
+  try {
+    manifest = nlohmann::json::parse(read_text_file(p.string(), "manifest"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str("manifest '", p.string(), "': invalid JSON (", e.what(), ")"));
+  }
+  const std::string tag = manifest.value("pathvlm_manifest", std::string());
+  PATHVLM_CHECK(tag == kManifestTag, "manifest '", p.string(), "': expected \"pathvlm_manifest\": \"", kManifestTag,
+                "\", found ", tag.empty() ? std::string("none") : "\"" + tag + "\"");
+  PATHVLM_CHECK(manifest.contains("shards") && manifest["shards"].is_array() && !manifest["shards"].empty(),
+                "manifest '", p.string(), "': no shards listed");
+  for (const auto& entry : manifest["shards"]) {
+    PATHVLM_CHECK(entry.is_object() && entry.contains("file") && entry["file"].is_string() &&
+                      entry.contains("records") && entry["records"].is_number_integer(),
+                  "manifest '", p.string(), "': shard entry ", entry.dump(), " needs \"file\" and \"records\"");
+    fs::path file = entry["file"].get<std::string>();
+    if (file.is_relative()) file = p.parent_path() / file;
+    ds.add_shard(file.string(), entry["records"].get<int64_t>(), str("manifest '", p.string(), "': "));
+  }
+  const int64_t total = manifest.value("records", ds.size());
+  PATHVLM_CHECK(total == ds.size(), "manifest '", p.string(), "': lists ", total, " records, its shards hold ",
+                ds.size());
+  return ds;
+}
+
+void TileDataset::add_shard(const std::string& path, int64_t expected, const std::string& context) {
+  std::error_code ec;
+  PATHVLM_CHECK(fs::is_regular_file(path, ec), context, "shard '", path, "' is missing");
+  auto file = h5::File::open(path);
+  const auto kind = shards::check_schema(file);
+  PATHVLM_CHECK(kind == shards::ShardKind::Tiles, context, "shard '", path, "' holds ", shards::kind_name(kind),
+                ", not tiles");
+  const int64_t n = shards::record_count(file, kind);
+  PATHVLM_CHECK(expected < 0 || n == expected, context, "shard '", path, "' holds ", n, " records, the manifest says ",
+                expected, " (rebuild the shards or fix the manifest)");
+  const bool labels = file.has_dataset("labels");
+  PATHVLM_CHECK(shards_.empty() || labels == has_labels_, context, "shard '", path, "' ",
+                labels ? "has" : "has no", " /labels but shard '", shards_.front().path, "' ",
+                has_labels_ ? "has" : "has no", " labels");
+  has_labels_ = labels;
+  Shard s;
+  s.path = path;
+  s.images = std::make_shared<h5::Dataset>(file.dataset("images"));
+  s.raw = s.images->kind() == h5::Dataset::Kind::Numeric;
+  s.first = size();
+  s.count = n;
+  auto captions = file.read_strings("captions"), ids = file.read_strings("ids");
+  captions_.insert(captions_.end(), captions.begin(), captions.end());
+  ids_.insert(ids_.end(), ids.begin(), ids.end());
+  if (labels) {
+    auto l = file.read("labels", torch::kInt32);
+    labels_.insert(labels_.end(), l.data_ptr<int32_t>(), l.data_ptr<int32_t>() + l.numel());
+  }
+  shards_.push_back(std::move(s));
+  shard_paths_.push_back(path);
+}
+
+void TileDataset::check_index(int64_t i) const {
+  PATHVLM_CHECK(i >= 0 && i < size(), "tiles '", source_, "': record ", i, " is out of range [0, ", size(), ")");
+}
+
+const TileDataset::Shard& TileDataset::shard_of(int64_t i, int64_t& local) const {
+  check_index(i);
+  auto it = std::upper_bound(shards_.begin(), shards_.end(), i, [](int64_t v, const Shard& s) { return v < s.first; });
+  const Shard& s = *(it - 1);
+  local = i - s.first;
+  return s;
+}
+
+const std::string& TileDataset::caption(int64_t i) const {
+  check_index(i);
+  return captions_[static_cast<size_t>(i)];
+}
+const std::string& TileDataset::id(int64_t i) const {
+  check_index(i);
+  return ids_[static_cast<size_t>(i)];
+}
+int32_t TileDataset::label(int64_t i) const {
+  check_index(i);
+  return has_labels_ ? labels_[static_cast<size_t>(i)] : -1;
+}
+
+std::string TileDataset::where(int64_t i) const {
+  int64_t local = 0;
+  const Shard& s = shard_of(i, local);
+  return str("shard '", s.path, "' record ", local, " (id '", ids_[static_cast<size_t>(i)], "')");
+}
+
+torch::Tensor TileDataset::image(int64_t i) const {
+  int64_t local = 0;
+  const Shard& s = shard_of(i, local);
+  if (s.raw) return s.images->read_rows(local, 1).squeeze(0);
+  return decode_image(s.images->read_blob(local), where(i));
+}
+
+TileRecord TileDataset::read(int64_t i) const {
+  TileRecord r;
+  r.image = image(i);
+  r.caption = caption(i);
+  r.id = id(i);
+  r.label = label(i);
+  return r;
+}
+
+}  // namespace pathvlm::data
