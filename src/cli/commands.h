@@ -27,5 +27,6 @@ int cmd_tile(const Args& args);
 int cmd_tokenize(const Args& args);
 int cmd_encode(const Args& args);
 int cmd_export(const Args& args);
+int cmd_eval(const Args& args);
 
 }  // namespace pathvlm::cli

@@ -18,6 +18,7 @@ const std::vector<Command>& commands() {
       {"tokenize", "CLIP BPE ids of texts from stdin, one JSON array per line", cmd_tokenize},
       {"encode", "CLIP image / text embeddings of files, written as safetensors", cmd_encode},
       {"export", "export a checkpoint for other tools (hf-clip: transformers CLIPModel)", cmd_export},
+      {"eval", "zero-shot classification and retrieval metrics of a CLIP, on every rank", cmd_eval},
   };
   return table;
 }

@@ -152,7 +152,9 @@ TEST(MpiClipEval, GatherRowsWithUnevenSharesAndIdenticalMetrics) {
   int64_t at = 0;
   for (int q = 0; q < w; ++q) {
     const int64_t n = q == 1 ? 0 : q + 2;
-    if (n) EXPECT_TRUE(torch::all(all.narrow(0, at, n) == q).item<bool>()) << "rows of rank " << q;
+    if (n) {
+      EXPECT_TRUE(torch::all(all.narrow(0, at, n) == q).item<bool>()) << "rows of rank " << q;
+    }
     at += n;
   }
 
