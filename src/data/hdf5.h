@@ -158,6 +158,7 @@ class File : public Group {
   static File open(const std::string& path);        // read-only
   static File open_rw(const std::string& path);     // read-write, must exist
   static File create(const std::string& path);      // create or truncate
+  using Group::create;                              // file.create("rows", dtype, row_shape) still works
   void flush();                                     // H5Fflush: what is written so far survives a crash
 
   using Group::Group;

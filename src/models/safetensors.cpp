@@ -49,12 +49,13 @@ const std::set<std::string> kKnownUnsupported = {"U16", "U32", "U64", "F8_E5M2",
 // Parses JSON, rejecting duplicate keys at `object_depth` (nlohmann would silently keep the last one).
 json parse_json_unique(const char* begin, const char* end, int object_depth, const std::string& what,
                        std::string& duplicate) {
-  std::set<std::string> seen;
+  std::set<std::pair<std::string, std::string>> seen;  // (enclosing key, key)
+  std::string parent;
   json::parser_callback_t callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::key && depth == object_depth && duplicate.empty()) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (!seen.insert(key).second) duplicate = key;
-    }
+    if (event != json::parse_event_t::key) return true;
+    const auto& key = parsed.get_ref<const std::string&>();
+    if (depth == object_depth - 1) parent = key;
+    if (depth == object_depth && duplicate.empty() && !seen.emplace(parent, key).second) duplicate = key;
     return true;
   };
   try {
