@@ -44,8 +44,13 @@ struct SlideOutcome {
   std::string stage, reason;  // for failures
   std::string note;           // e.g. why a complete output was redone
 
-  static SlideOutcome done(int64_t tiles) { return {Status::Done, tiles}; }
-  static SlideOutcome skipped(int64_t tiles) { return {Status::Skipped, tiles}; }
+  static SlideOutcome done(int64_t tiles) { return with(Status::Done, tiles); }
+  static SlideOutcome skipped(int64_t tiles) { return with(Status::Skipped, tiles); }
+  static SlideOutcome with(Status status, int64_t tiles) {
+    SlideOutcome o;
+    o.status = status, o.tiles = tiles;
+    return o;
+  }
 };
 
 // What the per-slide function reports while it runs: the stage named in a failure.

@@ -187,13 +187,11 @@ torch::Tensor select_tiles(const TissueMask& mask, const GridGeometry& g, const 
   return torch::from_blob(kept.data(), {n, 2}, torch::kInt64).clone();
 }
 
-void write_coords_h5(const std::string& path, const SlideTiles& t) {
+void write_coords_dataset(h5::Group& group, const SlideTiles& t) {
   PATHVLM_CHECK(t.coords.dim() == 2 && t.coords.size(1) == 2 && t.coords.scalar_type() == torch::kInt64,
-                "coords for '", path, "' must be int64 [N,2], got ", t.coords.sizes(), " ", t.coords.scalar_type());
-  auto file = h5::File::create(path);
+                group.where(), ": coords must be int64 [N,2], got ", t.coords.sizes(), " ", t.coords.scalar_type());
   // Extendable with row chunks, as CLAM's (N, 2) maxshape (None, 2) coords, so readers may append.
-  h5::Group& root = file;  // File::create (a new file) hides Group::create (a new dataset)
-  auto coords = root.create("coords", torch::kInt64, {2}, {{1024, 2}, 0, false});
+  auto coords = group.create("coords", torch::kInt64, {2}, {{1024, 2}, 0, false});
   if (t.coords.size(0) > 0) coords.append(t.coords.contiguous());
   const GridGeometry& g = t.grid;
   coords.set_attr("patch_size", static_cast<int64_t>(g.patch_size));
@@ -211,6 +209,11 @@ void write_coords_h5(const std::string& path, const SlideTiles& t) {
   coords.set_attr("read_size", g.read_size);
   coords.set_attr("name", t.slide_id);
   coords.set_attr("slide_path", t.slide_path);
+}
+
+void write_coords_h5(const std::string& path, const SlideTiles& t) {
+  auto file = h5::File::create(path);
+  write_coords_dataset(file, t);
   file.set_attr("settings", t.settings);
 }
 

@@ -15,6 +15,10 @@
 #include "data/tiling_config.h"
 #include "data/tissue.h"
 
+namespace pathvlm::h5 {
+class Group;
+}
+
 namespace pathvlm::wsi {
 
 class Slide;
@@ -56,6 +60,8 @@ struct SlideTiles {
 };
 
 void write_coords_h5(const std::string& path, const SlideTiles& tiles);
+// The `coords` dataset with its attributes, in `group` (per-slide features files carry it too).
+void write_coords_dataset(h5::Group& group, const SlideTiles& tiles);
 SlideTiles read_coords_h5(const std::string& path);
 // The `settings` attribute of a coords or features file, "" when the file is unreadable or lacks it.
 std::string read_settings_attr(const std::string& path);

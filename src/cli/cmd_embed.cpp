@@ -1,0 +1,67 @@
+// `pathvlm embed`: tile features of whole slides with a frozen CLIP image tower.
+#include <chrono>
+#include <iostream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "data/embed.h"
+#include "data/slide.h"
+
+namespace pathvlm::cli {
+
+int cmd_embed(const Args& args) {
+  ArgParser p("pathvlm embed",
+              "Encode the tiles listed by coords files (`pathvlm tile`, CLAM or TRIDENT) with a CLIP image tower; "
+              "writes <out>/features/<slide>.h5 (TRIDENT layout), <out>/shards/slides-*.h5 + manifest.json, "
+              "optionally <out>/tokens/ (tile_features), and <out>/failures.csv. Resumable.");
+  p.option("coords", "folder of coords .h5 files (or a `pathvlm tile` output folder)", true);
+  p.option("encoder", "CLIP model: HF directory, run checkpoint, export or open_clip .safetensors", true);
+  p.option("out", "output folder", true);
+  p.option("slides", "folder or CSV to find slides by id (default: the slide_path stored in each coords file)");
+  p.option("reports", "CSV (slide_id, report) packed into the shards' /reports");
+  p.option("config", "YAML with the embed settings (see --docs)");
+  p.option("batch-size", "tiles per forward pass");
+  p.option("readers", "tile reading threads");
+  p.option("device", "auto, cpu, cuda or cuda:N");
+  p.flag("tokens", "also write per-tile token features (tile_features shards)");
+  p.flag("docs", "print every config key with its default and doc, then exit");
+  p.positional("overrides", "key=value config overrides, e.g. features_dtype=float16", true, false);
+  if (!p.parse(args)) return 0;
+  if (p.get_flag("docs")) {
+    std::cout << cfg::docs<EmbedConfig>();
+    return 0;
+  }
+  PATHVLM_CHECK(wsi::openslide_built_in(),
+                "`pathvlm embed` reads tiles with OpenSlide, which this build lacks (install libopenslide-dev)");
+  std::vector<std::string> overrides;
+  if (p.has("batch-size")) overrides.push_back("batch_size=" + p.get("batch-size"));
+  if (p.has("readers")) overrides.push_back("readers=" + p.get("readers"));
+  if (p.has("device")) overrides.push_back("device=" + p.get("device"));
+  if (p.get_flag("tokens")) overrides.push_back("tokens=true");
+  for (const auto& o : p.positionals()) overrides.push_back(o);
+  cfg::Document doc =
+      p.has("config") ? cfg::Document::from_file(p.get("config")) : cfg::Document::from_string("", "<defaults>");
+  doc.override_with(overrides);
+  const EmbedConfig config = cfg::read<EmbedConfig>(doc);
+
+  wsi::EmbedRequest request;
+  request.coords = p.get("coords");
+  request.out = p.get("out");
+  request.slides = p.get("slides");
+  request.reports = p.get("reports");
+  const auto encoder = wsi::load_clip_tile_encoder(p.get("encoder"), config);
+
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<wsi::SlideEntry> slides;
+  auto outcomes = wsi::embed_slides(request, config, encoder, &slides);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << wsi::format_summary(slides, outcomes, seconds);
+  size_t failed = 0;
+  for (const auto& o : outcomes) failed += o.status == wsi::SlideOutcome::Status::Failed;
+  if (failed) std::cout << failed << " slide(s) failed; reasons in " << request.out << "/failures.csv\n";
+  return failed == slides.size() ? 1 : 0;
+}
+
+}  // namespace pathvlm::cli

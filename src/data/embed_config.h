@@ -1,0 +1,36 @@
+// Settings of `pathvlm embed`: tile features with a frozen CLIP image tower.
+#pragma once
+#include <string>
+
+#include "core/config.h"
+
+namespace pathvlm {
+
+struct EmbedConfig {
+  int batch_size = 64;
+  int readers = 4;
+  int prefetch_batches = 8;
+  std::string device = "auto";
+  std::string precision = "auto";
+  std::string features_dtype = "float32";
+  bool tokens = false;
+  int token_layer = -2;
+  int slides_per_shard = 256;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("batch_size", batch_size, "tiles per forward pass", cfg::Min(1));
+    v.field("readers", readers, "threads reading and preprocessing tiles while the encoder runs", cfg::Min(1));
+    v.field("prefetch_batches", prefetch_batches, "batches read ahead of the encoder (bounds memory)", cfg::Min(1));
+    v.field("device", device, "auto (CUDA when present), cpu, cuda or cuda:N");
+    v.field("precision", precision, "encoder precision: auto (bf16 autocast on CUDA, fp32 on CPU), bf16, fp16, fp32",
+            cfg::OneOf{"auto", "bf16", "fp16", "fp32"});
+    v.field("features_dtype", features_dtype, "dtype of the stored features", cfg::OneOf{"float32", "float16"});
+    v.field("tokens", tokens, "also write per-tile token features (tile_features shards) for the instruction trainer");
+    v.field("token_layer", token_layer,
+            "hidden state stored as tokens: -1 last block, -2 penultimate (LLaVA's mm_vision_select_layer)");
+    v.field("slides_per_shard", slides_per_shard, "slides per packed `slides` shard", cfg::Min(1));
+  }
+};
+
+}  // namespace pathvlm
