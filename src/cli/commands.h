@@ -23,6 +23,8 @@ int cmd_weights(const Args& args);
 int cmd_train(const Args& args);
 int cmd_config(const Args& args);
 int cmd_tile(const Args& args);
+int cmd_embed(const Args& args);
+int cmd_synth_slides(const Args& args);  // the `slides` verb of `pathvlm synth`
 
 int cmd_tokenize(const Args& args);
 int cmd_encode(const Args& args);
