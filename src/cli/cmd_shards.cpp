@@ -210,6 +210,7 @@ struct Verb {
 // One line per verb; `pathvlm shards` with no verb lists them.
 const Verb kVerbs[] = {
     {"inspect", "kind, schema version, counts, shapes, dtypes and a sample record of each shard", shards_inspect},
+    {"build", "tiles shards + manifest from images and a CSV/TSV/JSONL of captions", cmd_shards_build},
     {"validate", "read every record of each shard and report the bad ones (exit 1 if any)", shards_validate},
 };
 

@@ -19,6 +19,8 @@ const std::vector<Command>& commands();
 
 int cmd_version(const Args& args);
 int cmd_shards(const Args& args);
+int cmd_shards_build(const Args& args);  // the `build` verb of `shards`
+int cmd_synth(const Args& args);
 int cmd_weights(const Args& args);
 int cmd_train(const Args& args);
 int cmd_config(const Args& args);

@@ -18,6 +18,7 @@ const std::vector<Command>& commands() {
       {"embed", "tile features of whole slides with a CLIP image tower (HDF5 shards)", cmd_embed},
       {"tokenize", "CLIP BPE ids of texts from stdin, one JSON array per line", cmd_tokenize},
       {"encode", "CLIP image / text embeddings of files, written as safetensors", cmd_encode},
+      {"synth", "procedural demo data: captioned H&E-like tiles, pyramidal slides (tiles|slides)", cmd_synth},
       {"export", "export a checkpoint for other tools (hf-clip: transformers CLIPModel)", cmd_export},
       {"eval", "zero-shot classification and retrieval metrics of a CLIP, on every rank", cmd_eval},
   };

@@ -1,0 +1,61 @@
+// `pathvlm shards build`: tiles shards + manifest from a folder of images and a CSV/TSV or JSONL of captions.
+#include <iostream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/tile_shards.h"
+
+namespace pathvlm::cli {
+
+int cmd_shards_build(const Args& args) {
+  ArgParser p("pathvlm shards build",
+              "Build `tiles` HDF5 shards and their manifest.json from image files listed in a CSV/TSV\n"
+              "(header with filepath, caption and optional label, id) or a JSONL file (same keys). Records\n"
+              "whose image is missing or does not decode, or whose caption is empty, are listed in\n"
+              "OUT/bad_records.tsv and skipped.");
+  p.positional("records", "CSV, TSV or JSONL file listing the images and captions");
+  p.option("out", "output folder for the shards, manifest.json and bad_records.tsv", true);
+  p.option("images", "folder that relative file paths start from (default: the records file's folder)");
+  p.option("storage", "encoded (keep JPEG/PNG bytes), jpeg or png (re-encode), raw (uint8 pixels)", false, "encoded");
+  p.option("size", "resize the shortest side to SIZE and center-crop SIZE x SIZE (0: keep)", false, "0");
+  p.option("shard-size", "records per shard", false, "10000");
+  p.option("prefix", "shard file name prefix (PREFIX-00000.h5)", false, "tiles");
+  p.option("jpeg-quality", "quality when encoding JPEG", false, "95");
+  p.option("separator", "CSV separator: comma, tab, or one character (default: tab for .tsv, else comma)");
+  p.option("threads", "image decoding threads", false, "2");
+  p.flag("quiet", "no progress bar");
+  if (!p.parse(args)) return 0;
+
+  data::TileShardBuildOptions o;
+  o.records = p.positionals().at(0);
+  o.out_dir = p.get("out");
+  o.images_dir = p.get("images");
+  o.storage = p.get("storage");
+  o.size = static_cast<int>(p.get_int("size"));
+  o.shard_size = p.get_int("shard-size");
+  o.prefix = p.get("prefix");
+  o.jpeg_quality = static_cast<int>(p.get_int("jpeg-quality"));
+  o.threads = static_cast<int>(p.get_int("threads"));
+  o.progress = !p.get_flag("quiet");
+  if (p.has("separator")) {
+    const std::string s = p.get("separator");
+    PATHVLM_CHECK(s == "comma" || s == "tab" || s.size() == 1, "--separator must be comma, tab or one character, got '",
+                  s, "'");
+    o.separator = s == "comma" ? ',' : s == "tab" ? '\t' : s[0];
+  }
+  auto r = data::build_tile_shards(o);
+  std::cout << "wrote " << r.written << " of " << r.records << " records into " << r.shards.size() << " shard"
+            << (r.shards.size() == 1 ? "" : "s") << "; manifest " << r.manifest << "\n";
+  if (!r.bad.empty()) {
+    std::cout << r.bad.size() << " bad record" << (r.bad.size() == 1 ? "" : "s") << " skipped (all in "
+              << r.bad_records_file << "):\n";
+    const size_t shown = std::min<size_t>(r.bad.size(), 10);
+    for (size_t i = 0; i < shown; ++i)
+      std::cout << "  line " << r.bad[i].line << " '" << r.bad[i].file << "': " << r.bad[i].problem << "\n";
+    if (shown < r.bad.size()) std::cout << "  ... and " << r.bad.size() - shown << " more\n";
+  }
+  return 0;
+}
+
+}  // namespace pathvlm::cli

@@ -1,0 +1,77 @@
+// `pathvlm synth <verb>`: procedural demo data. `tiles`: H&E-like tiles with captions and zero-shot splits.
+// Another kind of demo data is one line in kVerbs plus its function.
+#include <cstdio>
+#include <iostream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/synth_tiles.h"
+
+namespace pathvlm::cli {
+namespace {
+
+int synth_tiles_verb(const Args& args) {
+  ArgParser p("pathvlm synth tiles",
+              "Draw synthetic H&E-like tiles of 8 tissue classes with varied captions: train / val / held-out\n"
+              "zero-shot splits as image files, CSVs (filepath,caption,label,class) and a zero-shot YAML.");
+  p.option("out", "output folder", true);
+  p.option("size", "tile size in pixels", false, "224");
+  p.option("train-per-class", "training tiles per class", false, "200");
+  p.option("val-per-class", "validation tiles per class", false, "25");
+  p.option("zeroshot-per-class", "held-out zero-shot tiles per class", false, "25");
+  p.option("seed", "seed: the same seed gives the same files", false, "0");
+  p.option("format", "image format: png or jpg", false, "png");
+  p.option("threads", "drawing threads", false, "2");
+  p.flag("quiet", "no progress bar");
+  if (!p.parse(args)) return 0;
+  data::SynthTilesOptions o;
+  o.out_dir = p.get("out");
+  o.tile_size = static_cast<int>(p.get_int("size"));
+  o.train_per_class = p.get_int("train-per-class");
+  o.val_per_class = p.get_int("val-per-class");
+  o.zeroshot_per_class = p.get_int("zeroshot-per-class");
+  PATHVLM_CHECK(p.get_int("seed") >= 0, "--seed must be >= 0");
+  o.seed = static_cast<uint64_t>(p.get_int("seed"));
+  o.format = p.get("format");
+  o.threads = static_cast<int>(p.get_int("threads"));
+  o.progress = !p.get_flag("quiet");
+  auto r = data::synth_tiles(o);
+  std::cout << "wrote " << r.train << " train, " << r.val << " val and " << r.zeroshot << " zero-shot tiles to "
+            << o.out_dir << "\n  " << r.train_csv << "\n  " << r.val_csv << "\n  " << r.zeroshot_csv << "\n  "
+            << r.zeroshot_yaml << "\n";
+  return 0;
+}
+
+struct Verb {
+  const char* name;
+  const char* summary;
+  int (*run)(const Args& args);
+};
+
+// One line per kind of synthetic data; `pathvlm synth` with no verb lists them.
+const Verb kVerbs[] = {
+    {"tiles", "H&E-like tiles of 8 tissue classes with captions (train / val / zero-shot splits)", synth_tiles_verb},
+    {"slides", "pyramidal TIFF slides with known tissue regions, reports and ground-truth masks", cmd_synth_slides},
+};
+
+}  // namespace
+
+int cmd_synth(const Args& args) {
+  if (!args.empty())
+    for (const auto& verb : kVerbs)
+      if (args[0] == verb.name) return verb.run(Args(args.begin() + 1, args.end()));
+  const bool asked = !args.empty() && (args[0] == "--help" || args[0] == "-h");
+  std::ostream& out = asked ? std::cout : std::cerr;
+  if (!args.empty() && !asked) out << "pathvlm synth: unknown verb '" << args[0] << "'\n\n";
+  out << "usage: pathvlm synth <verb> [options]\n\nProcedural demo data.\n\nverbs:\n";
+  for (const auto& verb : kVerbs) {
+    char line[200];
+    std::snprintf(line, sizeof line, "  %-10s %s\n", verb.name, verb.summary);
+    out << line;
+  }
+  out << "\n`pathvlm synth <verb> --help` lists a verb's options.\n";
+  return asked ? 0 : 1;
+}
+
+}  // namespace pathvlm::cli

@@ -1,0 +1,390 @@
+// Tiles shards: build from a folder + CSV / JSONL (bad records listed and skipped), manifest, reading back,
+// `pathvlm shards build` end to end, and the TileLoader over the result.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+#include "data/hdf5.h"
+#include "data/image.h"
+#include "data/shard_schema.h"
+#include "data/tile_loader.h"
+#include "data/tile_shards.h"
+#include "data/tissue_texture.h"
+
+namespace fs = std::filesystem;
+using namespace pathvlm::data;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("pathvlm_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void write_text(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary);
+  out << text;
+}
+
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const pathvlm::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// A folder of images: tile_<i>.png (i = 0..n-1, class i % 8) plus a JPEG, a corrupt file and a truncated JPEG.
+struct Folder {
+  fs::path dir;
+  std::vector<torch::Tensor> pngs;
+  torch::Tensor jpeg_pixels;  // as decoded from the stored JPEG
+};
+
+Folder make_folder(const std::string& name, int n) {
+  Folder f;
+  f.dir = temp_dir(name);
+  fs::create_directories(f.dir / "img");
+  for (int i = 0; i < n; ++i) {
+    auto tile = draw_tissue(static_cast<TissueClass>(i % kNumTissueClasses), 24, 20 + i % 3, 1000 + i);
+    write_image((f.dir / "img" / ("tile_" + std::to_string(i) + ".png")).string(), tile);
+    f.pngs.push_back(tile);
+  }
+  auto jpeg = encode_jpeg(draw_tissue(TissueClass::Tumor, 24, 24, 77), 90);
+  write_file_bytes((f.dir / "img" / "photo.jpg").string(), jpeg);
+  f.jpeg_pixels = decode_image(jpeg, "jpeg");
+  write_text(f.dir / "img" / "corrupt.png", "\x89PNG\r\n\x1a\nthis is not a png body");
+  write_file_bytes((f.dir / "img" / "cut.jpg").string(), Bytes(jpeg.begin(), jpeg.begin() + jpeg.size() / 3));
+  return f;
+}
+
+}  // namespace
+
+TEST(TileShards, BuildFromCsvListsBadRecordsAndReadsBack) {
+  auto f = make_folder("shards_csv", 5);
+  write_text(f.dir / "records.csv",
+             "filepath,caption,label\n"
+             "img/tile_0.png,tumor tile,0\n"
+             "img/tile_1.png,\"lymphocytes, dense \"\"small\"\" cells\",1\n"
+             "img/missing.png,a caption,2\n"
+             "img/photo.jpg,\"a caption that\nspans two lines\",3\n"
+             "img/corrupt.png,corrupt,4\n"
+             "img/tile_2.png,   ,5\n"
+             "img/cut.jpg,truncated,6\n"
+             "img/tile_3.png,bad label,x\n"
+             "img/tile_0.png,same file twice,0\n"
+             "img/tile_4.png,fat,3\n");
+  TileShardBuildOptions o;
+  o.records = (f.dir / "records.csv").string();
+  o.out_dir = (f.dir / "out").string();
+  o.shard_size = 2;
+  o.progress = false;
+  auto r = build_tile_shards(o);
+  EXPECT_EQ(r.records, 10);
+  EXPECT_EQ(r.written, 4);
+  ASSERT_EQ(r.bad.size(), 6u);
+  std::map<int64_t, std::string> problems;
+  for (const auto& b : r.bad) problems[b.line] = b.problem;
+  EXPECT_NE(problems[4].find("not found"), std::string::npos) << problems[4];
+  EXPECT_NE(problems[7].find("corrupt PNG"), std::string::npos) << problems[7];
+  EXPECT_NE(problems[7].find("corrupt.png"), std::string::npos) << problems[7];
+  EXPECT_NE(problems[8].find("empty caption"), std::string::npos) << problems[8];
+  EXPECT_NE(problems[9].find("corrupt JPEG"), std::string::npos) << problems[9];
+  EXPECT_NE(problems[10].find("label 'x'"), std::string::npos) << problems[10];
+  EXPECT_NE(problems[11].find("duplicate id 'img/tile_0.png'"), std::string::npos) << problems[11];
+  EXPECT_EQ(r.shards.size(), 2u);
+
+  std::ifstream bad_file(r.bad_records_file);
+  std::string header;
+  std::getline(bad_file, header);
+  EXPECT_EQ(header, "line\tfile\tproblem");
+  int bad_lines = 0;
+  for (std::string line; std::getline(bad_file, line);) ++bad_lines;
+  EXPECT_EQ(bad_lines, 6);
+
+  auto manifest = nlohmann::json::parse(std::ifstream(r.manifest));
+  EXPECT_EQ(manifest["pathvlm_manifest"], "tiles/1");
+  EXPECT_EQ(manifest["records"], 4);
+  EXPECT_EQ(manifest["shards"].size(), 2u);
+  EXPECT_EQ(manifest["shards"][0]["file"], "tiles-00000.h5");
+  EXPECT_EQ(manifest["shards"][1]["records"], 2);
+  EXPECT_EQ(manifest["images"], "encoded");
+  EXPECT_EQ(manifest["labels"], true);
+  EXPECT_EQ(manifest["bad_records"], 6);
+
+  auto shard = pathvlm::h5::File::open(r.shards[0]);
+  EXPECT_EQ(pathvlm::shards::check_schema(shard), pathvlm::shards::ShardKind::Tiles);
+  EXPECT_EQ(pathvlm::shards::validate(shard).bad_records, 0);
+
+  auto ds = TileDataset::open(o.out_dir);
+  ASSERT_EQ(ds.size(), 4);
+  EXPECT_TRUE(ds.has_labels());
+  EXPECT_EQ(ds.caption(1), "lymphocytes, dense \"small\" cells");
+  EXPECT_EQ(ds.caption(2), "a caption that\nspans two lines");
+  EXPECT_EQ(ds.id(2), "img/photo.jpg");
+  EXPECT_EQ(ds.label(3), 3);
+  EXPECT_TRUE(torch::equal(ds.image(0), f.pngs[0]));
+  EXPECT_TRUE(torch::equal(ds.image(2), f.jpeg_pixels));  // original JPEG bytes kept
+  auto rec = ds.read(3);
+  EXPECT_TRUE(torch::equal(rec.image, f.pngs[4]));
+  EXPECT_EQ(rec.caption, "fat");
+  EXPECT_NE(ds.where(3).find("tiles-00001.h5' record 1 (id 'img/tile_4.png')"), std::string::npos) << ds.where(3);
+  EXPECT_NE(error_of([&] { ds.image(4); }).find("out of range"), std::string::npos);
+  fs::remove_all(f.dir);
+}
+
+TEST(TileShards, BuildFromJsonlRawPixelsResized) {
+  auto f = make_folder("shards_jsonl", 3);
+  write_text(f.dir / "records.jsonl",
+             "{\"image\": \"img/tile_0.png\", \"text\": \"first\", \"id\": \"a\"}\n"
+             "\n"
+             "{\"filepath\": \"img/tile_1.png\", \"caption\": \"second\", \"id\": \"b\"}\n"
+             "not json\n"
+             "{\"filepath\": \"img/photo.jpg\", \"caption\": \"\", \"id\": \"c\"}\n"
+             "{\"filepath\": \"" + (f.dir / "img" / "tile_2.png").string() + "\", \"caption\": \"absolute\"}\n");
+  TileShardBuildOptions o;
+  o.records = (f.dir / "records.jsonl").string();
+  o.out_dir = (f.dir / "out").string();
+  o.storage = "raw";
+  o.size = 16;
+  o.progress = false;
+  auto r = build_tile_shards(o);
+  EXPECT_EQ(r.written, 3);
+  ASSERT_EQ(r.bad.size(), 2u);
+  EXPECT_EQ(r.bad[0].line, 4);
+  EXPECT_NE(r.bad[0].problem.find("invalid JSON"), std::string::npos);
+  EXPECT_EQ(r.bad[1].line, 5);
+  EXPECT_NE(r.bad[1].problem.find("empty caption"), std::string::npos);
+
+  auto manifest = nlohmann::json::parse(std::ifstream(r.manifest));
+  EXPECT_EQ(manifest["images"], "raw");
+  EXPECT_EQ(manifest["image_size"], nlohmann::json({16, 16}));
+  EXPECT_EQ(manifest["labels"], false);
+  auto ds = TileDataset::open(r.manifest);
+  ASSERT_EQ(ds.size(), 3);
+  EXPECT_FALSE(ds.has_labels());
+  EXPECT_EQ(ds.label(0), -1);
+  EXPECT_EQ(ds.caption(0), "first");
+  EXPECT_EQ(ds.id(1), "b");
+  EXPECT_TRUE(torch::equal(ds.image(1), resize_shortest_and_center_crop(f.pngs[1], 16)));
+  EXPECT_EQ(pathvlm::h5::File::open(r.shards[0]).dataset("images").shape(), (std::vector<int64_t>{3, 16, 16, 3}));
+  fs::remove_all(f.dir);
+}
+
+TEST(TileShards, ClearErrorsForBadInputs) {
+  auto f = make_folder("shards_errors", 2);
+  TileShardBuildOptions o;
+  o.out_dir = (f.dir / "out").string();
+  o.progress = false;
+  o.records = (f.dir / "nope.csv").string();
+  EXPECT_NE(error_of([&] { build_tile_shards(o); }).find("records file '" + o.records + "' not found"),
+            std::string::npos);
+  write_text(f.dir / "nohead.csv", "path_to_file,words\nimg/tile_0.png,x\n");
+  o.records = (f.dir / "nohead.csv").string();
+  EXPECT_NE(error_of([&] { build_tile_shards(o); }).find("needs columns 'filepath' and 'caption'"), std::string::npos);
+  write_text(f.dir / "allbad.csv", "filepath,caption\nimg/missing.png,x\n");
+  o.records = (f.dir / "allbad.csv").string();
+  EXPECT_NE(error_of([&] { build_tile_shards(o); }).find("none of its 1 records is usable"), std::string::npos);
+
+  // Raw shards need one size: the second image (another width) is a bad record without --size.
+  write_text(f.dir / "sizes.csv", "filepath,caption\nimg/tile_0.png,a\nimg/tile_1.png,b\n");
+  o.records = (f.dir / "sizes.csv").string();
+  o.storage = "raw";
+  auto r = build_tile_shards(o);
+  ASSERT_EQ(r.bad.size(), 1u);
+  EXPECT_NE(r.bad[0].problem.find("raw shards hold 20x24"), std::string::npos) << r.bad[0].problem;
+
+  // Reading: a missing shard and a count mismatch name the manifest and the shard.
+  o.storage = "encoded";
+  o.shard_size = 1;
+  r = build_tile_shards(o);
+  ASSERT_EQ(r.shards.size(), 2u);
+  fs::remove(r.shards[1]);
+  auto err = error_of([&] { TileDataset::open(o.out_dir); });
+  EXPECT_NE(err.find("manifest '"), std::string::npos) << err;
+  EXPECT_NE(err.find("tiles-00001.h5' is missing"), std::string::npos) << err;
+  auto manifest = nlohmann::json::parse(std::ifstream(r.manifest));
+  manifest["shards"].erase(1);
+  manifest["shards"][0]["records"] = 7;
+  write_text(r.manifest, manifest.dump());
+  err = error_of([&] { TileDataset::open(r.manifest); });
+  EXPECT_NE(err.find("holds 1 records, the manifest says 7"), std::string::npos) << err;
+  EXPECT_NE(error_of([&] { TileDataset::open((f.dir / "nothing").string()); }).find("not found"), std::string::npos);
+  fs::remove_all(f.dir);
+}
+
+TEST(TileShards, CommandLineBuildEndToEnd) {
+  auto f = make_folder("shards_cli", 3);
+  write_text(f.dir / "records.tsv",
+             "filepath\tcaption\n/elsewhere/x.png\tmissing\ntile_0.png\tone\ntile_1.png\ttwo\ntile_2.png\tthree\n");
+  const std::string out = (f.dir / "out").string(), log = (f.dir / "log.txt").string();
+  const std::string cmd = std::string(PATHVLM_BINARY) + " shards build " + (f.dir / "records.tsv").string() +
+                          " --images " + (f.dir / "img").string() + " --out " + out +
+                          " --storage jpeg --shard-size 2 --quiet > " + log + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << std::ifstream(log).rdbuf();
+  std::stringstream printed;
+  printed << std::ifstream(log).rdbuf();
+  EXPECT_NE(printed.str().find("wrote 3 of 4 records into 2 shards"), std::string::npos) << printed.str();
+  EXPECT_NE(printed.str().find("1 bad record skipped"), std::string::npos) << printed.str();
+  EXPECT_NE(printed.str().find("line 2 '/elsewhere/x.png'"), std::string::npos) << printed.str();
+  auto ds = TileDataset::open(out);
+  ASSERT_EQ(ds.size(), 3);
+  EXPECT_EQ(ds.caption(2), "three");
+  auto blob = pathvlm::h5::File::open(out + "/tiles-00000.h5").dataset("images").read_blob(0);
+  EXPECT_EQ(sniff_image_format(blob.data(), blob.size()), ImageFormat::Jpeg);  // re-encoded from PNG
+  const double err = (ds.image(0).to(torch::kFloat) - f.pngs[0].to(torch::kFloat)).abs().mean().item<double>();
+  EXPECT_LT(err, 6.0);
+
+  // A bad option is a clear error and a non-zero exit.
+  const std::string bad = std::string(PATHVLM_BINARY) + " shards build " + (f.dir / "records.tsv").string() +
+                          " --out " + out + " --storage webp > " + log + " 2>&1";
+  EXPECT_NE(std::system(bad.c_str()), 0);
+  std::stringstream msg;
+  msg << std::ifstream(log).rdbuf();
+  EXPECT_NE(msg.str().find("storage must be encoded, jpeg, png or raw"), std::string::npos) << msg.str();
+  fs::remove_all(f.dir);
+}
+
+// ---- TileLoader ------------------------------------------------------------------------------------
+
+namespace {
+
+std::shared_ptr<const TileDataset> loader_dataset(const fs::path& dir, int n) {
+  std::string csv = "filepath,caption,label\n";
+  fs::create_directories(dir / "img");
+  for (int i = 0; i < n; ++i) {
+    auto tile = draw_tissue(static_cast<TissueClass>(i % kNumTissueClasses), 40, 48, 500 + i);
+    write_image((dir / "img" / ("t" + std::to_string(i) + ".png")).string(), tile);
+    csv += "img/t" + std::to_string(i) + ".png,caption " + std::to_string(i) + "," + std::to_string(i % 8) + "\n";
+  }
+  write_text(dir / "records.csv", csv);
+  TileShardBuildOptions o;
+  o.records = (dir / "records.csv").string();
+  o.out_dir = (dir / "shards").string();
+  o.shard_size = 7;
+  o.progress = false;
+  build_tile_shards(o);
+  return std::make_shared<TileDataset>(TileDataset::open(o.out_dir));
+}
+
+TileLoaderOptions loader_options(int rank, int world) {
+  TileLoaderOptions o;
+  o.batch_size = 3;
+  o.rank = rank;
+  o.world_size = world;
+  o.seed = 17;
+  o.image_size = 32;
+  o.workers = 2;
+  o.prefetch = 3;
+  return o;
+}
+
+}  // namespace
+
+TEST(TileLoader, TrainBatchesFollowTheSamplerAndResumeBitExactly) {
+  auto dir = temp_dir("loader_train");
+  auto ds = loader_dataset(dir, 20);
+  for (int rank = 0; rank < 2; ++rank) {
+    TileLoader loader(ds, loader_options(rank, 2));
+    DistributedSampler sampler(20, 3, rank, 2, 17);
+    EXPECT_EQ(loader.batches_per_epoch(), 3);
+    std::vector<TileBatch> seen;
+    for (int b = 0; b < 7; ++b) {  // crosses two epoch boundaries
+      auto batch = loader.next();
+      ASSERT_TRUE(batch);
+      auto expected = sampler.next_batch();
+      ASSERT_EQ(std::vector<int64_t>(batch->indices.data_ptr<int64_t>(), batch->indices.data_ptr<int64_t>() + 3),
+                expected);
+      EXPECT_EQ(batch->images.sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+      EXPECT_EQ(batch->epoch, sampler.cursor().epoch);
+      for (int k = 0; k < 3; ++k) {
+        EXPECT_EQ(batch->captions[k], "caption " + std::to_string(expected[k]));
+        EXPECT_EQ(batch->labels[k].item<int64_t>(), expected[k] % 8);
+        EXPECT_TRUE(torch::equal(batch->images[k], loader.transform(ds->image(expected[k]), batch->epoch, expected[k])));
+      }
+      seen.push_back(*batch);
+    }
+    // The same sample in another epoch gets another crop.
+    auto first = loader.transform(ds->image(0), 0, 0), later = loader.transform(ds->image(0), 1, 0);
+    EXPECT_FALSE(torch::equal(first, later));
+
+    // Resume after batch 4 from the cursor saved then: batches 5.. are identical.
+    TileLoader again(ds, loader_options(rank, 2));
+    for (int b = 0; b < 4; ++b) again.next();
+    auto cursor = again.cursor();
+    EXPECT_EQ(cursor.epoch, 1);
+    EXPECT_EQ(cursor.batch, 1);
+    TileLoader resumed(ds, loader_options(rank, 2));
+    resumed.restore(cursor);
+    for (int b = 4; b < 7; ++b) {
+      auto batch = resumed.next();
+      ASSERT_TRUE(batch);
+      EXPECT_TRUE(torch::equal(batch->indices, seen[b].indices)) << "rank " << rank << " batch " << b;
+      EXPECT_TRUE(torch::equal(batch->images, seen[b].images)) << "rank " << rank << " batch " << b;
+    }
+    EXPECT_GE(loader.total_wait_seconds(), 0.0);
+  }
+  fs::remove_all(dir);
+}
+
+TEST(TileLoader, EvalPassCoversEveryRecordOnceAcrossRanks) {
+  auto dir = temp_dir("loader_eval");
+  auto ds = loader_dataset(dir, 11);
+  std::vector<int64_t> all;
+  for (int rank = 0; rank < 3; ++rank) {
+    auto o = loader_options(rank, 3);
+    o.train = false;
+    TileLoader loader(ds, o);
+    auto [begin, end] = eval_share(11, rank, 3);
+    EXPECT_EQ(loader.batches_per_epoch(), (end - begin + 2) / 3);
+    int batches = 0;
+    while (auto batch = loader.next()) {
+      ++batches;
+      for (int64_t k = 0; k < batch->indices.size(0); ++k) {
+        const int64_t i = batch->indices[k].item<int64_t>();
+        all.push_back(i);
+        auto expected = normalize_openai(resize_shortest_and_center_crop(ds->image(i), 32));
+        EXPECT_TRUE(torch::equal(batch->images[k], expected));
+      }
+    }
+    EXPECT_EQ(batches, loader.batches_per_epoch());
+    EXPECT_FALSE(loader.next());  // stays exhausted
+    loader.restore({});           // rewinds
+    EXPECT_TRUE(loader.next());
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<int64_t> expected(11);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(all, expected);
+  fs::remove_all(dir);
+}
+
+TEST(TileLoader, CorruptStoredImageIsAClearError) {
+  auto dir = temp_dir("loader_corrupt");
+  const std::string path = (dir / "bad.h5").string();
+  {
+    auto file = pathvlm::h5::File::create(path);
+    pathvlm::shards::write_schema(file, pathvlm::shards::ShardKind::Tiles);
+    auto good = encode_png(draw_tissue(TissueClass::Stroma, 16, 16, 1));
+    Bytes broken(good.begin(), good.begin() + 40);
+    file.write_blobs("images", {good, broken, good});
+    file.write_strings("captions", {"a", "b", "c"});
+    file.write_strings("ids", {"x", "y", "z"});
+  }
+  auto ds = std::make_shared<TileDataset>(TileDataset::open(path));
+  auto o = loader_options(0, 1);
+  o.train = false;
+  TileLoader loader(ds, o);
+  auto err = error_of([&] { loader.next(); });
+  EXPECT_NE(err.find("shard '" + path + "' record 1 (id 'y')"), std::string::npos) << err;
+  EXPECT_NE(err.find("corrupt PNG"), std::string::npos) << err;
+  fs::remove_all(dir);
+}
