@@ -440,6 +440,7 @@ void Trainer::State::save_checkpoint() {
     log_info("saved checkpoint ", final_dir, " in ", format_duration(seconds_since(t0)));
   }
   comm->barrier();  // committed before anyone moves on
+  metrics->flush();  // what was logged up to a checkpoint survives a crash after it
   last_saved_step = step;
   last_save_time = Clock::now();
 }
