@@ -18,7 +18,8 @@ struct DistConfig {
   void visit(V& v) {
     v.field("backend", backend, "collective backend: auto = nccl for CUDA tensors when built in, else mpi",
             cfg::OneOf{"auto", "mpi", "nccl"});
-    v.field("timeout_s", timeout_s, "seconds any collective may take; a lost or stuck rank ends the job",
+    v.field("timeout_s", timeout_s,
+            "seconds any collective may take, waiting for the slowest rank included; a lost or stuck rank ends the job",
             cfg::Min(0.001));
     v.field("bucket_mb", bucket_mb, "gradient bucket cap in MiB (one allreduce per bucket)", cfg::Min(0.0));
     v.field("first_bucket_mb", first_bucket_mb, "cap of the first bucket in MiB, so communication starts early",

@@ -202,8 +202,11 @@ void Reducer::finish_backward() {
     if (!unused.empty() && cfg_.find_unused) {
       // Their gradient is what accumulated so far (zero if unused in every micro-step); still communicated
       // so every rank launches the same buckets.
-      for (auto& slot : slots_)
-        if (!slot.ready) slot.ready = true, --buckets_[slot.bucket].pending;
+      for (auto& slot : slots_) {
+        if (slot.ready) continue;
+        slot.ready = true;
+        --buckets_[slot.bucket].pending;
+      }
       launch_ready_buckets();
       unused.clear();
     }
