@@ -140,12 +140,12 @@ std::string render(int64_t v) { return std::to_string(v); }
 std::string render(double v) {
   if (std::isnan(v)) return ".nan";
   if (std::isinf(v)) return v > 0 ? ".inf" : "-.inf";
-  char buf[64];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  std::string s = buf;
+  // The shortest text that reads back as exactly `v`: fixed notation for everyday magnitudes.
+  char buf[400];
+  double magnitude = std::fabs(v);
+  bool fixed = magnitude == 0 || (magnitude >= 1e-4 && magnitude < 1e16);
+  auto result = std::to_chars(buf, buf + sizeof buf, v, fixed ? std::chars_format::fixed : std::chars_format::scientific);
+  std::string s(buf, result.ptr);
   // Keep it a float for every YAML reader: "1" -> "1.0", "1e-05" -> "1.0e-05".
   if (s.find('.') == std::string::npos) {
     auto e = s.find('e');

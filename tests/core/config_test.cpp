@@ -257,6 +257,11 @@ TEST_F(ConfigTest, YamlRenderingRoundTrips) {
   std::string yaml = cfg::to_yaml(job);
   EXPECT_HAS(yaml, "name: \"yes\"\n");
   EXPECT_HAS(yaml, "optim:\n  lr: 1.0e-05\n  weight_decay: 3.0\n");
+  EXPECT_EQ(cfg::render(30.0), "30.0");
+  EXPECT_EQ(cfg::render(5e-4), "0.0005");
+  EXPECT_EQ(cfg::render(0.1), "0.1");
+  EXPECT_EQ(cfg::render(1e20), "1.0e+20");
+  EXPECT_EQ(cfg::render(-2.5), "-2.5");
   auto back = cfg::read<TestJob>(cfg::Document::from_string(yaml, "rendered"));
   EXPECT_EQ(back.name, job.name);
   EXPECT_EQ(back.optim.lr, job.optim.lr);
