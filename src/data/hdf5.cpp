@@ -4,6 +4,7 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -167,9 +168,11 @@ Layout make_layout(const std::vector<int64_t>& dims, int64_t row_bytes, bool ext
     if (opt.chunk.empty()) {
       for (size_t i = 1; i < dims.size(); ++i)
         PATHVLM_CHECK(dims[i] > 0, where, ": cannot chunk rows with a zero-sized dimension");
-      int64_t rows = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, row_bytes));
+      // About 1 MiB of rows, at most 8192 of them, and no more than a fixed-size dataset holds.
+      int64_t rows = std::clamp<int64_t>((int64_t(1) << 20) / std::max<int64_t>(1, row_bytes), 1, 8192);
+      if (!extendable && dims[0] > 0) rows = std::min(rows, dims[0]);
       chunk = current;
-      chunk[0] = static_cast<hsize_t>(std::min<int64_t>(rows, 1 << 16));
+      chunk[0] = static_cast<hsize_t>(rows);
     } else {
       PATHVLM_CHECK(opt.chunk.size() == dims.size(), where, ": chunk has rank ", opt.chunk.size(),
                     " but the dataset has rank ", dims.size());

@@ -59,6 +59,10 @@ TEST(Hdf5, ChunkingAndCompression) {
   {
     auto f = h5::File::create(dir / "c.h5");
     f.write("x", x, opt);
+    h5::DatasetOptions gzip_only;
+    gzip_only.gzip = 1;
+    EXPECT_EQ(f.write("auto", x, gzip_only).chunk(), (std::vector<int64_t>{256, 16}));  // capped at the rows
+    EXPECT_EQ(f.create("rows", torch::kInt32, {}).chunk(), std::vector<int64_t>{8192});
     h5::DatasetOptions bad;
     bad.gzip = 12;
     EXPECT_ERROR_HAS(f.write("y", x, bad), "c.h5", "'/y'", "gzip level 12");
