@@ -10,7 +10,7 @@ namespace pathvlm::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"version", "print the version and the optional parts built in", cmd_version},
-      {"shards", "inspect or validate HDF5 shards (inspect|validate)", cmd_shards},
+      {"shards", "build, inspect or validate HDF5 shards (build|inspect|validate)", cmd_shards},
       {"weights", "list or reshard safetensors weights (inspect|reshard)", cmd_weights},
       {"train", "train the task named by run.task (lm, clip, ...) on one or many processes", cmd_train},
       {"config", "show a resolved job config, or list every key (show|docs)", cmd_config},
