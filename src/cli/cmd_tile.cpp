@@ -21,7 +21,7 @@ int cmd_tile(const Args& args) {
   p.option("slides", "a folder of slides or a CSV with a slide (or wsi/path) column and an optional mpp column", true);
   p.option("out", "output folder", true);
   p.option("config", "YAML with tissue: and tiling: sections (see `pathvlm tile --docs`)");
-  p.option("preset", "tissue preset: clam, tcga, bwh_biopsy, bwh_resection");
+  p.option("preset", "tissue preset: clam, tcga, bwh_biopsy, bwh_resection, synthetic");
   p.option("magnification", "target magnification, e.g. 20");
   p.option("patch-size", "tile edge in pixels at the target magnification");
   p.option("overlap", "tile overlap in target pixels");

@@ -145,8 +145,8 @@ const std::vector<std::string>& phrases(data::TissueClass c) {
   static const std::vector<std::vector<std::string>> table = {
       {"invasive adenocarcinoma", "malignant glandular epithelium", "carcinoma with large pleomorphic nuclei",
        "infiltrating tumour cells with hyperchromatic nuclei"},
-      {"a dense lymphocytic infiltrate", "lymphoid aggregates", "sheets of small round lymphocytes",
-       "a prominent inflammatory infiltrate of lymphocytes"},
+      {"dense lymphocytic infiltrate", "lymphoid aggregates", "sheets of small round lymphocytes",
+       "inflammatory infiltrate of lymphocytes"},
       {"fibrous stroma", "collagenous stroma with spindle cells", "desmoplastic stroma", "fibrocollagenous tissue"},
       {"mature adipose tissue", "lobules of fat", "adipocytes with thin septa", "fatty tissue"},
       {"pools of extracellular mucin", "mucinous material", "pale mucoid areas", "lakes of mucus"},
@@ -160,8 +160,8 @@ const std::vector<std::string>& phrases(data::TissueClass c) {
 
 std::string amount(double fraction, Rng& rng) {
   if (fraction >= 0.5) return rng.pick<std::string>({"predominantly", "mostly", "largely"});
-  if (fraction >= 0.2) return rng.pick<std::string>({"substantial", "a considerable amount of", "prominent"});
-  return rng.pick<std::string>({"focal", "a small area of", "minor", "scattered"});
+  if (fraction >= 0.2) return rng.pick<std::string>({"substantial", "considerable", "prominent"});
+  return rng.pick<std::string>({"focal", "minor", "scattered"});
 }
 
 std::string capitalise(std::string s) {
@@ -257,7 +257,7 @@ SynthSlide write_synthetic_slide(const std::string& tiff_path, int index, const 
                                                   data::TissueClass::NormalMucosa};
   for (int r = 0; r < n; ++r) {
     const int cx0 = r % cols, cy0 = r / cols;
-    const double radius = 0.5 * std::min(cell_w, cell_h) / 1.45 * rng.uniform(0.6, 0.9);
+    const double radius = 0.5 * std::min(cell_w, cell_h) * rng.uniform(0.7, 0.9);
     const double cx = (cx0 + 0.5) * cell_w + rng.uniform(-0.1, 0.1) * cell_w;
     const double cy = (cy0 + 0.5) * cell_h + rng.uniform(-0.1, 0.1) * cell_h;
     Blob blob = random_blob(rng, cx, cy, radius);

@@ -264,20 +264,14 @@ std::string read_settings_attr(const std::string& path) {
 
 #ifdef PATHVLM_HAVE_OPENCV
 
-torch::Tensor draw_qa_thumbnail(const TissueMask& mask, const torch::Tensor& coords, const GridGeometry& g,
-                                int max_size) {
-  PATHVLM_CHECK(mask.image.defined(), "draw_qa_thumbnail: the tissue mask carries no image");
-  auto image = mask.image.contiguous();
-  const int h = static_cast<int>(image.size(0)), w = static_cast<int>(image.size(1));
-  const double scale = std::min(1.0, static_cast<double>(max_size) / std::max(h, w));
-  const int th = std::max(1, static_cast<int>(std::lround(h * scale))),
-            tw = std::max(1, static_cast<int>(std::lround(w * scale)));
-  auto out = torch::empty({th, tw, 3}, torch::kUInt8);
-  cv::Mat src(h, w, CV_8UC3, image.data_ptr<uint8_t>());
+torch::Tensor draw_qa_thumbnail(const torch::Tensor& image, double downsample_x, double downsample_y,
+                                const TissueMask& mask, const torch::Tensor& coords, const GridGeometry& g) {
+  PATHVLM_CHECK(image.dim() == 3 && image.size(2) == 3, "draw_qa_thumbnail: expected an RGB image");
+  auto out = image.contiguous().clone();
+  const int th = static_cast<int>(out.size(0)), tw = static_cast<int>(out.size(1));
   cv::Mat dst(th, tw, CV_8UC3, out.data_ptr<uint8_t>());
-  cv::resize(src, dst, cv::Size(tw, th), 0, 0, cv::INTER_AREA);
   // Level-0 -> thumbnail pixels.
-  const double sx = scale / mask.downsample_x, sy = scale / mask.downsample_y;
+  const double sx = 1.0 / downsample_x, sy = 1.0 / downsample_y;
   auto to_cv = [&](const Polygon& p) {
     std::vector<cv::Point> q;
     for (const auto& v : p) q.emplace_back(static_cast<int>(v.x * sx), static_cast<int>(v.y * sy));
@@ -305,7 +299,8 @@ torch::Tensor draw_qa_thumbnail(const TissueMask& mask, const torch::Tensor& coo
 
 #else
 
-torch::Tensor draw_qa_thumbnail(const TissueMask&, const torch::Tensor&, const GridGeometry&, int) {
+torch::Tensor draw_qa_thumbnail(const torch::Tensor&, double, double, const TissueMask&, const torch::Tensor&,
+                                const GridGeometry&) {
   throw Error("QA thumbnails need OpenCV, which this build lacks");
 }
 
@@ -365,9 +360,13 @@ std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, con
     if (config.tiling.qa_max_size > 0) {
       job.stage = "qa thumbnail";
       const std::string png = qa_dir + "/" + entry.id + ".png";
-      data::write_file_bytes(temp_path(png),
-                             data::encode_png(draw_qa_thumbnail(mask, tiles.coords, tiles.grid,
-                                                                config.tiling.qa_max_size)));
+      const double downsample =
+          std::max(1.0, static_cast<double>(std::max(slide.width(), slide.height())) / config.tiling.qa_max_size);
+      double qx = 1, qy = 1;
+      int qa_level = 0;
+      auto thumbnail = read_downsampled(slide, downsample, qx, qy, qa_level);
+      data::write_file_bytes(temp_path(png), data::encode_png(draw_qa_thumbnail(thumbnail, qx, qy, mask, tiles.coords,
+                                                                                tiles.grid)));
       commit_file(temp_path(png), png);
     }
     job.stage = "write";

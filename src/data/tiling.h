@@ -66,10 +66,10 @@ SlideTiles read_coords_h5(const std::string& path);
 // The `settings` attribute of a coords or features file, "" when the file is unreadable or lacks it.
 std::string read_settings_attr(const std::string& path);
 
-// QA thumbnail: the segmented image (longest side <= max_size) with tissue outlines (green), kept holes
-// (blue) and the kept tiles (dark outlines). uint8 [h,w,3]. Needs OpenCV.
-torch::Tensor draw_qa_thumbnail(const TissueMask& mask, const torch::Tensor& coords, const GridGeometry& grid,
-                                int max_size);
+// QA thumbnail: `image` (uint8 [h,w,3], `downsample_x/y` level-0 pixels per pixel, e.g. from read_downsampled)
+// with the tissue outlines (green), kept holes (blue) and kept tiles (dark outlines) drawn on it. Needs OpenCV.
+torch::Tensor draw_qa_thumbnail(const torch::Tensor& image, double downsample_x, double downsample_y,
+                                const TissueMask& mask, const torch::Tensor& coords, const GridGeometry& grid);
 
 // The whole `pathvlm tile` run: for each slide, open -> mpp -> segment -> grid -> tissue test ->
 // <out>/patches/<id>.h5 (+ <out>/qa/<id>.png), `workers` slides at a time. Outputs are written to temp files

@@ -30,7 +30,7 @@ struct TilingConfig {
     v.field("min_tissue_fraction", min_tissue_fraction,
             "for tissue_test=fraction: minimum share of the tile covered by tissue (0 = any tissue)",
             cfg::Range(0.0, 1.0));
-    v.field("qa_max_size", qa_max_size, "longest side of the QA thumbnail PNG in pixels (0 = no thumbnail)",
+    v.field("qa_max_size", qa_max_size, "approximate longest side of the QA thumbnail PNG in pixels (0 = no thumbnail)",
             cfg::Min(0));
   }
 };

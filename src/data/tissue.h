@@ -42,7 +42,7 @@ struct TissueMask {
 };
 
 // Overwrites the segmentation parameters of `config` with a named preset (clam, tcga, bwh_biopsy,
-// bwh_resection); an unknown name is an Error listing the known ones.
+// bwh_resection, synthetic); an unknown name is an Error listing the known ones.
 void apply_tissue_preset(TissueConfig& config, const std::string& name);
 
 // The slide at about `downsample` (TissueConfig::seg_downsample): the nearest pyramid level at or above that

@@ -1,4 +1,5 @@
-// Tissue segmentation settings (CLAM's segmentTissue parameters; presets from CLAM's presets/*.csv).
+// Tissue segmentation settings (CLAM's segmentTissue parameters; presets from CLAM's presets/*.csv plus one for
+// `pathvlm synth slides`).
 #pragma once
 #include <string>
 
@@ -22,9 +23,10 @@ struct TissueConfig {
   void visit(V& v) {
     v.field("preset", preset,
             "named parameter set applied first; keys given explicitly override it (clam = CLAM's defaults)",
-            cfg::OneOf{"clam", "tcga", "bwh_biopsy", "bwh_resection"});
+            cfg::OneOf{"clam", "tcga", "bwh_biopsy", "bwh_resection", "synthetic"});
     v.field("seg_downsample", seg_downsample,
-            "segment on the pyramid level nearest this downsample (finer levels are box-reduced to it)",
+            "segment at this downsample (nearest pyramid level, box-reduced when finer); small slides are "
+            "segmented finer so the segmentation image keeps about 1024 px on its long side",
             cfg::Min(1.0));
     v.field("sthresh", sthresh, "saturation threshold (0-255) when otsu is off", cfg::Range(0, 255));
     v.field("otsu", otsu, "threshold saturation with Otsu's method instead of sthresh");

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/config.h"
+#include "core/error.h"
 #include "data/hdf5.h"
 #include "data/image.h"
 #include "data/slide.h"
@@ -35,7 +36,7 @@ template <class F>
 std::string error_of(F&& f) {
   try {
     f();
-  } catch (const Error& e) {
+  } catch (const pathvlm::Error& e) {
     return e.what();
   }
   return "";
@@ -118,7 +119,10 @@ TEST(SlideOpen, ClearErrorsForBadSlides) {
   REQUIRE_SHARED("unopenable.tiff");
   auto unopenable = error_of([] { wsi::Slide::open(shared_slide("unopenable.tiff")); });
   EXPECT_NE(unopenable.find("unopenable.tiff"), std::string::npos) << unopenable;
-  EXPECT_NE(unopenable.find("not a format OpenSlide can open"), std::string::npos) << unopenable;
+  // OpenSlide 3.4 opens it in error state ("cannot read it"); 4.x rejects the format.
+  EXPECT_TRUE(unopenable.find("not a format OpenSlide can open") != std::string::npos ||
+              unopenable.find("OpenSlide cannot read it") != std::string::npos)
+      << unopenable;
   auto missing = error_of([] { wsi::Slide::open("/nonexistent/x.svs"); });
   EXPECT_NE(missing.find("x.svs"), std::string::npos);
 
@@ -215,7 +219,7 @@ TEST(TilingConfigTest, PresetThenExplicitKeys) {
   EXPECT_EQ(c.tissue.a_t, 5);
   EXPECT_EQ(c.tissue.max_n_holes, 2);
   auto bad = cfg::Document::from_string("tissue:\n  preset: nope\n", "t.yaml");
-  EXPECT_THROW(wsi::read_tile_config(bad), Error);
+  EXPECT_THROW(wsi::read_tile_config(bad), pathvlm::Error);
   auto typo = cfg::Document::from_string("tiling:\n  patch_sise: 224\n", "t.yaml");
   auto err = error_of([&] { wsi::read_tile_config(typo); });
   EXPECT_NE(err.find("patch_size"), std::string::npos) << err;
@@ -273,11 +277,15 @@ TEST(SynthSlide, OpensWithMppAndSegmentsToGroundTruth) {
   EXPECT_NEAR(wsi::slide_mpp(slide), 0.25, 1e-4);
 
   TissueConfig tc;
-  wsi::apply_tissue_preset(tc, "bwh_biopsy");
-  tc.a_t = 0.5, tc.a_h = 0.05;
+  wsi::apply_tissue_preset(tc, "synthetic");
   auto mask = wsi::segment_tissue(slide, tc);
-  ASSERT_EQ(mask.mask.sizes(), truth.sizes());
-  const double iou = wsi::mask_iou(mask.mask, truth);
+  // Small slides are segmented finer than seg_downsample (about 1024 px on the long side): level 1 here.
+  ASSERT_EQ(mask.mask.size(1), 1024);
+  ASSERT_EQ(mask.mask.size(0), 768);
+  EXPECT_NEAR(mask.downsample_x, 2.0, 1e-9);
+  // Compare at the ground truth's resolution (the coarsest level): majority of each 2x2 block.
+  auto pooled = torch::adaptive_avg_pool2d(mask.mask.to(torch::kFloat).unsqueeze(0), {truth.size(0), truth.size(1)});
+  const double iou = wsi::mask_iou(pooled.squeeze(0).ge(0.5).to(torch::kUInt8), truth);
   EXPECT_GE(iou, 0.9);
   RecordProperty("tissue_iou", std::to_string(iou));
 
@@ -288,7 +296,7 @@ TEST(SynthSlide, OpensWithMppAndSegmentsToGroundTruth) {
   auto coords = wsi::select_tiles(mask, grid, tiling);
   ASSERT_GT(coords.size(0), 10);
   auto xy = coords.accessor<int64_t, 2>();
-  const int64_t ds = 4, edge = grid.patch_size_level0 / ds;
+  const int64_t ds = 4, edge = grid.patch_size_level0 / ds;  // truth pixels are 4 level-0 pixels
   for (int64_t i = 0; i < coords.size(0); ++i) {
     auto cell = truth.slice(0, xy[i][1] / ds, xy[i][1] / ds + edge).slice(1, xy[i][0] / ds, xy[i][0] / ds + edge);
     EXPECT_GT(cell.sum().item<int64_t>(), 0) << "tile " << xy[i][0] << "," << xy[i][1] << " has no tissue";
