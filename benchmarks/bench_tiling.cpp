@@ -62,7 +62,10 @@ int main(int argc, char** argv) {
       sc.height = std::stoi(arg(argc, argv, "--height", "6144"));
       sc.levels = 4;
       slides_dir = (tmp / "slides").string();
+      auto s0 = Clock::now();
       wsi::synth_slides(slides_dir, sc);
+      row("synth slides: slides/s (1 thread)", sc.count / seconds_since(s0), "slides/s",
+          std::to_string(sc.width) + "x" + std::to_string(sc.height) + ", " + std::to_string(sc.levels) + " levels, JPEG");
     }
     auto slides = wsi::list_slides(slides_dir);
     TileJobConfig config;
@@ -118,11 +121,11 @@ int main(int argc, char** argv) {
   model->to(device);
   model->eval();
   const int s = model->config().image_size;
-  const int b = cuda ? batch : std::min(batch, 16);
+  const int b = cuda ? batch : std::min(batch, 8);
   auto pixels = torch::randn({b, 3, s, s}, torch::TensorOptions().device(device));
   torch::NoGradGuard no_grad;
   compat::CudaAutocastGuard autocast(cuda, torch::kBFloat16);
-  for (int i = 0; i < 3; ++i) model->encode_image(pixels);
+  for (int i = 0; i < (cuda ? 3 : 1); ++i) model->encode_image(pixels);
   if (cuda) torch::cuda::synchronize();
   const int n = cuda ? iters : 2;
   auto e0 = Clock::now();
