@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -212,6 +213,8 @@ TEST(ClipTask, DemoRunOnTwoRanksLearnsZeroShotFarAboveChance) {
       (first_loss < 0 ? first_loss : last_loss) = j["train/loss"].get<double>();
     if (j.contains("zeroshot/top1")) top1 = j["zeroshot/top1"].get<double>();
   }
+  std::cout << "demo run: loss " << first_loss << " -> " << last_loss << ", zero-shot top-1 " << top1
+            << " (chance 0.125)\n";
   EXPECT_GT(first_loss, 0) << "no loss in metrics.jsonl";
   EXPECT_LT(last_loss, 0.7 * first_loss) << "the loss did not fall";
   EXPECT_GT(top1, 0.5) << "zero-shot top-1 on held-out tiles (chance 0.125); see " << log;
