@@ -183,7 +183,7 @@ TEST(ClipTask, DemoRunOnTwoRanksLearnsZeroShotFarAboveChance) {
   auto dir = temp_dir("demo");
   auto tiles = dir / "tiles", shards = dir / "shards";
   ASSERT_EQ(run(bin + " synth tiles --quiet --out " + tiles.string() +
-                " --size 64 --train-per-class 120 --val-per-class 8 --zeroshot-per-class 20 --seed 3 > " +
+                " --size 64 --train-per-class 100 --val-per-class 8 --zeroshot-per-class 20 --seed 3 > " +
                 (dir / "synth.log").string()),
             0);
   for (const char* split : {"train", "val", "zeroshot"}) {
@@ -193,7 +193,7 @@ TEST(ClipTask, DemoRunOnTwoRanksLearnsZeroShotFarAboveChance) {
         << split;
   }
   const std::string overrides =
-      " run.runs_dir=" + (dir / "runs").string() + " run.name=demo train.steps=200 eval.every=200" +
+      " run.runs_dir=" + (dir / "runs").string() + " run.name=demo train.steps=120 eval.every=120" +
       " checkpoint.every_steps=0 log.tensorboard=false clip.eval.confusion=false clip.vocab=" + kVocab +
       " clip.data.train=" + (shards / "train").string() + " clip.data.val=" + (shards / "val").string() +
       " clip.data.zeroshot=" + (shards / "zeroshot").string() + " clip.eval.classes=" + (tiles / "zeroshot.yaml").string();
