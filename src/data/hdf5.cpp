@@ -156,6 +156,8 @@ Layout make_layout(const std::vector<int64_t>& dims, int64_t row_bytes, bool ext
   bool chunked = extendable || !opt.chunk.empty() || opt.gzip > 0 || opt.shuffle;
   Layout layout;
   layout.dcpl = own(check(H5Pcreate(H5P_DATASET_CREATE), where, "H5Pcreate"), H5Pclose);
+  // No modification times in the object headers: the same data written twice gives the same bytes.
+  check(H5Pset_obj_track_times(layout.dcpl->id(), 0), where, "H5Pset_obj_track_times");
   if (dims.empty()) {
     PATHVLM_CHECK(!chunked, where, ": a scalar dataset cannot be chunked, compressed or extended");
     layout.space = own(check(H5Screate(H5S_SCALAR), where, "H5Screate"), H5Sclose);
@@ -697,7 +699,9 @@ Group Group::create_group(const std::string& path) {
   PATHVLM_CHECK(!has(path), "'", file_, "': group '", full, "' already exists");
   const std::string at = str("'", file_, "': group '", full, "'");
   Owned lcpl = link_create_plist(at);
-  hid_t g = check(H5Gcreate2(id(), path.c_str(), lcpl->id(), H5P_DEFAULT, H5P_DEFAULT), at, "create");
+  Owned gcpl = own(check(H5Pcreate(H5P_GROUP_CREATE), at, "H5Pcreate"), H5Pclose);
+  check(H5Pset_obj_track_times(gcpl->id(), 0), at, "H5Pset_obj_track_times");
+  hid_t g = check(H5Gcreate2(id(), path.c_str(), lcpl->id(), gcpl->id(), H5P_DEFAULT), at, "create");
   return Group(share(g, H5Gclose), file_, full, "group");
 }
 
