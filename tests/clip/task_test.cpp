@@ -57,18 +57,24 @@ struct Tiles {
   fs::path dir;
   std::string yaml;
 };
-Tiles make_tiles(const std::string& name, int64_t zeroshot_per_class, int64_t val_per_class) {
+Tiles make_tiles(const std::string& name, int64_t zeroshot_per_class, int64_t val_per_class,
+                 int64_t train_per_class = 0) {
   Tiles t{temp_dir(name), ""};
   data::SynthTilesOptions o;
   o.out_dir = (t.dir / "tiles").string();
   o.tile_size = 32;
-  o.train_per_class = 0;
+  o.train_per_class = train_per_class;
   o.val_per_class = val_per_class;
   o.zeroshot_per_class = zeroshot_per_class;
   o.progress = false;
   auto report = data::synth_tiles(o);
   t.yaml = report.zeroshot_yaml;
-  for (auto [split, csv] : {std::pair{"zeroshot", report.zeroshot_csv}, std::pair{"val", report.val_csv}}) {
+  for (auto [split, csv] : {std::pair{"zeroshot", report.zeroshot_csv}, std::pair{"val", report.val_csv},
+                            std::pair{"train", report.train_csv}}) {
+    const int64_t per_class = std::string(split) == "train" ? train_per_class
+                              : std::string(split) == "val" ? val_per_class
+                                                            : zeroshot_per_class;
+    if (per_class == 0) continue;
     data::TileShardBuildOptions b;
     b.records = csv;
     b.out_dir = (t.dir / "shards" / split).string();
@@ -173,6 +179,32 @@ TEST(ClipTask, EvaluateOnTileShards) {
   EXPECT_NE(error_of([&] { train::evaluate_clip(model, tokenizer, cfg, nullptr, torch::kCPU); })
                 .find("clip.eval.classes"),
             std::string::npos);
+}
+
+// A run killed after a checkpoint and resumed ends with exactly the parameters of an uninterrupted run
+// (model, AdamW state, data cursor and augmentation all restored), with feature-cache accumulation on.
+TEST(ClipTask, KilledAndResumedRunEqualsUninterruptedRun) {
+  if (!fs::exists(kVocab)) GTEST_SKIP() << "shared data not found: " << kVocab;
+  auto tiles = make_tiles("resume", 0, 0, 12);
+  const std::string bin = PATHVLM_BINARY;
+  const std::string base =
+      bin + " train " + PATHVLM_SOURCE_DIR + "/configs/clip/demo_tiny.yaml run.runs_dir=" + (tiles.dir / "runs").string() +
+      " train.steps=12 train.micro_batch_size=8 train.grad_accum=2 optim.warmup_steps=2 eval.every=0" +
+      " checkpoint.every_steps=6 log.tensorboard=false clip.model.image_size=32 clip.data.image_size=32" +
+      " clip.model.vision_layers=1 clip.model.text_layers=1 clip.data.workers=1 clip.vocab=" + kVocab +
+      " clip.data.train=" + (tiles.dir / "shards" / "train").string() + " clip.data.val= clip.data.zeroshot=" +
+      " clip.eval.classes=";
+  const std::string quiet = " > " + (tiles.dir / "log.txt").string() + " 2>&1";
+  ASSERT_EQ(run(base + " run.name=straight" + quiet), 0);
+  EXPECT_NE(run(base + " run.name=resumed train.fault.step=6" + quiet), 0);  // killed right after step 6
+  ASSERT_EQ(run(base + " run.name=resumed" + quiet), 0);
+  auto a = models::load_clip((tiles.dir / "runs" / "straight" / "export").string());
+  auto b = models::load_clip((tiles.dir / "runs" / "resumed" / "export").string());
+  auto pb = b->named_parameters();
+  for (const auto& p : a->named_parameters()) {
+    EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  }
+  fs::remove_all(tiles.dir);
 }
 
 // The demo, shortened: 2 CPU ranks learn the synthetic tissue classes from captions alone.
