@@ -27,7 +27,7 @@ std::string model_for(const ArgParser& parser, const JobConfig& job) {
   if (parser.has("model")) return parser.get("model");
   const auto run_dir = fs::path(job.run.runs_dir) / job.run.name;
   if (!job.run.name.empty() && fs::exists(run_dir / "checkpoints" / "latest")) return run_dir.string();
-  PATHVLM_CHECK(!job.clip.pretrained.empty(), "pathvlm eval: no model to evaluate: run '", run_dir.string(),
+  PATHVLM_CHECK(!job.clip.pretrained.empty(), "no model to evaluate: run '", run_dir.string(),
                 "' has no checkpoints/latest, clip.pretrained is empty and --model is not given");
   return job.clip.pretrained;
 }
@@ -39,13 +39,13 @@ int run_eval(const ArgParser& parser) {
   dist::DistConfig dist_cfg;
   if (!pos.empty()) {
     JobConfig job = load_job_config(pos[0], Args(pos.begin() + 1, pos.end()));
-    PATHVLM_CHECK(job.run.task == "clip", "pathvlm eval: '", pos[0], "' is a '", job.run.task,
+    PATHVLM_CHECK(job.run.task == "clip", "'", pos[0], "' is a '", job.run.task,
                   "' config; eval knows the clip task");
     cfg = job.clip;
     dist_cfg = job.dist;
     model_path = model_for(parser, job);
   } else {
-    PATHVLM_CHECK(parser.has("model"), "pathvlm eval: give a CONFIG, or --model with --zeroshot/--val tiles");
+    PATHVLM_CHECK(parser.has("model"), "give a CONFIG, or --model with --zeroshot/--val tiles");
     model_path = parser.get("model");
     cfg.vocab = parser.has("vocab") ? parser.get("vocab") : "";
     cfg.pretrained = model_path;  // the tokenizer files of an HF directory or export
@@ -57,7 +57,7 @@ int run_eval(const ArgParser& parser) {
   if (parser.has("batch-size")) cfg.eval.batch_size = parser.get_int("batch-size");
   if (parser.has("max-samples")) cfg.eval.max_samples = parser.get_int("max-samples");
   PATHVLM_CHECK(!cfg.data.zeroshot.empty() || !cfg.data.val.empty(),
-                "pathvlm eval: nothing to evaluate: give --zeroshot TILES (with --classes YAML) and/or --val TILES");
+                "nothing to evaluate: give --zeroshot TILES (with --classes YAML) and/or --val TILES");
 
   const auto& env = dist::init_processes();
   log_set_rank(env.rank, env.world_size);
@@ -79,7 +79,7 @@ int run_eval(const ArgParser& parser) {
     for (const auto& [k, v] : metrics) j[k] = v;
     if (parser.has("json")) {
       std::ofstream out(parser.get("json"));
-      PATHVLM_CHECK(out, "pathvlm eval: cannot write --json '", parser.get("json"), "'");
+      PATHVLM_CHECK(out, "cannot write --json '", parser.get("json"), "'");
       out << j.dump(2) << "\n";
     }
     std::cout << j.dump() << std::endl;

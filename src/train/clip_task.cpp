@@ -114,8 +114,8 @@ data::ClipTokenizer make_clip_tokenizer(const ClipTaskConfig& cfg, int context_l
   const fs::path dir = cfg.pretrained;
   PATHVLM_CHECK(!cfg.pretrained.empty() && fs::is_directory(dir) && fs::exists(dir / "vocab.json") &&
                     fs::exists(dir / "merges.txt"),
-                "the clip task needs the CLIP tokenizer: set clip.vocab to bpe_simple_vocab_16e6.txt.gz or an HF "
-                "tokenizer directory",
+                "the CLIP tokenizer is missing: set clip.vocab (pathvlm eval: --vocab) to bpe_simple_vocab_16e6.txt.gz "
+                "or an HF tokenizer directory",
                 cfg.pretrained.empty() ? "" : str(" ('", cfg.pretrained, "' has no vocab.json + merges.txt)"));
   return data::ClipTokenizer(cfg.pretrained, context_length);
 }
@@ -128,7 +128,7 @@ std::map<std::string, double> evaluate_clip(models::ClipModel& model, const data
 
   if (!cfg.data.zeroshot.empty()) {
     PATHVLM_CHECK(!cfg.eval.classes.empty(), "clip.data.zeroshot is set ('", cfg.data.zeroshot,
-                  "') but clip.eval.classes names no zero-shot YAML (templates and class names)");
+                  "') but clip.eval.classes (pathvlm eval: --classes) names no zero-shot YAML (templates and class names)");
     auto spec = load_zeroshot_spec(cfg.eval.classes);
     auto classifier = zeroshot_classifier(spec, [&](const std::vector<std::string>& texts) {
       std::vector<torch::Tensor> parts;
