@@ -201,14 +201,8 @@ int shards_validate(const Args& args) {
   return bad_files ? 1 : 0;
 }
 
-struct Verb {
-  const char* name;
-  const char* summary;
-  int (*run)(const Args& args);
-};
-
 // One line per verb; `pathvlm shards` with no verb lists them.
-const Verb kVerbs[] = {
+const std::vector<Verb> kVerbs = {
     {"inspect", "kind, schema version, counts, shapes, dtypes and a sample record of each shard", shards_inspect},
     {"build", "tiles shards + manifest from images and a CSV/TSV/JSONL of captions", cmd_shards_build},
     {"validate", "read every record of each shard and report the bad ones (exit 1 if any)", shards_validate},
@@ -217,21 +211,7 @@ const Verb kVerbs[] = {
 }  // namespace
 
 int cmd_shards(const Args& args) {
-  if (!args.empty()) {
-    for (const auto& verb : kVerbs)
-      if (args[0] == verb.name) return verb.run(Args(args.begin() + 1, args.end()));
-  }
-  bool asked = !args.empty() && (args[0] == "--help" || args[0] == "-h");
-  std::ostream& out = asked ? std::cout : std::cerr;
-  if (!args.empty() && !asked) out << "pathvlm shards: unknown verb '" << args[0] << "'\n\n";
-  out << "usage: pathvlm shards <verb> [options] FILE...\n\nHDF5 shards (tiles, tile_features, slides).\n\nverbs:\n";
-  for (const auto& verb : kVerbs) {
-    char line[160];
-    std::snprintf(line, sizeof line, "  %-10s %s\n", verb.name, verb.summary);
-    out << line;
-  }
-  out << "\n`pathvlm shards <verb> --help` lists a verb's options.\n";
-  return asked ? 0 : 1;
+  return run_verb("shards", "FILE...", "HDF5 shards (tiles, tile_features, slides).", kVerbs, args);
 }
 
 }  // namespace pathvlm::cli

@@ -43,14 +43,8 @@ int synth_tiles_verb(const Args& args) {
   return 0;
 }
 
-struct Verb {
-  const char* name;
-  const char* summary;
-  int (*run)(const Args& args);
-};
-
 // One line per kind of synthetic data; `pathvlm synth` with no verb lists them.
-const Verb kVerbs[] = {
+const std::vector<Verb> kVerbs = {
     {"tiles", "H&E-like tiles of 8 tissue classes with captions (train / val / zero-shot splits)", synth_tiles_verb},
     {"slides", "pyramidal TIFF slides with known tissue regions, reports and ground-truth masks", cmd_synth_slides},
 };
@@ -58,20 +52,7 @@ const Verb kVerbs[] = {
 }  // namespace
 
 int cmd_synth(const Args& args) {
-  if (!args.empty())
-    for (const auto& verb : kVerbs)
-      if (args[0] == verb.name) return verb.run(Args(args.begin() + 1, args.end()));
-  const bool asked = !args.empty() && (args[0] == "--help" || args[0] == "-h");
-  std::ostream& out = asked ? std::cout : std::cerr;
-  if (!args.empty() && !asked) out << "pathvlm synth: unknown verb '" << args[0] << "'\n\n";
-  out << "usage: pathvlm synth <verb> [options]\n\nProcedural demo data.\n\nverbs:\n";
-  for (const auto& verb : kVerbs) {
-    char line[200];
-    std::snprintf(line, sizeof line, "  %-10s %s\n", verb.name, verb.summary);
-    out << line;
-  }
-  out << "\n`pathvlm synth <verb> --help` lists a verb's options.\n";
-  return asked ? 0 : 1;
+  return run_verb("synth", "", "Procedural demo data.", kVerbs, args);
 }
 
 }  // namespace pathvlm::cli

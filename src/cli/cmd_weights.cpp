@@ -123,13 +123,7 @@ int weights_reshard(const Args& args) {
   return 0;
 }
 
-struct Verb {
-  const char* name;
-  const char* summary;
-  int (*run)(const Args& args);
-};
-
-const Verb kVerbs[] = {
+const std::vector<Verb> kVerbs = {
     {"inspect", "list tensors with dtype, shape and CRC-32 (file, directory or sharded checkpoint)", weights_inspect},
     {"reshard", "rewrite weights as one file or shards of a given size, optionally casting floats", weights_reshard},
 };
@@ -137,21 +131,7 @@ const Verb kVerbs[] = {
 }  // namespace
 
 int cmd_weights(const Args& args) {
-  if (!args.empty()) {
-    for (const auto& verb : kVerbs)
-      if (args[0] == verb.name) return verb.run(Args(args.begin() + 1, args.end()));
-  }
-  bool asked = !args.empty() && (args[0] == "--help" || args[0] == "-h");
-  std::ostream& out = asked ? std::cout : std::cerr;
-  if (!args.empty() && !asked) out << "pathvlm weights: unknown verb '" << args[0] << "'\n\n";
-  out << "usage: pathvlm weights <verb> [options] PATH\n\nsafetensors weights and sharded checkpoints.\n\nverbs:\n";
-  for (const auto& verb : kVerbs) {
-    char line[160];
-    std::snprintf(line, sizeof line, "  %-10s %s\n", verb.name, verb.summary);
-    out << line;
-  }
-  out << "\n`pathvlm weights <verb> --help` lists a verb's options.\n";
-  return asked ? 0 : 1;
+  return run_verb("weights", "PATH", "safetensors weights and sharded checkpoints.", kVerbs, args);
 }
 
 }  // namespace pathvlm::cli

@@ -17,6 +17,19 @@ struct Command {
 // The table main() dispatches on and `pathvlm --help` lists (defined in main.cpp).
 const std::vector<Command>& commands();
 
+// A subcommand with verbs (`pathvlm shards inspect|validate|build`): one entry per verb.
+struct Verb {
+  const char* name;
+  const char* summary;
+  int (*run)(const Args& args);
+};
+
+// Runs the verb named by args[0] with the remaining arguments. With no verb, `--help` or an unknown verb it
+// prints `usage: pathvlm <command> <verb> [options] <operands>`, the summary and the verbs (status 0 for
+// --help, 1 otherwise).
+int run_verb(const std::string& command, const std::string& operands, const std::string& summary,
+             const std::vector<Verb>& verbs, const Args& args);
+
 int cmd_version(const Args& args);
 int cmd_shards(const Args& args);
 int cmd_shards_build(const Args& args);  // the `build` verb of `shards`

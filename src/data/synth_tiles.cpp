@@ -1,4 +1,5 @@
 #include "data/synth_tiles.h"
+#include "core/random.h"
 
 #include <atomic>
 #include <cctype>
@@ -16,17 +17,10 @@ namespace fs = std::filesystem;
 namespace pathvlm::data {
 namespace {
 
-uint64_t mix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 struct Pick {
   uint64_t state;
-  size_t operator()(size_t n) { return static_cast<size_t>((state = mix(state)) % n); }
-  bool chance(double p) { return static_cast<double>((state = mix(state)) >> 11) / 9007199254740992.0 < p; }
+  size_t operator()(size_t n) { return static_cast<size_t>((state = splitmix64(state)) % n); }
+  bool chance(double p) { return static_cast<double>((state = splitmix64(state)) >> 11) / 9007199254740992.0 < p; }
 };
 
 // Caption vocabulary per class: how it may be named, and what may be seen in it.
@@ -101,7 +95,7 @@ struct Split {
 }  // namespace
 
 std::string synth_caption(TissueClass c, uint64_t seed) {
-  Pick pick{mix(seed ^ 0xCAB7ull)};
+  Pick pick{splitmix64(seed ^ 0xCAB7ull)};
   const auto& w = words(c);
   const auto& templates = caption_templates();
   std::string caption = templates[pick(templates.size())];
@@ -158,7 +152,7 @@ SynthTilesReport synth_tiles(const SynthTilesOptions& o) {
   }
 
   auto tile_seed = [&](const Item& it) {
-    return mix(mix(mix(o.seed) ^ splits[it.split].salt) ^ (static_cast<uint64_t>(it.n) << 4 | static_cast<uint64_t>(it.c)));
+    return splitmix64(splitmix64(splitmix64(o.seed) ^ splits[it.split].salt) ^ (static_cast<uint64_t>(it.n) << 4 | static_cast<uint64_t>(it.c)));
   };
   Progress::Options popt;
   popt.enabled = o.progress;

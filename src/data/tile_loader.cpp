@@ -1,4 +1,5 @@
 #include "data/tile_loader.h"
+#include "core/random.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -9,16 +10,9 @@
 namespace pathvlm::data {
 namespace {
 
-uint64_t mix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // The augmentation seed of one sample: a function of (run seed, epoch, record) only.
 uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t index) {
-  return mix(mix(mix(seed) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(index));
+  return splitmix64(splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(index));
 }
 
 }  // namespace

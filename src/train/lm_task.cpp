@@ -1,4 +1,5 @@
 #include "train/lm_task.h"
+#include "core/random.h"
 
 #include <filesystem>
 #include <fstream>
@@ -42,13 +43,6 @@ class BlockImpl : public torch::nn::Module {
   torch::nn::Linear qkv_{nullptr}, attn_proj_{nullptr}, fc_{nullptr}, mlp_proj_{nullptr};
 };
 TORCH_MODULE(Block);
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 }  // namespace
 
