@@ -11,10 +11,11 @@
 #include "data/image.h"
 #include "data/tile_loader.h"
 #include "data/tile_shards.h"
-#include "data/tissue_texture.h"
+#include "synth/tissue_texture.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm::data;
+using namespace pathvlm::synth;
 
 namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {

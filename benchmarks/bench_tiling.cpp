@@ -14,14 +14,14 @@
 
 #include "core/compat.h"
 #include "core/error.h"
-#include "data/embed.h"
+#include "wsi/embed.h"
 #include "data/image.h"
-#include "data/slide.h"
-#include "data/slide_batch.h"
-#include "data/slide_synth.h"
-#include "data/tiling.h"
-#include "data/tissue.h"
-#include "models/clip.h"
+#include "wsi/slide.h"
+#include "wsi/slide_batch.h"
+#include "synth/slide_synth.h"
+#include "wsi/tiling.h"
+#include "wsi/tissue.h"
+#include "models/clip/model.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
@@ -55,15 +55,15 @@ int main(int argc, char** argv) {
     std::string slides_dir = arg(argc, argv, "--slides", "");
     const auto tmp = fs::temp_directory_path() / ("pathvlm_bench_tiling_" + std::to_string(::getpid()));
     if (slides_dir.empty()) {
-      PATHVLM_CHECK(wsi::slide_synth_built_in(), "no --slides and no libtiff for synthetic slides");
-      wsi::SynthSlidesConfig sc;
+      PATHVLM_CHECK(synth::slide_synth_built_in(), "no --slides and no libtiff for synthetic slides");
+      synth::SynthSlidesConfig sc;
       sc.count = std::stoi(arg(argc, argv, "--count", "4"));
       sc.width = std::stoi(arg(argc, argv, "--width", "8192"));
       sc.height = std::stoi(arg(argc, argv, "--height", "6144"));
       sc.levels = 4;
       slides_dir = (tmp / "slides").string();
       auto s0 = Clock::now();
-      wsi::synth_slides(slides_dir, sc);
+      synth::synth_slides(slides_dir, sc);
       row("synth slides: slides/s (1 thread)", sc.count / seconds_since(s0), "slides/s",
           std::to_string(sc.width) + "x" + std::to_string(sc.height) + ", " + std::to_string(sc.levels) + " levels, JPEG");
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes src/data/clip_tokenizer_unicode.inc: the Unicode and HTML tables the CLIP tokenizer needs.
+"""Writes src/text/clip_tokenizer_unicode.inc: the Unicode and HTML tables the CLIP tokenizer needs.
 
 open_clip's SimpleTokenizer pre-tokenises with the `regex` module (\\p{L}, \\p{N}, \\s) and lower-cases with
 Python's str.lower(); this script asks those same functions about every code point, so the C++ tokenizer

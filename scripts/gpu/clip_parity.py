@@ -13,7 +13,7 @@
 (b) `pathvlm export --format hf-clip` of each model, loaded with CLIPModel.from_pretrained, must give the same
     embeddings; CLIPTokenizer.from_pretrained on the export is compared with `pathvlm tokenize` (reported).
 (c) With --write-golden, writes tests/data/clip_golden/ (a tiny CLIPModel directory + golden.safetensors with
-    pixel_values, input_ids and the expected embeddings, a few hundred KB) for tests/clip/model_golden_test.cpp.
+    pixel_values, input_ids and the expected embeddings, a few hundred KB) for tests/models/clip/golden_test.cpp.
 Exits non-zero if a required check fails.
 """
 import argparse
@@ -177,7 +177,7 @@ def write_golden(args, folder):
     with open(os.path.join(golden, "README.md"), "w") as f:
         f.write("Golden CLIP vectors from transformers (scripts/gpu/clip_parity.py --write-golden): a tiny random\n"
                 "CLIPModel (model/) and golden.safetensors with pixel_values, input_ids and the fp32\n"
-                "get_image_features / get_text_features. Used by tests/clip/model_golden_test.cpp.\n")
+                "get_image_features / get_text_features. Used by tests/models/clip/golden_test.cpp.\n")
     total = sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(golden) for n in names)
     print(f"wrote {golden} ({total / 1024:.0f} KB)")
 

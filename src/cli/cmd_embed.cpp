@@ -6,8 +6,8 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/error.h"
-#include "data/embed.h"
-#include "data/slide.h"
+#include "wsi/embed.h"
+#include "wsi/slide.h"
 
 namespace pathvlm::cli {
 

@@ -6,10 +6,10 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/clip_tokenizer.h"
+#include "text/clip_tokenizer.h"
 #include "data/image.h"
-#include "models/clip_weights.h"
-#include "models/safetensors.h"
+#include "models/clip/weights.h"
+#include "io/safetensors.h"
 
 namespace pathvlm::cli {
 namespace {
@@ -95,7 +95,7 @@ int cmd_encode(const Args& args) {
   if (parser.has("texts-file")) {
     const auto texts = read_lines(parser.get("texts-file"));
     PATHVLM_CHECK(!texts.empty(), "--texts-file '", parser.get("texts-file"), "' has no lines");
-    data::ClipTokenizer tokenizer(find_vocab(parser, model_path), config.context_length);
+    text::ClipTokenizer tokenizer(find_vocab(parser, model_path), config.context_length);
     std::vector<torch::Tensor> embeds;
     for (size_t start = 0; start < texts.size(); start += batch_size) {
       std::vector<std::string> chunk(texts.begin() + start,

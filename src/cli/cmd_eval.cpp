@@ -1,8 +1,11 @@
-// `pathvlm eval`: zero-shot classification and retrieval metrics of a CLIP, on every rank started with it.
+// `pathvlm eval`: the evaluation of the task a config names (run.task), on every rank started with it.
+// The CLI knows no task: each registered task lists the options it accepts (src/train/tasks.cpp), and each
+// option is an override of one key of that task's section.
 //
 //   pathvlm eval configs/clip/demo_tiny.yaml [key=value ...]          # the run's latest checkpoint
 //   pathvlm eval --model runs/demo/export --zeroshot shards/heldout --classes configs/clip/zeroshot_demo.yaml
-//   mpirun -np 2 pathvlm eval ...                                       # each rank embeds its share
+//   mpirun -np 2 pathvlm eval ...                                       # each rank evaluates its share
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -13,67 +16,68 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "dist/process_group.h"
-#include "models/clip_weights.h"
-#include "train/clip_task.h"
 #include "train/job_config.h"
+#include "train/task.h"
 
 namespace pathvlm::cli {
 namespace {
 
 namespace fs = std::filesystem;
 
-// The weights a config evaluates: --model, else the run's checkpoints, else clip.pretrained.
-std::string model_for(const ArgParser& parser, const JobConfig& job) {
+// The weights to evaluate: --model, else the run's latest checkpoint, else "" (the task's own initial weights).
+std::string weights_for(const ArgParser& parser, const JobConfig& job) {
   if (parser.has("model")) return parser.get("model");
   const auto run_dir = fs::path(job.run.runs_dir) / job.run.name;
   if (!job.run.name.empty() && fs::exists(run_dir / "checkpoints" / "latest")) return run_dir.string();
-  PATHVLM_CHECK(!job.clip.pretrained.empty(), "no model to evaluate: run '", run_dir.string(),
-                "' has no checkpoints/latest, clip.pretrained is empty and --model is not given");
-  return job.clip.pretrained;
+  return "";
+}
+
+// The job: CONFIG with its overrides (or the defaults for --task), then each task option as an override.
+JobConfig job_for(const ArgParser& parser) {
+  const auto& pos = parser.positionals();
+  std::vector<std::string> overrides(pos.begin() + (pos.empty() ? 0 : 1), pos.end());
+  cfg::Document doc = pos.empty() ? cfg::Document::from_string("", "defaults") : cfg::Document::from_file(pos[0]);
+  doc.override_with(overrides);
+  std::string task = cfg::read<JobConfig>(doc).run.task;
+  if (parser.has("task")) {
+    PATHVLM_CHECK(pos.empty() || parser.get("task") == task, "--task ", parser.get("task"), " differs from run.task '",
+                  task, "' of '", pos[0], "'");
+    task = parser.get("task");
+  }
+  const auto& spec = train::task_spec(task);
+  std::vector<std::string> options = {"run.task=" + task};
+  for (const auto& other : train::registered_tasks()) {
+    for (const auto& o : other.eval_options) {
+      bool mine = std::any_of(spec.eval_options.begin(), spec.eval_options.end(),
+                              [&](const train::TaskOption& m) { return m.flag == o.flag; });
+      PATHVLM_CHECK(mine || !parser.has(o.flag), "--", o.flag, " is an option of the '", other.name,
+                    "' task; this evaluation is of '", task, "'");
+    }
+  }
+  for (const auto& o : spec.eval_options)
+    if (parser.has(o.flag)) options.push_back(o.key + "=" + cfg::render(parser.get(o.flag)));
+  doc.override_with(options);
+  return cfg::read<JobConfig>(doc);
 }
 
 int run_eval(const ArgParser& parser) {
-  const auto& pos = parser.positionals();
-  train::ClipTaskConfig cfg;
-  std::string model_path;
-  dist::DistConfig dist_cfg;
-  if (!pos.empty()) {
-    JobConfig job = load_job_config(pos[0], Args(pos.begin() + 1, pos.end()));
-    PATHVLM_CHECK(job.run.task == "clip", "'", pos[0], "' is a '", job.run.task,
-                  "' config; eval knows the clip task");
-    cfg = job.clip;
-    dist_cfg = job.dist;
-    model_path = model_for(parser, job);
-  } else {
-    PATHVLM_CHECK(parser.has("model"), "give a CONFIG, or --model with --zeroshot/--val tiles");
-    model_path = parser.get("model");
-    cfg.vocab = parser.has("vocab") ? parser.get("vocab") : "";
-    cfg.pretrained = model_path;  // the tokenizer files of an HF directory or export
-  }
-  if (parser.has("zeroshot")) cfg.data.zeroshot = parser.get("zeroshot");
-  if (parser.has("classes")) cfg.eval.classes = parser.get("classes");
-  if (parser.has("val")) cfg.data.val = parser.get("val");
-  if (parser.has("vocab")) cfg.vocab = parser.get("vocab");
-  if (parser.has("batch-size")) cfg.eval.batch_size = parser.get_int("batch-size");
-  if (parser.has("max-samples")) cfg.eval.max_samples = parser.get_int("max-samples");
-  PATHVLM_CHECK(!cfg.data.zeroshot.empty() || !cfg.data.val.empty(),
-                "nothing to evaluate: give --zeroshot TILES (with --classes YAML) and/or --val TILES");
+  JobConfig job = job_for(parser);
+  const std::string weights = weights_for(parser, job);
 
   const auto& env = dist::init_processes();
   log_set_rank(env.rank, env.world_size);
   auto device = dist::local_device(env);
-  auto comm = dist::make_comm(dist_cfg, device);
-
-  models::ClipLoadOptions options;
-  options.hidden_act = cfg.model.hidden_act;
-  auto model = models::load_clip(model_path, options);
-  model->to(device);
-  model->eval();
-  cfg.data.image_size = model->config().image_size;  // evaluation preprocesses for the model's input size
-  auto tokenizer = train::make_clip_tokenizer(cfg, model->config().context_length);
-  log_info("eval: ", model_path, " (", models::describe(model->config()), ") on ", comm->world_size(), " rank(s)");
-
-  auto metrics = train::evaluate_clip(model, tokenizer, cfg, comm.get(), device);
+  auto comm = dist::make_comm(job.dist, device);
+  train::TaskContext ctx{job, device, *comm, comm->rank(), comm->world_size(), job.train.micro_batch_size, 1,
+                         static_cast<uint64_t>(job.run.seed), ""};
+  auto task = train::make_task(job.run.task);
+  task->build_for_eval(ctx, weights);
+  task->model().eval();
+  std::map<std::string, double> metrics;
+  {
+    torch::NoGradGuard no_grad;
+    metrics = task->evaluate(*comm);
+  }
   if (env.rank == 0) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [k, v] : metrics) j[k] = v;
@@ -92,19 +96,22 @@ int run_eval(const ArgParser& parser) {
 
 int cmd_eval(const Args& args) {
   ArgParser parser("pathvlm eval",
-                   "Zero-shot classification (top-1, balanced accuracy, weighted F1, confusion matrix) and image<->text "
-                   "retrieval (R@1/5/10, median rank) of a CLIP. With CONFIG: the clip section's data and classes, and "
-                   "the run's latest checkpoint (else clip.pretrained); options override. Every rank started with it "
-                   "(mpirun) embeds its share. Prints the metrics as one JSON line.");
-  parser.positional("config", "a clip job config (optional)", false, false);
+                   "Evaluate a model with its task's metrics (clip: zero-shot top-1, balanced accuracy, weighted F1, "
+                   "confusion matrix; image<->text retrieval R@1/5/10, median rank). With CONFIG: the task's data, and "
+                   "the run's latest checkpoint (else the task's initial weights); options override. Every rank "
+                   "started with it (mpirun) evaluates its share. Prints the metrics as one JSON line.");
+  parser.positional("config", "a job config (optional)", false, false);
   parser.positional("overrides", "key=value overrides of the config", true, false);
-  parser.option("model", "HF CLIP directory, run directory or checkpoint, export, or .safetensors");
-  parser.option("zeroshot", "labelled tiles for zero-shot classification (manifest, its folder, or one .h5)");
-  parser.option("classes", "zero-shot YAML: templates and class names in label order");
-  parser.option("val", "captioned tiles for retrieval metrics");
-  parser.option("vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer dir (default: the model's)");
-  parser.option("batch-size", "images per rank per forward");
-  parser.option("max-samples", "at most this many tiles of each set");
+  parser.option("task", "the task to evaluate without a CONFIG (default: run.task's default)");
+  parser.option("model", "weights to evaluate: a run directory or checkpoint, an export, or what the task loads");
+  std::vector<std::string> seen;
+  for (const auto& spec : train::registered_tasks()) {
+    for (const auto& o : spec.eval_options) {
+      if (std::find(seen.begin(), seen.end(), o.flag) != seen.end()) continue;
+      seen.push_back(o.flag);
+      parser.option(o.flag, spec.name + ": " + o.help);
+    }
+  }
   parser.option("json", "also write the metrics to this JSON file");
   if (!parser.parse(args)) return 0;
   const auto& env = dist::init_processes();

@@ -4,8 +4,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/clip_tokenizer.h"
-#include "models/clip_weights.h"
+#include "text/clip_tokenizer.h"
+#include "models/clip/weights.h"
 
 namespace pathvlm::cli {
 namespace {
@@ -21,7 +21,7 @@ void export_hf_clip(const ArgParser& parser, const std::string& source, const st
   if (parser.has("hidden-act")) options.hidden_act = parser.get("hidden-act");
   auto model = models::load_clip(source, options);
   models::export_hf_clip(model, model->config(), out_dir);
-  if (parser.has("vocab")) data::ClipTokenizer(parser.get("vocab"), model->config().context_length).save_hf(out_dir);
+  if (parser.has("vocab")) text::ClipTokenizer(parser.get("vocab"), model->config().context_length).save_hf(out_dir);
   std::cout << "export: " << source << " -> " << out_dir << " (transformers CLIPModel; " << describe(model->config())
             << ")\n";
 }

@@ -5,8 +5,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/hdf5.h"
-#include "data/shard_schema.h"
+#include "io/hdf5.h"
+#include "io/shard_schema.h"
 
 namespace pathvlm::cli {
 namespace {

@@ -6,7 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/synth_tiles.h"
+#include "synth/synth_tiles.h"
 
 namespace pathvlm::cli {
 namespace {
@@ -25,7 +25,7 @@ int synth_tiles_verb(const Args& args) {
   p.option("threads", "drawing threads", false, "2");
   p.flag("quiet", "no progress bar");
   if (!p.parse(args)) return 0;
-  data::SynthTilesOptions o;
+  synth::SynthTilesOptions o;
   o.out_dir = p.get("out");
   o.tile_size = static_cast<int>(p.get_int("size"));
   o.train_per_class = p.get_int("train-per-class");
@@ -36,7 +36,7 @@ int synth_tiles_verb(const Args& args) {
   o.format = p.get("format");
   o.threads = static_cast<int>(p.get_int("threads"));
   o.progress = !p.get_flag("quiet");
-  auto r = data::synth_tiles(o);
+  auto r = synth::synth_tiles(o);
   std::cout << "wrote " << r.train << " train, " << r.val << " val and " << r.zeroshot << " zero-shot tiles to "
             << o.out_dir << "\n  " << r.train_csv << "\n  " << r.val_csv << "\n  " << r.zeroshot_csv << "\n  "
             << r.zeroshot_yaml << "\n";

@@ -4,7 +4,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/slide_synth.h"
+#include "synth/slide_synth.h"
 
 namespace pathvlm::cli {
 
@@ -14,7 +14,7 @@ int cmd_synth_slides(const Args& args) {
               "mpp), masks/slide_NNN.png (ground-truth tissue at the coarsest level), regions/slide_NNN.json, "
               "reports.csv (slide_id,report) and slides.csv (slide_id,path,mpp,label,...).");
   p.option("out", "output folder", true);
-  wsi::SynthSlidesConfig c;
+  synth::SynthSlidesConfig c;
   p.option("count", "number of slides", false, std::to_string(c.count));
   p.option("width", "level-0 width in pixels", false, std::to_string(c.width));
   p.option("height", "level-0 height in pixels", false, std::to_string(c.height));
@@ -27,7 +27,7 @@ int cmd_synth_slides(const Args& args) {
   p.option("max-regions", "most tissue regions per slide", false, std::to_string(c.max_regions));
   p.option("seed", "random seed (the same seed gives the same slides)", false, "0");
   if (!p.parse(args)) return 0;
-  PATHVLM_CHECK(wsi::slide_synth_built_in(), "`pathvlm synth slides` needs libtiff, which this build lacks");
+  PATHVLM_CHECK(synth::slide_synth_built_in(), "`pathvlm synth slides` needs libtiff, which this build lacks");
   c.count = static_cast<int>(p.get_int("count"));
   c.width = static_cast<int>(p.get_int("width"));
   c.height = static_cast<int>(p.get_int("height"));
@@ -42,7 +42,7 @@ int cmd_synth_slides(const Args& args) {
   PATHVLM_CHECK(c.count >= 1, "--count must be at least 1");
   PATHVLM_CHECK(c.mpp > 0, "--mpp must be positive");
   PATHVLM_CHECK(c.jpeg_quality >= 1 && c.jpeg_quality <= 100, "--jpeg-quality must be in 1..100");
-  const auto slides = wsi::synth_slides(p.get("out"), c);
+  const auto slides = synth::synth_slides(p.get("out"), c);
   for (const auto& s : slides) {
     std::cout << s.id << "  " << s.label << "  tissue " << static_cast<int>(s.tissue_fraction * 100 + 0.5) << "%  "
               << s.report << "\n";

@@ -7,10 +7,10 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/error.h"
-#include "data/slide.h"
-#include "data/slide_batch.h"
-#include "data/tiling.h"
-#include "data/tissue.h"
+#include "wsi/slide.h"
+#include "wsi/slide_batch.h"
+#include "wsi/tiling.h"
+#include "wsi/tissue.h"
 
 namespace pathvlm::cli {
 

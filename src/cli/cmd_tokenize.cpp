@@ -6,7 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/clip_tokenizer.h"
+#include "text/clip_tokenizer.h"
 
 namespace pathvlm::cli {
 
@@ -22,7 +22,7 @@ int cmd_tokenize(const Args& args) {
   if (!parser.parse(args)) return 0;
   const auto context = parser.get_int("context");
   PATHVLM_CHECK(context >= 2 && context <= 1 << 20, "--context ", context, " must be at least 2");
-  data::ClipTokenizer tokenizer(parser.get("vocab"), static_cast<int>(context));
+  text::ClipTokenizer tokenizer(parser.get("vocab"), static_cast<int>(context));
   const bool jsonl = parser.get_flag("jsonl"), unpadded = parser.get_flag("unpadded");
 
   std::string line;
@@ -47,7 +47,7 @@ int cmd_tokenize(const Args& args) {
       throw Error(str("stdin line ", number, ": ", e.what()));
     }
     if (unpadded) {
-      ids.erase(std::find(ids.begin() + 1, ids.end(), data::ClipTokenizer::kEndOfText) + 1, ids.end());
+      ids.erase(std::find(ids.begin() + 1, ids.end(), text::ClipTokenizer::kEndOfText) + 1, ids.end());
     }
     std::cout << nlohmann::json(ids).dump() << "\n";
   }

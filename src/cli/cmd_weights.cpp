@@ -8,7 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "models/safetensors.h"
+#include "io/safetensors.h"
 
 namespace pathvlm::cli {
 namespace {

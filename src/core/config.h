@@ -54,6 +54,7 @@ struct Range : Constraint {
 };
 struct OneOf : Constraint {
   OneOf(std::initializer_list<std::string> allowed) { kind = Kind::OneOf, choices = allowed; }
+  explicit OneOf(std::vector<std::string> allowed) { kind = Kind::OneOf, choices = std::move(allowed); }
 };
 
 // ---- field types ---------------------------------------------------------------------------------

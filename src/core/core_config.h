@@ -1,6 +1,7 @@
 // Config sections owned by core: the run (name, directory, seed, task) and logging/metrics.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 
@@ -11,12 +12,13 @@ struct RunConfig {
   std::string runs_dir = "runs";
   int64_t seed = 0;
   std::string task = "clip";
+  std::vector<std::string> known_tasks;  // not a key: what run.task may name, filled by the job that runs tasks
   template <class V>
   void visit(V& v) {
     v.field("name", name, "run name: the run directory is <runs_dir>/<name> (empty: <task>-<timestamp>)");
     v.field("runs_dir", runs_dir, "directory that holds the run directories");
     v.field("seed", seed, "global random seed (data order, initialisation, augmentation)", cfg::Min(0));
-    v.field("task", task, "what to train", cfg::OneOf{"clip", "instruct", "slide", "lm"});
+    v.field("task", task, "what to train", known_tasks.empty() ? cfg::Constraint{} : cfg::OneOf(known_tasks));
   }
 };
 

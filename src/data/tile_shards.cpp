@@ -16,7 +16,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "data/image.h"
-#include "data/shard_schema.h"
+#include "io/shard_schema.h"
 
 namespace fs = std::filesystem;
 

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "data/hdf5.h"
+#include "io/hdf5.h"
 
 namespace pathvlm::data {
 

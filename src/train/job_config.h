@@ -1,8 +1,9 @@
-// The root config of a `pathvlm` job: one section per component (see src/core/config.h for the convention).
+// The root config of a `pathvlm train` job: the engine's sections, then one section per registered task
+// (src/train/registry.h), named after it. See src/core/config.h for the convention.
 //
-// Components: add your section here with two one-line edits — an #include of your light
-// `<thing>_config.h`, a member, and one `v.section("<name>", member, "<one-line doc>");` line in visit.
-// Keep the sections in the order of the lists below so `config show` / `config docs` read top-down.
+// An engine component adds its section here: an #include of its light `<thing>_config.h`, a member and one
+// `v.section(...)` line, in the order `config show` and `config docs` should read. A task adds nothing here:
+// its registration line (src/train/tasks.cpp) brings its section.
 #pragma once
 #include <string>
 #include <vector>
@@ -10,8 +11,7 @@
 #include "core/config.h"
 #include "core/core_config.h"
 #include "dist/dist_config.h"
-#include "train/clip_config.h"
-#include "train/lm_config.h"
+#include "train/registry.h"
 #include "train/train_config.h"
 
 namespace pathvlm {
@@ -24,8 +24,15 @@ struct JobConfig {
   train::OptimConfig optim;
   train::CheckpointConfig checkpoint;
   train::EvalConfig eval;
-  train::LmConfig lm;
-  train::ClipTaskConfig clip;
+  train::TaskSections tasks;
+
+  JobConfig() { run.known_tasks = train::task_names(); }
+
+  // The section of the task whose config struct is C (e.g. job.task_config<train::ClipTaskConfig>()).
+  template <class C>
+  C& task_config() { return tasks.get<C>(); }
+  template <class C>
+  const C& task_config() const { return tasks.get<C>(); }
 
   template <class V>
   void visit(V& v) {
@@ -36,8 +43,7 @@ struct JobConfig {
     v.section("optim", optim, "AdamW, gradient clipping and the learning-rate schedule");
     v.section("checkpoint", checkpoint, "saving, retention and resume");
     v.section("eval", eval, "periodic evaluation");
-    v.section("lm", lm, "the toy `lm` task: tiny causal transformer on synthetic sequences");
-    v.section("clip", clip, "the `clip` task: contrastive image-text training on tile shards");
+    tasks.visit(v);
   }
 };
 

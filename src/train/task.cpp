@@ -2,8 +2,7 @@
 
 #include "core/error.h"
 #include "dist/reducer.h"
-#include "train/clip_task.h"
-#include "train/lm_task.h"
+#include "train/job_config.h"
 
 namespace pathvlm::train {
 
@@ -42,30 +41,8 @@ StepOutput Task::forward_backward(const std::vector<Batch>& micro, StepContext& 
   return out;
 }
 
-namespace {
-using Factory = std::unique_ptr<Task> (*)();
-// One line per task.
-const std::vector<std::pair<std::string, Factory>>& registry() {
-  static const std::vector<std::pair<std::string, Factory>> tasks = {
-      {"lm", [] { return std::unique_ptr<Task>(new LmTask()); }},
-      {"clip", [] { return std::unique_ptr<Task>(new ClipTask()); }},
-  };
-  return tasks;
-}
-}  // namespace
-
-std::vector<std::string> task_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, make] : registry()) names.push_back(name);
-  return names;
-}
-
-std::unique_ptr<Task> make_task(const std::string& name) {
-  for (const auto& [known, make] : registry())
-    if (known == name) return make();
-  std::string known;
-  for (const auto& n : task_names()) known += (known.empty() ? "" : ", ") + n;
-  throw Error(str("run.task '", name, "' is not implemented in this build (available: ", known, ")"));
+void Task::build_for_eval(const TaskContext& ctx, const std::string& weights) {
+  throw Error(str("task '", ctx.job.run.task, "' has no standalone evaluation"));
 }
 
 }  // namespace pathvlm::train

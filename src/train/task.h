@@ -12,7 +12,7 @@
 //     Batch next_batch() override;                             // this rank's next micro-batch
 //     LossOutput loss(const Batch& b) override;                // mean loss over the micro-batch
 //   };
-//   // and one line in make_task() (src/train/task.cpp)
+//   // in its own folder src/train/<task>/, and one registration line in src/train/tasks.cpp
 #pragma once
 #include <torch/torch.h>
 
@@ -78,6 +78,9 @@ class Task {
 
   // Builds the model on ctx.device (parameters initialised from the current torch seed) and the data.
   virtual void build(const TaskContext& ctx) = 0;
+  // `pathvlm eval`: builds the model from `weights` (a run directory, checkpoint or export; empty: the task's
+  // configured initial weights) and only the evaluation data. Default: the task has no standalone evaluation.
+  virtual void build_for_eval(const TaskContext& ctx, const std::string& weights);
   virtual torch::nn::Module& model() = 0;
 
   // Tensors saved in model.safetensors and restored on resume, by their export names (Hugging Face names for
@@ -102,9 +105,5 @@ class Task {
   virtual void restore_data_state(const nlohmann::json& state) = 0;
   virtual int64_t epoch() const = 0;
 };
-
-// The tasks `pathvlm train` knows, by `run.task`. Throws naming the unknown task and listing the known ones.
-std::unique_ptr<Task> make_task(const std::string& name);
-std::vector<std::string> task_names();
 
 }  // namespace pathvlm::train

@@ -13,7 +13,7 @@
 #include "dist/comm.h"
 #include "dist/process_group.h"
 #include "dist/reducer.h"
-#include "models/safetensors.h"
+#include "io/safetensors.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/preemption.h"

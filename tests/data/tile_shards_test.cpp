@@ -8,15 +8,16 @@
 #include <set>
 
 #include "core/error.h"
-#include "data/hdf5.h"
+#include "io/hdf5.h"
 #include "data/image.h"
-#include "data/shard_schema.h"
+#include "io/shard_schema.h"
 #include "data/tile_loader.h"
 #include "data/tile_shards.h"
-#include "data/tissue_texture.h"
+#include "synth/tissue_texture.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm::data;
+using namespace pathvlm::synth;
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <atomic>
 #include <thread>
 
-#include "data/hdf5.h"
+#include "io/hdf5.h"
 #include "io_test_util.h"
 
 using pathvlm::testing::ScratchDir;

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "io_test_util.h"
-#include "models/safetensors.h"
+#include "io/safetensors.h"
 
 namespace st = pathvlm::safetensors;
 using pathvlm::testing::read_bytes;

@@ -4,10 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/hdf5.h"
-#include "data/shard_schema.h"
+#include "io/hdf5.h"
+#include "io/shard_schema.h"
 #include "io_test_util.h"
-#include "models/safetensors.h"
+#include "io/safetensors.h"
 
 using pathvlm::testing::ScratchDir;
 namespace h5 = pathvlm::h5;

@@ -13,9 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "models/safetensors.h"
+#include "io/safetensors.h"
 #include "train/job_config.h"
-#include "train/lm_task.h"
+#include "train/lm/task.h"
 #include "train/preemption.h"
 #include "train/trainer.h"
 
@@ -49,10 +49,10 @@ JobConfig small_job(const std::string& runs_dir, const std::string& name) {
   job.optim.clip_grad_norm = 0.5;
   job.checkpoint.every_steps = 0;
   job.checkpoint.resume = "none";
-  job.lm.dim = 32;
-  job.lm.seq_len = 16;
-  job.lm.train_sequences = 480;
-  job.lm.eval_sequences = 0;
+  job.task_config<train::LmConfig>().dim = 32;
+  job.task_config<train::LmConfig>().seq_len = 16;
+  job.task_config<train::LmConfig>().train_sequences = 480;
+  job.task_config<train::LmConfig>().eval_sequences = 0;
   return job;
 }
 
@@ -128,13 +128,13 @@ TEST(Trainer, LearnsKeepsFrozenPartsAndExports) {
   auto dir = fresh_dir("frozen");
   auto job = small_job(dir, "frozen");
   job.train.steps = 30;
-  job.lm.eval_sequences = 48;
+  job.task_config<train::LmConfig>().eval_sequences = 48;
   job.eval.every = 30;
   ASSERT_EQ(train::train(job), 0);
   auto exported = load_all(dir + "/frozen/export/model.safetensors");
   // The frozen tensors still hold their initialisation: rebuild the model with the same seed.
   torch::manual_seed(job.run.seed);
-  train::TinyLm init(job.lm, std::vector<std::string>{});
+  train::TinyLm init(job.task_config<train::LmConfig>(), std::vector<std::string>{});
   auto params = init->named_parameters();
   EXPECT_TRUE(torch::equal(exported.at("pos_embed.weight"), params["pos_embed.weight"]));
   EXPECT_TRUE(torch::equal(exported.at("blocks.0.ln1.weight"), params["blocks.0.ln1.weight"]));
@@ -246,7 +246,7 @@ void interrupted_run_matches(const std::string& signal, int expected_status) {
   auto dir = fresh_dir("resume_" + signal);
   auto job = small_job(dir, "unused");
   job.train.micro_batch_size = 6;
-  job.lm.dropout = 0.1;  // the RNG must be restored too
+  job.task_config<train::LmConfig>().dropout = 0.1;  // the RNG must be restored too
   job.checkpoint.every_steps = 4;
   job.checkpoint.keep_last = 2;
   job.checkpoint.resume = "auto";

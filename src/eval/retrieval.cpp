@@ -1,0 +1,74 @@
+// Image<->text (or slide<->report) retrieval metrics; see retrieval.h.
+#include "eval/retrieval.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+
+namespace pathvlm::eval {
+
+// ---- retrieval ----------------------------------------------------------------------------------------
+
+namespace {
+
+RetrievalDirection rank_metrics(const torch::Tensor& similarity) {
+  // Rank (0-based) of the matching column in each row = how many candidates score strictly higher.
+  auto positive = similarity.diagonal().unsqueeze(1);
+  auto ranks = (similarity > positive).sum(1).to(torch::kDouble);
+  RetrievalDirection d;
+  d.r1 = (ranks < 1).to(torch::kDouble).mean().item<double>();
+  d.r5 = (ranks < 5).to(torch::kDouble).mean().item<double>();
+  d.r10 = (ranks < 10).to(torch::kDouble).mean().item<double>();
+  auto sorted = std::get<0>(ranks.sort());
+  const int64_t n = sorted.size(0);
+  const double median = n % 2 ? sorted[n / 2].item<double>()
+                              : (sorted[n / 2 - 1].item<double>() + sorted[n / 2].item<double>()) / 2;
+  d.median_rank = std::floor(median) + 1;
+  d.mean_rank = ranks.mean().item<double>() + 1;
+  return d;
+}
+
+}  // namespace
+
+RetrievalMetrics retrieval_metrics(const torch::Tensor& image, const torch::Tensor& text) {
+  PATHVLM_CHECK(image.dim() == 2 && image.sizes() == text.sizes() && image.size(0) > 0,
+                "retrieval metrics: image ", image.sizes(), " and text ", text.sizes(),
+                " must be equal non-empty [N, D] matrices");
+  namespace F = torch::nn::functional;
+  auto img = F::normalize(image.to(torch::kCPU, torch::kFloat), F::NormalizeFuncOptions().dim(1));
+  auto txt = F::normalize(text.to(torch::kCPU, torch::kFloat), F::NormalizeFuncOptions().dim(1));
+  auto sim = img.matmul(txt.t());
+  RetrievalMetrics m;
+  m.pairs = image.size(0);
+  m.image_to_text = rank_metrics(sim);
+  m.text_to_image = rank_metrics(sim.t());
+  return m;
+}
+
+std::string format_metrics(const RetrievalMetrics& m) {
+  char buf[320];
+  const auto& a = m.image_to_text;
+  const auto& b = m.text_to_image;
+  std::snprintf(buf, sizeof buf,
+                "image->text R@1 %.4f R@5 %.4f R@10 %.4f median %.0f | text->image R@1 %.4f R@5 %.4f R@10 %.4f "
+                "median %.0f  (%lld pairs)",
+                a.r1, a.r5, a.r10, a.median_rank, b.r1, b.r5, b.r10, b.median_rank,
+                static_cast<long long>(m.pairs));
+  return buf;
+}
+
+std::vector<std::pair<std::string, double>> metric_values(const RetrievalMetrics& m, const std::string& prefix) {
+  std::vector<std::pair<std::string, double>> out;
+  for (auto [name, d] : {std::pair{"image_to_text", &m.image_to_text}, std::pair{"text_to_image", &m.text_to_image}}) {
+    const std::string p = prefix + name + "_";
+    out.push_back({p + "R@1", d->r1});
+    out.push_back({p + "R@5", d->r5});
+    out.push_back({p + "R@10", d->r10});
+    out.push_back({p + "median_rank", d->median_rank});
+    out.push_back({p + "mean_rank", d->mean_rank});
+  }
+  return out;
+}
+
+}  // namespace pathvlm::eval

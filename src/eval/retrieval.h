@@ -1,0 +1,30 @@
+// Cross-modal retrieval metrics (image<->text, slide<->report): R@1/5/10, median and mean rank, both ways.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pathvlm::eval {
+
+struct RetrievalDirection {
+  double r1 = 0, r5 = 0, r10 = 0;  // fraction of queries whose match ranks within the top k
+  double median_rank = 0;          // 1-based (open_clip: floor(median of 0-based ranks) + 1)
+  double mean_rank = 0;            // 1-based
+};
+
+struct RetrievalMetrics {
+  int64_t pairs = 0;
+  RetrievalDirection image_to_text, text_to_image;
+};
+
+// Pair i of `image` [N, D] matches pair i of `text` [N, D]; cosine similarity. A match's rank counts the
+// candidates scoring strictly higher (ties count in its favour).
+RetrievalMetrics retrieval_metrics(const torch::Tensor& image, const torch::Tensor& text);
+
+// One line for logs, and {prefix + "image_to_text_R@1", ...} for metrics sinks.
+std::string format_metrics(const RetrievalMetrics& m);
+std::vector<std::pair<std::string, double>> metric_values(const RetrievalMetrics& m, const std::string& prefix);
+
+}  // namespace pathvlm::eval

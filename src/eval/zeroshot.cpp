@@ -1,0 +1,212 @@
+// Zero-shot classification and its metrics; see zeroshot.h.
+#include "eval/zeroshot.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace pathvlm::eval {
+
+// ---- zero-shot spec ---------------------------------------------------------------------------------
+
+std::vector<std::string> ZeroShotSpec::prompts(size_t c) const {
+  std::vector<std::string> out;
+  for (const auto& synonym : classes.at(c).synonyms) {
+    for (const auto& t : templates) {
+      auto pos = t.find("{}");
+      out.push_back(t.substr(0, pos) + synonym + t.substr(pos + 2));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> ZeroShotSpec::class_names() const {
+  std::vector<std::string> names;
+  for (const auto& c : classes) names.push_back(c.name);
+  return names;
+}
+
+namespace {
+
+std::string yaml_where(const std::string& path, const YAML::Node& node) {
+  return str(path, ":", node.Mark().line + 1);
+}
+
+std::string scalar_string(const std::string& path, const YAML::Node& node, const std::string& what) {
+  PATHVLM_CHECK(node.IsScalar(), "zero-shot spec ", yaml_where(path, node), ": ", what, " must be a string");
+  auto s = node.as<std::string>();
+  PATHVLM_CHECK(!s.empty(), "zero-shot spec ", yaml_where(path, node), ": ", what, " is empty");
+  return s;
+}
+
+}  // namespace
+
+ZeroShotSpec load_zeroshot_spec(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw Error(str("zero-shot spec '", path, "': cannot open the file"));
+  } catch (const YAML::Exception& e) {
+    throw Error(str("zero-shot spec '", path, "': invalid YAML: ", e.what()));
+  }
+  PATHVLM_CHECK(root.IsMap(), "zero-shot spec '", path, "': expected a map with 'templates' and 'classes'");
+  for (const auto& kv : root) {
+    auto key = kv.first.as<std::string>();
+    PATHVLM_CHECK(key == "templates" || key == "classes", "zero-shot spec ", yaml_where(path, kv.first),
+                  ": unknown key '", key, "' (known: templates, classes)");
+  }
+  ZeroShotSpec spec;
+  spec.source = path;
+
+  auto templates = root["templates"];
+  PATHVLM_CHECK(templates && templates.IsSequence() && templates.size() > 0, "zero-shot spec '", path,
+                "': 'templates' must be a non-empty list of strings containing '{}'");
+  for (const auto& t : templates) {
+    auto s = scalar_string(path, t, "a template");
+    PATHVLM_CHECK(s.find("{}") != std::string::npos, "zero-shot spec ", yaml_where(path, t), ": template '", s,
+                  "' has no '{}' for the class name");
+    spec.templates.push_back(s);
+  }
+
+  auto classes = root["classes"];
+  PATHVLM_CHECK(classes && classes.IsSequence() && classes.size() >= 2, "zero-shot spec '", path,
+                "': 'classes' must list at least two classes");
+  for (const auto& c : classes) {
+    ZeroShotClass cls;
+    if (c.IsScalar()) {
+      cls.name = scalar_string(path, c, "a class name");
+    } else {
+      PATHVLM_CHECK(c.IsMap() && c["name"], "zero-shot spec ", yaml_where(path, c),
+                    ": a class is a name or a map with 'name' and optional 'synonyms'");
+      for (const auto& kv : c) {
+        auto key = kv.first.as<std::string>();
+        PATHVLM_CHECK(key == "name" || key == "synonyms", "zero-shot spec ", yaml_where(path, kv.first),
+                      ": unknown class key '", key, "' (known: name, synonyms)");
+      }
+      cls.name = scalar_string(path, c["name"], "a class name");
+      if (auto syn = c["synonyms"]) {
+        PATHVLM_CHECK(syn.IsSequence() && syn.size() > 0, "zero-shot spec ", yaml_where(path, syn),
+                      ": 'synonyms' of class '", cls.name, "' must be a non-empty list");
+        for (const auto& s : syn) cls.synonyms.push_back(scalar_string(path, s, "a synonym"));
+      }
+    }
+    if (cls.synonyms.empty()) cls.synonyms.push_back(cls.name);
+    for (const auto& other : spec.classes) {
+      PATHVLM_CHECK(other.name != cls.name, "zero-shot spec ", yaml_where(path, c), ": class '", cls.name,
+                    "' is listed twice");
+    }
+    spec.classes.push_back(std::move(cls));
+  }
+  return spec;
+}
+
+torch::Tensor zeroshot_classifier(const ZeroShotSpec& spec, const TextEmbedder& embed_texts) {
+  std::vector<torch::Tensor> weights;
+  for (size_t c = 0; c < spec.classes.size(); ++c) {
+    auto prompts = spec.prompts(c);
+    auto emb = embed_texts(prompts).to(torch::kFloat);
+    PATHVLM_CHECK(emb.dim() == 2 && emb.size(0) == static_cast<int64_t>(prompts.size()),
+                  "zero-shot classifier: the text embedder returned ", emb.sizes(), " for ", prompts.size(),
+                  " prompts");
+    auto mean = torch::nn::functional::normalize(emb, torch::nn::functional::NormalizeFuncOptions().dim(1)).mean(0);
+    weights.push_back(mean / mean.norm());
+  }
+  return torch::stack(weights);
+}
+
+torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch::Tensor& classifier) {
+  auto img = torch::nn::functional::normalize(image_embeddings.to(torch::kFloat),
+                                              torch::nn::functional::NormalizeFuncOptions().dim(1));
+  return 100.0 * img.matmul(classifier.to(img.device()).t());
+}
+
+// ---- classification -----------------------------------------------------------------------------------
+
+ClassificationMetrics classification_metrics(const torch::Tensor& predictions, const torch::Tensor& labels,
+                                             int64_t num_classes) {
+  PATHVLM_CHECK(predictions.dim() == 1 && predictions.sizes() == labels.sizes(),
+                "classification metrics: predictions ", predictions.sizes(), " and labels ", labels.sizes(),
+                " must be equal-length vectors");
+  auto pred = predictions.to(torch::kCPU, torch::kLong).contiguous();
+  auto lab = labels.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t n = pred.size(0);
+  ClassificationMetrics m;
+  m.samples = n;
+  m.confusion.assign(num_classes, std::vector<int64_t>(num_classes, 0));
+  const int64_t* p = pred.data_ptr<int64_t>();
+  const int64_t* l = lab.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    PATHVLM_CHECK(l[i] >= 0 && l[i] < num_classes && p[i] >= 0 && p[i] < num_classes,
+                  "classification metrics: sample ", i, " has label ", l[i], " / prediction ", p[i],
+                  " outside [0, ", num_classes, ")");
+    ++m.confusion[l[i]][p[i]];
+  }
+  if (n == 0) return m;
+
+  int64_t correct = 0, present = 0;
+  double recall_sum = 0, f1_weighted = 0;
+  for (int64_t c = 0; c < num_classes; ++c) {
+    int64_t tp = m.confusion[c][c], support = 0, predicted = 0;
+    for (int64_t k = 0; k < num_classes; ++k) {
+      support += m.confusion[c][k];
+      predicted += m.confusion[k][c];
+    }
+    correct += tp;
+    if (support > 0) {
+      ++present;
+      recall_sum += static_cast<double>(tp) / support;
+    }
+    const int64_t denom = support + predicted;  // 2TP + FP + FN
+    const double f1 = denom > 0 ? 2.0 * tp / denom : 0.0;
+    f1_weighted += f1 * support;
+  }
+  m.top1 = static_cast<double>(correct) / n;
+  m.balanced_accuracy = present ? recall_sum / present : 0.0;
+  m.weighted_f1 = f1_weighted / n;
+  return m;
+}
+
+// ---- reporting ----------------------------------------------------------------------------------------
+
+std::string format_metrics(const ClassificationMetrics& m) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "top1 %.4f  balanced_acc %.4f  weighted_f1 %.4f  (%lld samples)", m.top1,
+                m.balanced_accuracy, m.weighted_f1, static_cast<long long>(m.samples));
+  return buf;
+}
+
+std::string format_confusion(const ClassificationMetrics& m, const std::vector<std::string>& class_names) {
+  size_t width = 6;
+  for (const auto& n : class_names) width = std::max(width, n.size());
+  std::ostringstream out;
+  char cell[32];
+  out << std::string(width + 2, ' ');
+  for (size_t c = 0; c < m.confusion.size(); ++c) {
+    std::snprintf(cell, sizeof cell, "%6zu", c);
+    out << cell;
+  }
+  out << "   <- predicted\n";
+  for (size_t t = 0; t < m.confusion.size(); ++t) {
+    std::string name = t < class_names.size() ? class_names[t] : std::to_string(t);
+    out << "  " << name << std::string(width - std::min(width, name.size()), ' ');
+    for (auto v : m.confusion[t]) {
+      std::snprintf(cell, sizeof cell, "%6lld", static_cast<long long>(v));
+      out << cell;
+    }
+    out << "   (" << t << ")\n";
+  }
+  return out.str();
+}
+
+std::vector<std::pair<std::string, double>> metric_values(const ClassificationMetrics& m, const std::string& prefix) {
+  return {{prefix + "top1", m.top1},
+          {prefix + "balanced_accuracy", m.balanced_accuracy},
+          {prefix + "weighted_f1", m.weighted_f1}};
+}
+
+}  // namespace pathvlm::eval

@@ -1,0 +1,64 @@
+// Zero-shot classification from class names + prompt templates, and classification metrics. Shared by every
+// task that embeds images (tiles, slides) and texts into one space.
+//
+// Zero-shot YAML (configs/clip/zeroshot_demo.yaml):
+//   templates: ["an H&E image of {}.", "a histopathology tile showing {}."]
+//   classes:
+//     - name: tumor                                  # shown in reports; shard label = list position
+//       synonyms: [tumor epithelium, adenocarcinoma] # optional: prompts use these (default: the name)
+//     - stroma                                       # a bare string is a class with only its name
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pathvlm::eval {
+
+struct ZeroShotClass {
+  std::string name;
+  std::vector<std::string> synonyms;  // the texts substituted into the templates (at least the name)
+};
+
+struct ZeroShotSpec {
+  std::string source;  // the YAML file, for messages
+  std::vector<std::string> templates;
+  std::vector<ZeroShotClass> classes;
+
+  // Every prompt of class c: each template with each synonym substituted for "{}".
+  std::vector<std::string> prompts(size_t c) const;
+  std::vector<std::string> class_names() const;
+};
+
+// Reads and checks a zero-shot YAML; errors name the file and the entry.
+ZeroShotSpec load_zeroshot_spec(const std::string& path);
+
+// Embeds a list of texts into [n, D] (projected, unnormalised is fine).
+using TextEmbedder = std::function<torch::Tensor(const std::vector<std::string>&)>;
+
+// [C, D] class weights: per class the mean of its L2-normalised prompt embeddings, renormalised.
+torch::Tensor zeroshot_classifier(const ZeroShotSpec& spec, const TextEmbedder& embed_texts);
+
+// Logits of images against the classifier: 100 x cosine, [N, C].
+torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch::Tensor& classifier);
+
+struct ClassificationMetrics {
+  int64_t samples = 0;
+  double top1 = 0;               // accuracy
+  double balanced_accuracy = 0;  // mean recall over the classes present in the labels
+  double weighted_f1 = 0;        // per-class F1 weighted by support
+  std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
+};
+
+// `predictions`, `labels`: int64 [N] with values in [0, num_classes).
+ClassificationMetrics classification_metrics(const torch::Tensor& predictions, const torch::Tensor& labels,
+                                             int64_t num_classes);
+
+// "top1 0.9 balanced_acc ...", the confusion matrix as text, and {prefix + "top1", ...} for metrics sinks.
+std::string format_metrics(const ClassificationMetrics& m);
+std::string format_confusion(const ClassificationMetrics& m, const std::vector<std::string>& class_names);
+std::vector<std::pair<std::string, double>> metric_values(const ClassificationMetrics& m, const std::string& prefix);
+
+}  // namespace pathvlm::eval

@@ -1,0 +1,312 @@
+// CLIP towers with Hugging Face CLIPModel's module layout (see clip.h), presets and initialisation.
+#include "models/clip/model.h"
+
+#include <cmath>
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "models/layers/activation_checkpoint.h"
+
+namespace pathvlm::models {
+
+// ---- config --------------------------------------------------------------------------------------
+
+ClipModelConfig resolve_clip_config(const ClipModelConfig& config) {
+  struct Preset {
+    const char* name;
+    int embed, image, patch, vw, vl, vh, tw, tl, th;
+  };
+  static const Preset kPresets[] = {
+      {"tiny", 128, 64, 16, 128, 4, 4, 128, 4, 4},
+      {"ViT-B-32", 512, 224, 32, 768, 12, 12, 512, 12, 8},
+      {"ViT-B-16", 512, 224, 16, 768, 12, 12, 512, 12, 8},
+      {"ViT-L-14", 768, 224, 14, 1024, 24, 16, 768, 12, 12},
+  };
+  const Preset* preset = nullptr;
+  for (const auto& p : kPresets) {
+    if (config.preset == p.name) preset = &p;
+  }
+  PATHVLM_CHECK(preset != nullptr, "clip model: unknown preset '", config.preset,
+                "' (known: tiny, ViT-B-32, ViT-B-16, ViT-L-14)");
+  ClipModelConfig c = config;
+  auto fill = [](int& v, int preset_value) {
+    if (v == 0) v = preset_value;
+  };
+  fill(c.embed_dim, preset->embed);
+  fill(c.image_size, preset->image);
+  fill(c.patch_size, preset->patch);
+  fill(c.vision_width, preset->vw);
+  fill(c.vision_layers, preset->vl);
+  fill(c.vision_heads, preset->vh);
+  fill(c.vision_mlp_dim, 4 * c.vision_width);
+  fill(c.text_width, preset->tw);
+  fill(c.text_layers, preset->tl);
+  fill(c.text_heads, preset->th);
+  fill(c.text_mlp_dim, 4 * c.text_width);
+  fill(c.context_length, 77);
+  fill(c.vocab_size, 49408);
+
+  const std::pair<const char*, int> sizes[] = {
+      {"embed_dim", c.embed_dim},         {"image_size", c.image_size},         {"patch_size", c.patch_size},
+      {"vision_width", c.vision_width},   {"vision_layers", c.vision_layers},   {"vision_heads", c.vision_heads},
+      {"vision_mlp_dim", c.vision_mlp_dim}, {"text_width", c.text_width},       {"text_layers", c.text_layers},
+      {"text_heads", c.text_heads},       {"text_mlp_dim", c.text_mlp_dim},     {"context_length", c.context_length},
+      {"vocab_size", c.vocab_size}};
+  for (const auto& [key, value] : sizes) {
+    PATHVLM_CHECK(value > 0, "clip model: ", key, " must be positive, got ", value);
+  }
+  PATHVLM_CHECK(c.image_size % c.patch_size == 0, "clip model: patch_size ", c.patch_size,
+                " does not divide image_size ", c.image_size);
+  PATHVLM_CHECK(c.vision_width % c.vision_heads == 0, "clip model: vision_heads ", c.vision_heads,
+                " does not divide vision_width ", c.vision_width);
+  PATHVLM_CHECK(c.text_width % c.text_heads == 0, "clip model: text_heads ", c.text_heads,
+                " does not divide text_width ", c.text_width);
+  PATHVLM_CHECK(c.hidden_act == "quick_gelu" || c.hidden_act == "gelu", "clip model: hidden_act '", c.hidden_act,
+                "' is not one of quick_gelu, gelu");
+  PATHVLM_CHECK(c.context_length >= 2, "clip model: context_length ", c.context_length, " is too short");
+  return c;
+}
+
+std::string describe(const ClipModelConfig& c) {
+  return str("CLIP image ", c.image_size, "/", c.patch_size, " ", c.vision_layers, "x", c.vision_width,
+             ", text ", c.context_length, " ", c.text_layers, "x", c.text_width, ", embed ", c.embed_dim, ", ",
+             c.hidden_act);
+}
+
+// ---- blocks --------------------------------------------------------------------------------------
+
+ClipAttentionImpl::ClipAttentionImpl(int width, int heads) : heads_(heads) {
+  q_proj = register_module("q_proj", torch::nn::Linear(width, width));
+  k_proj = register_module("k_proj", torch::nn::Linear(width, width));
+  v_proj = register_module("v_proj", torch::nn::Linear(width, width));
+  out_proj = register_module("out_proj", torch::nn::Linear(width, width));
+}
+
+torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, bool causal) {
+  const auto batch = x.size(0), length = x.size(1), width = x.size(2);
+  auto heads = [&](const torch::Tensor& t) { return t.view({batch, length, heads_, width / heads_}).transpose(1, 2); };
+  auto out = compat::scaled_dot_product_attention(heads(q_proj(x)), heads(k_proj(x)), heads(v_proj(x)), {}, causal);
+  return out_proj(out.transpose(1, 2).reshape({batch, length, width}));
+}
+
+ClipMlpImpl::ClipMlpImpl(int width, int hidden, const std::string& act) : quick_gelu_(act == "quick_gelu") {
+  fc1 = register_module("fc1", torch::nn::Linear(width, hidden));
+  fc2 = register_module("fc2", torch::nn::Linear(hidden, width));
+}
+
+torch::Tensor ClipMlpImpl::forward(const torch::Tensor& x) {
+  auto h = fc1(x);
+  h = quick_gelu_ ? h * torch::sigmoid(1.702 * h) : torch::gelu(h);
+  return fc2(h);
+}
+
+ClipEncoderLayerImpl::ClipEncoderLayerImpl(int width, int heads, int mlp_dim, const std::string& act, double eps) {
+  auto norm = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(eps)); };
+  self_attn = register_module("self_attn", ClipAttention(width, heads));
+  layer_norm1 = register_module("layer_norm1", norm());
+  mlp = register_module("mlp", ClipMlp(width, mlp_dim, act));
+  layer_norm2 = register_module("layer_norm2", norm());
+}
+
+torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x, bool causal) {
+  auto h = x + self_attn(layer_norm1(x), causal);
+  return h + mlp(layer_norm2(h));
+}
+
+ClipEncoderImpl::ClipEncoderImpl(int num_layers, int width, int heads, int mlp_dim, const std::string& act,
+                                 double eps) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int i = 0; i < num_layers; ++i) layers->push_back(ClipEncoderLayer(width, heads, mlp_dim, act, eps));
+}
+
+torch::Tensor ClipEncoderImpl::forward(const torch::Tensor& x, bool causal, int num_layers) {
+  const int n = num_layers < 0 ? static_cast<int>(layers->size()) : num_layers;
+  const bool recompute = checkpointing && torch::GradMode::is_enabled();
+  auto h = x;
+  for (int i = 0; i < n; ++i) {
+    auto layer = layers->ptr<ClipEncoderLayerImpl>(i);
+    if (recompute) {
+      h = checkpoint([layer, causal](const torch::Tensor& in) { return layer->forward(in, causal); }, h);
+    } else {
+      h = layer->forward(h, causal);
+    }
+  }
+  return h;
+}
+
+// ---- towers --------------------------------------------------------------------------------------
+
+ClipVisionEmbeddingsImpl::ClipVisionEmbeddingsImpl(int width, int image_size, int patch_size)
+    : image_size_(image_size) {
+  const int grid = image_size / patch_size;
+  class_embedding = register_parameter("class_embedding", torch::randn({width}));
+  patch_embedding = register_module(
+      "patch_embedding", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, width, patch_size).stride(patch_size).bias(false)));
+  position_embedding = register_module("position_embedding", torch::nn::Embedding(grid * grid + 1, width));
+}
+
+torch::Tensor ClipVisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
+  PATHVLM_CHECK(pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == image_size_ &&
+                    pixels.size(3) == image_size_,
+                "clip image tower: expected pixels [B,3,", image_size_, ",", image_size_, "], got ", pixels.sizes());
+  const auto batch = pixels.size(0);
+  auto patches = patch_embedding(pixels.to(patch_embedding->weight.scalar_type()));  // [B,width,g,g]
+  patches = patches.flatten(2).transpose(1, 2);                                     // [B,P,width]
+  auto cls = class_embedding.to(patches.scalar_type()).view({1, 1, -1}).expand({batch, 1, patches.size(2)});
+  return torch::cat({cls, patches}, 1) + position_embedding->weight.unsqueeze(0);
+}
+
+ClipVisionTransformerImpl::ClipVisionTransformerImpl(const ClipModelConfig& c) {
+  auto norm = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.vision_width}).eps(c.layer_norm_eps)); };
+  embeddings = register_module("embeddings", ClipVisionEmbeddings(c.vision_width, c.image_size, c.patch_size));
+  pre_layrnorm = register_module("pre_layrnorm", norm());
+  encoder = register_module("encoder", ClipEncoder(c.vision_layers, c.vision_width, c.vision_heads, c.vision_mlp_dim,
+                                                   c.hidden_act, c.layer_norm_eps));
+  post_layernorm = register_module("post_layernorm", norm());
+}
+
+ClipTextEmbeddingsImpl::ClipTextEmbeddingsImpl(int vocab_size, int width, int context_length) {
+  token_embedding = register_module("token_embedding", torch::nn::Embedding(vocab_size, width));
+  position_embedding = register_module("position_embedding", torch::nn::Embedding(context_length, width));
+}
+
+torch::Tensor ClipTextEmbeddingsImpl::forward(const torch::Tensor& ids) {
+  const auto context = position_embedding->weight.size(0), vocab = token_embedding->weight.size(0);
+  PATHVLM_CHECK(ids.dim() == 2 && ids.scalar_type() == torch::kInt64 && ids.size(1) >= 1 && ids.size(1) <= context,
+                "clip text tower: expected int64 ids [B,L] with 1 <= L <= ", context, ", got ", ids.scalar_type(), " ",
+                ids.sizes());
+  if (ids.is_cpu() && ids.numel() > 0) {  // on GPU the embedding kernel checks (without a host sync here)
+    auto lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    PATHVLM_CHECK(lo >= 0 && hi < vocab, "clip text tower: token ids must be in [0, ", vocab, "), got [", lo, ", ",
+                  hi, "]");
+  }
+  return token_embedding(ids) + position_embedding->weight.slice(0, 0, ids.size(1)).unsqueeze(0);
+}
+
+ClipTextTransformerImpl::ClipTextTransformerImpl(const ClipModelConfig& c) {
+  embeddings = register_module("embeddings", ClipTextEmbeddings(c.vocab_size, c.text_width, c.context_length));
+  encoder = register_module("encoder", ClipEncoder(c.text_layers, c.text_width, c.text_heads, c.text_mlp_dim,
+                                                   c.hidden_act, c.layer_norm_eps));
+  final_layer_norm = register_module(
+      "final_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.text_width}).eps(c.layer_norm_eps)));
+}
+
+// ---- model ---------------------------------------------------------------------------------------
+
+ClipModelImpl::ClipModelImpl(const ClipModelConfig& config) : config_(resolve_clip_config(config)) {
+  const auto& c = config_;
+  text_model = register_module("text_model", ClipTextTransformer(c));
+  vision_model = register_module("vision_model", ClipVisionTransformer(c));
+  visual_projection =
+      register_module("visual_projection", torch::nn::Linear(torch::nn::LinearOptions(c.vision_width, c.embed_dim).bias(false)));
+  text_projection =
+      register_module("text_projection", torch::nn::Linear(torch::nn::LinearOptions(c.text_width, c.embed_dim).bias(false)));
+  logit_scale = register_parameter("logit_scale", torch::tensor(std::log(1.0 / 0.07), torch::kFloat32));
+  init_clip_weights(*this);
+}
+
+torch::Tensor ClipModelImpl::encode_image(const torch::Tensor& pixels) {
+  auto h = vision_model->pre_layrnorm(vision_model->embeddings(pixels));
+  h = vision_model->encoder(h, /*causal=*/false);
+  auto pooled = vision_model->post_layernorm(h.select(1, 0));
+  return visual_projection(pooled);
+}
+
+torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) {
+  auto h = text_model->embeddings(ids);
+  h = text_model->encoder(h, /*causal=*/true);
+  h = text_model->final_layer_norm(h);
+  auto eot = ids.argmax(-1);
+  auto pooled = h.index({torch::arange(h.size(0), eot.options()), eot});
+  return text_projection(pooled);
+}
+
+torch::Tensor ClipModelImpl::image_tokens(const torch::Tensor& pixels, int select_layer) {
+  const int layers = config_.vision_layers;
+  const int index = select_layer < 0 ? layers + 1 + select_layer : select_layer;
+  PATHVLM_CHECK(index >= 0 && index <= layers, "clip image_tokens: select_layer ", select_layer,
+                " is outside the ", layers + 1, " hidden states (-", layers + 1, "..", layers, ")");
+  auto h = vision_model->pre_layrnorm(vision_model->embeddings(pixels));
+  return vision_model->encoder(h, /*causal=*/false, index);
+}
+
+void ClipModelImpl::set_activation_checkpointing(bool on) {
+  vision_model->encoder->checkpointing = on;
+  text_model->encoder->checkpointing = on;
+}
+
+namespace {
+
+// Freezes `tower` and `projection` except the last `unlocked` encoder blocks and, if any block is
+// unlocked, `after` (the final norm) and the projection.
+void lock_tower(torch::nn::Module& tower, ClipEncoder& encoder, torch::nn::Module& after,
+                torch::nn::Linear& projection, int unlocked, const char* what) {
+  const int layers = static_cast<int>(encoder->layers->size());
+  PATHVLM_CHECK(unlocked >= 0 && unlocked <= layers, "clip ", what, ": ", unlocked,
+                " unlocked blocks requested but the tower has ", layers);
+  for (auto& p : tower.parameters()) p.set_requires_grad(false);
+  for (auto& p : projection->parameters()) p.set_requires_grad(false);
+  if (unlocked == 0) return;
+  for (int i = layers - unlocked; i < layers; ++i) {
+    for (auto& p : encoder->layers[i]->parameters()) p.set_requires_grad(true);
+  }
+  for (auto& p : after.parameters()) p.set_requires_grad(true);
+  for (auto& p : projection->parameters()) p.set_requires_grad(true);
+}
+
+}  // namespace
+
+void ClipModelImpl::lock_image(int unlocked_last_blocks) {
+  lock_tower(*vision_model, vision_model->encoder, *vision_model->post_layernorm, visual_projection,
+             unlocked_last_blocks, "lock_image");
+}
+
+void ClipModelImpl::lock_text(int unlocked_last_layers) {
+  lock_tower(*text_model, text_model->encoder, *text_model->final_layer_norm, text_projection, unlocked_last_layers,
+             "lock_text");
+}
+
+void init_clip_weights(ClipModelImpl& model) {
+  torch::NoGradGuard no_grad;
+  const auto& c = model.config();
+  auto init_encoder = [](ClipEncoder& encoder, int width, int layers) {
+    const double in_std = std::pow(width, -0.5) * std::pow(2.0 * layers, -0.5);
+    const double out_std = std::pow(width, -0.5);
+    const double fc_std = std::pow(2.0 * width, -0.5);
+    for (size_t i = 0; i < encoder->layers->size(); ++i) {
+      auto layer = encoder->layers->ptr<ClipEncoderLayerImpl>(i);
+      for (auto* proj : {&layer->self_attn->q_proj, &layer->self_attn->k_proj, &layer->self_attn->v_proj}) {
+        (*proj)->weight.normal_(0.0, in_std);
+      }
+      layer->self_attn->out_proj->weight.normal_(0.0, out_std);
+      layer->mlp->fc1->weight.normal_(0.0, fc_std);
+      layer->mlp->fc2->weight.normal_(0.0, in_std);
+    }
+  };
+  // Biases zero and LayerNorms identity everywhere, then the weights by kind.
+  for (auto& item : model.named_parameters()) {
+    const auto& name = item.key();
+    if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) item.value().zero_();
+    if (name.find("norm") != std::string::npos && name.find(".weight") != std::string::npos) item.value().fill_(1.0);
+  }
+  model.text_model->embeddings->token_embedding->weight.normal_(0.0, 0.02);
+  model.text_model->embeddings->position_embedding->weight.normal_(0.0, 0.02);
+  model.vision_model->embeddings->class_embedding.normal_(0.0, std::pow(c.vision_width, -0.5));
+  model.vision_model->embeddings->patch_embedding->weight.normal_(0.0, 0.02);
+  model.vision_model->embeddings->position_embedding->weight.normal_(0.0, 0.02);
+  init_encoder(model.vision_model->encoder, c.vision_width, c.vision_layers);
+  init_encoder(model.text_model->encoder, c.text_width, c.text_layers);
+  model.visual_projection->weight.normal_(0.0, std::pow(c.vision_width, -0.5));
+  model.text_projection->weight.normal_(0.0, std::pow(c.text_width, -0.5));
+  model.logit_scale.fill_(std::log(1.0 / 0.07));
+}
+
+int64_t count_parameters(torch::nn::Module& module, bool trainable_only) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) {
+    if (!trainable_only || p.requires_grad()) n += p.numel();
+  }
+  return n;
+}
+
+}  // namespace pathvlm::models

@@ -1,0 +1,470 @@
+// CLIP weights: HF directories, open_clip state dicts and our checkpoints in; HF export directories out.
+#include "models/clip/weights.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace pathvlm::models {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  PATHVLM_CHECK(in, "cannot read '", path.string(), "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  PATHVLM_CHECK(out, "cannot write '", path.string(), "'");
+}
+
+// Number of consecutive indices i with `prefix` i `suffix` present.
+int count_blocks(const std::function<bool(const std::string&)>& has, const std::string& prefix,
+                 const std::string& suffix) {
+  int n = 0;
+  while (has(str(prefix, n, suffix))) ++n;
+  return n;
+}
+
+// CLIP towers use 64-dimensional heads; the head count is not visible in the tensors.
+int heads_for(int width, const std::string& where, const char* tower) {
+  PATHVLM_CHECK(width % 64 == 0, where, ": cannot infer the ", tower, " head count of width ", width,
+                " (not a multiple of 64); load it from a directory with config.json instead");
+  return width / 64;
+}
+
+// The open_clip <-> HF correspondence of one transformer block's LayerNorms, output projection and MLP.
+const std::pair<const char*, const char*> kBlockRenames[] = {
+    {"ln_1.weight", "layer_norm1.weight"},          {"ln_1.bias", "layer_norm1.bias"},
+    {"ln_2.weight", "layer_norm2.weight"},          {"ln_2.bias", "layer_norm2.bias"},
+    {"attn.out_proj.weight", "self_attn.out_proj.weight"}, {"attn.out_proj.bias", "self_attn.out_proj.bias"},
+    {"mlp.c_fc.weight", "mlp.fc1.weight"},          {"mlp.c_fc.bias", "mlp.fc1.bias"},
+    {"mlp.c_proj.weight", "mlp.fc2.weight"},        {"mlp.c_proj.bias", "mlp.fc2.bias"},
+};
+// Whole-model tensors renamed one to one (the projections are transposed separately).
+const std::pair<const char*, const char*> kRenames[] = {
+    {"visual.class_embedding", "vision_model.embeddings.class_embedding"},
+    {"visual.conv1.weight", "vision_model.embeddings.patch_embedding.weight"},
+    {"visual.positional_embedding", "vision_model.embeddings.position_embedding.weight"},
+    {"visual.ln_pre.weight", "vision_model.pre_layrnorm.weight"},
+    {"visual.ln_pre.bias", "vision_model.pre_layrnorm.bias"},
+    {"visual.ln_post.weight", "vision_model.post_layernorm.weight"},
+    {"visual.ln_post.bias", "vision_model.post_layernorm.bias"},
+    {"token_embedding.weight", "text_model.embeddings.token_embedding.weight"},
+    {"positional_embedding", "text_model.embeddings.position_embedding.weight"},
+    {"ln_final.weight", "text_model.final_layer_norm.weight"},
+    {"ln_final.bias", "text_model.final_layer_norm.bias"},
+};
+// Tensors a checkpoint may carry that are not CLIP parameters: buffers of older transformers / open_clip, and
+// the SigLIP bias the clip task registers on the model (not part of an HF CLIPModel; re-initialised).
+bool ignorable(const std::string& name) {
+  auto ends_with = [&](const std::string& s) {
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
+  return ends_with("position_ids") || name == "attn_mask" || ends_with(".attn_mask") || name == "logit_bias";
+}
+
+// The parameters ClipModelImpl itself registers (a task may register more on the module, e.g. logit_bias).
+bool is_clip_parameter(const std::string& name) {
+  for (const char* prefix : {"vision_model.", "text_model.", "visual_projection.", "text_projection."}) {
+    if (name.rfind(prefix, 0) == 0) return true;
+  }
+  return name == "logit_scale";
+}
+
+// Loads HF-named tensors from `ckpt` into `model` and rejects tensors the model does not have.
+void load_hf_named(ClipModel& model, const safetensors::Checkpoint& ckpt, const std::string& prefix,
+                   const std::string& where) {
+  load_clip_state(model, [&](const std::string& name) {
+    PATHVLM_CHECK(ckpt.contains(prefix + name), where, ": lacks tensor '", prefix + name, "'");
+    return ckpt.get(prefix + name);
+  }, where);
+  std::set<std::string> params;
+  for (const auto& item : model->named_parameters()) {
+    if (is_clip_parameter(item.key())) params.insert(prefix + item.key());
+  }
+  std::vector<std::string> extra;
+  for (const auto& name : ckpt.names()) {
+    if (!params.count(name) && !ignorable(name) && name.rfind(prefix, 0) == 0) extra.push_back(name);
+  }
+  PATHVLM_CHECK(extra.empty(), where, ": ", extra.size(), " tensors are not CLIP parameters, e.g. '", 
+                extra.empty() ? "" : extra.front(), "' (a different architecture?)");
+}
+
+// The clip.model section of a resolved run config (YAML text), checked like any config.
+ClipModelConfig clip_section_of_run_config(const std::string& yaml_text, const std::string& where) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw Error(str(where, ": the run config is not valid YAML: ", e.what()));
+  }
+  PATHVLM_CHECK(root.IsMap() && root["clip"] && root["clip"]["model"], where,
+                ": the run config has no clip.model section (not a CLIP run?)");
+  YAML::Emitter out;
+  out << root["clip"]["model"];
+  return cfg::read<ClipModelConfig>(cfg::Document::from_string(out.c_str(), where + " (clip.model)"));
+}
+
+ClipModel load_step_dir(const fs::path& dir, const ClipLoadOptions& options) {
+  const std::string where = dir.string();
+  auto state_path = dir / "trainer_state.json";
+  json state;
+  try {
+    state = json::parse(read_text(state_path));
+  } catch (const json::exception& e) {
+    throw Error(str("checkpoint '", state_path.string(), "': not valid JSON: ", e.what()));
+  }
+  PATHVLM_CHECK(state.contains("config") && state["config"].is_string(), "checkpoint '", state_path.string(),
+                "': has no resolved config");
+  auto config = resolve_clip_config(clip_section_of_run_config(state["config"].get<std::string>(), where));
+  auto ckpt = safetensors::Checkpoint::open((dir / "model.safetensors").string());
+  ClipModel model(config);
+  load_hf_named(model, ckpt, "", "checkpoint '" + (dir / "model.safetensors").string() + "'");
+  return model;
+}
+
+ClipModel load_safetensors_file(const fs::path& file, const ClipLoadOptions& options) {
+  const std::string where = "CLIP weights '" + file.string() + "'";
+  auto ckpt = safetensors::Checkpoint::open(file.string());
+  const bool open_clip = ckpt.contains("visual.conv1.weight") || ckpt.contains("module.visual.conv1.weight");
+  const std::string prefix = ckpt.contains("module.visual.conv1.weight") ? "module." : "";
+  PATHVLM_CHECK(open_clip || ckpt.contains("vision_model.embeddings.patch_embedding.weight"), where,
+                ": neither open_clip names (visual.conv1.weight) nor Hugging Face CLIP names "
+                "(vision_model.embeddings.patch_embedding.weight)");
+  ClipModelConfig base;
+  base.hidden_act = options.hidden_act.empty() ? "quick_gelu" : options.hidden_act;
+  auto open_clip_config = file.parent_path() / "open_clip_config.json";
+  if (open_clip && options.hidden_act.empty() && fs::exists(open_clip_config)) {
+    try {
+      auto j = json::parse(read_text(open_clip_config));
+      bool quick = j.value("model_cfg", json::object()).value("quick_gelu", false);
+      base.hidden_act = quick ? "quick_gelu" : "gelu";
+    } catch (const json::exception& e) {
+      throw Error(str("'", open_clip_config.string(), "': not valid JSON: ", e.what()));
+    }
+  }
+  auto has = [&](const std::string& n) { return ckpt.contains(prefix + n); };
+  auto shape = [&](const std::string& n) {
+    PATHVLM_CHECK(has(n), where, ": lacks tensor '", prefix + n, "'");
+    return ckpt.info(prefix + n).shape;
+  };
+  auto config = infer_clip_config(has, shape, base, where);
+  ClipModel model(config);
+  if (!open_clip) {
+    load_hf_named(model, ckpt, "", where);
+    return model;
+  }
+  std::set<std::string> used;
+  auto get = [&](const std::string& n) {
+    PATHVLM_CHECK(has(n), where, ": lacks tensor '", prefix + n, "'");
+    used.insert(prefix + n);
+    return ckpt.get(prefix + n);
+  };
+  auto named = open_clip_to_hf(model->config(), get);
+  std::map<std::string, torch::Tensor> by_name(named.begin(), named.end());
+  load_clip_state(model, [&](const std::string& n) { return by_name.at(n); }, where);
+  for (const auto& name : ckpt.names()) {
+    PATHVLM_CHECK(used.count(name) || ignorable(name), where, ": tensor '", name,
+                  "' is not part of an open_clip ViT CLIP (attention pooling, CoCa or SigLIP models are not supported)");
+  }
+  return model;
+}
+
+}  // namespace
+
+// ---- config inference and HF config.json ----------------------------------------------------------
+
+ClipModelConfig infer_clip_config(const std::function<bool(const std::string&)>& has,
+                                  const std::function<std::vector<int64_t>(const std::string&)>& shape,
+                                  const ClipModelConfig& base, const std::string& where) {
+  ClipModelConfig c = base;
+  const bool open_clip = has("visual.conv1.weight");
+  auto dim = [&](const std::string& name, size_t axis) -> int {
+    auto s = shape(name);
+    PATHVLM_CHECK(axis < s.size(), where, ": tensor '", name, "' has ", s.size(), " dimensions");
+    return static_cast<int>(s[axis]);
+  };
+  int positions;
+  if (open_clip) {
+    c.vision_width = dim("visual.conv1.weight", 0);
+    c.patch_size = dim("visual.conv1.weight", 2);
+    positions = dim("visual.positional_embedding", 0);
+    c.vision_layers = count_blocks(has, "visual.transformer.resblocks.", ".attn.in_proj_weight");
+    c.vision_mlp_dim = dim("visual.transformer.resblocks.0.mlp.c_fc.weight", 0);
+    c.text_width = dim("ln_final.weight", 0);
+    c.context_length = dim("positional_embedding", 0);
+    c.vocab_size = dim("token_embedding.weight", 0);
+    c.text_layers = count_blocks(has, "transformer.resblocks.", ".attn.in_proj_weight");
+    c.text_mlp_dim = dim("transformer.resblocks.0.mlp.c_fc.weight", 0);
+    c.embed_dim = dim("text_projection", 1);
+  } else {
+    c.vision_width = dim("vision_model.embeddings.patch_embedding.weight", 0);
+    c.patch_size = dim("vision_model.embeddings.patch_embedding.weight", 2);
+    positions = dim("vision_model.embeddings.position_embedding.weight", 0);
+    c.vision_layers = count_blocks(has, "vision_model.encoder.layers.", ".self_attn.q_proj.weight");
+    c.vision_mlp_dim = dim("vision_model.encoder.layers.0.mlp.fc1.weight", 0);
+    c.text_width = dim("text_model.final_layer_norm.weight", 0);
+    c.context_length = dim("text_model.embeddings.position_embedding.weight", 0);
+    c.vocab_size = dim("text_model.embeddings.token_embedding.weight", 0);
+    c.text_layers = count_blocks(has, "text_model.encoder.layers.", ".self_attn.q_proj.weight");
+    c.text_mlp_dim = dim("text_model.encoder.layers.0.mlp.fc1.weight", 0);
+    c.embed_dim = dim("text_projection.weight", 0);
+  }
+  const int grid = static_cast<int>(std::lround(std::sqrt(std::max(positions - 1, 0))));
+  PATHVLM_CHECK(grid * grid + 1 == positions, where, ": ", positions,
+                " image position embeddings is not 1 + a square number of patches");
+  c.image_size = grid * c.patch_size;
+  c.vision_heads = heads_for(c.vision_width, where, "image");
+  c.text_heads = heads_for(c.text_width, where, "text");
+  return resolve_clip_config(c);
+}
+
+ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::exception& e) {
+    throw Error(str(where, ": not valid JSON: ", e.what()));
+  }
+  PATHVLM_CHECK(j.is_object(), where, ": expected a JSON object");
+  if (j.contains("model_type")) {
+    PATHVLM_CHECK(j["model_type"] == "clip", where, ": model_type is ", j["model_type"].dump(),
+                  ", expected \"clip\" (a CLIPModel config)");
+  }
+  // transformers merges the legacy *_config_dict over *_config; absent keys take CLIPConfig's defaults.
+  auto tower = [&](const char* name) {
+    json t = j.contains(name) && j[name].is_object() ? j[name] : json::object();
+    std::string legacy = std::string(name) + "_dict";
+    if (j.contains(legacy) && j[legacy].is_object()) t.update(j[legacy]);
+    return t;
+  };
+  json text = tower("text_config"), vision = tower("vision_config");
+  auto get_int = [&](const json& t, const char* tname, const char* key, int fallback) {
+    if (!t.contains(key) || t[key].is_null()) return fallback;
+    PATHVLM_CHECK(t[key].is_number_integer(), where, ": ", tname, ".", key, " must be an integer, got ", t[key].dump());
+    return t[key].get<int>();
+  };
+  ClipModelConfig c;
+  c.embed_dim = get_int(j, "config", "projection_dim", 512);
+  c.vocab_size = get_int(text, "text_config", "vocab_size", 49408);
+  c.text_width = get_int(text, "text_config", "hidden_size", 512);
+  c.text_mlp_dim = get_int(text, "text_config", "intermediate_size", 2048);
+  c.text_layers = get_int(text, "text_config", "num_hidden_layers", 12);
+  c.text_heads = get_int(text, "text_config", "num_attention_heads", 8);
+  c.context_length = get_int(text, "text_config", "max_position_embeddings", 77);
+  c.vision_width = get_int(vision, "vision_config", "hidden_size", 768);
+  c.vision_mlp_dim = get_int(vision, "vision_config", "intermediate_size", 3072);
+  c.vision_layers = get_int(vision, "vision_config", "num_hidden_layers", 12);
+  c.vision_heads = get_int(vision, "vision_config", "num_attention_heads", 12);
+  c.image_size = get_int(vision, "vision_config", "image_size", 224);
+  c.patch_size = get_int(vision, "vision_config", "patch_size", 32);
+  PATHVLM_CHECK(get_int(vision, "vision_config", "num_channels", 3) == 3, where, ": vision_config.num_channels must be 3");
+  const std::string text_act = text.value("hidden_act", "quick_gelu"), vision_act = vision.value("hidden_act", "quick_gelu");
+  PATHVLM_CHECK(text_act == vision_act, where, ": text hidden_act '", text_act, "' differs from vision hidden_act '",
+                vision_act, "' (pathvlm uses one activation for both towers)");
+  PATHVLM_CHECK(text_act == "quick_gelu" || text_act == "gelu", where, ": hidden_act '", text_act,
+                "' is not supported (quick_gelu or gelu)");
+  c.hidden_act = text_act;
+  const double text_eps = text.value("layer_norm_eps", 1e-5), vision_eps = vision.value("layer_norm_eps", 1e-5);
+  PATHVLM_CHECK(text_eps == vision_eps, where, ": text and vision layer_norm_eps differ (", text_eps, " vs ",
+                vision_eps, ")");
+  c.layer_norm_eps = text_eps;
+  try {
+    return resolve_clip_config(c);
+  } catch (const Error& e) {
+    throw Error(str(where, ": ", e.what()));
+  }
+}
+
+std::string hf_clip_config_json(const ClipModelConfig& config) {
+  const auto c = resolve_clip_config(config);
+  json text = {{"model_type", "clip_text_model"},
+               {"vocab_size", c.vocab_size},
+               {"hidden_size", c.text_width},
+               {"intermediate_size", c.text_mlp_dim},
+               {"projection_dim", c.embed_dim},
+               {"num_hidden_layers", c.text_layers},
+               {"num_attention_heads", c.text_heads},
+               {"max_position_embeddings", c.context_length},
+               {"hidden_act", c.hidden_act},
+               {"layer_norm_eps", c.layer_norm_eps},
+               {"attention_dropout", 0.0},
+               {"initializer_range", 0.02},
+               {"initializer_factor", 1.0},
+               {"pad_token_id", 1},
+               {"bos_token_id", 49406},
+               {"eos_token_id", 49407}};
+  json vision = {{"model_type", "clip_vision_model"},
+                 {"hidden_size", c.vision_width},
+                 {"intermediate_size", c.vision_mlp_dim},
+                 {"projection_dim", c.embed_dim},
+                 {"num_hidden_layers", c.vision_layers},
+                 {"num_attention_heads", c.vision_heads},
+                 {"num_channels", 3},
+                 {"image_size", c.image_size},
+                 {"patch_size", c.patch_size},
+                 {"hidden_act", c.hidden_act},
+                 {"layer_norm_eps", c.layer_norm_eps},
+                 {"attention_dropout", 0.0},
+                 {"initializer_range", 0.02},
+                 {"initializer_factor", 1.0}};
+  json root = {{"architectures", {"CLIPModel"}},
+               {"model_type", "clip"},
+               {"projection_dim", c.embed_dim},
+               {"logit_scale_init_value", 2.6592},
+               {"initializer_factor", 1.0},
+               {"torch_dtype", "float32"},
+               {"text_config", text},
+               {"vision_config", vision}};
+  return root.dump(2) + "\n";
+}
+
+// ---- state dicts -----------------------------------------------------------------------------------
+
+void load_clip_state(ClipModel& model, const std::function<torch::Tensor(const std::string&)>& get,
+                     const std::string& where) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    if (!is_clip_parameter(item.key())) continue;
+    auto& param = item.value();
+    auto tensor = get(item.key());
+    if (param.dim() == 0 && tensor.numel() == 1) tensor = tensor.reshape({});  // logit_scale saved as [1]
+    PATHVLM_CHECK(tensor.sizes() == param.sizes(), where, ": tensor '", item.key(), "' has shape ", tensor.sizes(),
+                  ", the model expects ", param.sizes());
+    param.copy_(tensor.to(param.device(), param.scalar_type()));
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> open_clip_to_hf(
+    const ClipModelConfig& config, const std::function<torch::Tensor(const std::string&)>& get) {
+  const auto c = resolve_clip_config(config);
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [from, to] : kRenames) out.emplace_back(to, get(from));
+  auto blocks = [&](const std::string& from, const std::string& to, int layers) {
+    for (int i = 0; i < layers; ++i) {
+      const std::string src = str(from, i, "."), dst = str(to, i, ".");
+      auto qkv_w = get(src + "attn.in_proj_weight").chunk(3, 0);
+      auto qkv_b = get(src + "attn.in_proj_bias").chunk(3, 0);
+      const char* names[] = {"q_proj", "k_proj", "v_proj"};
+      for (int k = 0; k < 3; ++k) {
+        out.emplace_back(dst + "self_attn." + names[k] + ".weight", qkv_w[k]);
+        out.emplace_back(dst + "self_attn." + names[k] + ".bias", qkv_b[k]);
+      }
+      for (const auto& [a, b] : kBlockRenames) out.emplace_back(dst + b, get(src + a));
+    }
+  };
+  blocks("visual.transformer.resblocks.", "vision_model.encoder.layers.", c.vision_layers);
+  blocks("transformer.resblocks.", "text_model.encoder.layers.", c.text_layers);
+  // open_clip projects with x @ proj ([width, embed]); nn.Linear stores [embed, width].
+  out.emplace_back("visual_projection.weight", get("visual.proj").t());
+  out.emplace_back("text_projection.weight", get("text_projection").t());
+  out.emplace_back("logit_scale", get("logit_scale"));
+  return out;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> hf_to_open_clip(ClipModel& model) {
+  std::map<std::string, torch::Tensor> p;
+  for (const auto& item : model->named_parameters()) p[item.key()] = item.value().detach();
+  const auto& c = model->config();
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [open_clip_name, hf_name] : kRenames) out.emplace_back(open_clip_name, p.at(hf_name));
+  auto blocks = [&](const std::string& hf, const std::string& oc, int layers) {
+    for (int i = 0; i < layers; ++i) {
+      const std::string src = str(hf, i, ".self_attn."), dst = str(oc, i, ".");
+      out.emplace_back(dst + "attn.in_proj_weight",
+                       torch::cat({p.at(src + "q_proj.weight"), p.at(src + "k_proj.weight"), p.at(src + "v_proj.weight")}));
+      out.emplace_back(dst + "attn.in_proj_bias",
+                       torch::cat({p.at(src + "q_proj.bias"), p.at(src + "k_proj.bias"), p.at(src + "v_proj.bias")}));
+      for (const auto& [a, b] : kBlockRenames) out.emplace_back(dst + a, p.at(str(hf, i, ".") + b));
+    }
+  };
+  blocks("vision_model.encoder.layers.", "visual.transformer.resblocks.", c.vision_layers);
+  blocks("text_model.encoder.layers.", "transformer.resblocks.", c.text_layers);
+  out.emplace_back("visual.proj", p.at("visual_projection.weight").t().contiguous());
+  out.emplace_back("text_projection", p.at("text_projection.weight").t().contiguous());
+  out.emplace_back("logit_scale", p.at("logit_scale"));
+  return out;
+}
+
+// ---- load / export ---------------------------------------------------------------------------------
+
+ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
+  const fs::path p(path);
+  PATHVLM_CHECK(fs::exists(p), "CLIP weights '", path, "': no such file or directory");
+  if (fs::is_directory(p)) {
+    if (fs::exists(p / "config.json")) {
+      auto config = parse_hf_clip_config(read_text(p / "config.json"), "'" + (p / "config.json").string() + "'");
+      auto ckpt = safetensors::Checkpoint::open(path);
+      ClipModel model(config);
+      load_hf_named(model, ckpt, "", "CLIP weights '" + path + "'");
+      return model;
+    }
+    if (fs::exists(p / "trainer_state.json")) return load_step_dir(p, options);
+    if (fs::exists(p / "checkpoints" / "latest")) {
+      std::string step = read_text(p / "checkpoints" / "latest");
+      while (!step.empty() && std::isspace(static_cast<unsigned char>(step.back()))) step.pop_back();
+      fs::path dir = fs::path(step).is_absolute() ? fs::path(step) : p / "checkpoints" / fs::path(step).filename();
+      PATHVLM_CHECK(fs::is_directory(dir), "run '", path, "': checkpoints/latest names '", step,
+                    "', which is not a directory");
+      return load_step_dir(dir, options);
+    }
+    if (fs::exists(p / "model.safetensors")) return load_safetensors_file(p / "model.safetensors", options);
+    throw Error(str("CLIP weights '", path, "': not a CLIP directory (no config.json, trainer_state.json, "
+                    "checkpoints/latest or model.safetensors)"));
+  }
+  const auto ext = p.extension().string();
+  PATHVLM_CHECK(ext != ".pt" && ext != ".bin" && ext != ".pth" && ext != ".ckpt", "CLIP weights '", path,
+                "': pickle checkpoints are not read (no code execution from weights); convert it with "
+                "scripts/convert_to_safetensors.py");
+  return load_safetensors_file(p, options);
+}
+
+void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir) {
+  const auto c = resolve_clip_config(config);
+  PATHVLM_CHECK(describe(c) == describe(model->config()), "export '", out_dir, "': config (", describe(c),
+                ") does not describe the model (", describe(model->config()), ")");
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  PATHVLM_CHECK(!ec, "export '", out_dir, "': cannot create the directory: ", ec.message());
+  safetensors::NamedTensors tensors;
+  for (const auto& item : model->named_parameters()) {
+    if (!is_clip_parameter(item.key())) continue;
+    tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat32).contiguous());
+  }
+  safetensors::save((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  write_text(fs::path(out_dir) / "config.json", hf_clip_config_json(c));
+  json preprocessor = {{"image_processor_type", "CLIPImageProcessor"},
+                       {"do_resize", true},
+                       {"size", {{"shortest_edge", c.image_size}}},
+                       {"resample", 3},
+                       {"do_center_crop", true},
+                       {"crop_size", {{"height", c.image_size}, {"width", c.image_size}}},
+                       {"do_rescale", true},
+                       {"rescale_factor", 1.0 / 255.0},
+                       {"do_normalize", true},
+                       {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
+                       {"image_std", {0.26862954, 0.26130258, 0.27577711}},
+                       {"do_convert_rgb", true}};
+  write_text(fs::path(out_dir) / "preprocessor_config.json", preprocessor.dump(2) + "\n");
+}
+
+}  // namespace pathvlm::models

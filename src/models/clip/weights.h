@@ -1,0 +1,62 @@
+// CLIP weights in and out: Hugging Face CLIP directories, open_clip state dicts, our run checkpoints and
+// exports in; HF-loadable export directories out. safetensors only (no pickles).
+//
+//   auto model = load_clip("openai-clip-vit-base-patch16/");          // HF dir: config.json + safetensors
+//   auto model = load_clip("pathclip-base.safetensors");               // open_clip state dict (name map)
+//   auto model = load_clip("runs/demo/checkpoints/step_00000200");     // our checkpoint (HF names)
+//   export_hf_clip(model, model->config(), "out/");   // transformers.CLIPModel.from_pretrained("out/") loads it
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/clip/model.h"
+
+namespace pathvlm::models {
+
+struct ClipLoadOptions {
+  // Activation when the source does not say (open_clip state dicts without open_clip_config.json, bare
+  // HF-named state dicts): empty = quick_gelu, what OpenAI-initialised models (PathCLIP, PLIP) need.
+  std::string hidden_act;
+};
+
+// Loads a CLIP from any of:
+//  - a Hugging Face CLIP directory: config.json + model.safetensors or model.safetensors.index.json shards
+//    (also our export directories);
+//  - a run checkpoint step directory (model.safetensors with HF names; sizes inferred from the tensors,
+//    hidden_act from the run's config.yaml two levels up), or a run directory (its checkpoints/latest);
+//  - a .safetensors file: open_clip names (visual.conv1.weight, ...; open_clip_config.json beside it is
+//    read when present) or HF names (sizes inferred from the tensors).
+ClipModel load_clip(const std::string& path, const ClipLoadOptions& options = {});
+
+// Infers the sizes from the tensors of a state dict in HF names or open_clip names (activation and
+// LayerNorm eps are not in the tensors: taken from `base`). `where` names the source in errors.
+ClipModelConfig infer_clip_config(const std::function<bool(const std::string&)>& has,
+                                  const std::function<std::vector<int64_t>(const std::string&)>& shape,
+                                  const ClipModelConfig& base, const std::string& where);
+
+// Copies a state dict into `model`: `get(name)` returns the tensor of an HF-named parameter (the open_clip
+// map is applied by the caller's `get`). Every parameter must be present with its exact shape; errors
+// name `where` and the tensor.
+void load_clip_state(ClipModel& model, const std::function<torch::Tensor(const std::string&)>& get,
+                     const std::string& where);
+
+// open_clip state dict -> HF-named tensors: splits packed in_proj qkv, transposes proj matrices,
+// renames class_embedding / positional_embedding / ln_pre / ln_post / ln_final / token_embedding.
+// Tensors are taken through `get(open_clip_name)`; the result holds every HF parameter name.
+std::vector<std::pair<std::string, torch::Tensor>> open_clip_to_hf(
+    const ClipModelConfig& config, const std::function<torch::Tensor(const std::string&)>& get);
+// The inverse map (HF-named parameters of `model` -> open_clip names), used by tests and interop.
+std::vector<std::pair<std::string, torch::Tensor>> hf_to_open_clip(ClipModel& model);
+
+// HF CLIPConfig JSON (architectures ["CLIPModel"], model_type "clip", text_config, vision_config).
+std::string hf_clip_config_json(const ClipModelConfig& config);
+ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where);
+
+// Writes `out_dir`/config.json, model.safetensors (fp32, HF names; only CLIPModel's parameters, so a
+// task's extra parameters on the module such as SigLIP's logit_bias are left out) and preprocessor_config.json
+// (CLIPImageProcessor: shortest-edge resize, center crop, OpenAI mean/std). The tokenizer files are
+// ClipTokenizer::save_hf's (`pathvlm export --vocab` writes both).
+void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir);
+
+}  // namespace pathvlm::models

@@ -1,0 +1,472 @@
+// CLIP byte-level BPE. Text is handled as UTF-32 code points through cleaning and pre-tokenisation (the
+// regex classes \p{L}, \p{N}, \s come from generated tables), then each pre-token's UTF-8 bytes are mapped
+// to printable stand-in characters and merged by BPE rank.
+#include "text/clip_tokenizer.h"
+
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace pathvlm::text {
+namespace {
+
+struct UnicodeRange {
+  uint32_t lo, hi;
+};
+struct LowerRun {
+  uint32_t first, last;
+  int stride, delta;
+};
+struct HtmlEntity {
+  const char* name;
+  const char* value;
+};
+struct CharRef {
+  uint32_t code, replacement;
+};
+#include "text/clip_tokenizer_unicode.inc"
+
+// Merges used by CLIP: 49152 - 256 - 2 (the vocab is 256 bytes + 256 word-end bytes + merges + 2 specials).
+constexpr size_t kNumMerges = 49152 - 256 - 2;
+
+template <size_t N>
+bool in_ranges(const UnicodeRange (&table)[N], uint32_t cp) {
+  auto it = std::upper_bound(std::begin(table), std::end(table), cp,
+                             [](uint32_t c, const UnicodeRange& r) { return c < r.lo; });
+  return it != std::begin(table) && cp <= std::prev(it)->hi;
+}
+bool is_letter(uint32_t cp) { return in_ranges(kLetterRanges, cp); }
+bool is_number(uint32_t cp) { return in_ranges(kNumberRanges, cp); }
+bool is_space(uint32_t cp) { return in_ranges(kSpaceRanges, cp); }
+bool is_cased(uint32_t cp) { return in_ranges(kCasedRanges, cp); }
+bool is_case_ignorable(uint32_t cp) { return in_ranges(kCaseIgnorableRanges, cp); }
+// str.strip() also removes the information separators U+001C..U+001F, which regex's \s does not match.
+bool is_strip_space(uint32_t cp) { return is_space(cp) || (cp >= 0x1C && cp <= 0x1F); }
+
+std::u32string decode_utf8(const std::string& s) {
+  std::u32string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    auto b = static_cast<unsigned char>(s[i]);
+    int extra = b < 0x80 ? 0 : (b >> 5) == 6 ? 1 : (b >> 4) == 14 ? 2 : (b >> 3) == 30 ? 3 : -1;
+    PATHVLM_CHECK(extra >= 0, "CLIP tokenizer: text is not valid UTF-8 (byte ", i, ")");
+    uint32_t cp = extra == 0 ? b : (b & (0x3F >> extra));
+    for (int k = 1; k <= extra; ++k) {
+      PATHVLM_CHECK(i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80,
+                    "CLIP tokenizer: text is not valid UTF-8 (byte ", i, ")");
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    }
+    static const uint32_t kMinForLength[] = {0, 0x80, 0x800, 0x10000};
+    PATHVLM_CHECK(cp >= kMinForLength[extra] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF),
+                  "CLIP tokenizer: text is not valid UTF-8 (byte ", i, ")");
+    out.push_back(cp);
+    i += extra + 1;
+  }
+  return out;
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+std::string to_utf8(const std::u32string& s) {
+  std::string out;
+  for (auto cp : s) append_utf8(out, cp);
+  return out;
+}
+
+const char* find_entity(const std::string& name) {
+  auto it = std::lower_bound(std::begin(kHtmlEntities), std::end(kHtmlEntities), name,
+                             [](const HtmlEntity& e, const std::string& n) { return std::strcmp(e.name, n.c_str()) < 0; });
+  return it != std::end(kHtmlEntities) && name == it->name ? it->value : nullptr;
+}
+
+// The replacement html.unescape gives for a numeric reference.
+std::u32string numeric_reference(uint64_t num) {
+  auto ref = std::lower_bound(std::begin(kInvalidCharRefs), std::end(kInvalidCharRefs), num,
+                              [](const CharRef& r, uint64_t n) { return r.code < n; });
+  if (ref != std::end(kInvalidCharRefs) && ref->code == num) return std::u32string(1, ref->replacement);
+  if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) return U"\uFFFD";
+  if (std::binary_search(std::begin(kInvalidCodepoints), std::end(kInvalidCodepoints), num)) return U"";
+  return std::u32string(1, static_cast<char32_t>(num));
+}
+
+// Python's html.unescape: &#123; &#x7b; (';' optional), named references (HTML5 table, longest prefix
+// for names without ';'); anything else is kept as written.
+std::u32string html_unescape(const std::u32string& s) {
+  std::u32string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s[i] != U'&') {
+      out += s[i++];
+      continue;
+    }
+    size_t j = i + 1;
+    if (j < s.size() && s[j] == U'#') {
+      bool hex = j + 1 < s.size() && (s[j + 1] == U'x' || s[j + 1] == U'X');
+      auto is_digit = [&](char32_t c) {
+        return (c >= U'0' && c <= U'9') || (hex && ((c >= U'a' && c <= U'f') || (c >= U'A' && c <= U'F')));
+      };
+      // "&#x" without hex digits may still be a decimal reference only if a digit follows '#'.
+      size_t k = j + (hex ? 2 : 1);
+      if (hex && !(k < s.size() && is_digit(s[k]))) hex = false, k = j + 1;
+      size_t start = k;
+      uint64_t num = 0;
+      while (k < s.size() && is_digit(s[k])) {
+        uint32_t c = s[k];
+        uint32_t d = c <= U'9' ? c - U'0' : (c | 0x20) - U'a' + 10;
+        num = std::min<uint64_t>(num * (hex ? 16 : 10) + d, uint64_t(1) << 40);  // saturate: > 0x10FFFF anyway
+        ++k;
+      }
+      if (k == start) {  // "&#" not followed by a number: not a reference
+        out += s[i++];
+        continue;
+      }
+      if (k < s.size() && s[k] == U';') ++k;
+      out += numeric_reference(num);
+      i = k;
+      continue;
+    }
+    // Named: up to 32 characters other than \t \n \f space < & # ;, then an optional ';'.
+    size_t k = j;
+    while (k < s.size() && k - j < 32) {
+      char32_t c = s[k];
+      if (c == U'\t' || c == U'\n' || c == U'\f' || c == U' ' || c == U'<' || c == U'&' || c == U'#' || c == U';') break;
+      ++k;
+    }
+    if (k == j) {
+      out += s[i++];
+      continue;
+    }
+    if (k < s.size() && s[k] == U';') ++k;
+    std::u32string name = s.substr(j, k - j);
+    std::string name_utf8 = to_utf8(name);
+    if (const char* value = find_entity(name_utf8)) {
+      out += decode_utf8(value);
+    } else {
+      bool found = false;
+      for (size_t x = name.size() - 1; x > 1; --x) {  // longest prefix of at least 2 characters
+        if (const char* value = find_entity(to_utf8(name.substr(0, x)))) {
+          out += decode_utf8(value);
+          out += name.substr(x);
+          found = true;
+          break;
+        }
+      }
+      if (!found) {
+        out += U'&';
+        out += name;
+      }
+    }
+    i = k;
+  }
+  return out;
+}
+
+uint32_t lower_simple(uint32_t cp) {
+  auto it = std::upper_bound(std::begin(kLowerRuns), std::end(kLowerRuns), cp,
+                             [](uint32_t c, const LowerRun& r) { return c < r.first; });
+  if (it == std::begin(kLowerRuns)) return cp;
+  const auto& run = *std::prev(it);
+  if (cp > run.last || (cp - run.first) % run.stride != 0) return cp;
+  return static_cast<uint32_t>(static_cast<int64_t>(cp) + run.delta);
+}
+
+// Python's str.lower(): simple mappings, U+0130 -> "i\u0307", and the final-sigma rule for U+03A3.
+std::u32string lower(const std::u32string& s) {
+  std::u32string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    uint32_t cp = s[i];
+    if (cp == 0x130) {
+      out += U"i\u0307";
+    } else if (cp == 0x3A3) {
+      size_t j = i;
+      while (j > 0 && is_case_ignorable(s[j - 1])) --j;
+      bool final_sigma = j > 0 && is_cased(s[j - 1]);
+      if (final_sigma) {
+        size_t k = i + 1;
+        while (k < s.size() && is_case_ignorable(s[k])) ++k;
+        final_sigma = k == s.size() || !is_cased(s[k]);
+      }
+      out += final_sigma ? U'\u03C2' : U'\u03C3';
+    } else {
+      out += static_cast<char32_t>(lower_simple(cp));
+    }
+  }
+  return out;
+}
+
+std::u32string collapse_whitespace(const std::u32string& s) {
+  std::u32string out;
+  for (size_t i = 0; i < s.size();) {
+    if (is_space(s[i])) {
+      while (i < s.size() && is_space(s[i])) ++i;
+      out += U' ';
+    } else {
+      out += s[i++];
+    }
+  }
+  return out;
+}
+
+std::u32string strip(const std::u32string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && is_strip_space(s[b])) ++b;
+  while (e > b && is_strip_space(s[e - 1])) --e;
+  return s.substr(b, e - b);
+}
+
+// Matches `pattern` at s[i...] ignoring case the way the regex module does for these ASCII patterns
+// (the only non-ASCII character that folds onto one of their letters is U+017F long s).
+bool matches_at(const std::u32string& s, size_t i, const char* pattern) {
+  size_t n = std::strlen(pattern);
+  if (i + n > s.size()) return false;
+  for (size_t k = 0; k < n; ++k) {
+    char32_t c = s[i + k], p = static_cast<char32_t>(pattern[k]);
+    bool same = c == p || (p >= U'a' && p <= U'z' && c == p - 32) || (p == U's' && c == 0x17F);
+    if (!same) return false;
+  }
+  return true;
+}
+
+// findall of <start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+
+std::vector<std::u32string> pre_tokenize(const std::u32string& s) {
+  static const char* kFixed[] = {"<start_of_text>", "<end_of_text>", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+  std::vector<std::u32string> tokens;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t len = 0;
+    for (const char* fixed : kFixed) {
+      if (matches_at(s, i, fixed)) {
+        len = std::strlen(fixed);
+        break;
+      }
+    }
+    if (len == 0) {
+      if (is_letter(s[i])) {
+        while (i + len < s.size() && is_letter(s[i + len])) ++len;
+      } else if (is_number(s[i])) {
+        len = 1;
+      } else if (!is_space(s[i])) {
+        while (i + len < s.size() && !is_space(s[i + len]) && !is_letter(s[i + len]) && !is_number(s[i + len])) ++len;
+      }
+    }
+    if (len == 0) {  // whitespace: no match here
+      ++i;
+      continue;
+    }
+    tokens.push_back(s.substr(i, len));
+    i += len;
+  }
+  return tokens;
+}
+
+// The printable stand-in of each byte, in the order CLIP's vocabulary lists them.
+std::vector<uint32_t> byte_stand_in_order(std::vector<uint32_t>& stand_in) {
+  std::vector<uint32_t> order;
+  std::vector<bool> printable(256, false);
+  for (uint32_t b = 0; b < 256; ++b) {
+    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) printable[b] = true;
+  }
+  stand_in.assign(256, 0);
+  for (uint32_t b = 0; b < 256; ++b) {
+    if (printable[b]) stand_in[b] = b, order.push_back(b);
+  }
+  uint32_t next = 256;
+  for (uint32_t b = 0; b < 256; ++b) {
+    if (!printable[b]) stand_in[b] = next++, order.push_back(b);
+  }
+  return order;
+}
+
+std::string read_gzip(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  PATHVLM_CHECK(f != nullptr, "CLIP vocab '", path, "': cannot open (", std::strerror(errno), ")");
+  std::string data;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof(buf))) > 0) data.append(buf, n);
+  int err = 0;
+  std::string message = n < 0 ? gzerror(f, &err) : "";
+  gzclose(f);
+  PATHVLM_CHECK(n == 0, "CLIP vocab '", path, "': not a readable gzip file (", message, ")");
+  return data;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  PATHVLM_CHECK(in, "CLIP vocab '", path, "': cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool is_directory(const std::string& path) {
+  std::ifstream probe(path + "/merges.txt");
+  return static_cast<bool>(probe);
+}
+
+}  // namespace
+
+ClipTokenizer::ClipTokenizer(const std::string& vocab, int context_length) : context_(context_length) {
+  PATHVLM_CHECK(context_length >= 2, "CLIP tokenizer: context length ", context_length,
+                " is too short (sot and eot need 2)");
+  // The gzip BPE file (line 1 a version header) or an HF directory's merges.txt (line 1 "#version: ...").
+  std::string where = is_directory(vocab) ? vocab + "/merges.txt" : vocab;
+  std::string text = where == vocab ? read_gzip(vocab) : read_text(where);
+  std::istringstream lines(text);
+  std::string line;
+  std::getline(lines, line);  // version header
+  while (merges_.size() < kNumMerges && std::getline(lines, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto space = line.find(' ');
+    PATHVLM_CHECK(space != std::string::npos && space > 0 && space + 1 < line.size() &&
+                      line.find(' ', space + 1) == std::string::npos,
+                  "CLIP vocab '", where, "': line ", merges_.size() + 2, " is not a merge 'a b': '", line, "'");
+    merges_.emplace_back(line.substr(0, space), line.substr(space + 1));
+  }
+  PATHVLM_CHECK(merges_.size() == kNumMerges, "CLIP vocab '", where, "': has ", merges_.size(),
+                " merges, expected ", kNumMerges, " (is this the CLIP bpe_simple_vocab_16e6 file?)");
+
+  std::vector<uint32_t> stand_in;
+  auto order = byte_stand_in_order(stand_in);
+  byte_to_unicode_.resize(256);
+  for (int b = 0; b < 256; ++b) append_utf8(byte_to_unicode_[b], stand_in[b]);
+  int64_t id = 0;
+  for (auto b : order) encoder_[byte_to_unicode_[b]] = id++;
+  for (auto b : order) encoder_[byte_to_unicode_[b] + "</w>"] = id++;
+  for (size_t r = 0; r < merges_.size(); ++r) {
+    merge_rank_[merges_[r].first + " " + merges_[r].second] = static_cast<int>(r);
+    encoder_[merges_[r].first + merges_[r].second] = id++;
+  }
+  encoder_["<start_of_text>"] = id++;
+  encoder_["<end_of_text>"] = id++;
+  PATHVLM_CHECK(id == kEndOfText + 1 && encoder_.size() == static_cast<size_t>(id), "CLIP vocab '", where,
+                "': merges produce duplicate tokens (", encoder_.size(), " distinct of ", id, ")");
+}
+
+std::string ClipTokenizer::clean(const std::string& text) {
+  auto s = decode_utf8(text);
+  s = html_unescape(html_unescape(s));
+  s = strip(collapse_whitespace(strip(s)));
+  return to_utf8(lower(s));
+}
+
+std::vector<std::string> ClipTokenizer::bpe(const std::string& token) const {
+  // Split into stand-in characters (each 1-2 UTF-8 bytes), marking the last as word end.
+  std::vector<std::string> word;
+  for (size_t i = 0; i < token.size();) {
+    size_t n = (static_cast<unsigned char>(token[i]) & 0x80) ? 2 : 1;
+    word.push_back(token.substr(i, n));
+    i += n;
+  }
+  word.back() += "</w>";
+  while (word.size() > 1) {
+    int best = INT_MAX;
+    size_t best_at = 0;
+    for (size_t i = 0; i + 1 < word.size(); ++i) {
+      auto it = merge_rank_.find(word[i] + " " + word[i + 1]);
+      if (it != merge_rank_.end() && it->second < best) best = it->second, best_at = i;
+    }
+    if (best == INT_MAX) break;
+    const std::string first = word[best_at], second = word[best_at + 1];
+    std::vector<std::string> merged;
+    for (size_t i = 0; i < word.size();) {
+      if (i + 1 < word.size() && word[i] == first && word[i + 1] == second) {
+        merged.push_back(first + second);
+        i += 2;
+      } else {
+        merged.push_back(word[i++]);
+      }
+    }
+    word = std::move(merged);
+  }
+  return word;
+}
+
+std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
+  std::vector<int64_t> ids;
+  for (const auto& piece : pre_tokenize(decode_utf8(clean(text)))) {
+    std::string utf8 = to_utf8(piece);
+    if (utf8 == "<start_of_text>" || utf8 == "<end_of_text>") {
+      ids.push_back(encoder_.at(utf8));
+      continue;
+    }
+    std::string mapped;
+    for (unsigned char b : utf8) mapped += byte_to_unicode_[b];
+    for (const auto& symbol : bpe(mapped)) ids.push_back(encoder_.at(symbol));
+  }
+  return ids;
+}
+
+std::vector<int64_t> ClipTokenizer::encode(const std::string& text) const {
+  auto bpe_ids = tokenize(text);
+  std::vector<int64_t> ids(context_, 0);
+  ids[0] = kStartOfText;
+  size_t n = std::min(bpe_ids.size(), static_cast<size_t>(context_ - 2));
+  std::copy(bpe_ids.begin(), bpe_ids.begin() + n, ids.begin() + 1);
+  ids[n + 1] = kEndOfText;
+  return ids;
+}
+
+torch::Tensor ClipTokenizer::batch(const std::vector<std::string>& texts) const {
+  auto out = torch::zeros({static_cast<int64_t>(texts.size()), context_}, torch::kInt64);
+  auto* data = out.data_ptr<int64_t>();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto ids = encode(texts[i]);
+    std::copy(ids.begin(), ids.end(), data + i * context_);
+  }
+  return out;
+}
+
+void ClipTokenizer::save_hf(const std::string& dir) const {
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream out(dir + "/" + name, std::ios::binary);
+    out << text;
+    out.close();
+    PATHVLM_CHECK(out, "CLIP tokenizer: cannot write '", dir, "/", name, "'");
+  };
+  nlohmann::json vocab = nlohmann::json::object();
+  for (const auto& [token, id] : encoder_) {
+    if (id == kStartOfText) vocab["<|startoftext|>"] = id;
+    else if (id == kEndOfText) vocab["<|endoftext|>"] = id;
+    else vocab[token] = id;
+  }
+  write("vocab.json", vocab.dump());
+  std::string merges = "#version: 0.2\n";
+  for (const auto& [a, b] : merges_) merges += a + " " + b + "\n";
+  write("merges.txt", merges);
+  nlohmann::json config = {{"tokenizer_class", "CLIPTokenizer"}, {"model_max_length", context_},
+                           {"bos_token", "<|startoftext|>"},     {"eos_token", "<|endoftext|>"},
+                           {"unk_token", "<|endoftext|>"},       {"pad_token", "<|endoftext|>"},
+                           {"do_lower_case", true},              {"errors", "replace"}};
+  write("tokenizer_config.json", config.dump(2));
+  nlohmann::json special = {{"bos_token", "<|startoftext|>"}, {"eos_token", "<|endoftext|>"},
+                            {"unk_token", "<|endoftext|>"}, {"pad_token", "<|endoftext|>"}};
+  write("special_tokens_map.json", special.dump(2));
+}
+
+}  // namespace pathvlm::text

@@ -1,0 +1,317 @@
+// The `clip` task; see task.h.
+#include "train/clip/task.h"
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "dist/reducer.h"
+#include "models/clip/weights.h"
+#include "eval/zeroshot.h"
+#include "eval/retrieval.h"
+#include "dist/gather.h"
+#include "losses/contrastive.h"
+#include "train/job_config.h"
+
+namespace pathvlm::train {
+
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+
+namespace {
+
+template <size_t N>
+std::array<double, N> fixed(const std::vector<double>& v, const char* key) {
+  PATHVLM_CHECK(v.size() == N, key, " must have ", N, " values, got ", v.size());
+  std::array<double, N> a{};
+  std::copy(v.begin(), v.end(), a.begin());
+  return a;
+}
+
+data::TileLoaderOptions loader_options(const ClipTaskConfig& cfg, int64_t batch, int rank, int world, bool train,
+                                       torch::Device device) {
+  data::TileLoaderOptions o;
+  o.batch_size = batch;
+  o.rank = rank;
+  o.world_size = world;
+  o.train = train;
+  o.image_size = cfg.data.image_size;
+  o.workers = cfg.data.workers;
+  o.prefetch = cfg.data.prefetch;
+  o.crop_scale = fixed<2>(cfg.data.crop_scale, "clip.data.crop_scale");
+  o.crop_ratio = fixed<2>(cfg.data.crop_ratio, "clip.data.crop_ratio");
+  o.mean = fixed<3>(cfg.data.image_mean, "clip.data.image_mean");
+  o.std = fixed<3>(cfg.data.image_std, "clip.data.image_std");
+  o.pin_memory = cfg.data.pin_memory && device.is_cuda();
+  return o;
+}
+
+// Image embeddings (and, for retrieval, caption embeddings) of this rank's share of a tile set.
+struct Embedded {
+  torch::Tensor images, texts, labels;  // on the device, so the gather can use any backend
+};
+
+Embedded embed_share(models::ClipModel& model, const text::ClipTokenizer* tokenizer, const ClipTaskConfig& cfg,
+                     const std::string& tiles, int rank, int world, torch::Device device) {
+  auto dataset = std::make_shared<const data::TileDataset>(data::TileDataset::open(tiles));
+  data::TileLoader loader(dataset, loader_options(cfg, cfg.eval.batch_size, rank, world, /*train=*/false, device));
+  const int64_t cap = cfg.eval.max_samples > 0 ? (cfg.eval.max_samples + world - 1) / world : -1;
+  std::vector<torch::Tensor> images, texts, labels;
+  int64_t taken = 0;
+  while (auto batch = loader.next()) {
+    if (cap >= 0 && taken >= cap) break;
+    int64_t n = batch->images.size(0);
+    if (cap >= 0) n = std::min(n, cap - taken);
+    taken += n;
+    images.push_back(model->encode_image(batch->images.narrow(0, 0, n).to(device)).to(torch::kFloat));
+    labels.push_back(batch->labels.narrow(0, 0, n).to(device));
+    if (tokenizer) {
+      std::vector<std::string> captions(batch->captions.begin(), batch->captions.begin() + n);
+      texts.push_back(model->encode_text(tokenizer->batch(captions).to(device)).to(torch::kFloat));
+    }
+  }
+  const int64_t dim = model->config().embed_dim;
+  auto empty = torch::empty({0, dim}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  Embedded e;
+  e.images = images.empty() ? empty : torch::cat(images);
+  e.texts = texts.empty() ? empty : torch::cat(texts);
+  e.labels = labels.empty() ? torch::empty({0}, torch::TensorOptions().dtype(torch::kLong).device(device))
+                            : torch::cat(labels);
+  return e;
+}
+
+}  // namespace
+
+models::ClipModel build_clip_model(const ClipTaskConfig& cfg) {
+  models::ClipModel model{nullptr};
+  if (!cfg.pretrained.empty()) {
+    models::ClipLoadOptions options;
+    options.hidden_act = cfg.model.hidden_act;
+    model = models::load_clip(cfg.pretrained, options);
+  } else {
+    model = models::ClipModel(cfg.model);
+  }
+  const int size = model->config().image_size;
+  PATHVLM_CHECK(size == cfg.data.image_size, "clip.data.image_size is ", cfg.data.image_size, " but the model (",
+                cfg.pretrained.empty() ? "clip.model" : "clip.pretrained '" + cfg.pretrained + "'", ") takes ", size,
+                "x", size, " images: set clip.data.image_size: ", size);
+  PATHVLM_CHECK(cfg.lock_image || cfg.lock_image_unlocked_blocks == 0,
+                "clip.lock_image_unlocked_blocks is set but clip.lock_image is false");
+  PATHVLM_CHECK(cfg.lock_text || cfg.lock_text_unlocked_layers == 0,
+                "clip.lock_text_unlocked_layers is set but clip.lock_text is false");
+  PATHVLM_CHECK(cfg.lock_image_unlocked_blocks <= model->config().vision_layers,
+                "clip.lock_image_unlocked_blocks (", cfg.lock_image_unlocked_blocks, ") exceeds the ",
+                model->config().vision_layers, " ViT blocks");
+  PATHVLM_CHECK(cfg.lock_text_unlocked_layers <= model->config().text_layers, "clip.lock_text_unlocked_layers (",
+                cfg.lock_text_unlocked_layers, ") exceeds the ", model->config().text_layers, " text blocks");
+  if (cfg.lock_image) model->lock_image(cfg.lock_image_unlocked_blocks);
+  if (cfg.lock_text) model->lock_text(cfg.lock_text_unlocked_layers);
+  return model;
+}
+
+text::ClipTokenizer make_clip_tokenizer(const ClipTaskConfig& cfg, int context_length) {
+  if (!cfg.vocab.empty()) return text::ClipTokenizer(cfg.vocab, context_length);
+  const fs::path dir = cfg.pretrained;
+  PATHVLM_CHECK(!cfg.pretrained.empty() && fs::is_directory(dir) && fs::exists(dir / "vocab.json") &&
+                    fs::exists(dir / "merges.txt"),
+                "the CLIP tokenizer is missing: set clip.vocab (pathvlm eval: --vocab) to bpe_simple_vocab_16e6.txt.gz "
+                "or an HF tokenizer directory",
+                cfg.pretrained.empty() ? "" : str(" ('", cfg.pretrained, "' has no vocab.json + merges.txt)"));
+  return text::ClipTokenizer(cfg.pretrained, context_length);
+}
+
+std::map<std::string, double> evaluate_clip(models::ClipModel& model, const text::ClipTokenizer& tokenizer,
+                                            const ClipTaskConfig& cfg, dist::Comm* comm, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
+  std::map<std::string, double> out;
+
+  if (!cfg.data.zeroshot.empty()) {
+    PATHVLM_CHECK(!cfg.eval.classes.empty(), "clip.data.zeroshot is set ('", cfg.data.zeroshot,
+                  "') but clip.eval.classes (pathvlm eval: --classes) names no zero-shot YAML (templates and class names)");
+    auto spec = eval::load_zeroshot_spec(cfg.eval.classes);
+    auto classifier = eval::zeroshot_classifier(spec, [&](const std::vector<std::string>& texts) {
+      std::vector<torch::Tensor> parts;
+      for (size_t i = 0; i < texts.size(); i += static_cast<size_t>(cfg.eval.batch_size)) {
+        std::vector<std::string> chunk(texts.begin() + i,
+                                       texts.begin() + std::min(texts.size(), i + cfg.eval.batch_size));
+        parts.push_back(model->encode_text(tokenizer.batch(chunk).to(device)).to(torch::kFloat));
+      }
+      return torch::cat(parts).cpu();
+    });
+    auto share = embed_share(model, nullptr, cfg, cfg.data.zeroshot, rank, world, device);
+    auto images = dist::gather_rows(share.images, comm).cpu();
+    auto labels = dist::gather_rows(share.labels, comm).cpu();
+    PATHVLM_CHECK(labels.size(0) > 0, "zero-shot tiles '", cfg.data.zeroshot, "' hold no records");
+    const int64_t classes = static_cast<int64_t>(spec.classes.size());
+    const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
+    PATHVLM_CHECK(lo >= 0, "zero-shot tiles '", cfg.data.zeroshot, "' have no labels (or a record without one): ",
+                  "build them with a `label` column");
+    PATHVLM_CHECK(hi < classes, "zero-shot tiles '", cfg.data.zeroshot, "' have label ", hi, " but '",
+                  cfg.eval.classes, "' lists ", classes, " classes (labels index that list)");
+    auto predictions = eval::zeroshot_logits(images, classifier).argmax(1);
+    auto m = eval::classification_metrics(predictions, labels, classes);
+    for (auto& [k, v] : eval::metric_values(m, "zeroshot/")) out[k] = v;
+    log_info("zero-shot (", spec.classes.size(), " classes, chance ", 1.0 / static_cast<double>(classes), "): ",
+             eval::format_metrics(m));
+    if (cfg.eval.confusion) log_info("zero-shot confusion matrix:\n", eval::format_confusion(m, spec.class_names()));
+  }
+
+  if (!cfg.data.val.empty()) {
+    auto share = embed_share(model, &tokenizer, cfg, cfg.data.val, rank, world, device);
+    auto images = dist::gather_rows(share.images, comm).cpu();
+    auto texts = dist::gather_rows(share.texts, comm).cpu();
+    PATHVLM_CHECK(images.size(0) > 0, "validation tiles '", cfg.data.val, "' hold no records");
+    auto m = eval::retrieval_metrics(images, texts);
+    for (auto& [k, v] : eval::metric_values(m, "retrieval/")) out[k] = v;
+    log_info("retrieval: ", eval::format_metrics(m));
+  }
+  return out;
+}
+
+// ---- the task ---------------------------------------------------------------------------------------
+
+void ClipTask::build(const TaskContext& ctx) {
+  cfg_ = ctx.job.task_config<ClipTaskConfig>();
+  device_ = ctx.device;
+  comm_ = &ctx.comm;
+  PATHVLM_CHECK(!cfg_.data.train.empty(),
+                "clip.data.train is empty: name the training tiles (a manifest from `pathvlm shards build`)");
+  PATHVLM_CHECK(cfg_.data.zeroshot.empty() || !cfg_.eval.classes.empty(),
+                "clip.data.zeroshot is set but clip.eval.classes names no zero-shot YAML");
+  if (!cfg_.eval.classes.empty()) eval::load_zeroshot_spec(cfg_.eval.classes);  // a bad YAML stops the run now
+
+  model_ = build_clip_model(cfg_);
+  if (cfg_.loss == "siglip") {
+    torch::NoGradGuard no_grad;
+    if (cfg_.pretrained.empty()) model_->logit_scale.fill_(losses::siglip_initial_log_scale());
+    logit_bias_ = model_->register_parameter("logit_bias", torch::tensor(losses::siglip_initial_bias(), torch::kFloat));
+  }
+  for (const auto& name : ctx.job.train.activation_checkpointing) {
+    PATHVLM_CHECK(name == "vision_model" || name == "text_model" || name == "all", "train.activation_checkpointing: '",
+                  name, "' is not a part of the clip model (known: vision_model, text_model, all)");
+    if (name != "text_model") model_->vision_model->encoder->checkpointing = true;
+    if (name != "vision_model") model_->text_model->encoder->checkpointing = true;
+  }
+  model_->to(device_);
+  tokenizer_.emplace(make_clip_tokenizer(cfg_, model_->config().context_length));
+
+  auto dataset = std::make_shared<const data::TileDataset>(data::TileDataset::open(cfg_.data.train));
+  auto options = loader_options(cfg_, ctx.micro_batch_size, ctx.rank, ctx.world_size, /*train=*/true, device_);
+  options.seed = ctx.seed;
+  loader_ = std::make_unique<data::TileLoader>(dataset, options);
+  PATHVLM_CHECK(loader_->batches_per_epoch() > 0, "clip.data.train '", cfg_.data.train, "' has ", dataset->size(),
+                " tiles: fewer than one global micro-batch (", ctx.micro_batch_size, " x ", ctx.world_size, " ranks)");
+
+  log_info("clip: ", models::describe(model_->config()), "; ",
+           format_count(static_cast<double>(models::count_parameters(*model_))), " parameters (",
+           format_count(static_cast<double>(models::count_parameters(*model_, true))), " trainable); loss ", cfg_.loss,
+           "; ", dataset->size(), " training tiles, global contrastive batch ",
+           ctx.micro_batch_size * ctx.grad_accum * ctx.world_size);
+}
+
+void ClipTask::build_for_eval(const TaskContext& ctx, const std::string& weights) {
+  cfg_ = ctx.job.task_config<ClipTaskConfig>();
+  device_ = ctx.device;
+  comm_ = &ctx.comm;
+  if (!weights.empty()) cfg_.pretrained = weights;
+  PATHVLM_CHECK(!cfg_.pretrained.empty(), "no CLIP to evaluate: give the weights (pathvlm eval --model) or set "
+                "clip.pretrained");
+  PATHVLM_CHECK(!cfg_.data.zeroshot.empty() || !cfg_.data.val.empty(),
+                "nothing to evaluate: set clip.data.zeroshot (with clip.eval.classes) and/or clip.data.val "
+                "(pathvlm eval: --zeroshot TILES --classes YAML, --val TILES)");
+  models::ClipLoadOptions options;
+  options.hidden_act = cfg_.model.hidden_act;
+  model_ = models::load_clip(cfg_.pretrained, options);
+  cfg_.data.image_size = model_->config().image_size;  // evaluation preprocesses for the model's input size
+  model_->to(device_);
+  tokenizer_.emplace(make_clip_tokenizer(cfg_, model_->config().context_length));
+  log_info("eval: ", cfg_.pretrained, " (", models::describe(model_->config()), ") on ", ctx.world_size,
+           ctx.world_size == 1 ? " rank" : " ranks");
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ClipTask::state_tensors() {
+  clamp_logit_scale();
+  return Task::state_tensors();
+}
+
+Batch ClipTask::next_batch() {
+  auto tiles = loader_->next();
+  PATHVLM_CHECK(tiles.has_value(), "clip: the training loader ended unexpectedly");
+  Batch b;
+  b.samples = tiles->images.size(0);
+  b.tensors["pixels"] = tiles->images.to(device_, /*non_blocking=*/true);
+  b.tensors["input_ids"] = tokenizer_->batch(tiles->captions).to(device_, /*non_blocking=*/true);
+  return b;
+}
+
+std::pair<torch::Tensor, torch::Tensor> ClipTask::encode(const Batch& batch) {
+  auto image = model_->encode_image(batch.at("pixels"));
+  auto text = model_->encode_text(batch.at("input_ids"));
+  return {F::normalize(image, F::NormalizeFuncOptions().dim(1)), F::normalize(text, F::NormalizeFuncOptions().dim(1))};
+}
+
+torch::Tensor ClipTask::contrastive_loss(const torch::Tensor& image, const torch::Tensor& text, bool scale_grad) {
+  auto scale = scale_grad ? model_->logit_scale : model_->logit_scale.detach();
+  if (cfg_.loss == "siglip") return losses::siglip_loss(image, text, scale, scale_grad ? logit_bias_ : logit_bias_.detach(), comm_);
+  return losses::clip_loss(image, text, scale, comm_);
+}
+
+LossOutput ClipTask::loss(const Batch& batch) {
+  clamp_logit_scale();
+  auto [image, text] = encode(batch);
+  return {contrastive_loss(image, text, true), {}};
+}
+
+StepOutput ClipTask::forward_backward(const std::vector<Batch>& micro, StepContext& ctx) {
+  clamp_logit_scale();  // the clamp that follows the previous optimizer step
+  comm_ = &ctx.comm;
+  auto loss = losses::feature_cache_step(
+      micro.size(), [&](size_t j) { return encode(micro[j]); },
+      [&](const torch::Tensor& image, const torch::Tensor& text, bool scale_grad) {
+        return contrastive_loss(image, text, scale_grad);
+      },
+      [&](size_t j) { ctx.reducer.prepare_backward(/*sync=*/j + 1 == micro.size()); });
+  ctx.reducer.finish_backward();
+  StepOutput out;
+  out.loss = loss;
+  out.metrics["logit_scale"] = model_->logit_scale.detach().exp().to(torch::kFloat);
+  if (logit_bias_.defined()) out.metrics["logit_bias"] = logit_bias_.detach().to(torch::kFloat);
+  return out;
+}
+
+std::map<std::string, double> ClipTask::evaluate(dist::Comm& comm) {
+  clamp_logit_scale();
+  return evaluate_clip(model_, *tokenizer_, cfg_, &comm, device_);
+}
+
+void ClipTask::export_model(const std::string& dir) {
+  clamp_logit_scale();
+  models::export_hf_clip(model_, model_->config(), dir);
+  tokenizer_->save_hf(dir);
+}
+
+nlohmann::json ClipTask::data_state() const {
+  auto c = loader_->cursor();
+  return {{"epoch", c.epoch}, {"batch", c.batch}};
+}
+
+void ClipTask::restore_data_state(const nlohmann::json& state) {
+  PATHVLM_CHECK(state.contains("epoch") && state.contains("batch"),
+                "clip: checkpoint data state needs 'epoch' and 'batch', got ", state.dump());
+  data::TileLoader::Cursor c;
+  c.epoch = state.at("epoch").get<int64_t>();
+  c.batch = state.at("batch").get<int64_t>();
+  loader_->restore(c);
+}
+
+int64_t ClipTask::epoch() const { return loader_->cursor().epoch; }
+
+void ClipTask::clamp_logit_scale() {
+  torch::NoGradGuard no_grad;
+  model_->logit_scale.clamp_(0.0, losses::max_log_scale());
+}
+
+}  // namespace pathvlm::train

@@ -1,0 +1,24 @@
+// The tasks `pathvlm train` knows: one line each (see registry.h). A task's folder under src/train/ holds
+// its config, its Task and its evaluation glue.
+#include "train/clip/task.h"
+#include "train/lm/task.h"
+#include "train/registry.h"
+
+namespace pathvlm::train {
+
+const std::vector<TaskSpec>& registered_tasks() {
+  static const std::vector<TaskSpec> tasks = {
+      register_task<LmTask, LmConfig>("lm", "the toy `lm` task: tiny causal transformer on synthetic sequences"),
+      register_task<ClipTask, ClipTaskConfig>(
+          "clip", "the `clip` task: contrastive image-text training on tile shards",
+          {{"zeroshot", "clip.data.zeroshot", "labelled tiles for zero-shot classification (manifest, folder or .h5)"},
+           {"classes", "clip.eval.classes", "zero-shot YAML: templates and class names in label order"},
+           {"val", "clip.data.val", "captioned tiles for retrieval metrics"},
+           {"vocab", "clip.vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer dir (default: the model's)"},
+           {"batch-size", "clip.eval.batch_size", "images per rank per forward"},
+           {"max-samples", "clip.eval.max_samples", "at most this many tiles of each set"}}),
+  };
+  return tasks;
+}
+
+}  // namespace pathvlm::train

@@ -1,0 +1,240 @@
+// OpenSlide wrapper: see slide.h.
+#include "wsi/slide.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+#ifdef PATHVLM_HAVE_OPENSLIDE
+#include <openslide/openslide.h>
+#endif
+
+namespace pathvlm::wsi {
+
+bool openslide_built_in() {
+#ifdef PATHVLM_HAVE_OPENSLIDE
+  return true;
+#else
+  return false;
+#endif
+}
+
+void argb_premultiplied_to_rgb(const uint32_t* argb, int64_t n, uint8_t* rgb) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t p = argb[i];
+    const uint32_t a = p >> 24;
+    uint32_t r = (p >> 16) & 0xff, g = (p >> 8) & 0xff, b = p & 0xff;
+    if (a != 255) {
+      // Premultiplied colour c over white: c + (255 - a). This equals un-premultiplying (255*c/a) and
+      // then compositing over white, and maps fully transparent pixels to white.
+      const uint32_t white = 255 - a;
+      r = std::min<uint32_t>(255, r + white);
+      g = std::min<uint32_t>(255, g + white);
+      b = std::min<uint32_t>(255, b + white);
+    }
+    rgb[3 * i] = static_cast<uint8_t>(r);
+    rgb[3 * i + 1] = static_cast<uint8_t>(g);
+    rgb[3 * i + 2] = static_cast<uint8_t>(b);
+  }
+}
+
+namespace {
+
+// A finite positive number spanning the whole string (leading/trailing blanks allowed).
+std::optional<double> parse_number(const std::string& text) {
+  const char* begin = text.c_str();
+  char* end = nullptr;
+  double value = std::strtod(begin, &end);
+  if (end == begin) return std::nullopt;
+  while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r') ++end;
+  if (*end != '\0' || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
+
+bool plausible_mpp(double mpp) { return mpp > 0.01 && mpp < 100.0; }
+
+#ifdef PATHVLM_HAVE_OPENSLIDE
+openslide_t* as_osr(void* handle) { return static_cast<openslide_t*>(handle); }
+#endif
+
+}  // namespace
+
+std::optional<double> mpp_from_properties(const std::map<std::string, std::string>& properties) {
+  auto get = [&](const char* key) -> std::optional<double> {
+    auto it = properties.find(key);
+    if (it == properties.end()) return std::nullopt;
+    auto value = parse_number(it->second);
+    if (!value || !plausible_mpp(*value)) return std::nullopt;
+    return value;
+  };
+  for (const char* key :
+       {"openslide.mpp-x", "openslide.mirax.MPP", "aperio.MPP", "hamamatsu.XResolution", "openslide.comment"}) {
+    if (auto mpp = get(key)) return mpp;
+  }
+  auto res = properties.find("tiff.XResolution");
+  auto unit = properties.find("tiff.ResolutionUnit");
+  if (res != properties.end() && unit != properties.end()) {
+    auto per_unit = parse_number(res->second);
+    if (per_unit && *per_unit > 0) {
+      double mpp = 0;
+      if (unit->second == "centimeter") mpp = 1e4 / *per_unit;
+      if (unit->second == "inch") mpp = 25400.0 / *per_unit;
+      if (plausible_mpp(mpp)) return mpp;
+    }
+  }
+  return std::nullopt;
+}
+
+double slide_mpp(const Slide& slide, double override_mpp) {
+  if (override_mpp > 0) return override_mpp;
+  auto mpp = mpp_from_properties(slide.properties());
+  PATHVLM_CHECK(mpp.has_value(), "slide '", slide.path(),
+                "': no microns-per-pixel in its properties (openslide.mpp-x, aperio.MPP, tiff.XResolution, ...); "
+                "give one with an mpp override (a CSV with columns slide,mpp)");
+  return *mpp;
+}
+
+double magnification_from_mpp(double mpp) {
+  PATHVLM_CHECK(mpp > 0, "magnification_from_mpp: mpp must be positive, got ", mpp);
+  if (mpp < 0.16) return 80;
+  if (mpp < 0.2) return 60;
+  if (mpp < 0.3) return 40;
+  if (mpp < 0.6) return 20;
+  if (mpp < 1.2) return 10;
+  if (mpp < 2.4) return 5;
+  return 10.0 / mpp;
+}
+
+const Level& Slide::level(int index) const {
+  PATHVLM_CHECK(index >= 0 && index < level_count(), "slide '", path_, "': level ", index, " does not exist (",
+                level_count(), " levels)");
+  return levels_[index];
+}
+
+int Slide::level_at_or_above(double downsample) const {
+  int best = 0;
+  for (int i = 0; i < level_count(); ++i) {
+    if (levels_[i].downsample <= downsample * 1.01 && levels_[i].downsample > levels_[best].downsample) best = i;
+  }
+  return best;
+}
+
+std::optional<std::string> Slide::property(const std::string& name) const {
+  auto it = properties_.find(name);
+  if (it == properties_.end()) return std::nullopt;
+  return it->second;
+}
+
+torch::Tensor Slide::read_region(int64_t x, int64_t y, int level, int64_t w, int64_t h) {
+  auto out = torch::empty({h, w, 3}, torch::kUInt8);
+  read_region(x, y, level, w, h, out.data_ptr<uint8_t>());
+  return out;
+}
+
+torch::Tensor Slide::read_level(int index, int64_t max_pixels) {
+  const Level& l = level(index);
+  PATHVLM_CHECK(l.width * l.height <= max_pixels, "slide '", path_, "': level ", index, " is ", l.width, "x",
+                l.height, " pixels, more than the ", max_pixels, " allowed for a whole-level read");
+  return read_region(0, 0, index, l.width, l.height);
+}
+
+Slide::~Slide() { close(); }
+
+Slide::Slide(Slide&& other) noexcept { *this = std::move(other); }
+
+Slide& Slide::operator=(Slide&& other) noexcept {
+  if (this != &other) {
+    close();
+    path_ = std::move(other.path_);
+    handle_ = other.handle_;
+    other.handle_ = nullptr;
+    levels_ = std::move(other.levels_);
+    properties_ = std::move(other.properties_);
+    argb_ = std::move(other.argb_);
+  }
+  return *this;
+}
+
+#ifdef PATHVLM_HAVE_OPENSLIDE
+
+void Slide::close() {
+  if (handle_) openslide_close(as_osr(handle_));
+  handle_ = nullptr;
+}
+
+Slide Slide::open(const std::string& path) {
+  Slide slide;
+  slide.path_ = path;
+  openslide_t* osr = openslide_open(path.c_str());
+  PATHVLM_CHECK(osr != nullptr, "slide '", path, "': not a format OpenSlide can open (or the file is missing)");
+  slide.handle_ = osr;  // owned from here on, closed by the destructor on any error below
+  if (const char* err = openslide_get_error(osr)) throw Error(str("slide '", path, "': OpenSlide cannot read it: ", err));
+  const int32_t count = openslide_get_level_count(osr);
+  PATHVLM_CHECK(count > 0, "slide '", path, "': OpenSlide reports no levels");
+  for (int32_t i = 0; i < count; ++i) {
+    Level l;
+    openslide_get_level_dimensions(osr, i, &l.width, &l.height);
+    l.downsample = openslide_get_level_downsample(osr, i);
+    PATHVLM_CHECK(l.width > 0 && l.height > 0 && l.downsample > 0, "slide '", path, "': level ", i,
+                  " has invalid geometry ", l.width, "x", l.height, " downsample ", l.downsample);
+    slide.levels_.push_back(l);
+  }
+  for (const char* const* name = openslide_get_property_names(osr); name && *name; ++name) {
+    const char* value = openslide_get_property_value(osr, *name);
+    if (value) slide.properties_[*name] = value;
+  }
+  if (const char* err = openslide_get_error(osr)) throw Error(str("slide '", path, "': OpenSlide cannot read it: ", err));
+  return slide;
+}
+
+void Slide::reopen() {
+  close();
+  handle_ = openslide_open(path_.c_str());
+  PATHVLM_CHECK(handle_ != nullptr, "slide '", path_, "': could not reopen after a read error");
+}
+
+void Slide::read_region(int64_t x, int64_t y, int level_index, int64_t w, int64_t h, uint8_t* rgb) {
+  level(level_index);  // validates the index
+  PATHVLM_CHECK(w > 0 && h > 0, "slide '", path_, "': empty region ", w, "x", h);
+  argb_.resize(static_cast<size_t>(w * h));
+  std::string error;
+  // OpenSlide errors are sticky: reopen the handle once, as TRIDENT does, before giving up.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt > 0) reopen();
+    openslide_t* osr = as_osr(handle_);
+    if (const char* err = openslide_get_error(osr)) {
+      error = err;
+      continue;
+    }
+    openslide_read_region(osr, argb_.data(), x, y, level_index, w, h);
+    const char* err = openslide_get_error(osr);
+    if (!err) {
+      argb_premultiplied_to_rgb(argb_.data(), w * h, rgb);
+      return;
+    }
+    error = err;
+  }
+  throw Error(str("slide '", path_, "': reading region x=", x, " y=", y, " level=", level_index, " size ", w, "x", h,
+                  " failed: ", error));
+}
+
+#else  // no OpenSlide in this build
+
+void Slide::close() {}
+
+Slide Slide::open(const std::string& path) {
+  throw Error(str("slide '", path, "': pathvlm was built without OpenSlide (install libopenslide-dev and rebuild)"));
+}
+
+void Slide::reopen() {}
+
+void Slide::read_region(int64_t, int64_t, int, int64_t, int64_t, uint8_t*) {
+  throw Error(str("slide '", path_, "': pathvlm was built without OpenSlide"));
+}
+
+#endif
+
+}  // namespace pathvlm::wsi

@@ -1,0 +1,181 @@
+// `pathvlm encode`, `pathvlm export --format hf-clip` and `pathvlm tokenize` end to end (the real program),
+// checked against the same computation done in process.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "text/clip_tokenizer.h"
+#include "data/image.h"
+#include "models/clip/weights.h"
+#include "io/safetensors.h"
+
+using namespace pathvlm;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kData = PATHVLM_SHARED_DATA;
+const std::string kVocab = kData + "/tokenizers/clip_bpe_simple_vocab_16e6.txt.gz";
+
+#define SKIP_WITHOUT_SHARED_DATA()                                                                   \
+  if (!fs::exists(kVocab) || !fs::exists(kData + "/tiles/he_prov_normal_000_1.png"))                \
+  GTEST_SKIP() << "shared test data missing under " << kData << " (see ../shared/data/README.md)"
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+// Runs the pathvlm program with `args` (a shell fragment); captures stdout and stderr together.
+Result run(const std::string& args, const fs::path& scratch) {
+  const auto log = scratch / "command.log";
+  const std::string command = std::string(PATHVLM_BINARY) + " " + args + " > " + log.string() + " 2>&1";
+  int raw = std::system(command.c_str());
+  std::ifstream in(log);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, ss.str()};
+}
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("pathvlm_encode_" + name)) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+models::ClipModel small_model() {
+  models::ClipModelConfig c;
+  c.embed_dim = 32;
+  c.image_size = 64;
+  c.patch_size = 16;
+  c.vision_width = 64;
+  c.vision_layers = 2;
+  c.vision_heads = 1;
+  c.text_width = 64;
+  c.text_layers = 2;
+  c.text_heads = 1;
+  c.context_length = 20;
+  c.hidden_act = "quick_gelu";
+  torch::manual_seed(21);
+  return models::ClipModel(c);
+}
+
+}  // namespace
+
+TEST(ClipEncode, EncodeMatchesInProcessEmbeddings) {
+  SKIP_WITHOUT_SHARED_DATA();
+  TempDir dir("encode");
+  auto model = small_model();
+  const auto hf = dir.path / "hf";
+  models::export_hf_clip(model, model->config(), hf.string());
+  text::ClipTokenizer(kVocab, 20).save_hf(hf.string());  // encode finds the tokenizer in the model directory
+
+  const std::vector<std::string> images = {kData + "/tiles/he_prov_normal_000_1.png", kData + "/tiles/he_01581x_25327y.png"};
+  const std::vector<std::string> texts = {"An H&E image of colorectal adenocarcinoma epithelium.", "benign colonic tissue",
+                                          "a photomicrograph of necrosis"};
+  std::ofstream(dir.path / "texts.txt") << texts[0] << "\n" << texts[1] << "\n" << texts[2] << "\n";
+  const auto out = dir.path / "embeds.safetensors";
+  auto r = run("encode --model " + hf.string() + " --images " + images[0] + " " + images[1] + " --texts-file " +
+                   (dir.path / "texts.txt").string() + " --out " + out.string() + " --device cpu --batch-size 2",
+               dir.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+
+  auto file = safetensors::File::open(out.string());
+  auto image_embeds = file.get("image_embeds"), text_embeds = file.get("text_embeds");
+  ASSERT_EQ(image_embeds.sizes(), (std::vector<int64_t>{2, 32}));
+  ASSERT_EQ(text_embeds.sizes(), (std::vector<int64_t>{3, 32}));
+  EXPECT_EQ(image_embeds.scalar_type(), torch::kFloat32);
+
+  torch::NoGradGuard no_grad;
+  model->eval();
+  std::vector<torch::Tensor> pixels;
+  for (const auto& path : images) {
+    pixels.push_back(data::normalize_openai(data::resize_shortest_and_center_crop(data::read_image(path), 64)));
+  }
+  auto expected_images = model->encode_image(torch::stack(pixels));
+  auto expected_texts = model->encode_text(text::ClipTokenizer(kVocab, 20).batch(texts));
+  EXPECT_LT((image_embeds - expected_images).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((text_embeds - expected_texts).abs().max().item<double>(), 1e-5);
+
+  // Texts without a tokenizer anywhere, and an unreadable image, are clear errors.
+  const auto bare = dir.path / "bare";
+  models::export_hf_clip(model, model->config(), bare.string());
+  r = run("encode --model " + bare.string() + " --texts-file " + (dir.path / "texts.txt").string() + " --out " +
+              out.string(), dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("--vocab"), std::string::npos) << r.output;
+  std::ofstream(dir.path / "broken.png") << "\x89PNG\r\n\x1a\n not really";
+  r = run("encode --model " + hf.string() + " --images " + (dir.path / "broken.png").string() + " --out " + out.string(),
+          dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("broken.png"), std::string::npos) << r.output;
+}
+
+TEST(ClipEncode, ExportWritesALoadableHfDirectory) {
+  SKIP_WITHOUT_SHARED_DATA();
+  TempDir dir("export");
+  auto model = small_model();
+  // An open_clip state dict in, an HF directory out (with tokenizer files).
+  const auto source = dir.path / "open_clip.safetensors";
+  safetensors::save(source.string(), models::hf_to_open_clip(model));
+  const auto out = dir.path / "exported";
+  auto r = run("export " + source.string() + " --format hf-clip " + out.string() + " --vocab " + kVocab +
+                   " --hidden-act quick_gelu", dir.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* f : {"config.json", "model.safetensors", "preprocessor_config.json", "vocab.json", "merges.txt",
+                        "tokenizer_config.json", "special_tokens_map.json"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  }
+  auto vocab = nlohmann::json::parse(std::ifstream(out / "vocab.json"));
+  EXPECT_EQ(vocab.size(), 49408u);
+  EXPECT_EQ(vocab["<|endoftext|>"], 49407);
+  EXPECT_EQ(vocab["a</w>"], 320);
+
+  auto loaded = models::load_clip(out.string());
+  torch::NoGradGuard no_grad;
+  auto pixels = torch::randn({1, 3, 64, 64});
+  EXPECT_EQ((loaded->encode_image(pixels) - model->encode_image(pixels)).abs().max().item<double>(), 0.0);
+
+  r = run("export " + source.string() + " --format onnx " + out.string(), dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("hf-clip"), std::string::npos) << r.output;
+}
+
+TEST(ClipEncode, TokenizeCommandPrintsOpenClipIds) {
+  SKIP_WITHOUT_SHARED_DATA();
+  TempDir dir("tokenize");
+  std::ifstream vectors(kData + "/tokenizers/clip_tokenizer_vectors.jsonl");
+  std::ofstream input(dir.path / "in.jsonl");
+  std::vector<std::vector<int64_t>> expected;
+  std::string line;
+  while (std::getline(vectors, line) && expected.size() < 12) {
+    auto record = nlohmann::json::parse(line);
+    input << nlohmann::json(record["text"]).dump() << "\n";
+    expected.push_back(record["ids"].get<std::vector<int64_t>>());
+  }
+  input.close();
+  auto r = run("tokenize --vocab " + kVocab + " --jsonl < " + (dir.path / "in.jsonl").string(), dir.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::istringstream lines(r.output);
+  for (const auto& ids : expected) {
+    ASSERT_TRUE(std::getline(lines, line));
+    EXPECT_EQ(nlohmann::json::parse(line).get<std::vector<int64_t>>(), ids);
+  }
+
+  std::ofstream(dir.path / "plain.txt") << "benign colonic tissue\n";
+  r = run("tokenize --vocab " + kVocab + " --context 8 --unpadded < " + (dir.path / "plain.txt").string(), dir.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "[49406,1465,2326,754,3711,15368,49407]\n");
+
+  r = run("tokenize --vocab " + (dir.path / "nope.txt.gz").string() + " < " + (dir.path / "plain.txt").string(), dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("nope.txt.gz"), std::string::npos) << r.output;
+}

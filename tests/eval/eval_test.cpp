@@ -1,0 +1,163 @@
+// Zero-shot and retrieval metrics on hand-made inputs with answers worked out by hand.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "dist/gather.h"
+#include "eval/zeroshot.h"
+#include "eval/retrieval.h"
+
+using namespace pathvlm;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  auto dir = fs::temp_directory_path() / ("pathvlm_eval_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto path = (dir / name).string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Eval, ClassificationMetricsByHand) {
+  // labels      0 0 0 1 1 2     confusion  [2 1 0]   recall 2/3 1/2 1     F1 4/5 1/2 2/3
+  // predictions 0 0 1 1 2 2                [0 1 1]   balanced (2/3+1/2+1)/3 = 13/18
+  //                                        [0 0 1]   weighted F1 (3*4/5 + 2*1/2 + 1*2/3)/6 = 61/90
+  auto labels = torch::tensor({0, 0, 0, 1, 1, 2}, torch::kLong);
+  auto preds = torch::tensor({0, 0, 1, 1, 2, 2}, torch::kLong);
+  auto m = eval::classification_metrics(preds, labels, 3);
+  EXPECT_EQ(m.samples, 6);
+  EXPECT_NEAR(m.top1, 4.0 / 6, 1e-12);
+  EXPECT_NEAR(m.balanced_accuracy, 13.0 / 18, 1e-12);
+  EXPECT_NEAR(m.weighted_f1, 61.0 / 90, 1e-12);
+  std::vector<std::vector<int64_t>> confusion = {{2, 1, 0}, {0, 1, 1}, {0, 0, 1}};
+  EXPECT_EQ(m.confusion, confusion);
+
+  // A fourth class that no sample has and nothing predicts: not part of balanced accuracy, zero weight in F1.
+  auto m4 = eval::classification_metrics(preds, labels, 4);
+  EXPECT_NEAR(m4.balanced_accuracy, 13.0 / 18, 1e-12);
+  EXPECT_NEAR(m4.weighted_f1, 61.0 / 90, 1e-12);
+  // Predicting an absent class costs precision of nobody but recall of the true class.
+  auto m5 = eval::classification_metrics(torch::tensor({3, 0, 1, 1, 2, 2}, torch::kLong), labels, 4);
+  EXPECT_NEAR(m5.top1, 3.0 / 6, 1e-12);
+  EXPECT_NEAR(m5.balanced_accuracy, (1.0 / 3 + 1.0 / 2 + 1) / 3, 1e-12);
+
+  EXPECT_NE(error_of([&] { eval::classification_metrics(torch::tensor({0, 5}, torch::kLong),
+                                                         torch::tensor({0, 1}, torch::kLong), 3); })
+                .find("outside [0, 3)"),
+            std::string::npos);
+}
+
+TEST(Eval, RetrievalMetricsByHand) {
+  // Images are e_i; text j's column j of the similarity matrix is written directly (an extra dimension
+  // pads every text to unit norm). Diagonal 0.2; row i has its first r_i off-diagonal entries at 0.25,
+  // so image i's match ranks r_i = [0 0 1 2 4 5] (0-based). Column counts give text->image ranks [4 3 2 2 1 0].
+  const int n = 6;
+  const int r[n] = {0, 0, 1, 2, 4, 5};
+  auto sim = torch::zeros({n, n}, torch::kDouble);
+  for (int i = 0; i < n; ++i) {
+    sim[i][i] = 0.2;
+    for (int j = 0, taken = 0; j < n && taken < r[i]; ++j)
+      if (j != i) sim[i][j] = 0.25, ++taken;
+  }
+  auto image = torch::cat({torch::eye(n, torch::kDouble), torch::zeros({n, 1}, torch::kDouble)}, 1);
+  auto cols = sim.t();  // row j = text j's first n coordinates
+  auto pad = (1 - cols.pow(2).sum(1, true)).sqrt();
+  auto text = torch::cat({cols, pad}, 1);
+
+  auto m = eval::retrieval_metrics(image, text);
+  EXPECT_EQ(m.pairs, n);
+  EXPECT_NEAR(m.image_to_text.r1, 2.0 / 6, 1e-12);
+  EXPECT_NEAR(m.image_to_text.r5, 5.0 / 6, 1e-12);
+  EXPECT_NEAR(m.image_to_text.r10, 1.0, 1e-12);
+  EXPECT_EQ(m.image_to_text.median_rank, 2.0);  // floor(median(0 0 1 2 4 5) = 1.5) + 1
+  EXPECT_NEAR(m.image_to_text.mean_rank, 3.0, 1e-12);
+  EXPECT_NEAR(m.text_to_image.r1, 1.0 / 6, 1e-12);
+  EXPECT_NEAR(m.text_to_image.r5, 1.0, 1e-12);
+  EXPECT_EQ(m.text_to_image.median_rank, 3.0);  // median(0 1 2 2 3 4) = 2
+  EXPECT_NEAR(m.text_to_image.mean_rank, 3.0, 1e-12);
+  // Scale does not matter (cosine).
+  auto scaled = eval::retrieval_metrics(image * 3, text * 0.5);
+  EXPECT_EQ(scaled.image_to_text.r1, m.image_to_text.r1);
+}
+
+TEST(Eval, ZeroShotSpecPromptsAndClassifier) {
+  auto path = write_temp("zs.yaml",
+                         "templates: [\"an image of {}.\", \"{} tissue\"]\n"
+                         "classes:\n"
+                         "  - name: tumor\n"
+                         "    synonyms: [tumor, carcinoma]\n"
+                         "  - stroma\n"
+                         "  - fat\n");
+  auto spec = eval::load_zeroshot_spec(path);
+  ASSERT_EQ(spec.classes.size(), 3u);
+  EXPECT_EQ(spec.class_names(), (std::vector<std::string>{"tumor", "stroma", "fat"}));
+  EXPECT_EQ(spec.prompts(0), (std::vector<std::string>{"an image of tumor.", "tumor tissue", "an image of carcinoma.",
+                                                       "carcinoma tissue"}));
+  EXPECT_EQ(spec.prompts(1), (std::vector<std::string>{"an image of stroma.", "stroma tissue"}));
+
+  // An embedder that puts each class word on its own axis, templates adding a small template-specific
+  // offset and a scale: the classifier is the renormalised mean of the normalised prompt embeddings.
+  auto embed = [](const std::vector<std::string>& texts) {
+    auto out = torch::zeros({static_cast<int64_t>(texts.size()), 4});
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const auto& t = texts[i];
+      int axis = t.find("tumor") != std::string::npos || t.find("carcinoma") != std::string::npos ? 0
+                 : t.find("stroma") != std::string::npos                                          ? 1
+                                                                                                  : 2;
+      out[i][axis] = t.find("image") != std::string::npos ? 5.0 : 1.0;
+      out[i][3] = t.find("image") != std::string::npos ? 5.0 : 0.0;  // after normalising: (1,1)/sqrt2 or (1,0)
+    }
+    return out;
+  };
+  auto w = eval::zeroshot_classifier(spec, embed);
+  ASSERT_EQ(w.sizes(), (std::vector<int64_t>{3, 4}));
+  // Class 0: mean of (1/sqrt2, 0,0, 1/sqrt2) and (1,0,0,0) = (0.8536, 0, 0, 0.3536), renormalised.
+  double a = (1 / std::sqrt(2.0) + 1) / 2, b = 1 / std::sqrt(2.0) / 2, n0 = std::sqrt(a * a + b * b);
+  EXPECT_NEAR(w[0][0].item<double>(), a / n0, 1e-6);
+  EXPECT_NEAR(w[0][3].item<double>(), b / n0, 1e-6);
+  EXPECT_NEAR(w.norm(2, 1).sub(1).abs().max().item<double>(), 0.0, 1e-6);
+
+  auto images = torch::tensor({{0.0, 2.0, 0.0, 0.0}, {0.0, 0.0, 0.5, 0.1}, {3.0, 0.0, 0.0, 1.0}});
+  auto logits = eval::zeroshot_logits(images, w);
+  EXPECT_TRUE(torch::equal(logits.argmax(1), torch::tensor({1, 2, 0}, torch::kLong)));
+  // 100 x cosine: image 0 is (0,1,0,0), so its logit for class 1 = 100 x w[1][1].
+  EXPECT_NEAR(logits[0][1].item<double>(), 100 * w[1][1].item<double>(), 1e-4);
+}
+
+TEST(Eval, ZeroShotSpecErrorsNameTheProblem) {
+  EXPECT_NE(error_of([] { eval::load_zeroshot_spec("/nonexistent/zs.yaml"); }).find("cannot open"),
+            std::string::npos);
+  auto no_braces = write_temp("a.yaml", "templates: [\"an image of\"]\nclasses: [a, b]\n");
+  EXPECT_NE(error_of([&] { eval::load_zeroshot_spec(no_braces); }).find("has no '{}'"), std::string::npos);
+  auto twice = write_temp("b.yaml", "templates: [\"{}\"]\nclasses: [a, b, a]\n");
+  EXPECT_NE(error_of([&] { eval::load_zeroshot_spec(twice); }).find("listed twice"), std::string::npos);
+  auto unknown = write_temp("c.yaml", "templates: [\"{}\"]\nclasses: [a, b]\nclass_names: [x]\n");
+  auto msg = error_of([&] { eval::load_zeroshot_spec(unknown); });
+  EXPECT_NE(msg.find("unknown key 'class_names'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("c.yaml:3"), std::string::npos) << msg;
+  auto one = write_temp("d.yaml", "templates: [\"{}\"]\nclasses: [a]\n");
+  EXPECT_NE(error_of([&] { eval::load_zeroshot_spec(one); }).find("at least two"), std::string::npos);
+}
+
+TEST(Eval, GatherRowsOnOneProcessIsIdentity) {
+  auto x = torch::randn({3, 2});
+  EXPECT_TRUE(torch::equal(dist::gather_rows(x, nullptr), x));
+}

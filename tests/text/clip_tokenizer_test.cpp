@@ -1,0 +1,165 @@
+// CLIP BPE tokenizer: byte-identical to open_clip's SimpleTokenizer on the 60 shared vectors, plus hand-checked
+// cases (cleaning, truncation, unicode, special tokens, bad inputs).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "text/clip_tokenizer.h"
+
+using pathvlm::text::ClipTokenizer;
+
+namespace {
+
+const std::string kData = PATHVLM_SHARED_DATA;
+const std::string kVocab = kData + "/tokenizers/clip_bpe_simple_vocab_16e6.txt.gz";
+const std::string kVectors = kData + "/tokenizers/clip_tokenizer_vectors.jsonl";
+
+#define SKIP_WITHOUT_VOCAB()                                                                    \
+  if (!std::filesystem::exists(kVocab))                                                          \
+  GTEST_SKIP() << "shared test data missing: " << kVocab << " (see ../shared/data/README.md)"
+
+const ClipTokenizer& tokenizer() {
+  static ClipTokenizer tok(kVocab, 77);
+  return tok;
+}
+
+// BPE ids without sot/eot/padding.
+std::vector<int64_t> body(const std::string& text) { return tokenizer().tokenize(text); }
+
+}  // namespace
+
+TEST(ClipTokenizer, MatchesOpenClipOnEverySharedVector) {
+  SKIP_WITHOUT_VOCAB();
+  std::ifstream in(kVectors);
+  ASSERT_TRUE(in) << kVectors;
+  std::string line;
+  int count = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto record = nlohmann::json::parse(line);
+    auto expected = record["ids"].get<std::vector<int64_t>>();
+    auto text = record["text"].get<std::string>();
+    EXPECT_EQ(tokenizer().encode(text), expected) << "text: " << text;
+    ++count;
+  }
+  EXPECT_EQ(count, 60);
+}
+
+TEST(ClipTokenizer, VocabularyLayout) {
+  SKIP_WITHOUT_VOCAB();
+  const auto& vocab = tokenizer().vocabulary();
+  EXPECT_EQ(vocab.size(), 49408u);
+  EXPECT_EQ(vocab.at("!"), 0);
+  EXPECT_EQ(vocab.at("a</w>"), 320);
+  EXPECT_EQ(vocab.at("<start_of_text>"), ClipTokenizer::kStartOfText);
+  EXPECT_EQ(vocab.at("<end_of_text>"), ClipTokenizer::kEndOfText);
+  EXPECT_EQ(tokenizer().merges().size(), 48894u);
+  EXPECT_EQ(tokenizer().merges().front(), std::make_pair(std::string("i"), std::string("n")));
+}
+
+TEST(ClipTokenizer, EmptyAndWhitespaceOnlyTexts) {
+  SKIP_WITHOUT_VOCAB();
+  std::vector<int64_t> expected(77, 0);
+  expected[0] = 49406, expected[1] = 49407;
+  EXPECT_EQ(tokenizer().encode(""), expected);
+  EXPECT_EQ(tokenizer().encode(" \t\n  "), expected);
+  EXPECT_EQ(tokenizer().encode("&nbsp;"), expected);  // U+00A0 after unescaping: whitespace
+}
+
+TEST(ClipTokenizer, CleaningUnescapesTwiceCollapsesWhitespaceAndLowers) {
+  SKIP_WITHOUT_VOCAB();
+  EXPECT_EQ(ClipTokenizer::clean("  A&amp;amp;B \t\n C  "), "a&b c");
+  EXPECT_EQ(ClipTokenizer::clean("&lt;b&gt; &#65;&#x42;&#X43 &eacute;&Eacute; &ampx &nosuch; &#;"),
+            "<b> abc \xc3\xa9\xc3\xa9 &x &nosuch; &#;");
+  EXPECT_EQ(ClipTokenizer::clean("&#128; &#0; &#1;x"), "\xe2\x82\xac \xef\xbf\xbd x");  // cp1252 fix-up, NUL, dropped
+  EXPECT_EQ(ClipTokenizer::clean("\xce\x9f\xce\x94\xce\x9f\xce\xa3 \xce\xa3\xce\x91"),  // ΟΔΟΣ ΣΑ: final sigma
+            "\xce\xbf\xce\xb4\xce\xbf\xcf\x82 \xcf\x83\xce\xb1");
+  EXPECT_EQ(ClipTokenizer::clean("\xc4\xb0"), "i\xcc\x87");  // İ -> i + combining dot, as str.lower()
+  EXPECT_EQ(body("HELLO World"), body("hello world"));
+}
+
+TEST(ClipTokenizer, PreTokenisationSplitsContractionsDigitsAndPunctuation) {
+  SKIP_WITHOUT_VOCAB();
+  const auto& v = tokenizer().vocabulary();
+  // "it's" -> it + 's ; digits one at a time ; punctuation runs stay together.
+  EXPECT_EQ(body("it's"), (std::vector<int64_t>{v.at("it</w>"), v.at("'s</w>")}));
+  EXPECT_EQ(body("42"), (std::vector<int64_t>{v.at("4</w>"), v.at("2</w>")}));
+  EXPECT_EQ(body("?!"), (std::vector<int64_t>{v.at("?!</w>")}));
+  // A literal special token in the text is that token.
+  EXPECT_EQ(body("a<end_of_text>"), (std::vector<int64_t>{v.at("a</w>"), ClipTokenizer::kEndOfText}));
+}
+
+TEST(ClipTokenizer, UnicodeLettersAndNumbersOutsideAscii) {
+  SKIP_WITHOUT_VOCAB();
+  // Cyrillic and CJK are letters (one pre-token each run); Arabic-Indic digits are numbers (one each).
+  auto cyrillic = body("\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82");  // Привет
+  EXPECT_GT(cyrillic.size(), 1u);
+  auto digits = body("\xd9\xa1\xd9\xa2");  // ١٢
+  auto one = body("\xd9\xa1");
+  auto two = body("\xd9\xa2");
+  std::vector<int64_t> both = one;
+  both.insert(both.end(), two.begin(), two.end());
+  EXPECT_EQ(digits, both);
+  // Every byte of an emoji survives (byte-level BPE never maps to unknown).
+  EXPECT_FALSE(body("\xf0\x9f\x94\xac").empty());
+}
+
+TEST(ClipTokenizer, TruncationKeepsEndTokenLast) {
+  SKIP_WITHOUT_VOCAB();
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "tumor ";
+  auto ids = tokenizer().encode(text);
+  ASSERT_EQ(ids.size(), 77u);
+  EXPECT_EQ(ids.front(), 49406);
+  EXPECT_EQ(ids.back(), 49407);
+  for (int i = 1; i < 76; ++i) EXPECT_EQ(ids[i], tokenizer().vocabulary().at("tumor</w>"));
+
+  ClipTokenizer short_context(kVocab, 5);
+  EXPECT_EQ(short_context.encode("one two three four five"),
+            (std::vector<int64_t>{49406, body("one")[0], body("two")[0], body("three")[0], 49407}));
+  EXPECT_EQ(short_context.encode("one two"), (std::vector<int64_t>{49406, body("one")[0], body("two")[0], 49407, 0}));
+}
+
+TEST(ClipTokenizer, BatchIsInt64RowsOfEncode) {
+  SKIP_WITHOUT_VOCAB();
+  auto batch = tokenizer().batch({"benign colonic tissue", ""});
+  ASSERT_EQ(batch.sizes(), (std::vector<int64_t>{2, 77}));
+  EXPECT_EQ(batch.scalar_type(), torch::kInt64);
+  auto row0 = tokenizer().encode("benign colonic tissue");
+  for (int i = 0; i < 77; ++i) EXPECT_EQ(batch[0][i].item<int64_t>(), row0[i]);
+  EXPECT_EQ(batch[1][1].item<int64_t>(), 49407);
+}
+
+TEST(ClipTokenizer, ReadsHuggingFaceMergesFile) {
+  SKIP_WITHOUT_VOCAB();
+  auto dir = std::filesystem::temp_directory_path() / "pathvlm_tok_hf";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream merges(dir / "merges.txt");
+    merges << "#version: 0.2\n";
+    for (const auto& m : tokenizer().merges()) merges << m.first << " " << m.second << "\n";
+  }
+  ClipTokenizer hf(dir.string(), 77);
+  EXPECT_EQ(hf.encode("Nuclei enlarged 2-2.5 times"), tokenizer().encode("Nuclei enlarged 2-2.5 times"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ClipTokenizer, BadInputsGiveClearErrors) {
+  SKIP_WITHOUT_VOCAB();
+  try {
+    ClipTokenizer missing("/nonexistent/bpe.txt.gz");
+    FAIL() << "expected an error";
+  } catch (const pathvlm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/bpe.txt.gz"), std::string::npos) << e.what();
+  }
+  auto not_bpe = std::filesystem::temp_directory_path() / "pathvlm_not_bpe.txt.gz";
+  { std::ofstream(not_bpe) << "plain text, not gzip\nab\n"; }
+  EXPECT_THROW(ClipTokenizer(not_bpe.string()), pathvlm::Error);  // too few merges
+  std::filesystem::remove(not_bpe);
+  EXPECT_THROW(ClipTokenizer(kVocab, 1), pathvlm::Error);
+  EXPECT_THROW(tokenizer().encode("bad \xff utf-8"), pathvlm::Error);
+  EXPECT_THROW(tokenizer().encode("truncated \xc3"), pathvlm::Error);
+}

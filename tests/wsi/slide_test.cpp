@@ -1,0 +1,305 @@
+// OpenSlide wrapper, mpp discovery, tissue segmentation, tile grids and coords files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "io/hdf5.h"
+#include "data/image.h"
+#include "wsi/slide.h"
+#include "synth/slide_synth.h"
+#include "wsi/tiling.h"
+#include "wsi/tissue.h"
+
+namespace fs = std::filesystem;
+using namespace pathvlm;
+
+namespace {
+
+std::string shared_slide(const std::string& name) {
+  return std::string(PATHVLM_SHARED_DATA) + "/slides/" + name;
+}
+
+#define REQUIRE_SHARED(name)                                                                        \
+  if (!fs::exists(shared_slide(name))) GTEST_SKIP() << "shared test data missing: " << shared_slide(name); \
+  if (!wsi::openslide_built_in()) GTEST_SKIP() << "built without OpenSlide"
+
+std::string temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("pathvlm_slide_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const pathvlm::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(SlideArgb, PremultipliedToRgbOverWhite) {
+  const uint32_t pixels[] = {
+      0xff102030u,  // opaque: unchanged
+      0x00000000u,  // transparent: white
+      0x80402010u,  // half alpha: c + (255 - a)
+  };
+  uint8_t rgb[9];
+  wsi::argb_premultiplied_to_rgb(pixels, 3, rgb);
+  EXPECT_EQ(rgb[0], 0x10);
+  EXPECT_EQ(rgb[1], 0x20);
+  EXPECT_EQ(rgb[2], 0x30);
+  for (int i = 3; i < 6; ++i) EXPECT_EQ(rgb[i], 255);
+  EXPECT_EQ(rgb[6], 0x40 + 127);
+  EXPECT_EQ(rgb[7], 0x20 + 127);
+  EXPECT_EQ(rgb[8], 0x10 + 127);
+}
+
+TEST(SlideMpp, PropertyOrderAndTiffResolution) {
+  EXPECT_FALSE(wsi::mpp_from_properties({}).has_value());
+  EXPECT_DOUBLE_EQ(*wsi::mpp_from_properties({{"aperio.MPP", "0.2520"}, {"openslide.mpp-x", "0.25"}}), 0.25);
+  EXPECT_DOUBLE_EQ(*wsi::mpp_from_properties({{"aperio.MPP", "0.4990"}}), 0.499);
+  // openslide.comment only counts when it is a bare number.
+  EXPECT_FALSE(wsi::mpp_from_properties({{"openslide.comment", "scanned at 0.25 um"}}).has_value());
+  EXPECT_NEAR(*wsi::mpp_from_properties({{"tiff.XResolution", "40000"}, {"tiff.ResolutionUnit", "centimeter"}}), 0.25,
+              1e-12);
+  EXPECT_NEAR(*wsi::mpp_from_properties({{"tiff.XResolution", "101600"}, {"tiff.ResolutionUnit", "inch"}}), 0.25,
+              1e-12);
+  // No unit, or an implausible 72 dpi screen resolution: no mpp.
+  EXPECT_FALSE(wsi::mpp_from_properties({{"tiff.XResolution", "40000"}, {"tiff.ResolutionUnit", "none"}}).has_value());
+  EXPECT_FALSE(wsi::mpp_from_properties({{"tiff.XResolution", "72"}, {"tiff.ResolutionUnit", "inch"}}).has_value());
+  EXPECT_EQ(wsi::magnification_from_mpp(0.25), 40);
+  EXPECT_EQ(wsi::magnification_from_mpp(0.5), 20);
+  EXPECT_EQ(wsi::magnification_from_mpp(1.0), 10);
+  EXPECT_EQ(wsi::magnification_from_mpp(0.12), 80);
+}
+
+TEST(SlideOpen, BoxesTiffLevel0EqualsPng) {
+  REQUIRE_SHARED("boxes.tiff");
+  auto slide = wsi::Slide::open(shared_slide("boxes.tiff"));
+  ASSERT_EQ(slide.level_count(), 4);
+  EXPECT_EQ(slide.width(), 300);
+  EXPECT_EQ(slide.height(), 250);
+  EXPECT_EQ(slide.level(1).width, 150);
+  EXPECT_EQ(slide.level_at_or_above(2.5), 1);
+  EXPECT_EQ(slide.level_at_or_above(100), 3);
+  auto pixels = slide.read_level(0);
+  auto expected = data::read_image(shared_slide("boxes.png"));
+  ASSERT_EQ(pixels.sizes(), expected.sizes());
+  EXPECT_TRUE(torch::equal(pixels, expected)) << "max difference "
+                                              << (pixels.to(torch::kInt) - expected.to(torch::kInt)).abs().max();
+  // Outside the slide OpenSlide gives transparent pixels: white after conversion.
+  auto outside = slide.read_region(290, 240, 0, 20, 20);
+  EXPECT_EQ(outside[15][15][0].item<int>(), 255);
+  EXPECT_EQ(outside[15][15][2].item<int>(), 255);
+  EXPECT_TRUE(torch::equal(outside.slice(0, 0, 10).slice(1, 0, 10), expected.slice(0, 240).slice(1, 290)));
+}
+
+TEST(SlideOpen, SmallSvsHasMpp) {
+  REQUIRE_SHARED("small.svs");
+  auto slide = wsi::Slide::open(shared_slide("small.svs"));
+  EXPECT_EQ(slide.width(), 16);
+  EXPECT_EQ(slide.height(), 16);
+  ASSERT_TRUE(slide.property("aperio.MPP").has_value());
+  const double mpp = wsi::slide_mpp(slide);
+  EXPECT_NEAR(mpp, std::stod(*slide.property("aperio.MPP")), 1e-12);
+  EXPECT_GT(mpp, 0.1);
+  EXPECT_EQ(wsi::slide_mpp(slide, 0.3), 0.3);  // an override wins
+  auto pixels = slide.read_region(0, 0, 0, 16, 16);
+  EXPECT_EQ(pixels.sizes(), (std::vector<int64_t>{16, 16, 3}));
+}
+
+TEST(SlideOpen, ClearErrorsForBadSlides) {
+  REQUIRE_SHARED("unopenable.tiff");
+  auto unopenable = error_of([] { wsi::Slide::open(shared_slide("unopenable.tiff")); });
+  EXPECT_NE(unopenable.find("unopenable.tiff"), std::string::npos) << unopenable;
+  // OpenSlide 3.4 opens it in error state ("cannot read it"); 4.x rejects the format.
+  EXPECT_TRUE(unopenable.find("not a format OpenSlide can open") != std::string::npos ||
+              unopenable.find("OpenSlide cannot read it") != std::string::npos)
+      << unopenable;
+  auto missing = error_of([] { wsi::Slide::open("/nonexistent/x.svs"); });
+  EXPECT_NE(missing.find("x.svs"), std::string::npos);
+
+  auto unreadable = error_of([] {
+    auto slide = wsi::Slide::open(shared_slide("unreadable.svs"));
+    slide.read_region(0, 0, 0, 16, 16);
+  });
+  EXPECT_NE(unreadable.find("unreadable.svs"), std::string::npos) << unreadable;
+  EXPECT_TRUE(unreadable.find("reading region") != std::string::npos ||
+              unreadable.find("cannot read") != std::string::npos)
+      << unreadable;
+
+  auto boxes = wsi::Slide::open(shared_slide("boxes.tiff"));
+  auto no_mpp = error_of([&] { wsi::slide_mpp(boxes); });
+  if (!wsi::mpp_from_properties(boxes.properties())) {
+    EXPECT_NE(no_mpp.find("no microns-per-pixel"), std::string::npos) << no_mpp;
+  }
+}
+
+TEST(TilingGrid, GeometryFromMagnification) {
+  TilingConfig c;  // 20x, 256 px
+  auto g = wsi::plan_grid(4096, 3072, {1, 2, 4}, 0.25, c, "s");
+  EXPECT_EQ(g.level0_magnification, 40);
+  EXPECT_EQ(g.patch_size_level0, 512);
+  EXPECT_EQ(g.step_level0, 512);
+  EXPECT_EQ(g.read_level, 1);
+  EXPECT_EQ(g.read_size, 256);
+  auto g2 = wsi::plan_grid(4096, 3072, {1, 4}, 0.25, c, "s");  // no 2x level: read level 0 and resize
+  EXPECT_EQ(g2.read_level, 0);
+  EXPECT_EQ(g2.read_size, 512);
+  c.overlap = 64;
+  auto g3 = wsi::plan_grid(4096, 3072, {1, 2, 4}, 0.25, c, "s");
+  EXPECT_EQ(g3.step_level0, 512 - 128);
+  c.overlap = 0;
+  c.magnification = 40;
+  auto err = error_of([&] { wsi::plan_grid(4096, 3072, {1}, 0.5, c, "slow.svs"); });
+  EXPECT_NE(err.find("slow.svs"), std::string::npos);
+  EXPECT_NE(err.find("above the slide's own"), std::string::npos) << err;
+}
+
+TEST(TilingGrid, TissueTestsOnHandMadeRegion) {
+  // One square region [1000,3000)^2 with a square hole [1800,2200)^2; tiles of 512 level-0 pixels.
+  wsi::TissueMask mask;
+  wsi::TissueRegion region;
+  region.outline = {{1000, 1000}, {3000, 1000}, {3000, 3000}, {1000, 3000}};
+  region.holes = {{{1800, 1800}, {2200, 1800}, {2200, 2200}, {1800, 2200}}};
+  mask.regions.push_back(region);
+  mask.downsample_x = mask.downsample_y = 64;
+  mask.mask = torch::zeros({64, 64}, torch::kUInt8);
+  mask.mask.slice(0, 1000 / 64, 3000 / 64).slice(1, 1000 / 64, 3000 / 64).fill_(1);
+  EXPECT_TRUE(wsi::point_in_polygon(region.outline, 1500, 1500));
+  EXPECT_FALSE(wsi::point_in_polygon(region.outline, 500, 1500));
+
+  TilingConfig c;
+  wsi::GridGeometry g;
+  g.patch_size_level0 = g.step_level0 = 512;
+  g.level0_width = g.level0_height = 4096;
+  auto has = [](const torch::Tensor& xy, int64_t x, int64_t y) {
+    return (xy.select(1, 0).eq(x) & xy.select(1, 1).eq(y)).any().item<bool>();
+  };
+  c.tissue_test = "four_pt";
+  auto four = wsi::select_tiles(mask, g, c);
+  // Tile (512,512): centre 768, points at 640/896: (896,896) is outside [1000,3000) -> no point inside.
+  EXPECT_FALSE(has(four, 512, 512));
+  // Tile (1024,1024) fully inside.
+  EXPECT_TRUE(has(four, 1024, 1024));
+  // Tile (1536,1536): centre (1792,1792) is just outside the hole -> kept; tile (1792? not on grid).
+  EXPECT_TRUE(has(four, 1536, 1536));
+  // Tile (2560,2560): centre 2816, points at 2688/2944 all inside.
+  EXPECT_TRUE(has(four, 2560, 2560));
+  // Tile (3072, 1024): centre x 3328, points x at 3200/3456: outside.
+  EXPECT_FALSE(has(four, 3072, 1024));
+  c.tissue_test = "center";
+  auto center = wsi::select_tiles(mask, g, c);
+  EXPECT_TRUE(has(center, 1024, 1024));
+  EXPECT_EQ(center.size(0), 16);  // centres at 1280..2816 step 512 in both axes: 4 x 4, none in the hole
+  c.tissue_test = "fraction";
+  c.min_tissue_fraction = 1.0;
+  auto full = wsi::select_tiles(mask, g, c);
+  EXPECT_TRUE(has(full, 1024, 1024));
+  EXPECT_FALSE(has(full, 512, 512));
+  // Row-major order: y outer, x inner.
+  auto xy = four.accessor<int64_t, 2>();
+  for (int64_t i = 1; i < four.size(0); ++i) {
+    EXPECT_TRUE(xy[i][1] > xy[i - 1][1] || (xy[i][1] == xy[i - 1][1] && xy[i][0] > xy[i - 1][0]));
+  }
+}
+
+TEST(TilingConfigTest, PresetThenExplicitKeys) {
+  auto doc = cfg::Document::from_string("tissue:\n  preset: bwh_biopsy\n  a_t: 5\n", "t.yaml");
+  auto c = wsi::read_tile_config(doc);
+  EXPECT_EQ(c.tissue.sthresh, 15);
+  EXPECT_EQ(c.tissue.mthresh, 11);
+  EXPECT_EQ(c.tissue.a_t, 5);
+  EXPECT_EQ(c.tissue.max_n_holes, 2);
+  auto bad = cfg::Document::from_string("tissue:\n  preset: nope\n", "t.yaml");
+  EXPECT_THROW(wsi::read_tile_config(bad), pathvlm::Error);
+  auto typo = cfg::Document::from_string("tiling:\n  patch_sise: 224\n", "t.yaml");
+  auto err = error_of([&] { wsi::read_tile_config(typo); });
+  EXPECT_NE(err.find("patch_size"), std::string::npos) << err;
+}
+
+TEST(TilingCoords, H5RoundTripWithTridentAttributes) {
+  auto dir = temp_dir("coords");
+  wsi::SlideTiles t;
+  t.slide_id = "a";
+  t.slide_path = "/x/a.svs";
+  t.settings = "k: v\n";
+  t.grid.patch_size = 256, t.grid.patch_size_level0 = 512, t.grid.step_level0 = 512;
+  t.grid.mpp = 0.25, t.grid.level0_magnification = 40, t.grid.target_magnification = 20;
+  t.grid.level0_width = 4000, t.grid.level0_height = 3000, t.grid.read_level = 1, t.grid.read_downsample = 2;
+  t.grid.read_size = 256;
+  t.coords = torch::tensor({0, 0, 512, 0, 1024, 512}, torch::kInt64).view({3, 2});
+  wsi::write_coords_h5(dir + "/a.h5", t);
+  auto back = wsi::read_coords_h5(dir + "/a.h5");
+  EXPECT_TRUE(torch::equal(back.coords, t.coords));
+  EXPECT_EQ(back.slide_id, "a");
+  EXPECT_EQ(back.grid.patch_size_level0, 512);
+  EXPECT_EQ(back.grid.read_level, 1);
+  EXPECT_EQ(back.settings, t.settings);
+  auto f = h5::File::open(dir + "/a.h5");
+  auto coords = f.dataset("coords");
+  EXPECT_EQ(coords.dtype(), torch::kInt64);
+  for (const char* attr : {"patch_size", "patch_size_level0", "level0_width", "level0_height", "mpp",
+                           "magnification", "level0_magnification", "target_magnification", "overlap", "name"}) {
+    EXPECT_TRUE(coords.has_attr(attr)) << attr;
+  }
+  EXPECT_EQ(coords.attr_int("level0_width"), 4000);
+  // An empty slide still gives a valid file with a [0,2] coords dataset.
+  t.coords = torch::zeros({0, 2}, torch::kInt64);
+  wsi::write_coords_h5(dir + "/empty.h5", t);
+  EXPECT_EQ(wsi::read_coords_h5(dir + "/empty.h5").coords.size(0), 0);
+  fs::remove_all(dir);
+}
+
+TEST(SynthSlide, OpensWithMppAndSegmentsToGroundTruth) {
+  if (!synth::slide_synth_built_in() || !wsi::openslide_built_in() || !wsi::tissue_segmentation_built_in()) {
+    GTEST_SKIP() << "needs libtiff, OpenSlide and OpenCV";
+  }
+  auto dir = temp_dir("synth");
+  synth::SynthSlidesConfig sc;  // 2048x1536, 3 levels, JPEG
+  sc.seed = 7;
+  torch::Tensor truth;
+  auto info = synth::write_synthetic_slide(dir + "/s.tiff", 0, sc, &truth);
+  ASSERT_FALSE(info.regions.empty());
+  EXPECT_FALSE(info.report.empty());
+  auto slide = wsi::Slide::open(dir + "/s.tiff");
+  ASSERT_EQ(slide.level_count(), 3);
+  EXPECT_EQ(slide.width(), 2048);
+  EXPECT_EQ(slide.height(), 1536);
+  EXPECT_NEAR(slide.level(2).downsample, 4.0, 1e-9);
+  EXPECT_NEAR(wsi::slide_mpp(slide), 0.25, 1e-4);
+
+  TissueConfig tc;
+  wsi::apply_tissue_preset(tc, "synthetic");
+  auto mask = wsi::segment_tissue(slide, tc);
+  // Small slides are segmented finer than seg_downsample (about 1024 px on the long side): level 1 here.
+  ASSERT_EQ(mask.mask.size(1), 1024);
+  ASSERT_EQ(mask.mask.size(0), 768);
+  EXPECT_NEAR(mask.downsample_x, 2.0, 1e-9);
+  // Compare at the ground truth's resolution (the coarsest level): majority of each 2x2 block.
+  auto pooled = torch::adaptive_avg_pool2d(mask.mask.to(torch::kFloat).unsqueeze(0), {truth.size(0), truth.size(1)});
+  const double iou = wsi::mask_iou(pooled.squeeze(0).ge(0.5).to(torch::kUInt8), truth);
+  EXPECT_GE(iou, 0.9);
+  RecordProperty("tissue_iou", std::to_string(iou));
+
+  // Every kept tile overlaps ground-truth tissue, and the tiles cover most of it.
+  TilingConfig tiling;
+  tiling.patch_size = 128;  // 256 level-0 pixels at 20x from 40x
+  auto grid = wsi::plan_grid(slide, 0.25, tiling);
+  auto coords = wsi::select_tiles(mask, grid, tiling);
+  ASSERT_GT(coords.size(0), 10);
+  auto xy = coords.accessor<int64_t, 2>();
+  const int64_t ds = 4, edge = grid.patch_size_level0 / ds;  // truth pixels are 4 level-0 pixels
+  for (int64_t i = 0; i < coords.size(0); ++i) {
+    auto cell = truth.slice(0, xy[i][1] / ds, xy[i][1] / ds + edge).slice(1, xy[i][0] / ds, xy[i][0] / ds + edge);
+    EXPECT_GT(cell.sum().item<int64_t>(), 0) << "tile " << xy[i][0] << "," << xy[i][1] << " has no tissue";
+  }
+  fs::remove_all(dir);
+}
