@@ -3,21 +3,14 @@
 #include <torch/torch.h>
 
 #include "dist/gather.h"
-#include "dist/process_group.h"
+#include "dist/dist_test_util.h"
 #include "eval/retrieval.h"
 
 using namespace pathvlm;
 
 namespace {
 
-dist::Comm& world() {
-  static std::unique_ptr<dist::Comm> comm = [] {
-    dist::DistConfig cfg;
-    cfg.timeout_s = 60;
-    return dist::make_comm(cfg, torch::kCPU);
-  }();
-  return *comm;
-}
+dist::Comm& world() { return dist::testing::world_comm(); }
 
 }  // namespace
 

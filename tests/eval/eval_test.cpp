@@ -11,8 +11,10 @@
 #include "dist/gather.h"
 #include "eval/zeroshot.h"
 #include "eval/retrieval.h"
+#include "test_util.h"
 
 using namespace pathvlm;
+using pathvlm::testing::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -23,15 +25,6 @@ std::string write_temp(const std::string& name, const std::string& text) {
   auto path = (dir / name).string();
   std::ofstream(path) << text;
   return path;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "test_util.h"
 
 namespace pathvlm::testing {
 
@@ -39,18 +40,6 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-// The message of the pathvlm::Error `f` throws ("" and a test failure when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const pathvlm::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a pathvlm::Error";
-  return "";
 }
 
 // Runs a shell command, returning its exit status and capturing stdout+stderr.

@@ -4,21 +4,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "dist/process_group.h"
+#include "dist/dist_test_util.h"
 #include "losses/contrastive.h"
 
 using namespace pathvlm;
 
 namespace {
 
-dist::Comm& world() {
-  static std::unique_ptr<dist::Comm> comm = [] {
-    dist::DistConfig cfg;
-    cfg.timeout_s = 60;
-    return dist::make_comm(cfg, torch::kCPU);
-  }();
-  return *comm;
-}
+dist::Comm& world() { return dist::testing::world_comm(); }
 
 torch::Tensor normalized(const torch::Tensor& x) { return x / x.norm(2, 1, true); }
 

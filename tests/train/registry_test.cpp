@@ -12,8 +12,10 @@
 #include "train/job_config.h"
 #include "train/lm/config.h"
 #include "train/task.h"
+#include "test_util.h"
 
 using namespace pathvlm;
+using pathvlm::testing::error_of;
 
 namespace {
 
@@ -21,15 +23,6 @@ std::string write_config(const std::string& name, const std::string& text) {
   auto path = std::filesystem::temp_directory_path() / ("pathvlm_registry_" + name + ".yaml");
   std::ofstream(path) << text;
   return path.string();
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

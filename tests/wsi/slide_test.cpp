@@ -11,9 +11,11 @@
 #include "synth/slide_synth.h"
 #include "wsi/tiling.h"
 #include "wsi/tissue.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
+using pathvlm::testing::error_of;
 
 namespace {
 
@@ -30,16 +32,6 @@ std::string temp_dir(const std::string& name) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const pathvlm::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
