@@ -16,6 +16,28 @@ using pathvlm::dist::testing::world_comm;
 
 namespace {
 
+// The second layer of Mlp::loss, recomputed in backward as activation checkpointing does: w2 and b2 are
+// captured, not inputs, so their gradients come from a backward nested inside the outer one.
+struct Captured {
+  torch::Tensor w, b;  // not Function inputs: the node gets no edge to them
+};
+struct RecomputedLayer : torch::autograd::Function<RecomputedLayer> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& y, Captured c) {
+    ctx->save_for_backward({y});
+    ctx->saved_data["w"] = c.w;
+    ctx->saved_data["b"] = c.b;
+    return torch::matmul(y, c.w.t()) + c.b;  // autograd is off here
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto y = ctx->get_saved_variables()[0].detach().requires_grad_();
+    torch::AutoGradMode on(true);
+    auto out = torch::matmul(y, ctx->saved_data["w"].toTensor().t()) + ctx->saved_data["b"].toTensor();
+    torch::autograd::backward({out}, {grad_out[0]});
+    return {y.grad(), torch::Tensor()};
+  }
+};
+
 // A two-layer MLP as plain tensors, plus one frozen and one optional (maybe unused) parameter.
 struct Mlp {
   torch::Tensor w1, b1, w2, b2, frozen, extra;
@@ -43,6 +65,10 @@ struct Mlp {
     return p;
   }
   std::vector<torch::Tensor> trainable() const { return {w1, b1, w2, b2, extra}; }
+  torch::Tensor loss_recomputed(const torch::Tensor& x) const {
+    auto y = torch::tanh(torch::matmul(x + frozen, w1.t()) + b1);
+    return RecomputedLayer::apply(y, Captured{w2, b2}).pow(2).sum();
+  }
   torch::Tensor loss(const torch::Tensor& x, bool use_extra = false) const {
     auto y = torch::tanh(torch::matmul(x + frozen, w1.t()) + b1);
     y = torch::matmul(y, w2.t()) + b2;
@@ -346,6 +372,28 @@ TEST(MpiReducer, FindUnusedAgreesWhenOnlySomeRanksUseAParameter) {
     expect_close(extra, local, "extra grad");
     EXPECT_GT(extra.abs().sum().item<float>(), 0);
     if (sharded) expect_no_param_grads(m, "with find_unused");
+  }
+}
+
+TEST(MpiReducer, GradientsFromARecomputingBackwardAreReduced) {
+  for (bool sharded : {false, true}) {
+    SCOPED_TRACE(sharded ? "sharded" : "unsharded");
+    auto& comm = world_comm();
+    const int r = comm.rank();
+    Mlp m(1);
+    Mlp reference = m.copy();
+    Reducer reducer(m.params(), comm, config(sharded));
+    reducer.prepare_backward(true);
+    m.loss_recomputed(batch(r)).backward();
+    reducer.finish_backward();
+    reference.loss(batch(r)).backward();
+    auto grads = reduced_grads(reducer, m);
+    for (auto [name, p] : {std::pair{"w1", &reference.w1}, {"b1", &reference.b1}, {"w2", &reference.w2}, {"b2", &reference.b2}}) {
+      auto g = p->grad();
+      comm.allreduce(g, ReduceOp::Avg);
+      expect_close(grads.at(name), g, std::string(name) + " grad");
+    }
+    if (sharded) expect_no_param_grads(m, "after a recomputing backward");
   }
 }
 
