@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -98,8 +99,10 @@ Reducer::Reducer(std::vector<NamedParam> params, Comm& comm, const DistConfig& c
     flat_offset += b.numel;
     auto options = first.param.options().requires_grad(false);
     b.data = torch::zeros({b.padded}, options);
-    b.grad = torch::zeros({b.padded}, options);
-    if (sharded_) b.shard_grad = torch::zeros({b.padded / world}, options);
+    if (sharded_)
+      b.shard_grad = torch::zeros({b.padded / world}, options);
+    else
+      b.grad = torch::zeros({b.padded}, options);
 
     int64_t offset = 0;
     for (size_t i : members) {
@@ -111,9 +114,13 @@ Reducer::Reducer(std::vector<NamedParam> params, Comm& comm, const DistConfig& c
       auto view = b.data.narrow(0, offset, p.numel()).view(p.sizes());
       view.copy_(p);
       p.set_(view);  // the parameter now lives in the bucket
-      slot.grad_view = b.grad.narrow(0, offset, p.numel()).view(p.sizes());
-      if (p.grad().defined()) slot.grad_view.copy_(p.grad());
-      p.mutable_grad() = slot.grad_view;  // autograd accumulates in place into a defined .grad
+      // Sharded: a .grad the parameter already has is left to autograd, which adds the next gradient to it,
+      // so it is reduced with that backward.
+      if (!sharded_) {
+        slot.grad_view = b.grad.narrow(0, offset, p.numel()).view(p.sizes());
+        if (p.grad().defined()) slot.grad_view.copy_(p.grad());
+        p.mutable_grad() = slot.grad_view;  // autograd accumulates in place into a defined .grad
+      }
       offset += p.numel();
     }
     buckets_.push_back(std::move(b));
@@ -149,25 +156,61 @@ Reducer::~Reducer() {
 }
 
 void Reducer::prepare_backward(bool sync) {
+  bool previous_armed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    PATHVLM_CHECK(!(armed_ && sync_),
+                  "Reducer: finish_backward() was not called after the last synchronising backward");
+    previous_armed = armed_;
+  }
+  if (previous_armed) complete_backward(/*unused_ok=*/true);  // a sharded accumulation micro-step
   std::lock_guard<std::mutex> lock(mutex_);
-  PATHVLM_CHECK(!armed_, "Reducer: finish_backward() was not called after the last synchronising backward");
-  restore_grad_views();
+  if (!sharded_) restore_grad_views();
   events_.clear();
   for (auto& slot : slots_) slot.ready = false;
   for (auto& b : buckets_) b.pending = static_cast<int>(b.members.size());
-  next_launch_ = 0;
-  armed_ = sync;
+  next_launch_ = next_done_ = 0;
+  armed_ = sync || sharded_;  // sharded: nowhere to accumulate full gradients, so every micro-step communicates
+  sync_ = sync;
 }
 
 void Reducer::mark_ready(size_t index) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!armed_) return;  // accumulation micro-step: gradients stay local
+  if (!armed_) return;  // unsharded accumulation micro-step: gradients stay local
   auto& slot = slots_[index];
   PATHVLM_CHECK(!slot.ready, "Reducer: parameter '", slot.named.name,
                 "' received a gradient twice in one backward (call prepare_backward before each backward)");
   slot.ready = true;
+  if (sharded_) take_grad(slot);
   --buckets_[slot.bucket].pending;
   launch_ready_buckets();
+  // Sharded: free the full-size buffers of buckets already communicated, so they do not pile up until
+  // the end of backward. (Unsharded buckets are persistent: nothing to free early.)
+  if (sharded_)
+    while (next_done_ < next_launch_ && buckets_[next_done_].work->done()) finish_bucket(next_done_++);
+}
+
+void Reducer::take_grad(Slot& slot) {
+  auto& p = slot.named.param;
+  if (!p.grad().defined()) return;  // no gradient (find_unused): the bucket's zeros stand for it
+  auto& b = buckets_[slot.bucket];
+  torch::NoGradGuard no_grad;
+  if (!b.grad.defined()) b.grad = new_transient(b, b.padded);
+  b.grad.narrow(0, slot.offset, p.numel()).view(p.sizes()).copy_(p.grad());
+  p.mutable_grad() = torch::Tensor();  // autograd's copy is freed here
+}
+
+torch::Tensor Reducer::new_transient(const Bucket& b, int64_t numel) {
+  // Zeros: the padding, and parameters without a gradient, must count as zero in the reduction.
+  auto t = torch::zeros({numel}, b.data.options());
+  transient_bytes_ += static_cast<int64_t>(t.nbytes());
+  peak_transient_bytes_ = std::max(peak_transient_bytes_, transient_bytes_);
+  return t;
+}
+
+void Reducer::free_transient(torch::Tensor& t) {
+  transient_bytes_ -= static_cast<int64_t>(t.nbytes());
+  t.reset();
 }
 
 void Reducer::launch_ready_buckets() {
@@ -175,36 +218,73 @@ void Reducer::launch_ready_buckets() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
     auto& b = buckets_[next_launch_];
     events_.push_back(str("bucket_launch:", next_launch_));
-    b.work = sharded_ ? comm_.reduce_scatter_async(b.grad, b.shard_grad, ReduceOp::Avg)
-                      : comm_.allreduce_async(b.grad, ReduceOp::Avg);
+    if (!sharded_) {
+      b.work = comm_.allreduce_async(b.grad, ReduceOp::Avg);
+    } else {
+      if (!b.grad.defined()) b.grad = new_transient(b, b.padded);  // none of its parameters got a gradient
+      // The first micro-step after zero_grad reduces straight into the shard; later ones add to it.
+      if (b.shard_holds_grad) b.shard_incoming = new_transient(b, b.shard_grad.numel());
+      b.work = comm_.reduce_scatter_async(b.grad, b.shard_holds_grad ? b.shard_incoming : b.shard_grad,
+                                          ReduceOp::Avg);
+    }
     ++next_launch_;
   }
 }
 
 void Reducer::wait_launched() {
-  for (size_t i = 0; i < buckets_.size(); ++i) {
-    if (!buckets_[i].work) continue;
-    buckets_[i].work->wait();
-    buckets_[i].work.reset();
+  for (;;) {
+    Work* work;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (next_done_ == next_launch_) return;
+      work = buckets_[next_done_].work.get();
+    }
+    work->wait();  // without the lock: the collective may take long
     std::lock_guard<std::mutex> lock(mutex_);
-    events_.push_back(str("bucket_done:", i));
+    finish_bucket(next_done_++);
   }
 }
 
+void Reducer::finish_bucket(size_t i) {
+  auto& b = buckets_[i];
+  b.work->wait();  // at once when done; orders the caller's stream after the collective
+  b.work.reset();
+  if (sharded_) {
+    torch::NoGradGuard no_grad;
+    if (b.shard_incoming.defined()) {
+      b.shard_grad.add_(b.shard_incoming);
+      free_transient(b.shard_incoming);
+    }
+    b.shard_holds_grad = true;
+    free_transient(b.grad);  // the full-size gradient is gone; only the shard remains
+  }
+  events_.push_back(str("bucket_done:", i));
+}
+
 void Reducer::finish_backward() {
-  std::vector<std::string> unused;
+  bool unused_ok;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!armed_) return;
+    unused_ok = cfg_.find_unused || !sync_;
+  }
+  complete_backward(unused_ok);
+}
+
+void Reducer::complete_backward(bool unused_ok) {
+  std::vector<std::string> unused;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
     events_.push_back("backward_end");
     for (auto& slot : slots_)
       if (!slot.ready) unused.push_back(slot.named.name);
-    if (!unused.empty() && cfg_.find_unused) {
+    if (!unused.empty() && unused_ok) {
       // Their gradient is what accumulated so far (zero if unused in every micro-step); still communicated
       // so every rank launches the same buckets.
       for (auto& slot : slots_) {
         if (slot.ready) continue;
         slot.ready = true;
+        if (sharded_) take_grad(slot);
         --buckets_[slot.bucket].pending;
       }
       launch_ready_buckets();
@@ -215,6 +295,8 @@ void Reducer::finish_backward() {
   std::lock_guard<std::mutex> lock(mutex_);
   armed_ = false;
   if (unused.empty()) return;
+  for (auto& b : buckets_)  // sharded: the buckets that never launched
+    if (sharded_ && b.grad.defined()) free_transient(b.grad);
   std::string names;
   for (size_t i = 0; i < unused.size() && i < 8; ++i) names += (i ? ", " : "") + unused[i];
   if (unused.size() > 8) names += str(", ... (", unused.size(), " in all)");
@@ -224,12 +306,17 @@ void Reducer::finish_backward() {
 
 void Reducer::zero_grad() {
   std::lock_guard<std::mutex> lock(mutex_);
-  PATHVLM_CHECK(!armed_, "Reducer: zero_grad() during a synchronising backward");
-  restore_grad_views();
+  PATHVLM_CHECK(!armed_, "Reducer: zero_grad() while a backward is being communicated (call finish_backward first)");
   torch::NoGradGuard no_grad;
+  if (!sharded_) {
+    restore_grad_views();
+    for (auto& b : buckets_) b.grad.zero_();
+    return;
+  }
+  for (auto& slot : slots_) slot.named.param.mutable_grad() = torch::Tensor();  // from a backward not prepared
   for (auto& b : buckets_) {
-    b.grad.zero_();
-    if (b.shard_grad.defined()) b.shard_grad.zero_();
+    b.shard_grad.zero_();
+    b.shard_holds_grad = false;
   }
 }
 
@@ -270,14 +357,18 @@ std::vector<Reducer::BucketInfo> Reducer::buckets() const {
 }
 
 Reducer::Memory Reducer::memory() const {
+  std::lock_guard<std::mutex> lock(mutex_);
   Memory m;
   for (const auto& b : buckets_) {
     m.param_bytes += b.data.nbytes();
-    m.grad_bytes += b.grad.nbytes();
-    if (b.shard_grad.defined()) m.shard_grad_bytes += b.shard_grad.nbytes();
+    if (sharded_)
+      m.shard_grad_bytes += b.shard_grad.nbytes();
+    else
+      m.grad_bytes += b.grad.nbytes();
     m.total_numel += b.numel;
   }
   for (const auto& s : shards_) m.local_numel += s.numel;
+  m.peak_transient_grad_bytes = peak_transient_bytes_;
   return m;
 }
 

@@ -1,6 +1,10 @@
 // Reducer: bucket assignment, overlap (event order), averaging, accumulation micro-steps, frozen and
-// unused parameters, sharding. MpiReducer* run on 2 ranks (mpi.cmake); Reducer* as one process.
+// unused parameters, sharding (ZeRO-2: no full gradients kept). MpiReducer* run on 2 and 3 ranks
+// (mpi.cmake); Reducer* as one process.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
 
 #include "core/error.h"
 #include "dist/process_group.h"
@@ -11,6 +15,28 @@ using namespace pathvlm::dist;
 using pathvlm::dist::testing::world_comm;
 
 namespace {
+
+// The second layer of Mlp::loss, recomputed in backward as activation checkpointing does: w2 and b2 are
+// captured, not inputs, so their gradients come from a backward nested inside the outer one.
+struct Captured {
+  torch::Tensor w, b;  // not Function inputs: the node gets no edge to them
+};
+struct RecomputedLayer : torch::autograd::Function<RecomputedLayer> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& y, Captured c) {
+    ctx->save_for_backward({y});
+    ctx->saved_data["w"] = c.w;
+    ctx->saved_data["b"] = c.b;
+    return torch::matmul(y, c.w.t()) + c.b;  // autograd is off here
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto y = ctx->get_saved_variables()[0].detach().requires_grad_();
+    torch::AutoGradMode on(true);
+    auto out = torch::matmul(y, ctx->saved_data["w"].toTensor().t()) + ctx->saved_data["b"].toTensor();
+    torch::autograd::backward({out}, {grad_out[0]});
+    return {y.grad(), torch::Tensor()};
+  }
+};
 
 // A two-layer MLP as plain tensors, plus one frozen and one optional (maybe unused) parameter.
 struct Mlp {
@@ -38,6 +64,11 @@ struct Mlp {
     if (with_extra) p.push_back({"extra", extra, true});
     return p;
   }
+  std::vector<torch::Tensor> trainable() const { return {w1, b1, w2, b2, extra}; }
+  torch::Tensor loss_recomputed(const torch::Tensor& x) const {
+    auto y = torch::tanh(torch::matmul(x + frozen, w1.t()) + b1);
+    return RecomputedLayer::apply(y, Captured{w2, b2}).pow(2).sum();
+  }
   torch::Tensor loss(const torch::Tensor& x, bool use_extra = false) const {
     auto y = torch::tanh(torch::matmul(x + frozen, w1.t()) + b1);
     y = torch::matmul(y, w2.t()) + b2;
@@ -60,6 +91,38 @@ DistConfig small_buckets() {
 
 void expect_close(const torch::Tensor& a, const torch::Tensor& b, const std::string& what) {
   EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6)) << what << "\n got " << a << "\n expected " << b;
+}
+
+DistConfig config(bool sharded, bool find_unused = false) {
+  auto cfg = small_buckets();
+  cfg.shard_optimizer = sharded;
+  cfg.find_unused = find_unused;
+  return cfg;
+}
+
+// The reduced gradient of every parameter of `m`, by name, assembled from the reducer's local shards of
+// every rank (the shards of a sharded reducer are disjoint, so summing them over ranks reassembles them).
+std::map<std::string, torch::Tensor> reduced_grads(Reducer& reducer, const Mlp& m) {
+  auto flat = torch::zeros({reducer.memory().total_numel});
+  for (const auto& s : reducer.local_shards()) flat.narrow(0, s.flat_offset, s.numel).copy_(s.grad);
+  if (reducer.sharded()) reducer.comm().allreduce(flat, ReduceOp::Sum);
+  std::map<std::string, torch::Tensor> shapes;
+  for (const auto& p : m.params(/*with_extra=*/true)) shapes[p.name] = p.param;
+  std::map<std::string, torch::Tensor> out;
+  int64_t offset = 0;
+  for (const auto& b : reducer.buckets()) {
+    for (const auto& name : b.params) {
+      const auto& p = shapes.at(name);
+      out[name] = flat.narrow(0, offset, p.numel()).view(p.sizes());
+      offset += p.numel();
+    }
+  }
+  return out;
+}
+
+void expect_no_param_grads(const Mlp& m, const std::string& when) {
+  for (const auto& p : m.trainable()) EXPECT_FALSE(p.grad().defined()) << "a full .grad is kept " << when;
+  EXPECT_FALSE(m.frozen.grad().defined()) << when;
 }
 
 }  // namespace
@@ -161,6 +224,47 @@ TEST(Reducer, UnusedParameterIsAnErrorNamingItUnlessFindUnused) {
   EXPECT_EQ(m2.extra.grad().abs().sum().item<float>(), 0);
 }
 
+TEST(Reducer, ShardedKeepsNoParamGradsAndChecksUnusedOnlyOnTheSyncMicroStep) {
+  auto comm = make_local_comm();
+  Mlp m(1);
+  Mlp reference = m.copy();
+  Reducer reducer(m.params(/*with_extra=*/true), *comm, config(/*sharded=*/true));
+  // `extra` unused in the accumulation micro-step: counts as zero there, as unsharded.
+  reducer.prepare_backward(false);
+  m.loss(batch(0, 0), /*use_extra=*/false).backward();
+  expect_no_param_grads(m, "after a sharded accumulation micro-step");
+  reducer.prepare_backward(true);
+  m.loss(batch(0, 1), true).backward();
+  reducer.finish_backward();
+  expect_no_param_grads(m, "after a sharded step");
+  reference.loss(batch(0, 0), false).backward();
+  reference.loss(batch(0, 1), true).backward();
+  auto grads = reduced_grads(reducer, m);
+  expect_close(grads.at("w1"), reference.w1.grad(), "w1 shard grad");
+  expect_close(grads.at("extra"), reference.extra.grad(), "extra shard grad");
+  reducer.zero_grad();
+  for (const auto& s : reducer.local_shards()) EXPECT_EQ(s.grad.abs().sum().item<float>(), 0);
+
+  // Unused in the synchronising micro-step: an error naming it; the reducer is usable again.
+  reducer.prepare_backward(true);
+  m.loss(batch(0), false).backward();
+  try {
+    reducer.finish_backward();
+    FAIL() << "no error for an unused parameter";
+  } catch (const pathvlm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("got no gradient in this backward: extra"), std::string::npos) << e.what();
+  }
+  expect_no_param_grads(m, "after the error");
+  EXPECT_EQ(reducer.memory().grad_bytes, 0);
+  reducer.zero_grad();
+  reducer.prepare_backward(true);
+  m.loss(batch(0), true).backward();
+  reducer.finish_backward();
+  reference.w1.mutable_grad().zero_();
+  reference.loss(batch(0), true).backward();
+  expect_close(reduced_grads(reducer, m).at("w1"), reference.w1.grad(), "w1 shard grad after the error");
+}
+
 TEST(Reducer, RejectsBadParameterLists) {
   auto comm = make_local_comm();
   auto p = torch::zeros({3}).requires_grad_();
@@ -175,33 +279,50 @@ TEST(Reducer, RejectsBadParameterLists) {
 // ---- two ranks -----------------------------------------------------------------------------------
 
 TEST(MpiReducer, AveragedGradsEqualManualAllreduceAndFirstBucketLaunchesDuringBackward) {
-  auto& comm = world_comm();
-  const int r = comm.rank();
-  Mlp m(1 + r);  // different initial values on each rank: the reducer broadcasts rank 0's
-  Mlp reference = Mlp(1).copy();
-  Reducer reducer(m.params(), comm, small_buckets());
-  expect_close(m.w1, reference.w1, "w1 after the initial broadcast");
-  expect_close(m.b2, reference.b2, "b2 after the initial broadcast");
-  EXPECT_FALSE(torch::equal(m.frozen, reference.frozen) && r != 0) << "frozen parameters are not broadcast";
+  for (bool sharded : {false, true}) {
+    SCOPED_TRACE(sharded ? "sharded" : "unsharded");
+    auto& comm = world_comm();
+    const int r = comm.rank();
+    Mlp m(1 + r);  // different initial values on each rank: the reducer broadcasts rank 0's
+    Mlp reference = Mlp(1).copy();
+    Reducer reducer(m.params(), comm, config(sharded));
+    expect_close(m.w1, reference.w1, "w1 after the initial broadcast");
+    expect_close(m.b2, reference.b2, "b2 after the initial broadcast");
+    EXPECT_FALSE(torch::equal(m.frozen, reference.frozen) && r != 0) << "frozen parameters are not broadcast";
 
-  reducer.prepare_backward(true);
-  m.loss(batch(r)).backward();
-  reducer.finish_backward();
-  reference.frozen = m.frozen.clone();
-  reference.loss(batch(r)).backward();
-  for (auto* g : {&reference.w1, &reference.b1, &reference.w2, &reference.b2}) {
-    auto grad = g->grad();
-    comm.allreduce(grad, ReduceOp::Avg);
+    reducer.prepare_backward(true);
+    m.loss(batch(r)).backward();
+    reducer.finish_backward();
+    reference.frozen = m.frozen.clone();
+    reference.loss(batch(r)).backward();
+    for (auto* g : {&reference.w1, &reference.b1, &reference.w2, &reference.b2}) {
+      auto grad = g->grad();
+      comm.allreduce(grad, ReduceOp::Avg);
+    }
+    auto events = reducer.events();
+    auto grads = reduced_grads(reducer, m);
+    expect_close(grads.at("w1"), reference.w1.grad(), "w1 grad");
+    expect_close(grads.at("b1"), reference.b1.grad(), "b1 grad");
+    expect_close(grads.at("w2"), reference.w2.grad(), "w2 grad");
+    expect_close(grads.at("b2"), reference.b2.grad(), "b2 grad");
+    if (!sharded) expect_close(m.w1.grad(), reference.w1.grad(), "w1.grad is the bucket view");
+
+    // Every bucket launched from its hook, before backward returned. Unsharded buckets are waited for at the
+    // end; sharded ones may be finished (their full-size buffer freed) already during backward.
+    auto at = [&](const std::string& e) { return std::find(events.begin(), events.end(), e) - events.begin(); };
+    ASSERT_EQ(events.size(), 7u) << ::testing::PrintToString(events);
+    for (int i = 0; i < 3; ++i) {
+      const auto launch = "bucket_launch:" + std::to_string(i), done = "bucket_done:" + std::to_string(i);
+      EXPECT_LT(at(launch), at("backward_end")) << ::testing::PrintToString(events);
+      EXPECT_GT(at(done), at(launch));
+      if (i == 0) continue;
+      EXPECT_GT(at(launch), at("bucket_launch:" + std::to_string(i - 1))) << "launched in index order";
+      EXPECT_GT(at(done), at("bucket_done:" + std::to_string(i - 1))) << "finished in index order";
+    }
+    if (!sharded) {
+      EXPECT_EQ(at("backward_end"), 3) << ::testing::PrintToString(events);
+    }
   }
-  expect_close(m.w1.grad(), reference.w1.grad(), "w1.grad");
-  expect_close(m.b1.grad(), reference.b1.grad(), "b1.grad");
-  expect_close(m.w2.grad(), reference.w2.grad(), "w2.grad");
-  expect_close(m.b2.grad(), reference.b2.grad(), "b2.grad");
-
-  auto events = reducer.events();
-  std::vector<std::string> expected = {"bucket_launch:0", "bucket_launch:1", "bucket_launch:2", "backward_end",
-                                       "bucket_done:0",   "bucket_done:1",   "bucket_done:2"};
-  EXPECT_EQ(events, expected);  // every bucket launched from its hook, before backward returned
 }
 
 TEST(MpiReducer, AccumulationMicroStepsDoNotCommunicate) {
@@ -233,22 +354,96 @@ TEST(MpiReducer, AccumulationMicroStepsDoNotCommunicate) {
 }
 
 TEST(MpiReducer, FindUnusedAgreesWhenOnlySomeRanksUseAParameter) {
+  for (bool sharded : {false, true}) {
+    SCOPED_TRACE(sharded ? "sharded" : "unsharded");
+    auto& comm = world_comm();
+    const int r = comm.rank(), w = comm.world_size();
+    Mlp m(1);
+    Reducer reducer(m.params(true), comm, config(sharded, /*find_unused=*/true));
+    reducer.prepare_backward(true);
+    bool use = r == w - 1;
+    m.loss(batch(r), use).backward();
+    reducer.finish_backward();
+    Mlp reference = Mlp(1).copy();
+    reference.loss(batch(r), use).backward();
+    auto local = use ? reference.extra.grad() : torch::zeros({4});
+    comm.allreduce(local, ReduceOp::Avg);
+    auto extra = reduced_grads(reducer, m).at("extra");
+    expect_close(extra, local, "extra grad");
+    EXPECT_GT(extra.abs().sum().item<float>(), 0);
+    if (sharded) expect_no_param_grads(m, "with find_unused");
+  }
+}
+
+TEST(MpiReducer, GradientsFromARecomputingBackwardAreReduced) {
+  for (bool sharded : {false, true}) {
+    SCOPED_TRACE(sharded ? "sharded" : "unsharded");
+    auto& comm = world_comm();
+    const int r = comm.rank();
+    Mlp m(1);
+    Mlp reference = m.copy();
+    Reducer reducer(m.params(), comm, config(sharded));
+    reducer.prepare_backward(true);
+    m.loss_recomputed(batch(r)).backward();
+    reducer.finish_backward();
+    reference.loss(batch(r)).backward();
+    auto grads = reduced_grads(reducer, m);
+    for (auto [name, p] : {std::pair{"w1", &reference.w1}, {"b1", &reference.b1}, {"w2", &reference.w2}, {"b2", &reference.b2}}) {
+      auto g = p->grad();
+      comm.allreduce(g, ReduceOp::Avg);
+      expect_close(grads.at(name), g, std::string(name) + " grad");
+    }
+    if (sharded) expect_no_param_grads(m, "after a recomputing backward");
+  }
+}
+
+// ZeRO-2: with accumulation every micro-step reduce-scatters into the shards; the result equals the
+// unsharded reducer's, no parameter keeps a full .grad, and the persistent gradient memory is 1/world.
+TEST(MpiReducer, ShardedAccumulationMatchesUnshardedWithoutFullGradients) {
   auto& comm = world_comm();
-  const int r = comm.rank(), w = comm.world_size();
-  auto cfg = small_buckets();
-  cfg.find_unused = true;
-  Mlp m(1);
-  Reducer reducer(m.params(true), comm, cfg);
-  reducer.prepare_backward(true);
-  bool use = r == w - 1;
-  m.loss(batch(r), use).backward();
-  reducer.finish_backward();
-  Mlp reference = Mlp(1).copy();
-  reference.loss(batch(r), use).backward();
-  auto local = use ? reference.extra.grad() : torch::zeros({4});
-  comm.allreduce(local, ReduceOp::Avg);
-  expect_close(m.extra.grad(), local, "extra.grad");
-  EXPECT_GT(m.extra.grad().abs().sum().item<float>(), 0);
+  const int r = comm.rank(), world = comm.world_size();
+  Mlp plain_model(1), sharded_model(1);
+  Reducer plain(plain_model.params(), comm, config(false));
+  Reducer sharded(sharded_model.params(), comm, config(true));
+  const int micro_steps = 3, buckets = 3;
+  for (int step = 0; step < 2; ++step) {
+    auto before = comm.collectives_issued();
+    for (int k = 0; k < micro_steps; ++k) {
+      plain.prepare_backward(k == micro_steps - 1);
+      plain_model.loss(batch(r, 10 * step + k)).backward();
+    }
+    plain.finish_backward();
+    EXPECT_EQ(comm.collectives_issued() - before, buckets) << "unsharded: one allreduce per bucket per step";
+    before = comm.collectives_issued();
+    for (int k = 0; k < micro_steps; ++k) {
+      sharded.prepare_backward(k == micro_steps - 1);
+      sharded_model.loss(batch(r, 10 * step + k)).backward();
+      expect_no_param_grads(sharded_model, "after micro-step " + std::to_string(k));
+    }
+    sharded.finish_backward();
+    EXPECT_EQ(comm.collectives_issued() - before, buckets * micro_steps)
+        << "sharded: one reduce-scatter per bucket per micro-step";
+    expect_no_param_grads(sharded_model, "after finish_backward");
+    auto expected = reduced_grads(plain, plain_model), got = reduced_grads(sharded, sharded_model);
+    for (const auto& [name, grad] : expected)
+      expect_close(got.at(name), grad, name + " grad, step " + std::to_string(step));
+    plain.zero_grad();
+    sharded.zero_grad();
+  }
+
+  auto full = plain.memory(), shard = sharded.memory();
+  EXPECT_EQ(full.total_numel, shard.total_numel);
+  EXPECT_GE(full.grad_bytes, 4 * full.total_numel);  // padded to a multiple of the world size
+  EXPECT_LT(full.grad_bytes, 4 * (full.total_numel + buckets * world));
+  EXPECT_EQ(full.shard_grad_bytes, 0);
+  EXPECT_EQ(full.peak_transient_grad_bytes, 0);
+  EXPECT_EQ(shard.grad_bytes, 0);
+  EXPECT_EQ(shard.shard_grad_bytes * world, full.grad_bytes);
+  EXPECT_EQ(shard.param_bytes, full.param_bytes);
+  // Full-size bucket gradients existed only in flight: at least the largest bucket (w1, 128 floats), at
+  // most every bucket plus its reduce-scatter output.
+  EXPECT_GE(shard.peak_transient_grad_bytes, 4 * 128);
+  EXPECT_LE(shard.peak_transient_grad_bytes, full.grad_bytes + shard.shard_grad_bytes);
 }
 
 TEST(MpiReducer, ShardsCoverTheFlatSpaceOnceAndGatherReassembles) {
