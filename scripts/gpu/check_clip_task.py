@@ -66,7 +66,7 @@ def check_feature_cache(a, tmp):
 
 def vitb16_overrides(batch, accum, steps):
     return ["clip.model.preset=ViT-B-16", "clip.model.image_size=224", "clip.model.context_length=77",
-            "clip.model.hidden_act=quick_gelu", "clip.data.image_size=224", "train.precision=bf16",
+            "clip.model.hidden_act=quick_gelu", "clip.data.image_size=224", "train.precision=bf16-mixed",
             f"train.micro_batch_size={batch}", f"train.grad_accum={accum}", f"train.steps={steps}",
             "optim.lr=5e-4", "optim.warmup_steps=5", "clip.eval.batch_size=128"]
 

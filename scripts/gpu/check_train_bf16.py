@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""GPU check owed by the trainer: bf16 autocast + TF32 on one GPU, world 1 with batch 12 vs accumulation
-(2 x 6 and 4 x 3), on the toy `lm` task; also activation checkpointing on CUDA (RNG-correct dropout).
+"""GPU check owed by the trainer: bf16 autocast (train.precision bf16-mixed) + TF32 on one GPU, world 1 with
+batch 12 vs accumulation (2 x 6 and 4 x 3), on the toy `lm` task; also activation checkpointing on CUDA (RNG-correct dropout).
 
     python3 scripts/gpu/check_train_bf16.py [--pathvlm build/release/pathvlm]
 
@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 def run(pathvlm, runs, name, overrides):
     cmd = [pathvlm, "train", "configs/demo/lm_tiny.yaml", f"run.name={name}", f"run.runs_dir={runs}",
-           "train.device=cuda", "train.precision=bf16", "train.steps=60", "train.micro_batch_size=12",
+           "train.device=cuda", "train.precision=bf16-mixed", "train.steps=60", "train.micro_batch_size=12",
            "checkpoint.resume=none", "checkpoint.every_steps=0", "eval.every=0", "log.every=10"] + overrides
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)

@@ -32,47 +32,66 @@ inline torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const 
 #endif
 }
 
-// CUDA autocast of the current thread (thread-local state; the API changed in 2.4). The guard sets it and
-// restores the previous state, clearing the cast cache on exit as torch.autocast does.
-inline bool cuda_autocast_enabled() {
+// Autocast of the current thread for one device type (thread-local state; the API changed in 2.4, and
+// libtorch 1.13 has separate CPU and CUDA ("gpu") functions). Only kCPU and kCUDA are supported.
+inline bool autocast_enabled(at::DeviceType device) {
 #if PATHVLM_TORCH_AT_LEAST(2, 4)
-  return at::autocast::is_autocast_enabled(at::kCUDA);
+  return at::autocast::is_autocast_enabled(device);
 #else
-  return at::autocast::is_enabled();
+  return device == at::kCPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
 #endif
 }
-inline at::ScalarType cuda_autocast_dtype() {
+inline at::ScalarType autocast_dtype(at::DeviceType device) {
 #if PATHVLM_TORCH_AT_LEAST(2, 4)
-  return at::autocast::get_autocast_dtype(at::kCUDA);
+  return at::autocast::get_autocast_dtype(device);
 #else
-  return at::autocast::get_autocast_gpu_dtype();
+  return device == at::kCPU ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
 #endif
 }
-inline void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
+inline void set_autocast(at::DeviceType device, bool enabled, at::ScalarType dtype) {
 #if PATHVLM_TORCH_AT_LEAST(2, 4)
-  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
-  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+  at::autocast::set_autocast_enabled(device, enabled);
+  at::autocast::set_autocast_dtype(device, dtype);
 #else
-  at::autocast::set_enabled(enabled);
-  at::autocast::set_autocast_gpu_dtype(dtype);
-#endif
-}
-class CudaAutocastGuard {
- public:
-  CudaAutocastGuard(bool enabled, at::ScalarType dtype)
-      : prev_enabled_(cuda_autocast_enabled()), prev_dtype_(cuda_autocast_dtype()) {
-    set_cuda_autocast(enabled, dtype);
+  if (device == at::kCPU) {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  } else {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
   }
-  ~CudaAutocastGuard() {
-    set_cuda_autocast(prev_enabled_, prev_dtype_);
+#endif
+}
+
+// Sets autocast for `device` and restores the previous state, clearing the cast cache on exit as
+// torch.autocast does.
+class AutocastGuard {
+ public:
+  AutocastGuard(at::DeviceType device, bool enabled, at::ScalarType dtype)
+      : device_(check_device(device)), prev_enabled_(autocast_enabled(device)), prev_dtype_(autocast_dtype(device)) {
+    set_autocast(device_, enabled, dtype);
+  }
+  ~AutocastGuard() {
+    set_autocast(device_, prev_enabled_, prev_dtype_);
     if (!prev_enabled_) at::autocast::clear_cache();
   }
-  CudaAutocastGuard(const CudaAutocastGuard&) = delete;
-  CudaAutocastGuard& operator=(const CudaAutocastGuard&) = delete;
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
+  static at::DeviceType check_device(at::DeviceType device) {
+    TORCH_CHECK(device == at::kCPU || device == at::kCUDA, "pathvlm autocast supports cpu and cuda, not ", device);
+    return device;
+  }
+  at::DeviceType device_;
   bool prev_enabled_;
   at::ScalarType prev_dtype_;
+};
+
+// CUDA autocast (no effect on CPU tensors).
+class CudaAutocastGuard : public AutocastGuard {
+ public:
+  CudaAutocastGuard(bool enabled, at::ScalarType dtype) : AutocastGuard(at::kCUDA, enabled, dtype) {}
 };
 
 // TF32 for CUDA matmuls and convolutions.

@@ -16,7 +16,15 @@ void AdamW::add(const std::string& key, torch::Tensor param, torch::Tensor grad,
   PATHVLM_CHECK(param.is_floating_point(), "AdamW: shard '", key, "' is not floating point");
   for (const auto& s : slots_) PATHVLM_CHECK(s.key != key, "AdamW: shard key '", key, "' added twice");
   auto moments = torch::zeros_like(param, param.options().dtype(torch::kFloat32));
-  slots_.push_back({key, param, grad, moments, moments.clone(), decay});
+  torch::Tensor master;
+  if (param.element_size() < 4) master = param.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
+  slots_.push_back({key, param, grad, moments, moments.clone(), master, decay});
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> AdamW::Slot::named_state() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out{{key + ".exp_avg", exp_avg}, {key + ".exp_avg_sq", exp_avg_sq}};
+  if (master.defined()) out.emplace_back(key + ".master", master);
+  return out;
 }
 
 void AdamW::step(double lr) {
@@ -27,16 +35,15 @@ void AdamW::step(double lr) {
   const double step_size = lr / bias_correction1;
   const double bc2_sqrt = std::sqrt(bias_correction2);
   for (auto& s : slots_) {
-    // fp32 arithmetic whatever the parameter dtype; written back once.
-    const bool fp32 = s.param.scalar_type() == torch::kFloat32;
-    torch::Tensor p = fp32 ? s.param : s.param.to(torch::kFloat32);
+    // fp32 arithmetic on the master (or the fp32 parameter itself); a 16-bit parameter receives it rounded.
+    torch::Tensor p = s.master.defined() ? s.master : s.param;
     torch::Tensor g = s.grad.scalar_type() == torch::kFloat32 ? s.grad : s.grad.to(torch::kFloat32);
     if (s.decay && options_.weight_decay != 0) p.mul_(1.0 - lr * options_.weight_decay);
     s.exp_avg.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
     s.exp_avg_sq.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
     auto denom = (s.exp_avg_sq.sqrt() / bc2_sqrt).add_(options_.eps);
     p.addcdiv_(s.exp_avg, denom, -step_size);
-    if (!fp32) s.param.copy_(p);
+    if (s.master.defined()) s.param.copy_(s.master);
   }
 }
 
@@ -49,29 +56,31 @@ std::vector<torch::Tensor> AdamW::grads() const {
 
 std::vector<std::pair<std::string, torch::Tensor>> AdamW::state() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& s : slots_) {
-    out.emplace_back(s.key + ".exp_avg", s.exp_avg);
-    out.emplace_back(s.key + ".exp_avg_sq", s.exp_avg_sq);
-  }
+  for (const auto& s : slots_)
+    for (auto& named : s.named_state()) out.push_back(std::move(named));
   return out;
 }
 
 void AdamW::load_state(const std::vector<std::pair<std::string, torch::Tensor>>& tensors, int64_t step) {
   std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
   torch::NoGradGuard no_grad;
+  size_t expected = 0;
   for (auto& s : slots_) {
-    for (auto* moment : {&s.exp_avg, &s.exp_avg_sq}) {
-      const std::string name = s.key + (moment == &s.exp_avg ? ".exp_avg" : ".exp_avg_sq");
+    for (auto& [name, tensor] : s.named_state()) {
       auto it = by_name.find(name);
       PATHVLM_CHECK(it != by_name.end(), "optimizer state: tensor '", name,
-                    "' is missing (was the checkpoint written with another model, world size or sharding?)");
-      PATHVLM_CHECK(it->second.sizes() == moment->sizes(), "optimizer state: tensor '", name, "' has shape ",
-                    it->second.sizes(), ", expected ", moment->sizes());
-      moment->copy_(it->second);
+                    "' is missing (was the checkpoint written with another model, world size, sharding or "
+                    "train.precision?)");
+      PATHVLM_CHECK(it->second.sizes() == tensor.sizes(), "optimizer state: tensor '", name, "' has shape ",
+                    it->second.sizes(), ", expected ", tensor.sizes());
+      tensor.copy_(it->second);
+      ++expected;
     }
+    // The parameter is the master rounded, whatever order the caller restores the model and the optimizer in.
+    if (s.master.defined()) s.param.copy_(s.master);
   }
-  PATHVLM_CHECK(by_name.size() == 2 * slots_.size(), "optimizer state: ", by_name.size(), " tensors, expected ",
-                2 * slots_.size());
+  PATHVLM_CHECK(by_name.size() == expected, "optimizer state: ", by_name.size(), " tensors, expected ", expected,
+                " (was the checkpoint written with another train.precision?)");
   step_ = step;
 }
 

@@ -3,6 +3,9 @@
 //
 // The update is torch.optim.AdamW's (decoupled decay p *= 1 - lr*wd first, bias-corrected moments), with
 // fp32 moments per shard. Shards are identified by a key (the bucket's flat offset) for checkpoints.
+// A parameter in a 16-bit dtype (train.precision bf16) gets an fp32 master copy of its shard: the update is
+// applied to the master and the parameter receives it rounded. Without it, an update smaller than half a
+// bf16 ulp of the weight (lr 1e-4 on a weight of 1 is 1/40 of an ulp) would be rounded away every step.
 //
 //   AdamW opt({.beta1 = 0.9, .beta2 = 0.98, .eps = 1e-6, .weight_decay = 0.2});
 //   for (auto& s : reducer.local_shards()) opt.add(str(s.flat_offset), s.param, s.grad, s.decay);
@@ -29,15 +32,16 @@ class AdamW {
   };
   explicit AdamW(Options options);
 
-  // `param` and `grad` are views this optimizer updates in place (same shape, device, floating dtype).
+  // `param` and `grad` are views this optimizer updates in place (same shape, device, floating dtype). A
+  // bf16/fp16 `param` is copied into an fp32 master here.
   void add(const std::string& key, torch::Tensor param, torch::Tensor grad, bool decay);
   void step(double lr);
 
   int64_t step_count() const { return step_; }
   std::vector<torch::Tensor> grads() const;
 
-  // Moments as named tensors "<key>.exp_avg", "<key>.exp_avg_sq" (for the checkpoint) and back. load_state
-  // throws naming the missing or mis-shaped tensor.
+  // Moments as named tensors "<key>.exp_avg", "<key>.exp_avg_sq", plus "<key>.master" for shards with a
+  // master copy (for the checkpoint), and back. load_state throws naming the missing or mis-shaped tensor.
   std::vector<std::pair<std::string, torch::Tensor>> state() const;
   void load_state(const std::vector<std::pair<std::string, torch::Tensor>>& tensors, int64_t step);
 
@@ -45,7 +49,10 @@ class AdamW {
   struct Slot {
     std::string key;
     torch::Tensor param, grad, exp_avg, exp_avg_sq;
+    torch::Tensor master;  // fp32 copy of a 16-bit param; undefined for fp32 params (updated in place)
     bool decay;
+    // The state tensors by checkpoint name.
+    std::vector<std::pair<std::string, torch::Tensor>> named_state() const;
   };
   Options options_;
   std::vector<Slot> slots_;
@@ -53,8 +60,10 @@ class AdamW {
 };
 
 // Global L2 norm of `grads` (squares summed over ranks through `sum_over` when each rank holds a different
-// shard; nullptr when every rank holds the whole gradient). When max_norm > 0 and the norm exceeds it, scales
-// the gradients in place to max_norm. Returns the norm before clipping (may be inf/nan: the caller skips).
+// shard; nullptr when every rank holds the whole gradient), computed in fp32 whatever the gradients' dtype (bf16
+// has fp32's range, so the norm is non-finite only when a gradient is). When max_norm > 0 and the norm exceeds
+// it, scales the gradients in place to max_norm. Returns the norm before clipping (may be inf/nan: the caller
+// skips).
 double clip_grad_norm(const std::vector<torch::Tensor>& grads, double max_norm, dist::Comm* sum_over);
 
 // Which trainable parameters get weight decay: tensors with 2+ dimensions whose name contains neither "bias"

@@ -41,8 +41,11 @@ struct TrainConfig {
             "micro-steps per optimizer step (global batch = micro_batch_size x grad_accum x world size)",
             cfg::Min(1));
     v.field("device", device, "where to train (auto: CUDA when available)", cfg::OneOf{"auto", "cpu", "cuda"});
-    v.field("precision", precision, "compute precision (auto: bf16 autocast on CUDA, fp32 on CPU)",
-            cfg::OneOf{"auto", "fp32", "bf16"});
+    v.field("precision", precision,
+            "fp32; bf16-mixed: fp32 weights, bf16 autocast; bf16: bf16 weights and gradients, bf16 autocast, fp32 "
+            "master weights and moments in the optimizer (sharded with it). CPU or CUDA. auto: bf16-mixed on CUDA, "
+            "fp32 on CPU. Before bf16-mixed existed, bf16 meant autocast: old configs want bf16-mixed",
+            cfg::OneOf{"auto", "fp32", "bf16-mixed", "bf16"});
     v.field("tf32", tf32, "allow TF32 matmuls and convolutions on CUDA");
     v.field("freeze", freeze, "parameter-name prefixes that are not trained (printed at start)");
     v.field("activation_checkpointing", activation_checkpointing,

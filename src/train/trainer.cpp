@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/memory.h"
 #include "train/preemption.h"
 #include "train/schedule.h"
 
@@ -103,7 +104,8 @@ struct Trainer::State {
   std::unique_ptr<dist::Reducer> reducer;
   std::unique_ptr<AdamW> optimizer;
   std::unique_ptr<Schedule> schedule;
-  bool bf16 = false;
+  bool bf16_autocast = false;  // train.precision bf16-mixed or bf16
+  bool bf16_params = false;    // train.precision bf16: the model's floating tensors are bf16, AdamW keeps fp32 masters
 
   int64_t step = 0;              // optimizer steps done
   int64_t skipped_steps = 0;     // non-finite steps skipped, in total
@@ -171,7 +173,7 @@ int Trainer::run() {
     StepContext ctx{*s.reducer, *s.comm, static_cast<int>(s.step + 1)};
     StepOutput out;
     {
-      compat::CudaAutocastGuard autocast(s.bf16, torch::kBFloat16);
+      compat::AutocastGuard autocast(s.device.type(), s.bf16_autocast, torch::kBFloat16);
       out = s.task->forward_backward(micro, ctx);
     }
 
@@ -281,12 +283,15 @@ void Trainer::State::setup_processes() {
   run = start_run(job, rank, world, name);
   metrics = std::make_unique<MetricsWriter>(run.writer ? run.path : "", job.log.tensorboard, job.log.flush_secs);
 
-  bf16 = tc.precision == "bf16" || (tc.precision == "auto" && device.is_cuda());
-  PATHVLM_CHECK(!bf16 || device.is_cuda(), "train.precision bf16 needs a CUDA device (this run is on ", device.str(),
-                "); use fp32 or auto");
+  const std::string precision = tc.precision != "auto" ? tc.precision : device.is_cuda() ? "bf16-mixed" : "fp32";
+  // bf16 weights still need autocast: inputs (pixels, fp32 masks) arrive in fp32 and must meet them in bf16.
+  bf16_autocast = precision == "bf16-mixed" || precision == "bf16";
+  bf16_params = precision == "bf16";
   if (device.is_cuda()) compat::allow_tf32(tc.tf32);
-  log_info("device ", device.str(), ", ", bf16 ? "bf16 autocast" : "fp32", device.is_cuda() && tc.tf32 ? ", TF32" : "",
-           ", backend ", comm->backend());
+  log_info("device ", device.str(), ", ",
+           bf16_params ? "bf16 weights with fp32 master weights, bf16 autocast"
+                       : bf16_autocast ? "fp32 weights, bf16 autocast" : "fp32",
+           device.is_cuda() && tc.tf32 ? ", TF32" : "", ", backend ", comm->backend());
 }
 
 void Trainer::State::build_model() {
@@ -297,6 +302,12 @@ void Trainer::State::build_model() {
   TaskContext ctx{job, device, *comm, rank, world, tc.micro_batch_size, tc.grad_accum,
                   static_cast<uint64_t>(job.run.seed), run.path};
   task->build(ctx);
+  if (bf16_params) {
+    // Before the Reducer packs the parameters into buckets of their dtype. Integer buffers stay as they are.
+    torch::NoGradGuard no_grad;
+    for (auto& t : task->model().parameters()) if (t.is_floating_point()) t.set_data(t.to(torch::kBFloat16));
+    for (auto& t : task->model().buffers()) if (t.is_floating_point()) t.set_data(t.to(torch::kBFloat16));
+  }
   // Dropout and augmentation streams differ between ranks.
   torch::manual_seed(static_cast<uint64_t>(job.run.seed) * 1000003ull + 1 + static_cast<uint64_t>(rank));
   if (device.is_cuda()) torch::cuda::manual_seed(static_cast<uint64_t>(job.run.seed) * 1000003ull + 1 + rank);
@@ -338,10 +349,11 @@ void Trainer::State::build_model() {
   log_info("optimizer: AdamW (betas ", o.beta1, ", ", o.beta2, ", eps ", o.eps, ", weight decay ", o.weight_decay,
            "), ", schedule->describe(), ", clip ", o.clip_grad_norm > 0 ? str(o.clip_grad_norm) : "off",
            reducer->sharded() ? ", state sharded over ranks" : "");
-  const auto mem = reducer->memory();
-  log_info("memory on this rank: trainable parameters ", format_bytes(static_cast<double>(mem.param_bytes)),
-           ", gradients ", format_bytes(static_cast<double>(mem.grad_bytes + mem.shard_grad_bytes)),
-           ", AdamW state ", format_bytes(static_cast<double>(mem.local_numel * 8)));
+  const auto table = memory_per_rank(reducer->memory(), task->model().parameters(), bf16_params);
+  log_info("memory on this rank (without activations):");
+  for (const auto& [category, bytes] : table.rows())
+    log_info(str("  ", category, ":").append(std::string(21 - category.size(), ' ')),
+             format_bytes(static_cast<double>(bytes)));
 }
 
 // ---- resume ----------------------------------------------------------------------------------------
@@ -459,7 +471,7 @@ void Trainer::State::evaluate_and_log() {
   std::map<std::string, double> results;
   {
     torch::NoGradGuard no_grad;
-    compat::CudaAutocastGuard autocast(bf16, torch::kBFloat16);
+    compat::AutocastGuard autocast(device.type(), bf16_autocast, torch::kBFloat16);
     results = task->evaluate(*comm);
   }
   task->model().train();

@@ -1,4 +1,5 @@
-// AdamW over flat shards against torch::optim::AdamW, weight-decay groups, clipping, schedules, preemption flag.
+// AdamW over flat shards against torch::optim::AdamW, fp32 master weights for bf16 parameters, weight-decay
+// groups, clipping, schedules, preemption flag.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -64,6 +65,62 @@ TEST(AdamW, StateRoundTripsAndContinuesIdentically) {
     FAIL() << "expected an error";
   } catch (const pathvlm::Error& e) {
     EXPECT_NE(std::string(e.what()).find("0.exp_avg_sq"), std::string::npos) << e.what();
+  }
+}
+
+// The point of master weights: with lr 1e-4 on weights in [1, 2) every Adam update (|step| <= ~lr) is under
+// half a bf16 ulp there (2^-8 = 0.0039), so updating the bf16 values directly would round each one away. With
+// the fp32 master the bf16 parameter is exactly fp32 AdamW's result rounded, after many steps too.
+TEST(AdamW, Bf16ParametersWithMasterMatchFp32AdamWToRounding) {
+  torch::manual_seed(3);
+  const auto init = (1.0 + torch::rand({64})).to(torch::kBFloat16);  // exactly representable in both dtypes
+  EXPECT_TRUE(torch::equal(init - 1e-4, init)) << "the update would be lost in bf16 arithmetic";
+  auto ref = init.to(torch::kFloat32), ref_grad = torch::zeros({64});
+  auto param = init.clone(), grad = torch::zeros({64}, torch::kBFloat16);
+  AdamW fp32({0.9, 0.95, 1e-8, 0.1}), bf16({0.9, 0.95, 1e-8, 0.1});
+  fp32.add("0", ref, ref_grad, /*decay=*/true);
+  bf16.add("0", param, grad, /*decay=*/true);
+  for (int step = 0; step < 300; ++step) {
+    // Positive gradients (bf16 values, so both optimizers see the same ones): the weights drift down steadily.
+    grad.copy_((0.5 + torch::rand({64})).to(torch::kBFloat16));
+    ref_grad.copy_(grad);
+    fp32.step(1e-4);
+    bf16.step(1e-4);
+  }
+  EXPECT_EQ(param.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(param, ref.to(torch::kBFloat16)));
+  // It moved by several bf16 ulps (0.0078 in [1, 2)), every element.
+  EXPECT_GT((init.to(torch::kFloat32) - param.to(torch::kFloat32)).min().item<float>(), 3 * 0.0078f);
+  // The master is checkpoint state, next to the fp32 moments.
+  auto state = bf16.state();
+  ASSERT_EQ(state.size(), 3u);
+  EXPECT_EQ(state[2].first, "0.master");
+  EXPECT_TRUE(torch::equal(state[2].second, ref));
+  EXPECT_EQ(fp32.state().size(), 2u);
+}
+
+TEST(AdamW, MasterWeightsRoundTripAndRestoreTheParameter) {
+  torch::manual_seed(4);
+  auto p1 = torch::randn({16}).to(torch::kBFloat16), g1 = torch::randn({16}).to(torch::kBFloat16);
+  auto p2 = torch::zeros({16}, torch::kBFloat16), g2 = g1.clone();
+  AdamW a({0.9, 0.99, 1e-8, 0.05}), b({0.9, 0.99, 1e-8, 0.05});
+  a.add("0", p1, g1, true);
+  b.add("0", p2, g2, true);
+  for (int i = 0; i < 3; ++i) a.step(1e-3);
+  std::vector<std::pair<std::string, torch::Tensor>> saved;
+  for (auto& [k, t] : a.state()) saved.emplace_back(k, t.clone());
+  b.load_state(saved, a.step_count());
+  EXPECT_TRUE(torch::equal(p1, p2));  // the parameter is the restored master rounded
+  a.step(1e-3);
+  b.step(1e-3);
+  EXPECT_TRUE(torch::equal(p1, p2));
+  // A checkpoint without masters (written by an fp32 run) is refused by name.
+  saved.pop_back();
+  try {
+    b.load_state(saved, 3);
+    FAIL() << "expected an error";
+  } catch (const pathvlm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'0.master' is missing"), std::string::npos) << e.what();
   }
 }
 

@@ -45,8 +45,9 @@ struct CheckpointBackward : torch::autograd::Node {
   std::vector<torch::Tensor> inputs;  // detached
   std::vector<bool> input_requires_grad;
   RngState rng;
-  bool autocast = false;
-  at::ScalarType autocast_dtype = at::kBFloat16;
+  // The forward's autocast on each device type (CUDA for GPU runs, CPU for train.precision bf16 on CPU).
+  bool cpu_autocast = false, cuda_autocast = false;
+  at::ScalarType cpu_autocast_dtype = at::kBFloat16, cuda_autocast_dtype = at::kBFloat16;
 
   std::string name() const override { return "pathvlm::CheckpointBackward"; }
 
@@ -65,7 +66,8 @@ struct CheckpointBackward : torch::autograd::Node {
       RngState now = RngState::capture(inputs);
       rng.restore();
       torch::AutoGradMode grad_on(true);
-      compat::CudaAutocastGuard cast(autocast, autocast_dtype);
+      compat::AutocastGuard cpu_cast(at::kCPU, cpu_autocast, cpu_autocast_dtype);
+      compat::AutocastGuard cuda_cast(at::kCUDA, cuda_autocast, cuda_autocast_dtype);
       outputs = fn(leaves);
       now.restore();
     }
@@ -99,8 +101,10 @@ std::vector<torch::Tensor> checkpoint(TensorsFn fn, const std::vector<torch::Ten
   if (!torch::GradMode::is_enabled()) return fn(inputs);
   auto node = std::shared_ptr<CheckpointBackward>(new CheckpointBackward(), torch::autograd::deleteNode);
   node->rng = RngState::capture(inputs);
-  node->autocast = compat::cuda_autocast_enabled();
-  node->autocast_dtype = compat::cuda_autocast_dtype();
+  node->cpu_autocast = compat::autocast_enabled(at::kCPU);
+  node->cpu_autocast_dtype = compat::autocast_dtype(at::kCPU);
+  node->cuda_autocast = compat::autocast_enabled(at::kCUDA);
+  node->cuda_autocast_dtype = compat::autocast_dtype(at::kCUDA);
   std::vector<torch::Tensor> outputs;
   {
     torch::NoGradGuard no_grad;

@@ -1,0 +1,77 @@
+// The startup memory table against its formula, on a model whose sizes are known: a trainable Linear(4, 4)
+// (16 weights with decay + 4 biases without: two buckets of 16 and 4 elements, even so no padding at 2 ranks)
+// and a frozen Linear(2, 3) (9 parameters). Unsharded runs in one process; sharded under mpirun -np 2.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "dist/process_group.h"
+#include "dist/reducer.h"
+#include "train/memory.h"
+
+using namespace pathvlm;
+
+namespace {
+
+dist::Comm& world_comm() {
+  static std::unique_ptr<dist::Comm> comm = [] {
+    dist::DistConfig cfg;
+    cfg.timeout_s = 60;
+    return dist::make_comm(cfg, torch::kCPU);
+  }();
+  return *comm;
+}
+
+train::MemoryTable table_for(torch::ScalarType dtype, bool sharded) {
+  torch::nn::Linear trained(4, 4), frozen(2, 3);
+  std::vector<torch::Tensor> all;
+  for (auto* module : {&trained, &frozen})
+    for (auto& p : (*module)->parameters()) {
+      torch::NoGradGuard no_grad;
+      p.set_data(p.to(dtype));
+      all.push_back(p);
+    }
+  for (auto& p : frozen->parameters()) p.requires_grad_(false);
+  dist::DistConfig cfg;
+  cfg.shard_optimizer = sharded;
+  dist::Reducer reducer({{"weight", trained->weight, true}, {"bias", trained->bias, false}}, world_comm(), cfg);
+  return train::memory_per_rank(reducer.memory(), all, /*fp32_master=*/dtype != torch::kFloat32);
+}
+
+}  // namespace
+
+TEST(MemoryTable, UnshardedFp32AndBf16) {
+  ASSERT_EQ(world_comm().world_size(), 1);
+  const auto fp32 = table_for(torch::kFloat32, false);
+  EXPECT_EQ(fp32.weights, (20 + 9) * 4);
+  EXPECT_EQ(fp32.gradients, 20 * 4);
+  EXPECT_EQ(fp32.master_weights, 0);
+  EXPECT_EQ(fp32.optimizer_moments, 2 * 20 * 4);
+  EXPECT_EQ(fp32.total(), 116 + 80 + 160);
+
+  const auto bf16 = table_for(torch::kBFloat16, false);
+  EXPECT_EQ(bf16.weights, (20 + 9) * 2);
+  EXPECT_EQ(bf16.gradients, 20 * 2);
+  EXPECT_EQ(bf16.master_weights, 20 * 4);
+  EXPECT_EQ(bf16.optimizer_moments, 2 * 20 * 4);
+  EXPECT_EQ(bf16.total(), 58 + 40 + 80 + 160);
+  ASSERT_EQ(bf16.rows().size(), 5u);
+  EXPECT_EQ(bf16.rows().back(), std::make_pair(std::string("total"), bf16.total()));
+}
+
+// Sharded over 2 ranks: each rank keeps the full gradient buffers (20) plus its reduced half (10), and the
+// optimizer state of its half only; the weights are replicated.
+TEST(MpiMemoryTable, ShardedOverTwoRanks) {
+  ASSERT_EQ(world_comm().world_size(), 2);
+  const auto fp32 = table_for(torch::kFloat32, true);
+  EXPECT_EQ(fp32.weights, (20 + 9) * 4);
+  EXPECT_EQ(fp32.gradients, (20 + 10) * 4);
+  EXPECT_EQ(fp32.master_weights, 0);
+  EXPECT_EQ(fp32.optimizer_moments, 2 * 10 * 4);
+
+  const auto bf16 = table_for(torch::kBFloat16, true);
+  EXPECT_EQ(bf16.weights, (20 + 9) * 2);
+  EXPECT_EQ(bf16.gradients, (20 + 10) * 2);
+  EXPECT_EQ(bf16.master_weights, 10 * 4);
+  EXPECT_EQ(bf16.optimizer_moments, 2 * 10 * 4);
+  EXPECT_EQ(bf16.total(), 58 + 60 + 40 + 80);
+}
