@@ -58,20 +58,20 @@ TEST(MemoryTable, UnshardedFp32AndBf16) {
   EXPECT_EQ(bf16.rows().back(), std::make_pair(std::string("total"), bf16.total()));
 }
 
-// Sharded over 2 ranks: each rank keeps the full gradient buffers (20) plus its reduced half (10), and the
-// optimizer state of its half only; the weights are replicated.
+// Sharded over 2 ranks (ZeRO-2): each rank keeps only its reduced half of the gradients (10) and the optimizer
+// state of its half; the weights are replicated.
 TEST(MpiMemoryTable, ShardedOverTwoRanks) {
   ASSERT_EQ(world_comm().world_size(), 2);
   const auto fp32 = table_for(torch::kFloat32, true);
   EXPECT_EQ(fp32.weights, (20 + 9) * 4);
-  EXPECT_EQ(fp32.gradients, (20 + 10) * 4);
+  EXPECT_EQ(fp32.gradients, 10 * 4);
   EXPECT_EQ(fp32.master_weights, 0);
   EXPECT_EQ(fp32.optimizer_moments, 2 * 10 * 4);
 
   const auto bf16 = table_for(torch::kBFloat16, true);
   EXPECT_EQ(bf16.weights, (20 + 9) * 2);
-  EXPECT_EQ(bf16.gradients, (20 + 10) * 2);
+  EXPECT_EQ(bf16.gradients, 10 * 2);
   EXPECT_EQ(bf16.master_weights, 10 * 4);
   EXPECT_EQ(bf16.optimizer_moments, 2 * 10 * 4);
-  EXPECT_EQ(bf16.total(), 58 + 60 + 40 + 80);
+  EXPECT_EQ(bf16.total(), 58 + 20 + 40 + 80);
 }
