@@ -333,11 +333,7 @@ TEST_F(ConfigTest, ListOfSectionsReadsBlockAndFlowElements) {
 }
 
 TEST_F(ConfigTest, ListOfSectionsFromTheCommandLineReplacesTheFileList) {
-  auto path = write("l.yaml", "train:
-  init_from:
-    - path: a
-    - path: b
-");
+  auto path = write("l.yaml", "train:\n  init_from:\n    - path: a\n    - path: b\n");
   auto job = cfg::load<ListJob>(path, {"train.init_from=[{path: x, strict: false}]"});
   ASSERT_EQ(job.train.init_from.size(), 1u);
   EXPECT_EQ(job.train.init_from[0].path, "x");
@@ -355,51 +351,23 @@ TEST_F(ConfigTest, ListElementErrorsNameFileLineElementAndNearestKey) {
     return std::string();
   };
   // Element 2 (index 1), on line 7.
-  EXPECT_HAS(error("typo.yaml", "name: x
-train:
-  steps: 3
-  init_from:
-    - path: a
-    - strict: false
-      paht: b
-"),
+  EXPECT_HAS(error("typo.yaml", "name: x\ntrain:\n  steps: 3\n  init_from:\n    - path: a\n    - strict: false\n      paht: b\n"),
              "typo.yaml:7: unknown key 'train.init_from[1].paht' (did you mean 'train.init_from[1].path'?)");
-  EXPECT_HAS(error("far.yaml", "train:
-  init_from:
-    - zzzzzzzzzzzz: 1
-"),
+  EXPECT_HAS(error("far.yaml", "train:\n  init_from:\n    - zzzzzzzzzzzz: 1\n"),
              "far.yaml:3: unknown key 'train.init_from[0].zzzzzzzzzzzz'; keys in 'train.init_from[0]': limits, path, "
              "map, strict");
-  EXPECT_HAS(error("type.yaml", "train:
-  init_from:
-    - path: a
-      strict: maybe
-"),
+  EXPECT_HAS(error("type.yaml", "train:\n  init_from:\n    - path: a\n      strict: maybe\n"),
              "type.yaml:4: key 'train.init_from[0].strict': expected true or false, got 'maybe'");
-  EXPECT_HAS(error("range.yaml", "train:
-  init_from:
-    - limits: {max: -1}
-"),
+  EXPECT_HAS(error("range.yaml", "train:\n  init_from:\n    - limits: {max: -1}\n"),
              "range.yaml:3: key 'train.init_from[0].limits.max': value -1 is out of range");
-  EXPECT_HAS(error("scalar.yaml", "train:
-  init_from: runs/x
-"),
+  EXPECT_HAS(error("scalar.yaml", "train:\n  init_from: runs/x\n"),
              "scalar.yaml:2: key 'train.init_from': expected a list of maps, got 'runs/x'");
-  EXPECT_HAS(error("item.yaml", "train:
-  init_from:
-    - path: a
-    - runs/x
-"),
+  EXPECT_HAS(error("item.yaml", "train:\n  init_from:\n    - path: a\n    - runs/x\n"),
              "item.yaml:4: key 'train.init_from[1]': expected a map of keys, got 'runs/x'");
   EXPECT_HAS(error("cl.yaml", "", {"train.init_from=[{pth: x}]"}),
              "command line: unknown key 'train.init_from[0].pth' (did you mean 'train.init_from[0].path'?)");
   // Problems in elements are reported with the rest.
-  EXPECT_HAS(error("many.yaml", "name: [x]
-train:
-  init_from:
-    - paht: a
-    - strict: 2
-"),
+  EXPECT_HAS(error("many.yaml", "name: [x]\ntrain:\n  init_from:\n    - paht: a\n    - strict: 2\n"),
              "the config has 3 problems");
 }
 
