@@ -82,9 +82,9 @@ TEST(SelectTrainable, FreezeUnlessATrainablePatternMatchesAndTaskFrozenStaysFroz
   using Names = std::vector<std::string>;
   // No patterns: everything the task left trainable.
   EXPECT_EQ(trained_names(train::select_trainable(kVlm, {}, {})).size(), 10u);
-  // Only the adapters.
+  // The LLM's adapters and what no pattern froze (the projector).
   EXPECT_EQ(trained_names(train::select_trainable(kVlm, {"llm.*", "vision"}, {"*.lora_*"})),
-            (Names{"llm.layers.0.q.lora_A", "llm.layers.0.q.lora_B", "llm.layers.1.q.lora_A", "llm.layers.1.q.lora_B"}));
+            (Names{"projector.fc.weight", "projector.fc.bias", "llm.layers.0.q.lora_A", "llm.layers.0.q.lora_B", "llm.layers.1.q.lora_A", "llm.layers.1.q.lora_B"}));
   // Only the projector.
   EXPECT_EQ(trained_names(train::select_trainable(kVlm, {"*"}, {"projector.*"})),
             (Names{"projector.fc.weight", "projector.fc.bias"}));
@@ -124,7 +124,7 @@ TEST(SelectTrainable, SummaryFoldsLayersAndWholeModules) {
     return train::trained_summary(kVlm, train::select_trainable(kVlm, freeze, trainable).trained);
   };
   EXPECT_EQ(summary({"llm.*", "vision"}, {"*.lora_*"}),
-            "llm.layers.*.q.lora_A (2 tensors, 10 params), llm.layers.*.q.lora_B (2 tensors, 10 params)");
+            "projector.* (2 tensors, 24 params), llm.layers.*.q.lora_A (2 tensors, 10 params), llm.layers.*.q.lora_B (2 tensors, 10 params)");
   EXPECT_EQ(summary({"*"}, {"projector"}), "projector.* (2 tensors, 24 params)");
   EXPECT_EQ(summary({"llm"}, {}), "vision.* (2 tensors, 200 params), projector.* (2 tensors, 24 params)");
   EXPECT_EQ(summary({"*"}, {}), "nothing");
