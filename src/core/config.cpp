@@ -187,6 +187,10 @@ const char* type_name(const std::vector<std::string>&) { return "list[string]"; 
 
 // ---- documents -----------------------------------------------------------------------------------
 
+namespace {
+std::string describe_node(const YAML::Node& n);
+}  // namespace
+
 struct Document::Impl {
   struct Entry {
     YAML::Node value;
@@ -310,6 +314,32 @@ void Document::override_with(const std::vector<std::string>& assignments) {
     }
     impl_->flatten(YAML::Node(key), value, "", "");
   }
+}
+
+std::vector<Document> Document::elements(const std::string& key, std::vector<std::string>& problems) const {
+  const auto& entry = impl_->entries.at(key);
+  std::vector<Document> out;
+  if (entry.value.IsNull()) return out;
+  if (!entry.value.IsSequence()) {
+    problems.push_back(impl_->where(entry) + ": key '" + key + "': expected a list of maps, got " +
+                       describe_node(entry.value) + " (write - name: value, or [{name: value}])");
+    return out;
+  }
+  for (size_t i = 0; i < entry.value.size(); ++i) {
+    const YAML::Node& item = entry.value[i];
+    const std::string element = key + "[" + std::to_string(i) + "]";
+    if (!item.IsMap()) {
+      // An element's own line, when it comes from a file.
+      Impl::Entry at{item, entry.file, entry.file.empty() ? 0 : item.Mark().line + 1};
+      problems.push_back(impl_->where(at) + ": key '" + element + "': expected a map of keys, got " +
+                         describe_node(item));
+      continue;
+    }
+    Document doc;
+    for (const auto& kv : item) doc.impl_->flatten(kv.first, kv.second, element, entry.file);
+    out.push_back(std::move(doc));
+  }
+  return out;
 }
 
 std::vector<std::string> Document::keys() const { return impl_->order; }
@@ -449,6 +479,13 @@ void ReaderVisitor::read(const std::string& key, std::vector<std::string>& out, 
 }
 
 void ReaderVisitor::finish() {
+  auto all = problems();
+  if (all.empty()) return;
+  if (all.size() == 1) throw Error(all[0]);
+  throw Error(str("the config has ", all.size(), " problems:\n  ", join(all, "\n  ")));
+}
+
+std::vector<std::string> ReaderVisitor::problems() {
   const auto& impl = doc_.impl();
   auto is_known = [](const std::vector<std::string>& list, const std::string& k) {
     return std::find(list.begin(), list.end(), k) != list.end();
@@ -486,9 +523,32 @@ void ReaderVisitor::finish() {
     }
     errors_.push_back(msg);
   }
-  if (errors_.empty()) return;
-  if (errors_.size() == 1) throw Error(errors_[0]);
-  throw Error(str("the config has ", errors_.size(), " problems:\n  ", join(errors_, "\n  ")));
+  return std::move(errors_);
+}
+
+// ---- writing -------------------------------------------------------------------------------------
+
+std::string& YamlVisitor::key(const char* name) {
+  if (flow_) return out.append(out.empty() ? "" : ", ").append(name).append(": ");
+  return out.append(indent_, ' ').append(name).append(": ");
+}
+
+std::string YamlVisitor::render_flow_list(const std::vector<std::string>& elements) {
+  std::string out = "[";
+  for (size_t i = 0; i < elements.size(); ++i) out += (i ? ", {" : "{") + elements[i] + "}";
+  return out + "]";
+}
+
+// Each element's block lines, the first after "- " and the rest aligned under it.
+std::string YamlVisitor::render_block_list(const std::vector<std::string>& elements, size_t indent) {
+  std::string out;
+  for (const auto& element : elements) {
+    std::istringstream lines(element);
+    bool first = true;
+    for (std::string line; std::getline(lines, line); first = false)
+      out.append(indent + 2, ' ').append(first ? "- " : "  ").append(line).append("\n");
+  }
+  return out;
 }
 
 // ---- suggestions ---------------------------------------------------------------------------------
@@ -579,7 +639,7 @@ std::string format_settings(const std::vector<KeyInfo>& values, const std::vecto
   size_t key_w = 7, value_w = 5;
   const size_t max_value = 72;
   for (const auto& k : values) {
-    if (k.is_section) continue;
+    if (k.is_section || k.is_element) continue;
     key_w = std::max(key_w, k.key.size());
     value_w = std::max(value_w, std::min(k.value.size(), max_value));
   }
@@ -595,7 +655,7 @@ std::string format_settings(const std::vector<KeyInfo>& values, const std::vecto
   row("setting", "value", " ");
   out << rule;
   for (const auto& k : values) {
-    if (k.is_section) continue;
+    if (k.is_section || k.is_element) continue;
     auto d = default_of.find(k.key);
     row(k.key, k.value, d != default_of.end() && d->second == k.value ? " " : "*");
   }

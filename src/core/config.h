@@ -10,12 +10,15 @@
 //     }
 //   };
 //   // nested structs: v.section("optim", optim, "optimizer and schedule");
+//   // lists of structs (YAML: a list of maps): v.list("init_from", init_from, "weights to start from");
 //
 //   auto job = cfg::load<JobConfig>("configs/x.yaml", {"optim.lr=1e-4"});  // throws pathvlm::Error
 //   std::cout << cfg::to_yaml(job);          // the resolved config (what runs/<name>/config.yaml holds)
 //   std::cout << cfg::settings_table(job);   // the startup table, non-default values marked
 //
 // Field types: bool, int, int64_t, double, std::string, std::vector<int|int64_t|double|std::string>.
+// A list of sections is a std::vector<S> of a struct with a `visit`; its elements' keys read as
+// `train.init_from[1].path` in errors and as `train.init_from[].path` in `config docs`.
 // Every problem in a config (unknown key with "did you mean", wrong type, value out of range) is
 // reported at once, each with file:line, before any work starts. This header stays light (no yaml-cpp).
 #pragma once
@@ -113,6 +116,10 @@ class Document {
   bool has(const std::string& key) const;
   // "file.yaml:12" or "command line" for a key (empty if absent).
   std::string where(const std::string& key) const;
+  // A list-of-maps value as one Document per element, whose keys are `key[i].name` and keep their file and
+  // line. Each element that is not a map (and a value that is not a list) adds a message to `problems`
+  // and gives no Document; a null value is an empty list.
+  std::vector<Document> elements(const std::string& key, std::vector<std::string>& problems) const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
@@ -131,11 +138,14 @@ struct KeyInfo {
   std::string doc;
   std::string constraint;
   bool is_section = false;
+  bool is_element = false;  // a key of each element of a list of sections: documented, not a setting itself
 };
 
 // Dotted key bookkeeping shared by the visitors.
 class KeyPath {
  public:
+  KeyPath() = default;
+  explicit KeyPath(std::string prefix) : prefix_(std::move(prefix)) {}
   std::string key(const char* name) const { return prefix_.empty() ? name : prefix_ + "." + name; }
   void push(const char* name) { stack_.push_back(prefix_), prefix_ = key(name); }
   void pop() { prefix_ = stack_.back(), stack_.pop_back(); }
@@ -151,25 +161,32 @@ class SchemaVisitor {
   template <class T>
   void field(const char* name, T& value, const char* doc, const Constraint& c = {}) {
     PATHVLM_CFG_CHECK_TYPE(T);
-    keys.push_back({path_.key(name), type_name(value), render(value), doc, c.describe(), false});
+    keys.push_back({path_.key(name), type_name(value), render(value), doc, c.describe(), false, in_element_});
   }
   template <class S>
   void section(const char* name, S& s, const char* doc) {
-    keys.push_back({path_.key(name), "section", "", doc, "", true});
+    keys.push_back({path_.key(name), "section", "", doc, "", true, in_element_});
     path_.push(name);
     s.visit(*this);
     path_.pop();
   }
+  // The list itself (its value in flow YAML), then the keys of one element as `name[].key`.
+  template <class S>
+  void list(const char* name, std::vector<S>& items, const char* doc);
   std::vector<KeyInfo> keys;
 
  private:
   KeyPath path_;
+  bool in_element_ = false;
 };
 
 // Fills a struct from a Document, collecting every problem; finish() throws them all as one Error.
 class ReaderVisitor {
  public:
   explicit ReaderVisitor(const Document& doc) : doc_(doc) {}
+  // Reads one element of a list of sections: its keys start with `prefix` ("train.init_from[1]").
+  // The element counts as a section, so an unknown key without a near match lists the element's keys.
+  ReaderVisitor(const Document& doc, const std::string& prefix) : doc_(doc), path_(prefix), sections_{prefix} {}
   template <class T>
   void field(const char* name, T& value, const char* /*doc*/, const Constraint& c = {}) {
     PATHVLM_CFG_CHECK_TYPE(T);
@@ -184,10 +201,31 @@ class ReaderVisitor {
     s.visit(*this);
     path_.pop();
   }
+  // Each element is read like a section; the list is replaced only when every element reads cleanly.
+  template <class S>
+  void list(const char* name, std::vector<S>& items, const char* /*doc*/) {
+    std::string key = path_.key(name);
+    known_.push_back(key);
+    if (!doc_.has(key)) return;
+    const size_t problems_before = errors_.size();
+    std::vector<Document> elements = doc_.elements(key, errors_);
+    std::vector<S> values(elements.size());
+    bool ok = errors_.size() == problems_before;
+    for (size_t i = 0; i < elements.size(); ++i) {
+      ReaderVisitor element(elements[i], key + "[" + std::to_string(i) + "]");
+      values[i].visit(element);
+      auto element_problems = element.problems();
+      ok = ok && element_problems.empty();
+      errors_.insert(errors_.end(), element_problems.begin(), element_problems.end());
+    }
+    if (ok) items = std::move(values);
+  }
   // Reports keys the struct does not declare (with the nearest known key) and every earlier problem.
   void finish();
 
  private:
+  // Every problem found so far, unknown keys included.
+  std::vector<std::string> problems();
   void read(const std::string& key, bool& out, const Constraint& c);
   void read(const std::string& key, int& out, const Constraint& c);
   void read(const std::string& key, int64_t& out, const Constraint& c);
@@ -203,26 +241,72 @@ class ReaderVisitor {
   std::vector<std::string> known_, sections_, errors_;
 };
 
-// Writes nested YAML, one key per line, in declaration order.
+// Writes nested YAML in declaration order: block style, one key per line (what files hold), or flow style
+// on one line ("{path: x, strict: true}", what the settings table shows for an element of a list).
 class YamlVisitor {
  public:
+  explicit YamlVisitor(bool flow = false) : flow_(flow) {}
   template <class T>
   void field(const char* name, T& value, const char* /*doc*/, const Constraint& /*c*/ = {}) {
     PATHVLM_CFG_CHECK_TYPE(T);
-    out.append(indent_, ' ').append(name).append(": ").append(render(value)).append("\n");
+    key(name).append(render(value));
+    if (!flow_) out.append("\n");
   }
   template <class S>
   void section(const char* name, S& s, const char* /*doc*/) {
+    if (flow_) {
+      key(name).append("{");
+      YamlVisitor inner(true);
+      s.visit(inner);
+      out.append(inner.out).append("}");
+      return;
+    }
     out.append(indent_, ' ').append(name).append(":\n");
     indent_ += 2;
     s.visit(*this);
     indent_ -= 2;
   }
+  // Block style: a YAML sequence of maps ("- path: x" and the element's other keys under it).
+  template <class S>
+  void list(const char* name, std::vector<S>& items, const char* /*doc*/) {
+    std::vector<std::string> rendered;
+    for (auto& item : items) {
+      YamlVisitor element(flow_);
+      item.visit(element);
+      rendered.push_back(element.out);
+    }
+    if (flow_ || items.empty()) {
+      key(name).append(render_flow_list(rendered));
+      if (!flow_) out.append("\n");
+    } else {
+      out.append(indent_, ' ').append(name).append(":\n").append(render_block_list(rendered, indent_));
+    }
+  }
   std::string out;
 
  private:
+  std::string& key(const char* name);
+  static std::string render_flow_list(const std::vector<std::string>& elements);
+  static std::string render_block_list(const std::vector<std::string>& elements, size_t indent);
+  bool flow_;
   size_t indent_ = 0;
 };
+
+template <class S>
+void SchemaVisitor::list(const char* name, std::vector<S>& items, const char* doc) {
+  YamlVisitor flow(true);
+  flow.list(name, items, doc);
+  std::string value = flow.out.substr(flow.out.find(": ") + 2);
+  keys.push_back({path_.key(name), "list[section]", value, doc, "", false, in_element_});
+  // The element's keys, documented once from a default element.
+  S element{};
+  bool outer = in_element_;
+  in_element_ = true;
+  path_.push((std::string(name) + "[]").c_str());
+  element.visit(*this);
+  path_.pop();
+  in_element_ = outer;
+}
 
 // ---- the API ---------------------------------------------------------------------------------------
 

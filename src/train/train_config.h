@@ -22,6 +22,22 @@ struct FaultConfig {
   }
 };
 
+// One source of initial weights (train.init_from); see src/train/init_from.h.
+struct InitSource {
+  std::string path;
+  std::vector<std::string> map = {};
+  bool strict = true;
+  template <class V>
+  void visit(V& v) {
+    v.field("path", path,
+            "a run directory (its latest complete checkpoint), a checkpoint step directory, a directory with "
+            "model.safetensors or model.safetensors.index.json, or a .safetensors file");
+    v.field("map", map, "renames of the source's tensor names, \"from_prefix -> to_prefix\" (first match wins)");
+    v.field("strict", strict,
+            "every model tensor must be loaded (by all sources together) and every tensor of this source used");
+  }
+};
+
 struct TrainConfig {
   int64_t steps = 1000;
   int64_t micro_batch_size = 32;
@@ -30,6 +46,8 @@ struct TrainConfig {
   std::string precision = "auto";
   bool tf32 = true;
   std::vector<std::string> freeze = {};
+  std::vector<std::string> trainable = {};
+  std::vector<InitSource> init_from = {};
   std::vector<std::string> activation_checkpointing = {};
   int max_nonfinite = 5;
   FaultConfig fault;
@@ -47,7 +65,12 @@ struct TrainConfig {
             "fp32 on CPU. Before bf16-mixed existed, bf16 meant autocast: old configs want bf16-mixed",
             cfg::OneOf{"auto", "fp32", "bf16-mixed", "bf16"});
     v.field("tf32", tf32, "allow TF32 matmuls and convolutions on CUDA");
-    v.field("freeze", freeze, "parameter-name prefixes that are not trained (printed at start)");
+    v.field("freeze", freeze,
+            "glob patterns (* any characters, ? one) of parameters not trained; a pattern matches a name or a "
+            "dotted module prefix of it (printed at start)");
+    v.field("trainable", trainable, "glob patterns of parameters trained even though a freeze pattern matches them");
+    v.list("init_from", init_from,
+           "weights loaded after the model is built, in order (later sources win); skipped when resuming");
     v.field("activation_checkpointing", activation_checkpointing,
             "module names whose activations are recomputed in backward (the task decides what each name covers)");
     v.field("max_nonfinite", max_nonfinite,

@@ -16,7 +16,9 @@
 #include "io/safetensors.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/init_from.h"
 #include "train/memory.h"
+#include "train/parameters.h"
 #include "train/preemption.h"
 #include "train/schedule.h"
 
@@ -89,8 +91,6 @@ void restore_rng(const nlohmann::json& j, torch::Device device) {
   }
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
 }  // namespace
 
 struct Trainer::State {
@@ -112,9 +112,12 @@ struct Trainer::State {
   int nonfinite_in_row = 0;
   int64_t last_saved_step = -1;
   Clock::time_point last_save_time = Clock::now();
+  std::string resume_dir;  // the checkpoint this run continues from (empty: a fresh start)
 
   void setup_processes();
+  void find_resume_checkpoint();
   void build_model();
+  void select_parameters(std::vector<dist::NamedParam>& params);
   void resume();
   void save_checkpoint();
   bool agree(bool preempt_requested, bool time_due, bool* time_due_out);
@@ -131,6 +134,7 @@ int Trainer::run() {
   State& s = *s_;
   const auto& tc = s.job.train;
   s.setup_processes();
+  s.find_resume_checkpoint();  // before build_model: a resumed run skips train.init_from
   s.build_model();
   s.resume();
   install_preemption_handlers();
@@ -312,33 +316,14 @@ void Trainer::State::build_model() {
   torch::manual_seed(static_cast<uint64_t>(job.run.seed) * 1000003ull + 1 + static_cast<uint64_t>(rank));
   if (device.is_cuda()) torch::cuda::manual_seed(static_cast<uint64_t>(job.run.seed) * 1000003ull + 1 + rank);
 
-  // Freezing: explicit prefixes, each must match something; printed.
+  // Initial weights from earlier runs or releases; a resumed run restores its own checkpoint instead.
+  if (!tc.init_from.empty()) {
+    if (resume_dir.empty()) load_init_from(tc.init_from, task->state_tensors());
+    else log_info("train.init_from skipped: resuming from ", resume_dir);
+  }
+
   std::vector<dist::NamedParam> params;
-  int64_t n_trainable = 0, n_frozen = 0;
-  std::vector<int64_t> matched(tc.freeze.size(), 0);
-  for (auto& p : task->model().named_parameters(/*recurse=*/true)) {
-    bool frozen = false;
-    for (size_t i = 0; i < tc.freeze.size(); ++i)
-      if (starts_with(p.key(), tc.freeze[i])) frozen = true, matched[i] += p.value().numel();
-    if (frozen || !p.value().requires_grad()) {
-      p.value().requires_grad_(false);
-      n_frozen += p.value().numel();
-      continue;
-    }
-    n_trainable += p.value().numel();
-    params.push_back({p.key(), p.value(), wants_weight_decay(p.key(), p.value(), job.optim.no_decay)});
-  }
-  for (size_t i = 0; i < tc.freeze.size(); ++i) {
-    PATHVLM_CHECK(matched[i] > 0, "train.freeze: '", tc.freeze[i], "' matches no parameter name (names look like '",
-                  task->model().named_parameters().size() ? task->model().named_parameters()[0].key() : "", "')");
-    log_info("frozen: ", tc.freeze[i], "* (", format_count(static_cast<double>(matched[i])), " parameters)");
-  }
-  PATHVLM_CHECK(!params.empty(), "every parameter is frozen: nothing to train (train.freeze)");
-  int64_t n_decay = 0;
-  for (const auto& p : params) n_decay += p.decay ? p.param.numel() : 0;
-  log_info("parameters: ", format_count(static_cast<double>(n_trainable + n_frozen)), " total, ",
-           format_count(static_cast<double>(n_trainable)), " trainable (", format_count(static_cast<double>(n_decay)),
-           " with weight decay), ", format_count(static_cast<double>(n_frozen)), " frozen");
+  select_parameters(params);
 
   reducer = std::make_unique<dist::Reducer>(std::move(params), *comm, job.dist);
   const auto& o = job.optim;
@@ -356,25 +341,60 @@ void Trainer::State::build_model() {
              format_bytes(static_cast<double>(bytes)));
 }
 
+// train.freeze / train.trainable (src/train/parameters.h): frozen parameters get requires_grad false; the
+// trained ones, with their weight-decay choice, go to `params`. Printed per pattern and as a summary.
+void Trainer::State::select_parameters(std::vector<dist::NamedParam>& params) {
+  const auto& tc = job.train;
+  auto named = task->model().named_parameters(/*recurse=*/true);
+  std::vector<ParameterInfo> infos;
+  for (const auto& p : named) infos.push_back({p.key(), p.value().numel(), p.value().requires_grad()});
+  const auto selection = select_trainable(infos, tc.freeze, tc.trainable);
+  for (const auto& use : selection.uses)
+    log_info(use.key, " '", use.pattern, "': ", use.tensors, use.tensors == 1 ? " tensor, " : " tensors, ",
+             format_count(static_cast<double>(use.elements)), " parameters");
+  int64_t n_trainable = 0, n_frozen = 0;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    auto& p = named[infos[i].name];
+    if (!selection.trained[i]) {
+      p.requires_grad_(false);
+      n_frozen += p.numel();
+      continue;
+    }
+    n_trainable += p.numel();
+    params.push_back({infos[i].name, p, wants_weight_decay(infos[i].name, p, job.optim.no_decay)});
+  }
+  PATHVLM_CHECK(!params.empty(), "every parameter is frozen: nothing to train (train.freeze, train.trainable)");
+  log_info("trained: ", trained_summary(infos, selection.trained));
+  int64_t n_decay = 0;
+  for (const auto& p : params) n_decay += p.decay ? p.param.numel() : 0;
+  log_info("parameters: ", format_count(static_cast<double>(n_trainable + n_frozen)), " total, ",
+           format_count(static_cast<double>(n_trainable)), " trainable (", format_count(static_cast<double>(n_decay)),
+           " with weight decay), ", format_count(static_cast<double>(n_frozen)), " frozen");
+}
+
 // ---- resume ----------------------------------------------------------------------------------------
 
-void Trainer::State::resume() {
+void Trainer::State::find_resume_checkpoint() {
   const std::string& mode = job.checkpoint.resume;
   if (mode == "none") return;
-  const std::string root = run.checkpoints_dir();
   std::string dir;
   if (rank == 0) {
     if (mode == "auto") {
-      auto found = ckpt::find_latest_complete(root, [](const std::string& w) { log_warn(w); });
+      auto found = ckpt::find_latest_complete(run.checkpoints_dir(), [](const std::string& w) { log_warn(w); });
       if (found) dir = found->dir;
     } else {
       ckpt::verify(mode);  // an explicit path must be good: no silent fallback
       dir = mode;
     }
   }
-  dir = broadcast_string(*comm, device, dir);
+  resume_dir = broadcast_string(*comm, device, dir);
+}
+
+void Trainer::State::resume() {
+  if (job.checkpoint.resume == "none") return;
+  const std::string& dir = resume_dir;
   if (dir.empty()) {
-    log_info("no checkpoint to resume from in ", root, ": starting fresh");
+    log_info("no checkpoint to resume from in ", run.checkpoints_dir(), ": starting fresh");
     return;
   }
   nlohmann::json state = nlohmann::json::parse(std::ifstream(dir + "/trainer_state.json"));

@@ -61,6 +61,45 @@ struct TestJob {
   }
 };
 
+// A list of sections: each element a struct with its own keys (and a nested section).
+struct SourceT {
+  std::string path;
+  std::vector<std::string> map = {};
+  bool strict = true;
+  struct Limits {
+    int max = 0;
+    template <class V>
+    void visit(V& v) {
+      v.field("max", max, "at most this many", cfg::Min(0));
+    }
+  } limits;
+  template <class V>
+  void visit(V& v) {
+    v.field("path", path, "where the weights are");
+    v.field("map", map, "renames");
+    v.field("strict", strict, "load everything");
+    v.section("limits", limits, "limits");
+  }
+};
+
+struct ListJob {
+  std::string name = "job";
+  struct Train {
+    int steps = 10;
+    std::vector<SourceT> init_from = {};
+    template <class V>
+    void visit(V& v) {
+      v.field("steps", steps, "steps");
+      v.list("init_from", init_from, "weights to start from");
+    }
+  } train;
+  template <class V>
+  void visit(V& v) {
+    v.field("name", name, "job name");
+    v.section("train", train, "training");
+  }
+};
+
 // A fresh directory per test, removed afterwards.
 class ConfigTest : public ::testing::Test {
  protected:
@@ -272,6 +311,101 @@ TEST_F(ConfigTest, YamlRenderingRoundTrips) {
   EXPECT_EQ(cfg::to_yaml(back), yaml);
 }
 
+// ---- lists of sections ---------------------------------------------------------------------------
+
+TEST_F(ConfigTest, ListOfSectionsReadsBlockAndFlowElements) {
+  auto job = cfg::load<ListJob>(write("list.yaml", R"(train:
+  init_from:
+    - path: runs/demo-phase1
+    - {path: weights/llm, map: ["model. -> llm.model."], strict: false}
+    - path: x.safetensors
+      limits:
+        max: 3
+)"));
+  ASSERT_EQ(job.train.init_from.size(), 3u);
+  EXPECT_EQ(job.train.init_from[0].path, "runs/demo-phase1");
+  EXPECT_TRUE(job.train.init_from[0].strict);
+  EXPECT_TRUE(job.train.init_from[0].map.empty());
+  EXPECT_EQ(job.train.init_from[1].path, "weights/llm");
+  EXPECT_EQ(job.train.init_from[1].map, std::vector<std::string>{"model. -> llm.model."});
+  EXPECT_FALSE(job.train.init_from[1].strict);
+  EXPECT_EQ(job.train.init_from[2].limits.max, 3);
+}
+
+TEST_F(ConfigTest, ListOfSectionsFromTheCommandLineReplacesTheFileList) {
+  auto path = write("l.yaml", "train:\n  init_from:\n    - path: a\n    - path: b\n");
+  auto job = cfg::load<ListJob>(path, {"train.init_from=[{path: x, strict: false}]"});
+  ASSERT_EQ(job.train.init_from.size(), 1u);
+  EXPECT_EQ(job.train.init_from[0].path, "x");
+  EXPECT_FALSE(job.train.init_from[0].strict);
+  EXPECT_TRUE(cfg::load<ListJob>(path, {"train.init_from=[]"}).train.init_from.empty());
+}
+
+TEST_F(ConfigTest, ListElementErrorsNameFileLineElementAndNearestKey) {
+  auto error = [&](const std::string& file, const std::string& text, const std::vector<std::string>& overrides = {}) {
+    try {
+      cfg::load<ListJob>(write(file, text), overrides);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  // Element 2 (index 1), on line 7.
+  EXPECT_HAS(error("typo.yaml", "name: x\ntrain:\n  steps: 3\n  init_from:\n    - path: a\n    - strict: false\n      paht: b\n"),
+             "typo.yaml:7: unknown key 'train.init_from[1].paht' (did you mean 'train.init_from[1].path'?)");
+  EXPECT_HAS(error("far.yaml", "train:\n  init_from:\n    - zzzzzzzzzzzz: 1\n"),
+             "far.yaml:3: unknown key 'train.init_from[0].zzzzzzzzzzzz'; keys in 'train.init_from[0]': limits, path, "
+             "map, strict");
+  EXPECT_HAS(error("type.yaml", "train:\n  init_from:\n    - path: a\n      strict: maybe\n"),
+             "type.yaml:4: key 'train.init_from[0].strict': expected true or false, got 'maybe'");
+  EXPECT_HAS(error("range.yaml", "train:\n  init_from:\n    - limits: {max: -1}\n"),
+             "range.yaml:3: key 'train.init_from[0].limits.max': value -1 is out of range");
+  EXPECT_HAS(error("scalar.yaml", "train:\n  init_from: runs/x\n"),
+             "scalar.yaml:2: key 'train.init_from': expected a list of maps, got 'runs/x'");
+  EXPECT_HAS(error("item.yaml", "train:\n  init_from:\n    - path: a\n    - runs/x\n"),
+             "item.yaml:4: key 'train.init_from[1]': expected a map of keys, got 'runs/x'");
+  EXPECT_HAS(error("cl.yaml", "", {"train.init_from=[{pth: x}]"}),
+             "command line: unknown key 'train.init_from[0].pth' (did you mean 'train.init_from[0].path'?)");
+  // Problems in elements are reported with the rest.
+  EXPECT_HAS(error("many.yaml", "name: [x]\ntrain:\n  init_from:\n    - paht: a\n    - strict: 2\n"),
+             "the config has 3 problems");
+}
+
+TEST_F(ConfigTest, ListOfSectionsRoundTripsThroughYaml) {
+  ListJob job;
+  job.train.init_from.resize(2);
+  job.train.init_from[0].path = "runs/demo-phase1";
+  job.train.init_from[1].path = "weights/llm";
+  job.train.init_from[1].map = {"model. -> llm.model.", "-> x."};
+  job.train.init_from[1].strict = false;
+  job.train.init_from[1].limits.max = 4;
+  std::string yaml = cfg::to_yaml(job);
+  EXPECT_HAS(yaml, "  init_from:\n    - path: runs/demo-phase1\n      map: []\n      strict: true\n      limits:\n"
+                   "        max: 0\n    - path: weights/llm\n");
+  auto back = cfg::read<ListJob>(cfg::Document::from_string(yaml, "rendered"));
+  ASSERT_EQ(back.train.init_from.size(), 2u);
+  EXPECT_EQ(back.train.init_from[1].map, job.train.init_from[1].map);
+  EXPECT_FALSE(back.train.init_from[1].strict);
+  EXPECT_EQ(back.train.init_from[1].limits.max, 4);
+  EXPECT_EQ(cfg::to_yaml(back), yaml);
+  EXPECT_HAS(cfg::to_yaml(ListJob{}), "  init_from: []\n");
+  EXPECT_TRUE(cfg::read<ListJob>(cfg::Document::from_string(cfg::to_yaml(ListJob{}))).train.init_from.empty());
+}
+
+TEST(ConfigDocs, ListOfSectionsIsDocumentedPerElementKeyAndShownInFlowStyle) {
+  std::string docs = cfg::docs<ListJob>();
+  EXPECT_HAS(docs, "train.init_from ");
+  EXPECT_HAS(docs, "list[section]");
+  EXPECT_HAS(docs, "train.init_from[].path ");
+  EXPECT_HAS(docs, "train.init_from[].limits.max ");
+  ListJob job;
+  job.train.init_from.resize(1);
+  job.train.init_from[0].path = "runs/a";
+  std::string table = cfg::settings_table(job);
+  EXPECT_HAS(table, "| train.init_from | [{path: runs/a, map: [], strict: true, limits: {max: 0}}] *");
+  EXPECT_EQ(table.find("init_from[]"), std::string::npos) << table;
+}
+
 TEST(ConfigDocs, ListsEveryKeyWithTypeDefaultConstraintAndDoc) {
   auto keys = cfg::schema<TestJob>();
   std::string docs = cfg::docs<TestJob>();
@@ -331,6 +465,14 @@ TEST(JobConfig, EveryKeyIsDocumentedAndRoundTrips) {
   JobConfig defaults;
   std::string yaml = cfg::to_yaml(defaults);
   EXPECT_EQ(cfg::to_yaml(cfg::read<JobConfig>(cfg::Document::from_string(yaml, "defaults"))), yaml);
+  // train.init_from, a list of sections, too.
+  JobConfig job;
+  job.train.init_from = {{"runs/phase1", {}, true}, {"weights/llm", {"model. -> llm.model."}, false}};
+  yaml = cfg::to_yaml(job);
+  auto back = cfg::read<JobConfig>(cfg::Document::from_string(yaml, "job"));
+  ASSERT_EQ(back.train.init_from.size(), 2u);
+  EXPECT_EQ(back.train.init_from[1].map, job.train.init_from[1].map);
+  EXPECT_EQ(cfg::to_yaml(back), yaml);
 }
 
 TEST(JobConfig, EveryRecipeInConfigsLoads) {
