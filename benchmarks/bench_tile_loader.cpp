@@ -1,7 +1,8 @@
 // Tile pipeline throughput: procedural tile drawing, shard building, and TileLoader batches (JPEG decode +
-// RandomResizedCrop + normalisation at 224 px) with 1..N worker threads.
+// RandomResizedCrop + normalisation at 224 px, and caption tokenization when a vocab is given) with 1..N
+// worker threads.
 //
-//   bench_tile_loader [tiles=512] [max_workers=2]
+//   bench_tile_loader [tiles=512] [max_workers=2] [bpe_simple_vocab_16e6.txt.gz]
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +27,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 int main(int argc, char** argv) {
   const int tiles = argc > 1 ? std::stoi(argv[1]) : 512;
   const int max_workers = argc > 2 ? std::stoi(argv[2]) : 2;
+  std::shared_ptr<const pathvlm::text::ClipTokenizer> tokenizer;
+  if (argc > 3) tokenizer = std::make_shared<const pathvlm::text::ClipTokenizer>(argv[3]);
   torch::set_num_threads(1);
   const fs::path dir = fs::temp_directory_path() / "pathvlm_bench_tile_loader";
   fs::remove_all(dir);
@@ -59,14 +62,15 @@ int main(int argc, char** argv) {
     lo.batch_size = 32;
     lo.workers = workers;
     lo.prefetch = 2 * workers;
+    lo.tokenizer = tokenizer;
     TileLoader loader(ds, lo);
     loader.next();  // warm-up
     t0 = std::chrono::steady_clock::now();
     const int64_t batches = std::max<int64_t>(1, loader.batches_per_epoch() - 1);
     for (int64_t b = 0; b < batches; ++b) loader.next();
     const double s = seconds_since(t0);
-    std::printf("TileLoader train 224 px, batch 32, %d worker%s: %.1f images/s\n", workers, workers > 1 ? "s" : "",
-                batches * 32 / s);
+    std::printf("TileLoader train 224 px%s, batch 32, %d worker%s: %.1f images/s\n",
+                tokenizer ? " + tokenize" : "", workers, workers > 1 ? "s" : "", batches * 32 / s);
   }
   fs::remove_all(dir);
   return 0;

@@ -6,14 +6,6 @@
 
 namespace pathvlm::train {
 
-const torch::Tensor& Batch::at(const std::string& key) const {
-  auto it = tensors.find(key);
-  if (it != tensors.end()) return it->second;
-  std::string known;
-  for (const auto& [name, t] : tensors) known += (known.empty() ? "" : ", ") + name;
-  throw Error(str("batch has no tensor '", key, "' (it has: ", known, ")"));
-}
-
 std::vector<std::pair<std::string, torch::Tensor>> Task::state_tensors() {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : model().named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());

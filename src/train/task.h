@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "data/loader.h"
+
 namespace pathvlm {
 struct JobConfig;
 namespace dist {
@@ -32,14 +34,9 @@ class Reducer;
 
 namespace pathvlm::train {
 
-// One micro-batch on this rank: named tensors already on the task's device.
-struct Batch {
-  std::map<std::string, torch::Tensor> tensors;
-  int64_t samples = 0;  // rows in this micro-batch
-  int64_t tokens = 0;   // tokens (or patches) processed, for throughput; 0 when not meaningful
-
-  const torch::Tensor& at(const std::string& key) const;  // throws naming the missing key
-};
+// One micro-batch on this rank: named tensors already on the task's device (the loader's batch, so a task's
+// next_batch can hand it over as it comes).
+using Batch = data::Batch;
 
 struct LossOutput {
   torch::Tensor loss;                             // scalar, mean over the micro-batch, with grad

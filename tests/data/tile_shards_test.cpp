@@ -297,19 +297,21 @@ TEST(TileLoader, TrainBatchesFollowTheSamplerAndResumeBitExactly) {
     TileLoader loader(ds, loader_options(rank, 2));
     DistributedSampler sampler(20, 3, rank, 2, 17);
     EXPECT_EQ(loader.batches_per_epoch(), 3);
-    std::vector<TileBatch> seen;
+    std::vector<Batch> seen;
     for (int b = 0; b < 7; ++b) {  // crosses two epoch boundaries
       auto batch = loader.next();
       ASSERT_TRUE(batch);
       auto expected = sampler.next_batch();
-      ASSERT_EQ(std::vector<int64_t>(batch->indices.data_ptr<int64_t>(), batch->indices.data_ptr<int64_t>() + 3),
-                expected);
-      EXPECT_EQ(batch->images.sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+      const auto& indices = batch->at("indices");
+      ASSERT_EQ(std::vector<int64_t>(indices.data_ptr<int64_t>(), indices.data_ptr<int64_t>() + 3), expected);
+      EXPECT_EQ(batch->samples, 3);
+      EXPECT_EQ(batch->at("pixels").sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
       EXPECT_EQ(batch->epoch, sampler.cursor().epoch);
       for (int k = 0; k < 3; ++k) {
-        EXPECT_EQ(batch->captions[k], "caption " + std::to_string(expected[k]));
-        EXPECT_EQ(batch->labels[k].item<int64_t>(), expected[k] % 8);
-        EXPECT_TRUE(torch::equal(batch->images[k], loader.transform(ds->image(expected[k]), batch->epoch, expected[k])));
+        EXPECT_EQ(batch->text("captions")[k], "caption " + std::to_string(expected[k]));
+        EXPECT_EQ(batch->at("labels")[k].item<int64_t>(), expected[k] % 8);
+        EXPECT_TRUE(torch::equal(batch->at("pixels")[k],
+                                 loader.transform(ds->image(expected[k]), batch->epoch, expected[k])));
       }
       seen.push_back(*batch);
     }
@@ -328,8 +330,8 @@ TEST(TileLoader, TrainBatchesFollowTheSamplerAndResumeBitExactly) {
     for (int b = 4; b < 7; ++b) {
       auto batch = resumed.next();
       ASSERT_TRUE(batch);
-      EXPECT_TRUE(torch::equal(batch->indices, seen[b].indices)) << "rank " << rank << " batch " << b;
-      EXPECT_TRUE(torch::equal(batch->images, seen[b].images)) << "rank " << rank << " batch " << b;
+      EXPECT_TRUE(torch::equal(batch->at("indices"), seen[b].at("indices"))) << "rank " << rank << " batch " << b;
+      EXPECT_TRUE(torch::equal(batch->at("pixels"), seen[b].at("pixels"))) << "rank " << rank << " batch " << b;
     }
     EXPECT_GE(loader.total_wait_seconds(), 0.0);
   }
@@ -349,11 +351,11 @@ TEST(TileLoader, EvalPassCoversEveryRecordOnceAcrossRanks) {
     int batches = 0;
     while (auto batch = loader.next()) {
       ++batches;
-      for (int64_t k = 0; k < batch->indices.size(0); ++k) {
-        const int64_t i = batch->indices[k].item<int64_t>();
+      for (int64_t k = 0; k < batch->samples; ++k) {
+        const int64_t i = batch->at("indices")[k].item<int64_t>();
         all.push_back(i);
         auto expected = normalize_openai(resize_shortest_and_center_crop(ds->image(i), 32));
-        EXPECT_TRUE(torch::equal(batch->images[k], expected));
+        EXPECT_TRUE(torch::equal(batch->at("pixels")[k], expected));
       }
     }
     EXPECT_EQ(batches, loader.batches_per_epoch());
@@ -365,6 +367,32 @@ TEST(TileLoader, EvalPassCoversEveryRecordOnceAcrossRanks) {
   std::vector<int64_t> expected(11);
   std::iota(expected.begin(), expected.end(), 0);
   EXPECT_EQ(all, expected);
+  fs::remove_all(dir);
+}
+
+TEST(TileLoader, WorkersTokenizeTheCaptions) {
+  const std::string vocab = std::string(PATHVLM_SHARED_DATA) + "/tokenizers/clip_bpe_simple_vocab_16e6.txt.gz";
+  if (!fs::exists(vocab)) GTEST_SKIP() << "shared test data missing: " << vocab;
+  auto dir = temp_dir("loader_tokens");
+  auto ds = loader_dataset(dir, 8);
+  auto tokenizer = std::make_shared<const pathvlm::text::ClipTokenizer>(vocab, 16);
+  for (bool train : {true, false}) {
+    auto o = loader_options(0, 1);
+    o.train = train;
+    o.tokenizer = tokenizer;
+    TileLoader loader(ds, o);
+    for (int b = 0; b < 2; ++b) {
+      auto batch = loader.next();
+      ASSERT_TRUE(batch);
+      const auto& ids = batch->at("input_ids");
+      EXPECT_EQ(ids.sizes(), (std::vector<int64_t>{3, 16}));
+      EXPECT_TRUE(torch::equal(ids, tokenizer->batch(batch->text("captions"))));
+      EXPECT_EQ(ids[0][0].item<int64_t>(), pathvlm::text::ClipTokenizer::kStartOfText);
+    }
+  }
+  auto untokenized = loader_options(0, 1);
+  TileLoader plain(ds, untokenized);
+  EXPECT_EQ(plain.next()->tensors.count("input_ids"), 0u);
   fs::remove_all(dir);
 }
 

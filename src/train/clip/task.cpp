@@ -30,8 +30,10 @@ std::array<double, N> fixed(const std::vector<double>& v, const char* key) {
   return a;
 }
 
+// Tiles on `device`, tokenized by the loader's workers when a tokenizer is given.
 data::TileLoaderOptions loader_options(const ClipTaskConfig& cfg, int64_t batch, int rank, int world, bool train,
-                                       torch::Device device) {
+                                       torch::Device device,
+                                       std::shared_ptr<const text::ClipTokenizer> tokenizer) {
   data::TileLoaderOptions o;
   o.batch_size = batch;
   o.rank = rank;
@@ -44,7 +46,9 @@ data::TileLoaderOptions loader_options(const ClipTaskConfig& cfg, int64_t batch,
   o.crop_ratio = fixed<2>(cfg.data.crop_ratio, "clip.data.crop_ratio");
   o.mean = fixed<3>(cfg.data.image_mean, "clip.data.image_mean");
   o.std = fixed<3>(cfg.data.image_std, "clip.data.image_std");
-  o.pin_memory = cfg.data.pin_memory && device.is_cuda();
+  o.device = device;
+  o.pin_memory = cfg.data.pin_memory;
+  o.tokenizer = std::move(tokenizer);
   return o;
 }
 
@@ -53,24 +57,24 @@ struct Embedded {
   torch::Tensor images, texts, labels;  // on the device, so the gather can use any backend
 };
 
-Embedded embed_share(models::ClipModel& model, const text::ClipTokenizer* tokenizer, const ClipTaskConfig& cfg,
-                     const std::string& tiles, int rank, int world, torch::Device device) {
+// With a tokenizer the captions are embedded too.
+Embedded embed_share(models::ClipModel& model, std::shared_ptr<const text::ClipTokenizer> tokenizer,
+                     const ClipTaskConfig& cfg, const std::string& tiles, int rank, int world, torch::Device device) {
   auto dataset = std::make_shared<const data::TileDataset>(data::TileDataset::open(tiles));
-  data::TileLoader loader(dataset, loader_options(cfg, cfg.eval.batch_size, rank, world, /*train=*/false, device));
+  const bool with_texts = tokenizer != nullptr;
+  data::TileLoader loader(
+      dataset, loader_options(cfg, cfg.eval.batch_size, rank, world, /*train=*/false, device, std::move(tokenizer)));
   const int64_t cap = cfg.eval.max_samples > 0 ? (cfg.eval.max_samples + world - 1) / world : -1;
   std::vector<torch::Tensor> images, texts, labels;
   int64_t taken = 0;
   while (auto batch = loader.next()) {
     if (cap >= 0 && taken >= cap) break;
-    int64_t n = batch->images.size(0);
+    int64_t n = batch->samples;
     if (cap >= 0) n = std::min(n, cap - taken);
     taken += n;
-    images.push_back(model->encode_image(batch->images.narrow(0, 0, n).to(device)).to(torch::kFloat));
-    labels.push_back(batch->labels.narrow(0, 0, n).to(device));
-    if (tokenizer) {
-      std::vector<std::string> captions(batch->captions.begin(), batch->captions.begin() + n);
-      texts.push_back(model->encode_text(tokenizer->batch(captions).to(device)).to(torch::kFloat));
-    }
+    images.push_back(model->encode_image(batch->at("pixels").narrow(0, 0, n)).to(torch::kFloat));
+    labels.push_back(batch->at("labels").narrow(0, 0, n));
+    if (with_texts) texts.push_back(model->encode_text(batch->at("input_ids").narrow(0, 0, n)).to(torch::kFloat));
   }
   const int64_t dim = model->config().embed_dim;
   auto empty = torch::empty({0, dim}, torch::TensorOptions().dtype(torch::kFloat).device(device));
@@ -160,7 +164,9 @@ std::map<std::string, double> evaluate_clip(models::ClipModel& model, const text
   }
 
   if (!cfg.data.val.empty()) {
-    auto share = embed_share(model, &tokenizer, cfg, cfg.data.val, rank, world, device);
+    // The loader's workers borrow the tokenizer only while embed_share runs: a non-owning pointer.
+    auto share = embed_share(model, std::shared_ptr<const text::ClipTokenizer>(std::shared_ptr<void>(), &tokenizer),
+                             cfg, cfg.data.val, rank, world, device);
     auto images = dist::gather_rows(share.images, comm).cpu();
     auto texts = dist::gather_rows(share.texts, comm).cpu();
     PATHVLM_CHECK(images.size(0) > 0, "validation tiles '", cfg.data.val, "' hold no records");
@@ -196,10 +202,11 @@ void ClipTask::build(const TaskContext& ctx) {
     if (name != "vision_model") model_->text_model->encoder->checkpointing = true;
   }
   model_->to(device_);
-  tokenizer_.emplace(make_clip_tokenizer(cfg_, model_->config().context_length));
+  tokenizer_ = std::make_shared<const text::ClipTokenizer>(make_clip_tokenizer(cfg_, model_->config().context_length));
 
   auto dataset = std::make_shared<const data::TileDataset>(data::TileDataset::open(cfg_.data.train));
-  auto options = loader_options(cfg_, ctx.micro_batch_size, ctx.rank, ctx.world_size, /*train=*/true, device_);
+  auto options =
+      loader_options(cfg_, ctx.micro_batch_size, ctx.rank, ctx.world_size, /*train=*/true, device_, tokenizer_);
   options.seed = ctx.seed;
   loader_ = std::make_unique<data::TileLoader>(dataset, options);
   PATHVLM_CHECK(loader_->batches_per_epoch() > 0, "clip.data.train '", cfg_.data.train, "' has ", dataset->size(),
@@ -227,7 +234,7 @@ void ClipTask::build_for_eval(const TaskContext& ctx, const std::string& weights
   model_ = models::load_clip(cfg_.pretrained, options);
   cfg_.data.image_size = model_->config().image_size;  // evaluation preprocesses for the model's input size
   model_->to(device_);
-  tokenizer_.emplace(make_clip_tokenizer(cfg_, model_->config().context_length));
+  tokenizer_ = std::make_shared<const text::ClipTokenizer>(make_clip_tokenizer(cfg_, model_->config().context_length));
   log_info("eval: ", cfg_.pretrained, " (", models::describe(model_->config()), ") on ", ctx.world_size,
            ctx.world_size == 1 ? " rank" : " ranks");
 }
@@ -238,13 +245,9 @@ std::vector<std::pair<std::string, torch::Tensor>> ClipTask::state_tensors() {
 }
 
 Batch ClipTask::next_batch() {
-  auto tiles = loader_->next();
-  PATHVLM_CHECK(tiles.has_value(), "clip: the training loader ended unexpectedly");
-  Batch b;
-  b.samples = tiles->images.size(0);
-  b.tensors["pixels"] = tiles->images.to(device_, /*non_blocking=*/true);
-  b.tensors["input_ids"] = tokenizer_->batch(tiles->captions).to(device_, /*non_blocking=*/true);
-  return b;
+  auto batch = loader_->next();
+  PATHVLM_CHECK(batch.has_value(), "clip: the training loader ended unexpectedly");
+  return std::move(*batch);
 }
 
 std::pair<torch::Tensor, torch::Tensor> ClipTask::encode(const Batch& batch) {

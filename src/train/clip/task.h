@@ -64,7 +64,7 @@ class ClipTask : public Task {
   dist::Comm* comm_ = nullptr;
   models::ClipModel model_{nullptr};
   torch::Tensor logit_bias_;  // SigLIP only: registered on the model as "logit_bias"
-  std::optional<text::ClipTokenizer> tokenizer_;
+  std::shared_ptr<const text::ClipTokenizer> tokenizer_;  // shared with the loader's workers
   std::unique_ptr<data::TileLoader> loader_;
 };
 

@@ -1,0 +1,222 @@
+#include "data/loader.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <omp.h>
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/random.h"
+
+namespace pathvlm::data {
+
+const torch::Tensor& Batch::at(const std::string& key) const {
+  auto it = tensors.find(key);
+  if (it != tensors.end()) return it->second;
+  std::string known;
+  for (const auto& [name, t] : tensors) known += (known.empty() ? "" : ", ") + name;
+  throw Error(str("batch has no tensor '", key, "' (it has: ", known, ")"));
+}
+
+const std::vector<std::string>& Batch::text(const std::string& key) const {
+  auto it = strings.find(key);
+  if (it != strings.end()) return it->second;
+  std::string known;
+  for (const auto& [name, s] : strings) known += (known.empty() ? "" : ", ") + name;
+  throw Error(str("batch has no strings '", key, "' (it has: ", known, ")"));
+}
+
+uint64_t record_seed(uint64_t seed, int64_t epoch, int64_t record) {
+  return splitmix64(splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(record));
+}
+
+torch::TensorOptions BatchRequest::host(torch::Dtype dtype) const {
+  return torch::TensorOptions().dtype(dtype).pinned_memory(pinned);
+}
+
+at::Generator BatchRequest::generator(int64_t row) const {
+  return at::detail::createCPUGenerator(record_seed(seed, epoch, records.at(static_cast<size_t>(row))));
+}
+
+void BatchRequest::for_each(const std::function<void(int64_t row, int64_t record)>& fill) const {
+  for (size_t k = 0; k < records.size(); ++k) {
+    try {
+      fill(static_cast<int64_t>(k), records[k]);
+    } catch (const std::exception& e) {
+      throw Error(str("record ", records[k], ": ", e.what()));
+    }
+  }
+}
+
+std::pair<int64_t, int64_t> eval_share(int64_t n, int rank, int world_size) {
+  PATHVLM_CHECK(world_size >= 1 && rank >= 0 && rank < world_size, "eval_share: rank ", rank, " outside world size ",
+                world_size);
+  return {n * rank / world_size, n * (rank + 1) / world_size};
+}
+
+Loader::Loader(std::string name, int64_t records, BatchBuilder build, const LoaderOptions& options)
+    : name_(std::move(name)), records_(records), build_(std::move(build)), opt_(options) {
+  PATHVLM_CHECK(build_, name_, ": the loader has no batch builder");
+  PATHVLM_CHECK(opt_.batch_size >= 1, name_, ": batch size must be >= 1, got ", opt_.batch_size);
+  PATHVLM_CHECK(opt_.workers >= 1 && opt_.prefetch >= 1, name_, ": workers and prefetch must be >= 1, got ",
+                opt_.workers, " and ", opt_.prefetch);
+  pinned_ = opt_.pin_memory && opt_.device.is_cuda() && torch::cuda::is_available();
+  if (opt_.train) {
+    try {
+      sampler_ = std::make_unique<DistributedSampler>(records_, opt_.batch_size, opt_.rank, opt_.world_size,
+                                                      opt_.seed, opt_.shuffle);
+    } catch (const Error& e) {
+      throw Error(str(name_, ": ", e.what()));
+    }
+    consumed_cursor_ = sampler_->cursor();
+  } else {
+    std::tie(eval_begin_, eval_end_) = eval_share(records_, opt_.rank, opt_.world_size);
+    eval_next_ = eval_begin_;
+  }
+  start();
+}
+
+Loader::~Loader() { stop(); }
+
+void Loader::start() {
+  stopping_ = false;
+  for (int i = 0; i < opt_.workers; ++i) threads_.emplace_back([this] { worker(); });
+}
+
+void Loader::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  space_cv_.notify_all();
+  ready_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+std::optional<Loader::Job> Loader::make_job() {
+  Job job;
+  if (sampler_) {
+    job.request.records = sampler_->next_batch();
+    job.after = sampler_->cursor();
+    job.request.epoch = job.after.epoch;
+  } else {
+    if (eval_next_ >= eval_end_) return std::nullopt;
+    const int64_t end = std::min(eval_end_, eval_next_ + opt_.batch_size);
+    for (int64_t i = eval_next_; i < end; ++i) job.request.records.push_back(i);
+    eval_next_ = end;
+    job.after = {0, next_seq_ + 1};
+  }
+  job.request.seed = opt_.seed;
+  job.request.pinned = pinned_;
+  job.seq = next_seq_++;
+  return job;
+}
+
+void Loader::worker() {
+  // libtorch initialises a thread's OpenMP count lazily, on its first parallel op, from the process-wide
+  // setting; trigger that now so the count of one set below is not overwritten later.
+  at::get_num_threads();
+  omp_set_num_threads(1);
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      space_cv_.wait(lock, [&] { return stopping_ || (!exhausted_ && next_seq_ - consume_seq_ < opt_.prefetch); });
+      if (stopping_) return;
+      auto next = make_job();
+      if (!next) {
+        exhausted_ = true;
+        ready_cv_.notify_all();
+        continue;
+      }
+      job = std::move(*next);
+    }
+    Slot slot;
+    slot.after = job.after;
+    try {
+      slot.batch = build(job.request);
+    } catch (const std::exception& e) {
+      slot.error = std::make_exception_ptr(Error(str(name_, ", epoch ", job.request.epoch, ": ", e.what())));
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      done_[job.seq] = std::move(slot);
+    }
+    ready_cv_.notify_all();
+  }
+}
+
+Batch Loader::build(const BatchRequest& request) const {
+  Batch batch = build_(request);
+  batch.epoch = request.epoch;
+  // A builder that allocated pageable memory still gets its copy to the GPU overlapped with compute.
+  if (pinned_)
+    for (auto& [key, t] : batch.tensors)
+      if (!t.is_pinned()) t = t.pin_memory();
+  return batch;
+}
+
+std::optional<Batch> Loader::next() {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(mutex_);
+  ready_cv_.wait(lock, [&] { return done_.count(consume_seq_) || (exhausted_ && consume_seq_ >= next_seq_); });
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  wait_since_take_ += waited;
+  total_wait_ += waited;
+  auto it = done_.find(consume_seq_);
+  if (it == done_.end()) return std::nullopt;
+  Slot slot = std::move(it->second);
+  done_.erase(it);
+  consumed_cursor_ = slot.after;
+  ++consume_seq_;
+  lock.unlock();
+  space_cv_.notify_all();
+  if (slot.error) std::rethrow_exception(slot.error);
+  if (opt_.device != torch::kCPU)
+    for (auto& [key, t] : slot.batch->tensors) t = t.to(opt_.device, /*non_blocking=*/pinned_);
+  return std::move(slot.batch);
+}
+
+Loader::Cursor Loader::cursor() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return consumed_cursor_;
+}
+
+void Loader::restore(const Cursor& c) {
+  stop();
+  done_.clear();
+  next_seq_ = consume_seq_ = 0;
+  exhausted_ = false;
+  if (sampler_) {
+    sampler_->restore(c);
+    consumed_cursor_ = c;
+  } else {
+    eval_next_ = eval_begin_;
+    consumed_cursor_ = {};
+  }
+  start();
+}
+
+int64_t Loader::batches_per_epoch() const {
+  if (sampler_) return sampler_->batches_per_epoch();
+  return (eval_end_ - eval_begin_ + opt_.batch_size - 1) / opt_.batch_size;
+}
+
+double Loader::take_wait_seconds() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double w = wait_since_take_;
+  wait_since_take_ = 0;
+  return w;
+}
+
+double Loader::total_wait_seconds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return total_wait_;
+}
+
+}  // namespace pathvlm::data
