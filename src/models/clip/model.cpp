@@ -1,11 +1,11 @@
-// CLIP towers with Hugging Face CLIPModel's module layout (see clip.h), presets and initialisation.
+// CLIP towers with Hugging Face CLIPModel's module layout (see model.h), presets and initialisation.
 #include "models/clip/model.h"
 
 #include <cmath>
 
-#include "core/compat.h"
 #include "core/error.h"
 #include "models/layers/activation_checkpoint.h"
+#include "models/layers/mlp.h"
 
 namespace pathvlm::models {
 
@@ -75,42 +75,18 @@ std::string describe(const ClipModelConfig& c) {
 
 // ---- blocks --------------------------------------------------------------------------------------
 
-ClipAttentionImpl::ClipAttentionImpl(int width, int heads) : heads_(heads) {
-  q_proj = register_module("q_proj", torch::nn::Linear(width, width));
-  k_proj = register_module("k_proj", torch::nn::Linear(width, width));
-  v_proj = register_module("v_proj", torch::nn::Linear(width, width));
-  out_proj = register_module("out_proj", torch::nn::Linear(width, width));
-}
-
-torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, bool causal) {
-  const auto batch = x.size(0), length = x.size(1), width = x.size(2);
-  auto heads = [&](const torch::Tensor& t) { return t.view({batch, length, heads_, width / heads_}).transpose(1, 2); };
-  auto out = compat::scaled_dot_product_attention(heads(q_proj(x)), heads(k_proj(x)), heads(v_proj(x)), {}, causal);
-  return out_proj(out.transpose(1, 2).reshape({batch, length, width}));
-}
-
-ClipMlpImpl::ClipMlpImpl(int width, int hidden, const std::string& act) : quick_gelu_(act == "quick_gelu") {
-  fc1 = register_module("fc1", torch::nn::Linear(width, hidden));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden, width));
-}
-
-torch::Tensor ClipMlpImpl::forward(const torch::Tensor& x) {
-  auto h = fc1(x);
-  h = quick_gelu_ ? h * torch::sigmoid(1.702 * h) : torch::gelu(h);
-  return fc2(h);
-}
-
-ClipEncoderLayerImpl::ClipEncoderLayerImpl(int width, int heads, int mlp_dim, const std::string& act, double eps) {
-  auto norm = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(eps)); };
-  self_attn = register_module("self_attn", ClipAttention(width, heads));
-  layer_norm1 = register_module("layer_norm1", norm());
-  mlp = register_module("mlp", ClipMlp(width, mlp_dim, act));
-  layer_norm2 = register_module("layer_norm2", norm());
-}
+ClipEncoderLayerImpl::ClipEncoderLayerImpl(int width, int heads, int mlp_dim, const std::string& act, double eps)
+    : TransformerBlockImpl(TransformerBlockOptions(AttentionOptions(width, heads))
+                               .mlp_hidden(mlp_dim)
+                               .mlp_act(act)
+                               .norm_eps(eps)
+                               .norm1_name("layer_norm1")
+                               .norm2_name("layer_norm2")) {}
 
 torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x, bool causal) {
-  auto h = x + self_attn(layer_norm1(x), causal);
-  return h + mlp(layer_norm2(h));
+  AttentionInputs inputs;
+  inputs.causal = causal;
+  return TransformerBlockImpl::forward(x, inputs);
 }
 
 ClipEncoderImpl::ClipEncoderImpl(int num_layers, int width, int heads, int mlp_dim, const std::string& act,
@@ -279,8 +255,9 @@ void init_clip_weights(ClipModelImpl& model) {
         (*proj)->weight.normal_(0.0, in_std);
       }
       layer->self_attn->out_proj->weight.normal_(0.0, out_std);
-      layer->mlp->fc1->weight.normal_(0.0, fc_std);
-      layer->mlp->fc2->weight.normal_(0.0, in_std);
+      auto mlp = layer->mlp.get<Mlp>();
+      mlp->fc1->weight.normal_(0.0, fc_std);
+      mlp->fc2->weight.normal_(0.0, in_std);
     }
   };
   // Biases zero and LayerNorms identity everywhere, then the weights by kind.

@@ -15,43 +15,16 @@
 #include <torch/torch.h>
 
 #include "models/clip/config.h"
+#include "models/layers/transformer_block.h"
 
 namespace pathvlm::models {
 
-// Multi-head self-attention with separate q/k/v/out projections (HF layout); causal for the text tower.
-class ClipAttentionImpl : public torch::nn::Module {
- public:
-  ClipAttentionImpl(int width, int heads);
-  torch::Tensor forward(const torch::Tensor& x, bool causal);
-
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
-
- private:
-  int heads_;
-};
-TORCH_MODULE(ClipAttention);
-
-class ClipMlpImpl : public torch::nn::Module {
- public:
-  ClipMlpImpl(int width, int hidden, const std::string& act);
-  torch::Tensor forward(const torch::Tensor& x);
-
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
-
- private:
-  bool quick_gelu_;
-};
-TORCH_MODULE(ClipMlp);
-
-// Pre-norm residual block: x + attn(ln1(x)), then x + mlp(ln2(x)).
-class ClipEncoderLayerImpl : public torch::nn::Module {
+// An encoder layer of either tower: the shared pre-norm block with HF CLIPEncoderLayer's children
+// (self_attn.{q,k,v,out}_proj, layer_norm1, mlp.{fc1,fc2}, layer_norm2); causal in the text tower.
+class ClipEncoderLayerImpl : public TransformerBlockImpl {
  public:
   ClipEncoderLayerImpl(int width, int heads, int mlp_dim, const std::string& act, double eps);
   torch::Tensor forward(const torch::Tensor& x, bool causal);
-
-  ClipAttention self_attn{nullptr};
-  torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
-  ClipMlp mlp{nullptr};
 };
 TORCH_MODULE(ClipEncoderLayer);
 

@@ -5,46 +5,13 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "core/compat.h"
 #include "dist/comm.h"
 #include "models/layers/activation_checkpoint.h"
+#include "models/layers/transformer_block.h"
 #include "io/safetensors.h"
 #include "train/job_config.h"
 
 namespace pathvlm::train {
-namespace {
-
-// Pre-norm transformer block: x + drop(attn(ln1(x))), then x + drop(mlp(ln2(x))).
-class BlockImpl : public torch::nn::Module {
- public:
-  explicit BlockImpl(const LmConfig& c) : heads_(c.heads), dropout_(c.dropout) {
-    ln1_ = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim})));
-    auto attn = register_module("attn", std::make_shared<torch::nn::Module>());
-    qkv_ = attn->register_module("qkv", torch::nn::Linear(c.dim, 3 * c.dim));
-    attn_proj_ = attn->register_module("proj", torch::nn::Linear(c.dim, c.dim));
-    ln2_ = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim})));
-    auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
-    fc_ = mlp->register_module("fc", torch::nn::Linear(c.dim, c.mlp_ratio * c.dim));
-    mlp_proj_ = mlp->register_module("proj", torch::nn::Linear(c.mlp_ratio * c.dim, c.dim));
-  }
-
-  torch::Tensor forward(const torch::Tensor& x) {
-    const auto B = x.size(0), T = x.size(1), D = x.size(2);
-    auto qkv = qkv_(ln1_(x)).view({B, T, 3, heads_, D / heads_}).permute({2, 0, 3, 1, 4});
-    auto att = compat::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], {}, /*is_causal=*/true);
-    auto h = x + torch::dropout(attn_proj_(att.transpose(1, 2).reshape({B, T, D})), dropout_, is_training());
-    return h + torch::dropout(mlp_proj_(torch::gelu(fc_(ln2_(h)))), dropout_, is_training());
-  }
-
- private:
-  int heads_;
-  double dropout_;
-  torch::nn::LayerNorm ln1_{nullptr}, ln2_{nullptr};
-  torch::nn::Linear qkv_{nullptr}, attn_proj_{nullptr}, fc_{nullptr}, mlp_proj_{nullptr};
-};
-TORCH_MODULE(Block);
-
-}  // namespace
 
 TinyLmImpl::TinyLmImpl(const LmConfig& cfg, std::vector<std::string> checkpointed)
     : cfg_(cfg), checkpoint_blocks_(models::checkpointing_enabled(checkpointed, "blocks")) {
@@ -52,7 +19,14 @@ TinyLmImpl::TinyLmImpl(const LmConfig& cfg, std::vector<std::string> checkpointe
   tok_embed_ = register_module("tok_embed", torch::nn::Embedding(cfg.vocab, cfg.dim));
   pos_embed_ = register_module("pos_embed", torch::nn::Embedding(cfg.seq_len, cfg.dim));
   blocks_ = register_module("blocks", torch::nn::ModuleList());
-  for (int i = 0; i < cfg.layers; ++i) blocks_->push_back(Block(cfg));
+  const auto block = models::TransformerBlockOptions(models::AttentionOptions(cfg.dim, cfg.heads).causal(true))
+                         .mlp_hidden(static_cast<int64_t>(cfg.mlp_ratio) * cfg.dim)
+                         .mlp_act("gelu")
+                         .dropout(cfg.dropout)
+                         .attention_name("attn")
+                         .norm1_name("ln1")
+                         .norm2_name("ln2");
+  for (int i = 0; i < cfg.layers; ++i) blocks_->push_back(models::TransformerBlock(block));
   ln_f_ = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.dim})));
   head_ = register_module("head", torch::nn::Linear(torch::nn::LinearOptions(cfg.dim, cfg.vocab).bias(false)));
   torch::NoGradGuard no_grad;
@@ -66,7 +40,7 @@ torch::Tensor TinyLmImpl::forward(const torch::Tensor& tokens) {
   auto positions = torch::arange(T, tokens.options().dtype(torch::kLong));
   auto x = tok_embed_(tokens) + pos_embed_(positions).unsqueeze(0);
   for (const auto& module : *blocks_) {
-    auto block = module->as<BlockImpl>();
+    auto block = module->as<models::TransformerBlockImpl>();
     x = checkpoint_blocks_ ? models::checkpoint([block](const torch::Tensor& h) { return block->forward(h); }, x)
                            : block->forward(x);
   }

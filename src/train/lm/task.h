@@ -14,8 +14,8 @@
 
 namespace pathvlm::train {
 
-// Parameter names: tok_embed.weight, pos_embed.weight, blocks.<i>.{ln1,attn.qkv,attn.proj,ln2,mlp.fc,mlp.proj}.*,
-// ln_f.*, head.weight.
+// Parameter names: tok_embed.weight, pos_embed.weight,
+// blocks.<i>.{ln1, attn.{q,k,v,out}_proj, ln2, mlp.{fc1,fc2}}.* (models::TransformerBlock), ln_f.*, head.weight.
 class TinyLmImpl : public torch::nn::Module {
  public:
   TinyLmImpl(const LmConfig& cfg, std::vector<std::string> checkpointed);

@@ -1,0 +1,76 @@
+#include "models/layers/attention.h"
+
+#include <limits>
+
+#include "core/compat.h"
+#include "core/error.h"
+
+namespace pathvlm::models {
+
+AttentionImpl::AttentionImpl(const AttentionOptions& opts) : options(opts) {
+  if (options.kv_heads() == 0) options.kv_heads(options.heads());
+  PATHVLM_CHECK(options.width() > 0 && options.heads() > 0, "attention: width ", options.width(), " and heads ",
+                options.heads(), " must be positive");
+  if (options.head_dim() == 0) {
+    PATHVLM_CHECK(options.width() % options.heads() == 0, "attention: heads ", options.heads(),
+                  " do not divide width ", options.width());
+    options.head_dim(options.width() / options.heads());
+  }
+  PATHVLM_CHECK(options.kv_heads() > 0 && options.heads() % options.kv_heads() == 0, "attention: kv_heads ",
+                options.kv_heads(), " must divide heads ", options.heads());
+  const auto q_width = options.heads() * options.head_dim(), kv_width = options.kv_heads() * options.head_dim();
+  auto linear = [&](int64_t in, int64_t out) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(options.bias()));
+  };
+  // Construction order q, k, v, out is the order of their random default initialisation.
+  q_proj = register_module(options.q_name(), linear(options.width(), q_width));
+  k_proj = register_module(options.k_name(), linear(options.width(), kv_width));
+  v_proj = register_module(options.v_name(), linear(options.width(), kv_width));
+  out_proj = register_module(options.out_name(), linear(q_width, options.width()));
+}
+
+torch::Tensor repeat_kv_heads(const torch::Tensor& kv, int64_t repeats) {
+  if (repeats == 1) return kv;
+  const auto B = kv.size(0), H = kv.size(1), S = kv.size(2), D = kv.size(3);
+  return kv.unsqueeze(2).expand({B, H, repeats, S, D}).reshape({B, H * repeats, S, D});
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionInputs& inputs) {
+  PATHVLM_CHECK(x.dim() == 3 && x.size(2) == options.width(), "attention: expected input [B, L, ", options.width(),
+                "], got ", x.sizes());
+  const auto B = x.size(0), L = x.size(1), D = options.head_dim();
+  auto heads = [&](const torch::Tensor& t, int64_t n) { return t.view({B, L, n, D}).transpose(1, 2); };
+  auto q = heads(q_proj(x), options.heads());
+  auto k = heads(k_proj(x), options.kv_heads());
+  auto v = heads(v_proj(x), options.kv_heads());
+  if (inputs.rope != nullptr) {
+    q = apply_rope(q, *inputs.rope);
+    k = apply_rope(k, *inputs.rope);
+  }
+  if (inputs.cache != nullptr) std::tie(k, v) = inputs.cache->append(k, v);
+  const auto repeats = options.heads() / options.kv_heads();
+  k = repeat_kv_heads(k, repeats);
+  v = repeat_kv_heads(v, repeats);
+
+  const bool causal = inputs.causal.value_or(options.causal());
+  const auto S = k.size(2);
+  auto mask = inputs.mask;
+  // The kernel's own causal flag aligns the mask to the top left, right only when queries and keys are the same
+  // tokens; with cached keys before the queries, or an extra mask to combine, causality becomes a mask.
+  const bool causal_as_mask = causal && (S != L || mask.defined());
+  if (causal_as_mask) {
+    auto keep = torch::ones({L, S}, x.options().dtype(torch::kBool)).tril(S - L);
+    if (!mask.defined()) {
+      mask = keep;
+    } else if (mask.scalar_type() == torch::kBool) {
+      mask = mask.logical_and(keep);
+    } else {
+      mask = mask + torch::zeros({L, S}, mask.options())
+                        .masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity());
+    }
+  }
+  auto out = compat::scaled_dot_product_attention(q, k, v, mask, causal && !causal_as_mask);
+  return out_proj(out.transpose(1, 2).reshape({B, L, options.heads() * D}));
+}
+
+}  // namespace pathvlm::models
