@@ -38,6 +38,20 @@ std::string read_text(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// Throws SourceChanged unless `file` still has its recorded size and checksum.
+void check_source(const std::string& dir, const SourceFile& file) {
+  const std::string what = str("checkpoint '", dir, "': external source file '", file.path, "'");
+  const std::string fix = " (frozen tensors of this checkpoint are read from it: restore the file, or start "
+                          "fresh with checkpoint.resume=none)";
+  if (!fs::exists(file.path)) throw SourceChanged(str(what, " is missing", fix));
+  const auto bytes = static_cast<int64_t>(fs::file_size(file.path));
+  if (bytes != file.bytes)
+    throw SourceChanged(str(what, " has ", bytes, " bytes, recorded ", file.bytes, " (it changed)", fix));
+  const uint32_t crc = file_crc32(file.path);
+  if (crc != file.crc32)
+    throw SourceChanged(str(what, " has CRC-32 ", crc, ", recorded ", file.crc32, " (it changed)", fix));
+}
+
 }  // namespace
 
 std::string step_dir_name(int64_t step) {
@@ -144,7 +158,90 @@ nlohmann::json verify(const std::string& dir) {
     PATHVLM_CHECK(file_crc32(path) == info.at("crc32").get<uint32_t>(), "checkpoint '", dir, "': file '", name,
                   "' fails its CRC-32 check (corrupt)");
   }
+  if (state.contains("external"))
+    for (const auto& [path, file] : External::from_json(state["external"], dir).files) check_source(dir, file);
   return state;
+}
+
+nlohmann::json External::to_json() const {
+  nlohmann::json j = {{"files", nlohmann::json::array()}, {"tensors", nlohmann::json::object()}};
+  for (const auto& [path, f] : files) j["files"].push_back({{"path", f.path}, {"bytes", f.bytes}, {"crc32", f.crc32}});
+  for (const auto& [name, t] : tensors) j["tensors"][name] = {{"file", t.file}, {"name", t.name}};
+  return j;
+}
+
+External External::from_json(const nlohmann::json& j, const std::string& where) {
+  External out;
+  try {
+    for (const auto& f : j.at("files"))
+      out.files[f.at("path").get<std::string>()] = {f.at("path").get<std::string>(), f.at("bytes").get<int64_t>(),
+                                                     f.at("crc32").get<uint32_t>()};
+    for (const auto& [name, t] : j.at("tensors").items())
+      out.tensors[name] = {t.at("file").get<std::string>(), t.at("name").get<std::string>()};
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str("checkpoint '", where, "': ", kStateFile, ": malformed 'external' record: ", e.what()));
+  }
+  for (const auto& [name, t] : out.tensors)
+    PATHVLM_CHECK(out.files.count(t.file), "checkpoint '", where, "': ", kStateFile, ": external tensor '", name,
+                  "' names file '", t.file, "', which is not among the recorded files");
+  return out;
+}
+
+SourceFile describe_file(const std::string& path) {
+  const std::string absolute = fs::absolute(path).lexically_normal().string();
+  return {absolute, static_cast<int64_t>(fs::file_size(absolute)), file_crc32(absolute)};
+}
+
+ModelTensors ModelTensors::open(const std::string& path) {
+  ModelTensors m;
+  m.path_ = path;
+  const bool is_step_dir = fs::is_directory(path) && fs::exists(path + "/" + kStateFile);
+  m.own_ = safetensors::Checkpoint::open(is_step_dir ? path + "/model.safetensors" : path);
+  m.names_ = m.own_.names();
+  if (!is_step_dir) return m;
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(read_text(path + "/" + kStateFile));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str("checkpoint '", path, "': ", kStateFile, " is not valid JSON: ", e.what()));
+  }
+  if (!state.contains("external")) return m;
+  m.external_ = External::from_json(state["external"], path);
+  for (const auto& [file, record] : m.external_.files) {
+    check_source(path, record);
+    m.sources_.emplace(file, safetensors::File::open(file));
+  }
+  for (const auto& [name, source] : m.external_.tensors) {
+    PATHVLM_CHECK(!m.own_.contains(name), "checkpoint '", path, "': tensor '", name,
+                  "' is both in model.safetensors and recorded as external");
+    PATHVLM_CHECK(m.sources_.at(source.file).contains(source.name), "checkpoint '", path, "': external source file '",
+                  source.file, "' lacks tensor '", source.name, "' (for '", name, "')");
+    m.names_.push_back(name);
+  }
+  std::sort(m.names_.begin(), m.names_.end());
+  return m;
+}
+
+const std::vector<std::string>& ModelTensors::names() const { return names_; }
+
+bool ModelTensors::contains(const std::string& name) const {
+  return own_.contains(name) || external_.tensors.count(name);
+}
+
+const safetensors::TensorInfo& ModelTensors::info(const std::string& name) const {
+  auto it = external_.tensors.find(name);
+  return it == external_.tensors.end() ? own_.info(name) : sources_.at(it->second.file).info(it->second.name);
+}
+
+torch::Tensor ModelTensors::get(const std::string& name) const {
+  auto it = external_.tensors.find(name);
+  return it == external_.tensors.end() ? own_.get(name) : sources_.at(it->second.file).get(it->second.name);
+}
+
+TensorSource ModelTensors::source_of(const std::string& name) const {
+  auto it = external_.tensors.find(name);
+  if (it != external_.tensors.end()) return it->second;
+  return {fs::absolute(own_.file_of(name)).lexically_normal().string(), name};
 }
 
 std::vector<std::pair<int64_t, std::string>> list_steps(const std::string& root) {
@@ -169,14 +266,20 @@ std::optional<Found> find_latest_complete(const std::string& root,
       if (step >= 0 && entry.is_directory()) candidates.emplace_back(step, entry.path().string());
     }
   std::sort(candidates.rbegin(), candidates.rend());
+  std::optional<SourceChanged> source_changed;
   for (const auto& [step, dir] : candidates) {
     try {
       auto state = verify(dir);
       return Found{dir, step, std::move(state)};
+    } catch (const SourceChanged& e) {
+      if (!source_changed) source_changed = e;
+      warn(str(e.what(), "; falling back to an older checkpoint"));
     } catch (const Error& e) {
       warn(str(e.what(), "; falling back to an older checkpoint"));
     }
   }
+  if (source_changed)
+    throw SourceChanged(str(source_changed->what(), "; no checkpoint under '", root, "' verifies"));
   return std::nullopt;
 }
 

@@ -54,17 +54,17 @@ std::string resolve_weights(const std::string& path) {
     auto found = ckpt::find_latest_complete(path + "/checkpoints", [](const std::string& w) { log_warn(w); });
     PATHVLM_CHECK(found.has_value(), "train.init_from: run directory '", path,
                   "' has no complete checkpoint under checkpoints/");
-    return found->dir + "/model.safetensors";
+    return found->dir;
   }
   if (fs::exists(path + "/trainer_state.json")) {
     ckpt::verify(path);  // a damaged checkpoint must not seed a run silently
-    return path + "/model.safetensors";
+    return path;
   }
   return path;  // safetensors::Checkpoint::open handles files, HF directories and sharded indexes
 }
 
-void load_init_from(const std::vector<InitSource>& sources,
-                    const std::vector<std::pair<std::string, torch::Tensor>>& targets) {
+ckpt::External load_init_from(const std::vector<InitSource>& sources,
+                              const std::vector<std::pair<std::string, torch::Tensor>>& targets) {
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> model;
   std::vector<std::string> model_order;
@@ -72,12 +72,13 @@ void load_init_from(const std::vector<InitSource>& sources,
 
   std::set<std::string> loaded_by_any;
   bool any_strict = false;
+  ckpt::External provenance;
   for (size_t s = 0; s < sources.size(); ++s) {
     const auto& source = sources[s];
     const std::string key = str("train.init_from[", s, "]");
     const auto renames = parse_renames(source.map, key + ".map");
     const std::string weights = resolve_weights(source.path);
-    auto checkpoint = safetensors::Checkpoint::open(weights);
+    auto checkpoint = ckpt::ModelTensors::open(weights);
 
     std::vector<std::string> unexpected;
     std::set<std::string> loaded;
@@ -90,13 +91,20 @@ void load_init_from(const std::vector<InitSource>& sources,
       }
       torch::Tensor& target = it->second;
       const auto& info = checkpoint.info(source_name);
+      const auto where = checkpoint.source_of(source_name);
       PATHVLM_CHECK(torch::IntArrayRef(info.shape) == target.sizes(), key, ": tensor '", source_name, "' in '",
-                    checkpoint.file_of(source_name), "' has shape ", shape_text(info.shape),
+                    where.file, "' has shape ", shape_text(info.shape),
                     name == source_name ? std::string(", the model's has ") : str(", the model's '", name, "' has "),
                     shape_text(target.sizes()));
       PATHVLM_CHECK(loaded.insert(name).second, key, ": two tensors of '", weights, "' map to '", name,
                     "' (check ", key, ".map)");
       target.copy_(checkpoint.get(source_name));  // converts to the model's dtype and device
+      if (!provenance.files.count(where.file)) {
+        auto checked = checkpoint.checked_files().find(where.file);
+        provenance.files[where.file] =
+            checked != checkpoint.checked_files().end() ? checked->second : ckpt::describe_file(where.file);
+      }
+      provenance.tensors[name] = where;
     }
     std::vector<std::string> missing;
     for (const auto& name : model_order)
@@ -112,7 +120,7 @@ void load_init_from(const std::vector<InitSource>& sources,
                   " tensors match no model tensor: ", some(unexpected, 5),
                   " (add a rename to map, or set strict: false to load what matches)");
   }
-  if (!any_strict) return;
+  if (!any_strict) return provenance;
   std::vector<std::string> never_loaded;
   for (const auto& name : model_order)
     if (!loaded_by_any.count(name)) never_loaded.push_back(name);
@@ -120,6 +128,7 @@ void load_init_from(const std::vector<InitSource>& sources,
                 " model tensors are in no source: ", some(never_loaded, 5),
                 " (strict sources must load every model tensor together; set strict: false to keep the rest as "
                 "initialised)");
+  return provenance;
 }
 
 }  // namespace pathvlm::train

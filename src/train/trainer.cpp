@@ -4,6 +4,7 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <set>
 
 #include "core/compat.h"
 #include "core/error.h"
@@ -113,6 +114,9 @@ struct Trainer::State {
   int64_t last_saved_step = -1;
   Clock::time_point last_save_time = Clock::now();
   std::string resume_dir;  // the checkpoint this run continues from (empty: a fresh start)
+  // Where tensors loaded by train.init_from (or recorded as external by the resumed checkpoint) came from:
+  // frozen ones among them are left out of model.safetensors and recorded instead.
+  ckpt::External init_sources;
 
   void setup_processes();
   void find_resume_checkpoint();
@@ -318,7 +322,7 @@ void Trainer::State::build_model() {
 
   // Initial weights from earlier runs or releases; a resumed run restores its own checkpoint instead.
   if (!tc.init_from.empty()) {
-    if (resume_dir.empty()) load_init_from(tc.init_from, task->state_tensors());
+    if (resume_dir.empty()) init_sources = load_init_from(tc.init_from, task->state_tensors());
     else log_info("train.init_from skipped: resuming from ", resume_dir);
   }
 
@@ -408,14 +412,18 @@ void Trainer::State::resume() {
                 reducer->sharded() ? "true" : "false");
 
   torch::NoGradGuard no_grad;
-  auto model_file = safetensors::File::open(dir + "/model.safetensors");
+  // A partial checkpoint's frozen tensors come from their sources, checked against the recorded checksums.
+  auto model_tensors = ckpt::ModelTensors::open(dir);
   for (auto& [name, tensor] : task->state_tensors()) {
-    PATHVLM_CHECK(model_file.contains(name), "checkpoint '", dir, "/model.safetensors' lacks tensor '", name, "'");
-    auto saved = model_file.get(name);
-    PATHVLM_CHECK(saved.sizes() == tensor.sizes(), "checkpoint '", dir, "/model.safetensors': tensor '", name,
-                  "' has shape ", saved.sizes(), ", the model has ", tensor.sizes());
+    PATHVLM_CHECK(model_tensors.contains(name), "checkpoint '", dir, "/model.safetensors' lacks tensor '", name, "'");
+    auto saved = model_tensors.get(name);
+    PATHVLM_CHECK(saved.sizes() == tensor.sizes(), "checkpoint '", dir, "': tensor '", name, "' (in '",
+                  model_tensors.source_of(name).file, "') has shape ", saved.sizes(), ", the model has ",
+                  tensor.sizes());
     tensor.copy_(saved);
   }
+  // This run's later checkpoints leave out the same tensors (init_from was skipped, so they are known only here).
+  init_sources = state.contains("external") ? ckpt::External::from_json(state["external"], dir) : ckpt::External{};
   const std::string opt_name = reducer->sharded() ? str("optimizer_rank", rank, ".safetensors") : "optimizer.safetensors";
   auto opt_file = safetensors::File::open(dir + "/" + opt_name);
   std::vector<std::pair<std::string, torch::Tensor>> moments;
@@ -447,7 +455,25 @@ void Trainer::State::save_checkpoint() {
     safetensors::save(str(dir, "/optimizer_rank", rank, ".safetensors"), opt_state);
   else if (rank == 0)
     safetensors::save(dir + "/optimizer.safetensors", opt_state);
-  if (rank == 0) safetensors::save(dir + "/model.safetensors", task->state_tensors(), {{"format", "pt"}});
+  // Frozen parameters that init_from loaded still hold their source's values: record where instead of
+  // rewriting them (a frozen 7B LLM next to a small trained projector).
+  ckpt::External external;
+  if (rank == 0) {
+    std::set<const c10::TensorImpl*> frozen;
+    for (const auto& p : task->model().parameters())
+      if (!p.requires_grad()) frozen.insert(p.unsafeGetTensorImpl());
+    safetensors::NamedTensors own;
+    for (const auto& [name, tensor] : task->state_tensors()) {
+      auto source = init_sources.tensors.find(name);
+      if (source == init_sources.tensors.end() || !frozen.count(tensor.unsafeGetTensorImpl())) {
+        own.emplace_back(name, tensor);
+        continue;
+      }
+      external.tensors[name] = source->second;
+      external.files[source->second.file] = init_sources.files.at(source->second.file);
+    }
+    safetensors::save(dir + "/model.safetensors", own, {{"format", "pt"}});
+  }
   nlohmann::json mine = {{"rng", capture_rng(device)}, {"data", task->data_state()}};
   auto per_rank = allgather_strings(*comm, device, mine.dump());
   comm->barrier();  // every rank's files are in place
@@ -466,6 +492,7 @@ void Trainer::State::save_checkpoint() {
         {"torch", str(TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH)},
         {"config", cfg::to_yaml(job)},
     };
+    if (!external.tensors.empty()) state["external"] = external.to_json();
     state["ranks"] = nlohmann::json::array();
     for (const auto& r : per_rank) state["ranks"].push_back(nlohmann::json::parse(r));
     const auto final_dir = ckpt::commit(root, step, std::move(state), job.checkpoint.keep_last);

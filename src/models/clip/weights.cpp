@@ -135,6 +135,13 @@ ClipModel load_step_dir(const fs::path& dir, const ClipLoadOptions& options) {
   }
   PATHVLM_CHECK(state.contains("config") && state["config"].is_string(), "checkpoint '", state_path.string(),
                 "': has no resolved config");
+  // A partial checkpoint's frozen tensors live in their init_from sources; ckpt::ModelTensors reads them, but
+  // it belongs to the train library, which builds on this one (and wsi links models without train).
+  PATHVLM_CHECK(!state.contains("external"), "checkpoint '", where, "' is partial: ",
+                state["external"].value("tensors", json::object()).size(),
+                " frozen tensors are not in its model.safetensors but in the init_from sources listed under "
+                "'external' in trainer_state.json; CLIP tools read only full weights: use the run's export/ "
+                "(checkpoint.export_final) instead");
   auto config = resolve_clip_config(clip_section_of_run_config(state["config"].get<std::string>(), where));
   auto ckpt = safetensors::Checkpoint::open((dir / "model.safetensors").string());
   ClipModel model(config);
