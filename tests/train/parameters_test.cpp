@@ -188,12 +188,12 @@ TEST(TrainerFreezing, FreezeAllButTrainablePatternsKeepsFrozenTensorsBitwise) {
     EXPECT_EQ(equal, !should_train) << p.key();
     (should_train ? changed : kept) += 1;
   }
-  EXPECT_EQ(changed, 2 * 4 + 1);  // qkv and proj (weight, bias) in each of 2 blocks, and the head
+  EXPECT_EQ(changed, 2 * 8 + 1);  // q, k, v, out projections (weight, bias) in each of 2 blocks, and the head
   EXPECT_GT(kept, 10);
   const auto log = read_text(dir + "/run/log.txt");
   EXPECT_NE(log.find("train.freeze '*': "), std::string::npos) << log;
-  EXPECT_NE(log.find("train.trainable 'blocks.*.attn': 8 tensors"), std::string::npos) << log;
-  EXPECT_NE(log.find("trained: blocks.*.attn.* (8 tensors"), std::string::npos) << log;
+  EXPECT_NE(log.find("train.trainable 'blocks.*.attn': 16 tensors"), std::string::npos) << log;
+  EXPECT_NE(log.find("trained: blocks.*.attn.* (16 tensors"), std::string::npos) << log;
   fs::remove_all(dir);
 }
 
