@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/error.h"
@@ -49,10 +50,13 @@ void BatchRequest::for_each(const std::function<void(int64_t row, int64_t record
   }
 }
 
-std::pair<int64_t, int64_t> eval_share(int64_t n, int rank, int world_size) {
+std::pair<int64_t, int64_t> eval_share(int64_t n, int64_t batch_size, int rank, int world_size) {
   PATHVLM_CHECK(world_size >= 1 && rank >= 0 && rank < world_size, "eval_share: rank ", rank, " outside world size ",
                 world_size);
-  return {n * rank / world_size, n * (rank + 1) / world_size};
+  PATHVLM_CHECK(batch_size >= 1, "eval_share: batch size must be >= 1, got ", batch_size);
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  const int64_t first = batches * rank / world_size, last = batches * (rank + 1) / world_size;
+  return {std::min(n, first * batch_size), std::min(n, last * batch_size)};
 }
 
 Loader::Loader(std::string name, int64_t records, BatchBuilder build, const LoaderOptions& options)
@@ -71,7 +75,7 @@ Loader::Loader(std::string name, int64_t records, BatchBuilder build, const Load
     }
     consumed_cursor_ = sampler_->cursor();
   } else {
-    std::tie(eval_begin_, eval_end_) = eval_share(records_, opt_.rank, opt_.world_size);
+    std::tie(eval_begin_, eval_end_) = eval_share(records_, opt_.batch_size, opt_.rank, opt_.world_size);
     eval_next_ = eval_begin_;
   }
   start();

@@ -68,8 +68,11 @@ struct BatchRequest {
 
 using BatchBuilder = std::function<Batch(const BatchRequest&)>;
 
-// This rank's contiguous share of `n` records for evaluation: [begin, end), sizes differ by at most one.
-std::pair<int64_t, int64_t> eval_share(int64_t n, int rank, int world_size);
+// This rank's contiguous share of `n` records for evaluation, [begin, end): whole batches of the one-process
+// pass (batch boundaries at multiples of `batch_size`), spread as evenly as whole batches allow. Every record is
+// then computed in the same batch whatever the world size, so evaluation results are bitwise the same on any
+// number of ranks (a batch's composition changes the last bits of a matmul, and near-ties in rankings flip).
+std::pair<int64_t, int64_t> eval_share(int64_t n, int64_t batch_size, int rank, int world_size);
 
 struct LoaderOptions {
   int64_t batch_size = 32;  // per rank

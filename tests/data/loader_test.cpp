@@ -150,7 +150,8 @@ TEST(Loader, EvalPassCoversEachRecordOnceAcrossRanks) {
     options.rank = rank;
     options.world_size = 3;
     Loader loader("toy", 23, toy_batch, options);
-    auto [begin, end] = eval_share(23, rank, 3);
+    auto [begin, end] = eval_share(23, options.batch_size, rank, 3);
+    EXPECT_EQ(begin % options.batch_size, 0) << "a rank's share starts at a batch boundary of the one-process pass";
     int64_t batches = 0, expected_next = begin;
     while (auto batch = loader.next()) {
       ++batches;

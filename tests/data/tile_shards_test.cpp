@@ -346,7 +346,7 @@ TEST(TileLoader, EvalPassCoversEveryRecordOnceAcrossRanks) {
     auto o = loader_options(rank, 3);
     o.train = false;
     TileLoader loader(ds, o);
-    auto [begin, end] = eval_share(11, rank, 3);
+    auto [begin, end] = eval_share(11, o.batch_size, rank, 3);
     EXPECT_EQ(loader.batches_per_epoch(), (end - begin + 2) / 3);
     int batches = 0;
     while (auto batch = loader.next()) {
