@@ -16,27 +16,13 @@
 #include "train/job_config.h"
 #include "train/lm/task.h"
 #include "train/trainer.h"
+#include "train_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
+using namespace pathvlm::testing;
 
 namespace {
-
-using Tensors = std::map<std::string, torch::Tensor>;
-
-Tensors load_all(const std::string& path) {
-  auto f = safetensors::File::open(path);
-  Tensors out;
-  for (const auto& info : f.tensors()) out[info.name] = f.get(info.name).clone();
-  return out;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-#define EXPECT_HAS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
 
 // One first run (trained, checkpointed) shared by every test; each test starts second runs from it.
 class InitFrom : public ::testing::Test {
@@ -54,23 +40,7 @@ class InitFrom : public ::testing::Test {
 
   // A different seed than phase 1, so weights equal to phase 1's can only come from init_from.
   static JobConfig base_job(const std::string& name) {
-    JobConfig job;
-    job.run.task = "lm";
-    job.run.name = name;
-    job.run.runs_dir = dir_;
-    job.run.seed = 17;
-    job.log.tensorboard = false;
-    job.train.steps = 1;
-    job.train.micro_batch_size = 12;
-    job.train.device = "cpu";
-    job.optim.lr = 3e-3;
-    job.checkpoint.every_steps = 0;
-    job.checkpoint.resume = "none";
-    job.task_config<train::LmConfig>().dim = 32;
-    job.task_config<train::LmConfig>().seq_len = 16;
-    job.task_config<train::LmConfig>().train_sequences = 240;
-    job.task_config<train::LmConfig>().eval_sequences = 0;
-    return job;
+    return tiny_lm_job(dir_, name, /*seed=*/17, /*steps=*/1);
   }
   // A one-step run at learning rate 0 exports the weights it started from.
   static Tensors start_weights(JobConfig job) {

@@ -13,9 +13,11 @@
 #include "train/job_config.h"
 #include "train/lm/task.h"
 #include "train/trainer.h"
+#include "train_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
+using namespace pathvlm::testing;
 using train::ParameterInfo;
 
 TEST(Glob, MatchesWholeTextWithStarAndQuestionMark) {
@@ -136,36 +138,8 @@ TEST(SelectTrainable, SummaryFoldsLayersAndWholeModules) {
 
 namespace {
 
-std::map<std::string, torch::Tensor> load_all(const std::string& path) {
-  auto f = safetensors::File::open(path);
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& info : f.tensors()) out[info.name] = f.get(info.name).clone();
-  return out;
-}
-
 JobConfig tiny_job(const std::string& runs_dir, const std::string& name) {
-  JobConfig job;
-  job.run.task = "lm";
-  job.run.name = name;
-  job.run.runs_dir = runs_dir;
-  job.run.seed = 11;
-  job.log.tensorboard = false;
-  job.train.steps = 6;
-  job.train.micro_batch_size = 12;
-  job.train.device = "cpu";
-  job.optim.lr = 3e-3;
-  job.checkpoint.every_steps = 0;
-  job.checkpoint.resume = "none";
-  job.task_config<train::LmConfig>().dim = 32;
-  job.task_config<train::LmConfig>().seq_len = 16;
-  job.task_config<train::LmConfig>().train_sequences = 240;
-  job.task_config<train::LmConfig>().eval_sequences = 0;
-  return job;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return tiny_lm_job(runs_dir, name, /*seed=*/11, /*steps=*/6);
 }
 
 }  // namespace

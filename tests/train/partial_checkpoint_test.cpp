@@ -16,25 +16,13 @@
 #include "train/job_config.h"
 #include "train/lm/task.h"
 #include "train/trainer.h"
+#include "train_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
+using namespace pathvlm::testing;
 
 namespace {
-
-using Tensors = std::map<std::string, torch::Tensor>;
-
-Tensors load_all(const std::string& path) {
-  auto f = safetensors::File::open(path);
-  Tensors out;
-  for (const auto& info : f.tensors()) out[info.name] = f.get(info.name).clone();
-  return out;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 nlohmann::json state_of(const std::string& step_dir) { return nlohmann::json::parse(read_text(step_dir + "/trainer_state.json")); }
 
@@ -45,8 +33,6 @@ void expect_equal(const Tensors& a, const Tensors& b) {
     EXPECT_TRUE(torch::equal(t, b.at(name))) << name;
   }
 }
-
-#define EXPECT_HAS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
 
 bool frozen(const std::string& name) { return name.rfind("pos_embed.", 0) == 0 || name.rfind("blocks.0.", 0) == 0; }
 
@@ -68,27 +54,15 @@ class PartialCheckpoint : public ::testing::Test {
 
   // Run B: starts from A with the position embedding and the first block frozen, saves every 4 steps.
   static JobConfig base_job(const std::string& name) {
-    JobConfig job;
-    job.run.task = "lm";
-    job.run.name = name;
-    job.run.runs_dir = dir_;
-    job.run.seed = 17;
+    JobConfig job = tiny_lm_job(dir_, name, /*seed=*/17, /*steps=*/10);
     job.log.every = 1;
-    job.log.tensorboard = false;
-    job.train.steps = 10;
     job.train.micro_batch_size = 6;
-    job.train.device = "cpu";
     job.train.init_from = {{dir_ + "/a", {}, true}};
     job.train.freeze = {"pos_embed", "blocks.0"};
-    job.optim.lr = 3e-3;
     job.checkpoint.every_steps = 4;
     job.checkpoint.keep_last = 5;
     job.checkpoint.resume = "auto";
-    job.task_config<train::LmConfig>().dim = 32;
-    job.task_config<train::LmConfig>().seq_len = 16;
     job.task_config<train::LmConfig>().dropout = 0.1;  // the RNG must be restored too
-    job.task_config<train::LmConfig>().train_sequences = 240;
-    job.task_config<train::LmConfig>().eval_sequences = 0;
     return job;
   }
   // `pathvlm train` in a child process (so SIGKILL ends only it); returns the exit status or 128+signal.

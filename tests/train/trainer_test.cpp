@@ -18,9 +18,11 @@
 #include "train/lm/task.h"
 #include "train/preemption.h"
 #include "train/trainer.h"
+#include "train_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
+using namespace pathvlm::testing;
 
 namespace {
 
@@ -33,34 +35,12 @@ std::string fresh_dir(const std::string& name) {
 
 // The small job every test starts from: a 2-layer LM with a frozen part, clipping that engages, 20 steps.
 JobConfig small_job(const std::string& runs_dir, const std::string& name) {
-  JobConfig job;
-  job.run.task = "lm";
-  job.run.name = name;
-  job.run.runs_dir = runs_dir;
-  job.run.seed = 7;
+  JobConfig job = tiny_lm_job(runs_dir, name, /*seed=*/7, /*steps=*/20, /*train_sequences=*/480);
   job.log.every = 1;
-  job.log.tensorboard = false;
-  job.train.steps = 20;
-  job.train.micro_batch_size = 12;
-  job.train.device = "cpu";
   job.train.freeze = {"pos_embed", "blocks.0.ln1"};
-  job.optim.lr = 3e-3;
   job.optim.warmup_steps = 3;
   job.optim.clip_grad_norm = 0.5;
-  job.checkpoint.every_steps = 0;
-  job.checkpoint.resume = "none";
-  job.task_config<train::LmConfig>().dim = 32;
-  job.task_config<train::LmConfig>().seq_len = 16;
-  job.task_config<train::LmConfig>().train_sequences = 480;
-  job.task_config<train::LmConfig>().eval_sequences = 0;
   return job;
-}
-
-std::map<std::string, torch::Tensor> load_all(const std::string& path) {
-  auto f = safetensors::File::open(path);
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& info : f.tensors()) out[info.name] = f.get(info.name).clone();
-  return out;
 }
 
 // Largest relative L2 error over tensors.
@@ -93,11 +73,6 @@ int launch(int ranks, const std::string& config, const std::vector<std::string>&
   cmd += " > " + log + " 2>&1";
   const int status = std::system(cmd.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 // The job as a YAML file, for the subprocess runs.
