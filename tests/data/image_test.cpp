@@ -8,9 +8,11 @@
 
 #include "core/error.h"
 #include "data/image.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm::data;
+using pathvlm::testing::error_of;
 
 namespace {
 
@@ -22,16 +24,6 @@ std::vector<std::string> shared_tiles() {
     if (e.path().extension() == ".png") out.push_back(e.path().string());
   std::sort(out.begin(), out.end());
   return out;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const pathvlm::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // A PNG in any simplified-API format (gray, gray+alpha, RGBA, 16-bit linear), written by libpng itself.

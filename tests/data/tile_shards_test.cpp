@@ -14,9 +14,11 @@
 #include "data/tile_loader.h"
 #include "data/tile_shards.h"
 #include "synth/tissue_texture.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm::data;
+using pathvlm::testing::error_of;
 using namespace pathvlm::synth;
 
 namespace {
@@ -31,16 +33,6 @@ fs::path temp_dir(const std::string& name) {
 void write_text(const fs::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::binary);
   out << text;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const pathvlm::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // A folder of images: tile_<i>.png (i = 0..n-1, class i % 8) plus a JPEG, a corrupt file and a truncated JPEG.

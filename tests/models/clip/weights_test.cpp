@@ -10,8 +10,10 @@
 #include "core/error.h"
 #include "models/clip/weights.h"
 #include "io/safetensors.h"
+#include "test_util.h"
 
 using namespace pathvlm;
+using pathvlm::testing::error_of;
 using models::ClipModel;
 using models::ClipModelConfig;
 namespace fs = std::filesystem;
@@ -74,15 +76,6 @@ ClipModel make_model(const ClipModelConfig& c) {
 }
 
 void write(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 }  // namespace
 

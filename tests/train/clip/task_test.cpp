@@ -15,8 +15,10 @@
 #include "data/tile_shards.h"
 #include "models/clip/weights.h"
 #include "train/clip/task.h"
+#include "test_util.h"
 
 using namespace pathvlm;
+using pathvlm::testing::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -28,15 +30,6 @@ fs::path temp_dir(const std::string& name) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 train::ClipTaskConfig tiny_config() {
