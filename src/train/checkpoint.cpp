@@ -192,7 +192,7 @@ SourceFile describe_file(const std::string& path) {
   return {absolute, static_cast<int64_t>(fs::file_size(absolute)), file_crc32(absolute)};
 }
 
-ModelTensors ModelTensors::open(const std::string& path) {
+ModelTensors ModelTensors::open(const std::string& path, bool check_sources) {
   ModelTensors m;
   m.path_ = path;
   const bool is_step_dir = fs::is_directory(path) && fs::exists(path + "/" + kStateFile);
@@ -208,7 +208,7 @@ ModelTensors ModelTensors::open(const std::string& path) {
   if (!state.contains("external")) return m;
   m.external_ = External::from_json(state["external"], path);
   for (const auto& [file, record] : m.external_.files) {
-    check_source(path, record);
+    if (check_sources) check_source(path, record);
     m.sources_.emplace(file, safetensors::File::open(file));
   }
   for (const auto& [name, source] : m.external_.tensors) {

@@ -82,7 +82,9 @@ SourceFile describe_file(const std::string& path);
 // safetensors::Checkpoint::open takes. Names are the model's; get() reads from whichever file holds them.
 class ModelTensors {
  public:
-  static ModelTensors open(const std::string& path);
+  // `check_sources` false: the caller verified this checkpoint's sources already (ckpt::verify), so their
+  // checksums are not computed again (a pass over every source file, gigabytes for a frozen LLM).
+  static ModelTensors open(const std::string& path, bool check_sources = true);
 
   const std::vector<std::string>& names() const;  // sorted
   bool contains(const std::string& name) const;

@@ -412,8 +412,9 @@ void Trainer::State::resume() {
                 reducer->sharded() ? "true" : "false");
 
   torch::NoGradGuard no_grad;
-  // A partial checkpoint's frozen tensors come from their sources, checked against the recorded checksums.
-  auto model_tensors = ckpt::ModelTensors::open(dir);
+  // A partial checkpoint's frozen tensors come from their sources; rank 0 checked their checksums when it chose
+  // this checkpoint (find_resume_checkpoint: verify / find_latest_complete), so no rank reads them twice.
+  auto model_tensors = ckpt::ModelTensors::open(dir, /*check_sources=*/false);
   for (auto& [name, tensor] : task->state_tensors()) {
     PATHVLM_CHECK(model_tensors.contains(name), "checkpoint '", dir, "/model.safetensors' lacks tensor '", name, "'");
     auto saved = model_tensors.get(name);
