@@ -16,7 +16,7 @@ TransformerBlockImpl::TransformerBlockImpl(const TransformerBlockOptions& opts) 
   self_attn = register_module(options.attention_name(), Attention(options.attention()));
   norm1 = make_norm(options.norm(), width, options.norm_eps());
   register_module(options.norm1_name(), norm1.ptr());
-  mlp = options.mlp_act() == "swiglu" ? torch::nn::AnyModule(GatedMlp(width, hidden))
+  mlp = options.mlp_act() == "swiglu" ? torch::nn::AnyModule(GatedMlp(width, hidden, options.mlp_bias()))
                                       : torch::nn::AnyModule(Mlp(width, hidden, options.mlp_act()));
   register_module(options.mlp_name(), mlp.ptr());
   norm2 = make_norm(options.norm(), width, options.norm_eps());

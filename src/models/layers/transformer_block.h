@@ -20,6 +20,8 @@ struct TransformerBlockOptions {
   TORCH_ARG(int64_t, mlp_hidden) = 0;
   // "gelu" or "quick_gelu" for fc1 -> act -> fc2 (models::Mlp); "swiglu" for models::GatedMlp.
   TORCH_ARG(std::string, mlp_act) = "gelu";
+  // Biases on the SwiGLU MLP's projections (LLaMA's mlp_bias); fc1-act-fc2 MLPs always have them.
+  TORCH_ARG(bool, mlp_bias) = false;
   TORCH_ARG(NormKind, norm) = NormKind::layer_norm;
   TORCH_ARG(double, norm_eps) = 1e-5;
   // Dropout on each residual branch while training.

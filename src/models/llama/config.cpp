@@ -1,0 +1,202 @@
+#include "models/llama/config.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace pathvlm::models {
+
+void LlamaConfig::validate(const std::string& where) const {
+  PATHVLM_CHECK(vocab_size > 0 && hidden_size > 0 && intermediate_size > 0 && num_hidden_layers > 0, where,
+                ": vocab_size, hidden_size, intermediate_size and num_hidden_layers must be positive");
+  PATHVLM_CHECK(num_attention_heads > 0 && num_key_value_heads > 0 && num_attention_heads % num_key_value_heads == 0,
+                where, ": num_key_value_heads (", num_key_value_heads, ") must divide num_attention_heads (",
+                num_attention_heads, ")");
+  PATHVLM_CHECK(head_dim > 0 && head_dim % 2 == 0, where, ": head_dim (", head_dim,
+                ") must be positive and even (RoPE rotates pairs)");
+  PATHVLM_CHECK(rms_norm_eps > 0 && rope_theta > 0, where, ": rms_norm_eps and rope_theta must be positive");
+  PATHVLM_CHECK(max_position_embeddings > 0, where, ": max_position_embeddings must be positive");
+}
+
+int64_t LlamaConfig::num_parameters() const {
+  const int64_t q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim;
+  int64_t attention = hidden_size * q + 2 * hidden_size * kv + q * hidden_size;
+  if (attention_bias) attention += q + 2 * kv + hidden_size;
+  int64_t mlp = 3 * hidden_size * intermediate_size;
+  if (mlp_bias) mlp += 2 * intermediate_size + hidden_size;
+  const int64_t layer = attention + mlp + 2 * hidden_size;
+  return vocab_size * hidden_size * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + hidden_size;
+}
+
+namespace {
+
+LlamaConfig shape(int64_t vocab, int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads,
+                  int64_t kv_heads, int64_t max_positions, double eps) {
+  LlamaConfig c;
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv_heads;
+  c.head_dim = hidden / heads;
+  c.max_position_embeddings = max_positions;
+  c.rms_norm_eps = eps;
+  return c;
+}
+
+// Shapes from the models' published config.json files (TinyLlama-1.1B, LLaMA-2 7B/13B = Vicuna v1.5).
+const std::map<std::string, LlamaConfig>& presets() {
+  static const std::map<std::string, LlamaConfig> table = {
+      {"tiny", shape(512, 64, 176, 2, 4, 2, 512, 1e-5)},
+      {"tinyllama-1.1b", shape(32000, 2048, 5632, 22, 32, 4, 2048, 1e-5)},
+      {"llama2-7b", shape(32000, 4096, 11008, 32, 32, 32, 4096, 1e-5)},
+      {"llama2-13b", shape(32000, 5120, 13824, 40, 40, 40, 4096, 1e-5)},
+  };
+  return table;
+}
+
+}  // namespace
+
+std::vector<std::string> llama_preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, _] : presets()) names.push_back(name);
+  return names;
+}
+
+LlamaConfig llama_preset(const std::string& name) {
+  auto it = presets().find(name);
+  if (it == presets().end()) {
+    std::string known;
+    for (const auto& n : llama_preset_names()) known += (known.empty() ? "" : ", ") + n;
+    throw Error(str("unknown LLaMA preset '", name, "' (known: ", known, "; or give a Hugging Face model directory)"));
+  }
+  return it->second;
+}
+
+namespace {
+
+// Only the unscaled rotary embedding is implemented: anything else would load and silently compute other numbers.
+void check_rope_type(const nlohmann::json& rope, const std::string& key, const std::string& where) {
+  if (rope.is_null()) return;
+  PATHVLM_CHECK(rope.is_object(), where, ": '", key, "' must be an object, got ", rope.dump());
+  std::string type = "default";
+  if (rope.contains("rope_type")) {
+    type = rope.at("rope_type").get<std::string>();
+  } else if (rope.contains("type")) {
+    type = rope.at("type").get<std::string>();
+  }
+  PATHVLM_CHECK(type == "default", where, ": rope type '", type, "' in '", key,
+                "' is not implemented (only 'default', unscaled RoPE, is); refusing rather than computing other "
+                "numbers");
+  if (rope.contains("partial_rotary_factor")) {
+    PATHVLM_CHECK(rope.at("partial_rotary_factor").get<double>() == 1.0, where,
+                  ": partial_rotary_factor != 1 is not implemented");
+  }
+}
+
+}  // namespace
+
+LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const std::exception& e) {
+    throw Error(str(where, ": not valid JSON (", e.what(), ")"));
+  }
+  PATHVLM_CHECK(j.is_object(), where, ": expected a JSON object");
+  const auto model_type = j.value("model_type", std::string());
+  PATHVLM_CHECK(model_type == "llama", where, ": model_type '", model_type,
+                "' is not a LLaMA model (expected \"llama\")");
+  LlamaConfig c;
+  try {
+    auto get_int = [&](const char* key, int64_t& out, bool required) {
+      if (j.contains(key) && !j.at(key).is_null()) {
+        out = j.at(key).get<int64_t>();
+      } else {
+        PATHVLM_CHECK(!required, where, ": missing '", key, "'");
+      }
+    };
+    get_int("vocab_size", c.vocab_size, true);
+    get_int("hidden_size", c.hidden_size, true);
+    get_int("intermediate_size", c.intermediate_size, true);
+    get_int("num_hidden_layers", c.num_hidden_layers, true);
+    get_int("num_attention_heads", c.num_attention_heads, true);
+    c.num_key_value_heads = c.num_attention_heads;
+    get_int("num_key_value_heads", c.num_key_value_heads, false);
+    PATHVLM_CHECK(c.num_attention_heads > 0, where, ": num_attention_heads must be positive");
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+    get_int("head_dim", c.head_dim, false);
+    get_int("max_position_embeddings", c.max_position_embeddings, false);
+    if (j.contains("rms_norm_eps")) c.rms_norm_eps = j.at("rms_norm_eps").get<double>();
+    c.attention_bias = j.value("attention_bias", false);
+    c.mlp_bias = j.value("mlp_bias", false);
+    c.tie_word_embeddings = j.value("tie_word_embeddings", false);
+    if (j.contains("initializer_range")) c.initializer_range = j.at("initializer_range").get<double>();
+    const auto act = j.value("hidden_act", std::string("silu"));
+    PATHVLM_CHECK(act == "silu", where, ": hidden_act '", act, "' is not implemented (LLaMA uses silu)");
+    get_int("bos_token_id", c.bos_token_id, false);
+    if (j.contains("eos_token_id") && j.at("eos_token_id").is_array()) {
+      PATHVLM_CHECK(!j.at("eos_token_id").empty(), where, ": eos_token_id is an empty list");
+      c.eos_token_id = j.at("eos_token_id").at(0).get<int64_t>();
+    } else {
+      get_int("eos_token_id", c.eos_token_id, false);
+    }
+    get_int("pad_token_id", c.pad_token_id, false);
+
+    // transformers 4.x: top-level rope_theta (+ rope_scaling); 5.x: rope_parameters. A non-null rope_scaling
+    // wins in 5.x, so it is checked first.
+    if (j.contains("rope_scaling")) check_rope_type(j.at("rope_scaling"), "rope_scaling", where);
+    if (j.contains("rope_theta") && !j.at("rope_theta").is_null()) c.rope_theta = j.at("rope_theta").get<double>();
+    if (j.contains("rope_parameters") && !j.at("rope_parameters").is_null()) {
+      const auto& rope = j.at("rope_parameters");
+      check_rope_type(rope, "rope_parameters", where);
+      if (rope.contains("rope_theta")) c.rope_theta = rope.at("rope_theta").get<double>();
+    }
+  } catch (const pathvlm::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(str(where, ": a field has the wrong type (", e.what(), ")"));
+  }
+  c.validate(where);
+  return c;
+}
+
+std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) {
+  const std::string dtype_name = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16"
+                                                                                                  : "float32";
+  nlohmann::json j = {
+      {"architectures", {"LlamaForCausalLM"}},
+      {"model_type", "llama"},
+      {"vocab_size", c.vocab_size},
+      {"hidden_size", c.hidden_size},
+      {"intermediate_size", c.intermediate_size},
+      {"num_hidden_layers", c.num_hidden_layers},
+      {"num_attention_heads", c.num_attention_heads},
+      {"num_key_value_heads", c.num_key_value_heads},
+      {"head_dim", c.head_dim},
+      {"hidden_act", "silu"},
+      {"max_position_embeddings", c.max_position_embeddings},
+      {"rms_norm_eps", c.rms_norm_eps},
+      {"initializer_range", c.initializer_range},
+      {"attention_bias", c.attention_bias},
+      {"attention_dropout", 0.0},
+      {"mlp_bias", c.mlp_bias},
+      {"pretraining_tp", 1},
+      {"tie_word_embeddings", c.tie_word_embeddings},
+      {"use_cache", true},
+      {"bos_token_id", c.bos_token_id},
+      {"eos_token_id", c.eos_token_id},
+      // Both forms: 4.x reads rope_theta/rope_scaling and ignores rope_parameters; 5.x reads either.
+      {"rope_theta", c.rope_theta},
+      {"rope_scaling", nullptr},
+      {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", c.rope_theta}}},
+      {"dtype", dtype_name},
+      {"torch_dtype", dtype_name},
+  };
+  j["pad_token_id"] = c.pad_token_id >= 0 ? nlohmann::json(c.pad_token_id) : nlohmann::json(nullptr);
+  return j.dump(2) + "\n";
+}
+
+}  // namespace pathvlm::models
