@@ -9,6 +9,7 @@ PACKAGES=(build-essential cmake pkg-config ccache
   libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev nlohmann-json3-dev
   libturbojpeg0-dev libjpeg-dev libpng-dev libtiff-dev zlib1g-dev
   libopenslide-dev libopencv-core-dev libopencv-imgproc-dev
+  libsentencepiece-dev python3-sentencepiece
   libopenblas0-openmp libgtest-dev libbenchmark-dev python3)
 
 missing=()
