@@ -9,7 +9,11 @@ namespace pathvlm::models {
 LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config, const LlamaOptions& options)
     : config_(config), options_(options), rope_(config.head_dim, config.rope_theta) {
   config.validate("llama");
+  auto built = [&](const std::string& name, torch::nn::Module& piece) {
+    if (options.on_built) options.on_built("model." + name, piece);
+  };
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(config.vocab_size, config.hidden_size));
+  built("embed_tokens", *embed_tokens);
   layers = register_module("layers", torch::nn::ModuleList());
   const auto attention = AttentionOptions(config.hidden_size, config.num_attention_heads)
                              .kv_heads(config.num_key_value_heads)
@@ -23,9 +27,14 @@ LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config, const LlamaOptions& op
                          .mlp_bias(config.mlp_bias)
                          .norm(NormKind::rms_norm)
                          .norm_eps(config.rms_norm_eps);
-  for (int64_t i = 0; i < config.num_hidden_layers; ++i) layers->push_back(TransformerBlock(block));
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    layers->push_back(TransformerBlock(block));
+    built(str("layers.", i), *layers[i]);
+  }
   norm = make_norm(NormKind::rms_norm, config.hidden_size, config.rms_norm_eps);
   register_module("norm", norm.ptr());
+  built("norm", *norm.ptr());
+  options_.on_built = nullptr;  // construction only: the loader's callback does not outlive the load
 }
 
 namespace {
@@ -73,8 +82,9 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeds, const LlamaIn
     }
   }
   if (!positions.defined()) positions = torch::arange(past, past + T, embeds.options().dtype(torch::kLong));
-  const auto cos_sin = rope_.cos_sin(positions, embeds.scalar_type());
-  attn.rope = &cos_sin;
+  // Shared: a checkpointed layer recomputes in backward, after this call has returned.
+  const auto cos_sin = std::make_shared<const RopeCosSin>(rope_.cos_sin(positions, embeds.scalar_type()));
+  attn.rope = cos_sin.get();
 
   auto h = embeds;
   for (size_t i = 0; i < layers->size(); ++i) {
@@ -82,7 +92,8 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeds, const LlamaIn
     AttentionInputs layer_inputs = attn;
     if (inputs.caches != nullptr) layer_inputs.cache = &(*inputs.caches)[i];
     if (options_.checkpoint_layers && inputs.caches == nullptr) {
-      h = checkpoint([layer, layer_inputs](const torch::Tensor& x) { return layer->forward(x, layer_inputs); }, h);
+      h = checkpoint([layer, layer_inputs, cos_sin](const torch::Tensor& x) { return layer->forward(x, layer_inputs); },
+                     h);
     } else {
       h = layer->forward(h, layer_inputs);
     }
@@ -96,6 +107,7 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& config, const Llam
   if (!config.tie_word_embeddings) {
     lm_head = register_module(
         "lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
+    if (options.on_built) options.on_built("lm_head", *lm_head);
   }
   if (options.init_weights) {
     // HF's LlamaPreTrainedModel._init_weights: every matrix and the embedding normal(0, initializer_range),

@@ -12,6 +12,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "models/layers/kv_cache.h"
@@ -38,6 +40,10 @@ struct LlamaOptions {
   // Draw the initial weights (normal(0, initializer_range), zero biases, unit norms). Loaders that overwrite
   // every tensor turn this off.
   bool init_weights = true;
+  // Called with each top-level piece right after it is built, before the next one is allocated, with its
+  // parameter-name prefix ("model.embed_tokens", "model.layers.3", "model.norm", "lm_head"). load_llama puts the
+  // checkpoint's tensors there, so a load peaks at the loaded model plus one piece, never a whole fp32 model.
+  std::function<void(const std::string& prefix, torch::nn::Module& piece)> on_built;
 };
 
 class LlamaModelImpl : public torch::nn::Module {
