@@ -1,0 +1,188 @@
+// LLaMA weights: HF directories in (piece by piece, straight into the target dtype), HF directories out.
+#include "models/llama/weights.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "text/sentencepiece_tokenizer.h"
+
+namespace pathvlm::models {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kConvertScript = "scripts/convert_to_safetensors.py";
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  PATHVLM_CHECK(in, "cannot read '", path.string(), "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  PATHVLM_CHECK(out, "cannot write '", path.string(), "'");
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_pickle(const fs::path& path) {
+  const auto ext = path.extension().string();
+  return ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".ckpt";
+}
+
+std::string pickle_refusal(const std::string& what, const std::string& source) {
+  return str(what, " holds PyTorch pickles, which pathvlm does not read (loading one can run code); convert them "
+             "once with `python3 ", kConvertScript, " ", source, "` (writes safetensors shards and "
+             "model.safetensors.index.json beside them)");
+}
+
+// Where the config and the weights of `dir_or_file` are; refuses pickles with the conversion command.
+struct Source {
+  fs::path config;
+  std::string weights;  // what safetensors::Checkpoint::open takes
+};
+
+Source locate(const std::string& dir_or_file) {
+  const fs::path p(dir_or_file);
+  PATHVLM_CHECK(fs::exists(p), "LLaMA weights '", dir_or_file, "': no such file or directory");
+  if (!fs::is_directory(p)) {
+    PATHVLM_CHECK(!is_pickle(p), pickle_refusal(str("'", dir_or_file, "'"), dir_or_file));
+    return {p.parent_path() / "config.json", dir_or_file};
+  }
+  if (!fs::exists(p / "model.safetensors") && !fs::exists(p / "model.safetensors.index.json")) {
+    std::string pickle;
+    for (const auto& entry : fs::directory_iterator(p)) {
+      if (is_pickle(entry.path())) pickle = entry.path().filename().string();
+    }
+    PATHVLM_CHECK(pickle.empty(), pickle_refusal(str("LLaMA directory '", dir_or_file, "' (", pickle, ")"),
+                                                 dir_or_file));
+    throw Error(str("LLaMA directory '", dir_or_file,
+                    "' holds neither model.safetensors nor model.safetensors.index.json"));
+  }
+  return {p / "config.json", dir_or_file};
+}
+
+// Tensors of HF checkpoints that are not parameters: the RoPE frequencies older transformers saved.
+bool ignorable(const std::string& name) { return ends_with(name, ".rotary_emb.inv_freq"); }
+
+// Hints the kernel to drop the file pages under a tensor that was copied out of the mapping, so that a load with
+// a dtype conversion does not also keep the whole file resident. Only whole pages inside the tensor's own bytes
+// are named, and paging out is never destructive (a later read faults the bytes back in from the file).
+void release_pages(const torch::Tensor& source) {
+#ifdef MADV_PAGEOUT  // Linux 5.4+; elsewhere the pages stay until the mapping closes at the end of the load
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(source.data_ptr());
+  const auto end = begin + source.numel() * source.element_size();
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+#endif
+}
+
+}  // namespace
+
+LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dtype, torch::Device device,
+                            const LlamaOptions& options) {
+  const auto source = locate(dir_or_file);
+  PATHVLM_CHECK(fs::exists(source.config), "LLaMA weights '", dir_or_file, "': no config.json beside them ('",
+                source.config.string(), "')");
+  const auto config = parse_hf_llama_config(read_text(source.config), source.config.string());
+  const auto ckpt = safetensors::Checkpoint::open(source.weights);
+  const std::string where = str("LLaMA weights '", dir_or_file, "'");
+
+  std::set<std::string> loaded;
+  LlamaOptions build = options;
+  build.init_weights = false;
+  build.on_built = [&](const std::string& prefix, torch::nn::Module& piece) {
+    torch::NoGradGuard no_grad;
+    for (auto& item : piece.named_parameters()) {
+      const auto name = prefix + "." + item.key();
+      auto& param = item.value();
+      PATHVLM_CHECK(ckpt.contains(name), where, ": lacks tensor '", name, "' (", source.config.string(),
+                    " describes ", config.num_hidden_layers, " layers",
+                    config.tie_word_embeddings ? ", tied embeddings" : ", an untied lm_head", ")");
+      const auto& info = ckpt.info(name);
+      PATHVLM_CHECK(c10::IntArrayRef(info.shape) == param.sizes(), where, ": tensor '", name, "' in '",
+                    ckpt.file_of(name), "' has shape ", c10::IntArrayRef(info.shape), ", the model expects ",
+                    param.sizes(), " (from ", source.config.string(), ")");
+      const auto stored = ckpt.get(name);
+      // Same dtype on the CPU: the parameter is the copy-on-write view of the mapping itself.
+      auto value = stored.to(device, dtype);
+      if (!value.is_same(stored)) release_pages(stored);
+      param.set_data(value);
+      loaded.insert(name);
+    }
+  };
+  LlamaForCausalLM model(config, build);
+
+  std::vector<std::string> extra;
+  for (const auto& name : ckpt.names()) {
+    const bool tied_head = config.tie_word_embeddings && name == "lm_head.weight";
+    if (!loaded.count(name) && !ignorable(name) && !tied_head) extra.push_back(name);
+  }
+  PATHVLM_CHECK(extra.empty(), where, ": ", extra.size(), " tensors are not parameters of the LlamaForCausalLM ",
+                source.config.string(), " describes, e.g. '", extra.empty() ? "" : extra.front(), "' in '",
+                extra.empty() ? "" : ckpt.file_of(extra.front()), "'");
+  return model;
+}
+
+std::string hf_llama_generation_config_json(const LlamaConfig& config) {
+  json j = {{"bos_token_id", config.bos_token_id},
+            {"eos_token_id", config.eos_token_id},
+            {"do_sample", false},
+            {"transformers_version", "4.45.0"}};
+  if (config.pad_token_id >= 0) j["pad_token_id"] = config.pad_token_id;
+  return j.dump(2) + "\n";
+}
+
+void export_hf_llama(LlamaForCausalLM& model, const std::string& out_dir, torch::ScalarType dtype,
+                     uint64_t max_shard_bytes, const std::string& tokenizer_source) {
+  const fs::path out(out_dir);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  PATHVLM_CHECK(!ec, "export '", out_dir, "': cannot create the directory: ", ec.message());
+
+  safetensors::NamedTensors tensors;
+  for (const auto& item : model->named_parameters()) {
+    tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, dtype).contiguous());
+  }
+  safetensors::save_sharded(out_dir, tensors, max_shard_bytes, {{"format", "pt"}});
+  tensors.clear();
+  write_text(out / "config.json", hf_llama_config_json(model->config(), dtype));
+  write_text(out / "generation_config.json", hf_llama_generation_config_json(model->config()));
+
+  if (tokenizer_source.empty()) return;
+  const fs::path tok(tokenizer_source);
+  if (fs::is_regular_file(tok) && tok.extension() == ".model") {
+    text::SentencePieceTokenizer(tokenizer_source).save_hf(out_dir);
+    return;
+  }
+  PATHVLM_CHECK(fs::is_directory(tok), "export '", out_dir, "': tokenizer source '", tokenizer_source,
+                "' is neither a model directory nor a SentencePiece .model file");
+  PATHVLM_CHECK(fs::exists(tok / "tokenizer.model") || fs::exists(tok / "tokenizer.json"), "export '", out_dir,
+                "': tokenizer source '", tokenizer_source, "' holds neither tokenizer.model nor tokenizer.json");
+  for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "added_tokens.json"}) {
+    const auto from = tok / name, to = out / name;
+    if (!fs::exists(from) || (fs::exists(to) && fs::equivalent(from, to))) continue;
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+    PATHVLM_CHECK(!ec, "export '", out_dir, "': cannot copy '", from.string(), "': ", ec.message());
+  }
+}
+
+}  // namespace pathvlm::models
