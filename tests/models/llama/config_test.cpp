@@ -1,0 +1,220 @@
+// LLaMA config.json as transformers 4.x and 5.x write it, refused rope scalings, malformed files, presets.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "models/llama/config.h"
+#include "test_util.h"
+
+using namespace pathvlm;
+using models::LlamaConfig;
+using models::parse_hf_llama_config;
+using pathvlm::testing::error_of;
+
+namespace {
+
+// As transformers 4.45 save_pretrained writes a GQA model with rope_theta 500000 (LLaMA-3 style, unscaled).
+const char* kConfig4x = R"({
+  "_name_or_path": "tiny",
+  "architectures": ["LlamaForCausalLM"],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "bos_token_id": 1,
+  "eos_token_id": 2,
+  "hidden_act": "silu",
+  "hidden_size": 256,
+  "initializer_range": 0.02,
+  "intermediate_size": 688,
+  "max_position_embeddings": 8192,
+  "mlp_bias": false,
+  "model_type": "llama",
+  "num_attention_heads": 8,
+  "num_hidden_layers": 3,
+  "num_key_value_heads": 2,
+  "pretraining_tp": 1,
+  "rms_norm_eps": 1e-05,
+  "rope_scaling": null,
+  "rope_theta": 500000.0,
+  "tie_word_embeddings": false,
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.45.2",
+  "use_cache": true,
+  "vocab_size": 1000
+})";
+
+// The same model as transformers 5.x writes it: rope settings under rope_parameters, head_dim filled in.
+const char* kConfig5x = R"({
+  "architectures": ["LlamaForCausalLM"],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "bos_token_id": 1,
+  "dtype": "bfloat16",
+  "eos_token_id": 2,
+  "head_dim": 32,
+  "hidden_act": "silu",
+  "hidden_size": 256,
+  "initializer_range": 0.02,
+  "intermediate_size": 688,
+  "max_position_embeddings": 8192,
+  "mlp_bias": false,
+  "model_type": "llama",
+  "num_attention_heads": 8,
+  "num_hidden_layers": 3,
+  "num_key_value_heads": 2,
+  "pad_token_id": null,
+  "pretraining_tp": 1,
+  "rms_norm_eps": 1e-05,
+  "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"},
+  "tie_word_embeddings": false,
+  "transformers_version": "5.0.0",
+  "use_cache": true,
+  "vocab_size": 1000
+})";
+
+std::string with(const char* base, const std::string& key, const nlohmann::json& value) {
+  auto j = nlohmann::json::parse(base);
+  j[key] = value;
+  return j.dump();
+}
+
+std::string without(const char* base, const std::string& key) {
+  auto j = nlohmann::json::parse(base);
+  j.erase(key);
+  return j.dump();
+}
+
+void expect_same(const LlamaConfig& a, const LlamaConfig& b) {
+  EXPECT_EQ(a.vocab_size, b.vocab_size);
+  EXPECT_EQ(a.hidden_size, b.hidden_size);
+  EXPECT_EQ(a.intermediate_size, b.intermediate_size);
+  EXPECT_EQ(a.num_hidden_layers, b.num_hidden_layers);
+  EXPECT_EQ(a.num_attention_heads, b.num_attention_heads);
+  EXPECT_EQ(a.num_key_value_heads, b.num_key_value_heads);
+  EXPECT_EQ(a.head_dim, b.head_dim);
+  EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
+  EXPECT_EQ(a.rms_norm_eps, b.rms_norm_eps);
+  EXPECT_EQ(a.rope_theta, b.rope_theta);
+  EXPECT_EQ(a.attention_bias, b.attention_bias);
+  EXPECT_EQ(a.mlp_bias, b.mlp_bias);
+  EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
+  EXPECT_EQ(a.bos_token_id, b.bos_token_id);
+  EXPECT_EQ(a.eos_token_id, b.eos_token_id);
+  EXPECT_EQ(a.pad_token_id, b.pad_token_id);
+  EXPECT_EQ(a.initializer_range, b.initializer_range);
+}
+
+}  // namespace
+
+TEST(LlamaConfig, BothTransformersFormsParseToTheSameConfig) {
+  auto old_form = parse_hf_llama_config(kConfig4x, "4x/config.json");
+  auto new_form = parse_hf_llama_config(kConfig5x, "5x/config.json");
+  expect_same(old_form, new_form);
+  EXPECT_EQ(old_form.rope_theta, 500000.0);
+  EXPECT_EQ(old_form.num_key_value_heads, 2);
+  EXPECT_EQ(old_form.head_dim, 32);  // hidden_size / heads when absent
+  EXPECT_EQ(old_form.rms_norm_eps, 1e-5);
+  EXPECT_EQ(old_form.max_position_embeddings, 8192);
+  EXPECT_EQ(old_form.pad_token_id, -1);
+}
+
+TEST(LlamaConfig, LegacyAndDefaultedKeys) {
+  // No num_key_value_heads (LLaMA-1/2 era): multi-head attention; no rope keys: theta 10000.
+  auto c = parse_hf_llama_config(without(without(kConfig4x, "num_key_value_heads").c_str(), "rope_theta"), "c.json");
+  EXPECT_EQ(c.num_key_value_heads, 8);
+  EXPECT_EQ(c.rope_theta, 10000.0);
+  // A legacy rope_scaling that says "default" is plain RoPE; Llama-3 configs list several eos ids.
+  c = parse_hf_llama_config(with(kConfig4x, "rope_scaling", {{"type", "default"}}), "c.json");
+  EXPECT_EQ(c.rope_theta, 500000.0);
+  c = parse_hf_llama_config(with(kConfig5x, "eos_token_id", {128001, 128009}), "c.json");
+  EXPECT_EQ(c.eos_token_id, 128001);
+  c = parse_hf_llama_config(with(kConfig5x, "pad_token_id", 0), "c.json");
+  EXPECT_EQ(c.pad_token_id, 0);
+  c = parse_hf_llama_config(with(kConfig5x, "tie_word_embeddings", true), "c.json");
+  EXPECT_TRUE(c.tie_word_embeddings);
+}
+
+TEST(LlamaConfig, WrittenConfigReadsBackInBothForms) {
+  auto config = parse_hf_llama_config(kConfig4x, "4x/config.json");
+  config.pad_token_id = 0;
+  config.attention_bias = true;
+  const auto text = models::hf_llama_config_json(config, torch::kBFloat16);
+  expect_same(parse_hf_llama_config(text, "ours"), config);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["rope_theta"], 500000.0);
+  EXPECT_EQ(j["rope_parameters"]["rope_theta"], 500000.0);
+  EXPECT_EQ(j["rope_parameters"]["rope_type"], "default");
+  EXPECT_EQ(j["head_dim"], 32);
+  EXPECT_EQ(j["torch_dtype"], "bfloat16");
+  EXPECT_EQ(j["dtype"], "bfloat16");
+  EXPECT_EQ(j["architectures"][0], "LlamaForCausalLM");
+  // What 4.x reads alone (rope_parameters dropped) and what 5.x reads alone give the same model.
+  j.erase("rope_parameters");
+  expect_same(parse_hf_llama_config(j.dump(), "4x view"), config);
+  j = nlohmann::json::parse(text);
+  j.erase("rope_theta");
+  j.erase("rope_scaling");
+  expect_same(parse_hf_llama_config(j.dump(), "5x view"), config);
+}
+
+TEST(LlamaConfig, RopeScalingTypesAreRefusedByName) {
+  auto msg = error_of([] {
+    parse_hf_llama_config(with(kConfig4x, "rope_scaling", {{"type", "linear"}, {"factor", 2.0}}),
+                          "vicuna-13b-v1.5-16k/config.json");
+  });
+  EXPECT_NE(msg.find("'linear'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("vicuna-13b-v1.5-16k/config.json"), std::string::npos) << msg;
+
+  msg = error_of([] {
+    parse_hf_llama_config(with(kConfig5x, "rope_parameters",
+                               {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
+                                {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                                {"original_max_position_embeddings", 8192}}),
+                          "llama-3.1-8b/config.json");
+  });
+  EXPECT_NE(msg.find("'llama3'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("llama-3.1-8b/config.json"), std::string::npos) << msg;
+
+  // 5.x lets a non-null legacy rope_scaling win over rope_parameters, so it is refused even beside them.
+  msg = error_of([] {
+    parse_hf_llama_config(with(kConfig5x, "rope_scaling", {{"rope_type", "dynamic"}, {"factor", 2.0}}), "d.json");
+  });
+  EXPECT_NE(msg.find("'dynamic'"), std::string::npos) << msg;
+}
+
+TEST(LlamaConfig, MalformedConfigsNameTheFile) {
+  struct Case {
+    std::string text, expect;
+  };
+  const Case cases[] = {
+      {"{not json", "not valid JSON"},
+      {"[1, 2]", "expected a JSON object"},
+      {with(kConfig4x, "model_type", "mistral"), "'mistral'"},
+      {without(kConfig5x, "hidden_size"), "missing 'hidden_size'"},
+      {with(kConfig5x, "hidden_size", "big"), "wrong type"},
+      {with(kConfig5x, "num_key_value_heads", 3), "num_key_value_heads (3)"},
+      {with(kConfig5x, "head_dim", 7), "head_dim (7)"},
+      {with(kConfig5x, "hidden_act", "gelu"), "'gelu'"},
+      {with(kConfig5x, "rope_parameters", "fast"), "'rope_parameters' must be an object"},
+      {with(kConfig5x, "eos_token_id", nlohmann::json::array()), "eos_token_id is an empty list"},
+  };
+  for (const auto& c : cases) {
+    auto msg = error_of([&] { parse_hf_llama_config(c.text, "models/x/config.json"); });
+    EXPECT_NE(msg.find("models/x/config.json"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in: " << msg;
+  }
+}
+
+TEST(LlamaConfig, PresetsHaveThePublishedSizes) {
+  EXPECT_EQ(models::llama_preset_names(),
+            (std::vector<std::string>{"llama2-13b", "llama2-7b", "tiny", "tinyllama-1.1b"}));
+  // Parameter counts of the published checkpoints.
+  EXPECT_EQ(models::llama_preset("tinyllama-1.1b").num_parameters(), 1100048384);
+  EXPECT_EQ(models::llama_preset("llama2-7b").num_parameters(), 6738415616);
+  EXPECT_EQ(models::llama_preset("llama2-13b").num_parameters(), 13015864320);
+  const auto tiny = models::llama_preset("tiny");
+  EXPECT_LT(tiny.num_key_value_heads, tiny.num_attention_heads);
+  EXPECT_FALSE(tiny.tie_word_embeddings);
+  auto msg = error_of([] { models::llama_preset("llama-70b"); });
+  EXPECT_NE(msg.find("tinyllama-1.1b"), std::string::npos) << msg;
+}

@@ -1,0 +1,276 @@
+// LLaMA weights in and out: export -> load round trips (fp32, bf16, sharded, tied), the files an export
+// writes, and the errors of directories that are not loadable.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "io/safetensors.h"
+#include "llama_test_util.h"
+#include "models/llama/weights.h"
+#include "test_util.h"
+#include "text/sentencepiece_tokenizer.h"
+
+using namespace pathvlm;
+using models::LlamaConfig;
+using models::LlamaForCausalLM;
+using pathvlm::testing::error_of;
+using pathvlm::testing::random_llama;
+using pathvlm::testing::TempDir;
+using pathvlm::testing::tiny_llama_config;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTokenizerModel = std::string(PATHVLM_SHARED_DATA) + "/tokenizers/llama2_tokenizer.model";
+
+std::string read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+// Every parameter of `b` equals `a`'s converted to b's dtype, bit for bit.
+void expect_bit_equal(LlamaForCausalLM& a, LlamaForCausalLM& b) {
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& item : pa) {
+    ASSERT_TRUE(pb.contains(item.key())) << item.key();
+    const auto& loaded = pb[item.key()];
+    EXPECT_TRUE(torch::equal(item.value().to(loaded.scalar_type()), loaded)) << item.key();
+  }
+}
+
+torch::Tensor ids() {
+  torch::manual_seed(21);
+  return torch::randint(0, tiny_llama_config().vocab_size, {2, 7}, torch::kInt64);
+}
+
+}  // namespace
+
+TEST(LlamaWeights, ExportLoadRoundTripIsBitEqualInFp32AndBf16) {
+  TempDir tmp("roundtrip");
+  auto model = random_llama(tiny_llama_config(), 1);
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    const auto dir = tmp / c10::toString(dtype);
+    models::export_hf_llama(model, dir, dtype, 1ull << 30, "");
+    auto loaded = models::load_llama(dir, dtype, torch::kCPU);
+    for (const auto& p : loaded->parameters()) {
+      EXPECT_EQ(p.scalar_type(), dtype);
+      EXPECT_TRUE(p.requires_grad());
+    }
+    expect_bit_equal(model, loaded);
+    EXPECT_TRUE(fs::exists(dir + "/model.safetensors"));
+    EXPECT_FALSE(fs::exists(dir + "/model.safetensors.index.json"));
+  }
+  // A bf16 file loaded as fp32 holds exactly the bf16 values.
+  auto widened = models::load_llama(tmp / "BFloat16", torch::kFloat32, torch::kCPU);
+  auto narrow = models::load_llama(tmp / "BFloat16", torch::kBFloat16, torch::kCPU);
+  expect_bit_equal(narrow, widened);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->forward(ids()), models::load_llama(tmp / "Float", torch::kFloat32,
+                                                                    torch::kCPU)->forward(ids())));
+}
+
+TEST(LlamaWeights, ParametersViewTheFileCopyOnWrite) {
+  TempDir tmp("cow");
+  auto model = random_llama(tiny_llama_config(), 2);
+  models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, "");
+  const auto before = read(tmp / "model.safetensors");
+  {
+    auto loaded = models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU);
+    torch::NoGradGuard no_grad;
+    for (auto& p : loaded->parameters()) p.add_(1.0);  // training writes into its private pages
+    auto again = models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU);
+    expect_bit_equal(model, again);
+  }
+  EXPECT_EQ(read(tmp / "model.safetensors"), before);
+}
+
+TEST(LlamaWeights, ShardedAndSingleFileLoadsAreEqual) {
+  TempDir tmp("sharded");
+  auto config = tiny_llama_config();
+  config.attention_bias = true;
+  config.mlp_bias = true;
+  auto model = random_llama(config, 3);
+  models::export_hf_llama(model, tmp / "single", torch::kBFloat16, 1ull << 30, "");
+  models::export_hf_llama(model, tmp / "sharded", torch::kBFloat16, 6000, "");
+
+  const auto index_path = tmp / "sharded/model.safetensors.index.json";
+  ASSERT_TRUE(fs::exists(index_path));
+  EXPECT_FALSE(fs::exists(tmp / "sharded/model.safetensors"));
+  auto index = nlohmann::json::parse(read(index_path));
+  const auto& weight_map = index["weight_map"];
+  EXPECT_EQ(weight_map.size(), model->named_parameters().size());
+  std::set<std::string> shards;
+  uint64_t total = 0;
+  for (const auto& item : model->named_parameters()) {
+    ASSERT_TRUE(weight_map.contains(item.key())) << item.key();
+    const auto shard = weight_map[item.key()].get<std::string>();
+    shards.insert(shard);
+    EXPECT_TRUE(safetensors::File::open(tmp / ("sharded/" + shard)).contains(item.key()));
+    total += item.value().numel() * 2;
+  }
+  EXPECT_EQ(index["metadata"]["total_size"].get<uint64_t>(), total);
+  EXPECT_GT(shards.size(), 3u);
+  for (const auto& shard : shards) {
+    EXPECT_LE(fs::file_size(tmp / ("sharded/" + shard)), 6000u + 2048u) << shard;  // + the header
+    EXPECT_NE(shard.find("-of-0000"), std::string::npos) << shard;
+  }
+
+  auto single = models::load_llama(tmp / "single", torch::kFloat32, torch::kCPU);
+  auto sharded = models::load_llama(tmp / "sharded", torch::kFloat32, torch::kCPU);
+  expect_bit_equal(single, sharded);
+  // The index file and a single file inside the directory are accepted too.
+  auto by_index = models::load_llama(index_path, torch::kFloat32, torch::kCPU);
+  auto by_file = models::load_llama(tmp / "single/model.safetensors", torch::kFloat32, torch::kCPU);
+  expect_bit_equal(single, by_index);
+  expect_bit_equal(single, by_file);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(single->forward(ids()), sharded->forward(ids())));
+}
+
+TEST(LlamaWeights, TiedModelsWriteNoHeadAndLoadWithOrWithoutOne) {
+  TempDir tmp("tied");
+  auto config = tiny_llama_config();
+  config.tie_word_embeddings = true;
+  auto model = random_llama(config, 4);
+  models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, "");
+  auto file = safetensors::File::open(tmp / "model.safetensors");
+  EXPECT_FALSE(file.contains("lm_head.weight"));
+  EXPECT_TRUE(nlohmann::json::parse(read(tmp / "config.json"))["tie_word_embeddings"].get<bool>());
+  auto loaded = models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU);
+  expect_bit_equal(model, loaded);
+
+  // Some tied checkpoints also carry lm_head.weight; older ones carry rotary_emb.inv_freq buffers.
+  safetensors::NamedTensors tensors;
+  for (const auto& t : file.tensors()) tensors.emplace_back(t.name, file.get(t.name).clone());
+  tensors.emplace_back("lm_head.weight", file.get("model.embed_tokens.weight").clone());
+  tensors.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", torch::ones({4}));
+  safetensors::save(tmp / "model.safetensors", tensors);
+  expect_bit_equal(model, loaded = models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU));
+}
+
+TEST(LlamaWeights, ExportWritesConfigGenerationConfigAndTokenizer) {
+  TempDir tmp("files");
+  auto config = tiny_llama_config();
+  config.pad_token_id = 0;
+  auto model = random_llama(config, 5);
+  const auto first = tmp / "from_model_file", second = tmp / "from_dir";
+  models::export_hf_llama(model, first, torch::kBFloat16, 1ull << 30, kTokenizerModel);
+  auto written = models::parse_hf_llama_config(read(first + "/config.json"), "config.json");
+  EXPECT_EQ(written.num_key_value_heads, 2);
+  EXPECT_EQ(written.rope_theta, config.rope_theta);
+  EXPECT_EQ(nlohmann::json::parse(read(first + "/config.json"))["torch_dtype"], "bfloat16");
+  auto generation = nlohmann::json::parse(read(first + "/generation_config.json"));
+  EXPECT_EQ(generation["bos_token_id"], 1);
+  EXPECT_EQ(generation["eos_token_id"], 2);
+  EXPECT_EQ(generation["pad_token_id"], 0);
+  EXPECT_EQ(generation["do_sample"], false);
+  EXPECT_TRUE(generation["transformers_version"].is_string());
+  EXPECT_EQ(read(first + "/tokenizer.model"), read(kTokenizerModel));
+  EXPECT_EQ(nlohmann::json::parse(read(first + "/tokenizer_config.json"))["tokenizer_class"], "LlamaTokenizer");
+  EXPECT_TRUE(fs::exists(first + "/special_tokens_map.json"));
+
+  // From a model directory the tokenizer files are copied as they are (tokenizer.json too when there is one).
+  write(first + "/tokenizer.json", "{\"version\": \"1.0\"}");
+  models::export_hf_llama(model, second, torch::kBFloat16, 1ull << 30, first);
+  for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+    EXPECT_EQ(read(second + "/" + name), read(first + "/" + name)) << name;
+  }
+  EXPECT_FALSE(fs::exists(second + "/added_tokens.json"));
+  auto msg = error_of([&] { models::export_hf_llama(model, tmp / "x", torch::kFloat32, 1ull << 30, tmp / "none"); });
+  EXPECT_NE(msg.find("tokenizer source"), std::string::npos) << msg;
+}
+
+TEST(LlamaWeights, PickleDirectoriesAreRefusedWithTheConversionScript) {
+  TempDir tmp("pickle");
+  write(tmp / "config.json", models::hf_llama_config_json(tiny_llama_config(), torch::kFloat16));
+  write(tmp / "pytorch_model-00001-of-00002.bin", "PK");
+  write(tmp / "pytorch_model.bin.index.json", "{}");
+  auto msg = error_of([&] { models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU); });
+  EXPECT_NE(msg.find("scripts/convert_to_safetensors.py"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(tmp.path.string()), std::string::npos) << msg;
+  msg = error_of([&] { models::load_llama(tmp / "pytorch_model-00001-of-00002.bin", torch::kFloat32, torch::kCPU); });
+  EXPECT_NE(msg.find("scripts/convert_to_safetensors.py"), std::string::npos) << msg;
+}
+
+TEST(LlamaWeights, MissingExtraAndMisshapenTensorsAreNamed) {
+  TempDir tmp("errors");
+  auto model = random_llama(tiny_llama_config(), 6);
+  models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, "");
+  const auto file_path = tmp / "model.safetensors";
+  safetensors::NamedTensors original;
+  {
+    auto file = safetensors::File::open(file_path);
+    for (const auto& t : file.tensors()) original.emplace_back(t.name, file.get(t.name).clone());
+  }
+  auto rewrite = [&](const std::string& drop, const std::string& reshape, const std::string& add) {
+    safetensors::NamedTensors tensors;
+    for (const auto& [name, t] : original) {
+      if (name == drop) continue;
+      tensors.emplace_back(name, name == reshape ? t.narrow(0, 0, t.size(0) - 1) : t);
+    }
+    if (!add.empty()) tensors.emplace_back(add, torch::zeros({3}));
+    safetensors::save(file_path, tensors);
+  };
+  auto load = [&] { models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU); };
+
+  rewrite("model.layers.1.mlp.up_proj.weight", "", "");
+  auto msg = error_of(load);
+  EXPECT_NE(msg.find("'model.layers.1.mlp.up_proj.weight'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(tmp.path.string()), std::string::npos) << msg;
+
+  rewrite("", "model.layers.0.self_attn.k_proj.weight", "");
+  msg = error_of(load);
+  EXPECT_NE(msg.find("'model.layers.0.self_attn.k_proj.weight'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(file_path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[15, 32]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[16, 32]"), std::string::npos) << msg;
+
+  rewrite("", "", "model.layers.0.self_attn.q_proj.lora_A.weight");
+  msg = error_of(load);
+  EXPECT_NE(msg.find("'model.layers.0.self_attn.q_proj.lora_A.weight'"), std::string::npos) << msg;
+
+  fs::remove(tmp / "config.json");
+  msg = error_of(load);
+  EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
+  fs::remove(file_path);
+  msg = error_of(load);
+  EXPECT_NE(msg.find("neither model.safetensors nor model.safetensors.index.json"), std::string::npos) << msg;
+}
+
+// What scripts/gpu/check_llama_export.py compares with transformers: $PATHVLM_LLAMA_EXPORT_CHECK_DIR (a temporary
+// directory when unset) gets fp32/ (one file) and bf16_sharded/ exports of a tiny model with the LLaMA-2
+// tokenizer, and reference.safetensors: the text's token ids and our fp32 logits of each export.
+TEST(LlamaWeights, ExportForTransformersCheck) {
+  const char* requested = std::getenv("PATHVLM_LLAMA_EXPORT_CHECK_DIR");
+  TempDir tmp("transformers");
+  const std::string dir = requested ? std::string(requested) : tmp.path.string();
+  auto config = tiny_llama_config();
+  config.vocab_size = 32000;
+  auto model = random_llama(config, 8);
+  models::export_hf_llama(model, dir + "/fp32", torch::kFloat32, 1ull << 30, kTokenizerModel);
+  models::export_hf_llama(model, dir + "/bf16_sharded", torch::kBFloat16, 1ull << 20, kTokenizerModel);
+  EXPECT_TRUE(fs::exists(dir + "/bf16_sharded/model.safetensors.index.json"));
+
+  const std::string text = "The slide shows <s> invasive ductal carcinoma.";
+  auto token_ids = text::SentencePieceTokenizer(kTokenizerModel).encode(text);
+  auto input_ids = torch::tensor(token_ids, torch::kInt64).unsqueeze(0);
+  torch::NoGradGuard no_grad;
+  auto fp32 = models::load_llama(dir + "/fp32", torch::kFloat32, torch::kCPU)->forward(input_ids);
+  auto bf16 = models::load_llama(dir + "/bf16_sharded", torch::kFloat32, torch::kCPU)->forward(input_ids);
+  EXPECT_TRUE(torch::equal(fp32, model->forward(input_ids)));
+  EXPECT_GT((fp32 - bf16).abs().max().item<double>(), 0.0);  // the bf16 weights are rounded
+  safetensors::save(dir + "/reference.safetensors",
+                    {{"input_ids", input_ids}, {"logits_fp32", fp32}, {"logits_bf16_sharded", bf16}},
+                    {{"text", text}});
+}
