@@ -1,43 +1,102 @@
 #!/usr/bin/env python3
-"""Converts a pickled PyTorch checkpoint (open_clip .pt / .bin, e.g. PathCLIP's pathclip-base.pt) to safetensors,
-which is all pathvlm reads (weights never execute code).
+"""Converts pickled PyTorch checkpoints to safetensors, which is all pathvlm reads (weights never execute code).
+Needs torch and safetensors (pip install torch safetensors).
+
+A Hugging Face model directory with pytorch_model.bin or pytorch_model-0000i-of-0000n.bin shards (+
+pytorch_model.bin.index.json), e.g. lmsys/vicuna-13b-v1.5:
+
+  python3 scripts/convert_to_safetensors.py vicuna-13b-v1.5/              # writes the shards beside the .bin files
+  python3 scripts/convert_to_safetensors.py vicuna-13b-v1.5/ vicuna-st/   # or into a new directory (other files copied)
+
+Each pytorch_model*.bin becomes model*.safetensors with the same tensor names and the same grouping, and
+model.safetensors.index.json is written for shards. One shard is in memory at a time.
+
+A single checkpoint file (open_clip .pt / .bin, e.g. PathCLIP's pathclip-base.pt):
 
   python3 scripts/convert_to_safetensors.py pathclip-base.pt pathclip-base.safetensors --quick-gelu
 
-Takes the "state_dict" entry when present, strips DDP's "module." prefix, and with --quick-gelu / --gelu
+takes the "state_dict" entry when present, strips DDP's "module." prefix, and with --quick-gelu / --gelu
 writes open_clip_config.json beside the output so `pathvlm` knows the activation (OpenAI-initialised CLIPs
 such as PathCLIP and PLIP use quick_gelu). Loading uses torch.load(weights_only=True).
 """
 import argparse
 import json
 import os
+import re
+import shutil
 
 import torch
 from safetensors.torch import save_file
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source")
-    parser.add_argument("out")
-    act = parser.add_mutually_exclusive_group()
-    act.add_argument("--quick-gelu", action="store_true")
-    act.add_argument("--gelu", action="store_true")
-    args = parser.parse_args()
-    state = torch.load(args.source, map_location="cpu", weights_only=True)
+def load_state(path):
+    state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    tensors = {}
+    tensors, storages = {}, set()
     for name, value in state.items():
         if not torch.is_tensor(value):
             continue
         name = name[len("module."):] if name.startswith("module.") else name
-        tensors[name] = value.contiguous()
+        value = value.contiguous()
+        # safetensors refuses tensors that share memory (tied weights in a pickle): give each its own copy.
+        storage = value.untyped_storage().data_ptr()
+        if storage in storages:
+            value = value.clone()
+        storages.add(value.untyped_storage().data_ptr())
+        tensors[name] = value
+    return tensors
+
+
+def convert_file(args):
+    tensors = load_state(args.source)
     save_file(tensors, args.out, metadata={"format": "pt"})
     if args.quick_gelu or args.gelu:
         with open(os.path.join(os.path.dirname(os.path.abspath(args.out)), "open_clip_config.json"), "w") as f:
             json.dump({"model_cfg": {"quick_gelu": bool(args.quick_gelu)}}, f, indent=2)
     print(f"wrote {len(tensors)} tensors to {args.out}")
+
+
+def convert_directory(source, out):
+    pickles = sorted(n for n in os.listdir(source) if re.fullmatch(r"pytorch_model(-\d+-of-\d+)?\.bin", n))
+    if not pickles:
+        raise SystemExit(f"{source}: no pytorch_model*.bin files")
+    os.makedirs(out, exist_ok=True)
+    if os.path.abspath(out) != os.path.abspath(source):
+        for name in os.listdir(source):
+            path = os.path.join(source, name)
+            if os.path.isfile(path) and not name.startswith("pytorch_model"):
+                shutil.copy2(path, os.path.join(out, name))
+    weight_map, total = {}, 0
+    for name in pickles:
+        target = name.replace("pytorch_model", "model").replace(".bin", ".safetensors")
+        tensors = load_state(os.path.join(source, name))
+        save_file(tensors, os.path.join(out, target), metadata={"format": "pt"})
+        for tensor_name, value in tensors.items():
+            weight_map[tensor_name] = target
+            total += value.numel() * value.element_size()
+        print(f"{name} -> {target}: {len(tensors)} tensors")
+        del tensors
+    if len(pickles) > 1:
+        with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    print(f"wrote {len(weight_map)} tensors to {out}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="a checkpoint file, or an HF model directory with pytorch_model*.bin")
+    parser.add_argument("out", nargs="?", help="output file (for a file) or directory (default: the source directory)")
+    act = parser.add_mutually_exclusive_group()
+    act.add_argument("--quick-gelu", action="store_true")
+    act.add_argument("--gelu", action="store_true")
+    args = parser.parse_args()
+    if os.path.isdir(args.source):
+        convert_directory(args.source, args.out or args.source)
+    elif args.out is None:
+        parser.error("converting a single file needs an output path")
+    else:
+        convert_file(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""transformers loads pathvlm's LLaMA exports as they are (run where transformers is installed).
+
+  PATHVLM_LLAMA_EXPORT_CHECK_DIR=/tmp/llama_export build/tests/test_models \
+      --gtest_filter=LlamaWeights.ExportForTransformersCheck
+  python3 scripts/gpu/check_llama_export.py /tmp/llama_export
+
+The test writes two exports of a tiny random LLaMA (GQA, untied head) with the LLaMA-2 tokenizer, fp32/ (one
+model.safetensors) and bf16_sharded/ (shards + model.safetensors.index.json), and reference.safetensors with
+the token ids of a text and pathvlm's fp32 logits of each export. For each export this script checks that
+AutoModelForCausalLM.from_pretrained (fp32, eager attention) gives the same logits (max abs diff <= 1e-4 x the
+logit scale), that GenerationConfig loads, and that AutoTokenizer (fast and slow) encodes the text to the same
+ids. Exits non-zero if a check fails.
+"""
+import argparse
+import os
+import sys
+
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+
+def load_model(path):
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+    except TypeError:  # transformers 4.x before `dtype`
+        return AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32, attn_implementation="eager")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dir")
+    args = parser.parse_args()
+    reference_path = os.path.join(args.dir, "reference.safetensors")
+    with safe_open(reference_path, "pt") as f:
+        text = f.metadata()["text"]
+        reference = {name: f.get_tensor(name) for name in f.keys()}
+    input_ids = reference["input_ids"]
+    failures = []
+    for export, key in (("fp32", "logits_fp32"), ("bf16_sharded", "logits_bf16_sharded")):
+        path = os.path.join(args.dir, export)
+        model = load_model(path).eval()
+        with torch.no_grad():
+            logits = model(input_ids).logits.float()
+        expected = reference[key]
+        scale = expected.abs().max().item()
+        diff = (logits - expected).abs().max().item()
+        ok = logits.shape == expected.shape and diff <= 1e-4 * scale
+        print(f"{export}: logits max abs diff {diff:.3g} (scale {scale:.3g}) {'ok' if ok else 'FAIL'}")
+        if not ok:
+            failures.append(f"{export} logits")
+        generation = GenerationConfig.from_pretrained(path)
+        print(f"{export}: generation config bos {generation.bos_token_id} eos {generation.eos_token_id}")
+        for use_fast in (True, False):
+            ids = AutoTokenizer.from_pretrained(path, use_fast=use_fast)(text)["input_ids"]
+            ok = ids == input_ids[0].tolist()
+            print(f"{export}: tokenizer (fast={use_fast}) {'ok' if ok else 'FAIL'}: {ids} vs {input_ids[0].tolist()}")
+            if not ok:
+                failures.append(f"{export} tokenizer fast={use_fast}")
+    if failures:
+        print("FAILED: " + ", ".join(failures))
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
