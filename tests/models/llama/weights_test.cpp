@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <vector>
 #include <sstream>
 
 #include "io/safetensors.h"
@@ -159,36 +160,50 @@ TEST(LlamaWeights, TiedModelsWriteNoHeadAndLoadWithOrWithoutOne) {
   expect_bit_equal(model, loaded = models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU));
 }
 
-TEST(LlamaWeights, ExportWritesConfigGenerationConfigAndTokenizer) {
+TEST(LlamaWeights, ExportWritesConfigGenerationConfigAndCopiesTokenizerFiles) {
   TempDir tmp("files");
   auto config = tiny_llama_config();
   config.pad_token_id = 0;
   auto model = random_llama(config, 5);
-  const auto first = tmp / "from_model_file", second = tmp / "from_dir";
-  models::export_hf_llama(model, first, torch::kBFloat16, 1ull << 30, kTokenizerModel);
-  auto written = models::parse_hf_llama_config(read(first + "/config.json"), "config.json");
+  // A model directory's tokenizer files are copied as they are; files it lacks are not invented.
+  const auto source = tmp / "source", out = tmp / "out";
+  fs::create_directories(source);
+  const std::vector<std::string> names = {"tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+                                          "special_tokens_map.json"};
+  for (const auto& name : names) write(source + "/" + name, "contents of " + name);
+  models::export_hf_llama(model, out, torch::kBFloat16, 1ull << 30, source);
+  for (const auto& name : names) EXPECT_EQ(read(out + "/" + name), "contents of " + name) << name;
+  EXPECT_FALSE(fs::exists(out + "/added_tokens.json"));
+
+  auto written = models::parse_hf_llama_config(read(out + "/config.json"), "config.json");
   EXPECT_EQ(written.num_key_value_heads, 2);
   EXPECT_EQ(written.rope_theta, config.rope_theta);
-  EXPECT_EQ(nlohmann::json::parse(read(first + "/config.json"))["torch_dtype"], "bfloat16");
-  auto generation = nlohmann::json::parse(read(first + "/generation_config.json"));
+  EXPECT_EQ(written.pad_token_id, 0);
+  EXPECT_EQ(nlohmann::json::parse(read(out + "/config.json"))["torch_dtype"], "bfloat16");
+  auto generation = nlohmann::json::parse(read(out + "/generation_config.json"));
   EXPECT_EQ(generation["bos_token_id"], 1);
   EXPECT_EQ(generation["eos_token_id"], 2);
   EXPECT_EQ(generation["pad_token_id"], 0);
   EXPECT_EQ(generation["do_sample"], false);
   EXPECT_TRUE(generation["transformers_version"].is_string());
-  EXPECT_EQ(read(first + "/tokenizer.model"), read(kTokenizerModel));
-  EXPECT_EQ(nlohmann::json::parse(read(first + "/tokenizer_config.json"))["tokenizer_class"], "LlamaTokenizer");
-  EXPECT_TRUE(fs::exists(first + "/special_tokens_map.json"));
 
-  // From a model directory the tokenizer files are copied as they are (tokenizer.json too when there is one).
-  write(first + "/tokenizer.json", "{\"version\": \"1.0\"}");
-  models::export_hf_llama(model, second, torch::kBFloat16, 1ull << 30, first);
-  for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
-    EXPECT_EQ(read(second + "/" + name), read(first + "/" + name)) << name;
-  }
-  EXPECT_FALSE(fs::exists(second + "/added_tokens.json"));
+  // Exporting into the source directory itself leaves its files alone.
+  models::export_hf_llama(model, source, torch::kBFloat16, 1ull << 30, source);
+  EXPECT_EQ(read(source + "/tokenizer.model"), "contents of tokenizer.model");
   auto msg = error_of([&] { models::export_hf_llama(model, tmp / "x", torch::kFloat32, 1ull << 30, tmp / "none"); });
   EXPECT_NE(msg.find("tokenizer source"), std::string::npos) << msg;
+  fs::create_directories(tmp / "empty");
+  msg = error_of([&] { models::export_hf_llama(model, tmp / "x", torch::kFloat32, 1ull << 30, tmp / "empty"); });
+  EXPECT_NE(msg.find("neither tokenizer.model nor tokenizer.json"), std::string::npos) << msg;
+}
+
+TEST(LlamaWeights, ExportWritesLlamaTokenizerFilesFromASentencePieceModel) {
+  TempDir tmp("spm");
+  auto model = random_llama(tiny_llama_config(), 5);
+  models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, kTokenizerModel);
+  EXPECT_EQ(read(tmp / "tokenizer.model"), read(kTokenizerModel));
+  EXPECT_EQ(nlohmann::json::parse(read(tmp / "tokenizer_config.json"))["tokenizer_class"], "LlamaTokenizer");
+  EXPECT_EQ(nlohmann::json::parse(read(tmp / "special_tokens_map.json"))["bos_token"], "<s>");
 }
 
 TEST(LlamaWeights, PickleDirectoriesAreRefusedWithTheConversionScript) {
