@@ -96,6 +96,26 @@ TEST(LlamaWeights, ParametersViewTheFileCopyOnWrite) {
   EXPECT_EQ(read(tmp / "model.safetensors"), before);
 }
 
+TEST(LlamaWeights, ConfigsOfTransformers4xAnd5xLoadTheSameModel) {
+  TempDir tmp("forms");
+  auto model = random_llama(tiny_llama_config(), 12);  // rope_theta 500: a misread theta changes the logits
+  models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, "");
+  const auto ours = nlohmann::json::parse(read(tmp / "config.json"));
+  torch::NoGradGuard no_grad;
+  const auto expected = model->forward(ids());
+  auto only_4x = ours, only_5x = ours;
+  only_4x.erase("rope_parameters");
+  only_4x.erase("head_dim");
+  only_5x.erase("rope_theta");
+  only_5x.erase("rope_scaling");
+  for (const auto& form : {only_4x, only_5x}) {
+    write(tmp / "config.json", form.dump(2));
+    auto loaded = models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU);
+    EXPECT_EQ(loaded->config().rope_theta, 500.0) << form.dump();
+    EXPECT_TRUE(torch::equal(loaded->forward(ids()), expected)) << form.dump();
+  }
+}
+
 TEST(LlamaWeights, ShardedAndSingleFileLoadsAreEqual) {
   TempDir tmp("sharded");
   auto config = tiny_llama_config();
