@@ -23,7 +23,8 @@ namespace pathvlm::models {
 // is read beside it). Every parameter must be present with its exact shape; tensors the model does not have
 // are an error, except the rotary_emb.inv_freq buffers of older checkpoints and a tied model's lm_head.weight.
 // Errors name the file and the tensor; a directory of pytorch_model*.bin pickles is refused with the command
-// that converts it (scripts/convert_to_safetensors.py).
+// that converts it (scripts/convert_to_safetensors.py). `options` sets checkpoint_layers; init_weights and
+// on_built are the loader's own.
 LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dtype, torch::Device device,
                             const LlamaOptions& options = {});
 
