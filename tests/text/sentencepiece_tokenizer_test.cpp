@@ -130,8 +130,8 @@ std::vector<nlohmann::json> python_sentencepiece(const std::string& model, const
                               errors.string();
   const int status = std::system(command.c_str());
   if (status != 0) {
-    ADD_FAILURE() << "python sentencepiece reference failed (exit " << status << "); python3-sentencepiece "
-                  << "must be installed (scripts/setup.sh):\n" << read_bytes(errors);
+    ADD_FAILURE() << "python sentencepiece reference failed (exit " << WEXITSTATUS(status)
+                  << "); python3-sentencepiece must be installed (scripts/setup.sh):\n" << read_bytes(errors);
     return {};
   }
   std::vector<nlohmann::json> records;
