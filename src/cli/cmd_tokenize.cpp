@@ -1,29 +1,66 @@
-// `pathvlm tokenize`: CLIP BPE ids of texts read from stdin, one JSON array per text.
+// `pathvlm tokenize`: token ids of texts read from stdin, one JSON array per text: CLIP BPE ids (--vocab) or
+// LLaMA SentencePiece ids (--sentencepiece).
+#include <algorithm>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "text/clip_tokenizer.h"
+#include "text/sentencepiece_tokenizer.h"
 
 namespace pathvlm::cli {
 
-int cmd_tokenize(const Args& args) {
-  ArgParser parser("pathvlm tokenize",
-                   "Tokenize texts from stdin with the CLIP BPE (as open_clip's tokenizer does) and print one JSON "
-                   "array of ids per text: sot, BPE ids, eot, zero padding to the context length.");
-  parser.option("vocab", "bpe_simple_vocab_16e6.txt.gz, or an HF tokenizer directory (vocab.json + merges.txt)",
-                /*required=*/true);
-  parser.option("context", "context length (sot and eot included); over-long texts keep eot last", false, "77");
-  parser.flag("jsonl", "each input line is JSON: a string, or an object with a \"text\" field (texts with newlines)");
-  parser.flag("unpadded", "print ids up to the eot token only");
-  if (!parser.parse(args)) return 0;
+namespace {
+
+using Encoder = std::function<std::vector<int64_t>(const std::string&)>;
+
+Encoder clip_encoder(const ArgParser& parser) {
+  PATHVLM_CHECK(!parser.has("no-bos"), "--no-bos applies to the SentencePiece tokenizer (--sentencepiece) only");
   const auto context = parser.get_int("context");
   PATHVLM_CHECK(context >= 2 && context <= 1 << 20, "--context ", context, " must be at least 2");
-  text::ClipTokenizer tokenizer(parser.get("vocab"), static_cast<int>(context));
-  const bool jsonl = parser.get_flag("jsonl"), unpadded = parser.get_flag("unpadded");
+  auto tokenizer = std::make_shared<text::ClipTokenizer>(parser.get("vocab"), static_cast<int>(context));
+  const bool unpadded = parser.get_flag("unpadded");
+  return [tokenizer, unpadded](const std::string& text) {
+    auto ids = tokenizer->encode(text);
+    if (unpadded) ids.erase(std::find(ids.begin() + 1, ids.end(), text::ClipTokenizer::kEndOfText) + 1, ids.end());
+    return ids;
+  };
+}
+
+Encoder sentencepiece_encoder(const ArgParser& parser) {
+  PATHVLM_CHECK(!parser.has("context") && !parser.has("unpadded"),
+                "--context and --unpadded apply to the CLIP tokenizer (--vocab) only");
+  auto tokenizer = std::make_shared<text::SentencePieceTokenizer>(
+      text::SentencePieceTokenizer::locate(parser.get("sentencepiece")));
+  const bool add_bos = !parser.get_flag("no-bos");
+  return [tokenizer, add_bos](const std::string& text) { return tokenizer->encode(text, add_bos); };
+}
+
+}  // namespace
+
+int cmd_tokenize(const Args& args) {
+  ArgParser parser("pathvlm tokenize",
+                   "Tokenize texts from stdin and print one JSON array of ids per text. With --vocab: the CLIP "
+                   "BPE (as open_clip's tokenizer does): sot, BPE ids, eot, zero padding to the context length. "
+                   "With --sentencepiece: LLaMA ids as transformers' LlamaTokenizer gives them: <s> first, no "
+                   "</s>, the strings <s>, </s>, <unk> in the text as their ids.");
+  parser.option("vocab", "CLIP: bpe_simple_vocab_16e6.txt.gz, or an HF tokenizer directory (vocab.json + merges.txt)");
+  parser.option("sentencepiece", "LLaMA: a SentencePiece tokenizer.model, or a model directory holding one");
+  parser.option("context", "CLIP context length (sot and eot included); over-long texts keep eot last", false, "77");
+  parser.flag("unpadded", "CLIP: print ids up to the eot token only");
+  parser.flag("no-bos", "SentencePiece: leave out the leading <s>");
+  parser.flag("jsonl", "each input line is JSON: a string, or an object with a \"text\" field (texts with newlines)");
+  if (!parser.parse(args)) return 0;
+  PATHVLM_CHECK(parser.has("vocab") != parser.has("sentencepiece"),
+                "give the tokenizer with exactly one of --vocab (CLIP) and --sentencepiece (LLaMA)");
+  const auto encode = parser.has("vocab") ? clip_encoder(parser) : sentencepiece_encoder(parser);
+  const bool jsonl = parser.get_flag("jsonl");
 
   std::string line;
   for (int64_t number = 1; std::getline(std::cin, line); ++number) {
@@ -42,12 +79,9 @@ int cmd_tokenize(const Args& args) {
     }
     std::vector<int64_t> ids;
     try {
-      ids = tokenizer.encode(text);
+      ids = encode(text);
     } catch (const Error& e) {
       throw Error(str("stdin line ", number, ": ", e.what()));
-    }
-    if (unpadded) {
-      ids.erase(std::find(ids.begin() + 1, ids.end(), text::ClipTokenizer::kEndOfText) + 1, ids.end());
     }
     std::cout << nlohmann::json(ids).dump() << "\n";
   }

@@ -1,30 +1,32 @@
 // The LLaMA / Vicuna tokenizer: a SentencePiece `tokenizer.model` with Hugging Face `LlamaTokenizer`'s rules
-// (slow tokenizer, legacy = true, the behaviour LLaVA and Vicuna were trained with):
-//   - encode() adds BOS (<s>, id 1) and no EOS; <unk> = 0, <s> = 1, </s> = 2 unless the model says otherwise;
-//   - the strings of control tokens ("<s>", "</s>") inside the text become their ids; the text between them is
-//     encoded piece by piece, each piece as SentencePiece encodes it on its own (so the piece right after a special
-//     token gets SentencePiece's dummy-prefix space, which is HF's legacy behaviour).
+// (the slow tokenizer with legacy = true, its default when tokenizer_config.json has no `legacy` key):
+//   - encode() adds BOS (<s>) and no EOS; <unk>, <s>, </s> are the model's ids (0, 1, 2 in LLaMA).
+//   - The strings "<unk>", "<s>", "</s>" written in the text become their ids, and nothing around them is
+//     stripped. Legacy rule: every run of text between them is encoded on its own, so it gets SentencePiece's
+//     dummy-prefix space ("Hello <s>." -> <s> ▁Hello ▁ <s> ▁.), exactly as a text of its own would.
+//   - decode() is SentencePiece's decode (the dummy-prefix space of the first piece is dropped: generated ids
+//     ▁Hello ▁world give "Hello world"). `skip_special` drops <unk>, <s>, </s>; otherwise they are written as
+//     their strings, with a space before one that follows text ("<s> Hello</s>"), as LlamaTokenizer writes them.
 //
 //   text::SentencePieceTokenizer tok(text::SentencePieceTokenizer::locate("vicuna-7b-v1.5/"));
 //   auto ids = tok.encode("Hello world");          // {1, 15043, 3186}
-//   auto back = tok.decode(ids);                   // "Hello world" (special tokens skipped)
+//   auto back = tok.decode(ids);                   // "Hello world"
 //
 // Thread-safe: encode()/decode() are const.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
-
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace pathvlm::text {
 
+class SentencePieceBackend;
+
 class SentencePieceTokenizer {
  public:
-  // `model_file`: a SentencePiece model (tokenizer.model). Errors name the file.
+  // `model_file`: a SentencePiece model (tokenizer.model) with unknown, BOS and EOS pieces. Errors name the file.
   explicit SentencePieceTokenizer(const std::string& model_file);
   ~SentencePieceTokenizer();
   SentencePieceTokenizer(SentencePieceTokenizer&&) noexcept;
@@ -35,8 +37,9 @@ class SentencePieceTokenizer {
   static std::string locate(const std::string& dir_or_file);
 
   std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const;
-  // Special (control) tokens are dropped when `skip_special`.
   std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const;
+  // The piece of one id as the model stores it ("▁Hello", "<0x0A>", "<s>").
+  std::string id_to_piece(int64_t id) const;
 
   int64_t bos_id() const;
   int64_t eos_id() const;
@@ -44,17 +47,23 @@ class SentencePieceTokenizer {
   int64_t vocab_size() const;
   const std::string& path() const { return path_; }
 
-  // Writes what transformers' LlamaTokenizer loads: tokenizer.model (a copy), tokenizer_config.json and
-  // special_tokens_map.json.
+  // Writes what transformers' LlamaTokenizer loads with the same behaviour: tokenizer.model (a copy),
+  // tokenizer_config.json (legacy = true) and special_tokens_map.json.
   void save_hf(const std::string& dir) const;
 
  private:
+  bool is_special(int64_t id) const;
+  void check_id(int64_t id) const;
+
   std::string path_;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::unique_ptr<SentencePieceBackend> sp_;
+  std::vector<std::pair<std::string, int64_t>> specials_;  // (string, id) of <unk>, <s>, </s>, longest first
 };
 
-// Trains a small SentencePiece model (BPE, byte fallback, LLaMA's <unk>/<s>/</s> ids 0/1/2) on `texts` and
-// writes it to `model_file` (tests and demo corpora; real models ship their tokenizer).
+// Trains a small SentencePiece model on `texts` and writes it to `model_file` (tests and demo corpora; real
+// models ship their tokenizer). LLaMA's layout: BPE, byte fallback, digits split, whitespace kept as written,
+// <unk>/<s>/</s> = 0/1/2, no padding piece; exactly `vocab_size` pieces. Deterministic: the same texts give
+// the same file.
 void train_sentencepiece(const std::vector<std::string>& texts, int vocab_size, const std::string& model_file);
 
 }  // namespace pathvlm::text

@@ -1,5 +1,5 @@
-// `pathvlm encode`, `pathvlm export --format hf-clip` and `pathvlm tokenize` end to end (the real program),
-// checked against the same computation done in process.
+// `pathvlm encode`, `pathvlm export --format hf-clip` and `pathvlm tokenize` (CLIP and SentencePiece) end to
+// end (the real program), checked against the same computation done in process.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -178,4 +178,29 @@ TEST(ClipEncode, TokenizeCommandPrintsOpenClipIds) {
   r = run("tokenize --vocab " + (dir.path / "nope.txt.gz").string() + " < " + (dir.path / "plain.txt").string(), dir.path);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find("nope.txt.gz"), std::string::npos) << r.output;
+}
+
+TEST(TokenizeCommand, PrintsLlamaIdsWithSentencePiece) {
+  const std::string model = kData + "/tokenizers/llama2_tokenizer.model";
+  if (!fs::exists(model)) GTEST_SKIP() << "shared test data missing: " << model << " (see ../shared/data/README.md)";
+  TempDir dir("tokenize_sentencepiece");
+  fs::create_directories(dir.path / "vicuna");
+  fs::copy_file(model, dir.path / "vicuna" / "tokenizer.model");
+  std::ofstream(dir.path / "in.txt") << "Hello world\nHello <s>.\n\n";
+  auto r = run("tokenize --sentencepiece " + (dir.path / "vicuna").string() + " < " + (dir.path / "in.txt").string(),
+               dir.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "[1,15043,3186]\n[1,15043,29871,1,869]\n[1]\n");
+  std::ofstream(dir.path / "in.jsonl") << "{\"text\": \"a\\nb</s>\"}\n";
+  r = run("tokenize --sentencepiece " + model + " --no-bos --jsonl < " + (dir.path / "in.jsonl").string(), dir.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "[263,13,29890,2]\n");
+
+  const auto input = " < " + (dir.path / "in.txt").string();
+  r = run("tokenize --sentencepiece " + model + " --vocab " + kVocab + input, dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("exactly one of --vocab"), std::string::npos) << r.output;
+  r = run("tokenize --sentencepiece " + (dir.path / "none").string() + input, dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find((dir.path / "none").string()), std::string::npos) << r.output;
 }

@@ -1,0 +1,341 @@
+// SentencePiece tokenizer: ids and decoded text identical to python `sentencepiece` on LLaMA-2's tokenizer.model
+// for a few hundred generated texts (plus LlamaTokenizer's BOS), LlamaTokenizer's legacy rule for special-token
+// strings, decoding with and without special tokens, locate/load errors, save_hf, and the small trainer.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "test_util.h"
+#include "text/sentencepiece_tokenizer.h"
+
+using pathvlm::testing::error_of;
+using pathvlm::text::SentencePieceTokenizer;
+using pathvlm::text::train_sentencepiece;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kLlamaModel = std::string(PATHVLM_SHARED_DATA) + "/tokenizers/llama2_tokenizer.model";
+const std::string kPython = "/usr/bin/python3";
+
+#define SKIP_WITHOUT_LLAMA_MODEL()                                                              \
+  if (!fs::exists(kLlamaModel))                                                                 \
+  GTEST_SKIP() << "shared test data missing: " << kLlamaModel << " (see ../shared/data/README.md)"
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("pathvlm_sptok_" + name)) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string read_bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const SentencePieceTokenizer& llama() {
+  static SentencePieceTokenizer tok(kLlamaModel);
+  return tok;
+}
+
+// SentencePiece writes spaces as "▁" inside pieces, so a "▁" in the text decodes as a space.
+std::string with_spaces_for_meta_symbol(std::string text) {
+  const std::string meta = "\u2581";
+  for (auto at = text.find(meta); at != std::string::npos; at = text.find(meta, at + 1)) {
+    text.replace(at, meta.size(), " ");
+  }
+  return text;
+}
+
+std::vector<int64_t> with_bos(std::vector<int64_t> ids) {
+  ids.insert(ids.begin(), 1);
+  return ids;
+}
+
+// Varied texts from a fixed seed: pathology wording, numbers, punctuation, accents, CJK, emoji, other scripts,
+// runs of spaces, tabs and newlines at the start, middle and end; plus fixed edge cases and long texts.
+std::vector<std::string> generated_texts() {
+  const std::vector<std::string> words = {
+      "tumor", "carcinoma", "H&E", "mitotic", "nuclei", "adenocarcinoma", "lymphocytes", "stroma", "necrosis",
+      "Gleason", "pleomorphism", "eosinophilic", "The", "biopsy", "shows", "well-differentiated", "glands", "of",
+      "IHC", "Ki-67", "HER2+", "CD3/CD20", "margin", "invasive", "ductal", "x40", "WSI", "slide", "patch",
+      "3.5", "1,024", "2023", "42%", "0.001", "12mm", "7", "1e-3", "-15", "#5", "(pT2N0)", "\"quoted\"",
+      "it's", "don't", "e.g.", "...", "!!", "?", ";", ":", "--", "[x]", "{y}", "a/b", "\\", "@home", "~", "`",
+      "café", "naïve", "Größe", "señal", "résumé", "e\u0301", "µm", "α-SMA", "β-catenin", "Ωμ", "×", "±", "°C",
+      "病理", "腫瘍", "你好", "細胞", "한국어", "русский", "עברית", "العربية", "ไทย", "😀", "🔬", "👩‍⚕️", "🇯🇵",
+      "▁", "\u00a0", "\u200b"};
+  const std::vector<std::string> separators = {" ", " ", " ", " ", "  ", "   ", "\t", "\n", " \n", "\r\n", ", ", ""};
+  std::mt19937 rng(20261204);
+  auto pick = [&](const std::vector<std::string>& from) { return from[rng() % from.size()]; };
+  std::vector<std::string> texts = {"", " ", "  ", "\n", "\t", "\n\n", " \t\n ", "a", "Hello world", " Hello",
+                                    "Hello ", "  Hello  world  ", "tumor\n", "\ttumor", "1234567890", "3.14159",
+                                    "🔬🔬🔬", "病理医", "ÀÉÎÕÜ àéîõü", "<", ">", "<>", "<s", "s>", "</", "< s>",
+                                    "<S>", "<unk", "unk>", "</S>"};
+  for (int i = 0; i < 300; ++i) {
+    std::string text;
+    const int leading = static_cast<int>(rng() % 6);
+    if (leading == 0) text += pick(separators);
+    const int count = 1 + static_cast<int>(rng() % 24);
+    for (int w = 0; w < count; ++w) text += (w > 0 ? pick(separators) : "") + pick(words);
+    if (rng() % 5 == 0) text += pick(separators);
+    if (rng() % 3 == 0) text += ".";
+    texts.push_back(text);
+  }
+  std::string long_text;
+  for (int i = 0; i < 200; ++i) long_text += pick(words) + pick(separators);
+  texts.push_back(long_text);
+  std::string report;
+  for (int i = 0; i < 40; ++i) {
+    report += "Sections show invasive ductal carcinoma, grade " + std::to_string(i % 3 + 1) + ".\n";
+  }
+  texts.push_back(report);
+  texts.push_back(std::string(3000, ' ') + "end");
+  return texts;
+}
+
+// Runs python `sentencepiece` on `texts` (one JSON string a line in, {"ids", "text"} a line out). Fails the
+// test when python3 or its sentencepiece module is missing: scripts/setup.sh installs python3-sentencepiece.
+std::vector<nlohmann::json> python_sentencepiece(const std::string& model, const std::vector<std::string>& texts,
+                                                 const fs::path& scratch) {
+  if (!fs::exists(kPython)) {
+    ADD_FAILURE() << kPython << " not found: the reference check needs python3 with python3-sentencepiece "
+                  << "(scripts/setup.sh installs it)";
+    return {};
+  }
+  {
+    std::ofstream script(scratch / "reference.py");
+    script << "import json, sys\n"
+              "import sentencepiece\n"
+              "sp = sentencepiece.SentencePieceProcessor(model_file=sys.argv[1])\n"
+              "with open(sys.argv[2], encoding='utf-8') as texts:\n"
+              "    for line in texts:\n"
+              "        ids = sp.encode(json.loads(line))\n"
+              "        print(json.dumps({'ids': ids, 'text': sp.decode(ids)}))\n";
+    std::ofstream input(scratch / "texts.jsonl");
+    for (const auto& text : texts) input << nlohmann::json(text).dump() << "\n";
+  }
+  const auto output = scratch / "reference.jsonl", errors = scratch / "reference.err";
+  const std::string command = kPython + " " + (scratch / "reference.py").string() + " " + model + " " +
+                              (scratch / "texts.jsonl").string() + " > " + output.string() + " 2> " +
+                              errors.string();
+  const int status = std::system(command.c_str());
+  if (status != 0) {
+    ADD_FAILURE() << "python sentencepiece reference failed (exit " << WEXITSTATUS(status)
+                  << "); python3-sentencepiece must be installed (scripts/setup.sh):\n" << read_bytes(errors);
+    return {};
+  }
+  std::vector<nlohmann::json> records;
+  std::ifstream in(output);
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  return records;
+}
+
+std::vector<std::string> training_texts() {
+  std::vector<std::string> texts;
+  const std::vector<std::string> findings = {"benign colonic mucosa", "invasive ductal carcinoma", "tubular adenoma",
+                                             "lymph node with metastatic carcinoma", "chronic gastritis",
+                                             "squamous cell carcinoma in situ"};
+  for (int i = 0; i < 120; ++i) {
+    texts.push_back("Slide " + std::to_string(i) + ": " + findings[i % findings.size()] + ", grade " +
+                    std::to_string(i % 3 + 1) + ". Margins " + (i % 2 ? "clear" : "involved") + ".");
+  }
+  texts.push_back("Größe 12 µm; Zellkerne vergrößert. 病理 診断");
+  return texts;
+}
+
+}  // namespace
+
+TEST(SentencePieceTokenizer, MatchesPythonSentencePieceOnGeneratedTexts) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  TempDir dir("reference");
+  const auto texts = generated_texts();
+  ASSERT_GE(texts.size(), 300u);
+  for (const auto& text : texts) {
+    for (const char* special : {"<s>", "</s>", "<unk>"}) {
+      ASSERT_EQ(text.find(special), std::string::npos) << "generated text holds a special string: " << text;
+    }
+  }
+  const auto reference = python_sentencepiece(kLlamaModel, texts, dir.path);
+  ASSERT_EQ(reference.size(), texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto expected = reference[i]["ids"].get<std::vector<int64_t>>();
+    EXPECT_EQ(llama().encode(texts[i]), with_bos(expected)) << "text " << i << ": " << nlohmann::json(texts[i]);
+    EXPECT_EQ(llama().encode(texts[i], /*add_bos=*/false), expected) << "text " << i;
+    EXPECT_EQ(llama().decode(expected), reference[i]["text"].get<std::string>()) << "text " << i;
+    EXPECT_EQ(llama().decode(with_bos(expected)), with_spaces_for_meta_symbol(texts[i])) << "text " << i;
+  }
+}
+
+TEST(SentencePieceTokenizer, LlamaLayout) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  EXPECT_EQ(llama().vocab_size(), 32000);
+  EXPECT_EQ(llama().unk_id(), 0);
+  EXPECT_EQ(llama().bos_id(), 1);
+  EXPECT_EQ(llama().eos_id(), 2);
+  EXPECT_EQ(llama().id_to_piece(0), "<unk>");
+  EXPECT_EQ(llama().id_to_piece(1), "<s>");
+  EXPECT_EQ(llama().id_to_piece(2), "</s>");
+  EXPECT_EQ(llama().id_to_piece(13), "<0x0A>");
+  EXPECT_EQ(llama().id_to_piece(15043), "\u2581Hello");
+  EXPECT_EQ(llama().encode("Hello world"), (std::vector<int64_t>{1, 15043, 3186}));
+  EXPECT_EQ(llama().encode(""), (std::vector<int64_t>{1}));
+  EXPECT_TRUE(llama().encode("", /*add_bos=*/false).empty());
+  EXPECT_NE(error_of([] { llama().id_to_piece(32000); }).find("32000"), std::string::npos);
+}
+
+// LlamaTokenizer (legacy): special strings become their ids, nothing around them is stripped, and each run of
+// text between them is encoded as a text of its own (so it starts with the dummy-prefix space).
+TEST(SentencePieceTokenizer, SpecialTokenStringsFollowTheLegacyRule) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  using Ids = std::vector<int64_t>;
+  // transformers' own example for legacy = true: 869 is "▁." (legacy = false would give 29889, ".").
+  EXPECT_EQ(llama().encode("Hello <s>."), (Ids{1, 15043, 29871, 1, 869}));
+  EXPECT_EQ(llama().encode("</s>"), (Ids{1, 2}));
+  EXPECT_EQ(llama().encode("<s>"), (Ids{1, 1}));
+  EXPECT_EQ(llama().encode("<unk>"), (Ids{1, 0}));
+  EXPECT_EQ(llama().encode("<s>Hello"), (Ids{1, 1, 15043}));
+  EXPECT_EQ(llama().encode("Hello</s>"), (Ids{1, 15043, 2}));
+  EXPECT_EQ(llama().encode("a</s></s>b"), (Ids{1, 263, 2, 2, 289}));
+  EXPECT_EQ(llama().encode("<s></s><unk>"), (Ids{1, 1, 2, 0}));
+  EXPECT_EQ(llama().encode("x </s> y"), (Ids{1, 921, 29871, 2, 29871, 343}));
+  EXPECT_EQ(llama().encode("</s> </s>"), (Ids{1, 2, 259, 2}));
+  EXPECT_EQ(llama().encode("<</s>>"), (Ids{1, 529, 2, 1405}));
+  EXPECT_EQ(llama().encode("USER: hi ASSISTANT: ok</s>USER: more", /*add_bos=*/false),
+            (Ids{3148, 1001, 29901, 7251, 319, 1799, 9047, 13566, 29901, 3431, 2, 3148, 1001, 29901, 901}));
+  // Near misses are ordinary text.
+  EXPECT_EQ(llama().encode("<s/> < s> <S>", /*add_bos=*/false),
+            (Ids{529, 29879, 3779, 529, 269, 29958, 529, 29903, 29958}));
+}
+
+TEST(SentencePieceTokenizer, DecodeSkipsOrWritesSpecialTokensLikeLlamaTokenizer) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  EXPECT_EQ(llama().decode({1, 15043, 3186, 2}), "Hello world");
+  EXPECT_EQ(llama().decode({15043, 3186}), "Hello world");  // generated ids: no BOS, no leading space
+  EXPECT_EQ(llama().decode({3186}), "world");
+  EXPECT_EQ(llama().decode({29871, 13, 15043}), "\n Hello");
+  EXPECT_EQ(llama().decode({}), "");
+  EXPECT_EQ(llama().decode({0, 15043, 0}), "Hello");
+  EXPECT_EQ(llama().decode({1, 15043, 3186, 2}, /*skip_special=*/false), "<s> Hello world</s>");
+  EXPECT_EQ(llama().decode({1, 15043, 2, 3186}, /*skip_special=*/false), "<s> Hello</s>world");
+  EXPECT_EQ(llama().decode({0, 15043}, /*skip_special=*/false), "<unk>Hello");
+  EXPECT_EQ(llama().decode({1, 2, 1}, /*skip_special=*/false), "<s></s><s>");
+  // A chat turn: the text after </s> was encoded with its own dummy-prefix space (the legacy rule), which
+  // decodes as a space; kept special tokens get LlamaTokenizer's space before them.
+  const std::string chat = "USER: what is shown? ASSISTANT: tumor</s>USER: grade? ASSISTANT: 2</s>";
+  EXPECT_EQ(llama().decode(llama().encode(chat)), "USER: what is shown? ASSISTANT: tumor USER: grade? ASSISTANT: 2");
+  EXPECT_EQ(llama().decode(llama().encode(chat, false), false),
+            " USER: what is shown? ASSISTANT: tumor</s> USER: grade? ASSISTANT: 2</s>");
+  const auto message = error_of([] { llama().decode({15043, -1}); });
+  EXPECT_NE(message.find(kLlamaModel), std::string::npos) << message;
+  EXPECT_NE(message.find("-1"), std::string::npos) << message;
+  EXPECT_NE(error_of([] { llama().decode({32000}); }).find("outside the vocabulary"), std::string::npos);
+}
+
+TEST(SentencePieceTokenizer, LocateAndLoadErrorsNameThePath) {
+  TempDir dir("locate");
+  const auto model = dir.path / "tokenizer.model";
+  std::ofstream(model) << "x";
+  EXPECT_EQ(SentencePieceTokenizer::locate(dir.path.string()), model.string());
+  EXPECT_EQ(SentencePieceTokenizer::locate(model.string()), model.string());
+
+  const auto empty = dir.path / "empty";
+  fs::create_directories(empty);
+  auto message = error_of([&] { SentencePieceTokenizer::locate(empty.string()); });
+  EXPECT_NE(message.find(empty.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("tokenizer.model"), std::string::npos) << message;
+  const auto missing = (dir.path / "missing.model").string();
+  message = error_of([&] { SentencePieceTokenizer::locate(missing); });
+  EXPECT_NE(message.find(missing), std::string::npos) << message;
+  message = error_of([&] { SentencePieceTokenizer tok(missing); });
+  EXPECT_NE(message.find(missing), std::string::npos) << message;
+
+  const auto garbage = dir.path / "garbage.model";
+  std::ofstream(garbage, std::ios::binary) << std::string("\x0a\xff\xff\xffnot a model at all\x01\x02", 24);
+  message = error_of([&] { SentencePieceTokenizer tok(garbage.string()); });
+  EXPECT_NE(message.find(garbage.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("not a SentencePiece model"), std::string::npos) << message;
+  message = error_of([&] { SentencePieceTokenizer tok(model.string()); });
+  EXPECT_NE(message.find(model.string()), std::string::npos) << message;
+}
+
+TEST(SentencePieceTokenizer, SaveHfWritesLlamaTokenizerFiles) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  TempDir dir("save_hf");
+  const auto out = dir.path / "hf";
+  llama().save_hf(out.string());
+  EXPECT_EQ(read_bytes(out / "tokenizer.model"), read_bytes(kLlamaModel));
+  const auto config = nlohmann::json::parse(read_bytes(out / "tokenizer_config.json"));
+  EXPECT_EQ(config.at("tokenizer_class"), "LlamaTokenizer");
+  EXPECT_EQ(config.at("add_bos_token"), true);
+  EXPECT_EQ(config.at("add_eos_token"), false);
+  EXPECT_EQ(config.at("legacy"), true);
+  EXPECT_EQ(config.at("bos_token"), "<s>");
+  EXPECT_EQ(config.at("eos_token"), "</s>");
+  EXPECT_EQ(config.at("unk_token"), "<unk>");
+  EXPECT_TRUE(config.at("pad_token").is_null());
+  EXPECT_EQ(config.at("clean_up_tokenization_spaces"), false);
+  const auto special = nlohmann::json::parse(read_bytes(out / "special_tokens_map.json"));
+  EXPECT_EQ(special, (nlohmann::json{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}}));
+
+  // The saved directory loads back, and saving onto itself keeps the file.
+  SentencePieceTokenizer again(SentencePieceTokenizer::locate(out.string()));
+  EXPECT_EQ(again.encode("Hello <s>."), llama().encode("Hello <s>."));
+  again.save_hf(out.string());
+  EXPECT_EQ(read_bytes(out / "tokenizer.model"), read_bytes(kLlamaModel));
+}
+
+TEST(SentencePieceTokenizer, TrainsASmallDeterministicLlamaLayoutModel) {
+  TempDir dir("train");
+  const auto texts = training_texts();
+  const auto first = (dir.path / "first.model").string(), second = (dir.path / "second.model").string();
+  train_sentencepiece(texts, 400, first);
+  train_sentencepiece(texts, 400, second);
+  EXPECT_EQ(read_bytes(first), read_bytes(second)) << "training is not deterministic";
+
+  SentencePieceTokenizer tok(first);
+  EXPECT_EQ(tok.vocab_size(), 400);
+  EXPECT_EQ(tok.unk_id(), 0);
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+  EXPECT_EQ(tok.id_to_piece(0), "<unk>");
+  EXPECT_EQ(tok.id_to_piece(1), "<s>");
+  EXPECT_EQ(tok.id_to_piece(2), "</s>");
+  EXPECT_EQ(tok.id_to_piece(3), "<0x00>");  // byte fallback pieces follow the special ones
+  for (const auto& text : texts) EXPECT_EQ(tok.decode(tok.encode(text)), text);
+  // Unseen characters fall back to bytes; whitespace is kept as written; digits are split.
+  for (const std::string text : {"🔬 naïve  tumor\tcells\n", "  leading and trailing  ", "12345"}) {
+    const auto ids = tok.encode(text);
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), tok.unk_id()), 0) << text;
+    EXPECT_EQ(tok.decode(ids), text);
+  }
+  const auto digits = tok.encode("12345", /*add_bos=*/false);
+  ASSERT_EQ(digits.size(), 6u) << "a dummy-prefix piece and one piece per digit";
+  EXPECT_EQ(tok.id_to_piece(digits[0]), "\u2581");
+  EXPECT_EQ(tok.id_to_piece(digits[5]), "5");
+  // The legacy special-string rule holds for any model.
+  auto expected = tok.encode("grade ");
+  expected.push_back(tok.eos_id());
+  const auto after = tok.encode("2.", false);
+  expected.insert(expected.end(), after.begin(), after.end());
+  EXPECT_EQ(tok.encode("grade </s>2."), expected);
+}
+
+TEST(SentencePieceTokenizer, TrainingErrorsNameTheModelFile) {
+  TempDir dir("train_errors");
+  const auto model = (dir.path / "tiny.model").string();
+  auto message = error_of([&] { train_sentencepiece({}, 300, model); });
+  EXPECT_NE(message.find(model), std::string::npos) << message;
+  message = error_of([&] { train_sentencepiece({"only a few words"}, 5000, model); });
+  EXPECT_NE(message.find(model), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(model));
+}
