@@ -11,7 +11,7 @@
 using namespace pathvlm;
 using models::Linear;
 using models::LoraOptions;
-using testing::error_of;
+using pathvlm::testing::error_of;
 
 namespace {
 

@@ -9,7 +9,7 @@
 
 using namespace pathvlm;
 using models::LoraOptions;
-using testing::error_of;
+using pathvlm::testing::error_of;
 
 namespace {
 

@@ -17,7 +17,7 @@
 
 using namespace pathvlm;
 using models::LoraOptions;
-using testing::error_of;
+using pathvlm::testing::error_of;
 namespace fs = std::filesystem;
 
 namespace {
