@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "core/glob.h"
+
 namespace pathvlm::train {
 
-// `pattern` against the whole of `text`.
-bool glob_match(const std::string& pattern, const std::string& text);
+// `pattern` against the whole of `text` (core/glob.h).
+using pathvlm::glob_match;
 // `pattern` against the whole name or one of its dotted prefixes ("a", "a.b" of "a.b.c").
 bool matches_parameter(const std::string& pattern, const std::string& name);
 

@@ -38,6 +38,27 @@ struct InitSource {
   }
 };
 
+// train.lora: LoRA adapters (src/models/lora/apply.h) on the model's Linear layers; the base model freezes.
+struct LoraConfig {
+  std::vector<std::string> targets = {};
+  int64_t r = 8;
+  double alpha = 16;
+  double dropout = 0.05;
+  bool use_rslora = false;
+  bool enabled() const { return !targets.empty(); }
+  template <class V>
+  void visit(V& v) {
+    v.field("targets", targets,
+            "Linear layers that get adapters: module paths or their last names (q_proj), * and ? globs; empty: "
+            "no LoRA. Everything else is frozen unless train.trainable names it; the export gets the adapter in "
+            "PEFT's layout (<export>/adapter) and the model with the adapters merged");
+    v.field("r", r, "adapter rank", cfg::Min(1));
+    v.field("alpha", alpha, "scaling numerator: updates are scaled by alpha / r", cfg::Min(0.0));
+    v.field("dropout", dropout, "dropout on the adapters' input while training", cfg::Range(0.0, 0.99));
+    v.field("use_rslora", use_rslora, "scale by alpha / sqrt(r) (rank-stabilised LoRA)");
+  }
+};
+
 struct TrainConfig {
   int64_t steps = 1000;
   int64_t micro_batch_size = 32;
@@ -50,6 +71,7 @@ struct TrainConfig {
   std::vector<InitSource> init_from = {};
   std::vector<std::string> activation_checkpointing = {};
   int max_nonfinite = 5;
+  LoraConfig lora;
   FaultConfig fault;
   template <class V>
   void visit(V& v) {
@@ -75,6 +97,7 @@ struct TrainConfig {
             "module names whose activations are recomputed in backward (the task decides what each name covers)");
     v.field("max_nonfinite", max_nonfinite,
             "a step with a non-finite loss or gradient is skipped; abort after this many in a row", cfg::Min(1));
+    v.section("lora", lora, "LoRA adapters: low-rank updates of chosen Linear layers, the base frozen");
     v.section("fault", fault, "fault injection for resume tests");
   }
 };

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -15,6 +16,8 @@
 #include "dist/process_group.h"
 #include "dist/reducer.h"
 #include "io/safetensors.h"
+#include "models/lora/apply.h"
+#include "models/lora/peft.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/init_from.h"
@@ -121,9 +124,11 @@ struct Trainer::State {
   void setup_processes();
   void find_resume_checkpoint();
   void build_model();
+  void add_lora_adapters();
   void select_parameters(std::vector<dist::NamedParam>& params);
   void resume();
   void save_checkpoint();
+  void export_model();
   bool agree(bool preempt_requested, bool time_due, bool* time_due_out);
   void evaluate_and_log();
 };
@@ -258,11 +263,7 @@ int Trainer::run() {
   if (s.job.eval.every > 0) s.evaluate_and_log();
   if (s.job.checkpoint.save_final && s.last_saved_step != s.step) s.save_checkpoint();
   if (s.job.checkpoint.export_final) {
-    if (s.rank == 0) {
-      const std::string dir = s.run.path + "/export";
-      s.task->export_model(dir);
-      log_info("exported the model to ", dir);
-    }
+    if (s.rank == 0) s.export_model();
     s.comm->barrier();
   }
   s.metrics->flush();
@@ -310,6 +311,7 @@ void Trainer::State::build_model() {
   TaskContext ctx{job, device, *comm, rank, world, tc.micro_batch_size, tc.grad_accum,
                   static_cast<uint64_t>(job.run.seed), run.path};
   task->build(ctx);
+  if (tc.lora.enabled()) add_lora_adapters();
   if (bf16_params) {
     // Before the Reducer packs the parameters into buckets of their dtype. Integer buffers stay as they are.
     torch::NoGradGuard no_grad;
@@ -322,8 +324,16 @@ void Trainer::State::build_model() {
 
   // Initial weights from earlier runs or releases; a resumed run restores its own checkpoint instead.
   if (!tc.init_from.empty()) {
-    if (resume_dir.empty()) init_sources = load_init_from(tc.init_from, task->state_tensors());
-    else log_info("train.init_from skipped: resuming from ", resume_dir);
+    if (resume_dir.empty()) {
+      // The sources hold the base model; LoRA adapters start from their own initialisation.
+      auto targets = task->state_tensors();
+      targets.erase(std::remove_if(targets.begin(), targets.end(),
+                                   [](const auto& t) { return models::is_lora_parameter(t.first); }),
+                    targets.end());
+      init_sources = load_init_from(tc.init_from, targets);
+    } else {
+      log_info("train.init_from skipped: resuming from ", resume_dir);
+    }
   }
 
   std::vector<dist::NamedParam> params;
@@ -345,17 +355,39 @@ void Trainer::State::build_model() {
              format_bytes(static_cast<double>(bytes)));
 }
 
+// train.lora: adapters on the chosen Linear layers, drawn right after the model from the same seed (identical
+// on every rank), before anything reads the parameter set (bf16 cast, init_from, freezing, the Reducer).
+void Trainer::State::add_lora_adapters() {
+  const auto& lora = job.train.lora;
+  const auto options = models::LoraOptions(lora.r, lora.alpha).dropout(lora.dropout).use_rslora(lora.use_rslora);
+  const auto adapted = models::apply_lora(task->model(), lora.targets, options);
+  log_info("train.lora: adapters of rank ", lora.r, " (scaling ", options.scaling(), ", dropout ", lora.dropout,
+           ") on ", adapted.size(), " Linear layers, e.g. ", adapted.front());
+}
+
 // train.freeze / train.trainable (src/train/parameters.h): frozen parameters get requires_grad false; the
 // trained ones, with their weight-decay choice, go to `params`. Printed per pattern and as a summary.
+// With train.lora, the base is frozen and the adapters train: as if train.freeze held '*' and train.trainable
+// the adapters' tensors (train.trainable may name more).
 void Trainer::State::select_parameters(std::vector<dist::NamedParam>& params) {
   const auto& tc = job.train;
   auto named = task->model().named_parameters(/*recurse=*/true);
   std::vector<ParameterInfo> infos;
   for (const auto& p : named) infos.push_back({p.key(), p.value().numel(), p.value().requires_grad()});
-  const auto selection = select_trainable(infos, tc.freeze, tc.trainable);
-  for (const auto& use : selection.uses)
-    log_info(use.key, " '", use.pattern, "': ", use.tensors, use.tensors == 1 ? " tensor, " : " tensors, ",
-             format_count(static_cast<double>(use.elements)), " parameters");
+  auto freeze = tc.freeze, trainable = tc.trainable;
+  if (tc.lora.enabled()) {
+    freeze.push_back("*");
+    for (const auto& pattern : models::lora_parameter_patterns()) trainable.push_back(pattern);
+  }
+  const auto selection = select_trainable(infos, freeze, trainable);
+  for (size_t i = 0; i < selection.uses.size(); ++i) {
+    const auto& use = selection.uses[i];
+    // The patterns train.lora added are the last freeze pattern and the last trainable ones.
+    const bool from_lora = tc.lora.enabled() && (i == freeze.size() - 1 || i >= freeze.size() + tc.trainable.size());
+    log_info(from_lora ? "train.lora" : use.key, " '", use.pattern, "': ", use.tensors,
+             use.tensors == 1 ? " tensor, " : " tensors, ", format_count(static_cast<double>(use.elements)),
+             from_lora && use.key == "train.freeze" ? " parameters frozen" : " parameters");
+  }
   int64_t n_trainable = 0, n_frozen = 0;
   for (size_t i = 0; i < infos.size(); ++i) {
     auto& p = named[infos[i].name];
@@ -503,6 +535,20 @@ void Trainer::State::save_checkpoint() {
   metrics->flush();  // what was logged up to a checkpoint survives a crash after it
   last_saved_step = step;
   last_save_time = Clock::now();
+}
+
+// Rank 0, at the end: the task's export, preceded with train.lora by the adapter alone (PEFT's layout, for the
+// base model train.init_from started from) and the merge of the adapters, so the exported model is the merged one.
+void Trainer::State::export_model() {
+  const std::string dir = run.path + "/export";
+  if (job.train.lora.enabled()) {
+    const auto& sources = job.train.init_from;
+    models::save_peft_adapter(task->model(), dir + "/adapter", sources.empty() ? "" : sources.front().path);
+    const auto merged = models::merge_lora(task->model());
+    log_info("saved the LoRA adapter to ", dir, "/adapter and merged its ", merged, " layers into the model");
+  }
+  task->export_model(dir);
+  log_info("exported the model to ", dir);
 }
 
 // True when any rank was signalled; sets *time_due_out from rank 0's clock.

@@ -20,7 +20,7 @@ AttentionImpl::AttentionImpl(const AttentionOptions& opts) : options(opts) {
                 options.kv_heads(), " must divide heads ", options.heads());
   const auto q_width = options.heads() * options.head_dim(), kv_width = options.kv_heads() * options.head_dim();
   auto linear = [&](int64_t in, int64_t out) {
-    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(options.bias()));
+    return Linear(in, out, options.bias());
   };
   // Construction order q, k, v, out is the order of their random default initialisation.
   q_proj = register_module(options.q_name(), linear(options.width(), q_width));

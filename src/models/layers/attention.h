@@ -14,6 +14,7 @@
 #include <string>
 
 #include "models/layers/kv_cache.h"
+#include "models/layers/linear.h"
 #include "models/layers/rope.h"
 
 namespace pathvlm::models {
@@ -55,7 +56,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const AttentionInputs& inputs = {});
 
   AttentionOptions options;
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 };
 TORCH_MODULE(Attention);
 

@@ -3,7 +3,7 @@
 namespace pathvlm::models {
 
 GatedMlpImpl::GatedMlpImpl(int64_t width, int64_t hidden, bool bias) {
-  auto linear = [&](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias)); };
+  auto linear = [&](int64_t in, int64_t out) { return Linear(in, out, bias); };
   gate_proj = register_module("gate_proj", linear(width, hidden));
   up_proj = register_module("up_proj", linear(width, hidden));
   down_proj = register_module("down_proj", linear(hidden, width));

@@ -3,6 +3,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "models/layers/linear.h"
+
 namespace pathvlm::models {
 
 class GatedMlpImpl : public torch::nn::Module {
@@ -10,7 +12,7 @@ class GatedMlpImpl : public torch::nn::Module {
   GatedMlpImpl(int64_t width, int64_t hidden, bool bias = false);
   torch::Tensor forward(const torch::Tensor& x);
 
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(GatedMlp);
 

@@ -6,8 +6,8 @@ namespace pathvlm::models {
 
 MlpImpl::MlpImpl(int64_t width, int64_t hidden, const std::string& act) : quick_gelu_(act == "quick_gelu") {
   PATHVLM_CHECK(act == "gelu" || act == "quick_gelu", "mlp: activation '", act, "' is not one of gelu, quick_gelu");
-  fc1 = register_module("fc1", torch::nn::Linear(width, hidden));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden, width));
+  fc1 = register_module("fc1", Linear(width, hidden));
+  fc2 = register_module("fc2", Linear(hidden, width));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {

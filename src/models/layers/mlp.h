@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "models/layers/linear.h"
+
 namespace pathvlm::models {
 
 class MlpImpl : public torch::nn::Module {
@@ -12,7 +14,7 @@ class MlpImpl : public torch::nn::Module {
   MlpImpl(int64_t width, int64_t hidden, const std::string& act);
   torch::Tensor forward(const torch::Tensor& x);
 
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 
  private:
   bool quick_gelu_;

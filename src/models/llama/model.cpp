@@ -105,8 +105,7 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& config, const Llam
     : config_(config) {
   model = register_module("model", LlamaModel(config, options));
   if (!config.tie_word_embeddings) {
-    lm_head = register_module(
-        "lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
+    lm_head = register_module("lm_head", Linear(config.hidden_size, config.vocab_size, /*bias=*/false));
     if (options.on_built) options.on_built("lm_head", *lm_head);
   }
   if (options.init_weights) {

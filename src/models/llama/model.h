@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "models/layers/kv_cache.h"
+#include "models/layers/linear.h"
 #include "models/layers/rope.h"
 #include "models/llama/config.h"
 
@@ -79,7 +80,7 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   const LlamaConfig& config() const { return config_; }
 
   LlamaModel model{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+  Linear lm_head{nullptr};  // null when tie_word_embeddings
 
  private:
   LlamaConfig config_;

@@ -11,7 +11,7 @@
 using namespace pathvlm;
 
 namespace {
-torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& l) {
+torch::Tensor linear(const torch::Tensor& x, const models::Linear& l) {
   auto y = torch::matmul(x, l->weight.t());
   return l->bias.defined() ? y + l->bias : y;
 }
