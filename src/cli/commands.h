@@ -45,5 +45,6 @@ int cmd_tokenize(const Args& args);
 int cmd_encode(const Args& args);
 int cmd_export(const Args& args);
 int cmd_eval(const Args& args);
+int cmd_generate(const Args& args);
 
 }  // namespace pathvlm::cli

@@ -1,0 +1,163 @@
+// `pathvlm generate`: text from a LLaMA-family model for a batch of prompts (KV cache, left padding, greedy or
+// nucleus sampling, EOS and stop strings), as text or JSON lines; prefill and decode speed on stderr.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "generate/generate.h"
+#include "models/llama/weights.h"
+#include "text/sentencepiece_tokenizer.h"
+
+namespace pathvlm::cli {
+namespace {
+
+// A .jsonl file holds one object per line with a string "prompt" (prompts with newlines, PathAsst's
+// "###Human: ...\n###Assistant:"); any other file holds one prompt per line. Empty lines are skipped.
+std::vector<std::string> read_prompts(const std::string& path) {
+  std::ifstream in(path);
+  PATHVLM_CHECK(in, "--prompts-file '", path, "': cannot open");
+  const bool jsonl = std::filesystem::path(path).extension() == ".jsonl";
+  std::vector<std::string> prompts;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    if (!jsonl) {
+      prompts.push_back(line);
+      continue;
+    }
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(str("--prompts-file '", path, "' line ", number, ": not JSON: ", e.what()));
+    }
+    PATHVLM_CHECK(record.is_object() && record.contains("prompt") && record["prompt"].is_string(), "--prompts-file '",
+                  path, "' line ", number, ": expected an object with a string \"prompt\"");
+    prompts.push_back(record["prompt"].get<std::string>());
+  }
+  PATHVLM_CHECK(!prompts.empty(), "--prompts-file '", path, "' has no prompts");
+  return prompts;
+}
+
+torch::Device pick_device(const std::string& name) {
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  try {
+    torch::Device device(name);
+    PATHVLM_CHECK(!device.is_cuda() || torch::cuda::is_available(), "--device ", name, ": CUDA is not available");
+    return device;
+  } catch (const c10::Error&) {
+    throw Error(str("--device '", name, "': expected auto, cpu, cuda or cuda:N"));
+  }
+}
+
+// bf16 on GPUs (LLaVA's fp16 overflows into NaN/inf for some models; bf16 does not), fp32 on CPUs.
+torch::ScalarType pick_dtype(const std::string& name, const torch::Device& device) {
+  if (name == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  if (name == "fp32") return torch::kFloat32;
+  if (name == "bf16") return torch::kBFloat16;
+  throw Error(str("--dtype '", name, "': expected auto, fp32 or bf16"));
+}
+
+double per_second(int64_t tokens, double seconds) { return seconds > 0 ? tokens / seconds : 0.0; }
+
+}  // namespace
+
+int cmd_generate(const Args& args) {
+  ArgParser parser("pathvlm generate",
+                   "Generate text from a LLaMA-family model (LLaMA, Vicuna, TinyLlama) for each prompt. Prompts are "
+                   "encoded with the tokenizer (BOS first, no template added) and run in batches with left padding "
+                   "and a KV cache. Greedy when --temperature is 0, else temperature + top-p sampling with each "
+                   "prompt's own stream seeded by --seed (a prompt's output does not depend on its batch). A "
+                   "sequence ends at EOS, at a stop string (matched in the decoded text, so it may span tokens; the "
+                   "text is cut before it, the ids keep the tokens that completed it) or after --max-new-tokens. "
+                   "Prefill and decode tokens/s go to stderr.");
+  parser.option("model", "HF LLaMA directory (config.json + safetensors) or run checkpoint", /*required=*/true);
+  parser.option("tokenizer", "SentencePiece tokenizer.model (default: the one in the model directory)");
+  parser.list("prompt", "prompts, each one argument (use --prompt=TEXT for a prompt that starts with --)");
+  parser.option("prompts-file",
+                "prompts from a file: a .jsonl file holds one JSON object per line with a string \"prompt\"; any "
+                "other file holds one prompt per line; empty lines are skipped");
+  parser.option("max-new-tokens", "most tokens generated per prompt", /*required=*/true);
+  parser.option("temperature", "0: greedy; > 0: sample from softmax(logits / T)", false, "0");
+  parser.option("top-p", "sample from the smallest set of tokens whose probability reaches P", false, "1");
+  parser.option("seed", "seed of every prompt's sampling stream", false, "0");
+  parser.list("stop", "stop strings (e.g. ### for PathAsst-style prompts)");
+  parser.option("format", "text: each prompt and its output in a block; jsonl: one JSON object per prompt with "
+                "prompt, prompt_ids, ids (generated only), text, finish_reason (eos|stop|length)", false, "text");
+  parser.option("batch-size", "prompts per batch", false, "8");
+  parser.option("device", "auto, cpu, cuda or cuda:N (auto: cuda when available)", false, "auto");
+  parser.option("dtype", "auto, fp32 or bf16 (auto: bf16 on cuda, fp32 on cpu)", false, "auto");
+  if (!parser.parse(args)) return 0;
+
+  std::vector<std::string> prompts = parser.get_list("prompt");
+  if (parser.has("prompts-file")) {
+    const auto from_file = read_prompts(parser.get("prompts-file"));
+    prompts.insert(prompts.end(), from_file.begin(), from_file.end());
+  }
+  PATHVLM_CHECK(!prompts.empty(), "nothing to generate: give --prompt TEXT... and/or --prompts-file FILE");
+  const auto format = parser.get("format");
+  PATHVLM_CHECK(format == "text" || format == "jsonl", "--format '", format, "': expected text or jsonl");
+  const int64_t batch_size = parser.get_int("batch-size");
+  PATHVLM_CHECK(batch_size >= 1, "--batch-size must be at least 1, got ", batch_size);
+
+  generate::GenerateOptions options;
+  options.max_new_tokens = parser.get_int("max-new-tokens");
+  PATHVLM_CHECK(options.max_new_tokens >= 1, "--max-new-tokens must be at least 1, got ", options.max_new_tokens);
+  options.temperature = parser.get_double("temperature");
+  options.top_p = parser.get_double("top-p");
+  const auto seed = parser.get_int("seed");
+  PATHVLM_CHECK(seed >= 0, "--seed must be >= 0, got ", seed);
+  options.seed = static_cast<uint64_t>(seed);
+  options.stop = parser.get_list("stop");
+
+  const auto model_path = parser.get("model");
+  const text::SentencePieceTokenizer tokenizer(
+      text::SentencePieceTokenizer::locate(parser.has("tokenizer") ? parser.get("tokenizer") : model_path));
+  const auto device = pick_device(parser.get("device"));
+  auto model = models::load_llama(model_path, pick_dtype(parser.get("dtype"), device), device);
+  PATHVLM_CHECK(tokenizer.vocab_size() <= model->config().vocab_size, "tokenizer '", tokenizer.path(), "' has ",
+                tokenizer.vocab_size(), " ids but the model '", model_path, "' only ", model->config().vocab_size);
+  options.eos_id = tokenizer.eos_id();
+  if (model->config().pad_token_id >= 0) options.pad_id = model->config().pad_token_id;
+  const generate::DecodeFn decode = [&](const std::vector<int64_t>& ids) { return tokenizer.decode(ids); };
+
+  generate::GenerationStats stats;
+  const auto count = static_cast<int64_t>(prompts.size());
+  for (int64_t start = 0; start < count; start += batch_size) {
+    const int64_t end = std::min(count, start + batch_size);
+    std::vector<std::vector<int64_t>> ids;
+    for (int64_t i = start; i < end; ++i) ids.push_back(tokenizer.encode(prompts[i]));
+    const auto out = generate::generate(model, ids, options, decode, &stats);
+    for (int64_t i = start; i < end; ++i) {
+      const auto& gen = out[i - start];
+      if (format == "jsonl") {
+        nlohmann::json record = {{"prompt", prompts[i]},
+                                 {"prompt_ids", ids[i - start]},
+                                 {"ids", gen.ids},
+                                 {"text", gen.text},
+                                 {"finish_reason", generate::to_string(gen.finish)}};
+        // Byte fallback can cut a character; replace broken UTF-8 instead of failing the whole run.
+        std::cout << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      } else {
+        std::cout << "===== prompt " << i + 1 << "/" << count << " =====\n"
+                  << prompts[i] << "\n----- output (" << generate::to_string(gen.finish) << ", " << gen.ids.size()
+                  << " tokens) -----\n"
+                  << gen.text << "\n\n";
+      }
+    }
+    std::cout.flush();
+  }
+  std::cerr << "generate: " << count << " prompts; prefill " << stats.prefill_tokens << " tokens in "
+            << stats.prefill_seconds << " s (" << per_second(stats.prefill_tokens, stats.prefill_seconds)
+            << " tokens/s); decode " << stats.decode_tokens << " tokens in " << stats.decode_seconds << " s ("
+            << per_second(stats.decode_tokens, stats.decode_seconds) << " tokens/s)\n";
+  return 0;
+}
+
+}  // namespace pathvlm::cli
