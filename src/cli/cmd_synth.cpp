@@ -1,4 +1,5 @@
-// `pathvlm synth <verb>`: procedural demo data. `tiles`: H&E-like tiles with captions and zero-shot splits.
+// `pathvlm synth <verb>`: procedural demo data. `tiles`: H&E-like tiles with captions and zero-shot splits;
+// `text`: pathology-report-like documents and a small tokenizer for the lm task.
 // Another kind of demo data is one line in kVerbs plus its function.
 #include <cstdio>
 #include <iostream>
@@ -6,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "synth/synth_text.h"
 #include "synth/synth_tiles.h"
 
 namespace pathvlm::cli {
@@ -43,9 +45,34 @@ int synth_tiles_verb(const Args& args) {
   return 0;
 }
 
+int synth_text_verb(const Args& args) {
+  ArgParser p("pathvlm synth text",
+              "Write pathology-report-like documents (train.jsonl, eval.jsonl: {\"text\": ...} per line) and a\n"
+              "SentencePiece tokenizer.model trained on the training documents, for the lm task without downloads.");
+  p.option("out", "output folder", true);
+  p.option("train", "training documents", false, "2000");
+  p.option("eval", "evaluation documents (other seeds than training)", false, "200");
+  p.option("vocab", "tokenizer vocabulary size", false, "512");
+  p.option("seed", "seed: the same seed gives the same files", false, "0");
+  if (!p.parse(args)) return 0;
+  synth::SynthTextOptions o;
+  o.out_dir = p.get("out");
+  o.train_documents = p.get_int("train");
+  o.eval_documents = p.get_int("eval");
+  o.vocab_size = static_cast<int>(p.get_int("vocab"));
+  PATHVLM_CHECK(p.get_int("seed") >= 0, "--seed must be >= 0");
+  o.seed = static_cast<uint64_t>(p.get_int("seed"));
+  auto r = synth::synth_text(o);
+  std::cout << "wrote " << r.train << " training and " << r.eval << " evaluation documents and a " << o.vocab_size
+            << "-token tokenizer to " << o.out_dir << "\n  " << r.train_jsonl << "\n  " << r.eval_jsonl << "\n  "
+            << r.tokenizer << "\n";
+  return 0;
+}
+
 // One line per kind of synthetic data; `pathvlm synth` with no verb lists them.
 const std::vector<Verb> kVerbs = {
     {"tiles", "H&E-like tiles of 8 tissue classes with captions (train / val / zero-shot splits)", synth_tiles_verb},
+    {"text", "pathology-report-like documents (JSONL) and a small tokenizer for the lm task", synth_text_verb},
     {"slides", "pyramidal TIFF slides with known tissue regions, reports and ground-truth masks", cmd_synth_slides},
 };
 

@@ -63,7 +63,13 @@ std::string resolve_weights(const std::string& path) {
   return path;  // safetensors::Checkpoint::open handles files, HF directories and sharded indexes
 }
 
-ckpt::External load_init_from(const std::vector<InitSource>& sources,
+std::vector<KeyedInitSource> keyed_init_from(const std::vector<InitSource>& init_from) {
+  std::vector<KeyedInitSource> out;
+  for (size_t i = 0; i < init_from.size(); ++i) out.push_back({str("train.init_from[", i, "]"), init_from[i]});
+  return out;
+}
+
+ckpt::External load_init_from(const std::vector<KeyedInitSource>& sources,
                               const std::vector<std::pair<std::string, torch::Tensor>>& targets) {
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> model;
@@ -74,8 +80,8 @@ ckpt::External load_init_from(const std::vector<InitSource>& sources,
   bool any_strict = false;
   ckpt::External provenance;
   for (size_t s = 0; s < sources.size(); ++s) {
-    const auto& source = sources[s];
-    const std::string key = str("train.init_from[", s, "]");
+    const auto& source = sources[s].source;
+    const std::string& key = sources[s].key;
     const auto renames = parse_renames(source.map, key + ".map");
     const std::string weights = resolve_weights(source.path);
     auto checkpoint = ckpt::ModelTensors::open(weights);

@@ -35,13 +35,16 @@ std::string apply_renames(const std::vector<Rename>& renames, const std::string&
 // holds no weights.
 std::string resolve_weights(const std::string& path);
 
+// train.init_from's entries keyed "train.init_from[i]".
+std::vector<KeyedInitSource> keyed_init_from(const std::vector<InitSource>& init_from);
+
 // Copies every source into `targets` (name -> tensor of the live model, updated in place without autograd).
 // Logs per source the loaded / missing / unexpected counts with a few names. Throws on a strict source with
 // unused tensors, on model tensors no source loaded when any source is strict, and on shape mismatches.
 // Returns where each loaded tensor's final values are (the file really holding them, through partial
 // checkpoints) with every such file's size and CRC-32, computed here once: a later checkpoint may leave
 // the frozen ones out and point at these files.
-ckpt::External load_init_from(const std::vector<InitSource>& sources,
+ckpt::External load_init_from(const std::vector<KeyedInitSource>& sources,
                               const std::vector<std::pair<std::string, torch::Tensor>>& targets);
 
 }  // namespace pathvlm::train

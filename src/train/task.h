@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "data/loader.h"
+#include "train/train_config.h"
 
 namespace pathvlm {
 struct JobConfig;
@@ -83,6 +84,10 @@ class Task {
   // Tensors saved in model.safetensors and restored on resume, by their export names (Hugging Face names for
   // CLIP). Default: the model's parameters and buffers by their module paths.
   virtual std::vector<std::pair<std::string, torch::Tensor>> state_tensors();
+
+  // Weights loaded after build() like train.init_from sources and before them (a pretrained model the task's
+  // config names), so that frozen ones are recorded as external in partial checkpoints. Skipped on resume.
+  virtual std::vector<KeyedInitSource> init_sources() const { return {}; }
 
   // This rank's next micro-batch (rolls over epochs).
   virtual Batch next_batch() = 0;

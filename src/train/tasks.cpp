@@ -8,7 +8,12 @@ namespace pathvlm::train {
 
 const std::vector<TaskSpec>& registered_tasks() {
   static const std::vector<TaskSpec> tasks = {
-      register_task<LmTask, LmConfig>("lm", "the toy `lm` task: tiny causal transformer on synthetic sequences"),
+      register_task<LmTask, LmConfig>(
+          "lm", "the `lm` task: causal-LM training of a LLaMA on packed text",
+          {{"tokenizer", "lm.tokenizer", "SentencePiece tokenizer.model (default: the model's)"},
+           {"seq-len", "lm.seq_len", "tokens per packed sequence"},
+           {"batch-size", "lm.eval.batch_size", "sequences per forward"},
+           {"max-sequences", "lm.eval.max_sequences", "at most this many packed sequences"}}),
       register_task<ClipTask, ClipTaskConfig>(
           "clip", "the `clip` task: contrastive image-text training on tile shards",
           {{"zeroshot", "clip.data.zeroshot", "labelled tiles for zero-shot classification (manifest, folder or .h5)"},

@@ -59,6 +59,12 @@ struct LoraConfig {
   }
 };
 
+// A source of initial weights with the config key its errors name ("train.init_from[1]", "lm.pretrained").
+struct KeyedInitSource {
+  std::string key;
+  InitSource source;
+};
+
 struct TrainConfig {
   int64_t steps = 1000;
   int64_t micro_batch_size = 32;

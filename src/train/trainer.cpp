@@ -323,14 +323,17 @@ void Trainer::State::build_model() {
   if (device.is_cuda()) torch::cuda::manual_seed(static_cast<uint64_t>(job.run.seed) * 1000003ull + 1 + rank);
 
   // Initial weights from earlier runs or releases; a resumed run restores its own checkpoint instead.
-  if (!tc.init_from.empty()) {
+  // The task's own sources (a pretrained model it names) come first, so train.init_from can overwrite them.
+  auto sources = task->init_sources();
+  for (auto& s : keyed_init_from(tc.init_from)) sources.push_back(std::move(s));
+  if (!sources.empty()) {
     if (resume_dir.empty()) {
       // The sources hold the base model; LoRA adapters start from their own initialisation.
       auto targets = task->state_tensors();
       targets.erase(std::remove_if(targets.begin(), targets.end(),
                                    [](const auto& t) { return models::is_lora_parameter(t.first); }),
                     targets.end());
-      init_sources = load_init_from(tc.init_from, targets);
+      init_sources = load_init_from(sources, targets);
     } else {
       log_info("train.init_from skipped: resuming from ", resume_dir);
     }

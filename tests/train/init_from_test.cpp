@@ -87,7 +87,7 @@ TEST_F(InitFrom, ARunDirectoryStartsTheRunFromItsLatestCheckpoint) {
   EXPECT_HAS(read_text(dir_ + "/from_run/log.txt"), str("loaded ", n, " of ", n, " tensors; model tensors missing 0; unexpected 0"));
   // Without init_from the same job starts elsewhere (the check above is not vacuous).
   auto fresh = start_weights(base_job("fresh"));
-  EXPECT_FALSE(torch::equal(fresh.at("head.weight"), phase1_.at("head.weight")));
+  EXPECT_FALSE(torch::equal(fresh.at("lm_head.weight"), phase1_.at("lm_head.weight")));
 }
 
 TEST_F(InitFrom, AStepDirectoryAndAShardedExportLoadToo) {
@@ -104,37 +104,37 @@ TEST_F(InitFrom, AStepDirectoryAndAShardedExportLoadToo) {
 }
 
 TEST_F(InitFrom, MapRenamesTheSourceNamesFirstMatchWins) {
-  // An HF-style file: every name under "model.", the blocks called "layers".
+  // The LLaMA as a multimodal model stores it: every name under "llm.", the decoder layers as "llm.layers.".
   const auto file = write_variant("renamed.safetensors", [](const std::string& n) {
-    return n.rfind("blocks.", 0) == 0 ? "model.layers." + n.substr(7) : "model." + n;
+    return n.rfind("model.layers.", 0) == 0 ? "llm.layers." + n.substr(13) : "llm." + n;
   });
   auto job = base_job("from_map");
-  job.train.init_from = {{file, {"model.layers. -> blocks.", "model. -> "}, true}};
+  job.train.init_from = {{file, {"llm.layers. -> model.layers.", "llm. -> "}, true}};
   expect_equal(start_weights(job), phase1_);
   // Without the map nothing matches: strict fails, naming the source's names.
   job.run.name = "from_map_unmapped";
   job.train.init_from = {{file, {}, true}};
-  EXPECT_HAS(error_of(job), str("train.init_from[0] ('", file, "'): ", phase1_.size(), " tensors match no model tensor: model."));
+  EXPECT_HAS(error_of(job), str("train.init_from[0] ('", file, "'): ", phase1_.size(), " tensors match no model tensor: llm."));
   job.train.init_from = {{file, {"model. to blocks."}, true}};
   EXPECT_HAS(error_of(job), "train.init_from[0].map: 'model. to blocks.' is not a rename of the form");
 }
 
 TEST_F(InitFrom, StrictReportsMissingAndUnexpectedTensorsNonStrictLoadsWhatMatches) {
   auto same = [](const std::string& n) { return n; };
-  const auto partial = write_variant("partial.safetensors", same, /*drop=*/"head.weight");
+  const auto partial = write_variant("partial.safetensors", same, /*drop=*/"lm_head.weight");
   auto job = base_job("strict_missing");
   job.train.init_from = {{partial, {}, true}};
-  EXPECT_HAS(error_of(job), str("train.init_from: 1 of ", phase1_.size(), " model tensors are in no source: head.weight"));
+  EXPECT_HAS(error_of(job), str("train.init_from: 1 of ", phase1_.size(), " model tensors are in no source: lm_head.weight"));
 
   // Non-strict: everything else loads, the head keeps its initialisation.
   job.run.name = "lenient";
   job.train.init_from = {{partial, {}, false}};
   auto lenient = start_weights(job);
   auto fresh = start_weights(base_job("fresh_for_lenient"));
-  EXPECT_TRUE(torch::equal(lenient.at("head.weight"), fresh.at("head.weight")));
-  EXPECT_TRUE(torch::equal(lenient.at("tok_embed.weight"), phase1_.at("tok_embed.weight")));
+  EXPECT_TRUE(torch::equal(lenient.at("lm_head.weight"), fresh.at("lm_head.weight")));
+  EXPECT_TRUE(torch::equal(lenient.at("model.embed_tokens.weight"), phase1_.at("model.embed_tokens.weight")));
   const size_t n = phase1_.size() - 1;
-  EXPECT_HAS(read_text(dir_ + "/lenient/log.txt"), str("loaded ", n, " of ", n, " tensors; model tensors missing 1 (head.weight)"));
+  EXPECT_HAS(read_text(dir_ + "/lenient/log.txt"), str("loaded ", n, " of ", n, " tensors; model tensors missing 1 (lm_head.weight)"));
 
   // Two sources together cover the model: strict is satisfied.
   job.run.name = "two_sources";
@@ -150,11 +150,11 @@ TEST_F(InitFrom, StrictReportsMissingAndUnexpectedTensorsNonStrictLoadsWhatMatch
 }
 
 TEST_F(InitFrom, ShapeMismatchNamesTensorFileAndBothShapesAndDtypesConvert) {
-  const auto bad = write_variant("bad_shape.safetensors", [](const std::string& n) { return n; }, "head.weight",
-                                 {{"head.weight", torch::zeros({3, 5})}});
+  const auto bad = write_variant("bad_shape.safetensors", [](const std::string& n) { return n; }, "lm_head.weight",
+                                 {{"lm_head.weight", torch::zeros({3, 5})}});
   auto job = base_job("bad_shape");
   job.train.init_from = {{bad, {}, false}};
-  const auto shape = phase1_.at("head.weight").sizes();
+  const auto shape = phase1_.at("lm_head.weight").sizes();
   EXPECT_HAS(error_of(job), str("train.init_from[0]: tensor 'head.weight' in '", bad, "' has shape [3, 5], the model's has [",
                                 shape[0], ", ", shape[1], "]"));
 
@@ -165,8 +165,8 @@ TEST_F(InitFrom, ShapeMismatchNamesTensorFileAndBothShapesAndDtypesConvert) {
   job.run.name = "bf16";
   job.train.init_from = {{dir_ + "/bf16.safetensors", {}, true}};
   auto loaded = start_weights(job);
-  EXPECT_EQ(loaded.at("head.weight").dtype(), torch::kFloat);
-  EXPECT_TRUE(torch::equal(loaded.at("head.weight"), phase1_.at("head.weight").to(torch::kBFloat16).to(torch::kFloat)));
+  EXPECT_EQ(loaded.at("lm_head.weight").dtype(), torch::kFloat);
+  EXPECT_TRUE(torch::equal(loaded.at("lm_head.weight"), phase1_.at("lm_head.weight").to(torch::kBFloat16).to(torch::kFloat)));
 }
 
 TEST_F(InitFrom, AResumedRunRestoresItsCheckpointAndSkipsInitFrom) {

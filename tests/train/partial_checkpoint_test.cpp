@@ -34,7 +34,9 @@ void expect_equal(const Tensors& a, const Tensors& b) {
   }
 }
 
-bool frozen(const std::string& name) { return name.rfind("pos_embed.", 0) == 0 || name.rfind("blocks.0.", 0) == 0; }
+bool frozen(const std::string& name) {
+  return name.rfind("model.embed_tokens.", 0) == 0 || name.rfind("model.layers.0.", 0) == 0;
+}
 
 // Run A (trained 5 steps, the source) shared by every test.
 class PartialCheckpoint : public ::testing::Test {
@@ -52,13 +54,13 @@ class PartialCheckpoint : public ::testing::Test {
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
-  // Run B: starts from A with the position embedding and the first block frozen, saves every 4 steps.
+  // Run B: starts from A with the token embedding and the first layer frozen, saves every 4 steps.
   static JobConfig base_job(const std::string& name) {
     JobConfig job = tiny_lm_job(dir_, name, /*seed=*/17, /*steps=*/10);
     job.log.every = 1;
     job.train.micro_batch_size = 6;
     job.train.init_from = {{dir_ + "/a", {}, true}};
-    job.train.freeze = {"pos_embed", "blocks.0"};
+    job.train.freeze = {"model.embed_tokens", "model.layers.0"};
     job.checkpoint.every_steps = 4;
     job.checkpoint.keep_last = 5;
     job.checkpoint.resume = "auto";

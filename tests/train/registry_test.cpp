@@ -38,7 +38,7 @@ TEST(TaskRegistry, RegisteredTasksAndTheirSections) {
   };
   for (const auto& name : names) EXPECT_TRUE(has_key(name)) << "no section for task " << name;
   EXPECT_TRUE(has_key("clip.data.train"));
-  EXPECT_TRUE(has_key("lm.vocab"));
+  EXPECT_TRUE(has_key("lm.data.train"));
   EXPECT_NE(train::make_task("lm"), nullptr);
 }
 
@@ -52,25 +52,25 @@ TEST(TaskRegistry, UnknownTaskIsRefusedAtConfigTimeNamingTheKnownOnes) {
 }
 
 TEST(TaskRegistry, TaskSectionsReadWriteAndCopyDeeply) {
-  auto path = write_config("sections", "run: {task: lm}\nlm: {vocab: 48, dim: 16}\nclip: {loss: siglip}\n");
-  JobConfig job = load_job_config(path, {"lm.layers=3"});
-  EXPECT_EQ(job.task_config<train::LmConfig>().vocab, 48);
-  EXPECT_EQ(job.task_config<train::LmConfig>().dim, 16);
-  EXPECT_EQ(job.task_config<train::LmConfig>().layers, 3);
+  auto path = write_config("sections", "run: {task: lm}\nlm: {model: tinyllama-1.1b, seq_len: 48}\nclip: {loss: siglip}\n");
+  JobConfig job = load_job_config(path, {"lm.data.train=[a.jsonl, b.txt]"});
+  EXPECT_EQ(job.task_config<train::LmConfig>().model, "tinyllama-1.1b");
+  EXPECT_EQ(job.task_config<train::LmConfig>().seq_len, 48);
+  EXPECT_EQ(job.task_config<train::LmConfig>().data.train, (std::vector<std::string>{"a.jsonl", "b.txt"}));
   EXPECT_EQ(job.task_config<train::ClipTaskConfig>().loss, "siglip");
 
   JobConfig copy = job;
-  copy.task_config<train::LmConfig>().vocab = 7;
-  EXPECT_EQ(job.task_config<train::LmConfig>().vocab, 48);
+  copy.task_config<train::LmConfig>().seq_len = 7;
+  EXPECT_EQ(job.task_config<train::LmConfig>().seq_len, 48);
 
   // The YAML a run directory keeps reads back to the same values, task sections included.
   auto yaml = cfg::to_yaml(job);
-  EXPECT_NE(yaml.find("lm:\n  vocab: 48"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("lm:\n  model: tinyllama-1.1b"), std::string::npos) << yaml;
   JobConfig again = cfg::read<JobConfig>(cfg::Document::from_string(yaml));
   EXPECT_EQ(cfg::to_yaml(again), yaml);
 
-  auto bad = write_config("badkey", "lm:\n  vocabb: 3\n");
+  auto bad = write_config("badkey", "lm:\n  seq_lenn: 3\n");
   auto msg = error_of([&] { load_job_config(bad); });
   EXPECT_NE(msg.find("pathvlm_registry_badkey.yaml:2"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("did you mean 'lm.vocab'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean 'lm.seq_len'"), std::string::npos) << msg;
 }

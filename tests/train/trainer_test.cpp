@@ -1,4 +1,4 @@
-// The Trainer end to end on the toy `lm` task.
+// The Trainer end to end on the `lm` task (the tiny LLaMA on the built-in text corpus).
 //   - in-process (one rank): frozen parameters stay put, bad freeze prefixes and non-finite losses are handled;
 //   - real `pathvlm train` under mpirun: 2 and 3 ranks match 1 rank with the same global batch (also with
 //     accumulation, clipping and the sharded optimizer), and a 2-rank run killed with SIGKILL or preempted
@@ -35,9 +35,9 @@ std::string fresh_dir(const std::string& name) {
 
 // The small job every test starts from: a 2-layer LM with a frozen part, clipping that engages, 20 steps.
 JobConfig small_job(const std::string& runs_dir, const std::string& name) {
-  JobConfig job = tiny_lm_job(runs_dir, name, /*seed=*/7, /*steps=*/20, /*train_sequences=*/480);
+  JobConfig job = tiny_lm_job(runs_dir, name, /*seed=*/7, /*steps=*/20);
   job.log.every = 1;
-  job.train.freeze = {"pos_embed", "blocks.0.ln1"};
+  job.train.freeze = {"model.embed_tokens", "model.layers.0.input_layernorm"};
   job.optim.warmup_steps = 3;
   job.optim.clip_grad_norm = 0.5;
   return job;
@@ -103,24 +103,25 @@ TEST(Trainer, LearnsKeepsFrozenPartsAndExports) {
   auto dir = fresh_dir("frozen");
   auto job = small_job(dir, "frozen");
   job.train.steps = 30;
-  job.task_config<train::LmConfig>().eval_sequences = 48;
+  job.task_config<train::LmConfig>().data.eval = {tiny_text_corpus().eval_jsonl};
+  job.task_config<train::LmConfig>().eval.max_sequences = 48;
   job.eval.every = 30;
   ASSERT_EQ(train::train(job), 0);
   auto exported = load_all(dir + "/frozen/export/model.safetensors");
   // The frozen tensors still hold their initialisation: rebuild the model with the same seed.
-  torch::manual_seed(job.run.seed);
-  train::TinyLm init(job.task_config<train::LmConfig>(), std::vector<std::string>{});
-  auto params = init->named_parameters();
-  EXPECT_TRUE(torch::equal(exported.at("pos_embed.weight"), params["pos_embed.weight"]));
-  EXPECT_TRUE(torch::equal(exported.at("blocks.0.ln1.weight"), params["blocks.0.ln1.weight"]));
-  EXPECT_FALSE(torch::equal(exported.at("blocks.0.ln2.weight"), params["blocks.0.ln2.weight"]));
+  auto params = initial_lm(job)->named_parameters();
+  EXPECT_TRUE(torch::equal(exported.at("model.embed_tokens.weight"), params["model.embed_tokens.weight"]));
+  EXPECT_TRUE(torch::equal(exported.at("model.layers.0.input_layernorm.weight"),
+                           params["model.layers.0.input_layernorm.weight"]));
+  EXPECT_FALSE(torch::equal(exported.at("model.layers.0.post_attention_layernorm.weight"),
+                            params["model.layers.0.post_attention_layernorm.weight"]));
   // It learned: the loss fell well below ln(vocab).
   auto losses = logged_losses(dir + "/frozen/metrics.jsonl");
   ASSERT_EQ(losses.size(), 30u);
   EXPECT_GT(std::stod(losses.at(1)), 3.0);
   EXPECT_LT(std::stod(losses.at(30)), 0.8 * std::stod(losses.at(1)));
   auto log = read_text(dir + "/frozen/log.txt");
-  EXPECT_NE(log.find("train.freeze 'pos_embed': 1 tensor"), std::string::npos);
+  EXPECT_NE(log.find("train.freeze 'model.embed_tokens': 1 tensor"), std::string::npos);
   EXPECT_NE(log.find("eval/accuracy"), std::string::npos);
   fs::remove_all(dir);
 }
@@ -297,7 +298,7 @@ TEST(TrainerPrecision, Bf16WeightsTrackBf16MixedOnCpu) {
   EXPECT_NE(log.find("bf16 weights with fp32 master weights"), std::string::npos) << log;
   EXPECT_NE(log.find("master weights:"), std::string::npos) << log;
   auto exported = load_all(dir + "/bf16/export/model.safetensors");
-  EXPECT_EQ(exported.at("head.weight").scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(exported.at("lm_head.weight").scalar_type(), torch::kBFloat16);
   fs::remove_all(dir);
 }
 

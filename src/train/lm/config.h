@@ -1,38 +1,62 @@
-// Config section `lm`: the toy task — a tiny causal transformer language model on a deterministic synthetic
-// sequence data set (arithmetic progressions modulo the vocabulary). Used by the trainer's equivalence and
-// resume tests and by the smallest demo. Light header: no torch.
+// Config section `lm`: causal-LM training of a LLaMA (a preset or a Hugging Face LLaMA directory) on text
+// packed into fixed-length sequences (data/packing.h). Light header: no torch.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "core/config.h"
 
 namespace pathvlm::train {
 
-struct LmConfig {
-  int vocab = 32;
-  int seq_len = 24;
-  int dim = 64;
-  int layers = 2;
-  int heads = 4;
-  int mlp_ratio = 4;
-  double dropout = 0.0;
-  int max_stride = 7;
-  int64_t train_sequences = 8192;
-  int64_t eval_sequences = 256;
+struct LmDataConfig {
+  std::vector<std::string> train = {};
+  std::vector<std::string> eval = {};
+  int workers = 2;
+  int prefetch = 4;
   template <class V>
   void visit(V& v) {
-    v.field("vocab", vocab, "vocabulary size (tokens are 0..vocab-1)", cfg::Min(2));
-    v.field("seq_len", seq_len, "tokens per training sequence (the model predicts each next token)", cfg::Min(2));
-    v.field("dim", dim, "model width", cfg::Min(1));
-    v.field("layers", layers, "transformer blocks", cfg::Min(1));
-    v.field("heads", heads, "attention heads (must divide dim)", cfg::Min(1));
-    v.field("mlp_ratio", mlp_ratio, "MLP hidden width as a multiple of dim", cfg::Min(1));
-    v.field("dropout", dropout, "dropout after attention and MLP (exercises RNG restore on resume)",
-            cfg::Range(0.0, 0.9));
-    v.field("max_stride", max_stride, "sequences are start + stride*t mod vocab with stride in 1..max_stride",
-            cfg::Min(1));
-    v.field("train_sequences", train_sequences, "sequences in one training epoch", cfg::Min(1));
-    v.field("eval_sequences", eval_sequences, "held-out sequences for evaluation", cfg::Min(0));
+    v.field("train", train,
+            "training text: .jsonl files (field `text`), .txt files (one document per blank-line-separated "
+            "paragraph), directories of them or glob patterns (`pathvlm synth text` writes a demo corpus)");
+    v.field("eval", eval, "evaluation text, same forms (empty = no evaluation)");
+    v.field("workers", workers, "background threads that assemble batches", cfg::Range(1, 256));
+    v.field("prefetch", prefetch, "ready batches kept ahead of the training loop", cfg::Range(1, 1024));
+  }
+};
+
+struct LmEvalConfig {
+  int64_t batch_size = 8;
+  int64_t max_sequences = 0;
+  template <class V>
+  void visit(V& v) {
+    v.field("batch_size", batch_size, "sequences per forward in evaluation", cfg::Min(1));
+    v.field("max_sequences", max_sequences, "evaluate the first this many packed sequences (0 = all)", cfg::Min(0));
+  }
+};
+
+struct LmConfig {
+  std::string model = "tiny";
+  std::string pretrained = "";
+  std::string tokenizer = "";
+  int64_t seq_len = 2048;
+  double dropout = 0.0;
+  LmDataConfig data;
+  LmEvalConfig eval;
+  template <class V>
+  void visit(V& v) {
+    v.field("model", model,
+            "LLaMA preset trained from scratch (tiny, tinyllama-1.1b, llama2-7b, llama2-13b); its vocabulary "
+            "becomes the tokenizer's. Ignored with `pretrained`");
+    v.field("pretrained", pretrained,
+            "Hugging Face LLaMA directory: config.json gives the shape, its weights are loaded like a "
+            "train.init_from source (so frozen ones stay out of checkpoints), tokenizer.model the default tokenizer");
+    v.field("tokenizer", tokenizer, "SentencePiece tokenizer.model (or a directory with one); default: pretrained's");
+    v.field("seq_len", seq_len, "tokens per packed training sequence (the model predicts each next token)",
+            cfg::Min(2));
+    v.field("dropout", dropout, "dropout on the token embeddings (LLaMA has none; 0 = off)", cfg::Range(0.0, 0.9));
+    v.section("data", data, "text files and loading");
+    v.section("eval", eval, "loss, perplexity and accuracy on lm.data.eval");
   }
 };
 

@@ -1,147 +1,253 @@
+// The `lm` task; see task.h.
 #include "train/lm/task.h"
-#include "core/random.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "dist/comm.h"
+#include "dist/gather.h"
+#include "dist/reducer.h"
 #include "models/layers/activation_checkpoint.h"
-#include "models/layers/transformer_block.h"
-#include "io/safetensors.h"
+#include "models/llama/weights.h"
+#include "train/init_from.h"
 #include "train/job_config.h"
 
 namespace pathvlm::train {
 
-TinyLmImpl::TinyLmImpl(const LmConfig& cfg, std::vector<std::string> checkpointed)
-    : cfg_(cfg), checkpoint_blocks_(models::checkpointing_enabled(checkpointed, "blocks")) {
-  PATHVLM_CHECK(cfg.dim % cfg.heads == 0, "lm: dim (", cfg.dim, ") must be divisible by heads (", cfg.heads, ")");
-  tok_embed_ = register_module("tok_embed", torch::nn::Embedding(cfg.vocab, cfg.dim));
-  pos_embed_ = register_module("pos_embed", torch::nn::Embedding(cfg.seq_len, cfg.dim));
-  blocks_ = register_module("blocks", torch::nn::ModuleList());
-  const auto block = models::TransformerBlockOptions(models::AttentionOptions(cfg.dim, cfg.heads).causal(true))
-                         .mlp_hidden(static_cast<int64_t>(cfg.mlp_ratio) * cfg.dim)
-                         .mlp_act("gelu")
-                         .dropout(cfg.dropout)
-                         .attention_name("attn")
-                         .norm1_name("ln1")
-                         .norm2_name("ln2");
-  for (int i = 0; i < cfg.layers; ++i) blocks_->push_back(models::TransformerBlock(block));
-  ln_f_ = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.dim})));
-  head_ = register_module("head", torch::nn::Linear(torch::nn::LinearOptions(cfg.dim, cfg.vocab).bias(false)));
-  torch::NoGradGuard no_grad;
-  tok_embed_->weight.normal_(0, 0.02);
-  pos_embed_->weight.normal_(0, 0.02);
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+
+namespace {
+
+// Shards of an export stay below transformers' default max_shard_size ("5GB").
+constexpr uint64_t kExportShardBytes = 5000ull * 1000 * 1000;
+
+std::string read_whole(const std::string& path) {
+  std::ifstream in(path);
+  PATHVLM_CHECK(in, "cannot read '", path, "'");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-torch::Tensor TinyLmImpl::forward(const torch::Tensor& tokens) {
-  const auto T = tokens.size(1);
-  PATHVLM_CHECK(T <= cfg_.seq_len, "lm: sequence of ", T, " tokens exceeds seq_len ", cfg_.seq_len);
-  auto positions = torch::arange(T, tokens.options().dtype(torch::kLong));
-  auto x = tok_embed_(tokens) + pos_embed_(positions).unsqueeze(0);
-  for (const auto& module : *blocks_) {
-    auto block = module->as<models::TransformerBlockImpl>();
-    x = checkpoint_blocks_ ? models::checkpoint([block](const torch::Tensor& h) { return block->forward(h); }, x)
-                           : block->forward(x);
+bool is_hf_dir(const std::string& path) { return !path.empty() && fs::exists(fs::path(path) / "config.json"); }
+
+// The packed sequences of `paths` for `key` (lm.data.train / lm.data.eval).
+std::shared_ptr<const data::PackedSequences> pack(const std::vector<std::string>& paths, const std::string& key,
+                                                   const text::SentencePieceTokenizer& tokenizer, int64_t seq_len) {
+  auto documents = data::read_text_corpus(paths);
+  PATHVLM_CHECK(!documents.empty(), key, ": the files hold no document");
+  auto packed =
+      std::make_shared<const data::PackedSequences>(data::PackedSequences::tokenize(documents, tokenizer, seq_len));
+  PATHVLM_CHECK(packed->size() > 0, key, ": ", packed->stream_tokens(), " tokens in ", packed->documents(),
+                " documents do not fill one sequence of lm.seq_len ", seq_len, " + 1 tokens");
+  log_info("lm: ", key, ": ", packed->documents(), " documents, ", packed->stream_tokens(), " tokens, ",
+           packed->size(), " sequences of ", seq_len);
+  return packed;
+}
+
+}  // namespace
+
+text::SentencePieceTokenizer make_lm_tokenizer(const LmConfig& cfg) {
+  if (!cfg.tokenizer.empty()) return text::SentencePieceTokenizer(text::SentencePieceTokenizer::locate(cfg.tokenizer));
+  PATHVLM_CHECK(!cfg.pretrained.empty(),
+                "lm.tokenizer is not set: name a SentencePiece tokenizer.model (`pathvlm synth text` writes one for "
+                "its demo corpus) or set lm.pretrained to a LLaMA directory that has one");
+  return text::SentencePieceTokenizer(text::SentencePieceTokenizer::locate(cfg.pretrained));
+}
+
+models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::SentencePieceTokenizer& tokenizer,
+                                    const std::string& hf_dir) {
+  models::LlamaConfig config;
+  if (!hf_dir.empty()) {
+    const auto file = (fs::path(hf_dir) / "config.json").string();
+    PATHVLM_CHECK(fs::exists(file), "'", hf_dir, "' is not a Hugging Face LLaMA directory: it has no config.json");
+    config = models::parse_hf_llama_config(read_whole(file), file);
+    PATHVLM_CHECK(tokenizer.vocab_size() <= config.vocab_size, "the tokenizer '", tokenizer.path(), "' has ",
+                  tokenizer.vocab_size(), " tokens but the model '", hf_dir, "' only ", config.vocab_size,
+                  " embeddings");
+  } else {
+    config = models::llama_preset(cfg.model);
+    config.vocab_size = tokenizer.vocab_size();
+    config.bos_token_id = tokenizer.bos_id();
+    config.eos_token_id = tokenizer.eos_id();
   }
-  return head_(ln_f_(x));
+  PATHVLM_CHECK(cfg.seq_len <= config.max_position_embeddings, "lm.seq_len (", cfg.seq_len,
+                ") exceeds the model's max_position_embeddings (", config.max_position_embeddings, ")");
+  return config;
 }
 
-std::vector<int64_t> lm_sequence(const LmConfig& cfg, uint64_t seed, int64_t index) {
-  const uint64_t h = splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(index));
-  const int64_t start = static_cast<int64_t>(h % static_cast<uint64_t>(cfg.vocab));
-  const int64_t stride = 1 + static_cast<int64_t>((h >> 32) % static_cast<uint64_t>(cfg.max_stride));
-  std::vector<int64_t> seq(cfg.seq_len + 1);
-  for (int t = 0; t <= cfg.seq_len; ++t) seq[t] = (start + stride * t) % cfg.vocab;
-  return seq;
+// ---- the task ---------------------------------------------------------------------------------------
+
+void LmTask::build_common(const TaskContext& ctx, const std::string& hf_dir) {
+  device_ = ctx.device;
+  rank_ = ctx.rank;
+  world_size_ = ctx.world_size;
+  seed_ = ctx.seed;
+  tokenizer_ = std::make_shared<const text::SentencePieceTokenizer>(make_lm_tokenizer(cfg_));
+  models::LlamaOptions options;
+  for (const auto& name : ctx.job.train.activation_checkpointing)
+    PATHVLM_CHECK(name == "layers" || name == "all", "train.activation_checkpointing: '", name,
+                  "' is not a part of the lm model (known: layers, all)");
+  options.checkpoint_layers = models::checkpointing_enabled(ctx.job.train.activation_checkpointing, "layers");
+  options.init_weights = hf_dir.empty();  // loaded weights overwrite every tensor
+  const auto config = lm_model_config(cfg_, *tokenizer_, hf_dir);
+  model_ = models::LlamaForCausalLM(config, options);
+  model_->to(device_);
+  if (!cfg_.data.eval.empty()) eval_data_ = pack(cfg_.data.eval, "lm.data.eval", *tokenizer_, cfg_.seq_len);
+  log_info("lm: LLaMA ", hf_dir.empty() ? "preset '" + cfg_.model + "'" : "'" + hf_dir + "'", " (",
+           config.num_hidden_layers, " layers, width ", config.hidden_size, ", vocabulary ", config.vocab_size,
+           "), ", format_count(static_cast<double>(config.num_parameters())), " parameters; tokenizer ",
+           tokenizer_->path());
+}
+
+data::LoaderOptions LmTask::loader_options(int64_t batch_size, bool train) const {
+  data::LoaderOptions o;
+  o.batch_size = batch_size;
+  o.rank = rank_;
+  o.world_size = world_size_;
+  o.seed = seed_;
+  o.train = train;
+  o.workers = cfg_.data.workers;
+  o.prefetch = cfg_.data.prefetch;
+  o.device = device_;
+  return o;
 }
 
 void LmTask::build(const TaskContext& ctx) {
   cfg_ = ctx.job.task_config<LmConfig>();
-  seed_ = ctx.seed;
-  device_ = ctx.device;
-  rank_ = ctx.rank;
-  world_size_ = ctx.world_size;
-  model_ = TinyLm(cfg_, ctx.job.train.activation_checkpointing);
-  model_->to(device_);
-  sampler_.emplace(cfg_.train_sequences, ctx.micro_batch_size, ctx.rank, ctx.world_size, ctx.seed);
-  PATHVLM_CHECK(sampler_->batches_per_epoch() > 0, "lm: lm.train_sequences (", cfg_.train_sequences,
-                ") is smaller than one global micro-batch (", ctx.micro_batch_size * ctx.world_size, ")");
+  PATHVLM_CHECK(!cfg_.data.train.empty(), "lm.data.train is empty: name the training text (.jsonl / .txt files or "
+                "directories; `pathvlm synth text --out DIR` writes a demo corpus)");
+  build_common(ctx, cfg_.pretrained);
+  train_data_ = pack(cfg_.data.train, "lm.data.train", *tokenizer_, cfg_.seq_len);
+  auto data = train_data_;
+  loader_ = std::make_unique<data::Loader>(
+      "lm.data.train", data->size(), [data](const data::BatchRequest& r) { return data->batch(r); },
+      loader_options(ctx.micro_batch_size, /*train=*/true));
+  PATHVLM_CHECK(loader_->batches_per_epoch() > 0, "lm.data.train has ", data->size(),
+                " sequences: fewer than one global micro-batch (", ctx.micro_batch_size, " x ", ctx.world_size,
+                " ranks)");
 }
 
-torch::Tensor LmTask::tokens_for(const std::vector<int64_t>& indices, int64_t offset) const {
-  std::vector<int64_t> flat;
-  flat.reserve(indices.size() * (cfg_.seq_len + 1));
-  for (auto i : indices) {
-    auto seq = lm_sequence(cfg_, seed_, offset + i);
-    flat.insert(flat.end(), seq.begin(), seq.end());
-  }
-  return torch::tensor(flat, torch::kLong).view({static_cast<int64_t>(indices.size()), cfg_.seq_len + 1}).to(device_);
+void LmTask::build_for_eval(const TaskContext& ctx, const std::string& weights) {
+  cfg_ = ctx.job.task_config<LmConfig>();
+  const std::string source = weights.empty() ? cfg_.pretrained : weights;
+  PATHVLM_CHECK(!source.empty(), "no LLaMA to evaluate: give the weights (pathvlm eval --model) or set lm.pretrained");
+  PATHVLM_CHECK(!cfg_.data.eval.empty(), "nothing to evaluate: set lm.data.eval (pathvlm eval: the override lm.data.eval=[FILES])");
+  // An export (or lm.pretrained) carries its shape and tokenizer; a run or checkpoint has the job's.
+  const std::string hf_dir = is_hf_dir(source) ? source : cfg_.pretrained;
+  if (cfg_.tokenizer.empty() && is_hf_dir(source) && fs::exists(fs::path(source) / "tokenizer.model"))
+    cfg_.tokenizer = source;
+  build_common(ctx, hf_dir);
+  load_init_from({{weights.empty() ? "lm.pretrained" : "pathvlm eval --model", InitSource{source, {}, true}}},
+                 state_tensors());
+  log_info("eval: ", source, " on ", ctx.world_size, ctx.world_size == 1 ? " rank" : " ranks");
+}
+
+std::vector<KeyedInitSource> LmTask::init_sources() const {
+  if (cfg_.pretrained.empty()) return {};
+  return {{"lm.pretrained", InitSource{cfg_.pretrained, {}, true}}};
 }
 
 Batch LmTask::next_batch() {
-  auto indices = sampler_->next_batch();
-  auto tokens = tokens_for(indices, 0);
-  Batch b;
-  b.tensors["input"] = tokens.narrow(1, 0, cfg_.seq_len);
-  b.tensors["target"] = tokens.narrow(1, 1, cfg_.seq_len);
-  b.samples = static_cast<int64_t>(indices.size());
-  b.tokens = b.samples * cfg_.seq_len;
-  return b;
+  auto batch = loader_->next();
+  PATHVLM_CHECK(batch.has_value(), "lm: the training loader ended unexpectedly");
+  return std::move(*batch);
+}
+
+LmTask::Sums LmTask::sums(const Batch& batch) {
+  const auto& labels = batch.at("labels");
+  models::LlamaInputs inputs;
+  inputs.position_ids = batch.at("position_ids");
+  inputs.attention_mask = data::packed_attention_mask(batch.at("document_ids"));
+  auto embeds = model_->embed(batch.at("input_ids"));
+  if (cfg_.dropout > 0) embeds = F::dropout(embeds, F::DropoutFuncOptions().p(cfg_.dropout).training(model_->is_training()));
+  auto logits = model_->forward_embeds(embeds, inputs).to(torch::kFloat32);
+  const auto vocab = logits.size(-1);
+  Sums s;
+  s.nll = F::cross_entropy(logits.reshape({-1, vocab}), labels.reshape({-1}),
+                           F::CrossEntropyFuncOptions().ignore_index(data::kIgnoreIndex).reduction(torch::kSum));
+  const auto valid = labels != data::kIgnoreIndex;
+  s.correct = (logits.detach().argmax(-1) == labels).logical_and(valid).sum().to(torch::kDouble);
+  s.count = valid.sum().to(torch::kDouble);
+  return s;
 }
 
 LossOutput LmTask::loss(const Batch& batch) {
-  auto logits = model_->forward(batch.at("input"));
-  auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, cfg_.vocab}).to(torch::kFloat32),
-                                                   batch.at("target").reshape({-1}));
-  auto accuracy = (logits.argmax(-1) == batch.at("target")).to(torch::kFloat32).mean().detach();
-  return {loss, {{"accuracy", accuracy}}};
+  auto s = sums(batch);
+  auto count = s.count.clamp_min(1);
+  return {s.nll / count.to(torch::kFloat32), {{"accuracy", (s.correct / count).to(torch::kFloat32)}}};
+}
+
+StepOutput LmTask::forward_backward(const std::vector<Batch>& micro, StepContext& ctx) {
+  PATHVLM_CHECK(!micro.empty(), "lm: no micro-batches");
+  // The step's loss is the mean over every target of the global batch: this rank's summed losses divided by the
+  // global target count, times the world size because the Reducer averages the gradients over the ranks.
+  auto count = torch::zeros({1}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  for (const auto& b : micro) count += (b.at("labels") != data::kIgnoreIndex).sum().to(torch::kDouble);
+  ctx.comm.allreduce(count, dist::ReduceOp::Sum);
+  const double scale = static_cast<double>(ctx.comm.world_size()) / std::max(1.0, count.item<double>());
+  StepOutput out;
+  torch::Tensor correct;
+  for (size_t i = 0; i < micro.size(); ++i) {
+    ctx.reducer.prepare_backward(/*sync=*/i + 1 == micro.size());
+    auto s = sums(micro[i]);
+    auto loss = s.nll * scale;
+    loss.backward();
+    out.loss = out.loss.defined() ? out.loss + loss.detach() : loss.detach();
+    correct = correct.defined() ? correct + s.correct : s.correct;
+  }
+  ctx.reducer.finish_backward();
+  out.metrics["accuracy"] = (correct * scale).to(torch::kFloat32);
+  return out;
 }
 
 std::map<std::string, double> LmTask::evaluate(dist::Comm& comm) {
-  // Held-out sequences (indices after the training set), dealt round-robin to the ranks.
-  std::vector<int64_t> mine;
-  for (int64_t i = rank_; i < cfg_.eval_sequences; i += world_size_) mine.push_back(i);
-  auto totals = torch::zeros({3}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
-  if (!mine.empty()) {
-    auto tokens = tokens_for(mine, cfg_.train_sequences);
-    auto input = tokens.narrow(1, 0, cfg_.seq_len), target = tokens.narrow(1, 1, cfg_.seq_len);
-    auto logits = model_->forward(input).to(torch::kFloat32);
-    auto nll = torch::nn::functional::cross_entropy(
-        logits.reshape({-1, cfg_.vocab}), target.reshape({-1}),
-        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-    auto correct = (logits.argmax(-1) == target).sum();
-    totals = torch::stack({nll.to(torch::kDouble), correct.to(torch::kDouble),
-                           torch::tensor(static_cast<double>(target.numel()), totals.options())});
+  if (!eval_data_) return {};
+  torch::NoGradGuard no_grad;
+  const int64_t records =
+      cfg_.eval.max_sequences > 0 ? std::min(cfg_.eval.max_sequences, eval_data_->size()) : eval_data_->size();
+  auto data = eval_data_;
+  data::Loader loader("lm.data.eval", records, [data](const data::BatchRequest& r) { return data->batch(r); },
+                      loader_options(cfg_.eval.batch_size, /*train=*/false));
+  // One row (nll, correct, count) per batch; gathered in rank order they are the one-process pass's batches.
+  std::vector<torch::Tensor> rows;
+  while (auto batch = loader.next()) {
+    auto s = sums(*batch);
+    rows.push_back(torch::stack({s.nll.to(torch::kDouble), s.correct, s.count}));
   }
-  comm.allreduce(totals, dist::ReduceOp::Sum);
-  auto t = totals.cpu();
-  const double count = std::max(1.0, t[2].item<double>());
-  return {{"eval/loss", t[0].item<double>() / count}, {"eval/accuracy", t[1].item<double>() / count}};
+  auto mine = rows.empty() ? torch::empty({0, 3}, torch::TensorOptions().dtype(torch::kDouble).device(device_))
+                           : torch::stack(rows);
+  auto all = dist::gather_rows(mine, &comm).cpu();
+  double nll = 0, correct = 0, count = 0;
+  auto a = all.accessor<double, 2>();
+  for (int64_t i = 0; i < all.size(0); ++i) nll += a[i][0], correct += a[i][1], count += a[i][2];
+  count = std::max(1.0, count);
+  const double loss = nll / count;
+  return {{"eval/loss", loss}, {"eval/perplexity", std::exp(loss)}, {"eval/accuracy", correct / count}};
 }
 
 void LmTask::export_model(const std::string& dir) {
-  std::filesystem::create_directories(dir);
-  safetensors::save(dir + "/model.safetensors", state_tensors(), {{"format", "pt"}, {"pathvlm_task", "lm"}});
-  nlohmann::json config = {{"model_type", "pathvlm_tiny_lm"}, {"vocab", cfg_.vocab}, {"seq_len", cfg_.seq_len},
-                           {"dim", cfg_.dim},     {"layers", cfg_.layers},           {"heads", cfg_.heads},
-                           {"mlp_ratio", cfg_.mlp_ratio}};
-  std::ofstream out(dir + "/config.json");
-  out << config.dump(2) << "\n";
-  PATHVLM_CHECK(out.good(), "lm export: cannot write '", dir, "/config.json'");
+  // A pretrained model's own tokenizer files travel with it; a tokenizer.model alone becomes LlamaTokenizer files.
+  const std::string tokenizer_source =
+      cfg_.tokenizer.empty() && !cfg_.pretrained.empty() ? cfg_.pretrained : tokenizer_->path();
+  models::export_hf_llama(model_, dir, model_->parameters().front().scalar_type(), kExportShardBytes,
+                          tokenizer_source);
 }
 
 nlohmann::json LmTask::data_state() const {
-  auto c = sampler_->cursor();
+  auto c = loader_->cursor();
   return {{"epoch", c.epoch}, {"batch", c.batch}};
 }
 
 void LmTask::restore_data_state(const nlohmann::json& state) {
-  PATHVLM_CHECK(state.contains("epoch") && state.contains("batch"), "lm: data state ", state.dump(),
-                " lacks epoch/batch");
-  sampler_->restore({state.at("epoch").get<int64_t>(), state.at("batch").get<int64_t>()});
+  PATHVLM_CHECK(state.contains("epoch") && state.contains("batch"), "lm: checkpoint data state needs 'epoch' and ",
+                "'batch', got ", state.dump());
+  loader_->restore({state.at("epoch").get<int64_t>(), state.at("batch").get<int64_t>()});
 }
 
-int64_t LmTask::epoch() const { return sampler_->cursor().epoch; }
+int64_t LmTask::epoch() const { return loader_->cursor().epoch; }
 
 }  // namespace pathvlm::train

@@ -1,45 +1,47 @@
-// The `lm` task: a tiny causal transformer LM (token + position embeddings, pre-norm blocks, final LayerNorm,
-// untied head) learning arithmetic progressions modulo the vocabulary. Every sequence is a pure function of
-// (seed, index), so the data set needs no files and every rank and world size sees the same samples.
-// The model visibly learns: the loss falls from ln(vocab) towards ~ln(vocab * max_stride) / seq_len.
+// The `lm` task: causal-LM training of a LLaMA (models/llama) on text packed into fixed-length sequences.
+//
+// The model is a preset trained from scratch (its vocabulary set to the tokenizer's) or a Hugging Face LLaMA
+// directory (lm.pretrained: its config.json gives the shape; its weights are one of the task's init_sources(),
+// loaded by the Trainer like a train.init_from entry, so frozen weights stay out of partial checkpoints and a
+// resumed run reads its checkpoint instead). The text (data/text_corpus.h) is tokenized once at build and packed
+// (data/packing.h): attention is block-diagonal causal within a document, positions restart per document and no
+// target crosses into another document.
+// Loss: cross-entropy in fp32, the mean over every non-ignored target of the step's *global* batch (all micro-
+// batches, all ranks), so any world size and accumulation computes the same step. Evaluation: loss, perplexity
+// and accuracy over lm.data.eval, each batch the same as in a one-process pass (data::eval_share) and the sums
+// taken in that order, so the metrics are bitwise equal on any number of ranks. Export: a Hugging Face LLaMA
+// directory (config.json, model.safetensors, tokenizer files).
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <memory>
-#include <optional>
+#include <string>
 
-#include "data/sampler.h"
+#include "data/packing.h"
+#include "models/llama/model.h"
+#include "text/sentencepiece_tokenizer.h"
 #include "train/lm/config.h"
 #include "train/task.h"
 
 namespace pathvlm::train {
 
-// Parameter names: tok_embed.weight, pos_embed.weight,
-// blocks.<i>.{ln1, attn.{q,k,v,out}_proj, ln2, mlp.{fc1,fc2}}.* (models::TransformerBlock), ln_f.*, head.weight.
-class TinyLmImpl : public torch::nn::Module {
- public:
-  TinyLmImpl(const LmConfig& cfg, std::vector<std::string> checkpointed);
-  torch::Tensor forward(const torch::Tensor& tokens);  // [B, T] int64 -> logits [B, T, vocab]
-
- private:
-  LmConfig cfg_;
-  bool checkpoint_blocks_;
-  torch::nn::Embedding tok_embed_{nullptr}, pos_embed_{nullptr};
-  torch::nn::ModuleList blocks_{nullptr};
-  torch::nn::LayerNorm ln_f_{nullptr};
-  torch::nn::Linear head_{nullptr};
-};
-TORCH_MODULE(TinyLm);
-
-// Sequence `index` of the data set with seed `seed`: seq_len + 1 tokens.
-std::vector<int64_t> lm_sequence(const LmConfig& cfg, uint64_t seed, int64_t index);
+// The tokenizer an lm config names: lm.tokenizer, else lm.pretrained's tokenizer.model. Errors say what to set.
+text::SentencePieceTokenizer make_lm_tokenizer(const LmConfig& cfg);
+// The model shape: the config.json of `hf_dir` when given, else the lm.model preset with the tokenizer's
+// vocabulary and special tokens. Checks that the tokenizer fits the model.
+models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::SentencePieceTokenizer& tokenizer,
+                                    const std::string& hf_dir);
 
 class LmTask : public Task {
  public:
   void build(const TaskContext& ctx) override;
+  void build_for_eval(const TaskContext& ctx, const std::string& weights) override;
   torch::nn::Module& model() override { return *model_; }
+  std::vector<KeyedInitSource> init_sources() const override;
   Batch next_batch() override;
   LossOutput loss(const Batch& batch) override;
+  StepOutput forward_backward(const std::vector<Batch>& micro, StepContext& ctx) override;
   std::map<std::string, double> evaluate(dist::Comm& comm) override;
   void export_model(const std::string& dir) override;
   nlohmann::json data_state() const override;
@@ -47,14 +49,24 @@ class LmTask : public Task {
   int64_t epoch() const override;
 
  private:
-  torch::Tensor tokens_for(const std::vector<int64_t>& indices, int64_t offset) const;
+  // Over one batch's non-ignored targets: summed negative log-likelihood (fp32, with grad), correct argmax
+  // predictions and the target count.
+  struct Sums {
+    torch::Tensor nll, correct, count;
+  };
+  Sums sums(const Batch& batch);
+  // Tokenizer, model (options from the job) and evaluation data; `hf_dir` as for lm_model_config.
+  void build_common(const TaskContext& ctx, const std::string& hf_dir);
+  data::LoaderOptions loader_options(int64_t batch_size, bool train) const;
 
   LmConfig cfg_;
-  uint64_t seed_ = 0;
   torch::Device device_{torch::kCPU};
   int rank_ = 0, world_size_ = 1;
-  TinyLm model_{nullptr};
-  std::optional<data::DistributedSampler> sampler_;
+  uint64_t seed_ = 0;
+  std::shared_ptr<const text::SentencePieceTokenizer> tokenizer_;
+  models::LlamaForCausalLM model_{nullptr};
+  std::shared_ptr<const data::PackedSequences> train_data_, eval_data_;
+  std::unique_ptr<data::Loader> loader_;
 };
 
 }  // namespace pathvlm::train

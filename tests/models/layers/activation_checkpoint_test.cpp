@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include "models/layers/activation_checkpoint.h"
-#include "train/lm/task.h"
+#include "models/llama/model.h"
 
 using namespace pathvlm;
 
@@ -48,21 +48,21 @@ TEST(ActivationCheckpoint, NoGradModeIsAPlainCall) {
   EXPECT_FLOAT_EQ(y[1].item<float>(), 3.0f);
 }
 
-TEST(ActivationCheckpoint, TinyLmBlocksGiveTheSameLossAndGradients) {
-  train::LmConfig cfg;
-  cfg.dropout = 0.2;
-  auto tokens = torch::randint(cfg.vocab, {3, cfg.seq_len}, torch::kLong);
-  auto run = [&](std::vector<std::string> checkpointed) {
+TEST(ActivationCheckpoint, LlamaLayersGiveTheSameLossAndGradients) {
+  const auto config = models::llama_preset("tiny");
+  auto tokens = torch::randint(config.vocab_size, {3, 24}, torch::kLong);
+  auto run = [&](bool checkpointed) {
     torch::manual_seed(5);
-    train::TinyLm model(cfg, checkpointed);
-    torch::manual_seed(6);
+    models::LlamaOptions options;
+    options.checkpoint_layers = checkpointed;
+    models::LlamaForCausalLM model(config, options);
     auto loss = model->forward(tokens).logsumexp(-1).mean();
     loss.backward();
     std::vector<torch::Tensor> grads{loss.detach()};
     for (auto& p : model->parameters()) grads.push_back(p.grad().clone());
     return grads;
   };
-  auto plain = run({}), ckpt = run({"blocks"});
+  auto plain = run(false), ckpt = run(true);
   ASSERT_EQ(plain.size(), ckpt.size());
   EXPECT_TRUE(torch::equal(plain[0], ckpt[0]));
   for (size_t i = 1; i < plain.size(); ++i) EXPECT_TRUE(torch::allclose(plain[i], ckpt[i], 1e-5, 1e-6)) << i;

@@ -1,0 +1,107 @@
+#include "data/text_corpus.h"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace pathvlm::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_extension(const fs::path& p, const char* ext) { return p.extension() == ext; }
+bool is_corpus_file(const fs::path& p) { return has_extension(p, ".jsonl") || has_extension(p, ".txt"); }
+
+std::vector<std::string> glob_matches(const std::string& pattern) {
+  glob_t g{};
+  const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+  std::vector<std::string> out;
+  if (rc == 0)
+    for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+  ::globfree(&g);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void add_path(const std::string& path, std::vector<std::string>& files) {
+  if (fs::is_directory(path)) {
+    std::vector<std::string> found;
+    for (const auto& e : fs::recursive_directory_iterator(path))
+      if (e.is_regular_file() && is_corpus_file(e.path())) found.push_back(e.path().string());
+    PATHVLM_CHECK(!found.empty(), "text corpus: directory '", path, "' holds no .jsonl or .txt file");
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+    return;
+  }
+  if (fs::exists(path)) {
+    PATHVLM_CHECK(is_corpus_file(path), "text corpus: '", path, "' is neither .jsonl nor .txt");
+    files.push_back(path);
+    return;
+  }
+  const auto matches = glob_matches(path);
+  PATHVLM_CHECK(!matches.empty(), "text corpus: '", path, "' does not exist and matches no file");
+  for (const auto& m : matches) add_path(m, files);
+}
+
+void read_jsonl(const std::string& file, std::ifstream& in, std::vector<TextDocument>& out) {
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto where = str(file, ":", number);
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    PATHVLM_CHECK(!j.is_discarded(), where, ": not a JSON object");
+    PATHVLM_CHECK(j.is_object() && j.contains("text"), where, ": no field \"text\"");
+    PATHVLM_CHECK(j.at("text").is_string(), where, ": field \"text\" is not a string (", j.at("text").type_name(),
+                  ")");
+    auto text = j.at("text").get<std::string>();
+    if (!text.empty()) out.push_back({std::move(text), where});
+  }
+}
+
+void read_paragraphs(const std::string& file, std::ifstream& in, std::vector<TextDocument>& out) {
+  std::string line, paragraph;
+  int64_t first = 0;
+  auto flush = [&] {
+    if (!paragraph.empty()) out.push_back({std::move(paragraph), str(file, ":", first)});
+    paragraph.clear();
+  };
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) {
+      flush();
+      continue;
+    }
+    if (paragraph.empty()) first = number;
+    else paragraph += '\n';
+    paragraph += line;
+  }
+  flush();
+}
+
+}  // namespace
+
+std::vector<std::string> text_corpus_files(const std::vector<std::string>& paths) {
+  std::vector<std::string> files;
+  for (const auto& p : paths) add_path(p, files);
+  return files;
+}
+
+std::vector<TextDocument> read_text_corpus(const std::vector<std::string>& paths) {
+  std::vector<TextDocument> docs;
+  for (const auto& file : text_corpus_files(paths)) {
+    std::ifstream in(file);
+    PATHVLM_CHECK(in, "text corpus: cannot read '", file, "'");
+    if (has_extension(file, ".jsonl")) read_jsonl(file, in, docs);
+    else read_paragraphs(file, in, docs);
+    PATHVLM_CHECK(!in.bad(), "text corpus: error while reading '", file, "'");
+  }
+  return docs;
+}
+
+}  // namespace pathvlm::data
