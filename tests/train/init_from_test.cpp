@@ -155,7 +155,7 @@ TEST_F(InitFrom, ShapeMismatchNamesTensorFileAndBothShapesAndDtypesConvert) {
   auto job = base_job("bad_shape");
   job.train.init_from = {{bad, {}, false}};
   const auto shape = phase1_.at("lm_head.weight").sizes();
-  EXPECT_HAS(error_of(job), str("train.init_from[0]: tensor 'head.weight' in '", bad, "' has shape [3, 5], the model's has [",
+  EXPECT_HAS(error_of(job), str("train.init_from[0]: tensor 'lm_head.weight' in '", bad, "' has shape [3, 5], the model's has [",
                                 shape[0], ", ", shape[1], "]"));
 
   // bf16 weights load into the fp32 model, rounded.

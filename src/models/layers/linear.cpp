@@ -10,12 +10,20 @@ double LoraOptions::scaling() const {
   return use_rslora() ? alpha() / std::sqrt(static_cast<double>(r())) : alpha() / static_cast<double>(r());
 }
 
+namespace {
+thread_local bool skip_linear_init = false;
+}  // namespace
+
+SkipLinearInit::SkipLinearInit(bool skip) : previous_(skip_linear_init) { skip_linear_init = previous_ || skip; }
+SkipLinearInit::~SkipLinearInit() { skip_linear_init = previous_; }
+
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
   PATHVLM_CHECK(in > 0 && out > 0, "linear: features ", in, " -> ", out, " must be positive");
   weight = register_parameter("weight", torch::empty({out, in}));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out}));
+  if (skip_linear_init) return;
   torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (with_bias) {
-    bias = register_parameter("bias", torch::empty({out}));
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));
     torch::nn::init::uniform_(bias, -bound, bound);
   }

@@ -32,6 +32,20 @@ struct LoraOptions {
   TORCH_ARG(bool, use_rslora) = false;
 };
 
+// While one (built with skip = true) is alive on this thread, Linear layers are built with uninitialised parameters and draw no random
+// numbers: for models whose every weight is overwritten right after construction (a checkpoint load), where the
+// default initialisation would dominate a large model's load time.
+class SkipLinearInit {
+ public:
+  explicit SkipLinearInit(bool skip = true);
+  ~SkipLinearInit();
+  SkipLinearInit(const SkipLinearInit&) = delete;
+  SkipLinearInit& operator=(const SkipLinearInit&) = delete;
+
+ private:
+  bool previous_;
+};
+
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);

@@ -9,6 +9,7 @@ namespace pathvlm::models {
 LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config, const LlamaOptions& options)
     : config_(config), options_(options), rope_(config.head_dim, config.rope_theta) {
   config.validate("llama");
+  const SkipLinearInit skip_init(!options.init_weights);  // the loader overwrites every weight
   auto built = [&](const std::string& name, torch::nn::Module& piece) {
     if (options.on_built) options.on_built("model." + name, piece);
   };
@@ -105,6 +106,7 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& config, const Llam
     : config_(config) {
   model = register_module("model", LlamaModel(config, options));
   if (!config.tie_word_embeddings) {
+    const SkipLinearInit skip_init(!options.init_weights);
     lm_head = register_module("lm_head", Linear(config.hidden_size, config.vocab_size, /*bias=*/false));
     if (options.on_built) options.on_built("lm_head", *lm_head);
   }

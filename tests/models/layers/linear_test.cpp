@@ -43,6 +43,25 @@ TEST(Linear, InitialisesAndDrawsLikeTorchLinear) {
   }
 }
 
+TEST(Linear, SkipLinearInitDrawsNothingAndEndsWithItsScope) {
+  torch::manual_seed(5);
+  const auto expected_next = torch::rand({4});
+  torch::manual_seed(5);
+  {
+    const models::SkipLinearInit skip;
+    const models::SkipLinearInit nested_off(false);  // an inner `false` does not undo an outer skip
+    Linear skipped(64, 32, /*bias=*/true);
+    EXPECT_EQ(skipped->weight.sizes(), (std::vector<int64_t>{32, 64}));
+    EXPECT_EQ(skipped->bias.sizes(), (std::vector<int64_t>{32}));
+  }
+  EXPECT_TRUE(torch::equal(torch::rand({4}), expected_next)) << "a skipped layer drew random numbers";
+  torch::manual_seed(5);
+  Linear after(8, 8);
+  torch::manual_seed(5);
+  torch::nn::Linear reference(8, 8);
+  EXPECT_TRUE(torch::equal(after->weight, reference->weight)) << "initialisation stayed off after the scope";
+}
+
 TEST(Linear, LoraStartsAtTheBaseAndFollowsItsFormula) {
   torch::manual_seed(3);
   Linear layer(16, 12);

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "train/trainer.h"
-#include "train_test_util.h"
+#include "../train_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
