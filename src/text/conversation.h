@@ -19,7 +19,8 @@
 //              S = "A chat between a curious user and an artificial intelligence assistant. The assistant gives
 //              helpful, detailed, and polite answers to the user's questions."
 //                <s>S USER: <image>\nQ1 ASSISTANT:[[ A1</s>]]USER: Q2 ASSISTANT:[[ A2</s>]]
-//              Each reply and its </s> are supervised, exactly as LLaVA's preprocess_v1 masks them. Generation
+//              Each reply and its </s> are supervised, exactly as LLaVA's preprocess_v1 masks them with the
+//              legacy LlamaTokenizer of its pinned stack (SentencePieceTokenizer's rules). Generation
 //              ends at EOS (no stop string). The generation prompt ends with "ASSISTANT:" (LLaVA's get_prompt).
 //   pathasst   PathAsst's "###" format: LLaVA v0's training form (_add_speaker_and_signal: "S\n\n### Human: Q\n###
 //              Assistant: A\n### ") with the roles named User / Assistant. PathAsst publishes no training code or

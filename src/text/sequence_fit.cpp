@@ -22,7 +22,6 @@ FitResult fit_to_length(SupervisedSequence& sequence, int64_t max_length, int64_
   FitResult result;
   result.positions_before = sequence.positions(image_tokens);
   if (result.positions_before <= max_length) return result;
-  if (sequence.input_ids.empty()) return result;
 
   const int64_t images = sequence.images();
   const bool first_is_image = sequence.input_ids.front() == kImageToken;
