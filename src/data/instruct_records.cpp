@@ -42,7 +42,8 @@ std::string parse_record(const json& j, InstructRecord& record) {
 
   const auto conversations = j.find("conversations");
   if (conversations == j.end()) return "no field \"conversations\"";
-  if (!conversations->is_array()) return str("field \"conversations\" is not a list (", conversations->type_name(), ")");
+  if (!conversations->is_array())
+    return str("field \"conversations\" is not a list (", conversations->type_name(), ")");
   record.conversation.id = record.id;
   for (size_t i = 0; i < conversations->size(); ++i) {
     const auto& turn = (*conversations)[i];
@@ -124,8 +125,8 @@ void read_json_list(const std::string& file, std::ifstream& in, FileReader& read
   int64_t index = 0;
   const json::parser_callback_t on_event = [&](int depth, json::parse_event_t event, json& parsed) {
     if (depth == 0 && event == json::parse_event_t::array_start) top_is_list = true;
-    const bool element_done = event == json::parse_event_t::object_end ||
-                              event == json::parse_event_t::array_end || event == json::parse_event_t::value;
+    const bool element_done = event == json::parse_event_t::object_end || event == json::parse_event_t::array_end ||
+                              event == json::parse_event_t::value;
     if (depth == 1 && top_is_list && element_done) {
       reader.add(parsed, index++);
       return false;
@@ -176,8 +177,8 @@ InstructRecords read_instruct_records(const std::vector<std::string>& paths, dou
     else read_json_list(file, in, reader);
     PATHVLM_CHECK(!in.bad(), "instruct data: error while reading '", file, "'");
     auto report = reader.finish();
-    PATHVLM_CHECK(report.malformed <= max_malformed_fraction * static_cast<double>(report.records),
-                  "instruct data '", file, "': ", report.malformed, " of ", report.records,
+    PATHVLM_CHECK(report.malformed <= max_malformed_fraction * static_cast<double>(report.records), "instruct data '",
+                  file, "': ", report.malformed, " of ", report.records,
                   " records are malformed, more than the allowed fraction ", max_malformed_fraction, " (",
                   report.summary(), ")");
     out.files.push_back(std::move(report));

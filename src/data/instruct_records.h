@@ -40,7 +40,7 @@ struct InstructRecord {
 
 struct InstructFileReport {
   std::string file;
-  int64_t records = 0;    // records in the file, malformed ones included
+  int64_t records = 0;  // records in the file, malformed ones included
   int64_t malformed = 0;
   std::vector<std::string> first_problems;  // "file:index: reason" of the first kReportedProblems malformed ones
 
@@ -50,8 +50,8 @@ struct InstructFileReport {
 };
 
 struct InstructRecords {
-  std::vector<InstructRecord> records;     // the well-formed records
-  std::vector<InstructFileReport> files;   // one per file, in order
+  std::vector<InstructRecord> records;    // the well-formed records
+  std::vector<InstructFileReport> files;  // one per file, in order
 
   int64_t malformed() const;
 };

@@ -174,8 +174,7 @@ std::vector<Piece> ConversationTemplate::training_pieces(const Conversation& con
 std::vector<Piece> ConversationTemplate::generation_pieces(const Conversation& conversation,
                                                            const SentencePieceTokenizer& tokenizer) const {
   const auto why = structure_problem(conversation, /*ends_with_reply=*/false, tokenizer);
-  PATHVLM_CHECK(why.empty(), "conversation '", conversation.id, "' (template ", name_, ", generation prompt): ",
-                why);
+  PATHVLM_CHECK(why.empty(), "conversation '", conversation.id, "' (template ", name_, ", generation prompt): ", why);
   // Nothing of a prompt is learned; as one supervision, its text pieces tokenize as one run.
   auto out = pieces(conversation, /*ends_with_reply=*/false);
   for (auto& piece : out) piece.supervised = false;

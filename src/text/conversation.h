@@ -6,8 +6,9 @@
 //   text::Conversation conv{"id-7", {{text::Speaker::human, "<image>\nWhat tissue is this?"},
 //                                    {text::Speaker::gpt, "Colonic mucosa."}}};
 //   if (auto why = tmpl.problem(conv, tokenizer); !why.empty()) skip(why);
-//   text::SupervisedSequence seq = tmpl.tokenize(conv, tokenizer);           // training sample
-//   text::SupervisedSequence prompt = tmpl.generation_prompt(question, tokenizer);  // ends with the assistant header
+//   text::SupervisedSequence seq = tmpl.tokenize(conv, tokenizer);      // training sample
+//   conv.turns.pop_back();                                              // ... up to the question
+//   text::SupervisedSequence prompt = tmpl.generation_prompt(conv, tokenizer);  // + "ASSISTANT:", nothing supervised
 //   options.stop = tmpl.stop_strings();
 //
 // Templates (S = the system message; <image> marks where the image sentinel kImageToken goes; [[...]] is what
@@ -92,10 +93,8 @@ class ConversationTemplate {
   // The prompt a model continues with its reply: the conversation so far, which ends with a human turn, and the
   // assistant header (labels all kIgnoreIndex). Throws naming the conversation when it does not fit the rules
   // above (ending with a human turn instead of a reply).
-  SupervisedSequence generation_prompt(const Conversation& conversation,
-                                       const SentencePieceTokenizer& tokenizer) const;
-  std::vector<Piece> generation_pieces(const Conversation& conversation,
-                                       const SentencePieceTokenizer& tokenizer) const;
+  SupervisedSequence generation_prompt(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+  std::vector<Piece> generation_pieces(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
 
  private:
   ConversationTemplate(std::string name, Style style, std::string system);

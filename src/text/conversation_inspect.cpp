@@ -8,8 +8,8 @@
 namespace pathvlm::text {
 
 std::string render_supervision(const SupervisedSequence& sequence, const SentencePieceTokenizer& tokenizer) {
-  PATHVLM_CHECK(sequence.labels.size() == sequence.input_ids.size(), "render_supervision: ",
-                sequence.input_ids.size(), " input ids but ", sequence.labels.size(), " labels");
+  PATHVLM_CHECK(sequence.labels.size() == sequence.input_ids.size(), "render_supervision: ", sequence.input_ids.size(),
+                " input ids but ", sequence.labels.size(), " labels");
   const std::string meta_space = "\u2581";
   std::string out;
   std::vector<int64_t> run;  // ordinary tokens of one supervision

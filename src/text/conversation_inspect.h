@@ -3,7 +3,7 @@
 //
 //   auto seq = tmpl.tokenize(conversation, tokenizer);
 //   std::cout << text::render_supervision(seq, tokenizer) << "\n";
-//     // <s>A chat ... USER: <image> \nWhat tissue? ASSISTANT:[[ Colonic mucosa.</s>]]
+//     // <s> A chat ... USER: <image> \nWhat tissue? ASSISTANT:[[ Colonic mucosa.</s>]]
 //   std::cout << text::sequence_json(conversation.id, seq) << "\n";
 //     // {"id":"id-7","input_ids":[1,319,...,-200,...],"labels":[-100,...,2]}
 //

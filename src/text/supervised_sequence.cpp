@@ -7,9 +7,7 @@
 
 namespace pathvlm::text {
 
-int64_t SupervisedSequence::images() const {
-  return std::count(input_ids.begin(), input_ids.end(), kImageToken);
-}
+int64_t SupervisedSequence::images() const { return std::count(input_ids.begin(), input_ids.end(), kImageToken); }
 
 int64_t SupervisedSequence::supervised_tokens() const {
   return static_cast<int64_t>(labels.size()) - std::count(labels.begin(), labels.end(), kIgnoreIndex);
@@ -37,8 +35,9 @@ class SequenceBuilder {
 
   void text(const std::string& piece, bool supervised, size_t index) {
     for (const auto& special : specials_) {
-      PATHVLM_CHECK(piece.find(special) == std::string::npos, "prompt piece ", index, " holds the special-token string '",
-                    special, "' (special tokens are pieces of their own): \"", piece, "\"");
+      PATHVLM_CHECK(piece.find(special) == std::string::npos, "prompt piece ", index,
+                    " holds the special-token string '", special, "' (special tokens are pieces of their own): \"",
+                    piece, "\"");
     }
     std::vector<int64_t> ids;
     if (run_.empty()) {

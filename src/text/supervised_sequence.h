@@ -42,9 +42,7 @@ struct Piece {
   std::string text;         // Kind::text only
   bool supervised = false;  // images are never supervised
 
-  static Piece of_text(std::string text, bool supervised = false) {
-    return {Kind::text, std::move(text), supervised};
-  }
+  static Piece of_text(std::string text, bool supervised = false) { return {Kind::text, std::move(text), supervised}; }
   static Piece bos() { return {Kind::bos, "", false}; }
   static Piece eos(bool supervised) { return {Kind::eos, "", supervised}; }
   static Piece image() { return {Kind::image, "", false}; }

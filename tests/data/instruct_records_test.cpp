@@ -55,7 +55,8 @@ TEST(InstructRecords, ReadsJsonListsAndJsonlLines) {
       "more.jsonl",
       "{\"id\": \"x1\", \"image\": \"slide_1.png\", \"conversations\": [{\"from\": \"human\", \"value\": \"<image>\"}, "
       "{\"from\": \"gpt\", \"value\": \"Colon.\"}]}\n\n"
-      "{\"id\": 2.5, \"conversations\": [{\"from\": \"human\", \"value\": \"Q\"}, {\"from\": \"gpt\", \"value\": \"A\"}]}\n");
+      "{\"id\": 2.5, \"conversations\": [{\"from\": \"human\", \"value\": \"Q\"}, {\"from\": \"gpt\", \"value\": "
+      "\"A\"}]}\n");
   const auto data = data::read_instruct_records({json, jsonl}, 0.0);
   ASSERT_EQ(data.records.size(), 6u);
   EXPECT_EQ(data.malformed(), 0);
@@ -89,13 +90,16 @@ TEST(InstructRecords, ReadsJsonListsAndJsonlLines) {
 
 TEST(InstructRecords, MalformedRecordsAreSkippedAndCountedPerFile) {
   TempDir dir("malformed");
-  const std::string ok = R"({"id": "ok", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]})";
+  const std::string ok =
+      R"({"id": "ok", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]})";
   const std::vector<std::pair<std::string, std::string>> bad = {
       {R"([1, 2])", "not a JSON object (array)"},
       {R"({"conversations": []})", "no field \"id\""},
       {R"({"id": true, "conversations": []})", "field \"id\" is neither a string nor a number (boolean)"},
-      {R"({"id": "i", "image": 3, "conversations": []})", "field \"image\" is neither a non-empty string nor a list of them"},
-      {R"({"id": "i", "image": [""], "conversations": []})", "field \"image\" is neither a non-empty string nor a list of them"},
+      {R"({"id": "i", "image": 3, "conversations": []})",
+       "field \"image\" is neither a non-empty string nor a list of them"},
+      {R"({"id": "i", "image": [""], "conversations": []})",
+       "field \"image\" is neither a non-empty string nor a list of them"},
       {R"({"id": "i"})", "no field \"conversations\""},
       {R"({"id": "i", "conversations": {}})", "field \"conversations\" is not a list (object)"},
       {R"({"id": "i", "conversations": [{"from": "user", "value": "Q"}, {"from": "gpt", "value": "A"}]})",
@@ -144,12 +148,14 @@ TEST(InstructRecords, MalformedRecordsAreSkippedAndCountedPerFile) {
   const auto from_list = data::read_instruct_records({list}, 0.5);
   EXPECT_EQ(from_list.records.size(), 2u);
   EXPECT_EQ(from_list.records[1].source, list + ":2");
-  EXPECT_EQ(from_list.files[0].summary(), list + ": 3 records, 1 malformed (" + list + ":1: not a JSON object (number))");
+  EXPECT_EQ(from_list.files[0].summary(),
+            list + ": 3 records, 1 malformed (" + list + ":1: not a JSON object (number))");
 }
 
 TEST(InstructRecords, TooManyMalformedRecordsIsAnErrorNamingTheFile) {
   TempDir dir("threshold");
-  const std::string ok = R"({"id": "ok", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]})";
+  const std::string ok =
+      R"({"id": "ok", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]})";
   const auto clean = dir.write("a_clean.jsonl", ok + "\n" + ok + "\n");
   const auto dirty = dir.write("b_dirty.jsonl", ok + "\n{\"id\": 1}\n" + ok + "\n" + ok + "\n");
   EXPECT_EQ(data::read_instruct_records({clean, dirty}, 0.25).records.size(), 5u);  // 1 of 4 is allowed
@@ -171,7 +177,8 @@ TEST(InstructRecords, WholeFileErrorsDirectoriesAndGlobs) {
   msg = error_of([&] { data::read_instruct_records({object}, 1.0); });
   EXPECT_NE(msg.find("instruct data '" + object + "': not a JSON list of records"), std::string::npos) << msg;
 
-  const std::string ok = R"({"id": "r", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]})";
+  const std::string ok =
+      R"({"id": "r", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]})";
   dir.write("d/z.jsonl", ok + "\n");
   dir.write("d/sub/a.json", "[" + ok + "]");
   dir.write("d/notes.txt", "not data");
@@ -180,10 +187,12 @@ TEST(InstructRecords, WholeFileErrorsDirectoriesAndGlobs) {
   EXPECT_EQ(data::instruct_record_files({(dir.path / "d/*.jsonl").string()}),
             (std::vector<std::string>{(dir.path / "d/z.jsonl").string()}));
   EXPECT_EQ(data::read_instruct_records({(dir.path / "d").string()}, 0.0).records.size(), 2u);
-  EXPECT_NE(error_of([&] { data::instruct_record_files({(dir.path / "d/notes.txt").string()}); })
-                .find("instruct data: '" + (dir.path / "d/notes.txt").string() + "' is neither .json nor .jsonl"),
+  EXPECT_NE(error_of([&] {
+              data::instruct_record_files({(dir.path / "d/notes.txt").string()});
+            }).find("instruct data: '" + (dir.path / "d/notes.txt").string() + "' is neither .json nor .jsonl"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { data::instruct_record_files({(dir.path / "none*.json").string()}); })
-                .find("does not exist and matches no file"),
+  EXPECT_NE(error_of([&] {
+              data::instruct_record_files({(dir.path / "none*.json").string()});
+            }).find("does not exist and matches no file"),
             std::string::npos);
 }

@@ -3,17 +3,18 @@
 // sentencepiece on LLaMA-2's tokenizer.model) for fixed samples of every template (multi-turn, text-only,
 // several images, generation prompts); the supervised tokens decode to exactly the replies and their stop; the
 // join rule of text pieces; structural problems; truncation with images never cut; the inspection renderings.
+#include "text/conversation.h"
+
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "test_util.h"
-#include "text/conversation.h"
 #include "text/conversation_inspect.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/sequence_fit.h"
@@ -34,8 +35,8 @@ const std::string kLlamaModel = std::string(PATHVLM_SHARED_DATA) + "/tokenizers/
 const std::string kPython = "/usr/bin/python3";
 const std::string kReference = std::string(PATHVLM_SOURCE_DIR) + "/tests/text/llava_preprocess_reference.py";
 
-#define SKIP_WITHOUT_LLAMA_MODEL()                                                              \
-  if (!fs::exists(kLlamaModel))                                                                 \
+#define SKIP_WITHOUT_LLAMA_MODEL() \
+  if (!fs::exists(kLlamaModel))    \
   GTEST_SKIP() << "shared test data missing: " << kLlamaModel << " (see ../shared/data/README.md)"
 
 const text::SentencePieceTokenizer& llama() {
@@ -86,14 +87,15 @@ std::vector<Sample> reference_samples() {
   for (const std::string name : {"vicuna_v1", "pathasst"}) {
     samples.push_back({name, false, conversation({q, a})});
     // The image after the question moves to the front; several turns; a reply with newlines and a list.
-    samples.push_back({name, false, conversation({"Describe the slide.\n<image>", a, "Is it malignant?",
-                                                  "No.\n1. Low-grade.\n2. Margins clear.", "Next step?",
-                                                  "Follow-up colonoscopy in 3 years."})});
+    samples.push_back(
+        {name, false,
+         conversation({"Describe the slide.\n<image>", a, "Is it malignant?", "No.\n1. Low-grade.\n2. Margins clear.",
+                       "Next step?", "Follow-up colonoscopy in 3 years."})});
     samples.push_back({name, false, conversation({"What does Ki-67 measure?", "Proliferation."})});  // text only
     // Few-shot: one image per human turn, and two images in one turn.
-    samples.push_back({name, false, conversation({"<image>\nExample: benign or malignant?", "Benign.",
-                                                  "<image>\nAnd this one?", "Malignant.",
-                                                  "Compare these two: <image> <image>", "The second is denser."})});
+    samples.push_back({name, false,
+                       conversation({"<image>\nExample: benign or malignant?", "Benign.", "<image>\nAnd this one?",
+                                     "Malignant.", "Compare these two: <image> <image>", "The second is denser."})});
     samples.push_back({name, false, conversation({"<image>", "Invasive ductal carcinoma, grade 2."})});  // image only
     samples.push_back({name, false, conversation({"Größe? 病理 <image> 🔬", "Über 12 µm — groß."})});
     samples.push_back({name, true, conversation({q})});
@@ -150,10 +152,11 @@ TEST(ConversationTemplate, MatchesAnIndependentPythonImplementationOfLlavaPrepro
     const auto& s = samples[i];
     const auto tmpl = ConversationTemplate::named(s.template_name);
     const auto what = "sample " + std::to_string(i) + " (" + s.template_name + (s.generation ? ", generation)" : ")");
-    const auto pieces = s.generation ? tmpl.generation_pieces(s.conversation, llama())
-                                     : tmpl.training_pieces(s.conversation, llama());
+    const auto pieces =
+        s.generation ? tmpl.generation_pieces(s.conversation, llama()) : tmpl.training_pieces(s.conversation, llama());
     EXPECT_EQ(text::join_pieces(pieces, llama()), "<s>" + reference[i]["prompt"].get<std::string>()) << what;
-    const auto seq = s.generation ? tmpl.generation_prompt(s.conversation, llama()) : tmpl.tokenize(s.conversation, llama());
+    const auto seq =
+        s.generation ? tmpl.generation_prompt(s.conversation, llama()) : tmpl.tokenize(s.conversation, llama());
     EXPECT_EQ(seq.input_ids, reference[i]["input_ids"].get<std::vector<int64_t>>()) << what;
     EXPECT_EQ(seq.images(), text::count_image_placeholders(s.conversation)) << what;
     if (s.generation) {
@@ -265,8 +268,7 @@ TEST(ConversationTemplate, ProblemsNameTheTurn) {
   EXPECT_EQ(ConversationTemplate::named("plain").problem(conversation({"<image>", "A", "Q", "B"}), llama()),
             "template plain takes one human turn and its reply (a caption); the conversation has 4 turns");
   const auto msg = error_of([&] { v1.tokenize(conversation({"Q", "A", "Q2"}, "rec-3"), llama()); });
-  EXPECT_NE(msg.find("conversation 'rec-3' (template vicuna_v1): it ends with a human turn"), std::string::npos)
-      << msg;
+  EXPECT_NE(msg.find("conversation 'rec-3' (template vicuna_v1): it ends with a human turn"), std::string::npos) << msg;
 }
 
 // Text pieces join so the ids equal the whole prompt's; a cut anywhere else than before a space is refused.
@@ -288,18 +290,21 @@ TEST(SupervisedSequence, PiecesJoinAtSpacesOnly) {
            {Piece::of_text("USER:"), Piece::of_text("Hello", true)},    // no space at the cut
            {Piece::of_text("USER: "), Piece::of_text(" Hello", true)},  // a space before the cut
            {Piece::of_text("USER:"), Piece::of_text(" ", true)}}) {     // nothing after the space
-    EXPECT_NE(error_of([&] { text::tokenize_pieces(bad, llama()); }).find("without starting at a space after a non-space"),
-              std::string::npos);
+    EXPECT_NE(
+        error_of([&] { text::tokenize_pieces(bad, llama()); }).find("without starting at a space after a non-space"),
+        std::string::npos);
   }
-  EXPECT_NE(error_of([] { text::tokenize_pieces({Piece::of_text("a <s> b")}, llama()); })
-                .find("prompt piece 0 holds the special-token string '<s>'"),
+  EXPECT_NE(error_of([] {
+              text::tokenize_pieces({Piece::of_text("a <s> b")}, llama());
+            }).find("prompt piece 0 holds the special-token string '<s>'"),
             std::string::npos);
 }
 
 TEST(SequenceFit, CutsTextFromTheEndNeverImagesAndFlagsLostSupervision) {
   SKIP_WITHOUT_LLAMA_MODEL();
   const auto tmpl = ConversationTemplate::named("vicuna_v1");
-  const auto original = tmpl.tokenize(conversation({"<image>\nWhat is shown?", "A tubular adenoma with low-grade dysplasia."}), llama());
+  const auto original =
+      tmpl.tokenize(conversation({"<image>\nWhat is shown?", "A tubular adenoma with low-grade dysplasia."}), llama());
   const int64_t image_tokens = 16;
   const int64_t length = original.positions(image_tokens);
   ASSERT_EQ(length, static_cast<int64_t>(original.input_ids.size()) + image_tokens - 1);
@@ -362,14 +367,15 @@ TEST(SequenceFit, CutsTextFromTheEndNeverImagesAndFlagsLostSupervision) {
 TEST(SequenceFit, KeepsEveryImageOfAFewShotSample) {
   SKIP_WITHOUT_LLAMA_MODEL();
   const auto tmpl = ConversationTemplate::named("pathasst");
-  const auto original = tmpl.tokenize(
-      conversation({"<image>\nExample?", "Benign.", "<image>\nAnd this one?", "Malignant.", "<image>\nThis?", "Benign."}),
-      llama());
+  const auto original = tmpl.tokenize(conversation({"<image>\nExample?", "Benign.", "<image>\nAnd this one?",
+                                                    "Malignant.", "<image>\nThis?", "Benign."}),
+                                      llama());
   ASSERT_EQ(original.images(), 3);
   const int64_t image_tokens = 4;
   // Find the second image: keep text only up to just before it.
   const auto second = std::find(std::find(original.input_ids.begin(), original.input_ids.end(), kImageToken) + 1,
-                                original.input_ids.end(), kImageToken) - original.input_ids.begin();
+                                original.input_ids.end(), kImageToken) -
+                      original.input_ids.begin();
   const int64_t text_kept = second - 2;  // text tokens before the second image, BOS and the first image excluded
   auto seq = original;
   const auto fit = text::fit_to_length(seq, 1 + 3 * image_tokens + text_kept, image_tokens);
