@@ -27,6 +27,7 @@
 
 #include "data/loader.h"
 #include "data/text_corpus.h"
+#include "text/special_ids.h"
 
 namespace pathvlm::text {
 class SentencePieceTokenizer;
@@ -34,8 +35,8 @@ class SentencePieceTokenizer;
 
 namespace pathvlm::data {
 
-// Label of a position the loss ignores (PyTorch's and Hugging Face's convention).
-inline constexpr int64_t kIgnoreIndex = -100;
+// Label of a position the loss ignores (PyTorch's and Hugging Face's convention), shared with the text layer.
+using text::kIgnoreIndex;
 
 class PackedSequences {
  public:

@@ -1,13 +1,11 @@
 #include "data/text_corpus.h"
 
-#include <glob.h>
-
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/data_files.h"
 
 namespace pathvlm::data {
 
@@ -16,38 +14,6 @@ namespace fs = std::filesystem;
 namespace {
 
 bool has_extension(const fs::path& p, const char* ext) { return p.extension() == ext; }
-bool is_corpus_file(const fs::path& p) { return has_extension(p, ".jsonl") || has_extension(p, ".txt"); }
-
-std::vector<std::string> glob_matches(const std::string& pattern) {
-  glob_t g{};
-  const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
-  std::vector<std::string> out;
-  if (rc == 0)
-    for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
-  ::globfree(&g);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-void add_path(const std::string& path, std::vector<std::string>& files) {
-  if (fs::is_directory(path)) {
-    std::vector<std::string> found;
-    for (const auto& e : fs::recursive_directory_iterator(path))
-      if (e.is_regular_file() && is_corpus_file(e.path())) found.push_back(e.path().string());
-    PATHVLM_CHECK(!found.empty(), "text corpus: directory '", path, "' holds no .jsonl or .txt file");
-    std::sort(found.begin(), found.end());
-    files.insert(files.end(), found.begin(), found.end());
-    return;
-  }
-  if (fs::exists(path)) {
-    PATHVLM_CHECK(is_corpus_file(path), "text corpus: '", path, "' is neither .jsonl nor .txt");
-    files.push_back(path);
-    return;
-  }
-  const auto matches = glob_matches(path);
-  PATHVLM_CHECK(!matches.empty(), "text corpus: '", path, "' does not exist and matches no file");
-  for (const auto& m : matches) add_path(m, files);
-}
 
 void read_jsonl(const std::string& file, std::ifstream& in, std::vector<TextDocument>& out) {
   std::string line;
@@ -87,9 +53,7 @@ void read_paragraphs(const std::string& file, std::ifstream& in, std::vector<Tex
 }  // namespace
 
 std::vector<std::string> text_corpus_files(const std::vector<std::string>& paths) {
-  std::vector<std::string> files;
-  for (const auto& p : paths) add_path(p, files);
-  return files;
+  return list_data_files(paths, {".jsonl", ".txt"}, "text corpus");
 }
 
 std::vector<TextDocument> read_text_corpus(const std::vector<std::string>& paths) {

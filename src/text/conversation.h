@@ -1,0 +1,110 @@
+// Conversation templates of LLaVA-style instruction tuning: how a conversation (human questions, gpt replies,
+// "<image>" placeholders) becomes one token sequence with only the replies supervised, the prompt a model
+// answers at evaluation, and the stop string that ends its reply.
+//
+//   auto tmpl = text::ConversationTemplate::named("vicuna_v1");
+//   text::Conversation conv{"id-7", {{text::Speaker::human, "<image>\nWhat tissue is this?"},
+//                                    {text::Speaker::gpt, "Colonic mucosa."}}};
+//   if (auto why = tmpl.problem(conv, tokenizer); !why.empty()) skip(why);
+//   text::SupervisedSequence seq = tmpl.tokenize(conv, tokenizer);      // training sample
+//   conv.turns.pop_back();                                              // ... up to the question
+//   text::SupervisedSequence prompt = tmpl.generation_prompt(conv, tokenizer);  // + "ASSISTANT:", nothing supervised
+//   options.stop = tmpl.stop_strings();
+//
+// Templates (S = the system message; <image> marks where the image sentinel kImageToken goes; [[...]] is what
+// is supervised; the BOS is never supervised):
+//   plain      LLaVA phase 1 (preprocess_plain): the human turn is replaced by its images alone.
+//                <s><image>[[caption\n]]
+//              One human turn and one reply. Stop string "\n". Text-only: <s>[[caption\n]].
+//   vicuna_v1  LLaVA conv_vicuna_v1 (SeparatorStyle.TWO, sep " ", sep2 "</s>", roles USER / ASSISTANT);
+//              S = "A chat between a curious user and an artificial intelligence assistant. The assistant gives
+//              helpful, detailed, and polite answers to the user's questions."
+//                <s>S USER: <image>\nQ1 ASSISTANT:[[ A1</s>]]USER: Q2 ASSISTANT:[[ A2</s>]]
+//              Each reply and its </s> are supervised, exactly as LLaVA's preprocess_v1 masks them with the
+//              legacy LlamaTokenizer of its pinned stack (SentencePieceTokenizer's rules). Generation
+//              ends at EOS (no stop string). The generation prompt ends with "ASSISTANT:" (LLaVA's get_prompt).
+//   pathasst   PathAsst's "###" format: LLaVA v0's training form (_add_speaker_and_signal: "S\n\n### Human: Q\n###
+//              Assistant: A\n### ") with the roles named User / Assistant. PathAsst publishes no training code or
+//              template, so S is conv_vicuna_v1's (it speaks of a "user", as the role does).
+//                <s>S\n\n### User: <image>\nQ1\n### Assistant:[[ A1\n###]] User: Q2\n### Assistant:[[ A2\n###]]
+//              Each reply and the "###" after it are supervised, so the model learns to end its reply with the
+//              stop string "###". The trailing "### " of _add_speaker_and_signal loses its final space (a lone
+//              space token that nothing predicts from).
+// Images: like LLaVA's preprocess_multimodal, a human turn's "<image>" placeholders move to the start of the turn,
+// followed by "\n" and the rest of the turn stripped of surrounding whitespace (just the images when nothing is
+// left); k placeholders give k consecutive image sentinels. Turns without images are kept as written. Every
+// "<image>" placeholder is one image, in order: the n-th one is the conversation's n-th image.
+// Tokenization: one pass over the template's pieces (text/supervised_sequence.h), so the spans come from the
+// pieces and the ids equal LLaVA's tokenizer_image_token of the prompt string.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "text/supervised_sequence.h"
+
+namespace pathvlm::text {
+
+class SentencePieceTokenizer;
+
+enum class Speaker { human, gpt };
+
+struct Turn {
+  Speaker from = Speaker::human;
+  std::string value;  // may hold "<image>" placeholders (human turns only)
+};
+
+struct Conversation {
+  std::string id;  // named in errors and inspection output
+  std::vector<Turn> turns;
+};
+
+// The number of "<image>" placeholders in `text`, and in all turns of `conversation`.
+int64_t count_image_placeholders(const std::string& text);
+int64_t count_image_placeholders(const Conversation& conversation);
+
+// Why the conversation is not a well-formed exchange ("" when it is): no turns, a first turn that is not human,
+// turns that do not alternate, an empty value, "<image>" in a reply; and a last turn that is not a reply
+// (`ends_with_reply`, training data) or not a human turn (a generation prompt). Every template needs this.
+std::string conversation_structure_problem(const Conversation& conversation, bool ends_with_reply);
+
+class ConversationTemplate {
+ public:
+  enum class Style { plain, vicuna_v1, pathasst };
+
+  // "plain", "vicuna_v1" or "pathasst"; throws listing the names otherwise.
+  static ConversationTemplate named(const std::string& name);
+  static const std::vector<std::string>& names();
+
+  const std::string& name() const { return name_; }
+  Style style() const { return style_; }
+  const std::string& system() const { return system_; }
+  // The strings that end a generated reply, matched in the decoded text (every template also ends at EOS).
+  std::vector<std::string> stop_strings() const;
+
+  // Why the conversation cannot be a training sample of this template ("" when it can): a structure problem
+  // (above), one of the tokenizer's special-token strings in a value; for plain, more than one exchange.
+  std::string problem(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+  // The training sample: replies (and their stop) supervised. Throws naming the conversation when problem().
+  SupervisedSequence tokenize(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+  // The pieces tokenize() tokenizes (join_pieces() spells the prompt string); throws like tokenize().
+  std::vector<Piece> training_pieces(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+
+  // The prompt a model continues with its reply: the conversation so far, which ends with a human turn, and the
+  // assistant header (labels all kIgnoreIndex). Throws naming the conversation when it does not fit the rules
+  // above (ending with a human turn instead of a reply).
+  SupervisedSequence generation_prompt(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+  std::vector<Piece> generation_pieces(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+
+ private:
+  ConversationTemplate(std::string name, Style style, std::string system);
+  std::string structure_problem(const Conversation& conversation, bool ends_with_reply,
+                                const SentencePieceTokenizer& tokenizer) const;
+  std::vector<Piece> pieces(const Conversation& conversation, bool ends_with_reply) const;
+
+  std::string name_;
+  Style style_;
+  std::string system_;
+};
+
+}  // namespace pathvlm::text

@@ -1,0 +1,113 @@
+#include "text/supervised_sequence.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "text/sentencepiece_tokenizer.h"
+
+namespace pathvlm::text {
+
+int64_t SupervisedSequence::images() const { return std::count(input_ids.begin(), input_ids.end(), kImageToken); }
+
+int64_t SupervisedSequence::supervised_tokens() const {
+  return static_cast<int64_t>(labels.size()) - std::count(labels.begin(), labels.end(), kIgnoreIndex);
+}
+
+int64_t SupervisedSequence::positions(int64_t image_tokens) const {
+  return static_cast<int64_t>(input_ids.size()) + images() * (image_tokens - 1);
+}
+
+namespace {
+
+// Appends tokens with their labels; `run` is the text encoded since the last special token or image.
+class SequenceBuilder {
+ public:
+  explicit SequenceBuilder(const SentencePieceTokenizer& tokenizer) : tokenizer_(tokenizer) {
+    for (const auto id : {tokenizer.unk_id(), tokenizer.bos_id(), tokenizer.eos_id()}) {
+      specials_.push_back(tokenizer.id_to_piece(id));
+    }
+  }
+
+  void special(int64_t id, bool supervised) {
+    push(id, supervised);
+    run_.clear();
+  }
+
+  void text(const std::string& piece, bool supervised, size_t index) {
+    for (const auto& special : specials_) {
+      PATHVLM_CHECK(piece.find(special) == std::string::npos, "prompt piece ", index,
+                    " holds the special-token string '", special, "' (special tokens are pieces of their own): \"",
+                    piece, "\"");
+    }
+    std::vector<int64_t> ids;
+    if (run_.empty()) {
+      ids = tokenizer_.encode(piece, /*add_bos=*/false);
+    } else {
+      // A continuation: see "How text pieces join" in the header.
+      PATHVLM_CHECK(piece.size() >= 2 && piece[0] == ' ' && run_.back() != ' ', "prompt piece ", index,
+                    " continues text without starting at a space after a non-space (\"", run_, "\" | \"", piece,
+                    "\"), so its tokens would differ from the whole prompt's");
+      ids = tokenizer_.encode(piece.substr(1), /*add_bos=*/false);
+    }
+    for (const auto id : ids) push(id, supervised);
+    run_ += piece;
+  }
+
+  SupervisedSequence finish() { return std::move(sequence_); }
+
+ private:
+  void push(int64_t id, bool supervised) {
+    sequence_.input_ids.push_back(id);
+    sequence_.labels.push_back(supervised ? id : kIgnoreIndex);
+  }
+
+  const SentencePieceTokenizer& tokenizer_;
+  std::vector<std::string> specials_;
+  std::string run_;
+  SupervisedSequence sequence_;
+};
+
+}  // namespace
+
+SupervisedSequence tokenize_pieces(const std::vector<Piece>& pieces, const SentencePieceTokenizer& tokenizer) {
+  SequenceBuilder builder(tokenizer);
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const auto& piece = pieces[i];
+    switch (piece.kind) {
+      case Piece::Kind::bos: builder.special(tokenizer.bos_id(), piece.supervised); break;
+      case Piece::Kind::eos: builder.special(tokenizer.eos_id(), piece.supervised); break;
+      case Piece::Kind::image:
+        PATHVLM_CHECK(!piece.supervised, "prompt piece ", i, ": an image cannot be supervised");
+        builder.special(kImageToken, false);
+        break;
+      case Piece::Kind::text: {
+        // Consecutive text pieces of one supervision are one piece.
+        std::string text = piece.text;
+        size_t last = i;
+        while (last + 1 < pieces.size() && pieces[last + 1].kind == Piece::Kind::text &&
+               pieces[last + 1].supervised == piece.supervised) {
+          text += pieces[++last].text;
+        }
+        if (!text.empty()) builder.text(text, piece.supervised, i);
+        i = last;
+        break;
+      }
+    }
+  }
+  return builder.finish();
+}
+
+std::string join_pieces(const std::vector<Piece>& pieces, const SentencePieceTokenizer& tokenizer) {
+  std::string prompt;
+  for (const auto& piece : pieces) {
+    switch (piece.kind) {
+      case Piece::Kind::bos: prompt += tokenizer.id_to_piece(tokenizer.bos_id()); break;
+      case Piece::Kind::eos: prompt += tokenizer.id_to_piece(tokenizer.eos_id()); break;
+      case Piece::Kind::image: prompt += kImagePlaceholder; break;
+      case Piece::Kind::text: prompt += piece.text; break;
+    }
+  }
+  return prompt;
+}
+
+}  // namespace pathvlm::text

@@ -1,0 +1,134 @@
+"""Reference input_ids / labels for tests/text/conversation_test.cpp, written from LLaVA's published rules
+(llava/train/train.py preprocess_multimodal, preprocess_v1, preprocess_plain; llava/mm_utils.py
+tokenizer_image_token; llava/conversation.py conv_vicuna_v1) on python sentencepiece, independently of the C++.
+
+usage: llava_preprocess_reference.py TOKENIZER_MODEL SAMPLES_JSONL OUTPUT_JSONL
+Each sample: {"template": "plain"|"vicuna_v1"|"pathasst", "generation": bool,
+              "conversations": [{"from": "human"|"gpt", "value": str}, ...]}
+Each output line: {"prompt": str, "input_ids": [...], "labels": [...], "mismatch": bool}
+
+pathasst has no LLaVA preprocess to mirror: its labels come from SentencePiece's byte offsets instead (a token is
+supervised when it lies inside a reply's " A\n###" span), a second, independent way to the same spans.
+"""
+import json
+import re
+import sys
+
+import sentencepiece
+
+IGNORE = -100
+IMAGE = -200
+SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
+          "The assistant gives helpful, detailed, and polite answers to the user's questions.")
+
+sp = sentencepiece.SentencePieceProcessor(model_file=sys.argv[1])
+BOS = sp.bos_id()
+SPECIAL = re.compile("(<unk>|<s>|</s>)")
+SPECIAL_IDS = {"<unk>": sp.unk_id(), "<s>": BOS, "</s>": sp.eos_id()}
+
+
+def llama_tokenize(text):
+    """Slow LlamaTokenizer, legacy: BOS, special strings become their ids, each run between them encoded alone."""
+    ids = [BOS]
+    for part in SPECIAL.split(text):
+        if part in SPECIAL_IDS:
+            ids.append(SPECIAL_IDS[part])
+        elif part:
+            ids.extend(sp.encode(part))
+    return ids
+
+
+def image_tokenize(prompt):
+    """tokenizer_image_token: chunks between <image> tokenized separately, one BOS kept, -200 between chunks."""
+    ids = [BOS]
+    for i, chunk in enumerate(prompt.split("<image>")):
+        if i > 0:
+            ids.append(IMAGE)
+        ids.extend(llama_tokenize(chunk)[1:])
+    return ids
+
+
+def move_images(value):
+    """preprocess_multimodal: the turn's images first, then "\n" and the stripped rest (k images: k sentinels)."""
+    k = value.count("<image>")
+    if k == 0:
+        return value
+    return ("<image>" * k + "\n" + value.replace("<image>", "").strip()).strip()
+
+
+def vicuna_v1(turns, generation):
+    prompt = SYSTEM + " "
+    for i, turn in enumerate(turns):
+        role = "USER" if turn["from"] == "human" else "ASSISTANT"
+        prompt += role + ": " + turn["value"] + (" " if i % 2 == 0 else "</s>")
+    if generation:
+        prompt += "ASSISTANT:"
+        return prompt, image_tokenize(prompt), None, False
+    ids = image_tokenize(prompt)
+    labels = list(ids)
+    labels[0] = IGNORE
+    cur = 1
+    for round_text in prompt.split("</s>"):
+        if round_text == "":
+            break
+        parts = round_text.split(" ASSISTANT: ")
+        if len(parts) != 2:
+            break
+        instruction_len = len(image_tokenize(parts[0] + " ASSISTANT: ")) - 2
+        round_len = len(image_tokenize(round_text))
+        labels[cur:cur + instruction_len] = [IGNORE] * instruction_len
+        cur += round_len
+    labels[cur:] = [IGNORE] * (len(labels) - cur)
+    mismatch = cur != len(ids)
+    if mismatch:
+        labels = [IGNORE] * len(ids)
+    return prompt, ids, labels, mismatch
+
+
+def plain(turns, generation):
+    head = "<image>" * turns[0]["value"].count("<image>")
+    if generation:
+        return head, image_tokenize(head), None, False
+    prompt = head + turns[1]["value"] + "\n"
+    ids = image_tokenize(prompt)
+    masked = len(image_tokenize(head))
+    labels = [IGNORE] * masked + ids[masked:]
+    return prompt, ids, labels, False
+
+
+def pathasst(turns, generation):
+    prompt = SYSTEM + "\n\n"
+    spans = []  # [begin, end) of each reply's " A\n###", in characters (sentencepiece's offsets for a str)
+    for i, turn in enumerate(turns):
+        if turn["from"] == "human":
+            prompt += ("### User: " if i == 0 else " User: ") + turn["value"] + "\n### Assistant:"
+        else:
+            reply = " " + turn["value"] + "\n###"
+            spans.append((len(prompt), len(prompt) + len(reply)))
+            prompt += reply
+    ids = image_tokenize(prompt)
+    if generation:
+        return prompt, ids, None, False
+    labels = [IGNORE]
+    offset = 0
+    for i, chunk in enumerate(prompt.split("<image>")):
+        if i > 0:
+            labels.append(IGNORE)
+            offset += len("<image>")
+        for piece in sp.encode(chunk, out_type="immutable_proto").pieces:
+            begin, end = offset + piece.begin, offset + piece.end
+            inside = any(s <= begin and end <= e for s, e in spans)
+            labels.append(piece.id if inside else IGNORE)
+        offset += len(chunk)
+    return prompt, ids, labels, False
+
+
+TEMPLATES = {"vicuna_v1": vicuna_v1, "plain": plain, "pathasst": pathasst}
+
+with open(sys.argv[2], encoding="utf-8") as samples, open(sys.argv[3], "w", encoding="utf-8") as out:
+    for line in samples:
+        sample = json.loads(line)
+        turns = [dict(t, value=move_images(t["value"])) if t["from"] == "human" else t
+                 for t in sample["conversations"]]
+        prompt, ids, labels, mismatch = TEMPLATES[sample["template"]](turns, sample["generation"])
+        out.write(json.dumps({"prompt": prompt, "input_ids": ids, "labels": labels, "mismatch": mismatch}) + "\n")
