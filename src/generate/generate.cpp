@@ -37,17 +37,8 @@ class EvalModeGuard {
   bool was_training_;
 };
 
-void check_inputs(const models::LlamaForCausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
-                  const GenerateOptions& options, const DecodeFn& decode) {
+void check_options(const models::LlamaForCausalLM& model, const GenerateOptions& options, const DecodeFn& decode) {
   const auto vocab = model->config().vocab_size;
-  PATHVLM_CHECK(!prompts.empty(), "generate: no prompts");
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    PATHVLM_CHECK(!prompts[i].empty(), "generate: prompt ", i, " has no tokens");
-    for (const auto id : prompts[i]) {
-      PATHVLM_CHECK(id >= 0 && id < vocab, "generate: prompt ", i, " has token id ", id, " outside the vocabulary [0, ",
-                    vocab, ")");
-    }
-  }
   PATHVLM_CHECK(options.max_new_tokens >= 1, "generate: max_new_tokens must be at least 1, got ",
                 options.max_new_tokens);
   PATHVLM_CHECK(options.pad_id >= 0 && options.pad_id < vocab, "generate: pad id ", options.pad_id,
@@ -57,55 +48,63 @@ void check_inputs(const models::LlamaForCausalLM& model, const std::vector<std::
   PATHVLM_CHECK(options.stop.empty() || decode, "generate: stop strings need a decode function");
 }
 
+void check_prompts(const models::LlamaForCausalLM& model, const std::vector<std::vector<int64_t>>& prompts) {
+  const auto vocab = model->config().vocab_size;
+  PATHVLM_CHECK(!prompts.empty(), "generate: no prompts");
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    PATHVLM_CHECK(!prompts[i].empty(), "generate: prompt ", i, " has no tokens");
+    for (const auto id : prompts[i]) {
+      PATHVLM_CHECK(id >= 0 && id < vocab, "generate: prompt ", i, " has token id ", id, " outside the vocabulary [0, ",
+                    vocab, ")");
+    }
+  }
+}
+
+void check_prompt_embeds(const models::LlamaForCausalLM& model, const PromptEmbeds& prompts) {
+  const auto& e = prompts.embeds;
+  const auto hidden = model->config().hidden_size;
+  PATHVLM_CHECK(e.defined() && e.dim() == 3 && e.size(0) > 0 && e.size(1) > 0 && e.size(2) == hidden,
+                "generate: expected prompt embeddings [B, L, ", hidden, "] with B, L >= 1, got ",
+                e.defined() ? e.sizes() : c10::IntArrayRef{});
+  PATHVLM_CHECK(prompts.keep.defined() && prompts.keep.dim() == 2 && prompts.keep.size(0) == e.size(0) &&
+                    prompts.keep.size(1) == e.size(1),
+                "generate: keep flags ", prompts.keep.defined() ? prompts.keep.sizes() : c10::IntArrayRef{},
+                " do not match the prompt embeddings ", e.sizes());
+  PATHVLM_CHECK(prompts.keep.select(1, e.size(1) - 1).to(torch::kBool).all().item<bool>(),
+                "generate: prompt embeddings must be left-padded (every row's last column kept)");
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-}  // namespace
-
-std::vector<Generation> generate(models::LlamaForCausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
-                                 const GenerateOptions& options, const DecodeFn& decode, GenerationStats* stats) {
-  check_inputs(model, prompts, options, decode);
+// The decoding loop shared by both entry points: `embeds` [B, L, H] left-padded prompt rows, `keep` [B, L].
+std::vector<Generation> run(models::LlamaForCausalLM& model, torch::Tensor embeds, torch::Tensor keep,
+                            const GenerateOptions& options, const DecodeFn& decode, GenerationStats* stats) {
   const StopStrings stops(options.stop);
-  torch::NoGradGuard no_grad;
-  EvalModeGuard eval_mode(model);
-  const auto device = model->parameters().front().device();
-  const auto batch = static_cast<int64_t>(prompts.size());
+  const auto device = embeds.device();
+  const auto batch = embeds.size(0);
+  const int64_t prompt_tokens = keep.to(torch::kLong).sum().item<int64_t>();
+  keep = keep.to(torch::kBool);
 
-  // Left padding: every prompt ends at the last column, so each step appends one column for all sequences.
-  int64_t longest = 0, prompt_tokens = 0;
-  for (const auto& p : prompts) {
-    longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
-    prompt_tokens += static_cast<int64_t>(p.size());
-  }
-  auto tokens = torch::full({batch, longest}, options.pad_id, torch::kLong);
-  auto keep = torch::zeros({batch, longest}, torch::kBool);
-  for (int64_t b = 0; b < batch; ++b) {
-    const auto n = static_cast<int64_t>(prompts[b].size());
-    tokens[b].narrow(0, longest - n, n).copy_(torch::tensor(prompts[b], torch::kLong));
-    keep[b].narrow(0, longest - n, n).fill_(true);
-  }
-  tokens = tokens.to(device);
-  keep = keep.to(device);
-
-  std::vector<Generation> out(prompts.size());
+  std::vector<Generation> out(static_cast<size_t>(batch));
   std::vector<TokenSampler> samplers;
   for (int64_t b = 0; b < batch; ++b) samplers.emplace_back(options.seed, options.temperature, options.top_p);
-  std::vector<bool> done(prompts.size(), false);
+  std::vector<bool> done(static_cast<size_t>(batch), false);
   int64_t running = batch;
 
   auto caches = model->make_caches();
-  torch::Tensor step_tokens = tokens;  // what the next forward pass reads
+  torch::Tensor step_embeds = embeds;  // what the next forward pass reads
   for (int64_t step = 0; step < options.max_new_tokens && running > 0; ++step) {
     const auto start = std::chrono::steady_clock::now();
     models::LlamaInputs inputs;
     inputs.attention_mask = keep;  // positions follow from it (each row's count of kept tokens)
     if (options.use_cache) inputs.caches = &caches;
     // Only the last position's logits are needed: the head runs on one row per sequence, not on the prompt.
-    const auto hidden = model->model->forward(model->embed(options.use_cache ? step_tokens : tokens), inputs);
+    const auto hidden = model->model->forward(options.use_cache ? step_embeds : embeds, inputs);
     const auto logits = model->head(hidden.select(1, hidden.size(1) - 1)).to(torch::kCPU, torch::kFloat);
 
-    std::vector<int64_t> next(prompts.size(), options.pad_id);
+    std::vector<int64_t> next(static_cast<size_t>(batch), options.pad_id);
     const int64_t stepping = running;
     for (int64_t b = 0; b < batch; ++b) {
       if (done[b]) continue;
@@ -140,9 +139,9 @@ std::vector<Generation> generate(models::LlamaForCausalLM& model, const std::vec
       }
     }
     if (running == 0) break;
-    step_tokens = torch::tensor(next, torch::kLong).unsqueeze(1).to(device);
+    step_embeds = model->embed(torch::tensor(next, torch::kLong).unsqueeze(1).to(device));
     keep = torch::cat({keep, torch::ones({batch, 1}, keep.options())}, 1);
-    if (!options.use_cache) tokens = torch::cat({tokens, step_tokens}, 1);
+    if (!options.use_cache) embeds = torch::cat({embeds, step_embeds}, 1);
   }
 
   if (decode) {
@@ -151,6 +150,42 @@ std::vector<Generation> generate(models::LlamaForCausalLM& model, const std::vec
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<Generation> generate(models::LlamaForCausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
+                                 const GenerateOptions& options, const DecodeFn& decode, GenerationStats* stats) {
+  check_prompts(model, prompts);
+  check_options(model, options, decode);
+  torch::NoGradGuard no_grad;
+  EvalModeGuard eval_mode(model);
+  const auto device = model->parameters().front().device();
+  const auto batch = static_cast<int64_t>(prompts.size());
+
+  // Left padding: every prompt ends at the last column, so each step appends one column for all sequences.
+  int64_t longest = 0;
+  for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+  auto tokens = torch::full({batch, longest}, options.pad_id, torch::kLong);
+  auto keep = torch::zeros({batch, longest}, torch::kBool);
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto n = static_cast<int64_t>(prompts[b].size());
+    tokens[b].narrow(0, longest - n, n).copy_(torch::tensor(prompts[b], torch::kLong));
+    keep[b].narrow(0, longest - n, n).fill_(true);
+  }
+  return run(model, model->embed(tokens.to(device)), keep.to(device), options, decode, stats);
+}
+
+std::vector<Generation> generate_from_embeds(models::LlamaForCausalLM& model, const PromptEmbeds& prompts,
+                                             const GenerateOptions& options, const DecodeFn& decode,
+                                             GenerationStats* stats) {
+  check_prompt_embeds(model, prompts);
+  check_options(model, options, decode);
+  torch::NoGradGuard no_grad;
+  EvalModeGuard eval_mode(model);
+  const auto& weight = model->model->embed_tokens->weight;
+  return run(model, prompts.embeds.to(weight.device(), weight.scalar_type()), prompts.keep.to(weight.device()),
+             options, decode, stats);
 }
 
 }  // namespace pathvlm::generate

@@ -9,6 +9,10 @@
 //                                 [&](const std::vector<int64_t>& ids) { return tokenizer.decode(ids); }, &stats);
 //   out[0].ids;   // generated ids only (with the EOS or the tokens that completed a stop string)
 //   out[0].text;  // decode(ids), cut before the stop string
+//   // a multimodal prompt: image rows spliced into the embeddings (src/models/llava)
+//   auto in = llava->prompt_embeds(prompts, image_rows);
+//   auto out = generate::generate_from_embeds(llava->language_model, {in.embeds, in.attention_mask}, options,
+//                                           decode);
 //
 // Runs under NoGradGuard with the model in eval mode (its training flag is restored afterwards), on the
 // model's device and dtype. Sequences that finish early keep being fed a padding token until the batch is done;
@@ -61,5 +65,18 @@ using DecodeFn = std::function<std::string(const std::vector<int64_t>& ids)>;
 std::vector<Generation> generate(models::LlamaForCausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
                                  const GenerateOptions& options, const DecodeFn& decode = {},
                                  GenerationStats* stats = nullptr);
+
+// Prompts given as input embeddings (a multimodal model's image rows spliced between the text rows, see
+// models::LlavaModelImpl::prompt_embeds), left-padded: the prefill reads them, then decoding feeds token ids.
+struct PromptEmbeds {
+  torch::Tensor embeds;  // [B, L, hidden] on the model's device and dtype (made under NoGradGuard)
+  torch::Tensor keep;    // [B, L] keep flags, false at the left padding; every row's last column is kept
+};
+
+// generate() from embeddings: with `prompts.embeds` = the model's embeddings of left-padded token prompts,
+// it generates exactly what the token-id call does.
+std::vector<Generation> generate_from_embeds(models::LlamaForCausalLM& model, const PromptEmbeds& prompts,
+                                             const GenerateOptions& options, const DecodeFn& decode = {},
+                                             GenerationStats* stats = nullptr);
 
 }  // namespace pathvlm::generate

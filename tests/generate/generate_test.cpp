@@ -1,5 +1,7 @@
 // generate() on a tiny random LLaMA with LLaMA-2's vocabulary: the KV cache against recomputation, a padded batch
 // against prompts one by one, EOS and stop strings (one spanning tokens), seeds, top_p and the length limit.
+// generate_from_embeds(): the embeddings of token prompts generate what the tokens do; LLaVA prompts with image
+// rows spliced in, cached against recomputed and batched against one by one.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -11,6 +13,7 @@
 
 #include "generate/generate.h"
 #include "models/llama/config.h"
+#include "models/llava/model.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "test_util.h"
 
@@ -251,5 +254,96 @@ TEST(Generate, RefusesBadInputs) {
   auto with_stop = greedy(3);
   with_stop.stop = {"###"};
   EXPECT_NE(error_of([&] { generate::generate(f.model, {{1}}, with_stop); }).find("decode"),
+            std::string::npos);
+}
+
+namespace {
+
+// Left-padded token prompts as the model's embeddings and keep flags.
+generate::PromptEmbeds embeds_of(models::LlamaForCausalLM& model, const std::vector<std::vector<int64_t>>& prompts) {
+  size_t longest = 0;
+  for (const auto& p : prompts) longest = std::max(longest, p.size());
+  const auto B = static_cast<int64_t>(prompts.size()), L = static_cast<int64_t>(longest);
+  auto tokens = torch::zeros({B, L}, torch::kLong);
+  auto keep = torch::zeros({B, L}, torch::kBool);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto n = static_cast<int64_t>(prompts[b].size());
+    tokens[b].narrow(0, L - n, n).copy_(torch::tensor(prompts[b], torch::kLong));
+    keep[b].narrow(0, L - n, n).fill_(true);
+  }
+  torch::NoGradGuard no_grad;
+  return {model->embed(tokens), keep};
+}
+
+}  // namespace
+
+TEST(GenerateFromEmbeds, EmbeddingsOfTokenPromptsGenerateWhatTheTokensDo) {
+  SKIP_WITHOUT_TOKENIZER();
+  auto& f = fixture();
+  const auto embeds = embeds_of(f.model, f.prompts);
+  for (const auto& options : {greedy(12), sampled(12, 5)}) {
+    generate::GenerationStats from_tokens, from_embeds;
+    expect_same(generate::generate_from_embeds(f.model, embeds, options, f.decode, &from_embeds),
+                generate::generate(f.model, f.prompts, options, f.decode, &from_tokens));
+    EXPECT_EQ(from_embeds.prefill_tokens, from_tokens.prefill_tokens);
+    EXPECT_EQ(from_embeds.decode_tokens, from_tokens.decode_tokens);
+  }
+  auto recompute = greedy(12);
+  recompute.use_cache = false;
+  expect_same(generate::generate_from_embeds(f.model, embeds, recompute, f.decode),
+              generate::generate(f.model, f.prompts, greedy(12), f.decode));
+}
+
+TEST(GenerateFromEmbeds, LlavaPromptsWithImagesCachedEqualsRecomputedAndBatchedEqualsOneByOne) {
+  SKIP_WITHOUT_TOKENIZER();
+  auto& f = fixture();
+  models::ClipModelConfig clip_config;  // tiny: 64 px, 16 patch rows per image
+  clip_config.vocab_size = 100;
+  clip_config.context_length = 8;
+  torch::manual_seed(5);
+  models::ClipModel clip(clip_config);
+  models::LlavaModel llava(models::LlavaConfig{}, clip, f.model);
+  const int64_t S = models::kImageSentinel;
+  const auto text = f.tokenizer.encode("What is shown?", /*add_bos=*/false);
+  std::vector<std::vector<int64_t>> prompts = {{1, S}, {1}, {1, S, S}};
+  prompts[0].insert(prompts[0].end(), text.begin(), text.end());
+  prompts[1].insert(prompts[1].end(), text.begin(), text.end());
+  prompts[2].insert(prompts[2].end(), text.begin(), text.begin() + 2);
+  torch::NoGradGuard no_grad;
+  const auto rows = llava->project(llava->image_features(torch::randn({3, 3, 64, 64})));
+  const auto in = llava->prompt_embeds(prompts, rows);
+  const generate::PromptEmbeds batch{in.embeds, in.attention_mask};
+  const auto cached = generate::generate_from_embeds(f.model, batch, greedy(10), f.decode);
+  auto recompute = greedy(10);
+  recompute.use_cache = false;
+  expect_same(cached, generate::generate_from_embeds(f.model, batch, recompute, f.decode));
+  // Each prompt alone with its own images: images 0 | none | 1, 2.
+  const std::vector<torch::Tensor> own_rows = {rows.narrow(0, 0, 1), rows.narrow(0, 0, 0), rows.narrow(0, 1, 2)};
+  std::vector<generate::Generation> alone;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto single = llava->prompt_embeds({prompts[i]}, own_rows[i]);
+    alone.push_back(generate::generate_from_embeds(f.model, {single.embeds, single.attention_mask}, greedy(10),
+                                                   f.decode)
+                        .front());
+  }
+  expect_same(cached, alone);
+  // The images matter: without them the text-only part generates something else.
+  EXPECT_NE(cached[0].ids, cached[1].ids);
+}
+
+TEST(GenerateFromEmbeds, RefusesBadEmbeddings) {
+  SKIP_WITHOUT_TOKENIZER();
+  auto& f = fixture();
+  auto right_padded = embeds_of(f.model, {{1, 2, 3}, {1, 2}});
+  right_padded.keep = right_padded.keep.flip({1});
+  EXPECT_NE(error_of([&] { generate::generate_from_embeds(f.model, right_padded, greedy(2)); }).find("left-padded"),
+            std::string::npos);
+  auto narrow = embeds_of(f.model, {{1, 2}});
+  narrow.embeds = narrow.embeds.narrow(2, 0, 8);
+  EXPECT_NE(error_of([&] { generate::generate_from_embeds(f.model, narrow, greedy(2)); }).find("prompt embeddings"),
+            std::string::npos);
+  auto short_keep = embeds_of(f.model, {{1, 2}});
+  short_keep.keep = short_keep.keep.narrow(1, 0, 1);
+  EXPECT_NE(error_of([&] { generate::generate_from_embeds(f.model, short_keep, greedy(2)); }).find("keep flags"),
             std::string::npos);
 }

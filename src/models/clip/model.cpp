@@ -141,6 +141,15 @@ ClipVisionTransformerImpl::ClipVisionTransformerImpl(const ClipModelConfig& c) {
   post_layernorm = register_module("post_layernorm", norm());
 }
 
+torch::Tensor ClipVisionTransformerImpl::hidden_state(const torch::Tensor& pixels, int select_layer) {
+  const int layers = static_cast<int>(encoder->layers->size());
+  const int index = select_layer < 0 ? layers + 1 + select_layer : select_layer;
+  PATHVLM_CHECK(index >= 0 && index <= layers, "clip image tower: hidden state ", select_layer,
+                " is outside the ", layers + 1, " hidden states (-", layers + 1, "..", layers, ")");
+  auto h = pre_layrnorm(embeddings(pixels));
+  return encoder(h, /*causal=*/false, index);
+}
+
 ClipTextEmbeddingsImpl::ClipTextEmbeddingsImpl(int vocab_size, int width, int context_length) {
   token_embedding = register_module("token_embedding", torch::nn::Embedding(vocab_size, width));
   position_embedding = register_module("position_embedding", torch::nn::Embedding(context_length, width));
@@ -198,12 +207,7 @@ torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) {
 }
 
 torch::Tensor ClipModelImpl::image_tokens(const torch::Tensor& pixels, int select_layer) {
-  const int layers = config_.vision_layers;
-  const int index = select_layer < 0 ? layers + 1 + select_layer : select_layer;
-  PATHVLM_CHECK(index >= 0 && index <= layers, "clip image_tokens: select_layer ", select_layer,
-                " is outside the ", layers + 1, " hidden states (-", layers + 1, "..", layers, ")");
-  auto h = vision_model->pre_layrnorm(vision_model->embeddings(pixels));
-  return vision_model->encoder(h, /*causal=*/false, index);
+  return vision_model->hidden_state(pixels, select_layer);
 }
 
 void ClipModelImpl::set_activation_checkpointing(bool on) {

@@ -57,6 +57,9 @@ TORCH_MODULE(ClipVisionEmbeddings);
 class ClipVisionTransformerImpl : public torch::nn::Module {
  public:
   explicit ClipVisionTransformerImpl(const ClipModelConfig& c);
+  // HF's hidden_states[select_layer] [B,1+P,width]: 0 = embeddings after pre_layrnorm, k = after block k,
+  // negative counts from the end (-1 = last block, before post_layernorm). Only the blocks needed run.
+  torch::Tensor hidden_state(const torch::Tensor& pixels, int select_layer);
 
   ClipVisionEmbeddings embeddings{nullptr};
   torch::nn::LayerNorm pre_layrnorm{nullptr};

@@ -345,6 +345,23 @@ std::string hf_clip_config_json(const ClipModelConfig& config) {
   return root.dump(2) + "\n";
 }
 
+std::string hf_clip_preprocessor_config_json(const ClipModelConfig& config) {
+  const auto c = resolve_clip_config(config);
+  const json preprocessor = {{"image_processor_type", "CLIPImageProcessor"},
+                             {"do_resize", true},
+                             {"size", {{"shortest_edge", c.image_size}}},
+                             {"resample", 3},
+                             {"do_center_crop", true},
+                             {"crop_size", {{"height", c.image_size}, {"width", c.image_size}}},
+                             {"do_rescale", true},
+                             {"rescale_factor", 1.0 / 255.0},
+                             {"do_normalize", true},
+                             {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
+                             {"image_std", {0.26862954, 0.26130258, 0.27577711}},
+                             {"do_convert_rgb", true}};
+  return preprocessor.dump(2) + "\n";
+}
+
 // ---- state dicts -----------------------------------------------------------------------------------
 
 void load_clip_state(ClipModel& model, const std::function<torch::Tensor(const std::string&)>& get,
@@ -459,19 +476,7 @@ void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::
   }
   safetensors::save((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   write_text(fs::path(out_dir) / "config.json", hf_clip_config_json(c));
-  json preprocessor = {{"image_processor_type", "CLIPImageProcessor"},
-                       {"do_resize", true},
-                       {"size", {{"shortest_edge", c.image_size}}},
-                       {"resample", 3},
-                       {"do_center_crop", true},
-                       {"crop_size", {{"height", c.image_size}, {"width", c.image_size}}},
-                       {"do_rescale", true},
-                       {"rescale_factor", 1.0 / 255.0},
-                       {"do_normalize", true},
-                       {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
-                       {"image_std", {0.26862954, 0.26130258, 0.27577711}},
-                       {"do_convert_rgb", true}};
-  write_text(fs::path(out_dir) / "preprocessor_config.json", preprocessor.dump(2) + "\n");
+  write_text(fs::path(out_dir) / "preprocessor_config.json", hf_clip_preprocessor_config_json(c));
 }
 
 }  // namespace pathvlm::models

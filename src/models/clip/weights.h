@@ -53,6 +53,10 @@ std::vector<std::pair<std::string, torch::Tensor>> hf_to_open_clip(ClipModel& mo
 std::string hf_clip_config_json(const ClipModelConfig& config);
 ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where);
 
+// preprocessor_config.json for the image tower: CLIPImageProcessor with a bicubic shortest-edge resize to
+// image_size, center crop, rescale and the OpenAI mean/std (what open_clip's eval transform does).
+std::string hf_clip_preprocessor_config_json(const ClipModelConfig& config);
+
 // Writes `out_dir`/config.json, model.safetensors (fp32, HF names; only CLIPModel's parameters, so a
 // task's extra parameters on the module such as SigLIP's logit_bias are left out) and preprocessor_config.json
 // (CLIPImageProcessor: shortest-edge resize, center crop, OpenAI mean/std). The tokenizer files are

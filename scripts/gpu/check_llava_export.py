@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""transformers loads pathvlm's LLaVA exports as they are (run where transformers and torch are installed).
+
+  PATHVLM_LLAVA_EXPORT_CHECK_DIR=/tmp/llava_export build/tests/test_models \\
+      --gtest_filter=LlavaWeights.ExportForTransformersCheck
+  python3 scripts/gpu/check_llava_export.py /tmp/llava_export
+
+The test writes two fp32 exports of a tiny random LLaVA (CLIP tiny preset: 64 px, 16 px patches; a 2-layer LLaMA
+with LLaMA-2's tokenizer), each in DIR/<form>/model with DIR/<form>/images/0.png, reference.jsonl and
+reference.safetensors:
+  mlp2x_gelu_patch  Linear-GELU-Linear projector, CLS row dropped ("default": 16 image tokens)
+  linear_full       PathAsst's single FC exported as linear_1 + identity linear_2, CLS row kept (17 tokens)
+Each JSONL line has the prompt text (with "<image>"), the image (or null), our input_ids in HF's expanded form
+(<image> repeated image_seq_length times, id = image_token_index), our greedy tokens (up to 8, stopping at EOS), and
+the names of our prompt logits and pixel values in reference.safetensors.
+
+For each export this script loads LlavaForConditionalGeneration (fp32, eager attention) and AutoProcessor, and checks:
+  - the processor's input_ids equal ours (fast and slow tokenizer), and its pixel_values ours (max abs diff <= 1e-4);
+  - the model's logits on our input_ids and the processor's pixel_values equal ours on our vocabulary
+    (max abs diff <= 1e-4 x the logit scale; the exported extra <image> row is not compared);
+  - generate(do_sample=False) gives our greedy tokens.
+Exits non-zero if a check fails.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+from PIL import Image
+from safetensors import safe_open
+from transformers import AutoProcessor, AutoTokenizer, LlavaForConditionalGeneration
+
+
+def load_model(path):
+    try:
+        return LlavaForConditionalGeneration.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+    except TypeError:  # transformers 4.x before `dtype`
+        return LlavaForConditionalGeneration.from_pretrained(
+            path, torch_dtype=torch.float32, attn_implementation="eager")
+
+
+def check_form(form_dir, failures):
+    name = os.path.basename(form_dir)
+    path = os.path.join(form_dir, "model")
+    model = load_model(path).eval()
+    processor = AutoProcessor.from_pretrained(path)
+    slow = AutoTokenizer.from_pretrained(path, use_fast=False)
+    with safe_open(os.path.join(form_dir, "reference.safetensors"), "pt") as f:
+        reference = {key: f.get_tensor(key) for key in f.keys()}
+    with open(os.path.join(form_dir, "reference.jsonl")) as lines:
+        samples = [json.loads(line) for line in lines if line.strip()]
+
+    def expect(ok, what):
+        print(f"{name}: {what} {'ok' if ok else 'FAIL'}")
+        if not ok:
+            failures.append(f"{name}: {what}")
+
+    for i, sample in enumerate(samples):
+        image = Image.open(os.path.join(form_dir, sample["image"])).convert("RGB") if sample["image"] else None
+        inputs = processor(text=sample["prompt"], images=image, return_tensors="pt")
+        ours = sample["input_ids"]
+        got = inputs["input_ids"][0].tolist()
+        expect(got == ours, f"sample {i} processor input_ids ({len(got)} vs our {len(ours)})")
+        expanded = sample["prompt"].replace("<image>", "<image>" * model.config.image_seq_length)
+        expect(slow(expanded)["input_ids"] == ours, f"sample {i} slow tokenizer input_ids")
+
+        model_inputs = {"input_ids": torch.tensor([ours]), "attention_mask": torch.ones(1, len(ours), dtype=torch.long)}
+        if image is not None:
+            pixels = inputs["pixel_values"].float()
+            diff = (pixels - reference[sample["pixel_values"]]).abs().max().item()
+            expect(diff <= 1e-4, f"sample {i} pixel_values max abs diff {diff:.3g}")
+            model_inputs["pixel_values"] = pixels
+        with torch.no_grad():
+            logits = model(**model_inputs).logits.float()
+        expected = reference[sample["logits"]]
+        vocab = expected.shape[-1]
+        scale = expected.abs().max().item()
+        diff = (logits[..., :vocab] - expected).abs().max().item()
+        expect(logits.shape[:-1] == expected.shape[:-1] and diff <= 1e-4 * scale,
+               f"sample {i} logits max abs diff {diff:.3g} (scale {scale:.3g})")
+
+        with torch.no_grad():
+            out = model.generate(**model_inputs, max_new_tokens=len(sample["greedy"]), do_sample=False, num_beams=1)
+        generated = out[0, len(ours):].tolist()
+        expect(generated == sample["greedy"], f"sample {i} greedy tokens {generated} vs ours {sample['greedy']}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dir")
+    args = parser.parse_args()
+    failures = []
+    for form in ("mlp2x_gelu_patch", "linear_full"):
+        check_form(os.path.join(args.dir, form), failures)
+    if failures:
+        print("FAILED: " + "; ".join(failures))
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+#include "models/llava/weights.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "models/clip/weights.h"
+#include "models/llama/config.h"
+#include "models/llama/weights.h"
+#include "models/lora/apply.h"
+#include "text/sentencepiece_tokenizer.h"
+
+namespace pathvlm::models {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kImageToken = "<image>";
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  PATHVLM_CHECK(in, "cannot read '", path.string(), "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  PATHVLM_CHECK(out, "cannot write '", path.string(), "'");
+}
+
+std::string dtype_name(torch::ScalarType dtype) {
+  return dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
+}
+
+// The LLaMA of the export: one more vocabulary row (<image>) and a padding id.
+LlamaConfig exported_text_config(const LlavaModelImpl& model, int64_t pad_id) {
+  auto text = model.language_model->config();
+  text.vocab_size += 1;
+  if (text.pad_token_id < 0) text.pad_token_id = pad_id;
+  return text;
+}
+
+json llava_config(const LlavaModelImpl& model, const LlamaConfig& text, torch::ScalarType dtype) {
+  const auto& clip = model.vision_tower->clip_config();
+  const auto& c = model.config();
+  return {{"architectures", {"LlavaForConditionalGeneration"}},
+          {"model_type", "llava"},
+          {"vision_config", json::parse(hf_clip_config_json(clip)).at("vision_config")},
+          {"text_config", json::parse(hf_llama_config_json(text, dtype))},
+          {"image_token_index", model.language_model->config().vocab_size},
+          {"image_seq_length", model.image_tokens()},
+          {"projector_hidden_act", c.projector == "linear" ? "linear" : "gelu"},
+          {"multimodal_projector_bias", true},
+          {"vision_feature_layer", c.vision_feature_layer},
+          {"vision_feature_select_strategy", c.vision_feature_select == "full" ? "full" : "default"},
+          {"tie_word_embeddings", text.tie_word_embeddings},
+          {"pad_token_id", text.pad_token_id},
+          {"dtype", dtype_name(dtype)},
+          {"torch_dtype", dtype_name(dtype)}};
+}
+
+json added_token(const std::string& content) {
+  return {{"content", content}, {"lstrip", false},  {"normalized", false},
+          {"rstrip", false},    {"single_word", false}, {"special", true}};
+}
+
+// LlamaTokenizer's files (SentencePieceTokenizer::save_hf) plus <image> as a special added token with id
+// `image_id` and the unknown token as padding.
+void write_tokenizer(const text::SentencePieceTokenizer& tok, const fs::path& out, int64_t image_id,
+                     int64_t max_length) {
+  tok.save_hf(out.string());
+  const auto unk = tok.id_to_piece(tok.unk_id());
+  auto config = json::parse(read_text(out / "tokenizer_config.json"));
+  config["pad_token"] = unk;
+  config["additional_special_tokens"] = {kImageToken};
+  config["model_max_length"] = max_length;
+  config["padding_side"] = "left";
+  config["processor_class"] = "LlavaProcessor";
+  json decoder = json::object();
+  for (const auto id : {tok.unk_id(), tok.bos_id(), tok.eos_id()}) {
+    decoder[std::to_string(id)] = added_token(tok.id_to_piece(id));
+  }
+  decoder[std::to_string(image_id)] = added_token(kImageToken);
+  config["added_tokens_decoder"] = decoder;
+  write_text(out / "tokenizer_config.json", config.dump(2) + "\n");
+
+  auto special = json::parse(read_text(out / "special_tokens_map.json"));
+  special["pad_token"] = unk;
+  special["additional_special_tokens"] = {kImageToken};
+  write_text(out / "special_tokens_map.json", special.dump(2) + "\n");
+  write_text(out / "added_tokens.json", json{{kImageToken, image_id}}.dump(2) + "\n");
+}
+
+void check_no_lora(LlavaModel& model, const std::string& what) {
+  for (const auto& item : model->named_parameters()) {
+    PATHVLM_CHECK(!is_lora_parameter(item.key()), what, ": the model carries LoRA adapters ('", item.key(),
+                  "'); merge them first (models::merge_lora)");
+  }
+}
+
+// LLaVA's mm_projector names of our projector's tensors (suffix after "mm_projector.") and back.
+std::map<std::string, std::string> projector_names(const LlavaProjectorImpl& projector) {
+  if (projector.type() == "linear") return {{"weight", "linear_1.weight"}, {"bias", "linear_1.bias"}};
+  return {{"0.weight", "linear_1.weight"},
+          {"0.bias", "linear_1.bias"},
+          {"2.weight", "linear_2.weight"},
+          {"2.bias", "linear_2.bias"}};
+}
+
+}  // namespace
+
+void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::ScalarType dtype, uint64_t max_shard_bytes,
+                     const std::string& tokenizer_source) {
+  const std::string where = str("llava export '", out_dir, "'");
+  check_no_lora(model, where);
+  const text::SentencePieceTokenizer tok(text::SentencePieceTokenizer::locate(tokenizer_source));
+  const auto vocab = model->language_model->config().vocab_size;
+  PATHVLM_CHECK(tok.vocab_size() == vocab, where, ": tokenizer '", tok.path(), "' has ", tok.vocab_size(),
+                " pieces but the language model has ", vocab, " embedding rows (they must match: <image> becomes id ",
+                vocab, ")");
+  const fs::path out(out_dir);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  PATHVLM_CHECK(!ec, where, ": cannot create the directory: ", ec.message());
+
+  // The <image> row: the mean of the others (in fp32), for the input embedding and the head alike.
+  const auto with_image_row = [&](const torch::Tensor& w) {
+    const auto wide = w.detach().to(torch::kCPU, torch::kFloat);
+    return torch::cat({wide, wide.mean(0, /*keepdim=*/true)}, 0).to(dtype);
+  };
+  safetensors::NamedTensors tensors;
+  for (const auto& item : model->named_parameters()) {
+    const auto& name = item.key();
+    const bool vocabulary = name == "language_model.model.embed_tokens.weight" || name == "language_model.lm_head.weight";
+    tensors.emplace_back(name, vocabulary ? with_image_row(item.value())
+                                          : item.value().detach().to(torch::kCPU, dtype).contiguous());
+  }
+  const auto& projector = *model->multi_modal_projector;
+  if (projector.type() == "linear") {
+    // HF's projector is always linear_2(act(linear_1(x))): identity activation and matrix, zero bias.
+    const auto h = projector.text_hidden();
+    tensors.emplace_back("multi_modal_projector.linear_2.weight", torch::eye(h, torch::dtype(dtype)));
+    tensors.emplace_back("multi_modal_projector.linear_2.bias", torch::zeros({h}, torch::dtype(dtype)));
+  }
+  safetensors::save_sharded(out_dir, tensors, max_shard_bytes, {{"format", "pt"}});
+  tensors.clear();
+
+  const auto text = exported_text_config(*model, tok.unk_id());
+  write_text(out / "config.json", llava_config(*model, text, dtype).dump(2) + "\n");
+  write_text(out / "generation_config.json", hf_llama_generation_config_json(text));
+  write_tokenizer(tok, out, vocab, text.max_position_embeddings);
+
+  const auto& clip = model->vision_tower->clip_config();
+  auto preprocessor = json::parse(hf_clip_preprocessor_config_json(clip));
+  preprocessor["processor_class"] = "LlavaProcessor";
+  write_text(out / "preprocessor_config.json", preprocessor.dump(2) + "\n");
+  const json processor = {
+      {"image_token", kImageToken},
+      // The processor's count is (S/p)^2 + this, minus one for "default": CLIP's one CLS row.
+      {"num_additional_image_tokens", 1},
+      {"patch_size", clip.patch_size},
+      {"vision_feature_select_strategy", model->config().vision_feature_select == "full" ? "full" : "default"}};
+  write_text(out / "processor_config.json", processor.dump(2) + "\n");
+}
+
+void export_projector(LlavaModel& model, const std::string& file, torch::ScalarType dtype) {
+  const auto& projector = *model->multi_modal_projector;
+  const auto params = projector.named_parameters();
+  safetensors::NamedTensors tensors;
+  for (const auto& [llava_name, ours] : projector_names(projector)) {
+    tensors.emplace_back("model.mm_projector." + llava_name, params[ours].detach().to(torch::kCPU, dtype).contiguous());
+  }
+  safetensors::save(file, tensors, {{"format", "pt"}});
+}
+
+void load_projector(LlavaModel& model, const std::string& file) {
+  const auto ext = fs::path(file).extension().string();
+  PATHVLM_CHECK(ext != ".bin" && ext != ".pt" && ext != ".pth", "projector '", file,
+                "': PyTorch pickles are not read (loading one can run code); convert it once with `python3 "
+                "scripts/convert_to_safetensors.py ",
+                file, "`");
+  const auto f = safetensors::File::open(file);
+  std::map<std::string, std::string> found;  // suffix after "mm_projector." -> full name
+  for (const auto& info : f.tensors()) {
+    const auto at = info.name.find("mm_projector.");
+    if (at != std::string::npos) found[info.name.substr(at + 13)] = info.name;
+  }
+  PATHVLM_CHECK(!found.empty(), "projector '", file, "': no mm_projector tensors (expected LLaVA's ",
+                "model.mm_projector.weight or model.mm_projector.0.weight ...)");
+  auto& projector = *model->multi_modal_projector;
+  const auto wanted = projector_names(projector);
+  const char* other = projector.type() == "linear" ? "mlp2x_gelu" : "linear";
+  for (const auto& [suffix, name] : found) {
+    PATHVLM_CHECK(wanted.count(suffix), "projector '", file, "': tensor '", name, "' does not belong to a ",
+                  projector.type(), " projector (is it a ", other, " one? the model's projector is ", projector.type(),
+                  ")");
+  }
+  auto params = projector.named_parameters();
+  torch::NoGradGuard no_grad;
+  for (const auto& [suffix, ours] : wanted) {
+    PATHVLM_CHECK(found.count(suffix), "projector '", file, "': lacks 'mm_projector.", suffix, "' of a ",
+                  projector.type(), " projector");
+    const auto tensor = f.get(found.at(suffix));
+    auto& param = params[ours];
+    PATHVLM_CHECK(tensor.sizes() == param.sizes(), "projector '", file, "': tensor '", found.at(suffix),
+                  "' has shape ", tensor.sizes(), ", the model's ", ours, " is ", param.sizes(), " (CLIP width ",
+                  projector.vision_hidden(), " -> LLaMA hidden ", projector.text_hidden(), ")");
+    param.copy_(tensor.to(param.device(), param.scalar_type()));
+  }
+}
+
+}  // namespace pathvlm::models
