@@ -20,7 +20,9 @@
 //   auto report = length_grouping_padding(lengths, g, seed, 0);   // padding per micro-batch, grouped vs random
 //
 // A megabatch's composition depends on the world size (the ranks' chunks do), unlike the plain sampler's
-// batches; its records, for a fixed global batch, do not.
+// batches; its records, for a fixed global batch, do not. Megabatches line up with optimizer steps as long as each
+// epoch's micro-steps start a step: always in the first epoch (LLaVA trains one), and in every epoch when the
+// sampler's batches per epoch are a multiple of grad_accum.
 #pragma once
 #include <cstdint>
 #include <vector>
