@@ -1,5 +1,6 @@
 // `pathvlm synth <verb>`: procedural demo data. `tiles`: H&E-like tiles with captions and zero-shot splits;
-// `text`: pathology-report-like documents and a small tokenizer for the lm task.
+// `text`: pathology-report-like documents and a small tokenizer for the lm task; `slides` and `instruct` live in
+// their own files (cmd_synth_slides.cpp, cmd_synth_instruct.cpp).
 // Another kind of demo data is one line in kVerbs plus its function.
 #include <cstdio>
 #include <iostream>
@@ -74,6 +75,8 @@ const std::vector<Verb> kVerbs = {
     {"tiles", "H&E-like tiles of 8 tissue classes with captions (train / val / zero-shot splits)", synth_tiles_verb},
     {"text", "pathology-report-like documents (JSONL) and a small tokenizer for the lm task", synth_text_verb},
     {"slides", "pyramidal TIFF slides with known tissue regions, reports and ground-truth masks", cmd_synth_slides},
+    {"instruct", "LLaVA-style instruction data on tiles: phase 1/2 JSON, eval VQA questions, few-shot set",
+     cmd_synth_instruct},
 };
 
 }  // namespace

@@ -40,6 +40,7 @@ int cmd_config(const Args& args);
 int cmd_tile(const Args& args);
 int cmd_embed(const Args& args);
 int cmd_synth_slides(const Args& args);  // the `slides` verb of `pathvlm synth`
+int cmd_synth_instruct(const Args& args);  // the `instruct` verb of `pathvlm synth`
 
 int cmd_tokenize(const Args& args);
 int cmd_encode(const Args& args);

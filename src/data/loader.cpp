@@ -69,7 +69,7 @@ Loader::Loader(std::string name, int64_t records, BatchBuilder build, const Load
   if (opt_.train) {
     try {
       sampler_ = std::make_unique<DistributedSampler>(records_, opt_.batch_size, opt_.rank, opt_.world_size,
-                                                      opt_.seed, opt_.shuffle);
+                                                      opt_.seed, opt_.shuffle, opt_.epoch_order);
     } catch (const Error& e) {
       throw Error(str(name_, ": ", e.what()));
     }

@@ -80,6 +80,7 @@ struct LoaderOptions {
   uint64_t seed = 0;    // sampler order and BatchRequest::seed
   bool train = true;    // train: endless sampler stream; eval: one ordered pass over this rank's share
   bool shuffle = true;  // train only
+  DistributedSampler::EpochOrder epoch_order;  // train only: replaces the shuffle (length grouping)
   int workers = 2;
   int prefetch = 4;     // batches ready or being built ahead of the consumer
   torch::Device device = torch::kCPU;  // where next() delivers the tensors

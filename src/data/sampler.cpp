@@ -26,13 +26,14 @@ struct SplitMix64 {
 }  // namespace
 
 DistributedSampler::DistributedSampler(int64_t dataset_size, int64_t batch_size_per_rank, int rank,
-                                       int world_size, uint64_t seed, bool shuffle)
+                                       int world_size, uint64_t seed, bool shuffle, EpochOrder order)
     : dataset_size_(dataset_size),
       batch_size_(batch_size_per_rank),
       rank_(rank),
       world_size_(world_size),
       seed_(seed),
-      shuffle_(shuffle) {
+      shuffle_(shuffle),
+      custom_order_(std::move(order)) {
   PATHVLM_CHECK(world_size >= 1 && rank >= 0 && rank < world_size, "sampler: rank ", rank,
                 " is outside world size ", world_size);
   PATHVLM_CHECK(batch_size_per_rank >= 1, "sampler: batch size per rank must be >= 1, got ", batch_size_per_rank);
@@ -44,6 +45,12 @@ DistributedSampler::DistributedSampler(int64_t dataset_size, int64_t batch_size_
 }
 
 std::vector<int64_t> DistributedSampler::epoch_order(int64_t epoch) const {
+  if (custom_order_) {
+    auto order = custom_order_(epoch);
+    PATHVLM_CHECK(static_cast<int64_t>(order.size()) == dataset_size_, "sampler: the epoch order of epoch ", epoch,
+                  " has ", order.size(), " indices for a dataset of ", dataset_size_);
+    return order;
+  }
   std::vector<int64_t> order(static_cast<size_t>(dataset_size_));
   for (int64_t i = 0; i < dataset_size_; ++i) order[static_cast<size_t>(i)] = i;
   if (!shuffle_) return order;

@@ -122,6 +122,10 @@ std::vector<std::string> synth_class_synonyms(TissueClass c) {
   return {names[0], names[1]};
 }
 
+std::vector<std::string> synth_class_names(TissueClass c) { return words(c).names; }
+
+std::vector<std::string> synth_class_findings(TissueClass c) { return words(c).findings; }
+
 SynthTilesReport synth_tiles(const SynthTilesOptions& o) {
   PATHVLM_CHECK(!o.out_dir.empty(), "synth tiles: no output folder given");
   PATHVLM_CHECK(o.tile_size >= 16 && o.tile_size <= 4096, "synth tiles: tile size must be in [16, 4096], got ",

@@ -43,5 +43,8 @@ std::string synth_caption(TissueClass c, uint64_t seed);
 // The zero-shot prompt templates and, per class, the synonyms written to zeroshot.yaml.
 std::vector<std::string> synth_zeroshot_templates();
 std::vector<std::string> synth_class_synonyms(TissueClass c);
+// Everything a caption of class `c` may name: its names (the synonyms first) and its findings ("with ...").
+std::vector<std::string> synth_class_names(TissueClass c);
+std::vector<std::string> synth_class_findings(TissueClass c);
 
 }  // namespace pathvlm::synth
