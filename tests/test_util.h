@@ -1,7 +1,10 @@
 // Helpers every test group shares (tests/ is on each test program's include path).
 #pragma once
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "core/error.h"
@@ -19,5 +22,26 @@ std::string error_of(F&& f) {
   ADD_FAILURE() << "expected a pathvlm::Error";
   return "";
 }
+
+// A fresh directory <tmp>/pathvlm_<name>_<pid>, removed with the object.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() / ("pathvlm_" + name + "_" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& child) const { return (path / child).string(); }
+  // Writes `text` to `rel` (folders created); returns its path.
+  std::string write(const std::string& rel, const std::string& text) const {
+    const auto p = path / rel;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+    return p.string();
+  }
+};
 
 }  // namespace pathvlm::testing

@@ -12,6 +12,8 @@
 #include "generate/generate.h"
 #include "models/llama/weights.h"
 #include "text/sentencepiece_tokenizer.h"
+#include "text/special_ids.h"
+#include "train/instruct/task.h"
 
 namespace pathvlm::cli {
 namespace {
@@ -66,6 +68,70 @@ torch::ScalarType pick_dtype(const std::string& name, const torch::Device& devic
 
 double per_second(int64_t tokens, double seconds) { return seconds > 0 ? tokens / seconds : 0.0; }
 
+void print_generation(const std::string& format, int64_t i, int64_t count, const std::string& prompt,
+                      const std::vector<int64_t>& prompt_ids, const generate::Generation& gen) {
+  if (format == "jsonl") {
+    nlohmann::json record = {{"prompt", prompt},
+                             {"prompt_ids", prompt_ids},
+                             {"ids", gen.ids},
+                             {"text", gen.text},
+                             {"finish_reason", generate::to_string(gen.finish)}};
+    // Byte fallback can cut a character; replace broken UTF-8 instead of failing the whole run.
+    std::cout << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << "===== prompt " << i + 1 << "/" << count << " =====\n"
+              << prompt << "\n----- output (" << generate::to_string(gen.finish) << ", " << gen.ids.size()
+              << " tokens) -----\n"
+              << gen.text << "\n\n";
+  }
+}
+
+void print_stats(int64_t count, const generate::GenerationStats& stats) {
+  std::cerr << "generate: " << count << " prompts; prefill " << stats.prefill_tokens << " tokens in "
+            << stats.prefill_seconds << " s (" << per_second(stats.prefill_tokens, stats.prefill_seconds)
+            << " tokens/s); decode " << stats.decode_tokens << " tokens in " << stats.decode_seconds << " s ("
+            << per_second(stats.decode_tokens, stats.decode_seconds) << " tokens/s)\n";
+}
+
+// With --image: the model is an instruct run; each prompt becomes the human turn of its conversation template with
+// the images in front (unless it places its own <image> placeholders), and the reply ends at the template's stop.
+int generate_with_images(const ArgParser& parser, const std::vector<std::string>& prompts,
+                         const generate::GenerateOptions& options, const std::string& format, int64_t batch_size) {
+  PATHVLM_CHECK(!parser.has("tokenizer"), "--tokenizer: an instruct run brings its own tokenizer");
+  const auto device = pick_device(parser.get("device"));
+  auto run = train::open_instruct_run(parser.get("model"), device);
+  auto& task = *run.task;
+  if (pick_dtype(parser.get("dtype"), device) == torch::kBFloat16) task.llava()->to(torch::kBFloat16);
+  const auto files = parser.get_list("image");
+  const auto images = task.image_file_features(files);
+  const auto count = static_cast<int64_t>(prompts.size());
+  generate::GenerationStats stats;
+  for (int64_t start = 0; start < count; start += batch_size) {
+    const int64_t end = std::min(count, start + batch_size);
+    std::vector<text::Conversation> conversations;
+    std::vector<std::vector<int64_t>> ids;
+    for (int64_t i = start; i < end; ++i) {
+      std::string turn = prompts[i];
+      if (text::count_image_placeholders(turn) == 0) {
+        std::string placeholders;
+        for (size_t k = 0; k < files.size(); ++k) placeholders += text::kImagePlaceholder;
+        turn = placeholders + "\n" + turn;
+      }
+      PATHVLM_CHECK(text::count_image_placeholders(turn) == static_cast<int64_t>(files.size()), "prompt ", i + 1,
+                    " has ", text::count_image_placeholders(turn), " <image> placeholders for ", files.size(),
+                    " --image files");
+      conversations.push_back({str("prompt-", i + 1), {{text::Speaker::human, turn}}});
+      ids.push_back(task.conversation_template().generation_prompt(conversations.back(), task.tokenizer()).input_ids);
+    }
+    const std::vector<torch::Tensor> per_prompt(conversations.size(), images);
+    const auto out = task.reply(conversations, per_prompt, options, &stats);
+    for (int64_t i = start; i < end; ++i) print_generation(format, i, count, prompts[i], ids[i - start], out[i - start]);
+    std::cout.flush();
+  }
+  print_stats(count, stats);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_generate(const Args& args) {
@@ -77,7 +143,10 @@ int cmd_generate(const Args& args) {
                    "sequence ends at EOS, at a stop string (matched in the decoded text, so it may span tokens; the "
                    "text is cut before it, the ids keep the tokens that completed it) or after --max-new-tokens. "
                    "Prefill and decode tokens/s go to stderr.");
-  parser.option("model", "HF LLaMA directory (config.json + safetensors) or run checkpoint", /*required=*/true);
+  parser.option("model", "HF LLaMA directory (config.json + safetensors) or run checkpoint; with --image an instruct "
+                "run directory or checkpoint", /*required=*/true);
+  parser.list("image", "image files (JPEG/PNG) every prompt is asked about, through an instruct run's tower and "
+              "template; a prompt without <image> placeholders gets them in front");
   parser.option("tokenizer", "SentencePiece tokenizer.model (default: the one in the model directory)");
   parser.list("prompt", "prompts, each one argument (use --prompt=TEXT for a prompt that starts with --)");
   parser.option("prompts-file",
@@ -116,6 +185,8 @@ int cmd_generate(const Args& args) {
   options.seed = static_cast<uint64_t>(seed);
   options.stop = parser.get_list("stop");
 
+  if (parser.has("image")) return generate_with_images(parser, prompts, options, format, batch_size);
+
   const auto model_path = parser.get("model");
   const text::SentencePieceTokenizer tokenizer(
       text::SentencePieceTokenizer::locate(parser.has("tokenizer") ? parser.get("tokenizer") : model_path));
@@ -134,29 +205,10 @@ int cmd_generate(const Args& args) {
     std::vector<std::vector<int64_t>> ids;
     for (int64_t i = start; i < end; ++i) ids.push_back(tokenizer.encode(prompts[i]));
     const auto out = generate::generate(model, ids, options, decode, &stats);
-    for (int64_t i = start; i < end; ++i) {
-      const auto& gen = out[i - start];
-      if (format == "jsonl") {
-        nlohmann::json record = {{"prompt", prompts[i]},
-                                 {"prompt_ids", ids[i - start]},
-                                 {"ids", gen.ids},
-                                 {"text", gen.text},
-                                 {"finish_reason", generate::to_string(gen.finish)}};
-        // Byte fallback can cut a character; replace broken UTF-8 instead of failing the whole run.
-        std::cout << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-      } else {
-        std::cout << "===== prompt " << i + 1 << "/" << count << " =====\n"
-                  << prompts[i] << "\n----- output (" << generate::to_string(gen.finish) << ", " << gen.ids.size()
-                  << " tokens) -----\n"
-                  << gen.text << "\n\n";
-      }
-    }
+    for (int64_t i = start; i < end; ++i) print_generation(format, i, count, prompts[i], ids[i - start], out[i - start]);
     std::cout.flush();
   }
-  std::cerr << "generate: " << count << " prompts; prefill " << stats.prefill_tokens << " tokens in "
-            << stats.prefill_seconds << " s (" << per_second(stats.prefill_tokens, stats.prefill_seconds)
-            << " tokens/s); decode " << stats.decode_tokens << " tokens in " << stats.decode_seconds << " s ("
-            << per_second(stats.decode_tokens, stats.decode_seconds) << " tokens/s)\n";
+  print_stats(count, stats);
   return 0;
 }
 

@@ -14,7 +14,7 @@ int cmd_synth_instruct(const Args& args) {
               "Write synthetic instruction-tuning data on procedural H&E-like tiles: tile shards (train, support,\n"
               "held-out eval), LLaVA JSON for phase 1 (phase1.json: describe -> caption) and phase 2 (phase2.json:\n"
               "open, closed yes/no, multi-turn and text-only conversations), eval/questions.jsonl (closed and open\n"
-              "questions with answers) and support.json (few-shot tiles per class). See docs/formats.md.");
+              "questions with answers), support.json (few-shot tiles per class) and a small tokenizer.model. See docs/formats.md.");
   synth::SynthInstructOptions o;
   p.option("out", "output folder", true);
   p.option("size", "tile size in pixels", false, std::to_string(o.tile_size));
@@ -43,7 +43,8 @@ int cmd_synth_instruct(const Args& args) {
             << " eval tiles; " << r.phase1_records << " phase-1 and " << r.phase2_records << " phase-2 records ("
             << r.text_only_records << " text-only); " << r.closed_questions << " closed and " << r.open_questions
             << " open eval questions\n  " << r.phase1 << "\n  " << r.phase2 << "\n  " << r.questions << "\n  "
-            << r.support << "\n  " << r.train_shards << "\n  " << r.eval_shards << "\n";
+            << r.support << "\n  " << r.tokenizer << "\n  " << r.text << "\n  " << r.train_shards << "\n  "
+            << r.eval_shards << "\n";
   return 0;
 }
 

@@ -47,5 +47,6 @@ int cmd_encode(const Args& args);
 int cmd_export(const Args& args);
 int cmd_eval(const Args& args);
 int cmd_generate(const Args& args);
+int cmd_instruct(const Args& args);
 
 }  // namespace pathvlm::cli

@@ -21,6 +21,7 @@ const std::vector<Command>& commands() {
       {"synth", "procedural demo data: captioned H&E-like tiles, pyramidal slides (tiles|slides)", cmd_synth},
       {"export", "export a checkpoint for other tools (hf-clip: transformers CLIPModel)", cmd_export},
       {"eval", "zero-shot classification and retrieval metrics of a CLIP, on every rank", cmd_eval},
+      {"instruct", "instruction-tuning data: samples with their supervised spans (inspect)", cmd_instruct},
       {"generate", "text from a LLaMA-family model for prompts (KV cache, batches, sampling, stop strings)",
        cmd_generate},
   };

@@ -2,6 +2,9 @@
 #include "dist/gather.h"
 
 #include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
 
 namespace pathvlm::dist {
 
@@ -29,6 +32,26 @@ torch::Tensor gather_rows(const torch::Tensor& x, Comm* comm) {
   std::vector<torch::Tensor> parts;
   for (int r = 0; r < world; ++r) parts.push_back(all.narrow(0, r * most, rows[r]));
   return torch::cat(parts);
+}
+
+std::vector<std::string> allgather_strings(Comm& comm, torch::Device device, const std::string& s) {
+  const int world = comm.world_size();
+  auto length = torch::tensor({static_cast<int64_t>(s.size())}, torch::kLong).to(device);
+  auto lengths = torch::zeros({world}, torch::kLong).to(device);
+  comm.allgather(length, lengths);
+  lengths = lengths.cpu();
+  const int64_t longest = std::max<int64_t>(1, lengths.max().item<int64_t>());
+  auto mine = torch::zeros({longest}, torch::kUInt8);
+  std::memcpy(mine.data_ptr(), s.data(), s.size());
+  mine = mine.to(device);
+  auto all = torch::zeros({world * longest}, torch::kUInt8).to(device);
+  comm.allgather(mine, all);
+  all = all.cpu();
+  std::vector<std::string> out;
+  for (int r = 0; r < world; ++r)
+    out.emplace_back(static_cast<const char*>(all.data_ptr()) + r * longest,
+                     static_cast<size_t>(lengths[r].item<int64_t>()));
+  return out;
 }
 
 }  // namespace pathvlm::dist

@@ -230,6 +230,32 @@ std::vector<std::pair<std::string, double>> vqa_metric_values(const VqaScores& s
           {prefix + "open_llava_med_recall", s.open_mean.llava_med_recall}};
 }
 
+std::vector<VqaQuestion> read_vqa_questions(const std::string& questions_jsonl) {
+  std::vector<VqaQuestion> questions;
+  std::set<std::string> seen;
+  for (const auto& [line, row] : read_jsonl(questions_jsonl)) {
+    PATHVLM_CHECK(row.contains("question_id"), "vqa: '", questions_jsonl, "' line ", line, " has no 'question_id'");
+    VqaQuestion q;
+    q.question_id = json_id(row["question_id"]);
+    PATHVLM_CHECK(seen.insert(q.question_id).second, "vqa: '", questions_jsonl, "' line ", line,
+                  " repeats question_id ", q.question_id);
+    q.answer = string_field(row, "answer", questions_jsonl, line);
+    if (row.contains("text")) q.text = string_field(row, "text", questions_jsonl, line);
+    if (row.contains("image") && !row["image"].is_null()) q.image = string_field(row, "image", questions_jsonl, line);
+    std::string declared;
+    for (const char* key : {"answer_type", "question_type"})
+      if (row.contains(key)) declared = string_field(row, key, questions_jsonl, line);
+    try {
+      q.type = vqa_question_type(q.answer, declared);
+    } catch (const Error& e) {
+      throw Error(str("'", questions_jsonl, "' line ", line, ": ", e.what()));
+    }
+    q.where = str(questions_jsonl, ":", line);
+    questions.push_back(std::move(q));
+  }
+  return questions;
+}
+
 std::vector<VqaItem> read_vqa_items(const std::string& questions_jsonl, const std::string& predictions_jsonl) {
   std::map<std::string, std::string> predictions;
   for (const auto& [line, row] : read_jsonl(predictions_jsonl)) {
@@ -239,27 +265,11 @@ std::vector<VqaItem> read_vqa_items(const std::string& questions_jsonl, const st
                   predictions_jsonl, "' line ", line, " repeats question_id ", id);
   }
   std::vector<VqaItem> items;
-  std::set<std::string> seen;
-  for (const auto& [line, row] : read_jsonl(questions_jsonl)) {
-    PATHVLM_CHECK(row.contains("question_id"), "vqa: '", questions_jsonl, "' line ", line, " has no 'question_id'");
-    VqaItem item;
-    item.question_id = json_id(row["question_id"]);
-    PATHVLM_CHECK(seen.insert(item.question_id).second, "vqa: '", questions_jsonl, "' line ", line,
-                  " repeats question_id ", item.question_id);
-    item.answer = string_field(row, "answer", questions_jsonl, line);
-    std::string declared;
-    for (const char* key : {"answer_type", "question_type"})
-      if (row.contains(key)) declared = string_field(row, key, questions_jsonl, line);
-    try {
-      item.type = vqa_question_type(item.answer, declared);
-    } catch (const Error& e) {
-      throw Error(str("'", questions_jsonl, "' line ", line, ": ", e.what()));
-    }
-    auto it = predictions.find(item.question_id);
+  for (const auto& q : read_vqa_questions(questions_jsonl)) {
+    auto it = predictions.find(q.question_id);
     PATHVLM_CHECK(it != predictions.end(), "vqa: '", predictions_jsonl, "' has no prediction for question_id ",
-                  item.question_id, " (of '", questions_jsonl, "' line ", line, ")");
-    item.prediction = it->second;
-    items.push_back(std::move(item));
+                  q.question_id, " (of '", q.where, "')");
+    items.push_back(VqaItem{q.question_id, q.answer, it->second, q.type});
   }
   PATHVLM_CHECK(items.size() == predictions.size(), "vqa: '", predictions_jsonl, "' has ", predictions.size(),
                 " predictions but '", questions_jsonl, "' has ", items.size(), " questions");

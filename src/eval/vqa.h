@@ -78,6 +78,18 @@ std::string format_vqa_report(const VqaScores& s);
 // {prefix + "closed_accuracy_llava_med", ...} for metrics sinks (fractions).
 std::vector<std::pair<std::string, double>> vqa_metric_values(const VqaScores& s, const std::string& prefix);
 
+// One question of a questions JSONL (below): what a model is asked and the ground truth.
+struct VqaQuestion {
+  std::string question_id;
+  std::string image;  // "" when the line has none
+  std::string text;   // the question as asked ("" when the line has none)
+  std::string answer;
+  VqaQuestionType type = VqaQuestionType::Open;
+  std::string where;  // "file:line"
+};
+// Every question of a questions JSONL, in file order; errors name the file and line.
+std::vector<VqaQuestion> read_vqa_questions(const std::string& questions_jsonl);
+
 // Questions JSONL (LLaVA eval style, as `pathvlm synth instruct` writes eval/questions.jsonl): `question_id`
 // (number or string), `answer`, optional `answer_type` or `question_type`. Predictions JSONL (LLaVA's answers
 // file): `question_id`, `text`. Every question needs exactly one prediction; errors name the file, line and id.

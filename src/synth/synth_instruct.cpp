@@ -10,6 +10,8 @@
 #include "data/tile_shards.h"
 #include "synth/synth_tiles.h"
 #include "synth/tissue_texture.h"
+#include "text/conversation.h"
+#include "text/sentencepiece_tokenizer.h"
 
 namespace pathvlm::synth {
 
@@ -71,7 +73,7 @@ TissueClass other_class(TissueClass c, Draws& d) {
 
 const std::vector<std::string>& tissue_questions() {
   static const std::vector<std::string> q = {
-      "What type of tissue is shown in this image?", "Which tissue does this H&E tile show?",
+      synth_few_shot_question(), "Which tissue does this H&E tile show?",
       "What is the predominant tissue in this image?", "Identify the tissue in this image."};
   return q;
 }
@@ -208,6 +210,8 @@ std::string build_shards(const std::string& csv, const fs::path& out_dir, const 
 
 }  // namespace
 
+const char* synth_few_shot_question() { return "What type of tissue is shown in this image?"; }
+
 const std::vector<std::string>& synth_describe_prompts() {
   static const std::vector<std::string> p = {
       "Describe this image.",
@@ -293,6 +297,37 @@ SynthInstructReport synth_instruct(const SynthInstructOptions& o) {
     ++r.closed_questions, ++r.open_questions;
   }
   PATHVLM_CHECK(questions.flush(), "synth instruct: cannot write '", r.questions, "'");
+
+  // A small tokenizer for the tiny LLaMA preset, trained on every text of the set and the templates' fixed strings.
+  std::vector<std::string> texts;
+  for (const Json* records : {&phase1, static_cast<const Json*>(&phase2)})
+    for (const auto& record : *records)
+      for (const auto& turn : record["conversations"]) texts.push_back(turn["value"].get<std::string>());
+  // The templates' strings come with every sample: weighted like that, they become few tokens.
+  const size_t records = texts.size();
+  for (const auto& tmpl_name : text::ConversationTemplate::names()) {
+    const auto system = text::ConversationTemplate::named(tmpl_name).system();
+    for (size_t i = 0; i < records; ++i) texts.push_back(system + " USER: ASSISTANT: ### User: ### Assistant:");
+  }
+  texts.push_back(synth_few_shot_question());
+  r.tokenizer = (out / "tokenizer.model").string();
+  text::train_sentencepiece(texts, o.vocab_size, r.tokenizer);
+
+  // The language model's pretraining text (what Vicuna brings to LLaVA): every record's turns as one document.
+  r.text = (out / "text.jsonl").string();
+  std::ofstream corpus(r.text, std::ios::trunc);
+  PATHVLM_CHECK(corpus, "synth instruct: cannot write '", r.text, "'");
+  for (const Json* records : {&phase1, static_cast<const Json*>(&phase2)})
+    for (const auto& record : *records) {
+      std::string document;
+      for (const auto& turn : record["conversations"]) {
+        std::string value = turn["value"].get<std::string>();
+        if (value.rfind("<image>\n", 0) == 0) value.erase(0, 8);
+        document += (document.empty() ? "" : "\n") + value;
+      }
+      corpus << Json{{"text", document}}.dump() << "\n";
+    }
+  PATHVLM_CHECK(corpus.flush(), "synth instruct: cannot write '", r.text, "'");
 
   Json classes = Json::array();
   for (auto c : all_tissue_classes()) {

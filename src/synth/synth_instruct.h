@@ -12,6 +12,9 @@
 //                             {"question_id", "image", "text", "answer", "answer_type": "CLOSED"|"OPEN"}
 //                             (what eval/vqa.h reads; closed questions end with Quilt-LLaVA's two-option hint)
 //   support.json              the few-shot support set: per class its label, key, name and support tile ids
+//   tokenizer.model           a small SentencePiece BPE trained on all of the above and the templates' strings
+//   text.jsonl                the train records' turns as documents ({"text"}), to pretrain the demo's language
+//                             model with the lm task before instruction tuning
 // Everything is a function of the options (docs/formats.md, "Instruction data").
 //
 //   SynthInstructOptions o;  o.out_dir = "demo/instruct";  o.tile_size = 64;
@@ -31,6 +34,7 @@ struct SynthInstructOptions {
   int64_t eval_per_class = 4;
   int64_t conversations_per_tile = 2;  // phase-2 records per tile
   int64_t text_only = 16;              // phase-2 records without an image
+  int vocab_size = 512;                // the tokenizer's (the tiny LLaMA preset's vocabulary)
   uint64_t seed = 0;
   int threads = 2;
   bool progress = true;
@@ -41,12 +45,14 @@ struct SynthInstructReport {
   int64_t phase1_records = 0, phase2_records = 0, text_only_records = 0;
   int64_t closed_questions = 0, open_questions = 0;  // in eval/questions.jsonl
   std::string train_shards, support_shards, eval_shards;  // manifest.json paths
-  std::string phase1, phase2, eval_phase1, eval_phase2, questions, support;
+  std::string phase1, phase2, eval_phase1, eval_phase2, questions, support, tokenizer, text;
 };
 
 SynthInstructReport synth_instruct(const SynthInstructOptions& options);
 
 // The describe-this prompts phase-1 records draw from.
 const std::vector<std::string>& synth_describe_prompts();
+// The question of few-shot prompts on these tiles (instruct.eval.question's default); a class name answers it.
+const char* synth_few_shot_question();
 
 }  // namespace pathvlm::synth

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "core/text_file.h"
 
 namespace fs = std::filesystem;
 
@@ -30,12 +31,6 @@ int64_t parse_step_dir(const std::string& name) {
     step = step * 10 + (name[i] - '0');
   }
   return step;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  PATHVLM_CHECK(in, "cannot read '", path, "'");
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 // Throws SourceChanged unless `file` still has its recorded size and checksum.
@@ -143,7 +138,7 @@ nlohmann::json verify(const std::string& dir) {
                 "' is incomplete: no DONE marker (the save was interrupted)");
   nlohmann::json state;
   try {
-    state = nlohmann::json::parse(read_text(dir + "/" + kStateFile));
+    state = nlohmann::json::parse(read_text_file(dir + "/" + kStateFile));
   } catch (const nlohmann::json::exception& e) {
     throw Error(str("checkpoint '", dir, "': ", kStateFile, " is not valid JSON: ", e.what()));
   }
@@ -201,7 +196,7 @@ ModelTensors ModelTensors::open(const std::string& path, bool check_sources) {
   if (!is_step_dir) return m;
   nlohmann::json state;
   try {
-    state = nlohmann::json::parse(read_text(path + "/" + kStateFile));
+    state = nlohmann::json::parse(read_text_file(path + "/" + kStateFile));
   } catch (const nlohmann::json::exception& e) {
     throw Error(str("checkpoint '", path, "': ", kStateFile, " is not valid JSON: ", e.what()));
   }

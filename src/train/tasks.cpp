@@ -1,6 +1,7 @@
 // The tasks `pathvlm train` knows: one line each (see registry.h). A task's folder under src/train/ holds
 // its config, its Task and its evaluation glue.
 #include "train/clip/task.h"
+#include "train/instruct/task.h"
 #include "train/lm/task.h"
 #include "train/registry.h"
 
@@ -22,6 +23,11 @@ const std::vector<TaskSpec>& registered_tasks() {
            {"vocab", "clip.vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer dir (default: the model's)"},
            {"batch-size", "clip.eval.batch_size", "images per rank per forward"},
            {"max-samples", "clip.eval.max_samples", "at most this many tiles of each set"}}),
+      register_task<InstructTask, InstructConfig>(
+          "instruct", "the `instruct` task: LLaVA / PathAsst instruction tuning (frozen CLIP tower, projector, LLaMA)",
+          {{"questions", "instruct.eval.questions", "VQA questions JSONL (question_id, image, text, answer)"},
+           {"batch-size", "instruct.eval.batch_size", "prompts per generation"},
+           {"max-samples", "instruct.eval.max_samples", "at most this many eval records and questions"}}),
   };
   return tasks;
 }

@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "core/run_dir.h"
 #include "dist/comm.h"
+#include "dist/gather.h"
 #include "dist/process_group.h"
 #include "dist/reducer.h"
 #include "io/safetensors.h"
@@ -44,26 +45,6 @@ std::string broadcast_string(dist::Comm& comm, torch::Device device, std::string
   comm.broadcast(bytes, 0);
   bytes = bytes.cpu();
   return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(n));
-}
-
-std::vector<std::string> allgather_strings(dist::Comm& comm, torch::Device device, const std::string& s) {
-  const int world = comm.world_size();
-  auto length = torch::tensor({static_cast<int64_t>(s.size())}, torch::kLong).to(device);
-  auto lengths = torch::zeros({world}, torch::kLong).to(device);
-  comm.allgather(length, lengths);
-  lengths = lengths.cpu();
-  const int64_t longest = std::max<int64_t>(1, lengths.max().item<int64_t>());
-  auto mine = torch::zeros({longest}, torch::kUInt8);
-  std::memcpy(mine.data_ptr(), s.data(), s.size());
-  mine = mine.to(device);
-  auto all = torch::zeros({world * longest}, torch::kUInt8).to(device);
-  comm.allgather(mine, all);
-  all = all.cpu();
-  std::vector<std::string> out;
-  for (int r = 0; r < world; ++r)
-    out.emplace_back(static_cast<const char*>(all.data_ptr()) + r * longest,
-                     static_cast<size_t>(lengths[r].item<int64_t>()));
-  return out;
 }
 
 // ---- RNG states -----------------------------------------------------------------------------------
@@ -511,7 +492,7 @@ void Trainer::State::save_checkpoint() {
     safetensors::save(dir + "/model.safetensors", own, {{"format", "pt"}});
   }
   nlohmann::json mine = {{"rng", capture_rng(device)}, {"data", task->data_state()}};
-  auto per_rank = allgather_strings(*comm, device, mine.dump());
+  auto per_rank = dist::allgather_strings(*comm, device, mine.dump());
   comm->barrier();  // every rank's files are in place
   if (rank == 0) {
     nlohmann::json state = {

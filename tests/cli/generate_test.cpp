@@ -5,11 +5,10 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
+#include "cli_test_util.h"
 #include "generate/generate.h"
 #include "models/llama/weights.h"
 #include "text/sentencepiece_tokenizer.h"
@@ -24,26 +23,8 @@ const std::string kTokenizer = std::string(PATHVLM_SHARED_DATA) + "/tokenizers/l
 #define SKIP_WITHOUT_TOKENIZER() \
   if (!fs::exists(kTokenizer)) GTEST_SKIP() << "shared test data missing: " << kTokenizer
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct Result {
-  int status;
-  std::string out, err;
-};
-
-// Runs the pathvlm program with `args` (a shell fragment); stdout and stderr apart.
-Result run(const std::string& args, const fs::path& scratch) {
-  const auto out = scratch / "stdout.txt", err = scratch / "stderr.txt";
-  const std::string command =
-      std::string(PATHVLM_BINARY) + " " + args + " > " + out.string() + " 2> " + err.string();
-  const int raw = std::system(command.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_text(out), read_text(err)};
-}
+using pathvlm::testing::read_text;
+using pathvlm::testing::run_cli;
 
 // A tiny LLaMA over LLaMA-2's 32000 ids, exported with its tokenizer as an HF directory.
 struct ExportedModel {
@@ -77,9 +58,9 @@ TEST(GenerateCli, JsonlMatchesInProcessGeneration) {
   ExportedModel exported;
   const text::SentencePieceTokenizer tokenizer(kTokenizer);
   const std::vector<std::string> prompts = {"Describe the tissue.", "Hi"};
-  const auto r = run("generate --model " + (exported.dir / "model").string() +
+  const auto r = run_cli("generate --model " + (exported.dir / "model").string() +
                          " --prompt 'Describe the tissue.' Hi --max-new-tokens 6 --format jsonl --device cpu",
-                     exported.dir);
+                         exported.dir);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("prefill"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
@@ -117,10 +98,10 @@ TEST(GenerateCli, TextFormatFromAJsonlPromptsFileWithStopStrings) {
   const auto prompts_file = exported.dir / "prompts.jsonl";
   std::ofstream(prompts_file) << R"({"prompt": "###Human: What is shown?\n###Assistant:"})" << "\n\n"
                               << R"({"prompt": "Hello"})" << "\n";
-  const auto r = run("generate --model " + (exported.dir / "model").string() + " --prompts-file " +
+  const auto r = run_cli("generate --model " + (exported.dir / "model").string() + " --prompts-file " +
                          prompts_file.string() +
                          " --max-new-tokens 4 --temperature 0.7 --top-p 0.9 --seed 5 --stop '###' --batch-size 1",
-                     exported.dir);
+                         exported.dir);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("===== prompt 1/2 =====\n###Human: What is shown?\n###Assistant:\n----- output ("),
             std::string::npos)
@@ -133,18 +114,18 @@ TEST(GenerateCli, ErrorsNameTheProblem) {
   SKIP_WITHOUT_TOKENIZER();
   ExportedModel exported;
   const auto model = (exported.dir / "model").string();
-  auto r = run("generate --model " + model + " --max-new-tokens 3", exported.dir);
+  auto r = run_cli("generate --model " + model + " --max-new-tokens 3", exported.dir);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("--prompt"), std::string::npos) << r.err;
-  r = run("generate --model " + model + " --prompt x --max-new-tokens 3 --format xml", exported.dir);
+  r = run_cli("generate --model " + model + " --prompt x --max-new-tokens 3 --format xml", exported.dir);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("xml"), std::string::npos) << r.err;
   const auto bad = exported.dir / "bad.jsonl";
   std::ofstream(bad) << "{\"text\": \"no prompt field\"}\n";
-  r = run("generate --model " + model + " --prompts-file " + bad.string() + " --max-new-tokens 3", exported.dir);
+  r = run_cli("generate --model " + model + " --prompts-file " + bad.string() + " --max-new-tokens 3", exported.dir);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("line 1"), std::string::npos) << r.err;
-  r = run("generate --help", exported.dir);
+  r = run_cli("generate --help", exported.dir);
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.out.find("--prompts-file"), std::string::npos);
 }

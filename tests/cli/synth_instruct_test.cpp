@@ -4,34 +4,16 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include "cli_test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct Result {
-  int status;
-  std::string out, err;
-};
-
-// Runs the pathvlm program with `args` (a shell fragment); stdout and stderr apart.
-Result run(const std::string& args, const fs::path& scratch) {
-  const auto out = scratch / "stdout.txt", err = scratch / "stderr.txt";
-  const std::string command = std::string(PATHVLM_BINARY) + " " + args + " > " + out.string() + " 2> " + err.string();
-  const int raw = std::system(command.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_text(out), read_text(err)};
-}
+using pathvlm::testing::read_text;
+using pathvlm::testing::run_cli;
 
 struct SynthInstructCli : ::testing::Test {
   fs::path scratch = fs::temp_directory_path() / ("pathvlm_synth_instruct_cli_" + std::to_string(::getpid()));
@@ -46,10 +28,10 @@ struct SynthInstructCli : ::testing::Test {
 
 TEST_F(SynthInstructCli, WritesTheDataSetAndSummarizesIt) {
   const fs::path out = scratch / "instruct";
-  const auto r = run("synth instruct --out " + out.string() +
+  const auto r = run_cli("synth instruct --out " + out.string() +
                          " --size 32 --train-per-class 2 --support-per-class 1 --eval-per-class 1"
                          " --conversations-per-tile 1 --text-only 3 --seed 4 --quiet",
-                     scratch);
+                         scratch);
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("wrote 16 train, 8 support and 8 eval tiles; 16 phase-1 and 19 phase-2 records (3 text-only);"
                        " 8 closed and 8 open eval questions"),
@@ -64,20 +46,20 @@ TEST_F(SynthInstructCli, WritesTheDataSetAndSummarizesIt) {
   const auto manifest = nlohmann::json::parse(read_text(out / "shards/train/manifest.json"));
   EXPECT_EQ(manifest.at("records"), 16);
 
-  const auto again = run("synth instruct --out " + (scratch / "again").string() +
+  const auto again = run_cli("synth instruct --out " + (scratch / "again").string() +
                              " --size 32 --train-per-class 2 --support-per-class 1 --eval-per-class 1"
                              " --conversations-per-tile 1 --text-only 3 --seed 4 --quiet",
-                         scratch);
+                             scratch);
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_EQ(read_text(out / "phase2.json"), read_text(scratch / "again" / "phase2.json"));
 }
 
 TEST_F(SynthInstructCli, ListedUnderSynthAndRefusesBadCounts) {
-  const auto help = run("synth --help", scratch);
+  const auto help = run_cli("synth --help", scratch);
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("instruct"), std::string::npos) << help.out;
 
-  const auto bad = run("synth instruct --out " + (scratch / "bad").string() + " --eval-per-class 0 --quiet", scratch);
+  const auto bad = run_cli("synth instruct --out " + (scratch / "bad").string() + " --eval-per-class 0 --quiet", scratch);
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("eval tile per class"), std::string::npos) << bad.err;
 }

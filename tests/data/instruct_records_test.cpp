@@ -14,24 +14,10 @@
 namespace fs = std::filesystem;
 using namespace pathvlm;
 using pathvlm::testing::error_of;
+using pathvlm::testing::TempDir;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("pathvlm_instruct_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string write(const std::string& rel, const std::string& text) const {
-    const auto p = path / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-    return p.string();
-  }
-};
 
 const char* kJsonList = R"([
   {"id": "000000033471", "image": "coco/train2017/000000033471.jpg",
@@ -49,7 +35,7 @@ const char* kJsonList = R"([
 }  // namespace
 
 TEST(InstructRecords, ReadsJsonListsAndJsonlLines) {
-  TempDir dir("read");
+  TempDir dir("instruct_read");
   const auto json = dir.write("llava.json", kJsonList);
   const auto jsonl = dir.write(
       "more.jsonl",
@@ -89,7 +75,7 @@ TEST(InstructRecords, ReadsJsonListsAndJsonlLines) {
 }
 
 TEST(InstructRecords, MalformedRecordsAreSkippedAndCountedPerFile) {
-  TempDir dir("malformed");
+  TempDir dir("instruct_malformed");
   const std::string ok =
       R"({"id": "ok", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]})";
   const std::vector<std::pair<std::string, std::string>> bad = {
@@ -153,7 +139,7 @@ TEST(InstructRecords, MalformedRecordsAreSkippedAndCountedPerFile) {
 }
 
 TEST(InstructRecords, TooManyMalformedRecordsIsAnErrorNamingTheFile) {
-  TempDir dir("threshold");
+  TempDir dir("instruct_threshold");
   const std::string ok =
       R"({"id": "ok", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]})";
   const auto clean = dir.write("a_clean.jsonl", ok + "\n" + ok + "\n");
@@ -169,7 +155,7 @@ TEST(InstructRecords, TooManyMalformedRecordsIsAnErrorNamingTheFile) {
 }
 
 TEST(InstructRecords, WholeFileErrorsDirectoriesAndGlobs) {
-  TempDir dir("files");
+  TempDir dir("instruct_files");
   const auto broken = dir.write("broken.json", "[{\"id\": 1,");
   auto msg = error_of([&] { data::read_instruct_records({broken}, 1.0); });
   EXPECT_NE(msg.find("instruct data '" + broken + "': not valid JSON"), std::string::npos) << msg;

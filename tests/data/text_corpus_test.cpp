@@ -12,29 +12,15 @@
 namespace fs = std::filesystem;
 using namespace pathvlm;
 using pathvlm::testing::error_of;
+using pathvlm::testing::TempDir;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("pathvlm_corpus_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string write(const std::string& rel, const std::string& text) const {
-    const auto p = path / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-    return p.string();
-  }
-};
 
 }  // namespace
 
 TEST(TextCorpus, JsonlLinesAreDocumentsAndTextParagraphsToo) {
-  TempDir dir("read");
+  TempDir dir("corpus_read");
   const auto jsonl = dir.write("a.jsonl", "{\"text\": \"first doc\", \"id\": 1}\n\n{\"text\": \"second\\ndoc\"}\n{\"text\": \"\"}\n");
   const auto txt = dir.write("b.txt", "line one\nline two\n\n  \nnext paragraph\r\n\n\n");
   auto docs = data::read_text_corpus({jsonl, txt});
@@ -50,7 +36,7 @@ TEST(TextCorpus, JsonlLinesAreDocumentsAndTextParagraphsToo) {
 }
 
 TEST(TextCorpus, DirectoriesAndGlobsGiveTheirFilesSorted) {
-  TempDir dir("dirs");
+  TempDir dir("corpus_dirs");
   dir.write("d/z.txt", "z");
   dir.write("d/sub/m.jsonl", "{\"text\": \"m\"}\n");
   dir.write("d/a.txt", "a");
@@ -71,7 +57,7 @@ TEST(TextCorpus, DirectoriesAndGlobsGiveTheirFilesSorted) {
 }
 
 TEST(TextCorpus, BadJsonlLinesAreErrorsNamingFileAndLine) {
-  TempDir dir("bad");
+  TempDir dir("corpus_bad");
   const auto bad_json = dir.write("bad.jsonl", "{\"text\": \"ok\"}\n\n{\"text\": \"unterminated}\n");
   auto msg = error_of([&] { data::read_text_corpus({bad_json}); });
   EXPECT_NE(msg.find(bad_json + ":3: not a JSON object"), std::string::npos) << msg;

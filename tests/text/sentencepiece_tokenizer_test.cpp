@@ -14,6 +14,7 @@
 #include "text/sentencepiece_tokenizer.h"
 
 using pathvlm::testing::error_of;
+using pathvlm::testing::TempDir;
 using pathvlm::text::SentencePieceTokenizer;
 using pathvlm::text::train_sentencepiece;
 namespace fs = std::filesystem;
@@ -27,14 +28,6 @@ const std::string kPython = "/usr/bin/python3";
   if (!fs::exists(kLlamaModel))                                                                 \
   GTEST_SKIP() << "shared test data missing: " << kLlamaModel << " (see ../shared/data/README.md)"
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("pathvlm_sptok_" + name)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::string read_bytes(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -157,7 +150,7 @@ std::vector<std::string> training_texts() {
 
 TEST(SentencePieceTokenizer, MatchesPythonSentencePieceOnGeneratedTexts) {
   SKIP_WITHOUT_LLAMA_MODEL();
-  TempDir dir("reference");
+  TempDir dir("sptok_reference");
   const auto texts = generated_texts();
   ASSERT_GE(texts.size(), 300u);
   for (const auto& text : texts) {
@@ -242,7 +235,7 @@ TEST(SentencePieceTokenizer, DecodeSkipsOrWritesSpecialTokensLikeLlamaTokenizer)
 }
 
 TEST(SentencePieceTokenizer, LocateAndLoadErrorsNameThePath) {
-  TempDir dir("locate");
+  TempDir dir("sptok_locate");
   const auto model = dir.path / "tokenizer.model";
   std::ofstream(model) << "x";
   EXPECT_EQ(SentencePieceTokenizer::locate(dir.path.string()), model.string());
@@ -270,7 +263,7 @@ TEST(SentencePieceTokenizer, LocateAndLoadErrorsNameThePath) {
 
 TEST(SentencePieceTokenizer, SaveHfWritesLlamaTokenizerFiles) {
   SKIP_WITHOUT_LLAMA_MODEL();
-  TempDir dir("save_hf");
+  TempDir dir("sptok_save_hf");
   const auto out = dir.path / "hf";
   llama().save_hf(out.string());
   EXPECT_EQ(read_bytes(out / "tokenizer.model"), read_bytes(kLlamaModel));
@@ -295,7 +288,7 @@ TEST(SentencePieceTokenizer, SaveHfWritesLlamaTokenizerFiles) {
 }
 
 TEST(SentencePieceTokenizer, TrainsASmallDeterministicLlamaLayoutModel) {
-  TempDir dir("train");
+  TempDir dir("sptok_train");
   const auto texts = training_texts();
   const auto first = (dir.path / "first.model").string(), second = (dir.path / "second.model").string();
   train_sentencepiece(texts, 400, first);
@@ -331,7 +324,7 @@ TEST(SentencePieceTokenizer, TrainsASmallDeterministicLlamaLayoutModel) {
 }
 
 TEST(SentencePieceTokenizer, TrainingErrorsNameTheModelFile) {
-  TempDir dir("train_errors");
+  TempDir dir("sptok_train_errors");
   const auto model = (dir.path / "tiny.model").string();
   auto message = error_of([&] { train_sentencepiece({}, 300, model); });
   EXPECT_NE(message.find(model), std::string::npos) << message;

@@ -4,14 +4,18 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "io/safetensors.h"
 #include "synth/synth_text.h"
@@ -88,6 +92,112 @@ inline models::LlamaForCausalLM initial_lm(const JobConfig& job) {
   const auto tokenizer = train::make_lm_tokenizer(cfg);
   torch::manual_seed(static_cast<uint64_t>(job.run.seed));
   return models::LlamaForCausalLM(train::lm_model_config(cfg, tokenizer, ""));
+}
+
+// ---- subprocess runs: real `pathvlm train` under mpirun -----------------------------------------------
+
+// An empty temporary folder for one test.
+inline std::string fresh_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("pathvlm_test_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+// Largest relative L2 error over tensors.
+inline double max_relative_error(const Tensors& a, const Tensors& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (const auto& [name, t] : a) {
+    auto it = b.find(name);
+    if (it == b.end()) {
+      ADD_FAILURE() << "tensor " << name << " missing";
+      continue;
+    }
+    const double denom = std::max(1e-12, it->second.norm().item<double>());
+    worst = std::max(worst, (t - it->second).norm().item<double>() / denom);
+  }
+  return worst;
+}
+
+inline bool tools_available(std::string* why) {
+  if (!std::filesystem::exists(PATHVLM_BINARY))
+    return *why = std::string("the pathvlm program is not built: ") + PATHVLM_BINARY, false;
+  if (std::string(PATHVLM_MPIRUN).empty() || !std::filesystem::exists(PATHVLM_MPIRUN))
+    return *why = "mpirun not found", false;
+  return true;
+}
+
+// Runs `pathvlm train` on `ranks` processes with overrides; returns the exit status (or 128+signal).
+inline int launch(int ranks, const std::string& config, const std::vector<std::string>& overrides,
+                  const std::string& log) {
+  std::string cmd = std::string(PATHVLM_MPIRUN) + " -np " + std::to_string(ranks) +
+                    " --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 " + PATHVLM_BINARY + " train " + config;
+  for (const auto& o : overrides) cmd += " '" + o + "'";
+  cmd += " > " + log + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// The job as a YAML file, for the subprocess runs.
+inline std::string write_config(const std::string& dir, const JobConfig& job) {
+  const std::string path = dir + "/job.yaml";
+  std::ofstream(path) << cfg::to_yaml(job);
+  return path;
+}
+
+// step -> the train/loss text of its last record in metrics.jsonl (a resumed run re-logs some steps).
+inline std::map<int64_t, std::string> logged_losses(const std::string& metrics) {
+  std::map<int64_t, std::string> out;
+  std::ifstream in(metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.contains("train/loss")) continue;
+    out[j["step"].get<int64_t>()] = j["train/loss"].dump();
+  }
+  return out;
+}
+
+// A run interrupted after `fault_step` by `signal` on the last rank (expected_status < 0: any failure status), then
+// resumed from its checkpoint of `resumed_from` with `resume: auto`.
+struct Interruption {
+  int ranks = 2;
+  std::string signal = "KILL";
+  int expected_status = -1;
+  int64_t fault_step = 10, resumed_from = 8, steps = 20;
+};
+
+// Runs `config` (checkpoint.resume auto, periodic checkpoints) straight through and interrupted-then-resumed as
+// `how` says, with `overrides`, under `dir`; expects the exported model.safetensors and every logged loss bitwise
+// equal.
+inline void expect_bitwise_resume(const std::string& dir, const std::string& config, const Interruption& how,
+                                  const std::vector<std::string>& overrides = {}) {
+  auto with = [&](std::vector<std::string> own) {
+    own.insert(own.end(), overrides.begin(), overrides.end());
+    return own;
+  };
+  ASSERT_EQ(launch(how.ranks, config, with({"run.name=straight"}), dir + "/straight.out"), 0)
+      << read_text(dir + "/straight.out");
+  const std::vector<std::string> fault = {"run.name=interrupted", "train.fault.step=" + std::to_string(how.fault_step),
+                                          "train.fault.rank=" + std::to_string(how.ranks - 1),
+                                          "train.fault.signal=" + how.signal};
+  const int rc = launch(how.ranks, config, with(fault), dir + "/first.out");
+  if (how.expected_status >= 0) ASSERT_EQ(rc, how.expected_status) << read_text(dir + "/first.out");
+  else ASSERT_NE(rc, 0) << read_text(dir + "/first.out");
+  ASSERT_FALSE(std::filesystem::exists(dir + "/interrupted/export")) << "the interrupted run reached the end";
+  ASSERT_EQ(launch(how.ranks, config, with({"run.name=interrupted"}), dir + "/second.out"), 0)
+      << read_text(dir + "/second.out");
+  const auto second = read_text(dir + "/second.out");
+  EXPECT_HAS(second, "at step " + std::to_string(how.resumed_from));
+
+  auto a = load_all(dir + "/straight/export/model.safetensors");
+  auto b = load_all(dir + "/interrupted/export/model.safetensors");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << name;
+  auto la = logged_losses(dir + "/straight/metrics.jsonl"), lb = logged_losses(dir + "/interrupted/metrics.jsonl");
+  ASSERT_EQ(static_cast<int64_t>(la.size()), how.steps);
+  EXPECT_EQ(la, lb);
 }
 
 }  // namespace pathvlm::testing

@@ -26,13 +26,6 @@ using namespace pathvlm::testing;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("pathvlm_trainer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
 // The small job every test starts from: a 2-layer LM with a frozen part, clipping that engages, 20 steps.
 JobConfig small_job(const std::string& runs_dir, const std::string& name) {
   JobConfig job = tiny_lm_job(runs_dir, name, /*seed=*/7, /*steps=*/20);
@@ -41,58 +34,6 @@ JobConfig small_job(const std::string& runs_dir, const std::string& name) {
   job.optim.warmup_steps = 3;
   job.optim.clip_grad_norm = 0.5;
   return job;
-}
-
-// Largest relative L2 error over tensors.
-double max_relative_error(const std::map<std::string, torch::Tensor>& a, const std::map<std::string, torch::Tensor>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (const auto& [name, t] : a) {
-    auto it = b.find(name);
-    if (it == b.end()) {
-      ADD_FAILURE() << "tensor " << name << " missing";
-      continue;
-    }
-    const double denom = std::max(1e-12, it->second.norm().item<double>());
-    worst = std::max(worst, (t - it->second).norm().item<double>() / denom);
-  }
-  return worst;
-}
-
-bool tools_available(std::string* why) {
-  if (!fs::exists(PATHVLM_BINARY)) return *why = std::string("the pathvlm program is not built: ") + PATHVLM_BINARY, false;
-  if (std::string(PATHVLM_MPIRUN).empty() || !fs::exists(PATHVLM_MPIRUN)) return *why = "mpirun not found", false;
-  return true;
-}
-
-// Runs `pathvlm train` on `ranks` processes with overrides; returns the exit status (or 128+signal).
-int launch(int ranks, const std::string& config, const std::vector<std::string>& overrides, const std::string& log) {
-  std::string cmd = std::string(PATHVLM_MPIRUN) + " -np " + std::to_string(ranks) +
-                    " --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 " + PATHVLM_BINARY + " train " + config;
-  for (const auto& o : overrides) cmd += " '" + o + "'";
-  cmd += " > " + log + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// The job as a YAML file, for the subprocess runs.
-std::string write_config(const std::string& dir, const JobConfig& job) {
-  const std::string path = dir + "/job.yaml";
-  std::ofstream(path) << cfg::to_yaml(job);
-  return path;
-}
-
-// step -> the train/loss text of its last record in metrics.jsonl (a resumed run re-logs some steps).
-std::map<int64_t, std::string> logged_losses(const std::string& metrics) {
-  std::map<int64_t, std::string> out;
-  std::ifstream in(metrics);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.contains("train/loss")) continue;
-    out[j["step"].get<int64_t>()] = j["train/loss"].dump();
-  }
-  return out;
 }
 
 }  // namespace
@@ -214,8 +155,8 @@ TEST(TrainerMultiRank, WorldSizesAgreeWithOneRank) {
   fs::remove_all(dir);
 }
 
-// Interrupt a run on `ranks` ranks (with `overrides`) after step 10 (expected_status < 0: any failure status) (last checkpoint at 8), resume with `resume: auto`, compare with an
-// uninterrupted run: parameters and every logged loss bitwise equal.
+// Interrupt a run on `ranks` ranks (with `overrides`) after step 10 (last checkpoint at 8), resume with
+// `resume: auto`, compare with an uninterrupted run: parameters and every logged loss bitwise equal.
 void interrupted_run_matches(const std::string& signal, int expected_status, int ranks = 2,
                              const std::vector<std::string>& overrides = {}) {
   std::string why;
@@ -227,33 +168,8 @@ void interrupted_run_matches(const std::string& signal, int expected_status, int
   job.checkpoint.every_steps = 4;
   job.checkpoint.keep_last = 2;
   job.checkpoint.resume = "auto";
-  const auto config = write_config(dir, job);
-
-  auto with = [&](std::vector<std::string> own) {
-    own.insert(own.end(), overrides.begin(), overrides.end());
-    return own;
-  };
-  ASSERT_EQ(launch(ranks, config, with({"run.name=straight"}), dir + "/straight.out"), 0)
-      << read_text(dir + "/straight.out");
-  const std::vector<std::string> fault = {"run.name=interrupted", "train.fault.step=10",
-                                          "train.fault.rank=" + std::to_string(ranks - 1),
-                                          "train.fault.signal=" + signal};
-  const int rc = launch(ranks, config, with(fault), dir + "/first.out");
-  if (expected_status >= 0) ASSERT_EQ(rc, expected_status) << read_text(dir + "/first.out");
-  else ASSERT_NE(rc, 0) << read_text(dir + "/first.out");
-  ASSERT_FALSE(fs::exists(dir + "/interrupted/export")) << "the interrupted run reached the end";
-  ASSERT_EQ(launch(ranks, config, with({"run.name=interrupted"}), dir + "/second.out"), 0)
-      << read_text(dir + "/second.out");
-  const auto second = read_text(dir + "/second.out");
-  EXPECT_NE(second.find(signal == "KILL" ? "at step 8" : "at step 10"), std::string::npos) << second;
-
-  auto a = load_all(dir + "/straight/export/model.safetensors");
-  auto b = load_all(dir + "/interrupted/export/model.safetensors");
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << name;
-  auto la = logged_losses(dir + "/straight/metrics.jsonl"), lb = logged_losses(dir + "/interrupted/metrics.jsonl");
-  ASSERT_EQ(la.size(), 20u);
-  EXPECT_EQ(la, lb);
+  const int64_t resumed_from = signal == "KILL" ? 8 : 10;  // SIGUSR1 saves a checkpoint before it exits
+  expect_bitwise_resume(dir, write_config(dir, job), {ranks, signal, expected_status, 10, resumed_from, 20}, overrides);
   fs::remove_all(dir);
 }
 

@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/text_file.h"
 #include "io/safetensors.h"
 
 namespace pathvlm::models {
@@ -20,21 +21,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  PATHVLM_CHECK(in, "cannot read '", path.string(), "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  PATHVLM_CHECK(out, "cannot write '", path.string(), "'");
-}
 
 // Number of consecutive indices i with `prefix` i `suffix` present.
 int count_blocks(const std::function<bool(const std::string&)>& has, const std::string& prefix,
@@ -129,7 +115,7 @@ ClipModel load_step_dir(const fs::path& dir, const ClipLoadOptions& options) {
   auto state_path = dir / "trainer_state.json";
   json state;
   try {
-    state = json::parse(read_text(state_path));
+    state = json::parse(read_text_file(state_path));
   } catch (const json::exception& e) {
     throw Error(str("checkpoint '", state_path.string(), "': not valid JSON: ", e.what()));
   }
@@ -162,7 +148,7 @@ ClipModel load_safetensors_file(const fs::path& file, const ClipLoadOptions& opt
   auto open_clip_config = file.parent_path() / "open_clip_config.json";
   if (open_clip && options.hidden_act.empty() && fs::exists(open_clip_config)) {
     try {
-      auto j = json::parse(read_text(open_clip_config));
+      auto j = json::parse(read_text_file(open_clip_config));
       bool quick = j.value("model_cfg", json::object()).value("quick_gelu", false);
       base.hidden_act = quick ? "quick_gelu" : "gelu";
     } catch (const json::exception& e) {
@@ -436,7 +422,7 @@ ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
   PATHVLM_CHECK(fs::exists(p), "CLIP weights '", path, "': no such file or directory");
   if (fs::is_directory(p)) {
     if (fs::exists(p / "config.json")) {
-      auto config = parse_hf_clip_config(read_text(p / "config.json"), "'" + (p / "config.json").string() + "'");
+      auto config = parse_hf_clip_config(read_text_file(p / "config.json"), "'" + (p / "config.json").string() + "'");
       auto ckpt = safetensors::Checkpoint::open(path);
       ClipModel model(config);
       load_hf_named(model, ckpt, "", "CLIP weights '" + path + "'");
@@ -444,7 +430,7 @@ ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
     }
     if (fs::exists(p / "trainer_state.json")) return load_step_dir(p, options);
     if (fs::exists(p / "checkpoints" / "latest")) {
-      std::string step = read_text(p / "checkpoints" / "latest");
+      std::string step = read_text_file(p / "checkpoints" / "latest");
       while (!step.empty() && std::isspace(static_cast<unsigned char>(step.back()))) step.pop_back();
       fs::path dir = fs::path(step).is_absolute() ? fs::path(step) : p / "checkpoints" / fs::path(step).filename();
       PATHVLM_CHECK(fs::is_directory(dir), "run '", path, "': checkpoints/latest names '", step,
@@ -475,8 +461,8 @@ void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::
     tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat32).contiguous());
   }
   safetensors::save((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  write_text(fs::path(out_dir) / "config.json", hf_clip_config_json(c));
-  write_text(fs::path(out_dir) / "preprocessor_config.json", hf_clip_preprocessor_config_json(c));
+  write_text_file(fs::path(out_dir) / "config.json", hf_clip_config_json(c));
+  write_text_file(fs::path(out_dir) / "preprocessor_config.json", hf_clip_preprocessor_config_json(c));
 }
 
 }  // namespace pathvlm::models

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "io/safetensors.h"
 #include "text/sentencepiece_tokenizer.h"
 
@@ -21,21 +22,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kConvertScript = "scripts/convert_to_safetensors.py";
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  PATHVLM_CHECK(in, "cannot read '", path.string(), "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  PATHVLM_CHECK(out, "cannot write '", path.string(), "'");
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -101,7 +87,7 @@ LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dt
   const auto source = locate(dir_or_file);
   PATHVLM_CHECK(fs::exists(source.config), "LLaMA weights '", dir_or_file, "': no config.json beside them ('",
                 source.config.string(), "')");
-  const auto config = parse_hf_llama_config(read_text(source.config), source.config.string());
+  const auto config = parse_hf_llama_config(read_text_file(source.config), source.config.string());
   const auto ckpt = safetensors::Checkpoint::open(source.weights);
   const std::string where = str("LLaMA weights '", dir_or_file, "'");
 
@@ -163,8 +149,8 @@ void export_hf_llama(LlamaForCausalLM& model, const std::string& out_dir, torch:
   }
   safetensors::save_sharded(out_dir, tensors, max_shard_bytes, {{"format", "pt"}});
   tensors.clear();
-  write_text(out / "config.json", hf_llama_config_json(model->config(), dtype));
-  write_text(out / "generation_config.json", hf_llama_generation_config_json(model->config()));
+  write_text_file(out / "config.json", hf_llama_config_json(model->config(), dtype));
+  write_text_file(out / "generation_config.json", hf_llama_generation_config_json(model->config()));
 
   if (tokenizer_source.empty()) return;
   const fs::path tok(tokenizer_source);

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "io/safetensors.h"
 #include "models/clip/weights.h"
 #include "models/llama/config.h"
@@ -21,21 +22,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kImageToken = "<image>";
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  PATHVLM_CHECK(in, "cannot read '", path.string(), "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  PATHVLM_CHECK(out, "cannot write '", path.string(), "'");
-}
 
 std::string dtype_name(torch::ScalarType dtype) {
   return dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
@@ -79,7 +65,7 @@ void write_tokenizer(const text::SentencePieceTokenizer& tok, const fs::path& ou
                      int64_t max_length) {
   tok.save_hf(out.string());
   const auto unk = tok.id_to_piece(tok.unk_id());
-  auto config = json::parse(read_text(out / "tokenizer_config.json"));
+  auto config = json::parse(read_text_file(out / "tokenizer_config.json"));
   config["pad_token"] = unk;
   config["additional_special_tokens"] = {kImageToken};
   config["model_max_length"] = max_length;
@@ -91,13 +77,13 @@ void write_tokenizer(const text::SentencePieceTokenizer& tok, const fs::path& ou
   }
   decoder[std::to_string(image_id)] = added_token(kImageToken);
   config["added_tokens_decoder"] = decoder;
-  write_text(out / "tokenizer_config.json", config.dump(2) + "\n");
+  write_text_file(out / "tokenizer_config.json", config.dump(2) + "\n");
 
-  auto special = json::parse(read_text(out / "special_tokens_map.json"));
+  auto special = json::parse(read_text_file(out / "special_tokens_map.json"));
   special["pad_token"] = unk;
   special["additional_special_tokens"] = {kImageToken};
-  write_text(out / "special_tokens_map.json", special.dump(2) + "\n");
-  write_text(out / "added_tokens.json", json{{kImageToken, image_id}}.dump(2) + "\n");
+  write_text_file(out / "special_tokens_map.json", special.dump(2) + "\n");
+  write_text_file(out / "added_tokens.json", json{{kImageToken, image_id}}.dump(2) + "\n");
 }
 
 void check_no_lora(LlavaModel& model, const std::string& what) {
@@ -155,21 +141,21 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   tensors.clear();
 
   const auto text = exported_text_config(*model, tok.unk_id());
-  write_text(out / "config.json", llava_config(*model, text, dtype).dump(2) + "\n");
-  write_text(out / "generation_config.json", hf_llama_generation_config_json(text));
+  write_text_file(out / "config.json", llava_config(*model, text, dtype).dump(2) + "\n");
+  write_text_file(out / "generation_config.json", hf_llama_generation_config_json(text));
   write_tokenizer(tok, out, vocab, text.max_position_embeddings);
 
   const auto& clip = model->vision_tower->clip_config();
   auto preprocessor = json::parse(hf_clip_preprocessor_config_json(clip));
   preprocessor["processor_class"] = "LlavaProcessor";
-  write_text(out / "preprocessor_config.json", preprocessor.dump(2) + "\n");
+  write_text_file(out / "preprocessor_config.json", preprocessor.dump(2) + "\n");
   const json processor = {
       {"image_token", kImageToken},
       // The processor's count is (S/p)^2 + this, minus one for "default": CLIP's one CLS row.
       {"num_additional_image_tokens", 1},
       {"patch_size", clip.patch_size},
       {"vision_feature_select_strategy", model->config().vision_feature_select == "full" ? "full" : "default"}};
-  write_text(out / "processor_config.json", processor.dump(2) + "\n");
+  write_text_file(out / "processor_config.json", processor.dump(2) + "\n");
 }
 
 void export_projector(LlavaModel& model, const std::string& file, torch::ScalarType dtype) {

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "core/log.h"
 #include "dist/comm.h"
 #include "dist/gather.h"
@@ -25,12 +26,6 @@ namespace {
 
 // Shards of an export stay below transformers' default max_shard_size ("5GB").
 constexpr uint64_t kExportShardBytes = 5000ull * 1000 * 1000;
-
-std::string read_whole(const std::string& path) {
-  std::ifstream in(path);
-  PATHVLM_CHECK(in, "cannot read '", path, "'");
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 bool is_hf_dir(const std::string& path) { return !path.empty() && fs::exists(fs::path(path) / "config.json"); }
 
@@ -64,7 +59,7 @@ models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::SentencePie
   if (!hf_dir.empty()) {
     const auto file = (fs::path(hf_dir) / "config.json").string();
     PATHVLM_CHECK(fs::exists(file), "'", hf_dir, "' is not a Hugging Face LLaMA directory: it has no config.json");
-    config = models::parse_hf_llama_config(read_whole(file), file);
+    config = models::parse_hf_llama_config(read_text_file(file), file);
     PATHVLM_CHECK(tokenizer.vocab_size() <= config.vocab_size, "the tokenizer '", tokenizer.path(), "' has ",
                   tokenizer.vocab_size(), " tokens but the model '", hf_dir, "' only ", config.vocab_size,
                   " embeddings");

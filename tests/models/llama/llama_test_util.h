@@ -1,13 +1,12 @@
-// Tiny LLaMA models with weights far from their initialisation (so every parameter moves the logits) and a
-// temporary directory, shared by the LLaMA tests.
+// Tiny LLaMA models with weights far from their initialisation (so every parameter moves the logits), shared by
+// the LLaMA tests.
 #pragma once
 #include <torch/torch.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <string>
 
 #include "models/llama/model.h"
+#include "test_util.h"
 
 namespace pathvlm::testing {
 
@@ -47,15 +46,5 @@ inline models::LlamaForCausalLM random_llama(const models::LlamaConfig& config, 
   return model;
 }
 
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& name)
-      : path(std::filesystem::temp_directory_path() / ("pathvlm_llama_" + name + "_" + std::to_string(::getpid()))) {
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string operator/(const std::string& child) const { return (path / child).string(); }
-};
 
 }  // namespace pathvlm::testing

@@ -58,7 +58,7 @@ torch::Tensor ids() {
 }  // namespace
 
 TEST(LlamaWeights, ExportLoadRoundTripIsBitEqualInFp32AndBf16) {
-  TempDir tmp("roundtrip");
+  TempDir tmp("llama_roundtrip");
   auto model = random_llama(tiny_llama_config(), 1);
   for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
     const auto dir = tmp / c10::toString(dtype);
@@ -82,7 +82,7 @@ TEST(LlamaWeights, ExportLoadRoundTripIsBitEqualInFp32AndBf16) {
 }
 
 TEST(LlamaWeights, ParametersViewTheFileCopyOnWrite) {
-  TempDir tmp("cow");
+  TempDir tmp("llama_cow");
   auto model = random_llama(tiny_llama_config(), 2);
   models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, "");
   const auto before = read(tmp / "model.safetensors");
@@ -97,7 +97,7 @@ TEST(LlamaWeights, ParametersViewTheFileCopyOnWrite) {
 }
 
 TEST(LlamaWeights, ConfigsOfTransformers4xAnd5xLoadTheSameModel) {
-  TempDir tmp("forms");
+  TempDir tmp("llama_forms");
   auto model = random_llama(tiny_llama_config(), 12);  // rope_theta 500: a misread theta changes the logits
   models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, "");
   const auto ours = nlohmann::json::parse(read(tmp / "config.json"));
@@ -117,7 +117,7 @@ TEST(LlamaWeights, ConfigsOfTransformers4xAnd5xLoadTheSameModel) {
 }
 
 TEST(LlamaWeights, ShardedAndSingleFileLoadsAreEqual) {
-  TempDir tmp("sharded");
+  TempDir tmp("llama_sharded");
   auto config = tiny_llama_config();
   config.attention_bias = true;
   config.mlp_bias = true;
@@ -160,7 +160,7 @@ TEST(LlamaWeights, ShardedAndSingleFileLoadsAreEqual) {
 }
 
 TEST(LlamaWeights, TiedModelsWriteNoHeadAndLoadWithOrWithoutOne) {
-  TempDir tmp("tied");
+  TempDir tmp("llama_tied");
   auto config = tiny_llama_config();
   config.tie_word_embeddings = true;
   auto model = random_llama(config, 4);
@@ -181,7 +181,7 @@ TEST(LlamaWeights, TiedModelsWriteNoHeadAndLoadWithOrWithoutOne) {
 }
 
 TEST(LlamaWeights, ExportWritesConfigGenerationConfigAndCopiesTokenizerFiles) {
-  TempDir tmp("files");
+  TempDir tmp("llama_files");
   auto config = tiny_llama_config();
   config.pad_token_id = 0;
   auto model = random_llama(config, 5);
@@ -218,7 +218,7 @@ TEST(LlamaWeights, ExportWritesConfigGenerationConfigAndCopiesTokenizerFiles) {
 }
 
 TEST(LlamaWeights, ExportWritesLlamaTokenizerFilesFromASentencePieceModel) {
-  TempDir tmp("spm");
+  TempDir tmp("llama_spm");
   auto model = random_llama(tiny_llama_config(), 5);
   models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, kTokenizerModel);
   EXPECT_EQ(read(tmp / "tokenizer.model"), read(kTokenizerModel));
@@ -227,7 +227,7 @@ TEST(LlamaWeights, ExportWritesLlamaTokenizerFilesFromASentencePieceModel) {
 }
 
 TEST(LlamaWeights, PickleDirectoriesAreRefusedWithTheConversionScript) {
-  TempDir tmp("pickle");
+  TempDir tmp("llama_pickle");
   write(tmp / "config.json", models::hf_llama_config_json(tiny_llama_config(), torch::kFloat16));
   write(tmp / "pytorch_model-00001-of-00002.bin", "PK");
   write(tmp / "pytorch_model.bin.index.json", "{}");
@@ -239,7 +239,7 @@ TEST(LlamaWeights, PickleDirectoriesAreRefusedWithTheConversionScript) {
 }
 
 TEST(LlamaWeights, MissingExtraAndMisshapenTensorsAreNamed) {
-  TempDir tmp("errors");
+  TempDir tmp("llama_errors");
   auto model = random_llama(tiny_llama_config(), 6);
   models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, "");
   const auto file_path = tmp / "model.safetensors";
@@ -288,7 +288,7 @@ TEST(LlamaWeights, MissingExtraAndMisshapenTensorsAreNamed) {
 // tokenizer, and reference.safetensors: the text's token ids and our fp32 logits of each export.
 TEST(LlamaWeights, ExportForTransformersCheck) {
   const char* requested = std::getenv("PATHVLM_LLAMA_EXPORT_CHECK_DIR");
-  TempDir tmp("transformers");
+  TempDir tmp("llama_transformers");
   const std::string dir = requested ? std::string(requested) : tmp.path.string();
   auto config = tiny_llama_config();
   config.vocab_size = 32000;

@@ -20,13 +20,6 @@ using namespace pathvlm::testing;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("pathvlm_lm_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
 // The last value of `key` in a run's metrics.jsonl.
 double last_metric(const std::string& metrics, const std::string& key) {
   std::ifstream in(metrics);
@@ -70,7 +63,7 @@ TEST(LmTask, APackedRowComputesWhatItsDocumentsComputeAlone) {
 }
 
 TEST(LmTask, TheTinyLlamaLearnsTheCorpusWellBelowItsUnigramEntropy) {
-  auto dir = fresh_dir("learn");
+  auto dir = fresh_dir("lm_learn");
   auto job = tiny_lm_job(dir, "learn", /*seed=*/5, /*steps=*/150);
   auto& lm = job.task_config<train::LmConfig>();
   lm.data.eval = {tiny_text_corpus().eval_jsonl};
@@ -103,7 +96,7 @@ TEST(LmTask, TheTinyLlamaLearnsTheCorpusWellBelowItsUnigramEntropy) {
 }
 
 TEST(LmTask, PretrainedLoadsAnExportThroughInitFromAndFrozenWeightsStayExternal) {
-  auto dir = fresh_dir("pretrained");
+  auto dir = fresh_dir("lm_pretrained");
   auto first = tiny_lm_job(dir, "first", /*seed=*/1, /*steps=*/3);
   ASSERT_EQ(train::train(first), 0);
   const std::string exported = dir + "/first/export";

@@ -1,0 +1,140 @@
+// InstructImages; see instruct_images.h.
+#include "data/instruct_images.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/text_file.h"
+#include "data/image.h"
+#include "data/tile_features.h"
+#include "data/tile_shards.h"
+#include "io/hdf5.h"
+#include "io/shard_schema.h"
+
+namespace pathvlm::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The shard kind a source path holds ("tiles", "tile_features"), or "" for a plain folder.
+std::string source_kind(const std::string& path) {
+  std::error_code ec;
+  fs::path manifest = path;
+  if (fs::is_directory(manifest, ec)) {
+    manifest /= "manifest.json";
+    if (!fs::exists(manifest, ec)) return "";
+  }
+  PATHVLM_CHECK(fs::exists(manifest, ec), "instruct.data.images: '", path, "' does not exist");
+  if (manifest.extension() == ".h5") return shards::kind_name(shards::read_schema(h5::File::open(manifest.string())));
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(read_text_file(manifest.string()));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str("instruct.data.images: '", manifest.string(), "' is not JSON: ", e.what()));
+  }
+  const std::string tag = json.is_object() ? json.value("pathvlm_manifest", "") : "";
+  const auto slash = tag.find('/');
+  PATHVLM_CHECK(slash != std::string::npos, "instruct.data.images: '", manifest.string(),
+                "' is not a pathvlm manifest (no \"pathvlm_manifest\": \"<kind>/<version>\")");
+  return tag.substr(0, slash);
+}
+
+}  // namespace
+
+InstructImages InstructImages::open(const std::vector<std::string>& paths, int image_size) {
+  InstructImages images;
+  images.image_size_ = image_size;
+  for (const auto& path : paths) {
+    Source source;
+    source.path = path;
+    const std::string kind = source_kind(path);
+    Kind source_kind = Kind::pixels;
+    if (kind == "tiles") {
+      source.tiles = std::make_shared<const TileDataset>(TileDataset::open(path));
+    } else if (kind == "tile_features") {
+      source.features = std::make_shared<const TileFeatureDataset>(TileFeatureDataset::open(path));
+      source_kind = Kind::features;
+    } else if (kind.empty()) {
+      source.folder = path;
+    } else {
+      throw Error(str("instruct.data.images: '", path, "' holds '", kind,
+                      "' shards; images come from tiles or tile_features shards or folders of image files"));
+    }
+    PATHVLM_CHECK(images.kind_ == Kind::none || images.kind_ == source_kind, "instruct.data.images: '", path,
+                  "' gives ", source_kind == Kind::features ? "cached features" : "pixels", " but '",
+                  images.sources_.front().path, "' gave ", source_kind == Kind::features ? "pixels" : "cached features",
+                  ": list only tiles shards and folders, or only tile_features shards");
+    if (source.features && images.kind_ == Kind::features) {
+      const auto& first = *images.sources_.front().features;
+      PATHVLM_CHECK(source.features->tokens() == first.tokens() && source.features->width() == first.width() &&
+                        source.features->token_layer() == first.token_layer(),
+                    "instruct.data.images: the features of '", path, "' [", source.features->tokens(), ",",
+                    source.features->width(), "] do not match those of '", images.sources_.front().path, "' [",
+                    first.tokens(), ",", first.width(), "] (or came from another tower layer)");
+    }
+    images.kind_ = source_kind;
+    images.sources_.push_back(std::move(source));
+  }
+  for (size_t s = 0; s < images.sources_.size(); ++s) {
+    auto& source = images.sources_[s];
+    if (!source.tiles) continue;
+    for (int64_t i = 0; i < source.tiles->size(); ++i) source.tile_index.emplace(source.tiles->id(i), i);
+  }
+  return images;
+}
+
+std::optional<InstructImages::Ref> InstructImages::find(const std::string& name) const {
+  for (size_t s = 0; s < sources_.size(); ++s) {
+    const auto& source = sources_[s];
+    if (source.tiles) {
+      auto it = source.tile_index.find(name);
+      if (it != source.tile_index.end()) return Ref{static_cast<int>(s), it->second, ""};
+    } else if (source.features) {
+      if (auto index = source.features->index_of(name)) return Ref{static_cast<int>(s), *index, ""};
+    } else {
+      const fs::path file = fs::path(name).is_absolute() ? fs::path(name) : fs::path(source.folder) / name;
+      std::error_code ec;
+      if (fs::is_regular_file(file, ec)) return Ref{static_cast<int>(s), -1, file.string()};
+    }
+  }
+  return std::nullopt;
+}
+
+std::string InstructImages::sources_text() const {
+  std::string text;
+  for (const auto& s : sources_) text += (text.empty() ? "" : ", ") + s.path;
+  return text.empty() ? "(instruct.data.images is empty)" : text;
+}
+
+torch::Tensor InstructImages::pixels(const Ref& ref) const {
+  PATHVLM_CHECK(kind_ == Kind::pixels && ref.source >= 0 && ref.source < static_cast<int>(sources_.size()),
+                "InstructImages::pixels: not a pixel source");
+  const auto& source = sources_[ref.source];
+  const torch::Tensor rgb = source.tiles ? source.tiles->image(ref.index) : read_image(ref.file);
+  return normalize_openai(resize_shortest_and_center_crop(rgb, image_size_));
+}
+
+torch::Tensor InstructImages::features(const Ref& ref) const {
+  PATHVLM_CHECK(kind_ == Kind::features && ref.source >= 0 && ref.source < static_cast<int>(sources_.size()),
+                "InstructImages::features: not a feature source");
+  return sources_[ref.source].features->features(ref.index);
+}
+
+int64_t InstructImages::feature_tokens() const {
+  PATHVLM_CHECK(kind_ == Kind::features, "InstructImages: no feature sources");
+  return sources_.front().features->tokens();
+}
+
+int64_t InstructImages::feature_width() const {
+  PATHVLM_CHECK(kind_ == Kind::features, "InstructImages: no feature sources");
+  return sources_.front().features->width();
+}
+
+std::optional<int> InstructImages::feature_layer() const {
+  PATHVLM_CHECK(kind_ == Kind::features, "InstructImages: no feature sources");
+  return sources_.front().features->token_layer();
+}
+
+}  // namespace pathvlm::data

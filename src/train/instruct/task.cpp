@@ -1,0 +1,463 @@
+// The `instruct` task; see task.h.
+#include "train/instruct/task.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "data/image.h"
+#include "data/length_grouped.h"
+#include "dist/comm.h"
+#include "dist/gather.h"
+#include "dist/process_group.h"
+#include "dist/reducer.h"
+#include "generate/generate.h"
+#include "models/clip/weights.h"
+#include "models/layers/activation_checkpoint.h"
+#include "models/llava/weights.h"
+#include "train/init_from.h"
+#include "train/job_config.h"
+#include "train/lm/task.h"
+
+namespace pathvlm::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Shards of an export stay below transformers' default max_shard_size ("5GB").
+constexpr uint64_t kExportShardBytes = 5000ull * 1000 * 1000;
+// A preset tower's weights: fixed, so every run (and both phases) sees the same frozen encoder.
+constexpr uint64_t kPresetTowerSeed = 20240;
+const char* const kVisionPrefix = "vision_tower.";
+
+bool is_hf_dir(const std::string& path) { return !path.empty() && fs::exists(fs::path(path) / "config.json"); }
+
+bool is_clip_preset(const std::string& name) {
+  for (const char* preset : {"tiny", "ViT-B-32", "ViT-B-16", "ViT-L-14"})
+    if (name == preset) return true;
+  return false;
+}
+
+// Restores the default CPU generator when it leaves scope, so drawing a preset tower does not shift the draws of
+// whatever is built after it.
+class KeepCpuRandomStream {
+ public:
+  KeepCpuRandomStream() : generator_(at::detail::getDefaultCPUGenerator()), state_(generator_.get_state()) {}
+  ~KeepCpuRandomStream() { generator_.set_state(state_); }
+
+ private:
+  at::Generator generator_;
+  at::Tensor state_;
+};
+
+// The lm section a language model entry amounts to, so instruct reuses lm's tokenizer and shape rules.
+LmConfig language_model_section(const InstructConfig& cfg, const std::string& hf_dir) {
+  LmConfig lm;
+  if (hf_dir.empty()) lm.model = cfg.language_model;
+  lm.pretrained = hf_dir;
+  lm.tokenizer = cfg.tokenizer;
+  lm.seq_len = cfg.max_length;
+  return lm;
+}
+
+// HF hidden_states index in [0, layers] of a possibly negative layer number.
+int hidden_state_index(int layer, int layers) { return layer < 0 ? layers + 1 + layer : layer; }
+
+}  // namespace
+
+models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg) {
+  if (is_clip_preset(cfg.vision_tower)) {
+    models::ClipModelConfig config;
+    config.preset = cfg.vision_tower;
+    config.hidden_act = cfg.vision_hidden_act.empty() ? "gelu" : cfg.vision_hidden_act;
+    config.image_size = static_cast<int>(cfg.vision_image_size);
+    config = models::resolve_clip_config(config);
+    KeepCpuRandomStream keep;
+    torch::manual_seed(kPresetTowerSeed);
+    return models::ClipModel(config);
+  }
+  PATHVLM_CHECK(fs::exists(cfg.vision_tower), "instruct.vision_tower '", cfg.vision_tower,
+                "' is neither a CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) nor an existing path");
+  models::ClipLoadOptions options;
+  options.hidden_act = cfg.vision_hidden_act;
+  return models::load_clip(cfg.vision_tower, options);
+}
+
+text::SentencePieceTokenizer make_instruct_tokenizer(const InstructConfig& cfg) {
+  return make_lm_tokenizer(language_model_section(cfg, is_hf_dir(cfg.language_model) ? cfg.language_model : ""));
+}
+
+int64_t instruct_image_tokens(const InstructConfig& cfg, const models::ClipModelConfig& tower) {
+  const int64_t side = tower.image_size / tower.patch_size;
+  return side * side + (cfg.model.vision_feature_select == "full" ? 1 : 0);
+}
+
+// ---- building --------------------------------------------------------------------------------------
+
+void InstructTask::build_common(const TaskContext& ctx) {
+  device_ = ctx.device;
+  rank_ = ctx.rank;
+  world_size_ = ctx.world_size;
+  seed_ = ctx.seed;
+  micro_batch_ = ctx.micro_batch_size;
+  grad_accum_ = ctx.grad_accum;
+  hf_language_model_ = is_hf_dir(cfg_.language_model) ? cfg_.language_model : "";
+  PATHVLM_CHECK(!hf_language_model_.empty() || !fs::exists(cfg_.language_model), "instruct.language_model '",
+                cfg_.language_model, "' exists but has no config.json: name a Hugging Face LLaMA directory or a preset");
+  const auto lm = language_model_section(cfg_, hf_language_model_);
+  tokenizer_ = std::make_shared<const text::SentencePieceTokenizer>(make_instruct_tokenizer(cfg_));
+  template_ = std::make_shared<const text::ConversationTemplate>(
+      text::ConversationTemplate::named(cfg_.conversation_template));
+
+  for (const auto& name : ctx.job.train.activation_checkpointing)
+    PATHVLM_CHECK(name == "layers" || name == "all", "train.activation_checkpointing: '", name,
+                  "' is not a part of the instruct model (known: layers, all: the language model's decoder layers)");
+  auto clip = make_instruct_vision_clip(cfg_);
+  models::LlamaOptions options;
+  options.checkpoint_layers = models::checkpointing_enabled(ctx.job.train.activation_checkpointing, "layers");
+  options.init_weights = hf_language_model_.empty();  // loaded weights overwrite every tensor
+  const auto lm_config = lm_model_config(lm, *tokenizer_, hf_language_model_);
+  model_ = models::LlavaModel(cfg_.model, clip, models::LlamaForCausalLM(lm_config, options));
+  model_->to(device_);
+
+  images_ = std::make_shared<const data::InstructImages>(
+      data::InstructImages::open(cfg_.data.images, clip->config().image_size));
+  if (images_->kind() == data::InstructImages::Kind::features) {
+    const auto& vc = model_->vision_tower->clip_config();
+    const int64_t rows = static_cast<int64_t>(vc.image_size / vc.patch_size) * (vc.image_size / vc.patch_size) + 1;
+    PATHVLM_CHECK(images_->feature_tokens() == rows && images_->feature_width() == vc.vision_width,
+                  "instruct.data.images: the cached features are [", images_->feature_tokens(), ",",
+                  images_->feature_width(), "] per image but the tower '", cfg_.vision_tower, "' gives [", rows, ",",
+                  vc.vision_width, "] (CLS row included): cache them with this tower (`pathvlm embed --tiles`)");
+    const int layers = vc.vision_layers;
+    if (auto layer = images_->feature_layer())
+      PATHVLM_CHECK(hidden_state_index(*layer, layers) == hidden_state_index(cfg_.model.vision_feature_layer, layers),
+                    "instruct.data.images: the cached features come from tower layer ", *layer,
+                    " but instruct.model.vision_feature_layer is ", cfg_.model.vision_feature_layer);
+  }
+  if (!cfg_.data.eval.empty()) eval_data_ = dataset(cfg_.data.eval, "instruct.data.eval");
+  if (!cfg_.eval.questions.empty()) questions_ = eval::read_vqa_questions(cfg_.eval.questions);
+  log_info("instruct: tower '", cfg_.vision_tower, "' (frozen, ", model_->image_tokens(), " rows per image of width ",
+           model_->vision_hidden(), "), projector ", cfg_.model.projector, ", LLaMA ",
+           hf_language_model_.empty() ? "preset '" + cfg_.language_model + "'" : "'" + hf_language_model_ + "'", " (",
+           lm_config.num_hidden_layers, " layers, width ", lm_config.hidden_size, "), ",
+           format_count(static_cast<double>(lm_config.num_parameters())), " LLM parameters; template ",
+           template_->name(), "; images as ",
+           images_->kind() == data::InstructImages::Kind::features ? "cached tower features" : "pixels");
+}
+
+std::shared_ptr<const data::InstructDataset> InstructTask::dataset(const std::vector<std::string>& paths,
+                                                                   const std::string& key) const {
+  data::InstructDatasetOptions o;
+  o.key = key;
+  o.max_malformed_fraction = cfg_.data.max_malformed_fraction;
+  o.max_missing_images_fraction = cfg_.data.max_missing_images_fraction;
+  o.max_length = cfg_.max_length;
+  o.image_tokens = model_->image_tokens();
+  auto ds = std::make_shared<const data::InstructDataset>(
+      data::InstructDataset::build(paths, *template_, *tokenizer_, images_, o));
+  std::istringstream report(ds->report());
+  for (std::string line; std::getline(report, line);) log_info(line);
+  return ds;
+}
+
+data::LoaderOptions InstructTask::loader_options(int64_t batch_size, bool train) const {
+  data::LoaderOptions o;
+  o.batch_size = batch_size;
+  o.rank = rank_;
+  o.world_size = world_size_;
+  o.seed = seed_;
+  o.train = train;
+  o.workers = cfg_.data.workers;
+  o.prefetch = cfg_.data.prefetch;
+  o.device = device_;
+  return o;
+}
+
+void InstructTask::build(const TaskContext& ctx) {
+  cfg_ = ctx.job.task_config<InstructConfig>();
+  PATHVLM_CHECK(!cfg_.data.train.empty(), "instruct.data.train is empty: name LLaVA record files (.json / .jsonl; "
+                "`pathvlm synth instruct --out DIR` writes a demo set)");
+  build_common(ctx);
+  train_data_ = dataset(cfg_.data.train, "instruct.data.train");
+  auto options = loader_options(ctx.micro_batch_size, /*train=*/true);
+  if (cfg_.data.group_by_length) {
+    const auto lengths = train_data_->modality_lengths();
+    const data::LengthGrouping grouping{world_size_, micro_batch_, grad_accum_};
+    const uint64_t seed = seed_;
+    options.epoch_order = [lengths, grouping, seed](int64_t epoch) {
+      return data::length_grouped_order(lengths, grouping, seed, epoch);
+    };
+    const auto padding = data::length_grouping_padding(lengths, grouping, seed, 0);
+    log_info("instruct: length-grouped batches pad ", padding.grouped_padding_per_batch,
+             " positions per micro-batch against ", padding.random_padding_per_batch, " shuffled (",
+             padding.saved_per_batch(), " saved)");
+  }
+  auto data = train_data_;
+  loader_ = std::make_unique<data::Loader>(
+      "instruct.data.train", data->size(), [data](const data::BatchRequest& r) { return data->batch(r); }, options);
+  PATHVLM_CHECK(loader_->batches_per_epoch() > 0, "instruct.data.train has ", data->size(),
+                " samples: fewer than one global micro-batch (", ctx.micro_batch_size, " x ", ctx.world_size,
+                " ranks)");
+}
+
+void InstructTask::build_for_eval(const TaskContext& ctx, const std::string& weights) {
+  cfg_ = ctx.job.task_config<InstructConfig>();
+  build_common(ctx);
+  auto sources = init_sources();
+  if (!weights.empty()) sources.push_back({"pathvlm eval --model", InitSource{weights, {}, false}});
+  if (!sources.empty()) load_init_from(sources, state_tensors());
+  log_info("eval: ", weights.empty() ? cfg_.language_model : weights, " on ", ctx.world_size,
+           ctx.world_size == 1 ? " rank" : " ranks");
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> InstructTask::state_tensors() {
+  auto all = Task::state_tensors();
+  all.erase(std::remove_if(all.begin(), all.end(), [](const auto& t) { return t.first.rfind(kVisionPrefix, 0) == 0; }),
+            all.end());
+  return all;
+}
+
+std::vector<KeyedInitSource> InstructTask::init_sources() const {
+  if (hf_language_model_.empty()) return {};
+  // Not strict: the projector is not in a LLaMA release.
+  return {{"instruct.language_model",
+           InitSource{hf_language_model_, {"model. -> language_model.model.", "lm_head. -> language_model.lm_head."},
+                      false}}};
+}
+
+// ---- training --------------------------------------------------------------------------------------
+
+torch::Tensor InstructTask::select_cached(const torch::Tensor& features) const {
+  return model_->vision_tower->keep_cls() ? features : features.narrow(1, 1, features.size(1) - 1);
+}
+
+models::LlavaBatch InstructTask::llava_batch(const Batch& batch) const {
+  models::LlavaBatch b;
+  b.input_ids = batch.at("input_ids");
+  b.labels = batch.at("labels");
+  b.attention_mask = batch.at("attention_mask");
+  if (auto it = batch.tensors.find("features"); it != batch.tensors.end()) b.features = select_cached(it->second);
+  if (auto it = batch.tensors.find("pixels"); it != batch.tensors.end() && it->second.size(0) > 0) b.pixels = it->second;
+  return b;
+}
+
+Batch InstructTask::next_batch() {
+  auto batch = loader_->next();
+  PATHVLM_CHECK(batch.has_value(), "instruct: the training loader ended unexpectedly");
+  return std::move(*batch);
+}
+
+LossOutput InstructTask::loss(const Batch& batch) {
+  auto l = model_->forward(llava_batch(batch));
+  return {l.sum / static_cast<float>(std::max<int64_t>(l.tokens, 1)), {}};
+}
+
+namespace {
+// Supervised targets of a batch: labels that are predicted (every position but the first can be).
+torch::Tensor supervised_targets(const Batch& b) {
+  const auto& labels = b.at("labels");
+  return (labels.narrow(1, 1, labels.size(1) - 1) != text::kIgnoreIndex).sum().to(torch::kDouble);
+}
+}  // namespace
+
+StepOutput InstructTask::forward_backward(const std::vector<Batch>& micro, StepContext& ctx) {
+  PATHVLM_CHECK(!micro.empty(), "instruct: no micro-batches");
+  // The step's loss is the mean over every supervised token of the global batch: this rank's summed losses divided
+  // by the global count, times the world size because the Reducer averages the gradients over the ranks.
+  auto count = torch::zeros({1}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  for (const auto& b : micro) count += supervised_targets(b);
+  ctx.comm.allreduce(count, dist::ReduceOp::Sum);
+  const double scale = static_cast<double>(ctx.comm.world_size()) / std::max(1.0, count.item<double>());
+  StepOutput out;
+  for (size_t i = 0; i < micro.size(); ++i) {
+    ctx.reducer.prepare_backward(/*sync=*/i + 1 == micro.size());
+    auto loss = model_->forward(llava_batch(micro[i])).sum * scale;
+    loss.backward();
+    out.loss = out.loss.defined() ? out.loss + loss.detach() : loss.detach();
+  }
+  ctx.reducer.finish_backward();
+  return out;
+}
+
+// ---- evaluation ------------------------------------------------------------------------------------
+
+std::map<std::string, double> InstructTask::evaluate(dist::Comm& comm) {
+  torch::NoGradGuard no_grad;
+  std::map<std::string, double> metrics;
+  for (auto part : {&InstructTask::evaluate_loss, &InstructTask::evaluate_vqa})
+    for (const auto& [name, value] : (this->*part)(comm)) metrics[name] = value;
+  return metrics;
+}
+
+std::map<std::string, double> InstructTask::evaluate_loss(dist::Comm& comm) {
+  if (!eval_data_) return {};
+  const int64_t records =
+      cfg_.eval.max_samples > 0 ? std::min(cfg_.eval.max_samples, eval_data_->size()) : eval_data_->size();
+  auto data = eval_data_;
+  data::Loader loader("instruct.data.eval", records, [data](const data::BatchRequest& r) { return data->batch(r); },
+                      loader_options(cfg_.eval.batch_size, /*train=*/false));
+  // One row (loss sum, tokens) per batch; gathered in rank order they are the one-process pass's batches.
+  std::vector<torch::Tensor> rows;
+  while (auto batch = loader.next()) {
+    auto l = model_->forward(llava_batch(*batch));
+    rows.push_back(torch::stack({l.sum.detach().to(torch::kDouble).cpu(),
+                                 torch::tensor(static_cast<double>(l.tokens), torch::kDouble)}));
+  }
+  auto mine = rows.empty() ? torch::empty({0, 2}, torch::kDouble) : torch::stack(rows);
+  auto all = dist::gather_rows(mine.to(device_), &comm).cpu();
+  double sum = 0, tokens = 0;
+  auto a = all.accessor<double, 2>();
+  for (int64_t i = 0; i < all.size(0); ++i) sum += a[i][0], tokens += a[i][1];
+  const double loss = sum / std::max(1.0, tokens);
+  return {{"eval/loss", loss}, {"eval/perplexity", std::exp(loss)}};
+}
+
+torch::Tensor InstructTask::image_features(const std::vector<std::string>& names) {
+  torch::NoGradGuard no_grad;
+  PATHVLM_CHECK(images_, "instruct: no image sources");
+  std::vector<torch::Tensor> rows;
+  for (const auto& name : names) {
+    auto ref = images_->find(name);
+    PATHVLM_CHECK(ref.has_value(), "instruct: image '", name, "' is in none of: ", images_->sources_text());
+    rows.push_back(images_->kind() == data::InstructImages::Kind::features ? images_->features(*ref)
+                                                                           : images_->pixels(*ref));
+  }
+  if (rows.empty()) return torch::empty({0, model_->image_tokens(), model_->vision_hidden()}, torch::kFloat).to(device_);
+  auto stacked = torch::stack(rows).to(device_);
+  if (images_->kind() == data::InstructImages::Kind::features) return select_cached(stacked);
+  return model_->image_features(stacked);
+}
+
+torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& files) {
+  torch::NoGradGuard no_grad;
+  const int size = model_->vision_tower->clip_config().image_size;
+  std::vector<torch::Tensor> pixels;
+  for (const auto& file : files) pixels.push_back(data::normalize_openai(data::resize_shortest_and_center_crop(data::read_image(file), size)));
+  if (pixels.empty()) return torch::empty({0, model_->image_tokens(), model_->vision_hidden()}, torch::kFloat).to(device_);
+  return model_->image_features(torch::stack(pixels).to(device_));
+}
+
+std::vector<generate::Generation> InstructTask::reply(const std::vector<text::Conversation>& conversations,
+                                                      const std::vector<torch::Tensor>& images,
+                                                      generate::GenerateOptions options,
+                                                      generate::GenerationStats* stats) {
+  torch::NoGradGuard no_grad;
+  PATHVLM_CHECK(conversations.size() == images.size(), "instruct: ", conversations.size(), " conversations but ",
+                images.size(), " image sets");
+  std::vector<std::vector<int64_t>> prompts;
+  std::vector<torch::Tensor> features;
+  for (size_t i = 0; i < conversations.size(); ++i) {
+    prompts.push_back(template_->generation_prompt(conversations[i], *tokenizer_).input_ids);
+    if (images[i].defined() && images[i].size(0) > 0) features.push_back(images[i]);
+  }
+  const auto rows = features.empty() ? torch::Tensor() : model_->project(torch::cat(features));
+  const auto in = model_->prompt_embeds(prompts, rows);
+  for (const auto& stop : template_->stop_strings()) options.stop.push_back(stop);
+  options.eos_id = tokenizer_->eos_id();
+  const auto tokenizer = tokenizer_;
+  return generate::generate_from_embeds(model_->language_model, {in.embeds, in.attention_mask}, options,
+                                        [tokenizer](const std::vector<int64_t>& ids) { return tokenizer->decode(ids); },
+                                        stats);
+}
+
+std::vector<std::string> InstructTask::answer(const std::vector<text::Conversation>& conversations,
+                                              const std::vector<torch::Tensor>& images) {
+  generate::GenerateOptions options;
+  options.max_new_tokens = cfg_.eval.max_new_tokens;
+  std::vector<std::string> out;
+  for (auto& g : reply(conversations, images, options)) {
+    auto& t = g.text;
+    t.erase(0, t.find_first_not_of(" \n"));
+    t.erase(t.find_last_not_of(" \n") + 1);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::map<std::string, double> InstructTask::evaluate_vqa(dist::Comm& comm) {
+  if (questions_.empty()) return {};
+  const int64_t n = cfg_.eval.max_samples > 0 ? std::min<int64_t>(cfg_.eval.max_samples, questions_.size())
+                                              : static_cast<int64_t>(questions_.size());
+  const auto [begin, end] = data::eval_share(n, cfg_.eval.batch_size, rank_, world_size_);
+  nlohmann::json mine = nlohmann::json::array();
+  for (int64_t first = begin; first < end; first += cfg_.eval.batch_size) {
+    std::vector<text::Conversation> conversations;
+    std::vector<torch::Tensor> images;
+    for (int64_t i = first; i < std::min(end, first + cfg_.eval.batch_size); ++i) {
+      const auto& q = questions_[i];
+      const std::string prompt = q.image.empty() ? q.text : std::string(text::kImagePlaceholder) + "\n" + q.text;
+      conversations.push_back({q.question_id, {{text::Speaker::human, prompt}}});
+      images.push_back(image_features(q.image.empty() ? std::vector<std::string>{} : std::vector{q.image}));
+    }
+    for (auto& a : answer(conversations, images)) mine.push_back(std::move(a));
+  }
+  std::vector<eval::VqaItem> items;
+  for (const auto& part : dist::allgather_strings(comm, device_, mine.dump()))
+    for (const auto& a : nlohmann::json::parse(part)) {
+      const auto& q = questions_[items.size()];
+      items.push_back({q.question_id, q.answer, a.get<std::string>(), q.type});
+    }
+  PATHVLM_CHECK(static_cast<int64_t>(items.size()) == n, "instruct: gathered ", items.size(), " answers for ", n,
+                " questions");
+  const auto scores = eval::score_vqa(items);
+  std::istringstream report(eval::format_vqa_report(scores));
+  for (std::string line; std::getline(report, line);) log_info("vqa: ", line);
+  std::map<std::string, double> metrics;
+  for (const auto& [name, value] : eval::vqa_metric_values(scores, "eval/vqa_")) metrics[name] = value;
+  return metrics;
+}
+
+// ---- export and data position -----------------------------------------------------------------------
+
+void InstructTask::export_model(const std::string& dir) {
+  // A Hugging Face language model's own tokenizer files travel with it; a tokenizer.model alone becomes them.
+  const std::string tokenizer_source =
+      cfg_.tokenizer.empty() && !hf_language_model_.empty() ? hf_language_model_ : tokenizer_->path();
+  const auto dtype = model_->language_model->parameters().front().scalar_type();
+  models::export_hf_llava(model_, dir, dtype, kExportShardBytes, tokenizer_source);
+  models::export_projector(model_, dir + "/mm_projector.safetensors", dtype);
+}
+
+nlohmann::json InstructTask::data_state() const {
+  auto c = loader_->cursor();
+  return {{"epoch", c.epoch}, {"batch", c.batch}};
+}
+
+void InstructTask::restore_data_state(const nlohmann::json& state) {
+  PATHVLM_CHECK(state.contains("epoch") && state.contains("batch"), "instruct: checkpoint data state needs 'epoch' ",
+                "and 'batch', got ", state.dump());
+  loader_->restore({state.at("epoch").get<int64_t>(), state.at("batch").get<int64_t>()});
+}
+
+int64_t InstructTask::epoch() const { return loader_->cursor().epoch; }
+
+InstructRun open_instruct_run(const std::string& path, torch::Device device) {
+  fs::path config = fs::path(path) / "config.yaml";
+  if (!fs::exists(config)) config = fs::path(path).parent_path().parent_path() / "config.yaml";
+  PATHVLM_CHECK(fs::exists(config), "'", path, "' is not an instruct run: no config.yaml in it or two levels up "
+                "(give a run directory or one of its checkpoints/step_* directories)");
+  JobConfig job = cfg::read<JobConfig>(cfg::Document::from_file(config.string()));
+  PATHVLM_CHECK(job.run.task == "instruct", "'", path, "' is a run of the '", job.run.task,
+                "' task, not an instruct run");
+  PATHVLM_CHECK(!job.train.lora.enabled(), "'", path, "' trained LoRA adapters: use its export (",
+                (fs::path(path) / "export").string(), "), where they are merged into the language model");
+  auto& cfg = job.task_config<InstructConfig>();
+  cfg.data = InstructDataConfig{};
+  cfg.eval.questions.clear();
+  cfg.eval.support.clear();
+  job.train.activation_checkpointing.clear();
+  InstructRun run;
+  run.comm = dist::make_local_comm();
+  run.task = std::make_unique<InstructTask>();
+  TaskContext ctx{job, device, *run.comm, 0, 1, 1, 1, static_cast<uint64_t>(job.run.seed), ""};
+  run.task->build_for_eval(ctx, path);
+  run.task->model().eval();
+  return run;
+}
+
+}  // namespace pathvlm::train

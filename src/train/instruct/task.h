@@ -1,0 +1,115 @@
+// The `instruct` task: LLaVA / PathAsst-style instruction tuning. A frozen CLIP image tower, a trained projector
+// and a LLaMA (models/llava) learn from LLaVA records (data/instruct_dataset.h) with the loss on the replies only.
+//
+// Phases are configs (configs/instruct/): phase 1 freezes language_model.* and trains the projector on captions
+// (template plain); phase 2 starts from phase 1 (train.init_from) and trains projector + LLM, fully or with LoRA.
+// The vision tower is rebuilt from instruct.vision_tower on every start and never saved, so a checkpoint holds
+// what the run trains (and the language model's frozen weights stay in their source, see checkpoint.h).
+// Images come as pixels through the tower or as its cached features (`pathvlm embed --tiles`); both give the
+// same numbers.
+// Loss: cross-entropy in fp32, the mean over every supervised token of the step's *global* batch (all micro-
+// batches, all ranks), so any world size and accumulation computes the same step.
+// Evaluation (every rank its share, results identical on all ranks): the loss over instruct.data.eval; VQA by
+// greedy generation with the template's prompt and stop, scored closed under both published rules and open
+// (exact match, F1); few-shot prompting with k support images before the query beside a kNN baseline on the
+// tower's pooled features. Export: a transformers LlavaForConditionalGeneration directory plus the projector alone.
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/instruct_dataset.h"
+#include "dist/comm.h"
+#include "generate/generate.h"
+#include "eval/vqa.h"
+#include "models/llava/model.h"
+#include "text/conversation.h"
+#include "text/sentencepiece_tokenizer.h"
+#include "train/instruct/config.h"
+#include "train/task.h"
+
+namespace pathvlm::train {
+
+// The CLIP whose image tower instruct.vision_tower names (a preset gets fixed random weights drawn from its own
+// seed, leaving the caller's random stream untouched).
+models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg);
+// The tokenizer instruct.tokenizer names, else the Hugging Face language model's.
+text::SentencePieceTokenizer make_instruct_tokenizer(const InstructConfig& cfg);
+// Feature rows each image becomes: the tower's patches, plus the CLS row with vision_feature_select full.
+int64_t instruct_image_tokens(const InstructConfig& cfg, const models::ClipModelConfig& tower);
+
+class InstructTask : public Task {
+ public:
+  void build(const TaskContext& ctx) override;
+  void build_for_eval(const TaskContext& ctx, const std::string& weights) override;
+  torch::nn::Module& model() override { return *model_; }
+  std::vector<std::pair<std::string, torch::Tensor>> state_tensors() override;
+  std::vector<KeyedInitSource> init_sources() const override;
+  Batch next_batch() override;
+  LossOutput loss(const Batch& batch) override;
+  StepOutput forward_backward(const std::vector<Batch>& micro, StepContext& ctx) override;
+  std::map<std::string, double> evaluate(dist::Comm& comm) override;
+  void export_model(const std::string& dir) override;
+  nlohmann::json data_state() const override;
+  void restore_data_state(const nlohmann::json& state) override;
+  int64_t epoch() const override;
+
+  // For `pathvlm generate --image` and tests: the model, its tokenizer and template, and answers to prompts.
+  models::LlavaModel& llava() { return model_; }
+  const text::SentencePieceTokenizer& tokenizer() const { return *tokenizer_; }
+  const text::ConversationTemplate& conversation_template() const { return *template_; }
+  // Replies to conversations that end with a human turn, each prompted with the template; `images[i]` are the
+  // tower features [n_i, T, vision_hidden] of conversation i's placeholders, in order. The template's stop strings
+  // and the tokenizer's EOS are added to `options`.
+  std::vector<generate::Generation> reply(const std::vector<text::Conversation>& conversations,
+                                          const std::vector<torch::Tensor>& images, generate::GenerateOptions options,
+                                          generate::GenerationStats* stats = nullptr);
+  // Tower features [N, T, vision_hidden] of the named images (found in instruct.data.images).
+  torch::Tensor image_features(const std::vector<std::string>& names);
+  // Tower features [N, T, vision_hidden] of image files (the CLIP evaluation transform, then the tower).
+  torch::Tensor image_file_features(const std::vector<std::string>& files);
+
+ private:
+  // Tokenizer, template, model, images and the evaluation data.
+  void build_common(const TaskContext& ctx);
+  data::LoaderOptions loader_options(int64_t batch_size, bool train) const;
+  // The samples of `paths` for config key `key`; logs their report.
+  std::shared_ptr<const data::InstructDataset> dataset(const std::vector<std::string>& paths,
+                                                       const std::string& key) const;
+  models::LlavaBatch llava_batch(const Batch& batch) const;
+  // Cached features as the model's tower would give them: the CLS row dropped for vision_feature_select patch.
+  torch::Tensor select_cached(const torch::Tensor& features) const;
+  std::map<std::string, double> evaluate_loss(dist::Comm& comm);
+  std::map<std::string, double> evaluate_vqa(dist::Comm& comm);
+  // Greedy answers with instruct.eval.max_new_tokens, trimmed.
+  std::vector<std::string> answer(const std::vector<text::Conversation>& conversations,
+                                  const std::vector<torch::Tensor>& images);
+
+  InstructConfig cfg_;
+  std::string hf_language_model_;  // instruct.language_model when it is a Hugging Face directory
+  torch::Device device_{torch::kCPU};
+  int rank_ = 0, world_size_ = 1;
+  uint64_t seed_ = 0;
+  int64_t micro_batch_ = 1, grad_accum_ = 1;
+  std::shared_ptr<const text::SentencePieceTokenizer> tokenizer_;
+  std::shared_ptr<const text::ConversationTemplate> template_;
+  models::LlavaModel model_{nullptr};
+  std::shared_ptr<const data::InstructImages> images_;
+  std::shared_ptr<const data::InstructDataset> train_data_, eval_data_;
+  std::vector<eval::VqaQuestion> questions_;
+  std::unique_ptr<data::Loader> loader_;
+};
+
+// An instruct run's model for inference (`pathvlm generate --image`, `pathvlm export --format hf-llava`), in one
+// process: `path` is a run directory (its latest checkpoint) or a checkpoint step directory, the job its
+// config.yaml (a step directory's: two levels up), without the run's data.
+struct InstructRun {
+  std::unique_ptr<dist::Comm> comm;
+  std::unique_ptr<InstructTask> task;
+};
+InstructRun open_instruct_run(const std::string& path, torch::Device device);
+
+}  // namespace pathvlm::train

@@ -1,0 +1,174 @@
+// The instruct task through the Trainer: what phase 1 trains and saves, phase 2 starting from phase 1, evaluation by
+// generation, and (real `pathvlm train` under mpirun) 1 vs 2 vs 3 ranks and bitwise resume in both phases.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "train/job_config.h"
+#include "train/trainer.h"
+#include "train/instruct/instruct_test_util.h"
+#include "train/train_test_util.h"
+
+namespace fs = std::filesystem;
+using namespace pathvlm;
+using namespace pathvlm::testing;
+
+namespace {
+
+Tensors with_prefix(const Tensors& all, const std::string& prefix) {
+  Tensors out;
+  for (const auto& [name, t] : all)
+    if (name.rfind(prefix, 0) == 0) out[name] = t;
+  return out;
+}
+
+std::string checkpoint_weights(const std::string& run, int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%08lld", static_cast<long long>(step));
+  return run + "/checkpoints/" + name + "/model.safetensors";
+}
+
+// The last JSON record of metrics.jsonl holding `key`.
+nlohmann::json last_record_with(const std::string& metrics, const std::string& key) {
+  std::ifstream in(metrics);
+  nlohmann::json found;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.contains(key)) found = j;
+  }
+  return found;
+}
+
+}  // namespace
+
+TEST(InstructTask, PhaseOneTrainsTheProjectorAloneAndCheckpointsLeaveTheTowerOut) {
+  auto dir = fresh_dir("instruct_phase1");
+  auto job = tiny_instruct_job(dir, "p1", /*phase=*/1, /*steps=*/6);
+  job.checkpoint.every_steps = 2;
+  job.checkpoint.keep_last = 5;
+  job.checkpoint.export_final = false;
+  train::train(job);
+  const auto early = load_all(checkpoint_weights(dir + "/p1", 2));
+  const auto late = load_all(checkpoint_weights(dir + "/p1", 6));
+  EXPECT_TRUE(with_prefix(late, "vision_tower.").empty()) << "the frozen tower is rebuilt, never saved";
+  const auto projector = with_prefix(late, "multi_modal_projector.");
+  ASSERT_EQ(projector.size(), 4u);  // linear_1/2 weight and bias
+  for (const auto& [name, t] : projector) EXPECT_FALSE(torch::equal(t, early.at(name))) << name << " did not train";
+  const auto llm = with_prefix(late, "language_model.");
+  ASSERT_FALSE(llm.empty());
+  for (const auto& [name, t] : llm) EXPECT_TRUE(torch::equal(t, early.at(name))) << name << " moved in phase 1";
+  const auto log = read_text(dir + "/p1/log.txt");
+  EXPECT_HAS(log, "instruct.data.train: " + tiny_instruct_data().phase1 + ": 32 records, 0 malformed");
+  EXPECT_HAS(log, "template plain");
+  fs::remove_all(dir);
+}
+
+TEST(InstructTask, PhaseTwoStartsFromPhaseOne) {
+  auto dir = fresh_dir("instruct_p2_from_p1");
+  auto p1 = tiny_instruct_job(dir, "p1", 1, 3);
+  p1.checkpoint.export_final = false;
+  train::train(p1);
+  // One phase-2 step at learning rate 0 (no weight decay): the saved weights are the loaded ones.
+  auto p2 = tiny_instruct_job(dir, "p2", 2, 1);
+  p2.optim.lr = 0;
+  p2.optim.weight_decay = 0;
+  p2.optim.warmup_steps = 0;
+  p2.checkpoint.export_final = false;
+  p2.train.init_from = {train::InitSource{dir + "/p1", {}, true}};
+  train::train(p2);
+  const auto from = load_all(checkpoint_weights(dir + "/p1", 3));
+  const auto to = load_all(checkpoint_weights(dir + "/p2", 1));
+  ASSERT_EQ(from.size(), to.size());
+  for (const auto& [name, t] : from) EXPECT_TRUE(torch::equal(t, to.at(name))) << name;
+  fs::remove_all(dir);
+}
+
+TEST(InstructTask, EvaluationGeneratesAnswersAndScoresThemUnderBothRules) {
+  auto dir = fresh_dir("instruct_eval");
+  auto job = tiny_instruct_job(dir, "ev", 2, 3);
+  job.eval.every = 3;
+  job.checkpoint.export_final = false;
+  auto& ic = job.task_config<train::InstructConfig>();
+  ic.data.eval = {tiny_instruct_data().eval_phase2};
+  ic.eval.questions = tiny_instruct_data().questions;
+  ic.eval.max_new_tokens = 4;
+  train::train(job);
+  const auto record = last_record_with(dir + "/ev/metrics.jsonl", "eval/loss");
+  ASSERT_FALSE(record.is_null()) << read_text(dir + "/ev/metrics.jsonl");
+  EXPECT_GT(record["eval/loss"].get<double>(), 0.0);
+  for (const char* key : {"eval/vqa_closed_accuracy_llava_med", "eval/vqa_closed_accuracy_quilt", "eval/vqa_open_f1"}) {
+    ASSERT_TRUE(record.contains(key)) << key << " in " << record.dump();
+    EXPECT_GE(record[key].get<double>(), 0.0);
+    EXPECT_LE(record[key].get<double>(), 1.0);
+  }
+  const auto log = read_text(dir + "/ev/log.txt");
+  EXPECT_HAS(log, "llava-med");
+  EXPECT_HAS(log, "quilt");
+  fs::remove_all(dir);
+}
+
+TEST(InstructTask, MissingImagesAboveTheThresholdStopTheRunNamingTheFile) {
+  auto dir = fresh_dir("instruct_missing");
+  auto job = tiny_instruct_job(dir, "missing", 1, 1);
+  job.task_config<train::InstructConfig>().data.images = {tiny_instruct_data().eval_shards};  // not the train tiles
+  try {
+    train::train(job);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_HAS(e.what(), tiny_instruct_data().phase1);
+    EXPECT_HAS(e.what(), "32 of 32 records whose image is found nowhere");
+  }
+  fs::remove_all(dir);
+}
+
+// ---- real `pathvlm train` under mpirun ----------------------------------------------------------------
+
+TEST(InstructMultiRank, WorldSizesAgreeWithOneRank) {
+  std::string why;
+  if (!tools_available(&why)) GTEST_SKIP() << why;
+  auto dir = fresh_dir("instruct_equiv");
+  const auto config = write_config(dir, tiny_instruct_job(dir, "unused", 2, 6));
+  struct Variant {
+    std::string name;
+    int ranks, micro, accum;
+  };
+  const std::vector<Variant> variants = {{"ref", 1, 12, 1}, {"w2", 2, 6, 1}, {"w3", 3, 4, 1}, {"w2_accum", 2, 3, 2}};
+  for (const auto& v : variants) {
+    const int rc = launch(v.ranks, config,
+                          {"run.name=" + v.name, "train.micro_batch_size=" + std::to_string(v.micro),
+                           "train.grad_accum=" + std::to_string(v.accum)},
+                          dir + "/" + v.name + ".out");
+    ASSERT_EQ(rc, 0) << v.name << ":\n" << read_text(dir + "/" + v.name + ".out");
+  }
+  const auto reference = load_all(dir + "/ref/export/model.safetensors");
+  const auto ref_losses = logged_losses(dir + "/ref/metrics.jsonl");
+  ASSERT_EQ(ref_losses.size(), 6u);
+  for (size_t i = 1; i < variants.size(); ++i) {
+    EXPECT_LE(max_relative_error(load_all(dir + "/" + variants[i].name + "/export/model.safetensors"), reference), 1e-5)
+        << variants[i].name;
+    const auto losses = logged_losses(dir + "/" + variants[i].name + "/metrics.jsonl");
+    ASSERT_EQ(losses.size(), 6u) << variants[i].name;
+    EXPECT_NEAR(std::stod(losses.at(6)), std::stod(ref_losses.at(6)), 1e-4) << variants[i].name;
+  }
+  fs::remove_all(dir);
+}
+
+// Both phases killed after step 6 (checkpoint at 4) resume bitwise; phase 2 with length-grouped batches.
+TEST(InstructMultiRank, ResumeAfterSigkillIsBitwiseEqualInBothPhases) {
+  std::string why;
+  if (!tools_available(&why)) GTEST_SKIP() << why;
+  for (int phase : {1, 2}) {
+    auto dir = fresh_dir("instruct_resume_p" + std::to_string(phase));
+    auto job = tiny_instruct_job(dir, "unused", phase, 10);
+    job.train.micro_batch_size = 6;
+    job.checkpoint.every_steps = 4;
+    job.checkpoint.keep_last = 2;
+    job.checkpoint.resume = "auto";
+    job.task_config<train::InstructConfig>().data.group_by_length = phase == 2;
+    expect_bitwise_resume(dir, write_config(dir, job), {2, "KILL", -1, 6, 4, 10});
+    fs::remove_all(dir);
+  }
+}

@@ -1,0 +1,71 @@
+// Shared by the instruct task tests: a small synthetic instruction set (synth/synth_instruct.h on 32-pixel tiles,
+// with its tokenizer) written once per test program, and the tiny instruct job of each phase on it.
+#pragma once
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "synth/synth_instruct.h"
+#include "train/instruct/config.h"
+#include "train/job_config.h"
+
+namespace pathvlm::testing {
+
+inline const synth::SynthInstructReport& tiny_instruct_data() {
+  struct Data {
+    synth::SynthInstructOptions options;
+    synth::SynthInstructReport report;
+    Data() {
+      options.out_dir =
+          (std::filesystem::temp_directory_path() / ("pathvlm_instruct_data_" + std::to_string(::getpid()))).string();
+      options.tile_size = 32;
+      options.train_per_class = 4;
+      options.support_per_class = 2;
+      options.eval_per_class = 2;
+      options.conversations_per_tile = 2;
+      options.text_only = 8;
+      options.progress = false;
+      report = synth::synth_instruct(options);
+    }
+    ~Data() { std::filesystem::remove_all(options.out_dir); }
+  };
+  static const Data data;
+  return data.report;
+}
+
+// Phase 1 (template plain, the LLM frozen) or phase 2 (vicuna_v1, all but the tower trained): a tiny CLIP tower on
+// 32-pixel tiles (4 image rows), the mlp2x_gelu projector and the tiny LLaMA, on CPU, 12 samples per
+// micro-batch, logged every step, no evaluation, no periodic checkpoints, a fresh start.
+inline JobConfig tiny_instruct_job(const std::string& runs_dir, const std::string& name, int phase, int64_t steps) {
+  const auto& data = tiny_instruct_data();
+  JobConfig job;
+  job.run.task = "instruct";
+  job.run.name = name;
+  job.run.runs_dir = runs_dir;
+  job.run.seed = 5;
+  job.log.tensorboard = false;
+  job.log.every = 1;
+  job.train.steps = steps;
+  job.train.micro_batch_size = 12;
+  job.train.device = "cpu";
+  if (phase == 1) job.train.freeze = {"language_model"};
+  job.optim.lr = 3e-3;
+  job.optim.warmup_steps = 2;
+  job.optim.clip_grad_norm = 1.0;
+  job.checkpoint.every_steps = 0;
+  job.checkpoint.resume = "none";
+  auto& ic = job.task_config<train::InstructConfig>();
+  ic.vision_tower = "tiny";
+  ic.vision_image_size = 32;
+  ic.language_model = "tiny";
+  ic.tokenizer = data.tokenizer;
+  ic.conversation_template = phase == 1 ? "plain" : "vicuna_v1";
+  ic.max_length = 192;
+  ic.data.train = {phase == 1 ? data.phase1 : data.phase2};
+  ic.data.images = {data.train_shards, data.support_shards, data.eval_shards};
+  ic.data.workers = 1;
+  return job;
+}
+
+}  // namespace pathvlm::testing
