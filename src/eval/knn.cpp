@@ -18,6 +18,8 @@ torch::Tensor knn_predict(const torch::Tensor& support_embeddings, const torch::
   PATHVLM_CHECK(support_labels.dim() == 1 && support_labels.size(0) == support_embeddings.size(0),
                 "knn: ", support_embeddings.size(0), " support embeddings but labels of shape ",
                 support_labels.sizes());
+  PATHVLM_CHECK(!support_labels.is_floating_point() && !support_labels.is_complex(),
+                "knn: support labels must be integers, got ", support_labels.scalar_type());
   const int64_t num_support = support_embeddings.size(0);
   PATHVLM_CHECK(k >= 1 && k <= num_support, "knn: k must be in [1, ", num_support, "] (the support rows), got ", k);
 

@@ -136,7 +136,8 @@ TEST(FewShotChoice, BalancedOverClassesAndDistinctTiles) {
   const SupportSet s = support_of({4, 4, 4});
   std::set<int64_t> single_classes;
   for (int64_t q = 0; q < 20; ++q) {
-    EXPECT_EQ(examples_per_class(choose_examples(s, 6, "q", 1, q)), (std::map<int64_t, int64_t>{{0, 2}, {1, 2}, {2, 2}}));
+    EXPECT_EQ(examples_per_class(choose_examples(s, 6, "q", 1, q)),
+              (std::map<int64_t, int64_t>{{0, 2}, {1, 2}, {2, 2}}));
     std::vector<int64_t> counts;
     for (const auto& [c, n] : examples_per_class(choose_examples(s, 7, "q", 1, q))) counts.push_back(n);
     std::sort(counts.begin(), counts.end());
@@ -218,8 +219,8 @@ TEST(FewShotPrompt, GenerationPromptHasOneImageSentinelPerImage) {
         name == "vicuna_v1"
             ? "<s>" + tmpl.system() + " USER: <image>\n" + q + " ASSISTANT: " + a + "</s>USER: <image>\n" + q +
                   " ASSISTANT:"
-            : "<s>" + tmpl.system() + "\n\n### User: <image>\n" + q + "\n### Assistant: " + a + "\n### User: <image>\n" +
-                  q + "\n### Assistant:";
+            : "<s>" + tmpl.system() + "\n\n### User: <image>\n" + q + "\n### Assistant: " + a +
+                  "\n### User: <image>\n" + q + "\n### Assistant:";
     EXPECT_EQ(text::join_pieces(tmpl.generation_pieces(one.conversation, llama), llama), expected);
   }
 }
@@ -297,6 +298,9 @@ TEST(Knn, HalfPrecisionInputsAndErrors) {
   EXPECT_NE(error_of([&] { knn_predict(support, labels, queries, 4); }).find("k must be in [1, 3]"), std::string::npos);
   EXPECT_NE(error_of([&] { knn_predict(support, labels, queries, 0); }).find("k must be in [1, 3]"), std::string::npos);
   EXPECT_NE(error_of([&] { knn_predict(support, labels.slice(0, 0, 2), queries, 1); }).find("3 support embeddings"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { knn_predict(support, labels.to(torch::kFloat32), queries, 1); })
+                .find("support labels must be integers"),
             std::string::npos);
   EXPECT_NE(error_of([&] { knn_predict(support, labels, torch::ones({2, 3}), 1); }).find("[S, D] and [Q, D]"),
             std::string::npos);
