@@ -14,7 +14,7 @@
 // Choosing the k examples (choose_examples) is a pure function of (seed, query index): a seeded order of the
 // classes and of each class's tiles, then round-robin over the classes taking each one's next tile (classes that
 // run out are skipped), so k >= C gives every class k/C examples (the first k % C in the seeded order one more)
-// and k < C shows k distinct seeded classes. The query tile is never one of its own examples. The chosen
+// while its tiles last, and k < C shows k distinct seeded classes. The query tile is never one of its own examples. The chosen
 // examples are then shuffled: in round-robin order the query's turn would fall on a predictable class.
 #pragma once
 #include <cstdint>
