@@ -1,5 +1,6 @@
 // Synthetic instruction data: the files and counts, LLaVA record structure, answers that follow the tiles'
-// classes, balanced closed questions, the support set, and determinism in the seed.
+// classes, balanced closed questions, the support set (and that eval/few_shot reads it and scores the open
+// answers by their class), and determinism in the seed.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 #include <sstream>
 
 #include "data/tile_shards.h"
+#include "eval/few_shot.h"
+#include "eval/support_set.h"
 #include "synth/synth_instruct.h"
 #include "synth/synth_tiles.h"
 #include "synth/tissue_texture.h"
@@ -181,6 +184,32 @@ TEST_F(SynthInstructTest, WritesShardsRecordsQuestionsAndSupportSet) {
     EXPECT_EQ(support.at(c.at("tiles")[0]), c.at("label").get<int>());
     EXPECT_EQ(c.at("class"), synth::tissue_class_key(static_cast<synth::TissueClass>(c.at("label").get<int>())));
   }
+}
+
+TEST_F(SynthInstructTest, SupportSetServesFewShotPrompts) {
+  auto o = small_options(root / "a", 4);
+  o.support_per_class = 2;
+  const auto r = synth::synth_instruct(o);
+  const eval::SupportSet set = eval::read_support_set(r.support);
+  EXPECT_EQ(set.size(), 16);
+  const auto support = labels_of(set.shards);  // the resolved folder opens as the support shards
+  ASSERT_EQ(support.size(), 16u);
+  for (const auto& c : set.classes)
+    for (const auto& tile : c.tiles) EXPECT_EQ(support.at(tile), c.label) << tile;
+
+  // Every open eval question becomes an 8-shot prompt, and its ground truth names the query tile's class.
+  const auto eval_labels = labels_of(r.eval_shards);
+  int64_t open = 0;
+  for (const auto& q : read_jsonl(r.questions)) {
+    if (q.at("answer_type") != "OPEN") continue;
+    const std::string tile = q.at("image");
+    const auto p = eval::few_shot_prompt(set, 8, tile, q.at("text"), 0, open++);
+    EXPECT_EQ(p.image_ids.back(), tile);
+    EXPECT_EQ(text::count_image_placeholders(p.conversation), 9);
+    EXPECT_EQ(eval::predicted_class(q.at("answer"), set.class_names()), set.class_of_label(eval_labels.at(tile)))
+        << q.at("answer");
+  }
+  EXPECT_EQ(open, 16);
 }
 
 TEST_F(SynthInstructTest, DeterministicInTheSeed) {
