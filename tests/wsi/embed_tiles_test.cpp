@@ -1,6 +1,8 @@
 // `embed --tiles`: token features of tiles shards with a tiny CLIP. The contract the instruction trainer relies on:
 // the cached float32 tokens are exactly LlavaVisionTower's output (CLS kept, feature_layer = token_layer) on the
-// tiles after TileLoader's evaluation transform; float16 ones are that output rounded to half.
+// tiles after TileLoader's evaluation transform (on the same batches); float16 ones are that output rounded to half.
+// Also: the CLI's --tiles / --coords choice, and a run that fails midway leaving no manifest and no temp shard.
+#include "test_util.h"
 #include "wsi/embed_tiles.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +19,7 @@
 #include "data/tile_features.h"
 #include "data/tile_shards.h"
 #include "io/hdf5.h"
+#include "io/shard_schema.h"
 #include "models/clip/weights.h"
 #include "models/llava/vision_tower.h"
 #include "synth/tissue_texture.h"
@@ -188,5 +191,43 @@ TEST(EmbedTiles, CliWritesTokensAndTakesExactlyOneSource) {
   EXPECT_EQ(feats.token_layer(), std::optional<int>(-2));
   const auto expected = tower_tokens(in, -2, EmbedConfig().batch_size);
   EXPECT_TRUE(torch::equal(feats.features(6), expected[6]));
+  fs::remove_all(in.dir);
+}
+
+TEST(EmbedTiles, AFailureMidwayLeavesNoManifestAndNoHalfShard) {
+  const auto in = make_inputs("fail");
+  // One tiles shard whose fourth image has a JPEG signature but does not decode.
+  const std::string bad = in.dir + "/bad.h5";
+  {
+    auto tiles = data::TileDataset::open(in.shards);
+    std::vector<h5::Blob> images;
+    std::vector<std::string> captions, ids;
+    for (int64_t i = 0; i < tiles.size(); ++i) {
+      images.push_back(i == 3 ? h5::Blob{0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3} : data::encode_png(tiles.image(i)));
+      captions.push_back(tiles.caption(i));
+      ids.push_back(tiles.id(i));
+    }
+    auto f = h5::File::create(bad);
+    shards::write_schema(f, shards::ShardKind::Tiles);
+    f.write_blobs("images", images);
+    f.write_strings("captions", captions);
+    f.write_strings("ids", ids);
+  }
+  const std::string out = in.dir + "/feats";
+  auto config = cpu_config("float32", -2, 1, 2);
+  const auto encoder = wsi::load_clip_tile_encoder(in.clip, config);
+  wsi::embed_tiles({in.shards, out}, config, encoder);
+  ASSERT_TRUE(fs::exists(out + "/tokens/manifest.json"));
+
+  config.readers = 1;  // the records before the bad one are encoded and written first
+  const auto e = pathvlm::testing::error_of([&] { wsi::embed_tiles({bad, out}, config, encoder); });
+  EXPECT_NE(e.find("record 3"), std::string::npos) << e;
+  EXPECT_NE(e.find(bad), std::string::npos) << e;
+  // The old manifest is gone, the new run's first shard (records 0-1) is complete, and the half-written second
+  // shard (record 2) left no temp file behind.
+  EXPECT_FALSE(fs::exists(out + "/tokens/manifest.json"));
+  for (const auto& name : h5_files(out + "/tokens")) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
+  auto first = h5::File::open(out + "/tokens/tiles-00000.h5");
+  EXPECT_EQ(first.dataset("ids").rows(), 2);
   fs::remove_all(in.dir);
 }
