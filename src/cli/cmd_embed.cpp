@@ -1,4 +1,5 @@
-// `pathvlm embed`: tile features of whole slides with a frozen CLIP image tower.
+// `pathvlm embed`: tile features with a frozen CLIP image tower, of whole slides' tiles (--coords) or of the tiles in
+// tiles shards (--tiles, token features for the instruction trainer).
 #include <chrono>
 #include <iostream>
 
@@ -7,6 +8,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "wsi/embed.h"
+#include "wsi/embed_tiles.h"
 #include "wsi/slide.h"
 
 namespace pathvlm::cli {
@@ -15,8 +17,10 @@ int cmd_embed(const Args& args) {
   ArgParser p("pathvlm embed",
               "Encode the tiles listed by coords files (`pathvlm tile`, CLAM or TRIDENT) with a CLIP image tower; "
               "writes <out>/features/<slide>.h5 (TRIDENT layout), <out>/shards/slides-*.h5 + manifest.json, "
-              "optionally <out>/tokens/ (tile_features), and <out>/failures.csv. Resumable.");
-  p.option("coords", "folder of coords .h5 files (or a `pathvlm tile` output folder)", true);
+              "optionally <out>/tokens/ (tile_features), and <out>/failures.csv. Resumable. With --tiles instead: the "
+              "token features of every tile of tiles shards -> <out>/tokens/tiles-*.h5 + manifest.json.");
+  p.option("coords", "folder of coords .h5 files (or a `pathvlm tile` output folder)");
+  p.option("tiles", "tiles shards (manifest.json, its folder or one .h5) whose tiles to encode into <out>/tokens/");
   p.option("encoder", "CLIP model: HF directory, run checkpoint, export or open_clip .safetensors", true);
   p.option("out", "output folder", true);
   p.option("slides", "folder or CSV to find slides by id (default: the slide_path stored in each coords file)");
@@ -33,7 +37,11 @@ int cmd_embed(const Args& args) {
     std::cout << cfg::docs<EmbedConfig>();
     return 0;
   }
-  PATHVLM_CHECK(wsi::openslide_built_in(),
+  PATHVLM_CHECK(p.has("coords") != p.has("tiles"), "pathvlm embed: give exactly one of --coords (tiles of slides) ",
+                "and --tiles (tiles shards); ", p.has("coords") ? "both were given" : "neither was given");
+  PATHVLM_CHECK(!p.has("tiles") || (!p.has("slides") && !p.has("reports")),
+                "pathvlm embed: --slides and --reports go with --coords, not --tiles");
+  PATHVLM_CHECK(p.has("tiles") || wsi::openslide_built_in(),
                 "`pathvlm embed` reads tiles with OpenSlide, which this build lacks (install libopenslide-dev)");
   std::vector<std::string> overrides;
   if (p.has("batch-size")) overrides.push_back("batch_size=" + p.get("batch-size"));
@@ -45,6 +53,14 @@ int cmd_embed(const Args& args) {
       p.has("config") ? cfg::Document::from_file(p.get("config")) : cfg::Document::from_string("", "<defaults>");
   doc.override_with(overrides);
   const EmbedConfig config = cfg::read<EmbedConfig>(doc);
+  if (p.has("tiles")) {
+    const auto encoder = wsi::load_clip_tile_encoder(p.get("encoder"), config);
+    const auto report = wsi::embed_tiles({p.get("tiles"), p.get("out")}, config, encoder);
+    std::cout << report.records << " tiles -> " << report.shards.size() << " tile_features shard(s), "
+              << config.tokens_dtype << " tokens [" << encoder.token_shape[0] << "," << encoder.token_shape[1]
+              << "] of hidden state " << encoder.token_layer << "; manifest " << report.manifest << "\n";
+    return 0;
+  }
 
   wsi::EmbedRequest request;
   request.coords = p.get("coords");

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "data/image.h"
+#include "data/shard_manifest.h"
 #include "io/shard_schema.h"
 
 namespace fs = std::filesystem;
@@ -435,39 +436,11 @@ TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
 // ---- reading ---------------------------------------------------------------------------------------
 
 TileDataset TileDataset::open(const std::string& path) {
+  const ShardManifest manifest = read_shard_manifest(path, kManifestTag, "tiles data");
   TileDataset ds;
-  std::error_code ec;
-  fs::path p(path);
-  if (fs::is_directory(p, ec)) p /= "manifest.json";
-  ds.source_ = p.string();
-  PATHVLM_CHECK(fs::is_regular_file(p, ec), "tiles data '", p.string(), "' not found",
-                fs::path(path).extension() == ".h5" ? "" : " (expected a manifest.json, its folder, or a .h5 shard)");
-  if (p.extension() == ".h5" || p.extension() == ".hdf5") {
-    ds.add_shard(p.string(), -1, "");
-    return ds;
-  }
-  nlohmann::json manifest;
-  try {
-    manifest = nlohmann::json::parse(read_text_file(p.string(), "manifest"));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str("manifest '", p.string(), "': invalid JSON (", e.what(), ")"));
-  }
-  const std::string tag = manifest.value("pathvlm_manifest", std::string());
-  PATHVLM_CHECK(tag == kManifestTag, "manifest '", p.string(), "': expected \"pathvlm_manifest\": \"", kManifestTag,
-                "\", found ", tag.empty() ? std::string("none") : "\"" + tag + "\"");
-  PATHVLM_CHECK(manifest.contains("shards") && manifest["shards"].is_array() && !manifest["shards"].empty(),
-                "manifest '", p.string(), "': no shards listed");
-  for (const auto& entry : manifest["shards"]) {
-    PATHVLM_CHECK(entry.is_object() && entry.contains("file") && entry["file"].is_string() &&
-                      entry.contains("records") && entry["records"].is_number_integer(),
-                  "manifest '", p.string(), "': shard entry ", entry.dump(), " needs \"file\" and \"records\"");
-    fs::path file = entry["file"].get<std::string>();
-    if (file.is_relative()) file = p.parent_path() / file;
-    ds.add_shard(file.string(), entry["records"].get<int64_t>(), str("manifest '", p.string(), "': "));
-  }
-  const int64_t total = manifest.value("records", ds.size());
-  PATHVLM_CHECK(total == ds.size(), "manifest '", p.string(), "': lists ", total, " records, its shards hold ",
-                ds.size());
+  ds.source_ = manifest.source;
+  for (const auto& shard : manifest.shards) ds.add_shard(shard.path, shard.records, manifest.context());
+  manifest.check_total(ds.size());
   return ds;
 }
 

@@ -58,6 +58,7 @@ TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& c
   encoder.image_size = mc.image_size;
   encoder.dim = mc.embed_dim;
   encoder.name = path;
+  encoder.token_layer = config.token_layer;
   encoder.token_shape = {(mc.image_size / mc.patch_size) * (mc.image_size / mc.patch_size) + 1, mc.vision_width};
   encoder.encode = [model, device, precision, dtype, select](const torch::Tensor& pixels, bool tokens) mutable {
     torch::NoGradGuard no_grad;
@@ -74,7 +75,7 @@ TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& c
     }
     out.features =
         model->visual_projection->forward(vision->post_layernorm->forward(h.select(1, 0))).to(torch::kFloat).cpu();
-    if (tokens) out.tokens = out.tokens.to(torch::kHalf).cpu();
+    if (tokens) out.tokens = out.tokens.to(torch::kFloat).cpu();
     return out;
   };
   return encoder;
@@ -213,7 +214,8 @@ std::vector<std::string> list_h5(const std::string& dir) {
 std::string embed_settings(const EmbedConfig& c, const TileEncoder& encoder, const std::string& coords_settings) {
   return str("encoder: ", encoder.name, "\nimage_size: ", encoder.image_size, "\ndim: ", encoder.dim,
              "\nprecision: ", c.precision, "\nfeatures_dtype: ", c.features_dtype, "\ntokens: ", c.tokens,
-             "\ntoken_layer: ", c.token_layer, "\ncoords_settings: |\n  ", coords_settings, "\n");
+             "\ntoken_layer: ", c.token_layer, "\ntokens_dtype: ", c.tokens_dtype, "\ncoords_settings: |\n  ",
+             coords_settings, "\n");
 }
 
 // Writers of one slide's outputs, to temp files renamed when the slide is complete.
@@ -224,7 +226,9 @@ class SlideWriter {
         features_path_(out + "/features/" + work.entry.id + ".h5"),
         tokens_path_(out + "/tokens/" + work.entry.id + ".h5"),
         dtype_(config.features_dtype == "float16" ? torch::kHalf : torch::kFloat),
-        encoder_(encoder.name) {
+        tokens_dtype_(config.tokens_dtype == "float16" ? torch::kHalf : torch::kFloat),
+        encoder_(encoder.name),
+        token_layer_(encoder.token_layer) {
     features_file_.emplace(h5::File::create(temp_path(features_path_)));
     const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(256, work.tiles.coords.size(0)));
     features_ = static_cast<h5::Group&>(*features_file_).create("features", dtype_, {encoder.dim},
@@ -234,7 +238,8 @@ class SlideWriter {
       tokens_file_.emplace(h5::File::create(temp_path(tokens_path_)));
       shards::write_schema(*tokens_file_, shards::ShardKind::TileFeatures);
       const int64_t t = encoder.token_shape[0], w = encoder.token_shape[1];
-      token_rows_ = static_cast<h5::Group&>(*tokens_file_).create("features", torch::kHalf, {t, w}, {{1, t, w}, 0, false});
+      token_rows_ =
+          static_cast<h5::Group&>(*tokens_file_).create("features", tokens_dtype_, {t, w}, {{1, t, w}, 0, false});
       token_ids_ = tokens_file_->create_strings("ids");
     }
   }
@@ -242,7 +247,7 @@ class SlideWriter {
   void append(const EncodedBatch& batch, int64_t begin) {
     features_->append(batch.features.to(dtype_).contiguous());
     if (!tokens_file_) return;
-    token_rows_->append(batch.tokens.contiguous());
+    token_rows_->append(batch.tokens.to(tokens_dtype_).contiguous());
     auto xy = work_.tiles.coords.accessor<int64_t, 2>();
     std::vector<std::string> ids;
     for (int64_t i = 0; i < batch.tokens.size(0); ++i) {
@@ -256,7 +261,10 @@ class SlideWriter {
     features_->set_attr("encoder", encoder_);
     write_coords_dataset(*features_file_, work_.tiles);
     features_file_->set_attr("settings", work_.settings);
-    if (tokens_file_) tokens_file_->set_attr("encoder", encoder_);
+    if (tokens_file_) {
+      tokens_file_->set_attr("encoder", encoder_);
+      tokens_file_->set_attr("token_layer", token_layer_);
+    }
     close();
     if (!tokens_path_.empty() && fs::exists(temp_path(tokens_path_))) commit_file(temp_path(tokens_path_), tokens_path_);
     // The features file last: its presence marks the slide complete.
@@ -278,8 +286,9 @@ class SlideWriter {
 
   const SlideWork& work_;
   std::string features_path_, tokens_path_;
-  torch::ScalarType dtype_;
+  torch::ScalarType dtype_, tokens_dtype_;
   std::string encoder_;
+  int token_layer_;
   std::optional<h5::File> features_file_, tokens_file_;
   std::optional<h5::Dataset> features_, token_rows_, token_ids_;
 };

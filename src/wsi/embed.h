@@ -28,7 +28,7 @@ namespace pathvlm::wsi {
 // What the encoder gives for a batch of normalised pixels [B,3,S,S].
 struct EncodedBatch {
   torch::Tensor features;  // [B,D]
-  torch::Tensor tokens;    // [B,T,W] when tokens are requested, else undefined
+  torch::Tensor tokens;    // float32 [B,T,W] when tokens are requested (the tower's output as computed), else undefined
 };
 
 // A frozen image encoder: input side, output size and the function (called from one thread only).
@@ -36,6 +36,7 @@ struct TileEncoder {
   int image_size = 224;
   int dim = 0;
   std::vector<int64_t> token_shape;  // [T,W] of the token features, empty when it gives none
+  int token_layer = -2;              // the hidden state the tokens are, HF hidden_states indexing (-2 = penultimate)
   std::string name;  // stored as the `encoder` attribute
   std::function<EncodedBatch(const torch::Tensor& pixels, bool tokens)> encode;
 };

@@ -1,4 +1,4 @@
-// Settings of `pathvlm embed`: tile features with a frozen CLIP image tower.
+// Settings of `pathvlm embed`: tile features with a frozen CLIP image tower (of slides' tiles or of tiles shards).
 #pragma once
 #include <string>
 
@@ -15,7 +15,9 @@ struct EmbedConfig {
   std::string features_dtype = "float32";
   bool tokens = false;
   int token_layer = -2;
+  std::string tokens_dtype = "float16";
   int slides_per_shard = 256;
+  int tiles_per_shard = 10000;
 
   template <class V>
   void visit(V& v) {
@@ -29,7 +31,11 @@ struct EmbedConfig {
     v.field("tokens", tokens, "also write per-tile token features (tile_features shards) for the instruction trainer");
     v.field("token_layer", token_layer,
             "hidden state stored as tokens: -1 last block, -2 penultimate (LLaVA's mm_vision_select_layer)");
+    v.field("tokens_dtype", tokens_dtype,
+            "dtype of the stored token features; float32 keeps the encoder's fp32 output exactly",
+            cfg::OneOf{"float32", "float16"});
     v.field("slides_per_shard", slides_per_shard, "slides per packed `slides` shard", cfg::Min(1));
+    v.field("tiles_per_shard", tiles_per_shard, "records per tile_features shard of `embed --tiles`", cfg::Min(1));
   }
 };
 

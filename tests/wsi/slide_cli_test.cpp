@@ -18,6 +18,7 @@
 #include "wsi/embed.h"
 #include "io/hdf5.h"
 #include "data/image.h"
+#include "data/tile_features.h"
 #include "io/shard_schema.h"
 #include "wsi/slide.h"
 #include "wsi/slide_batch.h"
@@ -295,6 +296,7 @@ TEST(SlideCli, EmbedWritesTridentFilesShardsAndTokens) {
     auto tokens = h5::File::open(dir + "/feats/tokens/" + id + ".h5");
     EXPECT_EQ(shards::check_schema(tokens), shards::ShardKind::TileFeatures);
     EXPECT_EQ(tokens.dataset("features").rows(), coords.coords.size(0));
+    EXPECT_EQ(tokens.attr_int("token_layer"), -2);
   }
   auto manifest = nlohmann::json::parse(read_text(dir + "/feats/shards/manifest.json"));
   EXPECT_EQ(manifest["pathvlm_manifest"], "slides/1");
@@ -307,7 +309,11 @@ TEST(SlideCli, EmbedWritesTridentFilesShardsAndTokens) {
     EXPECT_EQ(report.bad_records, 0) << (report.bad.empty() ? "" : report.bad[0].problem);
     EXPECT_TRUE(shard.has("reports/text"));
   }
-  EXPECT_TRUE(fs::exists(dir + "/feats/tokens/manifest.json"));
+  auto token_features = data::TileFeatureDataset::open(dir + "/feats/tokens");
+  EXPECT_EQ(token_features.token_layer(), std::optional<int>(-2));
+  EXPECT_EQ(token_features.encoder(), std::optional<std::string>(dir + "/clip"));
+  const auto first = wsi::read_coords_h5(dir + "/tiles/patches/slide_000.h5").coords[0];
+  EXPECT_TRUE(token_features.index_of(str("slide_000/", first[0].item<int64_t>(), "_", first[1].item<int64_t>())));
 
   // A second run skips every finished slide and leaves the files as they were.
   auto before = snapshot(dir + "/feats/features");
