@@ -14,6 +14,8 @@
 #include "dist/gather.h"
 #include "dist/process_group.h"
 #include "dist/reducer.h"
+#include "eval/few_shot.h"
+#include "eval/knn.h"
 #include "generate/generate.h"
 #include "models/clip/weights.h"
 #include "models/layers/activation_checkpoint.h"
@@ -141,6 +143,11 @@ void InstructTask::build_common(const TaskContext& ctx) {
   }
   if (!cfg_.data.eval.empty()) eval_data_ = dataset(cfg_.data.eval, "instruct.data.eval");
   if (!cfg_.eval.questions.empty()) questions_ = eval::read_vqa_questions(cfg_.eval.questions);
+  if (!cfg_.eval.support.empty())
+    support_ = std::make_shared<const eval::SupportSet>(eval::read_support_set(cfg_.eval.support));
+  PATHVLM_CHECK(cfg_.eval.few_shot.empty() || (support_ && !questions_.empty()),
+                "instruct.eval.few_shot needs instruct.eval.support (the examples) and instruct.eval.questions (the "
+                "query images: those of the open questions whose answer names a class)");
   log_info("instruct: tower '", cfg_.vision_tower, "' (frozen, ", model_->image_tokens(), " rows per image of width ",
            model_->vision_hidden(), "), projector ", cfg_.model.projector, ", LLaMA ",
            hf_language_model_.empty() ? "preset '" + cfg_.language_model + "'" : "'" + hf_language_model_ + "'", " (",
@@ -289,7 +296,7 @@ StepOutput InstructTask::forward_backward(const std::vector<Batch>& micro, StepC
 std::map<std::string, double> InstructTask::evaluate(dist::Comm& comm) {
   torch::NoGradGuard no_grad;
   std::map<std::string, double> metrics;
-  for (auto part : {&InstructTask::evaluate_loss, &InstructTask::evaluate_vqa})
+  for (auto part : {&InstructTask::evaluate_loss, &InstructTask::evaluate_vqa, &InstructTask::evaluate_few_shot})
     for (const auto& [name, value] : (this->*part)(comm)) metrics[name] = value;
   return metrics;
 }
@@ -412,6 +419,69 @@ std::map<std::string, double> InstructTask::evaluate_vqa(dist::Comm& comm) {
   return metrics;
 }
 
+std::map<std::string, double> InstructTask::evaluate_few_shot(dist::Comm& comm) {
+  if (cfg_.eval.few_shot.empty()) return {};
+  // Queries: the images of the open questions whose answer names a support class, each once, in file order.
+  const auto names = support_->class_names();
+  std::vector<std::string> queries;
+  std::vector<int64_t> expected;
+  for (const auto& q : questions_) {
+    if (q.image.empty() || q.type != eval::VqaQuestionType::Open) continue;
+    const int64_t c = eval::predicted_class(q.answer, names);
+    if (c < 0 || std::find(queries.begin(), queries.end(), q.image) != queries.end()) continue;
+    queries.push_back(q.image);
+    expected.push_back(c);
+  }
+  if (cfg_.eval.max_samples > 0 && static_cast<int64_t>(queries.size()) > cfg_.eval.max_samples)
+    queries.resize(cfg_.eval.max_samples), expected.resize(cfg_.eval.max_samples);
+  const auto n = static_cast<int64_t>(queries.size());
+  PATHVLM_CHECK(n > 0, "instruct.eval.few_shot: no open question of '", cfg_.eval.questions,
+                "' has an image and an answer naming a class of '", cfg_.eval.support, "'");
+  const auto [begin, end] = data::eval_share(n, cfg_.eval.batch_size, rank_, world_size_);
+
+  // The kNN baseline's embeddings: the tower features pooled over their rows.
+  auto pooled = [this](const std::vector<std::string>& ids) { return image_features(ids).mean(1).to(torch::kFloat); };
+  std::vector<std::string> support_tiles;
+  std::vector<int64_t> support_labels;
+  for (size_t c = 0; c < support_->classes.size(); ++c)
+    for (const auto& tile : support_->classes[c].tiles) support_tiles.push_back(tile), support_labels.push_back(c);
+  const auto support_embeddings = pooled(support_tiles);
+  const auto mine = pooled(std::vector<std::string>(queries.begin() + begin, queries.begin() + end));
+  const auto query_embeddings = dist::gather_rows(mine, &comm);
+
+  std::vector<eval::FewShotResult> results;
+  for (const int64_t k : cfg_.eval.few_shot) {
+    nlohmann::json replies = nlohmann::json::array();
+    for (int64_t first = begin; first < end; first += cfg_.eval.batch_size) {
+      std::vector<text::Conversation> conversations;
+      std::vector<torch::Tensor> images;
+      for (int64_t i = first; i < std::min(end, first + cfg_.eval.batch_size); ++i) {
+        auto prompt = eval::few_shot_prompt(*support_, k, queries[i], cfg_.eval.question, seed_, i);
+        conversations.push_back(std::move(prompt.conversation));
+        images.push_back(image_features(prompt.image_ids));
+      }
+      for (auto& a : answer(conversations, images)) replies.push_back(std::move(a));
+    }
+    std::vector<std::string> answers;
+    for (const auto& part : dist::allgather_strings(comm, device_, replies.dump()))
+      for (const auto& a : nlohmann::json::parse(part)) answers.push_back(a.get<std::string>());
+    eval::FewShotResult result;
+    result.k = k;
+    result.answers = eval::score_class_answers(answers, expected, names);
+    if (k > 0) {
+      const auto predicted = eval::knn_predict(support_embeddings, torch::tensor(support_labels), query_embeddings,
+                                               std::min<int64_t>(k, static_cast<int64_t>(support_tiles.size())));
+      result.knn_accuracy = eval::knn_accuracy(predicted, torch::tensor(expected));
+    }
+    results.push_back(result);
+  }
+  std::istringstream report(eval::format_few_shot_report(results));
+  for (std::string line; std::getline(report, line);) log_info(line);
+  std::map<std::string, double> metrics;
+  for (const auto& [name, value] : eval::few_shot_metric_values(results, "eval/")) metrics[name] = value;
+  return metrics;
+}
+
 // ---- export and data position -----------------------------------------------------------------------
 
 void InstructTask::export_model(const std::string& dir) {
@@ -448,8 +518,7 @@ InstructRun open_instruct_run(const std::string& path, torch::Device device) {
                 (fs::path(path) / "export").string(), "), where they are merged into the language model");
   auto& cfg = job.task_config<InstructConfig>();
   cfg.data = InstructDataConfig{};
-  cfg.eval.questions.clear();
-  cfg.eval.support.clear();
+  cfg.eval = InstructEvalConfig{};
   job.train.activation_checkpointing.clear();
   InstructRun run;
   run.comm = dist::make_local_comm();

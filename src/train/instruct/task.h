@@ -24,6 +24,7 @@
 #include "data/instruct_dataset.h"
 #include "dist/comm.h"
 #include "generate/generate.h"
+#include "eval/support_set.h"
 #include "eval/vqa.h"
 #include "models/llava/model.h"
 #include "text/conversation.h"
@@ -84,6 +85,7 @@ class InstructTask : public Task {
   torch::Tensor select_cached(const torch::Tensor& features) const;
   std::map<std::string, double> evaluate_loss(dist::Comm& comm);
   std::map<std::string, double> evaluate_vqa(dist::Comm& comm);
+  std::map<std::string, double> evaluate_few_shot(dist::Comm& comm);
   // Greedy answers with instruct.eval.max_new_tokens, trimmed.
   std::vector<std::string> answer(const std::vector<text::Conversation>& conversations,
                                   const std::vector<torch::Tensor>& images);
@@ -100,6 +102,7 @@ class InstructTask : public Task {
   std::shared_ptr<const data::InstructImages> images_;
   std::shared_ptr<const data::InstructDataset> train_data_, eval_data_;
   std::vector<eval::VqaQuestion> questions_;
+  std::shared_ptr<const eval::SupportSet> support_;
   std::unique_ptr<data::Loader> loader_;
 };
 

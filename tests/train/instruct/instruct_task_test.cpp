@@ -7,8 +7,12 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "models/clip/weights.h"
+#include "train/instruct/task.h"
 #include "train/job_config.h"
 #include "train/trainer.h"
+#include "wsi/embed.h"
+#include "wsi/embed_tiles.h"
 #include "train/instruct/instruct_test_util.h"
 #include "train/train_test_util.h"
 
@@ -121,6 +125,44 @@ TEST(InstructTask, MissingImagesAboveTheThresholdStopTheRunNamingTheFile) {
     EXPECT_HAS(e.what(), tiny_instruct_data().phase1);
     EXPECT_HAS(e.what(), "32 of 32 records whose image is found nowhere");
   }
+  fs::remove_all(dir);
+}
+
+// Features cached by `pathvlm embed --tiles` (float32, one tile per forward) stand in for the tower: the same
+// training up to the last bits of batched matmuls.
+TEST(InstructTask, CachedTowerFeaturesTrainLikeThePixels) {
+  const auto& data = tiny_instruct_data();
+  auto dir = fresh_dir("instruct_cached");
+  auto pixels = tiny_instruct_job(dir, "pixels", 2, 4);
+  pixels.checkpoint.export_final = false;
+  auto& ic = pixels.task_config<train::InstructConfig>();
+  auto tower = train::make_instruct_vision_clip(ic);
+  models::export_hf_clip(tower, tower->config(), dir + "/tower");
+  ic.vision_tower = dir + "/tower";
+
+  EmbedConfig embed;
+  embed.device = "cpu";
+  embed.batch_size = 1;
+  embed.tokens_dtype = "float32";
+  embed.token_layer = ic.model.vision_feature_layer;
+  const auto encoder = wsi::load_clip_tile_encoder(dir + "/tower", embed);
+  auto features = pixels;
+  features.run.name = "features";
+  auto& cached = features.task_config<train::InstructConfig>().data.images;
+  cached.clear();
+  for (const auto& [name, shards] : {std::pair{"train", data.train_shards}, {"support", data.support_shards},
+                                     {"eval", data.eval_shards}})
+    cached.push_back(wsi::embed_tiles({shards, dir + "/feats_" + name}, embed, encoder).manifest);
+
+  train::train(pixels);
+  train::train(features);
+  EXPECT_HAS(read_text(dir + "/features/log.txt"), "images as cached tower features");
+  EXPECT_LE(max_relative_error(load_all(checkpoint_weights(dir + "/features", 4)),
+                               load_all(checkpoint_weights(dir + "/pixels", 4))),
+            1e-5);
+  const auto a = logged_losses(dir + "/pixels/metrics.jsonl"), b = logged_losses(dir + "/features/metrics.jsonl");
+  ASSERT_EQ(a.size(), 4u);
+  for (const auto& [step, loss] : a) EXPECT_NEAR(std::stod(loss), std::stod(b.at(step)), 1e-5) << "step " << step;
   fs::remove_all(dir);
 }
 

@@ -1,38 +1,13 @@
-// Shared by the instruct task tests: a small synthetic instruction set (synth/synth_instruct.h on 32-pixel tiles,
-// with its tokenizer) written once per test program, and the tiny instruct job of each phase on it.
+// Shared by the instruct task tests: the tiny instruct job of each phase on the small synthetic instruction set of
+// tests/instruct_data_util.h.
 #pragma once
-#include <unistd.h>
-
-#include <filesystem>
 #include <string>
 
-#include "synth/synth_instruct.h"
+#include "instruct_data_util.h"
 #include "train/instruct/config.h"
 #include "train/job_config.h"
 
 namespace pathvlm::testing {
-
-inline const synth::SynthInstructReport& tiny_instruct_data() {
-  struct Data {
-    synth::SynthInstructOptions options;
-    synth::SynthInstructReport report;
-    Data() {
-      options.out_dir =
-          (std::filesystem::temp_directory_path() / ("pathvlm_instruct_data_" + std::to_string(::getpid()))).string();
-      options.tile_size = 32;
-      options.train_per_class = 4;
-      options.support_per_class = 2;
-      options.eval_per_class = 2;
-      options.conversations_per_tile = 2;
-      options.text_only = 8;
-      options.progress = false;
-      report = synth::synth_instruct(options);
-    }
-    ~Data() { std::filesystem::remove_all(options.out_dir); }
-  };
-  static const Data data;
-  return data.report;
-}
 
 // Phase 1 (template plain, the LLM frozen) or phase 2 (vicuna_v1, all but the tower trained): a tiny CLIP tower on
 // 32-pixel tiles (4 image rows), the mlp2x_gelu projector and the tiny LLaMA, on CPU, 12 samples per
