@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.h"
@@ -43,5 +44,16 @@ struct TempDir {
     return p.string();
   }
 };
+
+// The last record of a run's metrics.jsonl that holds `key` (null when none does).
+inline nlohmann::json last_record_with(const std::filesystem::path& metrics, const std::string& key) {
+  std::ifstream in(metrics);
+  nlohmann::json found;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.contains(key)) found = j;
+  }
+  return found;
+}
 
 }  // namespace pathvlm::testing

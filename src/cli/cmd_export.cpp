@@ -6,6 +6,8 @@
 #include "core/error.h"
 #include "text/clip_tokenizer.h"
 #include "models/clip/weights.h"
+#include "models/llava/weights.h"
+#include "train/instruct/task.h"
 
 namespace pathvlm::cli {
 namespace {
@@ -26,10 +28,32 @@ void export_hf_clip(const ArgParser& parser, const std::string& source, const st
             << ")\n";
 }
 
+// An instruct run (its latest checkpoint, or a step directory) as a transformers LlavaForConditionalGeneration
+// directory with its processor and tokenizer files, plus mm_projector.safetensors.
+void export_hf_llava(const ArgParser&, const std::string& source, const std::string& out_dir) {
+  auto run = train::open_instruct_run(source, torch::kCPU);
+  run.task->export_model(out_dir);
+  std::cout << "export: " << source << " -> " << out_dir << " (transformers LlavaForConditionalGeneration, "
+            << "AutoProcessor; mm_projector.safetensors)\n";
+}
+
+// The projector alone, in LLaVA's mm_projector names: what phase 1 hands to phase 2 (or LLaVA's own train.py).
+void export_llava_projector(const ArgParser&, const std::string& source, const std::string& out_file) {
+  auto run = train::open_instruct_run(source, torch::kCPU);
+  auto& llava = run.task->llava();
+  models::export_projector(llava, out_file, llava->multi_modal_projector->parameters().front().scalar_type());
+  std::cout << "export: " << source << " -> " << out_file << " (LLaVA mm_projector, "
+            << llava->config().projector << ")\n";
+}
+
 // One line per format.
 const ExportFormat kFormats[] = {
     {"hf-clip", "transformers CLIPModel directory (config.json, model.safetensors, preprocessor_config.json)",
      export_hf_clip},
+    {"hf-llava", "instruct run -> transformers LlavaForConditionalGeneration directory (+ processor, tokenizer, "
+                 "mm_projector.safetensors)", export_hf_llava},
+    {"llava-projector", "instruct run -> the projector alone as LLaVA's mm_projector .safetensors (OUT is a file)",
+     export_llava_projector},
 };
 
 }  // namespace
@@ -39,7 +63,7 @@ int cmd_export(const Args& args) {
   for (const auto& f : kFormats) formats += str("\n  ", f.name, ": ", f.summary);
   ArgParser parser("pathvlm export", "Export a checkpoint (run dir, step dir, or weights) as a directory. Formats:" + formats);
   parser.positional("checkpoint", "run directory, checkpoint step directory, HF directory or .safetensors weights");
-  parser.positional("out", "output directory");
+  parser.positional("out", "output directory (llava-projector: the .safetensors file)");
   parser.option("format", "export format", /*required=*/true);
   parser.option("vocab", "hf-clip: also write CLIPTokenizer files from this CLIP BPE (bpe_simple_vocab_16e6.txt.gz)");
   parser.option("hidden-act", "hf-clip: activation for open_clip weights without open_clip_config.json");

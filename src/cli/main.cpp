@@ -19,7 +19,7 @@ const std::vector<Command>& commands() {
       {"tokenize", "CLIP BPE or LLaMA SentencePiece ids of texts from stdin, one JSON array per line", cmd_tokenize},
       {"encode", "CLIP image / text embeddings of files, written as safetensors", cmd_encode},
       {"synth", "procedural demo data: captioned H&E-like tiles, pyramidal slides (tiles|slides)", cmd_synth},
-      {"export", "export a checkpoint for other tools (hf-clip: transformers CLIPModel)", cmd_export},
+      {"export", "export a checkpoint for other tools (hf-clip, hf-llava, llava-projector)", cmd_export},
       {"eval", "zero-shot classification and retrieval metrics of a CLIP, on every rank", cmd_eval},
       {"instruct", "instruction-tuning data: samples with their supervised spans (inspect)", cmd_instruct},
       {"generate", "text from a LLaMA-family model for prompts (KV cache, batches, sampling, stop strings)",

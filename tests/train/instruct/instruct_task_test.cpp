@@ -13,6 +13,7 @@
 #include "train/trainer.h"
 #include "wsi/embed.h"
 #include "wsi/embed_tiles.h"
+#include "test_util.h"
 #include "train/instruct/instruct_test_util.h"
 #include "train/train_test_util.h"
 
@@ -35,16 +36,6 @@ std::string checkpoint_weights(const std::string& run, int64_t step) {
   return run + "/checkpoints/" + name + "/model.safetensors";
 }
 
-// The last JSON record of metrics.jsonl holding `key`.
-nlohmann::json last_record_with(const std::string& metrics, const std::string& key) {
-  std::ifstream in(metrics);
-  nlohmann::json found;
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_discarded() && j.contains(key)) found = j;
-  }
-  return found;
-}
 
 }  // namespace
 
