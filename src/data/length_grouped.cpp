@@ -10,20 +10,7 @@
 namespace pathvlm::data {
 namespace {
 
-// A seeded stream of uniform draws; the same on every machine.
-struct Draws {
-  uint64_t state;
-  uint64_t below(uint64_t bound) {  // rejection keeps it unbiased
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    uint64_t x;
-    do x = state = splitmix64(state); while (x >= limit);
-    return x % bound;
-  }
-  template <class T>
-  void shuffle(std::vector<T>& v) {
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
-  }
-};
+using Draws = SeededDraws;
 
 Draws draws(uint64_t seed, int64_t epoch, uint64_t stream) {
   return {splitmix64(splitmix64(splitmix64(seed ^ 0x6C656E67ull) ^ static_cast<uint64_t>(epoch)) ^ stream)};

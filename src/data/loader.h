@@ -85,6 +85,14 @@ struct LoaderOptions {
   int prefetch = 4;     // batches ready or being built ahead of the consumer
   torch::Device device = torch::kCPU;  // where next() delivers the tensors
   bool pin_memory = true;              // pinned host memory + non-blocking copies when `device` is CUDA
+
+  // A copy for a loader of `size` records per rank per batch, training (endless stream) or evaluation (one pass).
+  LoaderOptions batches(int64_t size, bool train_stream) const {
+    LoaderOptions o = *this;
+    o.batch_size = size;
+    o.train = train_stream;
+    return o;
+  }
 };
 
 class Loader {

@@ -12,20 +12,7 @@
 namespace pathvlm::eval {
 namespace {
 
-// A seeded stream of uniform draws; the same on every machine.
-struct Draws {
-  uint64_t state;
-  uint64_t below(uint64_t bound) {  // rejection keeps it unbiased
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    uint64_t x;
-    do x = state = splitmix64(state); while (x >= limit);
-    return x % bound;
-  }
-  template <class T>
-  void shuffle(std::vector<T>& v) {
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
-  }
-};
+using Draws = SeededDraws;
 
 Draws draws(uint64_t seed, int64_t query_index) {
   return {splitmix64(splitmix64(seed ^ 0x66657773686F74ull) ^ static_cast<uint64_t>(query_index))};

@@ -6,6 +6,17 @@
 
 namespace pathvlm::train {
 
+data::LoaderOptions task_loader_options(const TaskContext& ctx, int workers, int prefetch) {
+  data::LoaderOptions o;
+  o.rank = ctx.rank;
+  o.world_size = ctx.world_size;
+  o.seed = ctx.seed;
+  o.workers = workers;
+  o.prefetch = prefetch;
+  o.device = ctx.device;
+  return o;
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> Task::state_tensors() {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : model().named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());

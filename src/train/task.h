@@ -63,6 +63,10 @@ struct TaskContext {
   std::string run_dir;
 };
 
+// The Loader settings of a task's data on this rank (its place, the data seed, the device) with the task's thread
+// counts; each loader then picks its batch size and mode: task_loader_options(ctx, 2, 4).batches(64, true).
+data::LoaderOptions task_loader_options(const TaskContext& ctx, int workers, int prefetch);
+
 // Handed to forward_backward: the gradient synchronisation of this step.
 struct StepContext {
   dist::Reducer& reducer;  // prepare_backward(sync) before every backward; finish_backward() after the last

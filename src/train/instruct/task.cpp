@@ -107,9 +107,11 @@ void InstructTask::build_common(const TaskContext& ctx) {
   seed_ = ctx.seed;
   micro_batch_ = ctx.micro_batch_size;
   grad_accum_ = ctx.grad_accum;
+  loader_options_ = task_loader_options(ctx, cfg_.data.workers, cfg_.data.prefetch);
   hf_language_model_ = is_hf_dir(cfg_.language_model) ? cfg_.language_model : "";
   PATHVLM_CHECK(!hf_language_model_.empty() || !fs::exists(cfg_.language_model), "instruct.language_model '",
-                cfg_.language_model, "' exists but has no config.json: name a Hugging Face LLaMA directory or a preset");
+                cfg_.language_model,
+                "' exists but has no config.json: name a Hugging Face LLaMA directory or a preset");
   const auto lm = language_model_section(cfg_, hf_language_model_);
   tokenizer_ = std::make_shared<const text::SentencePieceTokenizer>(make_instruct_tokenizer(cfg_));
   template_ = std::make_shared<const text::ConversationTemplate>(
@@ -172,26 +174,13 @@ std::shared_ptr<const data::InstructDataset> InstructTask::dataset(const std::ve
   return ds;
 }
 
-data::LoaderOptions InstructTask::loader_options(int64_t batch_size, bool train) const {
-  data::LoaderOptions o;
-  o.batch_size = batch_size;
-  o.rank = rank_;
-  o.world_size = world_size_;
-  o.seed = seed_;
-  o.train = train;
-  o.workers = cfg_.data.workers;
-  o.prefetch = cfg_.data.prefetch;
-  o.device = device_;
-  return o;
-}
-
 void InstructTask::build(const TaskContext& ctx) {
   cfg_ = ctx.job.task_config<InstructConfig>();
   PATHVLM_CHECK(!cfg_.data.train.empty(), "instruct.data.train is empty: name LLaVA record files (.json / .jsonl; "
                 "`pathvlm synth instruct --out DIR` writes a demo set)");
   build_common(ctx);
   train_data_ = dataset(cfg_.data.train, "instruct.data.train");
-  auto options = loader_options(ctx.micro_batch_size, /*train=*/true);
+  auto options = loader_options_.batches(ctx.micro_batch_size, /*train=*/true);
   if (cfg_.data.group_by_length) {
     const auto lengths = train_data_->modality_lengths();
     const data::LengthGrouping grouping{world_size_, micro_batch_, grad_accum_};
@@ -249,7 +238,8 @@ models::LlavaBatch InstructTask::llava_batch(const Batch& batch) const {
   b.labels = batch.at("labels");
   b.attention_mask = batch.at("attention_mask");
   if (auto it = batch.tensors.find("features"); it != batch.tensors.end()) b.features = select_cached(it->second);
-  if (auto it = batch.tensors.find("pixels"); it != batch.tensors.end() && it->second.size(0) > 0) b.pixels = it->second;
+  if (auto it = batch.tensors.find("pixels"); it != batch.tensors.end() && it->second.size(0) > 0)
+    b.pixels = it->second;
   return b;
 }
 
@@ -307,7 +297,7 @@ std::map<std::string, double> InstructTask::evaluate_loss(dist::Comm& comm) {
       cfg_.eval.max_samples > 0 ? std::min(cfg_.eval.max_samples, eval_data_->size()) : eval_data_->size();
   auto data = eval_data_;
   data::Loader loader("instruct.data.eval", records, [data](const data::BatchRequest& r) { return data->batch(r); },
-                      loader_options(cfg_.eval.batch_size, /*train=*/false));
+                      loader_options_.batches(cfg_.eval.batch_size, /*train=*/false));
   // One row (loss sum, tokens) per batch; gathered in rank order they are the one-process pass's batches.
   std::vector<torch::Tensor> rows;
   while (auto batch = loader.next()) {
@@ -324,6 +314,10 @@ std::map<std::string, double> InstructTask::evaluate_loss(dist::Comm& comm) {
   return {{"eval/loss", loss}, {"eval/perplexity", std::exp(loss)}};
 }
 
+torch::Tensor InstructTask::no_image_features() const {
+  return torch::empty({0, model_->image_tokens(), model_->vision_hidden()}, torch::kFloat).to(device_);
+}
+
 torch::Tensor InstructTask::image_features(const std::vector<std::string>& names) {
   torch::NoGradGuard no_grad;
   PATHVLM_CHECK(images_, "instruct: no image sources");
@@ -334,7 +328,7 @@ torch::Tensor InstructTask::image_features(const std::vector<std::string>& names
     rows.push_back(images_->kind() == data::InstructImages::Kind::features ? images_->features(*ref)
                                                                            : images_->pixels(*ref));
   }
-  if (rows.empty()) return torch::empty({0, model_->image_tokens(), model_->vision_hidden()}, torch::kFloat).to(device_);
+  if (rows.empty()) return no_image_features();
   auto stacked = torch::stack(rows).to(device_);
   if (images_->kind() == data::InstructImages::Kind::features) return select_cached(stacked);
   return model_->image_features(stacked);
@@ -344,8 +338,9 @@ torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& 
   torch::NoGradGuard no_grad;
   const int size = model_->vision_tower->clip_config().image_size;
   std::vector<torch::Tensor> pixels;
-  for (const auto& file : files) pixels.push_back(data::normalize_openai(data::resize_shortest_and_center_crop(data::read_image(file), size)));
-  if (pixels.empty()) return torch::empty({0, model_->image_tokens(), model_->vision_hidden()}, torch::kFloat).to(device_);
+  for (const auto& file : files)
+    pixels.push_back(data::normalize_openai(data::resize_shortest_and_center_crop(data::read_image(file), size)));
+  if (pixels.empty()) return no_image_features();
   return model_->image_features(torch::stack(pixels).to(device_));
 }
 

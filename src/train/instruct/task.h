@@ -76,13 +76,13 @@ class InstructTask : public Task {
  private:
   // Tokenizer, template, model, images and the evaluation data.
   void build_common(const TaskContext& ctx);
-  data::LoaderOptions loader_options(int64_t batch_size, bool train) const;
   // The samples of `paths` for config key `key`; logs their report.
   std::shared_ptr<const data::InstructDataset> dataset(const std::vector<std::string>& paths,
                                                        const std::string& key) const;
   models::LlavaBatch llava_batch(const Batch& batch) const;
   // Cached features as the model's tower would give them: the CLS row dropped for vision_feature_select patch.
   torch::Tensor select_cached(const torch::Tensor& features) const;
+  torch::Tensor no_image_features() const;  // [0, T, vision_hidden]
   std::map<std::string, double> evaluate_loss(dist::Comm& comm);
   std::map<std::string, double> evaluate_vqa(dist::Comm& comm);
   std::map<std::string, double> evaluate_few_shot(dist::Comm& comm);
@@ -103,6 +103,7 @@ class InstructTask : public Task {
   std::shared_ptr<const data::InstructDataset> train_data_, eval_data_;
   std::vector<eval::VqaQuestion> questions_;
   std::shared_ptr<const eval::SupportSet> support_;
+  data::LoaderOptions loader_options_;  // this rank's; each loader sets its batch size and mode
   std::unique_ptr<data::Loader> loader_;
 };
 

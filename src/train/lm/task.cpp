@@ -78,9 +78,7 @@ models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::SentencePie
 
 void LmTask::build_common(const TaskContext& ctx, const std::string& hf_dir) {
   device_ = ctx.device;
-  rank_ = ctx.rank;
-  world_size_ = ctx.world_size;
-  seed_ = ctx.seed;
+  loader_options_ = task_loader_options(ctx, cfg_.data.workers, cfg_.data.prefetch);
   tokenizer_ = std::make_shared<const text::SentencePieceTokenizer>(make_lm_tokenizer(cfg_));
   models::LlamaOptions options;
   for (const auto& name : ctx.job.train.activation_checkpointing)
@@ -98,19 +96,6 @@ void LmTask::build_common(const TaskContext& ctx, const std::string& hf_dir) {
            tokenizer_->path());
 }
 
-data::LoaderOptions LmTask::loader_options(int64_t batch_size, bool train) const {
-  data::LoaderOptions o;
-  o.batch_size = batch_size;
-  o.rank = rank_;
-  o.world_size = world_size_;
-  o.seed = seed_;
-  o.train = train;
-  o.workers = cfg_.data.workers;
-  o.prefetch = cfg_.data.prefetch;
-  o.device = device_;
-  return o;
-}
-
 void LmTask::build(const TaskContext& ctx) {
   cfg_ = ctx.job.task_config<LmConfig>();
   PATHVLM_CHECK(!cfg_.data.train.empty(), "lm.data.train is empty: name the training text (.jsonl / .txt files or "
@@ -120,7 +105,7 @@ void LmTask::build(const TaskContext& ctx) {
   auto data = train_data_;
   loader_ = std::make_unique<data::Loader>(
       "lm.data.train", data->size(), [data](const data::BatchRequest& r) { return data->batch(r); },
-      loader_options(ctx.micro_batch_size, /*train=*/true));
+      loader_options_.batches(ctx.micro_batch_size, /*train=*/true));
   PATHVLM_CHECK(loader_->batches_per_epoch() > 0, "lm.data.train has ", data->size(),
                 " sequences: fewer than one global micro-batch (", ctx.micro_batch_size, " x ", ctx.world_size,
                 " ranks)");
@@ -206,7 +191,7 @@ std::map<std::string, double> LmTask::evaluate(dist::Comm& comm) {
       cfg_.eval.max_sequences > 0 ? std::min(cfg_.eval.max_sequences, eval_data_->size()) : eval_data_->size();
   auto data = eval_data_;
   data::Loader loader("lm.data.eval", records, [data](const data::BatchRequest& r) { return data->batch(r); },
-                      loader_options(cfg_.eval.batch_size, /*train=*/false));
+                      loader_options_.batches(cfg_.eval.batch_size, /*train=*/false));
   // One row (nll, correct, count) per batch; gathered in rank order they are the one-process pass's batches.
   std::vector<torch::Tensor> rows;
   while (auto batch = loader.next()) {

@@ -57,15 +57,13 @@ class LmTask : public Task {
   Sums sums(const Batch& batch);
   // Tokenizer, model (options from the job) and evaluation data; `hf_dir` as for lm_model_config.
   void build_common(const TaskContext& ctx, const std::string& hf_dir);
-  data::LoaderOptions loader_options(int64_t batch_size, bool train) const;
 
   LmConfig cfg_;
   torch::Device device_{torch::kCPU};
-  int rank_ = 0, world_size_ = 1;
-  uint64_t seed_ = 0;
   std::shared_ptr<const text::SentencePieceTokenizer> tokenizer_;
   models::LlamaForCausalLM model_{nullptr};
   std::shared_ptr<const data::PackedSequences> train_data_, eval_data_;
+  data::LoaderOptions loader_options_;  // this rank's; each loader sets its batch size and mode
   std::unique_ptr<data::Loader> loader_;
 };
 
