@@ -28,6 +28,7 @@ struct LogConfig {
   double flush_secs = 30.0;
   std::string level = "info";
   bool all_ranks = false;
+  double peak_tflops = 0.0;
   template <class V>
   void visit(V& v) {
     v.field("every", every, "steps between log lines and metrics records", cfg::Min(1));
@@ -35,6 +36,10 @@ struct LogConfig {
     v.field("flush_secs", flush_secs, "seconds between flushes of metrics.jsonl and the event file", cfg::Min(0.0));
     v.field("level", level, "least severe messages printed", cfg::OneOf{"debug", "info", "warn", "error"});
     v.field("all_ranks", all_ranks, "every rank prints info messages, prefixed [rank N] (debugging)");
+    v.field("peak_tflops", peak_tflops,
+            "peak dense TFLOP/s of one device at the training precision (H100 / H200 SXM bf16: 989); when set, the "
+            "live line shows MFU = 6 x trainable parameters x tokens/s / (ranks x peak) for tasks that count tokens",
+            cfg::Min(0.0));
   }
 };
 

@@ -101,6 +101,7 @@ struct Trainer::State {
   // Where tensors loaded by train.init_from (or recorded as external by the resumed checkpoint) came from:
   // frozen ones among them are left out of model.safetensors and recorded instead.
   ckpt::External init_sources;
+  int64_t trainable_params = 0;  // for MFU
 
   void setup_processes();
   void find_resume_checkpoint();
@@ -214,6 +215,10 @@ int Trainer::run() {
       st.lr = lr;
       st.samples_per_s = elapsed > 0 ? interval_samples * s.world / elapsed : 0;
       if (interval_tokens > 0) st.tokens_per_s = elapsed > 0 ? interval_tokens * s.world / elapsed : 0;
+      // Model FLOPs: 2 per trained parameter and token forward, 4 backward (frozen parts and attention uncounted).
+      if (st.tokens_per_s && s.job.log.peak_tflops > 0)
+        st.mfu = 6.0 * static_cast<double>(s.trainable_params) * *st.tokens_per_s /
+                 (s.world * s.job.log.peak_tflops * 1e12);
       st.grad_norm = grad_norm;
       st.data_wait_pct = elapsed > 0 ? 100.0 * interval_data_wait / elapsed : 0;
       const double per_step = seconds_since(train_start) / static_cast<double>(s.step - start_step);
@@ -384,6 +389,7 @@ void Trainer::State::select_parameters(std::vector<dist::NamedParam>& params) {
     params.push_back({infos[i].name, p, wants_weight_decay(infos[i].name, p, job.optim.no_decay)});
   }
   PATHVLM_CHECK(!params.empty(), "every parameter is frozen: nothing to train (train.freeze, train.trainable)");
+  trainable_params = n_trainable;
   log_info("trained: ", trained_summary(infos, selection.trained));
   int64_t n_decay = 0;
   for (const auto& p : params) n_decay += p.decay ? p.param.numel() : 0;

@@ -18,6 +18,7 @@
 #include "train/lm/task.h"
 #include "train/preemption.h"
 #include "train/trainer.h"
+#include "test_util.h"
 #include "train_test_util.h"
 
 namespace fs = std::filesystem;
@@ -64,6 +65,23 @@ TEST(Trainer, LearnsKeepsFrozenPartsAndExports) {
   auto log = read_text(dir + "/frozen/log.txt");
   EXPECT_NE(log.find("train.freeze 'model.embed_tokens': 1 tensor"), std::string::npos);
   EXPECT_NE(log.find("eval/accuracy"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, MfuIsSixTimesTrainedParametersTimesTokensPerSecondOverThePeak) {
+  auto dir = fresh_dir("mfu");
+  auto job = small_job(dir, "mfu");
+  job.train.freeze.clear();
+  job.train.steps = 4;
+  job.log.peak_tflops = 1e-6;  // 1 MFLOP/s: the CPU's figure is then far above 1, which is fine for the ratio
+  train::train(job);
+  int64_t params = 0;
+  for (const auto& p : initial_lm(job)->parameters()) params += p.numel();
+  const auto record = last_record_with(dir + "/mfu/metrics.jsonl", "train/mfu");
+  ASSERT_FALSE(record.is_null()) << read_text(dir + "/mfu/metrics.jsonl");
+  EXPECT_NEAR(record["train/mfu"].get<double>() / record["train/tokens_per_s"].get<double>(), 6.0 * params / 1e6,
+              1e-9 * params);
+  EXPECT_HAS(read_text(dir + "/mfu/log.txt"), "| MFU ");
   fs::remove_all(dir);
 }
 
