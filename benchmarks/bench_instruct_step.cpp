@@ -13,9 +13,9 @@
 // in it.
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <string>
 
+#include "bench_args.h"
 #include "core/error.h"
 #include "models/clip/config.h"
 #include "models/clip/model.h"
@@ -23,17 +23,8 @@
 #include "models/llava/model.h"
 
 using namespace pathvlm;
+using bench::arg;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-std::string arg(int argc, char** argv, const char* name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (!std::strcmp(argv[i], name)) return argv[i + 1];
-  return fallback;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const std::string llm_preset = arg(argc, argv, "--llm", "tinyllama-1.1b");

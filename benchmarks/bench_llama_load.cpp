@@ -16,21 +16,17 @@
 #include <fstream>
 #include <string>
 
+#include "bench_args.h"
 #include "core/error.h"
 #include "models/llama/config.h"
 #include "models/llama/weights.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
+using bench::arg;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string arg(int argc, char** argv, const char* name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (!std::strcmp(argv[i], name)) return argv[i + 1];
-  return fallback;
-}
 
 // Peak resident set of this process in MiB, from /proc/self/status (VmHWM).
 double vm_hwm_mib() {

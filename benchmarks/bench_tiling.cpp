@@ -12,6 +12,7 @@
 #include <iostream>
 #include <string>
 
+#include "bench_args.h"
 #include "core/compat.h"
 #include "core/error.h"
 #include "wsi/embed.h"
@@ -25,17 +26,12 @@
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
+using bench::arg;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string arg(int argc, char** argv, const char* name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (!std::strcmp(argv[i], name)) return argv[i + 1];
-  return fallback;
-}
 
 void row(const std::string& what, double per_s, const std::string& unit, const std::string& note) {
   std::printf("| %s | %.1f %s | %s |\n", what.c_str(), per_s, unit.c_str(), note.c_str());

@@ -17,6 +17,17 @@ data::LoaderOptions task_loader_options(const TaskContext& ctx, int workers, int
   return o;
 }
 
+nlohmann::json loader_state(const data::Loader& loader) {
+  const auto c = loader.cursor();
+  return {{"epoch", c.epoch}, {"batch", c.batch}};
+}
+
+void restore_loader_state(data::Loader& loader, const nlohmann::json& state, const std::string& task) {
+  PATHVLM_CHECK(state.contains("epoch") && state.contains("batch"), task,
+                ": checkpoint data state needs 'epoch' and 'batch', got ", state.dump());
+  loader.restore({state.at("epoch").get<int64_t>(), state.at("batch").get<int64_t>()});
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> Task::state_tensors() {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : model().named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());

@@ -67,6 +67,11 @@ struct TaskContext {
 // counts; each loader then picks its batch size and mode: task_loader_options(ctx, 2, 4).batches(64, true).
 data::LoaderOptions task_loader_options(const TaskContext& ctx, int workers, int prefetch);
 
+// A training loader's position as a task's data_state() saves it ({"epoch", "batch"}), and its restore; errors name
+// `task` and the state that lacks a key.
+nlohmann::json loader_state(const data::Loader& loader);
+void restore_loader_state(data::Loader& loader, const nlohmann::json& state, const std::string& task);
+
 // Handed to forward_backward: the gradient synchronisation of this step.
 struct StepContext {
   dist::Reducer& reducer;  // prepare_backward(sync) before every backward; finish_backward() after the last

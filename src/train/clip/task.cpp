@@ -296,19 +296,9 @@ void ClipTask::export_model(const std::string& dir) {
   tokenizer_->save_hf(dir);
 }
 
-nlohmann::json ClipTask::data_state() const {
-  auto c = loader_->cursor();
-  return {{"epoch", c.epoch}, {"batch", c.batch}};
-}
+nlohmann::json ClipTask::data_state() const { return loader_state(*loader_); }
 
-void ClipTask::restore_data_state(const nlohmann::json& state) {
-  PATHVLM_CHECK(state.contains("epoch") && state.contains("batch"),
-                "clip: checkpoint data state needs 'epoch' and 'batch', got ", state.dump());
-  data::TileLoader::Cursor c;
-  c.epoch = state.at("epoch").get<int64_t>();
-  c.batch = state.at("batch").get<int64_t>();
-  loader_->restore(c);
-}
+void ClipTask::restore_data_state(const nlohmann::json& state) { restore_loader_state(*loader_, state, "clip"); }
 
 int64_t ClipTask::epoch() const { return loader_->cursor().epoch; }
 

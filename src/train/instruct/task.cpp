@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -30,13 +31,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Shards of an export stay below transformers' default max_shard_size ("5GB").
-constexpr uint64_t kExportShardBytes = 5000ull * 1000 * 1000;
 // A preset tower's weights: fixed, so every run (and both phases) sees the same frozen encoder.
 constexpr uint64_t kPresetTowerSeed = 20240;
 const char* const kVisionPrefix = "vision_tower.";
-
-bool is_hf_dir(const std::string& path) { return !path.empty() && fs::exists(fs::path(path) / "config.json"); }
 
 bool is_clip_preset(const std::string& name) {
   for (const char* preset : {"tiny", "ViT-B-32", "ViT-B-16", "ViT-L-14"})
@@ -381,31 +378,41 @@ std::vector<std::string> InstructTask::answer(const std::vector<text::Conversati
   return out;
 }
 
-std::map<std::string, double> InstructTask::evaluate_vqa(dist::Comm& comm) {
-  if (questions_.empty()) return {};
-  const int64_t n = cfg_.eval.max_samples > 0 ? std::min<int64_t>(cfg_.eval.max_samples, questions_.size())
-                                              : static_cast<int64_t>(questions_.size());
+std::vector<std::string> InstructTask::answer_all(int64_t n, const std::function<EvalPrompt(int64_t)>& prompt,
+                                                  dist::Comm& comm) {
   const auto [begin, end] = data::eval_share(n, cfg_.eval.batch_size, rank_, world_size_);
   nlohmann::json mine = nlohmann::json::array();
   for (int64_t first = begin; first < end; first += cfg_.eval.batch_size) {
     std::vector<text::Conversation> conversations;
     std::vector<torch::Tensor> images;
     for (int64_t i = first; i < std::min(end, first + cfg_.eval.batch_size); ++i) {
-      const auto& q = questions_[i];
-      const std::string prompt = q.image.empty() ? q.text : std::string(text::kImagePlaceholder) + "\n" + q.text;
-      conversations.push_back({q.question_id, {{text::Speaker::human, prompt}}});
-      images.push_back(image_features(q.image.empty() ? std::vector<std::string>{} : std::vector{q.image}));
+      auto p = prompt(i);
+      conversations.push_back(std::move(p.conversation));
+      images.push_back(std::move(p.images));
     }
     for (auto& a : answer(conversations, images)) mine.push_back(std::move(a));
   }
-  std::vector<eval::VqaItem> items;
+  std::vector<std::string> answers;
   for (const auto& part : dist::allgather_strings(comm, device_, mine.dump()))
-    for (const auto& a : nlohmann::json::parse(part)) {
-      const auto& q = questions_[items.size()];
-      items.push_back({q.question_id, q.answer, a.get<std::string>(), q.type});
-    }
-  PATHVLM_CHECK(static_cast<int64_t>(items.size()) == n, "instruct: gathered ", items.size(), " answers for ", n,
-                " questions");
+    for (const auto& a : nlohmann::json::parse(part)) answers.push_back(a.get<std::string>());
+  PATHVLM_CHECK(static_cast<int64_t>(answers.size()) == n, "instruct: gathered ", answers.size(), " answers for ", n,
+                " prompts");
+  return answers;
+}
+
+std::map<std::string, double> InstructTask::evaluate_vqa(dist::Comm& comm) {
+  if (questions_.empty()) return {};
+  const int64_t n = cfg_.eval.max_samples > 0 ? std::min<int64_t>(cfg_.eval.max_samples, questions_.size())
+                                              : static_cast<int64_t>(questions_.size());
+  const auto answers = answer_all(n, [this](int64_t i) {
+    const auto& q = questions_[i];
+    const std::string prompt = q.image.empty() ? q.text : std::string(text::kImagePlaceholder) + "\n" + q.text;
+    return EvalPrompt{{q.question_id, {{text::Speaker::human, prompt}}},
+                      image_features(q.image.empty() ? std::vector<std::string>{} : std::vector{q.image})};
+  }, comm);
+  std::vector<eval::VqaItem> items;
+  for (int64_t i = 0; i < n; ++i)
+    items.push_back({questions_[i].question_id, questions_[i].answer, answers[i], questions_[i].type});
   const auto scores = eval::score_vqa(items);
   std::istringstream report(eval::format_vqa_report(scores));
   for (std::string line; std::getline(report, line);) log_info("vqa: ", line);
@@ -432,39 +439,41 @@ std::map<std::string, double> InstructTask::evaluate_few_shot(dist::Comm& comm) 
   const auto n = static_cast<int64_t>(queries.size());
   PATHVLM_CHECK(n > 0, "instruct.eval.few_shot: no open question of '", cfg_.eval.questions,
                 "' has an image and an answer naming a class of '", cfg_.eval.support, "'");
-  const auto [begin, end] = data::eval_share(n, cfg_.eval.batch_size, rank_, world_size_);
 
-  // The kNN baseline's embeddings: the tower features pooled over their rows.
-  auto pooled = [this](const std::vector<std::string>& ids) { return image_features(ids).mean(1).to(torch::kFloat); };
+  // The support tiles go through the tower once: every prompt's examples and the kNN baseline use these features.
   std::vector<std::string> support_tiles;
   std::vector<int64_t> support_labels;
+  std::unordered_map<std::string, int64_t> support_row;
   for (size_t c = 0; c < support_->classes.size(); ++c)
-    for (const auto& tile : support_->classes[c].tiles) support_tiles.push_back(tile), support_labels.push_back(c);
-  const auto support_embeddings = pooled(support_tiles);
-  const auto mine = pooled(std::vector<std::string>(queries.begin() + begin, queries.begin() + end));
+    for (const auto& tile : support_->classes[c].tiles) {
+      support_row.emplace(tile, static_cast<int64_t>(support_tiles.size()));
+      support_tiles.push_back(tile), support_labels.push_back(static_cast<int64_t>(c));
+    }
+  const auto support_features = image_features(support_tiles);
+  // The kNN baseline's embeddings: the tower features pooled over their rows.
+  auto pooled = [](const torch::Tensor& features) { return features.mean(1).to(torch::kFloat); };
+  const auto [begin, end] = data::eval_share(n, cfg_.eval.batch_size, rank_, world_size_);
+  const auto mine = pooled(image_features(std::vector<std::string>(queries.begin() + begin, queries.begin() + end)));
   const auto query_embeddings = dist::gather_rows(mine, &comm);
 
   std::vector<eval::FewShotResult> results;
   for (const int64_t k : cfg_.eval.few_shot) {
-    nlohmann::json replies = nlohmann::json::array();
-    for (int64_t first = begin; first < end; first += cfg_.eval.batch_size) {
-      std::vector<text::Conversation> conversations;
-      std::vector<torch::Tensor> images;
-      for (int64_t i = first; i < std::min(end, first + cfg_.eval.batch_size); ++i) {
-        auto prompt = eval::few_shot_prompt(*support_, k, queries[i], cfg_.eval.question, seed_, i);
-        conversations.push_back(std::move(prompt.conversation));
-        images.push_back(image_features(prompt.image_ids));
-      }
-      for (auto& a : answer(conversations, images)) replies.push_back(std::move(a));
-    }
-    std::vector<std::string> answers;
-    for (const auto& part : dist::allgather_strings(comm, device_, replies.dump()))
-      for (const auto& a : nlohmann::json::parse(part)) answers.push_back(a.get<std::string>());
+    const auto answers = answer_all(n, [&](int64_t i) {
+      auto prompt = eval::few_shot_prompt(*support_, k, queries[i], cfg_.eval.question, seed_, i);
+      // image_ids: the k examples' tiles, then the query.
+      std::vector<int64_t> rows;
+      for (size_t j = 0; j + 1 < prompt.image_ids.size(); ++j) rows.push_back(support_row.at(prompt.image_ids[j]));
+      const auto examples =
+          support_features.index_select(0, torch::tensor(rows, torch::kInt64).to(support_features.device()));
+      return EvalPrompt{std::move(prompt.conversation),
+                        torch::cat({examples, image_features({prompt.image_ids.back()})})};
+    }, comm);
     eval::FewShotResult result;
     result.k = k;
     result.answers = eval::score_class_answers(answers, expected, names);
     if (k > 0) {
-      const auto predicted = eval::knn_predict(support_embeddings, torch::tensor(support_labels), query_embeddings,
+      const auto predicted = eval::knn_predict(pooled(support_features), torch::tensor(support_labels),
+                                               query_embeddings,
                                                std::min<int64_t>(k, static_cast<int64_t>(support_tiles.size())));
       result.knn_accuracy = eval::knn_accuracy(predicted, torch::tensor(expected));
     }
@@ -484,20 +493,13 @@ void InstructTask::export_model(const std::string& dir) {
   const std::string tokenizer_source =
       cfg_.tokenizer.empty() && !hf_language_model_.empty() ? hf_language_model_ : tokenizer_->path();
   const auto dtype = model_->language_model->parameters().front().scalar_type();
-  models::export_hf_llava(model_, dir, dtype, kExportShardBytes, tokenizer_source);
+  models::export_hf_llava(model_, dir, dtype, kHfExportShardBytes, tokenizer_source);
   models::export_projector(model_, dir + "/mm_projector.safetensors", dtype);
 }
 
-nlohmann::json InstructTask::data_state() const {
-  auto c = loader_->cursor();
-  return {{"epoch", c.epoch}, {"batch", c.batch}};
-}
+nlohmann::json InstructTask::data_state() const { return loader_state(*loader_); }
 
-void InstructTask::restore_data_state(const nlohmann::json& state) {
-  PATHVLM_CHECK(state.contains("epoch") && state.contains("batch"), "instruct: checkpoint data state needs 'epoch' ",
-                "and 'batch', got ", state.dump());
-  loader_->restore({state.at("epoch").get<int64_t>(), state.at("batch").get<int64_t>()});
-}
+void InstructTask::restore_data_state(const nlohmann::json& state) { restore_loader_state(*loader_, state, "instruct"); }
 
 int64_t InstructTask::epoch() const { return loader_->cursor().epoch; }
 

@@ -16,6 +16,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -89,6 +90,14 @@ class InstructTask : public Task {
   // Greedy answers with instruct.eval.max_new_tokens, trimmed.
   std::vector<std::string> answer(const std::vector<text::Conversation>& conversations,
                                   const std::vector<torch::Tensor>& images);
+  // One evaluation prompt: the conversation so far and the tower features of its images, in placeholder order.
+  struct EvalPrompt {
+    text::Conversation conversation;
+    torch::Tensor images;
+  };
+  // answer() for prompts 0..n-1 (`prompt(i)` builds the i-th): each rank answers its share (data::eval_share) in
+  // batches of instruct.eval.batch_size; every rank returns all n answers, in order.
+  std::vector<std::string> answer_all(int64_t n, const std::function<EvalPrompt(int64_t)>& prompt, dist::Comm& comm);
 
   InstructConfig cfg_;
   std::string hf_language_model_;  // instruct.language_model when it is a Hugging Face directory

@@ -24,11 +24,6 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-// Shards of an export stay below transformers' default max_shard_size ("5GB").
-constexpr uint64_t kExportShardBytes = 5000ull * 1000 * 1000;
-
-bool is_hf_dir(const std::string& path) { return !path.empty() && fs::exists(fs::path(path) / "config.json"); }
-
 // The packed sequences of `paths` for `key` (lm.data.train / lm.data.eval).
 std::shared_ptr<const data::PackedSequences> pack(const std::vector<std::string>& paths, const std::string& key,
                                                    const text::SentencePieceTokenizer& tokenizer, int64_t seq_len) {
@@ -44,6 +39,8 @@ std::shared_ptr<const data::PackedSequences> pack(const std::vector<std::string>
 }
 
 }  // namespace
+
+bool is_hf_dir(const std::string& path) { return !path.empty() && fs::exists(fs::path(path) / "config.json"); }
 
 text::SentencePieceTokenizer make_lm_tokenizer(const LmConfig& cfg) {
   if (!cfg.tokenizer.empty()) return text::SentencePieceTokenizer(text::SentencePieceTokenizer::locate(cfg.tokenizer));
@@ -213,20 +210,13 @@ void LmTask::export_model(const std::string& dir) {
   // A pretrained model's own tokenizer files travel with it; a tokenizer.model alone becomes LlamaTokenizer files.
   const std::string tokenizer_source =
       cfg_.tokenizer.empty() && !cfg_.pretrained.empty() ? cfg_.pretrained : tokenizer_->path();
-  models::export_hf_llama(model_, dir, model_->parameters().front().scalar_type(), kExportShardBytes,
+  models::export_hf_llama(model_, dir, model_->parameters().front().scalar_type(), kHfExportShardBytes,
                           tokenizer_source);
 }
 
-nlohmann::json LmTask::data_state() const {
-  auto c = loader_->cursor();
-  return {{"epoch", c.epoch}, {"batch", c.batch}};
-}
+nlohmann::json LmTask::data_state() const { return loader_state(*loader_); }
 
-void LmTask::restore_data_state(const nlohmann::json& state) {
-  PATHVLM_CHECK(state.contains("epoch") && state.contains("batch"), "lm: checkpoint data state needs 'epoch' and ",
-                "'batch', got ", state.dump());
-  loader_->restore({state.at("epoch").get<int64_t>(), state.at("batch").get<int64_t>()});
-}
+void LmTask::restore_data_state(const nlohmann::json& state) { restore_loader_state(*loader_, state, "lm"); }
 
 int64_t LmTask::epoch() const { return loader_->cursor().epoch; }
 

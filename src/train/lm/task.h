@@ -26,6 +26,11 @@
 
 namespace pathvlm::train {
 
+// Shards of a Hugging Face export stay below transformers' default max_shard_size ("5GB").
+inline constexpr uint64_t kHfExportShardBytes = 5000ull * 1000 * 1000;
+// A directory with a config.json: a Hugging Face model (or one of our exports) rather than a preset name.
+bool is_hf_dir(const std::string& path);
+
 // The tokenizer an lm config names: lm.tokenizer, else lm.pretrained's tokenizer.model. Errors say what to set.
 text::SentencePieceTokenizer make_lm_tokenizer(const LmConfig& cfg);
 // The model shape: the config.json of `hf_dir` when given, else the lm.model preset with the tokenizer's
