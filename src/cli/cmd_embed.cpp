@@ -21,7 +21,7 @@ int cmd_embed(const Args& args) {
               "token features of every tile of tiles shards -> <out>/tokens/tiles-*.h5 + manifest.json.");
   p.option("coords", "folder of coords .h5 files (or a `pathvlm tile` output folder)");
   p.option("tiles", "tiles shards (manifest.json, its folder or one .h5) whose tiles to encode into <out>/tokens/");
-  p.option("encoder", "CLIP model: HF directory, run checkpoint, export or open_clip .safetensors", true);
+  p.option("encoder", "CLIP model: HF directory, run checkpoint, export, open_clip .safetensors, or a preset (tiny, ViT-B-16, ...) with fixed random weights", true);
   p.option("out", "output folder", true);
   p.option("slides", "folder or CSV to find slides by id (default: the slide_path stored in each coords file)");
   p.option("reports", "CSV (slide_id, report) packed into the shards' /reports");

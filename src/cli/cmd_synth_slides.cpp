@@ -12,7 +12,8 @@ int cmd_synth_slides(const Args& args) {
   ArgParser p("pathvlm synth slides",
               "Write synthetic whole slides: <out>/slide_NNN.tiff (pyramidal tiled TIFF, resolution tags give the "
               "mpp), masks/slide_NNN.png (ground-truth tissue at the coarsest level), regions/slide_NNN.json, "
-              "reports.csv (slide_id,report) and slides.csv (slide_id,path,mpp,label,...).");
+              "reports.csv (slide_id,report), slides.csv (slide_id,path,mpp,label,...) and zeroshot.yaml (class prompts for "
+              "zero-shot slide classification).");
   p.option("out", "output folder", true);
   synth::SynthSlidesConfig c;
   p.option("count", "number of slides", false, std::to_string(c.count));

@@ -31,7 +31,8 @@ RetrievalDirection rank_metrics(const torch::Tensor& similarity) {
 
 }  // namespace
 
-RetrievalMetrics retrieval_metrics(const torch::Tensor& image, const torch::Tensor& text) {
+RetrievalMetrics retrieval_metrics(const torch::Tensor& image, const torch::Tensor& text, const std::string& image_name,
+                                   const std::string& text_name) {
   PATHVLM_CHECK(image.dim() == 2 && image.sizes() == text.sizes() && image.size(0) > 0,
                 "retrieval metrics: image ", image.sizes(), " and text ", text.sizes(),
                 " must be equal non-empty [N, D] matrices");
@@ -40,6 +41,8 @@ RetrievalMetrics retrieval_metrics(const torch::Tensor& image, const torch::Tens
   auto txt = F::normalize(text.to(torch::kCPU, torch::kFloat), F::NormalizeFuncOptions().dim(1));
   auto sim = img.matmul(txt.t());
   RetrievalMetrics m;
+  m.image_name = image_name;
+  m.text_name = text_name;
   m.pairs = image.size(0);
   m.image_to_text = rank_metrics(sim);
   m.text_to_image = rank_metrics(sim.t());
@@ -51,16 +54,17 @@ std::string format_metrics(const RetrievalMetrics& m) {
   const auto& a = m.image_to_text;
   const auto& b = m.text_to_image;
   std::snprintf(buf, sizeof buf,
-                "image->text R@1 %.4f R@5 %.4f R@10 %.4f median %.0f | text->image R@1 %.4f R@5 %.4f R@10 %.4f "
+                "%s->%s R@1 %.4f R@5 %.4f R@10 %.4f median %.0f | %s->%s R@1 %.4f R@5 %.4f R@10 %.4f "
                 "median %.0f  (%lld pairs)",
-                a.r1, a.r5, a.r10, a.median_rank, b.r1, b.r5, b.r10, b.median_rank,
-                static_cast<long long>(m.pairs));
+                m.image_name.c_str(), m.text_name.c_str(), a.r1, a.r5, a.r10, a.median_rank, m.text_name.c_str(),
+                m.image_name.c_str(), b.r1, b.r5, b.r10, b.median_rank, static_cast<long long>(m.pairs));
   return buf;
 }
 
 std::vector<std::pair<std::string, double>> metric_values(const RetrievalMetrics& m, const std::string& prefix) {
   std::vector<std::pair<std::string, double>> out;
-  for (auto [name, d] : {std::pair{"image_to_text", &m.image_to_text}, std::pair{"text_to_image", &m.text_to_image}}) {
+  for (auto [name, d] : {std::pair{m.image_name + "_to_" + m.text_name, &m.image_to_text},
+                         std::pair{m.text_name + "_to_" + m.image_name, &m.text_to_image}}) {
     const std::string p = prefix + name + "_";
     out.push_back({p + "R@1", d->r1});
     out.push_back({p + "R@5", d->r5});

@@ -15,15 +15,18 @@ struct RetrievalDirection {
 };
 
 struct RetrievalMetrics {
+  std::string image_name = "image", text_name = "text";  // what the two sides are called in logs and metric keys
   int64_t pairs = 0;
   RetrievalDirection image_to_text, text_to_image;
 };
 
 // Pair i of `image` [N, D] matches pair i of `text` [N, D]; cosine similarity. A match's rank counts the
 // candidates scoring strictly higher (ties count in its favour).
-RetrievalMetrics retrieval_metrics(const torch::Tensor& image, const torch::Tensor& text);
+// `image_name` / `text_name` name the sides in the outputs ("slide", "report": slide_to_report_R@1).
+RetrievalMetrics retrieval_metrics(const torch::Tensor& image, const torch::Tensor& text,
+                                   const std::string& image_name = "image", const std::string& text_name = "text");
 
-// One line for logs, and {prefix + "image_to_text_R@1", ...} for metrics sinks.
+// One line for logs, and {prefix + "image_to_text_R@1", ...} (with the side names) for metrics sinks.
 std::string format_metrics(const RetrievalMetrics& m);
 std::vector<std::pair<std::string, double>> metric_values(const RetrievalMetrics& m, const std::string& prefix);
 

@@ -1,5 +1,6 @@
 // Synthetic pyramidal slides: see slide_synth.h.
 #include "synth/slide_synth.h"
+#include "synth/synth_tiles.h"
 
 #include <algorithm>
 #include <cmath>
@@ -359,6 +360,14 @@ std::vector<SynthSlide> synth_slides(const std::string& out_dir, const SynthSlid
   }
   write_text_file_atomic(out_dir + "/reports.csv", reports);
   write_text_file_atomic(out_dir + "/slides.csv", table);
+  std::vector<ZeroShotClassText> classes;
+  for (auto c : synth::all_tissue_classes())
+    if (c != synth::TissueClass::Background) classes.push_back({synth::tissue_class_key(c), phrases(c)});
+  write_zeroshot_yaml(out_dir + "/zeroshot.yaml",
+                      "Zero-shot classes of the synthetic slides: a slide's label (slides.csv) is the class covering "
+                      "most of its tissue.",
+                      {"Sections show predominantly {}.", "The slide shows mostly {}.", "Microscopy reveals largely {}."},
+                      classes);
   return slides;
 }
 

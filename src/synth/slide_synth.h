@@ -5,7 +5,8 @@
 //
 //   SynthSlidesConfig c;  c.count = 4;  c.width = 2048;  c.height = 1536;
 //   auto slides = synth_slides("demo/slides", c);
-//   // demo/slides/slide_000.tiff, masks/slide_000.png, regions/slide_000.json, reports.csv, slides.csv
+//   // demo/slides/slide_000.tiff, masks/slide_000.png, regions/slide_000.json, reports.csv, slides.csv,
+//   // zeroshot.yaml (report-style class prompts; slides.csv's label names the class)
 #pragma once
 #include <cstdint>
 #include <string>

@@ -126,6 +126,22 @@ std::vector<std::string> synth_class_names(TissueClass c) { return words(c).name
 
 std::vector<std::string> synth_class_findings(TissueClass c) { return words(c).findings; }
 
+void write_zeroshot_yaml(const std::string& path, const std::string& comment,
+                         const std::vector<std::string>& templates, const std::vector<ZeroShotClassText>& classes) {
+  std::ofstream yaml(path, std::ios::trunc);
+  PATHVLM_CHECK(yaml, "cannot write '", path, "'");
+  yaml << "# " << comment << "\n";
+  yaml << "templates:\n";
+  for (const auto& t : templates) yaml << "  - " << yaml_quote(t) << "\n";
+  yaml << "classes:\n";
+  for (const auto& c : classes) {
+    yaml << "  - name: " << c.name << "\n    synonyms: [";
+    for (size_t i = 0; i < c.synonyms.size(); ++i) yaml << (i ? ", " : "") << yaml_quote(c.synonyms[i]);
+    yaml << "]\n";
+  }
+  PATHVLM_CHECK(yaml.flush(), "cannot write '", path, "'");
+}
+
 SynthTilesReport synth_tiles(const SynthTilesOptions& o) {
   PATHVLM_CHECK(!o.out_dir.empty(), "synth tiles: no output folder given");
   PATHVLM_CHECK(o.tile_size >= 16 && o.tile_size <= 4096, "synth tiles: tile size must be in [16, 4096], got ",
@@ -206,19 +222,10 @@ SynthTilesReport synth_tiles(const SynthTilesOptions& o) {
   }
 
   report.zeroshot_yaml = (fs::path(o.out_dir) / "zeroshot.yaml").string();
-  std::ofstream yaml(report.zeroshot_yaml, std::ios::trunc);
-  PATHVLM_CHECK(yaml, "synth tiles: cannot write '", report.zeroshot_yaml, "'");
-  yaml << "# Zero-shot classes of the synthetic tiles: a shard's label is the class position in this list.\n";
-  yaml << "templates:\n";
-  for (const auto& t : synth_zeroshot_templates()) yaml << "  - " << yaml_quote(t) << "\n";
-  yaml << "classes:\n";
-  for (auto c : classes) {
-    yaml << "  - name: " << tissue_class_key(c) << "\n    synonyms: [";
-    const auto syn = synth_class_synonyms(c);
-    for (size_t i = 0; i < syn.size(); ++i) yaml << (i ? ", " : "") << yaml_quote(syn[i]);
-    yaml << "]\n";
-  }
-  PATHVLM_CHECK(yaml.flush(), "synth tiles: cannot write '", report.zeroshot_yaml, "'");
+  std::vector<ZeroShotClassText> zeroshot;
+  for (auto c : classes) zeroshot.push_back({tissue_class_key(c), synth_class_synonyms(c)});
+  write_zeroshot_yaml(report.zeroshot_yaml, "Zero-shot classes of the synthetic tiles: a shard's label is the class position in this list.",
+                      synth_zeroshot_templates(), zeroshot);
   return report;
 }
 

@@ -40,6 +40,15 @@ SynthTilesReport synth_tiles(const SynthTilesOptions& options);
 // A varied caption of one tile of class `c`; deterministic in `seed`.
 std::string synth_caption(TissueClass c, uint64_t seed);
 
+// A class of a zero-shot YAML (eval/zeroshot.h) and the texts its prompts use.
+struct ZeroShotClassText {
+  std::string name;
+  std::vector<std::string> synonyms;
+};
+// Writes a zero-shot YAML: `comment` on top, the templates, the classes in label order.
+void write_zeroshot_yaml(const std::string& path, const std::string& comment,
+                         const std::vector<std::string>& templates, const std::vector<ZeroShotClassText>& classes);
+
 // The zero-shot prompt templates and, per class, the synonyms written to zeroshot.yaml.
 std::vector<std::string> synth_zeroshot_templates();
 std::vector<std::string> synth_class_synonyms(TissueClass c);

@@ -22,6 +22,7 @@
 #include "io/shard_schema.h"
 #include "wsi/slide.h"
 #include "wsi/tiling.h"
+#include "models/clip/fixed_random.h"
 #include "models/clip/weights.h"
 
 namespace fs = std::filesystem;
@@ -29,7 +30,15 @@ namespace fs = std::filesystem;
 namespace pathvlm::wsi {
 
 TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& config) {
-  auto model = models::load_clip(path);
+  models::ClipModel model{nullptr};
+  if (models::is_clip_preset(path)) {
+    models::ClipModelConfig preset;
+    preset.preset = path;
+    preset.hidden_act = "gelu";  // as `instruct.vision_tower: <preset>` draws it, so cached features match
+    model = models::fixed_random_clip(preset);
+  } else {
+    model = models::load_clip(path);
+  }
   torch::Device device(torch::kCPU);
   if (config.device == "auto") {
     if (torch::cuda::is_available()) device = torch::Device(torch::kCUDA);

@@ -41,7 +41,8 @@ struct TileEncoder {
   std::function<EncodedBatch(const torch::Tensor& pixels, bool tokens)> encode;
 };
 
-// The CLIP image tower at `path` (HF directory, checkpoint, export, open_clip safetensors) on `config.device`
+// The CLIP image tower at `path` (HF directory, checkpoint, export, open_clip safetensors, or a CLIP preset with
+// fixed random weights: models/clip/fixed_random.h) on `config.device`
 // in `config.precision`: features = encode_image (projected), tokens = image_tokens(config.token_layer).
 TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& config);
 

@@ -176,6 +176,12 @@ ClipTextTransformerImpl::ClipTextTransformerImpl(const ClipModelConfig& c) {
       "final_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.text_width}).eps(c.layer_norm_eps)));
 }
 
+torch::Tensor ClipTextTransformerImpl::pooled(const torch::Tensor& ids) {
+  auto h = final_layer_norm(encoder(embeddings(ids), /*causal=*/true));
+  auto eot = ids.argmax(-1);
+  return h.index({torch::arange(h.size(0), eot.options()), eot});
+}
+
 // ---- model ---------------------------------------------------------------------------------------
 
 ClipModelImpl::ClipModelImpl(const ClipModelConfig& config) : config_(resolve_clip_config(config)) {
@@ -197,14 +203,7 @@ torch::Tensor ClipModelImpl::encode_image(const torch::Tensor& pixels) {
   return visual_projection(pooled);
 }
 
-torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) {
-  auto h = text_model->embeddings(ids);
-  h = text_model->encoder(h, /*causal=*/true);
-  h = text_model->final_layer_norm(h);
-  auto eot = ids.argmax(-1);
-  auto pooled = h.index({torch::arange(h.size(0), eot.options()), eot});
-  return text_projection(pooled);
-}
+torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) { return text_projection(text_model->pooled(ids)); }
 
 torch::Tensor ClipModelImpl::image_tokens(const torch::Tensor& pixels, int select_layer) {
   return vision_model->hidden_state(pixels, select_layer);
@@ -246,37 +245,56 @@ void ClipModelImpl::lock_text(int unlocked_last_layers) {
              "lock_text");
 }
 
-void init_clip_weights(ClipModelImpl& model) {
-  torch::NoGradGuard no_grad;
-  const auto& c = model.config();
-  auto init_encoder = [](ClipEncoder& encoder, int width, int layers) {
-    const double in_std = std::pow(width, -0.5) * std::pow(2.0 * layers, -0.5);
-    const double out_std = std::pow(width, -0.5);
-    const double fc_std = std::pow(2.0 * width, -0.5);
-    for (size_t i = 0; i < encoder->layers->size(); ++i) {
-      auto layer = encoder->layers->ptr<ClipEncoderLayerImpl>(i);
-      for (auto* proj : {&layer->self_attn->q_proj, &layer->self_attn->k_proj, &layer->self_attn->v_proj}) {
-        (*proj)->weight.normal_(0.0, in_std);
-      }
-      layer->self_attn->out_proj->weight.normal_(0.0, out_std);
-      auto mlp = layer->mlp.get<Mlp>();
-      mlp->fc1->weight.normal_(0.0, fc_std);
-      mlp->fc2->weight.normal_(0.0, in_std);
+namespace {
+
+void init_clip_encoder(ClipEncoder& encoder, int width, int layers) {
+  const double in_std = std::pow(width, -0.5) * std::pow(2.0 * layers, -0.5);
+  const double out_std = std::pow(width, -0.5);
+  const double fc_std = std::pow(2.0 * width, -0.5);
+  for (size_t i = 0; i < encoder->layers->size(); ++i) {
+    auto layer = encoder->layers->ptr<ClipEncoderLayerImpl>(i);
+    for (auto* proj : {&layer->self_attn->q_proj, &layer->self_attn->k_proj, &layer->self_attn->v_proj}) {
+      (*proj)->weight.normal_(0.0, in_std);
     }
-  };
-  // Biases zero and LayerNorms identity everywhere, then the weights by kind.
-  for (auto& item : model.named_parameters()) {
+    layer->self_attn->out_proj->weight.normal_(0.0, out_std);
+    auto mlp = layer->mlp.get<Mlp>();
+    mlp->fc1->weight.normal_(0.0, fc_std);
+    mlp->fc2->weight.normal_(0.0, in_std);
+  }
+}
+
+// Biases zero and LayerNorms identity.
+void init_biases_and_norms(torch::nn::Module& module) {
+  for (auto& item : module.named_parameters()) {
     const auto& name = item.key();
     if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) item.value().zero_();
     if (name.find("norm") != std::string::npos && name.find(".weight") != std::string::npos) item.value().fill_(1.0);
   }
+}
+
+}  // namespace
+
+void init_clip_text_weights(ClipTextTransformerImpl& text, torch::nn::Linear& projection, const ClipModelConfig& c) {
+  torch::NoGradGuard no_grad;
+  init_biases_and_norms(text);
+  text.embeddings->token_embedding->weight.normal_(0.0, 0.02);
+  text.embeddings->position_embedding->weight.normal_(0.0, 0.02);
+  init_clip_encoder(text.encoder, c.text_width, c.text_layers);
+  projection->weight.normal_(0.0, std::pow(c.text_width, -0.5));
+}
+
+void init_clip_weights(ClipModelImpl& model) {
+  torch::NoGradGuard no_grad;
+  const auto& c = model.config();
+  // The draws in HF's order (kept so seeded models stay what they were).
+  init_biases_and_norms(model);
   model.text_model->embeddings->token_embedding->weight.normal_(0.0, 0.02);
   model.text_model->embeddings->position_embedding->weight.normal_(0.0, 0.02);
   model.vision_model->embeddings->class_embedding.normal_(0.0, std::pow(c.vision_width, -0.5));
   model.vision_model->embeddings->patch_embedding->weight.normal_(0.0, 0.02);
   model.vision_model->embeddings->position_embedding->weight.normal_(0.0, 0.02);
-  init_encoder(model.vision_model->encoder, c.vision_width, c.vision_layers);
-  init_encoder(model.text_model->encoder, c.text_width, c.text_layers);
+  init_clip_encoder(model.vision_model->encoder, c.vision_width, c.vision_layers);
+  init_clip_encoder(model.text_model->encoder, c.text_width, c.text_layers);
   model.visual_projection->weight.normal_(0.0, std::pow(c.vision_width, -0.5));
   model.text_projection->weight.normal_(0.0, std::pow(c.text_width, -0.5));
   model.logit_scale.fill_(std::log(1.0 / 0.07));

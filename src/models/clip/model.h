@@ -80,6 +80,9 @@ TORCH_MODULE(ClipTextEmbeddings);
 class ClipTextTransformerImpl : public torch::nn::Module {
  public:
   explicit ClipTextTransformerImpl(const ClipModelConfig& c);
+  // [B,L] int64 ids -> [B,text_width]: final_layer_norm at the eot token (the argmax id, as HF and open_clip
+  // pool), before text_projection.
+  torch::Tensor pooled(const torch::Tensor& ids);
 
   ClipTextEmbeddings embeddings{nullptr};
   ClipEncoder encoder{nullptr};
@@ -127,6 +130,9 @@ TORCH_MODULE(ClipModel);
 // CLIP's parameter initialisation (normal std 0.02 embeddings, scaled std for projections as HF's
 // CLIPPreTrainedModel._init_weights with initializer_factor 1) from torch's global generator.
 void init_clip_weights(ClipModelImpl& model);
+// The text half of it: a text tower and its projection (shared by models that pair the CLIP text tower with
+// another encoder).
+void init_clip_text_weights(ClipTextTransformerImpl& text, torch::nn::Linear& projection, const ClipModelConfig& c);
 
 // Parameter count, optionally only the trainable ones.
 int64_t count_parameters(torch::nn::Module& module, bool trainable_only = false);

@@ -465,4 +465,17 @@ void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::
   write_text_file(fs::path(out_dir) / "preprocessor_config.json", hf_clip_preprocessor_config_json(c));
 }
 
+torch::Tensor resize_text_positions(const torch::Tensor& table, int64_t context_length) {
+  PATHVLM_CHECK(table.dim() == 2 && context_length >= 1, "text positions: expected a [L,W] table and a length >= 1");
+  const int64_t rows = table.size(0);
+  if (context_length <= rows) return table.slice(0, 0, context_length).clone();
+  namespace F = torch::nn::functional;
+  auto stretched = F::interpolate(table.to(torch::kFloat).t().unsqueeze(0),
+                                  F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{context_length})
+                                      .mode(torch::kLinear)
+                                      .align_corners(true));
+  return stretched.squeeze(0).t().contiguous().to(table.scalar_type());
+}
+
 }  // namespace pathvlm::models

@@ -49,6 +49,10 @@ std::vector<std::pair<std::string, torch::Tensor>> open_clip_to_hf(
 // The inverse map (HF-named parameters of `model` -> open_clip names), used by tests and interop.
 std::vector<std::pair<std::string, torch::Tensor>> hf_to_open_clip(ClipModel& model);
 
+// The text position table [L,W] with `context_length` rows: the first rows when shorter; stretched by linear
+// interpolation when longer (CLIP's 77 positions for a text tower that reads longer reports).
+torch::Tensor resize_text_positions(const torch::Tensor& table, int64_t context_length);
+
 // HF CLIPConfig JSON (architectures ["CLIPModel"], model_type "clip", text_config, vision_config).
 std::string hf_clip_config_json(const ClipModelConfig& config);
 ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where);

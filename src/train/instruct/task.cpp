@@ -18,6 +18,7 @@
 #include "eval/few_shot.h"
 #include "eval/knn.h"
 #include "generate/generate.h"
+#include "models/clip/fixed_random.h"
 #include "models/clip/weights.h"
 #include "models/layers/activation_checkpoint.h"
 #include "models/llava/weights.h"
@@ -31,27 +32,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A preset tower's weights: fixed, so every run (and both phases) sees the same frozen encoder.
-constexpr uint64_t kPresetTowerSeed = 20240;
 const char* const kVisionPrefix = "vision_tower.";
-
-bool is_clip_preset(const std::string& name) {
-  for (const char* preset : {"tiny", "ViT-B-32", "ViT-B-16", "ViT-L-14"})
-    if (name == preset) return true;
-  return false;
-}
-
-// Restores the default CPU generator when it leaves scope, so drawing a preset tower does not shift the draws of
-// whatever is built after it.
-class KeepCpuRandomStream {
- public:
-  KeepCpuRandomStream() : generator_(at::detail::getDefaultCPUGenerator()), state_(generator_.get_state()) {}
-  ~KeepCpuRandomStream() { generator_.set_state(state_); }
-
- private:
-  at::Generator generator_;
-  at::Tensor state_;
-};
 
 // The lm section a language model entry amounts to, so instruct reuses lm's tokenizer and shape rules.
 LmConfig language_model_section(const InstructConfig& cfg, const std::string& hf_dir) {
@@ -69,15 +50,12 @@ int hidden_state_index(int layer, int layers) { return layer < 0 ? layers + 1 + 
 }  // namespace
 
 models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg) {
-  if (is_clip_preset(cfg.vision_tower)) {
+  if (models::is_clip_preset(cfg.vision_tower)) {
     models::ClipModelConfig config;
     config.preset = cfg.vision_tower;
     config.hidden_act = cfg.vision_hidden_act.empty() ? "gelu" : cfg.vision_hidden_act;
     config.image_size = static_cast<int>(cfg.vision_image_size);
-    config = models::resolve_clip_config(config);
-    KeepCpuRandomStream keep;
-    torch::manual_seed(kPresetTowerSeed);
-    return models::ClipModel(config);
+    return models::fixed_random_clip(config);
   }
   PATHVLM_CHECK(fs::exists(cfg.vision_tower), "instruct.vision_tower '", cfg.vision_tower,
                 "' is neither a CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) nor an existing path");
