@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/compat.h"
 #include "core/error.h"
@@ -11,11 +12,19 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
+// For each key chunk: does it hold a masked key? Chunks of real keys skip the masking pass.
+std::vector<bool> chunks_with_masked_keys(const torch::Tensor& key_mask, int64_t S, int64_t chunk) {
+  std::vector<bool> masked;
+  for (int64_t k0 = 0; k0 < S; k0 += chunk)
+    masked.push_back(key_mask.defined() && !key_mask.narrow(1, k0, std::min(chunk, S - k0)).all().item<bool>());
+  return masked;
+}
+
 // Scores of one (query chunk, key chunk) pair with the masked keys at -inf: [B, H, lq, lk].
 torch::Tensor chunk_scores(const torch::Tensor& q_scaled, const torch::Tensor& k, const torch::Tensor& key_mask,
-                           int64_t k0, int64_t lk) {
+                           bool has_masked_keys, int64_t k0, int64_t lk) {
   auto scores = torch::matmul(q_scaled, k.narrow(2, k0, lk).transpose(-2, -1));
-  if (key_mask.defined()) {
+  if (has_masked_keys) {
     auto keep = key_mask.narrow(1, k0, lk).view({key_mask.size(0), 1, 1, lk});
     scores.masked_fill_(keep.logical_not(), kNegInf);
   }
@@ -39,6 +48,7 @@ class ChunkedAttentionFunction : public torch::autograd::Function<ChunkedAttenti
     const auto scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
     auto q32 = q.to(compute).contiguous(), k32 = k.to(compute).contiguous(), v32 = v.to(compute).contiguous();
     const auto L = q.size(2), S = k.size(2);
+    const auto masked_chunks = chunks_with_masked_keys(key_mask, S, chunk);
     auto out = torch::empty(q32.sizes(), q32.options());
     auto lse = torch::empty({q.size(0), q.size(1), L, 1}, q32.options());
     for (int64_t q0 = 0; q0 < L; q0 += chunk) {
@@ -49,7 +59,7 @@ class ChunkedAttentionFunction : public torch::autograd::Function<ChunkedAttenti
       auto acc = torch::zeros({q.size(0), q.size(1), lq, q.size(3)}, q32.options());
       for (int64_t k0 = 0; k0 < S; k0 += chunk) {
         const auto lk = std::min(chunk, S - k0);
-        auto scores = chunk_scores(q_scaled, k32, key_mask, k0, lk);
+        auto scores = chunk_scores(q_scaled, k32, key_mask, masked_chunks[k0 / chunk], k0, lk);
         auto new_max = torch::maximum(row_max, std::get<0>(scores.max(-1, /*keepdim=*/true)));
         auto shift = finite_or_zero(new_max);
         auto p = (scores - shift).exp_();
@@ -58,9 +68,11 @@ class ChunkedAttentionFunction : public torch::autograd::Function<ChunkedAttenti
         acc = acc * rescale + torch::matmul(p, v32.narrow(2, k0, lk));
         row_max = new_max;
       }
-      // Rows without any key: acc = 0 and row_sum = 0 -> output 0, lse -inf (probabilities 0 in backward).
+      // Rows without any key: acc = 0 and row_sum = 0 -> output 0; their lse is +inf, so that the backward's
+      // exp(score - lse) is 0 for every score (-inf or finite) without a NaN.
       out.narrow(2, q0, lq).copy_(acc / row_sum.clamp_min(std::numeric_limits<float>::min()));
-      lse.narrow(2, q0, lq).copy_(finite_or_zero(row_max) + row_sum.log());
+      lse.narrow(2, q0, lq).copy_(
+          (finite_or_zero(row_max) + row_sum.log()).masked_fill(row_sum == 0, std::numeric_limits<double>::infinity()));
     }
     ctx->save_for_backward({q, k, v, out, lse});
     ctx->saved_data["chunk"] = chunk;
@@ -82,6 +94,7 @@ class ChunkedAttentionFunction : public torch::autograd::Function<ChunkedAttenti
          v = saved[2].to(compute).contiguous();
     auto grad_out = grads[0].to(compute);
     const auto L = q.size(2), S = k.size(2);
+    const auto masked_chunks = chunks_with_masked_keys(key_mask, S, chunk);
     // D_i = sum_j P_ij dP_ij = dO_i . O_i: the softmax backward's row term without the probabilities.
     auto row_dot = (grad_out * out).sum(-1, /*keepdim=*/true);
     auto grad_q = torch::zeros_like(q), grad_k = torch::zeros_like(k), grad_v = torch::zeros_like(v);
@@ -94,8 +107,7 @@ class ChunkedAttentionFunction : public torch::autograd::Function<ChunkedAttenti
       auto grad_q_chunk = grad_q.narrow(2, q0, lq);
       for (int64_t k0 = 0; k0 < S; k0 += chunk) {
         const auto lk = std::min(chunk, S - k0);
-        auto p = (chunk_scores(q_scaled, k, key_mask, k0, lk) - lse_chunk).exp_();
-        p.masked_fill_(torch::isnan(p), 0.0);  // -inf - (-inf) in rows without any key
+        auto p = (chunk_scores(q_scaled, k, key_mask, masked_chunks[k0 / chunk], k0, lk) - lse_chunk).exp_();
         grad_v.narrow(2, k0, lk).add_(torch::matmul(p.transpose(-2, -1), d_out));
         auto d_scores = p * (torch::matmul(d_out, v.narrow(2, k0, lk).transpose(-2, -1)) - dot_chunk);
         grad_q_chunk.add_(torch::matmul(d_scores, k.narrow(2, k0, lk)), scale);
