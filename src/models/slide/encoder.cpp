@@ -1,0 +1,62 @@
+#include "models/slide/encoder.h"
+
+#include "core/error.h"
+
+namespace pathvlm::models::slide {
+
+SlideEncoderImpl::SlideEncoderImpl(const SlideEncoderConfig& c) : config_(c) {
+  PATHVLM_CHECK(c.input_dim > 0 && c.width > 0 && c.heads > 0 && c.layers > 0 && c.queries > 0 &&
+                    c.attention_chunk > 0 && c.grid_stride > 0,
+                "slide encoder: input_dim, width, heads, layers, queries, attention_chunk and grid_stride must be "
+                "positive");
+  PATHVLM_CHECK(c.dropout >= 0.0 && c.dropout < 1.0, "slide encoder: dropout ", c.dropout, " is outside [0, 1)");
+  PATHVLM_CHECK(c.kind == "abmil" || c.width % c.heads == 0, "slide encoder ", c.kind, ": heads ", c.heads,
+                " must divide width ", c.width);
+  if (c.kind == "abmil") {
+    abmil = register_module("abmil", Abmil(c.input_dim, c.width, c.heads, c.dropout));
+  } else if (c.kind == "transformer") {
+    transformer = register_module("transformer", TileTransformer(c));
+  } else if (c.kind == "qformer") {
+    qformer = register_module("qformer", QFormer(c));
+  } else {
+    throw Error(str("slide encoder: unknown kind '", c.kind, "' (abmil, transformer, qformer)"));
+  }
+}
+
+int64_t SlideEncoderImpl::num_tokens() const { return config_.kind == "qformer" ? config_.queries : 1; }
+
+int64_t SlideEncoderImpl::width() const { return config_.width; }
+
+SlideOutput SlideEncoderImpl::forward(const torch::Tensor& features, const torch::Tensor& coords,
+                                      const torch::Tensor& mask) {
+  PATHVLM_CHECK(features.dim() == 3 && features.size(2) == config_.input_dim, "slide encoder: expected features [B, N, ",
+                config_.input_dim, "], got ", features.sizes());
+  const auto B = features.size(0), N = features.size(1);
+  PATHVLM_CHECK(mask.defined() && mask.scalar_type() == torch::kBool && mask.dim() == 2 && mask.size(0) == B &&
+                    mask.size(1) == N,
+                "slide encoder: expected a bool mask [", B, ", ", N, "], got ",
+                mask.defined() ? mask.sizes() : torch::IntArrayRef{});
+  PATHVLM_CHECK(coords.defined() && coords.dim() == 3 && coords.size(0) == B && coords.size(1) == N &&
+                    coords.size(2) == 2,
+                "slide encoder: expected coords [", B, ", ", N, ", 2], got ",
+                coords.defined() ? coords.sizes() : torch::IntArrayRef{});
+  PATHVLM_CHECK(N > 0 && mask.any(1).all().item<bool>(), "slide encoder: every slide needs at least one real tile");
+  const auto dtype = parameters().front().scalar_type();
+  auto padding = mask.logical_not().unsqueeze(-1);
+  auto tiles = features.to(dtype).masked_fill(padding, 0.0);
+
+  SlideOutput out;
+  if (abmil) {
+    out.pooled = abmil(tiles, mask);
+    out.tokens = out.pooled.unsqueeze(1);
+  } else if (transformer) {
+    out.pooled = transformer(tiles, coords.masked_fill(padding, 0), mask);
+    out.tokens = out.pooled.unsqueeze(1);
+  } else {
+    out.tokens = qformer(tiles, mask);
+    out.pooled = out.tokens.mean(1);
+  }
+  return out;
+}
+
+}  // namespace pathvlm::models::slide
