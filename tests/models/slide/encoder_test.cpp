@@ -78,8 +78,11 @@ TEST_P(SlideEncoderKinds, ShapesFollowTheKind) {
   EXPECT_EQ(encoder->width(), 16);
   EXPECT_EQ(out.tokens.sizes(), (std::vector<int64_t>{2, Q, 16}));
   EXPECT_EQ(out.pooled.sizes(), (std::vector<int64_t>{2, 16}));
-  if (Q == 1) EXPECT_TRUE(torch::equal(out.tokens.squeeze(1), out.pooled));
-  else EXPECT_TRUE(close(out.tokens.mean(1), out.pooled));
+  if (Q == 1) {
+    EXPECT_TRUE(torch::equal(out.tokens.squeeze(1), out.pooled));
+  } else {
+    EXPECT_TRUE(close(out.tokens.mean(1), out.pooled));
+  }
   // bf16 features are cast to the parameters' dtype.
   auto from_bf16 = encoder->forward(batch.features.to(torch::kBFloat16), batch.coords, batch.mask);
   EXPECT_EQ(from_bf16.pooled.scalar_type(), torch::kFloat);
