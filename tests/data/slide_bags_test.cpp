@@ -260,6 +260,35 @@ TEST(SlideBags, SlidesShardsPackedByEmbed) {
   EXPECT_NE(dup.find("dup.csv line 2"), std::string::npos) << dup;
 }
 
+TEST(SlideBags, TruncatedShardCountsTheSlidesItsManifestLists) {
+  TempDir dir("slide_bags_truncated_shard");
+  for (const std::string id : {"S1", "S2", "S3"})
+    write_trident(dir / ("out/features/" + id + ".h5"), make_bag(50, 4, torch::kHalf, torch::kInt64, 1), id);
+  const std::string reports = dir.write("reports.csv", "slide_id,report\nS1,One.\nS2,Two.\nS3,Three.\n");
+  wsi::pack_slide_shards(dir / "out", /*slides_per_shard=*/1, reports);
+  const std::string shard = dir / "out/shards/slides-00001.h5";
+  fs::resize_file(shard, fs::file_size(shard) / 2);  // a partial write
+
+  SlideBagOptions o;
+  o.max_bad_fraction = 0.5;
+  const auto ds = SlideBagDataset::open({dir / "out/shards"}, o);
+  EXPECT_EQ(ds.size(), 2);
+  EXPECT_FALSE(ds.index_of("S2").has_value());
+  const auto& r = ds.report().sources.at(0);
+  EXPECT_EQ(r.source, dir / "out/shards/manifest.json");
+  EXPECT_EQ(r.listed, 3);
+  EXPECT_EQ(r.bad, 1);
+  EXPECT_EQ(r.problems, (std::map<std::string, int64_t>{{"unreadable shard", 1}}));
+  EXPECT_NE(r.first_problems.at(0).find("shard '" + shard + "': unreadable shard: "), std::string::npos)
+      << r.first_problems.at(0);
+  o.max_bad_fraction = 0.0;
+  const auto e = error_of([&] { SlideBagDataset::open({dir / "out/shards"}, o); });
+  EXPECT_NE(e.find("manifest.json': 1 of 3 slides are bad"), std::string::npos) << e;
+  // Given alone, the shard has no count to report: an error naming it.
+  const auto alone = error_of([&] { SlideBagDataset::open({shard}, {}); });
+  EXPECT_NE(alone.find("slides shard '" + shard + "'"), std::string::npos) << alone;
+}
+
 TEST(SlideBags, BadSlidesAreCountedPerProblemAndThresholded) {
   TempDir dir("slide_bags_bad");
   std::string csv = "slide_id,features,report,report_file\n";
