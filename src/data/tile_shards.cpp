@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "data/csv.h"
 #include "data/image.h"
 #include "data/shard_manifest.h"
 #include "io/shard_schema.h"
@@ -35,89 +35,19 @@ struct SourceRecord {
   std::string problem;  // set when the row itself is malformed
 };
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
-std::string read_text_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  PATHVLM_CHECK(in, what, " '", path, "' cannot be opened: ", std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 BOM
-  return text;
-}
-
 std::optional<int32_t> parse_label(const std::string& text) {
-  const std::string t = trim(text);
+  const std::string t = trim_space(text);
   if (t.empty() || t.size() > 9 || !std::all_of(t.begin(), t.end(), ::isdigit)) return std::nullopt;
   return static_cast<int32_t>(std::stol(t));
 }
 
-// RFC 4180 rows: quoted fields may hold separators, doubled quotes and newlines. Each row keeps its first line.
-std::vector<std::pair<int64_t, std::vector<std::string>>> parse_csv(const std::string& text, char sep,
-                                                                    const std::string& path) {
-  std::vector<std::pair<int64_t, std::vector<std::string>>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  bool quoted = false, field_started = false;
-  int64_t line = 1, row_line = 1;
-  auto end_row = [&] {
-    row.push_back(field);
-    field.clear();
-    field_started = false;
-    const bool blank = row.size() == 1 && trim(row[0]).empty();
-    if (!blank) rows.emplace_back(row_line, row);
-    row.clear();
-  };
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        if (c == '\n') ++line;
-        field += c;
-      }
-    } else if (c == '"' && !field_started) {
-      quoted = field_started = true;
-    } else if (c == sep) {
-      row.push_back(field);
-      field.clear();
-      field_started = false;
-    } else if (c == '\n' || c == '\r') {
-      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      end_row();
-      row_line = ++line;
-    } else {
-      field += c;
-      field_started = true;
-    }
-  }
-  PATHVLM_CHECK(!quoted, "records file '", path, "': a quoted field opened on line ", row_line, " never closes");
-  if (field_started || !row.empty() || !field.empty()) end_row();
-  return rows;
-}
-
-int find_column(const std::vector<std::string>& header, std::initializer_list<const char*> names) {
-  for (const char* name : names)
-    for (size_t i = 0; i < header.size(); ++i)
-      if (trim(header[i]) == name) return static_cast<int>(i);
-  return -1;
-}
-
 std::vector<SourceRecord> read_csv_records(const std::string& path, char sep, bool& has_labels) {
-  auto rows = parse_csv(read_text_file(path, "records file"), sep, path);
+  auto rows = parse_csv(read_text_file(path, "records file"), sep, path, "records file");
   PATHVLM_CHECK(!rows.empty(), "records file '", path, "' is empty (expected a header with filepath and caption)");
-  const auto& header = rows[0].second;
-  const int file_col = find_column(header, {"filepath", "image", "path"});
-  const int caption_col = find_column(header, {"caption", "text", "title"});
-  const int label_col = find_column(header, {"label"}), id_col = find_column(header, {"id"});
+  const auto& header = rows[0].fields;
+  const int file_col = find_csv_column(header, {"filepath", "image", "path"});
+  const int caption_col = find_csv_column(header, {"caption", "text", "title"});
+  const int label_col = find_csv_column(header, {"label"}), id_col = find_csv_column(header, {"id"});
   if (file_col < 0 || caption_col < 0) {
     std::string names;
     for (const auto& h : header) names += (names.empty() ? "'" : ", '") + h + "'";
@@ -132,14 +62,14 @@ std::vector<SourceRecord> read_csv_records(const std::string& path, char sep, bo
     SourceRecord rec;
     rec.line = line;
     if (fields.size() != header.size()) {
-      rec.file = fields.size() > static_cast<size_t>(file_col) ? trim(fields[file_col]) : "";
+      rec.file = fields.size() > static_cast<size_t>(file_col) ? trim_space(fields[file_col]) : "";
       rec.problem = str(fields.size(), " fields, the header has ", header.size());
       out.push_back(rec);
       continue;
     }
-    rec.file = trim(fields[file_col]);
-    rec.caption = trim(fields[caption_col]);
-    rec.id = id_col >= 0 ? trim(fields[id_col]) : rec.file;
+    rec.file = trim_space(fields[file_col]);
+    rec.caption = trim_space(fields[caption_col]);
+    rec.id = id_col >= 0 ? trim_space(fields[id_col]) : rec.file;
     if (label_col >= 0) {
       rec.label = parse_label(fields[label_col]);
       if (!rec.label) rec.problem = str("label '", fields[label_col], "' is not a non-negative integer");
@@ -164,7 +94,7 @@ std::vector<SourceRecord> read_jsonl_records(const std::string& path, bool& has_
   std::string text;
   has_labels = false;
   for (int64_t line = 1; std::getline(in, text); ++line) {
-    if (trim(text).empty()) continue;
+    if (trim_space(text).empty()) continue;
     SourceRecord rec;
     rec.line = line;
     nlohmann::json obj;
@@ -180,9 +110,9 @@ std::vector<SourceRecord> read_jsonl_records(const std::string& path, bool& has_
       out.push_back(rec);
       continue;
     }
-    rec.file = trim(json_text(obj, {"filepath", "image", "path"}));
-    rec.caption = trim(json_text(obj, {"caption", "text", "title"}));
-    rec.id = obj.contains("id") ? trim(json_text(obj, {"id"})) : rec.file;
+    rec.file = trim_space(json_text(obj, {"filepath", "image", "path"}));
+    rec.caption = trim_space(json_text(obj, {"caption", "text", "title"}));
+    rec.id = obj.contains("id") ? trim_space(json_text(obj, {"id"})) : rec.file;
     if (obj.contains("label")) {
       has_labels = true;
       const auto& l = obj["label"];

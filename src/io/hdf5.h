@@ -13,6 +13,7 @@
 //   auto g = h5::File::open("shard.h5");
 //   torch::Tensor x = g.dataset("features").read(torch::kHalf);     // errors if the dtype differs
 //   torch::Tensor r = g.dataset("tokens").read_rows(10, 4);         // hyperslab: rows 10..13
+//   torch::Tensor s = g.dataset("features").read_row_list({2, 3, 9});  // only these rows (sorted, distinct)
 //   std::string id = g.dataset("ids").read_string(1);
 //
 // Numeric dtypes: uint8, int8, int16, int32, int64, float16, float32, float64. HDF5's own error printing is
@@ -102,6 +103,9 @@ class Dataset : public Object {
   torch::Tensor read_rows(int64_t begin, int64_t count) const;
   // Into a caller-provided contiguous CPU tensor of the dataset's dtype and shape [count, row...] (pinned buffers).
   void read_rows_into(int64_t begin, torch::Tensor& out) const;
+  // Rows `rows` (strictly increasing) as [rows.size(), row...]: one hyperslab read per contiguous run, so only
+  // those rows (their chunks) are read from disk (the sampled tiles of a slide).
+  torch::Tensor read_row_list(const std::vector<int64_t>& rows) const;
   void append(const torch::Tensor& rows);  // extendable datasets: rows [k, row...] of the dataset's dtype
 
   std::vector<std::string> read_strings() const;

@@ -196,6 +196,43 @@ TEST(Hdf5, ExtendableRowsAppendAndHyperslabs) {
   EXPECT_ERROR_HAS(tokens.read_rows(-1, 1), "rows [-1, 0)");
 }
 
+TEST(Hdf5, RowListReadsOnlyTheListedRows) {
+  ScratchDir dir;
+  torch::manual_seed(4);
+  torch::Tensor values = torch::randn({50, 6}).to(torch::kHalf);
+  torch::Tensor coords = torch::arange(0, 100, torch::kInt64).reshape({50, 2});
+  {
+    auto f = h5::File::create(dir / "r.h5");
+    h5::DatasetOptions one_row;  // TRIDENT's (1, D) chunks
+    one_row.chunk = {1, 6};
+    f.write("features", values, one_row);
+    f.write("coords", coords);  // contiguous
+    f.write("empty", torch::zeros({0, 3}));
+    f.write("scalar", torch::tensor(1.5));
+  }
+  auto f = h5::File::open(dir / "r.h5");
+  // Runs of several rows, single rows, the first and the last row.
+  const std::vector<int64_t> rows = {0, 1, 2, 7, 20, 21, 33, 48, 49};
+  auto index = torch::tensor(rows);
+  torch::Tensor got = f.dataset("features").read_row_list(rows);
+  EXPECT_EQ(got.scalar_type(), torch::kHalf);
+  EXPECT_TRUE(torch::equal(got, values.index_select(0, index)));
+  EXPECT_TRUE(torch::equal(f.dataset("coords").read_row_list(rows), coords.index_select(0, index)));
+  EXPECT_TRUE(torch::equal(f.dataset("coords").read_row_list({17}), coords.slice(0, 17, 18)));
+  std::vector<int64_t> all(50);
+  for (int64_t i = 0; i < 50; ++i) all[i] = i;
+  EXPECT_TRUE(torch::equal(f.dataset("features").read_row_list(all), values));
+  EXPECT_EQ(f.dataset("features").read_row_list({}).sizes(), (c10::IntArrayRef{0, 6}));
+  EXPECT_EQ(f.dataset("empty").read_row_list({}).sizes(), (c10::IntArrayRef{0, 3}));
+
+  EXPECT_ERROR_HAS(f.dataset("features").read_row_list({3, 2}), "r.h5", "'/features'", "strictly increasing",
+                   "3 then 2");
+  EXPECT_ERROR_HAS(f.dataset("features").read_row_list({4, 4}), "strictly increasing");
+  EXPECT_ERROR_HAS(f.dataset("features").read_row_list({49, 50}), "'/features'", "row 50", "50 rows");
+  EXPECT_ERROR_HAS(f.dataset("features").read_row_list({-1}), "row -1");
+  EXPECT_ERROR_HAS(f.dataset("scalar").read_row_list({0}), "'/scalar'", "scalar dataset has no rows");
+}
+
 TEST(Hdf5, Attributes) {
   ScratchDir dir;
   {
