@@ -1,4 +1,5 @@
-// `pathvlm encode`: projected CLIP embeddings of images and texts, written as safetensors.
+// `pathvlm encode`: projected embeddings written as safetensors: images and texts with a CLIP model; slides (bags of
+// tile features) and reports with a slide model (`slide` task export).
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -6,10 +7,12 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/join.h"
 #include "text/clip_tokenizer.h"
 #include "data/image.h"
 #include "models/clip/weights.h"
 #include "io/safetensors.h"
+#include "train/slide/task.h"
 
 namespace pathvlm::cli {
 namespace {
@@ -46,37 +49,73 @@ torch::Device pick_device(const std::string& name) {
   }
 }
 
-}  // namespace
+std::vector<torch::Tensor> in_batches(const std::vector<std::string>& texts, int64_t batch_size,
+                                      const std::function<torch::Tensor(const std::vector<std::string>&)>& embed) {
+  std::vector<torch::Tensor> embeds;
+  for (size_t start = 0; start < texts.size(); start += batch_size) {
+    std::vector<std::string> chunk(texts.begin() + start,
+                                   texts.begin() + std::min(texts.size(), start + static_cast<size_t>(batch_size)));
+    embeds.push_back(embed(chunk).to(torch::kCPU, torch::kFloat32));
+  }
+  return embeds;
+}
 
-int cmd_encode(const Args& args) {
-  ArgParser parser("pathvlm encode",
-                   "Embed images and texts with a CLIP model; writes image_embeds [N,embed] and text_embeds [M,embed] "
-                   "(float32, projected, not normalised) to a safetensors file. Images of the model's size are only "
-                   "normalised; others are resized (shortest side, bicubic) and center-cropped as CLIPImageProcessor "
-                   "does.");
-  parser.option("model", "HF CLIP directory, export, run checkpoint (step dir or run dir) or open_clip .safetensors",
-                /*required=*/true);
-  parser.list("images", "image files (JPEG or PNG)");
-  parser.option("texts-file", "text file, one text per line");
-  parser.option("vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer directory, for --texts-file");
-  parser.option("out", "output .safetensors file", /*required=*/true);
-  parser.option("batch-size", "images or texts per forward pass", false, "32");
-  parser.option("device", "auto, cpu, cuda or cuda:N", false, "auto");
-  parser.option("hidden-act", "activation for open_clip weights without open_clip_config.json (quick_gelu|gelu)");
-  if (!parser.parse(args)) return 0;
-  const auto images = parser.get_list("images");
-  PATHVLM_CHECK(!images.empty() || parser.has("texts-file"), "nothing to encode: give --images and/or --texts-file");
+bool is_slide_model(const std::string& path) {
+  namespace fs = std::filesystem;
+  return fs::exists(fs::path(path) / "slide_model.yaml") || fs::exists(fs::path(path) / "export" / "slide_model.yaml");
+}
+
+// A slide model: slide_embeds of every slide of --slides (all tiles) and report text embeddings.
+safetensors::NamedTensors encode_slides(const ArgParser& parser, const std::string& model_path, torch::Device device,
+                                        safetensors::Metadata& metadata) {
+  PATHVLM_CHECK(parser.get_list("images").empty(), "--images needs a CLIP model; '", model_path, "' is a slide model");
+  auto files = train::open_slide_model(model_path);
+  auto& model = files.model;
+  model->to(device);
   const auto batch_size = parser.get_int("batch-size");
-  PATHVLM_CHECK(batch_size >= 1, "--batch-size must be at least 1, got ", batch_size);
+  safetensors::NamedTensors out;
+  const auto sources = parser.get_list("slides");
+  if (!sources.empty()) {
+    data::SlideBagOptions options;
+    options.max_bad_fraction = parser.get_double("max-bad-fraction");
+    auto slides = data::SlideBagDataset::open(sources, options);
+    PATHVLM_CHECK(slides.feature_dim() == model->encoder_config().input_dim, "--slides have ", slides.feature_dim(),
+                  "-d tile features but '", model_path, "' reads ", model->encoder_config().input_dim, "-d ones");
+    data::LoaderOptions lo;
+    lo.batch_size = batch_size;
+    lo.train = false;
+    lo.device = device;
+    data::Loader loader("slides " + join(sources), slides.size(), slides.builder(/*train=*/false), lo);
+    std::vector<torch::Tensor> embeds;
+    nlohmann::json ids = nlohmann::json::array();
+    while (auto batch = loader.next()) {
+      embeds.push_back(model->encode_slide(batch->at("features"), batch->at("coords"), batch->at("mask"))
+                           .to(torch::kCPU, torch::kFloat32));
+      for (const auto& id : batch->text("slide_id")) ids.push_back(id);
+    }
+    out.emplace_back("slide_embeds", torch::cat(embeds));
+    metadata["slide_ids"] = ids.dump();
+  }
+  if (parser.has("texts-file")) {
+    const auto texts = read_lines(parser.get("texts-file"));
+    PATHVLM_CHECK(!texts.empty(), "--texts-file '", parser.get("texts-file"), "' has no lines");
+    auto embeds = in_batches(texts, batch_size, [&](const std::vector<std::string>& chunk) {
+      return model->encode_report(files.tokenizer->batch(chunk).to(device));
+    });
+    out.emplace_back("text_embeds", torch::cat(embeds));
+  }
+  return out;
+}
+
+safetensors::NamedTensors encode_clip(const ArgParser& parser, const std::string& model_path, torch::Device device) {
+  const auto images = parser.get_list("images");
+  const auto batch_size = parser.get_int("batch-size");
 
   models::ClipLoadOptions options;
   if (parser.has("hidden-act")) options.hidden_act = parser.get("hidden-act");
-  const auto model_path = parser.get("model");
   auto model = models::load_clip(model_path, options);
-  const auto device = pick_device(parser.get("device"));
   model->to(device);
   model->eval();
-  torch::NoGradGuard no_grad;
   const auto& config = model->config();
 
   safetensors::NamedTensors out;
@@ -96,15 +135,55 @@ int cmd_encode(const Args& args) {
     const auto texts = read_lines(parser.get("texts-file"));
     PATHVLM_CHECK(!texts.empty(), "--texts-file '", parser.get("texts-file"), "' has no lines");
     text::ClipTokenizer tokenizer(find_vocab(parser, model_path), config.context_length);
-    std::vector<torch::Tensor> embeds;
-    for (size_t start = 0; start < texts.size(); start += batch_size) {
-      std::vector<std::string> chunk(texts.begin() + start,
-                                     texts.begin() + std::min(texts.size(), start + static_cast<size_t>(batch_size)));
-      embeds.push_back(model->encode_text(tokenizer.batch(chunk).to(device)).to(torch::kCPU, torch::kFloat32));
-    }
+    auto embeds = in_batches(texts, batch_size, [&](const std::vector<std::string>& chunk) {
+      return model->encode_text(tokenizer.batch(chunk).to(device));
+    });
     out.emplace_back("text_embeds", torch::cat(embeds));
   }
-  safetensors::save(parser.get("out"), out, {{"format", "pt"}, {"model", model_path}});
+  return out;
+}
+
+}  // namespace
+
+int cmd_encode(const Args& args) {
+  ArgParser parser("pathvlm encode",
+                   "Embed images and texts with a CLIP model, or slides and reports with a slide model; writes "
+                   "image_embeds [N,embed] / slide_embeds [N,embed] (slide ids in the `slide_ids` metadata) and "
+                   "text_embeds [M,embed] (float32, projected, not normalised) to a safetensors file. Images of the "
+                   "model's size are only normalised; others are resized (shortest side, bicubic) and center-cropped as "
+                   "CLIPImageProcessor does. Slides are encoded with all their tiles.");
+  parser.option("model",
+                "HF CLIP directory, export, run checkpoint (step dir or run dir) or open_clip .safetensors; or a slide "
+                "run or its export",
+                /*required=*/true);
+  parser.list("images", "image files (JPEG or PNG)");
+  parser.list("slides", "slides: `slides` shards (manifest.json, folder or .h5) or CSV manifests of TRIDENT/CLAM files");
+  parser.option("max-bad-fraction", "share of --slides that may be missing or unreadable (skipped)", false, "0");
+  parser.option("texts-file", "text file, one text per line");
+  parser.option("vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer directory, for --texts-file");
+  parser.option("out", "output .safetensors file", /*required=*/true);
+  parser.option("batch-size", "images or texts per forward pass", false, "32");
+  parser.option("device", "auto, cpu, cuda or cuda:N", false, "auto");
+  parser.option("hidden-act", "activation for open_clip weights without open_clip_config.json (quick_gelu|gelu)");
+  if (!parser.parse(args)) return 0;
+  const auto images = parser.get_list("images");
+  PATHVLM_CHECK(!images.empty() || !parser.get_list("slides").empty() || parser.has("texts-file"),
+                "nothing to encode: give --images (CLIP), --slides (slide model) and/or --texts-file");
+  const auto batch_size = parser.get_int("batch-size");
+  PATHVLM_CHECK(batch_size >= 1, "--batch-size must be at least 1, got ", batch_size);
+  const auto model_path = parser.get("model");
+  const auto device = pick_device(parser.get("device"));
+  torch::NoGradGuard no_grad;
+  safetensors::Metadata metadata{{"format", "pt"}, {"model", model_path}};
+  safetensors::NamedTensors out;
+  if (is_slide_model(model_path)) {
+    out = encode_slides(parser, model_path, device, metadata);
+  } else {
+    PATHVLM_CHECK(parser.get_list("slides").empty(), "--slides needs a slide model (a `slide` run or its export); '", model_path,
+                  "' is not one");
+    out = encode_clip(parser, model_path, device);
+  }
+  safetensors::save(parser.get("out"), out, metadata);
   std::cout << "encode: wrote";
   for (const auto& [name, tensor] : out) std::cout << " " << name << " " << tensor.sizes();
   std::cout << " to " << parser.get("out") << "\n";

@@ -4,6 +4,7 @@
 #include "train/instruct/task.h"
 #include "train/lm/task.h"
 #include "train/registry.h"
+#include "train/slide/task.h"
 
 namespace pathvlm::train {
 
@@ -28,6 +29,12 @@ const std::vector<TaskSpec>& registered_tasks() {
           {{"questions", "instruct.eval.questions", "VQA questions JSONL (question_id, image, text, answer)"},
            {"batch-size", "instruct.eval.batch_size", "prompts per generation"},
            {"max-samples", "instruct.eval.max_samples", "at most this many eval records and questions"}}),
+      register_task<SlideTask, SlideTaskConfig>(
+          "slide", "the `slide` task: whole-slide <-> report alignment (slide encoder over tile features, CLIP text)",
+          {{"val", "slide.data.val", "held-out slides: `slides` shards or a CSV manifest of TRIDENT/CLAM files"},
+           {"classes", "slide.eval.classes", "zero-shot YAML: templates and class names (slide labels name them)"},
+           {"labels", "slide.data.labels", "CSV slide_id,label for slides whose source has no label"},
+           {"batch-size", "slide.eval.batch_size", "slides per rank per forward"}}),
   };
   return tasks;
 }

@@ -204,3 +204,54 @@ TEST(TokenizeCommand, PrintsLlamaIdsWithSentencePiece) {
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find((dir.path / "none").string()), std::string::npos) << r.output;
 }
+
+// ---- slides ---------------------------------------------------------------------------------------------
+
+#include "train/slide/task.h"
+#include "train/trainer.h"
+#include "train/slide/slide_test_util.h"
+#include "train/train_test_util.h"
+
+// `encode --slides` with a slide run: every slide with all its tiles, in the listed order, ids in the metadata; the
+// reports through the run's text tower. Equal to the exported model on one slide at a time.
+TEST(SlideEncode, SlideAndReportEmbeddingsMatchTheExport) {
+  if (!fs::exists(kVocab)) GTEST_SKIP() << "shared test data missing under " << kData;
+  const auto dir = fs::path(pathvlm::testing::fresh_dir("slide_encode"));
+  const auto slides = pathvlm::testing::write_tiny_slides((dir / "data").string(), 16, 5);
+  auto job = pathvlm::testing::tiny_slide_job(dir.string(), "run", slides, 3);
+  train::train(job);
+  std::ofstream(dir / "reports.txt") << "Sections show predominantly fibrous stroma.\nlobules of fat\n";
+
+  auto r = run("encode --model " + (dir / "run").string() + " --slides " + slides.val_csv + " --texts-file " +
+                   (dir / "reports.txt").string() + " --batch-size 2 --device cpu --out " + (dir / "e.safetensors").string(),
+               dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto file = safetensors::File::open((dir / "e.safetensors").string());
+  auto embeds = file.get("slide_embeds");
+  ASSERT_EQ(embeds.sizes(), (std::vector<int64_t>{5, 128}));
+  auto ids = nlohmann::json::parse(file.metadata().at("slide_ids"));
+  ASSERT_EQ(ids.size(), 5u);
+
+  auto model = train::open_slide_model((dir / "run" / "export").string());
+  auto bags = data::SlideBagDataset::open({slides.val_csv}, {});
+  auto builder = bags.builder(/*train=*/false);
+  torch::NoGradGuard no_grad;
+  for (int64_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(ids[i].get<std::string>(), bags.slide(i).id);
+    data::BatchRequest request;
+    request.records = {i};
+    auto b = builder(request);
+    EXPECT_EQ(b.at("mask").sum().item<int64_t>(), bags.slide(i).tiles);
+    auto alone = model.model->encode_slide(b.at("features"), b.at("coords"), b.at("mask"));
+    EXPECT_TRUE(torch::allclose(embeds[i], alone[0], 1e-4, 1e-5)) << i;
+  }
+  auto texts = file.get("text_embeds");
+  auto expected = model.model->encode_report(
+      model.tokenizer->batch({"Sections show predominantly fibrous stroma.", "lobules of fat"}));
+  EXPECT_TRUE(torch::allclose(texts, expected, 1e-4, 1e-5));
+
+  r = run("encode --model " + (dir / "run").string() + " --images x.png --out " + (dir / "f.safetensors").string(), dir);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--images needs a CLIP model"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}

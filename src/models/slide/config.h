@@ -28,7 +28,7 @@ struct SlideEncoderConfig {
             "aggregator: abmil (gated attention pooling, one token), transformer (tile transformer with 2-D "
             "positions, the CLS token) or qformer (learned queries cross-attending to the tiles, `queries` tokens)",
             cfg::OneOf{"abmil", "transformer", "qformer"});
-    v.field("input_dim", input_dim, "width D of the tile features (the task sets it from its data)", cfg::Min(1));
+    v.field("input_dim", input_dim, "width D of the tile features (must equal the data's: 512 for CONCH, 1024 for UNI, ...)", cfg::Min(1));
     v.field("width", width, "hidden width W of the encoder and of its slide tokens (transformer: a multiple of 4)",
             cfg::Min(1));
     v.field("heads", heads, "attention heads (transformer, qformer: must divide width; abmil: attention branches, each pooling the "
