@@ -22,8 +22,6 @@ int cmd_synth_instruct(const Args& args) {
   p.option("support-per-class", "few-shot support tiles per class", false, std::to_string(o.support_per_class));
   p.option("eval-per-class", "held-out evaluation tiles per class", false, std::to_string(o.eval_per_class));
   p.option("conversations-per-tile", "phase-2 records per tile", false, std::to_string(o.conversations_per_tile));
-  p.option("closed-per-tile", "single-turn yes/no records per tile besides those, in yes/no pairs", false,
-           std::to_string(o.closed_per_tile));
   p.option("text-only", "phase-2 records without an image", false, std::to_string(o.text_only));
   p.option("seed", "seed: the same seed gives the same files", false, "0");
   p.option("threads", "drawing and sharding threads", false, std::to_string(o.threads));
@@ -35,7 +33,6 @@ int cmd_synth_instruct(const Args& args) {
   o.support_per_class = p.get_int("support-per-class");
   o.eval_per_class = p.get_int("eval-per-class");
   o.conversations_per_tile = p.get_int("conversations-per-tile");
-  o.closed_per_tile = p.get_int("closed-per-tile");
   o.text_only = p.get_int("text-only");
   PATHVLM_CHECK(p.get_int("seed") >= 0, "--seed must be >= 0");
   o.seed = static_cast<uint64_t>(p.get_int("seed"));

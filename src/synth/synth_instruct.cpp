@@ -32,7 +32,7 @@ struct Draws {
 };
 
 // Separate streams for each kind of record, so adding one kind leaves the others' draws unchanged.
-enum Stream : uint64_t { kPhase1 = 1, kPhase2 = 2, kTextOnly = 3, kEvalQuestions = 4, kClosedPairs = 5 };
+enum Stream : uint64_t { kPhase1 = 1, kPhase2 = 2, kTextOnly = 3, kEvalQuestions = 4 };
 
 Draws draws(uint64_t seed, Stream stream, uint64_t split, uint64_t index) {
   return {splitmix64(splitmix64(splitmix64(seed ^ 0x696E737472ull) ^ (stream << 8 | split)) ^ index)};
@@ -158,22 +158,8 @@ Json phase1_records(const std::vector<Tile>& tiles, uint64_t seed, uint64_t spli
   return records;
 }
 
-// `closed_per_tile` single-turn closed records about `tile`, the n-th a "yes" iff n + index is even: a tile's
-// closed questions come in yes/no pairs, so only the image against the named class tells the answer.
-void add_closed_records(const Tile& tile, size_t index, int64_t closed_per_tile, Draws& d, const std::string& prefix,
-                        Json& records) {
-  for (int64_t n = 0; n < closed_per_tile; ++n) {
-    auto [q, a] = closed_turn(tile.tissue, (static_cast<int64_t>(index) + n) % 2 == 0, d.chance(0.5), d);
-    char id[64];
-    std::snprintf(id, sizeof id, "%sclosed-%05zu-%lld", prefix.c_str(), index, static_cast<long long>(n));
-    records.push_back(Json{{"id", id},
-                           {"image", tile.id},
-                           {"conversations", Json::array({turn("human", with_image(q)), turn("gpt", a)})}});
-  }
-}
-
-Json phase2_records(const std::vector<Tile>& tiles, int64_t per_tile, int64_t closed_per_tile, uint64_t seed,
-                    uint64_t split, const std::string& prefix) {
+Json phase2_records(const std::vector<Tile>& tiles, int64_t per_tile, uint64_t seed, uint64_t split,
+                    const std::string& prefix) {
   Json records = Json::array();
   int64_t closed_count = 0;
   for (size_t i = 0; i < tiles.size(); ++i) {
@@ -183,8 +169,6 @@ Json phase2_records(const std::vector<Tile>& tiles, int64_t per_tile, int64_t cl
       std::snprintf(id, sizeof id, "%sp2-%05zu-%lld", prefix.c_str(), i, static_cast<long long>(k));
       records.push_back(conversation(tiles[i], id, d, closed_count));
     }
-    Draws closed = draws(seed, kClosedPairs, split, i);
-    add_closed_records(tiles[i], i, closed_per_tile, closed, prefix, records);
   }
   return records;
 }
@@ -244,9 +228,8 @@ SynthInstructReport synth_instruct(const SynthInstructOptions& o) {
   PATHVLM_CHECK(!o.out_dir.empty(), "synth instruct: no output folder given");
   PATHVLM_CHECK(o.train_per_class >= 1 && o.eval_per_class >= 1 && o.support_per_class >= 0,
                 "synth instruct: need at least one train and one eval tile per class (support may be 0)");
-  PATHVLM_CHECK(o.conversations_per_tile >= 1 && o.closed_per_tile >= 0 && o.text_only >= 0,
-                "synth instruct: conversations per tile must be >= 1, closed questions per tile and text-only records "
-                ">= 0");
+  PATHVLM_CHECK(o.conversations_per_tile >= 1 && o.text_only >= 0,
+                "synth instruct: conversations per tile must be >= 1 and text-only records >= 0");
   const fs::path out(o.out_dir);
   SynthTilesOptions t;
   t.out_dir = (out / "tiles").string();
@@ -282,13 +265,13 @@ SynthInstructReport synth_instruct(const SynthInstructOptions& o) {
   r.support = (out / "support.json").string();
 
   const Json phase1 = phase1_records(train, o.seed, 0, "");
-  Json phase2 = phase2_records(train, o.conversations_per_tile, o.closed_per_tile, o.seed, 0, "");
+  Json phase2 = phase2_records(train, o.conversations_per_tile, o.seed, 0, "");
   const Json text_only = text_only_records(o.text_only, o.seed);
   for (const auto& record : text_only) phase2.push_back(record);
   write_json(r.phase1, phase1);
   write_json(r.phase2, phase2);
   write_json(r.eval_phase1, phase1_records(eval, o.seed, 1, "eval-"));
-  write_json(r.eval_phase2, phase2_records(eval, o.conversations_per_tile, o.closed_per_tile, o.seed, 1, "eval-"));
+  write_json(r.eval_phase2, phase2_records(eval, o.conversations_per_tile, o.seed, 1, "eval-"));
   r.phase1_records = static_cast<int64_t>(phase1.size());
   r.phase2_records = static_cast<int64_t>(phase2.size());
   r.text_only_records = static_cast<int64_t>(text_only.size());

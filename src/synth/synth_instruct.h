@@ -6,8 +6,7 @@
 //                             relative to tiles/ ("images/train/stroma_00003.png"), its label the class
 //   phase1.json               LLaVA records, one per train tile: a describe-this prompt -> the tile's caption
 //   phase2.json               LLaVA conversations on train tiles: open (tissue, features), closed yes/no
-//                             (balanced), multi-turn (2-3 turns), per tile `closed_per_tile` more closed
-//                             questions in yes/no pairs, plus text-only records (no "image")
+//                             (balanced), multi-turn (2-3 turns), plus text-only records (no "image")
 //   eval/phase1.json, eval/phase2.json   the same kinds of records on the eval tiles (evaluation loss)
 //   eval/questions.jsonl      one question per line on the eval tiles, closed and open, with ground truth:
 //                             {"question_id", "image", "text", "answer", "answer_type": "CLOSED"|"OPEN"}
@@ -34,10 +33,6 @@ struct SynthInstructOptions {
   int64_t support_per_class = 2;
   int64_t eval_per_class = 4;
   int64_t conversations_per_tile = 2;  // phase-2 records per tile
-  // Single-turn closed records per tile besides those: a tile's come in yes/no pairs (two-option hint or not, as
-  // drawn). Without them a tile has under one closed question on average, too few to learn that the answer
-  // compares the image with the class the question names (many names per class, 8 x 7 wrong pairings).
-  int64_t closed_per_tile = 4;
   int64_t text_only = 16;              // phase-2 records without an image
   int vocab_size = 512;                // the tokenizer's (the tiny LLaMA preset's vocabulary)
   uint64_t seed = 0;

@@ -30,10 +30,10 @@ TEST_F(SynthInstructCli, WritesTheDataSetAndSummarizesIt) {
   const fs::path out = scratch / "instruct";
   const auto r = run_cli("synth instruct --out " + out.string() +
                          " --size 32 --train-per-class 2 --support-per-class 1 --eval-per-class 1"
-                         " --conversations-per-tile 1 --closed-per-tile 1 --text-only 3 --seed 4 --quiet",
+                         " --conversations-per-tile 1 --text-only 3 --seed 4 --quiet",
                          scratch);
   ASSERT_EQ(r.status, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("wrote 16 train, 8 support and 8 eval tiles; 16 phase-1 and 35 phase-2 records (3 text-only);"
+  EXPECT_NE(r.out.find("wrote 16 train, 8 support and 8 eval tiles; 16 phase-1 and 19 phase-2 records (3 text-only);"
                        " 8 closed and 8 open eval questions"),
             std::string::npos)
       << r.out;
@@ -42,13 +42,13 @@ TEST_F(SynthInstructCli, WritesTheDataSetAndSummarizesIt) {
                            "shards/eval/manifest.json", "tiles/zeroshot.yaml"})
     EXPECT_TRUE(fs::exists(out / file)) << file;
   const auto phase2 = nlohmann::json::parse(read_text(out / "phase2.json"));
-  EXPECT_EQ(phase2.size(), 35u);
+  EXPECT_EQ(phase2.size(), 19u);
   const auto manifest = nlohmann::json::parse(read_text(out / "shards/train/manifest.json"));
   EXPECT_EQ(manifest.at("records"), 16);
 
   const auto again = run_cli("synth instruct --out " + (scratch / "again").string() +
                              " --size 32 --train-per-class 2 --support-per-class 1 --eval-per-class 1"
-                             " --conversations-per-tile 1 --closed-per-tile 1 --text-only 3 --seed 4 --quiet",
+                             " --conversations-per-tile 1 --text-only 3 --seed 4 --quiet",
                              scratch);
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_EQ(read_text(out / "phase2.json"), read_text(scratch / "again" / "phase2.json"));
