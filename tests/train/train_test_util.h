@@ -159,6 +159,28 @@ inline std::map<int64_t, std::string> logged_losses(const std::string& metrics) 
   return out;
 }
 
+// The same global batch of 12 as one rank (the reference, "ref"), 2 x 6, 3 x 4 and 2 ranks x 3 x 2 accumulation steps.
+struct WorldVariant {
+  std::string name;
+  int ranks, micro, accum;
+};
+inline const std::vector<WorldVariant>& world_variants() {
+  static const std::vector<WorldVariant> variants = {{"ref", 1, 12, 1}, {"w2", 2, 6, 1}, {"w3", 3, 4, 1},
+                                                     {"w2_accum", 2, 3, 2}};
+  return variants;
+}
+
+// Runs `config` once per world variant as run `<dir>/<name>`; asserts each succeeds.
+inline void launch_world_variants(const std::string& dir, const std::string& config) {
+  for (const auto& v : world_variants()) {
+    const int rc = launch(v.ranks, config,
+                          {"run.name=" + v.name, "train.micro_batch_size=" + std::to_string(v.micro),
+                           "train.grad_accum=" + std::to_string(v.accum)},
+                          dir + "/" + v.name + ".out");
+    ASSERT_EQ(rc, 0) << v.name << ":\n" << read_text(dir + "/" + v.name + ".out");
+  }
+}
+
 // A run interrupted after `fault_step` by `signal` on the last rank (expected_status < 0: any failure status), then
 // resumed from its checkpoint of `resumed_from` with `resume: auto`.
 struct Interruption {

@@ -190,11 +190,7 @@ void ClipTask::build(const TaskContext& ctx) {
   if (!cfg_.eval.classes.empty()) eval::load_zeroshot_spec(cfg_.eval.classes);  // a bad YAML stops the run now
 
   model_ = build_clip_model(cfg_);
-  if (cfg_.loss == "siglip") {
-    torch::NoGradGuard no_grad;
-    if (cfg_.pretrained.empty()) model_->logit_scale.fill_(losses::siglip_initial_log_scale());
-    logit_bias_ = model_->register_parameter("logit_bias", torch::tensor(losses::siglip_initial_bias(), torch::kFloat));
-  }
+  head_ = ContrastiveHead(*model_, model_->logit_scale, cfg_.loss, /*fresh=*/cfg_.pretrained.empty());
   for (const auto& name : ctx.job.train.activation_checkpointing) {
     PATHVLM_CHECK(name == "vision_model" || name == "text_model" || name == "all", "train.activation_checkpointing: '",
                   name, "' is not a part of the clip model (known: vision_model, text_model, all)");
@@ -232,6 +228,7 @@ void ClipTask::build_for_eval(const TaskContext& ctx, const std::string& weights
   models::ClipLoadOptions options;
   options.hidden_act = cfg_.model.hidden_act;
   model_ = models::load_clip(cfg_.pretrained, options);
+  head_ = ContrastiveHead(*model_, model_->logit_scale, "clip", /*fresh=*/false);
   cfg_.data.image_size = model_->config().image_size;  // evaluation preprocesses for the model's input size
   model_->to(device_);
   tokenizer_ = std::make_shared<const text::ClipTokenizer>(make_clip_tokenizer(cfg_, model_->config().context_length));
@@ -240,7 +237,7 @@ void ClipTask::build_for_eval(const TaskContext& ctx, const std::string& weights
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> ClipTask::state_tensors() {
-  clamp_logit_scale();
+  head_.clamp();
   return Task::state_tensors();
 }
 
@@ -256,42 +253,24 @@ std::pair<torch::Tensor, torch::Tensor> ClipTask::encode(const Batch& batch) {
   return {F::normalize(image, F::NormalizeFuncOptions().dim(1)), F::normalize(text, F::NormalizeFuncOptions().dim(1))};
 }
 
-torch::Tensor ClipTask::contrastive_loss(const torch::Tensor& image, const torch::Tensor& text, bool scale_grad) {
-  auto scale = scale_grad ? model_->logit_scale : model_->logit_scale.detach();
-  if (cfg_.loss == "siglip") return losses::siglip_loss(image, text, scale, scale_grad ? logit_bias_ : logit_bias_.detach(), comm_);
-  return losses::clip_loss(image, text, scale, comm_);
-}
-
 LossOutput ClipTask::loss(const Batch& batch) {
-  clamp_logit_scale();
+  head_.clamp();
   auto [image, text] = encode(batch);
-  return {contrastive_loss(image, text, true), {}};
+  return {head_.loss(image, text, true, comm_), {}};
 }
 
 StepOutput ClipTask::forward_backward(const std::vector<Batch>& micro, StepContext& ctx) {
-  clamp_logit_scale();  // the clamp that follows the previous optimizer step
   comm_ = &ctx.comm;
-  auto loss = losses::feature_cache_step(
-      micro.size(), [&](size_t j) { return encode(micro[j]); },
-      [&](const torch::Tensor& image, const torch::Tensor& text, bool scale_grad) {
-        return contrastive_loss(image, text, scale_grad);
-      },
-      [&](size_t j) { ctx.reducer.prepare_backward(/*sync=*/j + 1 == micro.size()); });
-  ctx.reducer.finish_backward();
-  StepOutput out;
-  out.loss = loss;
-  out.metrics["logit_scale"] = model_->logit_scale.detach().exp().to(torch::kFloat);
-  if (logit_bias_.defined()) out.metrics["logit_bias"] = logit_bias_.detach().to(torch::kFloat);
-  return out;
+  return head_.step(micro, ctx, [&](const Batch& b) { return encode(b); });
 }
 
 std::map<std::string, double> ClipTask::evaluate(dist::Comm& comm) {
-  clamp_logit_scale();
+  head_.clamp();
   return evaluate_clip(model_, *tokenizer_, cfg_, &comm, device_);
 }
 
 void ClipTask::export_model(const std::string& dir) {
-  clamp_logit_scale();
+  head_.clamp();
   models::export_hf_clip(model_, model_->config(), dir);
   tokenizer_->save_hf(dir);
 }
@@ -301,10 +280,5 @@ nlohmann::json ClipTask::data_state() const { return loader_state(*loader_); }
 void ClipTask::restore_data_state(const nlohmann::json& state) { restore_loader_state(*loader_, state, "clip"); }
 
 int64_t ClipTask::epoch() const { return loader_->cursor().epoch; }
-
-void ClipTask::clamp_logit_scale() {
-  torch::NoGradGuard no_grad;
-  model_->logit_scale.clamp_(0.0, losses::max_log_scale());
-}
 
 }  // namespace pathvlm::train

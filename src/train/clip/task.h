@@ -19,6 +19,7 @@
 #include "data/tile_loader.h"
 #include "models/clip/model.h"
 #include "train/clip/config.h"
+#include "train/contrastive_head.h"
 #include "train/task.h"
 
 namespace pathvlm::train {
@@ -56,14 +57,12 @@ class ClipTask : public Task {
  private:
   // L2-normalised (image, text) features of one micro-batch.
   std::pair<torch::Tensor, torch::Tensor> encode(const Batch& batch);
-  torch::Tensor contrastive_loss(const torch::Tensor& image, const torch::Tensor& text, bool scale_grad);
-  void clamp_logit_scale();
 
   ClipTaskConfig cfg_;
   torch::Device device_{torch::kCPU};
   dist::Comm* comm_ = nullptr;
   models::ClipModel model_{nullptr};
-  torch::Tensor logit_bias_;  // SigLIP only: registered on the model as "logit_bias"
+  ContrastiveHead head_;  // logit_scale (and SigLIP's logit_bias, registered on the model)
   std::shared_ptr<const text::ClipTokenizer> tokenizer_;  // shared with the loader's workers
   std::unique_ptr<data::TileLoader> loader_;
 };

@@ -128,11 +128,7 @@ void SlideTask::build_model(int64_t feature_dim) {
     model_ = models::slide::SlideReportModel(cfg_.encoder, text);
     model_->load_text(*clip, cfg_.text.pretrained);
   }
-  if (cfg_.loss == "siglip") {
-    torch::NoGradGuard no_grad;
-    if (cfg_.text.pretrained.empty()) model_->logit_scale.fill_(losses::siglip_initial_log_scale());
-    logit_bias_ = model_->register_parameter("logit_bias", torch::tensor(losses::siglip_initial_bias(), torch::kFloat));
-  }
+  head_ = ContrastiveHead(*model_, model_->logit_scale, cfg_.loss, /*fresh=*/cfg_.text.pretrained.empty());
   model_->to(device_);
   tokenizer_ = std::make_shared<const text::ClipTokenizer>(slide_tokenizer(cfg_.text));
 }
@@ -189,7 +185,7 @@ std::shared_ptr<const data::SlideBagDataset> SlideTask::open_val_data() const {
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> SlideTask::state_tensors() {
-  clamp_logit_scale();
+  head_.clamp();
   return Task::state_tensors();
 }
 
@@ -207,45 +203,21 @@ std::pair<torch::Tensor, torch::Tensor> SlideTask::encode(const Batch& batch) {
   return {F::normalize(slide, F::NormalizeFuncOptions().dim(1)), F::normalize(report, F::NormalizeFuncOptions().dim(1))};
 }
 
-torch::Tensor SlideTask::contrastive_loss(const torch::Tensor& slide, const torch::Tensor& report, bool scale_grad) {
-  auto scale = scale_grad ? model_->logit_scale : model_->logit_scale.detach();
-  if (cfg_.loss == "siglip")
-    return losses::siglip_loss(slide, report, scale, scale_grad ? logit_bias_ : logit_bias_.detach(), comm_);
-  return losses::clip_loss(slide, report, scale, comm_);
-}
-
 LossOutput SlideTask::loss(const Batch& batch) {
-  clamp_logit_scale();
+  head_.clamp();
   auto [slide, report] = encode(batch);
-  return {contrastive_loss(slide, report, true), {}};
+  return {head_.loss(slide, report, true, comm_), {}};
 }
 
 StepOutput SlideTask::forward_backward(const std::vector<Batch>& micro, StepContext& ctx) {
-  clamp_logit_scale();  // the clamp that follows the previous optimizer step
   comm_ = &ctx.comm;
-  auto loss = losses::feature_cache_step(
-      micro.size(), [&](size_t j) { return encode(micro[j]); },
-      [&](const torch::Tensor& slide, const torch::Tensor& report, bool scale_grad) {
-        return contrastive_loss(slide, report, scale_grad);
-      },
-      [&](size_t j) { ctx.reducer.prepare_backward(/*sync=*/j + 1 == micro.size()); });
-  ctx.reducer.finish_backward();
-  StepOutput out;
-  out.loss = loss;
-  out.metrics["logit_scale"] = model_->logit_scale.detach().exp().to(torch::kFloat);
-  if (logit_bias_.defined()) out.metrics["logit_bias"] = logit_bias_.detach().to(torch::kFloat);
-  return out;
-}
-
-void SlideTask::clamp_logit_scale() {
-  torch::NoGradGuard no_grad;
-  model_->logit_scale.clamp_(0.0, losses::max_log_scale());
+  return head_.step(micro, ctx, [&](const Batch& b) { return encode(b); });
 }
 
 // ---- evaluation ------------------------------------------------------------------------------------
 
 std::map<std::string, double> SlideTask::evaluate(dist::Comm& comm) {
-  clamp_logit_scale();
+  head_.clamp();
   if (!val_data_) return {};
   torch::NoGradGuard no_grad;
   const std::string where = str("slide.data.val (", join(cfg_.data.val), ")");
@@ -291,7 +263,7 @@ std::map<std::string, double> SlideTask::evaluate(dist::Comm& comm) {
 // ---- export and data state -------------------------------------------------------------------------
 
 void SlideTask::export_model(const std::string& dir) {
-  clamp_logit_scale();
+  head_.clamp();
   models::slide::save_slide_report_model(model_, dir);
   tokenizer_->save_hf(dir);
 }

@@ -16,6 +16,7 @@
 #include "data/slide_bags.h"
 #include "models/slide/report_model.h"
 #include "text/clip_tokenizer.h"
+#include "train/contrastive_head.h"
 #include "train/slide/config.h"
 #include "train/task.h"
 
@@ -51,15 +52,13 @@ class SlideTask : public Task {
   std::shared_ptr<const data::SlideBagDataset> open_val_data() const;
   // L2-normalised (slide, report) embeddings of one micro-batch.
   std::pair<torch::Tensor, torch::Tensor> encode(const Batch& batch);
-  torch::Tensor contrastive_loss(const torch::Tensor& slide, const torch::Tensor& report, bool scale_grad);
-  void clamp_logit_scale();
 
   SlideTaskConfig cfg_;
   torch::Device device_{torch::kCPU};
   dist::Comm* comm_ = nullptr;
   int rank_ = 0, world_size_ = 1;
   models::slide::SlideReportModel model_{nullptr};
-  torch::Tensor logit_bias_;  // SigLIP only: registered on the model as "logit_bias"
+  ContrastiveHead head_;  // logit_scale (and SigLIP's logit_bias, registered on the model)
   std::shared_ptr<const text::ClipTokenizer> tokenizer_;
   std::shared_ptr<const data::SlideBagDataset> train_data_;
   std::shared_ptr<const data::SlideBagDataset> val_data_;  // null without slide.data.val

@@ -164,18 +164,8 @@ TEST(InstructMultiRank, WorldSizesAgreeWithOneRank) {
   if (!tools_available(&why)) GTEST_SKIP() << why;
   auto dir = fresh_dir("instruct_equiv");
   const auto config = write_config(dir, tiny_instruct_job(dir, "unused", 2, 6));
-  struct Variant {
-    std::string name;
-    int ranks, micro, accum;
-  };
-  const std::vector<Variant> variants = {{"ref", 1, 12, 1}, {"w2", 2, 6, 1}, {"w3", 3, 4, 1}, {"w2_accum", 2, 3, 2}};
-  for (const auto& v : variants) {
-    const int rc = launch(v.ranks, config,
-                          {"run.name=" + v.name, "train.micro_batch_size=" + std::to_string(v.micro),
-                           "train.grad_accum=" + std::to_string(v.accum)},
-                          dir + "/" + v.name + ".out");
-    ASSERT_EQ(rc, 0) << v.name << ":\n" << read_text(dir + "/" + v.name + ".out");
-  }
+  ASSERT_NO_FATAL_FAILURE(launch_world_variants(dir, config));
+  const auto& variants = world_variants();
   const auto reference = load_all(dir + "/ref/export/model.safetensors");
   const auto ref_losses = logged_losses(dir + "/ref/metrics.jsonl");
   ASSERT_EQ(ref_losses.size(), 6u);

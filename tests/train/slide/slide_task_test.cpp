@@ -102,18 +102,8 @@ TEST(SlideMultiRank, WorldSizesAgreeWithOneRank) {
   auto dir = fresh_dir("slide_equiv");
   const auto slides = write_tiny_slides(dir + "/data", 24, 4);
   const auto config = write_config(dir, tiny_slide_job(dir, "unused", slides, 5));
-  struct Variant {
-    std::string name;
-    int ranks, micro, accum;
-  };
-  const std::vector<Variant> variants = {{"ref", 1, 12, 1}, {"w2", 2, 6, 1}, {"w3", 3, 4, 1}, {"w2_accum", 2, 3, 2}};
-  for (const auto& v : variants) {
-    const int rc = launch(v.ranks, config,
-                          {"run.name=" + v.name, "train.micro_batch_size=" + std::to_string(v.micro),
-                           "train.grad_accum=" + std::to_string(v.accum)},
-                          dir + "/" + v.name + ".out");
-    ASSERT_EQ(rc, 0) << v.name << ":\n" << read_text(dir + "/" + v.name + ".out");
-  }
+  ASSERT_NO_FATAL_FAILURE(launch_world_variants(dir, config));
+  const auto& variants = world_variants();
   // Left out: the text tower's key biases and ABMIL's score biases shift every logit of a softmax alike, so their
   // true gradient is 0 and AdamW turns the rounding noise left in it (which differs with the batch split) into
   // full-size steps. AdamW's normalisation also lifts the noise of other small gradients to ~1e-4 after 5 steps.
