@@ -10,10 +10,8 @@
 #include "core/log.h"
 #include "data/csv.h"
 #include "dist/gather.h"
-#include "dist/reducer.h"
 #include "eval/retrieval.h"
 #include "eval/zeroshot.h"
-#include "losses/contrastive.h"
 #include "models/clip/weights.h"
 #include "train/init_from.h"
 #include "train/job_config.h"
@@ -142,7 +140,7 @@ void SlideTask::build(const TaskContext& ctx) {
   PATHVLM_CHECK(!cfg_.data.train.empty(), "slide.data.train is empty: name the training slides (`slides` shards from "
                 "`pathvlm embed`, or a CSV manifest of TRIDENT/CLAM feature files with reports)");
   if (!cfg_.eval.classes.empty()) eval::load_zeroshot_spec(cfg_.eval.classes);  // bad files stop the run now
-  read_labels(cfg_.data.labels);
+  labels_ = read_labels(cfg_.data.labels);
 
   train_data_ = std::make_shared<const data::SlideBagDataset>(
       data::SlideBagDataset::open(cfg_.data.train, slide_bag_options(cfg_.data)));
@@ -173,6 +171,7 @@ void SlideTask::build_for_eval(const TaskContext& ctx, const std::string& weight
   PATHVLM_CHECK(!cfg_.data.val.empty(), "nothing to evaluate: set slide.data.val (pathvlm eval: --val SLIDES)");
   loader_options_ = task_loader_options(ctx, cfg_.data.workers, cfg_.data.prefetch);
   val_data_ = open_val_data();
+  labels_ = read_labels(cfg_.data.labels);
   build_model(val_data_->feature_dim());
   if (!weights.empty()) load_init_from({{"pathvlm eval --model", InitSource{weights, {}, true}}}, state_tensors());
   log_info("eval: ", weights.empty() ? std::string("the configured initial weights") : weights, " on ", ctx.world_size,
@@ -249,7 +248,7 @@ std::map<std::string, double> SlideTask::evaluate(dist::Comm& comm) {
     auto classifier = eval::zeroshot_classifier(spec, [&](const std::vector<std::string>& texts) {
       return model_->encode_report(tokenizer_->batch(texts).to(device_)).to(torch::kFloat).cpu();
     });
-    auto labels = class_indices(*val_data_, all_index, read_labels(cfg_.data.labels), spec, where);
+    auto labels = class_indices(*val_data_, all_index, labels_, spec, where);
     const auto classes = static_cast<int64_t>(spec.classes.size());
     auto m = eval::classification_metrics(eval::zeroshot_logits(all_slides, classifier).argmax(1), labels, classes);
     for (auto& [k, v] : eval::metric_values(m, "zeroshot/")) out[k] = v;

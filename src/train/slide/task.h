@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "data/slide_bags.h"
 #include "models/slide/report_model.h"
@@ -62,6 +63,7 @@ class SlideTask : public Task {
   std::shared_ptr<const text::ClipTokenizer> tokenizer_;
   std::shared_ptr<const data::SlideBagDataset> train_data_;
   std::shared_ptr<const data::SlideBagDataset> val_data_;  // null without slide.data.val
+  std::unordered_map<std::string, std::string> labels_;    // slide.data.labels: slide id -> label
   data::LoaderOptions loader_options_;                     // this rank's place, seed and device
   std::unique_ptr<data::Loader> loader_;
 };
