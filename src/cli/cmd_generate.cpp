@@ -9,8 +9,10 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "generate/generate.h"
 #include "models/llama/weights.h"
+#include "synth/slide_synth.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/special_ids.h"
 #include "train/instruct/task.h"
@@ -68,18 +70,21 @@ torch::ScalarType pick_dtype(const std::string& name, const torch::Device& devic
 
 double per_second(int64_t tokens, double seconds) { return seconds > 0 ? tokens / seconds : 0.0; }
 
+// `slide`: the slide asked about (--slide), else "".
 void print_generation(const std::string& format, int64_t i, int64_t count, const std::string& prompt,
-                      const std::vector<int64_t>& prompt_ids, const generate::Generation& gen) {
+                      const std::vector<int64_t>& prompt_ids, const generate::Generation& gen,
+                      const std::string& slide = "") {
   if (format == "jsonl") {
     nlohmann::json record = {{"prompt", prompt},
                              {"prompt_ids", prompt_ids},
                              {"ids", gen.ids},
                              {"text", gen.text},
                              {"finish_reason", generate::to_string(gen.finish)}};
+    if (!slide.empty()) record["slide"] = slide;
     // Byte fallback can cut a character; replace broken UTF-8 instead of failing the whole run.
     std::cout << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    std::cout << "===== prompt " << i + 1 << "/" << count << " =====\n"
+    std::cout << "===== prompt " << i + 1 << "/" << count << (slide.empty() ? "" : ", slide " + slide) << " =====\n"
               << prompt << "\n----- output (" << generate::to_string(gen.finish) << ", " << gen.ids.size()
               << " tokens) -----\n"
               << gen.text << "\n\n";
@@ -93,39 +98,65 @@ void print_stats(int64_t count, const generate::GenerationStats& stats) {
             << per_second(stats.decode_tokens, stats.decode_seconds) << " tokens/s)\n";
 }
 
-// With --image: the model is an instruct run; each prompt becomes the human turn of its conversation template with
-// the images in front (unless it places its own <image> placeholders), and the reply ends at the template's stop.
+// With --image or --slide: the model is an instruct run; each prompt becomes the human turn of its conversation
+// template with the images in front (unless it places its own <image> placeholders), and the reply ends at the
+// template's stop. --image: every prompt sees all the files; --slide: every slide is asked every prompt on its own.
 int generate_with_images(const ArgParser& parser, const std::vector<std::string>& prompts,
                          const generate::GenerateOptions& options, const std::string& format, int64_t batch_size) {
   PATHVLM_CHECK(!parser.has("tokenizer"), "--tokenizer: an instruct run brings its own tokenizer");
+  PATHVLM_CHECK(!(parser.has("image") && parser.has("slide")), "give --image files or --slide ids, not both");
   const auto device = pick_device(parser.get("device"));
   auto run = train::open_instruct_run(parser.get("model"), device);
   auto& task = *run.task;
   if (pick_dtype(parser.get("dtype"), device) == torch::kBFloat16) task.llava()->to(torch::kBFloat16);
-  const auto files = parser.get_list("image");
-  const auto images = task.image_file_features(files);
-  const auto count = static_cast<int64_t>(prompts.size());
+
+  struct Request {
+    std::string prompt, slide;
+    torch::Tensor images;  // [n, T, W]: the features of the prompt's placeholders, in order
+  };
+  std::vector<Request> requests;
+  if (parser.has("slide")) {
+    PATHVLM_CHECK(parser.has("shards"), "--slide needs --shards: the slides shards or slide CSV manifests that hold "
+                  "the slides' tile features");
+    task.open_images(parser.get_list("shards"));
+    const auto slides = parser.get_list("slide");
+    const auto features = task.image_features(slides);
+    for (size_t k = 0; k < slides.size(); ++k)
+      for (const auto& prompt : prompts)
+        requests.push_back({prompt, slides[k], features.narrow(0, static_cast<int64_t>(k), 1)});
+  } else {
+    const auto features = task.image_file_features(parser.get_list("image"));
+    for (const auto& prompt : prompts) requests.push_back({prompt, "", features});
+  }
+
+  const auto count = static_cast<int64_t>(requests.size());
   generate::GenerationStats stats;
   for (int64_t start = 0; start < count; start += batch_size) {
     const int64_t end = std::min(count, start + batch_size);
     std::vector<text::Conversation> conversations;
+    std::vector<torch::Tensor> images;
     std::vector<std::vector<int64_t>> ids;
     for (int64_t i = start; i < end; ++i) {
-      std::string turn = prompts[i];
+      const auto& r = requests[static_cast<size_t>(i)];
+      const int64_t n = r.images.size(0);
+      std::string turn = r.prompt;
       if (text::count_image_placeholders(turn) == 0) {
         std::string placeholders;
-        for (size_t k = 0; k < files.size(); ++k) placeholders += text::kImagePlaceholder;
+        for (int64_t k = 0; k < n; ++k) placeholders += text::kImagePlaceholder;
         turn = placeholders + "\n" + turn;
       }
-      PATHVLM_CHECK(text::count_image_placeholders(turn) == static_cast<int64_t>(files.size()), "prompt ", i + 1,
-                    " has ", text::count_image_placeholders(turn), " <image> placeholders for ", files.size(),
-                    " --image files");
+      PATHVLM_CHECK(text::count_image_placeholders(turn) == n, "prompt '", r.prompt, "' has ",
+                    text::count_image_placeholders(turn), " <image> placeholders for ", n,
+                    parser.has("slide") ? " slide" : " --image files");
       conversations.push_back({str("prompt-", i + 1), {{text::Speaker::human, turn}}});
+      images.push_back(r.images);
       ids.push_back(task.conversation_template().generation_prompt(conversations.back(), task.tokenizer()).input_ids);
     }
-    const std::vector<torch::Tensor> per_prompt(conversations.size(), images);
-    const auto out = task.reply(conversations, per_prompt, options, &stats);
-    for (int64_t i = start; i < end; ++i) print_generation(format, i, count, prompts[i], ids[i - start], out[i - start]);
+    const auto out = task.reply(conversations, images, options, &stats);
+    for (int64_t i = start; i < end; ++i) {
+      const auto& r = requests[static_cast<size_t>(i)];
+      print_generation(format, i, count, r.prompt, ids[i - start], out[i - start], r.slide);
+    }
     std::cout.flush();
   }
   print_stats(count, stats);
@@ -143,10 +174,13 @@ int cmd_generate(const Args& args) {
                    "sequence ends at EOS, at a stop string (matched in the decoded text, so it may span tokens; the "
                    "text is cut before it, the ids keep the tokens that completed it) or after --max-new-tokens. "
                    "Prefill and decode tokens/s go to stderr.");
-  parser.option("model", "HF LLaMA directory (config.json + safetensors) or run checkpoint; with --image an instruct "
-                "run directory or checkpoint", /*required=*/true);
+  parser.option("model", "HF LLaMA directory (config.json + safetensors) or run checkpoint; with --image or --slide "
+                "an instruct run directory or checkpoint", /*required=*/true);
   parser.list("image", "image files (JPEG/PNG) every prompt is asked about, through an instruct run's tower and "
               "template; a prompt without <image> placeholders gets them in front");
+  parser.list("slide", "slide ids every prompt is asked about, through an instruct run's slide encoder "
+              "(instruct.slide_encoder) and template; the default prompt asks for the report");
+  parser.list("shards", "with --slide: `slides` shards or slide CSV manifests holding the slides' tile features");
   parser.option("tokenizer", "SentencePiece tokenizer.model (default: the one in the model directory)");
   parser.list("prompt", "prompts, each one argument (use --prompt=TEXT for a prompt that starts with --)");
   parser.option("prompts-file",
@@ -169,9 +203,11 @@ int cmd_generate(const Args& args) {
     const auto from_file = read_prompts(parser.get("prompts-file"));
     prompts.insert(prompts.end(), from_file.begin(), from_file.end());
   }
+  if (prompts.empty() && parser.has("slide")) prompts.push_back(synth::kSlideReportPrompt);
   PATHVLM_CHECK(!prompts.empty(), "nothing to generate: give --prompt TEXT... and/or --prompts-file FILE");
   const auto format = parser.get("format");
   PATHVLM_CHECK(format == "text" || format == "jsonl", "--format '", format, "': expected text or jsonl");
+  if (format == "jsonl") log_set_level(LogLevel::Warn);  // stdout carries only the JSON lines
   const int64_t batch_size = parser.get_int("batch-size");
   PATHVLM_CHECK(batch_size >= 1, "--batch-size must be at least 1, got ", batch_size);
 
@@ -185,7 +221,7 @@ int cmd_generate(const Args& args) {
   options.seed = static_cast<uint64_t>(seed);
   options.stop = parser.get_list("stop");
 
-  if (parser.has("image")) return generate_with_images(parser, prompts, options, format, batch_size);
+  if (parser.has("image") || parser.has("slide")) return generate_with_images(parser, prompts, options, format, batch_size);
 
   const auto model_path = parser.get("model");
   const text::SentencePieceTokenizer tokenizer(

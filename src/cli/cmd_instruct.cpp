@@ -45,18 +45,18 @@ int inspect_verb(const Args& args) {
 
   const auto tokenizer = train::make_instruct_tokenizer(cfg);
   const auto tmpl = text::ConversationTemplate::named(cfg.conversation_template);
-  const auto tower = train::make_instruct_vision_clip(cfg);
   data::InstructDatasetOptions options;
   options.key = "instruct inspect";
   options.max_malformed_fraction = cfg.data.max_malformed_fraction;
   options.max_missing_images_fraction = cfg.data.max_missing_images_fraction;
   options.max_length = cfg.max_length;
-  options.image_tokens = train::instruct_image_tokens(cfg, tower->config());
+  options.image_tokens = train::instruct_image_tokens(cfg);
   // With image sources in the config the images are looked up too, so missing ones show in the report.
   std::shared_ptr<const data::InstructImages> images;
-  if (!cfg.data.images.empty())
-    images = std::make_shared<const data::InstructImages>(
-        data::InstructImages::open(cfg.data.images, tower->config().image_size));
+  if (!cfg.data.images.empty()) {
+    const int image_size = cfg.slide_encoder.empty() ? train::make_instruct_vision_clip(cfg)->config().image_size : 0;
+    images = std::make_shared<const data::InstructImages>(train::open_instruct_images(cfg, cfg.data.images, image_size));
+  }
   const auto ds = data::InstructDataset::build(paths, tmpl, tokenizer, images, options);
 
   const int64_t shown = limit == 0 ? ds.size() : std::min(limit, ds.size());

@@ -10,10 +10,11 @@ namespace pathvlm::cli {
 
 int cmd_synth_slides(const Args& args) {
   ArgParser p("pathvlm synth slides",
-              "Write synthetic whole slides: <out>/slide_NNN.tiff (pyramidal tiled TIFF, resolution tags give the "
-              "mpp), masks/slide_NNN.png (ground-truth tissue at the coarsest level), regions/slide_NNN.json, "
-              "reports.csv (slide_id,report), slides.csv (slide_id,path,mpp,label,...) and zeroshot.yaml (class prompts for "
-              "zero-shot slide classification).");
+              "Write synthetic whole slides: <out>/<prefix>_NNN.tiff (pyramidal tiled TIFF, resolution tags give the "
+              "mpp), masks/<prefix>_NNN.png (ground-truth tissue at the coarsest level), regions/<prefix>_NNN.json, "
+              "reports.csv (slide_id,report), slides.csv (slide_id,path,mpp,label,...), zeroshot.yaml (class prompts for "
+              "zero-shot slide classification) and instruct/ (LLaVA records for report generation and slide chat, "
+              "evaluation questions, a tokenizer and a text corpus for the instruct task with a slide encoder).");
   p.option("out", "output folder", true);
   synth::SynthSlidesConfig c;
   p.option("count", "number of slides", false, std::to_string(c.count));
@@ -27,6 +28,8 @@ int cmd_synth_slides(const Args& args) {
   p.option("min-regions", "fewest tissue regions per slide", false, std::to_string(c.min_regions));
   p.option("max-regions", "most tissue regions per slide", false, std::to_string(c.max_regions));
   p.option("seed", "random seed (the same seed gives the same slides)", false, "0");
+  p.option("prefix", "slide ids are PREFIX_NNN (give splits different prefixes to use them side by side)", false,
+           c.id_prefix);
   if (!p.parse(args)) return 0;
   PATHVLM_CHECK(synth::slide_synth_built_in(), "`pathvlm synth slides` needs libtiff, which this build lacks");
   c.count = static_cast<int>(p.get_int("count"));
@@ -40,6 +43,9 @@ int cmd_synth_slides(const Args& args) {
   c.min_regions = static_cast<int>(p.get_int("min-regions"));
   c.max_regions = static_cast<int>(p.get_int("max-regions"));
   c.seed = static_cast<uint64_t>(p.get_int("seed"));
+  c.id_prefix = p.get("prefix");
+  PATHVLM_CHECK(!c.id_prefix.empty() && c.id_prefix.find_first_of("/\\ ,") == std::string::npos,
+                "--prefix '", c.id_prefix, "': give a non-empty name without slashes, spaces or commas");
   PATHVLM_CHECK(c.count >= 1, "--count must be at least 1");
   PATHVLM_CHECK(c.mpp > 0, "--mpp must be positive");
   PATHVLM_CHECK(c.jpeg_quality >= 1 && c.jpeg_quality <= 100, "--jpeg-quality must be in 1..100");

@@ -125,14 +125,18 @@ Batch InstructDataset::batch(const BatchRequest& request) const {
   std::vector<int64_t> first_image(rows, 0);
   for (int64_t row = 1; row < rows; ++row)
     first_image[row] = first_image[row - 1] + static_cast<int64_t>(samples_[request.records[row - 1]].images.size());
-  const bool cached = images_ && images_->kind() == InstructImages::Kind::features;
+  const auto kind = images_->kind();
   torch::Tensor pixels, features;
-  if (cached)
+  std::vector<InstructImages::Ref> slide_refs(static_cast<size_t>(image_count));
+  if (kind == InstructImages::Kind::features) {
     features = torch::empty({image_count, images_->feature_tokens(), images_->feature_width()},
                             request.host(torch::kFloat32));
-  else
-    pixels = torch::empty({image_count, 3, images_ ? images_->image_size() : 1, images_ ? images_->image_size() : 1},
-                          request.host(torch::kFloat32));
+  } else if (kind == InstructImages::Kind::slides) {
+    // The bags are read after the rows, in slot order (a slide's bag is the same every time).
+  } else {
+    const int64_t size = images_->image_size();
+    pixels = torch::empty({image_count, 3, size, size}, request.host(torch::kFloat32));
+  }
   std::vector<std::string> ids(rows);
   request.for_each([&](int64_t row, int64_t record) {
     const auto& s = samples_.at(record);
@@ -144,8 +148,13 @@ Batch InstructDataset::batch(const BatchRequest& request) const {
     for (size_t k = 0; k < s.images.size(); ++k) {
       const int64_t slot = first_image[row] + static_cast<int64_t>(k);
       try {
-        if (cached) features[slot].copy_(images_->features(s.images[k]));
-        else pixels[slot].copy_(images_->pixels(s.images[k]));
+        if (kind == InstructImages::Kind::features) {
+          features[slot].copy_(images_->features(s.images[k]));
+        } else if (kind == InstructImages::Kind::slides) {
+          slide_refs[static_cast<size_t>(slot)] = s.images[k];
+        } else {
+          pixels[slot].copy_(images_->pixels(s.images[k]));
+        }
       } catch (const std::exception& e) {
         throw Error(str("record '", s.id, "' (", s.source, ") image '", s.image_names[k], "': ", e.what()));
       }
@@ -157,7 +166,16 @@ Batch InstructDataset::batch(const BatchRequest& request) const {
   batch.tensors["input_ids"] = input_ids;
   batch.tensors["labels"] = labels;
   batch.tensors["attention_mask"] = mask;
-  batch.tensors[cached ? "features" : "pixels"] = cached ? features : pixels;
+  if (kind == InstructImages::Kind::slides) {
+    auto bags = images_->slide_bags(slide_refs);
+    batch.tensors["slide_features"] = std::move(bags.features);
+    batch.tensors["slide_coords"] = std::move(bags.coords);
+    batch.tensors["slide_mask"] = std::move(bags.mask);
+  } else if (kind == InstructImages::Kind::features) {
+    batch.tensors["features"] = features;
+  } else {
+    batch.tensors["pixels"] = pixels;
+  }
   batch.strings["ids"] = std::move(ids);
   batch.samples = rows;
   batch.tokens = positions;

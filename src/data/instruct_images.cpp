@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/text_file.h"
 #include "data/image.h"
+#include "data/slide_bags.h"
 #include "data/tile_features.h"
 #include "data/tile_shards.h"
 #include "io/hdf5.h"
@@ -18,9 +19,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The shard kind a source path holds ("tiles", "tile_features"), or "" for a plain folder.
+// The shard kind a source path holds ("tiles", "tile_features", "slides"; a CSV manifest lists slides), or "" for
+// a plain folder.
 std::string source_kind(const std::string& path) {
   std::error_code ec;
+  if (fs::path(path).extension() == ".csv") return "slides";
   fs::path manifest = path;
   if (fs::is_directory(manifest, ec)) {
     manifest /= "manifest.json";
@@ -41,17 +44,30 @@ std::string source_kind(const std::string& path) {
   return tag.substr(0, slash);
 }
 
+const char* kind_text(InstructImages::Kind kind) {
+  switch (kind) {
+    case InstructImages::Kind::features: return "cached features";
+    case InstructImages::Kind::slides: return "slides";
+    default: return "pixels";
+  }
+}
+
 }  // namespace
 
-InstructImages InstructImages::open(const std::vector<std::string>& paths, int image_size) {
+InstructImages InstructImages::open(const std::vector<std::string>& paths, int image_size,
+                                    const InstructSlideOptions& slides) {
   InstructImages images;
   images.image_size_ = image_size;
+  std::vector<std::string> slide_paths;
   for (const auto& path : paths) {
     Source source;
     source.path = path;
     const std::string kind = source_kind(path);
     Kind source_kind = Kind::pixels;
-    if (kind == "tiles") {
+    if (kind == "slides") {
+      slide_paths.push_back(path);
+      source_kind = Kind::slides;
+    } else if (kind == "tiles") {
       source.tiles = std::make_shared<const TileDataset>(TileDataset::open(path));
     } else if (kind == "tile_features") {
       source.features = std::make_shared<const TileFeatureDataset>(TileFeatureDataset::open(path));
@@ -60,12 +76,13 @@ InstructImages InstructImages::open(const std::vector<std::string>& paths, int i
       source.folder = path;
     } else {
       throw Error(str("instruct.data.images: '", path, "' holds '", kind,
-                      "' shards; images come from tiles or tile_features shards or folders of image files"));
+                      "' shards; images come from tiles, tile_features or slides shards, slide CSV manifests or "
+                      "folders of image files"));
     }
     PATHVLM_CHECK(images.kind_ == Kind::none || images.kind_ == source_kind, "instruct.data.images: '", path,
-                  "' gives ", source_kind == Kind::features ? "cached features" : "pixels", " but '",
-                  images.sources_.front().path, "' gave ", source_kind == Kind::features ? "pixels" : "cached features",
-                  ": list only tiles shards and folders, or only tile_features shards");
+                  "' gives ", kind_text(source_kind), " but '", images.sources_.front().path, "' gave ",
+                  kind_text(images.kind_),
+                  ": list only tiles shards and folders, only tile_features shards, or only slide sources");
     if (source.features && images.kind_ == Kind::features) {
       const auto& first = *images.sources_.front().features;
       PATHVLM_CHECK(source.features->tokens() == first.tokens() && source.features->width() == first.width() &&
@@ -77,6 +94,12 @@ InstructImages InstructImages::open(const std::vector<std::string>& paths, int i
     images.kind_ = source_kind;
     images.sources_.push_back(std::move(source));
   }
+  if (!slide_paths.empty()) {
+    SlideBagOptions options;
+    options.eval_max_tiles = slides.tiles;
+    options.max_bad_fraction = slides.max_bad_fraction;
+    images.slides_ = std::make_shared<const SlideBagDataset>(SlideBagDataset::open(slide_paths, options));
+  }
   for (size_t s = 0; s < images.sources_.size(); ++s) {
     auto& source = images.sources_[s];
     if (!source.tiles) continue;
@@ -86,6 +109,10 @@ InstructImages InstructImages::open(const std::vector<std::string>& paths, int i
 }
 
 std::optional<InstructImages::Ref> InstructImages::find(const std::string& name) const {
+  if (slides_) {
+    if (auto index = slides_->index_of(name)) return Ref{0, *index, ""};
+    return std::nullopt;
+  }
   for (size_t s = 0; s < sources_.size(); ++s) {
     const auto& source = sources_[s];
     if (source.tiles) {
@@ -122,12 +149,39 @@ torch::Tensor InstructImages::features(const Ref& ref) const {
   return sources_[ref.source].features->features(ref.index);
 }
 
+std::pair<torch::Tensor, torch::Tensor> InstructImages::slide_bag(const Ref& ref) const {
+  PATHVLM_CHECK(kind_ == Kind::slides, "InstructImages::slide_bag: not a slide source");
+  return slides_->read_tiles(ref.index, slides_->tile_rows(ref.index, /*train=*/false, 0, 0));
+}
+
+InstructImages::SlideBags InstructImages::slide_bags(const std::vector<Ref>& refs) const {
+  PATHVLM_CHECK(kind_ == Kind::slides, "InstructImages::slide_bags: not a slide source");
+  const int64_t most = slides_->options().eval_max_tiles;
+  int64_t tiles = 1;
+  for (const auto& ref : refs) {
+    const int64_t n = slides_->slide(ref.index).tiles;
+    tiles = std::max(tiles, most > 0 ? std::min(n, most) : n);
+  }
+  const auto n = static_cast<int64_t>(refs.size());
+  SlideBags bags{torch::zeros({n, tiles, feature_width()}), torch::zeros({n, tiles, 2}, torch::kInt64),
+                 torch::zeros({n, tiles}, torch::kBool)};
+  for (int64_t i = 0; i < n; ++i) {
+    const auto [features, coords] = slide_bag(refs[static_cast<size_t>(i)]);
+    const int64_t k = features.size(0);
+    bags.features[i].narrow(0, 0, k).copy_(features);
+    bags.coords[i].narrow(0, 0, k).copy_(coords);
+    bags.mask[i].narrow(0, 0, k).fill_(true);
+  }
+  return bags;
+}
+
 int64_t InstructImages::feature_tokens() const {
   PATHVLM_CHECK(kind_ == Kind::features, "InstructImages: no feature sources");
   return sources_.front().features->tokens();
 }
 
 int64_t InstructImages::feature_width() const {
+  if (kind_ == Kind::slides) return slides_->feature_dim();
   PATHVLM_CHECK(kind_ == Kind::features, "InstructImages: no feature sources");
   return sources_.front().features->width();
 }

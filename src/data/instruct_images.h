@@ -1,5 +1,6 @@
 // The images of instruction records: a record's `image` name looked up in a list of sources, in order, giving
-// either normalised pixels for the frozen tower or the tower's cached features (one or the other per list).
+// normalised pixels for the frozen tower, the tower's cached features, or whole slides as bags of tile features for
+// a frozen slide encoder (one kind per list).
 //
 //   auto images = data::InstructImages::open({"demo/instruct/shards/train", "photos/"}, /*image_size=*/224);
 //   if (auto ref = images.find("images/train/stroma_00003.png")) {
@@ -8,8 +9,13 @@
 //   auto cached = data::InstructImages::open({"feats/tokens"}, 224);   // tile_features shards
 //   torch::Tensor f = cached.features(*cached.find("images/train/stroma_00003.png"));   // float [T,D], CLS row first
 //
-// Sources: `tiles` shards (a tile id), `tile_features` shards (a tile id; written by `pathvlm embed --tiles`) and
-// folders of image files (a path under the folder, or an absolute path). A source is a manifest.json, the folder
+//   auto slides = data::InstructImages::open({"feats/shards", "trident.csv"}, 224, {/*tiles=*/4096});
+//   auto [features, coords] = slides.slide_bag(*slides.find("slide_007"));   // float [k,D], int64 [k,2]
+//
+// Sources: `tiles` shards (a tile id), `tile_features` shards (a tile id; written by `pathvlm embed --tiles`),
+// folders of image files (a path under the folder, or an absolute path), and slides (a slide id): `slides` shards
+// and CSV manifests of per-slide TRIDENT/CLAM files, read by data/slide_bags.h. A slide's bag is the same every time:
+// all its tiles, or `tiles` evenly spaced ones. A source is a manifest.json, the folder
 // holding one, a single .h5 shard (its pathvlm_schema says which kind) or a plain folder. The pixel transform is
 // the CLIP evaluation transform (CLIPImageProcessor's), the one `pathvlm embed` applied before caching features, so
 // training from either kind sees the same images.
@@ -24,15 +30,23 @@
 
 namespace pathvlm::data {
 
+class SlideBagDataset;
 class TileDataset;
 class TileFeatureDataset;
 
+struct InstructSlideOptions {
+  int64_t tiles = 4096;           // tiles per slide bag, evenly spaced (0 = all)
+  double max_bad_fraction = 0.0;  // SlideBagOptions::max_bad_fraction
+};
+
 class InstructImages {
  public:
-  enum class Kind { none, pixels, features };  // none: no sources (text-only data)
+  enum class Kind { none, pixels, features, slides };  // none: no sources (text-only data)
 
-  // Throws naming the path when a source is none of the kinds above, and when pixel and feature sources mix.
-  static InstructImages open(const std::vector<std::string>& paths, int image_size);
+  // Throws naming the path when a source is none of the kinds above, and when kinds mix (pixel sources are
+  // tiles shards and folders).
+  static InstructImages open(const std::vector<std::string>& paths, int image_size,
+                             const InstructSlideOptions& slides = {});
 
   Kind kind() const { return kind_; }
   int image_size() const { return image_size_; }
@@ -49,9 +63,18 @@ class InstructImages {
 
   torch::Tensor pixels(const Ref& ref) const;    // Kind::pixels: float [3,S,S]
   torch::Tensor features(const Ref& ref) const;  // Kind::features: float [T,D]
+  // Kind::slides: the bag of a slide, float [k,D] and int64 [k,2] level-0 coords.
+  std::pair<torch::Tensor, torch::Tensor> slide_bag(const Ref& ref) const;
+  // Kind::slides: the bags of `refs` padded to the largest, the slide encoder's input.
+  struct SlideBags {
+    torch::Tensor features;  // float [N,K,D], 0 where padded
+    torch::Tensor coords;    // int64 [N,K,2]
+    torch::Tensor mask;      // bool [N,K], false where padded
+  };
+  SlideBags slide_bags(const std::vector<Ref>& refs) const;
 
-  // Kind::features: the cached rows per image, their width and the tower layer they came from (HF hidden_states
-  // index; nullopt when the shards do not say).
+  // Kind::features: the cached rows per image, their width (Kind::slides too: the tile features') and the tower
+  // layer they came from (HF hidden_states index; nullopt when the shards do not say).
   int64_t feature_tokens() const;
   int64_t feature_width() const;
   std::optional<int> feature_layer() const;
@@ -65,6 +88,7 @@ class InstructImages {
     std::unordered_map<std::string, int64_t> tile_index;  // tiles: id -> record
   };
   std::vector<Source> sources_;
+  std::shared_ptr<const SlideBagDataset> slides_;  // Kind::slides: every slide source in one dataset
   Kind kind_ = Kind::none;
   int image_size_ = 224;
 };

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "eval/text_overlap.h"
 
 namespace pathvlm::eval {
 
@@ -135,6 +136,7 @@ bool closed_correct_quilt(const std::string& prediction, const std::string& answ
 OpenScores score_open(const std::string& prediction, const std::string& answer) {
   const auto pred = answer_words(prediction), truth = answer_words(answer);
   OpenScores s;
+  s.rouge_l = rouge_l(prediction, answer);
   if (pred.empty() || truth.empty()) return s;
   s.exact_match = pred == truth ? 1.0 : 0.0;
 
@@ -162,6 +164,7 @@ OpenScores score_open(const std::string& prediction, const std::string& answer) 
 
 VqaScores score_vqa(const std::vector<VqaItem>& items) {
   VqaScores s;
+  std::vector<std::string> open_predictions, open_answers;
   for (const auto& item : items) {
     try {
       if (item.type == VqaQuestionType::Closed) {
@@ -176,6 +179,9 @@ VqaScores score_vqa(const std::vector<VqaItem>& items) {
         s.open_mean.recall += o.recall;
         s.open_mean.f1 += o.f1;
         s.open_mean.llava_med_recall += o.llava_med_recall;
+        s.open_mean.rouge_l += o.rouge_l;
+        open_predictions.push_back(item.prediction);
+        open_answers.push_back(item.answer);
       }
     } catch (const Error& e) {
       throw Error(str("question '", item.question_id, "': ", e.what()));
@@ -192,6 +198,8 @@ VqaScores score_vqa(const std::vector<VqaItem>& items) {
     s.open_mean.recall /= n;
     s.open_mean.f1 /= n;
     s.open_mean.llava_med_recall /= n;
+    s.open_mean.rouge_l /= n;
+    s.open_bleu4 = corpus_bleu(open_predictions, open_answers);
   }
   return s;
 }
@@ -214,7 +222,8 @@ std::string format_vqa_report(const VqaScores& s) {
   if (s.open > 0)
     out << "  exact match " << pct(s.open_mean.exact_match) << "  precision " << pct(s.open_mean.precision)
         << "  recall " << pct(s.open_mean.recall) << "  F1 " << pct(s.open_mean.f1) << "  llava-med recall "
-        << pct(s.open_mean.llava_med_recall) << "\n";
+        << pct(s.open_mean.llava_med_recall) << "  BLEU-4 " << pct(s.open_bleu4) << "  ROUGE-L "
+        << pct(s.open_mean.rouge_l) << "\n";
   return out.str();
 }
 
@@ -227,7 +236,9 @@ std::vector<std::pair<std::string, double>> vqa_metric_values(const VqaScores& s
           {prefix + "open_precision", s.open_mean.precision},
           {prefix + "open_recall", s.open_mean.recall},
           {prefix + "open_f1", s.open_mean.f1},
-          {prefix + "open_llava_med_recall", s.open_mean.llava_med_recall}};
+          {prefix + "open_llava_med_recall", s.open_mean.llava_med_recall},
+          {prefix + "open_bleu4", s.open_bleu4},
+          {prefix + "open_rouge_l", s.open_mean.rouge_l}};
 }
 
 std::vector<VqaQuestion> read_vqa_questions(const std::string& questions_jsonl) {

@@ -19,6 +19,9 @@
 //                         occurrences of shared words, fn = the ground truth's occurrences of words the prediction
 //                         lacks: the fraction of ground-truth words found in the prediction (the two differ only when
 //                         the prediction repeats a shared word).
+//   BLEU-4, ROUGE-L:      text_overlap.h's, on its own words (punctuation dropped, articles kept): corpus BLEU-4
+//                         over all open questions, ROUGE-L per question; the measures report generation is
+//                         scored by (PathAlign), for open answers that are reports rather than a few words.
 // An empty prediction or ground truth scores 0 on every open measure, as in the references.
 #pragma once
 #include <cstdint>
@@ -49,7 +52,7 @@ bool closed_correct_llava_med(const std::string& prediction, const std::string& 
 bool closed_correct_quilt(const std::string& prediction, const std::string& answer);
 
 struct OpenScores {
-  double exact_match = 0, precision = 0, recall = 0, f1 = 0, llava_med_recall = 0;
+  double exact_match = 0, precision = 0, recall = 0, f1 = 0, llava_med_recall = 0, rouge_l = 0;
 };
 OpenScores score_open(const std::string& prediction, const std::string& answer);
 
@@ -67,6 +70,7 @@ struct VqaScores {
   int64_t closed_correct_llava_med = 0, closed_correct_quilt = 0;
   double closed_accuracy_llava_med = 0, closed_accuracy_quilt = 0;  // fractions; 0 without closed questions
   OpenScores open_mean;                                             // means; 0 without open questions
+  double open_bleu4 = 0;                                            // corpus BLEU-4 of the open answers
   std::string closed_rule_llava_med = kClosedRuleLlavaMed, closed_rule_quilt = kClosedRuleQuilt;
 };
 

@@ -1,5 +1,6 @@
 // Synthetic pyramidal slides: see slide_synth.h.
 #include "synth/slide_synth.h"
+#include "synth/slide_instruct.h"
 #include "synth/synth_tiles.h"
 
 #include <algorithm>
@@ -232,6 +233,12 @@ std::string synth_report(const std::vector<SynthRegion>& regions, uint64_t seed)
 
 #ifdef PATHVLM_HAVE_LIBTIFF
 
+namespace {
+std::string slide_id(const std::string& prefix, int index) {
+  return str(prefix, "_", index < 100 ? (index < 10 ? "00" : "0") : "", index);
+}
+}  // namespace
+
 SynthSlide write_synthetic_slide(const std::string& tiff_path, int index, const SynthSlidesConfig& c,
                                  torch::Tensor* mask_out) {
   PATHVLM_CHECK(c.width >= 64 && c.height >= 64 && c.levels >= 1 && c.tile_size % 16 == 0,
@@ -244,7 +251,7 @@ SynthSlide write_synthetic_slide(const std::string& tiff_path, int index, const 
   const uint64_t seed = mix(c.seed, static_cast<uint64_t>(index));
   Rng rng(seed);
   SynthSlide slide;
-  slide.id = str("slide_", index < 100 ? (index < 10 ? "00" : "0") : "", index);
+  slide.id = slide_id(c.id_prefix, index);
   slide.tiff_path = tiff_path;
 
   const int W = c.width, H = c.height;
@@ -330,7 +337,7 @@ std::vector<SynthSlide> synth_slides(const std::string& out_dir, const SynthSlid
   std::vector<SynthSlide> slides;
   std::string reports = "slide_id,report\n", table = "slide_id,path,mpp,label,tissue_fraction,classes\n";
   for (int i = 0; i < config.count; ++i) {
-    const std::string id = str("slide_", i < 100 ? (i < 10 ? "00" : "0") : "", i);
+    const std::string id = slide_id(config.id_prefix, i);
     torch::Tensor mask;
     const std::string tiff = out_dir + "/" + id + ".tiff";
     SynthSlide s = write_synthetic_slide(temp_path(tiff), i, config, &mask);
@@ -368,6 +375,7 @@ std::vector<SynthSlide> synth_slides(const std::string& out_dir, const SynthSlid
                       "most of its tissue.",
                       {"Sections show predominantly {}.", "The slide shows mostly {}.", "Microscopy reveals largely {}."},
                       classes);
+  write_slide_instruct(out_dir + "/instruct", slides, config.seed);
   return slides;
 }
 

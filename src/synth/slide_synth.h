@@ -6,7 +6,8 @@
 //   SynthSlidesConfig c;  c.count = 4;  c.width = 2048;  c.height = 1536;
 //   auto slides = synth_slides("demo/slides", c);
 //   // demo/slides/slide_000.tiff, masks/slide_000.png, regions/slide_000.json, reports.csv, slides.csv,
-//   // zeroshot.yaml (report-style class prompts; slides.csv's label names the class)
+//   // zeroshot.yaml (report-style class prompts; slides.csv's label names the class), instruct/ (report and chat
+//   // records about the slides, evaluation questions, a tokenizer and a text corpus: slide_instruct.h)
 #pragma once
 #include <cstdint>
 #include <string>
@@ -29,6 +30,7 @@ struct SynthSlidesConfig {
   int min_regions = 2, max_regions = 4;
   double hole_probability = 0.3;    // chance that a region has a glass hole (lumen) in it
   uint64_t seed = 0;
+  std::string id_prefix = "slide";  // slide ids <prefix>_NNN: other prefixes keep splits apart in one id space
 };
 
 struct SynthRegion {
@@ -54,6 +56,10 @@ SynthSlide write_synthetic_slide(const std::string& tiff_path, int index, const 
 
 // Writes config.count slides into `out_dir` (see the header comment); returns them in order.
 std::vector<SynthSlide> synth_slides(const std::string& out_dir, const SynthSlidesConfig& config);
+
+// The request of the report records `synth slides` writes (instruct/reports.json), and `pathvlm generate --slide`'s
+// default prompt.
+inline constexpr const char* kSlideReportPrompt = "Write the pathology report for this slide.";
 
 // A pathology-style report of the slide's regions, worded differently per seed.
 std::string synth_report(const std::vector<SynthRegion>& regions, uint64_t seed);

@@ -210,6 +210,41 @@ std::string build_shards(const std::string& csv, const fs::path& out_dir, const 
 
 }  // namespace
 
+void write_instruct_tokenizer_and_corpus(const std::vector<const nlohmann::ordered_json*>& record_lists,
+                                         const std::vector<std::string>& documents,
+                                         const std::vector<std::string>& extra, int vocab_size,
+                                         const std::string& tokenizer_path, const std::string& corpus_path) {
+  std::vector<std::string> texts;
+  for (const auto* records : record_lists)
+    for (const auto& record : *records)
+      for (const auto& turn : record["conversations"]) texts.push_back(turn["value"].get<std::string>());
+  texts.insert(texts.end(), documents.begin(), documents.end());
+  // The templates' strings come with every sample: weighted like that, they become few tokens.
+  const size_t turns = texts.size();
+  for (const auto& tmpl_name : text::ConversationTemplate::names()) {
+    const auto system = text::ConversationTemplate::named(tmpl_name).system();
+    for (size_t i = 0; i < turns; ++i) texts.push_back(system + " USER: ASSISTANT: ### User: ### Assistant:");
+  }
+  texts.insert(texts.end(), extra.begin(), extra.end());
+  text::train_sentencepiece(texts, vocab_size, tokenizer_path);
+
+  // The language model's pretraining text (what Vicuna brings to LLaVA): every record's turns as one document.
+  std::ofstream corpus(corpus_path, std::ios::trunc);
+  PATHVLM_CHECK(corpus, "synth: cannot write '", corpus_path, "'");
+  for (const auto* records : record_lists)
+    for (const auto& record : *records) {
+      std::string document;
+      for (const auto& turn : record["conversations"]) {
+        std::string value = turn["value"].get<std::string>();
+        if (value.rfind("<image>\n", 0) == 0) value.erase(0, 8);
+        document += (document.empty() ? "" : "\n") + value;
+      }
+      corpus << Json{{"text", document}}.dump() << "\n";
+    }
+  for (const auto& document : documents) corpus << Json{{"text", document}}.dump() << "\n";
+  PATHVLM_CHECK(corpus.flush(), "synth: cannot write '", corpus_path, "'");
+}
+
 const char* synth_few_shot_question() { return "What type of tissue is shown in this image?"; }
 
 const std::vector<std::string>& synth_describe_prompts() {
@@ -298,36 +333,10 @@ SynthInstructReport synth_instruct(const SynthInstructOptions& o) {
   }
   PATHVLM_CHECK(questions.flush(), "synth instruct: cannot write '", r.questions, "'");
 
-  // A small tokenizer for the tiny LLaMA preset, trained on every text of the set and the templates' fixed strings.
-  std::vector<std::string> texts;
-  for (const Json* records : {&phase1, static_cast<const Json*>(&phase2)})
-    for (const auto& record : *records)
-      for (const auto& turn : record["conversations"]) texts.push_back(turn["value"].get<std::string>());
-  // The templates' strings come with every sample: weighted like that, they become few tokens.
-  const size_t records = texts.size();
-  for (const auto& tmpl_name : text::ConversationTemplate::names()) {
-    const auto system = text::ConversationTemplate::named(tmpl_name).system();
-    for (size_t i = 0; i < records; ++i) texts.push_back(system + " USER: ASSISTANT: ### User: ### Assistant:");
-  }
-  texts.push_back(synth_few_shot_question());
   r.tokenizer = (out / "tokenizer.model").string();
-  text::train_sentencepiece(texts, o.vocab_size, r.tokenizer);
-
-  // The language model's pretraining text (what Vicuna brings to LLaVA): every record's turns as one document.
   r.text = (out / "text.jsonl").string();
-  std::ofstream corpus(r.text, std::ios::trunc);
-  PATHVLM_CHECK(corpus, "synth instruct: cannot write '", r.text, "'");
-  for (const Json* records : {&phase1, static_cast<const Json*>(&phase2)})
-    for (const auto& record : *records) {
-      std::string document;
-      for (const auto& turn : record["conversations"]) {
-        std::string value = turn["value"].get<std::string>();
-        if (value.rfind("<image>\n", 0) == 0) value.erase(0, 8);
-        document += (document.empty() ? "" : "\n") + value;
-      }
-      corpus << Json{{"text", document}}.dump() << "\n";
-    }
-  PATHVLM_CHECK(corpus.flush(), "synth instruct: cannot write '", r.text, "'");
+  write_instruct_tokenizer_and_corpus({&phase1, &phase2}, {}, {synth_few_shot_question()}, o.vocab_size, r.tokenizer,
+                                      r.text);
 
   Json classes = Json::array();
   for (auto c : all_tissue_classes()) {

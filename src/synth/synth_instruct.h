@@ -21,6 +21,7 @@
 //   auto r = synth_instruct(o);   // r.phase1, r.phase2, r.questions, ... and the counts
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,14 @@ struct SynthInstructReport {
 };
 
 SynthInstructReport synth_instruct(const SynthInstructOptions& options);
+
+// From lists of LLaVA records: `corpus_path`, JSONL documents ({"text"}) of each record's turns and then of
+// `documents`, to pretrain the demo language model with the lm task; and `tokenizer_path`, a SentencePiece BPE of
+// `vocab_size` trained on all of those, the templates' fixed strings and `extra`.
+void write_instruct_tokenizer_and_corpus(const std::vector<const nlohmann::ordered_json*>& record_lists,
+                                         const std::vector<std::string>& documents,
+                                         const std::vector<std::string>& extra, int vocab_size,
+                                         const std::string& tokenizer_path, const std::string& corpus_path);
 
 // The describe-this prompts phase-1 records draw from.
 const std::vector<std::string>& synth_describe_prompts();

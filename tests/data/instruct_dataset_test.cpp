@@ -66,7 +66,9 @@ TEST(InstructDataset, BatchesHoldTheTemplateTokenizationAndTheImagesInRowOrder) 
     EXPECT_TRUE(torch::equal(ids[row].narrow(0, 0, n), torch::tensor(expected.input_ids))) << "row " << row;
     EXPECT_TRUE(torch::equal(labels[row].narrow(0, 0, n), torch::tensor(expected.labels))) << "row " << row;
     EXPECT_EQ(mask[row].sum().item<int64_t>(), n);
-    if (n < ids.size(1)) EXPECT_TRUE((labels[row].narrow(0, n, ids.size(1) - n) == text::kIgnoreIndex).all().item<bool>());
+    if (n < ids.size(1)) {
+      EXPECT_TRUE((labels[row].narrow(0, n, ids.size(1) - n) == text::kIgnoreIndex).all().item<bool>());
+    }
     for (const auto& name : records[record].images) {
       const auto ref = images->find(name);
       ASSERT_TRUE(ref.has_value()) << name;
@@ -120,12 +122,19 @@ TEST(InstructDataset, ImageSourcesMustBeOneKindAndExist) {
   const auto& d = tiny_instruct_data();
   TempDir dir("instruct_images");
   EXPECT_THROW(data::InstructImages::open({dir / "missing"}, kImageSize), Error);
-  dir.write("bad/manifest.json", "{\"pathvlm_manifest\": \"slides/1\", \"records\": 0, \"shards\": []}");
+  dir.write("bad/manifest.json", "{\"pathvlm_manifest\": \"coords/1\", \"records\": 0, \"shards\": []}");
   try {
     data::InstructImages::open({dir / "bad"}, kImageSize);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("holds 'slides' shards"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("holds 'coords' shards"), std::string::npos) << e.what();
+  }
+  // Slides (a slide CSV manifest) and tiles do not mix.
+  try {
+    data::InstructImages::open({d.train_shards, dir / "slides.csv"}, kImageSize);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gives slides but"), std::string::npos) << e.what();
   }
   // A plain folder is a source of image files, looked up by path.
   auto folder = pixel_sources({(std::filesystem::path(d.train_shards).parent_path().parent_path().parent_path() / "tiles").string()});

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
+#include "eval/text_overlap.h"
 #include "eval/vqa.h"
 #include "test_util.h"
 
@@ -148,4 +150,36 @@ TEST(VqaFiles, QuestionsAndPredictionsMatchById) {
   EXPECT_NE(msg.find("no prediction for question_id 0"), std::string::npos) << msg;
   EXPECT_NE(msg.find("answers.jsonl"), std::string::npos) << msg;
   fs::remove_all(dir);
+}
+
+// Values worked by hand: "the cat sat on the mat" against "the cat sat on a mat" matches 5/6 unigrams, 3/5
+// bigrams, 2/4 trigrams and 1/3 four-grams at equal length; the LCS is 5 words of 6 on both sides.
+TEST(TextOverlap, BleuFourIsTheGeometricMeanOfClippedPrecisionsTimesTheBrevityPenalty) {
+  EXPECT_NEAR(corpus_bleu({"The cat sat on the mat."}, {"the cat sat on a mat"}),
+              std::pow(5.0 / 6 * 3.0 / 5 * 2.0 / 4 * 1.0 / 3, 0.25), 1e-12);
+  EXPECT_DOUBLE_EQ(corpus_bleu({"a b c d e f"}, {"a b c d e f"}), 1.0);
+  // Corpus-level: precisions are pooled over the items (all 1 here), the penalty uses the total lengths 10 and 14.
+  EXPECT_NEAR(corpus_bleu({"a b c d e f", "a b c d"}, {"a b c d e f", "a b c d e f g h"}), std::exp(1 - 14.0 / 10),
+              1e-12);
+  EXPECT_EQ(corpus_bleu({"the cat sat"}, {"the cat sat on the mat"}), 0.0);  // no four-gram at all
+  EXPECT_EQ(corpus_bleu({"x y z w v"}, {"a b c d e"}), 0.0);
+  EXPECT_THROW(corpus_bleu({"a"}, {}), pathvlm::Error);
+}
+
+TEST(TextOverlap, RougeLIsTheF1OfTheLongestCommonSubsequence) {
+  EXPECT_NEAR(rouge_l("the cat sat on the mat", "the cat sat on a mat"), 5.0 / 6, 1e-12);
+  // LCS "a c" of 2: precision 2/2, recall 2/4.
+  EXPECT_NEAR(rouge_l("a c", "a b c d"), 2 * 1.0 * 0.5 / 1.5, 1e-12);
+  EXPECT_EQ(rouge_l("", "a b"), 0.0);
+  EXPECT_EQ(rouge_l("x", "a b"), 0.0);
+  EXPECT_EQ(overlap_words("Fibrous STROMA (about 40%), lobules-of fat."),
+            (std::vector<std::string>{"fibrous", "stroma", "about", "40", "lobules", "of", "fat"}));
+}
+
+TEST(TextOverlap, OpenVqaScoresCarryBleuAndRouge) {
+  const auto s = score_vqa({{"1", "the cat sat on a mat", "the cat sat on the mat", VqaQuestionType::Open},
+                                  {"2", "yes", "yes", VqaQuestionType::Closed}});
+  EXPECT_NEAR(s.open_bleu4, std::pow(5.0 / 6 * 3.0 / 5 * 2.0 / 4 * 1.0 / 3, 0.25), 1e-12);
+  EXPECT_NEAR(s.open_mean.rouge_l, 5.0 / 6, 1e-12);
+  EXPECT_NE(format_vqa_report(s).find("BLEU-4 53.73%"), std::string::npos) << format_vqa_report(s);
 }

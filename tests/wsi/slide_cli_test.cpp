@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -320,5 +321,46 @@ TEST(SlideCli, EmbedWritesTridentFilesShardsAndTokens) {
   ASSERT_EQ(run(args, &out), 0) << out;
   EXPECT_NE(out.find("3 skipped"), std::string::npos) << out;
   EXPECT_TRUE(snapshot(dir + "/feats/features") == before);
+  fs::remove_all(dir);
+}
+
+// `synth slides` also writes instruction data about its slides (instruct/): the report records carry each slide's
+// report, chat asks about every tissue class with yes exactly for the classes the slide's regions show, and
+// --prefix renames the slides everywhere.
+TEST(SlideCli, SynthSlidesWritesReportAndChatRecordsAboutItsSlides) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  auto dir = temp_dir("synth_instruct_slides");
+  ASSERT_EQ(run("synth slides --out " + dir + " --count 2 --width 512 --height 384 --levels 2 --seed 4 --prefix val"),
+            0);
+  const auto reports = nlohmann::json::parse(read_text(dir + "/instruct/reports.json"));
+  ASSERT_EQ(reports.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const std::string id = "val_00" + std::to_string(i);
+    ASSERT_TRUE(fs::exists(dir + "/" + id + ".tiff"));
+    const auto meta = nlohmann::json::parse(read_text(dir + "/regions/" + id + ".json"));
+    EXPECT_EQ(reports[i]["image"], id);
+    EXPECT_EQ(reports[i]["conversations"][1]["value"], meta["report"]);
+    std::set<std::string> present;
+    for (const auto& r : meta["regions"]) present.insert(r["class"].get<std::string>());
+    int64_t yes = 0, asked = 0;
+    for (const auto& record : nlohmann::json::parse(read_text(dir + "/instruct/chat.json"))) {
+      const auto record_id = record["id"].get<std::string>();
+      if (record["image"] != id || record_id.find("-main") != std::string::npos ||
+          record_id.find("-report") != std::string::npos)
+        continue;
+      ++asked;
+      const std::string key = record_id.substr(id.size() + 1);
+      EXPECT_EQ(record["conversations"][1]["value"] == "Yes.", present.count(key) == 1) << record_id;
+      yes += record["conversations"][1]["value"] == "Yes." ? 1 : 0;
+    }
+    EXPECT_EQ(asked, 7);  // the tissue classes but background
+    EXPECT_EQ(yes, static_cast<int64_t>(present.size()));
+  }
+  std::ifstream questions(dir + "/instruct/eval_reports.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(questions, line));
+  EXPECT_EQ(nlohmann::json::parse(line)["answer"], reports[0]["conversations"][1]["value"]);
+  EXPECT_TRUE(fs::exists(dir + "/instruct/tokenizer.model"));
+  EXPECT_TRUE(fs::exists(dir + "/instruct/text.jsonl"));
   fs::remove_all(dir);
 }

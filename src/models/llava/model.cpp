@@ -12,15 +12,29 @@ LlavaModelImpl::LlavaModelImpl(const LlavaConfig& config, const ClipModel& clip,
                 "llava: vision_feature_select '", config.vision_feature_select, "' is not one of patch, full");
   vision_tower = register_module(
       "vision_tower", LlavaVisionTower(clip, config.vision_feature_layer, config.vision_feature_select == "full"));
+  add_projector_and_language_model(vision_tower->hidden_size(), language_model);
+}
+
+LlavaModelImpl::LlavaModelImpl(const LlavaConfig& config, int64_t image_tokens, int64_t feature_width,
+                               const LlamaForCausalLM& language_model)
+    : config_(config), image_tokens_(image_tokens) {
+  PATHVLM_CHECK(image_tokens > 0 && feature_width > 0, "llava: ", image_tokens, " feature rows of width ",
+                feature_width, " per image");
+  add_projector_and_language_model(feature_width, language_model);
+}
+
+void LlavaModelImpl::add_projector_and_language_model(int64_t feature_width, const LlamaForCausalLM& language_model) {
   const auto& lm_weight = language_model->model->embed_tokens->weight;
   multi_modal_projector = register_module(
-      "multi_modal_projector",
-      LlavaProjector(config.projector, vision_tower->hidden_size(), language_model->config().hidden_size));
+      "multi_modal_projector", LlavaProjector(config_.projector, feature_width, language_model->config().hidden_size));
   multi_modal_projector->to(lm_weight.device(), lm_weight.scalar_type());
   this->language_model = register_module("language_model", language_model);
 }
 
-torch::Tensor LlavaModelImpl::image_features(const torch::Tensor& pixels) { return vision_tower(pixels); }
+torch::Tensor LlavaModelImpl::image_features(const torch::Tensor& pixels) {
+  PATHVLM_CHECK(vision_tower, "llava: this model has no image tower; give it features");
+  return vision_tower(pixels);
+}
 
 torch::Tensor LlavaModelImpl::project(const torch::Tensor& features) {
   PATHVLM_CHECK(features.dim() == 3 && features.size(2) == vision_hidden(), "llava: expected image features [N, T, ",

@@ -13,7 +13,8 @@
 //   auto prompt = llava->prompt_embeds(prompts, llava->project(llava->image_features(pixels)));
 //
 // Images come as normalised pixels (the tower runs, under NoGradGuard) or as precomputed tower features
-// [N, T, vision_hidden] (cached; the projector runs on them directly, with the same result).
+// [N, T, vision_hidden] (cached; the projector runs on them directly, with the same result). A model built without
+// a tower takes features only: the `instruct` task's slides, whose rows a frozen slide encoder makes outside it.
 #pragma once
 #include <torch/torch.h>
 
@@ -49,8 +50,12 @@ class LlavaModelImpl : public torch::nn::Module {
  public:
   // Takes `clip`'s image tower (its text tower is dropped) and `language_model` as they are (shared, not copied).
   LlavaModelImpl(const LlavaConfig& config, const ClipModel& clip, const LlamaForCausalLM& language_model);
+  // No tower: every image arrives as `image_tokens` feature rows of width `feature_width`.
+  LlavaModelImpl(const LlavaConfig& config, int64_t image_tokens, int64_t feature_width,
+                 const LlamaForCausalLM& language_model);
 
-  // Pixels [N, 3, S, S] -> tower features [N, T, vision_hidden] (the selected layer and CLS rule), no grad.
+  // Pixels [N, 3, S, S] -> tower features [N, T, vision_hidden] (the selected layer and CLS rule), no grad. Needs
+  // the tower.
   torch::Tensor image_features(const torch::Tensor& pixels);
   // Tower features [N, T, vision_hidden] -> image rows [N, T, text_hidden].
   torch::Tensor project(const torch::Tensor& features);
@@ -66,16 +71,19 @@ class LlavaModelImpl : public torch::nn::Module {
 
   const LlavaConfig& config() const { return config_; }
   // Image rows per image (T) and the two hidden sizes.
-  int64_t image_tokens() const { return vision_tower->num_tokens(); }
-  int64_t vision_hidden() const { return vision_tower->hidden_size(); }
+  int64_t image_tokens() const { return vision_tower ? vision_tower->num_tokens() : image_tokens_; }
+  int64_t vision_hidden() const { return multi_modal_projector->vision_hidden(); }
   int64_t text_hidden() const { return language_model->config().hidden_size; }
 
-  LlavaVisionTower vision_tower{nullptr};
+  LlavaVisionTower vision_tower{nullptr};  // null in a model built without a tower
   LlavaProjector multi_modal_projector{nullptr};
   LlamaForCausalLM language_model{nullptr};
 
  private:
+  void add_projector_and_language_model(int64_t feature_width, const LlamaForCausalLM& language_model);
+
   LlavaConfig config_;
+  int64_t image_tokens_ = 0;
 };
 TORCH_MODULE(LlavaModel);
 

@@ -107,6 +107,8 @@ std::map<std::string, std::string> projector_names(const LlavaProjectorImpl& pro
 void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::ScalarType dtype, uint64_t max_shard_bytes,
                      const std::string& tokenizer_source) {
   const std::string where = str("llava export '", out_dir, "'");
+  PATHVLM_CHECK(model->vision_tower, where, ": the model has no image tower (its images are slide-encoder features), "
+                "so it is not a LlavaForConditionalGeneration");
   check_no_lora(model, where);
   const text::SentencePieceTokenizer tok(text::SentencePieceTokenizer::locate(tokenizer_source));
   const auto vocab = model->language_model->config().vocab_size;

@@ -64,7 +64,15 @@ void save_slide_report_model(SlideReportModel& model, const std::string& dir) {
   safetensors::save(dir + "/model.safetensors", tensors, {{"format", "pt"}});
 }
 
-SlideReportModel load_slide_report_model(const std::string& dir) {
+std::string slide_export_dir(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(fs::path(path) / "slide_model.yaml") && fs::exists(fs::path(path) / "export" / "slide_model.yaml"))
+    return (fs::path(path) / "export").string();
+  return path;
+}
+
+SlideReportModel load_slide_report_model(const std::string& path) {
+  const std::string dir = slide_export_dir(path);
   const std::string yaml = dir + "/slide_model.yaml", weights = dir + "/model.safetensors";
   PATHVLM_CHECK(std::filesystem::exists(yaml) && std::filesystem::exists(weights), "'", dir,
                 "' is not a slide model export: it needs slide_model.yaml and model.safetensors (`pathvlm export` or "

@@ -60,7 +60,10 @@ struct SlideReportShape {
 
 // An export directory: slide_model.yaml + model.safetensors (every parameter, fp32, by the names above).
 void save_slide_report_model(SlideReportModel& model, const std::string& dir);
-// Rebuilds one from such a directory; errors name the directory and what is missing or mismatched.
-SlideReportModel load_slide_report_model(const std::string& dir);
+// `path` itself when it holds slide_model.yaml, else the export/ of the run directory `path`.
+std::string slide_export_dir(const std::string& path);
+// Rebuilds one from an export directory or a run directory with one (slide_export_dir); errors name the directory
+// and what is missing or mismatched.
+SlideReportModel load_slide_report_model(const std::string& path);
 
 }  // namespace pathvlm::models::slide

@@ -9,6 +9,10 @@
 //     data: {train: [phase2.json], images: [shards/train], eval: [eval/phase2.json]}
 //     eval: {questions: eval/questions.jsonl, support: support.json, few_shot: [0, 2]}
 //
+// Slides instead of images (PathAlign-R report generation, ChatEXAONEPath-style slide chat): `slide_encoder` names a
+// `slide` run, whose frozen slide encoder turns each slide a record names into its tokens; data.images then lists
+// slide sources (`slides` shards, CSV manifests of TRIDENT/CLAM files) and records name slide ids.
+//
 // Which parameters train is the `train` section's business: phase 1 freezes `language_model.*`, phase 2 starts from
 // phase 1 with train.init_from (configs/instruct/). The vision tower is always frozen.
 #pragma once
@@ -28,6 +32,8 @@ struct InstructDataConfig {
   double max_malformed_fraction = 0.0;
   double max_missing_images_fraction = 0.0;
   bool group_by_length = false;
+  int64_t slide_tiles = 4096;
+  double max_bad_slide_fraction = 0.0;
   int workers = 2;
   int prefetch = 4;
   template <class V>
@@ -39,7 +45,8 @@ struct InstructDataConfig {
     v.field("images", images,
             "where a record's `image` is looked up, in order: `tiles` shards (by tile id), `tile_features` shards "
             "(cached tower features by tile id: `pathvlm embed --tiles`) or folders of image files (by path); "
-            "manifest.json, its folder, an .h5 shard or a plain folder. Shards give pixels or features, not both");
+            "manifest.json, its folder, an .h5 shard or a plain folder. Shards give pixels or features, not both. "
+            "With instruct.slide_encoder: `slides` shards and slide CSV manifests (by slide id)");
     v.field("max_malformed_fraction", max_malformed_fraction,
             "a record file with more malformed records than this fraction stops the run (0 = any)", cfg::Range(0.0, 1.0));
     v.field("max_missing_images_fraction", max_missing_images_fraction,
@@ -48,6 +55,11 @@ struct InstructDataConfig {
     v.field("group_by_length", group_by_length,
             "LLaVA's group_by_modality_length: micro-batches of similar length, image and text-only records never "
             "in one optimizer step; the padding saved is logged");
+    v.field("slide_tiles", slide_tiles,
+            "tiles of a slide the slide encoder sees, evenly spaced, the same ones every time (0 = all)", cfg::Min(0));
+    v.field("max_bad_slide_fraction", max_bad_slide_fraction,
+            "a slide source with more missing or unreadable slide files than this fraction stops the run; the others "
+            "are skipped and counted (0 = any bad slide stops it)", cfg::Range(0.0, 1.0));
     v.field("workers", workers, "background threads that assemble batches", cfg::Range(1, 256));
     v.field("prefetch", prefetch, "ready batches kept ahead of the training loop", cfg::Range(1, 1024));
   }
@@ -80,6 +92,7 @@ struct InstructEvalConfig {
 
 struct InstructConfig {
   std::string vision_tower = "tiny";
+  std::string slide_encoder = "";
   std::string vision_hidden_act = "";
   int64_t vision_image_size = 0;
   std::string language_model = "tiny";
@@ -95,6 +108,10 @@ struct InstructConfig {
             "the frozen CLIP image tower: a `clip` run or checkpoint, an export, a Hugging Face CLIP directory or "
             "open_clip .safetensors; or a CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) with fixed random "
             "weights (demos). Rebuilt from here on resume; never saved in checkpoints");
+    v.field("slide_encoder", slide_encoder,
+            "slides instead of images: a `slide` run (or its export directory) whose slide encoder, frozen, turns "
+            "each slide into its tokens (qformer: its queries; abmil, transformer: one) for the projector; "
+            "vision_tower is then unused. Rebuilt from here on resume; never saved in checkpoints");
     v.field("vision_hidden_act", vision_hidden_act,
             "activation of open_clip weights without open_clip_config.json (empty: quick_gelu); gelu for presets");
     v.field("vision_image_size", vision_image_size, "a preset tower's input size (0 = the preset's)", cfg::Min(0));

@@ -21,7 +21,9 @@
 #include "models/clip/fixed_random.h"
 #include "models/clip/weights.h"
 #include "models/layers/activation_checkpoint.h"
+#include "models/llama/weights.h"
 #include "models/llava/weights.h"
+#include "models/slide/report_model.h"
 #include "train/init_from.h"
 #include "train/job_config.h"
 #include "train/lm/task.h"
@@ -68,9 +70,20 @@ text::SentencePieceTokenizer make_instruct_tokenizer(const InstructConfig& cfg) 
   return make_lm_tokenizer(language_model_section(cfg, is_hf_dir(cfg.language_model) ? cfg.language_model : ""));
 }
 
-int64_t instruct_image_tokens(const InstructConfig& cfg, const models::ClipModelConfig& tower) {
+int64_t instruct_image_tokens(const InstructConfig& cfg) {
+  if (!cfg.slide_encoder.empty())
+    return models::slide::load_slide_report_model(cfg.slide_encoder)->slide_encoder->num_tokens();
+  const auto tower = make_instruct_vision_clip(cfg)->config();
   const int64_t side = tower.image_size / tower.patch_size;
   return side * side + (cfg.model.vision_feature_select == "full" ? 1 : 0);
+}
+
+data::InstructImages open_instruct_images(const InstructConfig& cfg, const std::vector<std::string>& sources,
+                                          int image_size) {
+  data::InstructSlideOptions slides;
+  slides.tiles = cfg.data.slide_tiles;
+  slides.max_bad_fraction = cfg.data.max_bad_slide_fraction;
+  return data::InstructImages::open(sources, image_size, slides);
 }
 
 // ---- building --------------------------------------------------------------------------------------
@@ -95,16 +108,23 @@ void InstructTask::build_common(const TaskContext& ctx) {
   for (const auto& name : ctx.job.train.activation_checkpointing)
     PATHVLM_CHECK(name == "layers" || name == "all", "train.activation_checkpointing: '", name,
                   "' is not a part of the instruct model (known: layers, all: the language model's decoder layers)");
-  auto clip = make_instruct_vision_clip(cfg_);
   models::LlamaOptions options;
   options.checkpoint_layers = models::checkpointing_enabled(ctx.job.train.activation_checkpointing, "layers");
   options.init_weights = hf_language_model_.empty();  // loaded weights overwrite every tensor
   const auto lm_config = lm_model_config(lm, *tokenizer_, hf_language_model_);
-  model_ = models::LlavaModel(cfg_.model, clip, models::LlamaForCausalLM(lm_config, options));
+  models::LlamaForCausalLM language_model(lm_config, options);
+  if (cfg_.slide_encoder.empty()) {
+    auto clip = make_instruct_vision_clip(cfg_);
+    model_ = models::LlavaModel(cfg_.model, clip, language_model);
+  } else {
+    slide_encoder_ = models::slide::load_slide_report_model(cfg_.slide_encoder)->slide_encoder;
+    for (auto& p : slide_encoder_->parameters()) p.set_requires_grad(false);
+    slide_encoder_->eval();
+    slide_encoder_->to(device_);
+    model_ = models::LlavaModel(cfg_.model, slide_encoder_->num_tokens(), slide_encoder_->width(), language_model);
+  }
   model_->to(device_);
-
-  images_ = std::make_shared<const data::InstructImages>(
-      data::InstructImages::open(cfg_.data.images, clip->config().image_size));
+  open_images(cfg_.data.images);
   if (images_->kind() == data::InstructImages::Kind::features) {
     const auto& vc = model_->vision_tower->clip_config();
     const int64_t rows = static_cast<int64_t>(vc.image_size / vc.patch_size) * (vc.image_size / vc.patch_size) + 1;
@@ -125,13 +145,40 @@ void InstructTask::build_common(const TaskContext& ctx) {
   PATHVLM_CHECK(cfg_.eval.few_shot.empty() || (support_ && !questions_.empty()),
                 "instruct.eval.few_shot needs instruct.eval.support (the examples) and instruct.eval.questions (the "
                 "query images: those of the open questions whose answer names a class)");
-  log_info("instruct: tower '", cfg_.vision_tower, "' (frozen, ", model_->image_tokens(), " rows per image of width ",
-           model_->vision_hidden(), "), projector ", cfg_.model.projector, ", LLaMA ",
+  const std::string encoder =
+      slide_encoder_ ? "slide encoder '" + cfg_.slide_encoder + "'" : "tower '" + cfg_.vision_tower + "'";
+  log_info("instruct: ", encoder, " (frozen, ", model_->image_tokens(), " rows per image of width ", model_->vision_hidden(), "), projector ",
+           cfg_.model.projector, ", LLaMA ",
            hf_language_model_.empty() ? "preset '" + cfg_.language_model + "'" : "'" + hf_language_model_ + "'", " (",
            lm_config.num_hidden_layers, " layers, width ", lm_config.hidden_size, "), ",
            format_count(static_cast<double>(lm_config.num_parameters())), " LLM parameters; template ",
-           template_->name(), "; images as ",
-           images_->kind() == data::InstructImages::Kind::features ? "cached tower features" : "pixels");
+           template_->name(), "; images as ", image_kind_text());
+}
+
+std::string InstructTask::image_kind_text() const {
+  switch (images_->kind()) {
+    case data::InstructImages::Kind::features: return "cached tower features";
+    case data::InstructImages::Kind::slides: return "slides (bags of up to " + std::to_string(cfg_.data.slide_tiles) +
+                                                    " tiles)";
+    case data::InstructImages::Kind::pixels: return "pixels";
+    default: return "none (text only)";
+  }
+}
+
+void InstructTask::open_images(const std::vector<std::string>& sources) {
+  const int image_size = model_->vision_tower ? model_->vision_tower->clip_config().image_size : 0;
+  images_ = std::make_shared<const data::InstructImages>(open_instruct_images(cfg_, sources, image_size));
+  const bool slides_given = images_->kind() == data::InstructImages::Kind::slides;
+  PATHVLM_CHECK(!slides_given || slide_encoder_, "instruct.data.images names slide sources (", images_->sources_text(),
+                ") but instruct.slide_encoder is empty: name the `slide` run whose encoder reads them");
+  PATHVLM_CHECK(!slide_encoder_ || slides_given || images_->kind() == data::InstructImages::Kind::none,
+                "instruct.slide_encoder is set, so instruct.data.images must list slide sources (`slides` shards, "
+                "slide CSV manifests), not ", images_->sources_text());
+  if (slides_given)
+    PATHVLM_CHECK(images_->feature_width() == slide_encoder_->config().input_dim, "instruct.data.images: the slides' "
+                  "tile features are ", images_->feature_width(), "-dimensional but the slide encoder of '",
+                  cfg_.slide_encoder, "' takes ", slide_encoder_->config().input_dim,
+                  ": give the slides embedded with the encoder that run was trained on");
 }
 
 std::shared_ptr<const data::InstructDataset> InstructTask::dataset(const std::vector<std::string>& paths,
@@ -203,16 +250,25 @@ std::vector<KeyedInitSource> InstructTask::init_sources() const {
 
 // ---- training --------------------------------------------------------------------------------------
 
+torch::Tensor InstructTask::slide_tokens(const torch::Tensor& features, const torch::Tensor& coords,
+                                        const torch::Tensor& mask) {
+  if (features.size(0) == 0) return no_image_features();
+  torch::NoGradGuard no_grad;
+  return slide_encoder_->forward(features.to(device_), coords.to(device_), mask.to(device_)).tokens;
+}
+
 torch::Tensor InstructTask::select_cached(const torch::Tensor& features) const {
   return model_->vision_tower->keep_cls() ? features : features.narrow(1, 1, features.size(1) - 1);
 }
 
-models::LlavaBatch InstructTask::llava_batch(const Batch& batch) const {
+models::LlavaBatch InstructTask::llava_batch(const Batch& batch) {
   models::LlavaBatch b;
   b.input_ids = batch.at("input_ids");
   b.labels = batch.at("labels");
   b.attention_mask = batch.at("attention_mask");
   if (auto it = batch.tensors.find("features"); it != batch.tensors.end()) b.features = select_cached(it->second);
+  if (auto it = batch.tensors.find("slide_features"); it != batch.tensors.end())
+    b.features = slide_tokens(it->second, batch.at("slide_coords"), batch.at("slide_mask"));
   if (auto it = batch.tensors.find("pixels"); it != batch.tensors.end() && it->second.size(0) > 0)
     b.pixels = it->second;
   return b;
@@ -297,13 +353,20 @@ torch::Tensor InstructTask::image_features(const std::vector<std::string>& names
   torch::NoGradGuard no_grad;
   PATHVLM_CHECK(images_, "instruct: no image sources");
   std::vector<torch::Tensor> rows;
+  std::vector<data::InstructImages::Ref> refs;
   for (const auto& name : names) {
     auto ref = images_->find(name);
     PATHVLM_CHECK(ref.has_value(), "instruct: image '", name, "' is in none of: ", images_->sources_text());
-    rows.push_back(images_->kind() == data::InstructImages::Kind::features ? images_->features(*ref)
-                                                                           : images_->pixels(*ref));
+    refs.push_back(*ref);
   }
-  if (rows.empty()) return no_image_features();
+  if (refs.empty()) return no_image_features();
+  if (images_->kind() == data::InstructImages::Kind::slides) {
+    const auto bags = images_->slide_bags(refs);
+    return slide_tokens(bags.features, bags.coords, bags.mask);
+  }
+  for (const auto& ref : refs)
+    rows.push_back(images_->kind() == data::InstructImages::Kind::features ? images_->features(ref)
+                                                                           : images_->pixels(ref));
   auto stacked = torch::stack(rows).to(device_);
   if (images_->kind() == data::InstructImages::Kind::features) return select_cached(stacked);
   return model_->image_features(stacked);
@@ -311,6 +374,8 @@ torch::Tensor InstructTask::image_features(const std::vector<std::string>& names
 
 torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& files) {
   torch::NoGradGuard no_grad;
+  PATHVLM_CHECK(model_->vision_tower, "instruct: this run reads slides (instruct.slide_encoder '", cfg_.slide_encoder,
+                "'), not image files");
   const int size = model_->vision_tower->clip_config().image_size;
   std::vector<torch::Tensor> pixels;
   for (const auto& file : files)
@@ -471,6 +536,19 @@ void InstructTask::export_model(const std::string& dir) {
   const std::string tokenizer_source =
       cfg_.tokenizer.empty() && !hf_language_model_.empty() ? hf_language_model_ : tokenizer_->path();
   const auto dtype = model_->language_model->parameters().front().scalar_type();
+  if (slide_encoder_) {
+    // No LlavaForConditionalGeneration takes slides: the three parts go out in the forms their readers load.
+    models::export_hf_llama(model_->language_model, dir + "/language_model", dtype, kHfExportShardBytes,
+                            tokenizer_source);
+    models::export_projector(model_, dir + "/mm_projector.safetensors", dtype);
+    const auto source = fs::path(models::slide::slide_export_dir(cfg_.slide_encoder));
+    fs::create_directories(fs::path(dir) / "slide_encoder");
+    for (const auto& entry : fs::directory_iterator(source))
+      if (entry.is_regular_file())
+        fs::copy_file(entry.path(), fs::path(dir) / "slide_encoder" / entry.path().filename(),
+                      fs::copy_options::overwrite_existing);
+    return;
+  }
   models::export_hf_llava(model_, dir, dtype, kHfExportShardBytes, tokenizer_source);
   models::export_projector(model_, dir + "/mm_projector.safetensors", dtype);
 }
@@ -492,7 +570,9 @@ InstructRun open_instruct_run(const std::string& path, torch::Device device) {
   PATHVLM_CHECK(!job.train.lora.enabled(), "'", path, "' trained LoRA adapters: use its export (",
                 (fs::path(path) / "export").string(), "), where they are merged into the language model");
   auto& cfg = job.task_config<InstructConfig>();
+  const int64_t slide_tiles = cfg.data.slide_tiles;  // a slide's bag as the run saw it
   cfg.data = InstructDataConfig{};
+  cfg.data.slide_tiles = slide_tiles;
   cfg.eval = InstructEvalConfig{};
   job.train.activation_checkpointing.clear();
   InstructRun run;

@@ -6,7 +6,9 @@
 // The vision tower is rebuilt from instruct.vision_tower on every start and never saved, so a checkpoint holds
 // what the run trains (and the language model's frozen weights stay in their source, see checkpoint.h).
 // Images come as pixels through the tower or as its cached features (`pathvlm embed --tiles`); both give the
-// same numbers.
+// same numbers. With instruct.slide_encoder the images are whole slides: a `slide` run's encoder, frozen and rebuilt
+// on every start like the tower, turns each slide's bag of tile features into its tokens (PathAlign-R's report
+// generation is phase 1 with the plain template; slide chat is phase 2).
 // Loss: cross-entropy in fp32, the mean over every supervised token of the step's *global* batch (all micro-
 // batches, all ranks), so any world size and accumulation computes the same step.
 // Evaluation (every rank its share, results identical on all ranks): the loss over instruct.data.eval; VQA by
@@ -28,6 +30,7 @@
 #include "eval/support_set.h"
 #include "eval/vqa.h"
 #include "models/llava/model.h"
+#include "models/slide/encoder.h"
 #include "text/conversation.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "train/instruct/config.h"
@@ -40,8 +43,13 @@ namespace pathvlm::train {
 models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg);
 // The tokenizer instruct.tokenizer names, else the Hugging Face language model's.
 text::SentencePieceTokenizer make_instruct_tokenizer(const InstructConfig& cfg);
-// Feature rows each image becomes: the tower's patches, plus the CLS row with vision_feature_select full.
-int64_t instruct_image_tokens(const InstructConfig& cfg, const models::ClipModelConfig& tower);
+// Feature rows each image becomes: the tower's patches, plus the CLS row with vision_feature_select full; with
+// instruct.slide_encoder, the slide encoder's tokens.
+int64_t instruct_image_tokens(const InstructConfig& cfg);
+// The images of `sources` (instruct.data.images' forms) with the config's slide options; `image_size` is the tower's
+// input (pixel sources).
+data::InstructImages open_instruct_images(const InstructConfig& cfg, const std::vector<std::string>& sources,
+                                          int image_size);
 
 class InstructTask : public Task {
  public:
@@ -69,8 +77,11 @@ class InstructTask : public Task {
   std::vector<generate::Generation> reply(const std::vector<text::Conversation>& conversations,
                                           const std::vector<torch::Tensor>& images, generate::GenerateOptions options,
                                           generate::GenerationStats* stats = nullptr);
-  // Tower features [N, T, vision_hidden] of the named images (found in instruct.data.images).
+  // Tower features [N, T, vision_hidden] of the named images (found in instruct.data.images, or the sources of the
+  // last open_images): slides give their slide encoder tokens [N, Q, W].
   torch::Tensor image_features(const std::vector<std::string>& names);
+  // Looks images up in `sources` from now on (instruct.data.images' forms and checks); `pathvlm generate --slide`.
+  void open_images(const std::vector<std::string>& sources);
   // Tower features [N, T, vision_hidden] of image files (the CLIP evaluation transform, then the tower).
   torch::Tensor image_file_features(const std::vector<std::string>& files);
 
@@ -80,10 +91,14 @@ class InstructTask : public Task {
   // The samples of `paths` for config key `key`; logs their report.
   std::shared_ptr<const data::InstructDataset> dataset(const std::vector<std::string>& paths,
                                                        const std::string& key) const;
-  models::LlavaBatch llava_batch(const Batch& batch) const;
+  models::LlavaBatch llava_batch(const Batch& batch);
   // Cached features as the model's tower would give them: the CLS row dropped for vision_feature_select patch.
   torch::Tensor select_cached(const torch::Tensor& features) const;
   torch::Tensor no_image_features() const;  // [0, T, vision_hidden]
+  // The frozen slide encoder's tokens [N, Q, W] of padded bags (data/instruct_dataset.h's slide_* tensors).
+  torch::Tensor slide_tokens(const torch::Tensor& features, const torch::Tensor& coords,
+                             const torch::Tensor& mask);
+  std::string image_kind_text() const;
   std::map<std::string, double> evaluate_loss(dist::Comm& comm);
   std::map<std::string, double> evaluate_vqa(dist::Comm& comm);
   std::map<std::string, double> evaluate_few_shot(dist::Comm& comm);
@@ -108,6 +123,7 @@ class InstructTask : public Task {
   std::shared_ptr<const text::SentencePieceTokenizer> tokenizer_;
   std::shared_ptr<const text::ConversationTemplate> template_;
   models::LlavaModel model_{nullptr};
+  models::slide::SlideEncoder slide_encoder_{nullptr};  // instruct.slide_encoder's, frozen; null for images
   std::shared_ptr<const data::InstructImages> images_;
   std::shared_ptr<const data::InstructDataset> train_data_, eval_data_;
   std::vector<eval::VqaQuestion> questions_;

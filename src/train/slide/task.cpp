@@ -100,9 +100,7 @@ data::SlideBagOptions slide_bag_options(const SlideDataConfig& data) {
 }
 
 SlideModelFiles open_slide_model(const std::string& path) {
-  std::string dir = path;
-  if (!fs::exists(fs::path(dir) / "slide_model.yaml") && fs::exists(fs::path(dir) / "export" / "slide_model.yaml"))
-    dir = (fs::path(dir) / "export").string();
+  const std::string dir = models::slide::slide_export_dir(path);
   SlideModelFiles files;
   files.model = models::slide::load_slide_report_model(dir);
   files.model->eval();

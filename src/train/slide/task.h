@@ -26,7 +26,7 @@ namespace pathvlm::train {
 // The slide data options a slide config sets.
 data::SlideBagOptions slide_bag_options(const SlideDataConfig& data);
 
-// A slide run, checkpoint or export (slide_model.yaml) with its tokenizer, for encode and eval outside training.
+// A slide run or its export (slide_model.yaml) with its tokenizer, for encode and eval outside training.
 struct SlideModelFiles {
   models::slide::SlideReportModel model{nullptr};
   std::shared_ptr<const text::ClipTokenizer> tokenizer;

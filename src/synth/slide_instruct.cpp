@@ -1,0 +1,139 @@
+// Instruction records about synthetic slides; see slide_instruct.h.
+#include "synth/slide_instruct.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/random.h"
+#include "synth/synth_instruct.h"
+#include "synth/synth_tiles.h"
+#include "synth/tissue_texture.h"
+
+namespace pathvlm::synth {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+const char* const kMainTissueQuestion = "What is the predominant tissue in this slide?";
+
+Json turn(const char* from, const std::string& value) { return Json{{"from", from}, {"value", value}}; }
+
+// The tissue classes of a slide by their share of its tissue, largest first.
+std::vector<TissueClass> classes_by_share(const SynthSlide& slide) {
+  std::vector<std::pair<double, int>> shares;
+  for (const auto& r : slide.regions) {
+    auto it = std::find_if(shares.begin(), shares.end(), [&](const auto& s) { return s.second == r.tissue_class; });
+    if (it == shares.end()) shares.push_back({r.area_fraction, r.tissue_class});
+    else it->first += r.area_fraction;
+  }
+  std::stable_sort(shares.begin(), shares.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<TissueClass> out;
+  for (const auto& s : shares) out.push_back(static_cast<TissueClass>(s.second));
+  return out;
+}
+
+std::string name_of(TissueClass c) { return synth_class_synonyms(c)[0]; }
+
+std::string main_tissue_answer(TissueClass c) { return "Predominantly " + name_of(c) + "."; }
+
+std::string presence_question(TissueClass c) { return "Is there " + name_of(c) + " in this slide?"; }
+
+// A tissue class the slide does not show, drawn from `draw`.
+TissueClass absent_class(const std::vector<TissueClass>& present, uint64_t draw) {
+  std::vector<TissueClass> absent;
+  for (auto c : all_tissue_classes())
+    if (c != TissueClass::Background && std::find(present.begin(), present.end(), c) == present.end())
+      absent.push_back(c);
+  PATHVLM_CHECK(!absent.empty(), "synth slides: a slide shows every tissue class");
+  return absent[draw % absent.size()];
+}
+
+void write_json(const std::string& path, const Json& value) {
+  std::ofstream out(path, std::ios::trunc);
+  PATHVLM_CHECK(out, "synth slides: cannot write '", path, "'");
+  out << value.dump(1) << "\n";
+  PATHVLM_CHECK(out.flush(), "synth slides: cannot write '", path, "'");
+}
+
+void write_jsonl(const std::string& path, const std::vector<Json>& lines) {
+  std::ofstream out(path, std::ios::trunc);
+  PATHVLM_CHECK(out, "synth slides: cannot write '", path, "'");
+  for (const auto& line : lines) out << line.dump() << "\n";
+  PATHVLM_CHECK(out.flush(), "synth slides: cannot write '", path, "'");
+}
+
+}  // namespace
+
+SlideInstructFiles write_slide_instruct(const std::string& out_dir, const std::vector<SynthSlide>& slides,
+                                        uint64_t seed, int vocab_size) {
+  namespace fs = std::filesystem;
+  fs::create_directories(out_dir);
+  const fs::path out(out_dir);
+  Json reports = Json::array(), chat = Json::array();
+  std::vector<Json> eval_reports, eval_chat;
+  int64_t question_id = 0;
+  for (size_t i = 0; i < slides.size(); ++i) {
+    const auto& slide = slides[i];
+    const auto present = classes_by_share(slide);
+    PATHVLM_CHECK(!present.empty(), "synth slides: slide '", slide.id, "' has no tissue regions");
+    const TissueClass main = present.front();
+    uint64_t state = splitmix64(seed ^ (0x736c696465ULL + i));
+    const TissueClass shown = present[(state = splitmix64(state)) % present.size()];
+    const TissueClass missing = absent_class(present, state = splitmix64(state));
+    const std::string report_request = std::string("<image>\n") + kSlideReportPrompt;
+    const std::string main_request = std::string("<image>\n") + kMainTissueQuestion;
+
+    reports.push_back(Json{{"id", slide.id + "-report"},
+                           {"image", slide.id},
+                           {"conversations", Json::array({turn("human", report_request), turn("gpt", slide.report)})}});
+    chat.push_back(Json{{"id", slide.id + "-main"},
+                        {"image", slide.id},
+                        {"conversations", Json::array({turn("human", main_request),
+                                                       turn("gpt", main_tissue_answer(main))})}});
+    // Every class asked about on every slide: a yes or no must come from the slide, not from the class named.
+    for (auto c : all_tissue_classes()) {
+      if (c == TissueClass::Background) continue;
+      const bool yes = std::find(present.begin(), present.end(), c) != present.end();
+      chat.push_back(Json{{"id", slide.id + "-" + tissue_class_key(c)},
+                          {"image", slide.id},
+                          {"conversations", Json::array({turn("human", "<image>\n" + presence_question(c)),
+                                                         turn("gpt", yes ? "Yes." : "No.")})}});
+    }
+    chat.push_back(Json{{"id", slide.id + "-report-main"},
+                        {"image", slide.id},
+                        {"conversations", Json::array({turn("human", report_request), turn("gpt", slide.report),
+                                                       turn("human", kMainTissueQuestion),
+                                                       turn("gpt", main_tissue_answer(main))})}});
+
+    eval_reports.push_back(Json{{"question_id", question_id++}, {"image", slide.id}, {"text", kSlideReportPrompt},
+                                {"answer", slide.report}, {"answer_type", "OPEN"}});
+    eval_chat.push_back(Json{{"question_id", question_id++}, {"image", slide.id}, {"text", kMainTissueQuestion},
+                             {"answer", main_tissue_answer(main)}, {"answer_type", "OPEN"}});
+    const bool yes = i % 2 == 0;
+    eval_chat.push_back(Json{{"question_id", question_id++}, {"image", slide.id},
+                             {"text", presence_question(yes ? shown : missing)}, {"answer", yes ? "yes" : "no"},
+                             {"answer_type", "CLOSED"}});
+  }
+  SlideInstructFiles files;
+  files.reports = (out / "reports.json").string();
+  files.chat = (out / "chat.json").string();
+  files.eval_reports = (out / "eval_reports.jsonl").string();
+  files.eval_chat = (out / "eval_chat.jsonl").string();
+  files.tokenizer = (out / "tokenizer.model").string();
+  files.text = (out / "text.jsonl").string();
+  write_json(files.reports, reports);
+  write_json(files.chat, chat);
+  write_jsonl(files.eval_reports, eval_reports);
+  write_jsonl(files.eval_chat, eval_chat);
+  // Reports alone too: report generation prompts the LLM with the slide's tokens and no request text.
+  std::vector<std::string> report_texts;
+  for (const auto& slide : slides) report_texts.push_back(slide.report);
+  write_instruct_tokenizer_and_corpus({&reports, &chat}, report_texts, {}, vocab_size, files.tokenizer, files.text);
+  return files;
+}
+
+}  // namespace pathvlm::synth
