@@ -30,14 +30,6 @@ std::vector<std::string> read_lines(const std::string& path) {
 }
 
 // The tokenizer for texts: --vocab, else HF tokenizer files next to the model.
-std::string find_vocab(const ArgParser& parser, const std::string& model_path) {
-  if (parser.has("vocab")) return parser.get("vocab");
-  namespace fs = std::filesystem;
-  if (fs::is_directory(model_path) && fs::exists(fs::path(model_path) / "merges.txt")) return model_path;
-  throw Error(str("--texts-file needs the CLIP tokenizer: pass --vocab bpe_simple_vocab_16e6.txt.gz (or an HF "
-                  "tokenizer directory); '", model_path, "' has no merges.txt"));
-}
-
 torch::Device pick_device(const std::string& name) {
   if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   try {
@@ -134,7 +126,9 @@ safetensors::NamedTensors encode_clip(const ArgParser& parser, const std::string
   if (parser.has("texts-file")) {
     const auto texts = read_lines(parser.get("texts-file"));
     PATHVLM_CHECK(!texts.empty(), "--texts-file '", parser.get("texts-file"), "' has no lines");
-    text::ClipTokenizer tokenizer(find_vocab(parser, model_path), config.context_length);
+    const text::ClipTokenizer tokenizer(
+        text::clip_vocab_source(parser.has("vocab") ? parser.get("vocab") : "", model_path, "--texts-file: pass --vocab"),
+        config.context_length);
     auto embeds = in_batches(texts, batch_size, [&](const std::vector<std::string>& chunk) {
       return model->encode_text(tokenizer.batch(chunk).to(device));
     });

@@ -1,5 +1,7 @@
 #include "core/text_file.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -9,8 +11,10 @@ namespace pathvlm {
 
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  PATHVLM_CHECK(in, "cannot read '", path, "'");
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  PATHVLM_CHECK(in, "cannot read '", path, "': ", std::strerror(errno));
+  std::string text(std::istreambuf_iterator<char>(in), {});
+  PATHVLM_CHECK(!in.bad(), "cannot read '", path, "': read error");
+  return text;
 }
 
 void write_text_file(const std::string& path, const std::string& text) {

@@ -1,11 +1,7 @@
 #include "data/csv.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
 #include "core/error.h"
+#include "core/text_file.h"
 
 namespace pathvlm::data {
 
@@ -15,12 +11,12 @@ std::string trim_space(const std::string& s) {
 }
 
 std::string read_text_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  PATHVLM_CHECK(in, what, " '", path, "' cannot be opened: ", std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  PATHVLM_CHECK(!in.bad(), what, " '", path, "': read error");
-  std::string text = ss.str();
+  std::string text;
+  try {
+    text = pathvlm::read_text_file(path);
+  } catch (const Error& e) {
+    throw Error(str(what, ": ", e.what()));
+  }
   if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 BOM
   return text;
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -467,6 +468,18 @@ void ClipTokenizer::save_hf(const std::string& dir) const {
   nlohmann::json special = {{"bos_token", "<|startoftext|>"}, {"eos_token", "<|endoftext|>"},
                             {"unk_token", "<|endoftext|>"}, {"pad_token", "<|endoftext|>"}};
   write("special_tokens_map.json", special.dump(2));
+}
+
+std::string clip_vocab_source(const std::string& vocab, const std::string& model_dir, const std::string& set_vocab) {
+  if (!vocab.empty()) return vocab;
+  namespace fs = std::filesystem;
+  const fs::path dir = model_dir;
+  const bool hf_files = !model_dir.empty() && fs::is_directory(dir) && fs::exists(dir / "vocab.json") &&
+                        fs::exists(dir / "merges.txt");
+  PATHVLM_CHECK(hf_files, "the CLIP tokenizer is missing: ", set_vocab,
+                " to bpe_simple_vocab_16e6.txt.gz or an HF tokenizer directory",
+                model_dir.empty() ? "" : str(" ('", model_dir, "' has no vocab.json + merges.txt)"));
+  return model_dir;
 }
 
 }  // namespace pathvlm::text

@@ -56,4 +56,9 @@ class ClipTokenizer {
   std::vector<std::string> byte_to_unicode_;  // byte -> UTF-8 of its printable stand-in
 };
 
+// Where a CLIP tokenizer comes from: `vocab` (bpe_simple_vocab_16e6.txt.gz or an HF tokenizer directory) when set,
+// else the model directory `model_dir` when it holds HF tokenizer files (vocab.json + merges.txt). Otherwise an
+// error that tells the user to `set_vocab` (e.g. "set clip.vocab") and why `model_dir` does not serve.
+std::string clip_vocab_source(const std::string& vocab, const std::string& model_dir, const std::string& set_vocab);
+
 }  // namespace pathvlm::text

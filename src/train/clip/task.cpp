@@ -116,14 +116,8 @@ models::ClipModel build_clip_model(const ClipTaskConfig& cfg) {
 }
 
 text::ClipTokenizer make_clip_tokenizer(const ClipTaskConfig& cfg, int context_length) {
-  if (!cfg.vocab.empty()) return text::ClipTokenizer(cfg.vocab, context_length);
-  const fs::path dir = cfg.pretrained;
-  PATHVLM_CHECK(!cfg.pretrained.empty() && fs::is_directory(dir) && fs::exists(dir / "vocab.json") &&
-                    fs::exists(dir / "merges.txt"),
-                "the CLIP tokenizer is missing: set clip.vocab (pathvlm eval: --vocab) to bpe_simple_vocab_16e6.txt.gz "
-                "or an HF tokenizer directory",
-                cfg.pretrained.empty() ? "" : str(" ('", cfg.pretrained, "' has no vocab.json + merges.txt)"));
-  return text::ClipTokenizer(cfg.pretrained, context_length);
+  return text::ClipTokenizer(
+      text::clip_vocab_source(cfg.vocab, cfg.pretrained, "set clip.vocab (pathvlm eval: --vocab)"), context_length);
 }
 
 std::map<std::string, double> evaluate_clip(models::ClipModel& model, const text::ClipTokenizer& tokenizer,

@@ -32,22 +32,9 @@ data::BatchBuilder with_report_ids(data::BatchBuilder bags, std::shared_ptr<cons
   };
 }
 
-models::ClipModelConfig text_tower_config(const SlideTextConfig& text) {
-  models::ClipModelConfig c;
-  c.preset = text.preset;
-  c.hidden_act = text.hidden_act;
-  c.context_length = text.context_length;
-  return c;
-}
-
 text::ClipTokenizer slide_tokenizer(const SlideTextConfig& text) {
-  const std::string source = !text.vocab.empty() ? text.vocab : text.pretrained;
-  const fs::path dir = source;
-  PATHVLM_CHECK(!text.vocab.empty() || (!source.empty() && fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")),
-                "the report tokenizer is missing: set slide.text.vocab to bpe_simple_vocab_16e6.txt.gz or an HF "
-                "tokenizer directory",
-                source.empty() ? "" : str(" ('", source, "' has no vocab.json + merges.txt)"));
-  return text::ClipTokenizer(source, text.context_length);
+  return text::ClipTokenizer(text::clip_vocab_source(text.vocab, text.pretrained, "set slide.text.vocab"),
+                             text.context_length);
 }
 
 // slide.data.labels: slide id -> label.
@@ -90,6 +77,14 @@ torch::Tensor class_indices(const data::SlideBagDataset& slides, const torch::Te
 }
 
 }  // namespace
+
+models::ClipModelConfig text_tower_config(const SlideTextConfig& text) {
+  models::ClipModelConfig c;
+  c.preset = text.preset;
+  c.hidden_act = text.hidden_act;
+  c.context_length = text.context_length;
+  return c;
+}
 
 data::SlideBagOptions slide_bag_options(const SlideDataConfig& data) {
   data::SlideBagOptions o;

@@ -32,6 +32,8 @@ struct SlideModelFiles {
   std::shared_ptr<const text::ClipTokenizer> tokenizer;
 };
 SlideModelFiles open_slide_model(const std::string& path);
+// The report tower slide.text builds from scratch (its preset, activation and context length).
+models::ClipModelConfig text_tower_config(const SlideTextConfig& text);
 
 class SlideTask : public Task {
  public:

@@ -48,13 +48,7 @@ TEST(SlideTask, TheExportEncodesSlidesAndReportsLikeTheLastCheckpoint) {
 
   auto exported = train::open_slide_model(dir + "/ex");  // the run directory finds its export/
   auto& cfg = job.task_config<train::SlideTaskConfig>();
-  models::slide::SlideReportModel checkpoint(cfg.encoder, [&] {
-    models::ClipModelConfig text;
-    text.preset = cfg.text.preset;
-    text.hidden_act = cfg.text.hidden_act;
-    text.context_length = cfg.text.context_length;
-    return text;
-  }());
+  models::slide::SlideReportModel checkpoint(cfg.encoder, train::text_tower_config(cfg.text));
   std::vector<std::pair<std::string, torch::Tensor>> targets;
   for (auto& item : checkpoint->named_parameters()) targets.push_back({item.key(), item.value()});
   train::load_init_from({{"test", train::InitSource{dir + "/ex", {}, true}}}, targets);
