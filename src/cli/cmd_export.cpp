@@ -29,12 +29,15 @@ void export_hf_clip(const ArgParser& parser, const std::string& source, const st
 }
 
 // An instruct run (its latest checkpoint, or a step directory) as a transformers LlavaForConditionalGeneration
-// directory with its processor and tokenizer files, plus mm_projector.safetensors.
+// directory with its processor and tokenizer files, plus mm_projector.safetensors. A run on slides has no LLaVA
+// form: its LLaMA, projector and slide encoder go out in the forms their readers load.
 void export_hf_llava(const ArgParser&, const std::string& source, const std::string& out_dir) {
   auto run = train::open_instruct_run(source, torch::kCPU);
   run.task->export_model(out_dir);
-  std::cout << "export: " << source << " -> " << out_dir << " (transformers LlavaForConditionalGeneration, "
-            << "AutoProcessor; mm_projector.safetensors)\n";
+  std::cout << "export: " << source << " -> " << out_dir
+            << (run.task->llava()->vision_tower
+                    ? " (transformers LlavaForConditionalGeneration, AutoProcessor; mm_projector.safetensors)\n"
+                    : " (slides: language_model/ a transformers LLaMA, mm_projector.safetensors, slide_encoder/)\n");
 }
 
 // The projector alone, in LLaVA's mm_projector names: what phase 1 hands to phase 2 (or LLaVA's own train.py).
@@ -51,7 +54,8 @@ const ExportFormat kFormats[] = {
     {"hf-clip", "transformers CLIPModel directory (config.json, model.safetensors, preprocessor_config.json)",
      export_hf_clip},
     {"hf-llava", "instruct run -> transformers LlavaForConditionalGeneration directory (+ processor, tokenizer, "
-                 "mm_projector.safetensors)", export_hf_llava},
+                 "mm_projector.safetensors); a run on slides -> language_model/ (transformers LLaMA), "
+                 "mm_projector.safetensors and slide_encoder/", export_hf_llava},
     {"llava-projector", "instruct run -> the projector alone as LLaVA's mm_projector .safetensors (OUT is a file)",
      export_llava_projector},
 };
