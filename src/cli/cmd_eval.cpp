@@ -71,6 +71,7 @@ int run_eval(const ArgParser& parser) {
   train::TaskContext ctx{job, device, *comm, comm->rank(), comm->world_size(), job.train.micro_batch_size, 1,
                          static_cast<uint64_t>(job.run.seed), ""};
   auto task = train::make_task(job.run.task);
+  torch::manual_seed(static_cast<uint64_t>(job.run.seed));  // weights left at their initial values are reproducible
   task->build_for_eval(ctx, weights);
   task->model().eval();
   std::map<std::string, double> metrics;
