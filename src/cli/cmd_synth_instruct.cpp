@@ -42,7 +42,8 @@ int cmd_synth_instruct(const Args& args) {
   std::cout << "wrote " << r.train_tiles << " train, " << r.support_tiles << " support and " << r.eval_tiles
             << " eval tiles; " << r.phase1_records << " phase-1 and " << r.phase2_records << " phase-2 records ("
             << r.text_only_records << " text-only); " << r.closed_questions << " closed and " << r.open_questions
-            << " open eval questions\n  " << r.phase1 << "\n  " << r.phase2 << "\n  " << r.questions << "\n  "
+            << " open eval questions; " << r.class_question_records << " class questions\n  " << r.phase1 << "\n  "
+            << r.phase2 << "\n  " << r.class_questions << "\n  " << r.questions << "\n  "
             << r.support << "\n  " << r.tokenizer << "\n  " << r.text << "\n  " << r.train_shards << "\n  "
             << r.eval_shards << "\n";
   return 0;

@@ -32,7 +32,7 @@ struct Draws {
 };
 
 // Separate streams for each kind of record, so adding one kind leaves the others' draws unchanged.
-enum Stream : uint64_t { kPhase1 = 1, kPhase2 = 2, kTextOnly = 3, kEvalQuestions = 4 };
+enum Stream : uint64_t { kPhase1 = 1, kPhase2 = 2, kTextOnly = 3, kEvalQuestions = 4, kClassQuestions = 5 };
 
 Draws draws(uint64_t seed, Stream stream, uint64_t split, uint64_t index) {
   return {splitmix64(splitmix64(splitmix64(seed ^ 0x696E737472ull) ^ (stream << 8 | split)) ^ index)};
@@ -106,12 +106,18 @@ std::string features_answer(TissueClass c, Draws& d) {
   return sentence("The image shows " + d.pick(synth_class_names(c)) + " " + d.pick(synth_class_findings(c)));
 }
 
-// A closed question about a tile of class `c` and its answer; the caller decides yes or no (and keeps them balanced).
-std::pair<std::string, std::string> closed_turn(TissueClass c, bool yes, bool two_options, Draws& d) {
-  const TissueClass asked = yes ? c : other_class(c, d);
+// A closed question naming class `asked` about a tile of class `c`, and its answer.
+std::pair<std::string, std::string> closed_turn_about(TissueClass c, TissueClass asked, bool two_options, Draws& d) {
+  const bool yes = asked == c;
   std::string question = replace(d.pick(closed_templates()), "{N}", d.pick(synth_class_names(asked)));
   if (two_options) return {question + kTwoOptions, yes ? "Yes." : "No."};
   return {question, yes ? "Yes, this is " + class_answer(c) + "." : "No, this is " + class_answer(c) + "."};
+}
+
+// A closed question about a tile of class `c` and its answer; the caller decides yes or no (and keeps them balanced).
+std::pair<std::string, std::string> closed_turn(TissueClass c, bool yes, bool two_options, Draws& d) {
+  const TissueClass asked = yes ? c : other_class(c, d);
+  return closed_turn_about(c, asked, two_options, d);
 }
 
 // One phase-2 record about `tile`; closed answers alternate yes, no, ... with `closed_count` across a file.
@@ -168,6 +174,24 @@ Json phase2_records(const std::vector<Tile>& tiles, int64_t per_tile, uint64_t s
       char id[64];
       std::snprintf(id, sizeof id, "%sp2-%05zu-%lld", prefix.c_str(), i, static_cast<long long>(k));
       records.push_back(conversation(tiles[i], id, d, closed_count));
+    }
+  }
+  return records;
+}
+
+// Per tile one yes/no question naming each class in turn, "yes" for its own: the answer must come from the image,
+// not from the class named. Balanced closed questions alone teach a small model this binding far more slowly.
+Json class_question_records(const std::vector<Tile>& tiles, uint64_t seed) {
+  Json records = Json::array();
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    Draws d = draws(seed, kClassQuestions, 0, i);
+    for (auto asked : all_tissue_classes()) {
+      auto [question, answer] = closed_turn_about(tiles[i].tissue, asked, d.chance(0.5), d);
+      char id[64];
+      std::snprintf(id, sizeof id, "cq-%05zu-%d", i, static_cast<int>(asked));
+      records.push_back(Json{{"id", id},
+                             {"image", tiles[i].id},
+                             {"conversations", Json::array({turn("human", with_image(question)), turn("gpt", answer)})}});
     }
   }
   return records;
@@ -294,6 +318,7 @@ SynthInstructReport synth_instruct(const SynthInstructOptions& o) {
   fs::create_directories(out / "eval");
   r.phase1 = (out / "phase1.json").string();
   r.phase2 = (out / "phase2.json").string();
+  r.class_questions = (out / "phase2_classes.json").string();
   r.eval_phase1 = (out / "eval" / "phase1.json").string();
   r.eval_phase2 = (out / "eval" / "phase2.json").string();
   r.questions = (out / "eval" / "questions.jsonl").string();
@@ -305,6 +330,9 @@ SynthInstructReport synth_instruct(const SynthInstructOptions& o) {
   for (const auto& record : text_only) phase2.push_back(record);
   write_json(r.phase1, phase1);
   write_json(r.phase2, phase2);
+  const Json class_questions = class_question_records(train, o.seed);
+  write_json(r.class_questions, class_questions);
+  r.class_question_records = static_cast<int64_t>(class_questions.size());
   write_json(r.eval_phase1, phase1_records(eval, o.seed, 1, "eval-"));
   write_json(r.eval_phase2, phase2_records(eval, o.conversations_per_tile, o.seed, 1, "eval-"));
   r.phase1_records = static_cast<int64_t>(phase1.size());

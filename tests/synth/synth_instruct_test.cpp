@@ -150,6 +150,20 @@ TEST_F(SynthInstructTest, WritesShardsRecordsQuestionsAndSupportSet) {
   EXPECT_GT(yes, 3);
   EXPECT_LE(std::abs(yes - no), 1);
 
+  // Class questions: per train tile one yes/no question naming each class, yes exactly for its own.
+  const auto class_questions = json::parse(read_text(r.class_questions));
+  ASSERT_EQ(class_questions.size(), 16u * 8);
+  EXPECT_EQ(r.class_question_records, 16 * 8);
+  int64_t class_yes = 0;
+  for (const auto& rec : class_questions) {
+    const int label = train.at(rec.at("image"));
+    const std::string question = rec.at("conversations")[0].at("value"), answer = rec.at("conversations")[1].at("value");
+    ASSERT_EQ(question.rfind("<image>\n", 0), 0u) << question;
+    EXPECT_EQ(starts_with_word(answer, "Yes"), names_class(question, label)) << question << " / " << answer;
+    class_yes += starts_with_word(answer, "Yes") ? 1 : 0;
+  }
+  EXPECT_EQ(class_yes, 16);
+
   // Eval questions: one closed and one open per eval tile; closed balanced, "yes" iff the question names the
   // tile's class; open answers are the class's short name.
   const auto questions = read_jsonl(r.questions);
