@@ -12,6 +12,7 @@
 #include "data/image.h"
 #include "models/clip/weights.h"
 #include "io/safetensors.h"
+#include "models/slide/report_model.h"
 #include "train/slide/task.h"
 
 namespace pathvlm::cli {
@@ -29,7 +30,6 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
-// The tokenizer for texts: --vocab, else HF tokenizer files next to the model.
 torch::Device pick_device(const std::string& name) {
   if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   try {
@@ -53,8 +53,7 @@ std::vector<torch::Tensor> in_batches(const std::vector<std::string>& texts, int
 }
 
 bool is_slide_model(const std::string& path) {
-  namespace fs = std::filesystem;
-  return fs::exists(fs::path(path) / "slide_model.yaml") || fs::exists(fs::path(path) / "export" / "slide_model.yaml");
+  return std::filesystem::exists(std::filesystem::path(models::slide::slide_export_dir(path)) / "slide_model.yaml");
 }
 
 // A slide model: slide_embeds of every slide of --slides (all tiles) and report text embeddings.
@@ -126,9 +125,9 @@ safetensors::NamedTensors encode_clip(const ArgParser& parser, const std::string
   if (parser.has("texts-file")) {
     const auto texts = read_lines(parser.get("texts-file"));
     PATHVLM_CHECK(!texts.empty(), "--texts-file '", parser.get("texts-file"), "' has no lines");
-    const text::ClipTokenizer tokenizer(
-        text::clip_vocab_source(parser.has("vocab") ? parser.get("vocab") : "", model_path, "--texts-file: pass --vocab"),
-        config.context_length);
+    const auto vocab = parser.has("vocab") ? parser.get("vocab") : "";
+    const text::ClipTokenizer tokenizer(text::clip_vocab_source(vocab, model_path, "--texts-file: pass --vocab"),
+                                        config.context_length);
     auto embeds = in_batches(texts, batch_size, [&](const std::vector<std::string>& chunk) {
       return model->encode_text(tokenizer.batch(chunk).to(device));
     });
@@ -144,14 +143,15 @@ int cmd_encode(const Args& args) {
                    "Embed images and texts with a CLIP model, or slides and reports with a slide model; writes "
                    "image_embeds [N,embed] / slide_embeds [N,embed] (slide ids in the `slide_ids` metadata) and "
                    "text_embeds [M,embed] (float32, projected, not normalised) to a safetensors file. Images of the "
-                   "model's size are only normalised; others are resized (shortest side, bicubic) and center-cropped as "
-                   "CLIPImageProcessor does. Slides are encoded with all their tiles.");
+                   "model's size are only normalised; others are resized (shortest side, bicubic) and center-cropped "
+                   "as CLIPImageProcessor does. Slides are encoded with all their tiles.");
   parser.option("model",
                 "HF CLIP directory, export, run checkpoint (step dir or run dir) or open_clip .safetensors; or a slide "
                 "run or its export",
                 /*required=*/true);
   parser.list("images", "image files (JPEG or PNG)");
-  parser.list("slides", "slides: `slides` shards (manifest.json, folder or .h5) or CSV manifests of TRIDENT/CLAM files");
+  parser.list("slides",
+              "slides: `slides` shards (manifest.json, folder or .h5) or CSV manifests of TRIDENT/CLAM files");
   parser.option("max-bad-fraction", "share of --slides that may be missing or unreadable (skipped)", false, "0");
   parser.option("texts-file", "text file, one text per line");
   parser.option("vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer directory, for --texts-file");
@@ -173,7 +173,8 @@ int cmd_encode(const Args& args) {
   if (is_slide_model(model_path)) {
     out = encode_slides(parser, model_path, device, metadata);
   } else {
-    PATHVLM_CHECK(parser.get_list("slides").empty(), "--slides needs a slide model (a `slide` run or its export); '", model_path,
+    PATHVLM_CHECK(parser.get_list("slides").empty(),
+                  "--slides needs a slide model (a `slide` run or its export); '", model_path,
                   "' is not one");
     out = encode_clip(parser, model_path, device);
   }

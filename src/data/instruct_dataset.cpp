@@ -167,7 +167,7 @@ Batch InstructDataset::batch(const BatchRequest& request) const {
   batch.tensors["labels"] = labels;
   batch.tensors["attention_mask"] = mask;
   if (kind == InstructImages::Kind::slides) {
-    auto bags = images_->slide_bags(slide_refs);
+    auto bags = images_->slide_bags(slide_refs, request.pinned);
     batch.tensors["slide_features"] = std::move(bags.features);
     batch.tensors["slide_coords"] = std::move(bags.coords);
     batch.tensors["slide_mask"] = std::move(bags.mask);

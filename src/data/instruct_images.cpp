@@ -154,7 +154,7 @@ std::pair<torch::Tensor, torch::Tensor> InstructImages::slide_bag(const Ref& ref
   return slides_->read_tiles(ref.index, slides_->tile_rows(ref.index, /*train=*/false, 0, 0));
 }
 
-InstructImages::SlideBags InstructImages::slide_bags(const std::vector<Ref>& refs) const {
+InstructImages::SlideBags InstructImages::slide_bags(const std::vector<Ref>& refs, bool pinned) const {
   PATHVLM_CHECK(kind_ == Kind::slides, "InstructImages::slide_bags: not a slide source");
   const int64_t most = slides_->options().eval_max_tiles;
   int64_t tiles = 1;
@@ -163,8 +163,10 @@ InstructImages::SlideBags InstructImages::slide_bags(const std::vector<Ref>& ref
     tiles = std::max(tiles, most > 0 ? std::min(n, most) : n);
   }
   const auto n = static_cast<int64_t>(refs.size());
-  SlideBags bags{torch::zeros({n, tiles, feature_width()}), torch::zeros({n, tiles, 2}, torch::kInt64),
-                 torch::zeros({n, tiles}, torch::kBool)};
+  const auto host = torch::TensorOptions().pinned_memory(pinned);
+  SlideBags bags{torch::zeros({n, tiles, feature_width()}, host.dtype(torch::kFloat32)),
+                 torch::zeros({n, tiles, 2}, host.dtype(torch::kInt64)),
+                 torch::zeros({n, tiles}, host.dtype(torch::kBool))};
   for (int64_t i = 0; i < n; ++i) {
     const auto [features, coords] = slide_bag(refs[static_cast<size_t>(i)]);
     const int64_t k = features.size(0);

@@ -65,13 +65,14 @@ class InstructImages {
   torch::Tensor features(const Ref& ref) const;  // Kind::features: float [T,D]
   // Kind::slides: the bag of a slide, float [k,D] and int64 [k,2] level-0 coords.
   std::pair<torch::Tensor, torch::Tensor> slide_bag(const Ref& ref) const;
-  // Kind::slides: the bags of `refs` padded to the largest, the slide encoder's input.
+  // Kind::slides: the bags of `refs` padded to the largest, the slide encoder's input; in pinned host memory when
+  // `pinned` (a loader's batch for CUDA, as BatchRequest::host allocates the other kinds).
   struct SlideBags {
     torch::Tensor features;  // float [N,K,D], 0 where padded
     torch::Tensor coords;    // int64 [N,K,2]
     torch::Tensor mask;      // bool [N,K], false where padded
   };
-  SlideBags slide_bags(const std::vector<Ref>& refs) const;
+  SlideBags slide_bags(const std::vector<Ref>& refs, bool pinned = false) const;
 
   // Kind::features: the cached rows per image, their width (Kind::slides too: the tile features') and the tower
   // layer they came from (HF hidden_states index; nullopt when the shards do not say).

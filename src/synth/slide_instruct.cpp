@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/random.h"
+#include "core/text_file.h"
 #include "synth/synth_instruct.h"
 #include "synth/synth_tiles.h"
 #include "synth/tissue_texture.h"
@@ -22,17 +22,10 @@ const char* const kMainTissueQuestion = "What is the predominant tissue in this 
 
 Json turn(const char* from, const std::string& value) { return Json{{"from", from}, {"value", value}}; }
 
-// The tissue classes of a slide by their share of its tissue, largest first.
+// The tissue classes of a slide, largest share first.
 std::vector<TissueClass> classes_by_share(const SynthSlide& slide) {
-  std::vector<std::pair<double, int>> shares;
-  for (const auto& r : slide.regions) {
-    auto it = std::find_if(shares.begin(), shares.end(), [&](const auto& s) { return s.second == r.tissue_class; });
-    if (it == shares.end()) shares.push_back({r.area_fraction, r.tissue_class});
-    else it->first += r.area_fraction;
-  }
-  std::stable_sort(shares.begin(), shares.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<TissueClass> out;
-  for (const auto& s : shares) out.push_back(static_cast<TissueClass>(s.second));
+  for (const auto& [share, c] : synth_class_shares(slide.regions)) out.push_back(static_cast<TissueClass>(c));
   return out;
 }
 
@@ -50,20 +43,6 @@ TissueClass absent_class(const std::vector<TissueClass>& present, uint64_t draw)
       absent.push_back(c);
   PATHVLM_CHECK(!absent.empty(), "synth slides: a slide shows every tissue class");
   return absent[draw % absent.size()];
-}
-
-void write_json(const std::string& path, const Json& value) {
-  std::ofstream out(path, std::ios::trunc);
-  PATHVLM_CHECK(out, "synth slides: cannot write '", path, "'");
-  out << value.dump(1) << "\n";
-  PATHVLM_CHECK(out.flush(), "synth slides: cannot write '", path, "'");
-}
-
-void write_jsonl(const std::string& path, const std::vector<Json>& lines) {
-  std::ofstream out(path, std::ios::trunc);
-  PATHVLM_CHECK(out, "synth slides: cannot write '", path, "'");
-  for (const auto& line : lines) out << line.dump() << "\n";
-  PATHVLM_CHECK(out.flush(), "synth slides: cannot write '", path, "'");
 }
 
 }  // namespace
@@ -125,10 +104,15 @@ SlideInstructFiles write_slide_instruct(const std::string& out_dir, const std::v
   files.eval_chat = (out / "eval_chat.jsonl").string();
   files.tokenizer = (out / "tokenizer.model").string();
   files.text = (out / "text.jsonl").string();
-  write_json(files.reports, reports);
-  write_json(files.chat, chat);
-  write_jsonl(files.eval_reports, eval_reports);
-  write_jsonl(files.eval_chat, eval_chat);
+  write_text_file(files.reports, reports.dump(1) + "\n");
+  write_text_file(files.chat, chat.dump(1) + "\n");
+  const auto jsonl = [](const std::vector<Json>& lines) {
+    std::string text;
+    for (const auto& line : lines) text += line.dump() + "\n";
+    return text;
+  };
+  write_text_file(files.eval_reports, jsonl(eval_reports));
+  write_text_file(files.eval_chat, jsonl(eval_chat));
   // Reports alone too: report generation prompts the LLM with the slide's tokens and no request text.
   std::vector<std::string> report_texts;
   for (const auto& slide : slides) report_texts.push_back(slide.report);

@@ -179,9 +179,7 @@ std::string capitalise(std::string s) {
 
 }  // namespace
 
-std::string synth_report(const std::vector<SynthRegion>& regions, uint64_t seed) {
-  Rng rng(mix(seed, 0x7265706f7274ULL));
-  // Classes by their share of the tissue, largest first.
+std::vector<std::pair<double, int>> synth_class_shares(const std::vector<SynthRegion>& regions) {
   std::vector<std::pair<double, int>> shares;
   for (const auto& r : regions) {
     auto it = std::find_if(shares.begin(), shares.end(), [&](const auto& s) { return s.second == r.tissue_class; });
@@ -192,6 +190,12 @@ std::string synth_report(const std::vector<SynthRegion>& regions, uint64_t seed)
     }
   }
   std::stable_sort(shares.begin(), shares.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return shares;
+}
+
+std::string synth_report(const std::vector<SynthRegion>& regions, uint64_t seed) {
+  Rng rng(mix(seed, 0x7265706f7274ULL));
+  const auto shares = synth_class_shares(regions);
   std::string text = rng.pick<std::string>({"Sections show ", "The slide shows ", "Microscopy reveals ",
                                             "Examination of the tissue demonstrates ", "Histology shows "});
   std::vector<std::string> parts;

@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -60,6 +61,9 @@ std::vector<SynthSlide> synth_slides(const std::string& out_dir, const SynthSlid
 // The request of the report records `synth slides` writes (instruct/reports.json), and `pathvlm generate --slide`'s
 // default prompt.
 inline constexpr const char* kSlideReportPrompt = "Write the pathology report for this slide.";
+
+// The tissue classes of `regions` with their summed share of the tissue, (share, class), largest share first.
+std::vector<std::pair<double, int>> synth_class_shares(const std::vector<SynthRegion>& regions);
 
 // A pathology-style report of the slide's regions, worded differently per seed.
 std::string synth_report(const std::vector<SynthRegion>& regions, uint64_t seed);

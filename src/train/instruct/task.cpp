@@ -147,8 +147,8 @@ void InstructTask::build_common(const TaskContext& ctx) {
                 "query images: those of the open questions whose answer names a class)");
   const std::string encoder =
       slide_encoder_ ? "slide encoder '" + cfg_.slide_encoder + "'" : "tower '" + cfg_.vision_tower + "'";
-  log_info("instruct: ", encoder, " (frozen, ", model_->image_tokens(), " rows per image of width ", model_->vision_hidden(), "), projector ",
-           cfg_.model.projector, ", LLaMA ",
+  log_info("instruct: ", encoder, " (frozen, ", model_->image_tokens(), " rows per image of width ",
+           model_->vision_hidden(), "), projector ", cfg_.model.projector, ", LLaMA ",
            hf_language_model_.empty() ? "preset '" + cfg_.language_model + "'" : "'" + hf_language_model_ + "'", " (",
            lm_config.num_hidden_layers, " layers, width ", lm_config.hidden_size, "), ",
            format_count(static_cast<double>(lm_config.num_parameters())), " LLM parameters; template ",

@@ -124,12 +124,17 @@ void SlideTask::build_model(int64_t feature_dim) {
   tokenizer_ = std::make_shared<const text::ClipTokenizer>(slide_tokenizer(cfg_.text));
 }
 
-void SlideTask::build(const TaskContext& ctx) {
+void SlideTask::take_context(const TaskContext& ctx) {
   cfg_ = ctx.job.task_config<SlideTaskConfig>();
   device_ = ctx.device;
   comm_ = &ctx.comm;
   rank_ = ctx.rank;
   world_size_ = ctx.world_size;
+  loader_options_ = task_loader_options(ctx, cfg_.data.workers, cfg_.data.prefetch);
+}
+
+void SlideTask::build(const TaskContext& ctx) {
+  take_context(ctx);
   PATHVLM_CHECK(!cfg_.data.train.empty(), "slide.data.train is empty: name the training slides (`slides` shards from "
                 "`pathvlm embed`, or a CSV manifest of TRIDENT/CLAM feature files with reports)");
   if (!cfg_.eval.classes.empty()) eval::load_zeroshot_spec(cfg_.eval.classes);  // bad files stop the run now
@@ -138,7 +143,6 @@ void SlideTask::build(const TaskContext& ctx) {
   train_data_ = std::make_shared<const data::SlideBagDataset>(
       data::SlideBagDataset::open(cfg_.data.train, slide_bag_options(cfg_.data)));
   build_model(train_data_->feature_dim());
-  loader_options_ = task_loader_options(ctx, cfg_.data.workers, cfg_.data.prefetch);
   loader_ = std::make_unique<data::Loader>(str("slides ", join(cfg_.data.train)), train_data_->size(),
                                            with_report_ids(train_data_->builder(true), tokenizer_),
                                            loader_options_.batches(ctx.micro_batch_size, true));
@@ -156,13 +160,8 @@ void SlideTask::build(const TaskContext& ctx) {
 }
 
 void SlideTask::build_for_eval(const TaskContext& ctx, const std::string& weights) {
-  cfg_ = ctx.job.task_config<SlideTaskConfig>();
-  device_ = ctx.device;
-  comm_ = &ctx.comm;
-  rank_ = ctx.rank;
-  world_size_ = ctx.world_size;
+  take_context(ctx);
   PATHVLM_CHECK(!cfg_.data.val.empty(), "nothing to evaluate: set slide.data.val (pathvlm eval: --val SLIDES)");
-  loader_options_ = task_loader_options(ctx, cfg_.data.workers, cfg_.data.prefetch);
   val_data_ = open_val_data();
   labels_ = read_labels(cfg_.data.labels);
   build_model(val_data_->feature_dim());
@@ -192,7 +191,8 @@ Batch SlideTask::next_batch() {
 std::pair<torch::Tensor, torch::Tensor> SlideTask::encode(const Batch& batch) {
   auto slide = model_->encode_slide(batch.at("features"), batch.at("coords"), batch.at("mask"));
   auto report = model_->encode_report(batch.at("input_ids"));
-  return {F::normalize(slide, F::NormalizeFuncOptions().dim(1)), F::normalize(report, F::NormalizeFuncOptions().dim(1))};
+  const auto unit = F::NormalizeFuncOptions().dim(1);
+  return {F::normalize(slide, unit), F::normalize(report, unit)};
 }
 
 LossOutput SlideTask::loss(const Batch& batch) {
@@ -224,7 +224,8 @@ std::map<std::string, double> SlideTask::evaluate(dist::Comm& comm) {
   }
   const int64_t dim = model_->text_config().embed_dim;
   auto on_device = torch::TensorOptions().device(device_);
-  auto all_slides = dist::gather_rows(slides.empty() ? torch::empty({0, dim}, on_device) : torch::cat(slides), &comm).cpu();
+  auto all_slides =
+      dist::gather_rows(slides.empty() ? torch::empty({0, dim}, on_device) : torch::cat(slides), &comm).cpu();
   auto all_reports =
       dist::gather_rows(reports.empty() ? torch::empty({0, dim}, on_device) : torch::cat(reports), &comm).cpu();
   auto all_index = dist::gather_rows(

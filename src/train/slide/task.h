@@ -51,6 +51,8 @@ class SlideTask : public Task {
   int64_t epoch() const override;
 
  private:
+  // Config, device, communicator, rank and loader options of `ctx`.
+  void take_context(const TaskContext& ctx);
   void build_model(int64_t feature_dim);
   std::shared_ptr<const data::SlideBagDataset> open_val_data() const;
   // L2-normalised (slide, report) embeddings of one micro-batch.
