@@ -62,9 +62,19 @@ std::vector<std::vector<size_t>> assign_buckets(const std::vector<NamedParam>& p
   return result;
 }
 
-Reducer::Reducer(std::vector<NamedParam> params, Comm& comm, const DistConfig& cfg)
-    : comm_(comm), cfg_(cfg), sharded_(cfg.shard_optimizer) {
-  // Frozen parameters are never in a bucket.
+BucketSlice bucket_slice(int64_t numel, int world, int rank) {
+  BucketSlice s;
+  s.padded = (numel + world - 1) / world * world;
+  s.chunk = s.padded / world;
+  s.start = rank * s.chunk;
+  s.count = std::max<int64_t>(0, std::min(s.chunk, numel - s.start));
+  return s;
+}
+
+namespace {
+
+// The trainable parameters in registration order, checked; frozen ones are never in a bucket.
+std::vector<NamedParam> trainable_params(std::vector<NamedParam> params) {
   std::vector<NamedParam> trainable;
   std::set<const void*> seen;
   for (auto& p : params) {
@@ -80,10 +90,40 @@ Reducer::Reducer(std::vector<NamedParam> params, Comm& comm, const DistConfig& c
     trainable.push_back(std::move(p));
   }
   PATHVLM_CHECK(!trainable.empty(), "Reducer: no trainable parameters (all have requires_grad false)");
+  return trainable;
+}
 
+std::vector<std::vector<size_t>> assign_buckets(const std::vector<NamedParam>& trainable, const DistConfig& cfg) {
+  return assign_buckets(trainable, static_cast<int64_t>(cfg.first_bucket_mb * kMiB),
+                        static_cast<int64_t>(cfg.bucket_mb * kMiB));
+}
+
+}  // namespace
+
+Reducer::Memory Reducer::plan(const std::vector<NamedParam>& params, int world, int rank, const DistConfig& cfg) {
+  const auto trainable = trainable_params(params);
+  Memory m;
+  for (const auto& members : assign_buckets(trainable, cfg)) {
+    int64_t numel = 0;
+    for (size_t i : members) numel += trainable[i].param.numel();
+    const auto slice = bucket_slice(numel, world, rank);
+    const int64_t element = static_cast<int64_t>(trainable[members.front()].param.element_size());
+    m.param_bytes += slice.padded * element;
+    if (cfg.shard_optimizer)
+      m.shard_grad_bytes += slice.chunk * element;
+    else
+      m.grad_bytes += slice.padded * element;
+    m.total_numel += numel;
+    m.local_numel += cfg.shard_optimizer ? slice.count : numel;
+  }
+  return m;
+}
+
+Reducer::Reducer(std::vector<NamedParam> params, Comm& comm, const DistConfig& cfg)
+    : comm_(comm), cfg_(cfg), sharded_(cfg.shard_optimizer) {
+  auto trainable = trainable_params(std::move(params));
   const int world = comm_.world_size(), rank = comm_.rank();
-  auto assignment = assign_buckets(trainable, static_cast<int64_t>(cfg.first_bucket_mb * kMiB),
-                                   static_cast<int64_t>(cfg.bucket_mb * kMiB));
+  auto assignment = assign_buckets(trainable, cfg);
   slots_.resize(trainable.size());
   int64_t flat_offset = 0;
   torch::NoGradGuard no_grad;
@@ -94,7 +134,7 @@ Reducer::Reducer(std::vector<NamedParam> params, Comm& comm, const DistConfig& c
     b.decay = first.decay;
     b.members = members;
     for (size_t i : members) b.numel += trainable[i].param.numel();
-    b.padded = (b.numel + world - 1) / world * world;  // equal chunks for reduce-scatter / all-gather
+    b.padded = bucket_slice(b.numel, world, rank).padded;
     b.flat_offset = flat_offset;
     flat_offset += b.numel;
     auto options = first.param.options().requires_grad(false);
@@ -140,9 +180,10 @@ Reducer::Reducer(std::vector<NamedParam> params, Comm& comm, const DistConfig& c
       shards_.push_back({b.data.narrow(0, 0, b.numel), b.grad.narrow(0, 0, b.numel), b.decay, b.flat_offset, b.numel});
       continue;
     }
-    int64_t chunk = b.padded / world, start = rank * chunk;
-    int64_t n = std::max<int64_t>(0, std::min(chunk, b.numel - start));  // the last ranks may hold padding only
-    if (n > 0) shards_.push_back({b.data.narrow(0, start, n), b.shard_grad.narrow(0, 0, n), b.decay, b.flat_offset + start, n});
+    const auto slice = bucket_slice(b.numel, world, rank);
+    if (slice.count > 0)
+      shards_.push_back({b.data.narrow(0, slice.start, slice.count), b.shard_grad.narrow(0, 0, slice.count), b.decay,
+                         b.flat_offset + slice.start, slice.count});
   }
 }
 

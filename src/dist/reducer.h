@@ -60,6 +60,13 @@ struct NamedParam {
 std::vector<std::vector<size_t>> assign_buckets(const std::vector<NamedParam>& params, int64_t first_bucket_bytes,
                                                 int64_t bucket_bytes);
 
+// A bucket of `numel` elements padded to equal chunks for reduce-scatter / all-gather, and the part of it rank
+// `rank` of `world` updates when sharded: [start, start + count) (the last ranks may hold padding only).
+struct BucketSlice {
+  int64_t padded = 0, chunk = 0, start = 0, count = 0;
+};
+BucketSlice bucket_slice(int64_t numel, int world, int rank);
+
 class Reducer {
  public:
   Reducer(std::vector<NamedParam> params, Comm& comm, const DistConfig& cfg);
@@ -109,6 +116,9 @@ class Reducer {
     int64_t peak_transient_grad_bytes = 0;
   };
   Memory memory() const;
+  // What memory() will say for `params` (frozen ones skipped) on rank `rank` of `world`, from their shapes and
+  // dtypes alone: nothing is allocated or communicated, so meta tensors of a model too large for this machine do.
+  static Memory plan(const std::vector<NamedParam>& params, int world, int rank, const DistConfig& cfg);
 
   // "bucket_launch:i", "bucket_done:i", "backward_end" since the last prepare_backward (tests).
   std::vector<std::string> events() const;

@@ -21,4 +21,18 @@ MemoryTable memory_per_rank(const dist::Reducer::Memory& reducer, const std::vec
   return t;
 }
 
+MemoryTable plan_memory_per_rank(const std::vector<dist::NamedParam>& parameters, bool bf16_weights, int world,
+                                 int rank, const dist::DistConfig& cfg) {
+  std::vector<dist::NamedParam> planned;
+  std::vector<torch::Tensor> all;
+  for (const auto& p : parameters) {
+    const auto dtype = bf16_weights && p.param.is_floating_point() ? torch::kBFloat16 : p.param.scalar_type();
+    auto meta = torch::empty(p.param.sizes(), torch::TensorOptions().dtype(dtype).device(torch::kMeta))
+                    .set_requires_grad(p.param.requires_grad());
+    planned.push_back({p.name, meta, p.decay});
+    all.push_back(meta);
+  }
+  return memory_per_rank(dist::Reducer::plan(planned, world, rank, cfg), all, bf16_weights);
+}
+
 }  // namespace pathvlm::train

@@ -29,4 +29,11 @@ struct MemoryTable {
 MemoryTable memory_per_rank(const dist::Reducer::Memory& reducer, const std::vector<torch::Tensor>& parameters,
                             bool fp32_master);
 
+// The same table for a run on rank `rank` of `world`, without allocating: `parameters` are all of the model's
+// (requires_grad marks the trained ones, `decay` their weight-decay choice, as the trainer passes them to the
+// Reducer) and `bf16_weights` casts the floating ones as train.precision bf16 does. Only shapes and dtypes are read,
+// so a model built without drawing its weights (untouched memory) plans a recipe sized for another cluster.
+MemoryTable plan_memory_per_rank(const std::vector<dist::NamedParam>& parameters, bool bf16_weights, int world,
+                                 int rank, const dist::DistConfig& cfg);
+
 }  // namespace pathvlm::train

@@ -1,6 +1,7 @@
 // The startup memory table against its formula, on a model whose sizes are known: a trainable Linear(4, 4)
 // (16 weights with decay + 4 biases without: two buckets of 16 and 4 elements, even so no padding at 2 ranks)
-// and a frozen Linear(2, 3) (9 parameters). Unsharded runs in one process; sharded under mpirun -np 2.
+// and a frozen Linear(2, 3) (9 parameters). Unsharded runs in one process; sharded under mpirun -np 2. Each table
+// is also planned from the shapes alone (plan_memory_per_rank), which must give the same rows.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -33,8 +34,16 @@ train::MemoryTable table_for(torch::ScalarType dtype, bool sharded) {
   for (auto& p : frozen->parameters()) p.requires_grad_(false);
   dist::DistConfig cfg;
   cfg.shard_optimizer = sharded;
+  const bool bf16 = dtype != torch::kFloat32;
+  // The plan reads shapes before the Reducer moves the parameters into its buckets, as a recipe check would.
+  const auto plan = train::plan_memory_per_rank(
+      {{"weight", trained->weight, true}, {"bias", trained->bias, false}, {"frozen.weight", frozen->weight, true},
+       {"frozen.bias", frozen->bias, true}},
+      bf16, world_comm().world_size(), world_comm().rank(), cfg);
   dist::Reducer reducer({{"weight", trained->weight, true}, {"bias", trained->bias, false}}, world_comm(), cfg);
-  return train::memory_per_rank(reducer.memory(), all, /*fp32_master=*/dtype != torch::kFloat32);
+  const auto table = train::memory_per_rank(reducer.memory(), all, /*fp32_master=*/bf16);
+  EXPECT_EQ(plan.rows(), table.rows()) << "the plan differs from the startup table";
+  return table;
 }
 
 }  // namespace

@@ -70,6 +70,18 @@ text::SentencePieceTokenizer make_instruct_tokenizer(const InstructConfig& cfg) 
   return make_lm_tokenizer(language_model_section(cfg, is_hf_dir(cfg.language_model) ? cfg.language_model : ""));
 }
 
+models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
+                                                      const text::SentencePieceTokenizer& tokenizer,
+                                                      bool checkpoint_layers) {
+  const std::string hf_dir = is_hf_dir(cfg.language_model) ? cfg.language_model : "";
+  PATHVLM_CHECK(!hf_dir.empty() || !fs::exists(cfg.language_model), "instruct.language_model '", cfg.language_model,
+                "' exists but has no config.json: name a Hugging Face LLaMA directory or a preset");
+  models::LlamaOptions options;
+  options.checkpoint_layers = checkpoint_layers;
+  options.init_weights = hf_dir.empty();  // loaded weights overwrite every tensor
+  return models::LlamaForCausalLM(lm_model_config(language_model_section(cfg, hf_dir), tokenizer, hf_dir), options);
+}
+
 int64_t instruct_image_tokens(const InstructConfig& cfg) {
   if (!cfg.slide_encoder.empty())
     return models::slide::load_slide_report_model(cfg.slide_encoder)->slide_encoder->num_tokens();
@@ -97,10 +109,6 @@ void InstructTask::build_common(const TaskContext& ctx) {
   grad_accum_ = ctx.grad_accum;
   loader_options_ = task_loader_options(ctx, cfg_.data.workers, cfg_.data.prefetch);
   hf_language_model_ = is_hf_dir(cfg_.language_model) ? cfg_.language_model : "";
-  PATHVLM_CHECK(!hf_language_model_.empty() || !fs::exists(cfg_.language_model), "instruct.language_model '",
-                cfg_.language_model,
-                "' exists but has no config.json: name a Hugging Face LLaMA directory or a preset");
-  const auto lm = language_model_section(cfg_, hf_language_model_);
   tokenizer_ = std::make_shared<const text::SentencePieceTokenizer>(make_instruct_tokenizer(cfg_));
   template_ = std::make_shared<const text::ConversationTemplate>(
       text::ConversationTemplate::named(cfg_.conversation_template));
@@ -108,11 +116,9 @@ void InstructTask::build_common(const TaskContext& ctx) {
   for (const auto& name : ctx.job.train.activation_checkpointing)
     PATHVLM_CHECK(name == "layers" || name == "all", "train.activation_checkpointing: '", name,
                   "' is not a part of the instruct model (known: layers, all: the language model's decoder layers)");
-  models::LlamaOptions options;
-  options.checkpoint_layers = models::checkpointing_enabled(ctx.job.train.activation_checkpointing, "layers");
-  options.init_weights = hf_language_model_.empty();  // loaded weights overwrite every tensor
-  const auto lm_config = lm_model_config(lm, *tokenizer_, hf_language_model_);
-  models::LlamaForCausalLM language_model(lm_config, options);
+  auto language_model = make_instruct_language_model(
+      cfg_, *tokenizer_, models::checkpointing_enabled(ctx.job.train.activation_checkpointing, "layers"));
+  const auto& lm_config = language_model->config();
   if (cfg_.slide_encoder.empty()) {
     auto clip = make_instruct_vision_clip(cfg_);
     model_ = models::LlavaModel(cfg_.model, clip, language_model);

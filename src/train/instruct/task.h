@@ -43,6 +43,11 @@ namespace pathvlm::train {
 models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg);
 // The tokenizer instruct.tokenizer names, else the Hugging Face language model's.
 text::SentencePieceTokenizer make_instruct_tokenizer(const InstructConfig& cfg);
+// The LLaMA instruct.language_model names: a preset's weights are drawn; a Hugging Face directory's are left
+// undrawn (untouched memory) for the task's init source to load.
+models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
+                                                      const text::SentencePieceTokenizer& tokenizer,
+                                                      bool checkpoint_layers);
 // Feature rows each image becomes: the tower's patches, plus the CLS row with vision_feature_select full; with
 // instruct.slide_encoder, the slide encoder's tokens.
 int64_t instruct_image_tokens(const InstructConfig& cfg);
