@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/join.h"
 #include "text/clip_tokenizer.h"
@@ -28,17 +29,6 @@ std::vector<std::string> read_lines(const std::string& path) {
     lines.push_back(line);
   }
   return lines;
-}
-
-torch::Device pick_device(const std::string& name) {
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  try {
-    torch::Device device(name);
-    PATHVLM_CHECK(!device.is_cuda() || torch::cuda::is_available(), "--device ", name, ": CUDA is not available");
-    return device;
-  } catch (const c10::Error&) {
-    throw Error(str("--device '", name, "': expected auto, cpu, cuda or cuda:N"));
-  }
 }
 
 std::vector<torch::Tensor> in_batches(const std::vector<std::string>& texts, int64_t batch_size,
@@ -166,7 +156,7 @@ int cmd_encode(const Args& args) {
   const auto batch_size = parser.get_int("batch-size");
   PATHVLM_CHECK(batch_size >= 1, "--batch-size must be at least 1, got ", batch_size);
   const auto model_path = parser.get("model");
-  const auto device = pick_device(parser.get("device"));
+  const auto device = parse_device(parser.get("device"), "--device");
   torch::NoGradGuard no_grad;
   safetensors::Metadata metadata{{"format", "pt"}, {"model", model_path}};
   safetensors::NamedTensors out;

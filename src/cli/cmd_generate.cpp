@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "generate/generate.h"
@@ -47,17 +48,6 @@ std::vector<std::string> read_prompts(const std::string& path) {
   }
   PATHVLM_CHECK(!prompts.empty(), "--prompts-file '", path, "' has no prompts");
   return prompts;
-}
-
-torch::Device pick_device(const std::string& name) {
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  try {
-    torch::Device device(name);
-    PATHVLM_CHECK(!device.is_cuda() || torch::cuda::is_available(), "--device ", name, ": CUDA is not available");
-    return device;
-  } catch (const c10::Error&) {
-    throw Error(str("--device '", name, "': expected auto, cpu, cuda or cuda:N"));
-  }
 }
 
 // bf16 on GPUs (LLaVA's fp16 overflows into NaN/inf for some models; bf16 does not), fp32 on CPUs.
@@ -105,7 +95,7 @@ int generate_with_images(const ArgParser& parser, const std::vector<std::string>
                          const generate::GenerateOptions& options, const std::string& format, int64_t batch_size) {
   PATHVLM_CHECK(!parser.has("tokenizer"), "--tokenizer: an instruct run brings its own tokenizer");
   PATHVLM_CHECK(!(parser.has("image") && parser.has("slide")), "give --image files or --slide ids, not both");
-  const auto device = pick_device(parser.get("device"));
+  const auto device = parse_device(parser.get("device"), "--device");
   auto run = train::open_instruct_run(parser.get("model"), device);
   auto& task = *run.task;
   if (pick_dtype(parser.get("dtype"), device) == torch::kBFloat16) task.llava()->to(torch::kBFloat16);
@@ -226,7 +216,7 @@ int cmd_generate(const Args& args) {
   const auto model_path = parser.get("model");
   const text::SentencePieceTokenizer tokenizer(
       text::SentencePieceTokenizer::locate(parser.has("tokenizer") ? parser.get("tokenizer") : model_path));
-  const auto device = pick_device(parser.get("device"));
+  const auto device = parse_device(parser.get("device"), "--device");
   auto model = models::load_llama(model_path, pick_dtype(parser.get("dtype"), device), device);
   PATHVLM_CHECK(tokenizer.vocab_size() <= model->config().vocab_size, "tokenizer '", tokenizer.path(), "' has ",
                 tokenizer.vocab_size(), " ids but the model '", model_path, "' only ", model->config().vocab_size);

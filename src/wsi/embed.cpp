@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/compat.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "io/hdf5.h"
@@ -39,18 +40,7 @@ TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& c
   } else {
     model = models::load_clip(path);
   }
-  torch::Device device(torch::kCPU);
-  if (config.device == "auto") {
-    if (torch::cuda::is_available()) device = torch::Device(torch::kCUDA);
-  } else {
-    try {
-      device = torch::Device(config.device);
-    } catch (const c10::Error&) {
-      throw Error(str("embed.device '", config.device, "': expected auto, cpu, cuda or cuda:N"));
-    }
-    PATHVLM_CHECK(!device.is_cuda() || torch::cuda::is_available(), "embed.device ", config.device,
-                  ": CUDA is not available");
-  }
+  const torch::Device device = parse_device(config.device, "embed.device");
   std::string precision = config.precision == "auto" ? (device.is_cuda() ? "bf16" : "fp32") : config.precision;
   PATHVLM_CHECK(precision == "fp32" || device.is_cuda(), "embed.precision ", precision,
                 " needs CUDA (autocast); use fp32 on the CPU");
