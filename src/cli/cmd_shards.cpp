@@ -170,17 +170,15 @@ int shards_inspect(const Args& args) {
 }
 
 // Every record of a tiles shard decoded as training decodes it (data/tile_validate.h), merged into `report`:
-// problems of one record are joined, the structural one first.
+// a record the structural check flagged keeps that reason (the decoder would repeat it in its own words).
 void add_decode_problems(const std::string& path, int threads, shards::ValidateReport& report) {
   std::map<int64_t, shards::BadRecord> by_record;
   std::vector<shards::BadRecord> unplaced;
   for (auto& b : report.bad) (b.index >= 0 ? by_record[b.index] : unplaced.emplace_back()) = std::move(b);
   try {
     const auto dataset = data::TileDataset::open(path);
-    for (auto& [i, problem] : data::validate_tiles(dataset, threads).bad) {
-      auto [it, fresh] = by_record.try_emplace(i, shards::BadRecord{i, dataset.id(i), problem});
-      if (!fresh && it->second.problem.find(problem) == std::string::npos) it->second.problem += "; " + problem;
-    }
+    for (auto& [i, problem] : data::validate_tiles(dataset, threads).bad)
+      by_record.try_emplace(i, shards::BadRecord{i, dataset.id(i), problem});
   } catch (const Error& e) {
     unplaced.push_back({-1, "", str("records not decoded: ", e.what())});
   }
