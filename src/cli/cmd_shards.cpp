@@ -170,11 +170,19 @@ int shards_inspect(const Args& args) {
 }
 
 // Every record of a tiles shard decoded as training decodes it (data/tile_validate.h), merged into `report`:
-// a record the structural check flagged keeps that reason (the decoder would repeat it in its own words).
+// one line per record; a record the structural check flagged keeps its reasons (the decoder would repeat them in
+// its own words).
 void add_decode_problems(const std::string& path, int threads, shards::ValidateReport& report) {
   std::map<int64_t, shards::BadRecord> by_record;
   std::vector<shards::BadRecord> unplaced;
-  for (auto& b : report.bad) (b.index >= 0 ? by_record[b.index] : unplaced.emplace_back()) = std::move(b);
+  for (auto& b : report.bad) {
+    if (b.index < 0) {
+      unplaced.push_back(std::move(b));
+      continue;
+    }
+    auto [it, fresh] = by_record.try_emplace(b.index, b);
+    if (!fresh) it->second.problem += "; " + b.problem;  // one line per record
+  }
   try {
     const auto dataset = data::TileDataset::open(path);
     for (auto& [i, problem] : data::validate_tiles(dataset, threads).bad)

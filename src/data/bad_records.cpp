@@ -28,8 +28,13 @@ BadRecordLog::BadRecordLog(std::shared_ptr<const TileDataset> dataset, std::shar
   if (!writer_ || !std::filesystem::exists(csv_path_)) return;
   // A resumed run appends: the records already listed are not listed again.
   auto rows = parse_csv(data::read_text_file(csv_path_, "bad records list"), ',', csv_path_, "bad records list");
-  for (size_t r = 1; r < rows.size(); ++r)
-    if (!rows[r].fields.empty()) listed_.insert(std::stoll(rows[r].fields[0]));
+  for (size_t r = 1; r < rows.size(); ++r) {
+    const std::string& index = rows[r].fields[0];
+    PATHVLM_CHECK(!index.empty() && index.find_first_not_of("0123456789") == std::string::npos, "bad records list '",
+                  csv_path_, "' line ", rows[r].line, ": index '", index, "' is not a record number (remove the file "
+                  "to start the list again)");
+    listed_.insert(std::stoll(index));
+  }
 }
 
 void BadRecordLog::restore(const std::vector<int64_t>& records) { met_.insert(records.begin(), records.end()); }

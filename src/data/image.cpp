@@ -268,7 +268,12 @@ Bytes read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   PATHVLM_CHECK(in, "cannot open '", path, "': ", std::strerror(errno));
   const auto size = static_cast<size_t>(in.tellg());
-  Bytes bytes(size);
+  Bytes bytes;
+  try {
+    bytes.resize(size);
+  } catch (const std::bad_alloc&) {
+    throw Error(str("cannot read '", path, "': its ", format_bytes(static_cast<double>(size)), " do not fit in memory"));
+  }
   in.seekg(0);
   PATHVLM_CHECK(in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)),
                 "cannot read '", path, "'");

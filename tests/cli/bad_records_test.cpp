@@ -108,8 +108,8 @@ TEST(ShardsInspect, FailsWithoutAKnownSchemaAndPrintsCoordinatesAsNumbers) {
 }
 
 // Training skips bad records (2 of 32): the run finishes, its log counts them, bad_records.csv lists them with
-// their reasons; 2 ranks list the same rows and compute the same losses as 1 rank. Past the allowed share the
-// run stops with an error naming the key.
+// their reasons; 2 ranks list the same rows and compute the same losses as 1 rank; a resumed run continues the
+// list. Past the allowed share the run stops with an error naming the key.
 TEST(TrainBadRecords, SkippedCountedListedAndTheSameOnTwoRanks) {
   if (!fs::exists(kVocab)) GTEST_SKIP() << "shared data not found: " << kVocab;
   TempDir dir("train_bad");
@@ -142,6 +142,18 @@ TEST(TrainBadRecords, SkippedCountedListedAndTheSameOnTwoRanks) {
     ASSERT_EQ(losses2.size(), losses.size());
     for (size_t i = 0; i < losses.size(); ++i) EXPECT_NEAR(losses2[i], losses[i], 1e-4 * losses[i]) << "step " << i + 1;
   }
+
+  // Killed after a checkpoint at step 3 and resumed: the checkpoint carries the records met, the list is not
+  // repeated, and the run ends where the uninterrupted one did.
+  const std::string resumable = train_args(dir, tiles, "resumed", 8) + " clip.data.max_bad_fraction=0.1 checkpoint.every_steps=3";
+  EXPECT_NE(run_cli(resumable + " train.fault.step=3", dir.path).status, 0);
+  r = run_cli(resumable, dir.path);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out + r.err, "resumed from")) << r.out << r.err;
+  EXPECT_EQ(read_text(dir.path / "runs" / "resumed" / "bad_records.csv"), read_text(csv));
+  const auto resumed_losses = logged_losses(dir.path / "runs" / "resumed" / "metrics.jsonl");
+  ASSERT_FALSE(resumed_losses.empty());
+  EXPECT_DOUBLE_EQ(resumed_losses.back(), losses.back());
 
   // 2 of 32 bad is more than 4%: the run stops at the second one with an error that says what to do.
   r = run_cli(train_args(dir, tiles, "strict", 8) + " clip.data.max_bad_fraction=0.04", dir.path);
