@@ -1,10 +1,13 @@
 // `pathvlm shards inspect|validate FILE...`: what an HDF5 shard holds, and which of its records are broken.
 #include <cstdio>
 #include <iostream>
+#include <map>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "data/image.h"
+#include "data/tile_validate.h"
 #include "io/hdf5.h"
 #include "io/shard_schema.h"
 
@@ -91,8 +94,11 @@ void print_sample(const h5::File& file, shards::ShardKind kind) {
     h5::Dataset features = first.dataset("features");
     std::cout << "  sample slide  " << names[0] << ": " << features.rows() << " tiles, features "
               << features.dtype_name() << " " << shape_text(features.shape()) << "\n";
-    if (features.rows() > 0)
-      std::cout << "                first coords " << first.dataset("coords").read_rows(0, 1).flatten() << "\n";
+    if (features.rows() > 0) {
+      auto xy = first.dataset("coords").read_rows(0, 1).flatten().to(torch::kInt64);
+      std::cout << "                first coords x " << xy[0].item<int64_t>() << ", y " << xy[1].item<int64_t>()
+                << "\n";
+    }
     if (file.has("reports") && file.dataset("reports/text").rows() > 0)
       std::cout << "  sample report " << file.dataset("reports/slide_id").read_string(0) << ": "
                 << excerpt(file.dataset("reports/text").read_string(0)) << "\n";
@@ -124,7 +130,8 @@ void print_sample(const h5::File& file, shards::ShardKind kind) {
 int shards_inspect(const Args& args) {
   ArgParser parser("pathvlm shards inspect",
                    "Print each shard's kind, schema version, record counts, datasets (shape, dtype, chunking) and "
-                   "a sample record. Files without a pathvlm schema are listed as plain HDF5.");
+                   "a sample record. Files without a pathvlm schema (or of an unknown one) are listed as plain HDF5. "
+                   "Exits 1 if a file is missing, unreadable, without a known schema or invalid.");
   parser.positional("FILE", "HDF5 shard files", /*many=*/true);
   if (!parser.parse(args)) return 0;
   int status = 0;
@@ -139,6 +146,7 @@ int shards_inspect(const Args& args) {
                   << shards::read_schema_version(file) << "\n";
       } catch (const Error& e) {
         std::cout << "  schema        none (" << e.what() << ")\n";
+        status = 1;
       }
       for (const auto& attr : file.attr_names())
         if (attr != shards::kSchemaAttr) std::cout << "  @" << attr << " = " << attr_value(file, attr) << "\n";
@@ -161,20 +169,52 @@ int shards_inspect(const Args& args) {
   return status;
 }
 
+// Every record of a tiles shard decoded as training decodes it (data/tile_validate.h), merged into `report`:
+// one line per record; a record the structural check flagged keeps its reasons (the decoder would repeat them in
+// its own words).
+void add_decode_problems(const std::string& path, int threads, shards::ValidateReport& report) {
+  std::map<int64_t, shards::BadRecord> by_record;
+  std::vector<shards::BadRecord> unplaced;
+  for (auto& b : report.bad) {
+    if (b.index < 0) {
+      unplaced.push_back(std::move(b));
+      continue;
+    }
+    auto [it, fresh] = by_record.try_emplace(b.index, b);
+    if (!fresh) it->second.problem += "; " + b.problem;  // one line per record
+  }
+  try {
+    const auto dataset = data::TileDataset::open(path);
+    for (auto& [i, problem] : data::validate_tiles(dataset, threads).bad)
+      by_record.try_emplace(i, shards::BadRecord{i, dataset.id(i), problem});
+  } catch (const Error& e) {
+    unplaced.push_back({-1, "", str("records not decoded: ", e.what())});
+  }
+  report.bad = std::move(unplaced);
+  for (auto& [i, b] : by_record) report.bad.push_back(std::move(b));
+  report.bad_records = static_cast<int64_t>(report.bad.size());
+}
+
 int shards_validate(const Args& args) {
   ArgParser parser("pathvlm shards validate",
-                   "Check each shard's schema and read every record; print the bad ones. Exits 1 if any shard has "
-                   "a bad record or cannot be read.");
+                   "Check each shard's schema and read every record as training does: tiles images are decoded "
+                   "(corrupt, truncated or too large images), captions must be non-empty UTF-8. Prints the bad "
+                   "records (record, id, reason). Exits 1 if any shard has a bad record or cannot be read.");
   parser.positional("FILE", "HDF5 shard files", /*many=*/true);
   parser.option("max-report", "bad records printed per file (0 = all)", false, "20");
+  parser.option("max-pixels", "largest image (width x height) accepted, as clip.data.max_image_pixels", false,
+                std::to_string(data::kDefaultMaxImagePixels));
+  parser.option("threads", "image decoding threads", false, "2");
   if (!parser.parse(args)) return 0;
-  shards::ValidateOptions options;
-  options.max_reported = parser.get_int("max-report");
+  const int64_t max_report = parser.get_int("max-report");
+  data::set_max_image_pixels(parser.get_int("max-pixels"));
+  const int threads = static_cast<int>(parser.get_int("threads"));
   int64_t bad_files = 0;
   for (const auto& path : parser.positionals()) {
     try {
       h5::File file = h5::File::open(path);
-      shards::ValidateReport report = shards::validate(file, options);
+      shards::ValidateReport report = shards::validate(file, {});  // every bad record, merged below
+      if (report.kind == shards::ShardKind::Tiles) add_decode_problems(path, threads, report);
       if (report.bad_records == 0) {
         std::cout << path << ": ok (" << shards::kind_name(report.kind) << ", " << report.records << " records)\n";
         continue;
@@ -182,15 +222,16 @@ int shards_validate(const Args& args) {
       ++bad_files;
       std::cout << path << ": " << report.bad_records << " bad of " << report.records << " records ("
                 << shards::kind_name(report.kind) << ")\n";
-      for (const auto& b : report.bad) {
+      const int64_t shown = max_report > 0 ? std::min(max_report, report.bad_records) : report.bad_records;
+      for (int64_t k = 0; k < shown; ++k) {
+        const auto& b = report.bad[static_cast<size_t>(k)];
         std::cout << "  ";
         if (b.index >= 0) std::cout << "record " << b.index << " ";
         if (!b.id.empty()) std::cout << "id " << excerpt(b.id, 60) << " ";
         std::cout << ": " << b.problem << "\n";
       }
-      if (static_cast<int64_t>(report.bad.size()) < report.bad_records)
-        std::cout << "  ... " << report.bad_records - static_cast<int64_t>(report.bad.size())
-                  << " more (see --max-report)\n";
+      if (shown < report.bad_records)
+        std::cout << "  ... " << report.bad_records - shown << " more (see --max-report)\n";
     } catch (const Error& e) {
       ++bad_files;
       std::cout << path << ": invalid: " << e.what() << "\n";

@@ -26,6 +26,9 @@ int find_csv_column(const std::vector<std::string>& header, std::initializer_lis
 
 std::string trim_space(const std::string& s);
 
+// One field for writing CSV: quoted (quotes doubled) when it holds a comma, a quote or a line break.
+std::string csv_field(const std::string& value);
+
 // A whole text file (a UTF-8 byte-order mark dropped); errors name `what` and the path.
 std::string read_text_file(const std::string& path, const std::string& what);  // without surrounding spaces, tabs, CR and LF
 

@@ -4,6 +4,7 @@
 #include <turbojpeg.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>
@@ -12,9 +13,37 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace pathvlm::data {
 namespace {
+
+std::atomic<int64_t> g_max_image_pixels{kDefaultMaxImagePixels};
+
+// Every decoder checks the header's size before allocating pixel memory.
+void check_image_size(int64_t width, int64_t height, const char* format, const std::string& what) {
+  PATHVLM_CHECK(width > 0 && height > 0, what, ": ", format, " has an empty size ", width, "x", height);
+  const int64_t pixels = width * height, limit = max_image_pixels();  // both sides < 2^32: no overflow
+  PATHVLM_CHECK(pixels <= limit, what, ": ", format, " image of ", width, "x", height, " = ", pixels,
+                " pixels is too large (the limit is ", limit,
+                " pixels, against decompression bombs; raise clip.data.max_image_pixels or --max-pixels if the image "
+                "is genuine)");
+}
+
+std::string out_of_memory(int64_t width, int64_t height, const std::string& what) {
+  return str(what, ": a ", width, "x", height, " image needs ", format_bytes(3.0 * width * height),
+             " of memory and it could not be allocated");
+}
+
+// The output tensor; running out of memory is an error naming the image.
+torch::Tensor allocate_rgb(int64_t height, int64_t width, const std::string& what) {
+  try {
+    return torch::empty({height, width, 3}, torch::kByte);
+  } catch (const std::bad_alloc&) {
+  } catch (const c10::Error&) {
+  }
+  throw Error(out_of_memory(width, height, what));
+}
 
 void check_rgb(const torch::Tensor& rgb, const char* op) {
   PATHVLM_CHECK(rgb.defined() && rgb.dim() == 3 && rgb.size(2) == 3 && rgb.scalar_type() == torch::kByte, op,
@@ -50,8 +79,8 @@ torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& w
                 what, ": corrupt JPEG header (", tjGetErrorStr2(tj), ")");
   PATHVLM_CHECK(colorspace != TJCS_CMYK && colorspace != TJCS_YCCK, what,
                 ": CMYK JPEG images are not supported; convert to RGB");
-  PATHVLM_CHECK(width > 0 && height > 0, what, ": JPEG has an empty size ", width, "x", height);
-  auto out = torch::empty({height, width, 3}, torch::kByte);
+  check_image_size(width, height, "JPEG", what);
+  auto out = allocate_rgb(height, width, what);
   // Warnings (truncated data, corrupt segments) count as errors: a half-grey tile must not reach training.
   if (tjDecompress2(tj, data, static_cast<unsigned long>(size), out.data_ptr<uint8_t>(), width, 0, height, TJPF_RGB,
                     TJFLAG_STOPONWARNING) != 0) {
@@ -67,6 +96,8 @@ struct PngIo {
   size_t size = 0, pos = 0;
   std::vector<uint8_t>* sink = nullptr;
   char error[256] = {0};
+  int64_t max_pixels = 0;          // decoding: a larger header stops before any pixel memory is allocated
+  bool stopped_at_header = false, out_of_memory = false;
 };
 
 void png_on_error(png_structp png, png_const_charp message) {
@@ -107,6 +138,11 @@ bool png_decode_raw(PngIo& io, std::vector<uint8_t>& pixels, std::vector<png_byt
   png_read_info(png, info);
   width = png_get_image_width(png, info);
   height = png_get_image_height(png, info);
+  if (static_cast<int64_t>(width) * static_cast<int64_t>(height) > io.max_pixels) {
+    io.stopped_at_header = true;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
   const int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
   if (depth == 16) png_set_strip_16(png);  // high byte, as PIL
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -118,8 +154,14 @@ bool png_decode_raw(PngIo& io, std::vector<uint8_t>& pixels, std::vector<png_byt
   png_read_update_info(png, info);
   channels = png_get_channels(png, info);
   const size_t row_bytes = png_get_rowbytes(png, info);
-  pixels.resize(row_bytes * height);
-  rows.resize(height);
+  try {
+    pixels.resize(row_bytes * height);
+    rows.resize(height);
+  } catch (const std::bad_alloc&) {
+    io.out_of_memory = true;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
   for (png_uint_32 y = 0; y < height; ++y) rows[y] = pixels.data() + y * row_bytes;
   png_read_image(png, rows.data());
   png_destroy_read_struct(&png, &info, nullptr);
@@ -134,11 +176,15 @@ torch::Tensor decode_png(const uint8_t* data, size_t size, const std::string& wh
   std::vector<png_bytep> rows;
   png_uint_32 width = 0, height = 0;
   int channels = 0;
-  if (!png_decode_raw(io, pixels, rows, width, height, channels))
+  io.max_pixels = max_image_pixels();
+  if (!png_decode_raw(io, pixels, rows, width, height, channels)) {
+    if (io.stopped_at_header) check_image_size(width, height, "PNG", what);  // throws naming the size
+    if (io.out_of_memory) throw Error(out_of_memory(width, height, what));
     throw Error(str(what, ": corrupt PNG data (", io.error, ")"));
+  }
   PATHVLM_CHECK(width > 0 && height > 0 && (channels == 3 || channels == 4), what, ": unsupported PNG layout (",
                 width, "x", height, ", ", channels, " channels after expansion)");
-  auto out = torch::empty({static_cast<int64_t>(height), static_cast<int64_t>(width), 3}, torch::kByte);
+  auto out = allocate_rgb(static_cast<int64_t>(height), static_cast<int64_t>(width), what);
   uint8_t* dst = out.data_ptr<uint8_t>();
   const size_t n = static_cast<size_t>(width) * height;
   if (channels == 3) {
@@ -182,6 +228,13 @@ std::string lower_extension(const std::string& path) {
 
 }  // namespace
 
+void set_max_image_pixels(int64_t pixels) {
+  PATHVLM_CHECK(pixels >= 1, "the image pixel limit must be >= 1, got ", pixels);
+  g_max_image_pixels = pixels;
+}
+
+int64_t max_image_pixels() { return g_max_image_pixels.load(); }
+
 ImageFormat sniff_image_format(const uint8_t* data, size_t size) {
   static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return ImageFormat::Jpeg;
@@ -215,7 +268,12 @@ Bytes read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   PATHVLM_CHECK(in, "cannot open '", path, "': ", std::strerror(errno));
   const auto size = static_cast<size_t>(in.tellg());
-  Bytes bytes(size);
+  Bytes bytes;
+  try {
+    bytes.resize(size);
+  } catch (const std::bad_alloc&) {
+    throw Error(str("cannot read '", path, "': its ", format_bytes(static_cast<double>(size)), " do not fit in memory"));
+  }
   in.seekg(0);
   PATHVLM_CHECK(in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)),
                 "cannot read '", path, "'");

@@ -28,9 +28,18 @@ enum class ImageFormat { Jpeg, Png, Unknown };
 ImageFormat sniff_image_format(const uint8_t* data, size_t size);  // by magic bytes
 const char* image_format_name(ImageFormat f);                       // "jpeg", "png", "unknown"
 
+// The most pixels (width x height) decode_image accepts: the size is read from the header and checked before any
+// pixel memory is allocated, so a decompression bomb (a few KB claiming 100000x100000) is an error naming the
+// image, not an out-of-memory kill. Process-wide, like PIL's Image.MAX_IMAGE_PIXELS; the default is PIL's
+// error threshold. Set from clip.data.max_image_pixels and `shards validate --max-pixels`.
+constexpr int64_t kDefaultMaxImagePixels = 178956970;
+void set_max_image_pixels(int64_t pixels);  // >= 1
+int64_t max_image_pixels();
+
 // Decodes JPEG or PNG bytes to RGB uint8 [H,W,3]. Grayscale is expanded, palette expanded, 16-bit reduced to
 // 8-bit (high byte, as PIL does), and alpha composited onto white (as transformers' convert_to_rgb does).
-// Throws pathvlm::Error "<what>: <reason>" for empty, truncated, corrupt or unsupported data.
+// Throws pathvlm::Error "<what>: <reason>" for empty, truncated, corrupt or unsupported data, an image larger
+// than max_image_pixels(), and one whose pixels do not fit in memory.
 torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& what);
 torch::Tensor decode_image(const Bytes& bytes, const std::string& what);
 

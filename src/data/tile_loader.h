@@ -4,12 +4,18 @@
 // cursor() sees bit-identical batches whatever the thread timing. Eval: resize + center crop + normalisation.
 // With a tokenizer the workers also tokenize the captions, off the training thread.
 //
+// Records are checked as data/tile_validate.h says (caption, image decode within max_image_pixels(), tokens).
+// A bad record is an error naming its shard and record, or with skip_bad_records (training) is replaced by the
+// first good record after it: a function of the record alone, so every batch is the same for any number of
+// ranks and any thread timing; "bad_records" tells the task which were replaced (data/bad_records.h counts them).
+//
 //   TileLoader loader(dataset, opts);          // opts.train = true, opts.tokenizer = tok
 //   data::Batch b = *loader.next();
 //   b.at("pixels");      // float [B,3,S,S], normalised
 //   b.at("input_ids");   // int64 [B,context] (with a tokenizer)
 //   b.at("labels");      // int64 [B]; -1 where the shards have no labels
-//   b.at("indices");     // int64 [B]: dataset record numbers
+//   b.at("indices");     // int64 [B]: dataset record numbers (of the replacement where a record was bad)
+//   b.at("bad_records"); // int64 [B]: the bad record a row replaced, -1 where none
 //   b.text("captions"), b.text("ids");
 #pragma once
 #include <torch/torch.h>
@@ -30,6 +36,7 @@ struct TileLoaderOptions : LoaderOptions {
   std::array<double, 2> crop_ratio = {3.0 / 4.0, 4.0 / 3.0};
   std::array<double, 3> mean = kOpenAiMean, std = kOpenAiStd;
   std::shared_ptr<const text::ClipTokenizer> tokenizer;  // null: no "input_ids"
+  bool skip_bad_records = false;  // replace bad records instead of failing
 };
 
 class TileLoader : public Loader {

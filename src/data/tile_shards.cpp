@@ -437,6 +437,12 @@ std::string TileDataset::where(int64_t i) const {
   return str("shard '", s.path, "' record ", local, " (id '", ids_[static_cast<size_t>(i)], "')");
 }
 
+std::pair<std::string, int64_t> TileDataset::locate(int64_t i) const {
+  int64_t local = 0;
+  const Shard& s = shard_of(i, local);
+  return {s.path, local};
+}
+
 torch::Tensor TileDataset::image(int64_t i) const {
   int64_t local = 0;
   const Shard& s = shard_of(i, local);

@@ -89,6 +89,7 @@ class TileDataset {
   torch::Tensor image(int64_t i) const;
   TileRecord read(int64_t i) const;
   std::string where(int64_t i) const;  // "shard 'x.h5' record 12 (id 'a.png')"
+  std::pair<std::string, int64_t> locate(int64_t i) const;  // the shard holding record i, and i's number in it
 
  private:
   struct Shard {

@@ -96,13 +96,6 @@ std::vector<std::vector<std::string>> read_csv(const std::string& path) {
   return rows;
 }
 
-std::string csv_field(const std::string& value) {
-  if (value.find_first_of(",\"\n\r") == std::string::npos) return value;
-  std::string out = "\"";
-  for (char c : value) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 std::vector<SlideEntry> list_slides(const std::string& dir_or_csv) {
   std::vector<SlideEntry> slides;
   PATHVLM_CHECK(fs::exists(dir_or_csv), "slides '", dir_or_csv, "': no such file or folder");

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "data/csv.h"
+
 namespace pathvlm::wsi {
 
 struct SlideEntry {
@@ -33,7 +35,7 @@ void apply_mpp_csv(std::vector<SlideEntry>& slides, const std::string& csv_path)
 
 // A minimal RFC-4180 CSV reader (quoted fields, embedded commas and quotes); the first row is the header.
 std::vector<std::vector<std::string>> read_csv(const std::string& path);
-std::string csv_field(const std::string& value);  // quotes when needed
+using data::csv_field;
 
 struct SlideOutcome {
   enum class Status { Done, Skipped, Failed };

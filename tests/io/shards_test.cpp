@@ -18,8 +18,14 @@ namespace {
 
 const h5::Blob kJpeg = {0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F'};
 const h5::Blob kPng = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13};
+// A whole 1x1 RGB PNG: `shards validate` decodes tiles images as training does, so its "ok" needs real ones.
+const h5::Blob kDecodablePng = {
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
+    0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53, 0xDE, 0x00, 0x00, 0x00,
+    0x0C, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x58, 0x10, 0xD0, 0x00, 0x00, 0x03, 0x04, 0x01, 0x71, 0xB4,
+    0x70, 0x6B, 0x3C, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82};
 
-void write_tiles(const std::string& path, int n, bool encoded) {
+void write_tiles(const std::string& path, int n, bool encoded, bool decodable = false) {
   auto f = h5::File::create(path);
   shards::write_schema(f, ShardKind::Tiles);
   std::vector<std::string> ids, captions;
@@ -27,7 +33,7 @@ void write_tiles(const std::string& path, int n, bool encoded) {
   for (int i = 0; i < n; ++i) {
     ids.push_back("tile_" + std::to_string(i));
     captions.push_back("H&E tile number " + std::to_string(i));
-    images.push_back(i % 2 ? kPng : kJpeg);
+    images.push_back(decodable ? kDecodablePng : i % 2 ? kPng : kJpeg);
   }
   f.create_strings("ids").append_strings(ids);  // extendable, as streaming shard writers make them
   f.create_strings("captions").append_strings(captions);
@@ -288,7 +294,7 @@ TEST(ShardsCli, InspectPrintsKindCountsShapesAndSample) {
 TEST(ShardsCli, ValidateExitsNonZeroOnBadRecords) {
   if (!have_binary()) GTEST_SKIP() << "the pathvlm program is not built (" << PATHVLM_BINARY << ")";
   ScratchDir dir;
-  write_tiles(dir / "good.h5", 4, true);
+  write_tiles(dir / "good.h5", 4, true, /*decodable=*/true);
   std::string out;
   ASSERT_EQ(run_pathvlm("shards validate " + (dir / "good.h5"), out), 0) << out;
   EXPECT_TRUE(has(out, "good.h5: ok (tiles, 4 records)")) << out;

@@ -19,6 +19,8 @@ struct ClipDataConfig {
   std::vector<double> image_mean = {0.48145466, 0.4578275, 0.40821073};
   std::vector<double> image_std = {0.26862954, 0.26130258, 0.27577711};
   bool pin_memory = true;
+  double max_bad_fraction = 0.01;
+  int64_t max_image_pixels = 178956970;  // data::kDefaultMaxImagePixels (this header stays light)
 
   template <class V>
   void visit(V& v) {
@@ -34,6 +36,13 @@ struct ClipDataConfig {
     v.field("image_mean", image_mean, "per-channel normalisation mean (OpenAI CLIP's by default)", cfg::Range(0.0, 1.0));
     v.field("image_std", image_std, "per-channel normalisation std (OpenAI CLIP's by default)", cfg::Range(1e-6, 10.0));
     v.field("pin_memory", pin_memory, "pinned host batches for non-blocking copies when training on CUDA");
+    v.field("max_bad_fraction", max_bad_fraction,
+            "share of the training tiles that may be bad (undecodable image, empty or non-UTF-8 caption): each is "
+            "replaced by the next good record and listed in <run>/bad_records.csv; training stops once more are bad",
+            cfg::Range(0.0, 1.0));
+    v.field("max_image_pixels", max_image_pixels,
+            "largest image (width x height) decoded; a larger one is a bad record (decompression bombs)",
+            cfg::Min(1));
   }
 };
 

@@ -49,6 +49,7 @@ data::TileLoaderOptions loader_options(const ClipTaskConfig& cfg, int64_t batch,
   o.device = device;
   o.pin_memory = cfg.data.pin_memory;
   o.tokenizer = std::move(tokenizer);
+  o.skip_bad_records = train;
   return o;
 }
 
@@ -182,6 +183,7 @@ void ClipTask::build(const TaskContext& ctx) {
   PATHVLM_CHECK(cfg_.data.zeroshot.empty() || !cfg_.eval.classes.empty(),
                 "clip.data.zeroshot is set but clip.eval.classes names no zero-shot YAML");
   if (!cfg_.eval.classes.empty()) eval::load_zeroshot_spec(cfg_.eval.classes);  // a bad YAML stops the run now
+  data::set_max_image_pixels(cfg_.data.max_image_pixels);
 
   model_ = build_clip_model(cfg_);
   head_ = ContrastiveHead(*model_, model_->logit_scale, cfg_.loss, /*fresh=*/cfg_.pretrained.empty());
@@ -199,6 +201,9 @@ void ClipTask::build(const TaskContext& ctx) {
       loader_options(cfg_, ctx.micro_batch_size, ctx.rank, ctx.world_size, /*train=*/true, device_, tokenizer_);
   options.seed = ctx.seed;
   loader_ = std::make_unique<data::TileLoader>(dataset, options);
+  const std::string bad_csv = ctx.run_dir.empty() ? "" : (fs::path(ctx.run_dir) / "bad_records.csv").string();
+  bad_records_ = std::make_unique<data::BadRecordLog>(dataset, tokenizer_, bad_csv, ctx.rank == 0 && !bad_csv.empty(),
+                                                      cfg_.data.max_bad_fraction, "clip.data.max_bad_fraction");
   PATHVLM_CHECK(loader_->batches_per_epoch() > 0, "clip.data.train '", cfg_.data.train, "' has ", dataset->size(),
                 " tiles: fewer than one global micro-batch (", ctx.micro_batch_size, " x ", ctx.world_size, " ranks)");
 
@@ -214,6 +219,7 @@ void ClipTask::build_for_eval(const TaskContext& ctx, const std::string& weights
   device_ = ctx.device;
   comm_ = &ctx.comm;
   if (!weights.empty()) cfg_.pretrained = weights;
+  data::set_max_image_pixels(cfg_.data.max_image_pixels);
   PATHVLM_CHECK(!cfg_.pretrained.empty(), "no CLIP to evaluate: give the weights (pathvlm eval --model) or set "
                 "clip.pretrained");
   PATHVLM_CHECK(!cfg_.data.zeroshot.empty() || !cfg_.data.val.empty(),
@@ -253,8 +259,19 @@ LossOutput ClipTask::loss(const Batch& batch) {
   return {head_.loss(image, text, true, comm_), {}};
 }
 
+void ClipTask::count_bad_records(const std::vector<Batch>& micro, dist::Comm& comm) {
+  std::vector<torch::Tensor> rows;
+  for (const auto& b : micro) rows.push_back(b.at("bad_records"));
+  auto mine = torch::cat(rows);
+  auto all = dist::gather_rows(mine.masked_select(mine >= 0), &comm).cpu().contiguous();
+  std::vector<int64_t> records(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
+  std::sort(records.begin(), records.end());  // the order of a 1-rank run
+  bad_records_->add(records);
+}
+
 StepOutput ClipTask::forward_backward(const std::vector<Batch>& micro, StepContext& ctx) {
   comm_ = &ctx.comm;
+  count_bad_records(micro, ctx.comm);
   return head_.step(micro, ctx, [&](const Batch& b) { return encode(b); });
 }
 
@@ -269,9 +286,16 @@ void ClipTask::export_model(const std::string& dir) {
   tokenizer_->save_hf(dir);
 }
 
-nlohmann::json ClipTask::data_state() const { return loader_state(*loader_); }
+nlohmann::json ClipTask::data_state() const {
+  auto state = loader_state(*loader_);
+  state["bad_records"] = bad_records_->records();
+  return state;
+}
 
-void ClipTask::restore_data_state(const nlohmann::json& state) { restore_loader_state(*loader_, state, "clip"); }
+void ClipTask::restore_data_state(const nlohmann::json& state) {
+  restore_loader_state(*loader_, state, "clip");
+  if (state.contains("bad_records")) bad_records_->restore(state.at("bad_records").get<std::vector<int64_t>>());
+}
 
 int64_t ClipTask::epoch() const { return loader_->cursor().epoch; }
 

@@ -7,6 +7,8 @@
 // the next forward, evaluation, a checkpoint, the export) and, being 0-D, gets no weight decay.
 // Evaluation runs on every rank (eval/zeroshot.h, eval/retrieval.h): zero-shot classification of clip.data.zeroshot tiles with the
 // classes of clip.eval.classes, and image<->text retrieval on clip.data.val.
+// Bad training tiles are replaced by the loader; each step the ranks pool the ones they met into the
+// BadRecordLog (<run>/bad_records.csv, a stop past clip.data.max_bad_fraction), which checkpoints carry.
 #pragma once
 #include <torch/torch.h>
 
@@ -16,6 +18,7 @@
 #include <string>
 
 #include "text/clip_tokenizer.h"
+#include "data/bad_records.h"
 #include "data/tile_loader.h"
 #include "models/clip/model.h"
 #include "train/clip/config.h"
@@ -57,6 +60,8 @@ class ClipTask : public Task {
  private:
   // L2-normalised (image, text) features of one micro-batch.
   std::pair<torch::Tensor, torch::Tensor> encode(const Batch& batch);
+  // The bad records every rank's micro-batches replaced this step, into bad_records_ (one gather).
+  void count_bad_records(const std::vector<Batch>& micro, dist::Comm& comm);
 
   ClipTaskConfig cfg_;
   torch::Device device_{torch::kCPU};
@@ -65,6 +70,7 @@ class ClipTask : public Task {
   ContrastiveHead head_;  // logit_scale (and SigLIP's logit_bias, registered on the model)
   std::shared_ptr<const text::ClipTokenizer> tokenizer_;  // shared with the loader's workers
   std::unique_ptr<data::TileLoader> loader_;
+  std::unique_ptr<data::BadRecordLog> bad_records_;
 };
 
 }  // namespace pathvlm::train
