@@ -108,8 +108,7 @@ int run_sweep(const Args& args) {
   }
 
   const sweep::SweepDir dir = sweep::prepare_sweep_dir(dir_path, spec, e.points);
-  const auto queue = launch == "slurm" ? sweep::slurm_queue(dir) : std::vector<std::pair<int, std::string>>{};
-  const auto states = sweep::point_states(dir, queue);
+  const auto states = sweep::point_states(dir, launch == "slurm" ? sweep::slurm_queue(dir) : std::nullopt);
   std::vector<int> todo;
   int done = 0, active = 0;
   for (const auto& pt : e.points) {

@@ -175,18 +175,18 @@ std::string submit_slurm(const SweepDir& dir, const std::string& sweep_name, con
   return job;
 }
 
-std::vector<std::pair<int, std::string>> slurm_queue(const SweepDir& dir) {
-  std::vector<std::pair<int, std::string>> out;
+SlurmQueue slurm_queue(const SweepDir& dir) {
   const auto jobs = recorded_slurm_jobs(dir);
-  if (jobs.empty()) return out;
+  if (jobs.empty()) return std::nullopt;
   // All of this user's array tasks, filtered here: asking for finished job ids makes squeue fail.
   std::pair<int, std::string> result;
   try {
     result = run_program({"squeue", "--noheader", "--me", "--array", "--format=%F %K %T %r"});
   } catch (const Error&) {
-    return out;  // no SLURM here: the status files say what is known
+    return std::nullopt;  // no SLURM here: the status files say what is known
   }
-  if (result.first != 0) return out;
+  if (result.first != 0) return std::nullopt;
+  std::vector<std::pair<int, std::string>> out;
   std::istringstream lines(result.second);
   for (std::string line; std::getline(lines, line);) {
     std::istringstream fields(line);

@@ -30,8 +30,7 @@ std::pair<int, std::string> run_program(const std::vector<std::string>& command)
 std::string submit_slurm(const SweepDir& dir, const std::string& sweep_name, const std::vector<int>& indices,
                          const LaunchSpec& launch, const std::string& template_path, const std::string& program);
 
-// (array task index, "STATE REASON") of the recorded jobs' tasks still in the SLURM queue; empty when squeue is
-// missing or fails.
-std::vector<std::pair<int, std::string>> slurm_queue(const SweepDir& dir);
+// The recorded jobs' array tasks still in the SLURM queue (see SlurmQueue).
+SlurmQueue slurm_queue(const SweepDir& dir);
 
 }  // namespace pathvlm::sweep

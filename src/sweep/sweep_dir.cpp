@@ -125,7 +125,7 @@ std::vector<std::string> recorded_slurm_jobs(const SweepDir& dir) {
   return jobs;
 }
 
-std::vector<RunSummary> point_states(const SweepDir& dir, const std::vector<std::pair<int, std::string>>& queue) {
+std::vector<RunSummary> point_states(const SweepDir& dir, const SlurmQueue& queue) {
   std::vector<RunSummary> out;
   const auto names = point_names(dir);
   for (size_t i = 0; i < names.size(); ++i) {
@@ -137,9 +137,13 @@ std::vector<RunSummary> point_states(const SweepDir& dir, const std::vector<std:
       else if (status == "exit 0") r.state = "done";
       else if (status == "exit 42") r.state = "preempted";
       else if (status.rfind("exit ", 0) == 0) r.state = "failed (" + status + ")";
-      // The queue knows best what has not finished: waiting, running, or held after a requeue.
-      for (const auto& [index, state] : queue)
-        if (index == static_cast<int>(i)) r.state = queue_state(state);
+      // The queue knows best what has not finished: waiting, running, or held after a requeue; a task it no longer
+      // lists that still says "running" was cancelled or killed.
+      if (queue) {
+        if (r.state == "running") r.state = "incomplete";
+        for (const auto& [index, state] : *queue)
+          if (index == static_cast<int>(i)) r.state = queue_state(state);
+      }
     }
     out.push_back(std::move(r));
   }

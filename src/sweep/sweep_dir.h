@@ -8,7 +8,9 @@
 //   <dir>/logs/             each point's output (local: <point>.out; SLURM: <sweep name>_<job>_<task>.out)
 //   <dir>/<name>/           each point's run directory (run.runs_dir=<dir>, run.name=<name>)
 #pragma once
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sweep/expand.h"
@@ -47,10 +49,14 @@ void record_launch(const SweepDir& dir, const std::string& launcher, const std::
 // SLURM job ids recorded in jobs.txt, oldest first.
 std::vector<std::string> recorded_slurm_jobs(const SweepDir& dir);
 
+// The SLURM queue's view of a sweep: (array task index, "STATE REASON" as squeue prints them) for its tasks still
+// queued; nullopt when unknown (no SLURM launch recorded, or squeue missing or failing).
+using SlurmQueue = std::optional<std::vector<std::pair<int, std::string>>>;
+
 // The state of each point: the run directory's (done / incomplete / pending) refined by the launcher's status file
-// and, when given, the SLURM queue (array task index -> state as squeue prints it: PENDING, RUNNING, ...):
-// done, queued, running, preempted (exit 42, waiting to be requeued or resubmitted), held, failed (exit N),
-// incomplete (stopped without a status, e.g. killed), pending (never started).
-std::vector<RunSummary> point_states(const SweepDir& dir, const std::vector<std::pair<int, std::string>>& queue = {});
+// and the SLURM queue when known: done, queued, running, held (requeue hold), preempted (exit 42, not requeued),
+// failed (exit N), incomplete (stopped without a status: killed, or cancelled while the queue no longer lists it),
+// pending (never started).
+std::vector<RunSummary> point_states(const SweepDir& dir, const SlurmQueue& queue = std::nullopt);
 
 }  // namespace pathvlm::sweep

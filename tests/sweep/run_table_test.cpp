@@ -138,7 +138,11 @@ TEST(SweepDir, PointStatesComeFromRunsStatusFilesAndTheQueue) {
   EXPECT_EQ(states[1].state, "preempted");
   EXPECT_EQ(states[2].state, "pending");
   EXPECT_EQ(states[3].state, "failed (exit 2)");
-  states = point_states(dir, {{1, "PENDING JobHeldUser"}, {2, "RUNNING None"}, {3, "PENDING Priority"}});
+  write_status(dir, "never", "running");
+  EXPECT_EQ(point_states(dir)[2].state, "running");
+  EXPECT_EQ(point_states(dir, SlurmQueue(std::in_place))[2].state, "incomplete");  // no longer queued: cancelled or killed
+  using Queue = std::vector<std::pair<int, std::string>>;
+  states = point_states(dir, Queue{{1, "PENDING JobHeldUser"}, {2, "RUNNING None"}, {3, "PENDING Priority"}});
   EXPECT_EQ(states[1].state, "held");
   EXPECT_EQ(states[2].state, "running");
   EXPECT_EQ(states[3].state, "queued");

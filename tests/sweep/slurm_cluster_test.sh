@@ -154,14 +154,22 @@ done
 grep -q '"step":1[2-9]' "$T/runs/preempt/metrics.jsonl" 2> /dev/null || fail "(c) the run did not reach step 12"
 scancel --signal=USR1 "$JOB_C" || fail "(c) scancel --signal=USR1 $JOB_C failed"
 step "(c) job $JOB_C sent SIGUSR1 at step $(tail -n 1 "$T/runs/preempt/metrics.jsonl" | sed 's/.*"step":\([0-9]*\).*/\1/')"
+requeued_pending() { [ "$(job_field "$JOB_C" Restarts)" -ge 1 ] 2> /dev/null && [ "$(job_field "$JOB_C" JobState)" = PENDING ]; }
 for _ in $(seq 600); do
-  [ "$(job_field "$JOB_C" Restarts)" -ge 1 ] 2> /dev/null && break
+  requeued_pending && [ "$(job_field "$JOB_C" Reason)" = BeginTime ] && break
   sleep 0.1
 done
-[ "$(job_field "$JOB_C" Restarts)" -ge 1 ] 2> /dev/null || fail "(c) job $JOB_C was not requeued"
+requeued_pending || fail "(c) job $JOB_C was not requeued: $(scontrol show job "$JOB_C")"
 [ "$(job_field "$JOB_C" Reason)" = BeginTime ] || fail "(c) requeued job $JOB_C: reason $(job_field "$JOB_C" Reason)"
 step "(c) requeued: $(job_field "$JOB_C" JobState), reason BeginTime until $(job_field "$JOB_C" EligibleTime)"
-# Slurm lets a requeued batch job start only 120 s later; an administrator's update moves that to now.
+# Slurm lets a requeued batch job start only 120 s later. Starting it at once can fail: the old step's PMIx socket
+# (spool/stepd.slurm.pmix.<job>.0, the same name for the new step) lingers while its slurmstepd cleans up. So wait
+# for the node to be idle and the socket gone, then move the start to now (an administrator's update).
+for _ in $(seq 300); do
+  [ "$(sinfo -h -n "$HOST" -o %T)" = idle ] && ! ls "$T"/spool/stepd.slurm.pmix."$JOB_C".* > /dev/null 2>&1 && break
+  sleep 0.2
+done
+sleep 1
 scontrol update JobId="$JOB_C" StartTime=now || fail "(c) scontrol update StartTime=now failed"
 wait_job "$JOB_C" 240
 [ "$(job_field "$JOB_C" JobState)" = COMPLETED ] && [ "$(job_field "$JOB_C" ExitCode)" = 0:0 ] ||
