@@ -102,7 +102,14 @@ int run_sweep(const Args& args) {
     if (fs::is_regular_file(dir_path + "/points.tsv")) {
       for (const auto& pt : e.points) states.push_back(sweep::summarize_run(dir_path + "/" + pt.name));
     }
-    std::cout << "\n" << points_table(e, states);
+    std::cout << "\n" << points_table(e, states) << "\nlocal: bash " << p.get("launcher") << " " << l.ranks
+              << " <base> <overrides>, " << l.parallel << " at a time\nslurm:";
+    std::vector<int> all;
+    for (const auto& pt : e.points) all.push_back(pt.index);
+    for (const auto& a : sweep::sbatch_command(sweep::SweepDir{dir_path}, spec.name, all, l, p.get("template"),
+                                               this_program(), fs::current_path().string()))
+      std::cout << " " << a;
+    std::cout << "\n";
     if (!p.get_flag("dry-run")) std::cout << "\nnothing launched: add --launch local or --launch slurm\n";
     return 0;
   }

@@ -190,3 +190,15 @@ TEST(SweepLaunch, ArraySpecAndSbatchCommandCarryTheResources) {
   cmd = sbatch_command(dir, "w", {0}, l, "t", "p", "/");
   EXPECT_TRUE(has("--gpus-per-task=1"));
 }
+
+TEST(SweepExpand, TheSweepFilesInConfigsExpandAndCheck) {
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(PATHVLM_SOURCE_DIR) / "configs/sweeps")) {
+    auto spec = read_sweep_file(entry.path().string());
+    auto e = expand(spec);
+    EXPECT_GE(e.points.size(), 2u) << entry.path();
+    EXPECT_NO_THROW(check_points(spec, e.points, "/tmp/unused")) << entry.path();
+    ++files;
+  }
+  EXPECT_GE(files, 2);
+}

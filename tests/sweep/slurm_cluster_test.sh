@@ -5,7 +5,9 @@
 #   (b) a 2-point sweep as one job array: both points done; `sweep status` and `runs compare` show them; launching
 #       it again submits nothing;
 #   (c) preemption: `scancel --signal=USR1` mid-run -> checkpoint, exit 42, `scontrol requeue`, resume, completion
-#       with an exported model byte-identical to (a)'s uninterrupted one.
+#       with an exported model byte-identical to (a)'s uninterrupted one;
+#   (d) the template's notes: without PMIx a 1-task job trains and a 2-task one stops with a clear error; what a
+#       requeue hold looks like.
 # Stops the daemons it started (by PID). Exit 77 (ctest: skipped) with the reason when not root or SLURM is missing.
 #
 #   tests/sweep/slurm_cluster_test.sh PATHVLM_BINARY SOURCE_DIR      (PATHVLM_KEEP_SLURM_DIR=1 keeps the folder)
@@ -80,6 +82,7 @@ SelectTypeParameters=CR_CPU
 SchedulerType=sched/builtin
 MpiDefault=pmix
 JobRequeue=1
+RequeueExitHold=43
 ReturnToService=2
 SlurmdParameters=config_overrides
 MinJobAge=600
@@ -210,5 +213,32 @@ ls "$T"/sweep/logs/*_"$JOB_B"_0.out "$T"/sweep/logs/*_"$JOB_B"_1.out > /dev/null
   fail "(b) resubmission: $(cat "$T/resubmit.txt")"
 grep -q "nothing to launch" "$T/resubmit.txt" || fail "(b) resubmission launched again: $(cat "$T/resubmit.txt")"
 step "(b) sweep array $JOB_B: 2 points done, status and compare shown, resubmission skipped them"
+
+# ---- (d) what the template's header says: without PMIx 1 task trains, 2 tasks stop; a requeue hold ------------------
+NOPMIX=(--export=ALL,PATHVLM="$BIN",PATHVLM_SRUN_MPI=none)
+JOB_D1=$(cd "$SRC" && sbatch --parsable --ntasks=1 --output="$T/nopmix1.out" "${NOPMIX[@]}" launch/slurm/train.sbatch \
+         "$T/lm.yaml" run.name=nopmix1 train.steps=6 eval.every=0) || fail "sbatch (d1): $JOB_D1"
+JOB_D2=$(cd "$SRC" && sbatch --parsable --ntasks=2 --output="$T/nopmix2.out" "${NOPMIX[@]}" launch/slurm/train.sbatch \
+         "$T/lm.yaml" run.name=nopmix2 train.steps=6 eval.every=0) || fail "sbatch (d2): $JOB_D2"
+wait_job "$JOB_D2" 60
+wait_job "$JOB_D1" 60
+[ "$(job_field "$JOB_D1" JobState)" = COMPLETED ] || fail "(d) 1 task without PMIx: $(job_field "$JOB_D1" JobState)"
+[ "$(job_field "$JOB_D2" JobState)" = FAILED ] || fail "(d) 2 tasks without PMIx: $(job_field "$JOB_D2" JobState)"
+grep -q "no MPI launcher started the processes" "$T/nopmix2.out" || fail "(d) 2 tasks without PMIx: no clear error"
+JOB_H=$(sbatch --parsable --requeue --output=/dev/null --wrap "sleep 60") || fail "sbatch (hold): $JOB_H"
+for _ in $(seq 100); do [ "$(job_field "$JOB_H" JobState)" = RUNNING ] && break; sleep 0.1; done
+scontrol requeuehold "$JOB_H" || fail "(d) scontrol requeuehold $JOB_H failed"
+sleep 1
+HOLD="$(job_field "$JOB_H" JobState) $(job_field "$JOB_H" Reason) / squeue: $(squeue -h -j "$JOB_H" -o '%T %r')"
+case "$HOLD" in *[Hh]eld*) ;; *) fail "(d) the held job does not say held: $HOLD" ;; esac
+scancel "$JOB_H"
+JOB_X=$(sbatch --parsable --output=/dev/null --wrap "exit 43") || fail "sbatch (exit hold): $JOB_X"
+for _ in $(seq 100); do [ "$(job_field "$JOB_X" Restarts)" -ge 1 ] 2> /dev/null && break; sleep 0.1; done
+sleep 1
+EXIT_HOLD="$(job_field "$JOB_X" JobState) $(job_field "$JOB_X" Reason) / squeue: $(squeue -h -j "$JOB_X" -o '%T %r')"
+step "(d) without PMIx: 1 task trains, 2 tasks stop with a clear error; requeuehold: $HOLD; RequeueExitHold: $EXIT_HOLD"
+case "$EXIT_HOLD" in SPECIAL_EXIT*) ;; *) fail "(d) a RequeueExitHold status does not hold the job: $EXIT_HOLD" ;; esac
+scancel "$JOB_X"
+
 cat "$T/status.txt" | head -n 6
 echo "PASS in $(( $(date +%s) - START )) s"
