@@ -30,20 +30,7 @@ std::string points_table(const sweep::Expansion& e, const std::vector<sweep::Run
     for (const auto& [key, value] : p.values) row.push_back(value);
     rows.push_back(std::move(row));
   }
-  std::vector<size_t> width(header.size());
-  for (size_t c = 0; c < header.size(); ++c) width[c] = std::max<size_t>(3, header[c].size());
-  for (const auto& row : rows)
-    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string s = "|";
-    for (size_t c = 0; c < cells.size(); ++c) s += " " + cells[c] + std::string(width[c] - cells[c].size(), ' ') + " |";
-    return s + "\n";
-  };
-  std::string out = line(header) + "|";
-  for (size_t w : width) out += std::string(w + 2, '-') + "|";
-  out += "\n";
-  for (const auto& row : rows) out += line(row);
-  return out;
+  return sweep::markdown_table(header, rows);
 }
 
 std::string this_program() { return fs::read_symlink("/proc/self/exe").string(); }

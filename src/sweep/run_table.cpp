@@ -49,6 +49,26 @@ std::string md_field(const std::string& s) {
 
 }  // namespace
 
+std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size(), 3);
+  for (size_t c = 0; c < header.size(); ++c) width[c] = std::max(width[c], md_field(header[c]).size());
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size() && c < width.size(); ++c) width[c] = std::max(width[c], md_field(row[c]).size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s = "|";
+    for (size_t c = 0; c < width.size(); ++c) {
+      const std::string cell = c < cells.size() ? md_field(cells[c]) : "";
+      s += " " + cell + std::string(width[c] - cell.size(), ' ') + " |";
+    }
+    return s + "\n";
+  };
+  std::string out = line(header) + "|";
+  for (size_t w : width) out += std::string(w + 2, '-') + "|";
+  out += "\n";
+  for (const auto& row : rows) out += line(row);
+  return out;
+}
+
 std::string compared_metric(const std::vector<RunSummary>& runs, const std::string& requested) {
   if (requested.empty()) {
     const auto evals = eval_metrics(runs);
@@ -164,24 +184,7 @@ std::string format_runs(const std::vector<RunSummary>& runs, const std::string& 
     }
     return out;
   }
-  // Markdown, padded so it also reads well as plain text.
-  std::vector<size_t> width(header.size(), 3);
-  for (size_t c = 0; c < header.size(); ++c) width[c] = std::max(width[c], header[c].size());
-  for (const auto& row : rows)
-    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], md_field(row[c]).size());
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string s = "|";
-    for (size_t c = 0; c < cells.size(); ++c) {
-      const std::string cell = md_field(cells[c]);
-      s += " " + cell + std::string(width[c] - cell.size(), ' ') + " |";
-    }
-    return s + "\n";
-  };
-  out += line(header);
-  out += "|";
-  for (size_t c = 0; c < header.size(); ++c) out += std::string(width[c] + 2, '-') + "|";
-  out += "\n";
-  for (const auto& row : rows) out += line(row);
+  out = markdown_table(header, rows);
   if (best) out += "\n* best " + metric + ": " + best->name + " (" + number(*best_value(*best, metric), false) + ")\n";
   return out;
 }

@@ -27,6 +27,9 @@ void sort_runs(std::vector<RunSummary>& runs, const std::string& key);
 // The run with the best value of `metric`; nullptr if no run logged it.
 const RunSummary* best_run(const std::vector<RunSummary>& runs, const std::string& metric);
 
+// A Markdown table, columns padded so it also reads well as plain text ('|' in cells escaped).
+std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+
 // The table: run, state, step/total, loss, best and final of every eval metric, wall time, samples/s.
 // "md": a Markdown table; "csv": RFC 4180 with numbers in full; "json": {"metric", "best", "runs": [...]}.
 std::string format_runs(const std::vector<RunSummary>& runs, const std::string& metric, const std::string& format);
