@@ -52,7 +52,13 @@ munged -F -f --key-file="$T/munge/munge.key" --socket="$T/munge/munge.socket" --
   --seed-file="$T/munge/munged.seed" --log-file="$T/munge/munged.log" > "$T/munged.out" 2>&1 &
 PIDS+=($!)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() {  # a random port nothing listens on
+  local port
+  while true; do
+    port=$(( 20000 + RANDOM % 40000 ))
+    (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null || { echo "$port"; return; }
+  done
+}
 HOST=$(hostname -s)
 CPUS=2
 MEM=$(free -m | awk '/^Mem:/ {print int($2 * 0.8)}')
