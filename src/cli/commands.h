@@ -48,5 +48,7 @@ int cmd_export(const Args& args);
 int cmd_eval(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_instruct(const Args& args);
+int cmd_sweep(const Args& args);
+int cmd_runs(const Args& args);
 
 }  // namespace pathvlm::cli

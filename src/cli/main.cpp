@@ -24,6 +24,8 @@ const std::vector<Command>& commands() {
       {"instruct", "instruction-tuning data: samples with their supervised spans (inspect)", cmd_instruct},
       {"generate", "text from a LLaMA-family model for prompts (KV cache, batches, sampling, stop strings)",
        cmd_generate},
+      {"sweep", "expand a sweep file into runs and launch them locally or as a SLURM job array; status", cmd_sweep},
+      {"runs", "compare runs: table of progress and metrics, best config, a plot (compare)", cmd_runs},
   };
   return table;
 }
