@@ -81,8 +81,10 @@ int run_sweep(const Args& args) {
   sweep::check_points(spec, e.points, dir_path);  // nothing runs unless every point's config is sound
   std::cout << "sweep " << spec.name << ": " << e.points.size() << (e.points.size() == 1 ? " point" : " points")
             << " from " << spec.base << " in " << dir_path << "\n";
-  if (e.duplicates_dropped > 0)
-    std::cout << e.duplicates_dropped << " random draws equal to an earlier point were dropped\n";
+  for (const auto& key : e.overridden_keys)
+    std::cout << "note: " << key << " varies in several blocks; the last block's values (random over zip over grid) "
+              << "are used\n";
+  if (e.duplicates_dropped > 0) std::cout << e.duplicates_dropped << " points equal to an earlier one were dropped\n";
 
   if (p.get_flag("dry-run") || launch.empty()) {
     std::vector<sweep::RunSummary> states;

@@ -1,6 +1,7 @@
 // Expanding a sweep into named points and checking every point's config.
 #include "sweep/expand.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -76,7 +77,13 @@ std::vector<Values> product(const std::vector<std::vector<Values>>& blocks) {
     for (const auto& prefix : out)
       for (const auto& values : block) {
         Values v = prefix;
-        v.insert(v.end(), values.begin(), values.end());
+        for (const auto& [key, value] : values) {  // a key already set by an earlier block takes this one's value
+          auto it = std::find_if(v.begin(), v.end(), [&](const auto& kv) { return kv.first == key; });
+          if (it != v.end())
+            it->second = value;
+          else
+            v.emplace_back(key, value);
+        }
         next.push_back(std::move(v));
       }
     out = std::move(next);
@@ -112,6 +119,14 @@ Expansion expand(const SweepSpec& spec) {
     blocks.push_back(std::move(block));
   }
 
+  std::vector<std::string> keys;  // each once, where it first varies (the order of a point's values)
+  for (const auto& key : e.varying_keys) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end())
+      keys.push_back(key);
+    else if (std::find(e.overridden_keys.begin(), e.overridden_keys.end(), key) == e.overridden_keys.end())
+      e.overridden_keys.push_back(key);
+  }
+  e.varying_keys = keys;
   const std::vector<std::string> shorts = short_keys(e.varying_keys);
   std::set<Values> seen;
   for (auto& values : product(blocks)) {

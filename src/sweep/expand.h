@@ -22,7 +22,8 @@ struct SweepPoint {
 struct Expansion {
   std::vector<std::string> varying_keys;  // grid, then zip, then random keys
   std::vector<SweepPoint> points;
-  int duplicates_dropped = 0;  // random draws equal to an earlier point
+  int duplicates_dropped = 0;  // points equal to an earlier one (random draws, or a key varied in several blocks)
+  std::vector<std::string> overridden_keys;  // keys varied in several blocks: the last block's value wins
 };
 
 // The points in a fixed order (the grid's last key fastest, then zip, then random draws). Random draws depend

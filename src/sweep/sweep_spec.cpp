@@ -175,15 +175,19 @@ SweepSpec read_sweep_file(const std::string& path) {
   }
   if (root["launch"]) s.launch = r.launch(root["launch"]);
 
-  // A key set or varied in two places has no single meaning; the runs' own keys belong to the sweep.
-  std::set<std::string> seen;
+  // A key both fixed and varied has no single meaning (one varied in several blocks takes the last block's value,
+  // see expand.h); the runs' own keys belong to the sweep.
+  std::set<std::string> fixed;
   auto claim = [&](const std::string& key, const char* block) {
-    PATHVLM_CHECK(seen.insert(key).second, path, ": key '", key, "' appears twice (in ", block,
-                  " and before it); a key is fixed in `set` or varies in one of grid, zip, random");
     PATHVLM_CHECK(key != "run.name" && key != "run.runs_dir" && key != "base", path, ": key '", key, "' in ", block,
                   ": the sweep names its runs (<sweep dir>/<point name>); it cannot be set");
+    PATHVLM_CHECK(!fixed.count(key), path, ": key '", key, "' is fixed in `set` and varies in ", block,
+                  ": keep one of them");
   };
-  for (const auto& [key, value] : s.set) claim(key, "set");
+  for (const auto& [key, value] : s.set) {
+    claim(key, "set");
+    PATHVLM_CHECK(fixed.insert(key).second, path, ": key '", key, "' appears twice in `set`");
+  }
   for (const auto& a : s.grid) claim(a.key, "grid");
   for (const auto& a : s.zip) claim(a.key, "zip");
   for (const auto& a : s.random) claim(a.key, "random");

@@ -8,7 +8,8 @@
 //   random: {count: 4, seed: 0, axes: {optim.beta2: {uniform: [0.95, 0.999]}}}
 //   launch: {ranks: 2, parallel: 1, cpus_per_task: 1, gpus_per_task: 0, throttle: 4, time: "01:00:00"}
 //
-// The points are the product grid x zip x random draws; a key may vary in only one of them.
+// The points are the product grid x zip x random draws; a key varied in several blocks takes the last one's value
+// (random over zip over grid), and points that thereby coincide are kept once.
 #pragma once
 #include <cstdint>
 #include <string>

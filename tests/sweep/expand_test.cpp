@@ -152,8 +152,8 @@ TEST(SweepExpand, MalformedSweepFilesNameFileLineAndKey) {
              "e2.yaml:2: 'grid.optim.lr' must be a non-empty list");
   EXPECT_HAS(error_of([&] { read_sweep_file(s.sweep("e3", "zip: {a.b: [1, 2], c.d: [1]}\n")); }),
              "zip lists advance together");
-  EXPECT_HAS(error_of([&] { read_sweep_file(s.sweep("e4", "grid: {optim.lr: [1]}\nrandom: {count: 2, axes: {optim.lr: {uniform: [0, 1]}}}\n")); }),
-             "key 'optim.lr' appears twice");
+  EXPECT_HAS(error_of([&] { read_sweep_file(s.sweep("e4", "set: {optim.lr: 1}\nrandom: {count: 2, axes: {optim.lr: {uniform: [0, 1]}}}\n")); }),
+             "key 'optim.lr' is fixed in `set` and varies in random");
   EXPECT_HAS(error_of([&] { read_sweep_file(s.sweep("e5", "random: {count: 2, axes: {optim.lr: {log_uniform: [0, 1]}}}\n")); }),
              "needs bounds above 0");
   EXPECT_HAS(error_of([&] { read_sweep_file(s.sweep("e6", "random: {count: 2, axes: {optim.lr: {gauss: [0, 1]}}}\n")); }),
@@ -201,4 +201,26 @@ TEST(SweepExpand, TheSweepFilesInConfigsExpandAndCheck) {
     ++files;
   }
   EXPECT_GE(files, 2);
+}
+
+// The issue's own example varies optim.lr in grid and in random: the random draws replace the grid's values, so the
+// points are weight_decay (2) x zip (2) x lr draws (8), each once, named by the four keys.
+TEST(SweepExpand, AKeyVariedInSeveralBlocksTakesTheLastBlocksValue) {
+  Scratch s;
+  const auto spec = read_sweep_file(s.sweep("both", "grid: {optim.lr: [1.0e-4, 3.0e-4], optim.weight_decay: [0.0, 0.1]}\n"
+                                                    "zip: {train.micro_batch_size: [32, 64], optim.warmup_steps: [10, 20]}\n"
+                                                    "random: {count: 8, seed: 0, axes: {optim.lr: {log_uniform: [1.0e-5, 1.0e-3]}}}\n"));
+  const auto e = expand(spec);
+  EXPECT_EQ(e.overridden_keys, std::vector<std::string>{"optim.lr"});
+  EXPECT_EQ(e.varying_keys.size(), 4u);
+  ASSERT_EQ(e.points.size(), 32u);
+  EXPECT_EQ(e.duplicates_dropped, 32);
+  std::set<std::string> names;
+  for (const auto& p : e.points) {
+    names.insert(p.name);
+    ASSERT_EQ(p.values.size(), 4u) << p.name;
+    const double lr = std::stod(p.values[0].second);
+    EXPECT_TRUE(lr >= 1e-5 && lr <= 1e-3 && lr != 1e-4 && lr != 3e-4) << p.name;
+  }
+  EXPECT_EQ(names.size(), 32u);
 }
