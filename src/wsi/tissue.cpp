@@ -151,7 +151,14 @@ TissueMask segment_image(const torch::Tensor& rgb_in, double dx, double dy, cons
 
   // Area thresholds are given in reference tiles of ref_patch^2 level-0 pixels.
   const double ref_area = static_cast<double>(config.ref_patch) * config.ref_patch / (dx * dy);
-  const double min_tissue = config.a_t * ref_area, min_hole = config.a_h * ref_area;
+  double min_tissue = config.a_t * ref_area, min_hole = config.a_h * ref_area;
+  // Capped at a share of the slide (the segmentation image covers all of it), both thresholds alike: CLAM's counts
+  // of level-0 pixels would otherwise call every region of a small slide debris.
+  const double cap = config.max_area_share * static_cast<double>(h) * w;
+  if (config.max_area_share > 0 && min_tissue > cap) {
+    min_hole *= cap / min_tissue;
+    min_tissue = cap;
+  }
 
   struct Kept {
     int outline;
