@@ -343,15 +343,16 @@ std::vector<SlideOutcome> embed_slides(const EmbedRequest& request, const EmbedC
       work->tiles = read_coords_h5(coords_files[i]);
       o.mpp = work->tiles.grid.mpp, o.magnification = work->tiles.grid.target_magnification;
       o.tiles = work->tiles.coords.size(0);
-      if (o.tiles == 0) o.warning = "0 tiles in the coords file: its features file has 0 rows and the attribute no_tiles";
+      if (o.tiles == 0) o.warning = "0 tiles in the coords file: its features file has 0 rows and the attr no_tiles";
       if (!request.slides.empty()) {
         auto it = slide_entries.find(work->entry.id);
         PATHVLM_CHECK(it != slide_entries.end(), "no slide named '", work->entry.id, "' in --slides '", request.slides,
                       "'");
+        const SlideEntry slide = it->second;
+        slide_entries.erase(it);  // reported here, whatever happens
         o.stage = "list";
-        PATHVLM_CHECK(it->second.problem.empty(), "slide '", it->second.path, "': ", it->second.problem);
-        work->entry.path = it->second.path;
-        slide_entries.erase(it);
+        PATHVLM_CHECK(slide.problem.empty(), "slide '", slide.path, "': ", slide.problem);
+        work->entry.path = slide.path;
       } else {
         PATHVLM_CHECK(!work->tiles.slide_path.empty(), "coords file '", coords_files[i],
                       "' does not name its slide (no slide_path attribute); pass --slides");

@@ -424,9 +424,18 @@ std::string tiling_settings(const TileJobConfig& config, double mpp_override) {
 
 namespace {
 
-std::string no_tiles_warning(const std::string& id, bool qa) {
-  return str("0 tiles: no tile passed the tissue segmentation and tissue test",
-             qa ? str(" (see qa/", id, ".png)") : std::string(), "; an empty /coords was written");
+// Why a slide gave no tiles; `regions` < 0 when the segmentation is not known (a resumed slide).
+std::string no_tiles_warning(const std::string& id, const GridGeometry& g, int64_t regions, bool qa) {
+  std::string why;
+  if (g.level0_width < g.patch_size_level0 || g.level0_height < g.patch_size_level0) {
+    why = str("the slide (", g.level0_width, "x", g.level0_height, " level-0 px) is smaller than one tile (",
+              g.patch_size_level0, " level-0 px; lower --patch-size or --magnification)");
+  } else if (regions == 0) {
+    why = "no tissue was found (see --preset and the tissue.* keys)";
+  } else {
+    why = "no tile passed the tissue segmentation and tissue test";
+  }
+  return str("0 tiles: ", why, qa ? str(", see qa/", id, ".png") : std::string(), "; an empty /coords was written");
 }
 
 }  // namespace
@@ -447,7 +456,8 @@ std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, con
           SlideTiles done = read_coords_h5(final_h5);
           outcome = SlideOutcome::skipped(done.coords.size(0));
           outcome.mpp = done.grid.mpp, outcome.magnification = done.grid.target_magnification;
-          if (outcome.tiles == 0) outcome.warning = no_tiles_warning(entry.id, config.tiling.qa_max_size > 0);
+          const bool qa = config.tiling.qa_max_size > 0;
+          if (outcome.tiles == 0) outcome.warning = no_tiles_warning(entry.id, done.grid, -1, qa);
           return outcome;
         } catch (const Error&) {
           // Settings match but the coords are unreadable (a partial or damaged earlier output): make it again.
@@ -488,7 +498,10 @@ std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, con
     commit_file(temp_path(final_h5), final_h5);
     outcome.tiles = tiles.coords.size(0);
     outcome.mpp = mpp, outcome.magnification = tiles.grid.target_magnification;
-    if (outcome.tiles == 0) outcome.warning = no_tiles_warning(entry.id, config.tiling.qa_max_size > 0);
+    if (outcome.tiles == 0) {
+      outcome.warning = no_tiles_warning(entry.id, tiles.grid, static_cast<int64_t>(mask.regions.size()),
+                                         config.tiling.qa_max_size > 0);
+    }
     return outcome;
   });
 }

@@ -398,6 +398,7 @@ TEST(SlideCli, TileCountsBrokenEntriesWarnsOnNoTissueAndRedoesOutputsWithoutCoor
             0)
       << out;
   EXPECT_NE(out.find("WARNING 0 tiles"), std::string::npos) << out;
+  EXPECT_NE(out.find("no tissue was found"), std::string::npos) << out;
   EXPECT_NE(out.find("1 slide(s) with a warning"), std::string::npos) << out;
   auto blank = h5::File::open(dir + "/blank/patches/good.h5");
   EXPECT_EQ(blank.dataset("coords").shape(), (std::vector<int64_t>{0, 2}));

@@ -287,7 +287,7 @@ ReadRegion clam_reads(const std::string& file) {
 ReadRegion trident_reads(const std::string& file, const std::vector<double>& level_downsamples) {
   const double patch_size = coords_attr(file, "patch_size").at(0);
   const double downsample =
-      (10.0 / coords_attr(file, "target_magnification").at(0)) / (10.0 / coords_attr(file, "level0_magnification").at(0));
+      coords_attr(file, "level0_magnification").at(0) / coords_attr(file, "target_magnification").at(0);
   const double src = std::nearbyint(patch_size * downsample);
   int level = -1;
   for (int i = 0; i < static_cast<int>(level_downsamples.size()) && level < 0; ++i) {
@@ -422,7 +422,9 @@ TEST(TissueSegmentation, RealHeOnGlassWithDefaults) {
   const struct {
     const char* file;
     int x, y;
-  } pieces[] = {{"he_01581x_25327y.png", 200, 300}, {"he_01581x_25583y.png", 456, 300}, {"he_01581x_25583y.png", 1100, 600}};
+  } pieces[] = {{"he_01581x_25327y.png", 200, 300},
+                {"he_01581x_25583y.png", 456, 300},
+                {"he_01581x_25583y.png", 1100, 600}};
   for (const auto& p : pieces) {
     auto tile = data::read_image(tiles + p.file);
     const int64_t h = tile.size(0), w = tile.size(1);
@@ -431,10 +433,16 @@ TEST(TissueSegmentation, RealHeOnGlassWithDefaults) {
   }
   TissueConfig defaults;
   auto mask = wsi::segment_image(canvas, 1.0, 1.0, defaults);
-  EXPECT_EQ(mask.regions.size(), 2u);  // the two touching tiles are one fragment
-  const double iou = wsi::mask_iou(mask.mask, truth);
-  EXPECT_GE(iou, 0.9);
-  RecordProperty("he_iou", std::to_string(iou));
+  ASSERT_FALSE(mask.regions.empty());
+  // Each piece is mostly tissue (these tiles have glass between the cells) and the glass around them is not.
+  for (const auto& p : pieces) {
+    const auto piece = mask.mask.slice(0, p.y, p.y + 256).slice(1, p.x, p.x + 256);
+    const double covered = piece.to(torch::kFloat).mean().item<double>();
+    EXPECT_GE(covered, 0.5) << p.file << " at " << p.x << "," << p.y;
+    RecordProperty(str("he_covered_", p.x), std::to_string(covered));
+  }
+  const double on_glass = mask.mask.logical_and(truth.logical_not()).sum().item<double>() / (1024 * 1536 - 3 * 256 * 256);
+  EXPECT_LT(on_glass, 0.002) << "tissue found on the glass";  // contour rings at the tiles' edges only
   TissueConfig clam_fixed;
   clam_fixed.max_area_share = 0;
   EXPECT_TRUE(wsi::segment_image(canvas, 1.0, 1.0, clam_fixed).regions.empty());
