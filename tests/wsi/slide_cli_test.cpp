@@ -76,18 +76,21 @@ std::map<std::string, std::string> snapshot(const std::string& dir) {
 // Three small synthetic slides shared by the tests of this file (made once, removed at exit).
 struct SyntheticSlides {
   std::string dir = temp_dir("synth");
+  std::string output;  // what `synth slides` printed
   SyntheticSlides() {
-    std::string out;
-    const int rc = run("synth slides --out " + dir + " --count 3 --width 1536 --height 1024 --levels 3 --seed 3", &out);
-    EXPECT_EQ(rc, 0) << out;
+    const int rc =
+        run("synth slides --out " + dir + " --count 3 --width 1536 --height 1024 --levels 3 --seed 3", &output);
+    EXPECT_EQ(rc, 0) << output;
   }
   ~SyntheticSlides() { fs::remove_all(dir); }
 };
 
-const std::string& synthetic_slides() {
+const SyntheticSlides& synthetic_run() {
   static SyntheticSlides slides;
-  return slides.dir;
+  return slides;
 }
+
+const std::string& synthetic_slides() { return synthetic_run().dir; }
 
 const char* kTileArgs = " --patch-size 128 --workers 2 tissue.preset=synthetic";
 
@@ -119,6 +122,8 @@ std::string coords_content(const std::string& path) {
 TEST(SlideCli, SynthSlidesWritesSlidesReportsMasks) {
   if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
   const auto& dir = synthetic_slides();
+  // Progress, as the other long commands show it (the final line of the bar).
+  EXPECT_NE(synthetic_run().output.find("synth slides: 3 slides in"), std::string::npos) << synthetic_run().output;
   for (int i = 0; i < 3; ++i) {
     const std::string id = "slide_00" + std::to_string(i);
     ASSERT_TRUE(fs::exists(dir + "/" + id + ".tiff"));
