@@ -41,7 +41,8 @@ struct TissueConfig {
     v.field("max_area_share", max_area_share,
             "the minimum tissue area never exceeds this share of the slide's area (a_h shrinks alike): CLAM's a_t "
             "counts level-0 pixels sized for gigapixel slides, so on slides or crops a few thousand pixels wide it "
-            "would drop all tissue; inactive on 40x whole slides; 0 = CLAM's fixed thresholds (preset synthetic: 0)",
+            "would drop all tissue; inactive on large slides (clam preset: above about 51k x 51k level-0 px); 0 = "
+            "CLAM's fixed thresholds (preset synthetic: 0)",
             cfg::Range(0.0, 1.0));
   }
 };
