@@ -7,7 +7,7 @@ Usage:
 TILE_OUT is a `pathvlm tile --out` folder (patches/*.h5), EMBED_OUT a `pathvlm embed --out` folder
 (features/*.h5, shards/manifest.json). Both can be made anywhere (the GPU machine has no OpenSlide), e.g.:
   pathvlm synth slides --out /tmp/s --count 2
-  pathvlm tile --slides /tmp/s --out /tmp/t --patch-size 128 tissue.preset=bwh_biopsy tissue.a_t=0.5
+  pathvlm tile --slides /tmp/s --out /tmp/t --patch-size 128
   pathvlm embed --coords /tmp/t --encoder CLIP_DIR --out /tmp/e --tokens --reports /tmp/s/reports.csv
 Exits non-zero with a message on the first file a TRIDENT user could not read as expected.
 """
@@ -43,6 +43,13 @@ def check_coords(path, f):
     ratio = float(attrs["level0_magnification"]) / float(attrs["target_magnification"])
     if ps0 != round(patch_size * ratio):
         fail(f"{path}: patch_size_level0 {ps0} != patch_size {patch_size} x {ratio}")
+    # CLAM's Whole_Slide_Bag_FP reads patch_size px at patch_level: the same level-0 footprint as TRIDENT.
+    for key in ["patch_level", "downsample", "target_patch_size", "magnification"]:
+        if key not in attrs:
+            fail(f"{path}: coords attribute '{key}' is missing (has {sorted(attrs)})")
+    downsample = np.atleast_1d(attrs["downsample"]).astype(float)
+    if abs(patch_size * downsample[0] - ps0) > 0.5:
+        fail(f"{path}: CLAM would read {patch_size} px at downsample {downsample[0]}, not the {ps0} px footprint")
     if not isinstance(attrs["name"], str):
         fail(f"{path}: the 'name' attribute reads as {type(attrs['name'])}, not str")
     w, h = int(attrs["level0_width"]), int(attrs["level0_height"])

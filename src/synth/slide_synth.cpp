@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "data/image.h"
 #include "wsi/slide_batch.h"
 #include "synth/tissue_texture.h"
@@ -340,6 +341,7 @@ std::vector<SynthSlide> synth_slides(const std::string& out_dir, const SynthSlid
   make_dirs(out_dir + "/regions");
   std::vector<SynthSlide> slides;
   std::string reports = "slide_id,report\n", table = "slide_id,path,mpp,label,tissue_fraction,classes\n";
+  Progress bar("synth slides", config.count, "slides");
   for (int i = 0; i < config.count; ++i) {
     const std::string id = slide_id(config.id_prefix, i);
     torch::Tensor mask;
@@ -368,7 +370,9 @@ std::vector<SynthSlide> synth_slides(const std::string& out_dir, const SynthSlid
     table += str(csv_field(s.id), ",", csv_field(id + ".tiff"), ",", config.mpp, ",", s.label, ",",
                  s.tissue_fraction, ",", class_list, "\n");
     slides.push_back(std::move(s));
+    bar.advance(1);
   }
+  bar.finish();
   write_text_file_atomic(out_dir + "/reports.csv", reports);
   write_text_file_atomic(out_dir + "/slides.csv", table);
   std::vector<ZeroShotClassText> classes;

@@ -200,11 +200,13 @@ class BatchReader {
   bool stop_ = false;
 };
 
-std::vector<std::string> list_h5(const std::string& dir) {
+// The .h5 files in `dir`; with `broken` also the entries named .h5 that are no readable file (dangling links, ...),
+// for inputs that must be counted rather than silently left out.
+std::vector<std::string> list_h5(const std::string& dir, bool broken = false) {
   std::vector<std::string> files;
   if (!fs::is_directory(dir)) return files;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().extension() == ".h5") files.push_back(e.path().string());
+    if ((broken || e.is_regular_file()) && e.path().extension() == ".h5") files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -260,6 +262,7 @@ class SlideWriter {
     features_->set_attr("encoder", encoder_);
     write_coords_dataset(*features_file_, work_.tiles);
     features_file_->set_attr("settings", work_.settings);
+    if (work_.tiles.coords.size(0) == 0) features_file_->set_attr("no_tiles", "the coords file lists no tiles");
     if (tokens_file_) {
       tokens_file_->set_attr("encoder", encoder_);
       tokens_file_->set_attr("token_layer", token_layer_);
@@ -299,14 +302,14 @@ std::vector<SlideOutcome> embed_slides(const EmbedRequest& request, const EmbedC
   const std::string coords_dir =
       fs::is_directory(fs::path(request.coords) / "patches") ? request.coords + "/patches" : request.coords;
   PATHVLM_CHECK(fs::is_directory(coords_dir), "--coords '", request.coords, "': not a folder");
-  const auto coords_files = list_h5(coords_dir);
+  const auto coords_files = list_h5(coords_dir, true);
   PATHVLM_CHECK(!coords_files.empty(), "--coords '", request.coords, "': no .h5 coords files in '", coords_dir, "'");
   make_dirs(request.out + "/features");
   if (config.tokens) make_dirs(request.out + "/tokens");
 
-  std::map<std::string, std::string> slide_paths;
+  std::map<std::string, SlideEntry> slide_entries;
   if (!request.slides.empty()) {
-    for (const auto& s : list_slides(request.slides)) slide_paths[s.id] = s.path;
+    for (const auto& s : list_slides(request.slides)) slide_entries[s.id] = s;
   }
 
   // Plan: read every coords file, skip finished slides, cut the rest into batches.
@@ -323,14 +326,23 @@ std::vector<SlideOutcome> embed_slides(const EmbedRequest& request, const EmbedC
     work->entry.path = coords_files[i];
     SlideOutcome& o = outcomes[i];
     try {
+      o.stage = "list";
+      const std::string problem = input_problem(coords_files[i]);
+      PATHVLM_CHECK(problem.empty(), "coords file '", coords_files[i], "': ", problem);
+      o.stage = "coords";
       work->tiles = read_coords_h5(coords_files[i]);
       o.mpp = work->tiles.grid.mpp, o.magnification = work->tiles.grid.target_magnification;
       o.tiles = work->tiles.coords.size(0);
+      if (o.tiles == 0) o.warning = "0 tiles in the coords file: its features file has 0 rows and the attr no_tiles";
       if (!request.slides.empty()) {
-        auto it = slide_paths.find(work->entry.id);
-        PATHVLM_CHECK(it != slide_paths.end(), "no slide named '", work->entry.id, "' in --slides '", request.slides,
+        auto it = slide_entries.find(work->entry.id);
+        PATHVLM_CHECK(it != slide_entries.end(), "no slide named '", work->entry.id, "' in --slides '", request.slides,
                       "'");
-        work->entry.path = it->second;
+        const SlideEntry slide = it->second;
+        slide_entries.erase(it);  // reported here, whatever happens
+        o.stage = "list";
+        PATHVLM_CHECK(slide.problem.empty(), "slide '", slide.path, "': ", slide.problem);
+        work->entry.path = slide.path;
       } else {
         PATHVLM_CHECK(!work->tiles.slide_path.empty(), "coords file '", coords_files[i],
                       "' does not name its slide (no slide_path attribute); pass --slides");
@@ -351,10 +363,19 @@ std::vector<SlideOutcome> embed_slides(const EmbedRequest& request, const EmbedC
         total_tiles += o.tiles;
       }
     } catch (const std::exception& e) {
-      o.status = SlideOutcome::Status::Failed, o.stage = "coords", o.reason = e.what();
+      o.status = SlideOutcome::Status::Failed, o.reason = e.what();
     }
     entries.push_back(work->entry);
     works.push_back(std::move(work));
+  }
+  // Broken entries of --slides that no coords file asked for are counted too, not dropped.
+  for (const auto& [id, entry] : slide_entries) {
+    if (entry.problem.empty()) continue;
+    SlideOutcome o;
+    o.status = SlideOutcome::Status::Failed, o.stage = "list";
+    o.reason = str("slide '", entry.path, "' in --slides: ", entry.problem);
+    entries.push_back(entry);
+    outcomes.push_back(o);
   }
 
   // Encode in order while the readers work ahead.

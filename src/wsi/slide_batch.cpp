@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -102,10 +104,16 @@ std::vector<SlideEntry> list_slides(const std::string& dir_or_csv) {
   if (fs::is_directory(dir_or_csv)) {
     static const std::set<std::string> extensions = {".svs", ".tif",  ".tiff",    ".ndpi", ".vms", ".vmu",
                                                      ".scn", ".mrxs", ".svslide", ".bif",  ".dcm"};
-    for (const auto& e : fs::directory_iterator(dir_or_csv)) {
-      if (!e.is_regular_file() || !extensions.count(lower(e.path().extension().string()))) continue;
-      slides.push_back({e.path().stem().string(), e.path().string(), 0});
+    std::error_code ec;
+    fs::directory_iterator it(dir_or_csv, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      // Every entry named like a slide is listed, readable or not: a broken one is a counted failure, never
+      // silently left out.
+      const fs::path& p = it->path();
+      if (!extensions.count(lower(p.extension().string()))) continue;
+      slides.push_back({p.stem().string(), p.string(), 0, input_problem(p.string())});
     }
+    PATHVLM_CHECK(!ec, "slides folder '", dir_or_csv, "': cannot list it: ", ec.message());
     std::sort(slides.begin(), slides.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
   } else {
     auto rows = read_csv(dir_or_csv);
@@ -120,7 +128,7 @@ std::vector<SlideEntry> list_slides(const std::string& dir_or_csv) {
                     "' line ", i + 1, ": no slide path");
       fs::path p = trim(r[col]);
       if (p.is_relative()) p = base / p;
-      SlideEntry e{p.stem().string(), p.string(), 0};
+      SlideEntry e{p.stem().string(), p.string(), 0, input_problem(p.string())};
       if (mpp_col >= 0 && static_cast<int>(r.size()) > mpp_col && !trim(r[mpp_col]).empty()) {
         e.mpp = parse_mpp(r[mpp_col], str("slides CSV '", dir_or_csv, "' line ", i + 1));
       }
@@ -134,6 +142,26 @@ std::vector<SlideEntry> list_slides(const std::string& dir_or_csv) {
                   s.path, "'); slide ids are file names without extension and must be unique");
   }
   return slides;
+}
+
+std::string input_problem(const std::string& path) {
+  std::error_code ec;
+  const auto link = fs::symlink_status(path, ec);
+  if (ec || !fs::exists(link)) return "no such file";
+  const auto target = fs::status(path, ec);
+  if (fs::is_symlink(link) && (ec || !fs::exists(target))) {
+    std::error_code read_ec;
+    const auto to = fs::read_symlink(path, read_ec);
+    return ec && ec.value() == ELOOP ? "a loop of symbolic links"
+                                     : str("dangling symbolic link to '", to.string(), "' (the target does not exist)");
+  }
+  if (ec) return str("cannot inspect it: ", ec.message());
+  if (fs::is_directory(target)) return "a folder, not a slide file";
+  if (!fs::is_regular_file(target)) return "not a regular file";
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return str("not readable (", std::strerror(errno), ")");
+  ::close(fd);
+  return "";
 }
 
 void apply_mpp_csv(std::vector<SlideEntry>& slides, const std::string& csv_path) {
@@ -169,6 +197,10 @@ std::vector<SlideOutcome> run_slide_batch(const std::vector<SlideEntry>& slides,
       const auto start = std::chrono::steady_clock::now();
       SlideOutcome outcome;
       try {
+        if (!slides[i].problem.empty()) {
+          job.stage = "list";
+          throw Error(str("slide '", slides[i].path, "': ", slides[i].problem));
+        }
         outcome = fn(slides[i], job);
       } catch (const std::exception& e) {
         outcome.status = SlideOutcome::Status::Failed;
@@ -211,12 +243,19 @@ std::string format_summary(const std::vector<SlideEntry>& slides, const std::vec
                 "tiles", "mpp", "mag", "seconds", "note");
   out << line;
   int64_t tiles = 0, done = 0, skipped = 0, failed = 0;
+  std::string warnings;
+  int64_t warned = 0;
   for (size_t i = 0; i < slides.size(); ++i) {
     const auto& o = outcomes[i];
     const char* status = o.status == SlideOutcome::Status::Done      ? "done"
                          : o.status == SlideOutcome::Status::Skipped ? "skipped"
                                                                       : "FAILED";
     std::string note = o.status == SlideOutcome::Status::Failed ? o.stage + ": " + o.reason : o.note;
+    if (o.status != SlideOutcome::Status::Failed && !o.warning.empty()) {
+      note = "WARNING " + o.warning + (note.empty() ? "" : "; " + note);
+      warnings += str("  ", slides[i].id, ": ", o.warning, "\n");
+      ++warned;
+    }
     if (note.size() > 100) note = note.substr(0, 97) + "...";
     std::snprintf(line, sizeof line, "%-*s  %-7s %8lld %8.4f %5.0fx %8.2f  %s\n", static_cast<int>(width),
                   slides[i].id.substr(0, width).c_str(), status, static_cast<long long>(o.tiles), o.mpp,
@@ -233,6 +272,7 @@ std::string format_summary(const std::vector<SlideEntry>& slides, const std::vec
   out << str(slides.size(), " slides: ", done, " done, ", skipped, " skipped (complete earlier), ", failed,
              " failed; ", tiles, " tiles; ", wall_seconds, " s (", slides.size() / secs, " slides/s, ", tiles / secs,
              " tiles/s)\n");
+  if (warned) out << warned << " slide(s) with a warning:\n" << warnings;
   return out.str();
 }
 

@@ -22,12 +22,18 @@ struct SlideEntry {
   std::string id;    // file name without its extension
   std::string path;
   double mpp = 0;    // > 0: overrides the slide's own microns per pixel
+  std::string problem;  // why the entry cannot be read (dangling link, no permission, ...); "" when fine
 };
 
-// A folder: every file with a whole-slide extension (svs, tif, tiff, ndpi, vms, vmu, scn, mrxs, svslide, bif,
+// A folder: every entry with a whole-slide extension (svs, tif, tiff, ndpi, vms, vmu, scn, mrxs, svslide, bif,
 // dcm), sorted by name. A .csv file: a header naming the path column (slide, wsi or path; relative paths are
-// relative to the CSV) and optionally an mpp column. Duplicate ids are an Error.
+// relative to the CSV) and optionally an mpp column. Duplicate ids are an Error. Entries that cannot be read
+// (input_problem) are listed with their `problem` set, so that the batch counts them as failures.
 std::vector<SlideEntry> list_slides(const std::string& dir_or_csv);
+
+// Why the input file `path` cannot be read: "" when it is a readable regular file, else e.g. "dangling symbolic
+// link to 'x'", "no such file", "not readable (permission denied)", "a folder, not a file".
+std::string input_problem(const std::string& path);
 
 // Reads a CSV with a slide column (slide, wsi or path: id or file name) and an mpp column and sets the
 // override of each slide it names; a name matching no slide is an Error naming it.
@@ -45,6 +51,7 @@ struct SlideOutcome {
   double seconds = 0;
   std::string stage, reason;  // for failures
   std::string note;           // e.g. why a complete output was redone
+  std::string warning;        // a finished slide that needs a look, e.g. why it gave 0 tiles
 
   static SlideOutcome done(int64_t tiles) { return with(Status::Done, tiles); }
   static SlideOutcome skipped(int64_t tiles) { return with(Status::Skipped, tiles); }
@@ -61,7 +68,8 @@ struct SlideJob {
 };
 
 // Runs `fn` on every slide with `workers` threads (each slide on one thread, in index order of pick-up). An
-// exception from `fn` becomes a Failed outcome with the current stage and the message; the batch goes on.
+// exception from `fn` becomes a Failed outcome with the current stage and the message; the batch goes on. An
+// entry with a `problem` fails at stage "list" without calling `fn`.
 // A progress bar named `what` counts slides and the tiles of done slides.
 std::vector<SlideOutcome> run_slide_batch(const std::vector<SlideEntry>& slides, int workers, const std::string& what,
                                           const std::function<SlideOutcome(const SlideEntry&, SlideJob&)>& fn);
@@ -70,8 +78,8 @@ std::vector<SlideOutcome> run_slide_batch(const std::vector<SlideEntry>& slides,
 void write_failures_csv(const std::string& path, const std::vector<SlideEntry>& slides,
                         const std::vector<SlideOutcome>& outcomes);
 
-// A table of every slide (status, tiles, mpp, magnification, seconds or failure) and the totals with
-// slides/s and tiles/s over `wall_seconds`.
+// A table of every slide (status, tiles, mpp, magnification, seconds, failure or warning) and the totals with
+// slides/s and tiles/s over `wall_seconds`; warnings (e.g. slides with 0 tiles) are counted and listed at the end.
 std::string format_summary(const std::vector<SlideEntry>& slides, const std::vector<SlideOutcome>& outcomes,
                            double wall_seconds);
 

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <hdf5.h>
+
 #include "core/error.h"
 #include "io/hdf5.h"
 #include "data/image.h"
@@ -33,23 +35,30 @@ GridGeometry plan_grid(int64_t width, int64_t height, const std::vector<double>&
                 ") must be smaller than tiling.patch_size (", config.patch_size, ")");
   // Level-0 pixels per target pixel, from the nominal magnifications (TRIDENT: ps * src_mag / target_mag).
   const double ratio = g.level0_magnification / config.magnification;
-  g.patch_size_level0 = std::llround(config.patch_size * ratio);
-  g.step_level0 = g.patch_size_level0 - std::llround(config.overlap * ratio);
-  PATHVLM_CHECK(g.step_level0 > 0, "slide '", slide_name, "': grid step is not positive");
   // The coarsest level at or above the target resolution, then resized to patch_size.
   g.read_level = 0;
   for (int i = 0; i < static_cast<int>(level_downsamples.size()); ++i) {
     if (level_downsamples[i] <= ratio * 1.01 && level_downsamples[i] > level_downsamples[g.read_level]) g.read_level = i;
   }
   g.read_downsample = level_downsamples.empty() ? 1.0 : level_downsamples[g.read_level];
-  g.read_size = std::max<int64_t>(1, std::llround(g.patch_size_level0 / g.read_downsample));
+  g.read_size = std::max<int64_t>(1, std::llround(config.patch_size * ratio / g.read_downsample));
+  // The footprint is exactly what the read covers, so CLAM (patch_size at patch_level) and TRIDENT (patch_size *
+  // level0_mag / target_mag) readers of the coords file land on the same level-0 square as pathvlm.
+  g.patch_size_level0 = std::llround(g.read_size * g.read_downsample);
+  g.step_level0 = g.patch_size_level0 - std::llround(config.overlap * ratio);
+  PATHVLM_CHECK(g.step_level0 > 0, "slide '", slide_name, "': grid step is not positive");
+  g.read_level_width = static_cast<int64_t>(std::ceil(width / g.read_downsample - 1e-9));
+  g.read_level_height = static_cast<int64_t>(std::ceil(height / g.read_downsample - 1e-9));
   return g;
 }
 
 GridGeometry plan_grid(const Slide& slide, double mpp, const TilingConfig& config) {
   std::vector<double> downsamples;
   for (const auto& l : slide.levels()) downsamples.push_back(l.downsample);
-  return plan_grid(slide.width(), slide.height(), downsamples, mpp, config, slide.path());
+  GridGeometry g = plan_grid(slide.width(), slide.height(), downsamples, mpp, config, slide.path());
+  g.read_level_width = slide.level(g.read_level).width;
+  g.read_level_height = slide.level(g.read_level).height;
+  return g;
 }
 
 bool point_in_polygon(const Polygon& polygon, double x, double y) {
@@ -187,26 +196,87 @@ torch::Tensor select_tiles(const TissueMask& mask, const GridGeometry& g, const 
   return torch::from_blob(kept.data(), {n, 2}, torch::kInt64).clone();
 }
 
+namespace {
+
+// CLAM stores level-geometry attributes as (x, y) pairs; the h5 wrapper writes scalars only.
+void set_pair_attr(h5::Object& object, const std::string& name, double x, double y, bool integer) {
+  const hsize_t two = 2;
+  const hid_t space = H5Screate_simple(1, &two, nullptr);
+  const hid_t type = integer ? H5T_STD_I64LE : H5T_IEEE_F64LE;
+  const hid_t attr = H5Acreate2(static_cast<hid_t>(object.id()), name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t written = -1;
+  if (attr >= 0) {
+    if (integer) {
+      const int64_t v[2] = {static_cast<int64_t>(x), static_cast<int64_t>(y)};
+      written = H5Awrite(attr, H5T_NATIVE_INT64, v);
+    } else {
+      const double v[2] = {x, y};
+      written = H5Awrite(attr, H5T_NATIVE_DOUBLE, v);
+    }
+    H5Aclose(attr);
+  }
+  H5Sclose(space);
+  PATHVLM_CHECK(written >= 0, object.where(), ": cannot write the attribute '", name, "'");
+}
+
+// The values of a numeric attribute that is a scalar or an array (CLAM's `downsample` is a pair).
+std::vector<double> values_of(const h5::Object& object, const std::string& name) {
+  const hid_t attr = H5Aopen(static_cast<hid_t>(object.id()), name.c_str(), H5P_DEFAULT);
+  PATHVLM_CHECK(attr >= 0, object.where(), ": cannot open the attribute '", name, "'");
+  const hid_t space = H5Aget_space(attr);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  const hid_t type = H5Aget_type(attr);
+  const H5T_class_t cls = H5Tget_class(type);
+  std::vector<double> values(static_cast<size_t>(std::max<hssize_t>(n, 0)));
+  const bool numeric = cls == H5T_INTEGER || cls == H5T_FLOAT;
+  const herr_t read = numeric && n > 0 ? H5Aread(attr, H5T_NATIVE_DOUBLE, values.data()) : -1;
+  H5Tclose(type);
+  H5Sclose(space);
+  H5Aclose(attr);
+  PATHVLM_CHECK(read >= 0 && !values.empty(), object.where(), ": attribute '", name, "' is not a number");
+  return values;
+}
+
+double first_value(const h5::Object& object, const std::string& name) { return values_of(object, name)[0]; }
+
+}  // namespace
+
 void write_coords_dataset(h5::Group& group, const SlideTiles& t) {
   PATHVLM_CHECK(t.coords.dim() == 2 && t.coords.size(1) == 2 && t.coords.scalar_type() == torch::kInt64,
                 group.where(), ": coords must be int64 [N,2], got ", t.coords.sizes(), " ", t.coords.scalar_type());
-  // Extendable with row chunks, as CLAM's (N, 2) maxshape (None, 2) coords, so readers may append.
+  // Extendable with row chunks, as CLAM's (N, 2) maxshape (None, 2) coords, so readers may append. A slide without
+  // tiles gets the same dataset with 0 rows and every attribute: CLAM's and TRIDENT's readers open it.
   auto coords = group.create("coords", torch::kInt64, {2}, {{1024, 2}, 0, false});
   if (t.coords.size(0) > 0) coords.append(t.coords.contiguous());
   const GridGeometry& g = t.grid;
-  coords.set_attr("patch_size", static_cast<int64_t>(g.patch_size));
+  // Read frame, shared by both readers: patch_size pixels at patch_level. TRIDENT derives its level-0 read size
+  // as patch_size * level0_magnification / target_magnification, so target_magnification is the magnification
+  // of the read level, not the nominal one (that is `magnification`).
+  const double read_overlap = static_cast<double>(g.patch_size_level0 - g.step_level0) / g.read_downsample;
+  coords.set_attr("patch_size", g.read_size);
+  coords.set_attr("patch_level", static_cast<int64_t>(g.read_level));
+  set_pair_attr(coords, "downsample", g.read_downsample, g.read_downsample, false);
+  set_pair_attr(coords, "level_dim", static_cast<double>(g.read_level_width), static_cast<double>(g.read_level_height),
+                true);
+  set_pair_attr(coords, "downsampled_level_dim", static_cast<double>(g.read_level_width),
+                static_cast<double>(g.read_level_height), true);
+  coords.set_attr("level0_magnification", g.level0_magnification);
+  coords.set_attr("target_magnification", g.level0_magnification / g.read_downsample);
+  coords.set_attr("overlap", static_cast<int64_t>(std::llround(read_overlap)));
   coords.set_attr("patch_size_level0", g.patch_size_level0);
   coords.set_attr("step_size_level0", g.step_level0);
-  coords.set_attr("overlap", static_cast<int64_t>(g.overlap));
-  coords.set_attr("level0_magnification", g.level0_magnification);
-  coords.set_attr("target_magnification", g.target_magnification);
-  coords.set_attr("magnification", g.target_magnification);
-  coords.set_attr("mpp", g.mpp);
   coords.set_attr("level0_width", g.level0_width);
   coords.set_attr("level0_height", g.level0_height);
-  coords.set_attr("patch_level", static_cast<int64_t>(g.read_level));
-  coords.set_attr("downsample", g.read_downsample);
+  // pathvlm's nominal tile: what the read region is resized to, which neither reader's attributes can say.
+  coords.set_attr("target_patch_size", static_cast<int64_t>(g.patch_size));
+  coords.set_attr("target_overlap", static_cast<int64_t>(g.overlap));
+  coords.set_attr("magnification", g.target_magnification);
+  coords.set_attr("mpp", g.mpp);
   coords.set_attr("read_size", g.read_size);
+  coords.set_attr("resize_note",
+                  str("read patch_size (", g.read_size, ") px at patch_level (", g.read_level, "), then resize to ",
+                      "target_patch_size (", g.patch_size, ") px: the tile at magnification ", g.target_magnification,
+                      "x; CLAM's extract_features_fp resizes to its --target_patch_size instead"));
   coords.set_attr("name", t.slide_id);
   coords.set_attr("slide_path", t.slide_path);
 }
@@ -219,34 +289,62 @@ void write_coords_h5(const std::string& path, const SlideTiles& t) {
 
 SlideTiles read_coords_h5(const std::string& path) {
   auto file = h5::File::open(path);
+  PATHVLM_CHECK(file.has("coords"), "'", path, "': no dataset '/coords' (not a finished coords file)");
   auto coords = file.dataset("coords");
   SlideTiles t;
   t.coords = coords.read().to(torch::kInt64);
   PATHVLM_CHECK(t.coords.dim() == 2 && t.coords.size(1) == 2, "'", path, "': dataset '/coords' must be [N,2], is ",
                 t.coords.sizes());
-  for (const char* required : {"patch_size", "patch_size_level0"}) {
-    PATHVLM_CHECK(coords.has_attr(required), "'", path, "': dataset '/coords' lacks the attribute '", required,
-                  "' (a CLAM/TRIDENT or pathvlm coords file is expected)");
-  }
+  PATHVLM_CHECK(coords.has_attr("patch_size"), "'", path,
+                "': dataset '/coords' lacks the attribute 'patch_size' (a CLAM/TRIDENT or pathvlm coords file is "
+                "expected)");
   GridGeometry& g = t.grid;
   auto opt_int = [&](const char* name, int64_t fallback) {
-    return coords.has_attr(name) ? coords.attr_int(name) : fallback;
+    return coords.has_attr(name) ? static_cast<int64_t>(std::llround(first_value(coords, name))) : fallback;
   };
   auto opt_double = [&](const char* name, double fallback) {
-    return coords.has_attr(name) ? coords.attr_double(name) : fallback;
+    return coords.has_attr(name) ? first_value(coords, name) : fallback;
   };
-  g.patch_size = static_cast<int>(coords.attr_int("patch_size"));
-  g.patch_size_level0 = coords.attr_int("patch_size_level0");
-  g.step_level0 = opt_int("step_size_level0", g.patch_size_level0);
-  g.overlap = static_cast<int>(opt_int("overlap", 0));
+  const int64_t patch_size = opt_int("patch_size", 0);
   g.level0_magnification = opt_double("level0_magnification", 0);
-  g.target_magnification = opt_double("target_magnification", 0);
-  g.mpp = opt_double("mpp", g.level0_magnification > 0 ? 10.0 / g.level0_magnification : 0);
   g.level0_width = opt_int("level0_width", 0);
   g.level0_height = opt_int("level0_height", 0);
-  g.read_level = static_cast<int>(opt_int("patch_level", 0));
-  g.read_downsample = opt_double("downsample", 1.0);
-  g.read_size = opt_int("read_size", std::llround(g.patch_size_level0 / g.read_downsample));
+  if (coords.has_attr("target_patch_size")) {
+    // pathvlm: patch_size is the read size at patch_level, the nominal tile is target_patch_size.
+    g.read_size = patch_size;
+    g.read_level = static_cast<int>(opt_int("patch_level", 0));
+    g.read_downsample = opt_double("downsample", 1.0);
+    g.patch_size = static_cast<int>(opt_int("target_patch_size", patch_size));
+    g.overlap = static_cast<int>(opt_int("target_overlap", 0));
+    g.target_magnification = opt_double("magnification", 0);
+  } else if (coords.has_attr("patch_size_level0")) {
+    // TRIDENT (and pathvlm before target_patch_size): patch_size is the tile at target_magnification, read from
+    // level 0 (or where read_size/patch_level say) and resized.
+    g.patch_size = static_cast<int>(patch_size);
+    g.overlap = static_cast<int>(opt_int("overlap", 0));
+    g.target_magnification = opt_double("target_magnification", 0);
+    g.read_level = static_cast<int>(opt_int("patch_level", 0));
+    g.read_downsample = opt_double("downsample", 1.0);
+    g.read_size = opt_int("read_size", std::llround(opt_double("patch_size_level0", 0) / g.read_downsample));
+  } else {
+    // CLAM: patch_size pixels read at patch_level, whose downsample is the `downsample` pair.
+    PATHVLM_CHECK(coords.has_attr("patch_level"), "'", path, "': dataset '/coords' has neither "
+                  "'patch_size_level0' (TRIDENT) nor 'patch_level' (CLAM)");
+    g.read_size = patch_size;
+    g.patch_size = static_cast<int>(patch_size);
+    g.read_level = static_cast<int>(opt_int("patch_level", 0));
+    g.read_downsample = opt_double("downsample", 1.0);
+  }
+  PATHVLM_CHECK(g.read_size > 0 && g.read_downsample > 0 && g.read_level >= 0, "'", path,
+                "': dataset '/coords' has a non-positive patch size or downsample, or a negative level");
+  g.patch_size_level0 = opt_int("patch_size_level0", std::llround(g.read_size * g.read_downsample));
+  g.step_level0 = opt_int("step_size_level0", g.patch_size_level0);
+  g.mpp = opt_double("mpp", g.level0_magnification > 0 ? 10.0 / g.level0_magnification : 0);
+  if (coords.has_attr("level_dim")) {
+    const auto dims = values_of(coords, "level_dim");
+    g.read_level_width = std::llround(dims[0]);
+    g.read_level_height = std::llround(dims.size() > 1 ? dims[1] : dims[0]);
+  }
   t.slide_id = coords.has_attr("name") ? coords.attr_string("name") : "";
   t.slide_path = coords.has_attr("slide_path") ? coords.attr_string("slide_path") : "";
   t.settings = file.has_attr("settings") ? file.attr_string("settings") : "";
@@ -324,6 +422,24 @@ std::string tiling_settings(const TileJobConfig& config, double mpp_override) {
   return cfg::to_yaml(config) + str("mpp_override: ", mpp_override, "\n");
 }
 
+namespace {
+
+// Why a slide gave no tiles; `regions` < 0 when the segmentation is not known (a resumed slide).
+std::string no_tiles_warning(const std::string& id, const GridGeometry& g, int64_t regions, bool qa) {
+  std::string why;
+  if (g.level0_width < g.patch_size_level0 || g.level0_height < g.patch_size_level0) {
+    why = str("the slide (", g.level0_width, "x", g.level0_height, " level-0 px) is smaller than one tile (",
+              g.patch_size_level0, " level-0 px; lower --patch-size or --magnification)");
+  } else if (regions == 0) {
+    why = "no tissue was found (see --preset and the tissue.* keys)";
+  } else {
+    why = "no tile passed the tissue segmentation and tissue test";
+  }
+  return str("0 tiles: ", why, qa ? str(", see qa/", id, ".png") : std::string(), "; an empty /coords was written");
+}
+
+}  // namespace
+
 std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, const TileJobConfig& config,
                                       const std::string& out_dir, int workers) {
   const std::string patches_dir = out_dir + "/patches", qa_dir = out_dir + "/qa";
@@ -336,12 +452,20 @@ std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, con
     job.stage = "resume";
     if (file_exists(final_h5)) {
       if (read_settings_attr(final_h5) == settings) {
-        SlideTiles done = read_coords_h5(final_h5);
-        outcome = SlideOutcome::skipped(done.coords.size(0));
-        outcome.mpp = done.grid.mpp, outcome.magnification = done.grid.target_magnification;
-        return outcome;
+        try {
+          SlideTiles done = read_coords_h5(final_h5);
+          outcome = SlideOutcome::skipped(done.coords.size(0));
+          outcome.mpp = done.grid.mpp, outcome.magnification = done.grid.target_magnification;
+          const bool qa = config.tiling.qa_max_size > 0;
+          if (outcome.tiles == 0) outcome.warning = no_tiles_warning(entry.id, done.grid, -1, qa);
+          return outcome;
+        } catch (const Error&) {
+          // Settings match but the coords are unreadable (a partial or damaged earlier output): make it again.
+          outcome.note = "redone: the existing output lacks a readable /coords";
+        }
+      } else {
+        outcome.note = "redone: the existing output was made with other settings";
       }
-      outcome.note = "redone: the existing output was made with other settings";
     }
     job.stage = "open";
     Slide slide = Slide::open(entry.path);
@@ -374,6 +498,10 @@ std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, con
     commit_file(temp_path(final_h5), final_h5);
     outcome.tiles = tiles.coords.size(0);
     outcome.mpp = mpp, outcome.magnification = tiles.grid.target_magnification;
+    if (outcome.tiles == 0) {
+      outcome.warning = no_tiles_warning(entry.id, tiles.grid, static_cast<int64_t>(mask.regions.size()),
+                                         config.tiling.qa_max_size > 0);
+    }
     return outcome;
   });
 }

@@ -1,5 +1,9 @@
 // Tile grids at a target magnification over the tissue of a slide, and the per-slide coords .h5 that CLAM
-// and TRIDENT readers load (`coords` int64 [N,2], level-0 top-left x,y, with TRIDENT's attributes).
+// and TRIDENT readers load (`coords` int64 [N,2], level-0 top-left x,y). Its attributes make both read exactly the
+// region pathvlm reads: `patch_size` pixels at `patch_level` (CLAM's Whole_Slide_Bag_FP), and TRIDENT's
+// patch_size * level0_magnification / target_magnification = patch_size_level0 at the level it picks. The nominal
+// tile (tiling.patch_size at tiling.magnification, which the read region is resized to) is `target_patch_size` at
+// `magnification`; see docs/formats.md.
 //
 //   GridGeometry g = plan_grid(slide, mpp, cfg.tiling);        // read level, level-0 tile size and step
 //   torch::Tensor xy = select_tiles(mask, g, cfg.tiling);      // row-major over the slide, kept by tissue
@@ -29,16 +33,19 @@ struct GridGeometry {
   double target_magnification = 0;
   int patch_size = 0;               // tile edge at the target magnification
   int overlap = 0;                  // in target pixels
-  int64_t patch_size_level0 = 0;    // tile edge in level-0 pixels: patch_size * level0_mag / target_mag
+  int64_t patch_size_level0 = 0;    // tile edge in level-0 pixels: read_size * read_downsample
   int64_t step_level0 = 0;          // grid stride in level-0 pixels
   int read_level = 0;               // pyramid level tiles are read from
   double read_downsample = 1;       // that level's downsample
   int64_t read_size = 0;            // tile edge at read_level; resized to patch_size when different
   int64_t level0_width = 0, level0_height = 0;
+  int64_t read_level_width = 0, read_level_height = 0;  // read_level's dimensions (CLAM's level_dim)
 };
 
-// Plans the grid for `slide` whose level-0 pixel is `mpp` microns. A target magnification above the slide's
-// own is an Error naming the slide.
+// Plans the grid for `slide` whose level-0 pixel is `mpp` microns: the read level is the coarsest at or above
+// the target resolution, read_size = round(patch_size * level0_mag / target_mag / read_downsample), and the
+// level-0 footprint is what that read covers. A target magnification above the slide's own is an Error naming
+// the slide.
 GridGeometry plan_grid(const Slide& slide, double mpp, const TilingConfig& config);
 GridGeometry plan_grid(int64_t level0_width, int64_t level0_height, const std::vector<double>& level_downsamples,
                        double mpp, const TilingConfig& config, const std::string& slide_name);
@@ -62,6 +69,7 @@ struct SlideTiles {
 void write_coords_h5(const std::string& path, const SlideTiles& tiles);
 // The `coords` dataset with its attributes, in `group` (per-slide features files carry it too).
 void write_coords_dataset(h5::Group& group, const SlideTiles& tiles);
+// Reads pathvlm's, TRIDENT's or CLAM's coords file (told apart by their attributes) into pathvlm's geometry.
 SlideTiles read_coords_h5(const std::string& path);
 // The `settings` attribute of a coords or features file, "" when the file is unreadable or lacks it.
 std::string read_settings_attr(const std::string& path);

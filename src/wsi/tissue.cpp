@@ -23,27 +23,30 @@ bool tissue_segmentation_built_in() {
 }
 
 void apply_tissue_preset(TissueConfig& c, const std::string& name) {
-  // sthresh, mthresh, close, a_t, a_h, max_n_holes (CLAM create_patches_fp.py defaults and presets/*.csv).
+  // sthresh, mthresh, close, a_t, a_h, max_n_holes (CLAM create_patches_fp.py defaults and presets/*.csv), and
+  // pathvlm's cap of the area thresholds by the slide's size.
   struct Preset {
     const char* name;
     int sthresh, mthresh, close;
     double a_t, a_h;
     int max_n_holes;
+    double max_area_share;
   };
   static const Preset presets[] = {
-      {"clam", 8, 7, 4, 100, 16, 8},
-      {"tcga", 8, 7, 4, 16, 4, 8},
-      {"bwh_biopsy", 15, 11, 2, 1, 1, 2},
-      {"bwh_resection", 15, 11, 4, 100, 16, 8},
+      {"clam", 8, 7, 4, 100, 16, 8, 0.01},
+      {"tcga", 8, 7, 4, 16, 4, 8, 0.01},
+      {"bwh_biopsy", 15, 11, 2, 1, 1, 2, 0.01},
+      {"bwh_resection", 15, 11, 4, 100, 16, 8, 0.01},
       // pathvlm's synthetic slides and other small slides segmented near full resolution: little blur so thin
-      // structures (fat membranes) survive, a wider closing, areas for regions of a few hundred pixels.
-      {"synthetic", 15, 3, 8, 0.05, 0.02, 8},
+      // structures (fat membranes) survive, a wider closing, areas already sized for regions of a few hundred
+      // pixels (no cap).
+      {"synthetic", 15, 3, 8, 0.05, 0.02, 8, 0},
   };
   for (const auto& p : presets) {
     if (name != p.name) continue;
     c.preset = name;
     c.sthresh = p.sthresh, c.mthresh = p.mthresh, c.close = p.close;
-    c.a_t = p.a_t, c.a_h = p.a_h, c.max_n_holes = p.max_n_holes;
+    c.a_t = p.a_t, c.a_h = p.a_h, c.max_n_holes = p.max_n_holes, c.max_area_share = p.max_area_share;
     c.otsu = false;
     return;
   }
@@ -151,7 +154,14 @@ TissueMask segment_image(const torch::Tensor& rgb_in, double dx, double dy, cons
 
   // Area thresholds are given in reference tiles of ref_patch^2 level-0 pixels.
   const double ref_area = static_cast<double>(config.ref_patch) * config.ref_patch / (dx * dy);
-  const double min_tissue = config.a_t * ref_area, min_hole = config.a_h * ref_area;
+  double min_tissue = config.a_t * ref_area, min_hole = config.a_h * ref_area;
+  // Capped at a share of the slide (the segmentation image covers all of it), both thresholds alike: CLAM's counts
+  // of level-0 pixels would otherwise call every region of a small slide debris.
+  const double cap = config.max_area_share * static_cast<double>(h) * w;
+  if (config.max_area_share > 0 && min_tissue > cap) {
+    min_hole *= cap / min_tissue;
+    min_tissue = cap;
+  }
 
   struct Kept {
     int outline;

@@ -18,6 +18,7 @@ struct TissueConfig {
   double a_h = 16;
   int max_n_holes = 8;
   int ref_patch = 512;
+  double max_area_share = 0.01;
 
   template <class V>
   void visit(V& v) {
@@ -37,6 +38,12 @@ struct TissueConfig {
     v.field("a_h", a_h, "minimum hole area in ref_patch x ref_patch level-0 tiles", cfg::Min(0.0));
     v.field("max_n_holes", max_n_holes, "keep at most this many largest holes per tissue region", cfg::Min(0));
     v.field("ref_patch", ref_patch, "edge in level-0 pixels of the unit tile that a_t and a_h count", cfg::Min(1));
+    v.field("max_area_share", max_area_share,
+            "the minimum tissue area never exceeds this share of the slide's area (a_h shrinks alike): CLAM's a_t "
+            "counts level-0 pixels sized for gigapixel slides, so on slides or crops a few thousand pixels wide it "
+            "would drop all tissue; inactive on large slides (clam preset: above about 51k x 51k level-0 px); 0 = "
+            "CLAM's fixed thresholds (preset synthetic: 0)",
+            cfg::Range(0.0, 1.0));
   }
 };
 

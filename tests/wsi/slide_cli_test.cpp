@@ -76,18 +76,21 @@ std::map<std::string, std::string> snapshot(const std::string& dir) {
 // Three small synthetic slides shared by the tests of this file (made once, removed at exit).
 struct SyntheticSlides {
   std::string dir = temp_dir("synth");
+  std::string output;  // what `synth slides` printed
   SyntheticSlides() {
-    std::string out;
-    const int rc = run("synth slides --out " + dir + " --count 3 --width 1536 --height 1024 --levels 3 --seed 3", &out);
-    EXPECT_EQ(rc, 0) << out;
+    const int rc =
+        run("synth slides --out " + dir + " --count 3 --width 1536 --height 1024 --levels 3 --seed 3", &output);
+    EXPECT_EQ(rc, 0) << output;
   }
   ~SyntheticSlides() { fs::remove_all(dir); }
 };
 
-const std::string& synthetic_slides() {
+const SyntheticSlides& synthetic_run() {
   static SyntheticSlides slides;
-  return slides.dir;
+  return slides;
 }
+
+const std::string& synthetic_slides() { return synthetic_run().dir; }
 
 const char* kTileArgs = " --patch-size 128 --workers 2 tissue.preset=synthetic";
 
@@ -119,6 +122,8 @@ std::string coords_content(const std::string& path) {
 TEST(SlideCli, SynthSlidesWritesSlidesReportsMasks) {
   if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
   const auto& dir = synthetic_slides();
+  // Progress, as the other long commands show it (the final line of the bar).
+  EXPECT_NE(synthetic_run().output.find("synth slides: 3 slides in"), std::string::npos) << synthetic_run().output;
   for (int i = 0; i < 3; ++i) {
     const std::string id = "slide_00" + std::to_string(i);
     ASSERT_TRUE(fs::exists(dir + "/" + id + ".tiff"));
@@ -362,5 +367,145 @@ TEST(SlideCli, SynthSlidesWritesReportAndChatRecordsAboutItsSlides) {
   EXPECT_EQ(nlohmann::json::parse(line)["answer"], reports[0]["conversations"][1]["value"]);
   EXPECT_TRUE(fs::exists(dir + "/instruct/tokenizer.model"));
   EXPECT_TRUE(fs::exists(dir + "/instruct/text.jsonl"));
+  fs::remove_all(dir);
+}
+
+// Every input is counted: broken entries of --slides fail at stage "list" in failures.csv, a slide without tissue
+// finishes with an empty coords file and a WARNING in the summary, and an earlier output without /coords is redone.
+TEST(SlideCli, TileCountsBrokenEntriesWarnsOnNoTissueAndRedoesOutputsWithoutCoords) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  auto dir = temp_dir("broken");
+  fs::create_directories(dir + "/wsi/folder.svs");
+  fs::copy_file(synthetic_slides() + "/slide_000.tiff", dir + "/wsi/good.tiff");
+  fs::create_symlink(dir + "/gone.svs", dir + "/wsi/dangling.svs");
+  fs::create_symlink(dir + "/wsi/loop_b.ndpi", dir + "/wsi/loop_a.ndpi");
+  fs::create_symlink(dir + "/wsi/loop_a.ndpi", dir + "/wsi/loop_b.ndpi");
+  std::ofstream(dir + "/wsi/notes.txt") << "not a slide";
+  std::string out;
+  ASSERT_EQ(run("tile --slides " + dir + "/wsi --out " + dir + "/out" + kTileArgs, &out), 0) << out;
+  auto rows = wsi::read_csv(dir + "/out/failures.csv");
+  std::map<std::string, std::vector<std::string>> failed;
+  for (size_t i = 1; i < rows.size(); ++i) failed[fs::path(rows[i][0]).filename().string()] = rows[i];
+  ASSERT_EQ(failed.size(), 4u) << read_text(dir + "/out/failures.csv");
+  for (const char* name : {"folder.svs", "dangling.svs", "loop_a.ndpi", "loop_b.ndpi"}) {
+    ASSERT_TRUE(failed.count(name)) << name << "\n" << read_text(dir + "/out/failures.csv");
+    EXPECT_EQ(failed[name][1], "list") << name;
+  }
+  EXPECT_NE(failed["dangling.svs"][2].find("dangling symbolic link"), std::string::npos) << failed["dangling.svs"][2];
+  EXPECT_NE(failed["dangling.svs"][2].find("gone.svs"), std::string::npos) << failed["dangling.svs"][2];
+  EXPECT_NE(failed["folder.svs"][2].find("folder"), std::string::npos) << failed["folder.svs"][2];
+  EXPECT_NE(out.find("4 failed"), std::string::npos) << out;
+  EXPECT_GT(wsi::read_coords_h5(dir + "/out/patches/good.h5").coords.size(0), 5);
+
+  // No tissue (nothing is as saturated as 255): done, an empty coords file with its attributes, and a warning.
+  std::ofstream(dir + "/good.csv") << "slide\n" << dir << "/wsi/good.tiff\n";
+  ASSERT_EQ(run("tile --slides " + dir + "/good.csv --out " + dir + "/blank" + kTileArgs + " tissue.sthresh=255", &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("WARNING 0 tiles"), std::string::npos) << out;
+  EXPECT_NE(out.find("no tissue was found"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 slide(s) with a warning"), std::string::npos) << out;
+  auto blank = h5::File::open(dir + "/blank/patches/good.h5");
+  EXPECT_EQ(blank.dataset("coords").shape(), (std::vector<int64_t>{0, 2}));
+  for (const char* attr : {"patch_size", "patch_level", "level0_magnification", "target_magnification"}) {
+    EXPECT_TRUE(blank.dataset("coords").has_attr(attr)) << attr;
+  }
+  // A resumed run keeps warning about it.
+  ASSERT_EQ(run("tile --slides " + dir + "/good.csv --out " + dir + "/blank" + kTileArgs + " tissue.sthresh=255", &out),
+            0);
+  EXPECT_NE(out.find("skipped"), std::string::npos) << out;
+  EXPECT_NE(out.find("WARNING 0 tiles"), std::string::npos) << out;
+
+  // An output with the right settings but no /coords (a damaged earlier run) is made again.
+  const std::string settings = wsi::read_settings_attr(dir + "/out/patches/good.h5");
+  ASSERT_FALSE(settings.empty());
+  const auto before = coords_content(dir + "/out/patches/good.h5");
+  { h5::File::create(dir + "/out/patches/good.h5").set_attr("settings", settings); }
+  ASSERT_EQ(run("tile --slides " + dir + "/good.csv --out " + dir + "/out" + kTileArgs, &out), 0) << out;
+  EXPECT_NE(out.find("lacks a readable /coords"), std::string::npos) << out;
+  EXPECT_EQ(coords_content(dir + "/out/patches/good.h5"), before);
+  fs::remove_all(dir);
+}
+
+// `embed` of a coords file with 0 tiles writes TRIDENT's empty features file, flags it and warns; broken entries
+// of --coords and --slides are failures, not silently left out.
+TEST(SlideCli, EmbedFlagsSlidesWithoutTilesAndCountsBrokenEntries) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  const auto& slides = synthetic_slides();
+  auto dir = temp_dir("embed_empty");
+  std::string out;
+  ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs + " tissue.sthresh=255", &out), 0)
+      << out;
+  fs::create_symlink(dir + "/gone.h5", dir + "/tiles/patches/dangling.h5");
+  fs::create_directories(dir + "/wsi");
+  fs::create_symlink(slides + "/slide_000.tiff", dir + "/wsi/slide_000.tiff");
+  fs::create_symlink(dir + "/gone.tiff", dir + "/wsi/slide_001.tiff");
+  fs::create_symlink(dir + "/gone.tiff", dir + "/wsi/extra.tiff");
+  fs::create_symlink(slides + "/slide_002.tiff", dir + "/wsi/slide_002.tiff");
+  ASSERT_EQ(run("embed --coords " + dir + "/tiles --slides " + dir + "/wsi --encoder tiny --out " + dir +
+                    "/feats --device cpu",
+                &out),
+            0)
+      << out;
+  auto rows = wsi::read_csv(dir + "/feats/failures.csv");
+  std::map<std::string, std::vector<std::string>> failed;
+  for (size_t i = 1; i < rows.size(); ++i) failed[fs::path(rows[i][0]).filename().string()] = rows[i];
+  ASSERT_EQ(failed.size(), 3u) << read_text(dir + "/feats/failures.csv");
+  EXPECT_EQ(failed["dangling.h5"][1], "list");
+  EXPECT_EQ(failed["extra.tiff"][1], "list");
+  EXPECT_NE(failed["extra.tiff"][2].find("dangling symbolic link"), std::string::npos) << failed["extra.tiff"][2];
+  ASSERT_TRUE(failed.count("slide_001.h5")) << read_text(dir + "/feats/failures.csv");
+  EXPECT_EQ(failed["slide_001.h5"][1], "list");
+  EXPECT_NE(failed["slide_001.h5"][2].find("dangling symbolic link"), std::string::npos);
+  for (const char* id : {"slide_000", "slide_002"}) {
+    auto f = h5::File::open(dir + "/feats/features/" + id + ".h5");
+    EXPECT_EQ(f.dataset("features").rows(), 0) << id;
+    EXPECT_EQ(f.dataset("coords").shape(), (std::vector<int64_t>{0, 2})) << id;
+    EXPECT_TRUE(f.has_attr("no_tiles")) << id;
+  }
+  EXPECT_NE(out.find("2 slide(s) with a warning"), std::string::npos) << out;
+  EXPECT_NE(out.find("WARNING 0 tiles"), std::string::npos) << out;
+  fs::remove_all(dir);
+}
+
+// The README's whole-slide commands, word for word in a fresh folder (`exported/` is the CLIP the README's first
+// commands export; a tiny random one here): every synthetic slide gives tiles, and every tile a feature row.
+TEST(SlideCli, ReadmeWholeSlideCommandsTileEverySlide) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  std::istringstream readme(read_text(std::string(PATHVLM_SOURCE_DIR) + "/README.md"));
+  std::vector<std::string> commands;
+  bool in_block = false;
+  for (std::string line; std::getline(readme, line);) {
+    if (line == "# whole slides") {
+      in_block = true;
+    } else if (in_block) {
+      if (line.rfind("$B ", 0) != 0) break;
+      commands.push_back(line.substr(0, line.find("  #")));
+    }
+  }
+  ASSERT_EQ(commands.size(), 3u) << "the README's '# whole slides' block changed";
+  auto dir = temp_dir("readme");
+  torch::manual_seed(0);
+  models::ClipModelConfig mc;
+  mc.preset = "tiny";
+  models::ClipModel model(models::resolve_clip_config(mc));
+  models::init_clip_weights(*model);
+  models::export_hf_clip(model, model->config(), dir + "/exported");
+  for (const auto& command : commands) {
+    const std::string log = dir + "/command.log";
+    const int status = std::system(("cd " + dir + " && B=" + PATHVLM_BINARY + " && " + command + " > " + log +
+                                    " 2>&1").c_str());
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << command << "\n" << read_text(log);
+    EXPECT_EQ(read_text(log).find("WARNING"), std::string::npos) << command << "\n" << read_text(log);
+  }
+  const auto listed = wsi::list_slides(dir + "/demo/slides");
+  ASSERT_GE(listed.size(), 4u);
+  for (const auto& s : listed) {
+    const auto tiles = wsi::read_coords_h5(dir + "/demo/coords/patches/" + s.id + ".h5");
+    EXPECT_GT(tiles.coords.size(0), 0) << s.id;
+    RecordProperty(s.id + "_tiles", static_cast<int>(tiles.coords.size(0)));
+    auto features = h5::File::open(dir + "/demo/features/features/" + s.id + ".h5").dataset("features");
+    EXPECT_EQ(features.rows(), tiles.coords.size(0)) << s.id;
+  }
   fs::remove_all(dir);
 }

@@ -1,7 +1,10 @@
 // OpenSlide wrapper, mpp discovery, tissue segmentation, tile grids and coords files.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+
+#include <hdf5.h>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -248,6 +251,208 @@ TEST(TilingCoords, H5RoundTripWithTridentAttributes) {
   wsi::write_coords_h5(dir + "/empty.h5", t);
   EXPECT_EQ(wsi::read_coords_h5(dir + "/empty.h5").coords.size(0), 0);
   fs::remove_all(dir);
+}
+
+namespace {
+
+// Every value of a numeric attribute of /coords, read with the C API as h5py would (scalars and CLAM's pairs).
+std::vector<double> coords_attr(const std::string& file, const std::string& name) {
+  auto f = h5::File::open(file);
+  auto ds = f.dataset("coords");
+  EXPECT_TRUE(ds.has_attr(name)) << file << " lacks " << name;
+  if (!ds.has_attr(name)) return {};
+  const hid_t attr = H5Aopen(static_cast<hid_t>(ds.id()), name.c_str(), H5P_DEFAULT);
+  const hid_t space = H5Aget_space(attr);
+  std::vector<double> v(static_cast<size_t>(H5Sget_simple_extent_npoints(space)));
+  H5Aread(attr, H5T_NATIVE_DOUBLE, v.data());
+  H5Sclose(space);
+  H5Aclose(attr);
+  return v;
+}
+
+struct ReadRegion {
+  int level;
+  int64_t size;  // edge in pixels of that level
+};
+
+// What CLAM's Whole_Slide_Bag_FP reads: read_region(coord, patch_level, (patch_size, patch_size)).
+ReadRegion clam_reads(const std::string& file) {
+  return {static_cast<int>(coords_attr(file, "patch_level").at(0)),
+          static_cast<int64_t>(coords_attr(file, "patch_size").at(0))};
+}
+
+// What TRIDENT's WSIPatcher reads for a coords file with its attributes: downsample = (10 / target_mag) /
+// (10 / level0_mag), patch_size_src = round(patch_size * downsample), the level whose downsample is within 0.1 of
+// it (else the coarsest below it), and round(patch_size_src / int(level downsample)) pixels there.
+ReadRegion trident_reads(const std::string& file, const std::vector<double>& level_downsamples) {
+  const double patch_size = coords_attr(file, "patch_size").at(0);
+  const double downsample =
+      coords_attr(file, "level0_magnification").at(0) / coords_attr(file, "target_magnification").at(0);
+  const double src = std::nearbyint(patch_size * downsample);
+  int level = -1;
+  for (int i = 0; i < static_cast<int>(level_downsamples.size()) && level < 0; ++i) {
+    if (std::abs(level_downsamples[i] - downsample) <= 0.1) level = i;
+  }
+  if (level < 0) {
+    level = 0;
+    for (int i = 0; i < static_cast<int>(level_downsamples.size()); ++i) {
+      if (level_downsamples[i] <= downsample) level = i;
+    }
+  }
+  return {level, static_cast<int64_t>(std::nearbyint(src / static_cast<int>(level_downsamples[level])))};
+}
+
+}  // namespace
+
+// Fed pathvlm's coords file, CLAM and TRIDENT read the region pathvlm reads, also at a magnification no pyramid
+// level has (30x on a 40x slide: 341 px at level 0, resized to 256); the nominal tile is kept for pathvlm.
+TEST(TilingCoords, ClamAndTridentReadWhatPathvlmReads) {
+  auto dir = temp_dir("readers");
+  struct Case {
+    double magnification;
+    std::vector<double> levels;
+    int level;
+    int64_t size;
+  };
+  for (const Case& c : {Case{30, {1, 4, 16}, 0, 341}, Case{15, {1, 2, 4}, 1, 341}, Case{20, {1, 2, 4}, 1, 256},
+                        Case{20, {1, 4, 16}, 0, 512}, Case{10, {1, 4.0002, 16}, 1, 256}}) {
+    SCOPED_TRACE(str(c.magnification, "x on 40x, levels ", c.levels.size()));
+    TilingConfig tc;
+    tc.magnification = c.magnification;
+    wsi::SlideTiles t;
+    t.slide_id = "s";
+    t.grid = wsi::plan_grid(8000, 6000, c.levels, 0.25, tc, "s.svs");
+    ASSERT_EQ(t.grid.read_level, c.level);
+    ASSERT_EQ(t.grid.read_size, c.size);
+    t.coords = torch::tensor({0, 0, 1024, 2048}, torch::kInt64).view({2, 2});
+    const std::string file = dir + "/s.h5";
+    wsi::write_coords_h5(file, t);
+
+    const auto clam = clam_reads(file), trident = trident_reads(file, c.levels);
+    EXPECT_EQ(clam.level, c.level);
+    EXPECT_EQ(clam.size, c.size);
+    EXPECT_EQ(trident.level, c.level);
+    EXPECT_EQ(trident.size, c.size);
+    // The level-0 footprint TRIDENT and TITAN take from the attributes is the one the grid was laid with.
+    EXPECT_NEAR(coords_attr(file, "patch_size_level0").at(0), c.size * c.levels[c.level], 0.5);
+    EXPECT_EQ(coords_attr(file, "downsample"), (std::vector<double>{c.levels[c.level], c.levels[c.level]}));
+    EXPECT_EQ(coords_attr(file, "level_dim").size(), 2u);
+    // The tile pathvlm means: target_patch_size at `magnification`.
+    EXPECT_EQ(coords_attr(file, "target_patch_size").at(0), 256);
+    EXPECT_EQ(coords_attr(file, "magnification").at(0), c.magnification);
+    auto back = wsi::read_coords_h5(file);
+    EXPECT_EQ(back.grid.patch_size, 256);
+    EXPECT_EQ(back.grid.target_magnification, c.magnification);
+    EXPECT_EQ(back.grid.read_level, c.level);
+    EXPECT_EQ(back.grid.read_size, c.size);
+    EXPECT_EQ(back.grid.patch_size_level0, t.grid.patch_size_level0);
+  }
+  // A slide without tissue: an empty [0,2] coords with every attribute both readers need.
+  wsi::SlideTiles empty;
+  empty.grid = wsi::plan_grid(8000, 6000, {1, 4, 16}, 0.25, TilingConfig{}, "e.svs");
+  empty.coords = torch::zeros({0, 2}, torch::kInt64);
+  wsi::write_coords_h5(dir + "/e.h5", empty);
+  auto f = h5::File::open(dir + "/e.h5");
+  EXPECT_EQ(f.dataset("coords").shape(), (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(f.dataset("coords").dtype(), torch::kInt64);
+  for (const char* attr : {"patch_size", "patch_level", "level0_magnification", "target_magnification",
+                           "patch_size_level0", "overlap", "level0_width", "level0_height"}) {
+    EXPECT_FALSE(coords_attr(dir + "/e.h5", attr).empty()) << attr;
+  }
+  EXPECT_EQ(clam_reads(dir + "/e.h5").size, 512);
+  fs::remove_all(dir);
+}
+
+// Coords files written by TRIDENT (patch_size at target_magnification) and CLAM (patch_size at patch_level, a
+// downsample pair, no patch_size_level0) are read into the region their own tools read.
+TEST(TilingCoords, ReadsTridentAndClamFiles) {
+  auto dir = temp_dir("foreign");
+  {
+    auto f = h5::File::create(dir + "/trident.h5");
+    f.write("coords", torch::tensor({512, 0}, torch::kInt64).view({1, 2}));
+    auto ds = f.dataset("coords");
+    ds.set_attr("patch_size", int64_t(256));
+    ds.set_attr("patch_size_level0", int64_t(512));
+    ds.set_attr("level0_magnification", 40.0);
+    ds.set_attr("target_magnification", 20.0);
+    ds.set_attr("name", "trident");
+  }
+  auto trident = wsi::read_coords_h5(dir + "/trident.h5");
+  EXPECT_EQ(trident.grid.patch_size, 256);
+  EXPECT_EQ(trident.grid.read_level, 0);
+  EXPECT_EQ(trident.grid.read_size, 512);
+  EXPECT_EQ(trident.grid.target_magnification, 20);
+  {
+    auto f = h5::File::create(dir + "/clam.h5");
+    f.write("coords", torch::tensor({512, 0}, torch::kInt64).view({1, 2}));
+    auto ds = f.dataset("coords");
+    ds.set_attr("patch_size", int64_t(256));
+    ds.set_attr("patch_level", int64_t(1));
+    const double pair[2] = {4.0, 4.0};
+    const hsize_t two = 2;
+    const hid_t space = H5Screate_simple(1, &two, nullptr);
+    const hid_t attr = H5Acreate2(static_cast<hid_t>(ds.id()), "downsample", H5T_IEEE_F64LE, space, H5P_DEFAULT,
+                                  H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_DOUBLE, pair);
+    H5Aclose(attr);
+    H5Sclose(space);
+  }
+  auto clam = wsi::read_coords_h5(dir + "/clam.h5");
+  EXPECT_EQ(clam.grid.read_level, 1);
+  EXPECT_EQ(clam.grid.read_size, 256);
+  EXPECT_EQ(clam.grid.patch_size_level0, 1024);
+  {
+    auto f = h5::File::create(dir + "/nothing.h5");
+    f.set_attr("settings", "x");
+  }
+  auto err = error_of([&] { wsi::read_coords_h5(dir + "/nothing.h5"); });
+  EXPECT_NE(err.find("no dataset '/coords'"), std::string::npos) << err;
+  fs::remove_all(dir);
+}
+
+// Real H&E (the shared tiles) on white glass, a small image as a crop or a tiny slide is: the default (CLAM)
+// parameters find the tissue and no glass, because the area thresholds are capped by the slide's size; CLAM's fixed
+// thresholds alone (max_area_share 0) call it debris.
+TEST(TissueSegmentation, RealHeOnGlassWithDefaults) {
+  const std::string tiles = std::string(PATHVLM_SHARED_DATA) + "/tiles/";
+  if (!fs::exists(tiles + "he_01581x_25327y.png")) GTEST_SKIP() << "shared test data missing: " << tiles;
+  if (!wsi::tissue_segmentation_built_in()) GTEST_SKIP() << "built without OpenCV";
+  auto canvas = torch::full({1024, 1536, 3}, 244, torch::kUInt8);
+  auto truth = torch::zeros({1024, 1536}, torch::kUInt8);
+  const struct {
+    const char* file;
+    int x, y;
+  } pieces[] = {{"he_01581x_25327y.png", 200, 300},
+                {"he_01581x_25583y.png", 456, 300},
+                {"he_01581x_25583y.png", 1100, 600}};
+  for (const auto& p : pieces) {
+    auto tile = data::read_image(tiles + p.file);
+    const int64_t h = tile.size(0), w = tile.size(1);
+    canvas.slice(0, p.y, p.y + h).slice(1, p.x, p.x + w).copy_(tile);
+    truth.slice(0, p.y, p.y + h).slice(1, p.x, p.x + w).fill_(1);
+  }
+  TissueConfig defaults;
+  auto mask = wsi::segment_image(canvas, 1.0, 1.0, defaults);
+  ASSERT_FALSE(mask.regions.empty());
+  // Each piece is mostly tissue (these tiles have glass between the cells) and the glass around them is not.
+  for (const auto& p : pieces) {
+    const auto piece = mask.mask.slice(0, p.y, p.y + 256).slice(1, p.x, p.x + 256);
+    const double covered = piece.to(torch::kFloat).mean().item<double>();
+    EXPECT_GE(covered, 0.5) << p.file << " at " << p.x << "," << p.y;
+    RecordProperty(str("he_covered_", p.x), std::to_string(covered));
+  }
+  const double on_glass = mask.mask.logical_and(truth.logical_not()).sum().item<double>() / (1024 * 1536 - 3 * 256 * 256);
+  EXPECT_LT(on_glass, 0.002) << "tissue found on the glass";  // contour rings at the tiles' edges only
+  TissueConfig clam_fixed;
+  clam_fixed.max_area_share = 0;
+  EXPECT_TRUE(wsi::segment_image(canvas, 1.0, 1.0, clam_fixed).regions.empty());
+  // On a whole slide the cap is inactive: the same thresholds as CLAM's (a 100k x 80k slide at downsample 64).
+  auto big = torch::full({1250, 1562, 3}, 244, torch::kUInt8);
+  const auto pink = torch::tensor({200, 120, 180}, torch::kUInt8);
+  big.slice(0, 100, 100 + 60).slice(1, 100, 100 + 60).copy_(pink.expand({60, 60, 3}));  // 3600 px: 0.18% of it
+  EXPECT_TRUE(wsi::segment_image(big, 64.0, 64.0, defaults).regions.empty());  // below a_t = 6400 mask px
+  big.slice(0, 300, 300 + 90).slice(1, 300, 300 + 90).copy_(pink.expand({90, 90, 3}));  // 8100 px: above a_t
+  EXPECT_EQ(wsi::segment_image(big, 64.0, 64.0, defaults).regions.size(), 1u);
 }
 
 TEST(SynthSlide, OpensWithMppAndSegmentsToGroundTruth) {
