@@ -18,15 +18,16 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
 
 MODE=gpu
-BUILD=build/gpu
+BUILD=
 while [ $# -gt 0 ]; do
   case $1 in
-    --cpu) MODE=cpu; BUILD=build/release ;;
+    --cpu) MODE=cpu ;;
     --build) BUILD=$2; shift ;;
     *) echo "check.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+[ -n "$BUILD" ] || { [ "$MODE" = cpu ] && BUILD=build/release || BUILD=build/gpu; }
 export MODE BUILD ROOT
 export OUT=${OUT:-$ROOT/build/gpu-check-$MODE}
 mkdir -p "$OUT"

@@ -19,6 +19,10 @@ step_configure() {
   fi
   local torch_prefix
   torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || return 1
+  command -v nvcc >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
+  command -v nvcc >/dev/null || { figure "no nvcc (CUDA toolkit) in PATH or /usr/local/cuda/bin"; return 1; }
+  [ -f "$NCCL_HOME/lib/libnccl.so.2" ] || { figure "no libnccl.so.2 (python nvidia-nccl wheel or system)"; return 1; }
+  export TORCH_CUDA_ARCH_LIST=9.0
   # sm_90 only; benchmarks are built target by target, so none is built unasked.
   # shellcheck disable=SC2086
   cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$torch_prefix;$ROOT/build/gpu-prefix/usr" \
@@ -32,6 +36,7 @@ step_configure() {
 step_build_first() {
   if [ "$MODE" = cpu ]; then cmake --build "$BUILD" --target $FIRST_TARGETS -j2 || return 1
   else cmake --build "$BUILD" --target $FIRST_TARGETS -j"$(nproc)" || return 1; fi
+  if ldd "$BUILD/pathvlm" | grep 'not found'; then figure "pathvlm misses libraries: see the log"; return 1; fi
   figure "$FIRST_TARGETS; $("$BUILD/pathvlm" version | tr -s ' \n' ' ' | cut -c1-150)"
 }
 
