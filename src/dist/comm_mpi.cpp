@@ -12,6 +12,7 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <algorithm>
 #include <climits>
 #include <condition_variable>
 #include <deque>
@@ -47,7 +48,8 @@ struct MpiOp {
 };
 
 // Ends the job when the MPI call in progress (and its finish) outlives its deadline. Polled: beginning and
-// ending a call cost an uncontended lock, no wake-up of another thread.
+// ending a call cost an uncontended lock, no wake-up of another thread; the watchdog wakes every kIdlePoll, or
+// at the running call's deadline when that comes sooner (a rank spinning in MPI loses no time slice to it).
 class Watchdog {
  public:
   Watchdog() : thread_([this] { loop(); }) {}
@@ -70,14 +72,19 @@ class Watchdog {
   }
 
  private:
+  static constexpr auto kIdlePoll = std::chrono::milliseconds(50);
+
   void loop() {
+    Clock::duration sleep = kIdlePoll;
     while (true) {
-      std::this_thread::sleep_for(detail::kWatchdogPoll);
+      std::this_thread::sleep_for(std::max<Clock::duration>(sleep, detail::kWatchdogPoll));
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopped_) return;
-      if (running_ && Clock::now() > deadline_)
+      const auto now = Clock::now();
+      if (running_ && now > deadline_)
         abort_job(str(running_->description, " timed out after ", running_->timeout_s,
                       " s: a peer is dead or stuck"));
+      sleep = running_ ? std::min<Clock::duration>(kIdlePoll, deadline_ - now) : kIdlePoll;
     }
   }
 
