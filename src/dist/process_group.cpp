@@ -123,8 +123,9 @@ Backend choose_backend(const std::string& configured, torch::DeviceType device, 
     PATHVLM_CHECK(cuda, "dist.backend: nccl needs a CUDA device, got ", c10::DeviceTypeName(device, /*lower_case=*/true));
     return Backend::Nccl;
   }
+  if (configured == "mpi") return Backend::Mpi;
   if (world_size == 1) return Backend::Local;
-  if (configured == "mpi" || !cuda) return Backend::Mpi;
+  if (!cuda) return Backend::Mpi;
   PATHVLM_CHECK(have_nccl, "dist.backend: auto on ", world_size, " CUDA ranks needs NCCL, but this pathvlm was "
                 "built without it (rebuild with NCCL: README, section GPU build); dist.backend: mpi would stage every "
                 "gradient through host memory");
@@ -134,8 +135,9 @@ Backend choose_backend(const std::string& configured, torch::DeviceType device, 
 std::unique_ptr<Comm> make_comm(const DistConfig& cfg, torch::Device device) {
   const DistEnv& env = init_processes();
   const Backend backend = choose_backend(cfg.backend, device.type(), env.world_size, build_has_nccl());
-  if (backend == Backend::Local) return make_local_comm();
-  // A one-rank NCCL comm (no launcher) shares its unique id with nobody: the local comm bootstraps it.
+  // Without a launcher there is one rank and no MPI: the local comm (it also bootstraps a one-rank NCCL comm,
+  // whose unique id goes to nobody).
+  if (backend == Backend::Local || (backend == Backend::Mpi && !env.mpi_launched)) return make_local_comm();
   auto host = env.mpi_launched ? make_mpi_comm(cfg.timeout_s) : make_local_comm();
 #ifdef PATHVLM_HAVE_NCCL
   if (backend == Backend::Nccl) return make_nccl_comm(std::move(host), device, cfg.timeout_s);

@@ -32,7 +32,7 @@ std::unique_ptr<Comm> make_comm(const DistConfig& cfg, torch::Device device);
 
 enum class Backend { Local, Mpi, Nccl };
 // Which Comm make_comm builds, a pure function of `dist.backend`, the device, the world size and the build:
-//   one rank: local (no collective to pay for), unless nccl is named;
+//   one rank: local (no collective to pay for), unless a backend is named (mpi under a launcher: MPI);
 //   several ranks: nccl for CUDA tensors (auto or nccl), mpi for CPU tensors or when mpi is named (CUDA
 //   tensors then go through host memory: slow, but asked for);
 //   auto on several CUDA ranks in a build without NCCL, and nccl without NCCL or CUDA: errors, never a

@@ -23,10 +23,10 @@ TEST(ChooseBackend, OneRankPaysForNoCollectives) {
   for (bool nccl : {false, true}) {
     EXPECT_EQ(choose_backend("auto", torch::kCUDA, 1, nccl), Backend::Local) << nccl;
     EXPECT_EQ(choose_backend("auto", torch::kCPU, 1, nccl), Backend::Local) << nccl;
-    EXPECT_EQ(choose_backend("mpi", torch::kCUDA, 1, nccl), Backend::Local) << nccl;
   }
-  // Named explicitly, one-rank NCCL is built (the one-GPU NCCL tests use it).
+  // Named explicitly, a backend is built for one rank too (the one-GPU NCCL tests, benchmarks under mpirun -np 1).
   EXPECT_EQ(choose_backend("nccl", torch::kCUDA, 1, true), Backend::Nccl);
+  EXPECT_EQ(choose_backend("mpi", torch::kCPU, 1, false), Backend::Mpi);
 }
 
 TEST(ChooseBackend, SeveralRanks) {
