@@ -72,9 +72,13 @@ step() {
 if [ "$MODE" = gpu ]; then
   source "$ROOT/scripts/gpu/unpack_deps.sh" "$ROOT/build/gpu-deps" "$ROOT/build/gpu-prefix"
   ROWS+=("| deps | pass | $DEPS_REPORT | $(($(date +%s) - START)) |")
-  NCCL_LIB=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)
-  [ -f "$NCCL_LIB/libnccl.so.2" ] || NCCL_LIB=$(dirname "$(find / -name 'libnccl.so.2' -print -quit 2>/dev/null)")
-  export NCCL_HOME=$(dirname "$NCCL_LIB")
+  # NCCL: the python wheel (nvidia/nccl/lib/libnccl.so.2, no libnccl.so) on sys.path, else the system's.
+  NCCL_SO=$(python3 -c 'import glob, os, sys
+hits = [h for p in sys.path if os.path.isdir(p) for h in glob.glob(os.path.join(p, "nvidia", "**", "libnccl.so.2"), recursive=True)]
+print(hits[0] if hits else "")' 2>/dev/null)
+  [ -n "$NCCL_SO" ] || NCCL_SO=$(ldconfig -p | awk '$1 == "libnccl.so.2" {print $NF; exit}')
+  NCCL_HOME=$(dirname "$(dirname "${NCCL_SO:-/nonexistent/lib/x}")")
+  export NCCL_HOME NCCL_SO
   export DEPS_CMAKE_ARGS_STR="${DEPS_CMAKE_ARGS[*]}"
 else
   ROWS+=("| deps | skip | --cpu: the CPU machine's packages | 0 |")
@@ -100,6 +104,7 @@ else
   ROWS+=("| build_second | FAIL | exit $(cat "$OUT/build_second.status" 2>/dev/null); see build_second.log | - |")
   FAILED=$((FAILED + 1))
 fi
+step unit_mpi 90 step_unit_mpi
 step clip_golden 60 step_clip_golden
 step tensorboard 60 step_tensorboard
 step llama_golden 60 step_llama_golden

@@ -21,12 +21,12 @@ step_configure() {
   torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || return 1
   command -v nvcc >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
   command -v nvcc >/dev/null || { figure "no nvcc (CUDA toolkit) in PATH or /usr/local/cuda/bin"; return 1; }
-  [ -f "$NCCL_HOME/lib/libnccl.so.2" ] || { figure "no libnccl.so.2 (python nvidia-nccl wheel or system)"; return 1; }
+  [ -f "${NCCL_SO:-}" ] || { figure "no libnccl.so.2 (python nvidia-nccl wheel or system)"; return 1; }
   export TORCH_CUDA_ARCH_LIST=9.0
   # sm_90 only; benchmarks are built target by target, so none is built unasked.
   # shellcheck disable=SC2086
   cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$torch_prefix;$ROOT/build/gpu-prefix/usr" \
-    -DTORCH_CUDA_ARCH_LIST=9.0 -DCMAKE_CUDA_ARCHITECTURES=90 -DPATHVLM_REQUIRE_NCCL=ON \
+    -DTORCH_CUDA_ARCH_LIST=9.0 -DCMAKE_CUDA_ARCHITECTURES=90 -DPATHVLM_REQUIRE_NCCL=ON "-DNCCL_LIBRARY=$NCCL_SO" \
     $(echo "$DEPS_CMAKE_ARGS_STR" | tr ' ' '\n' | grep -v '^-DCMAKE_PREFIX_PATH=') | tee "$WORK/cmake.txt"
   local rc=${PIPESTATUS[0]}
   figure "$(grep -o 'pathvlm: torch.*' "$WORK/cmake.txt" | head -1)"
@@ -49,6 +49,23 @@ step_unit_dist() {
   "$BUILD/tests/test_dist" --gtest_filter="$filter" | tee "$WORK/unit_dist.txt"
   local rc=${PIPESTATUS[0]}
   figure "$(grep -E '^\[  PASSED  \]|FAILED TEST' "$WORK/unit_dist.txt" | tr -d '\n') ($filter)"
+  return "$rc"
+}
+
+step_unit_mpi() {
+  command -v mpirun >/dev/null || skip "no mpirun on this machine"
+  local n rc=0
+  for n in 2 3; do
+    mpirun -np $n --oversubscribe --allow-run-as-root "$BUILD/tests/test_dist" \
+      --gtest_filter='MpiComm.*:MpiReducer.*' >"$WORK/unit_mpi_$n.txt" 2>&1 || rc=1
+  done
+  # The timeout tests take ~30 s; the CPU suite runs them anyway.
+  if [ "$MODE" = gpu ]; then
+    "$BUILD/tests/test_dist" --gtest_filter='CommTimeout.*' >"$WORK/unit_mpi_timeout.txt" 2>&1 || rc=1
+  fi
+  figure "MpiComm/MpiReducer on 2 and 3 ranks$([ "$MODE" = gpu ] && echo ', CommTimeout'):" \
+    "$(cat "$WORK"/unit_mpi_*.txt | grep -c 'PASSED') of $(ls "$WORK"/unit_mpi_*.txt | wc -l) passed"
+  cat "$WORK"/unit_mpi_*.txt
   return "$rc"
 }
 

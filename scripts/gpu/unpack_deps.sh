@@ -94,6 +94,7 @@ deps_unpack() {
       "-DMPI_C_HEADER_DIR=$lib/openmpi/include" "-DMPI_C_ADDITIONAL_INCLUDE_DIRS=$lib/openmpi/include/openmpi"
       -DMPI_C_LIB_NAMES=mpi "-DMPI_mpi_LIBRARY=$lib/openmpi/lib/libmpi.so")
     export OPAL_PREFIX="$prefix/usr"
+    command -v mpirun >/dev/null || export PATH="$PATH:$prefix/usr/bin"
   fi
   if [[ " ${unpacked[*]} " == *" hdf5 "* ]]; then
     DEPS_CMAKE_ARGS+=("-DHDF5_C_COMPILER_EXECUTABLE=$prefix/usr/bin/h5cc")
