@@ -64,7 +64,7 @@ step_unit_mpi() {
     "$BUILD/tests/test_dist" --gtest_filter='CommTimeout.*' >"$WORK/unit_mpi_timeout.txt" 2>&1 || rc=1
   fi
   figure "MpiComm/MpiReducer on 2 and 3 ranks$([ "$MODE" = gpu ] && echo ', CommTimeout'):" \
-    "$(cat "$WORK"/unit_mpi_*.txt | grep -c 'PASSED') of $(ls "$WORK"/unit_mpi_*.txt | wc -l) passed"
+    "$(grep -l 'PASSED' "$WORK"/unit_mpi_*.txt | wc -l) of $(ls "$WORK"/unit_mpi_*.txt | wc -l) runs passed"
   cat "$WORK"/unit_mpi_*.txt
   return "$rc"
 }
@@ -75,7 +75,12 @@ clip_bench_args() {
   else echo "--preset tiny --batch 8 --steps 2 --warmup 1 --device cpu --precision fp32 --peak-tflops 1"; fi
 }
 bench_figure() {
-  python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(f"{r[\"samples_per_s\"]:.1f} samples/s, MFU {100*r[\"mfu\"]:.1f}%, peak mem {r[\"peak_mem_gib\"]:.2f} GiB, batch {r[\"batch\"]} {r[\"precision\"]}")' "$1"
+  python3 - "$1" <<'EOF'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+print(f"{r['samples_per_s']:.1f} samples/s, MFU {100 * r['mfu']:.1f}%, peak mem {r['peak_mem_gib']:.2f} GiB, "
+      f"batch {r['batch']} {r['precision']}")
+EOF
 }
 step_clip_bench_pathvlm() {
   # shellcheck disable=SC2046
@@ -91,8 +96,12 @@ clip_peer() {
   python3 "$ROOT/scripts/gpu/bench_clip_peer.py" --mode "$1" --batch 256 --steps 20 --warmup 5 \
     --flops-per-sample "$flops" --peak-tflops "$peak" | tee "$OUT/clip_bench_$1.json" || return 1
   local ratio
-  ratio=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.loads(open(sys.argv[2]).read().strip().splitlines()[-1]); print(f"{a[\"samples_per_s\"]/b[\"samples_per_s\"]:.2f}")' \
-    "$OUT/clip_bench_pathvlm.json" "$OUT/clip_bench_$1.json")
+  ratio=$(python3 - "$OUT/clip_bench_pathvlm.json" "$OUT/clip_bench_$1.json" <<'EOF'
+import json, sys
+ours, peer = (json.loads(open(path).read().strip().splitlines()[-1]) for path in sys.argv[1:3])
+print(f"{ours['samples_per_s'] / peer['samples_per_s']:.2f}")
+EOF
+)
   figure "$(bench_figure "$OUT/clip_bench_$1.json"); pathvlm / $1 = ${ratio}x"
 }
 step_clip_bench_eager() { clip_peer eager; }
@@ -120,7 +129,7 @@ step_clip_golden() {
   [ -x "$BUILD/tests/test_models" ] || { figure "test_models was not built"; return 1; }
   "$BUILD/tests/test_models" --gtest_filter='ClipGolden.*:LlamaGolden.*' | tee "$WORK/golden.txt"
   local rc=${PIPESTATUS[0]}
-  figure "$(grep -cE '^\[       OK' "$WORK/golden.txt") ok, $(grep -cE '^\[  SKIPPED' "$WORK/golden.txt") skipped (no golden file yet)"
+  figure "$(grep -E '^\[  (PASSED|SKIPPED|FAILED)  \] [0-9]' "$WORK/golden.txt" | tr -s ' \n' ' ')(skipped: no golden file yet)"
   return "$rc"
 }
 
