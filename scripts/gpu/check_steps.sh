@@ -15,7 +15,7 @@ need_python() { [ "$MODE" = gpu ] || skip "--cpu: python checks need the GPU mac
 step_configure() {
   if [ "$MODE" = cpu ]; then
     [ -f "$BUILD/CMakeCache.txt" ] || { figure "no configured CPU build in $BUILD"; return 1; }
-    skip "--cpu: uses the configured tree $BUILD (cuda=$(grep -q 'PATHVLM_HAVE_CUDA' "$BUILD/CMakeCache.txt" && echo maybe || echo off))"
+    skip "--cpu: uses the configured tree $BUILD"
   fi
   local torch_prefix
   torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || return 1
