@@ -19,6 +19,8 @@ import argparse, json, math, os, subprocess, sys, tempfile, time
 import torch
 from safetensors.torch import load_file
 
+from hf_compat import embeds
+
 
 def sh(cmd):
     print("+", " ".join(cmd), flush=True)
@@ -115,8 +117,8 @@ def bench_transformers(batch, steps=40):
             torch.cuda.synchronize()
             t0 = time.time()
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            img = torch.nn.functional.normalize(model.get_image_features(pixel_values=pixels), dim=-1)
-            txt = torch.nn.functional.normalize(model.get_text_features(input_ids=ids), dim=-1)
+            img = torch.nn.functional.normalize(embeds(model.get_image_features(pixel_values=pixels)), dim=-1)
+            txt = torch.nn.functional.normalize(embeds(model.get_text_features(input_ids=ids)), dim=-1)
         logits = model.logit_scale.exp() * img.float() @ txt.float().t()
         loss = (torch.nn.functional.cross_entropy(logits, labels) +
                 torch.nn.functional.cross_entropy(logits.t(), labels)) / 2

@@ -30,6 +30,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
+from hf_compat import embeds
+
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 TEXTS = [
@@ -124,12 +126,12 @@ def parity(args, label, model, folder):
     ours = load_file(out)
     ids = our_ids(args, TEXTS, cfg.text_config.max_position_embeddings, folder)
     with torch.no_grad():
-        expected_images = model.get_image_features(pixel_values=pixel_values(images))
-        expected_texts = model.get_text_features(input_ids=ids)
+        expected_images = embeds(model.get_image_features(pixel_values=pixel_values(images)))
+        expected_texts = embeds(model.get_text_features(input_ids=ids))
         from transformers import CLIPImageProcessor
         processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
         odd_pixels = processor(images=Image.open(odd).convert("RGB"), return_tensors="pt")["pixel_values"]
-        expected_odd = model.get_image_features(pixel_values=odd_pixels)
+        expected_odd = embeds(model.get_image_features(pixel_values=odd_pixels))
     compare(f"{label} image_embeds ({size}px, normalise only)", ours["image_embeds"][:3], expected_images, 1e-4)
     compare(f"{label} text_embeds", ours["text_embeds"], expected_texts, 1e-4)
     compare(f"{label} image_embeds (resize + center crop, PIL vs ours)", ours["image_embeds"][3:], expected_odd, 2e-2)
@@ -138,9 +140,10 @@ def parity(args, label, model, folder):
     run([args.pathvlm, "export", model_dir, "--format", "hf-clip", exported, "--vocab", args.vocab])
     reloaded = CLIPModel.from_pretrained(exported).eval()
     with torch.no_grad():
-        compare(f"{label} export image features", reloaded.get_image_features(pixel_values=pixel_values(images)),
-                expected_images, 1e-6)
-        compare(f"{label} export text features", reloaded.get_text_features(input_ids=ids), expected_texts, 1e-6)
+        reloaded_images = embeds(reloaded.get_image_features(pixel_values=pixel_values(images)))
+        compare(f"{label} export image features", reloaded_images, expected_images, 1e-6)
+        reloaded_texts = embeds(reloaded.get_text_features(input_ids=ids))
+        compare(f"{label} export text features", reloaded_texts, expected_texts, 1e-6)
     tokenizer = CLIPTokenizer.from_pretrained(exported)
     hf_ids = tokenizer(TEXTS, padding="max_length", truncation=True, max_length=ids.shape[1], return_tensors="pt")
     # HF pads with <|endoftext|>; ours with 0. Compare up to and including the first eot.
@@ -171,8 +174,8 @@ def write_golden(args, folder):
         ids[row, eot + 1:] = 0
     with torch.no_grad():
         save_file({"pixel_values": pixels.contiguous(), "input_ids": ids.contiguous(),
-                   "image_embeds": model.get_image_features(pixel_values=pixels).contiguous(),
-                   "text_embeds": model.get_text_features(input_ids=ids).contiguous()},
+                   "image_embeds": embeds(model.get_image_features(pixel_values=pixels)).contiguous(),
+                   "text_embeds": embeds(model.get_text_features(input_ids=ids)).contiguous()},
                   os.path.join(golden, "golden.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(golden, "README.md"), "w") as f:
         f.write("Golden CLIP vectors from transformers (scripts/gpu/clip_parity.py --write-golden): a tiny random\n"

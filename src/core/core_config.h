@@ -37,8 +37,9 @@ struct LogConfig {
     v.field("level", level, "least severe messages printed", cfg::OneOf{"debug", "info", "warn", "error"});
     v.field("all_ranks", all_ranks, "every rank prints info messages, prefixed [rank N] (debugging)");
     v.field("peak_tflops", peak_tflops,
-            "peak dense TFLOP/s of one device at the training precision (H100 / H200 SXM bf16: 989); when set, the "
-            "live line shows MFU = 6 x trainable parameters x tokens/s / (ranks x peak) for tasks that count tokens",
+            "peak dense TFLOP/s of one device at the training precision (H100 / H200 SXM bf16: 989; 0: the GPU's "
+            "bf16 figure from a table when training in bf16); the live line shows MFU = model FLOPs of the step / "
+            "(step time x peak): the task's FLOPs per sample (clip), else 6 x trainable parameters per token",
             cfg::Min(0.0));
   }
 };

@@ -7,8 +7,9 @@
 //
 // Supported dtypes: reductions f32 f64 f16 bf16 i32 i64 i8 u8 (Avg only on floating types);
 // allgather / broadcast any dtype. The MPI backend also accepts CUDA tensors (staged through host
-// memory) so a build without NCCL still runs on GPUs; the NCCL backend takes CUDA tensors only and
-// orders its own stream after the caller's current stream (wait() makes the current stream wait).
+// memory: slow, used only when dist.backend: mpi names it, see choose_backend); the NCCL backend takes
+// CUDA tensors only and orders its own stream after the caller's current stream (wait() makes the
+// current stream wait).
 #pragma once
 #include <torch/torch.h>
 

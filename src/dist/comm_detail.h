@@ -2,10 +2,16 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <chrono>
+
 #include "core/error.h"
 #include "dist/comm.h"
 
 namespace pathvlm::dist::detail {
+
+// How often a watchdog looks at the collectives in flight: deadlines are seconds, so a few milliseconds
+// cost nothing in precision and keep the watchdog off the CPU the input pipeline needs.
+inline constexpr std::chrono::milliseconds kWatchdogPoll{2};
 
 inline const char* op_name(ReduceOp op) { return op == ReduceOp::Sum ? "sum" : op == ReduceOp::Avg ? "avg" : "max"; }
 

@@ -1,13 +1,18 @@
-// MPI backend. One thread per process (the "engine") makes every MPI call after MPI_Init: it starts
-// collectives non-blocking in submission order and polls them, so each one has a deadline even though
-// MPI itself has no timeouts. A missed deadline or an MPI error ends the whole job with a message naming
-// the collective (abort_job). Callers wait on a per-collective future.
+// MPI backend. MPI has no timeouts of its own: a watchdog thread gives every MPI call a deadline, and a
+// missed deadline or an MPI error ends the whole job with a message naming the collective (abort_job).
+//
+// One thread at a time calls MPI (MPI_THREAD_SERIALIZED is enough), in submission order, so every rank
+// issues the same sequence: a blocking collective runs on the caller's thread when nothing is queued (no
+// thread hand-off on the path of every small collective), an asynchronous one on the engine thread, which
+// lets it overlap with compute (the Reducer's buckets during backward). The calls themselves are the
+// blocking MPI collectives, not MPI_I* + MPI_Test polling: Open MPI's blocking algorithms reach its full
+// bandwidth where its non-blocking ones reached 25-50 % of it (benchmarks/RESULTS.md, bench_allreduce).
 // The C API only: OpenMPI's C++ bindings would need libmpi_cxx.
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
-#include <chrono>
+#include <algorithm>
 #include <climits>
 #include <condition_variable>
 #include <deque>
@@ -31,17 +36,63 @@ std::string mpi_error_string(int code) {
   return std::string(text, length);
 }
 
-// One collective (or one-off MPI task) for the engine thread.
+// One collective (or one-off MPI task).
 struct MpiOp {
-  std::string description;                  // "allreduce #3 (4096 bytes)"
+  std::string description;        // "allreduce #3 (4096 bytes)"
   double timeout_s = 0;
-  std::function<int(MPI_Request*)> start;   // engine thread; returns an MPI error code
-  std::function<void()> finish;             // engine thread, once the request completed
-  MPI_Request request = MPI_REQUEST_NULL;
-  Clock::time_point deadline;
+  std::function<int()> run;       // the blocking MPI call; returns an MPI error code
+  std::function<void()> finish;   // once it succeeded: averaging, copies back
   std::mutex mutex;
   std::condition_variable cv;
   bool done = false;
+};
+
+// Ends the job when the MPI call in progress (and its finish) outlives its deadline. Polled: beginning and
+// ending a call cost an uncontended lock, no wake-up of another thread; the watchdog wakes every kIdlePoll, or
+// at the running call's deadline when that comes sooner (a rank spinning in MPI loses no time slice to it).
+class Watchdog {
+ public:
+  Watchdog() : thread_([this] { loop(); }) {}
+
+  void begin(const MpiOp& op) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_ = &op;
+    deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(op.timeout_s));
+  }
+  void end() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_ = nullptr;
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopped_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static constexpr auto kIdlePoll = std::chrono::milliseconds(50);
+
+  void loop() {
+    Clock::duration sleep = kIdlePoll;
+    while (true) {
+      std::this_thread::sleep_for(std::max<Clock::duration>(sleep, detail::kWatchdogPoll));
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopped_) return;
+      const auto now = Clock::now();
+      if (running_ && now > deadline_)
+        abort_job(str(running_->description, " timed out after ", running_->timeout_s,
+                      " s: a peer is dead or stuck"));
+      sleep = running_ ? std::min<Clock::duration>(kIdlePoll, deadline_ - now) : kIdlePoll;
+    }
+  }
+
+  std::mutex mutex_;
+  const MpiOp* running_ = nullptr;
+  Clock::time_point deadline_;
+  bool stopped_ = false;
+  std::thread thread_;
 };
 
 class MpiEngine {
@@ -51,12 +102,39 @@ class MpiEngine {
     return *engine;
   }
 
+  // Runs `op` to completion: on this thread when MPI is free and nothing is queued before it, else after the
+  // queued ones on the engine thread.
+  void run(const std::shared_ptr<MpiOp>& op) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      PATHVLM_CHECK(!stopped_, op->description, ": MPI was already shut down");
+      if (busy_ || !queue_.empty()) {
+        queue_.push_back(op);
+        cv_.notify_one();
+        lock.unlock();
+        wait(*op);
+        return;
+      }
+      busy_ = true;
+    }
+    execute(*op);
+    std::lock_guard<std::mutex> lock(mutex_);
+    busy_ = false;
+    if (!queue_.empty()) cv_.notify_one();
+  }
+
+  // Queues `op` for the engine thread; wait() for it.
   void submit(const std::shared_ptr<MpiOp>& op) {
-    op->deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(op->timeout_s));
     std::lock_guard<std::mutex> lock(mutex_);
     PATHVLM_CHECK(!stopped_, op->description, ": MPI was already shut down");
     queue_.push_back(op);
     cv_.notify_one();
+  }
+
+  // The watchdog bounds every call, so this wait needs no deadline of its own.
+  static void wait(MpiOp& op) {
+    std::unique_lock<std::mutex> lock(op.mutex);
+    op.cv.wait(lock, [&] { return op.done; });
   }
 
   bool stopped() {
@@ -72,83 +150,55 @@ class MpiEngine {
       cv_.notify_one();
     }
     if (thread_.joinable()) thread_.join();
+    watchdog_.stop();
   }
 
  private:
   MpiEngine() : thread_([this] { loop(); }) {}
 
   void loop() {
-    std::vector<std::shared_ptr<MpiOp>> in_flight;
-    int idle_polls = 0;
+    std::unique_lock<std::mutex> lock(mutex_);
     while (true) {
-      std::deque<std::shared_ptr<MpiOp>> fresh;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        if (in_flight.empty()) cv_.wait(lock, [&] { return stopped_ || !queue_.empty(); });
-        if (stopped_ && queue_.empty() && in_flight.empty()) return;
-        fresh.swap(queue_);
-      }
-      bool progressed = !fresh.empty();
-      for (auto& op : fresh) {  // started in submission order: the same order on every rank
-        int rc = op->start(&op->request);
-        if (rc != MPI_SUCCESS) abort_job(str(op->description, " failed to start: ", mpi_error_string(rc)));
-        in_flight.push_back(op);
-      }
-      for (size_t i = 0; i < in_flight.size();) {
-        auto& op = in_flight[i];
-        int flag = 0;
-        int rc = MPI_Test(&op->request, &flag, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS)
-          abort_job(str(op->description, " failed: ", mpi_error_string(rc), " (a peer may have died)"));
-        if (!flag) {
-          ++i;
-          continue;
-        }
-        complete(*op);
-        in_flight.erase(in_flight.begin() + i);
-        progressed = true;
-      }
-      auto now = Clock::now();
-      for (auto& op : in_flight)
-        if (now > op->deadline)
-          abort_job(str(op->description, " timed out after ", op->timeout_s, " s: a peer is dead or stuck"));
-      // MPI progresses non-blocking collectives only inside MPI calls, so poll; back off a little when
-      // nothing moves so an idle wait does not take a core from the compute thread.
-      idle_polls = progressed ? 0 : idle_polls + 1;
-      if (!in_flight.empty() && idle_polls > 64)
-        std::this_thread::sleep_for(std::chrono::microseconds(std::min(idle_polls - 64, 20) * 5));
-      else if (!in_flight.empty())
-        std::this_thread::yield();
+      cv_.wait(lock, [&] { return (stopped_ || !queue_.empty()) && !busy_; });
+      if (queue_.empty()) return;  // stopped, nothing left
+      auto op = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      execute(*op);
+      lock.lock();
+      busy_ = false;
     }
   }
 
-  static void complete(MpiOp& op) {
+  void execute(MpiOp& op) {
+    watchdog_.begin(op);
+    int rc = op.run();
+    if (rc != MPI_SUCCESS) abort_job(str(op.description, " failed: ", mpi_error_string(rc), " (a peer may have died)"));
     try {
       if (op.finish) op.finish();
     } catch (const std::exception& e) {
       abort_job(str(op.description, ": completing failed: ", e.what()));
     }
+    watchdog_.end();
     std::lock_guard<std::mutex> lock(op.mutex);
     op.done = true;
     op.cv.notify_all();
   }
 
-  std::mutex mutex_;
+  std::mutex mutex_;  // queue_, busy_, stopped_
   std::condition_variable cv_;
   std::deque<std::shared_ptr<MpiOp>> queue_;
+  bool busy_ = false;  // a thread is inside execute()
   bool stopped_ = false;
+  Watchdog watchdog_;
   std::thread thread_;
 };
 
 class MpiWork : public Work {
  public:
   explicit MpiWork(std::shared_ptr<MpiOp> op) : op_(std::move(op)) {}
-  void wait() override {
-    std::unique_lock<std::mutex> lock(op_->mutex);
-    // The engine ends the job at the deadline; this later guard only catches an engine that stopped answering.
-    if (!op_->cv.wait_until(lock, op_->deadline + std::chrono::seconds(30), [&] { return op_->done; }))
-      abort_job(str(op_->description, " got no answer from the MPI thread after ", op_->timeout_s, " s + 30 s"));
-  }
+  void wait() override { MpiEngine::wait(*op_); }
   bool done() override {
     std::lock_guard<std::mutex> lock(op_->mutex);
     return op_->done;
@@ -205,24 +255,55 @@ class MpiComm : public Comm {
   int world_size() const override { return world_; }
   std::string backend() const override { return "mpi"; }
 
-  void allreduce(torch::Tensor& t, ReduceOp op) override { allreduce_async(t, op)->wait(); }
-  std::unique_ptr<Work> allreduce_async(torch::Tensor& t, ReduceOp op) override {
+  void allreduce(torch::Tensor& t, ReduceOp op) override { run(allreduce_op(t, op)); }
+  std::unique_ptr<Work> allreduce_async(torch::Tensor& t, ReduceOp op) override { return submit(allreduce_op(t, op)); }
+
+  void allgather(const torch::Tensor& in, torch::Tensor& out) override { run(allgather_op(in, out)); }
+  std::unique_ptr<Work> allgather_async(const torch::Tensor& in, torch::Tensor& out) override {
+    return submit(allgather_op(in, out));
+  }
+
+  void reduce_scatter(const torch::Tensor& in, torch::Tensor& out, ReduceOp op) override {
+    run(reduce_scatter_op(in, out, op));
+  }
+  std::unique_ptr<Work> reduce_scatter_async(const torch::Tensor& in, torch::Tensor& out, ReduceOp op) override {
+    return submit(reduce_scatter_op(in, out, op));
+  }
+
+  void broadcast(torch::Tensor& t, int root) override {
+    detail::check_tensor("broadcast", t);
+    PATHVLM_CHECK(root >= 0 && root < world_, "broadcast: root ", root, " is not a rank of ", world_);
+    auto buffer = t.is_cpu() ? t : t.cpu();
+    int bytes = checked_count("broadcast", t.nbytes());
+    MPI_Comm comm = comm_;
+    run(make_op("broadcast", t.nbytes(), [=] { return MPI_Bcast(buffer.data_ptr(), bytes, MPI_BYTE, root, comm); },
+                [=]() mutable {
+                  if (!buffer.is_same(t)) t.copy_(buffer);
+                }));
+  }
+
+  void barrier() override {
+    MPI_Comm comm = comm_;
+    run(make_op("barrier", 0, [=] { return MPI_Barrier(comm); }, nullptr));
+  }
+
+ private:
+  std::shared_ptr<MpiOp> allreduce_op(torch::Tensor& t, ReduceOp op) {
     detail::check_reduce("allreduce", t, op);
     auto work = stage_for_reduce(t);
     int n = checked_count("allreduce", work.numel());
     auto type = reduce_type(work.scalar_type());
     int world = world_;
     MPI_Comm comm = comm_;
-    return launch("allreduce", t.nbytes(),
-                  [=](MPI_Request* r) { return MPI_Iallreduce(MPI_IN_PLACE, work.data_ptr(), n, type, mpi_op(op), comm, r); },
-                  [=]() mutable {
-                    if (op == ReduceOp::Avg) work.div_(world);
-                    if (!work.is_same(t)) t.copy_(work);
-                  });
+    return make_op("allreduce", t.nbytes(),
+                   [=] { return MPI_Allreduce(MPI_IN_PLACE, work.data_ptr(), n, type, mpi_op(op), comm); },
+                   [=]() mutable {
+                     if (op == ReduceOp::Avg) work.div_(world);
+                     if (!work.is_same(t)) t.copy_(work);
+                   });
   }
 
-  void allgather(const torch::Tensor& in, torch::Tensor& out) override { allgather_async(in, out)->wait(); }
-  std::unique_ptr<Work> allgather_async(const torch::Tensor& in, torch::Tensor& out) override {
+  std::shared_ptr<MpiOp> allgather_op(const torch::Tensor& in, torch::Tensor& out) {
     detail::check_allgather(in, out, world_);
     bool in_place = detail::is_rank_chunk(in, out, rank_);
     PATHVLM_CHECK(in_place || !detail::overlaps(in, out),
@@ -232,20 +313,17 @@ class MpiComm : public Comm {
     in_place = in_place && out.is_cpu();
     int bytes = checked_count("allgather", in.nbytes());
     MPI_Comm comm = comm_;
-    return launch("allgather", out.nbytes(),
-                  [=](MPI_Request* r) {
-                    return MPI_Iallgather(in_place ? MPI_IN_PLACE : send.data_ptr(), bytes, MPI_BYTE,
-                                          recv.data_ptr(), bytes, MPI_BYTE, comm, r);
-                  },
-                  [=]() mutable {
-                    if (!recv.is_same(out)) out.copy_(recv);
-                  });
+    return make_op("allgather", out.nbytes(),
+                   [=] {
+                     return MPI_Allgather(in_place ? MPI_IN_PLACE : send.data_ptr(), bytes, MPI_BYTE, recv.data_ptr(),
+                                          bytes, MPI_BYTE, comm);
+                   },
+                   [=]() mutable {
+                     if (!recv.is_same(out)) out.copy_(recv);
+                   });
   }
 
-  void reduce_scatter(const torch::Tensor& in, torch::Tensor& out, ReduceOp op) override {
-    reduce_scatter_async(in, out, op)->wait();
-  }
-  std::unique_ptr<Work> reduce_scatter_async(const torch::Tensor& in, torch::Tensor& out, ReduceOp op) override {
+  std::shared_ptr<MpiOp> reduce_scatter_op(const torch::Tensor& in, torch::Tensor& out, ReduceOp op) {
     detail::check_reduce_scatter(in, out, op, world_);
     auto send = stage_for_reduce(in);
     bool direct = send.is_same(in) && out.is_cpu() && !detail::overlaps(in, out);
@@ -254,58 +332,40 @@ class MpiComm : public Comm {
     auto type = reduce_type(send.scalar_type());
     int world = world_;
     MPI_Comm comm = comm_;
-    return launch("reduce_scatter", in.nbytes(),
-                  [=](MPI_Request* r) {
-                    return MPI_Ireduce_scatter_block(send.data_ptr(), recv.data_ptr(), n, type, mpi_op(op), comm, r);
-                  },
-                  [=]() mutable {
-                    if (op == ReduceOp::Avg) recv.div_(world);
-                    if (!recv.is_same(out)) out.copy_(recv.view_as(out));
-                  });
+    return make_op("reduce_scatter", in.nbytes(),
+                   [=] { return MPI_Reduce_scatter_block(send.data_ptr(), recv.data_ptr(), n, type, mpi_op(op), comm); },
+                   [=]() mutable {
+                     if (op == ReduceOp::Avg) recv.div_(world);
+                     if (!recv.is_same(out)) out.copy_(recv.view_as(out));
+                   });
   }
 
-  void broadcast(torch::Tensor& t, int root) override {
-    detail::check_tensor("broadcast", t);
-    PATHVLM_CHECK(root >= 0 && root < world_, "broadcast: root ", root, " is not a rank of ", world_);
-    auto buffer = t.is_cpu() ? t : t.cpu();
-    int bytes = checked_count("broadcast", t.nbytes());
-    MPI_Comm comm = comm_;
-    launch("broadcast", t.nbytes(), [=](MPI_Request* r) { return MPI_Ibcast(buffer.data_ptr(), bytes, MPI_BYTE, root, comm, r); },
-           [=]() mutable {
-             if (!buffer.is_same(t)) t.copy_(buffer);
-           })
-        ->wait();
-  }
-
-  void barrier() override {
-    MPI_Comm comm = comm_;
-    launch("barrier", 0, [=](MPI_Request* r) { return MPI_Ibarrier(comm, r); }, nullptr)->wait();
-  }
-
- private:
-  std::unique_ptr<Work> launch(const char* name, int64_t bytes, std::function<int(MPI_Request*)> start,
-                               std::function<void()> finish) {
+  std::shared_ptr<MpiOp> make_op(const char* name, int64_t bytes, std::function<int()> run,
+                                 std::function<void()> finish) {
     auto op = std::make_shared<MpiOp>();
     op->description = str(name, " #", next_sequence(), " (", bytes, " bytes)");
     op->timeout_s = timeout_s_;
-    op->start = std::move(start);
+    op->run = std::move(run);
     op->finish = std::move(finish);
-    MpiEngine::instance().submit(op);
-    return std::make_unique<MpiWork>(op);
+    return op;
   }
 
-  // Runs `fn` on the engine thread (the only thread that calls MPI) and waits for it.
+  static void run(const std::shared_ptr<MpiOp>& op) { MpiEngine::instance().run(op); }
+  static std::unique_ptr<Work> submit(std::shared_ptr<MpiOp> op) {
+    MpiEngine::instance().submit(op);
+    return std::make_unique<MpiWork>(std::move(op));
+  }
+
+  // Runs `fn` as the next MPI call of this process (setup and teardown of the communicator).
   void run_task(const char* name, std::function<void()> fn) {
     auto op = std::make_shared<MpiOp>();
     op->description = name;
     op->timeout_s = timeout_s_;
-    op->start = [fn = std::move(fn)](MPI_Request* r) {
+    op->run = [fn = std::move(fn)] {
       fn();
-      *r = MPI_REQUEST_NULL;  // MPI_Test on a null request completes at once
       return MPI_SUCCESS;
     };
-    MpiEngine::instance().submit(op);
-    MpiWork(op).wait();
+    run(op);
   }
 
   double timeout_s_;

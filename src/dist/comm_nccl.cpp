@@ -1,8 +1,10 @@
 // NCCL backend for CUDA tensors (built only with PATHVLM_HAVE_NCCL). The unique id travels over the
 // bootstrap Comm (MPI); collectives run on this Comm's own stream, ordered after the caller's current
 // stream by an event, and Work::wait() orders the caller's stream after the collective (no host sync).
-// A watchdog thread polls each collective's completion event and the communicator's async error against
-// the deadline; a miss aborts the communicator and ends the job with a message naming the collective.
+// A watchdog thread (on this Comm's device, so it makes no context on GPU 0) polls each collective's
+// completion event and the communicator's async error against the deadline every kWatchdogPoll; a miss
+// prints a message naming the collective, then aborts the communicator and ends the job (abort_job: bounded,
+// since ncclCommAbort can hang behind stuck GPU work).
 #ifdef PATHVLM_HAVE_NCCL
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -208,6 +210,8 @@ class NcclComm : public Comm {
   }
 
   void watch() {
+    // Event queries and ncclCommAbort act on the current device: without this a thread starts on GPU 0.
+    c10::cuda::CUDAGuard on_device(device_.index());
     while (true) {
       std::shared_ptr<Pending> oldest;
       {
@@ -228,15 +232,15 @@ class NcclComm : public Comm {
       if (Clock::now() > oldest->deadline)
         fail(str(oldest->description, " timed out after ", oldest->timeout_s,
                  " s: a peer is dead or stuck (or this GPU's earlier work never finished)"));
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      std::this_thread::sleep_for(detail::kWatchdogPoll);
     }
   }
 
   [[noreturn]] void fail(const std::string& message) {
-    std::fprintf(stderr, "[rank %d] %s; aborting the NCCL communicator\n", rank_, message.c_str());
-    std::fflush(stderr);
-    ncclCommAbort(comm_);
-    abort_job(message);
+    abort_job(str(message, "; aborting the NCCL communicator"), [comm = comm_, index = device_.index()] {
+      c10::cuda::CUDAGuard on_device(index);
+      ncclCommAbort(comm);
+    });
   }
 
   std::unique_ptr<Comm> bootstrap_;

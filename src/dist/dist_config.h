@@ -16,7 +16,8 @@ struct DistConfig {
 
   template <class V>
   void visit(V& v) {
-    v.field("backend", backend, "collective backend: auto = nccl for CUDA tensors when built in, else mpi",
+    v.field("backend", backend, "collective backend: auto = none for one rank, nccl for several CUDA ranks (an error in a build without "
+            "NCCL), mpi for CPU ranks; mpi on CUDA stages every collective through host memory",
             cfg::OneOf{"auto", "mpi", "nccl"});
     v.field("timeout_s", timeout_s,
             "seconds any collective may take, waiting for the slowest rank included; a lost or stuck rank ends the job",

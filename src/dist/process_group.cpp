@@ -7,9 +7,11 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <thread>
 
 #include "core/error.h"
 #include "dist/comm_detail.h"
@@ -112,17 +114,33 @@ torch::Device local_device(const DistEnv& env) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
 }
 
+Backend choose_backend(const std::string& configured, torch::DeviceType device, int world_size, bool have_nccl) {
+  PATHVLM_CHECK(configured == "auto" || configured == "mpi" || configured == "nccl", "dist.backend: '", configured,
+                "' is not one of auto, mpi, nccl");
+  const bool cuda = device == torch::kCUDA;
+  if (configured == "nccl") {
+    PATHVLM_CHECK(have_nccl, "dist.backend: nccl, but this pathvlm was built without NCCL");
+    PATHVLM_CHECK(cuda, "dist.backend: nccl needs a CUDA device, got ", c10::DeviceTypeName(device, /*lower_case=*/true));
+    return Backend::Nccl;
+  }
+  if (configured == "mpi") return Backend::Mpi;
+  if (world_size == 1) return Backend::Local;
+  if (!cuda) return Backend::Mpi;
+  PATHVLM_CHECK(have_nccl, "dist.backend: auto on ", world_size, " CUDA ranks needs NCCL, but this pathvlm was "
+                "built without it (rebuild with NCCL: README, section GPU build); dist.backend: mpi would stage every "
+                "gradient through host memory");
+  return Backend::Nccl;
+}
+
 std::unique_ptr<Comm> make_comm(const DistConfig& cfg, torch::Device device) {
   const DistEnv& env = init_processes();
-  PATHVLM_CHECK(cfg.backend == "auto" || cfg.backend == "mpi" || cfg.backend == "nccl", "dist.backend: '",
-                cfg.backend, "' is not one of auto, mpi, nccl");
-  bool nccl = cfg.backend == "nccl" || (cfg.backend == "auto" && device.is_cuda() && build_has_nccl());
-  PATHVLM_CHECK(!nccl || build_has_nccl(), "dist.backend: nccl, but this pathvlm was built without NCCL");
-  PATHVLM_CHECK(!nccl || device.is_cuda(), "dist.backend: nccl needs a CUDA device, got ", device);
-  // Without a launcher there is one rank: no MPI needed (a one-rank NCCL comm shares its id with nobody).
+  const Backend backend = choose_backend(cfg.backend, device.type(), env.world_size, build_has_nccl());
+  // Without a launcher there is one rank and no MPI: the local comm (it also bootstraps a one-rank NCCL comm,
+  // whose unique id goes to nobody).
+  if (backend == Backend::Local || (backend == Backend::Mpi && !env.mpi_launched)) return make_local_comm();
   auto host = env.mpi_launched ? make_mpi_comm(cfg.timeout_s) : make_local_comm();
 #ifdef PATHVLM_HAVE_NCCL
-  if (nccl) return make_nccl_comm(std::move(host), device, cfg.timeout_s);
+  if (backend == Backend::Nccl) return make_nccl_comm(std::move(host), device, cfg.timeout_s);
 #endif
   return host;
 }
@@ -137,11 +155,25 @@ bool build_has_nccl() {
 #endif
 }
 
-void abort_job(const std::string& message) {
+void abort_job(const std::string& message, std::function<void()> release) {
+  static std::atomic<bool> ending{false};
+  const auto grace = std::chrono::duration<double>(kAbortGraceS);
+  if (ending.exchange(true)) {  // another thread is ending the job already
+    std::this_thread::sleep_for(2 * grace);
+    std::_Exit(3);
+  }
   std::fprintf(stderr, "[rank %d] %s\n", g_rank.load(), message.c_str());
   std::fflush(stderr);
   std::fflush(stdout);
-  if (g_mpi_up) MPI_Abort(MPI_COMM_WORLD, 3);
+  std::thread([release = std::move(release)] {
+    if (release) release();
+    if (g_mpi_up) MPI_Abort(MPI_COMM_WORLD, 3);
+    std::_Exit(3);
+  }).detach();
+  std::this_thread::sleep_for(grace);
+  std::fprintf(stderr, "[rank %d] the abort did not finish within %g s: exiting without it\n", g_rank.load(),
+               kAbortGraceS);
+  std::fflush(stderr);
   std::_Exit(3);
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,14 +27,29 @@ const DistEnv& init_processes();
 // One process per GPU: cuda:<local_rank> when CUDA is available, else CPU.
 torch::Device local_device(const DistEnv& env);
 
-// The Comm for tensors on `device`: backend auto -> nccl for CUDA devices when built with NCCL, else mpi.
+// The Comm for tensors on `device`, of the kind choose_backend names.
 std::unique_ptr<Comm> make_comm(const DistConfig& cfg, torch::Device device);
+
+enum class Backend { Local, Mpi, Nccl };
+// Which Comm make_comm builds, a pure function of `dist.backend`, the device, the world size and the build:
+//   one rank: local (no collective to pay for), unless a backend is named (mpi under a launcher: MPI);
+//   several ranks: nccl for CUDA tensors (auto or nccl), mpi for CPU tensors or when mpi is named (CUDA
+//   tensors then go through host memory: slow, but asked for);
+//   auto on several CUDA ranks in a build without NCCL, and nccl without NCCL or CUDA: errors, never a
+//   silent host-staged path.
+Backend choose_backend(const std::string& configured, torch::DeviceType device, int world_size, bool have_nccl);
 
 // True when this binary was built with the NCCL backend.
 bool build_has_nccl();
 
-// Prints "[rank r] message" to stderr and ends every rank of the job with a non-zero status.
-[[noreturn]] void abort_job(const std::string& message);
+// Seconds abort_job waits for `release` and MPI_Abort before it ends the process itself.
+inline constexpr double kAbortGraceS = 3.0;
+
+// Ends every rank of the job with status 3, in a bounded time: prints "[rank r] message" to stderr first,
+// then runs `release` (e.g. ncclCommAbort) and MPI_Abort on a detached thread and _Exits after
+// kAbortGraceS whatever they do (both can hang behind stuck GPU work or a dead peer). A second caller
+// (another thread noticing the same failure) waits for the first one's exit.
+[[noreturn]] void abort_job(const std::string& message, std::function<void()> release = {});
 
 // ---- backends (use make_comm) -------------------------------------------------------------------
 std::unique_ptr<Comm> make_mpi_comm(double timeout_s);

@@ -34,17 +34,29 @@ void AdamW::step(double lr) {
   const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
   const double step_size = lr / bias_correction1;
   const double bc2_sqrt = std::sqrt(bias_correction2);
+  // fp32 arithmetic on the masters (or the fp32 parameters themselves), every shard at once: the _foreach_ ops
+  // are one multi-tensor kernel per operation on CUDA (a loop of the same per-tensor ops on the CPU).
+  std::vector<torch::Tensor> params, decayed, grads, exp_avgs, exp_avg_sqs;
   for (auto& s : slots_) {
-    // fp32 arithmetic on the master (or the fp32 parameter itself); a 16-bit parameter receives it rounded.
-    torch::Tensor p = s.master.defined() ? s.master : s.param;
-    torch::Tensor g = s.grad.scalar_type() == torch::kFloat32 ? s.grad : s.grad.to(torch::kFloat32);
-    if (s.decay && options_.weight_decay != 0) p.mul_(1.0 - lr * options_.weight_decay);
-    s.exp_avg.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
-    s.exp_avg_sq.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
-    auto denom = (s.exp_avg_sq.sqrt() / bc2_sqrt).add_(options_.eps);
-    p.addcdiv_(s.exp_avg, denom, -step_size);
-    if (s.master.defined()) s.param.copy_(s.master);
+    params.push_back(s.master.defined() ? s.master : s.param);
+    if (s.decay) decayed.push_back(params.back());
+    grads.push_back(s.grad.scalar_type() == torch::kFloat32 ? s.grad : s.grad.to(torch::kFloat32));
+    exp_avgs.push_back(s.exp_avg);
+    exp_avg_sqs.push_back(s.exp_avg_sq);
   }
+  if (params.empty()) return;
+  if (options_.weight_decay != 0 && !decayed.empty()) at::_foreach_mul_(decayed, 1.0 - lr * options_.weight_decay);
+  at::_foreach_mul_(exp_avgs, options_.beta1);
+  at::_foreach_add_(exp_avgs, grads, 1.0 - options_.beta1);
+  at::_foreach_mul_(exp_avg_sqs, options_.beta2);
+  at::_foreach_addcmul_(exp_avg_sqs, grads, grads, 1.0 - options_.beta2);
+  auto denoms = at::_foreach_sqrt(exp_avg_sqs);
+  at::_foreach_div_(denoms, bc2_sqrt);
+  at::_foreach_add_(denoms, options_.eps);
+  at::_foreach_addcdiv_(params, exp_avgs, denoms, -step_size);
+  // A 16-bit parameter receives its master rounded.
+  for (auto& s : slots_)
+    if (s.master.defined()) s.param.copy_(s.master);
 }
 
 std::vector<torch::Tensor> AdamW::grads() const {

@@ -2,7 +2,9 @@
 // sharded (ZeRO-1/2) case; plus gradient clipping by global norm that is correct under sharding.
 //
 // The update is torch.optim.AdamW's (decoupled decay p *= 1 - lr*wd first, bias-corrected moments), with
-// fp32 moments per shard. Shards are identified by a key (the bucket's flat offset) for checkpoints.
+// fp32 moments per shard, all shards updated together by the multi-tensor _foreach_ ops (one kernel per
+// operation on CUDA, in libtorch 1.13 and 2.x alike). Shards are identified by a key (the bucket's flat offset)
+// for checkpoints.
 // A parameter in a 16-bit dtype (train.precision bf16) gets an fp32 master copy of its shard: the update is
 // applied to the master and the parameter receives it rounded. Without it, an update smaller than half a
 // bf16 ulp of the weight (lr 1e-4 on a weight of 1 is 1/40 of an ulp) would be rounded away every step.

@@ -98,6 +98,10 @@ class Task {
   // config names), so that frozen ones are recorded as external in partial checkpoints. Skipped on resume.
   virtual std::vector<KeyedInitSource> init_sources() const { return {}; }
 
+  // Model FLOPs of one training sample (forward + backward), for MFU; 0 (the default): the Trainer counts
+  // 6 x trainable parameters per token instead, for tasks whose batches count tokens.
+  virtual double train_flops_per_sample() const { return 0; }
+
   // This rank's next micro-batch (rolls over epochs).
   virtual Batch next_batch() = 0;
   // Forward on one micro-batch.

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/compat.h"
+#include "core/device_stats.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -215,10 +216,19 @@ int Trainer::run() {
       st.lr = lr;
       st.samples_per_s = elapsed > 0 ? interval_samples * s.world / elapsed : 0;
       if (interval_tokens > 0) st.tokens_per_s = elapsed > 0 ? interval_tokens * s.world / elapsed : 0;
-      // Model FLOPs: 2 per trained parameter and token forward, 4 backward (frozen parts and attention uncounted).
-      if (st.tokens_per_s && s.job.log.peak_tflops > 0)
-        st.mfu = 6.0 * static_cast<double>(s.trainable_params) * *st.tokens_per_s /
-                 (s.world * s.job.log.peak_tflops * 1e12);
+      // MFU = model FLOPs / (time x peak) per rank: the task's FLOPs per sample where it knows them, else 2 per
+      // trained parameter and token forward, 4 backward (frozen parts and attention uncounted). The peak is
+      // log.peak_tflops, else the device's bf16 figure when training in bf16.
+      const double peak = s.job.log.peak_tflops > 0 ? s.job.log.peak_tflops
+                          : s.bf16_autocast          ? device_bf16_peak_tflops(s.device)
+                                                     : 0.0;
+      const double flops_per_sample = s.task->train_flops_per_sample();
+      if (peak > 0 && flops_per_sample > 0)
+        st.mfu = flops_per_sample * st.samples_per_s / (s.world * peak * 1e12);
+      else if (peak > 0 && st.tokens_per_s)
+        st.mfu = 6.0 * static_cast<double>(s.trainable_params) * *st.tokens_per_s / (s.world * peak * 1e12);
+      st.peak_mem_bytes = peak_memory_bytes(s.device);
+      reset_peak_memory(s.device);
       st.grad_norm = grad_norm;
       st.data_wait_pct = elapsed > 0 ? 100.0 * interval_data_wait / elapsed : 0;
       const double per_step = seconds_since(train_start) / static_cast<double>(s.step - start_step);

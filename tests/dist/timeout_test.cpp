@@ -48,7 +48,9 @@ JobResult run_three_ranks(const std::string& mode) {
 
 }  // namespace
 
-// The child job: a few good collectives, then rank 2 dies (SIGKILL) or hangs; ranks 0 and 1 go on.
+// The child job: a few good collectives, then rank 2 dies (SIGKILL) or hangs; ranks 0 and 1 go on. In mode
+// "abort-hangs" rank 0 ends the job instead, with a release step that never returns (like ncclCommAbort
+// behind stuck GPU work), while the others sleep outside any collective: only rank 0's bounded exit can end it.
 TEST(MpiTimeoutChild, Run) {
   const char* mode = std::getenv("PATHVLM_TIMEOUT_CHILD");
   if (!mode) GTEST_SKIP() << "launched by CommTimeout.* only";
@@ -60,6 +62,10 @@ TEST(MpiTimeoutChild, Run) {
     auto t = torch::ones({1000});
     comm->allreduce(t);
     ASSERT_EQ(t[0].item<float>(), 3.0f);
+  }
+  if (std::string(mode) == "abort-hangs") {
+    if (comm->rank() == 0) abort_job("test: ending the job", [] { std::this_thread::sleep_for(std::chrono::hours(1)); });
+    std::this_thread::sleep_for(std::chrono::hours(1));
   }
   if (comm->rank() == 2) {
     if (std::string(mode) == "kill") std::raise(SIGKILL);
@@ -92,4 +98,32 @@ TEST(CommTimeout, KilledRankEndsEveryRankWithAMessage) {
                    job.output.find("a peer may have died") != std::string::npos;
   EXPECT_TRUE(explained) << job.output;
   EXPECT_LT(job.seconds, kTimeoutS + 30) << job.output;
+}
+
+// The exit is bounded even when the release step (ncclCommAbort, MPI_Abort) hangs, and the message comes first.
+TEST(AbortJob, ExitsWithinTheGraceEvenWhenReleaseHangs) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EXIT(abort_job("collective #7 timed out", [] { std::this_thread::sleep_for(std::chrono::hours(1)); }),
+              ::testing::ExitedWithCode(3),
+              "\\[rank 0\\] collective #7 timed out\n.*the abort did not finish within 3 s");
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(seconds, kAbortGraceS);
+  EXPECT_LT(seconds, kAbortGraceS + 10);
+}
+
+TEST(AbortJob, ExitsAtOnceWhenReleaseReturns) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  bool released = false;
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EXIT(abort_job("stuck", [&] { released = true; }), ::testing::ExitedWithCode(3), "\\[rank 0\\] stuck");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), kAbortGraceS);
+}
+
+TEST(CommTimeout, HangingAbortStillEndsEveryRank) {
+  auto job = run_three_ranks("abort-hangs");
+  EXPECT_NE(job.status, 0) << job.output;
+  EXPECT_NE(job.status, 124) << "the wall-clock guard had to end the job:\n" << job.output;
+  EXPECT_NE(job.output.find("[rank 0] test: ending the job"), std::string::npos) << job.output;
+  EXPECT_LT(job.seconds, kAbortGraceS + 20) << job.output;
 }

@@ -64,4 +64,9 @@ ClipModelConfig resolve_clip_config(const ClipModelConfig& config);
 // One-line summary: "CLIP image 224/16 12x768, text 77 12x512, embed 512, quick_gelu".
 std::string describe(const ClipModelConfig& config);
 
+// Model FLOPs of one training sample (forward + backward = 3 x forward) of a resolved config: every matmul
+// of both towers (attention scores included, the text's causal half counted in full as is customary), the
+// patch embedding and the projections; norms, activations and the loss are left out. The numerator of MFU.
+double train_flops_per_sample(const ClipModelConfig& config);
+
 }  // namespace pathvlm::models

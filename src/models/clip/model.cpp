@@ -73,6 +73,19 @@ std::string describe(const ClipModelConfig& c) {
              c.hidden_act);
 }
 
+double train_flops_per_sample(const ClipModelConfig& c) {
+  // Per token and block: q, k, v, out (4 D^2) and the MLP (2 D M) multiply-adds, scores and weighted sum (2 S D).
+  auto tower = [](double tokens, double width, double mlp, double layers) {
+    return 2.0 * layers * tokens * (4 * width * width + 2 * width * mlp + 2 * tokens * width);
+  };
+  const double patches = double(c.image_size / c.patch_size) * double(c.image_size / c.patch_size);
+  const double forward = tower(patches + 1, c.vision_width, c.vision_mlp_dim, c.vision_layers) +
+                         tower(c.context_length, c.text_width, c.text_mlp_dim, c.text_layers) +
+                         2.0 * patches * 3 * c.patch_size * c.patch_size * c.vision_width +
+                         2.0 * (c.vision_width + c.text_width) * c.embed_dim;
+  return 3 * forward;  // backward: twice the forward
+}
+
 // ---- blocks --------------------------------------------------------------------------------------
 
 ClipEncoderLayerImpl::ClipEncoderLayerImpl(int width, int heads, int mlp_dim, const std::string& act, double eps)

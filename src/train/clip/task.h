@@ -48,6 +48,7 @@ class ClipTask : public Task {
   void build_for_eval(const TaskContext& ctx, const std::string& weights) override;
   torch::nn::Module& model() override { return *model_; }
   std::vector<std::pair<std::string, torch::Tensor>> state_tensors() override;
+  double train_flops_per_sample() const override { return models::train_flops_per_sample(model_->config()); }
   Batch next_batch() override;
   LossOutput loss(const Batch& batch) override;
   StepOutput forward_backward(const std::vector<Batch>& micro, StepContext& ctx) override;

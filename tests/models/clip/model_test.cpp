@@ -189,6 +189,16 @@ TEST(ClipModel, PresetsHaveThePublishedParameterCounts) {
   EXPECT_EQ(models::resolve_clip_config(large).patch_size, 14);
 }
 
+TEST(ClipModel, TrainFlopsAreThreeTimesThePublishedForwardFlops) {
+  // open_clip's pretrained table: ViT-B-16 41.09 GFLOPs, ViT-L-14 174.74 GFLOPs per 224 px image + text forward.
+  for (auto [preset, gflops] : {std::pair{"ViT-B-16", 41.09}, std::pair{"ViT-L-14", 174.74}}) {
+    ClipModelConfig c;
+    c.preset = preset;
+    const double forward = models::train_flops_per_sample(models::resolve_clip_config(c)) / 3;
+    EXPECT_NEAR(forward / 1e9, gflops, 0.01 * gflops) << preset;
+  }
+}
+
 TEST(ClipModel, ForwardMatchesPlainReimplementation) {
   for (const std::string act : {"quick_gelu", "gelu"}) {
     auto model = make_model(small_config(act));

@@ -1,0 +1,205 @@
+# shellcheck shell=bash
+# The checks of scripts/gpu/check.sh, one function each (sourced; each runs in its own bash under a time limit).
+# Environment: MODE (gpu | cpu), BUILD, ROOT, OUT, WORK, FIGURE, VOCAB. A check writes one line to $FIGURE and
+# returns 0 (pass), 77 (skip: $FIGURE says why) or anything else (fail).
+
+FIRST_TARGETS="pathvlm test_dist bench_clip_step"
+SECOND_TARGETS="test_core test_models bench_slide_memory bench_slide_step bench_instruct_step bench_llama_load"
+DEVICE=cuda
+[ "$MODE" = cpu ] && DEVICE=cpu
+
+figure() { echo "$*" >"$FIGURE"; }
+skip() { figure "$*"; exit 77; }
+need_python() { [ "$MODE" = gpu ] || skip "--cpu: python checks need the GPU machine's transformers; $*"; }
+
+step_configure() {
+  if [ "$MODE" = cpu ]; then
+    [ -f "$BUILD/CMakeCache.txt" ] || { figure "no configured CPU build in $BUILD"; return 1; }
+    skip "--cpu: uses the configured tree $BUILD"
+  fi
+  local torch_prefix
+  torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || return 1
+  command -v nvcc >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
+  command -v nvcc >/dev/null || { figure "no nvcc (CUDA toolkit) in PATH or /usr/local/cuda/bin"; return 1; }
+  [ -f "${NCCL_SO:-}" ] || { figure "no libnccl.so.2 (python nvidia-nccl wheel or system)"; return 1; }
+  export TORCH_CUDA_ARCH_LIST=9.0
+  # sm_90 only; benchmarks are built target by target, so none is built unasked.
+  # shellcheck disable=SC2086
+  cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$torch_prefix;$ROOT/build/gpu-prefix/usr" \
+    -DTORCH_CUDA_ARCH_LIST=9.0 -DCMAKE_CUDA_ARCHITECTURES=90 -DPATHVLM_REQUIRE_NCCL=ON "-DNCCL_LIBRARY=$NCCL_SO" \
+    $(echo "$DEPS_CMAKE_ARGS_STR" | tr ' ' '\n' | grep -v '^-DCMAKE_PREFIX_PATH=') | tee "$WORK/cmake.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(grep -o 'pathvlm: torch.*' "$WORK/cmake.txt" | head -1)"
+  return "$rc"
+}
+
+step_build_first() {
+  if [ "$MODE" = cpu ]; then cmake --build "$BUILD" --target $FIRST_TARGETS -j2 || return 1
+  else cmake --build "$BUILD" --target $FIRST_TARGETS -j"$(nproc)" || return 1; fi
+  if ldd "$BUILD/pathvlm" | grep 'not found'; then figure "pathvlm misses libraries: see the log"; return 1; fi
+  figure "$FIRST_TARGETS; $("$BUILD/pathvlm" version | tr -s ' \n' ' ' | cut -c1-150)"
+}
+
+step_unit_dist() {
+  local filter='ChooseBackend.*:AbortJob.*:MakeComm.*:DistEnv.*'
+  if [ "$MODE" = gpu ]; then
+    "$BUILD/pathvlm" version | grep -Eq 'nccl +yes' || { figure "pathvlm version: no NCCL in this build"; return 1; }
+    filter="NcclComm.*:$filter"
+  fi
+  "$BUILD/tests/test_dist" --gtest_filter="$filter" | tee "$WORK/unit_dist.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(grep -E '^\[  PASSED  \]|FAILED TEST' "$WORK/unit_dist.txt" | tr -d '\n') ($filter)"
+  return "$rc"
+}
+
+step_unit_mpi() {
+  command -v mpirun >/dev/null || skip "no mpirun on this machine"
+  local n rc=0
+  for n in 2 3; do
+    mpirun -np $n --oversubscribe --allow-run-as-root "$BUILD/tests/test_dist" \
+      --gtest_filter='MpiComm.*:MpiReducer.*' >"$WORK/unit_mpi_$n.txt" 2>&1 || rc=1
+  done
+  # The timeout tests take ~30 s; the CPU suite runs them anyway.
+  if [ "$MODE" = gpu ]; then
+    "$BUILD/tests/test_dist" --gtest_filter='CommTimeout.*' >"$WORK/unit_mpi_timeout.txt" 2>&1 || rc=1
+  fi
+  figure "MpiComm/MpiReducer on 2 and 3 ranks$([ "$MODE" = gpu ] && echo ', CommTimeout'):" \
+    "$(grep -l 'PASSED' "$WORK"/unit_mpi_*.txt | wc -l) of $(ls "$WORK"/unit_mpi_*.txt | wc -l) runs passed"
+  cat "$WORK"/unit_mpi_*.txt
+  return "$rc"
+}
+
+# pathvlm's CLIP step; the python peers reuse its FLOPs count and peak so the MFUs compare.
+clip_bench_args() {
+  if [ "$MODE" = gpu ]; then echo "--preset ViT-B-16 --batch 256 --steps 20 --warmup 5 --device cuda --precision bf16"
+  else echo "--preset tiny --batch 8 --steps 2 --warmup 1 --device cpu --precision fp32 --peak-tflops 1"; fi
+}
+bench_figure() {
+  python3 - "$1" <<'EOF'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+print(f"{r['samples_per_s']:.1f} samples/s, MFU {100 * r['mfu']:.1f}%, peak mem {r['peak_mem_gib']:.2f} GiB, "
+      f"batch {r['batch']} {r['precision']}")
+EOF
+}
+step_clip_bench_pathvlm() {
+  # shellcheck disable=SC2046
+  "$BUILD/benchmarks/bench_clip_step" $(clip_bench_args) | tee "$OUT/clip_bench_pathvlm.json" || return 1
+  figure "$(bench_figure "$OUT/clip_bench_pathvlm.json")"
+}
+clip_peer() {
+  need_python "transformers CLIPModel $1"
+  [ -s "$OUT/clip_bench_pathvlm.json" ] || skip "no pathvlm figure to compare with"
+  local flops peak
+  flops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["flops_per_sample"])' "$OUT/clip_bench_pathvlm.json")
+  peak=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_tflops"])' "$OUT/clip_bench_pathvlm.json")
+  python3 "$ROOT/scripts/gpu/bench_clip_peer.py" --mode "$1" --batch 256 --steps 20 --warmup 5 \
+    --flops-per-sample "$flops" --peak-tflops "$peak" | tee "$OUT/clip_bench_$1.json" || return 1
+  local ratio
+  ratio=$(python3 - "$OUT/clip_bench_pathvlm.json" "$OUT/clip_bench_$1.json" <<'EOF'
+import json, sys
+ours, peer = (json.loads(open(path).read().strip().splitlines()[-1]) for path in sys.argv[1:3])
+print(f"{ours['samples_per_s'] / peer['samples_per_s']:.2f}")
+EOF
+)
+  figure "$(bench_figure "$OUT/clip_bench_$1.json"); pathvlm / $1 = ${ratio}x"
+}
+step_clip_bench_eager() { clip_peer eager; }
+step_clip_bench_compile() { clip_peer compile; }
+
+step_clip_parity() {
+  need_python "clip_parity.py (fp32 parity with transformers, HF export loaded by from_pretrained, golden file)"
+  python3 "$ROOT/scripts/gpu/clip_parity.py" --pathvlm "$BUILD/pathvlm" --vocab "$VOCAB" --device cuda --write-golden \
+    | tee "$WORK/clip_parity.txt"
+  local rc=${PIPESTATUS[0]}
+  cp -r "$ROOT/tests/data/clip_golden" "$OUT/" 2>/dev/null
+  figure "$(grep -c '^PASS' "$WORK/clip_parity.txt") pass, $(grep -c '^FAIL' "$WORK/clip_parity.txt") fail; golden written to tests/data/clip_golden (copy in \$OUT)"
+  return "$rc"
+}
+
+step_safetensors_interop() {
+  need_python "check_safetensors_interop.py"
+  python3 "$ROOT/scripts/gpu/check_safetensors_interop.py" --pathvlm "$BUILD/pathvlm" | tee "$WORK/safetensors.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(tail -n 1 "$WORK/safetensors.txt")"
+  return "$rc"
+}
+
+step_clip_golden() {
+  [ -x "$BUILD/tests/test_models" ] || { figure "test_models was not built"; return 1; }
+  "$BUILD/tests/test_models" --gtest_filter='ClipGolden.*:LlamaGolden.*' | tee "$WORK/golden.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(grep -E '^\[  (PASSED|SKIPPED|FAILED)  \] [0-9]' "$WORK/golden.txt" | tr -s ' \n' ' ')(skipped: no golden file yet)"
+  return "$rc"
+}
+
+step_tensorboard() {
+  need_python "check_tensorboard.py (the C++ writer's test ran in the unit tests)"
+  python3 "$ROOT/scripts/gpu/check_tensorboard.py" --test-binary "$BUILD/tests/test_core" "$WORK/tensorboard" \
+    | tee "$WORK/tensorboard.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(tail -n 1 "$WORK/tensorboard.txt")"
+  return "$rc"
+}
+
+step_llama_golden() {
+  need_python "llama_golden.py"
+  python3 "$ROOT/scripts/gpu/llama_golden.py" "$ROOT/tests/models/llama/golden" || return 1
+  cp -r "$ROOT/tests/models/llama/golden" "$OUT/llama_golden"
+  "$BUILD/tests/test_models" --gtest_filter='LlamaGolden.*' | tee "$WORK/llama_golden.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "golden written to tests/models/llama/golden (copy in \$OUT); $(grep -E '^\[  (PASSED|FAILED)' "$WORK/llama_golden.txt" | head -1)"
+  return "$rc"
+}
+
+export_check() {  # export_check GTEST_FILTER ENV_VAR SCRIPT
+  PATHVLM_LLAMA_EXPORT_CHECK_DIR="$WORK/$3" PATHVLM_LLAVA_EXPORT_CHECK_DIR="$WORK/$3" \
+    "$BUILD/tests/test_models" --gtest_filter="$1" || { figure "$1 failed"; return 1; }
+  need_python "$2 (the C++ side wrote $WORK/$3)"
+  python3 "$ROOT/scripts/gpu/$2" "$WORK/$3" | tee "$WORK/$3.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(tail -n 1 "$WORK/$3.txt")"
+  return "$rc"
+}
+step_llama_export() { export_check LlamaWeights.ExportForTransformersCheck check_llama_export.py llama_export; }
+step_llava_export() { export_check LlavaWeights.ExportForTransformersCheck check_llava_export.py llava_export; }
+
+step_trident_h5() {
+  "$BUILD/pathvlm" version | grep -Eq '(openslide|libtiff) +yes' || skip "no slide reader in this build (OpenSlide / libtiff)"
+  local s="$WORK/slides" t="$WORK/tiles" e="$WORK/embed"
+  "$BUILD/pathvlm" synth slides --out "$s" --count 2 || return 1
+  "$BUILD/pathvlm" tile --slides "$s" --out "$t" --patch-size 128 tissue.preset=bwh_biopsy tissue.a_t=0.5 || return 1
+  "$BUILD/pathvlm" embed --coords "$t" --encoder tiny --out "$e" --tokens --reports "$s/reports.csv" \
+    --device "$DEVICE" || return 1
+  need_python "check_trident_h5.py (pathvlm wrote $(ls "$t"/patches | wc -l) coords files and their features)"
+  python3 "$ROOT/scripts/gpu/check_trident_h5.py" "$t" "$e" | tee "$WORK/trident.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(tail -n 1 "$WORK/trident.txt")"
+  return "$rc"
+}
+
+bench() {  # bench NAME GPU_ARGS CPU_ARGS
+  local args=$2
+  [ "$MODE" = cpu ] && args=$3
+  [ -x "$BUILD/benchmarks/$1" ] || { figure "$1 was not built"; return 1; }
+  # shellcheck disable=SC2086
+  "$BUILD/benchmarks/$1" $args | tee "$OUT/$1.md"
+  local rc=${PIPESTATUS[0]}
+  figure "$(grep -v '^\s*$' "$OUT/$1.md" | tail -n 1 | cut -c1-180)"
+  return "$rc"
+}
+step_bench_slide_memory() {
+  bench bench_slide_memory "--device cuda" "--device cpu --kinds abmil --sizes 1000 --transformer-sizes 1000"
+}
+step_bench_slide_step() { bench bench_slide_step "--device cuda" "--device cpu --steps 1 --warmup 1 --batch 2 --tiles 64"; }
+step_bench_instruct_step() {
+  bench bench_instruct_step "--device cuda --llm tinyllama-1.1b --batch 8" "--device cpu --llm tiny --tower tiny --batch 1 --text 16 --steps 1"
+}
+# Loading is host work (safetensors mmap into the target dtype): no device option.
+step_bench_llama_load() { bench bench_llama_load "" "--preset tiny --layers 2"; }
+
+step_instruct_chat() {
+  [ -n "${INSTRUCT_RUN:-}" ] || skip "needs a trained instruct run (INSTRUCT_RUN=runs/instruct_demo_phase2: scripts/demo.sh)"
+  need_python "check_instruct_chat.py"
+  python3 "$ROOT/scripts/gpu/check_instruct_chat.py" "$INSTRUCT_RUN/export" "$INSTRUCT_RUN/ours.jsonl" "$INSTRUCT_IMAGE"
+}
