@@ -19,6 +19,10 @@ namespace pathvlm::h5 {
 namespace {
 
 std::recursive_mutex& library_mutex() {
+  // Before the first HDF5 call: no HDF5 atexit handler. It would close again, at exit, a file whose close failed
+  // (a full disk) and crash in H5F__close_cb (HDF5 1.10); every file is closed by its owner before exit anyway.
+  static const bool no_atexit = [] { return H5dont_atexit() >= 0; }();
+  (void)no_atexit;
   static std::recursive_mutex m;
   return m;
 }

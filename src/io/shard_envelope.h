@@ -29,7 +29,7 @@ struct Region {
 int64_t envelope_bytes(size_t regions);
 
 // True when `path` starts with the envelope magic (a schema-2 shard, intact or not); false for other files
-// (HDF5 files without a header: shards of schema 1 or foreign files). Throws when the file cannot be read.
+// (HDF5 files without a header: shards of schema 1 or foreign files) and files that cannot be opened.
 bool has_envelope(const std::string& path);
 
 // Writes the header into the user block (of `userblock_bytes`, at least envelope_bytes(regions.size())) of the

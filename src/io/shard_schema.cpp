@@ -308,10 +308,7 @@ h5::File open_shard(const std::string& path) {
   return file;
 }
 
-namespace {
-// The kind's datasets, dtypes and counts; slide groups one by one only when `each_slide` (validate names them
-// individually instead).
-ShardKind check_layout(const h5::File& file, bool each_slide) {
+ShardKind check_schema(const h5::File& file, bool each_slide) {
   const auto [kind, version] = parse_schema(file);
   switch (kind) {
     case ShardKind::Tiles: {
@@ -345,9 +342,6 @@ ShardKind check_layout(const h5::File& file, bool each_slide) {
   }
   return kind;
 }
-}  // namespace
-
-ShardKind check_schema(const h5::File& file) { return check_layout(file, true); }
 
 int64_t record_count(const h5::File& file, ShardKind kind) {
   if (kind == ShardKind::Slides) return static_cast<int64_t>(file.group("slides").children().size());
@@ -356,7 +350,7 @@ int64_t record_count(const h5::File& file, ShardKind kind) {
 
 ValidateReport validate(const h5::File& file, const ValidateOptions& options) {
   ValidateReport report;
-  report.kind = check_layout(file, false);
+  report.kind = check_schema(file, false);
   report.records = record_count(file, report.kind);
   Collector bad{report, options.max_reported, {}};
   switch (report.kind) {

@@ -47,8 +47,9 @@ h5::File open_shard(const std::string& path);
 
 // read_schema() plus the kind's required datasets (of the file's schema version), their dtypes and ranks, and
 // consistent record counts (slides: every slide group, without reading features). Throws naming the file and the
-// dataset.
-ShardKind check_schema(const h5::File& file);
+// dataset. `each_slide` false: slide groups are not checked one by one (validate() and seal_shard() take them as
+// they are and name the broken ones).
+ShardKind check_schema(const h5::File& file, bool each_slide = true);
 
 // Records in a shard: tiles and features for tiles/tile_features, slide groups for slides.
 int64_t record_count(const h5::File& file, ShardKind kind);

@@ -136,7 +136,7 @@ void write_sealed(const std::string& source, const std::string& temp) {
   std::vector<Region> regions;
   {
     const h5::File in = h5::File::open(source);
-    const ShardKind kind = check_schema(in);
+    const ShardKind kind = check_schema(in, /*each_slide=*/false);
     PATHVLM_CHECK(read_schema_version(in) == 1, "shard '", source, "' is already sealed (schema ",
                   read_schema_version(in), ")");
     std::set<std::string> records = record_datasets(in, kind);
