@@ -214,7 +214,7 @@ class ShardWriter {
     file_->close();
     file_.reset();
     shards::seal_shard(staging_path(path_), path_);
-    std::filesystem::remove(staging_path(path_));
+    fs::remove(staging_path(path_));
   }
   ~ShardWriter() {
     images_.reset(), captions_.reset(), ids_.reset(), labels_.reset(), file_.reset();
