@@ -11,6 +11,7 @@
 #include "data/image.h"
 #include "io/hdf5.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 
 namespace pathvlm::testing {
 
@@ -78,8 +79,6 @@ inline data::Bytes png_with_flipped_byte(int seed) {
 
 // Writes a tiles shard holding `tiles` as given.
 inline void write_raw_tiles(const std::string& path, const std::vector<RawTile>& tiles) {
-  auto f = h5::File::create(path);
-  shards::write_schema(f, shards::ShardKind::Tiles);
   std::vector<std::string> ids, captions;
   std::vector<h5::Blob> images;
   for (const auto& t : tiles) {
@@ -87,9 +86,14 @@ inline void write_raw_tiles(const std::string& path, const std::vector<RawTile>&
     captions.push_back(t.caption);
     images.push_back(t.image);
   }
-  f.create_blobs("images").append_blobs(images);
-  f.create_strings("captions").append_strings(captions);
-  f.create_strings("ids").append_strings(ids);
+  {
+    auto f = h5::File::create(path);
+    shards::write_schema(f, shards::ShardKind::Tiles);
+    f.create_blobs("images").append_blobs(images);
+    f.create_strings("captions").append_strings(captions);
+    f.create_strings("ids").append_strings(ids);
+  }
+  shards::seal_shard(path, path);  // the checksummed layout training reads; the bad records are in its contents
 }
 
 // `n` good tiles (JPEG and PNG in turn) with captions naming one of two tissue classes, then the bad ones at

@@ -1,4 +1,5 @@
-// `pathvlm shards inspect|validate FILE...`: what an HDF5 shard holds, and which of its records are broken.
+// `pathvlm shards inspect|validate|upgrade FILE...`: what an HDF5 shard holds, which of its records are broken, and
+// rewriting shards of an older pathvlm in the checksummed layout.
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -9,7 +10,10 @@
 #include "data/image.h"
 #include "data/tile_validate.h"
 #include "io/hdf5.h"
+#include "io/checked_rows.h"
+#include "io/shard_envelope.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 
 namespace pathvlm::cli {
 namespace {
@@ -117,8 +121,9 @@ void print_sample(const h5::File& file, shards::ShardKind kind) {
   }
   std::cout << "    caption     " << excerpt(file.dataset("captions").read_string(0)) << "\n";
   h5::Dataset images = file.dataset("images");
-  if (images.kind() == h5::Dataset::Kind::Blob) {
-    h5::Blob blob = images.read_blob(0);
+  if (images.kind() == h5::Dataset::Kind::Blob || images.shape().size() == 1) {
+    h5::Blob blob = images.kind() == h5::Dataset::Kind::Blob ? images.read_blob(0)
+                                                               : shards::CheckedBytes(file, "images").read(0);
     std::cout << "    image       " << image_format(blob) << ", " << blob.size() << " bytes\n";
   } else {
     auto shape = images.shape();
@@ -138,7 +143,8 @@ int shards_inspect(const Args& args) {
   for (const auto& path : parser.positionals()) {
     std::cout << path << "\n";
     try {
-      h5::File file = h5::File::open(path);
+      // Sealed shards only after their integrity check; other HDF5 files as they are.
+      h5::File file = shards::has_envelope(path) ? shards::open_shard(path) : h5::File::open(path);
       std::optional<shards::ShardKind> kind;
       try {
         kind = shards::read_schema(file);
@@ -212,7 +218,7 @@ int shards_validate(const Args& args) {
   int64_t bad_files = 0;
   for (const auto& path : parser.positionals()) {
     try {
-      h5::File file = h5::File::open(path);
+      h5::File file = shards::open_shard(path);  // a damaged or schema-1 file is an error here, before libhdf5
       shards::ValidateReport report = shards::validate(file, {});  // every bad record, merged below
       if (report.kind == shards::ShardKind::Tiles) add_decode_problems(path, threads, report);
       if (report.bad_records == 0) {
@@ -242,11 +248,36 @@ int shards_validate(const Args& args) {
   return bad_files ? 1 : 0;
 }
 
+int shards_upgrade(const Args& args) {
+  ArgParser parser("pathvlm shards upgrade",
+                   "Rewrite shards written by an older pathvlm (schema 1: no checksums) in the checksummed layout "
+                   "(schema 2), in place: the new file replaces the old one under the same name only once it is "
+                   "complete. The old file is read in a child process with a time limit, so a damaged one is "
+                   "reported instead of crashing. Shards already of schema 2 are checked and left as they are. "
+                   "Exits 1 if any file fails.");
+  parser.positional("FILE", "HDF5 shard files", /*many=*/true);
+  parser.option("timeout", "seconds allowed per file (0 = 60 plus 1 per 20 MB)", false, "0");
+  if (!parser.parse(args)) return 0;
+  int64_t failed = 0;
+  for (const auto& path : parser.positionals()) {
+    try {
+      const auto result = shards::upgrade_shard(path, parser.get_double("timeout"));
+      std::cout << path << (result == shards::UpgradeResult::Upgraded ? ": upgraded to schema " : ": already schema ")
+                << shards::kSchemaVersion << "\n";
+    } catch (const Error& e) {
+      ++failed;
+      std::cout << path << ": not upgraded: " << e.what() << "\n";
+    }
+  }
+  return failed ? 1 : 0;
+}
+
 // One line per verb; `pathvlm shards` with no verb lists them.
 const std::vector<Verb> kVerbs = {
     {"inspect", "kind, schema version, counts, shapes, dtypes and a sample record of each shard", shards_inspect},
     {"build", "tiles shards + manifest from images and a CSV/TSV/JSONL of captions", cmd_shards_build},
     {"validate", "read every record of each shard and report the bad ones (exit 1 if any)", shards_validate},
+    {"upgrade", "rewrite shards of an older pathvlm (schema 1) with checksums (schema 2), in place", shards_upgrade},
 };
 
 }  // namespace

@@ -17,7 +17,7 @@ struct Command {
 // The table main() dispatches on and `pathvlm --help` lists (defined in main.cpp).
 const std::vector<Command>& commands();
 
-// A subcommand with verbs (`pathvlm shards inspect|validate|build`): one entry per verb.
+// A subcommand with verbs (`pathvlm shards inspect|validate|build|upgrade`): one entry per verb.
 struct Verb {
   const char* name;
   const char* summary;

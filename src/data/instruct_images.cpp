@@ -30,7 +30,7 @@ std::string source_kind(const std::string& path) {
     if (!fs::exists(manifest, ec)) return "";
   }
   PATHVLM_CHECK(fs::exists(manifest, ec), "instruct.data.images: '", path, "' does not exist");
-  if (manifest.extension() == ".h5") return shards::kind_name(shards::read_schema(h5::File::open(manifest.string())));
+  if (manifest.extension() == ".h5") return shards::kind_name(shards::read_schema(shards::open_shard(manifest.string())));
   nlohmann::json json;
   try {
     json = nlohmann::json::parse(read_text_file(manifest.string()));

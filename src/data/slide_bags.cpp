@@ -9,6 +9,7 @@
 #include "core/random.h"
 #include "data/shard_manifest.h"
 #include "data/slide_manifest.h"
+#include "io/checked_rows.h"
 #include "io/hdf5.h"
 #include "io/shard_schema.h"
 
@@ -19,7 +20,8 @@ namespace pathvlm::data {
 // A few recently read files kept open: reopening per batch is cheap, holding every slide's file open is not.
 class SlideBagDataset::OpenFiles {
  public:
-  h5::File get(const std::string& path) {
+  // `shard`: a sealed slides shard (opened through its integrity check), else a per-slide features file.
+  h5::File get(const std::string& path, bool shard) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = files_.begin(); it != files_.end(); ++it) {
       if (it->first == path) {
@@ -27,7 +29,7 @@ class SlideBagDataset::OpenFiles {
         return files_.front().second;
       }
     }
-    files_.emplace_front(path, h5::File::open(path));
+    files_.emplace_front(path, shard ? shards::open_shard(path) : h5::File::open(path));
     if (files_.size() > kKept) files_.pop_back();
     return files_.front().second;
   }
@@ -54,6 +56,8 @@ struct Candidate {
   size_t source = 0;
 };
 
+constexpr int64_t kMaxFeatureWidth = 1 << 16, kMaxTiles = 1 << 24;
+
 // Tiles and feature width from the metadata of `features` and `coords` in `g` (nothing is read), or the problem.
 std::optional<Problem> check_bag(const h5::Group& g, int64_t& tiles, int64_t& width) {
   try {
@@ -78,6 +82,10 @@ std::optional<Problem> check_bag(const h5::Group& g, int64_t& tiles, int64_t& wi
                      str("features/coords rows differ (", fshape[0], " features, ", cshape[0], " coords)")};
     }
     if (fshape[0] == 0) return Problem{"0 tiles", "0 tiles"};
+    // Sizes from a file bound what is allocated later: refuse the absurd ones a damaged header can give.
+    if (fshape[1] > kMaxFeatureWidth || fshape[0] > kMaxTiles)
+      return Problem{"bad features", str("features ", c10::IntArrayRef(fshape), " are too large (at most ",
+                                         kMaxTiles, " tiles of width ", kMaxFeatureWidth, ")")};
     tiles = fshape[0];
     width = fshape[1];
     return std::nullopt;
@@ -181,7 +189,7 @@ class Gatherer {
     try {
       std::error_code ec;
       PATHVLM_CHECK(fs::is_regular_file(shard.path, ec), "missing file '", shard.path, "'");
-      file = h5::File::open(shard.path);
+      file = shards::open_shard(shard.path);
       ids = file->has_group("slides") ? file->group("slides").children() : std::vector<std::string>{};
     } catch (const Error& e) {
       // A shard that cannot be read: its slides, as many as the manifest lists, are all bad.
@@ -376,8 +384,11 @@ std::pair<torch::Tensor, torch::Tensor> SlideBagDataset::read_tiles(int64_t reco
                                                                      const std::vector<int64_t>& rows) const {
   const Slide& s = at(record);
   try {
-    const h5::File file = files_->get(s.file);
-    torch::Tensor features = file.dataset(s.prefix + "features").read_row_list(rows).to(torch::kFloat32);
+    const bool shard = !s.prefix.empty();
+    const h5::File file = files_->get(s.file, shard);
+    torch::Tensor features = (shard ? shards::CheckedRows(file.group(s.prefix), "features").read_row_list(rows)
+                                    : file.dataset("features").read_row_list(rows))
+                                 .to(torch::kFloat32);
     torch::Tensor coords = file.dataset(s.prefix + "coords").read_row_list(rows).to(torch::kInt64);
     PATHVLM_CHECK(features.size(1) == feature_dim(), "feature width ", features.size(1), " != ", feature_dim(),
                   " (the file changed after the data was opened?)");

@@ -37,7 +37,7 @@ TileFeatureDataset TileFeatureDataset::open(const std::string& path) {
 void TileFeatureDataset::add_shard(const std::string& path, int64_t expected, const std::string& context) {
   std::error_code ec;
   PATHVLM_CHECK(fs::is_regular_file(path, ec), context, "shard '", path, "' is missing");
-  auto file = h5::File::open(path);
+  auto file = shards::open_shard(path);
   const auto kind = shards::check_schema(file);
   PATHVLM_CHECK(kind == shards::ShardKind::TileFeatures, context, "shard '", path, "' holds ", shards::kind_name(kind),
                 ", not tile_features");
@@ -45,8 +45,8 @@ void TileFeatureDataset::add_shard(const std::string& path, int64_t expected, co
   PATHVLM_CHECK(expected < 0 || n == expected, context, "shard '", path, "' holds ", n, " records, the manifest says ",
                 expected, " (rewrite the shards or fix the manifest)");
 
-  auto features = std::make_shared<h5::Dataset>(file.dataset("features"));
-  const auto shape = features->shape();
+  auto features = std::make_shared<const shards::CheckedRows>(file, "features");
+  const auto shape = features->dataset().shape();
   std::optional<std::string> encoder;
   if (file.has_attr("encoder")) encoder = file.attr_string("encoder");
   std::optional<int> token_layer;

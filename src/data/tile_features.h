@@ -18,7 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "io/hdf5.h"
+#include "io/checked_rows.h"
 
 namespace pathvlm::data {
 
@@ -49,7 +49,7 @@ class TileFeatureDataset {
  private:
   struct Shard {
     std::string path;
-    std::shared_ptr<h5::Dataset> features;
+    std::shared_ptr<const shards::CheckedRows> features;
     int64_t first = 0, count = 0;
   };
   const Shard& shard_of(int64_t i, int64_t& local) const;

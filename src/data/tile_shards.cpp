@@ -18,6 +18,7 @@
 #include "data/image.h"
 #include "data/shard_manifest.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 
 namespace fs = std::filesystem;
 
@@ -165,23 +166,23 @@ Prepared prepare(const SourceRecord& rec, const TileShardBuildOptions& o, const 
   return p;
 }
 
-// One shard being written.
+// One shard being written: streamed into a staging file, sealed into `path` by close().
 class ShardWriter {
  public:
   ShardWriter(const std::string& path, bool raw, int64_t height, int64_t width, bool labels)
-      : path_(path), file_(h5::File::create(path)) {
-    shards::write_schema(file_, shards::ShardKind::Tiles);
-    file_.set_attr("created_by", "pathvlm shards build");
+      : path_(path), file_(h5::File::create(staging_path(path))) {
+    shards::write_schema(*file_, shards::ShardKind::Tiles);
+    file_->set_attr("created_by", "pathvlm shards build");
     if (raw) {
       h5::DatasetOptions opt;
       opt.chunk = {1, height, width, 3};
-      images_.emplace(file_.Group::create("images", torch::kByte, {height, width, 3}, opt));
+      images_.emplace(file_->Group::create("images", torch::kByte, {height, width, 3}, opt));
     } else {
-      images_.emplace(file_.create_blobs("images"));
+      images_.emplace(file_->create_blobs("images"));
     }
-    captions_.emplace(file_.create_strings("captions"));
-    ids_.emplace(file_.create_strings("ids"));
-    if (labels) labels_.emplace(file_.Group::create("labels", torch::kInt32, {}));
+    captions_.emplace(file_->create_strings("captions"));
+    ids_.emplace(file_->create_strings("ids"));
+    if (labels) labels_.emplace(file_->Group::create("labels", torch::kInt32, {}));
   }
   void append(const std::vector<const SourceRecord*>& recs, std::vector<Prepared*>& items) {
     if (recs.empty()) return;
@@ -208,11 +209,23 @@ class ShardWriter {
   }
   int64_t count() const { return count_; }
   const std::string& path() const { return path_; }
-  void close() { file_.flush(); }
+  void close() {
+    images_.reset(), captions_.reset(), ids_.reset(), labels_.reset();
+    file_->close();
+    file_.reset();
+    shards::seal_shard(staging_path(path_), path_);
+    fs::remove(staging_path(path_));
+  }
+  ~ShardWriter() {
+    images_.reset(), captions_.reset(), ids_.reset(), labels_.reset(), file_.reset();
+    std::error_code ec;
+    fs::remove(staging_path(path_), ec);
+  }
 
  private:
+  static std::string staging_path(const std::string& path) { return path + ".staging"; }
   std::string path_;
-  h5::File file_;
+  std::optional<h5::File> file_;
   std::optional<h5::Dataset> images_, captions_, ids_, labels_;
   int64_t count_ = 0;
 };
@@ -377,7 +390,7 @@ TileDataset TileDataset::open(const std::string& path) {
 void TileDataset::add_shard(const std::string& path, int64_t expected, const std::string& context) {
   std::error_code ec;
   PATHVLM_CHECK(fs::is_regular_file(path, ec), context, "shard '", path, "' is missing");
-  auto file = h5::File::open(path);
+  auto file = shards::open_shard(path);
   const auto kind = shards::check_schema(file);
   PATHVLM_CHECK(kind == shards::ShardKind::Tiles, context, "shard '", path, "' holds ", shards::kind_name(kind),
                 ", not tiles");
@@ -391,8 +404,10 @@ void TileDataset::add_shard(const std::string& path, int64_t expected, const std
   has_labels_ = labels;
   Shard s;
   s.path = path;
-  s.images = std::make_shared<h5::Dataset>(file.dataset("images"));
-  s.raw = s.images->kind() == h5::Dataset::Kind::Numeric;
+  if (file.dataset("images").shape().size() == 1)
+    s.encoded = std::make_shared<const shards::CheckedBytes>(file, "images");
+  else
+    s.raw = std::make_shared<const shards::CheckedRows>(file, "images");
   s.first = size();
   s.count = n;
   auto captions = file.read_strings("captions"), ids = file.read_strings("ids");
@@ -446,8 +461,8 @@ std::pair<std::string, int64_t> TileDataset::locate(int64_t i) const {
 torch::Tensor TileDataset::image(int64_t i) const {
   int64_t local = 0;
   const Shard& s = shard_of(i, local);
-  if (s.raw) return s.images->read_rows(local, 1).squeeze(0);
-  return decode_image(s.images->read_blob(local), where(i));
+  if (s.raw) return s.raw->read_rows(local, 1).squeeze(0);
+  return decode_image(s.encoded->read(local), where(i));
 }
 
 TileRecord TileDataset::read(int64_t i) const {

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "io/hdf5.h"
+#include "io/checked_rows.h"
 
 namespace pathvlm::data {
 
@@ -94,8 +94,8 @@ class TileDataset {
  private:
   struct Shard {
     std::string path;
-    std::shared_ptr<h5::Dataset> images;
-    bool raw = false;
+    std::shared_ptr<const shards::CheckedBytes> encoded;  // one of these two
+    std::shared_ptr<const shards::CheckedRows> raw;
     int64_t first = 0, count = 0;
   };
   const Shard& shard_of(int64_t i, int64_t& local) const;

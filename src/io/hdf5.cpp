@@ -19,6 +19,10 @@ namespace pathvlm::h5 {
 namespace {
 
 std::recursive_mutex& library_mutex() {
+  // Before the first HDF5 call: no HDF5 atexit handler. It would close again, at exit, a file whose close failed
+  // (a full disk) and crash in H5F__close_cb (HDF5 1.10); every file is closed by its owner before exit anyway.
+  static const bool no_atexit = [] { return H5dont_atexit() >= 0; }();
+  (void)no_atexit;
   static std::recursive_mutex m;
   return m;
 }
@@ -229,11 +233,15 @@ std::string strip_fixed(const char* data, size_t size) {
 
 Handle::Handle(hid id, int (*close)(hid)) : id_(id), close_(close) {}
 
-Handle::~Handle() {
-  if (id_ >= 0 && close_) {
-    Guard guard;
-    close_(id_);
-  }
+Handle::~Handle() { close(); }
+
+int Handle::close() const {
+  if (id_ < 0 || !close_) return 0;
+  Guard guard;
+  const int result = close_(id_);
+  id_ = -1;
+  if (result < 0) take_error_detail();
+  return result;
 }
 
 Object::Object(std::shared_ptr<const Handle> handle, std::string file, std::string path, const char* kind)
@@ -336,6 +344,29 @@ double Object::attr_double(const std::string& name) const {
   return value;
 }
 
+void Object::copy_attrs_to(Object& target) const {
+  Guard guard;
+  for (const auto& name : attr_names()) {
+    const std::string at = str(where(), ": attribute '", name, "'");
+    Owned attr = own(check(H5Aopen(id(), name.c_str(), H5P_DEFAULT), at, "open attribute"), H5Aclose);
+    Owned type = own(check(H5Aget_type(attr->id()), at, "H5Aget_type"), H5Tclose);
+    Owned space = own(check(H5Aget_space(attr->id()), at, "H5Aget_space"), H5Sclose);
+    const hssize_t n = check(H5Sget_simple_extent_npoints(space->id()), at, "H5Sget_simple_extent_npoints");
+    std::vector<uint8_t> buffer(static_cast<size_t>(n) * H5Tget_size(type->id()) + 1);
+    check(H5Aread(attr->id(), type->id(), buffer.data()), at, "read");
+    const std::string to = str(target.where(), ": attribute '", name, "'");
+    if (check(H5Aexists(target.id(), name.c_str()), to, "H5Aexists") > 0)
+      check(H5Adelete(target.id(), name.c_str()), to, "replace attribute");
+    Owned copy = own(check(H5Acreate2(target.id(), name.c_str(), type->id(), space->id(), H5P_DEFAULT, H5P_DEFAULT),
+                           to, "create attribute"),
+                     H5Aclose);
+    const herr_t written = H5Awrite(copy->id(), type->id(), buffer.data());
+    if (H5Tdetect_class(type->id(), H5T_VLEN) > 0 || H5Tis_variable_str(type->id()) > 0)
+      reclaim(type->id(), space->id(), buffer.data());
+    check(written, to, "write attribute");
+  }
+}
+
 // ---- Dataset ---------------------------------------------------------------------------------------------------
 
 Dataset::Kind Dataset::kind() const {
@@ -403,6 +434,19 @@ std::vector<int64_t> Dataset::chunk() const {
   hsize_t dims[H5S_MAX_RANK];
   int rank = check(H5Pget_chunk(dcpl->id(), H5S_MAX_RANK, dims), where(), "H5Pget_chunk");
   return std::vector<int64_t>(dims, dims + rank);
+}
+
+Dataset::Storage Dataset::storage() const {
+  Guard guard;
+  Storage s;
+  const haddr_t offset = H5Dget_offset(id());
+  if (offset == HADDR_UNDEF) {
+    take_error_detail();
+    return s;
+  }
+  s.offset = static_cast<int64_t>(offset);
+  s.bytes = static_cast<int64_t>(H5Dget_storage_size(id()));
+  return s;
 }
 
 int Dataset::gzip_level() const {
@@ -560,6 +604,25 @@ void Dataset::append(const torch::Tensor& rows) {
   Owned mem = type_for(dt, where());
   check(H5Dwrite(id(), mem->id(), mem_space->id(), file_space->id(), H5P_DEFAULT, data.data_ptr()), where(),
         "append rows");
+}
+
+void Dataset::write_rows(int64_t begin, const torch::Tensor& rows) {
+  Guard guard;
+  torch::ScalarType dt = dtype();
+  PATHVLM_CHECK(kind() == Kind::Numeric, where(), ": write_rows() needs a numeric dataset");
+  auto dims = shape();
+  PATHVLM_CHECK(rows.scalar_type() == dt && rows.dim() == static_cast<int64_t>(dims.size()) && rows.dim() >= 1,
+                where(), ": cannot write ", h5::dtype_name(rows.scalar_type()), " rows of shape ", rows.sizes(),
+                " into a ", h5::dtype_name(dt), " dataset of shape ", c10::IntArrayRef(dims));
+  PATHVLM_CHECK(rows.sizes().slice(1).vec() == std::vector<int64_t>(dims.begin() + 1, dims.end()), where(),
+                ": cannot write rows of shape ", rows.sizes(), " into a dataset of shape ", c10::IntArrayRef(dims));
+  check_rows(begin, rows.size(0));
+  if (rows.numel() == 0) return;
+  torch::Tensor data = rows.detach().to(torch::kCPU).contiguous();
+  auto [file_space, mem_space] = row_selection(id(), dims, begin, data.size(0), where());
+  Owned mem = type_for(dt, where());
+  check(H5Dwrite(id(), mem->id(), mem_space->id(), file_space->id(), H5P_DEFAULT, data.data_ptr()), where(),
+        "write rows");
 }
 
 std::vector<std::string> Dataset::read_strings() const { return read_strings(0, rows()); }
@@ -826,6 +889,18 @@ Dataset Group::create(const std::string& path, torch::ScalarType dtype, const st
   return create_dataset(*this, id(), path, type->id(), layout, file_, full);
 }
 
+Dataset Group::create_contiguous(const std::string& path, torch::ScalarType dtype,
+                                 const std::vector<int64_t>& shape) {
+  Guard guard;
+  std::string full = join(path_, path);
+  const std::string at = str("'", file_, "': dataset '", full, "'");
+  Owned type = type_for(dtype, at);
+  Layout layout = make_layout(shape, 0, false, {}, at);
+  check(H5Pset_alloc_time(layout.dcpl->id(), H5D_ALLOC_TIME_EARLY), at, "H5Pset_alloc_time");
+  check(H5Pset_fill_time(layout.dcpl->id(), H5D_FILL_TIME_NEVER), at, "H5Pset_fill_time");
+  return create_dataset(*this, id(), path, type->id(), layout, file_, full);
+}
+
 Dataset Group::create_strings(const std::string& path, const DatasetOptions& options) {
   Guard guard;
   std::string full = join(path_, path);
@@ -883,9 +958,27 @@ File File::create(const std::string& path) {
   return File(share(f, H5Fclose), path, "/", "file");
 }
 
+File File::create(const std::string& path, int64_t userblock_bytes) {
+  Guard guard;
+  const std::string at = str("'", path, "'");
+  Owned fcpl = own(check(H5Pcreate(H5P_FILE_CREATE), at, "H5Pcreate"), H5Pclose);
+  check(H5Pset_userblock(fcpl->id(), static_cast<hsize_t>(userblock_bytes)), at, "set user block");
+  hid_t f = check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl->id(), H5P_DEFAULT), at, "create");
+  return File(share(f, H5Fclose), path, "/", "file");
+}
+
 void File::flush() {
   Guard guard;
   check(H5Fflush(id(), H5F_SCOPE_GLOBAL), where(), "flush");
+}
+
+void File::close() {
+  Guard guard;
+  PATHVLM_CHECK(handle_.use_count() == 1, where(), ": cannot close: other copies of the file object exist");
+  const ssize_t open = H5Fget_obj_count(id(), H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR);
+  PATHVLM_CHECK(open == 0, where(), ": cannot close: ", open, " of its objects are still open");
+  check(H5Fflush(id(), H5F_SCOPE_LOCAL), where(), "flush");
+  if (handle_->close() < 0) throw Error(str(where(), ": close failed (disk full?)"));
 }
 
 int64_t open_object_count() {

@@ -41,9 +41,10 @@ class Handle {
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
   hid id() const { return id_; }
+  int close() const;  // closes now (once); the close function's result
 
  private:
-  hid id_ = -1;
+  mutable hid id_ = -1;
   int (*close_)(hid) = nullptr;
 };
 
@@ -74,6 +75,8 @@ class Object {
   double attr_double(const std::string& name) const;       // any integer or float attribute with one value
 
   hid id() const { return handle_->id(); }  // for code that must call the C API directly
+  // Writes every attribute of this object onto `target` (same names, types and values; existing ones replaced).
+  void copy_attrs_to(Object& target) const;
 
   // Wraps an open identifier; `kind` ("file", "group", "dataset") names it in messages.
   Object(std::shared_ptr<const Handle> handle, std::string file, std::string path, const char* kind);
@@ -95,6 +98,12 @@ class Dataset : public Object {
   std::vector<int64_t> chunk() const;          // empty when contiguous
   int gzip_level() const;                      // 0 when not deflate-compressed
   bool extendable() const;                     // first dimension unlimited
+  // Where a contiguous dataset's data lies in the file: absolute byte offset (user block included) and size;
+  // offset -1 when the data is chunked or not allocated (no rows).
+  struct Storage {
+    int64_t offset = -1, bytes = 0;
+  };
+  Storage storage() const;
 
   // Numeric reads give a new contiguous CPU tensor in the file's dtype; the `expected` overloads fail with
   // "dtype X, expected Y" instead of converting.
@@ -107,6 +116,7 @@ class Dataset : public Object {
   // those rows (their chunks) are read from disk (the sampled tiles of a slide).
   torch::Tensor read_row_list(const std::vector<int64_t>& rows) const;
   void append(const torch::Tensor& rows);  // extendable datasets: rows [k, row...] of the dataset's dtype
+  void write_rows(int64_t begin, const torch::Tensor& rows);  // overwrites rows [begin, begin+k) of any dataset
 
   std::vector<std::string> read_strings() const;
   std::vector<std::string> read_strings(int64_t begin, int64_t count) const;
@@ -145,6 +155,9 @@ class Group : public Object {
   Dataset create(const std::string& path, torch::ScalarType dtype, const std::vector<int64_t>& row_shape,
                  const DatasetOptions& options = {});
   Dataset create_strings(const std::string& path, const DatasetOptions& options = {});
+  // A fixed-size contiguous numeric dataset of `shape`, its storage allocated now (filled by write_rows()), so
+  // storage() is known before the file is closed.
+  Dataset create_contiguous(const std::string& path, torch::ScalarType dtype, const std::vector<int64_t>& shape);
   Dataset create_blobs(const std::string& path, const DatasetOptions& options = {});
 
   // Shorthand for dataset(path).read(...).
@@ -162,8 +175,13 @@ class File : public Group {
   static File open(const std::string& path);        // read-only
   static File open_rw(const std::string& path);     // read-write, must exist
   static File create(const std::string& path);      // create or truncate
+  // With a user block of `userblock_bytes` (a power of two >= 512) before the HDF5 data, left to the caller.
+  static File create(const std::string& path, int64_t userblock_bytes);
   using Group::create;                              // file.create("rows", dtype, row_shape) still works
   void flush();                                     // H5Fflush: what is written so far survives a crash
+  // Closes the file now, throwing when that fails (a full disk): every group and dataset object of it must be
+  // gone and this must be the file's only copy. Afterwards this object is unusable.
+  void close();
 
   using Group::Group;
 };

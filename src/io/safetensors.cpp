@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/crc32.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data are little-endian; so must the host be");
 
@@ -153,21 +154,8 @@ torch::ScalarType dtype_from_name(const std::string& name) {
 }
 
 uint32_t checksum(const torch::Tensor& tensor) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
   torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
-  const auto* p = static_cast<const uint8_t*>(t.data_ptr());
-  size_t n = t.numel() * t.element_size();
-  uint32_t crc = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-  return crc ^ 0xFFFFFFFFu;
+  return crc32(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());
 }
 
 // ---- File -------------------------------------------------------------------------------------------------------

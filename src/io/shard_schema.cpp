@@ -3,9 +3,12 @@
 
 #include <cctype>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "core/error.h"
+#include "io/checked_rows.h"
+#include "io/shard_envelope.h"
 
 namespace pathvlm::shards {
 namespace {
@@ -56,12 +59,18 @@ void same_rows(const h5::Dataset& a, const h5::Dataset& b) {
   PATHVLM_CHECK(a.rows() == b.rows(), a.where(), " has ", a.rows(), " rows but ", b.path(), " has ", b.rows());
 }
 
-// The tiles' image dataset: uint8 [N,H,W,3] or vlen uint8 [N].
-h5::Dataset tile_images(const h5::File& file) {
+// The tiles' image dataset: uint8 [N,H,W,3] (raw), or encoded: vlen uint8 [N] (schema 1) / uint8 [bytes] with
+// /images_offsets and /images_crc32 (schema 2).
+h5::Dataset tile_images(const h5::File& file, int version) {
   h5::Dataset images = file.dataset("images");
-  if (images.kind() == h5::Dataset::Kind::Blob) {
+  if (version == 1 && images.kind() == h5::Dataset::Kind::Blob) {
     PATHVLM_CHECK(images.shape().size() == 1, images.where(), ": encoded images must have shape [N], got ",
                   shape_text(images.shape()));
+    return images;
+  }
+  if (version >= 2 && images.kind() == h5::Dataset::Kind::Numeric && images.shape().size() == 1) {
+    numeric(file, "images", {torch::kUInt8}, 1);
+    numeric(file, "images_offsets", {torch::kInt64}, 1);
     return images;
   }
   numeric(file, "images", {torch::kUInt8}, 4);
@@ -70,10 +79,24 @@ h5::Dataset tile_images(const h5::File& file) {
   return images;
 }
 
+// Records in the tiles' image dataset (schema 2 encoded: offsets - 1).
+int64_t image_count(const h5::File& file, const h5::Dataset& images, int version) {
+  if (version >= 2 && images.shape().size() == 1) return file.dataset("images_offsets").rows() - 1;
+  return images.rows();
+}
+
+// Schema 2: the record dataset `name` in `g` has a checksum per row.
+void require_checksums(const h5::Group& g, const std::string& name, int64_t rows, int version) {
+  if (version < 2) return;
+  h5::Dataset crc = numeric(g, name + "_crc32", {torch::kInt64}, 1);
+  PATHVLM_CHECK(crc.rows() == rows, crc.where(), " has ", crc.rows(), " rows, expected ", rows);
+}
+
 // "" when slide group `g` has well-formed features, coords and attributes; otherwise what is wrong.
-std::string slide_structure_problem(const h5::Group& g) {
+std::string slide_structure_problem(const h5::Group& g, int version) {
   try {
     h5::Dataset features = numeric(g, "features", {torch::kFloat16, torch::kFloat32}, 2);
+    require_checksums(g, "features", features.rows(), version);
     h5::Dataset coords = numeric(g, "coords", {torch::kInt64}, 2);
     PATHVLM_CHECK(coords.shape()[1] == 2, coords.where(), ": shape ", shape_text(coords.shape()), ", expected [n,2]");
     same_rows(features, coords);
@@ -118,7 +141,7 @@ struct Collector {
 // Reads rows [0, n) of a numeric dataset in batches; `inspect(begin, batch)` checks each batch. A batch that fails
 // to read is retried row by row so the broken records are named.
 template <class Inspect>
-void scan_rows(const h5::Dataset& ds, const std::vector<std::string>& ids, Collector& bad, Inspect&& inspect) {
+void scan_rows(const CheckedRows& ds, const std::vector<std::string>& ids, Collector& bad, Inspect&& inspect) {
   int64_t n = ds.rows();
   for (int64_t begin = 0; begin < n; begin += kBatchRows) {
     int64_t count = std::min(kBatchRows, n - begin);
@@ -163,33 +186,20 @@ void validate_tiles(const h5::File& file, const ValidateOptions& options, Collec
   auto ids = file.dataset("ids").read_strings();
   auto captions = file.dataset("captions").read_strings();
   check_ids_and_text(ids, &captions, bad);
-  h5::Dataset images = tile_images(file);
-  if (images.kind() == h5::Dataset::Kind::Blob) {
-    int64_t n = images.rows();
-    auto check_one = [&](int64_t i, const h5::Blob& blob) {
-      std::string problem = image_signature_problem(blob);
-      if (problem.empty() && options.check_image) problem = options.check_image(blob);
-      if (!problem.empty()) bad.add(i, ids[i], problem);
-    };
-    for (int64_t begin = 0; begin < n; begin += kBatchRows) {
-      int64_t count = std::min(kBatchRows, n - begin);
-      std::vector<h5::Blob> blobs;
+  if (file.dataset("images").shape().size() == 1) {
+    const CheckedBytes images(file, "images");
+    for (int64_t i = 0; i < images.size(); ++i) {
       try {
-        blobs = images.read_blobs(begin, count);
-      } catch (const Error&) {
-        for (int64_t i = begin; i < begin + count; ++i) {
-          try {
-            check_one(i, images.read_blob(i));
-          } catch (const Error& e) {
-            bad.add(i, ids[i], e.what());
-          }
-        }
-        continue;
+        const h5::Blob blob = images.read(i);
+        std::string problem = image_signature_problem(blob);
+        if (problem.empty() && options.check_image) problem = options.check_image(blob);
+        if (!problem.empty()) bad.add(i, ids[i], problem);
+      } catch (const Error& e) {
+        bad.add(i, ids[i], e.what());
       }
-      for (int64_t k = 0; k < count; ++k) check_one(begin + k, blobs[k]);
     }
   } else {
-    scan_rows(images, ids, bad, [](int64_t, const torch::Tensor&) {});
+    scan_rows(CheckedRows(file, "images"), ids, bad, [](int64_t, const torch::Tensor&) {});
   }
   if (file.has("labels")) numeric(file, "labels", {torch::kInt32}, 1).read();
 }
@@ -197,8 +207,7 @@ void validate_tiles(const h5::File& file, const ValidateOptions& options, Collec
 void validate_tile_features(const h5::File& file, Collector& bad) {
   auto ids = file.dataset("ids").read_strings();
   check_ids_and_text(ids, nullptr, bad);
-  h5::Dataset features = file.dataset("features");
-  scan_rows(features, ids, bad, [&](int64_t begin, const torch::Tensor& batch) {
+  scan_rows(CheckedRows(file, "features"), ids, bad, [&](int64_t begin, const torch::Tensor& batch) {
     report_non_finite(batch, begin, ids, "features", bad);
   });
 }
@@ -212,12 +221,13 @@ void validate_slides(const h5::File& file, Collector& bad) {
     try {
       PATHVLM_CHECK(slides.has_group(id), "'", file.file_path(), "': /slides/", id, " is not a group");
       h5::Group g = slides.group(id);
-      std::string problem = slide_structure_problem(g);
+      std::string problem = slide_structure_problem(g, kSchemaVersion);
       if (!problem.empty()) {
         bad.add(i, id, problem);
         continue;
       }
-      torch::Tensor features = g.dataset("features").read();
+      const CheckedRows rows(g, "features");
+      torch::Tensor features = rows.read_rows(0, rows.rows());
       torch::Tensor coords = g.dataset("coords").read();
       if (features.size(0) == 0) bad.add(i, id, "slide has no tiles");
       if (!torch::isfinite(features.to(torch::kFloat32)).all().item<bool>())
@@ -283,20 +293,32 @@ ShardKind read_schema(const h5::File& file) { return parse_schema(file).first; }
 int read_schema_version(const h5::File& file) { return parse_schema(file).second; }
 
 void write_schema(h5::File& file, ShardKind kind) {
-  file.set_attr(kSchemaAttr, str(kind_name(kind), "/", kSchemaVersion));
+  file.set_attr(kSchemaAttr, str(kind_name(kind), "/", kStreamingVersion));
 }
 
-namespace {
-// The kind's datasets, dtypes and counts; slide groups one by one only when `each_slide` (validate names them
-// individually instead).
-ShardKind check_layout(const h5::File& file, bool each_slide) {
-  ShardKind kind = read_schema(file);
+h5::File open_shard(const std::string& path) {
+  std::error_code ec;
+  PATHVLM_CHECK(std::filesystem::is_regular_file(path, ec), "shard '", path, "': no such file");
+  PATHVLM_CHECK(has_envelope(path), "shard '", path, "' has no integrity header: it was written by an older pathvlm",
+                " (schema 1) or is not a pathvlm shard; if pathvlm wrote it, run `pathvlm shards upgrade ", path, "`");
+  check_envelope(path);
+  h5::File file = h5::File::open(path);
+  PATHVLM_CHECK(read_schema_version(file) == kSchemaVersion, "shard '", path, "': schema version ",
+                read_schema_version(file), " inside an integrity envelope (expected ", kSchemaVersion, ")");
+  return file;
+}
+
+ShardKind check_schema(const h5::File& file, bool each_slide) {
+  const auto [kind, version] = parse_schema(file);
   switch (kind) {
     case ShardKind::Tiles: {
-      h5::Dataset images = tile_images(file);
+      h5::Dataset images = tile_images(file, version);
       h5::Dataset captions = strings(file, "captions");
       h5::Dataset ids = strings(file, "ids");
-      same_rows(ids, images);
+      const int64_t n = image_count(file, images, version);
+      PATHVLM_CHECK(n == ids.rows(), images.where(), " holds ", n, " images but ", ids.path(), " has ", ids.rows(),
+                    " rows");
+      require_checksums(file, "images", n, version);
       same_rows(ids, captions);
       if (file.has("labels")) same_rows(ids, numeric(file, "labels", {torch::kInt32}, 1));
       break;
@@ -304,13 +326,14 @@ ShardKind check_layout(const h5::File& file, bool each_slide) {
     case ShardKind::TileFeatures: {
       h5::Dataset features = numeric(file, "features", {torch::kFloat16, torch::kFloat32}, 3);
       same_rows(strings(file, "ids"), features);
+      require_checksums(file, "features", features.rows(), version);
       break;
     }
     case ShardKind::Slides: {
       h5::Group slides = file.group("slides");
       for (const auto& id : each_slide ? slides.children() : std::vector<std::string>{}) {
         PATHVLM_CHECK(slides.has_group(id), file_name(file), ": /slides/", id, " is not a group");
-        std::string problem = slide_structure_problem(slides.group(id));
+        std::string problem = slide_structure_problem(slides.group(id), version);
         PATHVLM_CHECK(problem.empty(), problem);
       }
       if (file.has("reports")) same_rows(strings(file, "reports/slide_id"), strings(file, "reports/text"));
@@ -319,9 +342,6 @@ ShardKind check_layout(const h5::File& file, bool each_slide) {
   }
   return kind;
 }
-}  // namespace
-
-ShardKind check_schema(const h5::File& file) { return check_layout(file, true); }
 
 int64_t record_count(const h5::File& file, ShardKind kind) {
   if (kind == ShardKind::Slides) return static_cast<int64_t>(file.group("slides").children().size());
@@ -330,7 +350,7 @@ int64_t record_count(const h5::File& file, ShardKind kind) {
 
 ValidateReport validate(const h5::File& file, const ValidateOptions& options) {
   ValidateReport report;
-  report.kind = check_layout(file, false);
+  report.kind = check_schema(file, false);
   report.records = record_count(file, report.kind);
   Collector bad{report, options.max_reported, {}};
   switch (report.kind) {

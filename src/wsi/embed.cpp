@@ -21,6 +21,7 @@
 #include "io/hdf5.h"
 #include "data/image.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 #include "wsi/slide.h"
 #include "wsi/tiling.h"
 #include "models/clip/fixed_random.h"
@@ -267,24 +268,31 @@ class SlideWriter {
       tokens_file_->set_attr("encoder", encoder_);
       tokens_file_->set_attr("token_layer", token_layer_);
     }
-    close();
-    if (!tokens_path_.empty() && fs::exists(temp_path(tokens_path_))) commit_file(temp_path(tokens_path_), tokens_path_);
+    // Closed explicitly: a close that fails (a full disk) is an error here, not a half file renamed into place.
+    features_.reset(), token_rows_.reset(), token_ids_.reset();
+    features_file_->close();
+    features_file_.reset();
+    if (tokens_file_) {
+      tokens_file_->close();
+      tokens_file_.reset();
+      shards::seal_shard(temp_path(tokens_path_), tokens_path_);
+      fs::remove(temp_path(tokens_path_));
+    }
     // The features file last: its presence marks the slide complete.
     commit_file(temp_path(features_path_), features_path_);
   }
 
+  // Removes what a failed slide left: temp files, and a tokens shard without its features file.
   void abandon() {
-    close();
+    features_.reset(), token_rows_.reset(), token_ids_.reset();
+    features_file_.reset(), tokens_file_.reset();
     std::error_code ec;
     fs::remove(temp_path(features_path_), ec);
     fs::remove(temp_path(tokens_path_), ec);
+    if (!fs::exists(features_path_, ec)) fs::remove(tokens_path_, ec);
   }
 
  private:
-  void close() {
-    features_.reset(), token_rows_.reset(), token_ids_.reset();
-    features_file_.reset(), tokens_file_.reset();
-  }
 
   const SlideWork& work_;
   std::string features_path_, tokens_path_;
@@ -462,7 +470,7 @@ void pack_slide_shards(const std::string& out_dir, int slides_per_shard, const s
                                  shards.size(), ".h5");
     const std::string path = shard_dir + "/" + name;
     int64_t shard_tiles = 0, records = 0;
-    {
+    try {
       auto shard = h5::File::create(temp_path(path));
       shards::write_schema(shard, shards::ShardKind::Slides);
       std::vector<std::string> report_ids, report_texts;
@@ -474,9 +482,7 @@ void pack_slide_shards(const std::string& out_dir, int slides_per_shard, const s
         SlideTiles tiles = read_coords_h5(files[i]);
         tiles.slide_id = id;
         auto group = shard.require_group("slides/" + id);
-        h5::DatasetOptions chunks;
-        if (features.size(0) > 0) chunks.chunk = {std::min<int64_t>(1024, features.size(0)), features.size(1)};
-        group.write("features", features, chunks);
+        group.write("features", features);
         write_coords_dataset(group, tiles);
         group.set_attr("patch_size", static_cast<int64_t>(tiles.grid.patch_size));
         group.set_attr("patch_size_level0", tiles.grid.patch_size_level0);
@@ -494,8 +500,14 @@ void pack_slide_shards(const std::string& out_dir, int slides_per_shard, const s
         shard.write_strings("reports/slide_id", report_ids);
         shard.write_strings("reports/text", report_texts);
       }
+      shard.close();
+      shards::seal_shard(temp_path(path), path);
+      fs::remove(temp_path(path));
+    } catch (...) {
+      std::error_code ec;
+      fs::remove(temp_path(path), ec);
+      throw;
     }
-    commit_file(temp_path(path), path);
     written.push_back(name);
     total_tiles += shard_tiles;
     shards.push_back({{"file", name}, {"records", records}, {"tiles", shard_tiles}});
@@ -518,7 +530,7 @@ void pack_slide_shards(const std::string& out_dir, int slides_per_shard, const s
     nlohmann::json token_shards = nlohmann::json::array();
     int64_t rows = 0;
     for (const auto& f : token_files) {
-      const int64_t n = h5::File::open(f).dataset("ids").rows();
+      const int64_t n = shards::open_shard(f).dataset("ids").rows();
       token_shards.push_back({{"file", fs::path(f).filename().string()}, {"records", n}});
       rows += n;
     }

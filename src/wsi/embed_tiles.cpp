@@ -14,6 +14,7 @@
 #include "data/tile_shards.h"
 #include "io/hdf5.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 #include "wsi/slide_batch.h"
 
 namespace fs = std::filesystem;
@@ -44,7 +45,8 @@ class TokenShardWriter {
   }
   ~TokenShardWriter() {
     if (committed_) return;
-    close();
+    features_.reset(), ids_.reset();
+    file_.reset();
     std::error_code ec;
     fs::remove(temp_path(path_), ec);
   }
@@ -54,20 +56,19 @@ class TokenShardWriter {
     ids_->append_strings(ids);
     count_ += tokens.size(0);
   }
+  // Closed explicitly (a failing close is an error), then sealed into place.
   void commit() {
-    close();
-    commit_file(temp_path(path_), path_);
+    features_.reset(), ids_.reset();
+    file_->close();
+    file_.reset();
+    shards::seal_shard(temp_path(path_), path_);
+    fs::remove(temp_path(path_));
     committed_ = true;
   }
   int64_t count() const { return count_; }
   const std::string& path() const { return path_; }
 
  private:
-  void close() {
-    features_.reset(), ids_.reset();
-    file_.reset();
-  }
-
   std::string path_;
   torch::ScalarType dtype_;
   std::optional<h5::File> file_;

@@ -14,6 +14,7 @@
 #include "data/loader.h"
 #include "io/hdf5.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 #include "test_util.h"
 #include "wsi/embed.h"
 
@@ -373,6 +374,7 @@ TEST(SlideBags, BrokenShardSlideGroupsAreCounted) {
     f.write_strings("reports/slide_id", {"ok", "no_coords", "blank"});
     f.write_strings("reports/text", {"Fine.", "Has text.", " \n"});
   }
+  shards::seal_shard(path, path);
   SlideBagOptions o;
   o.max_bad_fraction = 0.75;
   const auto ds = SlideBagDataset::open({path}, o);

@@ -12,6 +12,7 @@
 
 #include "io/hdf5.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -36,12 +37,15 @@ struct ShardSpec {
 };
 
 void write_shard(const fs::path& path, const ShardSpec& spec) {
-  auto f = h5::File::create(path.string());
-  shards::write_schema(f, shards::ShardKind::TileFeatures);
-  f.write("features", spec.features);
-  f.write_strings("ids", spec.ids);
-  if (spec.encoder) f.set_attr("encoder", *spec.encoder);
-  if (spec.token_layer) f.set_attr("token_layer", *spec.token_layer);
+  {
+    auto f = h5::File::create(path.string());
+    shards::write_schema(f, shards::ShardKind::TileFeatures);
+    f.write("features", spec.features);
+    f.write_strings("ids", spec.ids);
+    if (spec.encoder) f.set_attr("encoder", *spec.encoder);
+    if (spec.token_layer) f.set_attr("token_layer", *spec.token_layer);
+  }
+  shards::seal_shard(path.string(), path.string());
 }
 
 void write_manifest(const fs::path& dir, const std::vector<std::pair<std::string, int64_t>>& shards, int64_t records) {
@@ -196,6 +200,7 @@ TEST(TileFeatures, ErrorsNameTheFileAndTheProblem) {
     f.write_strings("captions", {"c"});
     f.write_strings("ids", {"a"});
   }
+  shards::seal_shard((s.dir / "tiles.h5").string(), (s.dir / "tiles.h5").string());
   e = error_of([&] { TileFeatureDataset::open((s.dir / "tiles.h5").string()); });
   EXPECT_NE(e.find("tiles.h5' holds tiles, not tile_features"), std::string::npos) << e;
   // A truncated shard.

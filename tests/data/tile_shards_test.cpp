@@ -11,6 +11,7 @@
 #include "io/hdf5.h"
 #include "data/image.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 #include "data/tile_loader.h"
 #include "data/tile_shards.h"
 #include "synth/tissue_texture.h"
@@ -231,7 +232,7 @@ TEST(TileShards, CommandLineBuildEndToEnd) {
   auto ds = TileDataset::open(out);
   ASSERT_EQ(ds.size(), 3);
   EXPECT_EQ(ds.caption(2), "three");
-  auto blob = pathvlm::h5::File::open(out + "/tiles-00000.h5").dataset("images").read_blob(0);
+  auto blob = pathvlm::shards::CheckedBytes(pathvlm::shards::open_shard(out + "/tiles-00000.h5"), "images").read(0);
   EXPECT_EQ(sniff_image_format(blob.data(), blob.size()), ImageFormat::Jpeg);  // re-encoded from PNG
   const double err = (ds.image(0).to(torch::kFloat) - f.pngs[0].to(torch::kFloat)).abs().mean().item<double>();
   EXPECT_LT(err, 6.0);
@@ -400,6 +401,7 @@ TEST(TileLoader, CorruptStoredImageIsAClearError) {
     file.write_strings("captions", {"a", "b", "c"});
     file.write_strings("ids", {"x", "y", "z"});
   }
+  pathvlm::shards::seal_shard(path, path);
   auto ds = std::make_shared<TileDataset>(TileDataset::open(path));
   auto o = loader_options(0, 1);
   o.train = false;

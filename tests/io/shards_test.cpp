@@ -1,11 +1,14 @@
-// Shard schemas and validation, and `pathvlm shards inspect|validate` / `pathvlm weights inspect` end to end.
+// Shard schemas (the streaming schema 1 and the sealed schema 2) and validation, and
+// `pathvlm shards inspect|validate|upgrade` / `pathvlm weights inspect` end to end.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
 #include <nlohmann/json.hpp>
 
 #include "io/hdf5.h"
+#include "io/shard_envelope.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 #include "io_test_util.h"
 #include "io/safetensors.h"
 
@@ -92,10 +95,18 @@ TEST(ShardSchema, ValidShardsOfEveryKind) {
   for (const Case& c : {Case{"enc.h5", ShardKind::Tiles, 6}, Case{"raw.h5", ShardKind::Tiles, 4},
                         Case{"feat.h5", ShardKind::TileFeatures, 5}, Case{"slides.h5", ShardKind::Slides, 2}}) {
     SCOPED_TRACE(c.file);
-    auto f = h5::File::open(dir / c.file);
-    EXPECT_EQ(f.attr_string("pathvlm_schema"), shards::kind_name(c.kind) + "/1");
+    {
+      auto staged = h5::File::open(dir / c.file);
+      EXPECT_EQ(staged.attr_string("pathvlm_schema"), shards::kind_name(c.kind) + "/1");
+      EXPECT_EQ(shards::check_schema(staged), c.kind);
+      EXPECT_ERROR_HAS(shards::open_shard(dir / c.file), c.file, "no integrity header",
+                       "run `pathvlm shards upgrade");
+    }
+    shards::seal_shard(dir / c.file, dir / c.file);
+    auto f = shards::open_shard(dir / c.file);
+    EXPECT_EQ(f.attr_string("pathvlm_schema"), shards::kind_name(c.kind) + "/2");
     EXPECT_EQ(shards::read_schema(f), c.kind);
-    EXPECT_EQ(shards::read_schema_version(f), 1);
+    EXPECT_EQ(shards::read_schema_version(f), 2);
     EXPECT_EQ(shards::check_schema(f), c.kind);
     EXPECT_EQ(shards::record_count(f, c.kind), c.records);
     auto report = shards::validate(f);
@@ -122,8 +133,8 @@ TEST(ShardSchema, SchemaAttributeErrors) {
   EXPECT_ERROR_HAS(read(), "s.h5", "not of the form");
   with_schema("patches/1");
   EXPECT_ERROR_HAS(read(), "s.h5", "unknown shard kind 'patches'");
-  with_schema("tiles/2");
-  EXPECT_ERROR_HAS(read(), "s.h5", "version 2", "newer pathvlm");
+  with_schema("tiles/3");
+  EXPECT_ERROR_HAS(read(), "s.h5", "version 3", "newer pathvlm");
   with_schema("tiles/x");
   EXPECT_ERROR_HAS(read(), "version 'x' is not a number");
   with_schema("tiles/0");
@@ -151,7 +162,7 @@ TEST(ShardSchema, StructureErrorsNameFileAndDataset) {
 
   write_tiles(path, 3, true);
   h5::File::open_rw(path).dataset("ids").append_strings({"extra"});
-  EXPECT_ERROR_HAS(check(), "t.h5", "'/ids' has 4 rows but /images has 3");
+  EXPECT_ERROR_HAS(check(), "t.h5", "'/images' holds 3 images but /ids has 4 rows");
 
   {
     auto f = h5::File::create(path);
@@ -192,7 +203,8 @@ TEST(ShardSchema, ValidateReportsBadRecords) {
     f.write_strings("captions", {"ok", "  ", "ok", "ok", "ok"});
     f.create_blobs("images").append_blobs({kJpeg, kPng, kJpeg, kJpeg, {'G', 'I', 'F', '8', '9', 'a'}});
   }
-  auto report = shards::validate(h5::File::open(dir / "tiles.h5"));
+  shards::seal_shard(dir / "tiles.h5", dir / "tiles.h5");
+  auto report = shards::validate(shards::open_shard(dir / "tiles.h5"));
   EXPECT_EQ(report.records, 5);
   EXPECT_EQ(report.bad_records, 4);  // records 1, 2, 3, 4
   std::map<int64_t, std::string> problems;
@@ -205,7 +217,7 @@ TEST(ShardSchema, ValidateReportsBadRecords) {
   shards::ValidateOptions options;
   options.max_reported = 1;
   options.check_image = [](const h5::Blob& b) { return b.size() > 10 ? "too large" : ""; };
-  report = shards::validate(h5::File::open(dir / "tiles.h5"), options);
+  report = shards::validate(shards::open_shard(dir / "tiles.h5"), options);
   EXPECT_EQ(report.bad.size(), 1u);
   EXPECT_EQ(report.bad_records, 4);  // the extra check also flags the 12-byte PNG of record 1, already bad
 }
@@ -220,7 +232,8 @@ TEST(ShardSchema, ValidateFeaturesAndSlides) {
     x[1][0][1] = std::numeric_limits<float>::quiet_NaN();
     f.write("features", x);
   }
-  auto report = shards::validate(h5::File::open(dir / "feat.h5"));
+  shards::seal_shard(dir / "feat.h5", dir / "feat.h5");
+  auto report = shards::validate(shards::open_shard(dir / "feat.h5"));
   ASSERT_EQ(report.bad_records, 1);
   EXPECT_EQ(report.bad[0].index, 1);
   EXPECT_EQ(report.bad[0].id, "t1");
@@ -238,7 +251,8 @@ TEST(ShardSchema, ValidateFeaturesAndSlides) {
     f.write_strings("reports/slide_id", {"A", "Z"});
     f.write_strings("reports/text", {"fine", "orphan"});
   }
-  report = shards::validate(h5::File::open(dir / "slides.h5"));
+  shards::seal_shard(dir / "slides.h5", dir / "slides.h5");
+  report = shards::validate(shards::open_shard(dir / "slides.h5"));
   EXPECT_EQ(report.records, 3);
   std::map<std::string, std::string> problems;
   for (const auto& b : report.bad) problems[b.id] += b.problem + ";";
@@ -246,7 +260,7 @@ TEST(ShardSchema, ValidateFeaturesAndSlides) {
   EXPECT_NE(problems["B"].find("has 4 rows but /slides/B/coords has 3"), std::string::npos) << problems["B"];
   EXPECT_NE(problems["C"].find("no attribute 'encoder'"), std::string::npos) << problems["C"];
   EXPECT_NE(problems["Z"].find("names slide 'Z', which is not in /slides"), std::string::npos);
-  EXPECT_ERROR_HAS(shards::check_schema(h5::File::open(dir / "slides.h5")), "slides.h5", "/slides/B");
+  EXPECT_ERROR_HAS(shards::check_schema(shards::open_shard(dir / "slides.h5")), "slides.h5", "/slides/B");
 }
 
 // ---- the pathvlm program ---------------------------------------------------------------------------------------
@@ -295,26 +309,79 @@ TEST(ShardsCli, ValidateExitsNonZeroOnBadRecords) {
   if (!have_binary()) GTEST_SKIP() << "the pathvlm program is not built (" << PATHVLM_BINARY << ")";
   ScratchDir dir;
   write_tiles(dir / "good.h5", 4, true, /*decodable=*/true);
+  shards::seal_shard(dir / "good.h5", dir / "good.h5");
   std::string out;
   ASSERT_EQ(run_pathvlm("shards validate " + (dir / "good.h5"), out), 0) << out;
   EXPECT_TRUE(has(out, "good.h5: ok (tiles, 4 records)")) << out;
   {
-    auto f = h5::File::open_rw(dir / "good.h5");
-    f.dataset("images").append_blobs({{'B', 'M'}});
-    f.dataset("ids").append_strings({"tile_9"});
-    f.dataset("captions").append_strings({""});
-    H5Ldelete(f.id(), "labels", H5P_DEFAULT);
+    auto f = h5::File::create(dir / "bad.h5");
+    shards::write_schema(f, ShardKind::Tiles);
+    f.write_strings("ids", {"tile_0", "tile_9"});
+    f.write_strings("captions", {"fine", ""});
+    f.create_blobs("images").append_blobs({kJpeg, {'B', 'M'}});
   }
-  ASSERT_EQ(run_pathvlm("shards validate " + (dir / "good.h5"), out), 1) << out;
-  EXPECT_TRUE(has(out, "1 bad of 5 records")) << out;
-  EXPECT_TRUE(has(out, "record 4 id \"tile_9\" : empty caption")) << out;
+  shards::seal_shard(dir / "bad.h5", dir / "bad.h5");
+  ASSERT_EQ(run_pathvlm("shards validate " + (dir / "bad.h5"), out), 1) << out;
+  EXPECT_TRUE(has(out, "1 bad of 2 records")) << out;
+  EXPECT_TRUE(has(out, "record 1 id \"tile_9\" : empty caption")) << out;
   EXPECT_TRUE(has(out, "neither a JPEG nor a PNG")) << out;
   write_features(dir / "feat.h5", 2);
+  shards::seal_shard(dir / "feat.h5", dir / "feat.h5");
+  write_features(dir / "old.h5", 2);
   pathvlm::testing::write_bytes(dir / "junk.h5", "junk");
-  ASSERT_EQ(run_pathvlm("shards validate " + (dir / "feat.h5") + " " + (dir / "junk.h5"), out), 1) << out;
+  ASSERT_EQ(run_pathvlm("shards validate " + (dir / "feat.h5") + " " + (dir / "junk.h5") + " " + (dir / "old.h5"),
+                        out),
+            1)
+      << out;
   EXPECT_TRUE(has(out, "feat.h5: ok (tile_features, 2 records)")) << out;
-  EXPECT_TRUE(has(out, "junk.h5: invalid: '" + (dir / "junk.h5") + "': not an HDF5 file")) << out;
-  EXPECT_TRUE(has(out, "1 of 2 shards ok")) << out;
+  EXPECT_TRUE(has(out, "junk.h5: invalid: shard '" + (dir / "junk.h5") + "' has no integrity header")) << out;
+  EXPECT_TRUE(has(out, "old.h5: invalid: shard '" + (dir / "old.h5") + "' has no integrity header")) << out;
+  EXPECT_TRUE(has(out, "run `pathvlm shards upgrade " + (dir / "old.h5") + "`")) << out;
+  EXPECT_TRUE(has(out, "1 of 3 shards ok")) << out;
+
+  // A damaged record is reported by number; a damaged header or truncated file names the file.
+  std::string bytes = pathvlm::testing::read_bytes(dir / "good.h5");
+  const auto images = shards::open_shard(dir / "good.h5").dataset("images").storage();
+  bytes[images.offset + 1] ^= 0x10;  // in record 0's image bytes
+  pathvlm::testing::write_bytes(dir / "flipped.h5", bytes);
+  pathvlm::testing::write_bytes(dir / "cut.h5", bytes.substr(0, bytes.size() - 100));
+  bytes[images.offset + 1] ^= 0x10;
+  bytes[shards::envelope_bytes(1) + 20] ^= 0x01;  // HDF5's superblock, right after the user block
+  pathvlm::testing::write_bytes(dir / "meta.h5", bytes);
+  ASSERT_EQ(run_pathvlm("shards validate " + (dir / "flipped.h5") + " " + (dir / "cut.h5") + " " + (dir / "meta.h5"),
+                        out),
+            1)
+      << out;
+  EXPECT_TRUE(has(out, "1 bad of 4 records")) << out;
+  EXPECT_TRUE(has(out, "record 0 id \"tile_0\" : shard '" + (dir / "flipped.h5") + "' record 0 (/images): checksum mismatch"))
+      << out;
+  EXPECT_TRUE(has(out, "shard '" + (dir / "cut.h5") + "' is truncated: ")) << out;
+  EXPECT_TRUE(has(out, "shard '" + (dir / "meta.h5") + "' is corrupt: metadata checksum mismatch")) << out;
+}
+
+TEST(ShardsCli, UpgradeRewritesOldShardsInPlace) {
+  if (!have_binary()) GTEST_SKIP() << "the pathvlm program is not built (" << PATHVLM_BINARY << ")";
+  ScratchDir dir;
+  write_tiles(dir / "tiles.h5", 5, true);
+  write_slides(dir / "slides.h5");
+  pathvlm::testing::write_bytes(dir / "junk.h5", "junk");
+  std::string out;
+  ASSERT_EQ(run_pathvlm("shards upgrade " + (dir / "tiles.h5") + " " + (dir / "slides.h5"), out), 0) << out;
+  EXPECT_TRUE(has(out, "tiles.h5: upgraded to schema 2")) << out;
+  ASSERT_EQ(run_pathvlm("shards validate " + (dir / "tiles.h5") + " " + (dir / "slides.h5"), out), 0) << out;
+  auto tiles = shards::open_shard(dir / "tiles.h5");
+  EXPECT_EQ(tiles.read_strings("captions")[4], "H&E tile number 4");
+  EXPECT_TRUE(torch::equal(tiles.read("labels"), torch::arange(5, torch::kInt32)));
+  auto slides = shards::open_shard(dir / "slides.h5");
+  EXPECT_EQ(slides.group("slides/TCGA-01").attr_string("encoder"), "uni_v1");
+  EXPECT_EQ(slides.group("slides/TCGA-02").dataset("coords").read().sum().item<int64_t>(), 15 * 256);
+
+  ASSERT_EQ(run_pathvlm("shards upgrade " + (dir / "tiles.h5") + " " + (dir / "junk.h5"), out), 1) << out;
+  EXPECT_TRUE(has(out, "tiles.h5: already schema 2")) << out;
+  EXPECT_TRUE(has(out, "junk.h5: not upgraded: upgrading shard '" + (dir / "junk.h5") + "'")) << out;
+  EXPECT_TRUE(has(out, "not an HDF5 file")) << out;
+  EXPECT_EQ(pathvlm::testing::read_bytes(dir / "junk.h5"), "junk");  // a failed upgrade keeps the old file
+  EXPECT_FALSE(std::filesystem::exists(dir / "junk.h5.upgraded"));
 }
 
 TEST(WeightsCli, InspectListsDtypeShapeChecksumAndReshards) {

@@ -20,6 +20,7 @@
 #include "data/tile_shards.h"
 #include "io/hdf5.h"
 #include "io/shard_schema.h"
+#include "io/shard_seal.h"
 #include "models/clip/weights.h"
 #include "models/llava/vision_tower.h"
 #include "synth/tissue_texture.h"
@@ -213,6 +214,7 @@ TEST(EmbedTiles, AFailureMidwayLeavesNoManifestAndNoHalfShard) {
     f.write_strings("captions", captions);
     f.write_strings("ids", ids);
   }
+  shards::seal_shard(bad, bad);
   const std::string out = in.dir + "/feats";
   auto config = cpu_config("float32", -2, 1, 2);
   const auto encoder = wsi::load_clip_tile_encoder(in.clip, config);
@@ -229,5 +231,25 @@ TEST(EmbedTiles, AFailureMidwayLeavesNoManifestAndNoHalfShard) {
   for (const auto& name : h5_files(out + "/tokens")) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
   auto first = h5::File::open(out + "/tokens/tiles-00000.h5");
   EXPECT_EQ(first.dataset("ids").rows(), 2);
+  fs::remove_all(in.dir);
+}
+
+// A full disk, as RLIMIT_FSIZE gives it (with SIGXFSZ ignored, writes past the limit fail with EFBIG): embed stops
+// with an error naming the shard and the reason, leaves no file under a final name (nor temp files), and exits
+// with status 2, not a signal (HDF5's exit handler used to close the failed file again and crash).
+TEST(EmbedTiles, FullDiskLeavesNoShardAndExitsCleanly) {
+  const auto in = make_inputs("full_disk");
+  const std::string out = in.dir + "/feats", log = in.dir + "/log.txt";
+  const std::string command = "bash -c \"trap '' XFSZ; ulimit -f 40; exec " + std::string(PATHVLM_BINARY) +
+                              " embed --tiles " + in.shards + " --encoder " + in.clip + " --out " + out +
+                              " --device cpu tokens_dtype=float32\" > " + log + " 2>&1";
+  const int status = std::system(command.c_str());
+  std::ifstream text(log);
+  const std::string output((std::istreambuf_iterator<char>(text)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << ":\n" << output;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << output;
+  EXPECT_NE(output.find("tiles-00000.h5"), std::string::npos) << output;
+  EXPECT_NE(output.find("File too large"), std::string::npos) << output;
+  EXPECT_EQ(h5_files(out + "/tokens"), std::vector<std::string>{}) << output;
   fs::remove_all(in.dir);
 }
