@@ -141,8 +141,8 @@ void abort_job(const std::string& message) {
   std::fprintf(stderr, "[rank %d] %s\n", g_rank.load(), message.c_str());
   std::fflush(stderr);
   std::fflush(stdout);
-  if (g_mpi_up) MPI_Abort(MPI_COMM_WORLD, 3);
-  std::_Exit(3);
+  if (g_mpi_up) MPI_Abort(MPI_COMM_WORLD, kExitError);
+  std::_Exit(kExitError);
 }
 
 }  // namespace pathvlm::dist

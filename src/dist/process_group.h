@@ -32,7 +32,8 @@ std::unique_ptr<Comm> make_comm(const DistConfig& cfg, torch::Device device);
 // True when this binary was built with the NCCL backend.
 bool build_has_nccl();
 
-// Prints "[rank r] message" to stderr and ends every rank of the job with a non-zero status.
+// Prints "[rank r] message" to stderr and ends every rank of the job with status kExitError (2), the status of
+// an error on one process (mpirun reports the status its MPI_Abort gives).
 [[noreturn]] void abort_job(const std::string& message);
 
 // ---- backends (use make_comm) -------------------------------------------------------------------

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/join.h"
 
 namespace pathvlm::eval {
 
@@ -126,6 +128,26 @@ torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch
 }
 
 // ---- classification -----------------------------------------------------------------------------------
+
+void check_class_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& data,
+                        const std::string& classes) {
+  const auto values = labels.to(torch::kCPU, torch::kLong).contiguous();
+  std::map<int64_t, int64_t> bad;  // label -> records
+  const int64_t* l = values.data_ptr<int64_t>();
+  for (int64_t i = 0; i < values.numel(); ++i)
+    if (l[i] < 0 || l[i] >= num_classes) ++bad[l[i]];
+  if (bad.empty()) return;
+  int64_t records = 0;
+  std::vector<std::string> listed;
+  for (const auto& [label, n] : bad) {
+    records += n;
+    if (listed.size() < 5) listed.push_back(str(label == -1 ? "-1 (none)" : std::to_string(label), " x", n));
+  }
+  if (listed.size() < bad.size()) listed.push_back("...");
+  throw Error(str(data, ": ", records, " of ", values.numel(), " records have labels that are not class indices of '",
+                  classes, "' (", num_classes, " classes: labels 0..", num_classes - 1, " index its list): ",
+                  join(listed), bad.count(-1) ? "; -1 is a record without a label: build the shards with a `label` column" : ""));
+}
 
 ClassificationMetrics classification_metrics(const torch::Tensor& predictions, const torch::Tensor& labels,
                                              int64_t num_classes) {
