@@ -167,14 +167,9 @@ void check_convertible(torch::ScalarType stored, torch::ScalarType wanted, const
                        const std::string& tensor) {
   const bool stored_float = c10::isFloatingType(stored), wanted_float = c10::isFloatingType(wanted);
   if (stored_float == wanted_float) return;
-  auto name = [](torch::ScalarType t) {
-    for (const auto& e : kDtypes)
-      if (e.dtype == t) return std::string(e.name);
-    return std::string(c10::toString(t));
-  };
-  throw Error(str(where, ": tensor '", tensor, "' is stored as ", name(stored),
+  throw Error(str(where, ": tensor '", tensor, "' is stored as ", dtype_name(stored),
                   stored_float ? " (floating point)" : " (integers)", " but the model needs ",
-                  wanted_float ? "floating-point" : "integer", " values (", name(wanted),
+                  wanted_float ? "floating-point" : "integer", " values (", dtype_name(wanted),
                   "): a mislabelled dtype or the wrong tensor; refusing to reinterpret it"));
 }
 
