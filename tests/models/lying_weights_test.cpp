@@ -72,7 +72,7 @@ TEST(LyingWeights, FloatTensorLabelledI32IsRefused) {
                 "needs floating-point values (F32)"});
 
   {
-    auto model = testing::random_llama(testing::tiny_llama_config(), 3);
+    auto model = pathvlm::testing::random_llama(pathvlm::testing::tiny_llama_config(), 3);
     models::export_hf_llama(model, dir / "llama", torch::kFloat32, 1ull << 30, "");
   }
   relabel_as_i32(dir / "llama/model.safetensors", "model.norm.weight");
@@ -114,7 +114,7 @@ TEST(LyingConfigs, ClipConfigJsonWithZeroNegativeHugeOrInconsistentSizes) {
 }
 
 TEST(LyingConfigs, LlamaConfigJsonWithZeroNegativeHugeOrInconsistentSizes) {
-  const json good = json::parse(models::hf_llama_config_json(testing::tiny_llama_config(), torch::kFloat32));
+  const json good = json::parse(models::hf_llama_config_json(pathvlm::testing::tiny_llama_config(), torch::kFloat32));
   ASSERT_NO_THROW(models::parse_hf_llama_config(good.dump(), "config.json"));
   auto problem = [&](json changes, bool drop_head_dim = false) {
     json j = good;

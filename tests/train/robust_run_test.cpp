@@ -73,26 +73,26 @@ int exit_status(pid_t pid) {
 TEST(CheckpointState, DoneRecordsTheStateChecksum) {
   const std::string root = fresh_dir("state_crc");
   auto save = [&](int64_t step) {
-    const auto tmp = ckpt::begin(root, step);
+    const auto tmp = train::ckpt::begin(root, step);
     std::ofstream(tmp + "/model.safetensors") << "weights " << step;
-    return ckpt::commit(root, step, {{"step", step}, {"lr", 0.5}}, 5);
+    return train::ckpt::commit(root, step, {{"step", step}, {"lr", 0.5}}, 5);
   };
   save(1);
   const auto dir = save(2);
   const auto done = nlohmann::json::parse(read_text(dir + "/DONE"));
   EXPECT_EQ(done["trainer_state.json"]["bytes"].get<int64_t>(),
             static_cast<int64_t>(fs::file_size(dir + "/trainer_state.json")));
-  EXPECT_EQ(done["trainer_state.json"]["crc32"].get<uint32_t>(), ckpt::file_crc32(dir + "/trainer_state.json"));
-  EXPECT_EQ(ckpt::verify(dir)["step"], 2);
+  EXPECT_EQ(done["trainer_state.json"]["crc32"].get<uint32_t>(), train::ckpt::file_crc32(dir + "/trainer_state.json"));
+  EXPECT_EQ(train::ckpt::verify(dir)["step"], 2);
 
   edit(dir + "/trainer_state.json", "0.5", "0.7");  // same size
-  EXPECT_HAS(error_of([&] { ckpt::verify(dir); }),
+  EXPECT_HAS(error_of([&] { train::ckpt::verify(dir); }),
              "step_00000002': trainer_state.json fails the CRC-32 check recorded in DONE (edited or corrupt");
   edit(dir + "/trainer_state.json", "0.7", "0.75");
-  EXPECT_HAS(error_of([&] { ckpt::verify(dir); }), "trainer_state.json has ");
-  EXPECT_HAS(error_of([&] { ckpt::verify(dir); }), " bytes, DONE records ");
+  EXPECT_HAS(error_of([&] { train::ckpt::verify(dir); }), "trainer_state.json has ");
+  EXPECT_HAS(error_of([&] { train::ckpt::verify(dir); }), " bytes, DONE records ");
   std::vector<std::string> warnings;
-  auto found = ckpt::find_latest_complete(root, [&](const std::string& w) { warnings.push_back(w); });
+  auto found = train::ckpt::find_latest_complete(root, [&](const std::string& w) { warnings.push_back(w); });
   ASSERT_TRUE(found);
   EXPECT_EQ(found->step, 1);
   ASSERT_EQ(warnings.size(), 1u);
@@ -101,9 +101,9 @@ TEST(CheckpointState, DoneRecordsTheStateChecksum) {
 
   // DONE of an older pathvlm (empty): accepted as then; a DONE that is not a record: refused.
   std::ofstream(root + "/step_00000001/DONE", std::ios::trunc);
-  EXPECT_EQ(ckpt::verify(root + "/step_00000001")["step"], 1);
+  EXPECT_EQ(train::ckpt::verify(root + "/step_00000001")["step"], 1);
   std::ofstream(root + "/step_00000001/DONE", std::ios::trunc) << "{\"trainer_state.json\": ";
-  EXPECT_HAS(error_of([&] { ckpt::verify(root + "/step_00000001"); }), "step_00000001': DONE is corrupt");
+  EXPECT_HAS(error_of([&] { train::ckpt::verify(root + "/step_00000001"); }), "step_00000001': DONE is corrupt");
   fs::remove_all(root);
 }
 
