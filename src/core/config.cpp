@@ -194,8 +194,8 @@ std::string describe_node(const YAML::Node& n);
 
 // yaml-cpp stops at its nesting limit with the message "bad file"; say what happened instead.
 std::string too_deep(const std::string& source, const YAML::DeepRecursion& e) {
-  return str(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML nested more than ", e.depth() - 1,
-             " levels deep (a pathvlm config needs a few); refusing it");
+  return str(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML nested ", e.depth(),
+             " or more levels deep (the parser's limit; a pathvlm config needs a few); refusing it");
 }
 
 // " (YAML files there: a.yaml, b.yaml)" for a directory given as a config file, or "".
