@@ -1,10 +1,12 @@
 // Zero-shot classification and its metrics; see zeroshot.h.
 #include "eval/zeroshot.h"
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion (not in yaml.h of yaml-cpp 0.7)
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <sstream>
 
@@ -48,11 +50,16 @@ std::string scalar_string(const std::string& path, const YAML::Node& node, const
 }  // namespace
 
 ZeroShotSpec load_zeroshot_spec(const std::string& path) {
+  PATHVLM_CHECK(!std::filesystem::is_directory(path), "zero-shot spec '", path,
+                "' is a directory, not a YAML file (templates and classes)");
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
     throw Error(str("zero-shot spec '", path, "': cannot open the file"));
+  } catch (const YAML::DeepRecursion& e) {
+    throw Error(str("zero-shot spec '", path, "': YAML nested ", e.depth(), " or more levels deep (line ",
+                    e.mark.line + 1, ")"));
   } catch (const YAML::Exception& e) {
     throw Error(str("zero-shot spec '", path, "': invalid YAML: ", e.what()));
   }

@@ -17,3 +17,15 @@ TEST(ClassLabels, OutOfRangeAndMissingLabelsAreNamed) {
                            "-1 is a record without a label: build the shards with a `label` column"})
     EXPECT_NE(message.find(part), std::string::npos) << part << " | " << message;
 }
+
+TEST(ZeroShotSpec, ADirectoryOrDeepYamlIsNamed) {
+  pathvlm::testing::TempDir dir("zeroshot_spec");
+  std::string deep;
+  for (int i = 0; i < 10000; ++i) deep += std::string(i, ' ') + "k:\n";
+  const auto file = dir.write("deep.yaml", deep);
+  for (const auto& [path, part] : {std::pair{dir / "", "' is a directory, not a YAML file"},
+                                   {file, "deep.yaml': YAML nested 500 or more levels deep (line 499)"}}) {
+    const std::string message = pathvlm::testing::error_of([&] { eval::load_zeroshot_spec(path); });
+    EXPECT_NE(message.find(part), std::string::npos) << message;
+  }
+}
