@@ -38,6 +38,7 @@ TEST(ClipTokenizerFiles, HfDirectoryMustHoldBothFilesAndTheyMustAgree) {
   ASSERT_TRUE(fs::exists(kVocab)) << "shared test data missing: " << kVocab;
   TempDir dir("clip_tok_files");
   const ClipTokenizer reference(kVocab);
+  fs::create_directories(dir / "good");
   reference.save_hf(dir / "good");
   const std::string vocab_json = read(dir / "good/vocab.json"), merges = read(dir / "good/merges.txt");
   // The saved directory reads back to the same tokenizer.

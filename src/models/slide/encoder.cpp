@@ -10,10 +10,8 @@ SlideEncoderImpl::SlideEncoderImpl(const SlideEncoderConfig& c) : config_(c) {
     abmil = register_module("abmil", Abmil(c.input_dim, c.width, c.heads, c.dropout));
   } else if (c.kind == "transformer") {
     transformer = register_module("transformer", TileTransformer(c));
-  } else if (c.kind == "qformer") {
+  } else {  // qformer: validate() admits no other kind
     qformer = register_module("qformer", QFormer(c));
-  } else {
-    throw Error(str("slide encoder: unknown kind '", c.kind, "' (abmil, transformer, qformer)"));
   }
 }
 
