@@ -253,12 +253,12 @@ struct Document::Impl {
       throw Error(str(included_from, ": base cycle: ", cycle, canonical.string()));
     }
     if (!fs::is_regular_file(path)) {
-      const std::string what = included_from.empty() ? str("config file '", name, "'")
-                                                     : str(included_from, ": base file '", name, "'");
-      if (fs::is_directory(path))
-        throw Error(str(what, " is a directory, not a YAML file", yaml_files_in(path)));
+      const std::string what =
+          included_from.empty() ? str("config file '", name, "'") : str(included_from, ": base file '", name, "'");
+      if (fs::is_directory(path)) throw Error(str(what, " is a directory, not a YAML file", yaml_files_in(path)));
       if (name.find(',') != std::string::npos || (!name.empty() && name.front() == '['))
-        throw Error(str(what, " not found: give one file (a config combines several through `base: [a.yaml, b.yaml]`)"));
+        throw Error(
+            str(what, " not found: give one file (a config combines several through `base: [a.yaml, b.yaml]`)"));
       throw Error(str(what, fs::exists(path) ? " is not a regular file" : " not found"));
     }
     YAML::Node root;
@@ -333,7 +333,8 @@ void Document::override_with(const std::vector<std::string>& assignments) {
   for (const auto& a : assignments) {
     auto eq = a.find('=');
     const bool yaml_name = eq == std::string::npos && fs::path(a).extension().string().rfind(".y", 0) == 0;
-    PATHVLM_CHECK(!yaml_name, "command line: '", a, "' looks like a second config file, but only one is read "
+    PATHVLM_CHECK(!yaml_name, "command line: '", a,
+                  "' looks like a second config file, but only one is read "
                   "(and key=value overrides after it); combine files through `base: [a.yaml, b.yaml]` in a config");
     PATHVLM_CHECK(eq != std::string::npos && eq > 0, "command line: '", a,
                   "' is not an override of the form key=value (e.g. optim.lr=1e-4)");

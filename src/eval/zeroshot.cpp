@@ -152,8 +152,9 @@ void check_class_labels(const torch::Tensor& labels, int64_t num_classes, const 
   }
   if (listed.size() < bad.size()) listed.push_back("...");
   throw Error(str(data, ": ", records, " of ", values.numel(), " records have labels that are not class indices of '",
-                  classes, "' (", num_classes, " classes: labels 0..", num_classes - 1, " index its list): ",
-                  join(listed), bad.count(-1) ? "; -1 is a record without a label: build the shards with a `label` column" : ""));
+                  classes, "' (", num_classes, " classes: labels 0..", num_classes - 1,
+                  " index its list): ", join(listed),
+                  bad.count(-1) ? "; -1 is a record without a label: build the shards with a `label` column" : ""));
 }
 
 ClassificationMetrics classification_metrics(const torch::Tensor& predictions, const torch::Tensor& labels,

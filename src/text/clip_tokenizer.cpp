@@ -323,8 +323,8 @@ std::string read_text(const std::string& path) {
 // An HF CLIPTokenizer directory needs both files; naming the one that is missing beats "not a gzip file".
 void check_hf_directory(const std::filesystem::path& dir) {
   for (const char* name : {"vocab.json", "merges.txt"})
-    PATHVLM_CHECK(std::filesystem::is_regular_file(dir / name), "CLIP tokenizer directory '", dir.string(),
-                  "' has no ", name, " (an HF CLIPTokenizer directory holds vocab.json and merges.txt)");
+    PATHVLM_CHECK(std::filesystem::is_regular_file(dir / name), "CLIP tokenizer directory '", dir.string(), "' has no ",
+                  name, " (an HF CLIPTokenizer directory holds vocab.json and merges.txt)");
 }
 
 }  // namespace
@@ -344,7 +344,9 @@ void ClipTokenizer::check_hf_vocab(const std::string& path) const {
     PATHVLM_CHECK(id.is_number_integer(), "CLIP vocab '", path, "': token '", token, "' has id ", id.dump(),
                   ", not an integer");
     // HF names the specials <|startoftext|> / <|endoftext|> (see save_hf).
-    const std::string ours = token == "<|startoftext|>" ? "<start_of_text>" : token == "<|endoftext|>" ? "<end_of_text>" : token;
+    const std::string ours = token == "<|startoftext|>" ? "<start_of_text>"
+                             : token == "<|endoftext|>" ? "<end_of_text>"
+                                                        : token;
     auto it = encoder_.find(ours);
     PATHVLM_CHECK(it != encoder_.end(), "CLIP vocab '", path, "': token '", token,
                   "' is not made by merges.txt beside it (they do not belong together)");
@@ -501,8 +503,9 @@ std::string clip_vocab_source(const std::string& vocab, const std::string& model
   std::string missing;
   for (const char* name : {"vocab.json", "merges.txt"})
     if (!model_dir.empty() && !fs::exists(dir / name)) missing += missing.empty() ? name : str(" nor ", name);
-  PATHVLM_CHECK(!model_dir.empty() && fs::is_directory(dir) && missing.empty(), "the CLIP tokenizer is missing: ",
-                set_vocab, " to bpe_simple_vocab_16e6.txt.gz or an HF tokenizer directory",
+  PATHVLM_CHECK(!model_dir.empty() && fs::is_directory(dir) && missing.empty(),
+                "the CLIP tokenizer is missing: ", set_vocab,
+                " to bpe_simple_vocab_16e6.txt.gz or an HF tokenizer directory",
                 model_dir.empty() ? "" : str(" ('", model_dir, "' has no ", missing, ")"));
   return model_dir;
 }

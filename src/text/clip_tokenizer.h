@@ -7,7 +7,8 @@
 // Cleaning: html unescape twice (named and numeric entities), whitespace runs -> one space, strip, lower
 // case. Pre-tokenisation: 's|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+. Over-long texts keep the
 // first context-1 tokens and end with eot. Also reads HF CLIPTokenizer files (a directory with
-// vocab.json + merges.txt: both must be there and agree, token by token). Thread-safe: encode() is const and keeps no mutable state.
+// vocab.json + merges.txt: both must be there and agree, token by token). Thread-safe: encode() is const and
+// keeps no mutable state.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -147,8 +147,8 @@ std::string commit(const std::string& root, int64_t step, nlohmann::json state, 
   const std::string state_path = tmp + "/" + kStateFile;
   write_file_atomic(state_path, state.dump(1));
   // DONE covers trainer_state.json as trainer_state.json covers the other files.
-  const nlohmann::json done = {{kStateFile, {{"bytes", static_cast<int64_t>(fs::file_size(state_path))},
-                                             {"crc32", file_crc32(state_path)}}}};
+  const nlohmann::json done = {
+      {kStateFile, {{"bytes", static_cast<int64_t>(fs::file_size(state_path))}, {"crc32", file_crc32(state_path)}}}};
   fsync_path(tmp);
   std::error_code ec;
   if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a broken directory of the same step (no DONE)

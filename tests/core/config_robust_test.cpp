@@ -26,7 +26,8 @@ using pathvlm::testing::TempDir;
 namespace {
 
 void expect_parts(const std::string& message, std::initializer_list<const char*> parts) {
-  for (const char* part : parts) EXPECT_NE(message.find(part), std::string::npos) << "lacks \"" << part << "\": " << message;
+  for (const char* part : parts)
+    EXPECT_NE(message.find(part), std::string::npos) << "lacks \"" << part << "\": " << message;
 }
 
 // `pathvlm <args>`: the exit status and stderr.
@@ -84,8 +85,10 @@ TEST(ConfigRobust, DeeplyNestedYamlIsRefusedWithoutOverflowingTheStack) {
   const auto block_file = dir.write("block.yaml", block);
   expect_parts(error_of([&] { cfg::Document::from_file(flow_file); }),
                {"flow.yaml:1:", "YAML nested 500 or more levels deep (the parser's limit"});
-  expect_parts(error_of([&] { cfg::Document::from_file(block_file); }), {"block.yaml:499:", "YAML nested 500 or more levels deep"});
-  expect_parts(error_of([&] { cfg::Document::from_string(flow, "<text>"); }), {"<text>:1:", "nested 500 or more levels"});
+  expect_parts(error_of([&] { cfg::Document::from_file(block_file); }),
+               {"block.yaml:499:", "YAML nested 500 or more levels deep"});
+  expect_parts(error_of([&] { cfg::Document::from_string(flow, "<text>"); }),
+               {"<text>:1:", "nested 500 or more levels"});
   expect_parts(error_of([&] { cfg::Document().override_with({"run.name=" + flow}); }),
                {"command line: 'run.name'", "nested 500 or more levels"});
 
@@ -136,13 +139,15 @@ TEST(ConfigRobust, SectionsValidateTheirKeysTogether) {
   };
   expect_parts(problem("model:\n  preset: tiny\n  vision_heads: 5\n"),
                {"pair.yaml:2: section 'model'", "vision_heads 5 does not divide vision_width 128"});
-  expect_parts(problem("model:\n  text_width: 100\n  text_heads: 3\n"), {"text_heads 3 does not divide text_width 100"});
+  expect_parts(problem("model:\n  text_width: 100\n  text_heads: 3\n"),
+               {"text_heads 3 does not divide text_width 100"});
   expect_parts(problem("model:\n  vision_width: 2000000\n"), {"vision_width 2000000 is too large"});
   expect_parts(problem("model:\n  text_layers: 5000\n"), {"text_layers 5000 is too large (at most 1024)"});
   expect_parts(problem("model:\n  patch_size: 10\n"), {"patch_size 10 does not divide image_size 64"});
   expect_parts(problem("encoder:\n  kind: qformer\n  width: 30\n  heads: 4\n"),
                {"pair.yaml:2: section 'encoder'", "heads 4 must divide width 30"});
-  expect_parts(problem("encoder:\n  kind: transformer\n  width: 18\n  heads: 3\n"), {"width 18 must be a multiple of 4"});
+  expect_parts(problem("encoder:\n  kind: transformer\n  width: 18\n  heads: 3\n"),
+               {"width 18 must be a multiple of 4"});
   expect_parts(problem("encoder:\n  width: 5000000\n"), {"width 5000000 is too large"});
   // Out-of-range single keys are reported as before (and validate() is not asked about a broken section).
   expect_parts(problem("encoder:\n  heads: 0\n"), {"pair.yaml:2: key 'encoder.heads'"});

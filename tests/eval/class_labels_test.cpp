@@ -10,8 +10,9 @@ using namespace pathvlm;
 
 TEST(ClassLabels, OutOfRangeAndMissingLabelsAreNamed) {
   EXPECT_NO_THROW(eval::check_class_labels(torch::tensor({0, 2, 1, 2}), 3, "tiles 'a'", "c.yaml"));
-  const std::string message = pathvlm::testing::error_of(
-      [] { eval::check_class_labels(torch::tensor({0, 7, 1, 7, -1, 2, -4}), 3, "zero-shot tiles 'z'", "c.yaml"); });
+  const std::string message = pathvlm::testing::error_of([] {
+    eval::check_class_labels(torch::tensor({0, 7, 1, 7, -1, 2, -4}), 3, "zero-shot tiles 'z'", "c.yaml");
+  });
   for (const char* part : {"zero-shot tiles 'z': 4 of 7 records have labels that are not class indices of 'c.yaml'",
                            "(3 classes: labels 0..2 index its list)", "-4 x1, -1 (none) x1, 7 x2",
                            "-1 is a record without a label: build the shards with a `label` column"})

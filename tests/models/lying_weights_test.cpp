@@ -2,11 +2,11 @@
 // config.json files with zero, negative, huge or inconsistent heads / layers / widths. Errors name the file,
 // the tensor or key, and the problem.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -24,7 +24,8 @@ using json = nlohmann::json;
 namespace {
 
 void expect_parts(const std::string& message, std::initializer_list<std::string> parts) {
-  for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << "lacks \"" << part << "\": " << message;
+  for (const auto& part : parts)
+    EXPECT_NE(message.find(part), std::string::npos) << "lacks \"" << part << "\": " << message;
 }
 
 // Rewrites `file` with tensor `name` relabelled as I32: its bytes and shape unchanged, only the dtype lies.
@@ -82,9 +83,12 @@ TEST(LyingWeights, FloatTensorLabelledI32IsRefused) {
 
 TEST(LyingWeights, OnlyMeaningfulConversionsAreAllowed) {
   using safetensors::check_convertible;
-  for (auto [stored, wanted] : {std::pair{torch::kFloat16, torch::kFloat32}, {torch::kBFloat16, torch::kFloat64},
-                                {torch::kFloat64, torch::kBFloat16}, {torch::kInt64, torch::kInt32},
-                                {torch::kBool, torch::kInt64}, {torch::kUInt8, torch::kBool}})
+  for (auto [stored, wanted] : {std::pair{torch::kFloat16, torch::kFloat32},
+                                {torch::kBFloat16, torch::kFloat64},
+                                {torch::kFloat64, torch::kBFloat16},
+                                {torch::kInt64, torch::kInt32},
+                                {torch::kBool, torch::kInt64},
+                                {torch::kUInt8, torch::kBool}})
     EXPECT_NO_THROW(check_convertible(stored, wanted, "w.safetensors", "t")) << stored << " -> " << wanted;
   expect_parts(error_of([] { check_convertible(torch::kFloat32, torch::kInt64, "w.safetensors", "ids"); }),
                {"w.safetensors: tensor 'ids' is stored as F32 (floating point)", "needs integer values (I64)"});
@@ -106,7 +110,8 @@ TEST(LyingConfigs, ClipConfigJsonWithZeroNegativeHugeOrInconsistentSizes) {
   expect_parts(problem("vision_config", "num_hidden_layers", 0), {"vision_config.num_hidden_layers must be a size"});
   expect_parts(problem("vision_config", "hidden_size", -64), {"vision_config.hidden_size must be a size", "got -64"});
   expect_parts(problem("vision_config", "hidden_size", 1000000000000), {"got 1000000000000"});
-  expect_parts(problem("vision_config", "hidden_size", 2000000), {"clip/config.json", "vision_width 2000000 is too large"});
+  expect_parts(problem("vision_config", "hidden_size", 2000000),
+               {"clip/config.json", "vision_width 2000000 is too large"});
   expect_parts(problem("vision_config", "num_attention_heads", 3),
                {"clip/config.json", "vision_heads 3 does not divide vision_width 32"});
   expect_parts(problem("text_config", "num_hidden_layers", 4096), {"text_layers 4096 is too large (at most 1024)"});

@@ -1,10 +1,10 @@
 // HF CLIP tokenizer directories that lie or lack a file are refused, naming the file and the problem: no
 // merges.txt, no vocab.json, garbage in either, or a vocab.json whose ids do not match its merges.txt.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
@@ -22,7 +22,8 @@ namespace {
 const std::string kVocab = std::string(PATHVLM_SHARED_DATA) + "/tokenizers/clip_bpe_simple_vocab_16e6.txt.gz";
 
 void expect_parts(const std::string& message, std::initializer_list<std::string> parts) {
-  for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << "lacks \"" << part << "\": " << message;
+  for (const auto& part : parts)
+    EXPECT_NE(message.find(part), std::string::npos) << "lacks \"" << part << "\": " << message;
 }
 
 std::string read(const std::string& path) {
@@ -59,14 +60,15 @@ TEST(ClipTokenizerFiles, HfDirectoryMustHoldBothFilesAndTheyMustAgree) {
   expect_parts(variant("array_vocab", &array, &merges), {"vocab.json': expected a JSON object", "array"});
   expect_parts(variant("garbage_merges", &vocab_json, &garbage), {"garbage_merges/merges.txt'"});
   const std::string short_merges = merges.substr(0, merges.size() / 2);
-  expect_parts(variant("short_merges", &vocab_json, &short_merges), {"short_merges/merges.txt'", "merges, expected 48894"});
+  expect_parts(variant("short_merges", &vocab_json, &short_merges),
+               {"short_merges/merges.txt'", "merges, expected 48894"});
 
   auto json = nlohmann::json::parse(vocab_json);
   auto edited = json;
   std::swap(edited["a</w>"], edited["b</w>"]);
   const std::string swapped = edited.dump();
-  expect_parts(variant("swapped_ids", &swapped, &merges),
-               {"swapped_ids/vocab.json': token '", "' has id ", "merges.txt beside it gives it", "do not belong together"});
+  expect_parts(variant("swapped_ids", &swapped, &merges), {"swapped_ids/vocab.json': token '", "' has id ",
+                                                           "merges.txt beside it gives it", "do not belong together"});
   edited = json;
   edited.erase("a</w>");
   const std::string missing = edited.dump();

@@ -18,10 +18,10 @@
 #include <thread>
 
 #include "core/error.h"
+#include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/preemption.h"
 #include "train/trainer.h"
-#include "test_util.h"
 #include "train_test_util.h"
 
 namespace fs = std::filesystem;

@@ -63,8 +63,8 @@ ClipModelConfig resolve_clip_config(const ClipModelConfig& config) {
   for (const auto& [key, value] : sizes) {
     PATHVLM_CHECK(value > 0, "clip model: ", key, " must be positive, got ", value);
     const bool layers = std::string(key).find("layers") != std::string::npos;
-    PATHVLM_CHECK(value <= (layers ? kMaxLayers : kMaxSize), "clip model: ", key, " ", value,
-                  " is too large (at most ", layers ? kMaxLayers : kMaxSize, ")");
+    PATHVLM_CHECK(value <= (layers ? kMaxLayers : kMaxSize), "clip model: ", key, " ", value, " is too large (at most ",
+                  layers ? kMaxLayers : kMaxSize, ")");
   }
   PATHVLM_CHECK(c.image_size % c.patch_size == 0, "clip model: patch_size ", c.patch_size,
                 " does not divide image_size ", c.image_size);

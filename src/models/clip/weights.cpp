@@ -196,8 +196,8 @@ ClipModelConfig infer_clip_config(const std::function<bool(const std::string&)>&
     auto s = shape(name);
     PATHVLM_CHECK(axis < s.size(), where, ": tensor '", name, "' has ", s.size(), " dimensions");
     // 0 would mean "the preset's value" to resolve_clip_config: an empty tensor must not pass as a size.
-    PATHVLM_CHECK(s[axis] > 0 && s[axis] <= std::numeric_limits<int>::max(), where, ": tensor '", name,
-                  "' has size ", s[axis], " on axis ", axis, ", not a model size");
+    PATHVLM_CHECK(s[axis] > 0 && s[axis] <= std::numeric_limits<int>::max(), where, ": tensor '", name, "' has size ",
+                  s[axis], " on axis ", axis, ", not a model size");
     return static_cast<int>(s[axis]);
   };
   int positions;

@@ -147,9 +147,9 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
     PATHVLM_CHECK(c.num_attention_heads > 0, where, ": num_attention_heads must be positive, got ",
                   c.num_attention_heads);
     // Without an explicit head_dim the heads split hidden_size evenly (as transformers computes it).
-    PATHVLM_CHECK((j.contains("head_dim") && !j.at("head_dim").is_null()) || c.hidden_size % c.num_attention_heads == 0, where,
-                  ": num_attention_heads (", c.num_attention_heads, ") does not divide hidden_size (", c.hidden_size,
-                  ") and there is no head_dim");
+    PATHVLM_CHECK((j.contains("head_dim") && !j.at("head_dim").is_null()) || c.hidden_size % c.num_attention_heads == 0,
+                  where, ": num_attention_heads (", c.num_attention_heads, ") does not divide hidden_size (",
+                  c.hidden_size, ") and there is no head_dim");
     c.head_dim = c.hidden_size / c.num_attention_heads;
     get_int("head_dim", c.head_dim, false);
     get_int("max_position_embeddings", c.max_position_embeddings, false);

@@ -22,18 +22,22 @@ TEST(ClipEvalLabels, LabelsBeyondTheClassListAreNamed) {
     const int raw = std::system((command + " >> " + dir + "/out.log 2>&1").c_str());
     return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   };
-  ASSERT_EQ(run(bin + " synth tiles --quiet --out " + dir + "/tiles --size 64 --train-per-class 1 --val-per-class 1 "
-                "--zeroshot-per-class 2 --seed 1"), 0) << read_text(dir + "/out.log");
+  ASSERT_EQ(run(bin + " synth tiles --quiet --out " + dir +
+                "/tiles --size 64 --train-per-class 1 --val-per-class 1 "
+                "--zeroshot-per-class 2 --seed 1"),
+            0)
+      << read_text(dir + "/out.log");
   ASSERT_EQ(run(bin + " shards build " + dir + "/tiles/zeroshot.csv --out " + dir + "/zeroshot"), 0)
       << read_text(dir + "/out.log");
   std::ofstream(dir + "/three.yaml") << "templates: [\"an H&E image of {}.\"]\nclasses: [tumor, stroma, fat]\n";
 
   const int status = run(bin + " eval " + PATHVLM_SOURCE_DIR + "/configs/clip/demo_tiny.yaml run.runs_dir=" + dir +
-                         "/runs clip.data.train= clip.data.val= clip.vocab=" + vocab + " --zeroshot " + dir + "/zeroshot --classes " + dir +
-                         "/three.yaml");
+                         "/runs clip.data.train= clip.data.val= clip.vocab=" + vocab + " --zeroshot " + dir +
+                         "/zeroshot --classes " + dir + "/three.yaml");
   const std::string log = read_text(dir + "/out.log");
   EXPECT_EQ(status, kExitError) << log;
-  EXPECT_HAS(log, "zero-shot tiles '" + dir + "/zeroshot': 10 of 16 records have labels that are not class indices of '" +
-                      dir + "/three.yaml' (3 classes: labels 0..2 index its list): 3 x2, 4 x2, 5 x2, 6 x2, 7 x2");
+  EXPECT_HAS(log, "zero-shot tiles '" + dir +
+                      "/zeroshot': 10 of 16 records have labels that are not class indices of '" + dir +
+                      "/three.yaml' (3 classes: labels 0..2 index its list): 3 x2, 4 x2, 5 x2, 6 x2, 7 x2");
   fs::remove_all(dir);
 }
