@@ -1,9 +1,13 @@
 // The `pathvlm` program: dispatches to one subcommand; errors are printed and end the process non-zero.
+// Exit status (docs/training.md): 0 done; 1 usage (no or unknown command); 2 an error, printed (under mpirun
+// too: the failing rank ends the job with 2); 42 `train` checkpointed after SIGUSR1/SIGTERM, requeue me; a
+// command may document its own (shards validate: 1 when a shard has bad records).
 #include <cstring>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "train/preemption.h"
 
 namespace pathvlm::cli {
 
@@ -44,6 +48,9 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before anything slow (MPI, configs, data): a SIGUSR1 / SIGTERM during start-up is kept, and the
+  // trainer checkpoints at its first step boundary, instead of the default action killing the job unsaved.
+  if (argc >= 2 && !std::strcmp(argv[1], "train")) pathvlm::train::install_preemption_handlers();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage();
     return argc < 2 ? 1 : 0;
@@ -56,10 +63,10 @@ int main(int argc, char** argv) {
       return c.run(pathvlm::cli::Args(argv + 2, argv + argc));
     } catch (const pathvlm::Error& e) {
       std::cerr << "pathvlm " << name << ": error: " << e.what() << "\n";
-      return 2;
+      return pathvlm::kExitError;
     } catch (const std::exception& e) {
       std::cerr << "pathvlm " << name << ": unexpected error: " << e.what() << "\n";
-      return 3;
+      return pathvlm::kExitError;
     }
   }
   std::cerr << "pathvlm: unknown command '" << name << "' (see `pathvlm --help`)\n";

@@ -2,6 +2,7 @@
 // file:line errors and "did you mean" suggestions, and the YAML / docs / settings-table renderers.
 #include "core/config.h"
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion (not in yaml.h of yaml-cpp 0.7)
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace fs = std::filesystem;
 
@@ -189,6 +191,25 @@ const char* type_name(const std::vector<std::string>&) { return "list[string]"; 
 
 namespace {
 std::string describe_node(const YAML::Node& n);
+
+// yaml-cpp stops at its nesting limit with the message "bad file"; say what happened instead.
+std::string too_deep(const std::string& source, const YAML::DeepRecursion& e) {
+  return str(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML nested ", e.depth(),
+             " or more levels deep (the parser's limit; a pathvlm config needs a few); refusing it");
+}
+
+// " (YAML files there: a.yaml, b.yaml)" for a directory given as a config file, or "".
+std::string yaml_files_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto ext = it->path().extension().string();
+    if (ext == ".yaml" || ext == ".yml") names.push_back(it->path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  if (names.size() > 8) names.resize(8), names.push_back("...");
+  return names.empty() ? "" : " (YAML files there: " + join(names, ", ") + ")";
+}
 }  // namespace
 
 struct Document::Impl {
@@ -232,12 +253,19 @@ struct Document::Impl {
       throw Error(str(included_from, ": base cycle: ", cycle, canonical.string()));
     }
     if (!fs::is_regular_file(path)) {
-      if (included_from.empty()) throw Error(str("config file '", name, "' not found"));
-      throw Error(str(included_from, ": base file '", name, "' not found"));
+      const std::string what =
+          included_from.empty() ? str("config file '", name, "'") : str(included_from, ": base file '", name, "'");
+      if (fs::is_directory(path)) throw Error(str(what, " is a directory, not a YAML file", yaml_files_in(path)));
+      if (name.find(',') != std::string::npos || (!name.empty() && name.front() == '['))
+        throw Error(
+            str(what, " not found: give one file (a config combines several through `base: [a.yaml, b.yaml]`)"));
+      throw Error(str(what, fs::exists(path) ? " is not a regular file" : " not found"));
     }
     YAML::Node root;
     try {
       root = YAML::LoadFile(path.string());
+    } catch (const YAML::DeepRecursion& e) {
+      throw Error(too_deep(name, e));
     } catch (const YAML::ParserException& e) {
       throw Error(str(name, ":", e.mark.line + 1, ":", e.mark.column + 1, ": malformed YAML: ", e.msg));
     } catch (const YAML::BadFile&) {
@@ -291,6 +319,8 @@ Document Document::from_string(const std::string& yaml, const std::string& sourc
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
+  } catch (const YAML::DeepRecursion& e) {
+    throw Error(too_deep(source, e));
   } catch (const YAML::ParserException& e) {
     throw Error(str(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": malformed YAML: ", e.msg));
   }
@@ -302,6 +332,10 @@ Document Document::from_string(const std::string& yaml, const std::string& sourc
 void Document::override_with(const std::vector<std::string>& assignments) {
   for (const auto& a : assignments) {
     auto eq = a.find('=');
+    const bool yaml_name = eq == std::string::npos && fs::path(a).extension().string().rfind(".y", 0) == 0;
+    PATHVLM_CHECK(!yaml_name, "command line: '", a,
+                  "' looks like a second config file, but only one is read "
+                  "(and key=value overrides after it); combine files through `base: [a.yaml, b.yaml]` in a config");
     PATHVLM_CHECK(eq != std::string::npos && eq > 0, "command line: '", a,
                   "' is not an override of the form key=value (e.g. optim.lr=1e-4)");
     std::string key = a.substr(0, eq), text = a.substr(eq + 1);
@@ -309,6 +343,8 @@ void Document::override_with(const std::vector<std::string>& assignments) {
     YAML::Node value;
     try {
       value = YAML::Load(text);
+    } catch (const YAML::DeepRecursion& e) {
+      throw Error(too_deep(str("command line: '", key, "'"), e));
     } catch (const YAML::ParserException& e) {
       throw Error(str("command line: '", a, "': malformed value: ", e.msg));
     }
@@ -391,6 +427,12 @@ bool convert(const YAML::Node& n, std::string& out, std::string& expected) {
 
 template <class T>
 std::string check_constraint(const T& value, const std::string& text, const Constraint& c) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    // The resolved config goes into every checkpoint's JSON, which holds only UTF-8: refuse now, not at step 1000.
+    const size_t bad = utf8_error_at(value);
+    if (bad != std::string::npos)
+      return str("is not valid UTF-8 (byte ", bad, "); settings are stored as JSON text in checkpoints");
+  }
   if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
     double number = static_cast<double>(value);
     return c.violation(text, &number);
@@ -476,6 +518,13 @@ void ReaderVisitor::read(const std::string& key, std::vector<double>& out, const
 }
 void ReaderVisitor::read(const std::string& key, std::vector<std::string>& out, const Constraint& c) {
   read_list(doc_.impl(), key, out, c, errors_);
+}
+
+std::string ReaderVisitor::section_where(const std::string& key) const {
+  const std::string name = key.empty() ? "the config" : "section '" + key + "'";
+  for (const auto& k : doc_.keys())
+    if (key.empty() || k.rfind(key + ".", 0) == 0) return doc_.where(k) + ": " + name;
+  return name + " (defaults)";
 }
 
 void ReaderVisitor::finish() {

@@ -21,6 +21,10 @@
 // `train.init_from[1].path` in errors and as `train.init_from[].path` in `config docs`.
 // Every problem in a config (unknown key with "did you mean", wrong type, value out of range) is
 // reported at once, each with file:line, before any work starts. This header stays light (no yaml-cpp).
+//
+// A struct whose keys constrain each other (heads dividing a width) declares
+//   void validate(const std::string& where) const;   // throws pathvlm::Error starting with `where`
+// and reading calls it once its own keys read cleanly, with `where` naming the file and the section.
 #pragma once
 #include <cstdint>
 #include <initializer_list>
@@ -28,6 +32,7 @@
 #include <set>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace pathvlm::cfg {
@@ -95,6 +100,12 @@ const char* type_name(const std::vector<int>&);
 const char* type_name(const std::vector<int64_t>&);
 const char* type_name(const std::vector<double>&);
 const char* type_name(const std::vector<std::string>&);
+
+// Whether S declares `void validate(const std::string& where) const`.
+template <class S, class = void>
+struct has_validate : std::false_type {};
+template <class S>
+struct has_validate<S, std::void_t<decltype(std::declval<const S&>().validate(std::string()))>> : std::true_type {};
 
 // ---- documents: merged YAML sources ----------------------------------------------------------------
 
@@ -196,10 +207,24 @@ class ReaderVisitor {
   }
   template <class S>
   void section(const char* name, S& s, const char* /*doc*/) {
-    sections_.push_back(path_.key(name));
+    const std::string key = path_.key(name);
+    sections_.push_back(key);
     path_.push(name);
+    const size_t problems_before = errors_.size();
     s.visit(*this);
     path_.pop();
+    if (errors_.size() == problems_before) validate(s, key);
+  }
+  // Calls s.validate() when S has one, adding its error to the problems; `key` is the section's ("" the root).
+  template <class S>
+  void validate(const S& s, const std::string& key) {
+    if constexpr (has_validate<S>::value) {
+      try {
+        s.validate(section_where(key));
+      } catch (const std::exception& e) {
+        errors_.push_back(e.what());
+      }
+    }
   }
   // Each element is read like a section; the list is replaced only when every element reads cleanly.
   template <class S>
@@ -214,6 +239,7 @@ class ReaderVisitor {
     for (size_t i = 0; i < elements.size(); ++i) {
       ReaderVisitor element(elements[i], key + "[" + std::to_string(i) + "]");
       values[i].visit(element);
+      if (element.errors_.empty()) element.validate(values[i], key + "[" + std::to_string(i) + "]");
       auto element_problems = element.problems();
       ok = ok && element_problems.empty();
       errors_.insert(errors_.end(), element_problems.begin(), element_problems.end());
@@ -226,6 +252,8 @@ class ReaderVisitor {
  private:
   // Every problem found so far, unknown keys included.
   std::vector<std::string> problems();
+  // "file.yaml:12: section 'clip.model'" (the first key set under it), or "section 'clip.model' (defaults)".
+  std::string section_where(const std::string& key) const;
   void read(const std::string& key, bool& out, const Constraint& c);
   void read(const std::string& key, int& out, const Constraint& c);
   void read(const std::string& key, int64_t& out, const Constraint& c);
@@ -322,6 +350,7 @@ T read(const Document& doc) {
   T config{};
   ReaderVisitor reader(doc);
   config.visit(reader);
+  reader.validate(config, "");
   reader.finish();
   return config;
 }

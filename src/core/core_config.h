@@ -20,6 +20,8 @@ struct RunConfig {
     v.field("seed", seed, "global random seed (data order, initialisation, augmentation)", cfg::Min(0));
     v.field("task", task, "what to train", known_tasks.empty() ? cfg::Constraint{} : cfg::OneOf(known_tasks));
   }
+  // A set name must be a directory name that every later save can use (see run_name_problem, core/run_dir.h).
+  void validate(const std::string& where) const;
 };
 
 struct LogConfig {

@@ -12,6 +12,9 @@
 
 namespace pathvlm {
 
+// The exit status of a command that failed with an error, on one process or (dist::abort_job) many.
+constexpr int kExitError = 2;
+
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}

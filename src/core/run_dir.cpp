@@ -10,10 +10,29 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace fs = std::filesystem;
 
 namespace pathvlm {
+
+std::string run_name_problem(const std::string& name) {
+  if (name.empty()) return "is empty";
+  if (name == "." || name == "..") return "is not a directory name of its own";
+  if (name.find('/') != std::string::npos) return "contains '/' (it names one directory under run.runs_dir)";
+  for (unsigned char c : name)
+    if (c < 0x20 || c == 0x7F) return str("contains the control character 0x", std::hex, int(c));
+  if (const size_t bad = utf8_error_at(name); bad != std::string::npos)
+    return str("is not valid UTF-8 (byte ", bad, ")");
+  if (name.size() > 255) return str("is ", name.size(), " bytes long; a directory name has at most 255");
+  return "";
+}
+
+void RunConfig::validate(const std::string& where) const {
+  if (name.empty()) return;  // a name is made up at start
+  const std::string problem = run_name_problem(name);
+  PATHVLM_CHECK(problem.empty(), where, ": run.name '", name, "' ", problem);
+}
 
 std::string resolve_run_name(const RunConfig& run) {
   if (!run.name.empty()) return run.name;
@@ -29,8 +48,8 @@ std::string resolve_run_name(const RunConfig& run) {
 RunDir open_run_dir(const RunConfig& run, const std::string& resolved_yaml, int rank, const std::string& name) {
   RunDir dir;
   dir.name = name.empty() ? resolve_run_name(run) : name;
-  PATHVLM_CHECK(dir.name.find('/') == std::string::npos && dir.name != "." && dir.name != "..",
-                "run.name '", dir.name, "' must be a plain directory name (no '/')");
+  const std::string problem = run_name_problem(dir.name);
+  PATHVLM_CHECK(problem.empty(), "run name '", dir.name, "' ", problem);
   dir.path = (fs::path(run.runs_dir) / dir.name).string();
   dir.writer = rank == 0;
   std::error_code ec;

@@ -24,6 +24,10 @@ struct RunDir {
   std::string checkpoints_dir() const { return path + "/checkpoints"; }
 };
 
+// Why `name` cannot name a run directory ("" when it can): empty, "." or "..", a '/', a control character,
+// invalid UTF-8 (the name is stored in checkpoints' JSON), or longer than a file name may be (255 bytes).
+std::string run_name_problem(const std::string& name);
+
 // run.name if set; else "<task>-<SLURM_JOB_ID>" under SLURM; else "<task>-YYYYmmdd-HHMMSS" (local time).
 // Without a name or SLURM the ranks' clocks may disagree: broadcast rank 0's name and pass it on.
 std::string resolve_run_name(const RunConfig& run);

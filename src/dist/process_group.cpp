@@ -167,14 +167,14 @@ void abort_job(const std::string& message, std::function<void()> release) {
   std::fflush(stdout);
   std::thread([release = std::move(release)] {
     if (release) release();
-    if (g_mpi_up) MPI_Abort(MPI_COMM_WORLD, 3);
-    std::_Exit(3);
+    if (g_mpi_up) MPI_Abort(MPI_COMM_WORLD, kExitError);
+    std::_Exit(kExitError);
   }).detach();
   std::this_thread::sleep_for(grace);
   std::fprintf(stderr, "[rank %d] the abort did not finish within %g s: exiting without it\n", g_rank.load(),
                kAbortGraceS);
   std::fflush(stderr);
-  std::_Exit(3);
+  std::_Exit(kExitError);
 }
 
 }  // namespace pathvlm::dist

@@ -45,10 +45,11 @@ bool build_has_nccl();
 // Seconds abort_job waits for `release` and MPI_Abort before it ends the process itself.
 inline constexpr double kAbortGraceS = 3.0;
 
-// Ends every rank of the job with status 3, in a bounded time: prints "[rank r] message" to stderr first,
-// then runs `release` (e.g. ncclCommAbort) and MPI_Abort on a detached thread and _Exits after
-// kAbortGraceS whatever they do (both can hang behind stuck GPU work or a dead peer). A second caller
-// (another thread noticing the same failure) waits for the first one's exit.
+// Ends every rank of the job with status kExitError (2, the status of an error on one process; mpirun reports the
+// status its MPI_Abort gives), in a bounded time: prints "[rank r] message" to stderr first, then runs `release`
+// (e.g. ncclCommAbort) and MPI_Abort on a detached thread and _Exits after kAbortGraceS whatever they do (both can
+// hang behind stuck GPU work or a dead peer). A second caller (another thread noticing the same failure) waits for
+// the first one's exit.
 [[noreturn]] void abort_job(const std::string& message, std::function<void()> release = {});
 
 // ---- backends (use make_comm) -------------------------------------------------------------------

@@ -1,13 +1,17 @@
 // Zero-shot classification and its metrics; see zeroshot.h.
 #include "eval/zeroshot.h"
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion (not in yaml.h of yaml-cpp 0.7)
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/join.h"
 
 namespace pathvlm::eval {
 
@@ -46,11 +50,16 @@ std::string scalar_string(const std::string& path, const YAML::Node& node, const
 }  // namespace
 
 ZeroShotSpec load_zeroshot_spec(const std::string& path) {
+  PATHVLM_CHECK(!std::filesystem::is_directory(path), "zero-shot spec '", path,
+                "' is a directory, not a YAML file (templates and classes)");
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
     throw Error(str("zero-shot spec '", path, "': cannot open the file"));
+  } catch (const YAML::DeepRecursion& e) {
+    throw Error(str("zero-shot spec '", path, "': YAML nested ", e.depth(), " or more levels deep (line ",
+                    e.mark.line + 1, ")"));
   } catch (const YAML::Exception& e) {
     throw Error(str("zero-shot spec '", path, "': invalid YAML: ", e.what()));
   }
@@ -126,6 +135,27 @@ torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch
 }
 
 // ---- classification -----------------------------------------------------------------------------------
+
+void check_class_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& data,
+                        const std::string& classes) {
+  const auto values = labels.to(torch::kCPU, torch::kLong).contiguous();
+  std::map<int64_t, int64_t> bad;  // label -> records
+  const int64_t* l = values.data_ptr<int64_t>();
+  for (int64_t i = 0; i < values.numel(); ++i)
+    if (l[i] < 0 || l[i] >= num_classes) ++bad[l[i]];
+  if (bad.empty()) return;
+  int64_t records = 0;
+  std::vector<std::string> listed;
+  for (const auto& [label, n] : bad) {
+    records += n;
+    if (listed.size() < 5) listed.push_back(str(label == -1 ? "-1 (none)" : std::to_string(label), " x", n));
+  }
+  if (listed.size() < bad.size()) listed.push_back("...");
+  throw Error(str(data, ": ", records, " of ", values.numel(), " records have labels that are not class indices of '",
+                  classes, "' (", num_classes, " classes: labels 0..", num_classes - 1,
+                  " index its list): ", join(listed),
+                  bad.count(-1) ? "; -1 is a record without a label: build the shards with a `label` column" : ""));
+}
 
 ClassificationMetrics classification_metrics(const torch::Tensor& predictions, const torch::Tensor& labels,
                                              int64_t num_classes) {

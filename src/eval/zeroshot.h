@@ -52,6 +52,11 @@ struct ClassificationMetrics {
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
 };
 
+// Throws unless every label is a class index in [0, num_classes), naming `data` (where the labels come from), `classes`
+// (what lists the classes), the bad labels and how many records carry them; -1 is a record without a label.
+void check_class_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& data,
+                        const std::string& classes);
+
 // `predictions`, `labels`: int64 [N] with values in [0, num_classes).
 ClassificationMetrics classification_metrics(const torch::Tensor& predictions, const torch::Tensor& labels,
                                              int64_t num_classes);

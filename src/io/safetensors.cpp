@@ -44,6 +44,7 @@ constexpr std::array<DtypeEntry, 10> kDtypes = {{{"F64", torch::kFloat64},
                                                  {"I8", torch::kInt8},
                                                  {"U8", torch::kUInt8},
                                                  {"BOOL", torch::kBool}}};
+constexpr uint64_t kMaxDimension = uint64_t(1) << 62;  // any real size; products are checked for overflow
 // Valid in the format but without a torch dtype in every libtorch we build against.
 const std::set<std::string> kKnownUnsupported = {"U16", "U32", "U64", "F8_E5M2", "F8_E4M3"};
 
@@ -64,6 +65,16 @@ json parse_json_unique(const char* begin, const char* end, int object_depth, con
   } catch (const json::exception& e) {
     throw Error(str(what, ": invalid JSON: ", e.what()));
   }
+}
+
+// Why a JSON value is not a usable dimension ("" when it is one). Huge values say so, not "negative".
+std::string shape_entry_problem(const json& d) {
+  if (!d.is_number()) return "is not a number";
+  if (d.is_number_unsigned() ? d.get<uint64_t>() > kMaxDimension : d.get<double>() > double(kMaxDimension))
+    return str("is too large (at most 2^62 = ", kMaxDimension, ")");
+  if (d.get<double>() < 0) return "is negative";
+  if (!d.is_number_integer()) return "is not an integer";
+  return "";
 }
 
 uint64_t checked_product(const std::vector<int64_t>& shape, uint64_t element_size, bool& overflow) {
@@ -153,6 +164,16 @@ torch::ScalarType dtype_from_name(const std::string& name) {
   throw Error(str("unknown dtype '", name, "' (known: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)"));
 }
 
+void check_convertible(torch::ScalarType stored, torch::ScalarType wanted, const std::string& where,
+                       const std::string& tensor) {
+  const bool stored_float = c10::isFloatingType(stored), wanted_float = c10::isFloatingType(wanted);
+  if (stored_float == wanted_float) return;
+  throw Error(str(where, ": tensor '", tensor, "' is stored as ", dtype_name(stored),
+                  stored_float ? " (floating point)" : " (integers)", " but the model needs ",
+                  wanted_float ? "floating-point" : "integer", " values (", dtype_name(wanted),
+                  "): a mislabelled dtype or the wrong tensor; refusing to reinterpret it"));
+}
+
 uint32_t checksum(const torch::Tensor& tensor) {
   torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
   return crc32(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());
@@ -237,8 +258,8 @@ File File::open(const std::string& path) {
       throw Error(str(tensor, ": ", e.what()));
     }
     for (const json& d : entry["shape"]) {
-      PATHVLM_CHECK(d.is_number_unsigned() && d.get<uint64_t>() <= (uint64_t(1) << 62), tensor,
-                    ": shape entries must be non-negative integers, got ", d.dump());
+      const std::string problem = shape_entry_problem(d);
+      PATHVLM_CHECK(problem.empty(), tensor, ": shape entry ", d.dump(), " ", problem);
       info.shape.push_back(d.get<int64_t>());
     }
     for (const json& o : entry["data_offsets"])
@@ -251,9 +272,10 @@ File File::open(const std::string& path) {
                   ") lie outside the data buffer of ", data_size, " bytes (file truncated?)");
     bool overflow = false;
     uint64_t expected = checked_product(info.shape, c10::elementSize(info.dtype), overflow);
-    PATHVLM_CHECK(!overflow && expected == info.nbytes(), tensor, ": ", dtype_name(info.dtype), " ",
-                  shape_string(info.shape), " needs ", overflow ? std::string("an overflowing number of") : std::to_string(expected),
-                  " bytes but data_offsets give ", info.nbytes());
+    PATHVLM_CHECK(!overflow, tensor, ": shape ", shape_string(info.shape), " is too large (", dtype_name(info.dtype),
+                  " data of that shape would need more than 2^64 bytes)");
+    PATHVLM_CHECK(expected == info.nbytes(), tensor, ": ", dtype_name(info.dtype), " ", shape_string(info.shape),
+                  " needs ", expected, " bytes but data_offsets give ", info.nbytes());
     state->tensors.push_back(std::move(info));
   }
 

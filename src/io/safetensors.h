@@ -42,6 +42,13 @@ struct TensorInfo {
 std::string dtype_name(torch::ScalarType dtype);
 torch::ScalarType dtype_from_name(const std::string& name);  // throws on an unknown or unsupported name
 
+// Refuses to read a tensor stored as `stored` into a `wanted` one when the conversion would reinterpret rather
+// than convert: floating point reads into floating point of any width, integers and BOOL into integers and BOOL,
+// never one kind into the other (F32 bytes labelled I32 would become integer nonsense, silently). Throws naming
+// `where` and the tensor.
+void check_convertible(torch::ScalarType stored, torch::ScalarType wanted, const std::string& where,
+                       const std::string& tensor);
+
 // CRC-32 (the zlib / python `zlib.crc32` polynomial) of a tensor's little-endian bytes in row-major order.
 uint32_t checksum(const torch::Tensor& tensor);
 

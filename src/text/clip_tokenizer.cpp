@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace pathvlm::text {
 namespace {
@@ -52,21 +53,15 @@ bool is_case_ignorable(uint32_t cp) { return in_ranges(kCaseIgnorableRanges, cp)
 bool is_strip_space(uint32_t cp) { return is_space(cp) || (cp >= 0x1C && cp <= 0x1F); }
 
 std::u32string decode_utf8(const std::string& s) {
+  const size_t bad = utf8_error_at(s);
+  PATHVLM_CHECK(bad == std::string::npos, "CLIP tokenizer: text is not valid UTF-8 (byte ", bad, ")");
   std::u32string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    auto b = static_cast<unsigned char>(s[i]);
-    int extra = b < 0x80 ? 0 : (b >> 5) == 6 ? 1 : (b >> 4) == 14 ? 2 : (b >> 3) == 30 ? 3 : -1;
-    PATHVLM_CHECK(extra >= 0, "CLIP tokenizer: text is not valid UTF-8 (byte ", i, ")");
+    const auto b = static_cast<unsigned char>(s[i]);
+    const int extra = b < 0x80 ? 0 : (b >> 5) == 6 ? 1 : (b >> 4) == 14 ? 2 : 3;
     uint32_t cp = extra == 0 ? b : (b & (0x3F >> extra));
-    for (int k = 1; k <= extra; ++k) {
-      PATHVLM_CHECK(i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80,
-                    "CLIP tokenizer: text is not valid UTF-8 (byte ", i, ")");
-      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    }
-    static const uint32_t kMinForLength[] = {0, 0x80, 0x800, 0x10000};
-    PATHVLM_CHECK(cp >= kMinForLength[extra] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF),
-                  "CLIP tokenizer: text is not valid UTF-8 (byte ", i, ")");
+    for (int k = 1; k <= extra; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
     out.push_back(cp);
     i += extra + 1;
   }
@@ -325,19 +320,49 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-bool is_directory(const std::string& path) {
-  std::ifstream probe(path + "/merges.txt");
-  return static_cast<bool>(probe);
+// An HF CLIPTokenizer directory needs both files; naming the one that is missing beats "not a gzip file".
+void check_hf_directory(const std::filesystem::path& dir) {
+  for (const char* name : {"vocab.json", "merges.txt"})
+    PATHVLM_CHECK(std::filesystem::is_regular_file(dir / name), "CLIP tokenizer directory '", dir.string(), "' has no ",
+                  name, " (an HF CLIPTokenizer directory holds vocab.json and merges.txt)");
 }
 
 }  // namespace
+
+void ClipTokenizer::check_hf_vocab(const std::string& path) const {
+  nlohmann::json vocab;
+  try {
+    vocab = nlohmann::json::parse(read_text(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str("CLIP vocab '", path, "': not valid JSON (", e.what(), ")"));
+  }
+  PATHVLM_CHECK(vocab.is_object(), "CLIP vocab '", path, "': expected a JSON object of token -> id, got ",
+                vocab.type_name());
+  PATHVLM_CHECK(vocab.size() == encoder_.size(), "CLIP vocab '", path, "': has ", vocab.size(),
+                " tokens, merges.txt beside it makes ", encoder_.size(), " (they do not belong together)");
+  for (const auto& [token, id] : vocab.items()) {
+    PATHVLM_CHECK(id.is_number_integer(), "CLIP vocab '", path, "': token '", token, "' has id ", id.dump(),
+                  ", not an integer");
+    // HF names the specials <|startoftext|> / <|endoftext|> (see save_hf).
+    const std::string ours = token == "<|startoftext|>" ? "<start_of_text>"
+                             : token == "<|endoftext|>" ? "<end_of_text>"
+                                                        : token;
+    auto it = encoder_.find(ours);
+    PATHVLM_CHECK(it != encoder_.end(), "CLIP vocab '", path, "': token '", token,
+                  "' is not made by merges.txt beside it (they do not belong together)");
+    PATHVLM_CHECK(it->second == id.get<int64_t>(), "CLIP vocab '", path, "': token '", token, "' has id ", id.dump(),
+                  ", merges.txt beside it gives it ", it->second, " (they do not belong together)");
+  }
+}
 
 ClipTokenizer::ClipTokenizer(const std::string& vocab, int context_length) : context_(context_length) {
   PATHVLM_CHECK(context_length >= 2, "CLIP tokenizer: context length ", context_length,
                 " is too short (sot and eot need 2)");
   // The gzip BPE file (line 1 a version header) or an HF directory's merges.txt (line 1 "#version: ...").
-  std::string where = is_directory(vocab) ? vocab + "/merges.txt" : vocab;
-  std::string text = where == vocab ? read_gzip(vocab) : read_text(where);
+  const bool hf_directory = std::filesystem::is_directory(vocab);
+  if (hf_directory) check_hf_directory(vocab);
+  std::string where = hf_directory ? vocab + "/merges.txt" : vocab;
+  std::string text = hf_directory ? read_text(where) : read_gzip(vocab);
   std::istringstream lines(text);
   std::string line;
   std::getline(lines, line);  // version header
@@ -367,6 +392,7 @@ ClipTokenizer::ClipTokenizer(const std::string& vocab, int context_length) : con
   encoder_["<end_of_text>"] = id++;
   PATHVLM_CHECK(id == kEndOfText + 1 && encoder_.size() == static_cast<size_t>(id), "CLIP vocab '", where,
                 "': merges produce duplicate tokens (", encoder_.size(), " distinct of ", id, ")");
+  if (hf_directory) check_hf_vocab(vocab + "/vocab.json");
 }
 
 std::string ClipTokenizer::clean(const std::string& text) {
@@ -474,11 +500,13 @@ std::string clip_vocab_source(const std::string& vocab, const std::string& model
   if (!vocab.empty()) return vocab;
   namespace fs = std::filesystem;
   const fs::path dir = model_dir;
-  const bool hf_files = !model_dir.empty() && fs::is_directory(dir) && fs::exists(dir / "vocab.json") &&
-                        fs::exists(dir / "merges.txt");
-  PATHVLM_CHECK(hf_files, "the CLIP tokenizer is missing: ", set_vocab,
+  std::string missing;
+  for (const char* name : {"vocab.json", "merges.txt"})
+    if (!model_dir.empty() && !fs::exists(dir / name)) missing += missing.empty() ? name : str(" nor ", name);
+  PATHVLM_CHECK(!model_dir.empty() && fs::is_directory(dir) && missing.empty(),
+                "the CLIP tokenizer is missing: ", set_vocab,
                 " to bpe_simple_vocab_16e6.txt.gz or an HF tokenizer directory",
-                model_dir.empty() ? "" : str(" ('", model_dir, "' has no vocab.json + merges.txt)"));
+                model_dir.empty() ? "" : str(" ('", model_dir, "' has no ", missing, ")"));
   return model_dir;
 }
 

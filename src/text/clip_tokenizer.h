@@ -7,7 +7,8 @@
 // Cleaning: html unescape twice (named and numeric entities), whitespace runs -> one space, strip, lower
 // case. Pre-tokenisation: 's|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+. Over-long texts keep the
 // first context-1 tokens and end with eot. Also reads HF CLIPTokenizer files (a directory with
-// vocab.json + merges.txt). Thread-safe: encode() is const and keeps no mutable state.
+// vocab.json + merges.txt: both must be there and agree, token by token). Thread-safe: encode() is const and
+// keeps no mutable state.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -48,6 +49,8 @@ class ClipTokenizer {
 
  private:
   std::vector<std::string> bpe(const std::string& word_unicode) const;
+  // An HF directory's vocab.json must give every token the id its merges.txt makes (ids derive from merges).
+  void check_hf_vocab(const std::string& path) const;
 
   int context_;
   std::vector<std::pair<std::string, std::string>> merges_;

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/text_file.h"
 
 namespace fs = std::filesystem;
@@ -45,6 +46,33 @@ void check_source(const std::string& dir, const SourceFile& file) {
   const uint32_t crc = file_crc32(file.path);
   if (crc != file.crc32)
     throw SourceChanged(str(what, " has CRC-32 ", crc, ", recorded ", file.crc32, " (it changed)", fix));
+}
+
+// trainer_state.json against the size and CRC-32 that DONE records. An empty DONE was written by pathvlm before
+// DONE held them: such a checkpoint is accepted, with a warning, as it was then.
+void check_state_file(const std::string& dir) {
+  const std::string done_text = read_text_file(dir + "/" + kDoneFile);
+  if (done_text.find_first_not_of(" \n") == std::string::npos) {
+    log_warn("checkpoint '", dir, "': its DONE (from an older pathvlm) records no checksum of ", kStateFile,
+             ", which is used unchecked");
+    return;
+  }
+  int64_t bytes = 0;
+  uint32_t crc = 0;
+  try {
+    const auto record = nlohmann::json::parse(done_text).at(kStateFile);
+    bytes = record.at("bytes").get<int64_t>();
+    crc = record.at("crc32").get<uint32_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str("checkpoint '", dir, "': ", kDoneFile, " is corrupt (", e.what(), ")"));
+  }
+  const std::string path = dir + "/" + kStateFile;
+  PATHVLM_CHECK(fs::exists(path), "checkpoint '", dir, "': ", kStateFile, " is missing");
+  const auto actual = static_cast<int64_t>(fs::file_size(path));
+  PATHVLM_CHECK(actual == bytes, "checkpoint '", dir, "': ", kStateFile, " has ", actual, " bytes, ", kDoneFile,
+                " records ", bytes, " (edited or truncated after the save)");
+  PATHVLM_CHECK(file_crc32(path) == crc, "checkpoint '", dir, "': ", kStateFile, " fails the CRC-32 check recorded in ",
+                kDoneFile, " (edited or corrupt after the save)");
 }
 
 }  // namespace
@@ -116,14 +144,18 @@ std::string commit(const std::string& root, int64_t step, nlohmann::json state, 
     files[name] = {{"bytes", static_cast<int64_t>(entry.file_size())}, {"crc32", file_crc32(entry.path().string())}};
   }
   state["files"] = files;
-  write_file_atomic(tmp + "/" + kStateFile, state.dump(1));
+  const std::string state_path = tmp + "/" + kStateFile;
+  write_file_atomic(state_path, state.dump(1));
+  // DONE covers trainer_state.json as trainer_state.json covers the other files.
+  const nlohmann::json done = {
+      {kStateFile, {{"bytes", static_cast<int64_t>(fs::file_size(state_path))}, {"crc32", file_crc32(state_path)}}}};
   fsync_path(tmp);
   std::error_code ec;
   if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a broken directory of the same step (no DONE)
   fs::rename(tmp, final_dir, ec);
   PATHVLM_CHECK(!ec, "checkpoint: cannot rename '", tmp, "' to '", final_dir, "': ", ec.message());
   fsync_path(root);
-  write_file_atomic(final_dir + "/" + kDoneFile, "");
+  write_file_atomic(final_dir + "/" + kDoneFile, done.dump() + "\n");
   write_file_atomic(root + "/" + kLatestFile, step_dir_name(step) + "\n");
   // Retention: keep the newest keep_last complete checkpoints.
   auto steps = list_steps(root);
@@ -136,6 +168,7 @@ nlohmann::json verify(const std::string& dir) {
   PATHVLM_CHECK(fs::is_directory(dir), "checkpoint '", dir, "' does not exist or is not a directory");
   PATHVLM_CHECK(fs::exists(dir + "/" + kDoneFile), "checkpoint '", dir,
                 "' is incomplete: no DONE marker (the save was interrupted)");
+  check_state_file(dir);
   nlohmann::json state;
   try {
     state = nlohmann::json::parse(read_text_file(dir + "/" + kStateFile));

@@ -3,10 +3,12 @@
 //
 //   <root>/step_00000120.tmp/   files written here by every rank, then (rank 0) commit():
 //     trainer_state.json gets every file's size and CRC-32; files and directory fsynced; renamed to
-//     step_00000120/; DONE written last; <root>/latest (a small file naming the step directory) replaced
-//     atomically by rename; older complete checkpoints beyond keep_last deleted.
+//     step_00000120/; DONE written last, holding trainer_state.json's size and CRC-32
+//     ({"trainer_state.json": {"bytes": N, "crc32": C}}); <root>/latest (a small file naming the step
+//     directory) replaced atomically by rename; older complete checkpoints beyond keep_last deleted.
 //
-// A step directory counts only if DONE exists, trainer_state.json parses and every listed file has its
+// A step directory counts only if DONE exists, trainer_state.json has the size and checksum DONE records
+// (an empty DONE, as older versions wrote, is accepted with a warning), parses, and every listed file has its
 // recorded size and checksum. find_latest_complete() walks from the newest down, warning about each
 // broken one, so `resume: auto` falls back to the previous complete checkpoint.
 //

@@ -104,6 +104,7 @@ ckpt::External load_init_from(const std::vector<KeyedInitSource>& sources,
                     shape_text(target.sizes()));
       PATHVLM_CHECK(loaded.insert(name).second, key, ": two tensors of '", weights, "' map to '", name,
                     "' (check ", key, ".map)");
+      safetensors::check_convertible(info.dtype, target.scalar_type(), str(key, " ('", where.file, "')"), source_name);
       target.copy_(checkpoint.get(source_name));  // converts to the model's dtype and device
       if (!provenance.files.count(where.file)) {
         auto checked = checkpoint.checked_files().find(where.file);

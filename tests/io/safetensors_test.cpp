@@ -188,13 +188,22 @@ TEST(Safetensors, CorruptHeadersAreClearErrors) {
   expect_bad(raw_file(R"({"a":{"dtype":"U16","shape":[4],"data_offsets":[0,8]}})", std::string(8, '\0')),
              {"tensor 'a'", "'U16'", "not supported"});
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, '\0')),
-             {"tensor 'a'", "non-negative integers"});
+             {"tensor 'a'", "shape entry -2 is negative"});
+  // Huge entries are too large, whichever way JSON stores them (unsigned, beyond 64 bits, or a float).
+  for (const char* huge : {"9223372036854775808", "18446744073709551615", "1e300", "99999999999999999999999"})
+    expect_bad(raw_file(pathvlm::str(R"({"a":{"dtype":"F32","shape":[)", huge, R"(],"data_offsets":[0,8]}})"),
+                        std::string(8, '\0')),
+               {"tensor 'a'", "shape entry", "is too large"});
+  expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", std::string(8, '\0')),
+             {"tensor 'a'", "shape entry 2.5 is not an integer"});
+  expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":["2"],"data_offsets":[0,8]}})", std::string(8, '\0')),
+             {"tensor 'a'", "shape entry \"2\" is not a number"});
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0.5,8]}})", std::string(8, '\0')),
              {"tensor 'a'", "non-negative integers"});
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[2]}})", std::string(8, '\0')), {"tensor 'a'", "data_offsets"});
   expect_bad(raw_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}})",
                       std::string(8, '\0')),
-             {"tensor 'a'", "overflowing"});
+             {"tensor 'a'", "shape [4294967296, 4294967296, 4294967296] is too large"});
   expect_bad(raw_file(R"({"__metadata__":{"k":1}})", ""), {"__metadata__ 'k'"});
 
   // A valid file cut short loses its last tensor's bytes.

@@ -55,10 +55,12 @@ struct ClipModelConfig {
             cfg::OneOf{"quick_gelu", "gelu"});
     v.field("layer_norm_eps", layer_norm_eps, "LayerNorm epsilon", cfg::Range(1e-12, 1e-2));
   }
+  // Resolves the preset and checks the sizes together (see resolve_clip_config); errors start with `where`.
+  void validate(const std::string& where) const;
 };
 
-// Fills every 0 size from the preset and checks the result (divisibility, positivity); throws
-// pathvlm::Error naming the key that is wrong.
+// Fills every 0 size from the preset and checks the result (divisibility, positivity, sizes a model can have);
+// throws pathvlm::Error naming the key that is wrong.
 ClipModelConfig resolve_clip_config(const ClipModelConfig& config);
 
 // One-line summary: "CLIP image 224/16 12x768, text 77 12x512, embed 512, quick_gelu".

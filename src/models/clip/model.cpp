@@ -1,6 +1,7 @@
 // CLIP towers with Hugging Face CLIPModel's module layout (see model.h), presets and initialisation.
 #include "models/clip/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -10,6 +11,11 @@
 namespace pathvlm::models {
 
 // ---- config --------------------------------------------------------------------------------------
+
+namespace {
+// Far beyond any real CLIP, and small enough that products of sizes stay in range.
+constexpr int kMaxSize = 1 << 20, kMaxLayers = 1024;
+}  // namespace
 
 ClipModelConfig resolve_clip_config(const ClipModelConfig& config) {
   struct Preset {
@@ -38,11 +44,13 @@ ClipModelConfig resolve_clip_config(const ClipModelConfig& config) {
   fill(c.vision_width, preset->vw);
   fill(c.vision_layers, preset->vl);
   fill(c.vision_heads, preset->vh);
-  fill(c.vision_mlp_dim, 4 * c.vision_width);
+  // 4 x a width too large to be real stays in range; the width's own check below says what is wrong.
+  auto four_times = [](int width) { return static_cast<int>(std::min<int64_t>(4ll * width, kMaxSize)); };
+  fill(c.vision_mlp_dim, four_times(c.vision_width));
   fill(c.text_width, preset->tw);
   fill(c.text_layers, preset->tl);
   fill(c.text_heads, preset->th);
-  fill(c.text_mlp_dim, 4 * c.text_width);
+  fill(c.text_mlp_dim, four_times(c.text_width));
   fill(c.context_length, 77);
   fill(c.vocab_size, 49408);
 
@@ -54,6 +62,9 @@ ClipModelConfig resolve_clip_config(const ClipModelConfig& config) {
       {"vocab_size", c.vocab_size}};
   for (const auto& [key, value] : sizes) {
     PATHVLM_CHECK(value > 0, "clip model: ", key, " must be positive, got ", value);
+    const bool layers = std::string(key).find("layers") != std::string::npos;
+    PATHVLM_CHECK(value <= (layers ? kMaxLayers : kMaxSize), "clip model: ", key, " ", value, " is too large (at most ",
+                  layers ? kMaxLayers : kMaxSize, ")");
   }
   PATHVLM_CHECK(c.image_size % c.patch_size == 0, "clip model: patch_size ", c.patch_size,
                 " does not divide image_size ", c.image_size);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -194,6 +195,9 @@ ClipModelConfig infer_clip_config(const std::function<bool(const std::string&)>&
   auto dim = [&](const std::string& name, size_t axis) -> int {
     auto s = shape(name);
     PATHVLM_CHECK(axis < s.size(), where, ": tensor '", name, "' has ", s.size(), " dimensions");
+    // 0 would mean "the preset's value" to resolve_clip_config: an empty tensor must not pass as a size.
+    PATHVLM_CHECK(s[axis] > 0 && s[axis] <= std::numeric_limits<int>::max(), where, ": tensor '", name, "' has size ",
+                  s[axis], " on axis ", axis, ", not a model size");
     return static_cast<int>(s[axis]);
   };
   int positions;
@@ -254,6 +258,11 @@ ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::st
   auto get_int = [&](const json& t, const char* tname, const char* key, int fallback) {
     if (!t.contains(key) || t[key].is_null()) return fallback;
     PATHVLM_CHECK(t[key].is_number_integer(), where, ": ", tname, ".", key, " must be an integer, got ", t[key].dump());
+    // 0 would mean "the preset's value" to resolve_clip_config, silently replacing what the file says.
+    PATHVLM_CHECK(t[key].is_number_unsigned() && t[key].get<uint64_t>() > 0 &&
+                      t[key].get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max()),
+                  where, ": ", tname, ".", key, " must be a size in [1, ", std::numeric_limits<int>::max(), "], got ",
+                  t[key].dump());
     return t[key].get<int>();
   };
   ClipModelConfig c;
@@ -360,6 +369,7 @@ void load_clip_state(ClipModel& model, const std::function<torch::Tensor(const s
     if (param.dim() == 0 && tensor.numel() == 1) tensor = tensor.reshape({});  // logit_scale saved as [1]
     PATHVLM_CHECK(tensor.sizes() == param.sizes(), where, ": tensor '", item.key(), "' has shape ", tensor.sizes(),
                   ", the model expects ", param.sizes());
+    safetensors::check_convertible(tensor.scalar_type(), param.scalar_type(), where, item.key());
     param.copy_(tensor.to(param.device(), param.scalar_type()));
   }
 }

@@ -1,5 +1,6 @@
 #include "models/llama/config.h"
 
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -8,8 +9,21 @@
 namespace pathvlm::models {
 
 void LlamaConfig::validate(const std::string& where) const {
-  PATHVLM_CHECK(vocab_size > 0 && hidden_size > 0 && intermediate_size > 0 && num_hidden_layers > 0, where,
-                ": vocab_size, hidden_size, intermediate_size and num_hidden_layers must be positive");
+  // Far beyond any real LLaMA, and small enough that num_parameters() cannot overflow.
+  constexpr int64_t kMaxSize = int64_t(1) << 20, kMaxCount = 1024;
+  const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", vocab_size},
+                                                   {"hidden_size", hidden_size},
+                                                   {"intermediate_size", intermediate_size},
+                                                   {"num_hidden_layers", num_hidden_layers},
+                                                   {"num_attention_heads", num_attention_heads},
+                                                   {"num_key_value_heads", num_key_value_heads},
+                                                   {"head_dim", head_dim}};
+  for (const auto& [key, value] : sizes) {
+    PATHVLM_CHECK(value > 0, where, ": ", key, " must be positive, got ", value);
+    const bool count = std::string(key).rfind("num_", 0) == 0;
+    PATHVLM_CHECK(value <= (count ? kMaxCount : kMaxSize), where, ": ", key, " ", value, " is too large (at most ",
+                  count ? kMaxCount : kMaxSize, ")");
+  }
   PATHVLM_CHECK(num_attention_heads > 0 && num_key_value_heads > 0 && num_attention_heads % num_key_value_heads == 0,
                 where, ": num_key_value_heads (", num_key_value_heads, ") must divide num_attention_heads (",
                 num_attention_heads, ")");
@@ -113,6 +127,11 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
   try {
     auto get_int = [&](const char* key, int64_t& out, bool required) {
       if (j.contains(key) && !j.at(key).is_null()) {
+        // nlohmann would truncate 64.5 to 64 and wrap 2^64 - 1 to -1.
+        PATHVLM_CHECK(j.at(key).is_number_integer() &&
+                          (!j.at(key).is_number_unsigned() ||
+                           j.at(key).get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max())),
+                      where, ": '", key, "' must be an integer, got ", j.at(key).dump());
         out = j.at(key).get<int64_t>();
       } else {
         PATHVLM_CHECK(!required, where, ": missing '", key, "'");
@@ -125,7 +144,12 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
     get_int("num_attention_heads", c.num_attention_heads, true);
     c.num_key_value_heads = c.num_attention_heads;
     get_int("num_key_value_heads", c.num_key_value_heads, false);
-    PATHVLM_CHECK(c.num_attention_heads > 0, where, ": num_attention_heads must be positive");
+    PATHVLM_CHECK(c.num_attention_heads > 0, where, ": num_attention_heads must be positive, got ",
+                  c.num_attention_heads);
+    // Without an explicit head_dim the heads split hidden_size evenly (as transformers computes it).
+    PATHVLM_CHECK((j.contains("head_dim") && !j.at("head_dim").is_null()) || c.hidden_size % c.num_attention_heads == 0,
+                  where, ": num_attention_heads (", c.num_attention_heads, ") does not divide hidden_size (",
+                  c.hidden_size, ") and there is no head_dim");
     c.head_dim = c.hidden_size / c.num_attention_heads;
     get_int("head_dim", c.head_dim, false);
     get_int("max_position_embeddings", c.max_position_embeddings, false);

@@ -106,6 +106,7 @@ LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dt
       PATHVLM_CHECK(c10::IntArrayRef(info.shape) == param.sizes(), where, ": tensor '", name, "' in '",
                     ckpt.file_of(name), "' has shape ", c10::IntArrayRef(info.shape), ", the model expects ",
                     param.sizes(), " (from ", source.config.string(), ")");
+      safetensors::check_convertible(info.dtype, dtype, str(where, " ('", ckpt.file_of(name), "')"), name);
       const auto stored = ckpt.get(name);
       // Same dtype on the CPU: the parameter is the copy-on-write view of the mapping itself.
       auto value = stored.to(device, dtype);

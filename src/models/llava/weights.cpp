@@ -202,6 +202,8 @@ void load_projector(LlavaModel& model, const std::string& file) {
     PATHVLM_CHECK(tensor.sizes() == param.sizes(), "projector '", file, "': tensor '", found.at(suffix),
                   "' has shape ", tensor.sizes(), ", the model's ", ours, " is ", param.sizes(), " (CLIP width ",
                   projector.vision_hidden(), " -> LLaMA hidden ", projector.text_hidden(), ")");
+    safetensors::check_convertible(tensor.scalar_type(), param.scalar_type(), str("projector '", file, "'"),
+                                   found.at(suffix));
     param.copy_(tensor.to(param.device(), param.scalar_type()));
   }
 }

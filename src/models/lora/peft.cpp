@@ -155,6 +155,9 @@ std::vector<std::string> load_peft_adapter(torch::nn::Module& module, const std:
     PATHVLM_CHECK(!a_name.empty() && !b_name.empty(), "peft adapter '", file, "': layer '", path, "' has only ",
                   a_name.empty() ? b_name : a_name);
     PATHVLM_CHECK(!layer->has_lora(), "peft adapter '", file, "': layer '", path, "' has an adapter already");
+    for (const auto& name : {a_name, b_name})
+      safetensors::check_convertible(weights.info(name).dtype, layer->weight.scalar_type(),
+                                     str("peft adapter '", file, "'"), name);
     auto a = weights.get(a_name), b = weights.get(b_name);
     const std::vector<int64_t> a_shape{options.r(), layer->in_features}, b_shape{layer->out_features, options.r()};
     PATHVLM_CHECK(a.sizes() == a_shape, "peft adapter '", file, "': tensor '", a_name, "' has shape ", a.sizes(),

@@ -46,6 +46,9 @@ struct SlideEncoderConfig {
             "(the tile size at level 0: 512 for 256 px tiles read at 20x from a 40x slide)",
             cfg::Min(1));
   }
+  // Checks the keys together (heads dividing width, the transformer's width a multiple of 4, sizes a model can
+  // have); errors start with `where`.
+  void validate(const std::string& where) const;
 };
 
 }  // namespace pathvlm::models::slide

@@ -5,21 +5,13 @@
 namespace pathvlm::models::slide {
 
 SlideEncoderImpl::SlideEncoderImpl(const SlideEncoderConfig& c) : config_(c) {
-  PATHVLM_CHECK(c.input_dim > 0 && c.width > 0 && c.heads > 0 && c.layers > 0 && c.queries > 0 &&
-                    c.attention_chunk > 0 && c.grid_stride > 0,
-                "slide encoder: input_dim, width, heads, layers, queries, attention_chunk and grid_stride must be "
-                "positive");
-  PATHVLM_CHECK(c.dropout >= 0.0 && c.dropout < 1.0, "slide encoder: dropout ", c.dropout, " is outside [0, 1)");
-  PATHVLM_CHECK(c.kind == "abmil" || c.width % c.heads == 0, "slide encoder ", c.kind, ": heads ", c.heads,
-                " must divide width ", c.width);
+  c.validate("slide encoder");
   if (c.kind == "abmil") {
     abmil = register_module("abmil", Abmil(c.input_dim, c.width, c.heads, c.dropout));
   } else if (c.kind == "transformer") {
     transformer = register_module("transformer", TileTransformer(c));
-  } else if (c.kind == "qformer") {
+  } else {  // qformer: validate() admits no other kind
     qformer = register_module("qformer", QFormer(c));
-  } else {
-    throw Error(str("slide encoder: unknown kind '", c.kind, "' (abmil, transformer, qformer)"));
   }
 }
 

@@ -85,6 +85,7 @@ SlideReportModel load_slide_report_model(const std::string& path) {
     auto t = file.get(item.key());
     PATHVLM_CHECK(t.sizes() == item.value().sizes(), "'", weights, "': tensor ", item.key(), " has shape ", t.sizes(),
                   " but slide_model.yaml makes it ", item.value().sizes());
+    safetensors::check_convertible(t.scalar_type(), item.value().scalar_type(), str("'", weights, "'"), item.key());
     item.value().copy_(t);
   }
   return model;

@@ -145,11 +145,7 @@ std::map<std::string, double> evaluate_clip(models::ClipModel& model, const text
     auto labels = dist::gather_rows(share.labels, comm).cpu();
     PATHVLM_CHECK(labels.size(0) > 0, "zero-shot tiles '", cfg.data.zeroshot, "' hold no records");
     const int64_t classes = static_cast<int64_t>(spec.classes.size());
-    const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
-    PATHVLM_CHECK(lo >= 0, "zero-shot tiles '", cfg.data.zeroshot, "' have no labels (or a record without one): ",
-                  "build them with a `label` column");
-    PATHVLM_CHECK(hi < classes, "zero-shot tiles '", cfg.data.zeroshot, "' have label ", hi, " but '",
-                  cfg.eval.classes, "' lists ", classes, " classes (labels index that list)");
+    eval::check_class_labels(labels, classes, str("zero-shot tiles '", cfg.data.zeroshot, "'"), cfg.eval.classes);
     auto predictions = eval::zeroshot_logits(images, classifier).argmax(1);
     auto m = eval::classification_metrics(predictions, labels, classes);
     for (auto& [k, v] : eval::metric_values(m, "zeroshot/")) out[k] = v;

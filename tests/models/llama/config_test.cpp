@@ -191,7 +191,7 @@ TEST(LlamaConfig, MalformedConfigsNameTheFile) {
       {"[1, 2]", "expected a JSON object"},
       {with(kConfig4x, "model_type", "mistral"), "'mistral'"},
       {without(kConfig5x, "hidden_size"), "missing 'hidden_size'"},
-      {with(kConfig5x, "hidden_size", "big"), "wrong type"},
+      {with(kConfig5x, "hidden_size", "big"), "'hidden_size' must be an integer, got \"big\""},
       {with(kConfig5x, "num_key_value_heads", 3), "num_key_value_heads (3)"},
       {with(kConfig5x, "head_dim", 7), "head_dim (7)"},
       {with(kConfig5x, "hidden_act", "gelu"), "'gelu'"},
