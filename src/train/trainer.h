@@ -9,7 +9,8 @@
 //   -> final checkpoint, eval, export.
 //
 // run() returns the process exit status: 0 when all steps are done, kExitRequeue (42) after a preemption
-// checkpoint (SIGUSR1 / SIGTERM).
+// checkpoint (SIGUSR1 / SIGTERM), kExitError (2) when it refuses to continue a finished run (see
+// finished_run_refusal). At the end rank 0 writes results.json and the plots (src/train/run_results.h).
 #pragma once
 #include <memory>
 
@@ -18,9 +19,13 @@
 
 namespace pathvlm::train {
 
+// The status of an error (src/cli/main.cpp), returned by every rank when they agree not to start.
+constexpr int kExitError = 2;
+
 class Trainer {
  public:
-  Trainer(JobConfig job, std::unique_ptr<Task> task);
+  // continue_finished: continue the run even if it finished (`pathvlm train --force`); see finished_run_refusal.
+  Trainer(JobConfig job, std::unique_ptr<Task> task, bool continue_finished = false);
   ~Trainer();
   int run();
 
@@ -30,6 +35,6 @@ class Trainer {
 };
 
 // `pathvlm train`: builds the task named by job.run.task and runs it. Returns the exit status.
-int train(const JobConfig& job);
+int train(const JobConfig& job, bool continue_finished = false);
 
 }  // namespace pathvlm::train

@@ -273,6 +273,6 @@ nlohmann::json ClipTask::data_state() const { return loader_state(*loader_); }
 
 void ClipTask::restore_data_state(const nlohmann::json& state) { restore_loader_state(*loader_, state, "clip"); }
 
-int64_t ClipTask::epoch() const { return loader_->cursor().epoch; }
+double ClipTask::epoch() const { return loader_epoch(*loader_); }
 
 }  // namespace pathvlm::train
