@@ -1,12 +1,13 @@
 // The Trainer: one generic loop for every task (see task.h), read top to bottom in Trainer::run():
 //
-//   processes, device, Comm -> run directory, settings table -> task builds model and data -> freezing
+//   processes, device, Comm -> a finished run stops here unless asked -> run directory, settings table of the
+//   engine's and the task's sections -> task builds model and data -> freezing
 //   (printed) -> Reducer, AdamW over its local shards, schedule -> resume -> for each step:
 //     preemption / timed-save agreement (tiny MAX allreduce) -> micro-batches (data wait timed) ->
 //     task forward/backward (Reducer syncs on the last micro-step) -> rank-averaged loss, grad norm ->
 //     non-finite: skip and count (abort after max_nonfinite in a row) | clip, set lr, AdamW, all-gather
 //     params when sharded -> log line + metrics -> eval -> checkpoint
-//   -> final checkpoint, eval, export.
+//   -> final eval, checkpoint, export -> results.json and the plots (rank 0).
 //
 // run() returns the process exit status: 0 when all steps are done, kExitRequeue (42) after a preemption
 // checkpoint (SIGUSR1 / SIGTERM), kExitError (2) when it refuses to continue a finished run (see
