@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README demo: build pathvlm, draw synthetic H&E-like tiles of 8 tissue classes with varied captions,
-# pack them into tiles shards, train a tiny CLIP on 2 CPU ranks (a few minutes: the loss falls), and print
+# The README demo: build pathvlm (the program alone), draw synthetic H&E-like tiles of 8 tissue classes with varied
+# captions, pack them into tiles shards, train a tiny CLIP on 2 CPU ranks (a few minutes: the loss falls), and print
 # the zero-shot accuracy on held-out tiles (chance: 1/8 = 0.125).
 #
 #   scripts/demo.sh [key=value ...]        e.g. scripts/demo.sh train.steps=150
@@ -9,7 +9,7 @@
 # ../shared/data/tokenizers/, else it is downloaded from open_clip into demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh build/release
+scripts/setup.sh build/release pathvlm
 BIN=build/release/pathvlm
 DEMO=demo/clip
 mkdir -p "$DEMO"
@@ -37,15 +37,16 @@ for split in train val zeroshot; do
   fi
 done
 
-# 3. Train on 2 ranks; evaluation (zero-shot + retrieval) runs on both ranks every eval.every steps.
+# 3. Train on 2 ranks; evaluation (zero-shot + retrieval) runs on both ranks every eval.every steps. Every demo is a
+# new run (the config leaves run.name to the job): runs/clip-<date>-<time>/ with results.json, loss.png and eval.png.
+RUN=clip-$(date +%Y%m%d-%H%M%S)
 MPI_FLAGS=(-np 2 --oversubscribe -x OMP_NUM_THREADS=1)
 [ "$(id -u)" -eq 0 ] && MPI_FLAGS+=(--allow-run-as-root)
-mpirun "${MPI_FLAGS[@]}" "$BIN" train configs/clip/demo_tiny.yaml run.name=clip_demo checkpoint.resume=none \
-  clip.vocab="$VOCAB" "$@"
+mpirun "${MPI_FLAGS[@]}" "$BIN" train configs/clip/demo_tiny.yaml run.name="$RUN" clip.vocab="$VOCAB" "$@"
 
 # 4. The exported model (a transformers CLIPModel directory) on the held-out tiles, again on 2 ranks.
-METRICS=$(mpirun "${MPI_FLAGS[@]}" "$BIN" eval --model runs/clip_demo/export --zeroshot "$DEMO/shards/zeroshot" \
+METRICS=$(mpirun "${MPI_FLAGS[@]}" "$BIN" eval --model "runs/$RUN/export" --zeroshot "$DEMO/shards/zeroshot" \
   --classes "$DEMO/tiles/zeroshot.yaml" --val "$DEMO/shards/val" | tail -n 1)
-echo "metrics of runs/clip_demo/export: $METRICS"
+echo "metrics of runs/$RUN/export: $METRICS"
 TOP1=$(echo "$METRICS" | sed -n 's/.*"zeroshot\/top1":\([0-9.eE+-]*\).*/\1/p')
 echo "zero-shot top-1 accuracy on held-out tiles: $TOP1 (chance 0.125 for 8 classes)"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pathvlm needs (only the missing ones) and builds it in Release.
-# Usage: scripts/setup.sh [BUILD_DIR]   (default: build/release)
+# Usage: scripts/setup.sh [BUILD_DIR [TARGET...]]   (default: build/release, every target)
+#   scripts/setup.sh build/release pathvlm      # the program alone (scripts/demo.sh)
+#   scripts/setup.sh build/release all_tests    # the program and the test executables ctest runs (scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,9 @@ if ((${#missing[@]})); then
 fi
 
 BUILD_DIR=${1:-build/release}
+shift $(( $# > 0 ? 1 : 0 ))
+TARGETS=()
+for t in "$@"; do TARGETS+=(--target "$t"); done
 JOBS=$(nproc)
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${PATHVLM_CMAKE_ARGS:-}
-cmake --build "$BUILD_DIR" -j "$JOBS"
+cmake --build "$BUILD_DIR" -j "$JOBS" "${TARGETS[@]}"

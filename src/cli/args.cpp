@@ -23,6 +23,11 @@ void ArgParser::flag(const std::string& name, const std::string& help) {
   specs_.push_back({name, help, "", Kind::Flag, false, {}});
 }
 
+void ArgParser::standalone_flag(const std::string& name, const std::string& help) {
+  flag(name, help);
+  specs_.back().standalone = true;
+}
+
 void ArgParser::positional(const std::string& name, const std::string& help, bool many, bool required) {
   positional_specs_.push_back({name, help, many, required});
 }
@@ -73,6 +78,8 @@ bool ArgParser::parse(const std::vector<std::string>& args) {
     }
     positionals_.push_back(a);
   }
+  for (const auto& s : specs_)
+    if (s.standalone && s.seen) return true;
   for (const auto& s : specs_)
     PATHVLM_CHECK(!s.required || s.seen, command_, ": missing required option --", s.name, " (", s.help, ")");
   size_t needed = 0;

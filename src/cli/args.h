@@ -20,6 +20,9 @@ class ArgParser {
               const std::string& default_value = "");
   void list(const std::string& name, const std::string& help, bool required = false);
   void flag(const std::string& name, const std::string& help);
+  // A flag that answers on its own like --help (`--docs`): when given, required options and positionals are not
+  // demanded.
+  void standalone_flag(const std::string& name, const std::string& help);
   void positional(const std::string& name, const std::string& help, bool many = false, bool required = true);
 
   // Parses `args` (without the program and command names). Returns false after printing help.
@@ -45,6 +48,7 @@ class ArgParser {
     bool required;
     std::vector<std::string> values;
     bool seen = false;
+    bool standalone = false;
   };
   struct PositionalSpec {
     std::string name, help;

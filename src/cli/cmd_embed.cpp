@@ -30,7 +30,7 @@ int cmd_embed(const Args& args) {
   p.option("readers", "tile reading threads");
   p.option("device", "auto, cpu, cuda or cuda:N");
   p.flag("tokens", "also write per-tile token features (tile_features shards)");
-  p.flag("docs", "print every config key with its default and doc, then exit");
+  p.standalone_flag("docs", "print every config key with its default and doc, then exit");
   p.positional("overrides", "key=value config overrides, e.g. features_dtype=float16", true, false);
   if (!p.parse(args)) return 0;
   if (p.get_flag("docs")) {

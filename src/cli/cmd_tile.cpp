@@ -29,7 +29,7 @@ int cmd_tile(const Args& args) {
   p.option("mpp-csv", "CSV (slide,mpp) of microns-per-pixel overrides");
   p.option("workers", "slides processed in parallel", false,
            std::to_string(std::max(1u, std::thread::hardware_concurrency())));
-  p.flag("docs", "print every config key with its default and doc, then exit");
+  p.standalone_flag("docs", "print every config key with its default and doc, then exit");
   p.positional("overrides", "key=value config overrides, e.g. tissue.sthresh=15", true, false);
   if (!p.parse(args)) return 0;
   if (p.get_flag("docs")) {

@@ -1,6 +1,7 @@
 // Creating and naming run directories.
 #include "core/run_dir.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +44,19 @@ std::string resolve_run_name(const RunConfig& run) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &local);
   return run.task + "-" + buf;
+}
+
+std::string settings_table_without(std::vector<cfg::KeyInfo> values, const std::vector<cfg::KeyInfo>& defaults,
+                                   const std::vector<std::string>& left_out) {
+  if (left_out.empty()) return cfg::format_settings(values, defaults);
+  auto in_left_out = [&](const cfg::KeyInfo& k) {
+    return std::find(left_out.begin(), left_out.end(), k.key.substr(0, k.key.find('.'))) != left_out.end();
+  };
+  values.erase(std::remove_if(values.begin(), values.end(), in_left_out), values.end());
+  std::string names;
+  for (const auto& n : left_out) names += (names.empty() ? "" : ", ") + n;
+  return cfg::format_settings(values, defaults) + "(not shown, unused by this job: " + names +
+         "; `pathvlm config show CONFIG --table` lists every setting)\n";
 }
 
 RunDir open_run_dir(const RunConfig& run, const std::string& resolved_yaml, int rank, const std::string& name) {

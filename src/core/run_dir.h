@@ -5,6 +5,7 @@
 //   MetricsWriter metrics(run.writer ? run.path : "", job.log.tensorboard, job.log.flush_secs);
 #pragma once
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/core_config.h"
@@ -36,17 +37,23 @@ std::string resolve_run_name(const RunConfig& run);
 // other ranks only learn the paths. `name` empty: resolve_run_name(run).
 RunDir open_run_dir(const RunConfig& run, const std::string& resolved_yaml, int rank, const std::string& name = "");
 
+// cfg::format_settings of the keys outside the top-level sections `left_out`, with a footer naming those.
+std::string settings_table_without(std::vector<cfg::KeyInfo> values, const std::vector<cfg::KeyInfo>& defaults,
+                                   const std::vector<std::string>& left_out);
+
 // Everything a job does before work starts: logger rank, level and file; run directory; the table of
-// every resolved setting (non-defaults marked). `Job` has `run` (RunConfig) and `log` (LogConfig).
+// the resolved settings (non-defaults marked) but for the top-level sections in `unused_sections` (the other tasks'
+// sections of a training job). `Job` has `run` (RunConfig) and `log` (LogConfig).
 template <class Job>
-RunDir start_run(const Job& job, int rank, int world_size, const std::string& name = "") {
+RunDir start_run(const Job& job, int rank, int world_size, const std::string& name = "",
+                 const std::vector<std::string>& unused_sections = {}) {
   log_set_rank(rank, world_size);
   log_set_level(job.log.level);
   log_set_all_ranks(job.log.all_ranks);
   RunDir run = open_run_dir(job.run, cfg::to_yaml(job), rank, name);
   log_info(run.resumed ? "continuing run " : "run ", run.name, " in ", run.path, " (", world_size,
            world_size == 1 ? " process)" : " processes)");
-  log_info("settings:\n", cfg::settings_table(job));
+  log_info("settings:\n", settings_table_without(cfg::schema<Job>(job), cfg::schema<Job>(), unused_sections));
   return run;
 }
 

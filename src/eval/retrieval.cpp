@@ -13,9 +13,10 @@ namespace pathvlm::eval {
 namespace {
 
 RetrievalDirection rank_metrics(const torch::Tensor& similarity) {
-  // Rank (0-based) of the matching column in each row = how many candidates score strictly higher.
+  // Rank (0-based) of the matching column in each row = how many candidates score higher by more than the tie
+  // tolerance.
   auto positive = similarity.diagonal().unsqueeze(1);
-  auto ranks = (similarity > positive).sum(1).to(torch::kDouble);
+  auto ranks = (similarity > positive + kRetrievalTieTolerance).sum(1).to(torch::kDouble);
   RetrievalDirection d;
   d.r1 = (ranks < 1).to(torch::kDouble).mean().item<double>();
   d.r5 = (ranks < 5).to(torch::kDouble).mean().item<double>();
@@ -36,9 +37,11 @@ RetrievalMetrics retrieval_metrics(const torch::Tensor& image, const torch::Tens
   PATHVLM_CHECK(image.dim() == 2 && image.sizes() == text.sizes() && image.size(0) > 0,
                 "retrieval metrics: image ", image.sizes(), " and text ", text.sizes(),
                 " must be equal non-empty [N, D] matrices");
+  // In double: products of float embeddings are exact there, so a score no longer depends on where its row and
+  // column sit in the matrix (float GEMM kernels round edge tiles differently), i.e. on how ranks split the rows.
   namespace F = torch::nn::functional;
-  auto img = F::normalize(image.to(torch::kCPU, torch::kFloat), F::NormalizeFuncOptions().dim(1));
-  auto txt = F::normalize(text.to(torch::kCPU, torch::kFloat), F::NormalizeFuncOptions().dim(1));
+  auto img = F::normalize(image.to(torch::kCPU, torch::kDouble), F::NormalizeFuncOptions().dim(1));
+  auto txt = F::normalize(text.to(torch::kCPU, torch::kDouble), F::NormalizeFuncOptions().dim(1));
   auto sim = img.matmul(txt.t());
   RetrievalMetrics m;
   m.image_name = image_name;

@@ -20,8 +20,13 @@ struct RetrievalMetrics {
   RetrievalDirection image_to_text, text_to_image;
 };
 
+// Cosine similarities closer than this count as ties. Equal inputs embedded in different batches (another batch
+// size, another split of the set over ranks) differ by float rounding, ~1e-7; real differences are far larger.
+constexpr double kRetrievalTieTolerance = 1e-5;
+
 // Pair i of `image` [N, D] matches pair i of `text` [N, D]; cosine similarity. A match's rank counts the
-// candidates scoring strictly higher (ties count in its favour).
+// candidates scoring higher by more than kRetrievalTieTolerance: ties count in its favour, so the metrics do not
+// depend on the order of the pairs, nor on how ranks shared them before gathering.
 // `image_name` / `text_name` name the sides in the outputs ("slide", "report": slide_to_report_R@1).
 RetrievalMetrics retrieval_metrics(const torch::Tensor& image, const torch::Tensor& text,
                                    const std::string& image_name = "image", const std::string& text_name = "text");

@@ -28,6 +28,12 @@ void restore_loader_state(data::Loader& loader, const nlohmann::json& state, con
   loader.restore({state.at("epoch").get<int64_t>(), state.at("batch").get<int64_t>()});
 }
 
+double loader_epoch(const data::Loader& loader) {
+  const auto c = loader.cursor();
+  const int64_t per_epoch = loader.batches_per_epoch();
+  return static_cast<double>(c.epoch) + (per_epoch > 0 ? static_cast<double>(c.batch) / per_epoch : 0.0);
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> Task::state_tensors() {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : model().named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());

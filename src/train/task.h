@@ -71,6 +71,8 @@ data::LoaderOptions task_loader_options(const TaskContext& ctx, int workers, int
 // `task` and the state that lacks a key.
 nlohmann::json loader_state(const data::Loader& loader);
 void restore_loader_state(data::Loader& loader, const nlohmann::json& state, const std::string& task);
+// The training loader's fractional epoch: epochs done plus the share of this epoch's batches taken (2.25).
+double loader_epoch(const data::Loader& loader);
 
 // Handed to forward_backward: the gradient synchronisation of this step.
 struct StepContext {
@@ -115,10 +117,11 @@ class Task {
   // Writes the deployable artifact of the trained model into `dir` (called on rank 0 at the end).
   virtual void export_model(const std::string& dir) {}
 
-  // Data position for resume (sampler cursor and any augmentation RNG of this rank), and the current epoch.
+  // Data position for resume (sampler cursor and any augmentation RNG of this rank), and the fractional epoch
+  // (loader_epoch).
   virtual nlohmann::json data_state() const = 0;
   virtual void restore_data_state(const nlohmann::json& state) = 0;
-  virtual int64_t epoch() const = 0;
+  virtual double epoch() const = 0;
 };
 
 }  // namespace pathvlm::train

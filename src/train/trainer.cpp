@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "core/compat.h"
@@ -26,6 +28,8 @@
 #include "train/memory.h"
 #include "train/parameters.h"
 #include "train/preemption.h"
+#include "train/registry.h"
+#include "train/run_results.h"
 #include "train/schedule.h"
 
 namespace pathvlm::train {
@@ -82,6 +86,7 @@ void restore_rng(const nlohmann::json& j, torch::Device device) {
 struct Trainer::State {
   JobConfig job;
   std::unique_ptr<Task> task;
+  bool continue_finished = false;
   torch::Device device{torch::kCPU};
   std::unique_ptr<dist::Comm> comm;
   int rank = 0, world = 1;
@@ -94,6 +99,11 @@ struct Trainer::State {
   bool bf16_params = false;    // train.precision bf16: the model's floating tensors are bf16, AdamW keeps fp32 masters
 
   int64_t step = 0;              // optimizer steps done
+  int64_t samples = 0;           // samples trained on, all ranks, all pieces of the run
+  std::vector<RunPiece> earlier_pieces;  // the processes that trained this run before this one (from the checkpoint)
+  RunPiece piece;                        // this process's: from_step is set when the loop starts
+  Clock::time_point piece_start = Clock::now();
+  std::string last_checkpoint;   // the newest checkpoint this run saved or resumed from
   int64_t skipped_steps = 0;     // non-finite steps skipped, in total
   int nonfinite_in_row = 0;
   int64_t last_saved_step = -1;
@@ -104,7 +114,9 @@ struct Trainer::State {
   ckpt::External init_sources;
   int64_t trainable_params = 0;  // for MFU
 
-  void setup_processes();
+  std::string setup_processes();
+  std::string finished_run_refusal(const std::string& name);
+  void open_run(const std::string& name);
   void find_resume_checkpoint();
   void build_model();
   void add_lora_adapters();
@@ -114,18 +126,28 @@ struct Trainer::State {
   void export_model();
   bool agree(bool preempt_requested, bool time_due, bool* time_due_out);
   void evaluate_and_log();
+  std::vector<RunPiece> pieces_so_far();
+  void write_results();
 };
 
-Trainer::Trainer(JobConfig job, std::unique_ptr<Task> task) : s_(std::make_unique<State>()) {
+Trainer::Trainer(JobConfig job, std::unique_ptr<Task> task, bool continue_finished) : s_(std::make_unique<State>()) {
   s_->job = std::move(job);
   s_->task = std::move(task);
+  s_->continue_finished = continue_finished;
 }
 Trainer::~Trainer() = default;
 
 int Trainer::run() {
   State& s = *s_;
   const auto& tc = s.job.train;
-  s.setup_processes();
+  // Before: processes and the run's name; a finished run is not continued by accident; the run directory, model,
+  // optimizer and the checkpoint to continue from.
+  const std::string name = s.setup_processes();
+  if (const std::string why = s.finished_run_refusal(name); !why.empty()) {
+    if (s.rank == 0) log_error(why);
+    return kExitError;
+  }
+  s.open_run(name);
   s.find_resume_checkpoint();  // before build_model: a resumed run skips train.init_from
   s.build_model();
   s.resume();
@@ -142,6 +164,8 @@ int Trainer::run() {
   int64_t interval_samples = 0, interval_tokens = 0, interval_steps = 0;
   const auto train_start = Clock::now();
   const int64_t start_step = s.step;
+  s.piece = {start_step, start_step, 0.0};
+  s.piece_start = train_start;
 
   while (s.step < total) {
     // 1. Step boundary: every rank learns whether any rank was signalled, and rank 0's clock decides timed saves.
@@ -163,6 +187,7 @@ int Trainer::run() {
     for (int i = 0; i < tc.grad_accum; ++i) micro.push_back(s.task->next_batch());
     interval_data_wait += seconds_since(t_data);
     for (const auto& b : micro) interval_samples += b.samples, interval_tokens += b.tokens;
+    for (const auto& b : micro) s.samples += b.samples * s.world;
 
     // 3. Forward and backward; gradients are rank-averaged (or reduce-scattered) when this returns.
     s.task->model().train();
@@ -209,7 +234,7 @@ int Trainer::run() {
       StepStats st;
       st.step = s.step;
       st.total_steps = total;
-      st.epoch = static_cast<double>(s.task->epoch());
+      st.epoch = s.task->epoch();
       st.losses.emplace_back("loss", loss);
       size_t k = 1;
       for (const auto& [name, v] : out.metrics) st.losses.emplace_back(name, reduced[k++].item<double>());
@@ -255,7 +280,7 @@ int Trainer::run() {
     }
   }
 
-  // End: final evaluation, checkpoint and export.
+  // End: final evaluation, checkpoint and export, then results.json and the plots (docs/formats.md).
   if (s.job.eval.every > 0) s.evaluate_and_log();
   if (s.job.checkpoint.save_final && s.last_saved_step != s.step) s.save_checkpoint();
   if (s.job.checkpoint.export_final) {
@@ -263,14 +288,21 @@ int Trainer::run() {
     s.comm->barrier();
   }
   s.metrics->flush();
+  const auto pieces = s.pieces_so_far();
   log_info("done: ", s.step, " steps", s.skipped_steps ? str(" (", s.skipped_steps, " skipped as non-finite)") : "",
-           " in ", format_duration(seconds_since(train_start)));
+           " in ", format_duration(pieces.back().seconds),
+           pieces.size() > 1 ? str("; ", format_duration(total_seconds(pieces)), " of training over ", pieces.size(),
+                                   " resumed pieces")
+                             : "");
+  if (s.rank == 0) s.write_results();
+  s.comm->barrier();
   return 0;
 }
 
 // ---- setup -----------------------------------------------------------------------------------------
 
-void Trainer::State::setup_processes() {
+// Returns the run's name, rank 0's on every rank.
+std::string Trainer::State::setup_processes() {
   const auto& env = dist::init_processes();
   const auto& tc = job.train;
   if (tc.device == "cpu") {
@@ -284,8 +316,38 @@ void Trainer::State::setup_processes() {
   world = comm->world_size();
 
   // Every rank must use rank 0's run name (a timestamp otherwise differs between ranks).
-  const std::string name = broadcast_string(*comm, device, rank == 0 ? resolve_run_name(job.run) : "");
-  run = start_run(job, rank, world, name);
+  return broadcast_string(*comm, device, rank == 0 ? resolve_run_name(job.run) : "");
+}
+
+// A run that finished (its results.json, written last, exists) is not continued by accident: rerunning a config
+// with a fixed run.name would append a second run's steps, metrics and export to the first. `pathvlm train
+// --force` (continue_finished) or an explicit checkpoint.resume asks for it. Returns why not (the same on every
+// rank), or "".
+std::string Trainer::State::finished_run_refusal(const std::string& name) {
+  if (continue_finished || job.checkpoint.resume != "auto") return "";
+  std::string why;
+  if (rank == 0) {
+    const std::string dir = (std::filesystem::path(job.run.runs_dir) / name).string();
+    const std::string results = dir + "/results.json";
+    if (std::filesystem::exists(results)) {
+      const auto done = nlohmann::json::parse(std::ifstream(results), nullptr, /*allow_exceptions=*/false);
+      const std::string steps = done.is_object() && done.contains("steps") ? done["steps"].dump() + " steps, " : "";
+      why = str("run '", name, "' finished already (", steps, results, "); it is not continued. Start a new run ",
+                "(another run.name, or none: a new name each time), continue this one with `pathvlm train --force` ",
+                "(e.g. after raising train.steps), or start from one of its checkpoints with checkpoint.resume=", dir,
+                "/checkpoints/step_XXXXXXXX");
+    }
+  }
+  return broadcast_string(*comm, device, why);
+}
+
+// The run directory, logging, the settings table (the engine's sections and this task's) and the metrics sinks.
+void Trainer::State::open_run(const std::string& name) {
+  const auto& tc = job.train;
+  std::vector<std::string> other_tasks;
+  for (const auto& task_name : task_names())
+    if (task_name != job.run.task) other_tasks.push_back(task_name);
+  run = start_run(job, rank, world, name, other_tasks);
   metrics = std::make_unique<MetricsWriter>(run.writer ? run.path : "", job.log.tensorboard, job.log.flush_secs);
 
   const std::string precision = tc.precision != "auto" ? tc.precision : device.is_cuda() ? "bf16-mixed" : "fp32";
@@ -472,7 +534,11 @@ void Trainer::State::resume() {
   last_saved_step = step;
   PATHVLM_CHECK(step <= job.train.steps, "checkpoint '", dir, "' is at step ", step, ", beyond train.steps (",
                 job.train.steps, ")");
-  log_info("resumed from ", dir, " at step ", step);
+  samples = state.value("samples", int64_t{0});
+  earlier_pieces = pieces_from_json(state.value("pieces", nlohmann::json()));
+  last_checkpoint = dir;
+  log_info("resumed from ", dir, " at step ", step, earlier_pieces.empty() ? "" : str(" after ",
+           format_duration(total_seconds(earlier_pieces)), " of training"));
 }
 
 // ---- checkpoint ------------------------------------------------------------------------------------
@@ -520,6 +586,8 @@ void Trainer::State::save_checkpoint() {
         {"task", job.run.task},
         {"skipped_steps", skipped_steps},
         {"nonfinite_in_row", nonfinite_in_row},
+        {"samples", samples},
+        {"pieces", pieces_to_json(pieces_so_far())},
         {"optimizer", {{"step", optimizer->step_count()}, {"sharded", reducer->sharded()}}},
         {"schedule", {{"kind", job.optim.schedule}, {"lr", schedule->lr(std::max<int64_t>(step - 1, 0))}}},
         {"torch", str(TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH)},
@@ -530,6 +598,7 @@ void Trainer::State::save_checkpoint() {
     for (const auto& r : per_rank) state["ranks"].push_back(nlohmann::json::parse(r));
     const auto final_dir = ckpt::commit(root, step, std::move(state), job.checkpoint.keep_last);
     log_info("saved checkpoint ", final_dir, " in ", format_duration(seconds_since(t0)));
+    last_checkpoint = final_dir;
   }
   comm->barrier();  // committed before anyone moves on
   metrics->flush();  // what was logged up to a checkpoint survives a crash after it
@@ -560,7 +629,13 @@ bool Trainer::State::agree(bool preempt_requested, bool time_due, bool* time_due
   return flags[0].item<float>() > 0;
 }
 
+// The task prints its evaluation (formatted, with context such as chance level) under one header; the values go to
+// metrics.jsonl and TensorBoard, not to the console a second time.
 void Trainer::State::evaluate_and_log() {
+  const auto t0 = Clock::now();
+  char epoch[32];
+  std::snprintf(epoch, sizeof epoch, "%.2f", task->epoch());
+  log_info("eval at step ", step, ", epoch ", epoch);
   task->model().eval();
   std::map<std::string, double> results;
   {
@@ -569,16 +644,43 @@ void Trainer::State::evaluate_and_log() {
     results = task->evaluate(*comm);
   }
   task->model().train();
+  log_info("eval done in ", format_duration(seconds_since(t0)), ": ", results.size(), " metrics",
+           results.empty() ? "" : " (metrics.jsonl)");
   if (results.empty()) return;
-  Scalars scalars(results.begin(), results.end());
-  std::string line = str("eval step ", step);
-  for (const auto& [k, v] : scalars) line += str(" | ", k, " ", v);
-  log_info(line);
-  metrics->write(step, scalars);
+  metrics->write(step, Scalars(results.begin(), results.end()));
 }
 
-int train(const JobConfig& job) {
-  Trainer trainer(job, make_task(job.run.task));
+// The pieces of this run up to now: the resumed ones and this process's so far.
+std::vector<RunPiece> Trainer::State::pieces_so_far() {
+  auto pieces = earlier_pieces;
+  pieces.push_back({piece.from_step, step, seconds_since(piece_start)});
+  return pieces;
+}
+
+void Trainer::State::write_results() {
+  RunFacts facts;
+  facts.name = run.name;
+  facts.task = job.run.task;
+  facts.run_dir = run.path;
+  facts.world_size = world;
+  facts.steps = step;
+  facts.skipped_steps = skipped_steps;
+  facts.epoch = task->epoch();
+  facts.samples = samples;
+  facts.pieces = pieces_so_far();
+  facts.checkpoint = last_checkpoint;
+  if (job.checkpoint.export_final) facts.export_dir = run.path + "/export";
+  facts.tensorboard = metrics->event_path();
+  const auto results = write_run_results(facts);
+  std::string plots;
+  for (const char* plot : {"loss_plot", "eval_plot"})
+    if (const auto path = results["paths"][plot].get<std::string>(); !path.empty())
+      plots += str(", ", std::filesystem::path(path).filename().string());
+  log_info("results: ", run.path, "/results.json", plots.empty() ? "" : " and the plots" + plots.substr(1));
+}
+
+int train(const JobConfig& job, bool continue_finished) {
+  Trainer trainer(job, make_task(job.run.task), continue_finished);
   return trainer.run();
 }
 

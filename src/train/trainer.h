@@ -1,15 +1,17 @@
 // The Trainer: one generic loop for every task (see task.h), read top to bottom in Trainer::run():
 //
-//   processes, device, Comm -> run directory, settings table -> task builds model and data -> freezing
+//   processes, device, Comm -> a finished run stops here unless asked -> run directory, settings table of the
+//   engine's and the task's sections -> task builds model and data -> freezing
 //   (printed) -> Reducer, AdamW over its local shards, schedule -> resume -> for each step:
 //     preemption / timed-save agreement (tiny MAX allreduce) -> micro-batches (data wait timed) ->
 //     task forward/backward (Reducer syncs on the last micro-step) -> rank-averaged loss, grad norm ->
 //     non-finite: skip and count (abort after max_nonfinite in a row) | clip, set lr, AdamW, all-gather
 //     params when sharded -> log line + metrics -> eval -> checkpoint
-//   -> final checkpoint, eval, export.
+//   -> final eval, checkpoint, export -> results.json and the plots (rank 0).
 //
 // run() returns the process exit status: 0 when all steps are done, kExitRequeue (42) after a preemption
-// checkpoint (SIGUSR1 / SIGTERM).
+// checkpoint (SIGUSR1 / SIGTERM), kExitError (2) when it refuses to continue a finished run (see
+// finished_run_refusal). At the end rank 0 writes results.json and the plots (src/train/run_results.h).
 #pragma once
 #include <memory>
 
@@ -18,9 +20,13 @@
 
 namespace pathvlm::train {
 
+// The status of an error (src/cli/main.cpp), returned by every rank when they agree not to start.
+constexpr int kExitError = 2;
+
 class Trainer {
  public:
-  Trainer(JobConfig job, std::unique_ptr<Task> task);
+  // continue_finished: continue the run even if it finished (`pathvlm train --force`); see finished_run_refusal.
+  Trainer(JobConfig job, std::unique_ptr<Task> task, bool continue_finished = false);
   ~Trainer();
   int run();
 
@@ -30,6 +36,6 @@ class Trainer {
 };
 
 // `pathvlm train`: builds the task named by job.run.task and runs it. Returns the exit status.
-int train(const JobConfig& job);
+int train(const JobConfig& job, bool continue_finished = false);
 
 }  // namespace pathvlm::train

@@ -180,7 +180,7 @@ TEST_F(InitFrom, AResumedRunRestoresItsCheckpointAndSkipsInitFrom) {
   job.train.steps = 3;
   job.optim.lr = 0;
   job.train.init_from = {{dir_ + "/phase1", {}, true}};
-  ASSERT_EQ(train::train(job), 0);
+  ASSERT_EQ(train::train(job, /*continue_finished=*/true), 0);
   expect_equal(load_all(dir_ + "/resumed/export/model.safetensors"), own);
   EXPECT_HAS(read_text(dir_ + "/resumed/log.txt"), "train.init_from skipped: resuming from ");
 }

@@ -77,9 +77,9 @@ class PartialCheckpoint : public ::testing::Test {
     const int status = std::system(cmd.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
-  static std::string error_of(const JobConfig& job) {
+  static std::string error_of(const JobConfig& job, bool continue_finished = false) {
     try {
-      train::train(job);
+      train::train(job, continue_finished);
     } catch (const Error& e) {
       return e.what();
     }
@@ -177,7 +177,7 @@ TEST_F(PartialCheckpoint, AChangedOrMissingSourceStopsTheResumeNamingTheFile) {
     f.put(c);
   }
   job.train.steps = 6;
-  auto e = error_of(job);  // resume: auto
+  auto e = error_of(job, /*continue_finished=*/true);  // resume: auto, of the finished run
   EXPECT_HAS(e, file);
   EXPECT_HAS(e, "CRC-32");
   EXPECT_HAS(e, step);

@@ -293,6 +293,6 @@ void ClipTask::restore_data_state(const nlohmann::json& state) {
   if (state.contains("bad_records")) bad_records_->restore(state.at("bad_records").get<std::vector<int64_t>>());
 }
 
-int64_t ClipTask::epoch() const { return loader_->cursor().epoch; }
+double ClipTask::epoch() const { return loader_epoch(*loader_); }
 
 }  // namespace pathvlm::train

@@ -56,7 +56,7 @@ class ClipTask : public Task {
   void export_model(const std::string& dir) override;
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
-  int64_t epoch() const override;
+  double epoch() const override;
 
  private:
   // L2-normalised (image, text) features of one micro-batch.

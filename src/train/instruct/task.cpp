@@ -348,6 +348,8 @@ std::map<std::string, double> InstructTask::evaluate_loss(dist::Comm& comm) {
   auto a = all.accessor<double, 2>();
   for (int64_t i = 0; i < all.size(0); ++i) sum += a[i][0], tokens += a[i][1];
   const double loss = sum / std::max(1.0, tokens);
+  log_info("instruct.data.eval: loss ", loss, ", perplexity ", std::exp(loss), " (", static_cast<int64_t>(tokens),
+           " supervised tokens)");
   return {{"eval/loss", loss}, {"eval/perplexity", std::exp(loss)}};
 }
 
@@ -563,7 +565,7 @@ nlohmann::json InstructTask::data_state() const { return loader_state(*loader_);
 
 void InstructTask::restore_data_state(const nlohmann::json& state) { restore_loader_state(*loader_, state, "instruct"); }
 
-int64_t InstructTask::epoch() const { return loader_->cursor().epoch; }
+double InstructTask::epoch() const { return loader_epoch(*loader_); }
 
 InstructRun open_instruct_run(const std::string& path, torch::Device device) {
   fs::path config = fs::path(path) / "config.yaml";

@@ -70,7 +70,7 @@ class InstructTask : public Task {
   void export_model(const std::string& dir) override;
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
-  int64_t epoch() const override;
+  double epoch() const override;
 
   // For `pathvlm generate --image` and tests: the model, its tokenizer and template, and answers to prompts.
   models::LlavaModel& llava() { return model_; }

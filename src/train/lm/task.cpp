@@ -203,6 +203,8 @@ std::map<std::string, double> LmTask::evaluate(dist::Comm& comm) {
   for (int64_t i = 0; i < all.size(0); ++i) nll += a[i][0], correct += a[i][1], count += a[i][2];
   count = std::max(1.0, count);
   const double loss = nll / count;
+  log_info("lm.data.eval: loss ", loss, ", perplexity ", std::exp(loss), ", next-token accuracy ", correct / count,
+           " (", static_cast<int64_t>(count), " tokens)");
   return {{"eval/loss", loss}, {"eval/perplexity", std::exp(loss)}, {"eval/accuracy", correct / count}};
 }
 
@@ -218,6 +220,6 @@ nlohmann::json LmTask::data_state() const { return loader_state(*loader_); }
 
 void LmTask::restore_data_state(const nlohmann::json& state) { restore_loader_state(*loader_, state, "lm"); }
 
-int64_t LmTask::epoch() const { return loader_->cursor().epoch; }
+double LmTask::epoch() const { return loader_epoch(*loader_); }
 
 }  // namespace pathvlm::train

@@ -51,7 +51,7 @@ class LmTask : public Task {
   void export_model(const std::string& dir) override;
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
-  int64_t epoch() const override;
+  double epoch() const override;
 
  private:
   // Over one batch's non-ignored targets: summed negative log-likelihood (fp32, with grad), correct argmax

@@ -265,6 +265,6 @@ nlohmann::json SlideTask::data_state() const { return loader_state(*loader_); }
 
 void SlideTask::restore_data_state(const nlohmann::json& state) { restore_loader_state(*loader_, state, "slide"); }
 
-int64_t SlideTask::epoch() const { return loader_->cursor().epoch; }
+double SlideTask::epoch() const { return loader_epoch(*loader_); }
 
 }  // namespace pathvlm::train

@@ -48,7 +48,7 @@ class SlideTask : public Task {
   void export_model(const std::string& dir) override;
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
-  int64_t epoch() const override;
+  double epoch() const override;
 
  private:
   // Config, device, communicator, rank and loader options of `ctx`.
