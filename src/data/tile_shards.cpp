@@ -17,6 +17,7 @@
 #include "data/csv.h"
 #include "data/image.h"
 #include "data/shard_manifest.h"
+#include "data/tile_validate.h"
 #include "io/shard_schema.h"
 #include "io/shard_seal.h"
 
@@ -142,7 +143,7 @@ Prepared prepare(const SourceRecord& rec, const TileShardBuildOptions& o, const 
   Prepared p;
   if (!rec.problem.empty()) return p.problem = rec.problem, p;
   if (rec.file.empty()) return p.problem = "empty file path", p;
-  if (rec.caption.empty()) return p.problem = "empty caption", p;
+  if (auto problem = caption_problem(rec.caption); !problem.empty()) return p.problem = problem, p;  // as training
   if (rec.id.empty()) return p.problem = "empty id", p;
   const fs::path file = fs::path(rec.file).is_absolute() ? fs::path(rec.file) : base / rec.file;
   std::error_code ec;

@@ -8,8 +8,8 @@
 // Records: CSV (comma) or TSV (tab, by the .tsv extension) with a header naming at least `filepath` and
 // `caption` (optional `label`: integer class, `id`: unique id, default the filepath); or JSONL with the same
 // keys (`image` and `text` are accepted too). Relative file paths resolve against images_dir (default: the
-// records file's folder). A record whose file is missing, whose image does not decode, whose caption is
-// empty, whose label is not an integer or whose id repeats is listed in bad_records.tsv (line, file, problem)
+// records file's folder). A record whose file is missing, whose image does not decode, whose caption is empty or
+// not UTF-8, whose label is not an integer or whose id repeats is listed in bad_records.tsv (line, file, problem)
 // and skipped; the summary counts it.
 //
 // The manifest (manifest.json next to the shards) lists every shard with its record count:

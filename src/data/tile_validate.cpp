@@ -4,28 +4,14 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace pathvlm::data {
 
 std::string caption_problem(const std::string& caption) {
   if (caption.find_first_not_of(" \t\r\n") == std::string::npos) return "empty caption";
-  // UTF-8 as RFC 3629 defines it: no overlong forms, no surrogates, nothing past U+10FFFF.
-  const auto* s = reinterpret_cast<const unsigned char*>(caption.data());
-  const size_t n = caption.size();
-  for (size_t i = 0; i < n;) {
-    const unsigned char c = s[i];
-    const int extra = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
-    bool ok = extra >= 0 && i + extra < n;
-    uint32_t cp = extra == 0 ? c : extra == 1 ? c & 0x1F : extra == 2 ? c & 0x0F : c & 0x07;
-    for (int k = 1; ok && k <= extra; ++k) {
-      ok = (s[i + k] & 0xC0) == 0x80;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    static const uint32_t kMinForLength[] = {0, 0x80, 0x800, 0x10000};
-    if (ok && extra > 0) ok = cp >= kMinForLength[extra] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-    if (!ok) return str("caption is not valid UTF-8 (byte ", i, ")");
-    i += static_cast<size_t>(extra) + 1;
-  }
+  const size_t bad = utf8_error_at(caption);
+  if (bad != std::string::npos) return str("caption is not valid UTF-8 (byte ", bad, ")");
   return "";
 }
 

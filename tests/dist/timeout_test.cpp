@@ -105,7 +105,7 @@ TEST(AbortJob, ExitsWithinTheGraceEvenWhenReleaseHangs) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   auto start = std::chrono::steady_clock::now();
   EXPECT_EXIT(abort_job("collective #7 timed out", [] { std::this_thread::sleep_for(std::chrono::hours(1)); }),
-              ::testing::ExitedWithCode(kExitError),
+              ::testing::ExitedWithCode(pathvlm::kExitError),
               "\\[rank 0\\] collective #7 timed out\n.*the abort did not finish within 3 s");
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_GE(seconds, kAbortGraceS);
@@ -116,7 +116,7 @@ TEST(AbortJob, ExitsAtOnceWhenReleaseReturns) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   bool released = false;
   auto start = std::chrono::steady_clock::now();
-  EXPECT_EXIT(abort_job("stuck", [&] { released = true; }), ::testing::ExitedWithCode(kExitError), "\\[rank 0\\] stuck");
+  EXPECT_EXIT(abort_job("stuck", [&] { released = true; }), ::testing::ExitedWithCode(pathvlm::kExitError), "\\[rank 0\\] stuck");
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), kAbortGraceS);
 }
 

@@ -318,7 +318,7 @@ TEST(ShardsCli, ValidateExitsNonZeroOnBadRecords) {
     shards::write_schema(f, ShardKind::Tiles);
     f.write_strings("ids", {"tile_0", "tile_9"});
     f.write_strings("captions", {"fine", ""});
-    f.create_blobs("images").append_blobs({kJpeg, {'B', 'M'}});
+    f.create_blobs("images").append_blobs({kDecodablePng, {'B', 'M'}});
   }
   shards::seal_shard(dir / "bad.h5", dir / "bad.h5");
   ASSERT_EQ(run_pathvlm("shards validate " + (dir / "bad.h5"), out), 1) << out;
@@ -362,7 +362,7 @@ TEST(ShardsCli, ValidateExitsNonZeroOnBadRecords) {
 TEST(ShardsCli, UpgradeRewritesOldShardsInPlace) {
   if (!have_binary()) GTEST_SKIP() << "the pathvlm program is not built (" << PATHVLM_BINARY << ")";
   ScratchDir dir;
-  write_tiles(dir / "tiles.h5", 5, true);
+  write_tiles(dir / "tiles.h5", 5, true, /*decodable=*/true);
   write_slides(dir / "slides.h5");
   pathvlm::testing::write_bytes(dir / "junk.h5", "junk");
   std::string out;

@@ -133,19 +133,7 @@ TEST(ClipTokenizer, BatchIsInt64RowsOfEncode) {
   EXPECT_EQ(batch[1][1].item<int64_t>(), 49407);
 }
 
-TEST(ClipTokenizer, ReadsHuggingFaceMergesFile) {
-  SKIP_WITHOUT_VOCAB();
-  auto dir = std::filesystem::temp_directory_path() / "pathvlm_tok_hf";
-  std::filesystem::create_directories(dir);
-  {
-    std::ofstream merges(dir / "merges.txt");
-    merges << "#version: 0.2\n";
-    for (const auto& m : tokenizer().merges()) merges << m.first << " " << m.second << "\n";
-  }
-  ClipTokenizer hf(dir.string(), 77);
-  EXPECT_EQ(hf.encode("Nuclei enlarged 2-2.5 times"), tokenizer().encode("Nuclei enlarged 2-2.5 times"));
-  std::filesystem::remove_all(dir);
-}
+// Hugging Face tokenizer directories (vocab.json + merges.txt): tests/text/clip_tokenizer_files_test.cpp.
 
 TEST(ClipTokenizer, BadInputsGiveClearErrors) {
   SKIP_WITHOUT_VOCAB();

@@ -122,7 +122,7 @@ TEST(CheckpointState, EditedStateOfARealRunIsRefusedWhenNamedAndSkippedWithAuto)
   EXPECT_HAS(refused, "step_00000004': trainer_state.json fails the CRC-32 check recorded in DONE");
 
   job.checkpoint.resume = "auto";
-  ASSERT_EQ(train::train(job), 0);
+  ASSERT_EQ(train::train(job, /*continue_finished=*/true), 0);  // it finished at step 4
   const std::string log = read_text(dir + "/edited/log.txt");
   EXPECT_HAS(log, "step_00000004': trainer_state.json fails the CRC-32 check recorded in DONE");
   EXPECT_HAS(log, "falling back to an older checkpoint");

@@ -27,13 +27,20 @@ TEST(ClipEvalLabels, LabelsBeyondTheClassListAreNamed) {
                 "--zeroshot-per-class 2 --seed 1"),
             0)
       << read_text(dir + "/out.log");
-  ASSERT_EQ(run(bin + " shards build " + dir + "/tiles/zeroshot.csv --out " + dir + "/zeroshot"), 0)
-      << read_text(dir + "/out.log");
+  for (const std::string split : {"train", "zeroshot"})
+    ASSERT_EQ(run(bin + " shards build " + dir + "/tiles/" + split + ".csv --out " + dir + "/" + split), 0)
+        << read_text(dir + "/out.log");
   std::ofstream(dir + "/three.yaml") << "templates: [\"an H&E image of {}.\"]\nclasses: [tumor, stroma, fat]\n";
+  // A model to evaluate: one training step, no evaluation of its own.
+  ASSERT_EQ(run(bin + " train " + PATHVLM_SOURCE_DIR + "/configs/clip/demo_tiny.yaml run.runs_dir=" + dir +
+                "/runs run.name=m train.steps=1 optim.warmup_steps=0 train.micro_batch_size=4 eval.every=0 clip.data.train=" + dir +
+                "/train clip.data.val= clip.data.zeroshot= clip.eval.classes= clip.vocab=" + vocab),
+            0)
+      << read_text(dir + "/out.log");
 
-  const int status = run(bin + " eval " + PATHVLM_SOURCE_DIR + "/configs/clip/demo_tiny.yaml run.runs_dir=" + dir +
-                         "/runs clip.data.train= clip.data.val= clip.vocab=" + vocab + " --zeroshot " + dir +
-                         "/zeroshot --classes " + dir + "/three.yaml");
+  const int status = run(bin + " eval " + PATHVLM_SOURCE_DIR + "/configs/clip/demo_tiny.yaml --model " + dir +
+                         "/runs/m run.runs_dir=" + dir + "/runs clip.data.train= clip.data.val= clip.vocab=" + vocab +
+                         " --zeroshot " + dir + "/zeroshot --classes " + dir + "/three.yaml");
   const std::string log = read_text(dir + "/out.log");
   EXPECT_EQ(status, kExitError) << log;
   EXPECT_HAS(log, "zero-shot tiles '" + dir +
