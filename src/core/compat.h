@@ -94,6 +94,21 @@ class CudaAutocastGuard : public AutocastGuard {
   CudaAutocastGuard(bool enabled, at::ScalarType dtype) : AutocastGuard(at::kCUDA, enabled, dtype) {}
 };
 
+// The fused AdamW kernel (torch.optim.AdamW(fused=True)): libtorch 2.x on CUDA. Decoupled decay, bias correction
+// from `steps` (float32 0-dim tensors on the device, read by the kernel, so the step count may live there), and a
+// device-side skip: nothing is updated when `found_inf` (float32, 0-dim) is 1.
+inline constexpr bool kHaveFusedAdamW = PATHVLM_TORCH_AT_LEAST(2, 0);
+inline void fused_adamw_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                         at::TensorList exp_avg_sqs, at::TensorList steps, double lr, double beta1, double beta2,
+                         double weight_decay, double eps, const at::Tensor& found_inf) {
+#if PATHVLM_TORCH_AT_LEAST(2, 0)
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2,
+                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/c10::nullopt, found_inf);
+#else
+  TORCH_CHECK(false, "fused AdamW needs libtorch 2.x");
+#endif
+}
+
 // TF32 for CUDA matmuls and convolutions.
 inline void allow_tf32(bool allow) {
   at::globalContext().setAllowTF32CuBLAS(allow);

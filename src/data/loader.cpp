@@ -12,21 +12,20 @@
 
 namespace pathvlm::data {
 
-const torch::Tensor& Batch::at(const std::string& key) const {
-  auto it = tensors.find(key);
-  if (it != tensors.end()) return it->second;
+namespace {
+template <typename Value>
+const Value& named(const std::map<std::string, Value>& items, const std::string& key, const char* what) {
+  auto it = items.find(key);
+  if (it != items.end()) return it->second;
   std::string known;
-  for (const auto& [name, t] : tensors) known += (known.empty() ? "" : ", ") + name;
-  throw Error(str("batch has no tensor '", key, "' (it has: ", known, ")"));
+  for (const auto& [name, item] : items) known += (known.empty() ? "" : ", ") + name;
+  throw Error(str("batch has no ", what, " '", key, "' (it has: ", known, ")"));
 }
+}  // namespace
 
-const std::vector<std::string>& Batch::text(const std::string& key) const {
-  auto it = strings.find(key);
-  if (it != strings.end()) return it->second;
-  std::string known;
-  for (const auto& [name, s] : strings) known += (known.empty() ? "" : ", ") + name;
-  throw Error(str("batch has no strings '", key, "' (it has: ", known, ")"));
-}
+const torch::Tensor& Batch::at(const std::string& key) const { return named(tensors, key, "tensor"); }
+const torch::Tensor& Batch::host_at(const std::string& key) const { return named(host, key, "host tensor"); }
+const std::vector<std::string>& Batch::text(const std::string& key) const { return named(strings, key, "strings"); }
 
 uint64_t record_seed(uint64_t seed, int64_t epoch, int64_t record) {
   return splitmix64(splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(record));

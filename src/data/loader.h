@@ -38,13 +38,15 @@ namespace pathvlm::data {
 
 // One batch: named tensors (first dimension = samples) and per-sample strings.
 struct Batch {
-  std::map<std::string, torch::Tensor> tensors;
+  std::map<std::string, torch::Tensor> tensors;  // delivered on LoaderOptions::device
+  std::map<std::string, torch::Tensor> host;     // stay in host memory: bookkeeping read without waiting for a GPU
   std::map<std::string, std::vector<std::string>> strings;
   int64_t samples = 0;  // rows in this batch
   int64_t tokens = 0;   // tokens (or patches) processed, for throughput; 0 when not meaningful
   int64_t epoch = 0;    // the sampler epoch the batch belongs to (0 in evaluation)
 
   const torch::Tensor& at(const std::string& key) const;                 // throws naming the missing key
+  const torch::Tensor& host_at(const std::string& key) const;            // throws naming the missing key
   const std::vector<std::string>& text(const std::string& key) const;    // throws naming the missing key
 };
 

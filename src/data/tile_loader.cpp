@@ -60,7 +60,7 @@ BatchBuilder tile_builder(std::shared_ptr<const TileDataset> dataset, const Tile
     batch.tensors["pixels"] = images;
     batch.tensors["labels"] = labels;
     batch.tensors["indices"] = indices;
-    batch.tensors["bad_records"] = bad;
+    batch.host["bad_records"] = bad;
     if (tokens.defined()) batch.tensors["input_ids"] = tokens;
     return batch;
   };

@@ -15,7 +15,7 @@
 //   b.at("input_ids");   // int64 [B,context] (with a tokenizer)
 //   b.at("labels");      // int64 [B]; -1 where the shards have no labels
 //   b.at("indices");     // int64 [B]: dataset record numbers (of the replacement where a record was bad)
-//   b.at("bad_records"); // int64 [B]: the bad record a row replaced, -1 where none
+//   b.host_at("bad_records"); // int64 [B] in host memory: the bad record a row replaced, -1 where none
 //   b.text("captions"), b.text("ids");
 #pragma once
 #include <torch/torch.h>

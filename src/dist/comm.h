@@ -37,6 +37,10 @@ class Comm {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
   virtual std::string backend() const = 0;  // "mpi", "nccl" or "local" (world size 1, no launcher)
+  // The same ranks over CPU tensors, for small host-side agreements (preemption flags, bookkeeping) that must not
+  // wait for the device: this Comm for MPI and local, the MPI (or local) bootstrap for NCCL. Only the thread that
+  // drives this Comm may use it.
+  virtual Comm& host() { return *this; }
 
   // In-place on `t`.
   virtual void allreduce(torch::Tensor& t, ReduceOp op = ReduceOp::Sum) = 0;

@@ -125,6 +125,7 @@ class NcclComm : public Comm {
   int rank() const override { return rank_; }
   int world_size() const override { return world_; }
   std::string backend() const override { return "nccl"; }
+  Comm& host() override { return *bootstrap_; }
 
   void allreduce(torch::Tensor& t, ReduceOp op) override { allreduce_async(t, op)->wait(); }
   std::unique_ptr<Work> allreduce_async(torch::Tensor& t, ReduceOp op) override {

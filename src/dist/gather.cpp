@@ -14,13 +14,15 @@ torch::Tensor gather_rows(const torch::Tensor& x, Comm* comm) {
   auto count = torch::full({1}, static_cast<double>(x.size(0)), x.options().dtype(torch::kDouble));
   auto counts = torch::empty({world}, count.options());
   comm->allgather(count, counts);
-  auto counts_cpu = counts.to(torch::kCPU);
+  const auto counts_cpu = counts.to(torch::kCPU).contiguous();
+  const double* count_of = counts_cpu.data_ptr<double>();
   std::vector<int64_t> rows(world);
   int64_t most = 0;
   for (int r = 0; r < world; ++r) {
-    rows[r] = static_cast<int64_t>(counts_cpu[r].item<double>());
+    rows[r] = static_cast<int64_t>(count_of[r]);
     most = std::max(most, rows[r]);
   }
+  if (most == 0) return x;  // nobody has rows: no second collective
   // Equal-sized chunks for the collective: pad to the largest share, then drop the padding.
   auto sizes = x.sizes().vec();
   sizes[0] = most;

@@ -2,7 +2,9 @@
 
 #include <cmath>
 
+#include "core/compat.h"
 #include "core/error.h"
+#include "core/host_reads.h"
 #include "dist/comm.h"
 
 namespace pathvlm::train {
@@ -15,6 +17,12 @@ void AdamW::add(const std::string& key, torch::Tensor param, torch::Tensor grad,
                 " and gradient ", grad.sizes(), " differ in shape");
   PATHVLM_CHECK(param.is_floating_point(), "AdamW: shard '", key, "' is not floating point");
   for (const auto& s : slots_) PATHVLM_CHECK(s.key != key, "AdamW: shard key '", key, "' added twice");
+  if (slots_.empty()) {
+    fused_ = compat::kHaveFusedAdamW && param.is_cuda();
+    steps_ = torch::zeros({}, param.options().dtype(torch::kFloat32));
+  }
+  PATHVLM_CHECK(param.device() == steps_.device(), "AdamW: shard '", key, "' is on ", param.device(),
+                ", the others on ", steps_.device());
   auto moments = torch::zeros_like(param, param.options().dtype(torch::kFloat32));
   torch::Tensor master;
   if (param.element_size() < 4) master = param.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
@@ -27,8 +35,41 @@ std::vector<std::pair<std::string, torch::Tensor>> AdamW::Slot::named_state() co
   return out;
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, const torch::Tensor& skip) {
   torch::NoGradGuard no_grad;
+  if (slots_.empty()) return;
+  if (fused_) {
+    fused_step(lr, skip.defined() ? skip : torch::zeros({}, steps_.options()));
+  } else {
+    if (skip.defined() && host_flag(skip)) return;
+    foreach_step(lr);
+  }
+  // A 16-bit parameter receives its master rounded.
+  for (auto& s : slots_)
+    if (s.master.defined()) s.param.copy_(s.master);
+}
+
+void AdamW::fused_step(double lr, const torch::Tensor& skip) {
+  std::vector<torch::Tensor> params[2], grads[2], exp_avgs[2], exp_avg_sqs[2], steps[2];  // [0]: no decay, [1]: decay
+  for (auto& s : slots_) {
+    const int group = s.decay && options_.weight_decay != 0 ? 1 : 0;
+    params[group].push_back(s.master.defined() ? s.master : s.param);
+    grads[group].push_back(s.grad.scalar_type() == torch::kFloat32 ? s.grad : s.grad.to(torch::kFloat32));
+    exp_avgs[group].push_back(s.exp_avg);
+    exp_avg_sqs[group].push_back(s.exp_avg_sq);
+    steps[group].push_back(steps_);  // the kernel only reads the count: one tensor serves every shard
+  }
+  // The count the kernel's bias correction reads is this step's; a skipped step takes it back.
+  steps_.add_(1);
+  for (int group = 0; group < 2; ++group)
+    if (!params[group].empty())
+      compat::fused_adamw_(params[group], grads[group], exp_avgs[group], exp_avg_sqs[group], steps[group], lr,
+                           options_.beta1, options_.beta2, group == 1 ? options_.weight_decay : 0.0, options_.eps,
+                           skip);
+  steps_.sub_(skip);
+}
+
+void AdamW::foreach_step(double lr) {
   ++step_;
   const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
   const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
@@ -44,7 +85,6 @@ void AdamW::step(double lr) {
     exp_avgs.push_back(s.exp_avg);
     exp_avg_sqs.push_back(s.exp_avg_sq);
   }
-  if (params.empty()) return;
   if (options_.weight_decay != 0 && !decayed.empty()) at::_foreach_mul_(decayed, 1.0 - lr * options_.weight_decay);
   at::_foreach_mul_(exp_avgs, options_.beta1);
   at::_foreach_add_(exp_avgs, grads, 1.0 - options_.beta1);
@@ -54,9 +94,10 @@ void AdamW::step(double lr) {
   at::_foreach_div_(denoms, bc2_sqrt);
   at::_foreach_add_(denoms, options_.eps);
   at::_foreach_addcdiv_(params, exp_avgs, denoms, -step_size);
-  // A 16-bit parameter receives its master rounded.
-  for (auto& s : slots_)
-    if (s.master.defined()) s.param.copy_(s.master);
+}
+
+int64_t AdamW::step_count() const {
+  return fused_ ? static_cast<int64_t>(steps_.item<float>()) : step_;
 }
 
 std::vector<torch::Tensor> AdamW::grads() const {
@@ -94,11 +135,11 @@ void AdamW::load_state(const std::vector<std::pair<std::string, torch::Tensor>>&
   PATHVLM_CHECK(by_name.size() == expected, "optimizer state: ", by_name.size(), " tensors, expected ", expected,
                 " (was the checkpoint written with another train.precision?)");
   step_ = step;
+  if (steps_.defined()) steps_.fill_(static_cast<double>(step));
 }
 
-double clip_grad_norm(const std::vector<torch::Tensor>& grads, double max_norm, dist::Comm* sum_over) {
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& grads, double max_norm, dist::Comm* sum_over) {
   torch::NoGradGuard no_grad;
-  if (grads.empty() && !sum_over) return 0.0;
   torch::Tensor sq;
   for (const auto& g : grads) {
     auto s = g.to(torch::kFloat32).pow(2).sum();
@@ -109,9 +150,10 @@ double clip_grad_norm(const std::vector<torch::Tensor>& grads, double max_norm, 
     sq = sq.reshape({1}).contiguous();
     sum_over->allreduce(sq, dist::ReduceOp::Sum);
   }
-  const double norm = std::sqrt(sq.item<double>());
-  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
+  auto norm = sq.sqrt().reshape({});
+  if (max_norm > 0 && !grads.empty()) {
+    // min(1, max_norm / (norm + 1e-6)): exactly 1 below the limit; on the device, so nothing waits for the norm.
+    auto scale = (max_norm / (norm.to(torch::kDouble) + 1e-6)).clamp_max(1.0).to(torch::kFloat32);
     for (const auto& g : grads) g.mul_(scale);
   }
   return norm;

@@ -1,6 +1,7 @@
 #include "train/task.h"
 
 #include "core/error.h"
+#include "dist/comm.h"
 #include "dist/reducer.h"
 #include "train/job_config.h"
 
@@ -39,6 +40,11 @@ std::vector<std::pair<std::string, torch::Tensor>> Task::state_tensors() {
   for (const auto& p : model().named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
   for (const auto& b : model().named_buffers(/*recurse=*/true)) out.emplace_back(b.key(), b.value());
   return out;
+}
+
+torch::Tensor global_mean_scale(torch::Tensor count, dist::Comm& comm) {
+  comm.allreduce(count, dist::ReduceOp::Sum);
+  return (static_cast<double>(comm.world_size()) / count.clamp_min(1.0)).to(torch::kFloat).reshape({});
 }
 
 StepOutput Task::forward_backward(const std::vector<Batch>& micro, StepContext& ctx) {

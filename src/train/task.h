@@ -81,6 +81,12 @@ struct StepContext {
   int step = 0;            // 1-based optimizer step being computed
 };
 
+// The factor that turns this rank's summed losses into its share of the mean over the global batch: world size /
+// the count (of targets, tokens) summed over every rank (the Reducer averages gradients over the ranks). `count`
+// is this rank's, 1 element on the device; the sum is an allreduce and the factor stays on the device (a float32
+// 0-dim tensor), so the step does not wait for it.
+torch::Tensor global_mean_scale(torch::Tensor count, dist::Comm& comm);
+
 class Task {
  public:
   virtual ~Task() = default;

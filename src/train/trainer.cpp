@@ -12,6 +12,7 @@
 #include "core/compat.h"
 #include "core/device_stats.h"
 #include "core/error.h"
+#include "core/host_reads.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/run_dir.h"
@@ -26,6 +27,7 @@
 #include "train/checkpoint.h"
 #include "train/init_from.h"
 #include "train/memory.h"
+#include "train/nonfinite_steps.h"
 #include "train/parameters.h"
 #include "train/preemption.h"
 #include "train/registry.h"
@@ -104,8 +106,9 @@ struct Trainer::State {
   RunPiece piece;                        // this process's: from_step is set when the loop starts
   Clock::time_point piece_start = Clock::now();
   std::string last_checkpoint;   // the newest checkpoint this run saved or resumed from
-  int64_t skipped_steps = 0;     // non-finite steps skipped, in total
-  int nonfinite_in_row = 0;
+  std::unique_ptr<NonFiniteSteps> nonfinite;  // the skip decisions, on the device
+  int64_t skipped_steps = 0;     // non-finite steps skipped, in total (as of the last sync point)
+  int64_t nonfinite_in_row = 0;  // the current run of them (as of the last sync point)
   int64_t last_saved_step = -1;
   Clock::time_point last_save_time = Clock::now();
   std::string resume_dir;  // the checkpoint this run continues from (empty: a fresh start)
@@ -125,6 +128,7 @@ struct Trainer::State {
   void save_checkpoint();
   void export_model();
   bool agree(bool preempt_requested, bool time_due, bool* time_due_out);
+  void check_nonfinite();
   void evaluate_and_log();
   std::vector<RunPiece> pieces_so_far();
   void write_results();
@@ -161,14 +165,15 @@ int Trainer::run() {
   // Interval statistics for the log line.
   auto interval_start = Clock::now();
   double interval_data_wait = 0;
-  int64_t interval_samples = 0, interval_tokens = 0, interval_steps = 0;
+  int64_t interval_samples = 0, interval_tokens = 0;
   const auto train_start = Clock::now();
   const int64_t start_step = s.step;
   s.piece = {start_step, start_step, 0.0};
   s.piece_start = train_start;
 
   while (s.step < total) {
-    // 1. Step boundary: every rank learns whether any rank was signalled, and rank 0's clock decides timed saves.
+    // 1. Step boundary: every rank learns whether any rank was signalled, and rank 0's clock decides timed saves
+    //    (on the host communicator: the device is not waited for).
     const bool time_due = s.job.checkpoint.every_minutes > 0 &&
                           seconds_since(s.last_save_time) >= 60.0 * s.job.checkpoint.every_minutes;
     bool save_for_time = false;
@@ -181,63 +186,64 @@ int Trainer::run() {
     }
     if (save_for_time && s.last_saved_step != s.step) s.save_checkpoint();
 
-    // 2. This step's micro-batches.
-    auto t_data = Clock::now();
-    std::vector<Batch> micro;
-    for (int i = 0; i < tc.grad_accum; ++i) micro.push_back(s.task->next_batch());
-    interval_data_wait += seconds_since(t_data);
-    for (const auto& b : micro) interval_samples += b.samples, interval_tokens += b.tokens;
-    for (const auto& b : micro) s.samples += b.samples * s.world;
-
-    // 3. Forward and backward; gradients are rank-averaged (or reduce-scattered) when this returns.
-    s.task->model().train();
-    StepContext ctx{*s.reducer, *s.comm, static_cast<int>(s.step + 1)};
-    StepOutput out;
-    {
-      compat::AutocastGuard autocast(s.device.type(), s.bf16_autocast, torch::kBFloat16);
-      out = s.task->forward_backward(micro, ctx);
-    }
-
-    // 4. Rank-averaged loss and metrics (one small allreduce), global gradient norm.
-    std::vector<torch::Tensor> values{out.loss.to(torch::kDouble).reshape({1})};
-    for (const auto& [name, v] : out.metrics) values.push_back(v.to(torch::kDouble).reshape({1}));
-    auto reduced = torch::cat(values).to(s.device);
-    s.comm->allreduce(reduced, dist::ReduceOp::Avg);
-    reduced = reduced.cpu();
-    const double loss = reduced[0].item<double>();
-    const double grad_norm = clip_grad_norm(s.optimizer->grads(), s.job.optim.clip_grad_norm,
-                                            s.reducer->sharded() ? s.comm.get() : nullptr);
-
-    // 5. Update, unless the loss or the gradient is not finite (every rank sees the same values).
+    // Steps 2-5 never read a value on the host (src/core/host_reads.h): the GPU runs ahead of the loop, and the
+    // numbers are read at step 6's sync points.
     const double lr = s.schedule->lr(s.step);
-    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-      ++s.skipped_steps;
-      ++s.nonfinite_in_row;
-      log_warn("step ", s.step + 1, ": non-finite ", std::isfinite(loss) ? "gradient norm" : "loss",
-               " (loss ", loss, ", grad norm ", grad_norm, "); update skipped (", s.nonfinite_in_row, " in a row, ",
-               s.skipped_steps, " in total)");
-      PATHVLM_CHECK(s.nonfinite_in_row < tc.max_nonfinite, "training diverged: ", s.nonfinite_in_row,
-                    " steps in a row had a non-finite loss or gradient (train.max_nonfinite = ", tc.max_nonfinite,
-                    "); lower optim.lr or check the data");
-    } else {
-      s.nonfinite_in_row = 0;
-      s.optimizer->step(lr);
-      if (s.reducer->sharded()) s.reducer->gather_params();
-    }
-    s.reducer->zero_grad();
-    ++s.step;
-    ++interval_steps;
+    torch::Tensor reduced, grad_norm;
+    std::vector<std::string> metric_names;
+    {
+      StepScope step_scope;
+      // 2. This step's micro-batches.
+      auto t_data = Clock::now();
+      std::vector<Batch> micro;
+      for (int i = 0; i < tc.grad_accum; ++i) micro.push_back(s.task->next_batch());
+      interval_data_wait += seconds_since(t_data);
+      for (const auto& b : micro) interval_samples += b.samples, interval_tokens += b.tokens;
+      for (const auto& b : micro) s.samples += b.samples * s.world;
 
-    // 6. Log line and metrics.
-    if (s.step % s.job.log.every == 0 || s.step == total || s.step == start_step + 1) {
+      // 3. Forward and backward; gradients are rank-averaged (or reduce-scattered) when this returns.
+      s.task->model().train();
+      StepContext ctx{*s.reducer, *s.comm, static_cast<int>(s.step + 1)};
+      StepOutput out;
+      {
+        compat::AutocastGuard autocast(s.device.type(), s.bf16_autocast, torch::kBFloat16);
+        out = s.task->forward_backward(micro, ctx);
+      }
+
+      // 4. Rank-averaged loss and metrics (one small allreduce), global gradient norm and clipping.
+      std::vector<torch::Tensor> values{out.loss.to(torch::kDouble).reshape({1})};
+      for (const auto& [name, v] : out.metrics) {
+        values.push_back(v.to(torch::kDouble).reshape({1}));
+        metric_names.push_back(name);
+      }
+      reduced = torch::cat(values).to(s.device);
+      s.comm->allreduce(reduced, dist::ReduceOp::Avg);
+      grad_norm = clip_grad_norm(s.optimizer->grads(), s.job.optim.clip_grad_norm,
+                                 s.reducer->sharded() ? s.comm.get() : nullptr);
+
+      // 5. Update, unless the loss or the gradient is not finite: decided on the device, the same on every rank.
+      s.optimizer->step(lr, s.nonfinite->record(reduced[0], grad_norm, s.step + 1));
+      if (s.reducer->sharded()) s.reducer->gather_params();
+      s.reducer->zero_grad();
+    }
+    ++s.step;
+
+    // 6. Sync points: the log line, evaluation, checkpoints and the end read the step's numbers on the host.
+    const bool log_now = s.step % s.job.log.every == 0 || s.step == total || s.step == start_step + 1;
+    const bool eval_now = s.job.eval.every > 0 && s.step % s.job.eval.every == 0 && s.step != total;
+    const bool save_now = s.job.checkpoint.every_steps > 0 && s.step % s.job.checkpoint.every_steps == 0 &&
+                          s.step != total;
+    if (log_now || eval_now || save_now || s.step == total) s.check_nonfinite();
+    if (log_now) {
+      const auto numbers = torch::cat({reduced, grad_norm.to(torch::kDouble).reshape({1})}).cpu();
+      const double* v = numbers.data_ptr<double>();
       const double elapsed = seconds_since(interval_start);
       StepStats st;
       st.step = s.step;
       st.total_steps = total;
       st.epoch = s.task->epoch();
-      st.losses.emplace_back("loss", loss);
-      size_t k = 1;
-      for (const auto& [name, v] : out.metrics) st.losses.emplace_back(name, reduced[k++].item<double>());
+      st.losses.emplace_back("loss", v[0]);
+      for (size_t k = 0; k < metric_names.size(); ++k) st.losses.emplace_back(metric_names[k], v[k + 1]);
       st.lr = lr;
       st.samples_per_s = elapsed > 0 ? interval_samples * s.world / elapsed : 0;
       if (interval_tokens > 0) st.tokens_per_s = elapsed > 0 ? interval_tokens * s.world / elapsed : 0;
@@ -254,7 +260,7 @@ int Trainer::run() {
         st.mfu = 6.0 * static_cast<double>(s.trainable_params) * *st.tokens_per_s / (s.world * peak * 1e12);
       st.peak_mem_bytes = peak_memory_bytes(s.device);
       reset_peak_memory(s.device);
-      st.grad_norm = grad_norm;
+      st.grad_norm = v[metric_names.size() + 1];
       st.data_wait_pct = elapsed > 0 ? 100.0 * interval_data_wait / elapsed : 0;
       const double per_step = seconds_since(train_start) / static_cast<double>(s.step - start_step);
       st.eta_s = per_step * static_cast<double>(total - s.step);
@@ -263,13 +269,12 @@ int Trainer::run() {
       if (s.skipped_steps > 0) s.metrics->write(s.step, {{"train/skipped_steps", static_cast<double>(s.skipped_steps)}});
       interval_start = Clock::now();
       interval_data_wait = 0;
-      interval_samples = interval_tokens = interval_steps = 0;
+      interval_samples = interval_tokens = 0;
     }
 
     // 7. Evaluation and checkpoints.
-    if (s.job.eval.every > 0 && s.step % s.job.eval.every == 0 && s.step != total) s.evaluate_and_log();
-    if (s.job.checkpoint.every_steps > 0 && s.step % s.job.checkpoint.every_steps == 0 && s.step != total)
-      s.save_checkpoint();
+    if (eval_now) s.evaluate_and_log();
+    if (save_now) s.save_checkpoint();
 
     // Fault injection (tests): a rank signals itself right after this step.
     const auto& fault = tc.fault;
@@ -406,6 +411,7 @@ void Trainer::State::build_model() {
   for (const auto& shard : reducer->local_shards())
     optimizer->add(str(shard.flat_offset), shard.param, shard.grad, shard.decay);
   schedule = std::make_unique<Schedule>(job.optim, tc.steps);
+  nonfinite = std::make_unique<NonFiniteSteps>(device);
   log_info("optimizer: AdamW (betas ", o.beta1, ", ", o.beta2, ", eps ", o.eps, ", weight decay ", o.weight_decay,
            "), ", schedule->describe(), ", clip ", o.clip_grad_norm > 0 ? str(o.clip_grad_norm) : "off",
            reducer->sharded() ? ", state sharded over ranks" : "");
@@ -530,7 +536,8 @@ void Trainer::State::resume() {
   task->restore_data_state(mine.at("data"));
   step = state.at("step").get<int64_t>();
   skipped_steps = state.value("skipped_steps", int64_t{0});
-  nonfinite_in_row = state.value("nonfinite_in_row", 0);
+  nonfinite_in_row = state.value("nonfinite_in_row", int64_t{0});
+  nonfinite->restore(skipped_steps, nonfinite_in_row);
   last_saved_step = step;
   PATHVLM_CHECK(step <= job.train.steps, "checkpoint '", dir, "' is at step ", step, ", beyond train.steps (",
                 job.train.steps, ")");
@@ -544,6 +551,7 @@ void Trainer::State::resume() {
 // ---- checkpoint ------------------------------------------------------------------------------------
 
 void Trainer::State::save_checkpoint() {
+  check_nonfinite();  // the counts it records are current
   const auto t0 = Clock::now();
   const std::string root = run.checkpoints_dir();
   if (rank == 0) ckpt::begin(root, step);
@@ -620,13 +628,30 @@ void Trainer::State::export_model() {
   log_info("exported the model to ", dir);
 }
 
-// True when any rank was signalled; sets *time_due_out from rank 0's clock.
+// True when any rank was signalled; sets *time_due_out from rank 0's clock. On the host communicator, from host
+// memory: nothing here waits for the device.
 bool Trainer::State::agree(bool preempt_requested, bool time_due, bool* time_due_out) {
-  auto flags = torch::tensor({preempt_requested ? 1.0f : 0.0f, (rank == 0 && time_due) ? 1.0f : 0.0f}).to(device);
-  comm->allreduce(flags, dist::ReduceOp::Max);
-  flags = flags.cpu();
-  *time_due_out = flags[1].item<float>() > 0;
-  return flags[0].item<float>() > 0;
+  auto flags = torch::tensor({preempt_requested ? 1.0f : 0.0f, (rank == 0 && time_due) ? 1.0f : 0.0f});
+  comm->host().allreduce(flags, dist::ReduceOp::Max);
+  const float* f = flags.data_ptr<float>();
+  *time_due_out = f[1] > 0;
+  return f[0] > 0;
+}
+
+// At a sync point: the steps skipped as non-finite since the last one are reported, and a run of
+// train.max_nonfinite of them in a row ends the run (before any evaluation or checkpoint of the diverged model).
+void Trainer::State::check_nonfinite() {
+  const auto seen = nonfinite->read();
+  skipped_steps = seen.total;
+  nonfinite_in_row = seen.in_row;
+  if (seen.since_read > 0)
+    log_warn("step ", seen.last_step, ": non-finite ", std::isfinite(seen.last_loss) ? "gradient norm" : "loss",
+             " (loss ", seen.last_loss, ", grad norm ", seen.last_grad_norm, "); ", seen.since_read,
+             seen.since_read == 1 ? " update" : " updates", " skipped since the last report (", seen.total,
+             " in total, ", seen.in_row, " in a row now)");
+  PATHVLM_CHECK(seen.worst_in_row < job.train.max_nonfinite, "training diverged: ", seen.worst_in_row,
+                " steps in a row had a non-finite loss or gradient (train.max_nonfinite = ", job.train.max_nonfinite,
+                "); lower optim.lr or check the data");
 }
 
 // The task prints its evaluation (formatted, with context such as chance level) under one header; the values go to

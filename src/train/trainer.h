@@ -3,10 +3,12 @@
 //   processes, device, Comm -> a finished run stops here unless asked -> run directory, settings table of the
 //   engine's and the task's sections -> task builds model and data -> freezing
 //   (printed) -> Reducer, AdamW over its local shards, schedule -> resume -> for each step:
-//     preemption / timed-save agreement (tiny MAX allreduce) -> micro-batches (data wait timed) ->
-//     task forward/backward (Reducer syncs on the last micro-step) -> rank-averaged loss, grad norm ->
-//     non-finite: skip and count (abort after max_nonfinite in a row) | clip, set lr, AdamW, all-gather
-//     params when sharded -> log line + metrics -> eval -> checkpoint
+//     preemption / timed-save agreement (tiny MAX allreduce on the host communicator) -> [the step, which reads
+//     nothing on the host: micro-batches (data wait timed) -> task forward/backward (Reducer syncs on the last
+//     micro-step) -> rank-averaged loss, grad norm, clipping -> AdamW, skipped on the device when the loss or
+//     norm is not finite; all-gather params when sharded] -> at sync points (log, eval, checkpoint, end) one
+//     read of the step's numbers: skipped steps reported (abort after max_nonfinite in a row), log line +
+//     metrics -> eval -> checkpoint
 //   -> final eval, checkpoint, export -> results.json and the plots (rank 0).
 //
 // run() returns the process exit status: 0 when all steps are done, kExitRequeue (42) after a preemption

@@ -124,6 +124,33 @@ TEST(AdamW, MasterWeightsRoundTripAndRestoreTheParameter) {
   }
 }
 
+TEST(AdamW, AFlaggedStepChangesNothingAndAnUnflaggedOneIsAPlainStep) {
+  torch::manual_seed(5);
+  auto p1 = torch::randn({8}), g1 = torch::randn({8});
+  auto p2 = p1.clone(), g2 = g1.clone();
+  AdamW flagged({0.9, 0.99, 1e-8, 0.1}), plain({0.9, 0.99, 1e-8, 0.1});
+  flagged.add("0", p1, g1, true);
+  plain.add("0", p2, g2, true);
+  const auto yes = torch::ones({}), no = torch::zeros({});
+  flagged.step(1e-2, no);
+  plain.step(1e-2);
+  EXPECT_TRUE(torch::equal(p1, p2));
+  auto before = p1.clone();
+  std::vector<torch::Tensor> moments;
+  for (auto& [k, t] : flagged.state()) moments.push_back(t.clone());
+  g1.fill_(std::numeric_limits<float>::quiet_NaN());
+  flagged.step(1e-2, yes);
+  EXPECT_TRUE(torch::equal(p1, before));
+  size_t i = 0;
+  for (auto& [k, t] : flagged.state()) EXPECT_TRUE(torch::equal(t, moments[i++])) << k;
+  EXPECT_EQ(flagged.step_count(), 1);  // the skipped step is not counted: bias correction continues from 1
+  g1.copy_(g2);
+  flagged.step(1e-2, no);
+  plain.step(1e-2);
+  EXPECT_TRUE(torch::equal(p1, p2));
+  EXPECT_EQ(flagged.step_count(), 2);
+}
+
 TEST(AdamW, WeightDecayGroups) {
   auto matrix = torch::zeros({3, 3}), vector = torch::zeros({3});
   EXPECT_TRUE(wants_weight_decay("blocks.0.mlp.fc.weight", matrix, {}));
@@ -136,16 +163,16 @@ TEST(AdamW, WeightDecayGroups) {
 
 TEST(ClipGradNorm, ScalesToTheGlobalNorm) {
   auto a = torch::full({4}, 3.0), b = torch::full({9}, 4.0 / 3.0);  // |a|^2 = 36, |b|^2 = 16
-  const double norm = clip_grad_norm({a, b}, 1.0, nullptr);
+  const double norm = clip_grad_norm({a, b}, 1.0, nullptr).item<double>();
   EXPECT_NEAR(norm, std::sqrt(52.0), 1e-6);
   auto sq = a.pow(2).sum() + b.pow(2).sum();
   EXPECT_NEAR(std::sqrt(sq.item<double>()), 1.0, 1e-5);
   // Below the limit nothing changes; a non-finite norm is returned untouched.
   auto c = torch::full({2}, 0.1);
-  EXPECT_NEAR(clip_grad_norm({c}, 1.0, nullptr), std::sqrt(0.02), 1e-7);
+  EXPECT_NEAR(clip_grad_norm({c}, 1.0, nullptr).item<double>(), std::sqrt(0.02), 1e-7);
   EXPECT_FLOAT_EQ(c[0].item<float>(), 0.1f);
   auto d = torch::tensor({1.0f, std::numeric_limits<float>::quiet_NaN()});
-  EXPECT_TRUE(std::isnan(clip_grad_norm({d}, 1.0, nullptr)));
+  EXPECT_TRUE(std::isnan(clip_grad_norm({d}, 1.0, nullptr).item<double>()));
 }
 
 TEST(Schedule, WarmupCosine) {

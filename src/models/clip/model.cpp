@@ -184,8 +184,10 @@ torch::Tensor ClipTextEmbeddingsImpl::forward(const torch::Tensor& ids) {
   PATHVLM_CHECK(ids.dim() == 2 && ids.scalar_type() == torch::kInt64 && ids.size(1) >= 1 && ids.size(1) <= context,
                 "clip text tower: expected int64 ids [B,L] with 1 <= L <= ", context, ", got ", ids.scalar_type(), " ",
                 ids.sizes());
-  if (ids.is_cpu() && ids.numel() > 0) {  // on GPU the embedding kernel checks (without a host sync here)
-    auto lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+  if (ids.is_cpu() && ids.numel() > 0) {  // host memory; on GPU the embedding kernel checks (no host read here)
+    const auto dense = ids.contiguous();
+    const auto [lo_it, hi_it] = std::minmax_element(dense.data_ptr<int64_t>(), dense.data_ptr<int64_t>() + dense.numel());
+    const int64_t lo = *lo_it, hi = *hi_it;
     PATHVLM_CHECK(lo >= 0 && hi < vocab, "clip text tower: token ids must be in [0, ", vocab, "), got [", lo, ", ",
                   hi, "]");
   }

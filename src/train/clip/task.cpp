@@ -256,10 +256,14 @@ LossOutput ClipTask::loss(const Batch& batch) {
 }
 
 void ClipTask::count_bad_records(const std::vector<Batch>& micro, dist::Comm& comm) {
-  std::vector<torch::Tensor> rows;
-  for (const auto& b : micro) rows.push_back(b.at("bad_records"));
-  auto mine = torch::cat(rows);
-  auto all = dist::gather_rows(mine.masked_select(mine >= 0), &comm).cpu().contiguous();
+  // Host memory over the host communicator: the step does not wait for the device.
+  std::vector<int64_t> mine;
+  for (const auto& b : micro) {
+    const auto replaced = b.host_at("bad_records").contiguous();
+    for (int64_t k = 0; k < replaced.numel(); ++k)
+      if (const int64_t record = replaced.data_ptr<int64_t>()[k]; record >= 0) mine.push_back(record);
+  }
+  auto all = dist::gather_rows(torch::tensor(mine, torch::kInt64), &comm.host()).contiguous();
   std::vector<int64_t> records(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
   std::sort(records.begin(), records.end());  // the order of a 1-rank run
   bad_records_->add(records);

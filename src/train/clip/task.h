@@ -7,8 +7,9 @@
 // the next forward, evaluation, a checkpoint, the export) and, being 0-D, gets no weight decay.
 // Evaluation runs on every rank (eval/zeroshot.h, eval/retrieval.h): zero-shot classification of clip.data.zeroshot tiles with the
 // classes of clip.eval.classes, and image<->text retrieval on clip.data.val.
-// Bad training tiles are replaced by the loader; each step the ranks pool the ones they met into the
-// BadRecordLog (<run>/bad_records.csv, a stop past clip.data.max_bad_fraction), which checkpoints carry.
+// Bad training tiles are replaced by the loader; each step the ranks pool the ones they met (host memory, on the
+// host communicator: no wait for the device) into the BadRecordLog (<run>/bad_records.csv, a stop past
+// clip.data.max_bad_fraction), which checkpoints carry.
 #pragma once
 #include <torch/torch.h>
 

@@ -305,8 +305,7 @@ StepOutput InstructTask::forward_backward(const std::vector<Batch>& micro, StepC
   // by the global count, times the world size because the Reducer averages the gradients over the ranks.
   auto count = torch::zeros({1}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
   for (const auto& b : micro) count += supervised_targets(b);
-  ctx.comm.allreduce(count, dist::ReduceOp::Sum);
-  const double scale = static_cast<double>(ctx.comm.world_size()) / std::max(1.0, count.item<double>());
+  const auto scale = global_mean_scale(count, ctx.comm);
   StepOutput out;
   for (size_t i = 0; i < micro.size(); ++i) {
     ctx.reducer.prepare_backward(/*sync=*/i + 1 == micro.size());

@@ -164,8 +164,7 @@ StepOutput LmTask::forward_backward(const std::vector<Batch>& micro, StepContext
   // global target count, times the world size because the Reducer averages the gradients over the ranks.
   auto count = torch::zeros({1}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
   for (const auto& b : micro) count += (b.at("labels") != data::kIgnoreIndex).sum().to(torch::kDouble);
-  ctx.comm.allreduce(count, dist::ReduceOp::Sum);
-  const double scale = static_cast<double>(ctx.comm.world_size()) / std::max(1.0, count.item<double>());
+  const auto scale = global_mean_scale(count, ctx.comm);
   StepOutput out;
   torch::Tensor correct;
   for (size_t i = 0; i < micro.size(); ++i) {

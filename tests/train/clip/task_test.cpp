@@ -11,10 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/host_reads.h"
+#include "core/join.h"
 #include "synth/synth_tiles.h"
 #include "data/tile_shards.h"
 #include "models/clip/weights.h"
 #include "train/clip/task.h"
+#include "train/job_config.h"
+#include "train/trainer.h"
 #include "test_util.h"
 
 using namespace pathvlm;
@@ -197,6 +201,33 @@ TEST(ClipTask, KilledAndResumedRunEqualsUninterruptedRun) {
   for (const auto& p : a->named_parameters()) {
     EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
   }
+  fs::remove_all(tiles.dir);
+}
+
+// The CLIP step reads nothing on the host (core/host_reads.h): features, the contrastive loss, the bad-record
+// pooling (host memory, host communicator), clipping and the update; only the sync points read.
+TEST(ClipTask, TheStepReadsNothingOnTheHost) {
+  if (!fs::exists(kVocab)) GTEST_SKIP() << "shared data not found: " << kVocab;
+  auto tiles = make_tiles("syncs", 0, 0, 6);
+  JobConfig job;
+  job.run.task = "clip";
+  job.run.name = "syncs";
+  job.run.runs_dir = (tiles.dir / "runs").string();
+  job.log.tensorboard = false;
+  job.log.every = 3;
+  job.train.device = "cpu";
+  job.train.steps = 6;
+  job.train.micro_batch_size = 4;
+  job.train.grad_accum = 2;
+  job.checkpoint.every_steps = 0;
+  job.checkpoint.resume = "none";
+  auto& cfg = job.task_config<train::ClipTaskConfig>();
+  cfg = tiny_config();
+  cfg.data.train = (tiles.dir / "shards" / "train").string();
+  HostReadCounter reads;
+  ASSERT_EQ(train::train(job), 0);
+  EXPECT_EQ(reads.steps(), 6);
+  EXPECT_EQ(reads.in_steps(), 0) << join(reads.in_step_reads());
   fs::remove_all(tiles.dir);
 }
 
