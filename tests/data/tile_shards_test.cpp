@@ -331,6 +331,65 @@ TEST(TileLoader, TrainBatchesFollowTheSamplerAndResumeBitExactly) {
   fs::remove_all(dir);
 }
 
+// The workers crop to uint8 [B,3,S,S] (a quarter of float32's bytes to copy to a GPU); the loader normalises the
+// batch where it arrives, bit for bit what normalize_image of each crop gave before, in training
+// (RandomResizedCrop seeded per record) and evaluation (resize + center crop).
+TEST(TileLoader, WorkersBuildUint8PixelsNormalisedBitwiseWhereTheyArrive) {
+  auto dir = temp_dir("loader_uint8");
+  auto ds = loader_dataset(dir, 10);
+  for (bool train : {true, false}) {
+    auto o = loader_options(0, 1);
+    o.train = train;
+    o.mean = {0.5, 0.4, 0.3};
+    o.std = {0.2, 0.25, 0.3};
+    BatchRequest request;
+    request.records = {4, 0, 7};
+    request.epoch = 2;
+    request.seed = o.seed;
+    auto crops = tile_batch_builder(ds, o)(request).at("pixels");
+    ASSERT_EQ(crops.scalar_type(), torch::kByte);
+    ASSERT_EQ(crops.sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+    for (int64_t k = 0; k < 3; ++k) {
+      const auto image = ds->image(request.records[k]);
+      auto gen = request.generator(k);
+      auto crop = train ? random_resized_crop(image, 32, gen, o.crop_scale, o.crop_ratio)
+                        : resize_shortest_and_center_crop(image, 32);
+      EXPECT_TRUE(torch::equal(crops[k], crop.permute({2, 0, 1}))) << "train " << train << " row " << k;
+    }
+
+    TileLoader loader(ds, o);
+    for (int b = 0; b < 3; ++b) {
+      auto batch = loader.next();
+      ASSERT_TRUE(batch);
+      const auto& pixels = batch->at("pixels");
+      ASSERT_EQ(pixels.scalar_type(), torch::kFloat);
+      std::vector<torch::Tensor> old_style;  // the per-tile normalisation the workers did before
+      for (int64_t k = 0; k < batch->samples; ++k) {
+        const int64_t i = batch->at("indices")[k].item<int64_t>();
+        BatchRequest one;
+        one.records = {i};
+        one.epoch = batch->epoch;
+        one.seed = o.seed;
+        auto gen = one.generator(0);
+        auto crop = train ? random_resized_crop(ds->image(i), 32, gen, o.crop_scale, o.crop_ratio)
+                          : resize_shortest_and_center_crop(ds->image(i), 32);
+        old_style.push_back(normalize_image(crop, o.mean, o.std));
+      }
+      EXPECT_TRUE(torch::equal(pixels, torch::stack(old_style))) << "train " << train << " batch " << b;
+    }
+  }
+
+  // Off the CPU the normalisation runs after the copy (the meta device stands in for a GPU: shapes, no data).
+  auto o = loader_options(0, 1);
+  o.device = torch::kMeta;
+  TileLoader meta(ds, o);
+  auto batch = meta.next();
+  EXPECT_TRUE(batch->at("pixels").is_meta());
+  EXPECT_EQ(batch->at("pixels").scalar_type(), torch::kFloat);
+  EXPECT_EQ(batch->at("pixels").sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+  fs::remove_all(dir);
+}
+
 TEST(TileLoader, EvalPassCoversEveryRecordOnceAcrossRanks) {
   auto dir = temp_dir("loader_eval");
   auto ds = loader_dataset(dir, 11);
