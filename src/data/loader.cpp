@@ -223,14 +223,20 @@ std::optional<Batch> Loader::next() {
   else if (!opt_.device.is_cpu())
     to_device(*slot.batch);
 #ifdef PATHVLM_HAVE_CUDA
-  // The following batch, if built, starts its upload now; it stays in done_ until next() hands it out. The lock
-  // is held while the copies and kernels are issued (microseconds): the workers only add other slots.
+  // The following batch, if built, starts its upload now; it stays in done_ until next() hands it out (an error
+  // is its own, rethrown then). The lock is held while the copies and kernels are issued (microseconds): the
+  // workers only add other slots.
   if (pinned_) {
     std::lock_guard<std::mutex> relock(mutex_);
     auto following = done_.find(consume_seq_);
-    if (following != done_.end() && following->second.batch && !following->second.finish_upload)
-      following->second.finish_upload =
-          upload_on_side_stream(*following->second.batch, opt_.device, [this](Batch& b) { to_device(b); });
+    if (following != done_.end() && !following->second.error && !following->second.finish_upload) {
+      Slot& ahead = following->second;
+      try {
+        ahead.finish_upload = upload_on_side_stream(*ahead.batch, opt_.device, [this](Batch& b) { to_device(b); });
+      } catch (const std::exception& e) {
+        ahead.error = std::make_exception_ptr(Error(str(name_, ", epoch ", ahead.batch->epoch, ": ", e.what())));
+      }
+    }
   }
 #endif
   return std::move(slot.batch);

@@ -2,10 +2,12 @@
 // `pathvlm shards build` end to end, and the TileLoader over the result.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "core/error.h"
 #include "io/hdf5.h"
@@ -387,6 +389,43 @@ TEST(TileLoader, WorkersBuildUint8PixelsNormalisedBitwiseWhereTheyArrive) {
   EXPECT_TRUE(batch->at("pixels").is_meta());
   EXPECT_EQ(batch->at("pixels").scalar_type(), torch::kFloat);
   EXPECT_EQ(batch->at("pixels").sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+  fs::remove_all(dir);
+}
+
+// On CUDA the workers' uint8 batches are uploaded (the following one on a side stream while the current step
+// runs) and normalised on the GPU: the CPU's batches in the same order (CUDA divides by a scalar through its
+// reciprocal, so a last bit may differ), the cursor counting only the batches handed out, and a resume identical.
+TEST(TileLoaderCuda, SideStreamUploadDeliversTheCpuBatches) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto dir = temp_dir("loader_cuda");
+  auto ds = loader_dataset(dir, 20);
+  auto o = loader_options(0, 1);
+  TileLoader cpu(ds, o);
+  o.device = torch::Device(torch::kCUDA, 0);
+  TileLoader gpu(ds, o);
+  auto step = torch::randn({1024, 1024}, o.device);
+  std::vector<torch::Tensor> seen;
+  for (int b = 0; b < 8; ++b) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the following batch is built: uploaded ahead
+    auto expected = cpu.next();
+    auto batch = gpu.next();
+    step = step.matmul(step).tanh();  // work on the current stream while the next batch uploads
+    const auto& pixels = batch->at("pixels");
+    ASSERT_TRUE(pixels.is_cuda());
+    EXPECT_EQ(pixels.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::equal(batch->at("indices").cpu(), expected->at("indices"))) << "batch " << b;
+    EXPECT_TRUE(torch::allclose(pixels.cpu(), expected->at("pixels"), 1e-5, 1e-5)) << "batch " << b;
+    EXPECT_EQ(gpu.cursor().epoch, cpu.cursor().epoch);
+    EXPECT_EQ(gpu.cursor().batch, cpu.cursor().batch);
+    seen.push_back(pixels);
+  }
+  TileLoader resumed(ds, o);
+  TileLoader first(ds, o);
+  for (int b = 0; b < 5; ++b) first.next();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  first.next();  // batch 5 handed out; batch 6 is being uploaded ahead and does not count
+  resumed.restore(first.cursor());
+  for (int b = 6; b < 8; ++b) EXPECT_TRUE(torch::equal(resumed.next()->at("pixels"), seen[b])) << "batch " << b;
   fs::remove_all(dir);
 }
 
