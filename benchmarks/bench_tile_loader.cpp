@@ -6,6 +6,7 @@
 //   bench_tile_loader [tiles=512] [max_workers=2] [bpe_simple_vocab_16e6.txt.gz]
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -59,13 +60,17 @@ int main(int argc, char** argv) {
 
   auto ds = std::make_shared<TileDataset>(TileDataset::open(o.out_dir));
   constexpr int64_t kBatch = 32;
-  // Batches per second after a warm-up batch, over one epoch.
-  auto images_per_second = [&](Loader& loader) {
+  // Images per second after a warm-up batch, over one epoch, and per second of process CPU time (all threads):
+  // what one busy core delivers, whatever else the machine runs.
+  auto rate = [&](Loader& loader) {
     loader.next();
     const auto start = std::chrono::steady_clock::now();
+    const std::clock_t cpu_start = std::clock();
     const int64_t batches = std::max<int64_t>(1, loader.batches_per_epoch() - 1);
     for (int64_t b = 0; b < batches; ++b) loader.next();
-    return static_cast<double>(batches * kBatch) / seconds_since(start);
+    const double images = static_cast<double>(batches * kBatch);
+    const double cpu_s = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+    return std::pair<double, double>{images / seconds_since(start), images / cpu_s};
   };
   for (int workers = 1; workers <= max_workers; workers *= 2) {
     TileLoaderOptions lo;
@@ -76,12 +81,15 @@ int main(int argc, char** argv) {
     const char* what = tokenizer ? " + tokenize" : "";
     const char* plural = workers > 1 ? "s" : "";
     TileLoader cpu_path(ds, lo);
+    const auto [cpu_wall, cpu_core] = rate(cpu_path);
     std::printf("TileLoader train 224 px%s, batch %lld, %d worker%s, normalised in the workers (CPU path): %.1f "
-                "images/s\n", what, static_cast<long long>(kBatch), workers, plural, images_per_second(cpu_path));
+                "images/s, %.0f per CPU-second\n", what, static_cast<long long>(kBatch), workers, plural, cpu_wall,
+                cpu_core);
     Loader gpu_path("tiles", ds->size(), tile_batch_builder(ds, lo), lo);
+    const auto [gpu_wall, gpu_core] = rate(gpu_path);
     std::printf("TileLoader train 224 px%s, batch %lld, %d worker%s, uint8 crops (GPU path, normalised after the "
-                "upload): %.1f images/s\n", what, static_cast<long long>(kBatch), workers, plural,
-                images_per_second(gpu_path));
+                "upload): %.1f images/s, %.0f per CPU-second\n", what, static_cast<long long>(kBatch), workers, plural,
+                gpu_wall, gpu_core);
   }
 
   // What one batch moves to the device: the builder's tensors, pixels uint8.
