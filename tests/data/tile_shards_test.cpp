@@ -334,9 +334,14 @@ TEST(TileLoader, TrainBatchesFollowTheSamplerAndResumeBitExactly) {
 }
 
 // The workers crop to uint8 [B,3,S,S] (a quarter of float32's bytes to copy to a GPU); the loader normalises the
-// batch where it arrives, bit for bit what normalize_image of each crop gave before, in training
-// (RandomResizedCrop seeded per record) and evaluation (resize + center crop).
+// batch where it arrives, bit for bit what the workers' per-crop normalisation gave before (its formula kept here
+// as the reference), in training (RandomResizedCrop seeded per record) and evaluation (resize + center crop).
 TEST(TileLoader, WorkersBuildUint8PixelsNormalisedBitwiseWhereTheyArrive) {
+  auto per_crop = [](const torch::Tensor& rgb, const std::array<double, 3>& m, const std::array<double, 3>& s) {
+    auto mt = torch::tensor({m[0], m[1], m[2]}, torch::kFloat).view({3, 1, 1});
+    auto st = torch::tensor({s[0], s[1], s[2]}, torch::kFloat).view({3, 1, 1});
+    return rgb.permute({2, 0, 1}).to(torch::kFloat).div_(255.0f).sub_(mt).div_(st).contiguous();
+  };
   auto dir = temp_dir("loader_uint8");
   auto ds = loader_dataset(dir, 10);
   for (bool train : {true, false}) {
@@ -375,7 +380,7 @@ TEST(TileLoader, WorkersBuildUint8PixelsNormalisedBitwiseWhereTheyArrive) {
         auto gen = one.generator(0);
         auto crop = train ? random_resized_crop(ds->image(i), 32, gen, o.crop_scale, o.crop_ratio)
                           : resize_shortest_and_center_crop(ds->image(i), 32);
-        old_style.push_back(normalize_image(crop, o.mean, o.std));
+        old_style.push_back(per_crop(crop, o.mean, o.std));
       }
       EXPECT_TRUE(torch::equal(pixels, torch::stack(old_style))) << "train " << train << " batch " << b;
     }
