@@ -1,10 +1,12 @@
 // Tile pipeline throughput: procedural tile drawing, shard building, and TileLoader batches (JPEG decode +
-// RandomResizedCrop + normalisation at 224 px, and caption tokenization when a vocab is given) with 1..N
-// worker threads.
+// RandomResizedCrop at 224 px, and caption tokenization when a vocab is given) with 1..N worker threads: the
+// CPU path (normalised in the workers) and the GPU path's share of the workers (uint8 crops; the GPU normalises
+// after the upload), and the bytes a batch moves to the device.
 //
 //   bench_tile_loader [tiles=512] [max_workers=2] [bpe_simple_vocab_16e6.txt.gz]
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -57,21 +59,52 @@ int main(int argc, char** argv) {
               tiles / seconds_since(t0), o.threads);
 
   auto ds = std::make_shared<TileDataset>(TileDataset::open(o.out_dir));
+  constexpr int64_t kBatch = 32;
+  // Images per second after a warm-up batch, over one epoch, and per second of process CPU time (all threads):
+  // what one busy core delivers, whatever else the machine runs.
+  auto rate = [&](Loader& loader) {
+    loader.next();
+    const auto start = std::chrono::steady_clock::now();
+    const std::clock_t cpu_start = std::clock();
+    const int64_t batches = std::max<int64_t>(1, loader.batches_per_epoch() - 1);
+    for (int64_t b = 0; b < batches; ++b) loader.next();
+    const double images = static_cast<double>(batches * kBatch);
+    const double cpu_s = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+    return std::pair<double, double>{images / seconds_since(start), images / cpu_s};
+  };
   for (int workers = 1; workers <= max_workers; workers *= 2) {
     TileLoaderOptions lo;
-    lo.batch_size = 32;
+    lo.batch_size = kBatch;
     lo.workers = workers;
     lo.prefetch = 2 * workers;
     lo.tokenizer = tokenizer;
-    TileLoader loader(ds, lo);
-    loader.next();  // warm-up
-    t0 = std::chrono::steady_clock::now();
-    const int64_t batches = std::max<int64_t>(1, loader.batches_per_epoch() - 1);
-    for (int64_t b = 0; b < batches; ++b) loader.next();
-    const double s = seconds_since(t0);
-    std::printf("TileLoader train 224 px%s, batch 32, %d worker%s: %.1f images/s\n",
-                tokenizer ? " + tokenize" : "", workers, workers > 1 ? "s" : "", batches * 32 / s);
+    const char* what = tokenizer ? " + tokenize" : "";
+    const char* plural = workers > 1 ? "s" : "";
+    TileLoader cpu_path(ds, lo);
+    const auto [cpu_wall, cpu_core] = rate(cpu_path);
+    std::printf("TileLoader train 224 px%s, batch %lld, %d worker%s, normalised in the workers (CPU path): %.1f "
+                "images/s, %.0f per CPU-second\n", what, static_cast<long long>(kBatch), workers, plural, cpu_wall,
+                cpu_core);
+    Loader gpu_path("tiles", ds->size(), tile_batch_builder(ds, lo), lo);
+    const auto [gpu_wall, gpu_core] = rate(gpu_path);
+    std::printf("TileLoader train 224 px%s, batch %lld, %d worker%s, uint8 crops (GPU path, normalised after the "
+                "upload): %.1f images/s, %.0f per CPU-second\n", what, static_cast<long long>(kBatch), workers, plural,
+                gpu_wall, gpu_core);
   }
+
+  // What one batch moves to the device: the builder's tensors, pixels uint8.
+  TileLoaderOptions lo;
+  lo.tokenizer = tokenizer;
+  BatchRequest request;
+  for (int64_t i = 0; i < kBatch; ++i) request.records.push_back(i % ds->size());
+  const Batch built = tile_batch_builder(ds, lo)(request);
+  int64_t bytes = 0;
+  for (const auto& [key, t] : built.tensors) bytes += static_cast<int64_t>(t.nbytes());
+  const auto pixel_bytes = static_cast<int64_t>(built.at("pixels").nbytes());
+  std::printf("bytes to the device per batch of %lld: %lld (pixels uint8 %lld; as float32 they were %lld); at "
+              "batch 256: %.1f MB (float32 pixels: %.1f MB)\n",
+              static_cast<long long>(kBatch), static_cast<long long>(bytes), static_cast<long long>(pixel_bytes),
+              static_cast<long long>(4 * pixel_bytes), bytes * 8 / 1e6, (bytes + 3 * pixel_bytes) * 8 / 1e6);
   fs::remove_all(dir);
   return 0;
 }

@@ -418,12 +418,21 @@ torch::Tensor random_resized_crop(const torch::Tensor& rgb, int size, torch::Gen
   return resized_crop(rgb, box, size);
 }
 
+torch::Tensor channel_values(const std::array<double, 3>& values, torch::Device device) {
+  return torch::tensor({values[0], values[1], values[2]}, torch::kFloat).view({3, 1, 1}).to(device);
+}
+
+torch::Tensor normalize_pixels(const torch::Tensor& pixels, const torch::Tensor& mean, const torch::Tensor& std) {
+  PATHVLM_CHECK(pixels.defined() && pixels.dim() >= 3 && pixels.size(-3) == 3 && pixels.scalar_type() == torch::kByte,
+                "normalize_pixels: expected uint8 pixels [...,3,H,W], got ",
+                pixels.defined() ? str(pixels.sizes(), " ", pixels.scalar_type()) : std::string("an undefined tensor"));
+  return pixels.to(torch::kFloat).div_(255.0f).sub_(mean).div_(std);
+}
+
 torch::Tensor normalize_image(const torch::Tensor& rgb, const std::array<double, 3>& mean,
                               const std::array<double, 3>& std) {
   check_rgb(rgb, "normalize_image");
-  auto m = torch::tensor({mean[0], mean[1], mean[2]}, torch::kFloat).view({3, 1, 1});
-  auto s = torch::tensor({std[0], std[1], std[2]}, torch::kFloat).view({3, 1, 1});
-  return rgb.permute({2, 0, 1}).to(torch::kFloat).div_(255.0f).sub_(m).div_(s).contiguous();
+  return normalize_pixels(rgb.permute({2, 0, 1}), channel_values(mean), channel_values(std)).contiguous();
 }
 
 }  // namespace pathvlm::data

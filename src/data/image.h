@@ -2,7 +2,7 @@
 // RandomResizedCrop and the OpenAI normalisation.
 //
 // Pixels are uint8 RGB tensors [H, W, 3] (contiguous, CPU) everywhere except the final normalised float
-// [3, H, W] that goes to the model.
+// [3, H, W] that goes to the model (normalize_pixels makes it from uint8 [3, H, W], on any device).
 //
 //   auto img = decode_image(bytes, "shard 'a.h5' record 7");         // gray / RGBA / 16-bit -> RGB uint8
 //   auto train = random_resized_crop(img, 224, gen);                  // open_clip's training augmentation
@@ -82,6 +82,13 @@ torch::Tensor random_resized_crop(const torch::Tensor& rgb, int size, torch::Gen
 constexpr std::array<double, 3> kOpenAiMean = {0.48145466, 0.4578275, 0.40821073};
 constexpr std::array<double, 3> kOpenAiStd = {0.26862954, 0.26130258, 0.27577711};
 
+// Per-channel values as float [3,1,1] on `device`: the mean and std normalize_pixels takes. Made once per loader,
+// so a CUDA normalisation needs no host->device copy per batch.
+torch::Tensor channel_values(const std::array<double, 3>& values, torch::Device device = torch::kCPU);
+// uint8 [...,3,H,W] -> float (x / 255 - mean) / std, on the pixels' device (mean and std from channel_values
+// there). The one place the normalisation is computed: the loader runs it on a whole uploaded batch, and
+// normalize_image on one image, with the same ops in the same order, so the CPU results are bitwise equal.
+torch::Tensor normalize_pixels(const torch::Tensor& pixels, const torch::Tensor& mean, const torch::Tensor& std);
 // uint8 [H,W,3] -> float [3,H,W] = (x / 255 - mean) / std.
 torch::Tensor normalize_image(const torch::Tensor& rgb, const std::array<double, 3>& mean = kOpenAiMean,
                               const std::array<double, 3>& std = kOpenAiStd);

@@ -3,6 +3,11 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <omp.h>
+#ifdef PATHVLM_HAVE_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -11,6 +16,31 @@
 #include "core/random.h"
 
 namespace pathvlm::data {
+namespace {
+
+#ifdef PATHVLM_HAVE_CUDA
+// Runs `upload` (the batch's copy to the device and its finishing hook) on a side stream, overlapping the step
+// computing on the current stream. Returns what next() runs when it hands the batch out: the current stream waits
+// for the upload (an event, no host sync), and each tensor, allocated on the side stream, is marked in use by the
+// current one so the caching allocator does not give its memory away while the step still reads it.
+std::function<void(Batch&)> upload_on_side_stream(Batch& batch, torch::Device device,
+                                                  const std::function<void(Batch&)>& upload) {
+  auto side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
+  auto uploaded = std::make_shared<at::cuda::CUDAEvent>();
+  {
+    c10::cuda::CUDAStreamGuard guard(side);
+    upload(batch);
+    uploaded->record(side);
+  }
+  return [uploaded, device](Batch& b) {
+    auto current = c10::cuda::getCurrentCUDAStream(device.index());
+    uploaded->block(current);
+    for (auto& [key, t] : b.tensors) t.record_stream(current);
+  };
+}
+#endif
+
+}  // namespace
 
 namespace {
 template <typename Value>
@@ -161,7 +191,14 @@ Batch Loader::build(const BatchRequest& request) const {
   if (pinned_)
     for (auto& [key, t] : batch.tensors)
       if (!t.is_pinned()) t = t.pin_memory();
+  // On the CPU the batch is already where it goes: finish it here, in parallel, off the consumer's thread.
+  if (opt_.device.is_cpu() && opt_.finish_on_device) opt_.finish_on_device(batch);
   return batch;
+}
+
+void Loader::to_device(Batch& batch) const {
+  for (auto& [key, t] : batch.tensors) t = t.to(opt_.device, /*non_blocking=*/pinned_);
+  if (opt_.finish_on_device) opt_.finish_on_device(batch);
 }
 
 std::optional<Batch> Loader::next() {
@@ -180,8 +217,27 @@ std::optional<Batch> Loader::next() {
   lock.unlock();
   space_cv_.notify_all();
   if (slot.error) std::rethrow_exception(slot.error);
-  if (opt_.device != torch::kCPU)
-    for (auto& [key, t] : slot.batch->tensors) t = t.to(opt_.device, /*non_blocking=*/pinned_);
+  if (slot.finish_upload)
+    slot.finish_upload(*slot.batch);
+  else if (!opt_.device.is_cpu())
+    to_device(*slot.batch);
+#ifdef PATHVLM_HAVE_CUDA
+  // The following batch, if built, starts its upload now; it stays in done_ until next() hands it out (an error
+  // is its own, rethrown then). The lock is held while the copies and kernels are issued (microseconds): the
+  // workers only add other slots.
+  if (pinned_) {
+    std::lock_guard<std::mutex> relock(mutex_);
+    auto following = done_.find(consume_seq_);
+    if (following != done_.end() && !following->second.error && !following->second.finish_upload) {
+      Slot& ahead = following->second;
+      try {
+        ahead.finish_upload = upload_on_side_stream(*ahead.batch, opt_.device, [this](Batch& b) { to_device(b); });
+      } catch (const std::exception& e) {
+        ahead.error = std::make_exception_ptr(Error(str(name_, ", epoch ", ahead.batch->epoch, ": ", e.what())));
+      }
+    }
+  }
+#endif
   return std::move(slot.batch);
 }
 

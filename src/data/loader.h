@@ -13,6 +13,14 @@
 // oversubscribe them. When the target device is CUDA (and one is available) the builders allocate pinned
 // host memory and next() copies without blocking.
 //
+// LoaderOptions::finish_on_device completes a batch where its tensors are on the target device: a builder can
+// emit compact data (uint8 images: a quarter of float32's bytes over PCIe) and the hook converts it there (the
+// TileLoader normalises its pixels so). On the CPU it runs in the worker after the builder; on another device
+// in next(), after the copy. On CUDA, when next() hands out a batch and the following one is already built,
+// the following one's copy and hook start on a side stream (overlapping the step on the current stream) and the
+// next next() orders the current stream after them with an event: no host synchronisation. A batch uploaded
+// ahead still counts as consumed only when next() hands it out, so cursor() and restore() are unchanged.
+//
 //   Loader loader("tiles 'x'", dataset.size(), builder, options);
 //   loader.restore(saved_cursor);              // optional, before or between batches
 //   data::Batch b = *loader.next();            // on options.device
@@ -87,6 +95,9 @@ struct LoaderOptions {
   int prefetch = 4;     // batches ready or being built ahead of the consumer
   torch::Device device = torch::kCPU;  // where next() delivers the tensors
   bool pin_memory = true;              // pinned host memory + non-blocking copies when `device` is CUDA
+  // Run once per batch once its tensors are on `device` (see above); thread-safe (on the CPU it runs in the
+  // workers) and must not call the loader. Null: none.
+  std::function<void(Batch&)> finish_on_device;
 
   // A copy for a loader of `size` records per rank per batch, training (endless stream) or evaluation (one pass).
   LoaderOptions batches(int64_t size, bool train_stream) const {
@@ -133,9 +144,12 @@ class Loader {
     std::optional<Batch> batch;
     std::exception_ptr error;
     Cursor after;
+    // Set when the batch's upload was started ahead on a CUDA side stream: orders the current stream after it.
+    std::function<void(Batch&)> finish_upload;
   };
   std::optional<Job> make_job();  // under mutex_
   Batch build(const BatchRequest& request) const;
+  void to_device(Batch& batch) const;  // copy to opt_.device, then finish_on_device
   void start();
   void stop();
   void worker();

@@ -6,11 +6,12 @@
 namespace pathvlm::data {
 namespace {
 
-torch::Tensor tile_transform(const TileLoaderOptions& o, const torch::Tensor& rgb, const BatchRequest& request,
-                             int64_t row) {
-  if (!o.train) return normalize_image(resize_shortest_and_center_crop(rgb, o.image_size), o.mean, o.std);
+// The augmented uint8 [S,S,3] image of records[row]: RandomResizedCrop in training, else resize + center crop.
+torch::Tensor tile_crop(const TileLoaderOptions& o, const torch::Tensor& rgb, const BatchRequest& request,
+                        int64_t row) {
+  if (!o.train) return resize_shortest_and_center_crop(rgb, o.image_size);
   auto gen = request.generator(row);
-  return normalize_image(random_resized_crop(rgb, o.image_size, gen, o.crop_scale, o.crop_ratio), o.mean, o.std);
+  return random_resized_crop(rgb, o.image_size, gen, o.crop_scale, o.crop_ratio);
 }
 
 // Record i checked as training needs it; a bad one is replaced by the first good record after it (cyclically) when
@@ -28,7 +29,22 @@ std::pair<int64_t, CheckedTile> usable_record(const TileDataset& dataset, const 
                   checked.problem, ")"));
 }
 
-BatchBuilder tile_builder(std::shared_ptr<const TileDataset> dataset, const TileLoaderOptions& o) {
+// The loader's options with the pixels normalised where the batch arrives (mean and std made there once), before
+// any hook the caller set.
+LoaderOptions normalising_pixels_on_device(const TileLoaderOptions& o) {
+  LoaderOptions options = o;
+  options.finish_on_device = [mean = channel_values(o.mean, o.device), deviation = channel_values(o.std, o.device),
+                              then = o.finish_on_device](Batch& batch) {
+    auto& pixels = batch.tensors.at("pixels");
+    pixels = normalize_pixels(pixels, mean, deviation);
+    if (then) then(batch);
+  };
+  return options;
+}
+
+}  // namespace
+
+BatchBuilder tile_batch_builder(std::shared_ptr<const TileDataset> dataset, const TileLoaderOptions& o) {
   PATHVLM_CHECK(dataset, "TileLoader: no dataset");
   PATHVLM_CHECK(o.image_size >= 1, "TileLoader: image size must be >= 1, got ", o.image_size);
   return [dataset, o](const BatchRequest& request) {
@@ -36,7 +52,7 @@ BatchBuilder tile_builder(std::shared_ptr<const TileDataset> dataset, const Tile
     const int64_t s = o.image_size;
     Batch batch;
     batch.samples = b;
-    auto images = torch::empty({b, 3, s, s}, request.host(torch::kFloat));
+    auto images = torch::empty({b, 3, s, s}, request.host(torch::kByte));
     auto labels = torch::empty({b}, request.host(torch::kInt64));
     auto indices = torch::empty({b}, torch::kInt64), bad = torch::full({b}, -1, torch::kInt64);
     torch::Tensor tokens;
@@ -50,7 +66,7 @@ BatchBuilder tile_builder(std::shared_ptr<const TileDataset> dataset, const Tile
       auto [shown, checked] = usable_record(*dataset, o, i);
       if (shown != i) replaced[k] = i;
       // The augmentation stays seeded by the sampled record: batches do not depend on where bad records are met.
-      images[k].copy_(tile_transform(o, checked.image, request, k));
+      images[k].copy_(tile_crop(o, checked.image, request, k).permute({2, 0, 1}));
       captions.push_back(dataset->caption(shown));
       ids.push_back(dataset->id(shown));
       label[k] = dataset->label(shown);
@@ -66,11 +82,9 @@ BatchBuilder tile_builder(std::shared_ptr<const TileDataset> dataset, const Tile
   };
 }
 
-}  // namespace
-
 TileLoader::TileLoader(std::shared_ptr<const TileDataset> dataset, const TileLoaderOptions& options)
     : Loader(dataset ? str("tiles '", dataset->source(), "'") : "tiles", dataset ? dataset->size() : 0,
-             tile_builder(dataset, options), options),
+             tile_batch_builder(dataset, options), normalising_pixels_on_device(options)),
       tile_opt_(options) {}
 
 torch::Tensor TileLoader::transform(const torch::Tensor& rgb, int64_t epoch, int64_t index) const {
@@ -78,7 +92,7 @@ torch::Tensor TileLoader::transform(const torch::Tensor& rgb, int64_t epoch, int
   request.records = {index};
   request.epoch = epoch;
   request.seed = tile_opt_.seed;
-  return tile_transform(tile_opt_, rgb, request, 0);
+  return normalize_image(tile_crop(tile_opt_, rgb, request, 0), tile_opt_.mean, tile_opt_.std);
 }
 
 }  // namespace pathvlm::data

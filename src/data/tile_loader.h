@@ -2,6 +2,9 @@
 //
 // Train: RandomResizedCrop + normalisation, the crop seeded per record (record_seed), so a run resumed from
 // cursor() sees bit-identical batches whatever the thread timing. Eval: resize + center crop + normalisation.
+// The workers crop to uint8 [3,S,S]; the normalisation runs where the batch arrives (LoaderOptions::
+// finish_on_device, normalize_pixels): on a GPU after the upload, so a quarter of float32's bytes cross PCIe, and
+// on the CPU in the workers. Either way the pixels equal normalize_image's of each crop (bitwise on the CPU).
 // With a tokenizer the workers also tokenize the captions, off the training thread.
 //
 // Records are checked as data/tile_validate.h says (caption, image decode within max_image_pixels(), tokens).
@@ -11,7 +14,7 @@
 //
 //   TileLoader loader(dataset, opts);          // opts.train = true, opts.tokenizer = tok
 //   data::Batch b = *loader.next();
-//   b.at("pixels");      // float [B,3,S,S], normalised
+//   b.at("pixels");      // float [B,3,S,S], normalised, on options.device
 //   b.at("input_ids");   // int64 [B,context] (with a tokenizer)
 //   b.at("labels");      // int64 [B]; -1 where the shards have no labels
 //   b.at("indices");     // int64 [B]: dataset record numbers (of the replacement where a record was bad)
@@ -38,6 +41,10 @@ struct TileLoaderOptions : LoaderOptions {
   std::shared_ptr<const text::ClipTokenizer> tokenizer;  // null: no "input_ids"
   bool skip_bad_records = false;  // replace bad records instead of failing
 };
+
+// The workers' batches: the tensors and strings above, but "pixels" uint8 [B,3,S,S] (what is copied to the
+// device; the TileLoader normalises it there). Public for tests and benchmarks.
+BatchBuilder tile_batch_builder(std::shared_ptr<const TileDataset> dataset, const TileLoaderOptions& options);
 
 class TileLoader : public Loader {
  public:

@@ -211,6 +211,36 @@ TEST(Image, ShortestSideCenterCropAndNormalise) {
   }
 }
 
+// The loader normalises whole uint8 [B,3,H,W] batches where they arrive: the same values, bit for bit, as the
+// per-image normalisation the workers did before (its formula kept here as the reference) and normalize_image.
+TEST(Image, NormalizePixelsOfABatchEqualsNormalizeImageBitwise) {
+  const std::array<double, 3> mean = {0.5, 0.25, 0.125}, std = {0.3, 0.2, 0.7};
+  auto per_image = [](const torch::Tensor& rgb, const std::array<double, 3>& m, const std::array<double, 3>& s) {
+    auto mt = torch::tensor({m[0], m[1], m[2]}, torch::kFloat).view({3, 1, 1});
+    auto st = torch::tensor({s[0], s[1], s[2]}, torch::kFloat).view({3, 1, 1});
+    return rgb.permute({2, 0, 1}).to(torch::kFloat).div_(255.0f).sub_(mt).div_(st).contiguous();
+  };
+  std::vector<torch::Tensor> images, expected, expected_openai;
+  for (int k = 0; k < 4; ++k) {
+    images.push_back(random_image(17, 23, 100 + k));
+    expected.push_back(per_image(images.back(), mean, std));
+    expected_openai.push_back(per_image(images.back(), kOpenAiMean, kOpenAiStd));
+    EXPECT_TRUE(torch::equal(normalize_image(images.back(), mean, std), expected.back()));
+    EXPECT_TRUE(torch::equal(normalize_openai(images.back()), expected_openai.back()));
+  }
+  auto batch = torch::stack(images).permute({0, 3, 1, 2}).contiguous();  // uint8 [4,3,17,23], as the loader's
+  auto x = normalize_pixels(batch, channel_values(mean), channel_values(std));
+  EXPECT_EQ(x.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::equal(x, torch::stack(expected)));
+  EXPECT_TRUE(torch::equal(normalize_pixels(batch, channel_values(kOpenAiMean), channel_values(kOpenAiStd)),
+                           torch::stack(expected_openai)));
+  EXPECT_FALSE(torch::equal(x, torch::stack(expected_openai)));  // the mean and std are used
+  EXPECT_NE(error_of([&] { normalize_pixels(batch.to(torch::kFloat), channel_values(mean), channel_values(std)); })
+                .find("normalize_pixels: expected uint8 pixels [...,3,H,W], got [4, 3, 17, 23] Float"),
+            std::string::npos);
+  EXPECT_THROW(normalize_pixels(images[0], channel_values(mean), channel_values(std)), pathvlm::Error);  // HWC
+}
+
 TEST(Image, RandomResizedCropIsDeterministicAndInRange) {
   auto img = random_image(64, 80, 11);
   std::set<std::tuple<int, int, int, int>> boxes;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <thread>
 
@@ -167,6 +168,51 @@ TEST(Loader, EvalPassCoversEachRecordOnceAcrossRanks) {
   std::vector<int64_t> expected(23);
   std::iota(expected.begin(), expected.end(), 0);
   EXPECT_EQ(all, expected);
+}
+
+// finish_on_device completes each batch exactly once where its tensors are: on the CPU in the workers (a batch
+// discarded by restore() may be finished without being handed out), elsewhere in next() after the copy. The
+// meta device stands in for a GPU here: the copy and the hook run, with shapes but no data.
+TEST(Loader, FinishOnDeviceRunsOncePerBatchWhereTheTensorsAre) {
+  std::atomic<int> finished{0}, not_on_device{0};
+  auto finishing_on = [&](torch::Device device) {
+    auto options = toy_options();
+    options.device = device;
+    options.finish_on_device = [&finished, &not_on_device, device](Batch& b) {
+      ++finished;
+      if (b.at("values").device() != device) ++not_on_device;
+      b.tensors["values"] = b.at("values") + 1000;  // twice would add 2000
+      b.tensors["finished"] = torch::ones({b.samples}, b.at("values").options());
+    };
+    return options;
+  };
+  const auto options = finishing_on(torch::kCPU);
+  auto cpu = std::make_unique<Loader>("toy", 30, toy_batch, options);
+  DistributedSampler sampler(30, 4, 0, 1, 5);
+  for (int b = 0; b < 9; ++b) {
+    auto batch = cpu->next();
+    auto expected = sampler.next_batch();
+    for (auto& v : expected) v += 1000;
+    ASSERT_EQ(values_of(*batch), expected) << "batch " << b;
+    EXPECT_TRUE(torch::equal(batch->at("finished"), torch::ones({4}, torch::kInt64)));
+  }
+  EXPECT_EQ(cpu->cursor().batch, 2);  // 9 handed out: epoch 1, batch 2; the batches built ahead do not count
+  EXPECT_EQ(cpu->cursor().epoch, 1);
+  cpu.reset();
+  EXPECT_GE(finished.load(), 9);
+  EXPECT_LE(finished.load(), 9 + options.prefetch);  // in the workers, at most `prefetch` ahead
+  EXPECT_EQ(not_on_device.load(), 0);
+
+  finished = 0;
+  Loader meta("toy", 30, toy_batch, finishing_on(torch::kMeta));
+  for (int b = 0; b < 5; ++b) {
+    auto batch = meta.next();
+    EXPECT_EQ(finished.load(), b + 1) << "finished in next(), once per batch handed out";
+    EXPECT_TRUE(batch->at("values").is_meta());
+    EXPECT_TRUE(batch->at("finished").is_meta());
+    EXPECT_EQ(batch->at("noise").sizes(), (std::vector<int64_t>{4, 4}));
+  }
+  EXPECT_EQ(not_on_device.load(), 0);
 }
 
 TEST(Loader, BatchAccessorsNameTheMissingKey) {

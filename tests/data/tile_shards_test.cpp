@@ -2,10 +2,12 @@
 // `pathvlm shards build` end to end, and the TileLoader over the result.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "core/error.h"
 #include "io/hdf5.h"
@@ -328,6 +330,107 @@ TEST(TileLoader, TrainBatchesFollowTheSamplerAndResumeBitExactly) {
     }
     EXPECT_GE(loader.total_wait_seconds(), 0.0);
   }
+  fs::remove_all(dir);
+}
+
+// The workers crop to uint8 [B,3,S,S] (a quarter of float32's bytes to copy to a GPU); the loader normalises the
+// batch where it arrives, bit for bit what the workers' per-crop normalisation gave before (its formula kept here
+// as the reference), in training (RandomResizedCrop seeded per record) and evaluation (resize + center crop).
+TEST(TileLoader, WorkersBuildUint8PixelsNormalisedBitwiseWhereTheyArrive) {
+  auto per_crop = [](const torch::Tensor& rgb, const std::array<double, 3>& m, const std::array<double, 3>& s) {
+    auto mt = torch::tensor({m[0], m[1], m[2]}, torch::kFloat).view({3, 1, 1});
+    auto st = torch::tensor({s[0], s[1], s[2]}, torch::kFloat).view({3, 1, 1});
+    return rgb.permute({2, 0, 1}).to(torch::kFloat).div_(255.0f).sub_(mt).div_(st).contiguous();
+  };
+  auto dir = temp_dir("loader_uint8");
+  auto ds = loader_dataset(dir, 10);
+  for (bool train : {true, false}) {
+    auto o = loader_options(0, 1);
+    o.train = train;
+    o.mean = {0.5, 0.4, 0.3};
+    o.std = {0.2, 0.25, 0.3};
+    BatchRequest request;
+    request.records = {4, 0, 7};
+    request.epoch = 2;
+    request.seed = o.seed;
+    auto crops = tile_batch_builder(ds, o)(request).at("pixels");
+    ASSERT_EQ(crops.scalar_type(), torch::kByte);
+    ASSERT_EQ(crops.sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+    for (int64_t k = 0; k < 3; ++k) {
+      const auto image = ds->image(request.records[k]);
+      auto gen = request.generator(k);
+      auto crop = train ? random_resized_crop(image, 32, gen, o.crop_scale, o.crop_ratio)
+                        : resize_shortest_and_center_crop(image, 32);
+      EXPECT_TRUE(torch::equal(crops[k], crop.permute({2, 0, 1}))) << "train " << train << " row " << k;
+    }
+
+    TileLoader loader(ds, o);
+    for (int b = 0; b < 3; ++b) {
+      auto batch = loader.next();
+      ASSERT_TRUE(batch);
+      const auto& pixels = batch->at("pixels");
+      ASSERT_EQ(pixels.scalar_type(), torch::kFloat);
+      std::vector<torch::Tensor> old_style;  // the per-tile normalisation the workers did before
+      for (int64_t k = 0; k < batch->samples; ++k) {
+        const int64_t i = batch->at("indices")[k].item<int64_t>();
+        BatchRequest one;
+        one.records = {i};
+        one.epoch = batch->epoch;
+        one.seed = o.seed;
+        auto gen = one.generator(0);
+        auto crop = train ? random_resized_crop(ds->image(i), 32, gen, o.crop_scale, o.crop_ratio)
+                          : resize_shortest_and_center_crop(ds->image(i), 32);
+        old_style.push_back(per_crop(crop, o.mean, o.std));
+      }
+      EXPECT_TRUE(torch::equal(pixels, torch::stack(old_style))) << "train " << train << " batch " << b;
+    }
+  }
+
+  // Off the CPU the normalisation runs after the copy (the meta device stands in for a GPU: shapes, no data).
+  auto o = loader_options(0, 1);
+  o.device = torch::kMeta;
+  TileLoader meta(ds, o);
+  auto batch = meta.next();
+  EXPECT_TRUE(batch->at("pixels").is_meta());
+  EXPECT_EQ(batch->at("pixels").scalar_type(), torch::kFloat);
+  EXPECT_EQ(batch->at("pixels").sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+  fs::remove_all(dir);
+}
+
+// On CUDA the workers' uint8 batches are uploaded (the following one on a side stream while the current step
+// runs) and normalised on the GPU: the CPU's batches in the same order (CUDA divides by a scalar through its
+// reciprocal, so a last bit may differ), the cursor counting only the batches handed out, and a resume identical.
+TEST(TileLoaderCuda, SideStreamUploadDeliversTheCpuBatches) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto dir = temp_dir("loader_cuda");
+  auto ds = loader_dataset(dir, 20);
+  auto o = loader_options(0, 1);
+  TileLoader cpu(ds, o);
+  o.device = torch::Device(torch::kCUDA, 0);
+  TileLoader gpu(ds, o);
+  auto step = torch::randn({1024, 1024}, o.device);
+  std::vector<torch::Tensor> seen;
+  for (int b = 0; b < 8; ++b) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the following batch is built: uploaded ahead
+    auto expected = cpu.next();
+    auto batch = gpu.next();
+    step = step.matmul(step).tanh();  // work on the current stream while the next batch uploads
+    const auto& pixels = batch->at("pixels");
+    ASSERT_TRUE(pixels.is_cuda());
+    EXPECT_EQ(pixels.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::equal(batch->at("indices").cpu(), expected->at("indices"))) << "batch " << b;
+    EXPECT_TRUE(torch::allclose(pixels.cpu(), expected->at("pixels"), 1e-5, 1e-5)) << "batch " << b;
+    EXPECT_EQ(gpu.cursor().epoch, cpu.cursor().epoch);
+    EXPECT_EQ(gpu.cursor().batch, cpu.cursor().batch);
+    seen.push_back(pixels);
+  }
+  TileLoader resumed(ds, o);
+  TileLoader first(ds, o);
+  for (int b = 0; b < 5; ++b) first.next();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  first.next();  // batch 5 handed out; batch 6 is being uploaded ahead and does not count
+  resumed.restore(first.cursor());
+  for (int b = 6; b < 8; ++b) EXPECT_TRUE(torch::equal(resumed.next()->at("pixels"), seen[b])) << "batch " << b;
   fs::remove_all(dir);
 }
 
