@@ -1,7 +1,9 @@
 // Training step throughput of CLIP (the clip task's step without data loading): a CLIP preset with random
 // weights, synthetic uint8 images and token ids made on the device once, and per step: normalisation on the
 // device, both towers in bf16 autocast, symmetric InfoNCE, backward through the Reducer (one rank: no
-// collective), gradient clipping at 1.0 and pathvlm's AdamW. The python peers (scripts/gpu/bench_clip_peer.py)
+// collective), gradient clipping at 1.0, the non-finite skip flag and pathvlm's AdamW (fused on CUDA), as the
+// Trainer runs them. After the timed steps, two more run under a HostReadCounter (core/host_reads.h): the JSON's
+// host_reads_per_step must be 0 for the GPU to run ahead of the loop. The python peers (scripts/gpu/bench_clip_peer.py)
 // run the same step with transformers.CLIPModel; scripts/gpu/check.sh puts them side by side.
 //
 //   bench_clip_step [--preset ViT-B-16] [--batch 256] [--steps 20] [--warmup 5] [--device cuda]
@@ -17,11 +19,13 @@
 #include "bench_args.h"
 #include "core/compat.h"
 #include "core/device_stats.h"
+#include "core/host_reads.h"
 #include "dist/process_group.h"
 #include "dist/reducer.h"
 #include "losses/contrastive.h"
 #include "models/clip/model.h"
 #include "train/adamw.h"
+#include "train/nonfinite_steps.h"
 
 using namespace pathvlm;
 using bench::arg;
@@ -66,8 +70,11 @@ int main(int argc, char** argv) {
   const auto mean = torch::tensor({0.48145466f, 0.4578275f, 0.40821073f}, device).view({1, 3, 1, 1});
   const auto std = torch::tensor({0.26862954f, 0.26130258f, 0.27577711f}, device).view({1, 3, 1, 1});
 
+  train::NonFiniteSteps nonfinite(device);
+  int64_t step_number = 0;
   double last_loss = 0;
   auto step = [&] {
+    StepScope scope;
     torch::Tensor loss;
     {
       compat::AutocastGuard autocast(device.type(), bf16, torch::kBFloat16);
@@ -81,8 +88,8 @@ int main(int argc, char** argv) {
     reducer.prepare_backward(true);
     loss.backward();
     reducer.finish_backward();
-    train::clip_grad_norm(optimizer.grads(), 1.0, nullptr);
-    optimizer.step(1e-4);
+    auto norm = train::clip_grad_norm(optimizer.grads(), 1.0, nullptr);
+    optimizer.step(1e-4, nonfinite.record(loss, norm, ++step_number));
     reducer.zero_grad();
     return loss;
   };
@@ -99,15 +106,23 @@ int main(int argc, char** argv) {
   sync();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count() / steps;
   last_loss = loss.item<double>();
+  double host_reads_per_step = 0;
+  {
+    HostReadCounter reads;  // untimed: its observers slow every operator down
+    for (int i = 0; i < 2; ++i) step();
+    host_reads_per_step = static_cast<double>(reads.in_steps()) / 2;
+  }
+  sync();
 
   const double flops = models::train_flops_per_sample(c);
   const double samples_per_s = batch / seconds;
   const double mfu = peak_tflops > 0 ? flops * samples_per_s / (peak_tflops * 1e12) : 0;
   std::printf("{\"name\": \"pathvlm\", \"preset\": \"%s\", \"batch\": %lld, \"precision\": \"%s\", \"device\": \"%s\", "
               "\"samples_per_s\": %.2f, \"step_s\": %.5f, \"flops_per_sample\": %.6g, \"peak_tflops\": %.1f, "
-              "\"mfu\": %.4f, \"peak_mem_gib\": %.3f, \"loss\": %.4f}\n",
+              "\"mfu\": %.4f, \"peak_mem_gib\": %.3f, \"loss\": %.4f, \"fused_adamw\": %s, "
+              "\"host_reads_per_step\": %g}\n",
               preset.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : "fp32", device.str().c_str(),
               samples_per_s, seconds, flops, peak_tflops, mfu, peak_memory_bytes(device) / double(1ull << 30),
-              last_loss);
+              last_loss, optimizer.fused() ? "true" : "false", host_reads_per_step);
   return 0;
 }

@@ -91,6 +91,7 @@ step unit_dist 60 step_unit_dist
 step clip_bench_pathvlm 90 step_clip_bench_pathvlm
 step clip_bench_eager 90 step_clip_bench_eager
 step clip_bench_compile 200 step_clip_bench_compile
+step clip_train_syncs 90 step_clip_train_syncs
 # The remaining targets build while the checks that measure nothing run.
 (cd "$ROOT" && timeout -k 5 240 cmake --build "$BUILD" --target $SECOND_TARGETS -j"$(nproc)" >"$OUT/build_second.log" 2>&1
  echo $? >"$OUT/build_second.status") &

@@ -85,7 +85,10 @@ EOF
 step_clip_bench_pathvlm() {
   # shellcheck disable=SC2046
   "$BUILD/benchmarks/bench_clip_step" $(clip_bench_args) | tee "$OUT/clip_bench_pathvlm.json" || return 1
-  figure "$(bench_figure "$OUT/clip_bench_pathvlm.json")"
+  local reads
+  reads=$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(r["host_reads_per_step"])' "$OUT/clip_bench_pathvlm.json")
+  figure "$(bench_figure "$OUT/clip_bench_pathvlm.json"), host reads per step $reads"
+  [ "$reads" = 0 ]  # a read inside the step stalls the GPU
 }
 clip_peer() {
   need_python "transformers CLIPModel $1"
@@ -104,6 +107,28 @@ EOF
 )
   figure "$(bench_figure "$OUT/clip_bench_$1.json"); pathvlm / $1 = ${ratio}x"
 }
+# The Trainer's real loop on the GPU: the demo CLIP on synthetic tiles for 60 steps (6 with --cpu), with every host
+# read inside a step traced (core/host_reads.h); passes when there is none.
+step_clip_train_syncs() {
+  local demo="$WORK/clip_demo" runs="$WORK/clip_runs" steps=60
+  [ "$MODE" = cpu ] && steps=6
+  "$BUILD/pathvlm" synth tiles --out "$demo/tiles" --size 64 --train-per-class 40 --val-per-class 5 \
+    --zeroshot-per-class 5 --seed 0 >/dev/null || return 1
+  local split
+  for split in train val zeroshot; do
+    "$BUILD/pathvlm" shards build "$demo/tiles/$split.csv" --out "$demo/shards/$split" >/dev/null || return 1
+  done
+  PATHVLM_TRACE_HOST_READS=1 "$BUILD/pathvlm" train "$ROOT/configs/clip/demo_tiny.yaml" run.name=syncs \
+    "run.runs_dir=$runs" "train.device=$DEVICE" "train.steps=$steps" eval.every=0 log.every=20 checkpoint.every_steps=0 \
+    "clip.vocab=$VOCAB" "clip.data.train=$demo/shards/train" "clip.data.val=$demo/shards/val" \
+    "clip.data.zeroshot=$demo/shards/zeroshot" "clip.eval.classes=$demo/tiles/zeroshot.yaml" \
+    >"$WORK/clip_train_syncs.txt" 2>&1 || { tail -20 "$WORK/clip_train_syncs.txt"; return 1; }
+  local reads
+  reads=$(grep -o 'host reads inside steps: [0-9]* in [0-9]* steps' "$WORK/clip_train_syncs.txt")
+  figure "$reads; $(grep -o "step $steps/$steps | [^|]* | loss [0-9.]*" "$WORK/clip_train_syncs.txt" | head -1)"
+  grep -q 'host reads inside steps: 0 ' "$WORK/clip_train_syncs.txt"
+}
+
 step_clip_bench_eager() { clip_peer eager; }
 step_clip_bench_compile() { clip_peer compile; }
 

@@ -40,9 +40,6 @@ std::function<void(Batch&)> upload_on_side_stream(Batch& batch, torch::Device de
 }
 #endif
 
-}  // namespace
-
-namespace {
 template <typename Value>
 const Value& named(const std::map<std::string, Value>& items, const std::string& key, const char* what) {
   auto it = items.find(key);

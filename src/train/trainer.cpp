@@ -5,8 +5,10 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include "core/compat.h"
@@ -156,6 +158,9 @@ int Trainer::run() {
   s.build_model();
   s.resume();
   install_preemption_handlers();
+  // PATHVLM_TRACE_HOST_READS=1: every host read inside a step is printed with its stack, and counted at the end.
+  std::optional<HostReadCounter> host_reads;
+  if (std::getenv("PATHVLM_TRACE_HOST_READS")) host_reads.emplace();
 
   const int64_t total = tc.steps;
   log_info("training ", total - s.step, " steps (", s.step, " done) of ", tc.grad_accum, " x ", tc.micro_batch_size,
@@ -300,6 +305,7 @@ int Trainer::run() {
                                    " resumed pieces")
                              : "");
   if (s.rank == 0) s.write_results();
+  if (host_reads) log_info("host reads inside steps: ", host_reads->in_steps(), " in ", host_reads->steps(), " steps");
   s.comm->barrier();
   return 0;
 }

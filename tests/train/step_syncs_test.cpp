@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <vector>
 
@@ -97,4 +99,20 @@ TEST(StepSyncs, NonFiniteStepsAreReportedAtTheNextSyncPoint) {
   const auto state = nlohmann::json::parse(read_text(dir + "/nan/checkpoints/step_00000008/trainer_state.json"));
   EXPECT_EQ(state["skipped_steps"], 2);
   EXPECT_EQ(state["optimizer"]["step"], 6);  // AdamW counted only the applied updates
+}
+
+// Under mpirun: two ranks with the optimizer state sharded (the gradient norm summed over ranks, parameters
+// all-gathered after the update) read nothing on the host either.
+TEST(MpiStepSyncs, TheShardedStepOnTwoRanksReadsNothingOnTheHost) {
+  // Both ranks share the run directory: named after mpirun's process.
+  const auto dir = (std::filesystem::temp_directory_path() / ("pathvlm_test_mpi_syncs_" + std::to_string(::getppid())))
+                       .string();
+  auto job = job_of(dir, "sharded");
+  job.dist.shard_optimizer = true;
+  HostReadCounter reads;
+  ASSERT_EQ(train::Trainer(job, std::make_unique<ObservedLmTask>()).run(), 0);
+  EXPECT_EQ(reads.steps(), 8);
+  EXPECT_EQ(reads.in_steps(), 0) << join(reads.in_step_reads());
+  if (const char* rank = std::getenv("OMPI_COMM_WORLD_RANK"); rank && std::string(rank) == "0")
+    std::filesystem::remove_all(dir);  // the run ended with a barrier: the other rank is done with it
 }
