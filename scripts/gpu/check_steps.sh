@@ -119,7 +119,7 @@ step_clip_train_syncs() {
     "$BUILD/pathvlm" shards build "$demo/tiles/$split.csv" --out "$demo/shards/$split" >/dev/null || return 1
   done
   PATHVLM_TRACE_HOST_READS=1 "$BUILD/pathvlm" train "$ROOT/configs/clip/demo_tiny.yaml" run.name=syncs \
-    "run.runs_dir=$runs" "train.device=$DEVICE" "train.steps=$steps" eval.every=0 log.every=20 checkpoint.every_steps=0 \
+    "run.runs_dir=$runs" "train.device=$DEVICE" "train.steps=$steps" "optim.warmup_steps=$((steps / 6))" eval.every=0 log.every=20 checkpoint.every_steps=0 \
     "clip.vocab=$VOCAB" "clip.data.train=$demo/shards/train" "clip.data.val=$demo/shards/val" \
     "clip.data.zeroshot=$demo/shards/zeroshot" "clip.eval.classes=$demo/tiles/zeroshot.yaml" \
     >"$WORK/clip_train_syncs.txt" 2>&1 || { tail -20 "$WORK/clip_train_syncs.txt"; return 1; }
