@@ -150,10 +150,10 @@ torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& grads, double max
     sq = sq.reshape({1}).contiguous();
     sum_over->allreduce(sq, dist::ReduceOp::Sum);
   }
-  auto norm = sq.sqrt().reshape({});
+  auto norm = sq.to(torch::kDouble).sqrt().reshape({});
   if (max_norm > 0 && !grads.empty()) {
     // min(1, max_norm / (norm + 1e-6)): exactly 1 below the limit; on the device, so nothing waits for the norm.
-    auto scale = (max_norm / (norm.to(torch::kDouble) + 1e-6)).clamp_max(1.0).to(torch::kFloat32);
+    auto scale = (max_norm / (norm + 1e-6)).clamp_max(1.0);
     for (const auto& g : grads) g.mul_(scale);
   }
   return norm;

@@ -77,7 +77,7 @@ class AdamW {
 // shard; nullptr when every rank holds the whole gradient), computed in fp32 whatever the gradients' dtype (bf16
 // has fp32's range, so the norm is non-finite only when a gradient is). When max_norm > 0 and the norm exceeds
 // it, scales the gradients in place to max_norm, by a factor computed on the device (no host read). Returns the
-// norm before clipping, a 0-dim float32 tensor on the gradients' device (may be inf/nan: the caller skips).
+// norm before clipping, a 0-dim float64 tensor on the gradients' device (may be inf/nan: the caller skips).
 torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& grads, double max_norm, dist::Comm* sum_over);
 
 // Which trainable parameters get weight decay: tensors with 2+ dimensions whose name contains neither "bias"
