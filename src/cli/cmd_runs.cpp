@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/compare_options.h"
 #include "core/error.h"
 #include "sweep/run_table.h"
 #include "sweep/sweep_dir.h"
@@ -44,13 +45,9 @@ int compare(const Args& args) {
               "metrics, wall time, samples/s; the best run's resolved config; optionally a PNG of one metric across "
               "the runs. Give run directories, a sweep directory or a folder of runs.");
   p.positional("runs", "run directories, or a folder holding them", true);
-  p.option("metric", "the metric to compare, plot and pick the best run by (default: the first eval/* metric)");
-  p.option("sort", "name, state, step, loss, wall, samples_per_s or a metric (best first); default: the metric");
-  p.option("format", "md, csv or json", false, "md");
-  p.option("plot", "write a PNG of the metric across the runs here");
+  add_compare_options(p, "run", "write a PNG of the metric across the runs here");
   if (!p.parse(args)) return 0;
-  std::cout << sweep::compare_runs(collect(p.positionals()),
-                                   {p.get("metric"), p.get("sort"), p.get("format"), p.get("plot")});
+  std::cout << sweep::compare_runs(collect(p.positionals()), compare_options(p));
   return 0;
 }
 

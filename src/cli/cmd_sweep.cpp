@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/compare_options.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "sweep/expand.h"
@@ -141,14 +142,11 @@ int status(const Args& args) {
               "pending), step/total, last loss, best and final eval metrics, wall time, samples/s; a PNG of the "
               "compared metric across points; the best point's resolved config.");
   p.positional("dir", "the sweep directory");
-  p.option("metric", "the metric to compare, plot and pick the best point by (default: the first eval/* metric)");
-  p.option("sort", "name, state, step, loss, wall, samples_per_s or a metric (best first); default: the metric");
-  p.option("format", "md, csv or json", false, "md");
-  p.option("plot", "where the PNG goes (default: <dir>/<metric>.png)");
+  add_compare_options(p, "point", "where the PNG goes (default: <dir>/<metric>.png)");
   if (!p.parse(args)) return 0;
   const sweep::SweepDir dir = sweep::open_sweep_dir(p.positionals()[0]);
   const auto runs = sweep::point_states(dir, sweep::slurm_queue(dir));
-  sweep::CompareOptions o{p.get("metric"), p.get("sort"), p.get("format"), p.get("plot")};
+  sweep::CompareOptions o = compare_options(p);
   if (o.plot.empty()) {
     std::string file = sweep::compared_metric(runs, o.metric);
     for (char& c : file) c = c == '/' ? '_' : c;
