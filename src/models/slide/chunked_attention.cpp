@@ -1,5 +1,6 @@
 #include "models/slide/chunked_attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -15,8 +16,16 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 // For each key chunk: does it hold a masked key? Chunks of real keys skip the masking pass.
 std::vector<bool> chunks_with_masked_keys(const torch::Tensor& key_mask, int64_t S, int64_t chunk) {
   std::vector<bool> masked;
-  for (int64_t k0 = 0; k0 < S; k0 += chunk)
-    masked.push_back(key_mask.defined() && !key_mask.narrow(1, k0, std::min(chunk, S - k0)).all().item<bool>());
+  // Read once in host memory (on CUDA + libtorch 2.x memory_linear_attention takes the fused kernel instead).
+  const auto keep = key_mask.defined() ? key_mask.to(torch::kCPU, torch::kBool).contiguous() : torch::Tensor();
+  for (int64_t k0 = 0; k0 < S; k0 += chunk) {
+    bool any_masked = false;
+    for (int64_t b = 0; keep.defined() && b < keep.size(0) && !any_masked; ++b) {
+      const bool* row = keep.data_ptr<bool>() + b * S;
+      any_masked = !std::all_of(row + k0, row + std::min(S, k0 + chunk), [](bool k) { return k; });
+    }
+    masked.push_back(any_masked);
+  }
   return masked;
 }
 

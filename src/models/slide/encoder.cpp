@@ -1,8 +1,23 @@
 #include "models/slide/encoder.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace pathvlm::models::slide {
+namespace {
+// Checked in host memory only: on a GPU the check would wait for the device every forward, and the slide bag
+// loaders already refuse slides without tiles ("0 tiles").
+bool every_row_has_a_true(const torch::Tensor& mask) {
+  if (!mask.is_cpu()) return true;
+  const auto m = mask.contiguous();
+  const bool* p = m.data_ptr<bool>();
+  for (int64_t r = 0; r < m.size(0); ++r)
+    if (std::none_of(p + r * m.size(1), p + (r + 1) * m.size(1), [](bool keep) { return keep; })) return false;
+  return true;
+}
+}  // namespace
+
 
 SlideEncoderImpl::SlideEncoderImpl(const SlideEncoderConfig& c) : config_(c) {
   c.validate("slide encoder");
@@ -32,7 +47,7 @@ SlideOutput SlideEncoderImpl::forward(const torch::Tensor& features, const torch
                     coords.size(2) == 2,
                 "slide encoder: expected coords [", B, ", ", N, ", 2], got ",
                 coords.defined() ? coords.sizes() : torch::IntArrayRef{});
-  PATHVLM_CHECK(N > 0 && mask.any(1).all().item<bool>(), "slide encoder: every slide needs at least one real tile");
+  PATHVLM_CHECK(N > 0 && every_row_has_a_true(mask), "slide encoder: every slide needs at least one real tile");
   const auto dtype = parameters().front().scalar_type();
   auto padding = mask.logical_not().unsqueeze(-1);
   auto tiles = features.to(dtype).masked_fill(padding, 0.0);

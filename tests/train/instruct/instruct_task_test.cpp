@@ -7,6 +7,8 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/host_reads.h"
+#include "core/join.h"
 #include "models/clip/weights.h"
 #include "train/instruct/task.h"
 #include "train/job_config.h"
@@ -73,7 +75,9 @@ TEST(InstructTask, PhaseTwoStartsFromPhaseOne) {
   p2.optim.warmup_steps = 0;
   p2.checkpoint.export_final = false;
   p2.train.init_from = {train::InitSource{dir + "/p1", {}, true}};
+  HostReadCounter reads;  // the instruct step reads nothing on the host (core/host_reads.h)
   train::train(p2);
+  EXPECT_EQ(reads.in_steps(), 0) << join(reads.in_step_reads());
   const auto from = load_all(checkpoint_weights(dir + "/p1", 3));
   const auto to = load_all(checkpoint_weights(dir + "/p2", 1));
   ASSERT_EQ(from.size(), to.size());

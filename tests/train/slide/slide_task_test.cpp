@@ -7,6 +7,8 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/host_reads.h"
+#include "core/join.h"
 #include "data/slide_bags.h"
 #include "train/init_from.h"
 #include "train/slide/task.h"
@@ -27,7 +29,9 @@ TEST(SlideTask, LearnsToMatchHeldOutSlidesWithTheirReportsAndToClassifyThem) {
   auto& sc = job.task_config<train::SlideTaskConfig>();
   sc.data.val = {slides.val_csv};
   sc.eval.classes = slides.zeroshot_yaml;
+  HostReadCounter reads;  // the slide step reads nothing on the host either (core/host_reads.h)
   train::train(job);
+  EXPECT_EQ(reads.in_steps(), 0) << join(reads.in_step_reads());
   const auto record = last_record_with(dir + "/learn/metrics.jsonl", "zeroshot/top1");
   ASSERT_FALSE(record.is_null()) << read_text(dir + "/learn/log.txt");
   // Chance: 1/4 for the kinds, 1/16 and 5/16 for R@1 and R@5 among the 16 held-out slides (several share a kind mix).
