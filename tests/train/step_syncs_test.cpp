@@ -69,6 +69,20 @@ TEST(StepSyncs, TheLmStepReadsNothingOnTheHost) {
   for (size_t i = 2; i < observed->collectives_at_step.size(); ++i)
     EXPECT_EQ(observed->collectives_at_step[i] - observed->collectives_at_step[i - 1], per_step) << "step " << i;
   EXPECT_TRUE(observed->host_is_device_comm);
+  std::filesystem::remove_all(dir);
+}
+
+// bf16 autocast and bf16 weights (fp32 masters copied back after the update) add no read either.
+TEST(StepSyncs, Bf16PrecisionsReadNothingOnTheHost) {
+  for (const char* precision : {"bf16-mixed", "bf16"}) {
+    auto dir = fresh_dir(std::string("syncs_") + precision);
+    auto job = job_of(dir, precision);
+    job.train.precision = precision;
+    HostReadCounter reads;
+    ASSERT_EQ(train::Trainer(job, std::make_unique<ObservedLmTask>()).run(), 0) << precision;
+    EXPECT_EQ(reads.in_steps(), 0) << precision << ": " << join(reads.in_step_reads());
+    std::filesystem::remove_all(dir);
+  }
 }
 
 TEST(StepSyncs, AReadInsideAStepIsCaught) {
@@ -79,6 +93,7 @@ TEST(StepSyncs, AReadInsideAStepIsCaught) {
   ASSERT_EQ(train::Trainer(job_of(dir, "caught"), std::move(task)).run(), 0);
   EXPECT_EQ(reads.in_steps(), 8);
   for (const auto& read : reads.in_step_reads()) EXPECT_EQ(read, "aten::_local_scalar_dense");
+  std::filesystem::remove_all(dir);
 }
 
 // Skipping is decided on the device and reported at the next sync point: steps 2 and 3 are skipped (the log
@@ -99,6 +114,7 @@ TEST(StepSyncs, NonFiniteStepsAreReportedAtTheNextSyncPoint) {
   const auto state = nlohmann::json::parse(read_text(dir + "/nan/checkpoints/step_00000008/trainer_state.json"));
   EXPECT_EQ(state["skipped_steps"], 2);
   EXPECT_EQ(state["optimizer"]["step"], 6);  // AdamW counted only the applied updates
+  std::filesystem::remove_all(dir);
 }
 
 // Under mpirun: two ranks with the optimizer state sharded (the gradient norm summed over ranks, parameters
