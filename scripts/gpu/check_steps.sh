@@ -4,7 +4,7 @@
 # returns 0 (pass), 77 (skip: $FIGURE says why) or anything else (fail).
 
 FIRST_TARGETS="pathvlm test_dist bench_clip_step"
-SECOND_TARGETS="test_core test_models bench_slide_memory bench_slide_step bench_instruct_step bench_llama_load"
+SECOND_TARGETS="test_core test_models test_data bench_slide_memory bench_slide_step bench_instruct_step bench_llama_load"
 DEVICE=cuda
 [ "$MODE" = cpu ] && DEVICE=cpu
 
@@ -49,6 +49,18 @@ step_unit_dist() {
   "$BUILD/tests/test_dist" --gtest_filter="$filter" | tee "$WORK/unit_dist.txt"
   local rc=${PIPESTATUS[0]}
   figure "$(grep -E '^\[  PASSED  \]|FAILED TEST' "$WORK/unit_dist.txt" | tr -d '\n') ($filter)"
+  return "$rc"
+}
+
+# The loader on the device: uint8 batches normalised after the upload, the next batch uploaded on a side stream.
+step_unit_loader() {
+  local filter='TileLoaderCuda.*:TileLoader.*:Loader.*'
+  "$BUILD/tests/test_data" --gtest_filter="$filter" | tee "$WORK/unit_loader.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(grep -E '^\[  PASSED  \]|FAILED TEST' "$WORK/unit_loader.txt" | tr -d '\n')$(grep -q '^\[  SKIPPED \] TileLoaderCuda' \
+    "$WORK/unit_loader.txt" && echo '; TileLoaderCuda skipped: no CUDA device') ($filter)"
+  # On the GPU machine the side-stream test must have run.
+  if [ "$MODE" = gpu ] && grep -q '^\[  SKIPPED \]' "$WORK/unit_loader.txt"; then return 1; fi
   return "$rc"
 }
 
