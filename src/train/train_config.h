@@ -102,7 +102,8 @@ struct TrainConfig {
     v.field("activation_checkpointing", activation_checkpointing,
             "module names whose activations are recomputed in backward (the task decides what each name covers)");
     v.field("max_nonfinite", max_nonfinite,
-            "a step with a non-finite loss or gradient is skipped; abort after this many in a row", cfg::Min(1));
+            "a step with a non-finite loss or gradient is skipped; this many in a row end the run at the next log line, "
+            "evaluation or checkpoint", cfg::Min(1));
     v.section("lora", lora, "LoRA adapters: low-rank updates of chosen Linear layers, the base frozen");
     v.section("fault", fault, "fault injection for resume tests");
   }
