@@ -16,9 +16,9 @@ namespace {
 
 std::atomic<int> g_step_depth{0};  // step scopes open (entered on the loop's thread, seen by every thread)
 std::atomic<std::thread::id> g_step_thread{};  // the loop's thread
-std::atomic<int64_t> g_in_steps{0}, g_outside{0}, g_steps{0};
+std::atomic<int64_t> g_outside{0}, g_steps{0};
 std::mutex g_names_mutex;
-std::vector<std::string> g_in_step_names;
+std::vector<std::string> g_in_step_names;  // the reads inside steps
 std::atomic<bool> g_counting{false};
 
 bool named(const at::RecordFunction& fn, const char* name) { return std::strcmp(fn.name(), name) == 0; }
@@ -53,9 +53,9 @@ std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
   else if (named(fn, "aten::copy_")) read = device_to_host(fn);
   if (read.empty()) return nullptr;
   if (g_step_depth.load() > 0) {
-    g_in_steps.fetch_add(1);
     // Where it came from, to find it: PATHVLM_TRACE_HOST_READS=1.
-    if (std::getenv("PATHVLM_TRACE_HOST_READS")) std::fprintf(stderr, "host read in a step: %s\n%s\n", read.c_str(), c10::get_backtrace(2).c_str());
+    if (std::getenv("PATHVLM_TRACE_HOST_READS"))
+      std::fprintf(stderr, "host read in a step: %s\n%s\n", read.c_str(), c10::get_backtrace(2).c_str());
     std::lock_guard<std::mutex> lock(g_names_mutex);
     g_in_step_names.push_back(std::move(read));
   } else {
@@ -85,7 +85,7 @@ StepScope::~StepScope() = default;  // the record's destructor ends the scope
 HostReadCounter::HostReadCounter() {
   PATHVLM_CHECK(!g_counting.exchange(true), "HostReadCounter: one counter at a time");
   g_step_depth = 0;
-  g_in_steps = g_outside = g_steps = 0;
+  g_outside = g_steps = 0;
   g_in_step_names.clear();
   handle_ = at::addGlobalCallback(at::RecordFunctionCallback(on_enter, on_exit)
                                       .needsInputs(true)
@@ -97,7 +97,10 @@ HostReadCounter::~HostReadCounter() {
   g_counting = false;
 }
 
-int64_t HostReadCounter::in_steps() const { return g_in_steps.load(); }
+int64_t HostReadCounter::in_steps() const {
+  std::lock_guard<std::mutex> lock(g_names_mutex);
+  return static_cast<int64_t>(g_in_step_names.size());
+}
 int64_t HostReadCounter::outside_steps() const { return g_outside.load(); }
 int64_t HostReadCounter::steps() const { return g_steps.load(); }
 std::vector<std::string> HostReadCounter::in_step_reads() const {

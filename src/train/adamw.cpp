@@ -17,12 +17,10 @@ void AdamW::add(const std::string& key, torch::Tensor param, torch::Tensor grad,
                 " and gradient ", grad.sizes(), " differ in shape");
   PATHVLM_CHECK(param.is_floating_point(), "AdamW: shard '", key, "' is not floating point");
   for (const auto& s : slots_) PATHVLM_CHECK(s.key != key, "AdamW: shard key '", key, "' added twice");
-  if (slots_.empty()) {
-    fused_ = compat::kHaveFusedAdamW && param.is_cuda();
+  if (slots_.empty() && compat::kHaveFusedAdamW && param.is_cuda())
     steps_ = torch::zeros({}, param.options().dtype(torch::kFloat32));
-  }
-  PATHVLM_CHECK(param.device() == steps_.device(), "AdamW: shard '", key, "' is on ", param.device(),
-                ", the others on ", steps_.device());
+  PATHVLM_CHECK(slots_.empty() || param.device() == slots_.front().param.device(), "AdamW: shard '", key, "' is on ",
+                param.device(), ", the others on ", slots_.front().param.device());
   auto moments = torch::zeros_like(param, param.options().dtype(torch::kFloat32));
   torch::Tensor master;
   if (param.element_size() < 4) master = param.detach().to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
@@ -38,7 +36,7 @@ std::vector<std::pair<std::string, torch::Tensor>> AdamW::Slot::named_state() co
 void AdamW::step(double lr, const torch::Tensor& skip) {
   torch::NoGradGuard no_grad;
   if (slots_.empty()) return;
-  if (fused_) {
+  if (fused()) {
     fused_step(lr, skip.defined() ? skip : torch::zeros({}, steps_.options()));
   } else {
     if (skip.defined() && host_flag(skip)) return;
@@ -97,7 +95,7 @@ void AdamW::foreach_step(double lr) {
 }
 
 int64_t AdamW::step_count() const {
-  return fused_ ? static_cast<int64_t>(steps_.item<float>()) : step_;
+  return fused() ? static_cast<int64_t>(steps_.item<float>()) : step_;
 }
 
 std::vector<torch::Tensor> AdamW::grads() const {
@@ -135,7 +133,7 @@ void AdamW::load_state(const std::vector<std::pair<std::string, torch::Tensor>>&
   PATHVLM_CHECK(by_name.size() == expected, "optimizer state: ", by_name.size(), " tensors, expected ", expected,
                 " (was the checkpoint written with another train.precision?)");
   step_ = step;
-  if (steps_.defined()) steps_.fill_(static_cast<double>(step));
+  if (fused()) steps_.fill_(static_cast<double>(step));
 }
 
 torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& grads, double max_norm, dist::Comm* sum_over) {

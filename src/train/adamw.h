@@ -46,7 +46,7 @@ class AdamW {
   // Updates applied (skipped steps not counted). Reads the device's count on the fused path.
   int64_t step_count() const;
   // True when updates run in the fused kernel and skips are decided on the device.
-  bool fused() const { return fused_; }
+  bool fused() const { return steps_.defined(); }
   std::vector<torch::Tensor> grads() const;
 
   // Moments as named tensors "<key>.exp_avg", "<key>.exp_avg_sq", plus "<key>.master" for shards with a
@@ -68,9 +68,9 @@ class AdamW {
 
   Options options_;
   std::vector<Slot> slots_;
-  bool fused_ = false;    // decided by the first shard's device
   int64_t step_ = 0;      // updates applied (the foreach path)
-  torch::Tensor steps_;   // the same on the device (float32, 0-dim; the fused path)
+  torch::Tensor steps_;   // the same on the device (float32, 0-dim): defined only on the fused path, chosen by the
+                          // first shard's device
 };
 
 // Global L2 norm of `grads` (squares summed over ranks through `sum_over` when each rank holds a different

@@ -233,12 +233,13 @@ int Trainer::run() {
     }
     ++s.step;
 
-    // 6. Sync points: the log line, evaluation, checkpoints and the end read the step's numbers on the host.
+    // 6. Sync points: the log line, evaluation, checkpoints and the end read the step's numbers on the host
+    //    (save_checkpoint reads the non-finite counts itself).
     const bool log_now = s.step % s.job.log.every == 0 || s.step == total || s.step == start_step + 1;
     const bool eval_now = s.job.eval.every > 0 && s.step % s.job.eval.every == 0 && s.step != total;
     const bool save_now = s.job.checkpoint.every_steps > 0 && s.step % s.job.checkpoint.every_steps == 0 &&
                           s.step != total;
-    if (log_now || eval_now || save_now || s.step == total) s.check_nonfinite();
+    if (log_now || eval_now || s.step == total) s.check_nonfinite();
     if (log_now) {
       const auto numbers = torch::cat({reduced, grad_norm.to(torch::kDouble).reshape({1})}).cpu();
       const double* v = numbers.data_ptr<double>();
