@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/model_size.h"
 #include "models/layers/activation_checkpoint.h"
 #include "models/layers/mlp.h"
 
@@ -61,10 +62,8 @@ ClipModelConfig resolve_clip_config(const ClipModelConfig& config) {
       {"text_heads", c.text_heads},       {"text_mlp_dim", c.text_mlp_dim},     {"context_length", c.context_length},
       {"vocab_size", c.vocab_size}};
   for (const auto& [key, value] : sizes) {
-    PATHVLM_CHECK(value > 0, "clip model: ", key, " must be positive, got ", value);
     const bool layers = std::string(key).find("layers") != std::string::npos;
-    PATHVLM_CHECK(value <= (layers ? kMaxLayers : kMaxSize), "clip model: ", key, " ", value, " is too large (at most ",
-                  layers ? kMaxLayers : kMaxSize, ")");
+    check_model_size("clip model", key, value, layers ? kMaxLayers : kMaxSize);
   }
   PATHVLM_CHECK(c.image_size % c.patch_size == 0, "clip model: patch_size ", c.patch_size,
                 " does not divide image_size ", c.image_size);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/model_size.h"
 
 namespace pathvlm::models {
 
@@ -18,12 +19,8 @@ void LlamaConfig::validate(const std::string& where) const {
                                                    {"num_attention_heads", num_attention_heads},
                                                    {"num_key_value_heads", num_key_value_heads},
                                                    {"head_dim", head_dim}};
-  for (const auto& [key, value] : sizes) {
-    PATHVLM_CHECK(value > 0, where, ": ", key, " must be positive, got ", value);
-    const bool count = std::string(key).rfind("num_", 0) == 0;
-    PATHVLM_CHECK(value <= (count ? kMaxCount : kMaxSize), where, ": ", key, " ", value, " is too large (at most ",
-                  count ? kMaxCount : kMaxSize, ")");
-  }
+  for (const auto& [key, value] : sizes)
+    check_model_size(where, key, value, std::string(key).rfind("num_", 0) == 0 ? kMaxCount : kMaxSize);
   PATHVLM_CHECK(num_attention_heads > 0 && num_key_value_heads > 0 && num_attention_heads % num_key_value_heads == 0,
                 where, ": num_key_value_heads (", num_key_value_heads, ") must divide num_attention_heads (",
                 num_attention_heads, ")");

@@ -1,6 +1,7 @@
 #include "models/slide/config.h"
 
 #include "core/error.h"
+#include "models/model_size.h"
 
 namespace pathvlm::models::slide {
 
@@ -12,10 +13,7 @@ void SlideEncoderConfig::validate(const std::string& where) const {
                                                    {"queries", queries},
                                                    {"attention_chunk", attention_chunk},
                                                    {"grid_stride", grid_stride}};
-  for (const auto& [key, value] : sizes) {
-    PATHVLM_CHECK(value > 0, where, ": ", key, " must be positive, got ", value);
-    PATHVLM_CHECK(value <= kMaxSize, where, ": ", key, " ", value, " is too large (at most ", kMaxSize, ")");
-  }
+  for (const auto& [key, value] : sizes) check_model_size(where, key, value, kMaxSize);
   PATHVLM_CHECK(layers > 0 && layers <= kMaxLayers, where, ": layers must be in [1, ", kMaxLayers, "], got ", layers);
   PATHVLM_CHECK(dropout >= 0.0 && dropout < 1.0, where, ": dropout ", dropout, " is outside [0, 1)");
   PATHVLM_CHECK(kind == "abmil" || kind == "transformer" || kind == "qformer", where, ": unknown kind '", kind,
