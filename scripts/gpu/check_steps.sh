@@ -94,11 +94,15 @@ print(f"{r['samples_per_s']:.1f} samples/s, MFU {100 * r['mfu']:.1f}%, peak mem 
       f"batch {r['batch']} {r['precision']}")
 EOF
 }
+# One field of a benchmark's JSON line (the last line of FILE).
+bench_field() {
+  python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+}
 step_clip_bench_pathvlm() {
   # shellcheck disable=SC2046
   "$BUILD/benchmarks/bench_clip_step" $(clip_bench_args) | tee "$OUT/clip_bench_pathvlm.json" || return 1
   local reads
-  reads=$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(r["host_reads_per_step"])' "$OUT/clip_bench_pathvlm.json")
+  reads=$(bench_field "$OUT/clip_bench_pathvlm.json" host_reads_per_step)
   figure "$(bench_figure "$OUT/clip_bench_pathvlm.json"), host reads per step $reads"
   [ "$reads" = 0 ]  # a read inside the step stalls the GPU
 }
@@ -106,8 +110,8 @@ clip_peer() {
   need_python "transformers CLIPModel $1"
   [ -s "$OUT/clip_bench_pathvlm.json" ] || skip "no pathvlm figure to compare with"
   local flops peak
-  flops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["flops_per_sample"])' "$OUT/clip_bench_pathvlm.json")
-  peak=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_tflops"])' "$OUT/clip_bench_pathvlm.json")
+  flops=$(bench_field "$OUT/clip_bench_pathvlm.json" flops_per_sample)
+  peak=$(bench_field "$OUT/clip_bench_pathvlm.json" peak_tflops)
   python3 "$ROOT/scripts/gpu/bench_clip_peer.py" --mode "$1" --batch 256 --steps 20 --warmup 5 \
     --flops-per-sample "$flops" --peak-tflops "$peak" | tee "$OUT/clip_bench_$1.json" || return 1
   local ratio

@@ -23,21 +23,20 @@ using namespace pathvlm::testing;
 
 namespace {
 
-// The lm task, recording how many collectives each step issues; optionally reading a value on the host inside
-// its step (what the counter must catch) or producing a non-finite loss on chosen steps.
-class ObservedLmTask : public train::LmTask {
+// The lm task (NaN on `nan_steps`), recording how many collectives each step issues; optionally reading a value
+// on the host inside its step (what the counter must catch).
+class ObservedLmTask : public NanLmTask {
  public:
+  explicit ObservedLmTask(std::set<int> nan_steps = {}) : NanLmTask(std::move(nan_steps)) {}
   bool read_inside = false;
-  std::set<int> nan_steps;
   std::vector<int64_t> collectives_at_step;  // the comm's count when each step's forward_backward starts
   bool host_is_device_comm = false;
 
   train::StepOutput forward_backward(const std::vector<train::Batch>& micro, train::StepContext& ctx) override {
     collectives_at_step.push_back(ctx.comm.collectives_issued());
     host_is_device_comm = &ctx.comm.host() == &ctx.comm;
-    auto out = LmTask::forward_backward(micro, ctx);
+    auto out = NanLmTask::forward_backward(micro, ctx);
     if (read_inside) (void)out.loss.item<double>();
-    if (nan_steps.count(ctx.step)) out.loss = out.loss * std::numeric_limits<float>::quiet_NaN();
     return out;
   }
 };
@@ -100,8 +99,7 @@ TEST(StepSyncs, AReadInsideAStepIsCaught) {
 // every 4 steps reports both, naming the last), the run goes on, and the counts reach the checkpoint.
 TEST(StepSyncs, NonFiniteStepsAreReportedAtTheNextSyncPoint) {
   auto dir = fresh_dir("syncs_nan");
-  auto task = std::make_unique<ObservedLmTask>();
-  task->nan_steps = {2, 3};
+  auto task = std::make_unique<ObservedLmTask>(std::set<int>{2, 3});
   auto job = job_of(dir, "nan");
   job.train.max_nonfinite = 3;
   HostReadCounter reads;

@@ -12,8 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -93,6 +95,20 @@ inline models::LlamaForCausalLM initial_lm(const JobConfig& job) {
   torch::manual_seed(static_cast<uint64_t>(job.run.seed));
   return models::LlamaForCausalLM(train::lm_model_config(cfg, tokenizer, ""));
 }
+
+// The lm task with a non-finite (NaN) loss on chosen 1-based steps, for the skip and divergence tests.
+class NanLmTask : public train::LmTask {
+ public:
+  explicit NanLmTask(std::set<int> nan_steps = {}) : nan_steps_(std::move(nan_steps)) {}
+  train::StepOutput forward_backward(const std::vector<train::Batch>& micro, train::StepContext& ctx) override {
+    auto out = LmTask::forward_backward(micro, ctx);
+    if (nan_steps_.count(ctx.step)) out.loss = out.loss * std::numeric_limits<float>::quiet_NaN();
+    return out;
+  }
+
+ private:
+  std::set<int> nan_steps_;
+};
 
 // ---- subprocess runs: real `pathvlm train` under mpirun -----------------------------------------------
 

@@ -99,22 +99,6 @@ TEST(Trainer, FreezePrefixThatMatchesNothingIsAnError) {
   fs::remove_all(dir);
 }
 
-namespace {
-// The lm task, with a non-finite loss on chosen steps.
-class NanLmTask : public train::LmTask {
- public:
-  explicit NanLmTask(std::set<int> bad) : bad_(std::move(bad)) {}
-  train::StepOutput forward_backward(const std::vector<train::Batch>& micro, train::StepContext& ctx) override {
-    auto out = LmTask::forward_backward(micro, ctx);
-    if (bad_.count(ctx.step)) out.loss = out.loss * std::numeric_limits<float>::quiet_NaN();
-    return out;
-  }
-
- private:
-  std::set<int> bad_;
-};
-}  // namespace
-
 TEST(Trainer, NonFiniteStepsAreSkippedAndCountedThenAbort) {
   auto dir = fresh_dir("nan");
   auto job = small_job(dir, "nan");
