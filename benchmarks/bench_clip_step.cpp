@@ -7,7 +7,9 @@
 // run the same step with transformers.CLIPModel; scripts/gpu/check.sh puts them side by side.
 //
 //   bench_clip_step [--preset ViT-B-16] [--batch 256] [--steps 20] [--warmup 5] [--device cuda]
-//                   [--precision bf16|fp32] [--peak-tflops 0]
+//                   [--precision bf16|fp32] [--peak-tflops 0] [--separate-qkv]
+//
+// --separate-qkv runs q, k and v as three GEMMs (AttentionOptions::fused_qkv off) to measure what fusing buys.
 //
 // Prints one JSON line: samples/s, seconds per step, model FLOPs per sample (models::train_flops_per_sample),
 // MFU = FLOPs per sample x samples/s / peak (the peak: --peak-tflops, else the GPU's bf16 figure from
@@ -24,6 +26,7 @@
 #include "dist/reducer.h"
 #include "losses/contrastive.h"
 #include "models/clip/model.h"
+#include "models/layers/attention.h"
 #include "train/adamw.h"
 #include "train/nonfinite_steps.h"
 
@@ -39,6 +42,7 @@ int main(int argc, char** argv) {
   const torch::Device device(arg(argc, argv, "--device", torch::cuda::is_available() ? "cuda" : "cpu"));
   const bool bf16 = arg(argc, argv, "--precision", "bf16") == "bf16";
   double peak_tflops = std::stod(arg(argc, argv, "--peak-tflops", "0"));
+  const bool fused_qkv = !bench::has_flag(argc, argv, "--separate-qkv");
   if (peak_tflops <= 0 && bf16) peak_tflops = device_bf16_peak_tflops(device);
 
   torch::manual_seed(0);
@@ -46,6 +50,9 @@ int main(int argc, char** argv) {
   config.preset = preset;
   models::ClipModel model(config);
   model->to(device);
+  for (const auto& module : model->modules()) {
+    if (auto* attention = dynamic_cast<models::AttentionImpl*>(module.get())) attention->options.fused_qkv(fused_qkv);
+  }
   model->train();
   const auto& c = model->config();
 
@@ -119,10 +126,10 @@ int main(int argc, char** argv) {
   const double mfu = peak_tflops > 0 ? flops * samples_per_s / (peak_tflops * 1e12) : 0;
   std::printf("{\"name\": \"pathvlm\", \"preset\": \"%s\", \"batch\": %lld, \"precision\": \"%s\", \"device\": \"%s\", "
               "\"samples_per_s\": %.2f, \"step_s\": %.5f, \"flops_per_sample\": %.6g, \"peak_tflops\": %.1f, "
-              "\"mfu\": %.4f, \"peak_mem_gib\": %.3f, \"loss\": %.4f, \"fused_adamw\": %s, "
+              "\"mfu\": %.4f, \"peak_mem_gib\": %.3f, \"loss\": %.4f, \"fused_adamw\": %s, \"fused_qkv\": %s, "
               "\"host_reads_per_step\": %g}\n",
               preset.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : "fp32", device.str().c_str(),
               samples_per_s, seconds, flops, peak_tflops, mfu, peak_memory_bytes(device) / double(1ull << 30),
-              last_loss, optimizer.fused() ? "true" : "false", host_reads_per_step);
+              last_loss, optimizer.fused() ? "true" : "false", fused_qkv ? "true" : "false", host_reads_per_step);
   return 0;
 }

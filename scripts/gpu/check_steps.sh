@@ -106,6 +106,21 @@ step_clip_bench_pathvlm() {
   figure "$(bench_figure "$OUT/clip_bench_pathvlm.json"), host reads per step $reads"
   [ "$reads" = 0 ]  # a read inside the step stalls the GPU
 }
+# The same step with q, k and v as three GEMMs: what the fused projection buys.
+step_clip_bench_separate_qkv() {
+  [ -s "$OUT/clip_bench_pathvlm.json" ] || skip "no fused figure to compare with"
+  # shellcheck disable=SC2046
+  "$BUILD/benchmarks/bench_clip_step" $(clip_bench_args) --separate-qkv | tee "$OUT/clip_bench_separate_qkv.json" \
+    || return 1
+  local ratio
+  ratio=$(python3 - "$OUT/clip_bench_pathvlm.json" "$OUT/clip_bench_separate_qkv.json" <<'EOF'
+import json, sys
+fused, separate = (json.loads(open(path).read().strip().splitlines()[-1]) for path in sys.argv[1:3])
+print(f"{fused['samples_per_s'] / separate['samples_per_s']:.3f}")
+EOF
+)
+  figure "$(bench_figure "$OUT/clip_bench_separate_qkv.json"); fused / separate = ${ratio}x"
+}
 clip_peer() {
   need_python "transformers CLIPModel $1"
   [ -s "$OUT/clip_bench_pathvlm.json" ] || skip "no pathvlm figure to compare with"

@@ -234,8 +234,12 @@ TEST(SlideCli, TileKilledAndRestartedGivesIdenticalOutputs) {
   for (const auto& [name, bytes] : clean) {
     ASSERT_TRUE(resumed.count(name)) << name;
     const bool h5 = fs::path(name).extension() == ".h5";
-    if (h5) EXPECT_EQ(coords_content(dir + "/killed/" + name), coords_content(dir + "/clean/" + name)) << name;
-    if (!h5 || !timestamps) EXPECT_TRUE(resumed[name] == bytes) << name << " differs after kill and restart";
+    if (h5) {
+      EXPECT_EQ(coords_content(dir + "/killed/" + name), coords_content(dir + "/clean/" + name)) << name;
+    }
+    if (!h5 || !timestamps) {
+      EXPECT_TRUE(resumed[name] == bytes) << name << " differs after kill and restart";
+    }
   }
   if (timestamps) {
     std::cerr << "note: src/data/hdf5.cpp keeps HDF5 object modification times (H5Pset_obj_track_times), so the "

@@ -35,14 +35,31 @@ torch::Tensor repeat_kv_heads(const torch::Tensor& kv, int64_t repeats) {
   return kv.unsqueeze(2).expand({B, H, repeats, S, D}).reshape({B, H * repeats, S, D});
 }
 
+std::array<torch::Tensor, 3> AttentionImpl::project_qkv(const torch::Tensor& x) {
+  if (!options.fused_qkv()) return {q_proj(x), k_proj(x), v_proj(x)};
+  const auto weight = torch::cat({q_proj->weight, k_proj->weight, v_proj->weight});
+  const auto bias = options.bias() ? torch::cat({q_proj->bias, k_proj->bias, v_proj->bias}) : torch::Tensor();
+  const auto qkv = torch::nn::functional::linear(x, weight, bias);
+  std::array<torch::Tensor, 3> out;
+  int64_t offset = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto& proj = i == 0 ? q_proj : i == 1 ? k_proj : v_proj;
+    out[i] = qkv.narrow(-1, offset, proj->out_features);
+    if (proj->has_lora()) out[i] = out[i] + proj->lora_update(x);
+    offset += proj->out_features;
+  }
+  return out;
+}
+
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionInputs& inputs) {
   PATHVLM_CHECK(x.dim() == 3 && x.size(2) == options.width(), "attention: expected input [B, L, ", options.width(),
                 "], got ", x.sizes());
   const auto B = x.size(0), L = x.size(1), D = options.head_dim();
   auto heads = [&](const torch::Tensor& t, int64_t n) { return t.view({B, L, n, D}).transpose(1, 2); };
-  auto q = heads(q_proj(x), options.heads());
-  auto k = heads(k_proj(x), options.kv_heads());
-  auto v = heads(v_proj(x), options.kv_heads());
+  auto [q_rows, k_rows, v_rows] = project_qkv(x);
+  auto q = heads(q_rows, options.heads());
+  auto k = heads(k_rows, options.kv_heads());
+  auto v = heads(v_rows, options.kv_heads());
   if (inputs.rope != nullptr) {
     q = apply_rope(q, *inputs.rope);
     k = apply_rope(k, *inputs.rope);

@@ -10,6 +10,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <array>
 #include <optional>
 #include <string>
 
@@ -35,6 +36,10 @@ struct AttentionOptions {
   TORCH_ARG(std::string, k_name) = "k_proj";
   TORCH_ARG(std::string, v_name) = "v_proj";
   TORCH_ARG(std::string, out_name) = "out_proj";
+  // q, k and v from one GEMM over their weights concatenated per call (one kernel and one read of x instead of
+  // three), a LoRA adapter's term added to its projection's part. The parameters stay separate, so checkpoints
+  // keep their names and LoRA can target each projection.
+  TORCH_ARG(bool, fused_qkv) = true;
 };
 
 // Per-call extras of forward(); all optional.
@@ -54,6 +59,8 @@ class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const AttentionOptions& options);
   torch::Tensor forward(const torch::Tensor& x, const AttentionInputs& inputs = {});
+  // q, k and v of x, each [B, L, its heads * head_dim].
+  std::array<torch::Tensor, 3> project_qkv(const torch::Tensor& x);
 
   AttentionOptions options;
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};

@@ -31,11 +31,13 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   auto y = torch::nn::functional::linear(x, weight, bias);
-  if (!has_lora()) return y;
-  const double p = lora_options_->dropout();
-  const auto dropped = p > 0.0 ? torch::dropout(x, p, is_training()) : x;
-  const auto update = torch::nn::functional::linear(torch::nn::functional::linear(dropped, lora_A), lora_B);
-  return y + update * lora_options_->scaling();
+  return has_lora() ? y + lora_update(x) : y;
+}
+
+torch::Tensor LinearImpl::lora_update(const torch::Tensor& x) {
+  const auto& options = lora_options();
+  const auto dropped = options.dropout() > 0.0 ? torch::dropout(x, options.dropout(), is_training()) : x;
+  return torch::nn::functional::linear(torch::nn::functional::linear(dropped, lora_A), lora_B) * options.scaling();
 }
 
 void LinearImpl::add_lora(const LoraOptions& options) {

@@ -50,6 +50,8 @@ class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
   torch::Tensor forward(const torch::Tensor& x);
+  // The adapter's term (dropout(x) A^T B^T) * scaling that forward adds to x W^T + b. Throws without an adapter.
+  torch::Tensor lora_update(const torch::Tensor& x);
 
   // Adds an adapter on the weight's device and dtype (A drawn from the global generator). Throws when the
   // layer has one already or the options are out of range.

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/record_function.h>
+
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "models/layers/attention.h"
@@ -34,6 +37,21 @@ torch::Tensor repeat_rows(const torch::Tensor& w, int64_t kv_heads, int64_t repe
   auto grouped = w.reshape({kv_heads, -1}).repeat_interleave(repeats, 0);
   shape[0] *= repeats;
   return grouped.reshape(shape);
+}
+
+// Matrix products (mm or addmm: one per projection; attention itself multiplies batched) made by f.
+template <class F>
+int count_matrix_products(F&& f) {
+  static thread_local int calls = 0;
+  calls = 0;
+  auto handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+        if (std::strcmp(fn.name(), "aten::mm") == 0 || std::strcmp(fn.name(), "aten::addmm") == 0) ++calls;
+        return nullptr;
+      }).scopes({at::RecordScope::FUNCTION}));
+  f();
+  at::removeCallback(handle);
+  return calls;
 }
 
 }  // namespace
@@ -146,4 +164,43 @@ TEST(Attention, NamesAndShapesFollowTheOptions) {
   EXPECT_THROW(Attention(AttentionOptions(24, 6).kv_heads(4)), Error);
   EXPECT_THROW(Attention(AttentionOptions(25, 6)), Error);
   EXPECT_THROW(attn(torch::randn({1, 3, 16})), Error);
+}
+
+// The fused q/k/v GEMM is the three projections: same outputs and same gradients of every parameter, with GQA
+// widths, with and without biases, and with an adapter on one projection.
+TEST(Attention, FusedQkvEqualsThreeProjectionsInValueAndGradient) {
+  for (bool bias : {true, false}) {
+    for (bool lora : {false, true}) {
+      torch::manual_seed(3);
+      Attention fused(AttentionOptions(32, 8).kv_heads(2).bias(bias).causal(true));
+      Attention separate(AttentionOptions(32, 8).kv_heads(2).bias(bias).causal(true).fused_qkv(false));
+      {
+        torch::NoGradGuard no_grad;
+        for (const auto& p : fused->named_parameters()) separate->named_parameters()[p.key()].copy_(p.value());
+      }
+      if (lora) {
+        fused->v_proj->add_lora(models::LoraOptions(4, 8));
+        separate->v_proj->add_lora(models::LoraOptions(4, 8));
+        torch::NoGradGuard no_grad;
+        fused->v_proj->lora_B.normal_();
+        separate->v_proj->lora_A.copy_(fused->v_proj->lora_A);
+        separate->v_proj->lora_B.copy_(fused->v_proj->lora_B);
+      }
+      const auto x = torch::randn({3, 7, 32});
+      const auto target = torch::randn({3, 7, 32});
+      torch::Tensor y_fused, y_separate;
+      // q/k/v in one GEMM, then out_proj; with the adapter, its two GEMMs.
+      EXPECT_EQ(count_matrix_products([&] { y_fused = fused(x); }), lora ? 4 : 2);
+      y_separate = separate(x);
+      EXPECT_LT(max_abs_diff(y_fused, y_separate), 1e-6) << "bias " << bias << " lora " << lora;
+      (y_fused * target).sum().backward();
+      (y_separate * target).sum().backward();
+      auto separate_params = separate->named_parameters();
+      for (const auto& p : fused->named_parameters()) {
+        ASSERT_TRUE(p.value().grad().defined()) << p.key();
+        EXPECT_LT(max_abs_diff(p.value().grad(), separate_params[p.key()].grad()), 1e-5)
+            << p.key() << " bias " << bias << " lora " << lora;
+      }
+    }
+  }
 }
