@@ -1,14 +1,16 @@
 // Training step throughput of CLIP (the clip task's step without data loading): a CLIP preset with random
 // weights, synthetic uint8 images and token ids made on the device once, and per step: normalisation on the
-// device, both towers in bf16 autocast, symmetric InfoNCE, backward through the Reducer (one rank: no
+// device, both towers in bf16 autocast (the trainer's train.precision bf16-mixed), symmetric InfoNCE, backward through the Reducer (one rank: no
 // collective), gradient clipping at 1.0, the non-finite skip flag and pathvlm's AdamW (fused on CUDA), as the
 // Trainer runs them. After the timed steps, two more run under a HostReadCounter (core/host_reads.h): the JSON's
 // host_reads_per_step must be 0 for the GPU to run ahead of the loop. The python peers (scripts/gpu/bench_clip_peer.py)
 // run the same step with transformers.CLIPModel; scripts/gpu/check.sh puts them side by side.
 //
 //   bench_clip_step [--preset ViT-B-16] [--batch 256] [--steps 20] [--warmup 5] [--device cuda]
-//                   [--precision bf16|fp32] [--peak-tflops 0] [--separate-qkv]
+//                   [--precision bf16-mixed|bf16|fp32] [--peak-tflops 0] [--separate-qkv]
 //
+// --precision bf16 is the trainer's bf16: bf16 weights, so the residual stream and every activation are bf16,
+// with fp32 master weights in AdamW; bf16-mixed keeps fp32 weights and an fp32 residual stream under autocast.
 // --separate-qkv runs q, k and v as three GEMMs (AttentionOptions::fused_qkv off) to measure what fusing buys.
 //
 // Prints one JSON line: samples/s, seconds per step, model FLOPs per sample (models::train_flops_per_sample),
@@ -21,6 +23,7 @@
 #include "bench_args.h"
 #include "core/compat.h"
 #include "core/device_stats.h"
+#include "core/error.h"
 #include "core/host_reads.h"
 #include "dist/process_group.h"
 #include "dist/reducer.h"
@@ -40,7 +43,10 @@ int main(int argc, char** argv) {
   const int steps = std::stoi(arg(argc, argv, "--steps", "20"));
   const int warmup = std::stoi(arg(argc, argv, "--warmup", "5"));
   const torch::Device device(arg(argc, argv, "--device", torch::cuda::is_available() ? "cuda" : "cpu"));
-  const bool bf16 = arg(argc, argv, "--precision", "bf16") == "bf16";
+  const std::string precision = arg(argc, argv, "--precision", "bf16-mixed");
+  PATHVLM_CHECK(precision == "bf16-mixed" || precision == "bf16" || precision == "fp32",
+                "bench_clip_step: --precision ", precision, " is not one of bf16-mixed, bf16, fp32");
+  const bool bf16 = precision != "fp32";
   double peak_tflops = std::stod(arg(argc, argv, "--peak-tflops", "0"));
   const bool fused_qkv = !bench::has_flag(argc, argv, "--separate-qkv");
   if (peak_tflops <= 0 && bf16) peak_tflops = device_bf16_peak_tflops(device);
@@ -50,6 +56,7 @@ int main(int argc, char** argv) {
   config.preset = preset;
   models::ClipModel model(config);
   model->to(device);
+  if (precision == "bf16") model->to(torch::kBFloat16);
   for (const auto& module : model->modules()) {
     if (auto* attention = dynamic_cast<models::AttentionImpl*>(module.get())) attention->options.fused_qkv(fused_qkv);
   }
@@ -128,7 +135,7 @@ int main(int argc, char** argv) {
               "\"samples_per_s\": %.2f, \"step_s\": %.5f, \"flops_per_sample\": %.6g, \"peak_tflops\": %.1f, "
               "\"mfu\": %.4f, \"peak_mem_gib\": %.3f, \"loss\": %.4f, \"fused_adamw\": %s, \"fused_qkv\": %s, "
               "\"host_reads_per_step\": %g}\n",
-              preset.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : "fp32", device.str().c_str(),
+              preset.c_str(), static_cast<long long>(batch), precision.c_str(), device.str().c_str(),
               samples_per_s, seconds, flops, peak_tflops, mfu, peak_memory_bytes(device) / double(1ull << 30),
               last_loss, optimizer.fused() ? "true" : "false", fused_qkv ? "true" : "false", host_reads_per_step);
   return 0;

@@ -90,6 +90,7 @@ step build_first 300 step_build_first
 step unit_dist 60 step_unit_dist
 step clip_bench_pathvlm 90 step_clip_bench_pathvlm
 step clip_bench_separate_qkv 60 step_clip_bench_separate_qkv
+step clip_bench_bf16_weights 60 step_clip_bench_bf16_weights
 step clip_bench_eager 90 step_clip_bench_eager
 step clip_bench_compile 200 step_clip_bench_compile
 # The remaining targets build while the checks that measure nothing run.

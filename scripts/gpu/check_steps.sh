@@ -81,10 +81,11 @@ step_unit_mpi() {
   return "$rc"
 }
 
-# pathvlm's CLIP step; the python peers reuse its FLOPs count and peak so the MFUs compare.
+# pathvlm's CLIP step at PRECISION (default: the GPU's bf16-mixed); the python peers reuse its FLOPs count and peak
+# so the MFUs compare.
 clip_bench_args() {
-  if [ "$MODE" = gpu ]; then echo "--preset ViT-B-16 --batch 256 --steps 20 --warmup 5 --device cuda --precision bf16"
-  else echo "--preset tiny --batch 8 --steps 2 --warmup 1 --device cpu --precision fp32 --peak-tflops 1"; fi
+  if [ "$MODE" = gpu ]; then echo "--preset ViT-B-16 --batch 256 --steps 20 --warmup 5 --device cuda --precision ${1:-bf16-mixed}"
+  else echo "--preset tiny --batch 8 --steps 2 --warmup 1 --device cpu --precision ${1:-fp32} --peak-tflops 1"; fi
 }
 bench_figure() {
   python3 - "$1" <<'EOF'
@@ -97,6 +98,12 @@ EOF
 # One field of a benchmark's JSON line (the last line of FILE).
 bench_field() {
   python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+}
+# samples/s of benchmark A over benchmark B.
+bench_ratio() {
+  python3 -c 'import json,sys
+a, b = (json.loads(open(p).read().strip().splitlines()[-1]) for p in sys.argv[1:3])
+print(f"{a['"'"'samples_per_s'"'"'] / b['"'"'samples_per_s'"'"']:.3f}")' "$1" "$2"
 }
 step_clip_bench_pathvlm() {
   # shellcheck disable=SC2046
@@ -112,14 +119,17 @@ step_clip_bench_separate_qkv() {
   # shellcheck disable=SC2046
   "$BUILD/benchmarks/bench_clip_step" $(clip_bench_args) --separate-qkv | tee "$OUT/clip_bench_separate_qkv.json" \
     || return 1
-  local ratio
-  ratio=$(python3 - "$OUT/clip_bench_pathvlm.json" "$OUT/clip_bench_separate_qkv.json" <<'EOF'
-import json, sys
-fused, separate = (json.loads(open(path).read().strip().splitlines()[-1]) for path in sys.argv[1:3])
-print(f"{fused['samples_per_s'] / separate['samples_per_s']:.3f}")
-EOF
-)
-  figure "$(bench_figure "$OUT/clip_bench_separate_qkv.json"); fused / separate = ${ratio}x"
+  figure "$(bench_figure "$OUT/clip_bench_separate_qkv.json"); fused / separate = $(bench_ratio \
+    "$OUT/clip_bench_pathvlm.json" "$OUT/clip_bench_separate_qkv.json")x"
+}
+# The trainer's train.precision bf16 (bf16 weights and residual stream, fp32 masters in AdamW) against the
+# autocast step above.
+step_clip_bench_bf16_weights() {
+  [ -s "$OUT/clip_bench_pathvlm.json" ] || skip "no autocast figure to compare with"
+  # shellcheck disable=SC2046
+  "$BUILD/benchmarks/bench_clip_step" $(clip_bench_args bf16) | tee "$OUT/clip_bench_bf16_weights.json" || return 1
+  figure "$(bench_figure "$OUT/clip_bench_bf16_weights.json"); bf16 weights / autocast = $(bench_ratio \
+    "$OUT/clip_bench_bf16_weights.json" "$OUT/clip_bench_pathvlm.json")x"
 }
 clip_peer() {
   need_python "transformers CLIPModel $1"
@@ -129,14 +139,8 @@ clip_peer() {
   peak=$(bench_field "$OUT/clip_bench_pathvlm.json" peak_tflops)
   python3 "$ROOT/scripts/gpu/bench_clip_peer.py" --mode "$1" --batch 256 --steps 20 --warmup 5 \
     --flops-per-sample "$flops" --peak-tflops "$peak" | tee "$OUT/clip_bench_$1.json" || return 1
-  local ratio
-  ratio=$(python3 - "$OUT/clip_bench_pathvlm.json" "$OUT/clip_bench_$1.json" <<'EOF'
-import json, sys
-ours, peer = (json.loads(open(path).read().strip().splitlines()[-1]) for path in sys.argv[1:3])
-print(f"{ours['samples_per_s'] / peer['samples_per_s']:.2f}")
-EOF
-)
-  figure "$(bench_figure "$OUT/clip_bench_$1.json"); pathvlm / $1 = ${ratio}x"
+  figure "$(bench_figure "$OUT/clip_bench_$1.json"); pathvlm / $1 = $(bench_ratio \
+    "$OUT/clip_bench_pathvlm.json" "$OUT/clip_bench_$1.json")x"
 }
 # The Trainer's real loop on the GPU: the demo CLIP on synthetic tiles for 60 steps (6 with --cpu), with every host
 # read inside a step traced (core/host_reads.h); passes when there is none.
