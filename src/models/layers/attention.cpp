@@ -36,7 +36,10 @@ torch::Tensor repeat_kv_heads(const torch::Tensor& kv, int64_t repeats) {
 }
 
 std::array<torch::Tensor, 3> AttentionImpl::project_qkv(const torch::Tensor& x) {
-  if (!options.fused_qkv()) return {q_proj(x), k_proj(x), v_proj(x)};
+  // The concatenation copies the three weights on every call; that pays when x has at least as many rows as the
+  // projections have inputs (a training batch), not for a few rows at a time (decoding a token per sequence).
+  const bool fuse = options.fused_qkv() && x.numel() / options.width() >= options.width();
+  if (!fuse) return {q_proj(x), k_proj(x), v_proj(x)};
   const auto weight = torch::cat({q_proj->weight, k_proj->weight, v_proj->weight});
   const auto bias = options.bias() ? torch::cat({q_proj->bias, k_proj->bias, v_proj->bias}) : torch::Tensor();
   const auto qkv = torch::nn::functional::linear(x, weight, bias);

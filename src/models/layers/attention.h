@@ -37,8 +37,9 @@ struct AttentionOptions {
   TORCH_ARG(std::string, v_name) = "v_proj";
   TORCH_ARG(std::string, out_name) = "out_proj";
   // q, k and v from one GEMM over their weights concatenated per call (one kernel and one read of x instead of
-  // three), a LoRA adapter's term added to its projection's part. The parameters stay separate, so checkpoints
-  // keep their names and LoRA can target each projection.
+  // three), a LoRA adapter's term added to its projection's part, when x has at least `width` rows (so the copy
+  // of the weights is small next to the product). The parameters stay separate, so checkpoints keep their names
+  // and LoRA can target each projection.
   TORCH_ARG(bool, fused_qkv) = true;
 };
 

@@ -186,8 +186,8 @@ TEST(Attention, FusedQkvEqualsThreeProjectionsInValueAndGradient) {
         separate->v_proj->lora_A.copy_(fused->v_proj->lora_A);
         separate->v_proj->lora_B.copy_(fused->v_proj->lora_B);
       }
-      const auto x = torch::randn({3, 7, 32});
-      const auto target = torch::randn({3, 7, 32});
+      const auto x = torch::randn({4, 9, 32});  // 36 rows: enough to fuse at width 32
+      const auto target = torch::randn({4, 9, 32});
       torch::Tensor y_fused, y_separate;
       // q/k/v in one GEMM, then out_proj; with the adapter, its two GEMMs.
       EXPECT_EQ(count_matrix_products([&] { y_fused = fused(x); }), lora ? 4 : 2);
@@ -195,6 +195,8 @@ TEST(Attention, FusedQkvEqualsThreeProjectionsInValueAndGradient) {
       EXPECT_LT(max_abs_diff(y_fused, y_separate), 1e-6) << "bias " << bias << " lora " << lora;
       (y_fused * target).sum().backward();
       (y_separate * target).sum().backward();
+      // A token at a time (decoding) keeps three GEMMs: concatenating the weights would cost more than it saves.
+      EXPECT_EQ(count_matrix_products([&] { fused(x.narrow(1, 0, 1)); }), lora ? 6 : 4);
       auto separate_params = separate->named_parameters();
       for (const auto& p : fused->named_parameters()) {
         ASSERT_TRUE(p.value().grad().defined()) << p.key();
