@@ -33,9 +33,20 @@ step_configure() {
   return "$rc"
 }
 
+# Builds the targets given; on the GPU with every core, ninja going on past a failed file (-k 0) so that one device
+# run shows every compile error. A failure's figure is its first error line.
+build_targets() {
+  local options=(-j2)
+  [ "$MODE" = gpu ] && options=(-j"$(nproc)" -- -k 0)
+  cmake --build "$BUILD" --target "$@" "${options[@]}" 2>&1 | tee "$WORK/build_$1.log"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || figure "$({ grep -m1 'error:' "$WORK/build_$1.log" || grep -m1 -E 'Error|FAILED|\*\*\*' \
+    "$WORK/build_$1.log"; } | cut -c1-180)"
+  return "$rc"
+}
 step_build_first() {
-  if [ "$MODE" = cpu ]; then cmake --build "$BUILD" --target $FIRST_TARGETS -j2 || return 1
-  else cmake --build "$BUILD" --target $FIRST_TARGETS -j"$(nproc)" || return 1; fi
+  # shellcheck disable=SC2086
+  build_targets $FIRST_TARGETS || return 1
   if ldd "$BUILD/pathvlm" | grep 'not found'; then figure "pathvlm misses libraries: see the log"; return 1; fi
   figure "$FIRST_TARGETS; $("$BUILD/pathvlm" version | tr -s ' \n' ' ' | cut -c1-150)"
 }
