@@ -118,6 +118,7 @@ step bench_slide_memory 60 step_bench_slide_memory
 step bench_slide_step 60 step_bench_slide_step
 step bench_instruct_step 90 step_bench_instruct_step
 step bench_llama_load 60 step_bench_llama_load
+step bench_tile_loader 60 step_bench_tile_loader
 step instruct_chat 10 step_instruct_chat
 # What two choices of the CLIP step buy; last, so a short budget drops these rather than a parity check.
 step clip_bench_separate_qkv 60 step_clip_bench_separate_qkv

@@ -4,7 +4,7 @@
 # returns 0 (pass), 77 (skip: $FIGURE says why) or anything else (fail).
 
 FIRST_TARGETS="pathvlm test_dist bench_clip_step"
-SECOND_TARGETS="test_core test_models test_data bench_slide_memory bench_slide_step bench_instruct_step bench_llama_load"
+SECOND_TARGETS="test_core test_models test_data bench_slide_memory bench_slide_step bench_instruct_step bench_llama_load bench_tile_loader"
 DEVICE=cuda
 [ "$MODE" = cpu ] && DEVICE=cpu
 
@@ -265,6 +265,18 @@ step_bench_slide_memory() {
 step_bench_slide_step() { bench bench_slide_step "--device cuda" "--device cpu --steps 1 --warmup 1 --batch 2 --tiles 64"; }
 step_bench_instruct_step() {
   bench bench_instruct_step "--device cuda --llm tinyllama-1.1b --batch 8" "--device cpu --llm tiny --tower tiny --batch 1 --text 16 --steps 1"
+}
+# The tile loader's GPU path (JPEG decode + crop to uint8 in the workers) with up to 16 workers on the device machine's
+# cores: it passes when its best rate keeps up with the CLIP step measured above.
+step_bench_tile_loader() {
+  local tiles=4096 workers=16
+  [ "$MODE" = cpu ] && { tiles=256; workers=2; }
+  bench bench_tile_loader "$tiles $workers" "$tiles $workers" || return 1
+  local loader step
+  loader=$(grep 'uint8 crops' "$OUT/bench_tile_loader.md" | sed -E 's/.*upload\): ([0-9.]+) images\/s.*/\1/' | sort -g | tail -n 1)
+  step=$(bench_field "$OUT/clip_bench_pathvlm.json" samples_per_s 2>/dev/null || echo 0)
+  figure "loader (GPU path, up to $workers workers) $loader images/s; the CLIP step consumes $step samples/s"
+  [ "$MODE" = cpu ] || python3 -c "import sys; sys.exit(float(sys.argv[1]) < float(sys.argv[2]))" "$loader" "$step"
 }
 # Loading is host work (safetensors mmap into the target dtype): no device option.
 step_bench_llama_load() { bench bench_llama_load "" "--preset tiny --layers 2"; }
