@@ -60,10 +60,12 @@ TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& c
   encoder.name = path;
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {(mc.image_size / mc.patch_size) * (mc.image_size / mc.patch_size) + 1, mc.vision_width};
-  encoder.encode = [model, device, precision, dtype, select](const torch::Tensor& pixels, bool tokens) mutable {
+  encoder.encode = [model, device, precision, dtype, select, mean = data::channel_values(data::kOpenAiMean, device),
+                    deviation = data::channel_values(data::kOpenAiStd, device)](const torch::Tensor& pixels,
+                                                                                 bool tokens) mutable {
     torch::NoGradGuard no_grad;
     compat::CudaAutocastGuard autocast(device.is_cuda() && precision != "fp32", dtype);
-    auto x = pixels.to(device, /*non_blocking=*/true);
+    auto x = data::normalize_pixels(pixels.to(device, /*non_blocking=*/true), mean, deviation);
     auto vision = model->vision_model;
     // The image tower block by block, so the token layer and the projected features come from one pass.
     auto h = vision->pre_layrnorm->forward(vision->embeddings->forward(x));
@@ -98,7 +100,7 @@ struct BatchJob {
 };
 
 struct BatchResult {
-  torch::Tensor pixels;  // float [B,3,S,S]
+  torch::Tensor pixels;  // uint8 [B,3,S,S]
   std::string error;
 };
 
@@ -176,7 +178,7 @@ class BatchReader {
 
   torch::Tensor read_batch(Slide& slide, const SlideTiles& tiles, int64_t begin, int64_t count) {
     const int s = image_size_;
-    auto pixels = torch::empty({count, 3, s, s}, torch::TensorOptions().dtype(torch::kFloat).pinned_memory(pinned_));
+    auto pixels = torch::empty({count, 3, s, s}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(pinned_));
     auto xy = tiles.coords.accessor<int64_t, 2>();
     const GridGeometry& g = tiles.grid;
     PATHVLM_CHECK(g.read_level < slide.level_count(), "slide '", slide.path(), "': the coords file reads level ",
@@ -184,7 +186,7 @@ class BatchReader {
     for (int64_t i = 0; i < count; ++i) {
       auto rgb = slide.read_region(xy[begin + i][0], xy[begin + i][1], g.read_level, g.read_size, g.read_size);
       if (g.read_size != s) rgb = data::resize_bicubic(rgb, s, s);
-      pixels[i].copy_(data::normalize_openai(rgb));
+      pixels[i].copy_(rgb.permute({2, 0, 1}));
     }
     return pixels;
   }

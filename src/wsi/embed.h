@@ -25,7 +25,7 @@
 
 namespace pathvlm::wsi {
 
-// What the encoder gives for a batch of normalised pixels [B,3,S,S].
+// What the encoder gives for a batch of pixels.
 struct EncodedBatch {
   torch::Tensor features;  // [B,D]
   torch::Tensor tokens;    // float32 [B,T,W] when tokens are requested (the tower's output as computed), else undefined
@@ -38,6 +38,8 @@ struct TileEncoder {
   std::vector<int64_t> token_shape;  // [T,W] of the token features, empty when it gives none
   int token_layer = -2;              // the hidden state the tokens are, HF hidden_states indexing (-2 = penultimate)
   std::string name;  // stored as the `encoder` attribute
+  // pixels: uint8 RGB [B,3,S,S] in host memory, normalised where the encoder runs (on a GPU after the upload: a
+  // quarter of float32's bytes cross PCIe and the readers skip the arithmetic).
   std::function<EncodedBatch(const torch::Tensor& pixels, bool tokens)> encode;
 };
 

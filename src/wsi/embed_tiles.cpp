@@ -77,16 +77,16 @@ class TokenShardWriter {
   bool committed_ = false;
 };
 
-// Batches of preprocessed pixels ("pixels" [B,3,S,S]) and ids ("ids"), in record order.
+// Batches of resized and cropped uint8 pixels ("pixels" [B,3,S,S], normalised by the encoder) and ids ("ids"), in
+// record order.
 data::BatchBuilder tile_batches(std::shared_ptr<const data::TileDataset> tiles, int image_size) {
   return [tiles = std::move(tiles), image_size](const data::BatchRequest& request) {
     const auto n = static_cast<int64_t>(request.records.size());
-    auto pixels = torch::empty({n, 3, image_size, image_size}, request.host(torch::kFloat));
+    auto pixels = torch::empty({n, 3, image_size, image_size}, request.host(torch::kByte));
     std::vector<std::string> ids(static_cast<size_t>(n));
     request.for_each([&](int64_t row, int64_t record) {
       // TileLoader's evaluation transform.
-      pixels[row].copy_(
-          data::normalize_openai(data::resize_shortest_and_center_crop(tiles->image(record), image_size)));
+      pixels[row].copy_(data::resize_shortest_and_center_crop(tiles->image(record), image_size).permute({2, 0, 1}));
       ids[static_cast<size_t>(row)] = tiles->id(record);
     });
     data::Batch batch;
