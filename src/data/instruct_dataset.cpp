@@ -135,7 +135,7 @@ Batch InstructDataset::batch(const BatchRequest& request) const {
     // The bags are read after the rows, in slot order (a slide's bag is the same every time).
   } else {
     const int64_t size = images_->image_size();
-    pixels = torch::empty({image_count, 3, size, size}, request.host(torch::kFloat32));
+    pixels = torch::empty({image_count, 3, size, size}, request.host(torch::kByte));
   }
   std::vector<std::string> ids(rows);
   request.for_each([&](int64_t row, int64_t record) {

@@ -9,9 +9,9 @@
 //   b.at("input_ids");       // int64 [B,L]: right-padded with 0, models::kImageSentinel where an image goes
 //   b.at("labels");          // int64 [B,L]: unshifted, kIgnoreIndex where unsupervised or padding
 //   b.at("attention_mask");  // bool  [B,L]
-//   b.at("pixels");          // float [N,3,S,S] (pixel sources) or b.at("features") float [N,T,D] (cached), N =
-//                            // the batch's images in row order; N may be 0. Slide sources instead give each
-//                            // slide's bag: slide_features float [N,K,D], slide_coords int64 [N,K,2] and
+//   b.at("pixels");          // uint8 [N,3,S,S] (pixel sources; the trainer normalises them on its device) or
+//                            // b.at("features") float [N,T,D] (cached), N = the batch's images in row order;
+//                            // N may be 0. Slide sources instead give each slide's bag: slide_features float [N,K,D], slide_coords int64 [N,K,2] and
 //                            // slide_mask bool [N,K] (false = padding), K = the largest bag
 //   b.text("ids");           // record ids
 //

@@ -140,7 +140,7 @@ torch::Tensor InstructImages::pixels(const Ref& ref) const {
                 "InstructImages::pixels: not a pixel source");
   const auto& source = sources_[ref.source];
   const torch::Tensor rgb = source.tiles ? source.tiles->image(ref.index) : read_image(ref.file);
-  return normalize_openai(resize_shortest_and_center_crop(rgb, image_size_));
+  return resize_shortest_and_center_crop(rgb, image_size_).permute({2, 0, 1});
 }
 
 torch::Tensor InstructImages::features(const Ref& ref) const {

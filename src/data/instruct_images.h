@@ -1,10 +1,11 @@
 // The images of instruction records: a record's `image` name looked up in a list of sources, in order, giving
-// normalised pixels for the frozen tower, the tower's cached features, or whole slides as bags of tile features for
+// the cropped uint8 pixels for the frozen tower, the tower's cached features, or whole slides as bags of tile features for
 // a frozen slide encoder (one kind per list).
 //
 //   auto images = data::InstructImages::open({"demo/instruct/shards/train", "photos/"}, /*image_size=*/224);
 //   if (auto ref = images.find("images/train/stroma_00003.png")) {
-//     torch::Tensor x = images.pixels(*ref);      // float [3,S,S]: shortest side to S, center crop, OpenAI normalised
+//     torch::Tensor x = images.pixels(*ref);      // uint8 [3,S,S]: shortest side to S, center crop (the trainer
+//                                                  // normalises where the tower runs)
 //   }
 //   auto cached = data::InstructImages::open({"feats/tokens"}, 224);   // tile_features shards
 //   torch::Tensor f = cached.features(*cached.find("images/train/stroma_00003.png"));   // float [T,D], CLS row first
@@ -61,7 +62,7 @@ class InstructImages {
   // "'name' in none of: shards/train, photos/" for a missing-image report.
   std::string sources_text() const;
 
-  torch::Tensor pixels(const Ref& ref) const;    // Kind::pixels: float [3,S,S]
+  torch::Tensor pixels(const Ref& ref) const;    // Kind::pixels: uint8 [3,S,S]
   torch::Tensor features(const Ref& ref) const;  // Kind::features: float [T,D]
   // Kind::slides: the bag of a slide, float [k,D] and int64 [k,2] level-0 coords.
   std::pair<torch::Tensor, torch::Tensor> slide_bag(const Ref& ref) const;

@@ -85,14 +85,16 @@ TEST(InstructDataset, BatchesHoldTheTemplateTokenizationAndTheImagesInRowOrder) 
   EXPECT_LT(lengths[text_only], 0);
 }
 
-TEST(InstructDataset, PixelsAreTheClipEvaluationTransformOfTheTile) {
+// uint8 crops: the trainer normalises them where the tower runs.
+TEST(InstructDataset, PixelsAreTheClipEvaluationCropOfTheTile) {
   const auto& d = tiny_instruct_data();
   auto images = pixel_sources({d.train_shards});
   const auto tiles = data::TileDataset::open(d.train_shards);
   const auto ref = images->find(tiles.id(3));
   ASSERT_TRUE(ref.has_value());
+  EXPECT_EQ(images->pixels(*ref).scalar_type(), torch::kByte);
   EXPECT_TRUE(torch::equal(images->pixels(*ref),
-                           data::normalize_openai(data::resize_shortest_and_center_crop(tiles.image(3), kImageSize))));
+                           data::resize_shortest_and_center_crop(tiles.image(3), kImageSize).permute({2, 0, 1})));
   EXPECT_FALSE(images->find("images/train/no_such_tile.png").has_value());
 }
 

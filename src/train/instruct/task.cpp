@@ -102,6 +102,8 @@ data::InstructImages open_instruct_images(const InstructConfig& cfg, const std::
 
 void InstructTask::build_common(const TaskContext& ctx) {
   device_ = ctx.device;
+  pixel_mean_ = data::channel_values(data::kOpenAiMean, device_);
+  pixel_std_ = data::channel_values(data::kOpenAiStd, device_);
   rank_ = ctx.rank;
   world_size_ = ctx.world_size;
   seed_ = ctx.seed;
@@ -276,7 +278,7 @@ models::LlavaBatch InstructTask::llava_batch(const Batch& batch) {
   if (auto it = batch.tensors.find("slide_features"); it != batch.tensors.end())
     b.features = slide_tokens(it->second, batch.at("slide_coords"), batch.at("slide_mask"));
   if (auto it = batch.tensors.find("pixels"); it != batch.tensors.end() && it->second.size(0) > 0)
-    b.pixels = it->second;
+    b.pixels = tower_pixels(it->second);
   return b;
 }
 
@@ -374,9 +376,13 @@ torch::Tensor InstructTask::image_features(const std::vector<std::string>& names
   for (const auto& ref : refs)
     rows.push_back(images_->kind() == data::InstructImages::Kind::features ? images_->features(ref)
                                                                            : images_->pixels(ref));
-  auto stacked = torch::stack(rows).to(device_);
-  if (images_->kind() == data::InstructImages::Kind::features) return select_cached(stacked);
-  return model_->image_features(stacked);
+  auto stacked = torch::stack(rows);
+  if (images_->kind() == data::InstructImages::Kind::features) return select_cached(stacked.to(device_));
+  return model_->image_features(tower_pixels(stacked));
+}
+
+torch::Tensor InstructTask::tower_pixels(const torch::Tensor& pixels) const {
+  return data::normalize_pixels(pixels.to(device_, /*non_blocking=*/true), pixel_mean_, pixel_std_);
 }
 
 torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& files) {
@@ -386,9 +392,9 @@ torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& 
   const int size = model_->vision_tower->clip_config().image_size;
   std::vector<torch::Tensor> pixels;
   for (const auto& file : files)
-    pixels.push_back(data::normalize_openai(data::resize_shortest_and_center_crop(data::read_image(file), size)));
+    pixels.push_back(data::resize_shortest_and_center_crop(data::read_image(file), size).permute({2, 0, 1}));
   if (pixels.empty()) return no_image_features();
-  return model_->image_features(torch::stack(pixels).to(device_));
+  return model_->image_features(tower_pixels(torch::stack(pixels)));
 }
 
 std::vector<generate::Generation> InstructTask::reply(const std::vector<text::Conversation>& conversations,
