@@ -435,4 +435,12 @@ torch::Tensor normalize_image(const torch::Tensor& rgb, const std::array<double,
   return normalize_pixels(rgb.permute({2, 0, 1}), channel_values(mean), channel_values(std)).contiguous();
 }
 
+PixelNormalizer::PixelNormalizer(torch::Device device, const std::array<double, 3>& mean,
+                                 const std::array<double, 3>& std)
+    : mean_(channel_values(mean, device)), std_(channel_values(std, device)) {}
+
+torch::Tensor PixelNormalizer::operator()(const torch::Tensor& pixels) const {
+  return normalize_pixels(pixels.to(mean_.device(), /*non_blocking=*/true), mean_, std_);
+}
+
 }  // namespace pathvlm::data

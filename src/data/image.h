@@ -94,4 +94,20 @@ torch::Tensor normalize_image(const torch::Tensor& rgb, const std::array<double,
                               const std::array<double, 3>& std = kOpenAiStd);
 inline torch::Tensor normalize_openai(const torch::Tensor& rgb) { return normalize_image(rgb); }
 
+// normalize_pixels on one device, its mean and std made there once: uint8 pixels are copied there (a quarter of
+// float32's bytes; non-blocking from pinned memory) and normalised there. What the loaders and encoders that hand
+// uint8 batches to a model use.
+//
+//   data::PixelNormalizer normalize(torch::kCUDA);      // OpenAI mean and std
+//   auto x = normalize(uint8_batch);                    // float [B,3,S,S] on the GPU
+class PixelNormalizer {
+ public:
+  explicit PixelNormalizer(torch::Device device = torch::kCPU, const std::array<double, 3>& mean = kOpenAiMean,
+                           const std::array<double, 3>& std = kOpenAiStd);
+  torch::Tensor operator()(const torch::Tensor& pixels) const;
+
+ private:
+  torch::Tensor mean_, std_;
+};
+
 }  // namespace pathvlm::data

@@ -33,10 +33,10 @@ std::pair<int64_t, CheckedTile> usable_record(const TileDataset& dataset, const 
 // any hook the caller set.
 LoaderOptions normalising_pixels_on_device(const TileLoaderOptions& o) {
   LoaderOptions options = o;
-  options.finish_on_device = [mean = channel_values(o.mean, o.device), deviation = channel_values(o.std, o.device),
+  options.finish_on_device = [normalize = PixelNormalizer(o.device, o.mean, o.std),
                               then = o.finish_on_device](Batch& batch) {
     auto& pixels = batch.tensors.at("pixels");
-    pixels = normalize_pixels(pixels, mean, deviation);
+    pixels = normalize(pixels);
     if (then) then(batch);
   };
   return options;

@@ -60,12 +60,11 @@ TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& c
   encoder.name = path;
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {(mc.image_size / mc.patch_size) * (mc.image_size / mc.patch_size) + 1, mc.vision_width};
-  encoder.encode = [model, device, precision, dtype, select, mean = data::channel_values(data::kOpenAiMean, device),
-                    deviation = data::channel_values(data::kOpenAiStd, device)](const torch::Tensor& pixels,
-                                                                                 bool tokens) mutable {
+  encoder.encode = [model, device, precision, dtype, select,
+                    normalize = data::PixelNormalizer(device)](const torch::Tensor& pixels, bool tokens) mutable {
     torch::NoGradGuard no_grad;
     compat::CudaAutocastGuard autocast(device.is_cuda() && precision != "fp32", dtype);
-    auto x = data::normalize_pixels(pixels.to(device, /*non_blocking=*/true), mean, deviation);
+    auto x = normalize(pixels);
     auto vision = model->vision_model;
     // The image tower block by block, so the token layer and the projected features come from one pass.
     auto h = vision->pre_layrnorm->forward(vision->embeddings->forward(x));

@@ -102,8 +102,7 @@ data::InstructImages open_instruct_images(const InstructConfig& cfg, const std::
 
 void InstructTask::build_common(const TaskContext& ctx) {
   device_ = ctx.device;
-  pixel_mean_ = data::channel_values(data::kOpenAiMean, device_);
-  pixel_std_ = data::channel_values(data::kOpenAiStd, device_);
+  tower_pixels_ = data::PixelNormalizer(device_);
   rank_ = ctx.rank;
   world_size_ = ctx.world_size;
   seed_ = ctx.seed;
@@ -278,7 +277,7 @@ models::LlavaBatch InstructTask::llava_batch(const Batch& batch) {
   if (auto it = batch.tensors.find("slide_features"); it != batch.tensors.end())
     b.features = slide_tokens(it->second, batch.at("slide_coords"), batch.at("slide_mask"));
   if (auto it = batch.tensors.find("pixels"); it != batch.tensors.end() && it->second.size(0) > 0)
-    b.pixels = tower_pixels(it->second);
+    b.pixels = tower_pixels_(it->second);
   return b;
 }
 
@@ -378,11 +377,7 @@ torch::Tensor InstructTask::image_features(const std::vector<std::string>& names
                                                                            : images_->pixels(ref));
   auto stacked = torch::stack(rows);
   if (images_->kind() == data::InstructImages::Kind::features) return select_cached(stacked.to(device_));
-  return model_->image_features(tower_pixels(stacked));
-}
-
-torch::Tensor InstructTask::tower_pixels(const torch::Tensor& pixels) const {
-  return data::normalize_pixels(pixels.to(device_, /*non_blocking=*/true), pixel_mean_, pixel_std_);
+  return model_->image_features(tower_pixels_(stacked));
 }
 
 torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& files) {
@@ -394,7 +389,7 @@ torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& 
   for (const auto& file : files)
     pixels.push_back(data::resize_shortest_and_center_crop(data::read_image(file), size).permute({2, 0, 1}));
   if (pixels.empty()) return no_image_features();
-  return model_->image_features(tower_pixels(torch::stack(pixels)));
+  return model_->image_features(tower_pixels_(torch::stack(pixels)));
 }
 
 std::vector<generate::Generation> InstructTask::reply(const std::vector<text::Conversation>& conversations,

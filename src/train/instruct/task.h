@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "data/image.h"
 #include "data/instruct_dataset.h"
 #include "dist/comm.h"
 #include "generate/generate.h"
@@ -100,8 +101,6 @@ class InstructTask : public Task {
   // Cached features as the model's tower would give them: the CLS row dropped for vision_feature_select patch.
   torch::Tensor select_cached(const torch::Tensor& features) const;
   torch::Tensor no_image_features() const;  // [0, T, vision_hidden]
-  // uint8 pixels [N,3,S,S] (host or device) -> the tower's input: on the device, OpenAI-normalised there.
-  torch::Tensor tower_pixels(const torch::Tensor& pixels) const;
   // The frozen slide encoder's tokens [N, Q, W] of padded bags (data/instruct_dataset.h's slide_* tensors).
   torch::Tensor slide_tokens(const torch::Tensor& features, const torch::Tensor& coords,
                              const torch::Tensor& mask);
@@ -124,7 +123,7 @@ class InstructTask : public Task {
   InstructConfig cfg_;
   std::string hf_language_model_;  // instruct.language_model when it is a Hugging Face directory
   torch::Device device_{torch::kCPU};
-  torch::Tensor pixel_mean_, pixel_std_;  // the OpenAI normalisation's [3,1,1] on device_
+  data::PixelNormalizer tower_pixels_;  // uint8 pixels [N,3,S,S] -> the tower's input on device_
   int rank_ = 0, world_size_ = 1;
   uint64_t seed_ = 0;
   int64_t micro_batch_ = 1, grad_accum_ = 1;
