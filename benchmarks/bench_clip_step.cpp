@@ -1,10 +1,11 @@
 // Training step throughput of CLIP (the clip task's step without data loading): a CLIP preset with random
 // weights, synthetic uint8 images and token ids made on the device once, and per step: normalisation on the
-// device, both towers in bf16 autocast (the trainer's train.precision bf16-mixed), symmetric InfoNCE, backward through the Reducer (one rank: no
-// collective), gradient clipping at 1.0, the non-finite skip flag and pathvlm's AdamW (fused on CUDA), as the
-// Trainer runs them. After the timed steps, two more run under a HostReadCounter (core/host_reads.h): the JSON's
-// host_reads_per_step must be 0 for the GPU to run ahead of the loop. The python peers (scripts/gpu/bench_clip_peer.py)
-// run the same step with transformers.CLIPModel; scripts/gpu/check.sh puts them side by side.
+// device, both towers in bf16 autocast (the trainer's train.precision bf16-mixed), symmetric InfoNCE, backward
+// through the Reducer (one rank: no collective), gradient clipping at 1.0, the non-finite skip flag and pathvlm's
+// AdamW (fused on CUDA), as the Trainer runs them. After the timed steps, two more run under a HostReadCounter
+// (core/host_reads.h): the JSON's host_reads_per_step must be 0 for the GPU to run ahead of the loop. The python
+// peers (scripts/gpu/bench_clip_peer.py) run the same step with transformers.CLIPModel; scripts/gpu/check.sh puts
+// them side by side.
 //
 //   bench_clip_step [--preset ViT-B-16] [--batch 256] [--steps 20] [--warmup 5] [--device cuda]
 //                   [--precision bf16-mixed|bf16|fp32] [--peak-tflops 0] [--separate-qkv]

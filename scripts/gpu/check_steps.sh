@@ -112,9 +112,8 @@ bench_field() {
 }
 # samples/s of benchmark A over benchmark B.
 bench_ratio() {
-  python3 -c 'import json,sys
-a, b = (json.loads(open(p).read().strip().splitlines()[-1]) for p in sys.argv[1:3])
-print(f"{a['"'"'samples_per_s'"'"'] / b['"'"'samples_per_s'"'"']:.3f}")' "$1" "$2"
+  python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.3f}")' \
+    "$(bench_field "$1" samples_per_s)" "$(bench_field "$2" samples_per_s)"
 }
 step_clip_bench_pathvlm() {
   # shellcheck disable=SC2046
@@ -124,24 +123,22 @@ step_clip_bench_pathvlm() {
   figure "$(bench_figure "$OUT/clip_bench_pathvlm.json"), host reads per step $reads"
   [ "$reads" = 0 ]  # a read inside the step stalls the GPU
 }
-# The same step with q, k and v as three GEMMs: what the fused projection buys.
-step_clip_bench_separate_qkv() {
-  [ -s "$OUT/clip_bench_pathvlm.json" ] || skip "no fused figure to compare with"
-  # shellcheck disable=SC2046
-  "$BUILD/benchmarks/bench_clip_step" $(clip_bench_args) --separate-qkv | tee "$OUT/clip_bench_separate_qkv.json" \
-    || return 1
-  figure "$(bench_figure "$OUT/clip_bench_separate_qkv.json"); fused / separate = $(bench_ratio \
-    "$OUT/clip_bench_pathvlm.json" "$OUT/clip_bench_separate_qkv.json")x"
+# clip_bench_variant NAME LABEL ARGS...: the CLIP step with ARGS, its figure and its samples/s over the step above's
+# (LABEL names the ratio).
+clip_bench_variant() {
+  local name=$1 label=$2
+  shift 2
+  [ -s "$OUT/clip_bench_pathvlm.json" ] || skip "no figure of the step above to compare with"
+  "$BUILD/benchmarks/bench_clip_step" "$@" | tee "$OUT/clip_bench_$name.json" || return 1
+  figure "$(bench_figure "$OUT/clip_bench_$name.json"); $label = $(bench_ratio \
+    "$OUT/clip_bench_$name.json" "$OUT/clip_bench_pathvlm.json")x"
 }
-# The trainer's train.precision bf16 (bf16 weights and residual stream, fp32 masters in AdamW) against the
-# autocast step above.
-step_clip_bench_bf16_weights() {
-  [ -s "$OUT/clip_bench_pathvlm.json" ] || skip "no autocast figure to compare with"
-  # shellcheck disable=SC2046
-  "$BUILD/benchmarks/bench_clip_step" $(clip_bench_args bf16) | tee "$OUT/clip_bench_bf16_weights.json" || return 1
-  figure "$(bench_figure "$OUT/clip_bench_bf16_weights.json"); bf16 weights / autocast = $(bench_ratio \
-    "$OUT/clip_bench_bf16_weights.json" "$OUT/clip_bench_pathvlm.json")x"
-}
+# q, k and v as three GEMMs: what the fused projection buys.
+# shellcheck disable=SC2046
+step_clip_bench_separate_qkv() { clip_bench_variant separate_qkv "separate / fused" $(clip_bench_args) --separate-qkv; }
+# The trainer's train.precision bf16 (bf16 weights and residual stream, fp32 masters in AdamW) against autocast.
+# shellcheck disable=SC2046
+step_clip_bench_bf16_weights() { clip_bench_variant bf16_weights "bf16 weights / autocast" $(clip_bench_args bf16); }
 clip_peer() {
   need_python "transformers CLIPModel $1"
   [ -s "$OUT/clip_bench_pathvlm.json" ] || skip "no pathvlm figure to compare with"

@@ -11,8 +11,9 @@
 //   b.at("attention_mask");  // bool  [B,L]
 //   b.at("pixels");          // uint8 [N,3,S,S] (pixel sources; the trainer normalises them on its device) or
 //                            // b.at("features") float [N,T,D] (cached), N = the batch's images in row order;
-//                            // N may be 0. Slide sources instead give each slide's bag: slide_features float [N,K,D], slide_coords int64 [N,K,2] and
-//                            // slide_mask bool [N,K] (false = padding), K = the largest bag
+//                            // N may be 0. Slide sources instead give each slide's bag: slide_features float
+//                            // [N,K,D], slide_coords int64 [N,K,2] and slide_mask bool [N,K] (false = padding),
+//                            // K = the largest bag
 //   b.text("ids");           // record ids
 //
 // A record is skipped, and counted against its file, when it is malformed (instruct_records.h), unfit for the

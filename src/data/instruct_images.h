@@ -1,6 +1,6 @@
 // The images of instruction records: a record's `image` name looked up in a list of sources, in order, giving
-// the cropped uint8 pixels for the frozen tower, the tower's cached features, or whole slides as bags of tile features for
-// a frozen slide encoder (one kind per list).
+// the cropped uint8 pixels for the frozen tower, the tower's cached features, or whole slides as bags of tile
+// features for a frozen slide encoder (one kind per list).
 //
 //   auto images = data::InstructImages::open({"demo/instruct/shards/train", "photos/"}, /*image_size=*/224);
 //   if (auto ref = images.find("images/train/stroma_00003.png")) {
