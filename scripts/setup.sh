@@ -6,12 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libopenblas0-openmp: libtorch's CPU matmuls are ~10x slower on the reference BLAS.
+# libopenblas0-openmp: libtorch's CPU matmuls are ~10x slower on the reference BLAS. libabsl-dev: sentencepiece
+# 0.2's header includes Abseil, which libsentencepiece-dev does not pull in (Debian sid).
 PACKAGES=(build-essential cmake pkg-config ccache
   libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev nlohmann-json3-dev
   libturbojpeg0-dev libjpeg-dev libpng-dev libtiff-dev zlib1g-dev
   libopenslide-dev libopencv-core-dev libopencv-imgproc-dev
-  libsentencepiece-dev python3-sentencepiece
+  libsentencepiece-dev libabsl-dev python3-sentencepiece
   libopenblas0-openmp libgtest-dev libbenchmark-dev python3)
 
 missing=()

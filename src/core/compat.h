@@ -9,6 +9,21 @@
 
 namespace pathvlm::compat {
 
+// A handle on an autograd graph node: std::shared_ptr in libtorch 1.13, c10::intrusive_ptr in 2.14.
+using AutogradNodePtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+
+// Makes an autograd node the way libtorch's own custom functions do: c10::make_intrusive where nodes are intrusive,
+// else a shared_ptr freed through deleteNode (which frees long graphs without deep recursion; found by
+// argument-dependent lookup because libtorch 2.14 no longer declares it).
+template <typename NodeT>
+auto make_autograd_node() {
+  if constexpr (std::is_same_v<AutogradNodePtr, c10::intrusive_ptr<torch::autograd::Node>>) {
+    return c10::make_intrusive<NodeT>();
+  } else {
+    return std::shared_ptr<NodeT>(new NodeT(), [](NodeT* node) { deleteNode(node); });
+  }
+}
+
 // softmax(q k^T / sqrt(d) + mask) v over [..., L, d] tensors; the fused kernel where libtorch has one.
 inline torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                                   const torch::Tensor& v, const torch::Tensor& mask = {},

@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "core/compat.h"
 #include "dist/comm.h"
 #include "dist/dist_config.h"
 
@@ -145,7 +146,7 @@ class Reducer {
     int64_t offset = 0;  // within the bucket
     bool ready = false;
     torch::Tensor grad_view;  // unsharded only
-    std::shared_ptr<torch::autograd::Node> accumulator;
+    compat::AutogradNodePtr accumulator;
     uintptr_t hook_key = 0;
   };
 

@@ -8,7 +8,10 @@
 namespace pathvlm::text {
 namespace {
 
-std::string message(const sentencepiece::util::Status& status) { return status.ok() ? "" : status.ToString(); }
+// sentencepiece::util::Status before 0.2, absl::Status since; both have ok() and ToString().
+using Status = decltype(std::declval<sentencepiece::SentencePieceProcessor&>().Load(std::string()));
+
+std::string message(const Status& status) { return status.ok() ? "" : status.ToString(); }
 
 class Processor : public SentencePieceBackend {
  public:
@@ -36,7 +39,7 @@ class TextIterator : public sentencepiece::SentenceIterator {
   bool done() const override { return index_ >= texts_.size(); }
   void Next() override { ++index_; }
   const std::string& value() const override { return texts_[index_]; }
-  sentencepiece::util::Status status() const override { return {}; }
+  Status status() const override { return {}; }
 
  private:
   const std::vector<std::string>& texts_;

@@ -99,7 +99,7 @@ struct CheckpointBackward : torch::autograd::Node {
 
 std::vector<torch::Tensor> checkpoint(TensorsFn fn, const std::vector<torch::Tensor>& inputs) {
   if (!torch::GradMode::is_enabled()) return fn(inputs);
-  auto node = std::shared_ptr<CheckpointBackward>(new CheckpointBackward(), torch::autograd::deleteNode);
+  auto node = compat::make_autograd_node<CheckpointBackward>();
   node->rng = RngState::capture(inputs);
   node->cpu_autocast = compat::autocast_enabled(at::kCPU);
   node->cpu_autocast_dtype = compat::autocast_dtype(at::kCPU);
