@@ -115,12 +115,21 @@ def pathasst(turns, generation):
         if i > 0:
             labels.append(IGNORE)
             offset += len("<image>")
-        for piece in sp.encode(chunk, out_type="immutable_proto").pieces:
-            begin, end = offset + piece.begin, offset + piece.end
+        for piece_id, begin, end in encoded_pieces(chunk):
+            begin, end = offset + begin, offset + end
             inside = any(s <= begin and end <= e for s, e in spans)
-            labels.append(piece.id if inside else IGNORE)
+            labels.append(piece_id if inside else IGNORE)
         offset += len(chunk)
     return prompt, ids, labels, False
+
+
+def encoded_pieces(text):
+    """(id, begin, end) of each piece of `text`, offsets in characters."""
+    try:
+        return [(p.id, p.begin, p.end) for p in sp.encode(text, out_type="immutable_proto").pieces]
+    except ValueError:  # sentencepiece 0.2 dropped "immutable_proto"; "offset_mapping" carries the same offsets
+        mapping = sp.encode(text, out_type="offset_mapping")
+        return [(i, begin, end) for i, (begin, end) in zip(mapping["ids"], mapping["offsets"])]
 
 
 TEMPLATES = {"vicuna_v1": vicuna_v1, "plain": plain, "pathasst": pathasst}
