@@ -17,15 +17,15 @@ fi
 echo 'Acquire::Check-Valid-Until "false";' > "$ROOT/etc/apt/apt.conf.d/99pathvlm-clock"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 
-MOUNTS=(proc sys dev dev/pts)
+MOUNTS=(proc sys dev)   # recursive binds: /sys/fs/cgroup (slurmd needs it) and /dev/pts come along
 [ -d ../shared ] && MOUNTS+=(work/shared)   # the real test data the suite reads from ../shared
-unmount_all() { for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "$ROOT/${MOUNTS[i]}" 2> /dev/null || true; done; }
+unmount_all() { for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -R "$ROOT/${MOUNTS[i]}" 2> /dev/null || true; done; }
 trap unmount_all EXIT
 for m in "${MOUNTS[@]}"; do
   mkdir -p "$ROOT/$m"
   src=/$m
   [ "$m" = work/shared ] && src=$(realpath ../shared)
-  mountpoint -q "$ROOT/$m" || mount --bind "$src" "$ROOT/$m"
+  mountpoint -q "$ROOT/$m" || mount --rbind "$src" "$ROOT/$m"
 done
 
 # The working tree as git sees it (tracked and untracked-but-not-ignored files); the chroot keeps only its build/.
