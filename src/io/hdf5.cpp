@@ -202,10 +202,25 @@ Layout make_layout(const std::vector<int64_t>& dims, int64_t row_bytes, bool ext
   return layout;
 }
 
-Owned link_create_plist(const std::string& where) {
-  Owned lcpl = own(check(H5Pcreate(H5P_LINK_CREATE), where, "H5Pcreate"), H5Pclose);
-  check(H5Pset_create_intermediate_group(lcpl->id(), 1), where, "H5Pset_create_intermediate_group");
-  return lcpl;
+// Group creation properties: no modification times, as for datasets.
+Owned group_create_plist(const std::string& where) {
+  Owned gcpl = own(check(H5Pcreate(H5P_GROUP_CREATE), where, "H5Pcreate"), H5Pclose);
+  check(H5Pset_obj_track_times(gcpl->id(), 0), where, "H5Pset_obj_track_times");
+  return gcpl;
+}
+
+// Creates the missing groups on the way to `path` (all but its last part) here rather than through HDF5's
+// intermediate-group option, whose groups take the default properties and so keep times.
+void create_parent_groups(hid_t loc, const std::string& path, const std::string& where) {
+  Owned gcpl = group_create_plist(where);
+  for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+    const std::string parent = path.substr(0, slash);
+    if (parent.back() == '/') continue;  // "a//b"
+    const std::string at = str(where, ": its group '", parent, "'");
+    if (check(H5Lexists(loc, parent.c_str(), H5P_DEFAULT), at, "look up") > 0) continue;
+    check(H5Gclose(check(H5Gcreate2(loc, parent.c_str(), H5P_DEFAULT, gcpl->id(), H5P_DEFAULT), at, "create")), at,
+          "close");
+  }
 }
 
 // One attribute's type, read as a single value; counts and classes checked.
@@ -802,10 +817,8 @@ Group Group::create_group(const std::string& path) {
   std::string full = join(path_, path);
   PATHVLM_CHECK(!has(path), "'", file_, "': group '", full, "' already exists");
   const std::string at = str("'", file_, "': group '", full, "'");
-  Owned lcpl = link_create_plist(at);
-  Owned gcpl = own(check(H5Pcreate(H5P_GROUP_CREATE), at, "H5Pcreate"), H5Pclose);
-  check(H5Pset_obj_track_times(gcpl->id(), 0), at, "H5Pset_obj_track_times");
-  hid_t g = check(H5Gcreate2(id(), path.c_str(), lcpl->id(), gcpl->id(), H5P_DEFAULT), at, "create");
+  create_parent_groups(id(), path, at);
+  hid_t g = check(H5Gcreate2(id(), path.c_str(), H5P_DEFAULT, group_create_plist(at)->id(), H5P_DEFAULT), at, "create");
   return Group(share(g, H5Gclose), file_, full, "group");
 }
 
@@ -828,8 +841,8 @@ Dataset create_dataset(const Group& group, hid_t loc, const std::string& path, h
                        const std::string& file, const std::string& full) {
   const std::string at = str("'", file, "': dataset '", full, "'");
   PATHVLM_CHECK(!group.has(path), at, ": already exists");
-  Owned lcpl = link_create_plist(at);
-  hid_t d = check(H5Dcreate2(loc, path.c_str(), type, layout.space->id(), lcpl->id(), layout.dcpl->id(), H5P_DEFAULT),
+  create_parent_groups(loc, path, at);
+  hid_t d = check(H5Dcreate2(loc, path.c_str(), type, layout.space->id(), H5P_DEFAULT, layout.dcpl->id(), H5P_DEFAULT),
                   at, "create");
   return Dataset(share(d, H5Dclose), file, full, "dataset");
 }
