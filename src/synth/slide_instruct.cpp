@@ -113,9 +113,16 @@ SlideInstructFiles write_slide_instruct(const std::string& out_dir, const std::v
   };
   write_text_file(files.eval_reports, jsonl(eval_reports));
   write_text_file(files.eval_chat, jsonl(eval_chat));
-  // Reports alone too: report generation prompts the LLM with the slide's tokens and no request text.
+  // Reports alone too: report generation prompts the LLM with the slide's tokens and no request text. And each
+  // report after its findings in words, as a pretrained LLM knows that words before a report shape it: phase 1's
+  // projector then has words to map the slide to, not a reading of its prefix to teach a frozen model.
   std::vector<std::string> report_texts;
-  for (const auto& slide : slides) report_texts.push_back(slide.report);
+  for (const auto& slide : slides) {
+    report_texts.push_back(slide.report);
+    std::string findings;
+    for (auto c : classes_by_share(slide)) findings += (findings.empty() ? "Findings: " : ", ") + name_of(c);
+    report_texts.push_back(findings + ".\n" + slide.report);
+  }
   write_instruct_tokenizer_and_corpus({&reports, &chat}, report_texts, {}, vocab_size, files.tokenizer, files.text);
   return files;
 }
