@@ -971,8 +971,8 @@ File File::create(const std::string& path, int64_t userblock_bytes) {
   Guard guard;
   const std::string at = str("'", path, "'");
   Owned fcpl = own(check(H5Pcreate(H5P_FILE_CREATE), at, "H5Pcreate"), H5Pclose);
-  // The root group's header takes its times from here; with them, two runs write different bytes (HDF5 1.14
-  // gives the root group a v2 header, which stores them).
+  // The root group takes its creation properties from here: no times, as for every object (HDF5 2.x writes
+  // headers that store them).
   check(H5Pset_obj_track_times(fcpl->id(), 0), at, "H5Pset_obj_track_times");
   if (userblock_bytes > 0) {
     check(H5Pset_userblock(fcpl->id(), static_cast<hsize_t>(userblock_bytes)), at, "set user block");
