@@ -34,6 +34,12 @@ std::string read_all(const fs::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// The metrics a `pathvlm eval` printed: its log's last line, a JSON object.
+nlohmann::json eval_metrics(const fs::path& log) {
+  const auto text = read_all(log);
+  return nlohmann::json::parse(text.substr(text.rfind("\n{") + 1));
+}
+
 }  // namespace
 
 TEST(SlideDemo, LearnsHeldOutRetrievalAndZeroShotFarAboveChance) {
@@ -68,8 +74,7 @@ TEST(SlideDemo, LearnsHeldOutRetrievalAndZeroShotFarAboveChance) {
   // `pathvlm eval` on the export, on 2 ranks: the training's final metrics.
   ASSERT_EQ(run_in(dir.path, mpi + " $B eval " + config + vocab + " --model runs/slide_demo/export", "eval.log"), 0)
       << read_all(dir.path / "eval.log");
-  const auto eval_log = read_all(dir.path / "eval.log");
-  const auto last = nlohmann::json::parse(eval_log.substr(eval_log.rfind("\n{") + 1));
+  const auto last = eval_metrics(dir.path / "eval.log");
   for (const char* key : {"zeroshot/top1", "retrieval/slide_to_report_R@1", "retrieval/report_to_slide_R@5"})
     EXPECT_NEAR(last.at(key).get<double>(), record[key].get<double>(), 1e-9) << key;
 
@@ -88,8 +93,7 @@ TEST(SlideDemo, LearnsHeldOutRetrievalAndZeroShotFarAboveChance) {
   // with the LLM's last bits, which differ between libtorch versions.)
   ASSERT_EQ(run_in(dir.path, mpi + " $B eval " + slide_configs + "report_phase1.yaml", "phase1_before.log"), 0)
       << read_all(dir.path / "phase1_before.log");
-  const auto before_log = read_all(dir.path / "phase1_before.log");
-  const auto before = nlohmann::json::parse(before_log.substr(before_log.rfind("\n{") + 1));
+  const auto before = eval_metrics(dir.path / "phase1_before.log");
   ASSERT_EQ(run_in(dir.path, mpi + " $B train " + slide_configs + "report_phase1.yaml", "phase1.log"), 0)
       << read_all(dir.path / "phase1.log");
   // The evaluations at steps 150 and 300 on the 24 held-out reports (local: BLEU-4 0.068 before -> 0.116 -> 0.100,
