@@ -6,7 +6,8 @@
 //   eval_reports.jsonl  questions (eval/vqa.h's JSONL): per slide the report request, the report as the open answer
 //   eval_chat.jsonl     per slide the predominant-tissue question (open) and one yes/no question (alternating yes, no)
 //   tokenizer.model     a SentencePiece BPE over all of the above and the templates' strings
-//   text.jsonl          the records' turns and the reports alone as documents, to pretrain the demo language model
+//   text.jsonl          the records' turns, the reports alone and each report after its findings in words
+//                       ("Findings: mucin, lymphocytes.") as documents, to pretrain the demo language model
 // A record's `image` is the slide id; everything is a function of the slides and the seed.
 #pragma once
 #include <cstdint>
