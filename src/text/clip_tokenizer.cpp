@@ -15,6 +15,8 @@
 
 #include "core/error.h"
 #include "core/utf8.h"
+#include "text/fix_text.h"
+#include "text/html_unescape.h"
 
 namespace pathvlm::text {
 namespace {
@@ -25,13 +27,6 @@ struct UnicodeRange {
 struct LowerRun {
   uint32_t first, last;
   int stride, delta;
-};
-struct HtmlEntity {
-  const char* name;
-  const char* value;
-};
-struct CharRef {
-  uint32_t code, replacement;
 };
 #include "text/clip_tokenizer_unicode.inc"
 
@@ -46,140 +41,14 @@ bool in_ranges(const UnicodeRange (&table)[N], uint32_t cp) {
 }
 bool is_letter(uint32_t cp) { return in_ranges(kLetterRanges, cp); }
 bool is_number(uint32_t cp) { return in_ranges(kNumberRanges, cp); }
+bool is_symbol(uint32_t cp) { return in_ranges(kSymbolRanges, cp); }
 bool is_space(uint32_t cp) { return in_ranges(kSpaceRanges, cp); }
 bool is_cased(uint32_t cp) { return in_ranges(kCasedRanges, cp); }
 bool is_case_ignorable(uint32_t cp) { return in_ranges(kCaseIgnorableRanges, cp); }
 // str.strip() also removes the information separators U+001C..U+001F, which regex's \s does not match.
 bool is_strip_space(uint32_t cp) { return is_space(cp) || (cp >= 0x1C && cp <= 0x1F); }
 
-std::u32string decode_utf8(const std::string& s) {
-  const size_t bad = utf8_error_at(s);
-  PATHVLM_CHECK(bad == std::string::npos, "CLIP tokenizer: text is not valid UTF-8 (byte ", bad, ")");
-  std::u32string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    const int extra = b < 0x80 ? 0 : (b >> 5) == 6 ? 1 : (b >> 4) == 14 ? 2 : 3;
-    uint32_t cp = extra == 0 ? b : (b & (0x3F >> extra));
-    for (int k = 1; k <= extra; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    out.push_back(cp);
-    i += extra + 1;
-  }
-  return out;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-std::string to_utf8(const std::u32string& s) {
-  std::string out;
-  for (auto cp : s) append_utf8(out, cp);
-  return out;
-}
-
-const char* find_entity(const std::string& name) {
-  auto it = std::lower_bound(std::begin(kHtmlEntities), std::end(kHtmlEntities), name,
-                             [](const HtmlEntity& e, const std::string& n) { return std::strcmp(e.name, n.c_str()) < 0; });
-  return it != std::end(kHtmlEntities) && name == it->name ? it->value : nullptr;
-}
-
-// The replacement html.unescape gives for a numeric reference.
-std::u32string numeric_reference(uint64_t num) {
-  auto ref = std::lower_bound(std::begin(kInvalidCharRefs), std::end(kInvalidCharRefs), num,
-                              [](const CharRef& r, uint64_t n) { return r.code < n; });
-  if (ref != std::end(kInvalidCharRefs) && ref->code == num) return std::u32string(1, ref->replacement);
-  if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) return U"\uFFFD";
-  if (std::binary_search(std::begin(kInvalidCodepoints), std::end(kInvalidCodepoints), num)) return U"";
-  return std::u32string(1, static_cast<char32_t>(num));
-}
-
-// Python's html.unescape: &#123; &#x7b; (';' optional), named references (HTML5 table, longest prefix
-// for names without ';'); anything else is kept as written.
-std::u32string html_unescape(const std::u32string& s) {
-  std::u32string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    if (s[i] != U'&') {
-      out += s[i++];
-      continue;
-    }
-    size_t j = i + 1;
-    if (j < s.size() && s[j] == U'#') {
-      bool hex = j + 1 < s.size() && (s[j + 1] == U'x' || s[j + 1] == U'X');
-      auto is_digit = [&](char32_t c) {
-        return (c >= U'0' && c <= U'9') || (hex && ((c >= U'a' && c <= U'f') || (c >= U'A' && c <= U'F')));
-      };
-      // "&#x" without hex digits may still be a decimal reference only if a digit follows '#'.
-      size_t k = j + (hex ? 2 : 1);
-      if (hex && !(k < s.size() && is_digit(s[k]))) hex = false, k = j + 1;
-      size_t start = k;
-      uint64_t num = 0;
-      while (k < s.size() && is_digit(s[k])) {
-        uint32_t c = s[k];
-        uint32_t d = c <= U'9' ? c - U'0' : (c | 0x20) - U'a' + 10;
-        num = std::min<uint64_t>(num * (hex ? 16 : 10) + d, uint64_t(1) << 40);  // saturate: > 0x10FFFF anyway
-        ++k;
-      }
-      if (k == start) {  // "&#" not followed by a number: not a reference
-        out += s[i++];
-        continue;
-      }
-      if (k < s.size() && s[k] == U';') ++k;
-      out += numeric_reference(num);
-      i = k;
-      continue;
-    }
-    // Named: up to 32 characters other than \t \n \f space < & # ;, then an optional ';'.
-    size_t k = j;
-    while (k < s.size() && k - j < 32) {
-      char32_t c = s[k];
-      if (c == U'\t' || c == U'\n' || c == U'\f' || c == U' ' || c == U'<' || c == U'&' || c == U'#' || c == U';') break;
-      ++k;
-    }
-    if (k == j) {
-      out += s[i++];
-      continue;
-    }
-    if (k < s.size() && s[k] == U';') ++k;
-    std::u32string name = s.substr(j, k - j);
-    std::string name_utf8 = to_utf8(name);
-    if (const char* value = find_entity(name_utf8)) {
-      out += decode_utf8(value);
-    } else {
-      bool found = false;
-      for (size_t x = name.size() - 1; x > 1; --x) {  // longest prefix of at least 2 characters
-        if (const char* value = find_entity(to_utf8(name.substr(0, x)))) {
-          out += decode_utf8(value);
-          out += name.substr(x);
-          found = true;
-          break;
-        }
-      }
-      if (!found) {
-        out += U'&';
-        out += name;
-      }
-    }
-    i = k;
-  }
-  return out;
-}
+std::u32string decode_utf8(const std::string& s) { return utf8_to_utf32(s, "CLIP tokenizer: text"); }
 
 uint32_t lower_simple(uint32_t cp) {
   auto it = std::upper_bound(std::begin(kLowerRuns), std::end(kLowerRuns), cp,
@@ -248,7 +117,7 @@ bool matches_at(const std::u32string& s, size_t i, const char* pattern) {
   return true;
 }
 
-// findall of <start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+
+// findall of <start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+, IGNORECASE
 std::vector<std::u32string> pre_tokenize(const std::u32string& s) {
   static const char* kFixed[] = {"<start_of_text>", "<end_of_text>", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
   std::vector<std::u32string> tokens;
@@ -266,11 +135,11 @@ std::vector<std::u32string> pre_tokenize(const std::u32string& s) {
         while (i + len < s.size() && is_letter(s[i + len])) ++len;
       } else if (is_number(s[i])) {
         len = 1;
-      } else if (!is_space(s[i])) {
-        while (i + len < s.size() && !is_space(s[i + len]) && !is_letter(s[i + len]) && !is_number(s[i + len])) ++len;
+      } else if (is_symbol(s[i])) {
+        while (i + len < s.size() && is_symbol(s[i + len])) ++len;
       }
     }
-    if (len == 0) {  // whitespace: no match here
+    if (len == 0) {  // whitespace (or U+0345, in no class): no match here
       ++i;
       continue;
     }
@@ -396,10 +265,10 @@ ClipTokenizer::ClipTokenizer(const std::string& vocab, int context_length) : con
 }
 
 std::string ClipTokenizer::clean(const std::string& text) {
-  auto s = decode_utf8(text);
+  auto s = fix_text(decode_utf8(text));
   s = html_unescape(html_unescape(s));
   s = strip(collapse_whitespace(strip(s)));
-  return to_utf8(lower(s));
+  return utf32_to_utf8(lower(s));
 }
 
 std::vector<std::string> ClipTokenizer::bpe(const std::string& token) const {
@@ -437,7 +306,7 @@ std::vector<std::string> ClipTokenizer::bpe(const std::string& token) const {
 std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
   std::vector<int64_t> ids;
   for (const auto& piece : pre_tokenize(decode_utf8(clean(text)))) {
-    std::string utf8 = to_utf8(piece);
+    std::string utf8 = utf32_to_utf8(piece);
     if (utf8 == "<start_of_text>" || utf8 == "<end_of_text>") {
       ids.push_back(encoder_.at(utf8));
       continue;

@@ -4,8 +4,8 @@
 //   auto ids = tok.encode("An H&E image of tumor.");   // 77 ids: 49406 ... 49407 0 0 ...
 //   auto batch = tok.batch({"a", "b"});                 // [2,77] int64
 //
-// Cleaning: html unescape twice (named and numeric entities), whitespace runs -> one space, strip, lower
-// case. Pre-tokenisation: 's|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+. Over-long texts keep the
+// Cleaning: ftfy.fix_text (text/fix_text.h: curly quotes, ligatures, widths, controls, NFC; not its mojibake
+// repair), html unescape twice (named and numeric entities), whitespace runs -> one space, strip, lower case. Pre-tokenisation: 's|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+. Over-long texts keep the
 // first context-1 tokens and end with eot. Also reads HF CLIPTokenizer files (a directory with
 // vocab.json + merges.txt: both must be there and agree, token by token). Thread-safe: encode() is const and
 // keeps no mutable state.
@@ -44,7 +44,7 @@ class ClipTokenizer {
   // special_tokens_map.json (sot/eot named <|startoftext|> / <|endoftext|> as HF names them).
   void save_hf(const std::string& dir) const;
 
-  // The cleaning step alone (html unescape x2, whitespace collapse, lower case).
+  // The cleaning step alone (ftfy's fix_text, html unescape x2, whitespace collapse, lower case).
   static std::string clean(const std::string& text);
 
  private:

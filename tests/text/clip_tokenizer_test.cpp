@@ -1,5 +1,6 @@
-// CLIP BPE tokenizer: byte-identical to open_clip's SimpleTokenizer on the 60 shared vectors, plus hand-checked
-// cases (cleaning, truncation, unicode, special tokens, bad inputs).
+// CLIP BPE tokenizer: byte-identical to open_clip's SimpleTokenizer on the 60 shared vectors and on 425 texts made
+// for its cleaning (ftfy, HTML, the pre-tokeniser's classes), plus hand-checked cases (cleaning, truncation,
+// unicode, special tokens, bad inputs) and the ftfy fixes and NFC on their own.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -8,8 +9,11 @@
 
 #include "core/error.h"
 #include "text/clip_tokenizer.h"
+#include "text/fix_text.h"
 
 using pathvlm::text::ClipTokenizer;
+using pathvlm::text::fix_text;
+using pathvlm::text::nfc;
 
 namespace {
 
@@ -46,6 +50,52 @@ TEST(ClipTokenizer, MatchesOpenClipOnEverySharedVector) {
     ++count;
   }
   EXPECT_EQ(count, 60);
+}
+
+// Written by tests/text/clip_tokenizer_vectors.py with open_clip's own tokenizer (ftfy 6, regex): curly quotes,
+// ligatures, fullwidth forms, decomposed accents, HTML entities (ftfy's rules, then html.unescape twice), lines with
+// '<', terminal escapes, controls, line breaks, U+0345, and random mixes of them. Ids end at eot, unpadded.
+TEST(ClipTokenizer, MatchesOpenClipOnTextsThatNeedCleaning) {
+  SKIP_WITHOUT_VOCAB();
+  const std::string path = std::string(PATHVLM_SOURCE_DIR) + "/tests/text/clip_tokenizer_ftfy_vectors.jsonl";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path;
+  std::string line;
+  int count = 0, differ = 0;
+  while (std::getline(in, line)) {
+    auto record = nlohmann::json::parse(line);
+    auto expected = record["ids"].get<std::vector<int64_t>>();
+    expected.resize(77, 0);
+    auto text = record["text"].get<std::string>();
+    auto ids = tokenizer().encode(text);
+    if (ids != expected && ++differ <= 5) ADD_FAILURE() << "text: " << record["text"].dump();
+    ++count;
+  }
+  EXPECT_EQ(count, 425);
+  EXPECT_EQ(differ, 0);
+}
+
+TEST(FixText, NfcComposesReordersAndKeepsExclusions) {
+  EXPECT_EQ(nfc(U"e\u0301"), U"\u00e9");
+  EXPECT_EQ(nfc(U"\u212b"), U"\u00c5");                        // a singleton decomposition
+  EXPECT_EQ(nfc(U"q\u0307\u0323"), U"q\u0323\u0307");            // marks in class order, nothing to compose
+  EXPECT_EQ(nfc(U"a\u0323\u0302"), U"\u1ead");                  // both marks join, the lower class first
+  EXPECT_EQ(nfc(U"\u0958"), U"\u0915\u093c");                   // excluded from composition
+  EXPECT_EQ(nfc(U"\u1100\u1161\u11a8"), U"\uac01");             // Hangul L V T
+  EXPECT_EQ(nfc(U"\uac00\u11a8"), U"\uac01");                   // LV + T
+  EXPECT_EQ(nfc(U"a\u0301\u0301"), U"\u00e1\u0301");            // the second acute is blocked by the first
+  EXPECT_EQ(nfc(U"plain ascii"), U"plain ascii");
+}
+
+TEST(FixText, FtfyFixesInItsOrder) {
+  EXPECT_EQ(fix_text(U"Crohn\u2019s \u201cskip\u201d \ufb01brosis \uff28\uff06\uff25\u3000x"), U"Crohn's \"skip\" fibrosis H&E x");
+  EXPECT_EQ(fix_text(U"\u0149"), U"'n");                            // ligature, then its U+02BC uncurled
+  EXPECT_EQ(fix_text(U"P&EACUTE;REZ &amp;amp; &eacute &#x2019;s"), U"P\u00c9REZ & &eacute 's");  // to a fixed point
+  EXPECT_EQ(fix_text(U"&#59; &#12a; &nTILDE;"), U"&#59; &#12a; &nTILDE;");  // ftfy leaves these
+  EXPECT_EQ(fix_text(U"a &amp;\n<b> &amp;\n&amp;"), U"a &\n<b> &amp;\n&amp;");  // no entities from the first '<' on
+  EXPECT_EQ(fix_text(U"\x1b[1;31mred\x1b[0m\x07 \ufeffx\x80\x85\x81"), U"red x\u20ac\u2026\x81");
+  EXPECT_EQ(fix_text(U"a\r\nb\rc\u2028d\u2029e"), U"a\nb\nc\nd\ne");
+  EXPECT_EQ(fix_text(U"cafe\u0301 \u00e6 \u0153 \u00b5"), U"caf\u00e9 \u00e6 \u0153 \u00b5");  // NFC, not NFKC
 }
 
 TEST(ClipTokenizer, VocabularyLayout) {

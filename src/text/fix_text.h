@@ -1,0 +1,22 @@
+// ftfy.fix_text with its default settings: the first thing open_clip's tokenizer does to every text, so the
+// CLIP tokenizer does it too (curly quotes and ligatures, for one, must become the tokens open_clip makes).
+//
+//   fix_text(U"Crohn\u2019s \uFB01brosis")   // U"Crohn's fibrosis"
+//
+// Each line (up to and with its '\n') is fixed on its own, every fix applied in ftfy's order until nothing
+// changes: HTML entities ending in ';' (not in a line with '<', nor in any line after one), C1 controls as
+// Windows-1252, Latin ligatures, halfwidth/fullwidth forms, curly quotes, line breaks to '\n', terminal escapes
+// and invisible control characters removed, NFC. Not done: ftfy's repair of mojibake (text decoded with the wrong
+// codec, "cafÃ©"), a heuristic of its own; such text gets the other fixes only. Lone surrogates, which ftfy also
+// fixes, cannot occur in the valid UTF-8 the tokenizer accepts.
+#pragma once
+#include <string>
+
+namespace pathvlm::text {
+
+std::u32string fix_text(const std::u32string& text);
+
+// Unicode canonical composition (NFC), as Python's unicodedata.normalize("NFC", text) gives it.
+std::u32string nfc(const std::u32string& text);
+
+}  // namespace pathvlm::text
