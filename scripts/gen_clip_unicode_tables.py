@@ -6,16 +6,18 @@ fix_text_unicode.inc (what ftfy.fix_text needs: NFC data, width forms, ftfy's ex
 open_clip's SimpleTokenizer pre-tokenises with the `regex` module (\\p{L}, \\p{N}, \\s) and lower-cases with
 Python's str.lower(); this script asks those same functions about every code point, so the C++ tokenizer
 classifies exactly as open_clip does; html.unescape's entity and character-reference tables come from
-Python's `html` module. Re-run it (python3 scripts/gen_clip_unicode_tables.py) to update the
-Unicode version; needs the `regex` package.
+Python's `html` module, ftfy's character classes for spotting mojibake from `ftfy`. Re-run it
+(python3 scripts/gen_clip_unicode_tables.py) to update the Unicode version; needs the `regex` and `ftfy` packages.
 """
 import os
 import sys
 
 import html
 import html.entities
+import re
 import unicodedata
 
+import ftfy  # ftfy's own sloppy codecs register on import
 import regex
 
 
@@ -120,6 +122,55 @@ def upper_case_entities():
     return sorted(rows)
 
 
+# ftfy's character classes for spotting mojibake (ftfy.badness, ftfy.chardata), in the bit order of
+# MojibakeClass in src/text/fix_text.cpp.
+MOJIBAKE_CLASSES = ["c1", "bad", "law", "currency", "start_punctuation", "end_punctuation", "numeric", "kaomoji",
+                    "upper_accented", "lower_accented", "upper_common", "lower_common", "box", "common",
+                    "utf8_first_of_2", "utf8_first_of_3", "utf8_first_of_4", "utf8_continuation",
+                    "utf8_continuation_strict"]
+# The single-byte codecs ftfy tries, in its order; "sloppy" ones decode their unassigned bytes as Latin-1 and
+# byte 0x1A as U+FFFD.
+CODECS = ["latin-1", "sloppy-windows-1252", "sloppy-windows-1251", "sloppy-windows-1250", "sloppy-windows-1253",
+          "sloppy-windows-1254", "sloppy-windows-1257", "iso-8859-2", "macroman", "cp437"]
+
+
+def mojibake_classes():
+    from ftfy.badness import MOJIBAKE_CATEGORIES
+    from ftfy.chardata import UTF8_CLUES
+    fragments = {**MOJIBAKE_CATEGORIES, **UTF8_CLUES}
+    masks = {}
+    for bit, name in enumerate(MOJIBAKE_CLASSES):
+        compiled = re.compile("[" + fragments[name] + "]")
+        for cp in range(0x10000):
+            if compiled.match(chr(cp)):
+                masks[cp] = masks.get(cp, 0) | (1 << bit)
+    return sorted(masks.items())
+
+
+def codec_table(codec):
+    all_bytes = bytes(range(256))
+    if not codec.startswith("sloppy-"):
+        return [ord(c) for c in all_bytes.decode(codec)]
+    chars = [ord(c) for c in all_bytes.decode(codec[len("sloppy-"):], errors="replace")]
+    chars = [b if c == 0xFFFD else c for b, c in enumerate(chars)]
+    chars[0x1A] = 0xFFFD
+    return chars
+
+
+def python_re_ranges(pattern):
+    """Ranges of what Python's `re` (not `regex`) matches: its \\w and \\s follow str.isalnum / str.isspace."""
+    compiled = re.compile(pattern)
+    out, start = [], None
+    for cp in range(0x110001):
+        ok = cp <= 0x10FFFF and not 0xD800 <= cp <= 0xDFFF and compiled.match(chr(cp)) is not None
+        if ok and start is None:
+            start = cp
+        if not ok and start is not None:
+            out.append((start, cp - 1))
+            start = None
+    return out
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -169,7 +220,16 @@ def main():
           + table("WidthForm kWidthForms[]", width_map(), lambda kv: f"{{0x{kv[0]:X},{c_string(kv[1])}}}")
           + "// All-caps entity names ftfy decodes, sorted.\n"
           + table("HtmlEntity kUpperCaseEntities[]", upper_case_entities(),
-                  lambda kv: f"{{{c_string(kv[0])},{c_string(kv[1])}}}"))
+                  lambda kv: f"{{{c_string(kv[0])},{c_string(kv[1])}}}")
+          + f"// ftfy {ftfy.__version__}'s mojibake classes: (code point, bit mask in MojibakeClass order).\n"
+          + table("MojibakeChar kMojibakeChars[]", mojibake_classes(), lambda kv: f"{{0x{kv[0]:X},0x{kv[1]:X}}}")
+          + "// Byte -> code point of each codec ftfy tries, in its order: " + ", ".join(CODECS) + ".\n"
+          + "static const uint16_t kCodecs[][256] = {\n"
+          + "".join(table("", codec_table(c), lambda c: f"0x{c:X}").replace("static const  = {", "  {")
+                    .replace("\n};\n", "\n  },\n") for c in CODECS) + "};\n"
+          + "// Python re's \\w (str.isalnum and '_') and \\s (str.isspace).\n"
+          + table("UnicodeRange kWordRanges[]", python_re_ranges(r"\w"), hexr)
+          + table("UnicodeRange kPythonSpaceRanges[]", python_re_ranges(r"\s"), hexr))
 
 
 if __name__ == "__main__":

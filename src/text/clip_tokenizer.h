@@ -4,8 +4,9 @@
 //   auto ids = tok.encode("An H&E image of tumor.");   // 77 ids: 49406 ... 49407 0 0 ...
 //   auto batch = tok.batch({"a", "b"});                 // [2,77] int64
 //
-// Cleaning: ftfy.fix_text (text/fix_text.h: curly quotes, ligatures, widths, controls, NFC; not its mojibake
-// repair), html unescape twice (named and numeric entities), whitespace runs -> one space, strip, lower case. Pre-tokenisation: 's|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+. Over-long texts keep the
+// Cleaning: ftfy.fix_text (text/fix_text.h: mojibake, curly quotes, ligatures, widths, controls, NFC), html
+// unescape twice (named and numeric entities), whitespace runs -> one space, strip, lower case. Pre-tokenisation
+// (open_clip's regex, IGNORECASE): 's|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+. Over-long texts keep the
 // first context-1 tokens and end with eot. Also reads HF CLIPTokenizer files (a directory with
 // vocab.json + merges.txt: both must be there and agree, token by token). Thread-safe: encode() is const and
 // keeps no mutable state.

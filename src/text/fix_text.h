@@ -4,11 +4,11 @@
 //   fix_text(U"Crohn\u2019s \uFB01brosis")   // U"Crohn's fibrosis"
 //
 // Each line (up to and with its '\n') is fixed on its own, every fix applied in ftfy's order until nothing
-// changes: HTML entities ending in ';' (not in a line with '<', nor in any line after one), C1 controls as
-// Windows-1252, Latin ligatures, halfwidth/fullwidth forms, curly quotes, line breaks to '\n', terminal escapes
-// and invisible control characters removed, NFC. Not done: ftfy's repair of mojibake (text decoded with the wrong
-// codec, "cafÃ©"), a heuristic of its own; such text gets the other fixes only. Lone surrogates, which ftfy also
-// fixes, cannot occur in the valid UTF-8 the tokenizer accepts.
+// changes: HTML entities ending in ';' (not in a line with '<', nor in any line after one), mojibake (UTF-8 read
+// with one of ten single-byte codecs, "cafÃ©", where ftfy's heuristic spots it), C1 controls as Windows-1252, Latin
+// ligatures, halfwidth/fullwidth forms, curly quotes, line breaks to '\n', terminal escapes and invisible control
+// characters removed, NFC. Lone surrogates, which ftfy also fixes, cannot occur in the valid UTF-8 the tokenizer
+// accepts. The character classes come from ftfy 6.3 through scripts/gen_clip_unicode_tables.py.
 #pragma once
 #include <string>
 

@@ -1,5 +1,5 @@
-// CLIP BPE tokenizer: byte-identical to open_clip's SimpleTokenizer on the 60 shared vectors and on 425 texts made
-// for its cleaning (ftfy, HTML, the pre-tokeniser's classes), plus hand-checked cases (cleaning, truncation,
+// CLIP BPE tokenizer: byte-identical to open_clip's SimpleTokenizer on the 60 shared vectors and on 633 texts made
+// for its cleaning (ftfy with its mojibake repair, HTML, the pre-tokeniser's classes), plus hand-checked cases (cleaning, truncation,
 // unicode, special tokens, bad inputs) and the ftfy fixes and NFC on their own.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -54,7 +54,8 @@ TEST(ClipTokenizer, MatchesOpenClipOnEverySharedVector) {
 
 // Written by tests/text/clip_tokenizer_vectors.py with open_clip's own tokenizer (ftfy 6, regex): curly quotes,
 // ligatures, fullwidth forms, decomposed accents, HTML entities (ftfy's rules, then html.unescape twice), lines with
-// '<', terminal escapes, controls, line breaks, U+0345, and random mixes of them. Ids end at eot, unpadded.
+// '<', terminal escapes, controls, line breaks, U+0345, mojibake of ten codecs (138 texts ftfy repairs), and random
+// mixes of them. Ids end at eot, unpadded.
 TEST(ClipTokenizer, MatchesOpenClipOnTextsThatNeedCleaning) {
   SKIP_WITHOUT_VOCAB();
   const std::string path = std::string(PATHVLM_SOURCE_DIR) + "/tests/text/clip_tokenizer_ftfy_vectors.jsonl";
@@ -71,7 +72,7 @@ TEST(ClipTokenizer, MatchesOpenClipOnTextsThatNeedCleaning) {
     if (ids != expected && ++differ <= 5) ADD_FAILURE() << "text: " << record["text"].dump();
     ++count;
   }
-  EXPECT_EQ(count, 425);
+  EXPECT_EQ(count, 633);
   EXPECT_EQ(differ, 0);
 }
 
@@ -96,6 +97,17 @@ TEST(FixText, FtfyFixesInItsOrder) {
   EXPECT_EQ(fix_text(U"\x1b[1;31mred\x1b[0m\x07 \ufeffx\x80\x85\x81"), U"red x\u20ac\u2026\x81");
   EXPECT_EQ(fix_text(U"a\r\nb\rc\u2028d\u2029e"), U"a\nb\nc\nd\ne");
   EXPECT_EQ(fix_text(U"cafe\u0301 \u00e6 \u0153 \u00b5"), U"caf\u00e9 \u00e6 \u0153 \u00b5");  // NFC, not NFKC
+}
+
+TEST(FixText, MojibakeIsDecodedBackOnlyWhereItLooksLikeIt) {
+  EXPECT_EQ(fix_text(U"caf\u00c3\u00a9 na\u00c3\u00afve"), U"caf\u00e9 na\u00efve");             // UTF-8 read as Latin-1
+  EXPECT_EQ(fix_text(U"\u00e2\u20ac\u0153hi\u00e2\u20ac\ufffd"), U"\"hi\ufffd");                // Windows-1252, a byte lost
+  EXPECT_EQ(fix_text(U"voil\u00c3 le travail"), U"voil\u00e0 le travail");                 // 0xA0 turned into a space
+  EXPECT_EQ(fix_text(U"\u0432\u0402\u045a"), U"\"");                    // Windows-1251 of a curly quote, uncurled
+  EXPECT_EQ(fix_text(U"real caf\u00e9 and \u00c3\u00a9"), U"real caf\u00e9 and \u00e9");  // inconsistent: fixed alone
+  EXPECT_EQ(fix_text(U"\u00ed\u00a0\u00bd\u00ed\u00b2\u00a9"), U"\U0001f4a9");               // CESU-8
+  EXPECT_EQ(fix_text(U"\u00c3 la carte"), U"\u00e0 la carte");                              // "Ã " is "à " here
+  EXPECT_EQ(fix_text(U"50 \u00b5m, \u00d7400, na\u00efve, \u00c5 \u00bd"), U"50 \u00b5m, \u00d7400, na\u00efve, \u00c5 \u00bd");  // real
 }
 
 TEST(ClipTokenizer, VocabularyLayout) {

@@ -4,9 +4,9 @@ classes. Runs the real open_clip tokenizer: pip install open_clip_torch ftfy reg
 
 usage: python3 tests/text/clip_tokenizer_vectors.py [OUT]
 Each line: {"text": str, "ids": [sot, ..., eot]} (the padding left out). The texts are the hand-picked cases below and
-seeded random mixes of the characters those fixes touch. Left out: texts whose lines ftfy's mojibake repair
-changes (pathvlm does not repair mojibake, src/text/fix_text.h) and texts with code points unassigned in this
-Python's Unicode version (`regex` releases classify them differently).
+seeded random mixes of the characters those fixes touch, and of words turned into mojibake by the codecs ftfy
+undoes. Left out: texts with code points unassigned in this Python's Unicode version (`regex` releases classify
+them differently).
 """
 import json
 import os
@@ -43,6 +43,14 @@ CASES = [
     "",
     "&",
     "&&amp;;;&;&#;&#x;",
+    "caf\u00c3\u00a9 na\u00c3\u00afve \u00e2\u20ac\u0153quoted\u00e2\u20ac\ufffd \u00c2\u00b5m \u00c3\u2014400 \u00e2\u20ac\u201d dash",
+    "voil\u00c3 le travail, \u00c3 s vezes, \u00c3 quele, f\u00c3 cil",
+    "\u00c3\u00a9 \u00e2\u20ac\u2122 mixed with real caf\u00e9 and \u201ccurly\u201d",
+    "\u0432\u0402\u045a Windows-1251 \u0420\u045f\u0421\u0402\u0420\u0451\u0420\u0406\u0420\u00b5\u0421\u201a",
+    "\u00e2\u0153\u201d No problems, \u00c2\u00a3 5, \u00c3\u00bc\u00c3\u00b6, \u00ce\u00b1\u00ce\u00b2",
+    "latin-1 C1: \u00e2\x80\x99 and \x93quoted\x94 and \x81 hole",
+    "\u00ed\xa0\xbd\u00ed\xb2\xa9 CESU-8, \u00c0\x80 Java NUL",
+    "sometimes correct: \u00c3 la carte, \u00c2 propos, \u00d7\u00b2, \u221a\u00b1, \u2248\u00b0",
 ]
 
 MOJIBAKE_PIECES = ["\u00c3\u00a9", "\u00e2\u20ac\u2122", "\u00c2\u00b0", "caf\u00c3\u00a9", "\u00c3\u00bcber"]
@@ -53,9 +61,21 @@ PIECES = [c for case in CASES for c in case] + [
 ]
 
 
-def fixes_mojibake(text):
-    return any(ftfy.fix_encoding(line) != line for line in ftfy.fix_text(text, fix_encoding=False).splitlines(True)) \
-        or ftfy.fix_text(text) != ftfy.fix_text(text, fix_encoding=False)
+CODECS = ["latin-1", "cp1252", "cp1251", "cp1250", "cp1253", "cp1254", "cp1257", "iso-8859-2", "mac_roman", "cp437"]
+WORDS = ["caf\u00e9", "na\u00efve", "\u00b5m", "\u00d7400", "Crohn\u2019s", "\u201cquoted\u201d", "\u2014", "\u2026", "\u00b0C",
+         "\u00fcber", "Stra\u00dfe", "\u00e0 la", "Gda\u0144sk", "\u0395\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03ac",
+         "\u041c\u043e\u0441\u043a\u0432\u0430", "\u015feker", "tumor", "H&E", "\u00bd", "\u20ac5", "\u2122", "\u2022",
+         "\U0001f52c", "\u4e2d\u6587"]
+
+
+def mojibake(rng, text):
+    """`text` in UTF-8 read back with a single-byte codec, now and then with its lost bytes as '?' or 0xA0 as ' '."""
+    broken = text.encode("utf-8").decode(rng.choice(CODECS), errors=rng.choice(["replace", "ignore"]))
+    if rng.random() < 0.2:
+        broken = broken.replace("\xa0", " ")
+    if rng.random() < 0.1:
+        broken = broken.replace("\ufffd", "?")
+    return broken
 
 
 def main():
@@ -63,19 +83,24 @@ def main():
     tok = SimpleTokenizer()
     rng = random.Random(20261205)
     texts = list(CASES)
-    while len(texts) < len(CASES) + 400:
-        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 24)))
-        if not fixes_mojibake(text) and not any(unicodedata.category(c) == "Cn" for c in text):
+    while len(texts) < len(CASES) + 600:
+        if len(texts) % 3:
+            text = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 24)))
+        else:
+            words = [rng.choice(WORDS) for _ in range(rng.randint(1, 6))]
+            k = rng.randrange(len(words))
+            words[k:] = [mojibake(rng, " ".join(words[k:]))]
+            text = " ".join(words)
+        if not any(unicodedata.category(c) == "Cn" for c in text):
             texts.append(text)
-    for text in CASES:
-        assert not fixes_mojibake(text), text
+    repaired = sum(ftfy.fix_text(t) != ftfy.fix_text(t, fix_encoding=False) for t in texts)
     with open(out, "w", encoding="utf-8") as f:
         for text in texts:
             ids = tok(text)[0].tolist()
             while ids[-1] == 0:  # padding: the last token is always eot
                 ids.pop()
             f.write(json.dumps({"text": text, "ids": ids}) + "\n")
-    print(out, len(texts))
+    print(out, len(texts), "texts,", repaired, "with mojibake ftfy repairs")
 
 
 if __name__ == "__main__":
