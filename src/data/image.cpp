@@ -326,16 +326,107 @@ Bytes encode_png(const torch::Tensor& rgb) {
   return out;
 }
 
+namespace {
+
+// PIL's bicubic resampling, bit for bit: per output pixel, weights of the a = -0.5 cubic over a support widened by
+// the scale when downscaling, normalised, then made 22-bit fixed point; each axis is a separate pass that rounds
+// to uint8, width first.
+constexpr int kPrecisionBits = 22;
+
+struct AxisWeights {
+  std::vector<int> first;               // first input index of each output
+  std::vector<std::vector<int32_t>> w;  // its fixed-point weights
+};
+
+double pil_cubic(double x) {
+  constexpr double a = -0.5;
+  x = std::abs(x);
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+  return 0.0;
+}
+
+AxisWeights bicubic_weights(int in_size, int out_size) {
+  const double scale = static_cast<double>(in_size) / out_size;
+  const double filter_scale = std::max(scale, 1.0), support = 2.0 * filter_scale, inverse = 1.0 / filter_scale;
+  AxisWeights out;
+  for (int i = 0; i < out_size; ++i) {
+    const double center = (i + 0.5) * scale;
+    const int lo = std::max(static_cast<int>(center - support + 0.5), 0);
+    const int count = std::min(static_cast<int>(center + support + 0.5), in_size) - lo;
+    std::vector<double> k(std::max(count, 0));
+    double total = 0.0;
+    for (int j = 0; j < count; ++j) total += k[j] = pil_cubic((j + lo - center + 0.5) * inverse);
+    std::vector<int32_t> fixed(k.size());
+    for (size_t j = 0; j < k.size(); ++j) {
+      const double v = (total != 0.0 ? k[j] / total : k[j]) * (1 << kPrecisionBits);
+      fixed[j] = static_cast<int32_t>(v < 0 ? v - 0.5 : v + 0.5);
+    }
+    out.first.push_back(lo);
+    out.w.push_back(std::move(fixed));
+  }
+  return out;
+}
+
+uint8_t clip8(int32_t sum) { return static_cast<uint8_t>(std::clamp(sum >> kPrecisionBits, 0, 255)); }
+
+// Sums stay within int32 as in PIL: 255 x the weights' absolute sum (< 1.3 x 2^22) < 2^31.
+constexpr int32_t kHalf = 1 << (kPrecisionBits - 1);
+
+// uint8 [H, W, 3] -> [H, out_width, 3].
+torch::Tensor resample_width(const torch::Tensor& in, int out_width) {
+  const int64_t h = in.size(0), w = in.size(1);
+  const AxisWeights weights = bicubic_weights(static_cast<int>(w), out_width);
+  auto out = torch::empty({h, out_width, 3}, torch::kByte);
+  const uint8_t* src = in.data_ptr<uint8_t>();
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < h; ++y) {
+    const uint8_t* row = src + y * w * 3;
+    for (int x = 0; x < out_width; ++x) {
+      const auto& k = weights.w[x];
+      const uint8_t* p = row + int64_t(weights.first[x]) * 3;
+      int32_t r = kHalf, g = kHalf, b = kHalf;
+      for (size_t j = 0; j < k.size(); ++j, p += 3) {
+        r += p[0] * k[j];
+        g += p[1] * k[j];
+        b += p[2] * k[j];
+      }
+      uint8_t* o = dst + (y * out_width + x) * 3;
+      o[0] = clip8(r), o[1] = clip8(g), o[2] = clip8(b);
+    }
+  }
+  return out;
+}
+
+// uint8 [H, W, 3] -> [out_height, W, 3]: whole rows at a time.
+torch::Tensor resample_height(const torch::Tensor& in, int out_height) {
+  const int64_t h = in.size(0), row_values = in.size(1) * 3;
+  const AxisWeights weights = bicubic_weights(static_cast<int>(h), out_height);
+  auto out = torch::empty({out_height, in.size(1), 3}, torch::kByte);
+  const uint8_t* src = in.data_ptr<uint8_t>();
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  std::vector<int32_t> sums(row_values);
+  for (int y = 0; y < out_height; ++y) {
+    std::fill(sums.begin(), sums.end(), kHalf);
+    const auto& k = weights.w[y];
+    for (size_t j = 0; j < k.size(); ++j) {
+      const uint8_t* row = src + (weights.first[y] + static_cast<int64_t>(j)) * row_values;
+      for (int64_t v = 0; v < row_values; ++v) sums[v] += row[v] * k[j];
+    }
+    for (int64_t v = 0; v < row_values; ++v) dst[y * row_values + v] = clip8(sums[v]);
+  }
+  return out;
+}
+
+}  // namespace
+
 torch::Tensor resize_bicubic(const torch::Tensor& rgb, int height, int width) {
   check_rgb(rgb, "resize_bicubic");
   PATHVLM_CHECK(height > 0 && width > 0, "resize_bicubic: bad output size ", height, "x", width);
-  if (rgb.size(0) == height && rgb.size(1) == width) return rgb;
-  auto x = rgb.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat).contiguous();
-  // The antialiased kernel uses PIL's a = -0.5 and widens its support when downscaling (PIL's behaviour);
-  // plain upsample_bicubic2d uses a = -0.75 and aliases.
-  const std::vector<int64_t> size = {height, width};
-  auto y = at::_upsample_bicubic2d_aa(x, at::IntArrayRef(size), /*align_corners=*/false, c10::nullopt, c10::nullopt);
-  return y.squeeze(0).round_().clamp_(0, 255).to(torch::kByte).permute({1, 2, 0}).contiguous();
+  torch::Tensor x = rgb.contiguous();
+  if (x.size(1) != width) x = resample_width(x, width);
+  if (x.size(0) != height) x = resample_height(x, height);
+  return x;
 }
 
 torch::Tensor resize_shortest_side(const torch::Tensor& rgb, int size) {

@@ -1,4 +1,4 @@
-// Images for CLIP: decode / encode JPEG (libturbojpeg) and PNG (libpng), PIL-like bicubic resize, crops,
+// Images for CLIP: decode / encode JPEG (libturbojpeg) and PNG (libpng), PIL's bicubic resize, crops,
 // RandomResizedCrop and the OpenAI normalisation.
 //
 // Pixels are uint8 RGB tensors [H, W, 3] (contiguous, CPU) everywhere except the final normalised float
@@ -9,9 +9,8 @@
 //   auto eval = resize_shortest_and_center_crop(img, 224);            // CLIPImageProcessor / open_clip eval
 //   torch::Tensor x = normalize_openai(train);                        // float [3,224,224]
 //
-// Resizing matches PIL's bicubic (a = -0.5, antialiased when downscaling): what CLIPImageProcessor and
-// torchvision on PIL images do. It runs in float and rounds back to uint8 as PIL does, so values may differ
-// from PIL's fixed-point arithmetic by one grey level.
+// Resizing is PIL's bicubic, bit for bit (a = -0.5, antialiased when downscaling, 22-bit fixed-point weights,
+// width then height, each pass rounded to uint8): what CLIPImageProcessor and torchvision on PIL images do.
 #pragma once
 #include <torch/torch.h>
 
@@ -54,7 +53,7 @@ void write_image(const std::string& path, const torch::Tensor& rgb, int jpeg_qua
 Bytes encode_jpeg(const torch::Tensor& rgb, int quality = 95);
 Bytes encode_png(const torch::Tensor& rgb);
 
-// PIL-like bicubic resize of uint8 [H,W,3] to [height,width,3]; the same size returns the input.
+// PIL's bicubic resize of uint8 [H,W,3] to [height,width,3]; the same size returns the input.
 torch::Tensor resize_bicubic(const torch::Tensor& rgb, int height, int width);
 // Shortest side to `size`, the other side int(size * long / short), as CLIPImageProcessor and torchvision do.
 torch::Tensor resize_shortest_side(const torch::Tensor& rgb, int size);
