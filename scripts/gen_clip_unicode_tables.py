@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the Unicode and HTML tables that make the CLIP tokenizer's text handling open_clip's, into src/text/:
-clip_tokenizer_unicode.inc (pre-tokenisation classes, str.lower()), html_entities.inc (html.unescape) and
-fix_text_unicode.inc (what ftfy.fix_text needs: NFC data, width forms, ftfy's extra entity names).
+clip_tokenizer_unicode.inc (pre-tokenisation classes, str.lower()), html_entities.inc (html.unescape),
+fix_text_unicode.inc (what ftfy.fix_text needs: NFC data, width forms, ftfy's extra entity names) and
+mojibake_unicode.inc (ftfy's character classes and codecs for its mojibake repair).
 
 open_clip's SimpleTokenizer pre-tokenises with the `regex` module (\\p{L}, \\p{N}, \\s) and lower-cases with
 Python's str.lower(); this script asks those same functions about every code point, so the C++ tokenizer
@@ -214,13 +215,15 @@ def main():
           + "// Non-zero canonical combining classes: runs (first, last, class).\n"
           + table("CombiningRun kCombiningClasses[]", combining_class_runs(),
                   lambda r: f"{{0x{r[0]:X},0x{r[1]:X},{r[2]}}}")
-          + "// Decimal digits (category Nd): what \\d matches in a Python str pattern.\n"
-          + table("UnicodeRange kDecimalDigitRanges[]", ranges(r"\p{Nd}"), hexr)
+          + "// Python re's \\d (decimal digits, category Nd), for ftfy's terminal-escape pattern.\n"
+          + table("UnicodeRange kDecimalDigitRanges[]", python_re_ranges(r"\d"), hexr)
           + "// Halfwidth and fullwidth forms -> their standard forms (ftfy's fix_character_width).\n"
           + table("WidthForm kWidthForms[]", width_map(), lambda kv: f"{{0x{kv[0]:X},{c_string(kv[1])}}}")
           + "// All-caps entity names ftfy decodes, sorted.\n"
           + table("HtmlEntity kUpperCaseEntities[]", upper_case_entities(),
-                  lambda kv: f"{{{c_string(kv[0])},{c_string(kv[1])}}}")
+                  lambda kv: f"{{{c_string(kv[0])},{c_string(kv[1])}}}"))
+    write(os.path.join(root, "mojibake_unicode.inc"),
+          header.format(f"ftfy {ftfy.__version__} and the `re` module")
           + f"// ftfy {ftfy.__version__}'s mojibake classes: (code point, bit mask in MojibakeClass order).\n"
           + table("MojibakeChar kMojibakeChars[]", mojibake_classes(), lambda kv: f"{{0x{kv[0]:X},0x{kv[1]:X}}}")
           + "// Byte -> code point of each codec ftfy tries, in its order: " + ", ".join(CODECS) + ".\n"

@@ -17,13 +17,11 @@
 #include "core/utf8.h"
 #include "text/fix_text.h"
 #include "text/html_unescape.h"
+#include "text/unicode_ranges.h"
 
 namespace pathvlm::text {
 namespace {
 
-struct UnicodeRange {
-  uint32_t lo, hi;
-};
 struct LowerRun {
   uint32_t first, last;
   int stride, delta;
@@ -33,12 +31,6 @@ struct LowerRun {
 // Merges used by CLIP: 49152 - 256 - 2 (the vocab is 256 bytes + 256 word-end bytes + merges + 2 specials).
 constexpr size_t kNumMerges = 49152 - 256 - 2;
 
-template <size_t N>
-bool in_ranges(const UnicodeRange (&table)[N], uint32_t cp) {
-  auto it = std::upper_bound(std::begin(table), std::end(table), cp,
-                             [](uint32_t c, const UnicodeRange& r) { return c < r.lo; });
-  return it != std::begin(table) && cp <= std::prev(it)->hi;
-}
 bool is_letter(uint32_t cp) { return in_ranges(kLetterRanges, cp); }
 bool is_number(uint32_t cp) { return in_ranges(kNumberRanges, cp); }
 bool is_symbol(uint32_t cp) { return in_ranges(kSymbolRanges, cp); }

@@ -8,13 +8,17 @@
 // with one of ten single-byte codecs, "cafÃ©", where ftfy's heuristic spots it), C1 controls as Windows-1252, Latin
 // ligatures, halfwidth/fullwidth forms, curly quotes, line breaks to '\n', terminal escapes and invisible control
 // characters removed, NFC. Lone surrogates, which ftfy also fixes, cannot occur in the valid UTF-8 the tokenizer
-// accepts. The character classes come from ftfy 6.3 through scripts/gen_clip_unicode_tables.py.
+// accepts. The mojibake repair is text/mojibake.h.
 #pragma once
 #include <string>
 
 namespace pathvlm::text {
 
 std::u32string fix_text(const std::u32string& text);
+
+// ftfy repeats its steps until the text stops changing; this bound on the passes (of fix_text and fix_mojibake)
+// only guards a data loader against a text that would never settle (none is known).
+constexpr int kMaxFixPasses = 64;
 
 // Unicode canonical composition (NFC), as Python's unicodedata.normalize("NFC", text) gives it.
 std::u32string nfc(const std::u32string& text);
