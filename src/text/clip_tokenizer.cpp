@@ -109,6 +109,12 @@ bool matches_at(const std::u32string& s, size_t i, const char* pattern) {
   return true;
 }
 
+// open_clip's cleaning: ftfy, html.unescape twice, whitespace runs collapsed and stripped, lower case.
+std::u32string clean_code_points(const std::string& text) {
+  auto s = html_unescape(html_unescape(fix_text(decode_utf8(text))));
+  return lower(strip(collapse_whitespace(strip(s))));
+}
+
 // findall of <start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+, IGNORECASE
 std::vector<std::u32string> pre_tokenize(const std::u32string& s) {
   static const char* kFixed[] = {"<start_of_text>", "<end_of_text>", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
@@ -256,12 +262,7 @@ ClipTokenizer::ClipTokenizer(const std::string& vocab, int context_length) : con
   if (hf_directory) check_hf_vocab(vocab + "/vocab.json");
 }
 
-std::string ClipTokenizer::clean(const std::string& text) {
-  auto s = fix_text(decode_utf8(text));
-  s = html_unescape(html_unescape(s));
-  s = strip(collapse_whitespace(strip(s)));
-  return utf32_to_utf8(lower(s));
-}
+std::string ClipTokenizer::clean(const std::string& text) { return utf32_to_utf8(clean_code_points(text)); }
 
 std::vector<std::string> ClipTokenizer::bpe(const std::string& token) const {
   // Split into stand-in characters (each 1-2 UTF-8 bytes), marking the last as word end.
@@ -297,7 +298,7 @@ std::vector<std::string> ClipTokenizer::bpe(const std::string& token) const {
 
 std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
   std::vector<int64_t> ids;
-  for (const auto& piece : pre_tokenize(decode_utf8(clean(text)))) {
+  for (const auto& piece : pre_tokenize(clean_code_points(text))) {
     std::string utf8 = utf32_to_utf8(piece);
     if (utf8 == "<start_of_text>" || utf8 == "<end_of_text>") {
       ids.push_back(encoder_.at(utf8));

@@ -249,14 +249,14 @@ std::u32string fix_characters(const std::u32string& s) {
     out += c;
   };
   for (char32_t c : s) {
-    if (c >= 0x80 && c <= 0x9F) c = windows_1252(c);
+    c = windows_1252(c);
     if (const char32_t* parts = ligature(c)) {
       for (; *parts; ++parts) width_and_rest(*parts);
     } else {
       width_and_rest(c);
     }
   }
-  // Line breaks: CRLF, CR, U+2028, U+2029, U+0085 -> '\n' (U+0085 is already '…' here, as in ftfy's order).
+  // Line breaks: CRLF, CR, U+2028, U+2029 -> '\n'. ftfy's U+0085 (NEL) is already '…' here: C1 controls come first.
   std::u32string lines;
   lines.reserve(out.size());
   for (size_t i = 0; i < out.size(); ++i) {
@@ -264,7 +264,7 @@ std::u32string fix_characters(const std::u32string& s) {
     if (c == U'\r') {
       lines += U'\n';
       if (i + 1 < out.size() && out[i + 1] == U'\n') ++i;
-    } else if (c == 0x2028 || c == 0x2029 || c == 0x85) {
+    } else if (c == 0x2028 || c == 0x2029) {
       lines += U'\n';
     } else {
       lines += c;

@@ -13,12 +13,13 @@
 
 namespace pathvlm::text {
 
-char32_t windows_1252(char32_t c1) {
+char32_t windows_1252(char32_t c) {
+  if (c < 0x80 || c > 0x9F) return c;
   static const char16_t kHigh[32] = {0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
                                      0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,   0x017D, 0x8F,
                                      0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
                                      0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
-  return kHigh[c1 - 0x80];
+  return kHigh[c - 0x80];
 }
 
 namespace {
@@ -227,41 +228,44 @@ std::string replace_lossy_sequences(const std::string& s) {
   return substitute(s, lossy_utf8_at, [](const std::string&) { return std::string("\xEF\xBF\xBD"); });
 }
 
-// Strict UTF-8, plus the variants ftfy reads: CESU-8 surrogate pairs and Java's two-byte NUL.
+// Strict UTF-8, plus the variants ftfy reads: CESU-8 surrogate pairs and Java's two-byte NUL. Like ftfy, finds
+// those byte sequences anywhere and decodes the bytes between them strictly.
 std::optional<std::u32string> decode_utf8_variants(const std::string& s) {
+  auto byte = [&](size_t k) -> unsigned char { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0; };
   std::u32string out;
+  size_t plain = 0;  // first byte not decoded yet
+  auto decode_plain = [&](size_t end) {
+    const std::string run = s.substr(plain, end - plain);
+    if (utf8_error_at(run) != std::string::npos) return false;
+    out += utf8_to_utf32(run);
+    return true;
+  };
   for (size_t i = 0; i < s.size();) {
-    auto byte = [&](size_t k) -> unsigned char { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0; };
+    char32_t special = 0;
+    size_t len = 0;
     if (byte(i) == 0xC0 && byte(i + 1) == 0x80) {
-      out += U'\0';
-      i += 2;
+      len = 2;
+    } else if (byte(i) == 0xED && byte_in(byte(i + 1), 0xA0, 0xAF) && continuation(byte(i + 2)) &&
+               byte(i + 3) == 0xED && byte_in(byte(i + 4), 0xB0, 0xBF) && continuation(byte(i + 5))) {
+      special = 0x10000 + ((byte(i + 1) & 0x0F) << 16) + ((byte(i + 2) & 0x3F) << 10) + ((byte(i + 4) & 0x0F) << 6) +
+                (byte(i + 5) & 0x3F);
+      len = 6;
+    }
+    if (len == 0) {
+      ++i;
       continue;
     }
-    if (byte(i) == 0xED && byte_in(byte(i + 1), 0xA0, 0xAF) && continuation(byte(i + 2)) && byte(i + 3) == 0xED &&
-        byte_in(byte(i + 4), 0xB0, 0xBF) && continuation(byte(i + 5))) {
-      out += 0x10000 + ((byte(i + 1) & 0x0F) << 16) + ((byte(i + 2) & 0x3F) << 10) + ((byte(i + 4) & 0x0F) << 6) +
-             (byte(i + 5) & 0x3F);
-      i += 6;
-      continue;
-    }
-    const unsigned char b = byte(i);
-    const int extra = b < 0x80 ? 0 : (b >> 5) == 6 ? 1 : (b >> 4) == 14 ? 2 : (b >> 3) == 30 ? 3 : -1;
-    if (extra < 0 || i + extra >= s.size()) return std::nullopt;
-    const std::string one = s.substr(i, extra + 1);
-    if (utf8_error_at(one) != std::string::npos) return std::nullopt;
-    out += utf8_to_utf32(one)[0];
-    i += extra + 1;
+    if (!decode_plain(i)) return std::nullopt;
+    out += special;
+    i += len;
+    plain = i;
   }
+  if (!decode_plain(s.size())) return std::nullopt;
   return out;
 }
 
-bool fixes_c1(const std::u32string& t) {
-  return std::any_of(t.begin(), t.end(), [](char32_t c) { return c >= 0x80 && c <= 0x9F; });
-}
 std::u32string c1_as_windows_1252(std::u32string t) {
-  for (auto& c : t) {
-    if (c >= 0x80 && c <= 0x9F) c = windows_1252(c);
-  }
+  for (auto& c : t) c = windows_1252(c);
   return t;
 }
 
@@ -302,27 +306,18 @@ std::u32string fix_encoding_step(const std::u32string& text) {
   if (std::all_of(text.begin(), text.end(), [](char32_t c) { return c < 0x80; }) || !looks_like_mojibake(text)) {
     return text;
   }
-  bool latin1 = false;
   for (int codec = 0; codec < kCodecCount; ++codec) {
     std::optional<std::string> bytes = encode(text, codec);
     if (!bytes) continue;
-    latin1 |= codec == kLatin1;
     if (codec != kMacRoman) *bytes = restore_byte_a0(*bytes);  // in MacRoman "– " would look the same
     if (is_sloppy(codec)) *bytes = replace_lossy_sequences(*bytes);
     if (auto fixed = decode_utf8_variants(*bytes)) return *fixed;
   }
-  bool has_run = false;
-  for (size_t i = 0; i < text.size() && !has_run; ++i) has_run = utf8_mojibake_at(text, i) > 0;
-  if (has_run) {
-    std::u32string fixed = decode_inconsistent_utf8(text);
-    if (fixed != text) return fixed;
-  }
-  // Latin-1 meant as Windows-1252 (strict: its five unassigned bytes make this fail).
-  if (latin1 && std::none_of(text.begin(), text.end(), [](char32_t c) { return one_of(c, U"\u0081\u008d\u008f\u0090\u009d"); })) {
-    std::u32string fixed = c1_as_windows_1252(text);
-    if (fixed != text) return fixed;
-  }
-  return fixes_c1(text) ? c1_as_windows_1252(text) : text;
+  std::u32string fixed = decode_inconsistent_utf8(text);
+  if (fixed != text) return fixed;
+  // C1 controls left: Latin-1 meant as Windows-1252. (ftfy first tries a strict Windows-1252 decode of the whole
+  // text, which gives the same characters where it succeeds.)
+  return c1_as_windows_1252(text);
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ namespace pathvlm::text {
 std::u32string fix_mojibake(std::u32string text);
 
 // A C1 control (U+0080..U+009F) read as Windows-1252; its five unassigned bytes stay themselves (ftfy's "sloppy"
-// codec).
-char32_t windows_1252(char32_t c1);
+// codec), as does every other character.
+char32_t windows_1252(char32_t c);
 
 }  // namespace pathvlm::text

@@ -1,6 +1,6 @@
 // CLIP BPE tokenizer: byte-identical to open_clip's SimpleTokenizer on the 60 shared vectors and on 633 texts made
-// for its cleaning (ftfy with its mojibake repair, HTML, the pre-tokeniser's classes), plus hand-checked cases (cleaning, truncation,
-// unicode, special tokens, bad inputs) and the ftfy fixes and NFC on their own.
+// for its cleaning (ftfy with its mojibake repair, HTML, the pre-tokeniser's classes), plus hand-checked cases
+// (cleaning, truncation, unicode, special tokens, bad inputs) and the ftfy fixes and NFC on their own.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
