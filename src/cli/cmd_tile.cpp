@@ -26,6 +26,7 @@ int cmd_tile(const Args& args) {
   p.option("patch-size", "tile edge in pixels at the target magnification");
   p.option("overlap", "tile overlap in target pixels");
   p.option("tissue-test", "four_pt, four_pt_hard, center or fraction");
+  p.option("grid", "slide (one grid over the slide) or clam (CLAM's per-region grids: the same coords as CLAM)");
   p.option("mpp-csv", "CSV (slide,mpp) of microns-per-pixel overrides");
   p.option("workers", "slides processed in parallel", false,
            std::to_string(std::max(1u, std::thread::hardware_concurrency())));
@@ -46,6 +47,7 @@ int cmd_tile(const Args& args) {
   if (p.has("patch-size")) overrides.push_back("tiling.patch_size=" + p.get("patch-size"));
   if (p.has("overlap")) overrides.push_back("tiling.overlap=" + p.get("overlap"));
   if (p.has("tissue-test")) overrides.push_back("tiling.tissue_test=" + p.get("tissue-test"));
+  if (p.has("grid")) overrides.push_back("tiling.grid=" + p.get("grid"));
   for (const auto& o : p.positionals()) overrides.push_back(o);
   cfg::Document doc =
       p.has("config") ? cfg::Document::from_file(p.get("config")) : cfg::Document::from_string("", "<defaults>");

@@ -11,6 +11,9 @@
 #ifdef PATHVLM_HAVE_OPENSLIDE
 #include <openslide/openslide.h>
 #endif
+#ifdef PATHVLM_HAVE_LIBTIFF
+#include <tiffio.h>
+#endif
 
 namespace pathvlm::wsi {
 
@@ -59,6 +62,40 @@ bool plausible_mpp(double mpp) { return mpp > 0.01 && mpp < 100.0; }
 #ifdef PATHVLM_HAVE_OPENSLIDE
 openslide_t* as_osr(void* handle) { return static_cast<openslide_t*>(handle); }
 #endif
+
+struct Size {
+  int64_t width, height;
+  bool operator==(const Size& o) const { return width == o.width && height == o.height; }
+};
+
+// The sizes of the tiled TIFF directories of `path` that OpenSlide decodes through libtiff's RGBA interface (any
+// compression but JPEG and JPEG 2000; none when the file is no TIFF), or nullopt without libtiff 4.5+ to tell.
+std::optional<std::vector<Size>> rgba_decoded_tiff_sizes(const std::string& path) {
+#if defined(PATHVLM_HAVE_LIBTIFF) && TIFFLIB_VERSION >= 20221213
+  TIFFOpenOptions* options = TIFFOpenOptionsAlloc();
+  auto quiet = [](TIFF*, void*, const char*, const char*, va_list) { return 1; };
+  TIFFOpenOptionsSetErrorHandlerExtR(options, quiet, nullptr);
+  TIFFOpenOptionsSetWarningHandlerExtR(options, quiet, nullptr);
+  TIFF* tif = TIFFOpenExt(path.c_str(), "r", options);
+  TIFFOpenOptionsFree(options);
+  std::vector<Size> sizes;
+  if (!tif) return sizes;
+  do {
+    uint32_t width = 0, height = 0;
+    uint16_t compression = COMPRESSION_NONE;
+    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width);
+    TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+    const bool own_decoder = compression == COMPRESSION_JPEG || compression == 33003 || compression == 33005;
+    if (TIFFIsTiled(tif) && !own_decoder) sizes.push_back({width, height});
+  } while (TIFFReadDirectory(tif));
+  TIFFClose(tif);
+  return sizes;
+#else
+  (void)path;
+  return std::nullopt;
+#endif
+}
 
 }  // namespace
 
@@ -186,6 +223,17 @@ Slide Slide::open(const std::string& path) {
     const char* value = openslide_get_property_value(osr, *name);
     if (value) slide.properties_[*name] = value;
   }
+  const auto rgba_sizes = rgba_decoded_tiff_sizes(path);
+  for (int32_t i = 0; i < count; ++i) {
+    Level& l = slide.levels_[static_cast<size_t>(i)];
+    const auto tile_w = parse_number(slide.property(str("openslide.level[", i, "].tile-width")).value_or(""));
+    const auto tile_h = parse_number(slide.property(str("openslide.level[", i, "].tile-height")).value_or(""));
+    const bool smaller = (tile_w && *tile_w > static_cast<double>(l.width)) ||
+                         (tile_h && *tile_h > static_cast<double>(l.height));
+    // Where the file's directories are known, only levels libtiff decodes are affected.
+    l.smaller_than_tile = smaller && (!rgba_sizes || std::find(rgba_sizes->begin(), rgba_sizes->end(),
+                                                               Size{l.width, l.height}) != rgba_sizes->end());
+  }
   if (const char* err = openslide_get_error(osr)) throw Error(str("slide '", path, "': OpenSlide cannot read it: ", err));
   return slide;
 }
@@ -197,8 +245,26 @@ void Slide::reopen() {
 }
 
 void Slide::read_region(int64_t x, int64_t y, int level_index, int64_t w, int64_t h, uint8_t* rgb) {
-  level(level_index);  // validates the index
+  const Level& target = level(level_index);  // validates the index
   PATHVLM_CHECK(w > 0 && h > 0, "slide '", path_, "': empty region ", w, "x", h);
+  int source = level_index;
+  while (source > 0 && levels_[static_cast<size_t>(source)].smaller_than_tile) --source;
+  if (source == level_index || levels_[static_cast<size_t>(source)].smaller_than_tile) {
+    read_stored_level(x, y, level_index, w, h, rgb);
+    return;
+  }
+  // The same level-0 area from the finer level, averaged over the source pixels each target pixel covers.
+  const double scale = target.downsample / levels_[static_cast<size_t>(source)].downsample;
+  const int64_t sw = static_cast<int64_t>(std::ceil(w * scale - 1e-6));
+  const int64_t sh = static_cast<int64_t>(std::ceil(h * scale - 1e-6));
+  auto fine = torch::empty({sh, sw, 3}, torch::kUInt8);
+  read_stored_level(x, y, source, sw, sh, fine.data_ptr<uint8_t>());
+  auto reduced = torch::adaptive_avg_pool2d(fine.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat), {h, w});
+  auto out = reduced.squeeze(0).permute({1, 2, 0}).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  std::memcpy(rgb, out.data_ptr<uint8_t>(), static_cast<size_t>(w * h * 3));
+}
+
+void Slide::read_stored_level(int64_t x, int64_t y, int level_index, int64_t w, int64_t h, uint8_t* rgb) {
   argb_.resize(static_cast<size_t>(w * h));
   std::string error;
   // OpenSlide errors are sticky: reopen the handle once, as TRIDENT does, before giving up.
@@ -232,6 +298,10 @@ Slide Slide::open(const std::string& path) {
 void Slide::reopen() {}
 
 void Slide::read_region(int64_t, int64_t, int, int64_t, int64_t, uint8_t*) {
+  throw Error(str("slide '", path_, "': pathvlm was built without OpenSlide"));
+}
+
+void Slide::read_stored_level(int64_t, int64_t, int, int64_t, int64_t, uint8_t*) {
   throw Error(str("slide '", path_, "': pathvlm was built without OpenSlide"));
 }
 

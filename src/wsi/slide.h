@@ -23,6 +23,11 @@ bool openslide_built_in();
 struct Level {
   int64_t width = 0, height = 0;
   double downsample = 1.0;  // level-0 pixels per level pixel
+  // The level is narrower or shorter than one of its tiles (openslide.level[N].tile-width/height) and its tiles are
+  // decoded by libtiff (TIFF compression other than JPEG or JPEG 2000; any, when the build cannot tell). OpenSlide
+  // 3.4 with libtiff 4.5 (Debian 12) decodes such tiles into shifted rows and uninitialised memory, so read_region
+  // reads these levels from a finer one instead.
+  bool smaller_than_tile = false;
 };
 
 class Slide {
@@ -51,7 +56,8 @@ class Slide {
 
   // Reads a w x h region of `level` whose top-left corner is (x, y) in level-0 pixels, into `rgb`
   // (w*h*3 bytes). Premultiplied ARGB is un-premultiplied and composited over white, so pixels outside
-  // the slide are white. An OpenSlide error (sticky) reopens the handle once and retries; a second
+  // the slide are white. A level smaller than one tile is read from the nearest finer level that is not and
+  // area-averaged down to it. An OpenSlide error (sticky) reopens the handle once and retries; a second
   // failure is an Error naming the file and region.
   void read_region(int64_t x, int64_t y, int level, int64_t w, int64_t h, uint8_t* rgb);
   torch::Tensor read_region(int64_t x, int64_t y, int level, int64_t w, int64_t h);  // uint8 [h,w,3]
@@ -64,6 +70,7 @@ class Slide {
   Slide() = default;
   void reopen();
   void close();
+  void read_stored_level(int64_t x, int64_t y, int level, int64_t w, int64_t h, uint8_t* rgb);
 
   std::string path_;
   void* handle_ = nullptr;  // openslide_t*

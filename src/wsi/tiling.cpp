@@ -110,9 +110,63 @@ Bounds bounds_of(const Polygon& p) {
   return b;
 }
 
+// CLAM's process_contour (use_padding on): each region's bounding box stepped from its corner, x outer and y inner,
+// tiles tested with OpenCV's pointPolygonTest on the integer outline (boundary counts as inside) and the centre
+// strictly inside no hole; regions in their order, a tile two regions keep listed twice, as CLAM lists it.
+torch::Tensor select_tiles_like_clam(const TissueMask& mask, const GridGeometry& g, const TilingConfig& config) {
+#ifdef PATHVLM_HAVE_OPENCV
+  const std::string& test = config.tissue_test;
+  PATHVLM_CHECK(test == "four_pt" || test == "four_pt_hard" || test == "center", "tiling.tissue_test '", test,
+                "' has no CLAM counterpart; tiling.grid=clam takes four_pt, four_pt_hard or center");
+  auto to_cv = [](const Polygon& p) {
+    std::vector<cv::Point> q;
+    q.reserve(p.size());
+    for (const auto& v : p) q.emplace_back(static_cast<int>(v.x), static_cast<int>(v.y));
+    return q;
+  };
+  const int64_t ps0 = g.patch_size_level0, step = g.step_level0;
+  const int64_t half = ps0 / 2, shift = half / 2;  // CLAM: patch_size // 2 and int(patch_size // 2 * 0.5)
+  std::vector<int64_t> kept;
+  for (const auto& region : mask.regions) {
+    const auto outline = to_cv(region.outline);
+    std::vector<std::vector<cv::Point>> holes;
+    for (const auto& hole : region.holes) holes.push_back(to_cv(hole));
+    const cv::Rect box = cv::boundingRect(outline);
+    auto inside = [&](int64_t x, int64_t y) {
+      return cv::pointPolygonTest(outline, cv::Point2f(static_cast<float>(x), static_cast<float>(y)), false) >= 0;
+    };
+    for (int64_t x = box.x; x < box.x + box.width; x += step) {
+      for (int64_t y = box.y; y < box.y + box.height; y += step) {
+        const int64_t cx = x + half, cy = y + half;
+        bool pass;
+        if (test == "center" || shift == 0) {
+          pass = inside(cx, cy);
+        } else {
+          const int n = inside(cx - shift, cy - shift) + inside(cx + shift, cy + shift) +
+                        inside(cx + shift, cy - shift) + inside(cx - shift, cy + shift);
+          pass = test == "four_pt_hard" ? n == 4 : n > 0;
+        }
+        if (!pass) continue;
+        const cv::Point2f centre(static_cast<float>(x + ps0 / 2.0), static_cast<float>(y + ps0 / 2.0));
+        bool in_hole = false;
+        for (const auto& hole : holes) in_hole = in_hole || cv::pointPolygonTest(hole, centre, false) > 0;
+        if (!in_hole) kept.insert(kept.end(), {x, y});
+      }
+    }
+  }
+  const int64_t n = static_cast<int64_t>(kept.size() / 2);
+  return torch::from_blob(kept.data(), {n, 2}, torch::kInt64).clone();
+#else
+  (void)mask, (void)g, (void)config;
+  throw Error("tiling.grid=clam needs OpenCV, which this build lacks");
+#endif
+}
+
 }  // namespace
 
 torch::Tensor select_tiles(const TissueMask& mask, const GridGeometry& g, const TilingConfig& config) {
+  if (config.grid == "clam") return select_tiles_like_clam(mask, g, config);
+  PATHVLM_CHECK(config.grid == "slide", "tiling.grid '", config.grid, "' is unknown (slide, clam)");
   std::vector<int64_t> kept;
   const int64_t ps0 = g.patch_size_level0, step = g.step_level0;
   if (g.level0_width < ps0 || g.level0_height < ps0) return torch::zeros({0, 2}, torch::kInt64);
@@ -415,6 +469,9 @@ TileJobConfig read_tile_config(const cfg::Document& doc) {
   cfg::ReaderVisitor reader(doc);
   config.visit(reader);
   reader.finish();
+  PATHVLM_CHECK(config.tiling.grid != "clam" || config.tiling.tissue_test != "fraction",
+                "tiling.tissue_test=fraction has no CLAM counterpart: tiling.grid=clam takes four_pt, four_pt_hard or "
+                "center");
   return config;
 }
 
@@ -425,9 +482,9 @@ std::string tiling_settings(const TileJobConfig& config, double mpp_override) {
 namespace {
 
 // Why a slide gave no tiles; `regions` < 0 when the segmentation is not known (a resumed slide).
-std::string no_tiles_warning(const std::string& id, const GridGeometry& g, int64_t regions, bool qa) {
+std::string no_tiles_warning(const std::string& id, const GridGeometry& g, bool clam_grid, int64_t regions, bool qa) {
   std::string why;
-  if (g.level0_width < g.patch_size_level0 || g.level0_height < g.patch_size_level0) {
+  if (!clam_grid && (g.level0_width < g.patch_size_level0 || g.level0_height < g.patch_size_level0)) {
     why = str("the slide (", g.level0_width, "x", g.level0_height, " level-0 px) is smaller than one tile (",
               g.patch_size_level0, " level-0 px; lower --patch-size or --magnification)");
   } else if (regions == 0) {
@@ -443,6 +500,7 @@ std::string no_tiles_warning(const std::string& id, const GridGeometry& g, int64
 std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, const TileJobConfig& config,
                                       const std::string& out_dir, int workers) {
   const std::string patches_dir = out_dir + "/patches", qa_dir = out_dir + "/qa";
+  const bool clam_grid = config.tiling.grid == "clam";
   make_dirs(patches_dir);
   if (config.tiling.qa_max_size > 0) make_dirs(qa_dir);
   return run_slide_batch(slides, workers, "tiling", [&](const SlideEntry& entry, SlideJob& job) {
@@ -457,7 +515,7 @@ std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, con
           outcome = SlideOutcome::skipped(done.coords.size(0));
           outcome.mpp = done.grid.mpp, outcome.magnification = done.grid.target_magnification;
           const bool qa = config.tiling.qa_max_size > 0;
-          if (outcome.tiles == 0) outcome.warning = no_tiles_warning(entry.id, done.grid, -1, qa);
+          if (outcome.tiles == 0) outcome.warning = no_tiles_warning(entry.id, done.grid, clam_grid, -1, qa);
           return outcome;
         } catch (const Error&) {
           // Settings match but the coords are unreadable (a partial or damaged earlier output): make it again.
@@ -478,7 +536,7 @@ std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, con
     tiles.settings = settings;
     tiles.grid = plan_grid(slide, mpp, config.tiling);
     job.stage = "segment";
-    TissueMask mask = segment_tissue(slide, config.tissue);
+    TissueMask mask = clam_grid ? segment_tissue_like_clam(slide, config.tissue) : segment_tissue(slide, config.tissue);
     job.stage = "tissue test";
     tiles.coords = select_tiles(mask, tiles.grid, config.tiling);
     if (config.tiling.qa_max_size > 0) {
@@ -499,7 +557,7 @@ std::vector<SlideOutcome> tile_slides(const std::vector<SlideEntry>& slides, con
     outcome.tiles = tiles.coords.size(0);
     outcome.mpp = mpp, outcome.magnification = tiles.grid.target_magnification;
     if (outcome.tiles == 0) {
-      outcome.warning = no_tiles_warning(entry.id, tiles.grid, static_cast<int64_t>(mask.regions.size()),
+      outcome.warning = no_tiles_warning(entry.id, tiles.grid, clam_grid, static_cast<int64_t>(mask.regions.size()),
                                          config.tiling.qa_max_size > 0);
     }
     return outcome;

@@ -50,8 +50,8 @@ GridGeometry plan_grid(const Slide& slide, double mpp, const TilingConfig& confi
 GridGeometry plan_grid(int64_t level0_width, int64_t level0_height, const std::vector<double>& level_downsamples,
                        double mpp, const TilingConfig& config, const std::string& slide_name);
 
-// Grid positions (level-0 top-left, row-major, tiles fully inside the slide) that pass the tissue test.
-// int64 [N,2] of (x, y).
+// Grid positions (level-0 top-left) that pass the tissue test, int64 [N,2] of (x, y). tiling.grid = slide: row-major,
+// tiles fully inside the slide; clam: CLAM's process_contour over each region of a segment_tissue_like_clam mask.
 torch::Tensor select_tiles(const TissueMask& mask, const GridGeometry& grid, const TilingConfig& config);
 
 // Point in polygon (even-odd rule), exposed for tests.

@@ -11,6 +11,7 @@ struct TilingConfig {
   double magnification = 20;
   int patch_size = 256;
   int overlap = 0;
+  std::string grid = "slide";
   std::string tissue_test = "four_pt";
   double min_tissue_fraction = 0.0;
   int qa_max_size = 1024;
@@ -23,6 +24,12 @@ struct TilingConfig {
     v.field("patch_size", patch_size, "tile edge in pixels at the target magnification", cfg::Range(8, 8192));
     v.field("overlap", overlap, "overlap of neighbouring tiles in target pixels (step = patch_size - overlap)",
             cfg::Min(0));
+    v.field("grid", grid,
+            "where tiles may sit: slide (one row-major grid from the slide's corner, tiles inside the slide) or clam "
+            "(CLAM's create_patches_fp exactly: segmentation on the level OpenSlide picks for tissue.seg_downsample "
+            "with CLAM's fixed area thresholds, then each tissue region's bounding box stepped from its corner, "
+            "tiles may cross the slide's edge; same coords as CLAM for the same parameters)",
+            cfg::OneOf{"slide", "clam"});
     v.field("tissue_test", tissue_test,
             "which tiles are kept: four_pt (CLAM: any of 4 points at +-patch/4 around the centre in tissue, centre "
             "not in a hole), four_pt_hard (all 4), center, fraction (tissue share >= min_tissue_fraction)",

@@ -98,30 +98,28 @@ torch::Tensor read_downsampled(Slide& slide, double downsample, double& downsamp
   return out;
 }
 
-TissueMask segment_tissue(Slide& slide, const TissueConfig& config) {
-  double dx = 1, dy = 1;
-  int level = 0;
-  // Small slides are segmented finer, so the segmentation image keeps about 1024 px on its long side.
-  const double fine_enough = std::max(1.0, static_cast<double>(std::max(slide.width(), slide.height())) / 1024.0);
-  auto image = read_downsampled(slide, std::min(config.seg_downsample, fine_enough), dx, dy, level);
-  TissueMask mask = segment_image(image, dx, dy, config);
-  mask.source_level = level;
-  return mask;
-}
-
 namespace {
 
-Polygon to_level0(const std::vector<cv::Point>& contour, double dx, double dy) {
+// How contour pixels become level-0 polygons and in which order regions come.
+enum class Frame {
+  pixel_centres,  // each pixel's centre, regions largest first
+  clam,           // CLAM's scaleContourDim: truncate(index * downsample), regions in contour order
+};
+
+Polygon to_level0(const std::vector<cv::Point>& contour, double dx, double dy, Frame frame) {
   Polygon polygon;
   polygon.reserve(contour.size());
-  // Contour points are pixel indices; the pixel's centre sits half a pixel in.
-  for (const auto& p : contour) polygon.push_back({(p.x + 0.5) * dx, (p.y + 0.5) * dy});
+  for (const auto& p : contour) {
+    if (frame == Frame::clam) {
+      polygon.push_back({std::trunc(p.x * dx), std::trunc(p.y * dy)});
+    } else {
+      polygon.push_back({(p.x + 0.5) * dx, (p.y + 0.5) * dy});
+    }
+  }
   return polygon;
 }
 
-}  // namespace
-
-TissueMask segment_image(const torch::Tensor& rgb_in, double dx, double dy, const TissueConfig& config) {
+TissueMask segment(const torch::Tensor& rgb_in, double dx, double dy, const TissueConfig& config, Frame frame) {
   PATHVLM_CHECK(rgb_in.dim() == 3 && rgb_in.size(2) == 3 && rgb_in.scalar_type() == torch::kUInt8,
                 "segment_image: expected uint8 [h,w,3], got ", rgb_in.sizes(), " ", rgb_in.scalar_type());
   PATHVLM_CHECK(config.mthresh % 2 == 1, "tissue.mthresh must be odd (a median blur kernel size), got ",
@@ -152,13 +150,13 @@ TissueMask segment_image(const torch::Tensor& rgb_in, double dx, double dy, cons
   std::vector<cv::Vec4i> hierarchy;
   cv::findContours(binary, contours, hierarchy, cv::RETR_CCOMP, cv::CHAIN_APPROX_NONE);
 
-  // Area thresholds are given in reference tiles of ref_patch^2 level-0 pixels.
-  const double ref_area = static_cast<double>(config.ref_patch) * config.ref_patch / (dx * dy);
+  // Area thresholds are given in reference tiles of ref_patch^2 level-0 pixels, whole mask pixels as CLAM counts.
+  const double ref_area = std::trunc(static_cast<double>(config.ref_patch) * config.ref_patch / (dx * dy));
   double min_tissue = config.a_t * ref_area, min_hole = config.a_h * ref_area;
   // Capped at a share of the slide (the segmentation image covers all of it), both thresholds alike: CLAM's counts
   // of level-0 pixels would otherwise call every region of a small slide debris.
   const double cap = config.max_area_share * static_cast<double>(h) * w;
-  if (config.max_area_share > 0 && min_tissue > cap) {
+  if (frame != Frame::clam && config.max_area_share > 0 && min_tissue > cap) {
     min_hole *= cap / min_tissue;
     min_tissue = cap;
   }
@@ -188,7 +186,9 @@ TissueMask segment_image(const torch::Tensor& rgb_in, double dx, double dy, cons
     }
     kept.push_back(std::move(k));
   }
-  std::stable_sort(kept.begin(), kept.end(), [](const Kept& a, const Kept& b) { return a.area > b.area; });
+  if (frame != Frame::clam) {
+    std::stable_sort(kept.begin(), kept.end(), [](const Kept& a, const Kept& b) { return a.area > b.area; });
+  }
 
   TissueMask result;
   result.downsample_x = dx, result.downsample_y = dy;
@@ -198,17 +198,52 @@ TissueMask segment_image(const torch::Tensor& rgb_in, double dx, double dy, cons
   for (const auto& k : kept) {
     cv::drawContours(mask, contours, k.outline, cv::Scalar(1), cv::FILLED);
     TissueRegion region;
-    region.outline = to_level0(contours[k.outline], dx, dy);
+    region.outline = to_level0(contours[k.outline], dx, dy, frame);
     region.area_level0 = k.area * dx * dy;
     for (int hole : k.holes) {
       // Hole contours run through the tissue pixels that border the hole: clear the inside, keep that ring.
       cv::drawContours(mask, contours, hole, cv::Scalar(0), cv::FILLED);
       cv::drawContours(mask, contours, hole, cv::Scalar(1), 1);
-      region.holes.push_back(to_level0(contours[hole], dx, dy));
+      region.holes.push_back(to_level0(contours[hole], dx, dy, frame));
     }
     result.regions.push_back(std::move(region));
   }
   return result;
+}
+
+}  // namespace
+
+TissueMask segment_image(const torch::Tensor& rgb, double dx, double dy, const TissueConfig& config) {
+  return segment(rgb, dx, dy, config, Frame::pixel_centres);
+}
+
+TissueMask segment_tissue(Slide& slide, const TissueConfig& config) {
+  double dx = 1, dy = 1;
+  int level = 0;
+  // Small slides are segmented finer, so the segmentation image keeps about 1024 px on its long side.
+  const double fine_enough = std::max(1.0, static_cast<double>(std::max(slide.width(), slide.height())) / 1024.0);
+  auto image = read_downsampled(slide, std::min(config.seg_downsample, fine_enough), dx, dy, level);
+  TissueMask mask = segment(image, dx, dy, config, Frame::pixel_centres);
+  mask.source_level = level;
+  return mask;
+}
+
+TissueMask segment_tissue_like_clam(Slide& slide, const TissueConfig& config) {
+  // OpenSlide's get_best_level_for_downsample: the last level whose downsample does not exceed the request.
+  int level = 0;
+  for (int i = 1; i < slide.level_count() && slide.level(i).downsample <= config.seg_downsample; ++i) level = i;
+  const Level& l = slide.level(level);
+  // CLAM marks a slide whose segmentation level exceeds 1e8 pixels failed_seg.
+  PATHVLM_CHECK(static_cast<double>(l.width) * static_cast<double>(l.height) <= 1e8, "slide '", slide.path(),
+                "': its segmentation level ", level, " is ", l.width, "x", l.height,
+                " pixels, above CLAM's limit of 1e8 (CLAM marks the slide failed_seg); use tiling.grid=slide, which "
+                "segments a box-reduced copy");
+  // CLAM's per-axis downsample: level-0 size over the level's size.
+  const double dx = static_cast<double>(slide.width()) / static_cast<double>(l.width);
+  const double dy = static_cast<double>(slide.height()) / static_cast<double>(l.height);
+  TissueMask mask = segment(slide.read_region(0, 0, level, l.width, l.height), dx, dy, config, Frame::clam);
+  mask.source_level = level;
+  return mask;
 }
 
 #else  // no OpenCV in this build
@@ -220,6 +255,8 @@ torch::Tensor read_downsampled(Slide& slide, double, double&, double&, int&) {
 TissueMask segment_tissue(Slide& slide, const TissueConfig&) {
   throw Error(str("slide '", slide.path(), "': tissue segmentation needs OpenCV, which this build lacks"));
 }
+
+TissueMask segment_tissue_like_clam(Slide& slide, const TissueConfig& config) { return segment_tissue(slide, config); }
 
 TissueMask segment_image(const torch::Tensor&, double, double, const TissueConfig&) {
   throw Error("tissue segmentation needs OpenCV, which this build lacks");

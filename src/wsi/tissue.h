@@ -34,7 +34,7 @@ struct TissueRegion {
 };
 
 struct TissueMask {
-  std::vector<TissueRegion> regions;  // largest first
+  std::vector<TissueRegion> regions;  // largest first (segment_tissue_like_clam: OpenCV's contour order)
   torch::Tensor mask;                 // uint8 [h,w] at the segmentation resolution: 1 = tissue
   torch::Tensor image;                // uint8 [h,w,3] the segmented image (for QA thumbnails)
   double downsample_x = 1, downsample_y = 1;  // level-0 pixels per mask pixel
@@ -52,6 +52,11 @@ torch::Tensor read_downsampled(Slide& slide, double downsample, double& downsamp
                                int& source_level);
 
 TissueMask segment_tissue(Slide& slide, const TissueConfig& config);
+// Segmentation as CLAM's create_patches_fp does it, for tiling.grid = clam: the pyramid level OpenSlide picks for
+// seg_downsample (get_best_level_for_downsample), read whole; CLAM's fixed area thresholds (max_area_share unused);
+// outlines at level 0 as CLAM scales them (each contour pixel's index times the level's per-axis downsample,
+// truncated to an integer); regions in OpenCV's contour order, not by size.
+TissueMask segment_tissue_like_clam(Slide& slide, const TissueConfig& config);
 // Segments an RGB uint8 [h,w,3] image whose pixels are `downsample_x/y` level-0 pixels wide.
 TissueMask segment_image(const torch::Tensor& rgb, double downsample_x, double downsample_y,
                          const TissueConfig& config);

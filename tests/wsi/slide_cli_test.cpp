@@ -492,3 +492,35 @@ TEST(SlideCli, ReadmeWholeSlideCommandsTileEverySlide) {
   }
   fs::remove_all(dir);
 }
+
+// `tile --grid clam` end to end: the coords CLAM's own code wrote for boxes.tiff (tests/wsi/clam_coords_vectors.json).
+TEST(SlideCli, TileClamGridWritesClamsCoords) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  if (!fs::exists(shared_slide("boxes.tiff"))) GTEST_SKIP() << "shared test data missing: " << shared_slide("");
+  const auto vectors = nlohmann::json::parse(
+      read_text(std::string(PATHVLM_SOURCE_DIR) + "/tests/wsi/clam_coords_vectors.json"));
+  const nlohmann::json* boxes = nullptr;
+  for (const auto& c : vectors["cases"]) {
+    if (c["name"] == "boxes_tiff") boxes = &c;
+  }
+  ASSERT_NE(boxes, nullptr);
+  auto dir = temp_dir("clam_grid");
+  fs::create_directories(dir + "/wsi");
+  fs::create_symlink(shared_slide("boxes.tiff"), dir + "/wsi/boxes.tiff");
+  std::ofstream(dir + "/mpp.csv") << "slide,mpp\nboxes.tiff,0.25\n";
+  std::string out;
+  const int rc = run("tile --slides " + dir + "/wsi --out " + dir + "/out --mpp-csv " + dir +
+                         "/mpp.csv --grid clam --magnification 40 --patch-size 32 --tissue-test four_pt "
+                         "tissue.a_t=0.01 tissue.a_h=0.001 tissue.seg_downsample=2",
+                     &out);
+  ASSERT_EQ(rc, 0) << out;
+  auto coords = wsi::read_coords_h5(dir + "/out/patches/boxes.h5").coords;
+  const auto expected = (*boxes)["coords"].get<std::vector<std::vector<int64_t>>>();
+  ASSERT_EQ(coords.size(0), static_cast<int64_t>(expected.size())) << out;
+  auto xy = coords.accessor<int64_t, 2>();
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(xy[i][0], expected[i][0]) << i;
+    EXPECT_EQ(xy[i][1], expected[i][1]) << i;
+  }
+  fs::remove_all(dir);
+}

@@ -5,8 +5,13 @@
 #include <filesystem>
 
 #include <hdf5.h>
+#include <nlohmann/json.hpp>
+#ifdef PATHVLM_HAVE_LIBTIFF
+#include <tiffvers.h>
+#endif
 
 #include "core/config.h"
+#include "core/text_file.h"
 #include "core/error.h"
 #include "io/hdf5.h"
 #include "data/image.h"
@@ -499,4 +504,110 @@ TEST(SynthSlide, OpensWithMppAndSegmentsToGroundTruth) {
     EXPECT_GT(cell.sum().item<int64_t>(), 0) << "tile " << xy[i][0] << "," << xy[i][1] << " has no tissue";
   }
   fs::remove_all(dir);
+}
+
+// OpenSlide 3.4 with libtiff 4.5 (Debian 12) decodes a non-JPEG level smaller than one of its tiles into shifted rows
+// and uninitialised memory; such levels are read from the finer level and area-averaged instead.
+TEST(SlideRead, LevelSmallerThanTileComesFromFinerLevel) {
+  if (!synth::slide_synth_built_in() || !wsi::openslide_built_in()) GTEST_SKIP() << "needs libtiff and OpenSlide";
+  auto dir = temp_dir("small_levels");
+  synth::SynthSlidesConfig sc;  // 2048x1536, 256-px tiles
+  sc.levels = 6;
+  sc.compression = "deflate";
+  synth::write_synthetic_slide(dir + "/s.tiff", 0, sc);
+  auto slide = wsi::Slide::open(dir + "/s.tiff");
+  ASSERT_EQ(slide.level_count(), 6);
+  EXPECT_FALSE(slide.level(2).smaller_than_tile);  // 512x384: a partial last tile row is fine
+  EXPECT_TRUE(slide.level(3).smaller_than_tile);   // 256x192
+  auto fine = slide.read_level(2).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat);
+  for (int level = 3; level < 6; ++level) {
+    auto coarse = slide.read_level(level).to(torch::kFloat);
+    auto expected = torch::adaptive_avg_pool2d(fine, {coarse.size(0), coarse.size(1)}).squeeze(0).permute({1, 2, 0});
+    EXPECT_LE((coarse - expected).abs().max().item<double>(), 1.0) << "level " << level;
+  }
+  // A region inside such a level: the same pixels as that part of the whole level.
+  auto whole = slide.read_level(4);
+  auto part = slide.read_region(16 * 20, 16 * 10, 4, 40, 30);
+  EXPECT_TRUE(part.equal(whole.slice(0, 10, 40).slice(1, 20, 60)));
+#if defined(PATHVLM_HAVE_LIBTIFF) && TIFFLIB_VERSION >= 20221213
+  // JPEG tiles are decoded by OpenSlide itself, right at every size: such levels are read as stored.
+  sc.compression = "jpeg";
+  synth::write_synthetic_slide(dir + "/j.tiff", 0, sc);
+  EXPECT_FALSE(wsi::Slide::open(dir + "/j.tiff").level(3).smaller_than_tile);
+#endif
+  fs::remove_all(dir);
+}
+
+// Written by tests/wsi/clam_coords_vectors.py with CLAM's own WholeSlideImage.segmentTissue + process_contours on
+// lossless synthetic slides (four_pt, four_pt_hard, center, overlap, a coarser patch level, Otsu, holes) and on
+// OpenSlide's boxes.tiff, whose levels have per-axis downsamples.
+TEST(TilingClam, CoordsEqualClamsOwn) {
+  if (!synth::slide_synth_built_in() || !wsi::openslide_built_in() || !wsi::tissue_segmentation_built_in()) {
+    GTEST_SKIP() << "needs libtiff, OpenSlide and OpenCV";
+  }
+  const auto vectors = nlohmann::json::parse(
+      read_text_file(std::string(PATHVLM_SOURCE_DIR) + "/tests/wsi/clam_coords_vectors.json"));
+  auto dir = temp_dir("clam");
+  int cases = 0;
+  for (const auto& c : vectors["cases"]) {
+    const std::string name = c["name"].get<std::string>();
+    std::string path;
+    double mpp = 0.25;
+    if (c["slide"].contains("synth")) {
+      const auto& s = c["slide"]["synth"];
+      synth::SynthSlidesConfig sc;
+      sc.width = s["width"].get<int>(), sc.height = s["height"].get<int>(), sc.levels = s["levels"].get<int>();
+      sc.seed = s["seed"].get<uint64_t>();
+      sc.max_regions = s.value("max_regions", sc.max_regions);
+      sc.tile_size = s.value("tile_size", sc.tile_size);
+      sc.compression = "deflate";
+      path = dir + "/" + name + ".tiff";
+      synth::write_synthetic_slide(path, 0, sc);
+    } else {
+      path = shared_slide(c["slide"]["shared"].get<std::string>());
+      if (!fs::exists(path)) GTEST_SKIP() << "shared test data missing: " << path;
+      mpp = c["slide"]["mpp"].get<double>();
+    }
+    std::vector<std::string> overrides{"tiling.grid=clam"};
+    for (const auto& [key, value] : c["tissue"].items()) overrides.push_back("tissue." + key + "=" + value.dump());
+    for (const auto& [key, value] : c["tiling"].items()) {
+      overrides.push_back("tiling." + key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));
+    }
+    auto doc = cfg::Document::from_string("", "<test>");
+    doc.override_with(overrides);
+    const TileJobConfig config = wsi::read_tile_config(doc);
+
+    auto slide = wsi::Slide::open(path);
+    auto mask = wsi::segment_tissue_like_clam(slide, config.tissue);
+    EXPECT_EQ(mask.source_level, c["clam"]["seg_level"].get<int>()) << name;
+    EXPECT_EQ(static_cast<int>(mask.regions.size()), c["clam"]["regions"].get<int>()) << name;
+    int holes = 0;
+    for (const auto& r : mask.regions) holes += static_cast<int>(r.holes.size());
+    EXPECT_EQ(holes, c["clam"]["holes"].get<int>()) << name;
+    auto grid = wsi::plan_grid(slide, mpp, config.tiling);
+    EXPECT_EQ(grid.read_level, c["clam"]["patch_level"].get<int>()) << name;
+    auto coords = wsi::select_tiles(mask, grid, config.tiling);
+    const auto expected = c["coords"].get<std::vector<std::vector<int64_t>>>();
+    ASSERT_EQ(coords.size(0), static_cast<int64_t>(expected.size())) << name;
+    auto xy = coords.accessor<int64_t, 2>();
+    int differ = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {  // the same tiles in CLAM's order
+      if (xy[i][0] != expected[i][0] || xy[i][1] != expected[i][1]) {
+        if (++differ <= 3) ADD_FAILURE() << name << " tile " << i << ": " << xy[i][0] << "," << xy[i][1] << " vs CLAM "
+                                         << expected[i][0] << "," << expected[i][1];
+      }
+    }
+    EXPECT_EQ(differ, 0) << name;
+    ++cases;
+  }
+  EXPECT_EQ(cases, 6);
+  fs::remove_all(dir);
+}
+
+TEST(TilingClam, ConfigRefusesTestsClamLacks) {
+  auto doc = cfg::Document::from_string("tiling:\n  grid: clam\n  tissue_test: fraction\n", "t.yaml");
+  const std::string err = error_of([&] { wsi::read_tile_config(doc); });
+  EXPECT_NE(err.find("no CLAM counterpart"), std::string::npos) << err;
+  auto other = cfg::Document::from_string("tiling:\n  grid: hexagonal\n", "t.yaml");
+  EXPECT_NE(error_of([&] { wsi::read_tile_config(other); }).find("grid"), std::string::npos);
 }
