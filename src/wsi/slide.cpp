@@ -61,7 +61,6 @@ bool plausible_mpp(double mpp) { return mpp > 0.01 && mpp < 100.0; }
 
 #ifdef PATHVLM_HAVE_OPENSLIDE
 openslide_t* as_osr(void* handle) { return static_cast<openslide_t*>(handle); }
-#endif
 
 struct Size {
   int64_t width, height;
@@ -96,6 +95,7 @@ std::optional<std::vector<Size>> rgba_decoded_tiff_sizes(const std::string& path
   return std::nullopt;
 #endif
 }
+#endif  // PATHVLM_HAVE_OPENSLIDE
 
 }  // namespace
 
