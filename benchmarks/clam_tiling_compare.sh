@@ -4,7 +4,7 @@
 #
 #   benchmarks/clam_tiling_compare.sh CLAM_DIR [PATHVLM] [COUNT] [WIDTH] [HEIGHT]
 #
-# CLAM_DIR is a checkout of mahmoodlab/CLAM; its python needs openslide-python, opencv-python, h5py, pandas, numpy
+# CLAM_DIR is a checkout of mahmoodlab/CLAM; its python ($PYTHON, else python3) needs openslide-python, opencv-python, h5py, pandas, numpy
 # (matplotlib and tqdm are stood in for when missing). The slides are `pathvlm synth slides` (JPEG tiles, 5 levels);
 # segmentation on the level OpenSlide picks for downsample 64, 256 px tiles at level 0, four_pt, padding on; both
 # save a picture of the segmentation per slide (CLAM's mask, pathvlm's QA thumbnail).
@@ -14,36 +14,41 @@ pathvlm=$(realpath "${2:-build/release/pathvlm}")
 count=${3:-4}
 width=${4:-8192}
 height=${5:-6144}
+python=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$pathvlm" synth slides --out "$work/slides" --count "$count" --width "$width" --height "$height" --levels 5 \
+"$pathvlm" synth slides --out "$work/synth" --count "$count" --width "$width" --height "$height" --levels 5 \
   --seed 1 > /dev/null
-# A preset with CLAM's default parameters except the tissue area (a_t 100 reference tiles is sized for 100k px slides).
+mkdir -p "$work/slides" && mv "$work"/synth/*.tiff "$work/slides/"  # CLAM opens every file of its --source
+# A preset with CLAM's defaults except the areas (a_t 100 reference tiles is sized for 100k px slides). CLAM's
+# create_patches_fp keeps only their integer part (its process list stores them as integers).
 mkdir -p "$work/presets"
 cat > "$work/presets/bench.csv" <<'CSV'
 seg_level,sthresh,mthresh,close,use_otsu,a_t,a_h,max_n_holes,vis_level,line_thickness,white_thresh,black_thresh,use_padding,contour_fn,keep_ids,exclude_ids
--1,8,7,4,False,1,0.5,8,-1,250,5,50,True,four_pt,none,none
+-1,8,7,4,False,1,1,8,-1,250,5,50,True,four_pt,none,none
 CSV
 mkdir -p "$clam/presets"
 cp "$work/presets/bench.csv" "$clam/presets/pathvlm_bench.csv"
 mkdir -p "$work/shim"
-for m in matplotlib tqdm; do
-  python3 -c "import $m" 2>/dev/null || echo "def tqdm(x=None, *a, **k): return x" > "$work/shim/$m.py"
-done
+"$python" -c "import tqdm" 2>/dev/null || echo "def tqdm(x=None, *a, **k): return x" > "$work/shim/tqdm.py"
+if ! "$python" -c "import matplotlib.pyplot" 2>/dev/null; then
+  mkdir -p "$work/shim/matplotlib" && touch "$work/shim/matplotlib/__init__.py" "$work/shim/matplotlib/pyplot.py"
+fi
 
 start=$(date +%s.%N)
-(cd "$clam" && PYTHONPATH="$work/shim" python3 create_patches_fp.py --source "$work/slides" --save_dir "$work/clam" \
-  --patch_size 256 --step_size 256 --seg --patch --preset pathvlm_bench.csv > "$work/clam.log" 2>&1)
+(cd "$clam" && PYTHONPATH="$work/shim" "$python" create_patches_fp.py --source "$work/slides" --save_dir "$work/clam" \
+  --patch_size 256 --step_size 256 --seg --patch --preset pathvlm_bench.csv > "$work/clam.log" 2>&1) ||
+  { tail -20 "$work/clam.log"; exit 1; }
 clam_s=$(echo "$(date +%s.%N) - $start" | bc)
 rm -f "$clam/presets/pathvlm_bench.csv"
 
 start=$(date +%s.%N)
 "$pathvlm" tile --slides "$work/slides" --out "$work/pathvlm" --grid clam --magnification 40 --patch-size 256 \
-  --workers "$(nproc)" tissue.a_t=1 tissue.a_h=0.5 > "$work/pathvlm.log" 2>&1
+  --workers "$(nproc)" tissue.a_t=1 tissue.a_h=1 > "$work/pathvlm.log" 2>&1
 pathvlm_s=$(echo "$(date +%s.%N) - $start" | bc)
 
-python3 - "$work" "$clam_s" "$pathvlm_s" "$count" "$width" "$height" <<'PY'
+"$python" - "$work" "$clam_s" "$pathvlm_s" "$count" "$width" "$height" <<'PY'
 import glob, os, sys
 import h5py
 work, clam_s, pathvlm_s = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
