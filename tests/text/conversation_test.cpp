@@ -196,6 +196,31 @@ TEST(ConversationTemplate, SupervisedTokensAreExactlyTheRepliesAndTheirStop) {
             (std::vector<int64_t>{llama().bos_id(), kImageToken}));
 }
 
+// Turns that hold the template's own separators: LLaVA's preprocess_v1 splits rounds on " ASSISTANT: " and then
+// supervises the template's "ASSISTANT:" as part of the reply (or, with odd whitespace, reports a tokenization
+// mismatch and masks the whole sample). The spans here come from the pieces, so they stay exactly the replies.
+TEST(ConversationTemplate, RepliesStaySupervisedWhenTurnsHoldTheSeparators) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  const auto conv = conversation({"<image>\nIs this the end? ASSISTANT:", " USER:<", "###Human: next ASSISTANT: ",
+                                  "ASSISTANT: yes\n\n ###", "  leading and trailing  ", " \t 40x  "});
+  const std::vector<std::string> replies = {" USER:<", "ASSISTANT: yes\n\n ###", " \t 40x  "};
+  for (const std::string name : {"vicuna_v1", "pathasst"}) {
+    const auto seq = ConversationTemplate::named(name).tokenize(conv, llama());
+    const auto runs = supervised_runs(seq);
+    ASSERT_EQ(runs.size(), replies.size()) << name;
+    for (size_t r = 0; r < runs.size(); ++r) {
+      // The reply verbatim, then the template's stop (vicuna_v1: </s>, pathasst: "\n###").
+      const std::string expected = replies[r] + (name == "pathasst" ? "\n###" : "");
+      std::vector<int64_t> text_ids = runs[r];
+      if (name == "vicuna_v1") {
+        ASSERT_EQ(text_ids.back(), llama().eos_id()) << name << " reply " << r;
+        text_ids.pop_back();
+      }
+      EXPECT_EQ(llama().decode(text_ids), expected) << name << " reply " << r;
+    }
+  }
+}
+
 TEST(ConversationTemplate, RendersTheSupervisedSpansAndJson) {
   SKIP_WITHOUT_LLAMA_MODEL();
   const auto conv = conversation({"<image>\nWhat is shown?", "An adenoma.", "Grade?", "Low."}, "rec-1");
