@@ -22,9 +22,10 @@
 //                <s>S USER: <image>\nQ1 ASSISTANT:[[ A1</s>]]USER: Q2 ASSISTANT:[[ A2</s>]]
 //              Each reply and its </s> are supervised, exactly as LLaVA's preprocess_v1 masks them with the
 //              legacy LlamaTokenizer of its pinned stack (SentencePieceTokenizer's rules), except where LLaVA's
-//              re-splitting of the prompt fails: a turn holding " ASSISTANT: " or "</s>" text, or odd whitespace
-//              that tokenizes differently in pieces (LLaVA then supervises template tokens, or reports a
-//              tokenization mismatch and masks the whole sample; here the spans come from the pieces). Generation
+//              re-splitting of the prompt fails: a turn holding " ASSISTANT: ", or odd whitespace that
+//              tokenizes differently in pieces (LLaVA then supervises template tokens, or reports a tokenization
+//              mismatch and masks the whole sample; here the spans come from the pieces; a turn holding "</s>"
+//              is refused by problem()). Generation
 //              ends at EOS (no stop string). The generation prompt ends with "ASSISTANT:" (LLaVA's get_prompt).
 //   pathasst   PathAsst's "###" format: LLaVA v0's training form (_add_speaker_and_signal: "S\n\n### Human: Q\n###
 //              Assistant: A\n### ") with the roles named User / Assistant. PathAsst publishes no training code or
