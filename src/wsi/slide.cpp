@@ -223,16 +223,21 @@ Slide Slide::open(const std::string& path) {
     const char* value = openslide_get_property_value(osr, *name);
     if (value) slide.properties_[*name] = value;
   }
-  const auto rgba_sizes = rgba_decoded_tiff_sizes(path);
+  bool any_smaller = false;
   for (int32_t i = 0; i < count; ++i) {
     Level& l = slide.levels_[static_cast<size_t>(i)];
     const auto tile_w = parse_number(slide.property(str("openslide.level[", i, "].tile-width")).value_or(""));
     const auto tile_h = parse_number(slide.property(str("openslide.level[", i, "].tile-height")).value_or(""));
-    const bool smaller = (tile_w && *tile_w > static_cast<double>(l.width)) ||
-                         (tile_h && *tile_h > static_cast<double>(l.height));
-    // Where the file's directories are known, only levels libtiff decodes are affected.
-    l.smaller_than_tile = smaller && (!rgba_sizes || std::find(rgba_sizes->begin(), rgba_sizes->end(),
-                                                               Size{l.width, l.height}) != rgba_sizes->end());
+    l.smaller_than_tile = (tile_w && *tile_w > static_cast<double>(l.width)) ||
+                          (tile_h && *tile_h > static_cast<double>(l.height));
+    any_smaller = any_smaller || l.smaller_than_tile;
+  }
+  // Where the file's directories can be read, only levels libtiff decodes are affected.
+  if (const auto rgba_sizes = any_smaller ? rgba_decoded_tiff_sizes(path) : std::nullopt) {
+    for (Level& l : slide.levels_) {
+      l.smaller_than_tile = l.smaller_than_tile && std::find(rgba_sizes->begin(), rgba_sizes->end(),
+                                                             Size{l.width, l.height}) != rgba_sizes->end();
+    }
   }
   if (const char* err = openslide_get_error(osr)) throw Error(str("slide '", path, "': OpenSlide cannot read it: ", err));
   return slide;

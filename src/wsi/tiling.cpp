@@ -110,14 +110,21 @@ Bounds bounds_of(const Polygon& p) {
   return b;
 }
 
+// tiling.grid=clam takes CLAM's contour functions only.
+void check_clam_tissue_test(const TilingConfig& config) {
+  const std::string& test = config.tissue_test;
+  PATHVLM_CHECK(config.grid != "clam" || test == "four_pt" || test == "four_pt_hard" || test == "center",
+                "tiling.tissue_test=", test, " has no CLAM counterpart: tiling.grid=clam takes four_pt, four_pt_hard "
+                "or center");
+}
+
 // CLAM's process_contour (use_padding on): each region's bounding box stepped from its corner, x outer and y inner,
 // tiles tested with OpenCV's pointPolygonTest on the integer outline (boundary counts as inside) and the centre
 // strictly inside no hole; regions in their order, a tile two regions keep listed twice, as CLAM lists it.
 torch::Tensor select_tiles_like_clam(const TissueMask& mask, const GridGeometry& g, const TilingConfig& config) {
 #ifdef PATHVLM_HAVE_OPENCV
+  check_clam_tissue_test(config);
   const std::string& test = config.tissue_test;
-  PATHVLM_CHECK(test == "four_pt" || test == "four_pt_hard" || test == "center", "tiling.tissue_test '", test,
-                "' has no CLAM counterpart; tiling.grid=clam takes four_pt, four_pt_hard or center");
   auto to_cv = [](const Polygon& p) {
     std::vector<cv::Point> q;
     q.reserve(p.size());
@@ -469,9 +476,7 @@ TileJobConfig read_tile_config(const cfg::Document& doc) {
   cfg::ReaderVisitor reader(doc);
   config.visit(reader);
   reader.finish();
-  PATHVLM_CHECK(config.tiling.grid != "clam" || config.tiling.tissue_test != "fraction",
-                "tiling.tissue_test=fraction has no CLAM counterpart: tiling.grid=clam takes four_pt, four_pt_hard or "
-                "center");
+  check_clam_tissue_test(config.tiling);  // before any slide, not once per slide in failures.csv
   return config;
 }
 

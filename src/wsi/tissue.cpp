@@ -241,7 +241,7 @@ TissueMask segment_tissue_like_clam(Slide& slide, const TissueConfig& config) {
   // CLAM's per-axis downsample: level-0 size over the level's size.
   const double dx = static_cast<double>(slide.width()) / static_cast<double>(l.width);
   const double dy = static_cast<double>(slide.height()) / static_cast<double>(l.height);
-  TissueMask mask = segment(slide.read_region(0, 0, level, l.width, l.height), dx, dy, config, Frame::clam);
+  TissueMask mask = segment(slide.read_level(level), dx, dy, config, Frame::clam);
   mask.source_level = level;
   return mask;
 }
