@@ -624,12 +624,19 @@ std::string nearest_key(const std::string& key, const std::vector<std::string>& 
     size_t d = edit_distance(key, c);
     if (d < best_distance) best_distance = d, best = c;
   }
-  // A small typo first; then the right name in the wrong section ("lr" at the top for "optim.lr");
-  // then anything reasonably close.
+  // A small typo first; then the right name in the wrong section ("lr" at the top for "optim.lr"), the nearest
+  // such section when several have it ("instruct.data.batch_size" -> "instruct.eval.batch_size"); then anything
+  // reasonably close.
   if (best_distance <= 2) return best;
   auto leaf = [](const std::string& k) { return k.substr(k.rfind('.') + 1); };
-  for (const auto& c : candidates)
-    if (leaf(c) == leaf(key)) return c;
+  std::string same_leaf;
+  size_t same_leaf_distance = std::string::npos;
+  for (const auto& c : candidates) {
+    if (leaf(c) != leaf(key)) continue;
+    size_t d = edit_distance(key, c);
+    if (d < same_leaf_distance) same_leaf_distance = d, same_leaf = c;
+  }
+  if (!same_leaf.empty()) return same_leaf;
   return best_distance <= std::max<size_t>(2, key.size() / 3) ? best : "";
 }
 

@@ -2,7 +2,6 @@
 #include "data/instruct_dataset.h"
 
 #include <algorithm>
-#include <map>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -41,13 +40,9 @@ InstructDataset InstructDataset::build(const std::vector<std::string>& paths, co
   ds.options_ = options;
   ds.images_ = std::move(images);
   auto records = read_instruct_records(paths, options.max_malformed_fraction);
-  std::map<std::string, size_t> file_index;
-  for (const auto& f : records.files) {
-    file_index[f.file] = ds.files_.size();
-    ds.files_.push_back({f.file, f.records, f.malformed, 0, 0, f.first_problems});
-  }
+  for (const auto& f : records.files) ds.files_.push_back({f.file, f.records, f.malformed, 0, 0, f.first_problems});
   for (auto& record : records.records) {
-    auto& counts = ds.files_.at(file_index.at(record.source.substr(0, record.source.rfind(':'))));
+    auto& counts = ds.files_.at(record.file);
     if (auto why = tmpl.problem(record.conversation, tokenizer); !why.empty()) {
       ++counts.unfit;
       note_problem(counts, record.source, str("template ", tmpl.name(), ": ", why));

@@ -46,7 +46,7 @@ struct InstructDatasetOptions {
 };
 
 struct InstructSample {
-  std::string id, source;  // source "file:index"
+  std::string id, source;  // source: "file[index]" (.json) or "file:line" (.jsonl)
   text::SupervisedSequence sequence;
   std::vector<std::string> image_names;
   std::vector<InstructImages::Ref> images;  // where image_names were found (empty without image sources)

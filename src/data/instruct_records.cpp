@@ -71,51 +71,52 @@ std::string parse_record(const json& j, InstructRecord& record) {
 
 class FileReader {
  public:
-  FileReader(const std::string& file, InstructRecords& out) : file_(file), out_(out) { report_.file = file; }
+  FileReader(const std::string& file, InstructRecords& out) : out_(out) { report_.file = file; }
 
-  void add(const json& j, int64_t index) {
+  // `where`: the record's place in the file, "file[index]" in a list, "file:line" in .jsonl.
+  void add(const json& j, std::string where) {
     ++report_.records;
     InstructRecord record;
     const auto why = parse_record(j, record);
     if (why.empty()) {
-      record.source = str(file_, ":", index);
+      record.source = std::move(where);
+      record.file = out_.files.size();  // this file's report comes next
       out_.records.push_back(std::move(record));
     } else {
-      malformed(index, why);
+      malformed(where, why);
     }
   }
 
   // A line of .jsonl that is not JSON.
-  void add_unparsed(int64_t index, const std::string& why) {
+  void add_unparsed(const std::string& where, const std::string& why) {
     ++report_.records;
-    malformed(index, why);
+    malformed(where, why);
   }
 
   InstructFileReport finish() { return std::move(report_); }
 
  private:
-  void malformed(int64_t index, const std::string& why) {
+  void malformed(const std::string& where, const std::string& why) {
     ++report_.malformed;
     if (report_.first_problems.size() < InstructFileReport::kReportedProblems) {
-      report_.first_problems.push_back(str(file_, ":", index, ": ", why));
+      report_.first_problems.push_back(str(where, ": ", why));
     }
   }
 
-  const std::string& file_;
   InstructRecords& out_;
   InstructFileReport report_;
 };
 
-void read_jsonl(std::ifstream& in, FileReader& reader) {
+void read_jsonl(const std::string& file_name, std::ifstream& in, FileReader& reader) {
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const auto j = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) {
-      reader.add_unparsed(number, "not JSON");
+      reader.add_unparsed(str(file_name, ":", number), "not JSON");
       continue;
     }
-    reader.add(j, number);
+    reader.add(j, str(file_name, ":", number));
   }
 }
 
@@ -128,7 +129,7 @@ void read_json_list(const std::string& file, std::ifstream& in, FileReader& read
     const bool element_done = event == json::parse_event_t::object_end || event == json::parse_event_t::array_end ||
                               event == json::parse_event_t::value;
     if (depth == 1 && top_is_list && element_done) {
-      reader.add(parsed, index++);
+      reader.add(parsed, str(file, "[", index++, "]"));
       return false;
     }
     return true;
@@ -173,7 +174,7 @@ InstructRecords read_instruct_records(const std::vector<std::string>& paths, dou
     std::ifstream in(file, std::ios::binary);
     PATHVLM_CHECK(in, "instruct data: cannot read '", file, "'");
     FileReader reader(file, out);
-    if (std::filesystem::path(file).extension() == ".jsonl") read_jsonl(in, reader);
+    if (std::filesystem::path(file).extension() == ".jsonl") read_jsonl(file, in, reader);
     else read_json_list(file, in, reader);
     PATHVLM_CHECK(!in.bad(), "instruct data: error while reading '", file, "'");
     auto report = reader.finish();

@@ -20,7 +20,7 @@
 // are parsed one record at a time (LLaVA's 665K-record file does not become one JSON tree in memory).
 //
 //   auto data = data::read_instruct_records({"llava_v1_5_mix665k.json"}, /*max_malformed_fraction=*/0.01);
-//   for (const auto& r : data.records) use(r.id, r.images, r.conversation, r.source);  // source "file:index"
+//   for (const auto& r : data.records) use(r.id, r.images, r.conversation, r.source);  // source: file[index]
 //   for (const auto& f : data.files) log(f.summary());
 #pragma once
 #include <cstdint>
@@ -35,17 +35,18 @@ struct InstructRecord {
   std::string id;                   // a number id as its decimal text
   std::vector<std::string> images;  // in order: the n-th "<image>" placeholder is images[n]
   text::Conversation conversation;  // conversation.id == id
-  std::string source;               // "file:index": the list index (from 0) in .json, the line (from 1) in .jsonl
+  std::string source;               // "file[index]": the list index (from 0) in .json; "file:line" (from 1) in .jsonl
+  size_t file = 0;                  // its file's place in InstructRecords::files
 };
 
 struct InstructFileReport {
   std::string file;
   int64_t records = 0;  // records in the file, malformed ones included
   int64_t malformed = 0;
-  std::vector<std::string> first_problems;  // "file:index: reason" of the first kReportedProblems malformed ones
+  std::vector<std::string> first_problems;  // "file[index]: reason" or "file:line: reason", the first few
 
   static constexpr size_t kReportedProblems = 5;
-  // "file: 1000 records, 3 malformed (file:4: ...; file:17: ...)"
+  // "file: 1000 records, 3 malformed (file[4]: ...; file[17]: ...)"
   std::string summary() const;
 };
 

@@ -207,6 +207,14 @@ TEST_F(ConfigTest, KeyInTheWrongSectionSuggestsWhereItLives) {
   EXPECT_HAS(msg, "wrong.yaml:2: unknown key 'lr' (did you mean 'optim.lr'?)");
 }
 
+TEST_F(ConfigTest, AKeyManySectionsHaveSuggestsTheNearestOfThem) {
+  const std::vector<std::string> keys = {"lm.eval.batch_size", "clip.eval.batch_size", "instruct.eval.batch_size",
+                                         "slide.eval.batch_size", "instruct.data.train"};
+  EXPECT_EQ(cfg::nearest_key("instruct.data.batch_size", keys), "instruct.eval.batch_size");
+  EXPECT_EQ(cfg::nearest_key("slide.batch_size", keys), "slide.eval.batch_size");
+  EXPECT_EQ(cfg::nearest_key("batch_size", keys), "lm.eval.batch_size");  // the shortest path is nearest
+}
+
 TEST_F(ConfigTest, UnknownKeyWithoutNearMatchListsTheSection) {
   std::string msg = error_of(write("far.yaml", "model:\n  zzzzzzzzzzzz: 1\n"));
   EXPECT_HAS(msg, "far.yaml:2: unknown key 'model.zzzzzzzzzzzz'; keys in 'model': width, tokens,");

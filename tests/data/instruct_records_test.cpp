@@ -56,7 +56,7 @@ TEST(InstructRecords, ReadsJsonListsAndJsonlLines) {
   EXPECT_EQ(bus.id, "000000033471");
   EXPECT_EQ(bus.conversation.id, bus.id);
   EXPECT_EQ(bus.images, (std::vector<std::string>{"coco/train2017/000000033471.jpg"}));
-  EXPECT_EQ(bus.source, json + ":0");
+  EXPECT_EQ(bus.source, json + "[0]");
   ASSERT_EQ(bus.conversation.turns.size(), 4u);
   EXPECT_EQ(bus.conversation.turns[0].from, text::Speaker::human);
   EXPECT_EQ(bus.conversation.turns[0].value, "What are the colors of the bus in the image?\n<image>");
@@ -66,12 +66,14 @@ TEST(InstructRecords, ReadsJsonListsAndJsonlLines) {
   EXPECT_EQ(data.records[1].id, "17");
   EXPECT_TRUE(data.records[1].images.empty());
   EXPECT_EQ(data.records[2].images, (std::vector<std::string>{"a.png", "b.png"}));
-  EXPECT_EQ(data.records[2].source, json + ":2");
+  EXPECT_EQ(data.records[2].source, json + "[2]");
   EXPECT_TRUE(data.records[3].images.empty());
   EXPECT_EQ(data.records[4].id, "x1");
   EXPECT_EQ(data.records[4].source, jsonl + ":1");
   EXPECT_EQ(data.records[5].id, "2.5");
   EXPECT_EQ(data.records[5].source, jsonl + ":3");
+  EXPECT_EQ(data.records[3].file, 0u);  // data.files[0] is the .json
+  EXPECT_EQ(data.records[4].file, 1u);
 }
 
 TEST(InstructRecords, MalformedRecordsAreSkippedAndCountedPerFile) {
@@ -133,9 +135,9 @@ TEST(InstructRecords, MalformedRecordsAreSkippedAndCountedPerFile) {
   const auto list = dir.write("bad.json", "[" + ok + ", 7, " + ok + "]");
   const auto from_list = data::read_instruct_records({list}, 0.5);
   EXPECT_EQ(from_list.records.size(), 2u);
-  EXPECT_EQ(from_list.records[1].source, list + ":2");
+  EXPECT_EQ(from_list.records[1].source, list + "[2]");
   EXPECT_EQ(from_list.files[0].summary(),
-            list + ": 3 records, 1 malformed (" + list + ":1: not a JSON object (number))");
+            list + ": 3 records, 1 malformed (" + list + "[1]: not a JSON object (number))");
 }
 
 TEST(InstructRecords, TooManyMalformedRecordsIsAnErrorNamingTheFile) {
