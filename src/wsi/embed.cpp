@@ -182,8 +182,15 @@ class BatchReader {
     const GridGeometry& g = tiles.grid;
     PATHVLM_CHECK(g.read_level < slide.level_count(), "slide '", slide.path(), "': the coords file reads level ",
                   g.read_level, " but the slide has ", slide.level_count(), " levels");
+    // A tile may cross the slide's edge (CLAM pads), but one wholly outside it is white pixels from a coords file
+    // that belongs to another slide or is damaged.
+    const double extent = static_cast<double>(g.read_size) * slide.level(g.read_level).downsample;
     for (int64_t i = 0; i < count; ++i) {
-      auto rgb = slide.read_region(xy[begin + i][0], xy[begin + i][1], g.read_level, g.read_size, g.read_size);
+      const int64_t x = xy[begin + i][0], y = xy[begin + i][1];
+      PATHVLM_CHECK(x < slide.width() && y < slide.height() && x + extent > 0 && y + extent > 0, "slide '",
+                    slide.path(), "': coords row ", begin + i, " (", x, ", ", y, ") lies wholly outside the slide (",
+                    slide.width(), "x", slide.height(), " at level 0): are the coords for another slide?");
+      auto rgb = slide.read_region(x, y, g.read_level, g.read_size, g.read_size);
       if (g.read_size != s) rgb = data::resize_bicubic(rgb, s, s);
       pixels[i].copy_(rgb.permute({2, 0, 1}));
     }

@@ -360,11 +360,19 @@ SlideTiles read_coords_h5(const std::string& path) {
                 "': dataset '/coords' lacks the attribute 'patch_size' (a CLAM/TRIDENT or pathvlm coords file is "
                 "expected)");
   GridGeometry& g = t.grid;
+  // Sizes, levels and counts: whole numbers that fit an int (a damaged or foreign file fails here, by name).
   auto opt_int = [&](const char* name, int64_t fallback) {
-    return coords.has_attr(name) ? static_cast<int64_t>(std::llround(first_value(coords, name))) : fallback;
+    if (!coords.has_attr(name)) return fallback;
+    const double v = first_value(coords, name);
+    PATHVLM_CHECK(std::isfinite(v) && std::abs(v) < 2147483648.0 && std::abs(v - std::round(v)) < 1e-6, "'", path,
+                  "': dataset '/coords': attribute '", name, "' is ", v, ", not a whole number of pixels or levels");
+    return static_cast<int64_t>(std::llround(v));
   };
   auto opt_double = [&](const char* name, double fallback) {
-    return coords.has_attr(name) ? first_value(coords, name) : fallback;
+    if (!coords.has_attr(name)) return fallback;
+    const double v = first_value(coords, name);
+    PATHVLM_CHECK(std::isfinite(v), "'", path, "': dataset '/coords': attribute '", name, "' is ", v);
+    return v;
   };
   const int64_t patch_size = opt_int("patch_size", 0);
   g.level0_magnification = opt_double("level0_magnification", 0);
@@ -398,6 +406,9 @@ SlideTiles read_coords_h5(const std::string& path) {
   }
   PATHVLM_CHECK(g.read_size > 0 && g.read_downsample > 0 && g.read_level >= 0, "'", path,
                 "': dataset '/coords' has a non-positive patch size or downsample, or a negative level");
+  PATHVLM_CHECK(g.read_size * g.read_size <= data::max_image_pixels(), "'", path, "': dataset '/coords' reads tiles of ",
+                g.read_size, "x", g.read_size, " px, more than the ", data::max_image_pixels(),
+                " pixels an image may have: is its patch_size right?");
   g.patch_size_level0 = opt_int("patch_size_level0", std::llround(g.read_size * g.read_downsample));
   g.step_level0 = opt_int("step_size_level0", g.patch_size_level0);
   g.mpp = opt_double("mpp", g.level0_magnification > 0 ? 10.0 / g.level0_magnification : 0);

@@ -451,6 +451,42 @@ TEST(SlideCli, EmbedFlagsSlidesWithoutTilesAndCountsBrokenEntries) {
   fs::remove_all(dir);
 }
 
+// Coords that lie wholly outside their slide (another slide's, or damaged) fail that slide by name instead of
+// becoming features of white glass; tiles that only cross the edge (CLAM pads) are read as before.
+TEST(SlideCli, EmbedFailsASlideWhoseCoordsLieOutsideIt) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  const auto& slides = synthetic_slides();
+  auto dir = temp_dir("embed_outside");
+  std::string out;
+  ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs, &out), 0) << out;
+  const auto outside = dir + "/tiles/patches/slide_000.h5", edge = dir + "/tiles/patches/slide_001.h5";
+  for (const auto& path : {outside, edge}) {
+    auto tiles = wsi::read_coords_h5(path);
+    ASSERT_GE(tiles.coords.size(0), 2) << path;
+    auto slide = wsi::Slide::open(slides + "/" + fs::path(path).stem().string() + ".tiff");
+    if (path == outside) {
+      tiles.coords[1][0] = slide.width();  // just past the right edge
+    } else {
+      tiles.coords[1][0] = slide.width() - 1;  // its first column inside, the rest padding
+      tiles.coords[1][1] = -tiles.grid.patch_size_level0 + 1;
+    }
+    wsi::write_coords_h5(path, tiles);
+  }
+  EXPECT_EQ(run("embed --coords " + dir + "/tiles --encoder tiny --out " + dir + "/feats --device cpu", &out), 0)
+      << out;  // the other slides are done: failures.csv says which failed
+  auto rows = wsi::read_csv(dir + "/feats/failures.csv");
+  ASSERT_EQ(rows.size(), 2u) << read_text(dir + "/feats/failures.csv");
+  EXPECT_NE(rows[1][0].find("slide_000.tiff"), std::string::npos) << rows[1][0];
+  EXPECT_EQ(rows[1][1], "read");
+  EXPECT_NE(rows[1][2].find("coords row 1 (" + std::to_string(wsi::Slide::open(rows[1][0]).width())), std::string::npos)
+      << rows[1][2];
+  EXPECT_NE(rows[1][2].find("lies wholly outside the slide"), std::string::npos) << rows[1][2];
+  EXPECT_FALSE(fs::exists(dir + "/feats/features/slide_000.h5"));
+  EXPECT_EQ(h5::File::open(dir + "/feats/features/slide_001.h5").dataset("features").rows(),
+            wsi::read_coords_h5(edge).coords.size(0));
+  fs::remove_all(dir);
+}
+
 // The README's whole-slide commands, word for word in a fresh folder (`exported/` is the CLIP the README's first
 // commands export; a tiny random one here): every synthetic slide gives tiles, and every tile a feature row.
 TEST(SlideCli, ReadmeWholeSlideCommandsTileEverySlide) {

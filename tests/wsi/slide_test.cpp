@@ -415,6 +415,43 @@ TEST(TilingCoords, ReadsTridentAndClamFiles) {
   fs::remove_all(dir);
 }
 
+// A damaged or foreign coords file fails on the attribute at fault: sizes and levels must be whole numbers in range,
+// and a tile must fit the image pixel limit.
+TEST(TilingCoords, DamagedAttributesAreClearErrors) {
+  auto dir = temp_dir("damaged");
+  auto write = [&](const std::string& name, double value) {
+    const auto path = dir + "/" + name + ".h5";
+    auto f = h5::File::create(path);
+    f.write("coords", torch::tensor({512, 0}, torch::kInt64).view({1, 2}));
+    auto ds = f.dataset("coords");
+    ds.set_attr("patch_size", int64_t(256));
+    ds.set_attr("patch_level", int64_t(0));
+    ds.set_attr("downsample", 1.0);
+    ds.set_attr(name, value);
+    return path;
+  };
+  const struct {
+    const char* attribute;
+    double value;
+    const char* error;
+  } cases[] = {
+      {"patch_level", std::nan(""), "attribute 'patch_level' is nan, not a whole number"},
+      {"patch_size", 2.5, "attribute 'patch_size' is 2.5, not a whole number"},
+      {"patch_size", 1e12, "attribute 'patch_size' is 1e+12, not a whole number"},
+      {"patch_size", 1e9, "reads tiles of 1000000000x1000000000 px, more than the"},
+      {"downsample", INFINITY, "attribute 'downsample' is inf"},
+      {"patch_size", -4, "non-positive patch size"},
+  };
+  for (const auto& c : cases) {
+    const auto path = write(c.attribute, c.value);
+    const auto err = error_of([&] { wsi::read_coords_h5(path); });
+    EXPECT_NE(err.find(path), std::string::npos) << err;
+    EXPECT_NE(err.find(c.error), std::string::npos) << c.attribute << " = " << c.value << ": " << err;
+  }
+  EXPECT_EQ(wsi::read_coords_h5(write("patch_size", 512.0)).grid.read_size, 512);  // a whole number as a float
+  fs::remove_all(dir);
+}
+
 // Real H&E (the shared tiles) on white glass, a small image as a crop or a tiny slide is: the default (CLAM)
 // parameters find the tissue and no glass, because the area thresholds are capped by the slide's size; CLAM's fixed
 // thresholds alone (max_area_share 0) call it debris.
