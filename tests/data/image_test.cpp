@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <random>
 
 #include "core/error.h"
 #include "data/image.h"
@@ -159,6 +160,39 @@ TEST(Image, CorruptBytesGiveClearErrors) {
   EXPECT_THROW(decode_image(scrambled, "scrambled"), pathvlm::Error);
   EXPECT_NE(error_of([] { read_image("/nonexistent/tile.png"); }).find("cannot open '/nonexistent/tile.png'"),
             std::string::npos);
+}
+
+// Random damage (bytes overwritten, the file cut short, both) to JPEGs and PNGs of several sizes and qualities: each
+// decodes to an RGB image or fails with a pathvlm::Error naming the image; never a crash or another exception.
+TEST(Image, RandomlyDamagedBytesDecodeOrFailNamingTheImage) {
+  std::vector<Bytes> originals;
+  for (int i = 0; i < 4; ++i) {
+    auto img = random_image(17 + 13 * i, 23 + 7 * i, 10 + i);
+    originals.push_back(encode_jpeg(img, 50 + 15 * i));
+    originals.push_back(encode_png(img));
+  }
+  std::mt19937_64 rng(20261205);
+  int decoded = 0, refused = 0;
+  for (int i = 0; i < 2000; ++i) {
+    Bytes bytes = originals[rng() % originals.size()];
+    const int damage = static_cast<int>(rng() % 3);
+    if (damage != 1) {
+      for (int n = 1 + static_cast<int>(rng() % 8); n > 0; --n) bytes[rng() % bytes.size()] = rng() % 256;
+    }
+    if (damage != 0) bytes.resize(rng() % (bytes.size() + 1));
+    try {
+      const auto rgb = decode_image(bytes, "tile 'fuzz.img'");
+      ASSERT_EQ(rgb.dim(), 3);
+      ASSERT_EQ(rgb.size(2), 3);
+      ASSERT_EQ(rgb.scalar_type(), torch::kUInt8);
+      ++decoded;
+    } catch (const pathvlm::Error& e) {
+      ASSERT_NE(std::string(e.what()).find("fuzz.img"), std::string::npos) << e.what();
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  RecordProperty("decoded", decoded);
 }
 
 // CRC-32s of what Pillow's Image.resize(BICUBIC) gives (tests/data/pil_resize_vectors.py): down, up, one axis,

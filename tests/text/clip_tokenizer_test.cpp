@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "text/clip_tokenizer.h"
 #include "text/fix_text.h"
 
@@ -212,4 +215,46 @@ TEST(ClipTokenizer, BadInputsGiveClearErrors) {
   EXPECT_THROW(ClipTokenizer(kVocab, 1), pathvlm::Error);
   EXPECT_THROW(tokenizer().encode("bad \xff utf-8"), pathvlm::Error);
   EXPECT_THROW(tokenizer().encode("truncated \xc3"), pathvlm::Error);
+}
+
+// Random texts built from what the cleaning steps react to (entities, mojibake, ligatures, controls, combining marks,
+// any code point) and random bytes: every text gives context-length ids (sot first, eot present, ids in the
+// vocabulary, zero padding after eot), or a pathvlm::Error when it is not UTF-8. Nothing else, for any seed.
+TEST(ClipTokenizer, RandomTextsGiveWellFormedIdsOrAUtf8Error) {
+  SKIP_WITHOUT_VOCAB();
+  const std::vector<std::string> pieces = {
+      "a", "Tumour", "9", " ", "  ", "\t", "\n", "\r", ".", "'s", "'", "\"", "&", ";", "#", "&amp;", "&#", "&#x",
+      "&lt", "&#x1F600;", "&#0;", "&#99999999999;", "&nbsp", "&amp;amp;", "\xc3\x83", "\xc2\xa9", "\xc3\xa2\xe2\x82\xac\xe2\x84\xa2",
+      "\xc3\x83\xc2\xa9", "\xc2\x80", "\xc2\x9d", "\xef\xac\x81", "\xcc\x81", "\xe2\x80\x8b", "\xef\xbb\xbf", "\xef\xbf\xbd",
+      "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\xef\xbc\xa1", "\xea\xb0\x80", "\x01", "\x1b", "\x7f", "\xc2\xa0", "\xe2\x80\x98",
+      "\xd0\x96", "\xe0\xa4\x95", "\xe0\xa5\x8d", "\xc3\x9f", "\xc4\xb0", "\xf4\x8f\xbf\xbf"};
+  const int64_t vocabulary = static_cast<int64_t>(tokenizer().vocabulary().size());
+  std::mt19937_64 rng(20261205);
+  int not_utf8 = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string text;
+    if (i % 5 == 4) {
+      for (size_t n = rng() % 30; n > 0; --n) text += static_cast<char>(rng() % 256);
+    } else {
+      for (size_t n = rng() % 40; n > 0; --n) {
+        if (rng() % 10 == 0) pathvlm::append_utf8(text, static_cast<char32_t>(rng() % 0x30000));
+        else text += pieces[rng() % pieces.size()];
+      }
+    }
+    std::vector<int64_t> ids;
+    try {
+      ids = tokenizer().encode(text);
+    } catch (const pathvlm::Error& e) {
+      ASSERT_NE(pathvlm::utf8_error_at(text), std::string::npos) << "an error on valid UTF-8: " << e.what();
+      ++not_utf8;
+      continue;
+    }
+    ASSERT_EQ(ids.size(), 77u) << text;
+    EXPECT_EQ(ids.front(), 49406) << text;
+    const auto eot = std::find(ids.begin(), ids.end(), 49407);
+    ASSERT_NE(eot, ids.end()) << text;
+    for (auto it = ids.begin(); it != eot; ++it) ASSERT_TRUE(*it >= 0 && *it < vocabulary) << text;
+    for (auto it = eot + 1; it != ids.end(); ++it) ASSERT_EQ(*it, 0) << text;
+  }
+  EXPECT_GT(not_utf8, 0);  // the random bytes reached the check
 }
