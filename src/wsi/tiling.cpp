@@ -374,8 +374,13 @@ SlideTiles read_coords_h5(const std::string& path) {
     PATHVLM_CHECK(std::isfinite(v), "'", path, "': dataset '/coords': attribute '", name, "' is ", v);
     return v;
   };
+  // Magnifications and mpp only describe the tiles: one that is not finite (unknown to the writer) counts as absent.
+  auto opt_info = [&](const char* name, double fallback) {
+    const double v = coords.has_attr(name) ? first_value(coords, name) : fallback;
+    return std::isfinite(v) ? v : fallback;
+  };
   const int64_t patch_size = opt_int("patch_size", 0);
-  g.level0_magnification = opt_double("level0_magnification", 0);
+  g.level0_magnification = opt_info("level0_magnification", 0);
   g.level0_width = opt_int("level0_width", 0);
   g.level0_height = opt_int("level0_height", 0);
   if (coords.has_attr("target_patch_size")) {
@@ -385,13 +390,13 @@ SlideTiles read_coords_h5(const std::string& path) {
     g.read_downsample = opt_double("downsample", 1.0);
     g.patch_size = static_cast<int>(opt_int("target_patch_size", patch_size));
     g.overlap = static_cast<int>(opt_int("target_overlap", 0));
-    g.target_magnification = opt_double("magnification", 0);
+    g.target_magnification = opt_info("magnification", 0);
   } else if (coords.has_attr("patch_size_level0")) {
     // TRIDENT (and pathvlm before target_patch_size): patch_size is the tile at target_magnification, read from
     // level 0 (or where read_size/patch_level say) and resized.
     g.patch_size = static_cast<int>(patch_size);
     g.overlap = static_cast<int>(opt_int("overlap", 0));
-    g.target_magnification = opt_double("target_magnification", 0);
+    g.target_magnification = opt_info("target_magnification", 0);
     g.read_level = static_cast<int>(opt_int("patch_level", 0));
     g.read_downsample = opt_double("downsample", 1.0);
     g.read_size = opt_int("read_size", std::llround(opt_double("patch_size_level0", 0) / g.read_downsample));
@@ -406,12 +411,12 @@ SlideTiles read_coords_h5(const std::string& path) {
   }
   PATHVLM_CHECK(g.read_size > 0 && g.read_downsample > 0 && g.read_level >= 0, "'", path,
                 "': dataset '/coords' has a non-positive patch size or downsample, or a negative level");
-  PATHVLM_CHECK(g.read_size * g.read_size <= data::max_image_pixels(), "'", path, "': dataset '/coords' reads tiles of ",
-                g.read_size, "x", g.read_size, " px, more than the ", data::max_image_pixels(),
-                " pixels an image may have: is its patch_size right?");
+  PATHVLM_CHECK(g.read_size <= data::max_image_pixels() / g.read_size, "'", path,
+                "': dataset '/coords' reads tiles of ", g.read_size, "x", g.read_size, " px, more than the ",
+                data::max_image_pixels(), " pixels an image may have: is its patch_size right?");
   g.patch_size_level0 = opt_int("patch_size_level0", std::llround(g.read_size * g.read_downsample));
   g.step_level0 = opt_int("step_size_level0", g.patch_size_level0);
-  g.mpp = opt_double("mpp", g.level0_magnification > 0 ? 10.0 / g.level0_magnification : 0);
+  g.mpp = opt_info("mpp", g.level0_magnification > 0 ? 10.0 / g.level0_magnification : 0);
   if (coords.has_attr("level_dim")) {
     const auto dims = values_of(coords, "level_dim");
     g.read_level_width = std::llround(dims[0]);

@@ -441,6 +441,7 @@ TEST(TilingCoords, DamagedAttributesAreClearErrors) {
       {"patch_size", 1e9, "reads tiles of 1000000000x1000000000 px, more than the"},
       {"downsample", INFINITY, "attribute 'downsample' is inf"},
       {"patch_size", -4, "non-positive patch size"},
+      {"patch_size_level0", 1e15, "reads tiles of 1000000000000000x1000000000000000 px"},  // TRIDENT's read size
   };
   for (const auto& c : cases) {
     const auto path = write(c.attribute, c.value);
@@ -449,6 +450,9 @@ TEST(TilingCoords, DamagedAttributesAreClearErrors) {
     EXPECT_NE(err.find(c.error), std::string::npos) << c.attribute << " = " << c.value << ": " << err;
   }
   EXPECT_EQ(wsi::read_coords_h5(write("patch_size", 512.0)).grid.read_size, 512);  // a whole number as a float
+  // A magnification or mpp that is not finite only describes the tiles: read as unknown.
+  EXPECT_EQ(wsi::read_coords_h5(write("level0_magnification", std::nan(""))).grid.level0_magnification, 0);
+  EXPECT_EQ(wsi::read_coords_h5(write("mpp", INFINITY)).grid.mpp, 0);
   fs::remove_all(dir);
 }
 
