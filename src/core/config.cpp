@@ -618,24 +618,19 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 std::string nearest_key(const std::string& key, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_distance = std::string::npos;
-  for (const auto& c : candidates) {
-    size_t d = edit_distance(key, c);
-    if (d < best_distance) best_distance = d, best = c;
-  }
   // A small typo first; then the right name in the wrong section ("lr" at the top for "optim.lr"), the nearest
   // such section when several have it ("instruct.data.batch_size" -> "instruct.eval.batch_size"); then anything
   // reasonably close.
-  if (best_distance <= 2) return best;
   auto leaf = [](const std::string& k) { return k.substr(k.rfind('.') + 1); };
-  std::string same_leaf;
-  size_t same_leaf_distance = std::string::npos;
+  const std::string key_leaf = leaf(key);
+  std::string best, same_leaf;
+  size_t best_distance = std::string::npos, same_leaf_distance = std::string::npos;
   for (const auto& c : candidates) {
-    if (leaf(c) != leaf(key)) continue;
-    size_t d = edit_distance(key, c);
-    if (d < same_leaf_distance) same_leaf_distance = d, same_leaf = c;
+    const size_t d = edit_distance(key, c);
+    if (d < best_distance) best_distance = d, best = c;
+    if (d < same_leaf_distance && leaf(c) == key_leaf) same_leaf_distance = d, same_leaf = c;
   }
+  if (best_distance <= 2) return best;
   if (!same_leaf.empty()) return same_leaf;
   return best_distance <= std::max<size_t>(2, key.size() / 3) ? best : "";
 }

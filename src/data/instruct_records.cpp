@@ -112,11 +112,12 @@ void read_jsonl(const std::string& file_name, std::ifstream& in, FileReader& rea
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const auto j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    auto where = str(file_name, ":", number);
     if (j.is_discarded()) {
-      reader.add_unparsed(str(file_name, ":", number), "not JSON");
+      reader.add_unparsed(where, "not JSON");
       continue;
     }
-    reader.add(j, str(file_name, ":", number));
+    reader.add(j, std::move(where));
   }
 }
 
