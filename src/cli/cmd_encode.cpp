@@ -115,7 +115,7 @@ safetensors::NamedTensors encode_clip(const ArgParser& parser, const std::string
   if (parser.has("texts-file")) {
     const auto texts = read_lines(parser.get("texts-file"));
     PATHVLM_CHECK(!texts.empty(), "--texts-file '", parser.get("texts-file"), "' has no lines");
-    const auto vocab = parser.has("vocab") ? parser.get("vocab") : "";
+    const auto vocab = parser.has("vocab") ? parser.get("vocab") : models::clip_vocab_of(model_path);
     const text::ClipTokenizer tokenizer(text::clip_vocab_source(vocab, model_path, "--texts-file: pass --vocab"),
                                         config.context_length);
     auto embeds = in_batches(texts, batch_size, [&](const std::vector<std::string>& chunk) {
@@ -144,7 +144,8 @@ int cmd_encode(const Args& args) {
               "slides: `slides` shards (manifest.json, folder or .h5) or CSV manifests of TRIDENT/CLAM files");
   parser.option("max-bad-fraction", "share of --slides that may be missing or unreadable (skipped)", false, "0");
   parser.option("texts-file", "text file, one text per line");
-  parser.option("vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer directory, for --texts-file");
+  parser.option("vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer directory, for --texts-file "
+                         "(default: the model's own: an HF directory's files, a run's clip.vocab)");
   parser.option("out", "output .safetensors file", /*required=*/true);
   parser.option("batch-size", "images or texts per forward pass", false, "32");
   parser.option("device", "auto, cpu, cuda or cuda:N", false, "auto");

@@ -23,8 +23,10 @@ void export_hf_clip(const ArgParser& parser, const std::string& source, const st
   if (parser.has("hidden-act")) options.hidden_act = parser.get("hidden-act");
   auto model = models::load_clip(source, options);
   models::export_hf_clip(model, model->config(), out_dir);
-  if (parser.has("vocab")) text::ClipTokenizer(parser.get("vocab"), model->config().context_length).save_hf(out_dir);
+  const auto vocab = parser.has("vocab") ? parser.get("vocab") : models::clip_vocab_of(source);
+  if (!vocab.empty()) text::ClipTokenizer(vocab, model->config().context_length).save_hf(out_dir);
   std::cout << "export: " << source << " -> " << out_dir << " (transformers CLIPModel; " << describe(model->config())
+            << (vocab.empty() ? "; no tokenizer files: --vocab writes them" : "; CLIPTokenizer from " + vocab)
             << ")\n";
 }
 
@@ -69,7 +71,8 @@ int cmd_export(const Args& args) {
   parser.positional("checkpoint", "run directory, checkpoint step directory, HF directory or .safetensors weights");
   parser.positional("out", "output directory (llava-projector: the .safetensors file)");
   parser.option("format", "export format", /*required=*/true);
-  parser.option("vocab", "hf-clip: also write CLIPTokenizer files from this CLIP BPE (bpe_simple_vocab_16e6.txt.gz)");
+  parser.option("vocab", "hf-clip: write CLIPTokenizer files from this CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF "
+                         "tokenizer directory (default: the source's own: a run's clip.vocab, an HF directory's files)");
   parser.option("hidden-act", "hf-clip: activation for open_clip weights without open_clip_config.json");
   if (!parser.parse(args)) return 0;
   const auto format = parser.get("format");

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <filesystem>
@@ -167,7 +168,13 @@ std::vector<uint32_t> byte_stand_in_order(std::vector<uint32_t>& stand_in) {
 
 std::string read_gzip(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
-  PATHVLM_CHECK(f != nullptr, "CLIP vocab '", path, "': cannot open (", std::strerror(errno), ")");
+  const int open_error = errno;
+  PATHVLM_CHECK(f != nullptr, "CLIP vocab '", path, "': cannot open (", std::strerror(open_error), ")",
+                open_error == ENOENT ? "; open_clip's bpe_simple_vocab_16e6.txt.gz is at "
+                                       "https://github.com/mlfoundations/open_clip/raw/v3.3.0/src/open_clip/"
+                                       "bpe_simple_vocab_16e6.txt.gz (scripts/demo.sh downloads it into demo/clip/ "
+                                       "when ../shared/data has none)"
+                                     : "");
   std::string data;
   char buf[1 << 16];
   int n;

@@ -149,6 +149,46 @@ TEST(ClipEncode, ExportWritesALoadableHfDirectory) {
   EXPECT_NE(r.output.find("hf-clip"), std::string::npos) << r.output;
 }
 
+// A run's checkpoint names its tokenizer in its config (clip.vocab): `export` writes the tokenizer files from it and
+// `encode --texts-file` reads texts with it, no --vocab needed.
+TEST(ClipEncode, ARunsTokenizerGoesWithItsWeights) {
+  SKIP_WITHOUT_SHARED_DATA();
+  TempDir dir("run_vocab");
+  auto model = small_model();
+  const auto step = dir.path / "run" / "checkpoints" / "step_00000005";
+  fs::create_directories(step);
+  safetensors::NamedTensors tensors;
+  for (const auto& item : model->named_parameters()) tensors.emplace_back(item.key(), item.value().detach());
+  safetensors::save((step / "model.safetensors").string(), tensors);
+  const std::string yaml = "run:\n  task: clip\nclip:\n  vocab: " + kVocab +
+                           "\n  model:\n    embed_dim: 32\n    image_size: 64\n    patch_size: 16\n"
+                           "    vision_width: 64\n    vision_layers: 2\n    vision_heads: 1\n    text_width: 64\n"
+                           "    text_layers: 2\n    text_heads: 1\n    context_length: 20\n    hidden_act: quick_gelu\n";
+  std::ofstream(step / "trainer_state.json") << nlohmann::json({{"step", 5}, {"config", yaml}}).dump();
+  std::ofstream(dir.path / "run" / "checkpoints" / "latest") << "step_00000005\n";
+
+  const auto out = dir.path / "exported";
+  auto r = run("export " + (dir.path / "run").string() + " --format hf-clip " + out.string(), dir.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("CLIPTokenizer from " + kVocab), std::string::npos) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(out / "vocab.json")).size(), 49408u);
+  EXPECT_TRUE(fs::exists(out / "merges.txt"));
+
+  const std::vector<std::string> texts = {"tumor", "an H&E image of adipose tissue"};
+  std::ofstream(dir.path / "texts.txt") << texts[0] << "\n" << texts[1] << "\n";
+  for (const auto& source : {dir.path / "run", out}) {
+    const auto embeds = dir.path / "embeds.safetensors";
+    r = run("encode --model " + source.string() + " --texts-file " + (dir.path / "texts.txt").string() + " --out " +
+                embeds.string(), dir.path);
+    ASSERT_EQ(r.status, 0) << source << "\n" << r.output;
+    torch::NoGradGuard no_grad;
+    model->eval();
+    auto expected = model->encode_text(text::ClipTokenizer(kVocab, 20).batch(texts));
+    EXPECT_LT((safetensors::File::open(embeds.string()).get("text_embeds") - expected).abs().max().item<double>(), 1e-5)
+        << source;
+  }
+}
+
 TEST(ClipEncode, TokenizeCommandPrintsOpenClipIds) {
   SKIP_WITHOUT_SHARED_DATA();
   TempDir dir("tokenize");

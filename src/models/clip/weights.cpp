@@ -111,8 +111,8 @@ ClipModelConfig clip_section_of_run_config(const std::string& yaml_text, const s
   return cfg::read<ClipModelConfig>(cfg::Document::from_string(out.c_str(), where + " (clip.model)"));
 }
 
-ClipModel load_step_dir(const fs::path& dir, const ClipLoadOptions& options) {
-  const std::string where = dir.string();
+// A checkpoint step directory's trainer_state.json, checked to hold the run's resolved config.
+json read_trainer_state(const fs::path& dir) {
   auto state_path = dir / "trainer_state.json";
   json state;
   try {
@@ -122,6 +122,23 @@ ClipModel load_step_dir(const fs::path& dir, const ClipLoadOptions& options) {
   }
   PATHVLM_CHECK(state.contains("config") && state["config"].is_string(), "checkpoint '", state_path.string(),
                 "': has no resolved config");
+  return state;
+}
+
+// The checkpoint a run directory's checkpoints/latest names ("" when `p` is no run directory).
+fs::path latest_step_dir(const fs::path& p) {
+  if (!fs::exists(p / "checkpoints" / "latest")) return {};
+  std::string step = read_text_file(p / "checkpoints" / "latest");
+  while (!step.empty() && std::isspace(static_cast<unsigned char>(step.back()))) step.pop_back();
+  fs::path dir = fs::path(step).is_absolute() ? fs::path(step) : p / "checkpoints" / fs::path(step).filename();
+  PATHVLM_CHECK(fs::is_directory(dir), "run '", p.string(), "': checkpoints/latest names '", step,
+                "', which is not a directory");
+  return dir;
+}
+
+ClipModel load_step_dir(const fs::path& dir, const ClipLoadOptions& options) {
+  const std::string where = dir.string();
+  const json state = read_trainer_state(dir);
   // A partial checkpoint's frozen tensors live in their init_from sources; ckpt::ModelTensors reads them, but
   // it belongs to the train library, which builds on this one (and wsi links models without train).
   PATHVLM_CHECK(!state.contains("external"), "checkpoint '", where, "' is partial: ",
@@ -427,6 +444,22 @@ std::vector<std::pair<std::string, torch::Tensor>> hf_to_open_clip(ClipModel& mo
 
 // ---- load / export ---------------------------------------------------------------------------------
 
+std::string clip_vocab_of(const std::string& path) {
+  const fs::path p(path);
+  if (!fs::is_directory(p)) return "";
+  if (fs::exists(p / "vocab.json") && fs::exists(p / "merges.txt")) return path;
+  fs::path step = fs::exists(p / "trainer_state.json") ? p : latest_step_dir(p);
+  if (step.empty()) return "";
+  YAML::Node root;
+  try {
+    root = YAML::Load(read_trainer_state(step)["config"].get<std::string>());
+  } catch (const YAML::Exception& e) {
+    throw Error(str("checkpoint '", step.string(), "': the run config is not valid YAML: ", e.what()));
+  }
+  const auto vocab = root["clip"] && root["clip"]["vocab"] ? root["clip"]["vocab"].as<std::string>("") : "";
+  return !vocab.empty() && fs::exists(vocab) ? vocab : "";
+}
+
 ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
   const fs::path p(path);
   PATHVLM_CHECK(fs::exists(p), "CLIP weights '", path, "': no such file or directory");
@@ -439,14 +472,7 @@ ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
       return model;
     }
     if (fs::exists(p / "trainer_state.json")) return load_step_dir(p, options);
-    if (fs::exists(p / "checkpoints" / "latest")) {
-      std::string step = read_text_file(p / "checkpoints" / "latest");
-      while (!step.empty() && std::isspace(static_cast<unsigned char>(step.back()))) step.pop_back();
-      fs::path dir = fs::path(step).is_absolute() ? fs::path(step) : p / "checkpoints" / fs::path(step).filename();
-      PATHVLM_CHECK(fs::is_directory(dir), "run '", path, "': checkpoints/latest names '", step,
-                    "', which is not a directory");
-      return load_step_dir(dir, options);
-    }
+    if (const auto step = latest_step_dir(p); !step.empty()) return load_step_dir(step, options);
     if (fs::exists(p / "model.safetensors")) return load_safetensors_file(p / "model.safetensors", options);
     throw Error(str("CLIP weights '", path, "': not a CLIP directory (no config.json, trainer_state.json, "
                     "checkpoints/latest or model.safetensors)"));

@@ -217,6 +217,22 @@ TEST(ClipWeights, RunCheckpointDirectoriesLoadWithTheirConfig) {
   auto from_run = models::load_clip(run.path.string());
   expect_same_outputs(model, from_run);
 
+  // The tokenizer that goes with the weights: the run's clip.vocab while that file is there; an HF directory's own.
+  EXPECT_EQ(models::clip_vocab_of(run.path.string()), "");  // the config names none
+  const auto vocab = (run.path / "bpe_simple_vocab_16e6.txt.gz").string();
+  write(step / "trainer_state.json", nlohmann::json({{"config", yaml + "  vocab: " + vocab + "\n"}}).dump());
+  EXPECT_EQ(models::clip_vocab_of(run.path.string()), "");  // named, but not there
+  write(vocab, "gzip");
+  EXPECT_EQ(models::clip_vocab_of(run.path.string()), vocab);
+  EXPECT_EQ(models::clip_vocab_of(step.string()), vocab);
+  const auto hf = run.path / "hf";
+  models::export_hf_clip(model, model->config(), hf.string());
+  EXPECT_EQ(models::clip_vocab_of(hf.string()), "");
+  write(hf / "vocab.json", "{}");
+  write(hf / "merges.txt", "");
+  EXPECT_EQ(models::clip_vocab_of(hf.string()), hf.string());
+  EXPECT_EQ(models::clip_vocab_of((step / "model.safetensors").string()), "");
+
   // A run whose config has no CLIP model, or whose weights do not match it.
   write(step / "trainer_state.json", nlohmann::json({{"config", "run:\n  task: lm\n"}}).dump());
   EXPECT_NE(error_of([&] { models::load_clip(step.string()); }).find("clip.model"), std::string::npos);
