@@ -7,13 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libopenblas0-openmp: libtorch's CPU matmuls are ~10x slower on the reference BLAS. libabsl-dev: sentencepiece
-# 0.2's header includes Abseil, which libsentencepiece-dev does not pull in (Debian sid).
+# 0.2's header includes Abseil, which libsentencepiece-dev does not pull in (Debian sid). curl, ca-certificates:
+# scripts/demo.sh downloads open_clip's CLIP vocabulary when ../shared/data has none.
 PACKAGES=(build-essential cmake pkg-config ccache
   libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev nlohmann-json3-dev
   libturbojpeg0-dev libjpeg-dev libpng-dev libtiff-dev zlib1g-dev
   libopenslide-dev libopencv-core-dev libopencv-imgproc-dev
   libsentencepiece-dev libabsl-dev python3-sentencepiece
-  libopenblas0-openmp libgtest-dev libbenchmark-dev python3)
+  libopenblas0-openmp libgtest-dev libbenchmark-dev python3 curl ca-certificates)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
