@@ -97,13 +97,16 @@ void load_hf_named(ClipModel& model, const safetensors::Checkpoint& ckpt, const 
 }
 
 // The clip.model section of a resolved run config (YAML text), checked like any config.
-ClipModelConfig clip_section_of_run_config(const std::string& yaml_text, const std::string& where) {
-  YAML::Node root;
+YAML::Node parse_run_config(const std::string& yaml_text, const std::string& where) {
   try {
-    root = YAML::Load(yaml_text);
+    return YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
     throw Error(str(where, ": the run config is not valid YAML: ", e.what()));
   }
+}
+
+ClipModelConfig clip_section_of_run_config(const std::string& yaml_text, const std::string& where) {
+  const YAML::Node root = parse_run_config(yaml_text, where);
   PATHVLM_CHECK(root.IsMap() && root["clip"] && root["clip"]["model"], where,
                 ": the run config has no clip.model section (not a CLIP run?)");
   YAML::Emitter out;
@@ -450,12 +453,7 @@ std::string clip_vocab_of(const std::string& path) {
   if (fs::exists(p / "vocab.json") && fs::exists(p / "merges.txt")) return path;
   fs::path step = fs::exists(p / "trainer_state.json") ? p : latest_step_dir(p);
   if (step.empty()) return "";
-  YAML::Node root;
-  try {
-    root = YAML::Load(read_trainer_state(step)["config"].get<std::string>());
-  } catch (const YAML::Exception& e) {
-    throw Error(str("checkpoint '", step.string(), "': the run config is not valid YAML: ", e.what()));
-  }
+  const YAML::Node root = parse_run_config(read_trainer_state(step)["config"].get<std::string>(), step.string());
   const auto vocab = root["clip"] && root["clip"]["vocab"] ? root["clip"]["vocab"].as<std::string>("") : "";
   return !vocab.empty() && fs::exists(vocab) ? vocab : "";
 }

@@ -30,8 +30,8 @@ struct ClipLoadOptions {
 ClipModel load_clip(const std::string& path, const ClipLoadOptions& options = {});
 
 // The CLIP tokenizer that goes with the weights at `path`, for ClipTokenizer: an HF directory that has vocab.json
-// and merges.txt, or the `clip.vocab` of a run's (or checkpoint's) config when that file is still there (a relative
-// one counts from where the run started); "" when none is known.
+// and merges.txt, or the `clip.vocab` of a run's (or checkpoint's) config when that file is there (a relative path
+// counts from the current directory, as it did for the run started from it); "" when none is known.
 std::string clip_vocab_of(const std::string& path);
 
 // Infers the sizes from the tensors of a state dict in HF names or open_clip names (activation and
