@@ -59,34 +59,39 @@ struct TjDeleter {
 };
 using TjHandle = std::unique_ptr<void, TjDeleter>;
 
-// Handles are reusable but not shareable between threads: one of each kind per thread.
-tjhandle thread_decompressor() {
-  thread_local TjHandle handle(tjInitDecompress());
-  PATHVLM_CHECK(handle, "libturbojpeg: cannot create a decompressor: ", tjGetErrorStr2(nullptr));
-  return handle.get();
-}
-tjhandle thread_compressor() {
-  thread_local TjHandle handle(tjInitCompress());
-  PATHVLM_CHECK(handle, "libturbojpeg: cannot create a compressor: ", tjGetErrorStr2(nullptr));
-  return handle.get();
+// One handle of each kind per thread: handles are reusable, not shareable. A handle that failed is dropped, and the
+// thread's next image gets a new one: after some damaged JPEGs, libjpeg-turbo 2.1's decompressor refuses the next,
+// valid image ("Bogus Huffman table definition"), which would turn every later record of a loader worker bad.
+TjHandle& thread_tj_handle(bool compress) {
+  thread_local TjHandle decompressor, compressor;
+  TjHandle& handle = compress ? compressor : decompressor;
+  if (!handle) handle.reset(compress ? tjInitCompress() : tjInitDecompress());
+  PATHVLM_CHECK(handle, "libturbojpeg: cannot create a ", compress ? "compressor" : "decompressor", ": ",
+                tjGetErrorStr2(nullptr));
+  return handle;
 }
 
 torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& what) {
-  tjhandle tj = thread_decompressor();
-  int width = 0, height = 0, subsamp = 0, colorspace = 0;
-  PATHVLM_CHECK(tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &width, &height, &subsamp,
-                                    &colorspace) == 0,
-                what, ": corrupt JPEG header (", tjGetErrorStr2(tj), ")");
-  PATHVLM_CHECK(colorspace != TJCS_CMYK && colorspace != TJCS_YCCK, what,
-                ": CMYK JPEG images are not supported; convert to RGB");
-  check_image_size(width, height, "JPEG", what);
-  auto out = allocate_rgb(height, width, what);
-  // Warnings (truncated data, corrupt segments) count as errors: a half-grey tile must not reach training.
-  if (tjDecompress2(tj, data, static_cast<unsigned long>(size), out.data_ptr<uint8_t>(), width, 0, height, TJPF_RGB,
-                    TJFLAG_STOPONWARNING) != 0) {
-    throw Error(str(what, ": corrupt JPEG data (", tjGetErrorStr2(tj), ")"));
+  TjHandle& handle = thread_tj_handle(/*compress=*/false);
+  tjhandle tj = handle.get();
+  try {
+    int width = 0, height = 0, subsamp = 0, colorspace = 0;
+    PATHVLM_CHECK(tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &width, &height, &subsamp,
+                                      &colorspace) == 0,
+                  what, ": corrupt JPEG header (", tjGetErrorStr2(tj), ")");
+    PATHVLM_CHECK(colorspace != TJCS_CMYK && colorspace != TJCS_YCCK, what,
+                  ": CMYK JPEG images are not supported; convert to RGB");
+    check_image_size(width, height, "JPEG", what);
+    auto out = allocate_rgb(height, width, what);
+    // Warnings (truncated data, corrupt segments) count as errors: a half-grey tile must not reach training.
+    PATHVLM_CHECK(tjDecompress2(tj, data, static_cast<unsigned long>(size), out.data_ptr<uint8_t>(), width, 0, height,
+                                TJPF_RGB, TJFLAG_STOPONWARNING) == 0,
+                  what, ": corrupt JPEG data (", tjGetErrorStr2(tj), ")");
+    return out;
+  } catch (...) {
+    handle.reset();
+    throw;
   }
-  return out;
 }
 
 // ---- PNG (libpng) ------------------------------------------------------------------------------------
@@ -300,14 +305,16 @@ Bytes encode_jpeg(const torch::Tensor& rgb, int quality) {
   check_rgb(rgb, "encode_jpeg");
   PATHVLM_CHECK(quality >= 1 && quality <= 100, "encode_jpeg: quality must be in [1, 100], got ", quality);
   auto src = rgb.contiguous();
-  tjhandle tj = thread_compressor();
+  TjHandle& handle = thread_tj_handle(/*compress=*/true);
   unsigned char* buffer = nullptr;
   unsigned long size = 0;
   const int subsamp = quality >= 90 ? TJSAMP_444 : TJSAMP_420;
-  if (tjCompress2(tj, src.data_ptr<uint8_t>(), static_cast<int>(src.size(1)), 0, static_cast<int>(src.size(0)),
-                  TJPF_RGB, &buffer, &size, subsamp, quality, 0) != 0) {
+  if (tjCompress2(handle.get(), src.data_ptr<uint8_t>(), static_cast<int>(src.size(1)), 0,
+                  static_cast<int>(src.size(0)), TJPF_RGB, &buffer, &size, subsamp, quality, 0) != 0) {
     if (buffer) tjFree(buffer);
-    throw Error(str("encode_jpeg: ", tjGetErrorStr2(tj)));
+    const std::string message = tjGetErrorStr2(handle.get());
+    handle.reset();
+    throw Error(str("encode_jpeg: ", message));
   }
   Bytes out(buffer, buffer + size);
   tjFree(buffer);
