@@ -40,8 +40,13 @@ void edit(const std::string& path, const std::string& from, const std::string& t
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
 
-// True once process `pid` catches `sig` (its SigCgt mask in /proc).
+// True once process `pid` runs pathvlm and catches `sig` (its SigCgt mask in /proc). Until its exec, the child of a
+// fork still has this test process's handlers (an in-process train() of an earlier test installed them), and a
+// signal sent then would be lost with them.
 bool catches(pid_t pid, int sig) {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+  if (ec || exe != fs::canonical(PATHVLM_BINARY)) return false;
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(status, line);)
     if (line.rfind("SigCgt:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1)) & 1;
