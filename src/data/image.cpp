@@ -59,22 +59,27 @@ struct TjDeleter {
 };
 using TjHandle = std::unique_ptr<void, TjDeleter>;
 
-// One handle of each kind per thread: handles are reusable, not shareable. A handle that failed is dropped, and the
-// thread's next image gets a new one: after some damaged JPEGs, libjpeg-turbo 2.1's decompressor refuses the next,
-// valid image ("Bogus Huffman table definition"), which would turn every later record of a loader worker bad.
-TjHandle& thread_tj_handle(bool compress) {
+// Runs `use` with this thread's handle of the kind (handles are reusable, not shareable). A handle whose use threw is
+// dropped, and the thread's next image gets a new one: after some damaged JPEGs, libjpeg-turbo 2.1's decompressor
+// refuses the next, valid image ("Bogus Huffman table definition"), which would turn every later record of a loader
+// worker bad.
+template <typename Use>
+auto with_thread_tj_handle(bool compress, Use&& use) {
   thread_local TjHandle decompressor, compressor;
   TjHandle& handle = compress ? compressor : decompressor;
   if (!handle) handle.reset(compress ? tjInitCompress() : tjInitDecompress());
   PATHVLM_CHECK(handle, "libturbojpeg: cannot create a ", compress ? "compressor" : "decompressor", ": ",
                 tjGetErrorStr2(nullptr));
-  return handle;
+  try {
+    return use(handle.get());
+  } catch (...) {
+    handle.reset();
+    throw;
+  }
 }
 
 torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& what) {
-  TjHandle& handle = thread_tj_handle(/*compress=*/false);
-  tjhandle tj = handle.get();
-  try {
+  return with_thread_tj_handle(/*compress=*/false, [&](tjhandle tj) {
     int width = 0, height = 0, subsamp = 0, colorspace = 0;
     PATHVLM_CHECK(tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &width, &height, &subsamp,
                                       &colorspace) == 0,
@@ -88,10 +93,7 @@ torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& w
                                 TJPF_RGB, TJFLAG_STOPONWARNING) == 0,
                   what, ": corrupt JPEG data (", tjGetErrorStr2(tj), ")");
     return out;
-  } catch (...) {
-    handle.reset();
-    throw;
-  }
+  });
 }
 
 // ---- PNG (libpng) ------------------------------------------------------------------------------------
@@ -305,20 +307,19 @@ Bytes encode_jpeg(const torch::Tensor& rgb, int quality) {
   check_rgb(rgb, "encode_jpeg");
   PATHVLM_CHECK(quality >= 1 && quality <= 100, "encode_jpeg: quality must be in [1, 100], got ", quality);
   auto src = rgb.contiguous();
-  TjHandle& handle = thread_tj_handle(/*compress=*/true);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
   const int subsamp = quality >= 90 ? TJSAMP_444 : TJSAMP_420;
-  if (tjCompress2(handle.get(), src.data_ptr<uint8_t>(), static_cast<int>(src.size(1)), 0,
-                  static_cast<int>(src.size(0)), TJPF_RGB, &buffer, &size, subsamp, quality, 0) != 0) {
-    if (buffer) tjFree(buffer);
-    const std::string message = tjGetErrorStr2(handle.get());
-    handle.reset();
-    throw Error(str("encode_jpeg: ", message));
-  }
-  Bytes out(buffer, buffer + size);
-  tjFree(buffer);
-  return out;
+  return with_thread_tj_handle(/*compress=*/true, [&](tjhandle tj) {
+    unsigned char* buffer = nullptr;
+    unsigned long size = 0;
+    if (tjCompress2(tj, src.data_ptr<uint8_t>(), static_cast<int>(src.size(1)), 0, static_cast<int>(src.size(0)),
+                    TJPF_RGB, &buffer, &size, subsamp, quality, 0) != 0) {
+      if (buffer) tjFree(buffer);
+      throw Error(str("encode_jpeg: ", tjGetErrorStr2(tj)));
+    }
+    Bytes out(buffer, buffer + size);
+    tjFree(buffer);
+    return out;
+  });
 }
 
 Bytes encode_png(const torch::Tensor& rgb) {
