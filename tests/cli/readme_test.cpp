@@ -4,6 +4,7 @@
 // order, is scripts/dev/readme_check.sh (about 15 minutes, not in CI).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -23,6 +24,12 @@ namespace {
 struct ReadmeCommand {
   int line;                         // where it starts in the README
   std::vector<std::string> words;   // shell words, quotes removed, the comment dropped
+
+  // The words after `$B` (the program's arguments); empty when the command does not run pathvlm.
+  std::vector<std::string> pathvlm_args() const {
+    auto b = std::find(words.begin(), words.end(), "$B");
+    return b == words.end() ? std::vector<std::string>{} : std::vector<std::string>(b + 1, words.end());
+  }
 };
 
 // Shell words of one command line: whitespace-separated, '...' and "..." kept whole; a # outside quotes that starts
@@ -99,18 +106,17 @@ bool is_plain_word(const std::string& w) {
 TEST(ReadmeCommands, NameCommandsAndOptionsTheProgramHas) {
   TempDir dir("readme_options");
   std::map<std::string, CliResult> helps;  // by command name: most README commands are train, eval or generate
+  auto help_of = [&](const std::string& name) -> const CliResult& {
+    auto it = helps.find(name);
+    if (it == helps.end()) it = helps.emplace(name, run_cli(name + " --help", dir.path)).first;
+    return it->second;
+  };
   int checked = 0;
   for (const auto& command : readme_commands()) {
-    auto b = std::find(command.words.begin(), command.words.end(), "$B");
-    if (b == command.words.end() || b + 1 == command.words.end() || (b + 1)->rfind("-", 0) == 0) continue;
-    std::vector<std::string> args(b + 1, command.words.end());
+    const auto args = command.pathvlm_args();
+    if (args.empty() || args[0].rfind("-", 0) == 0) continue;
     const auto where = "README line " + std::to_string(command.line);
     // `pathvlm CMD VERB` where CMD has verbs (shards build, sweep status, ...), else `pathvlm CMD`.
-    auto help_of = [&](const std::string& name) -> const CliResult& {
-      auto it = helps.find(name);
-      if (it == helps.end()) it = helps.emplace(name, run_cli(name + " --help", dir.path)).first;
-      return it->second;
-    };
     std::string name = args[0];
     if (args.size() > 1 && is_plain_word(args[1]) && help_of(args[0] + " " + args[1]).status == 0)
       name += " " + args[1];
@@ -139,8 +145,9 @@ TEST(ReadmeCommands, NameFilesThatExist) {
           ++checked;
         }
       }
-      if (shared && w.rfind("../shared/data/", 0) == 0) {
-        EXPECT_TRUE(fs::exists(std::string(PATHVLM_SHARED_DATA) + "/" + w.substr(15))) << where;
+      const std::string shared_prefix = "../shared/data/";
+      if (shared && w.rfind(shared_prefix, 0) == 0) {
+        EXPECT_TRUE(fs::exists(std::string(PATHVLM_SHARED_DATA) + "/" + w.substr(shared_prefix.size()))) << where;
         ++checked;
       }
     }
@@ -154,15 +161,14 @@ TEST(ReadmeCommands, TrainAndEvalConfigsResolveWithTheirOverrides) {
   TempDir dir("readme_configs");
   int checked = 0;
   for (const auto& command : readme_commands()) {
-    auto b = std::find(command.words.begin(), command.words.end(), "$B");
-    if (std::distance(b, command.words.end()) < 3) continue;
-    if ((*(b + 1) != "train" && *(b + 1) != "eval") || (b + 2)->rfind("configs/", 0) != 0) continue;
-    std::string args = "config show " + std::string(PATHVLM_SOURCE_DIR) + "/" + *(b + 2);
-    for (auto w = b + 3; w != command.words.end(); ++w) {
-      if (w->find('=') != std::string::npos && w->rfind("--", 0) != 0) args += " '" + *w + "'";
+    const auto args = command.pathvlm_args();
+    if (args.size() < 2 || (args[0] != "train" && args[0] != "eval") || args[1].rfind("configs/", 0) != 0) continue;
+    std::string show = "config show " + std::string(PATHVLM_SOURCE_DIR) + "/" + args[1];
+    for (size_t i = 2; i < args.size(); ++i) {
+      if (args[i].find('=') != std::string::npos && args[i].rfind("--", 0) != 0) show += " '" + args[i] + "'";
     }
-    const auto shown = run_cli(args, dir.path);
-    EXPECT_EQ(shown.status, 0) << "README line " << command.line << ": " << args << "\n" << shown.err;
+    const auto shown = run_cli(show, dir.path);
+    EXPECT_EQ(shown.status, 0) << "README line " << command.line << ": " << show << "\n" << shown.err;
     ++checked;
   }
   EXPECT_GE(checked, 10);
