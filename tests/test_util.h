@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -22,6 +24,12 @@ std::string error_of(F&& f) {
   }
   ADD_FAILURE() << "expected a pathvlm::Error";
   return "";
+}
+
+// The seed of a randomised input test (fuzzing, random damage): `fixed`, or PATHVLM_TEST_SEED when set, to try others.
+inline uint64_t test_seed(uint64_t fixed) {
+  const char* env = std::getenv("PATHVLM_TEST_SEED");
+  return env && *env ? std::stoull(env) : fixed;
 }
 
 // A fresh directory <tmp>/pathvlm_<name>_<pid>, removed with the object.

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -202,8 +203,10 @@ void write_line_plot_png(const PlotSpec& spec, const std::string& path) {
       if (std::isfinite(s.x[k]) && std::isfinite(s.y[k])) xs[i].push_back(s.x[k]), ys[i].push_back(s.y[k]);
     all_x.push_back(&xs[i]), all_y.push_back(&ys[i]);
   }
-  const auto [x_lo, x_hi] = span(all_x, 0.0);
-  const auto [y_lo, y_hi] = span(all_y, 0.05);
+  // Not structured bindings: px and py capture these, which C++17 forbids for bindings (clang refuses).
+  double x_lo, x_hi, y_lo, y_hi;
+  std::tie(x_lo, x_hi) = span(all_x, 0.0);
+  std::tie(y_lo, y_hi) = span(all_y, 0.05);
 
   Canvas canvas(spec.width, spec.height);
   const std::vector<double> y_ticks = nice_ticks(y_lo, y_hi, 6), x_ticks = nice_ticks(x_lo, x_hi, 8);

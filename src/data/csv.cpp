@@ -51,7 +51,7 @@ std::vector<CsvRow> parse_csv(const std::string& text, char sep, const std::stri
       } else if (c == '"') {
         quoted = false;
       } else {
-        if (c == '\n') ++line;
+        if (c == '\n' || (c == '\r' && (i + 1 == text.size() || text[i + 1] != '\n'))) ++line;
         field += c;
       }
     } else if (c == '"' && !field_started) {

@@ -4,7 +4,8 @@
 //   for (const auto& [line, fields] : parse_csv(text, ',', "slides.csv", "slide manifest")) ...
 //   int col = find_csv_column(rows[0].fields, {"slide_id", "slide"});   // -1 when absent
 //
-// Quoted fields may hold separators, doubled quotes and newlines; each row keeps the line it starts on (from 1);
+// Quoted fields may hold separators, doubled quotes and newlines; each row keeps the line it starts on (from 1; a
+// line ends at LF, CRLF or a lone CR, inside quotes too);
 // blank lines are skipped; a quoted field that never closes is an error naming `what`, the file and the line.
 #pragma once
 #include <cstdint>

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "io_test_util.h"
+#include "test_util.h"
 #include "io/safetensors.h"
 
 namespace st = pathvlm::safetensors;
@@ -233,7 +234,8 @@ TEST(Safetensors, BitFlipsNeverCrash) {
   int rejected = 0, accepted = 0;
   for (size_t byte = 0; byte < 8 + header; ++byte) {
     for (int bit = 0; bit < 8; ++bit) {
-      if (byte >= 8 && bit % 4 != byte % 4) continue;  // every bit of the length, two bits of each header byte
+      // Every bit of the length, two bits of each header byte.
+      if (byte >= 8 && static_cast<size_t>(bit) % 4 != byte % 4) continue;
       std::string bytes = original;
       bytes[byte] = static_cast<char>(bytes[byte] ^ (1 << bit));
       write_bytes(path, bytes);
@@ -254,7 +256,7 @@ TEST(Safetensors, BitFlipsNeverCrash) {
     }
   }
   EXPECT_GT(rejected, accepted);  // most flips break the JSON, a dtype, a shape or an offset
-  std::mt19937 rng(7);           // random flips in the data leave a readable file (no checksum in the format)
+  std::mt19937 rng(pathvlm::testing::test_seed(7));           // random flips in the data leave a readable file (no checksum in the format)
   for (int k = 0; k < 20; ++k) {
     std::string bytes = original;
     size_t at = 8 + header + rng() % (original.size() - 8 - header);

@@ -35,7 +35,9 @@ TEST(Linear, InitialisesAndDrawsLikeTorchLinear) {
     const auto ours_next = torch::rand({4});
     EXPECT_TRUE(torch::equal(ours->weight, reference->weight)) << bias;
     EXPECT_EQ(ours->bias.defined(), bias);
-    if (bias) EXPECT_TRUE(torch::equal(ours->bias, reference->bias));
+    if (bias) {
+      EXPECT_TRUE(torch::equal(ours->bias, reference->bias));
+    }
     EXPECT_TRUE(torch::equal(ours_next, reference_next)) << "the generator advanced differently, bias " << bias;
     EXPECT_EQ(names(*ours), bias ? (std::vector<std::string>{"weight", "bias"}) : std::vector<std::string>{"weight"});
     const auto x = torch::randn({3, 5, 24});
