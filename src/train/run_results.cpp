@@ -42,7 +42,8 @@ MetricHistory read_metric_history(const std::string& metrics_jsonl) {
   for (int64_t number = 1; std::getline(in, line); ++number) {
     // A line cut short by a crash is the only damage an append-only file takes: skip it.
     auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (record.is_discarded() || !record.is_object() || !record.contains("step")) continue;
+    if (record.is_discarded() || !record.is_object() || !record.contains("step") || !record["step"].is_number())
+      continue;
     const int64_t step = record["step"].get<int64_t>();
     for (const auto& [tag, value] : record.items())
       if (tag != "step" && tag != "time" && value.is_number()) history[tag][step] = value.get<double>();

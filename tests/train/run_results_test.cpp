@@ -181,3 +181,16 @@ TEST(RunResults, KilledAndResumedRunSumsItsPieces) {
   EXPECT_EQ(results["paths"]["eval_plot"], "");
   fs::remove_all(dir);
 }
+
+// metrics.jsonl lines that are torn, not records, or have a step that is not a number are skipped, not fatal.
+TEST(RunResults, MetricHistorySkipsLinesThatAreNotRecords) {
+  const std::string path = fresh_dir("metric_history") + "/metrics.jsonl";
+  write_text_file(path,
+                  "{\"step\": 1, \"train/loss\": 2.5}\n{\"step\": 2, \"train/lo\n[1, 2]\n"
+                  "{\"step\": \"3\", \"train/loss\": 9}\n{\"step\": null}\n{\"step\": 4, \"train/loss\": 1.5, "
+                  "\"note\": \"text\"}\n");
+  const auto history = train::read_metric_history(path);
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history.at("train/loss"), (std::map<int64_t, double>{{1, 2.5}, {4, 1.5}}));
+  fs::remove_all(fs::path(path).parent_path());
+}

@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "core/text_file.h"
 #include "io/safetensors.h"
 
@@ -300,13 +301,16 @@ ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::st
   c.image_size = get_int(vision, "vision_config", "image_size", 224);
   c.patch_size = get_int(vision, "vision_config", "patch_size", 32);
   PATHVLM_CHECK(get_int(vision, "vision_config", "num_channels", 3) == 3, where, ": vision_config.num_channels must be 3");
-  const std::string text_act = text.value("hidden_act", "quick_gelu"), vision_act = vision.value("hidden_act", "quick_gelu");
+  const std::string text_where = where + ": text_config", vision_where = where + ": vision_config";
+  const std::string text_act = json_fields::string_or(text, "hidden_act", "quick_gelu", text_where),
+                    vision_act = json_fields::string_or(vision, "hidden_act", "quick_gelu", vision_where);
   PATHVLM_CHECK(text_act == vision_act, where, ": text hidden_act '", text_act, "' differs from vision hidden_act '",
                 vision_act, "' (pathvlm uses one activation for both towers)");
   PATHVLM_CHECK(text_act == "quick_gelu" || text_act == "gelu", where, ": hidden_act '", text_act,
                 "' is not supported (quick_gelu or gelu)");
   c.hidden_act = text_act;
-  const double text_eps = text.value("layer_norm_eps", 1e-5), vision_eps = vision.value("layer_norm_eps", 1e-5);
+  const double text_eps = json_fields::number_or(text, "layer_norm_eps", 1e-5, text_where),
+               vision_eps = json_fields::number_or(vision, "layer_norm_eps", 1e-5, vision_where);
   PATHVLM_CHECK(text_eps == vision_eps, where, ": text and vision layer_norm_eps differ (", text_eps, " vs ",
                 vision_eps, ")");
   c.layer_norm_eps = text_eps;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "models/model_size.h"
 
 namespace pathvlm::models {
@@ -92,19 +93,15 @@ namespace {
 void check_rope_type(const nlohmann::json& rope, const std::string& key, const std::string& where) {
   if (rope.is_null()) return;
   PATHVLM_CHECK(rope.is_object(), where, ": '", key, "' must be an object, got ", rope.dump());
-  std::string type = "default";
-  if (rope.contains("rope_type")) {
-    type = rope.at("rope_type").get<std::string>();
-  } else if (rope.contains("type")) {
-    type = rope.at("type").get<std::string>();
-  }
+  const std::string at = where + ": " + key;
+  // 5.x names it rope_type, 4.x type.
+  const auto type = json_fields::string_or(rope, "rope_type", json_fields::string_or(rope, "type", "default", at), at);
   PATHVLM_CHECK(type == "default", where, ": rope type '", type, "' in '", key,
                 "' is not implemented (only 'default', unscaled RoPE, is); refusing rather than computing other "
                 "numbers");
-  if (rope.contains("partial_rotary_factor")) {
-    PATHVLM_CHECK(rope.at("partial_rotary_factor").get<double>() == 1.0, where,
-                  ": partial_rotary_factor != 1 is not implemented");
-  }
+  const double partial = json_fields::number_or(rope, "partial_rotary_factor", 1.0, at);
+  PATHVLM_CHECK(partial == 1.0, at, ": partial_rotary_factor ", partial,
+                " is not implemented (only 1: rotary embedding on the whole head)");
 }
 
 }  // namespace
@@ -117,68 +114,58 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
     throw Error(str(where, ": not valid JSON (", e.what(), ")"));
   }
   PATHVLM_CHECK(j.is_object(), where, ": expected a JSON object");
-  const auto model_type = j.value("model_type", std::string());
+  namespace jf = json_fields;
+  auto get_int = [&](const char* key, int64_t& out, bool required) {
+    PATHVLM_CHECK(!required || jf::present(j, key), where, ": missing '", key, "'");
+    out = jf::integer_or(j, key, out, where);
+  };
+
+  const auto model_type = jf::string_or(j, "model_type", "", where);
   PATHVLM_CHECK(model_type == "llama", where, ": model_type '", model_type,
                 "' is not a LLaMA model (expected \"llama\")");
   LlamaConfig c;
-  try {
-    auto get_int = [&](const char* key, int64_t& out, bool required) {
-      if (j.contains(key) && !j.at(key).is_null()) {
-        // nlohmann would truncate 64.5 to 64 and wrap 2^64 - 1 to -1.
-        PATHVLM_CHECK(j.at(key).is_number_integer() &&
-                          (!j.at(key).is_number_unsigned() ||
-                           j.at(key).get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max())),
-                      where, ": '", key, "' must be an integer, got ", j.at(key).dump());
-        out = j.at(key).get<int64_t>();
-      } else {
-        PATHVLM_CHECK(!required, where, ": missing '", key, "'");
-      }
-    };
-    get_int("vocab_size", c.vocab_size, true);
-    get_int("hidden_size", c.hidden_size, true);
-    get_int("intermediate_size", c.intermediate_size, true);
-    get_int("num_hidden_layers", c.num_hidden_layers, true);
-    get_int("num_attention_heads", c.num_attention_heads, true);
-    c.num_key_value_heads = c.num_attention_heads;
-    get_int("num_key_value_heads", c.num_key_value_heads, false);
-    PATHVLM_CHECK(c.num_attention_heads > 0, where, ": num_attention_heads must be positive, got ",
-                  c.num_attention_heads);
-    // Without an explicit head_dim the heads split hidden_size evenly (as transformers computes it).
-    PATHVLM_CHECK((j.contains("head_dim") && !j.at("head_dim").is_null()) || c.hidden_size % c.num_attention_heads == 0,
-                  where, ": num_attention_heads (", c.num_attention_heads, ") does not divide hidden_size (",
-                  c.hidden_size, ") and there is no head_dim");
-    c.head_dim = c.hidden_size / c.num_attention_heads;
-    get_int("head_dim", c.head_dim, false);
-    get_int("max_position_embeddings", c.max_position_embeddings, false);
-    if (j.contains("rms_norm_eps")) c.rms_norm_eps = j.at("rms_norm_eps").get<double>();
-    c.attention_bias = j.value("attention_bias", false);
-    c.mlp_bias = j.value("mlp_bias", false);
-    c.tie_word_embeddings = j.value("tie_word_embeddings", false);
-    if (j.contains("initializer_range")) c.initializer_range = j.at("initializer_range").get<double>();
-    const auto act = j.value("hidden_act", std::string("silu"));
-    PATHVLM_CHECK(act == "silu", where, ": hidden_act '", act, "' is not implemented (LLaMA uses silu)");
-    get_int("bos_token_id", c.bos_token_id, false);
-    if (j.contains("eos_token_id") && j.at("eos_token_id").is_array()) {
-      PATHVLM_CHECK(!j.at("eos_token_id").empty(), where, ": eos_token_id is an empty list");
-      c.eos_token_id = j.at("eos_token_id").at(0).get<int64_t>();
-    } else {
-      get_int("eos_token_id", c.eos_token_id, false);
-    }
-    get_int("pad_token_id", c.pad_token_id, false);
+  get_int("vocab_size", c.vocab_size, true);
+  get_int("hidden_size", c.hidden_size, true);
+  get_int("intermediate_size", c.intermediate_size, true);
+  get_int("num_hidden_layers", c.num_hidden_layers, true);
+  get_int("num_attention_heads", c.num_attention_heads, true);
+  c.num_key_value_heads = c.num_attention_heads;
+  get_int("num_key_value_heads", c.num_key_value_heads, false);
+  PATHVLM_CHECK(c.num_attention_heads > 0, where, ": num_attention_heads must be positive, got ",
+                c.num_attention_heads);
+  // Without an explicit head_dim the heads split hidden_size evenly (as transformers computes it).
+  PATHVLM_CHECK(jf::present(j, "head_dim") || c.hidden_size % c.num_attention_heads == 0, where,
+                ": num_attention_heads (", c.num_attention_heads, ") does not divide hidden_size (", c.hidden_size,
+                ") and there is no head_dim");
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  get_int("head_dim", c.head_dim, false);
+  get_int("max_position_embeddings", c.max_position_embeddings, false);
+  c.rms_norm_eps = jf::number_or(j, "rms_norm_eps", c.rms_norm_eps, where);
+  c.attention_bias = jf::bool_or(j, "attention_bias", c.attention_bias, where);
+  c.mlp_bias = jf::bool_or(j, "mlp_bias", c.mlp_bias, where);
+  c.tie_word_embeddings = jf::bool_or(j, "tie_word_embeddings", c.tie_word_embeddings, where);
+  c.initializer_range = jf::number_or(j, "initializer_range", c.initializer_range, where);
+  const auto act = jf::string_or(j, "hidden_act", "silu", where);
+  PATHVLM_CHECK(act == "silu", where, ": hidden_act '", act, "' is not implemented (LLaMA uses silu)");
+  get_int("bos_token_id", c.bos_token_id, false);
+  if (jf::present(j, "eos_token_id") && j.at("eos_token_id").is_array()) {
+    const auto& ids = j.at("eos_token_id");
+    PATHVLM_CHECK(!ids.empty(), where, ": eos_token_id is an empty list");
+    PATHVLM_CHECK(ids.at(0).is_number_integer(), where, ": eos_token_id must list integers, got ", ids.dump());
+    c.eos_token_id = ids.at(0).get<int64_t>();
+  } else {
+    get_int("eos_token_id", c.eos_token_id, false);
+  }
+  get_int("pad_token_id", c.pad_token_id, false);
 
-    // transformers 4.x: top-level rope_theta (+ rope_scaling); 5.x: rope_parameters. A non-null rope_scaling
-    // wins in 5.x, so it is checked first.
-    if (j.contains("rope_scaling")) check_rope_type(j.at("rope_scaling"), "rope_scaling", where);
-    if (j.contains("rope_theta") && !j.at("rope_theta").is_null()) c.rope_theta = j.at("rope_theta").get<double>();
-    if (j.contains("rope_parameters") && !j.at("rope_parameters").is_null()) {
-      const auto& rope = j.at("rope_parameters");
-      check_rope_type(rope, "rope_parameters", where);
-      if (rope.contains("rope_theta")) c.rope_theta = rope.at("rope_theta").get<double>();
-    }
-  } catch (const pathvlm::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(str(where, ": a field has the wrong type (", e.what(), ")"));
+  // transformers 4.x: top-level rope_theta (+ rope_scaling); 5.x: rope_parameters. A non-null rope_scaling
+  // wins in 5.x, so it is checked first.
+  if (j.contains("rope_scaling")) check_rope_type(j.at("rope_scaling"), "rope_scaling", where);
+  c.rope_theta = jf::number_or(j, "rope_theta", c.rope_theta, where);
+  if (jf::present(j, "rope_parameters")) {
+    const auto& rope = j.at("rope_parameters");
+    check_rope_type(rope, "rope_parameters", where);
+    c.rope_theta = jf::number_or(rope, "rope_theta", c.rope_theta, where + ": rope_parameters");
   }
   c.validate(where);
   return c;

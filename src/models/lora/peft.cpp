@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "io/safetensors.h"
 #include "models/lora/apply.h"
 
@@ -98,9 +99,10 @@ LoraOptions read_peft_config(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(str("peft adapter '", path, "': not valid JSON: ", e.what()));
   }
-  PATHVLM_CHECK(j.is_object() && j.value("peft_type", std::string()) == "LORA", "peft adapter '", path,
-                "': peft_type is not LORA");
-  PATHVLM_CHECK(j.contains("r") && j["r"].is_number_integer(), "peft adapter '", path, "': r is missing or not an integer");
+  const std::string where = str("peft adapter '", path, "'");
+  PATHVLM_CHECK(j.is_object() && json_fields::string_or(j, "peft_type", "", where) == "LORA", where,
+                ": peft_type is not LORA");
+  PATHVLM_CHECK(json_fields::present(j, "r"), where, ": r is missing");
   auto unsupported = [&](const char* key, bool present) {
     PATHVLM_CHECK(!present, "peft adapter '", path, "': ", key, " = ", j[key].dump(), " is not supported");
   };
@@ -113,14 +115,14 @@ LoraOptions read_peft_config(const std::string& dir) {
   unsupported("rank_pattern", non_empty("rank_pattern"));
   unsupported("alpha_pattern", non_empty("alpha_pattern"));
   unsupported("modules_to_save", non_empty("modules_to_save"));
-  try {
-    // PEFT's defaults for absent keys: lora_alpha 8, lora_dropout 0, use_rslora false.
-    return LoraOptions(j["r"].get<int64_t>(), j.value("lora_alpha", 8.0))
-        .dropout(j.value("lora_dropout", 0.0))
-        .use_rslora(j.value("use_rslora", false));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str("peft adapter '", path, "': ", e.what()));
-  }
+  const int64_t r = json_fields::integer_or(j, "r", 0, where);
+  PATHVLM_CHECK(r >= 1, where, ": r must be at least 1, got ", r);
+  // PEFT's defaults for absent keys: lora_alpha 8, lora_dropout 0, use_rslora false.
+  const double dropout = json_fields::number_or(j, "lora_dropout", 0.0, where);
+  PATHVLM_CHECK(dropout >= 0.0 && dropout < 1.0, where, ": lora_dropout must be in [0, 1), got ", dropout);
+  return LoraOptions(r, json_fields::number_or(j, "lora_alpha", 8.0, where))
+      .dropout(dropout)
+      .use_rslora(json_fields::bool_or(j, "use_rslora", false, where));
 }
 
 std::vector<std::string> load_peft_adapter(torch::nn::Module& module, const std::string& dir,

@@ -135,6 +135,14 @@ TEST(ClipWeights, HfConfigParsingFollowsCLIPConfigDefaults) {
   EXPECT_NE(error_of([] { models::parse_hf_clip_config(R"({"vision_config": {"patch_size": 30}})", "c"); })
                 .find("patch_size"),
             std::string::npos);
+  // A value of the wrong type names the file, the tower and the key (not a JSON library's type error).
+  for (const auto& [json, expect] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"text_config": {"hidden_act": 5}})", "cfg.json: text_config: 'hidden_act' must be a string, got 5"},
+           {R"({"vision_config": {"layer_norm_eps": "1e-5"}})",
+            "cfg.json: vision_config: 'layer_norm_eps' must be a number, got \"1e-5\""}}) {
+    const auto message = error_of([&] { models::parse_hf_clip_config(json, "cfg.json"); });
+    EXPECT_NE(message.find(expect), std::string::npos) << "expected '" << expect << "' in: " << message;
+  }
 }
 
 TEST(ClipWeights, OpenClipStateDictLoadsThroughTheNameMap) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "io/safetensors.h"
 #include "models/llama/model.h"
@@ -160,6 +161,23 @@ TEST(PeftAdapter, ErrorsNameTheFileAndTensor) {
   message = error_of([&] { models::load_peft_adapter(*tiny_llama(3), dir); });
   EXPECT_NE(message.find(dir + "/adapter_config.json': use_dora = true is not supported"), std::string::npos)
       << message;
+
+  // Fields of the wrong type or out of range name the file and the key, not a JSON library's type error.
+  json["use_dora"] = false;
+  for (const auto& [key, value, expect] : std::vector<std::tuple<std::string, nlohmann::json, std::string>>{
+           {"r", "8", "'r' must be an integer, got \"8\""},
+           {"r", 0, "r must be at least 1, got 0"},
+           {"peft_type", 3, "'peft_type' must be a string, got 3"},
+           {"lora_alpha", "16", "'lora_alpha' must be a number"},
+           {"lora_dropout", 1.5, "lora_dropout must be in [0, 1), got 1.5"},
+           {"use_rslora", "no", "'use_rslora' must be true or false"}}) {
+    auto bad = json;
+    bad[key] = value;
+    write_text(dir + "/adapter_config.json", bad.dump());
+    message = error_of([&] { models::load_peft_adapter(*tiny_llama(3), dir); });
+    EXPECT_NE(message.find(dir + "/adapter_config.json': "), std::string::npos) << message;
+    EXPECT_NE(message.find(expect), std::string::npos) << "expected '" << expect << "' in: " << message;
+  }
 
   EXPECT_NE(error_of([&] { models::save_peft_adapter(*tiny_llama(3), dir, ""); }).find("has no LoRA adapter"),
             std::string::npos);
