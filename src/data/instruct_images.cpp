@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "core/text_file.h"
 #include "data/image.h"
 #include "data/slide_bags.h"
@@ -37,7 +38,8 @@ std::string source_kind(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(str("instruct.data.images: '", manifest.string(), "' is not JSON: ", e.what()));
   }
-  const std::string tag = json.is_object() ? json.value("pathvlm_manifest", "") : "";
+  const std::string tag =
+      json_fields::string_or(json, "pathvlm_manifest", "", str("instruct.data.images: '", manifest.string(), "'"));
   const auto slash = tag.find('/');
   PATHVLM_CHECK(slash != std::string::npos, "instruct.data.images: '", manifest.string(),
                 "' is not a pathvlm manifest (no \"pathvlm_manifest\": \"<kind>/<version>\")");

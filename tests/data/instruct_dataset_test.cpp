@@ -131,6 +131,9 @@ TEST(InstructDataset, ImageSourcesMustBeOneKindAndExist) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("holds 'coords' shards"), std::string::npos) << e.what();
   }
+  dir.write("odd/manifest.json", "{\"pathvlm_manifest\": 1, \"records\": 0, \"shards\": []}");
+  const auto odd = error_of([&] { data::InstructImages::open({dir / "odd"}, kImageSize); });
+  EXPECT_NE(odd.find("manifest.json': 'pathvlm_manifest' must be a string, got 1"), std::string::npos) << odd;
   // Slides (a slide CSV manifest) and tiles do not mix.
   try {
     data::InstructImages::open({d.train_shards, dir / "slides.csv"}, kImageSize);
