@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -162,4 +163,53 @@ TEST(ConfigRobust, SectionsValidateTheirKeysTogether) {
   auto [status, err] = run_pathvlm("config show " + file, dir);
   EXPECT_EQ(status, kExitError) << err;
   expect_parts(err, {"section 'clip.model'", "vision_heads 3 does not divide"});
+}
+
+// Every key of the job config set on the command line to values of every kind (numbers at the edges, NaN and
+// infinities, strings, lists, maps, null), over the defaults and over each shipped config: each load gives a config
+// that writes itself as YAML reading back to the same values, or a pathvlm::Error naming the key's section. Never
+// another exception, and never a NaN taken as a setting.
+TEST(ConfigRobust, EveryKeyTakesAnyValueOrNamesTheProblem) {
+  TempDir dir("cfg_every_key");
+  std::vector<std::string> files = {dir.write("defaults.yaml", "run:\n  name: defaults\n")};
+  for (const char* folder : {"clip", "demo", "instruct", "slide"})
+    for (const auto& entry : fs::directory_iterator(std::string(PATHVLM_SOURCE_DIR) + "/configs/" + folder))
+      files.push_back(entry.path().string());
+  std::vector<std::string> keys;
+  for (const auto& k : cfg::schema<JobConfig>())
+    if (!k.is_section && !k.is_element) keys.push_back(k.key);
+  const std::vector<std::string> values = {
+      "0",    "-1",   "1",     "3",  "2.5", "-1e308", "1e308", "9223372036854775808", ".nan", ".inf", "-.inf",
+      "''",   "' '",  "x",     "true", "null", "[]", "[1, x]", "{a: 1}", "0x10", "\"a\\tb\""};
+  std::mt19937_64 rng(pathvlm::testing::test_seed(20261206));
+  int64_t accepted = 0, refused = 0;
+  for (const auto& file : files) {
+    try {
+      cfg::load<JobConfig>(file);
+    } catch (const Error&) {
+      continue;  // not a job config (an evaluation's)
+    }
+    const bool every = file == files.front();  // every pair on the defaults, a sample on each shipped config
+    for (size_t n = 0; n < (every ? keys.size() * values.size() : 300); ++n) {
+      const std::string key = every ? keys[n / values.size()] : keys[rng() % keys.size()];
+      const std::string assignment = key + "=" + (every ? values[n % values.size()] : values[rng() % values.size()]);
+      SCOPED_TRACE(fs::path(file).filename().string() + " " + assignment);
+      try {
+        const auto job = cfg::load<JobConfig>(file, {assignment});
+        const auto yaml = cfg::to_yaml(job);
+        for (const auto& k : cfg::schema(job)) {
+          if (k.type.find("double") == std::string::npos) continue;
+          EXPECT_EQ(k.value.find("nan"), std::string::npos) << k.key << ": a NaN was taken as a setting";
+        }
+        EXPECT_EQ(cfg::to_yaml(cfg::read<JobConfig>(cfg::Document::from_string(yaml, "written.yaml"))), yaml);
+        ++accepted;
+      } catch (const Error& e) {
+        const std::string section = key.substr(0, key.find('.'));
+        EXPECT_NE(std::string(e.what()).find(section), std::string::npos) << e.what();
+        ++refused;
+      }
+    }
+  }
+  EXPECT_GT(accepted, 1000);
+  EXPECT_GT(refused, 1000);
 }
