@@ -1,6 +1,5 @@
 #include "models/llama/config.h"
 
-#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 

@@ -104,7 +104,7 @@ LoraOptions read_peft_config(const std::string& dir) {
                 ": peft_type is not LORA");
   PATHVLM_CHECK(json_fields::present(j, "r"), where, ": r is missing");
   auto unsupported = [&](const char* key, bool present) {
-    PATHVLM_CHECK(!present, "peft adapter '", path, "': ", key, " = ", j[key].dump(), " is not supported");
+    PATHVLM_CHECK(!present, where, ": ", key, " = ", j[key].dump(), " is not supported");
   };
   auto flag = [&](const char* key) { return j.contains(key) && j[key].is_boolean() && j[key].get<bool>(); };
   auto non_empty = [&](const char* key) { return j.contains(key) && !j[key].is_null() && !j[key].empty(); };
