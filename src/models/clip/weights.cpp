@@ -146,7 +146,7 @@ ClipModel load_step_dir(const fs::path& dir, const ClipLoadOptions& options) {
   // A partial checkpoint's frozen tensors live in their init_from sources; ckpt::ModelTensors reads them, but
   // it belongs to the train library, which builds on this one (and wsi links models without train).
   PATHVLM_CHECK(!state.contains("external"), "checkpoint '", where, "' is partial: ",
-                state["external"].value("tensors", json::object()).size(),
+                state["external"].is_object() ? state["external"].value("tensors", json::object()).size() : 0,
                 " frozen tensors are not in its model.safetensors but in the init_from sources listed under "
                 "'external' in trainer_state.json; CLIP tools read only full weights: use the run's export/ "
                 "(checkpoint.export_final) instead");
@@ -169,13 +169,16 @@ ClipModel load_safetensors_file(const fs::path& file, const ClipLoadOptions& opt
   base.hidden_act = options.hidden_act.empty() ? "quick_gelu" : options.hidden_act;
   auto open_clip_config = file.parent_path() / "open_clip_config.json";
   if (open_clip && options.hidden_act.empty() && fs::exists(open_clip_config)) {
+    const std::string at = "'" + open_clip_config.string() + "'";
+    json j;
     try {
-      auto j = json::parse(read_text_file(open_clip_config));
-      bool quick = j.value("model_cfg", json::object()).value("quick_gelu", false);
-      base.hidden_act = quick ? "quick_gelu" : "gelu";
+      j = json::parse(read_text_file(open_clip_config));
     } catch (const json::exception& e) {
-      throw Error(str("'", open_clip_config.string(), "': not valid JSON: ", e.what()));
+      throw Error(str(at, ": not valid JSON: ", e.what()));
     }
+    const json model_cfg = json_fields::present(j, "model_cfg") ? j.at("model_cfg") : json::object();
+    PATHVLM_CHECK(model_cfg.is_object(), at, ": 'model_cfg' must be an object, got ", model_cfg.dump());
+    base.hidden_act = json_fields::bool_or(model_cfg, "quick_gelu", false, at + ": model_cfg") ? "quick_gelu" : "gelu";
   }
   auto has = [&](const std::string& n) { return ckpt.contains(prefix + n); };
   auto shape = [&](const std::string& n) {
@@ -206,7 +209,7 @@ ClipModel load_safetensors_file(const fs::path& file, const ClipLoadOptions& opt
 
 }  // namespace
 
-// ---- config inference and HF config.json ----------------------------------------------------------
+// ---- config inference ------------------------------------------------------------------------------
 
 ClipModelConfig infer_clip_config(const std::function<bool(const std::string&)>& has,
                                   const std::function<std::vector<int64_t>(const std::string&)>& shape,
@@ -254,131 +257,6 @@ ClipModelConfig infer_clip_config(const std::function<bool(const std::string&)>&
   c.vision_heads = heads_for(c.vision_width, where, "image");
   c.text_heads = heads_for(c.text_width, where, "text");
   return resolve_clip_config(c);
-}
-
-ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where) {
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const json::exception& e) {
-    throw Error(str(where, ": not valid JSON: ", e.what()));
-  }
-  PATHVLM_CHECK(j.is_object(), where, ": expected a JSON object");
-  if (j.contains("model_type")) {
-    PATHVLM_CHECK(j["model_type"] == "clip", where, ": model_type is ", j["model_type"].dump(),
-                  ", expected \"clip\" (a CLIPModel config)");
-  }
-  // transformers merges the legacy *_config_dict over *_config; absent keys take CLIPConfig's defaults.
-  auto tower = [&](const char* name) {
-    json t = j.contains(name) && j[name].is_object() ? j[name] : json::object();
-    std::string legacy = std::string(name) + "_dict";
-    if (j.contains(legacy) && j[legacy].is_object()) t.update(j[legacy]);
-    return t;
-  };
-  json text = tower("text_config"), vision = tower("vision_config");
-  auto get_int = [&](const json& t, const char* tname, const char* key, int fallback) {
-    if (!t.contains(key) || t[key].is_null()) return fallback;
-    PATHVLM_CHECK(t[key].is_number_integer(), where, ": ", tname, ".", key, " must be an integer, got ", t[key].dump());
-    // 0 would mean "the preset's value" to resolve_clip_config, silently replacing what the file says.
-    PATHVLM_CHECK(t[key].is_number_unsigned() && t[key].get<uint64_t>() > 0 &&
-                      t[key].get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max()),
-                  where, ": ", tname, ".", key, " must be a size in [1, ", std::numeric_limits<int>::max(), "], got ",
-                  t[key].dump());
-    return t[key].get<int>();
-  };
-  ClipModelConfig c;
-  c.embed_dim = get_int(j, "config", "projection_dim", 512);
-  c.vocab_size = get_int(text, "text_config", "vocab_size", 49408);
-  c.text_width = get_int(text, "text_config", "hidden_size", 512);
-  c.text_mlp_dim = get_int(text, "text_config", "intermediate_size", 2048);
-  c.text_layers = get_int(text, "text_config", "num_hidden_layers", 12);
-  c.text_heads = get_int(text, "text_config", "num_attention_heads", 8);
-  c.context_length = get_int(text, "text_config", "max_position_embeddings", 77);
-  c.vision_width = get_int(vision, "vision_config", "hidden_size", 768);
-  c.vision_mlp_dim = get_int(vision, "vision_config", "intermediate_size", 3072);
-  c.vision_layers = get_int(vision, "vision_config", "num_hidden_layers", 12);
-  c.vision_heads = get_int(vision, "vision_config", "num_attention_heads", 12);
-  c.image_size = get_int(vision, "vision_config", "image_size", 224);
-  c.patch_size = get_int(vision, "vision_config", "patch_size", 32);
-  PATHVLM_CHECK(get_int(vision, "vision_config", "num_channels", 3) == 3, where, ": vision_config.num_channels must be 3");
-  const std::string text_where = where + ": text_config", vision_where = where + ": vision_config";
-  const std::string text_act = json_fields::string_or(text, "hidden_act", "quick_gelu", text_where),
-                    vision_act = json_fields::string_or(vision, "hidden_act", "quick_gelu", vision_where);
-  PATHVLM_CHECK(text_act == vision_act, where, ": text hidden_act '", text_act, "' differs from vision hidden_act '",
-                vision_act, "' (pathvlm uses one activation for both towers)");
-  PATHVLM_CHECK(text_act == "quick_gelu" || text_act == "gelu", where, ": hidden_act '", text_act,
-                "' is not supported (quick_gelu or gelu)");
-  c.hidden_act = text_act;
-  const double text_eps = json_fields::number_or(text, "layer_norm_eps", 1e-5, text_where),
-               vision_eps = json_fields::number_or(vision, "layer_norm_eps", 1e-5, vision_where);
-  PATHVLM_CHECK(text_eps == vision_eps, where, ": text and vision layer_norm_eps differ (", text_eps, " vs ",
-                vision_eps, ")");
-  c.layer_norm_eps = text_eps;
-  try {
-    return resolve_clip_config(c);
-  } catch (const Error& e) {
-    throw Error(str(where, ": ", e.what()));
-  }
-}
-
-std::string hf_clip_config_json(const ClipModelConfig& config) {
-  const auto c = resolve_clip_config(config);
-  json text = {{"model_type", "clip_text_model"},
-               {"vocab_size", c.vocab_size},
-               {"hidden_size", c.text_width},
-               {"intermediate_size", c.text_mlp_dim},
-               {"projection_dim", c.embed_dim},
-               {"num_hidden_layers", c.text_layers},
-               {"num_attention_heads", c.text_heads},
-               {"max_position_embeddings", c.context_length},
-               {"hidden_act", c.hidden_act},
-               {"layer_norm_eps", c.layer_norm_eps},
-               {"attention_dropout", 0.0},
-               {"initializer_range", 0.02},
-               {"initializer_factor", 1.0},
-               {"pad_token_id", 1},
-               {"bos_token_id", 49406},
-               {"eos_token_id", 49407}};
-  json vision = {{"model_type", "clip_vision_model"},
-                 {"hidden_size", c.vision_width},
-                 {"intermediate_size", c.vision_mlp_dim},
-                 {"projection_dim", c.embed_dim},
-                 {"num_hidden_layers", c.vision_layers},
-                 {"num_attention_heads", c.vision_heads},
-                 {"num_channels", 3},
-                 {"image_size", c.image_size},
-                 {"patch_size", c.patch_size},
-                 {"hidden_act", c.hidden_act},
-                 {"layer_norm_eps", c.layer_norm_eps},
-                 {"attention_dropout", 0.0},
-                 {"initializer_range", 0.02},
-                 {"initializer_factor", 1.0}};
-  json root = {{"architectures", {"CLIPModel"}},
-               {"model_type", "clip"},
-               {"projection_dim", c.embed_dim},
-               {"logit_scale_init_value", 2.6592},
-               {"initializer_factor", 1.0},
-               {"torch_dtype", "float32"},
-               {"text_config", text},
-               {"vision_config", vision}};
-  return root.dump(2) + "\n";
-}
-
-std::string hf_clip_preprocessor_config_json(const ClipModelConfig& config) {
-  const auto c = resolve_clip_config(config);
-  const json preprocessor = {{"image_processor_type", "CLIPImageProcessor"},
-                             {"do_resize", true},
-                             {"size", {{"shortest_edge", c.image_size}}},
-                             {"resample", 3},
-                             {"do_center_crop", true},
-                             {"crop_size", {{"height", c.image_size}, {"width", c.image_size}}},
-                             {"do_rescale", true},
-                             {"rescale_factor", 1.0 / 255.0},
-                             {"do_normalize", true},
-                             {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
-                             {"image_std", {0.26862954, 0.26130258, 0.27577711}},
-                             {"do_convert_rgb", true}};
-  return preprocessor.dump(2) + "\n";
 }
 
 // ---- state dicts -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "models/clip/hf_config.h"
 #include "models/clip/model.h"
 
 namespace pathvlm::models {
@@ -57,14 +58,6 @@ std::vector<std::pair<std::string, torch::Tensor>> hf_to_open_clip(ClipModel& mo
 // The text position table [L,W] with `context_length` rows: the first rows when shorter; stretched by linear
 // interpolation when longer (CLIP's 77 positions for a text tower that reads longer reports).
 torch::Tensor resize_text_positions(const torch::Tensor& table, int64_t context_length);
-
-// HF CLIPConfig JSON (architectures ["CLIPModel"], model_type "clip", text_config, vision_config).
-std::string hf_clip_config_json(const ClipModelConfig& config);
-ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where);
-
-// preprocessor_config.json for the image tower: CLIPImageProcessor with a bicubic shortest-edge resize to
-// image_size, center crop, rescale and the OpenAI mean/std (what open_clip's eval transform does).
-std::string hf_clip_preprocessor_config_json(const ClipModelConfig& config);
 
 // Writes `out_dir`/config.json, model.safetensors (fp32, HF names; only CLIPModel's parameters, so a
 // task's extra parameters on the module such as SigLIP's logit_bias are left out) and preprocessor_config.json
