@@ -56,7 +56,8 @@ ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::st
   c.vision_heads = get_int(vision, "vision_config", "num_attention_heads", 12);
   c.image_size = get_int(vision, "vision_config", "image_size", 224);
   c.patch_size = get_int(vision, "vision_config", "patch_size", 32);
-  PATHVLM_CHECK(get_int(vision, "vision_config", "num_channels", 3) == 3, where, ": vision_config.num_channels must be 3");
+  PATHVLM_CHECK(get_int(vision, "vision_config", "num_channels", 3) == 3, where,
+                ": vision_config.num_channels must be 3");
   const std::string text_where = where + ": text_config", vision_where = where + ": vision_config";
   const std::string text_act = json_fields::string_or(text, "hidden_act", "quick_gelu", text_where),
                     vision_act = json_fields::string_or(vision, "hidden_act", "quick_gelu", vision_where);

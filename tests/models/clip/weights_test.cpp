@@ -180,7 +180,8 @@ TEST(ClipWeights, OpenClipStateDictLoadsThroughTheNameMap) {
   EXPECT_EQ(models::load_clip(file, options)->config().hidden_act, "quick_gelu");
   write(dir.path / "open_clip_config.json", R"({"model_cfg": {"quick_gelu": "yes"}})");
   const auto odd = error_of([&] { models::load_clip(file); });
-  EXPECT_NE(odd.find("open_clip_config.json': model_cfg: 'quick_gelu' must be true or false"), std::string::npos) << odd;
+  EXPECT_NE(odd.find("open_clip_config.json': model_cfg: 'quick_gelu' must be true or false"), std::string::npos)
+      << odd;
   fs::remove(dir.path / "open_clip_config.json");
 
   // A DDP-prefixed state dict loads too; an unknown tensor is refused by name.
