@@ -17,15 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const std::string exported = models::hf_clip_config_json(config);
-  try {
-    require(models::hf_clip_config_json(models::resolve_clip_config(config)) == exported,
-            "a parsed config is not resolved");
-    const auto again = models::parse_hf_clip_config(exported, "exported/config.json");
-    require(models::hf_clip_config_json(again) == exported, "the exported config.json read back otherwise");
-    models::hf_clip_preprocessor_config_json(config);
-  } catch (const pathvlm::Error& e) {
-    std::fprintf(stderr, "%s\n--- exported:\n%s\n", e.what(), exported.c_str());
-    require(false, "the exported config.json of a parsed config does not parse");
-  }
+  require(models::hf_clip_config_json(models::resolve_clip_config(config)) == exported,
+          "a parsed config is not resolved");
+  models::hf_clip_preprocessor_config_json(config);
+  pathvlm::fuzz::require_reads_back(
+      exported, [](const std::string& json) { return models::parse_hf_clip_config(json, "exported/config.json"); },
+      models::hf_clip_config_json);
   return 0;
 }

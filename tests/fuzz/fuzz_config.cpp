@@ -7,7 +7,6 @@
 #include "core/error.h"
 #include "fuzz_util.h"
 
-using pathvlm::fuzz::require;
 namespace cfg = pathvlm::cfg;
 
 namespace {
@@ -85,15 +84,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto doc = cfg::Document::from_string(yaml, "fuzz.yaml", dir);
     doc.override_with(overrides);
     const Job job = cfg::read<Job>(doc);
-    const std::string written = cfg::to_yaml(job);
-    Job again;
-    try {
-      again = cfg::read<Job>(cfg::Document::from_string(written, "written.yaml", dir));
-    } catch (const pathvlm::Error& e) {
-      std::fprintf(stderr, "%s\n--- written:\n%s\n", e.what(), written.c_str());
-      require(false, "a config that read could not read its own YAML back");
-    }
-    require(cfg::to_yaml(again) == written, "a config's YAML read back to other values");
+    pathvlm::fuzz::require_reads_back(
+        cfg::to_yaml(job),
+        [&](const std::string& yaml) { return cfg::read<Job>(cfg::Document::from_string(yaml, "written.yaml", dir)); },
+        [](const Job& again) { return cfg::to_yaml(again); });
   } catch (const pathvlm::Error&) {
   }
   return 0;

@@ -22,15 +22,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::fprintf(stderr, "%s\n", e.what());
     require(false, "a parsed config does not validate");
   }
-  const std::string exported = models::hf_llama_config_json(config, torch::kBFloat16);
-  models::LlamaConfig again;
-  try {
-    again = models::parse_hf_llama_config(exported, "exported/config.json");
-  } catch (const pathvlm::Error& e) {
-    std::fprintf(stderr, "%s\n--- exported:\n%s\n", e.what(), exported.c_str());
-    require(false, "the exported config.json of a parsed config does not parse");
-  }
-  require(models::hf_llama_config_json(again, torch::kBFloat16) == exported,
-          "the exported config.json read back otherwise");
+  auto write = [](const models::LlamaConfig& c) { return models::hf_llama_config_json(c, torch::kBFloat16); };
+  pathvlm::fuzz::require_reads_back(
+      write(config),
+      [](const std::string& json) { return models::parse_hf_llama_config(json, "exported/config.json"); }, write);
   return 0;
 }

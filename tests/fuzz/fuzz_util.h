@@ -14,6 +14,8 @@
 #include <fstream>
 #include <string>
 
+#include "core/error.h"
+
 namespace pathvlm::fuzz {
 
 // Aborts with `what` unless `ok`: a broken invariant is a finding, like a crash.
@@ -21,6 +23,18 @@ inline void require(bool ok, const char* what) {
   if (!ok) {
     std::fprintf(stderr, "fuzz invariant broken: %s\n", what);
     std::abort();
+  }
+}
+
+// The round trip every config reader owes: `written`, what pathvlm writes for a config it read, reads back with
+// `read_back` to a config that `write` writes as the same text again.
+template <class ReadBack, class Write>
+void require_reads_back(const std::string& written, ReadBack read_back, Write write) {
+  try {
+    require(write(read_back(written)) == written, "what pathvlm wrote for a config read back to another config");
+  } catch (const pathvlm::Error& e) {
+    std::fprintf(stderr, "%s\n--- written:\n%s\n", e.what(), written.c_str());
+    require(false, "what pathvlm wrote for a config it read does not read back");
   }
 }
 
