@@ -55,7 +55,7 @@ ClipVisionEmbeddingsImpl::ClipVisionEmbeddingsImpl(int width, int image_size, in
   class_embedding = register_parameter("class_embedding", torch::randn({width}));
   patch_embedding = register_module(
       "patch_embedding", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, width, patch_size).stride(patch_size).bias(false)));
-  position_embedding = register_module("position_embedding", torch::nn::Embedding(grid * grid + 1, width));
+  position_embedding = register_module("position_embedding", make_embedding(grid * grid + 1, width));
 }
 
 torch::Tensor ClipVisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
@@ -88,8 +88,8 @@ torch::Tensor ClipVisionTransformerImpl::hidden_state(const torch::Tensor& pixel
 }
 
 ClipTextEmbeddingsImpl::ClipTextEmbeddingsImpl(int vocab_size, int width, int context_length) {
-  token_embedding = register_module("token_embedding", torch::nn::Embedding(vocab_size, width));
-  position_embedding = register_module("position_embedding", torch::nn::Embedding(context_length, width));
+  token_embedding = register_module("token_embedding", make_embedding(vocab_size, width));
+  position_embedding = register_module("position_embedding", make_embedding(context_length, width));
 }
 
 torch::Tensor ClipTextEmbeddingsImpl::forward(const torch::Tensor& ids) {
@@ -123,8 +123,10 @@ torch::Tensor ClipTextTransformerImpl::pooled(const torch::Tensor& ids) {
 
 // ---- model ---------------------------------------------------------------------------------------
 
-ClipModelImpl::ClipModelImpl(const ClipModelConfig& config) : config_(resolve_clip_config(config)) {
+ClipModelImpl::ClipModelImpl(const ClipModelConfig& config, bool init_weights)
+    : config_(resolve_clip_config(config)) {
   const auto& c = config_;
+  const SkipWeightInit skip_init(!init_weights);
   text_model = register_module("text_model", ClipTextTransformer(c));
   vision_model = register_module("vision_model", ClipVisionTransformer(c));
   visual_projection =
@@ -132,7 +134,7 @@ ClipModelImpl::ClipModelImpl(const ClipModelConfig& config) : config_(resolve_cl
   text_projection =
       register_module("text_projection", torch::nn::Linear(torch::nn::LinearOptions(c.text_width, c.embed_dim).bias(false)));
   logit_scale = register_parameter("logit_scale", torch::tensor(std::log(1.0 / 0.07), torch::kFloat32));
-  init_clip_weights(*this);
+  if (init_weights) init_clip_weights(*this);
 }
 
 torch::Tensor ClipModelImpl::encode_image(const torch::Tensor& pixels) {

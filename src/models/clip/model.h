@@ -92,8 +92,9 @@ TORCH_MODULE(ClipTextTransformer);
 
 class ClipModelImpl : public torch::nn::Module {
  public:
-  // `config` is resolved here (presets filled in); config() returns the resolved one.
-  explicit ClipModelImpl(const ClipModelConfig& config);
+  // `config` is resolved here (presets filled in); config() returns the resolved one. Without init_weights the
+  // parameters are left as allocated, for a loader that overwrites every one of them.
+  explicit ClipModelImpl(const ClipModelConfig& config, bool init_weights = true);
 
   // [B,3,S,S] normalised pixels -> [B,embed]: post_layernorm(class token) @ visual_projection.
   torch::Tensor encode_image(const torch::Tensor& pixels);

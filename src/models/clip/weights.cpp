@@ -152,7 +152,7 @@ ClipModel load_step_dir(const fs::path& dir, const ClipLoadOptions& options) {
                 "(checkpoint.export_final) instead");
   auto config = resolve_clip_config(clip_section_of_run_config(state["config"].get<std::string>(), where));
   auto ckpt = safetensors::Checkpoint::open((dir / "model.safetensors").string());
-  ClipModel model(config);
+  ClipModel model(config, /*init_weights=*/false);  // the load sets every parameter
   load_hf_named(model, ckpt, "", "checkpoint '" + (dir / "model.safetensors").string() + "'");
   return model;
 }
@@ -186,7 +186,7 @@ ClipModel load_safetensors_file(const fs::path& file, const ClipLoadOptions& opt
     return ckpt.info(prefix + n).shape;
   };
   auto config = infer_clip_config(has, shape, base, where);
-  ClipModel model(config);
+  ClipModel model(config, /*init_weights=*/false);  // the load sets every parameter
   if (!open_clip) {
     load_hf_named(model, ckpt, "", where);
     return model;
@@ -347,7 +347,7 @@ ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
     if (fs::exists(p / "config.json")) {
       auto config = parse_hf_clip_config(read_text_file(p / "config.json"), "'" + (p / "config.json").string() + "'");
       auto ckpt = safetensors::Checkpoint::open(path);
-      ClipModel model(config);
+      ClipModel model(config, /*init_weights=*/false);  // the load sets every parameter
       load_hf_named(model, ckpt, "", "CLIP weights '" + path + "'");
       return model;
     }

@@ -11,17 +11,23 @@ double LoraOptions::scaling() const {
 }
 
 namespace {
-thread_local bool skip_linear_init = false;
+thread_local bool skip_weight_init = false;
 }  // namespace
 
-SkipLinearInit::SkipLinearInit(bool skip) : previous_(skip_linear_init) { skip_linear_init = previous_ || skip; }
-SkipLinearInit::~SkipLinearInit() { skip_linear_init = previous_; }
+SkipWeightInit::SkipWeightInit(bool skip) : previous_(skip_weight_init) { skip_weight_init = previous_ || skip; }
+SkipWeightInit::~SkipWeightInit() { skip_weight_init = previous_; }
+
+torch::nn::Embedding make_embedding(int64_t count, int64_t width) {
+  torch::nn::EmbeddingOptions options(count, width);
+  if (skip_weight_init) options._weight(torch::empty({count, width}));
+  return torch::nn::Embedding(options);
+}
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
   PATHVLM_CHECK(in > 0 && out > 0, "linear: features ", in, " -> ", out, " must be positive");
   weight = register_parameter("weight", torch::empty({out, in}));
   if (with_bias) bias = register_parameter("bias", torch::empty({out}));
-  if (skip_linear_init) return;
+  if (skip_weight_init) return;
   torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (with_bias) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));

@@ -32,19 +32,23 @@ struct LoraOptions {
   TORCH_ARG(bool, use_rslora) = false;
 };
 
-// While one (built with skip = true) is alive on this thread, Linear layers are built with uninitialised parameters and draw no random
-// numbers: for models whose every weight is overwritten right after construction (a checkpoint load), where the
-// default initialisation would dominate a large model's load time.
-class SkipLinearInit {
+// While one (built with skip = true) is alive on this thread, Linear layers and the embeddings of make_embedding are
+// built with uninitialised parameters and draw no random numbers: for models whose every weight is overwritten right
+// after construction (a checkpoint load), where the default initialisation would dominate a large model's load time.
+class SkipWeightInit {
  public:
-  explicit SkipLinearInit(bool skip = true);
-  ~SkipLinearInit();
-  SkipLinearInit(const SkipLinearInit&) = delete;
-  SkipLinearInit& operator=(const SkipLinearInit&) = delete;
+  explicit SkipWeightInit(bool skip = true);
+  ~SkipWeightInit();
+  SkipWeightInit(const SkipWeightInit&) = delete;
+  SkipWeightInit& operator=(const SkipWeightInit&) = delete;
 
  private:
   bool previous_;
 };
+
+// torch::nn::Embedding(count, width), its weight drawn N(0, 1) as torch's is, or left uninitialised under a
+// SkipWeightInit.
+torch::nn::Embedding make_embedding(int64_t count, int64_t width);
 
 class LinearImpl : public torch::nn::Module {
  public:

@@ -9,11 +9,11 @@ namespace pathvlm::models {
 LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config, const LlamaOptions& options)
     : config_(config), options_(options), rope_(config.head_dim, config.rope_theta) {
   config.validate("llama");
-  const SkipLinearInit skip_init(!options.init_weights);  // the loader overwrites every weight
+  const SkipWeightInit skip_init(!options.init_weights);  // the loader overwrites every weight
   auto built = [&](const std::string& name, torch::nn::Module& piece) {
     if (options.on_built) options.on_built("model." + name, piece);
   };
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(config.vocab_size, config.hidden_size));
+  embed_tokens = register_module("embed_tokens", make_embedding(config.vocab_size, config.hidden_size));
   built("embed_tokens", *embed_tokens);
   layers = register_module("layers", torch::nn::ModuleList());
   const auto attention = AttentionOptions(config.hidden_size, config.num_attention_heads)
@@ -106,7 +106,7 @@ LlamaForCausalLMImpl::LlamaForCausalLMImpl(const LlamaConfig& config, const Llam
     : config_(config) {
   model = register_module("model", LlamaModel(config, options));
   if (!config.tie_word_embeddings) {
-    const SkipLinearInit skip_init(!options.init_weights);
+    const SkipWeightInit skip_init(!options.init_weights);
     lm_head = register_module("lm_head", Linear(config.hidden_size, config.vocab_size, /*bias=*/false));
     if (options.on_built) options.on_built("lm_head", *lm_head);
   }

@@ -45,23 +45,29 @@ TEST(Linear, InitialisesAndDrawsLikeTorchLinear) {
   }
 }
 
-TEST(Linear, SkipLinearInitDrawsNothingAndEndsWithItsScope) {
+TEST(Linear, SkipWeightInitDrawsNothingAndEndsWithItsScope) {
   torch::manual_seed(5);
   const auto expected_next = torch::rand({4});
   torch::manual_seed(5);
   {
-    const models::SkipLinearInit skip;
-    const models::SkipLinearInit nested_off(false);  // an inner `false` does not undo an outer skip
+    const models::SkipWeightInit skip;
+    const models::SkipWeightInit nested_off(false);  // an inner `false` does not undo an outer skip
     Linear skipped(64, 32, /*bias=*/true);
     EXPECT_EQ(skipped->weight.sizes(), (std::vector<int64_t>{32, 64}));
     EXPECT_EQ(skipped->bias.sizes(), (std::vector<int64_t>{32}));
+    auto embedding = models::make_embedding(100, 16);
+    EXPECT_EQ(embedding->weight.sizes(), (std::vector<int64_t>{100, 16}));
+    EXPECT_TRUE(embedding->weight.requires_grad());
   }
   EXPECT_TRUE(torch::equal(torch::rand({4}), expected_next)) << "a skipped layer drew random numbers";
   torch::manual_seed(5);
   Linear after(8, 8);
+  auto embedding_after = models::make_embedding(10, 4);
   torch::manual_seed(5);
   torch::nn::Linear reference(8, 8);
+  torch::nn::Embedding reference_embedding(10, 4);
   EXPECT_TRUE(torch::equal(after->weight, reference->weight)) << "initialisation stayed off after the scope";
+  EXPECT_TRUE(torch::equal(embedding_after->weight, reference_embedding->weight)) << "not torch's initialisation";
 }
 
 TEST(Linear, LoraStartsAtTheBaseAndFollowsItsFormula) {
