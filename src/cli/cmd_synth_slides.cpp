@@ -30,6 +30,8 @@ int cmd_synth_slides(const Args& args) {
   p.option("seed", "random seed (the same seed gives the same slides)", false, "0");
   p.option("prefix", "slide ids are PREFIX_NNN (give splits different prefixes to use them side by side)", false,
            c.id_prefix);
+  p.option("threads", "slides drawn at once (each its own seed: the files do not depend on it)", false,
+           std::to_string(c.threads));
   if (!p.parse(args)) return 0;
   PATHVLM_CHECK(synth::slide_synth_built_in(), "`pathvlm synth slides` needs libtiff, which this build lacks");
   c.count = static_cast<int>(p.get_int("count"));
@@ -44,9 +46,11 @@ int cmd_synth_slides(const Args& args) {
   c.max_regions = static_cast<int>(p.get_int("max-regions"));
   c.seed = static_cast<uint64_t>(p.get_int("seed"));
   c.id_prefix = p.get("prefix");
+  c.threads = static_cast<int>(p.get_int("threads"));
   PATHVLM_CHECK(!c.id_prefix.empty() && c.id_prefix.find_first_of("/\\ ,") == std::string::npos,
                 "--prefix '", c.id_prefix, "': give a non-empty name without slashes, spaces or commas");
   PATHVLM_CHECK(c.count >= 1, "--count must be at least 1");
+  PATHVLM_CHECK(c.threads >= 1, "--threads must be at least 1");
   PATHVLM_CHECK(c.mpp > 0, "--mpp must be positive");
   PATHVLM_CHECK(c.jpeg_quality >= 1 && c.jpeg_quality <= 100, "--jpeg-quality must be in 1..100");
   const auto slides = synth::synth_slides(p.get("out"), c);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/progress.h"
 #include "data/image.h"
 #include "wsi/slide_batch.h"
@@ -65,9 +66,10 @@ uint64_t mix(uint64_t a, uint64_t b) { return Rng(a * 0x100000001b3ULL ^ (b + 0x
 struct Blob {
   double cx, cy, rx, ry, angle;
   double amp[4], phase[4];
+  double cos_angle = std::cos(angle), sin_angle = std::sin(angle);
   bool inside(double x, double y) const {
     const double dx = x - cx, dy = y - cy;
-    const double c = std::cos(angle), s = std::sin(angle);
+    const double c = cos_angle, s = sin_angle;
     const double u = (dx * c + dy * s) / rx, v = (-dx * s + dy * c) / ry;
     const double theta = std::atan2(v, u);
     double r = 1;
@@ -335,44 +337,55 @@ SynthSlide write_synthetic_slide(const std::string& tiff_path, int index, const 
   return slide;
 }
 
+namespace {
+
+// Slide `index`'s TIFF, mask and regions JSON.
+SynthSlide write_slide_files(const std::string& out_dir, int index, const SynthSlidesConfig& config) {
+  const std::string id = slide_id(config.id_prefix, index);
+  torch::Tensor mask;
+  const std::string tiff = out_dir + "/" + id + ".tiff";
+  SynthSlide s = write_synthetic_slide(temp_path(tiff), index, config, &mask);
+  commit_file(temp_path(tiff), tiff);
+  s.tiff_path = tiff;
+  s.mask_path = out_dir + "/masks/" + id + ".png";
+  data::write_image(s.mask_path, (mask * 255).unsqueeze(2).expand({-1, -1, 3}).contiguous());
+  nlohmann::json regions = nlohmann::json::array();
+  for (const auto& r : s.regions) {
+    regions.push_back({{"class", r.class_key},
+                       {"bbox_level0", {r.x0, r.y0, r.x1, r.y1}},
+                       {"area_fraction", r.area_fraction},
+                       {"has_hole", r.has_hole}});
+  }
+  nlohmann::json meta = {{"slide_id", s.id},        {"width", config.width}, {"height", config.height},
+                         {"levels", config.levels}, {"mpp", config.mpp},     {"label", s.label},
+                         {"tissue_fraction", s.tissue_fraction}, {"report", s.report}, {"regions", regions}};
+  write_text_file_atomic(out_dir + "/regions/" + id + ".json", meta.dump(2) + "\n");
+  return s;
+}
+
+}  // namespace
+
 std::vector<SynthSlide> synth_slides(const std::string& out_dir, const SynthSlidesConfig& config) {
-  namespace fs = std::filesystem;
   make_dirs(out_dir + "/masks");
   make_dirs(out_dir + "/regions");
-  std::vector<SynthSlide> slides;
-  std::string reports = "slide_id,report\n", table = "slide_id,path,mpp,label,tissue_fraction,classes\n";
+  // Each slide is drawn from its own seed: the threads change nothing in the files.
+  std::vector<SynthSlide> slides(static_cast<size_t>(std::max(config.count, 0)));
   Progress bar("synth slides", config.count, "slides");
-  for (int i = 0; i < config.count; ++i) {
-    const std::string id = slide_id(config.id_prefix, i);
-    torch::Tensor mask;
-    const std::string tiff = out_dir + "/" + id + ".tiff";
-    SynthSlide s = write_synthetic_slide(temp_path(tiff), i, config, &mask);
-    commit_file(temp_path(tiff), tiff);
-    s.tiff_path = tiff;
-    s.mask_path = out_dir + "/masks/" + id + ".png";
-    data::write_image(s.mask_path, (mask * 255).unsqueeze(2).expand({-1, -1, 3}).contiguous());
-    nlohmann::json regions = nlohmann::json::array();
+  for_each_index(slides.size(), config.threads, [&](size_t i) {
+    slides[i] = write_slide_files(out_dir, static_cast<int>(i), config);
+    bar.advance(1);
+  });
+  bar.finish();
+  std::string reports = "slide_id,report\n", table = "slide_id,path,mpp,label,tissue_fraction,classes\n";
+  for (const auto& s : slides) {
     std::set<std::string> keys;
-    for (const auto& r : s.regions) {
-      regions.push_back({{"class", r.class_key},
-                         {"bbox_level0", {r.x0, r.y0, r.x1, r.y1}},
-                         {"area_fraction", r.area_fraction},
-                         {"has_hole", r.has_hole}});
-      keys.insert(r.class_key);
-    }
-    nlohmann::json meta = {{"slide_id", s.id},        {"width", config.width}, {"height", config.height},
-                           {"levels", config.levels}, {"mpp", config.mpp},     {"label", s.label},
-                           {"tissue_fraction", s.tissue_fraction}, {"report", s.report}, {"regions", regions}};
-    write_text_file_atomic(out_dir + "/regions/" + id + ".json", meta.dump(2) + "\n");
+    for (const auto& r : s.regions) keys.insert(r.class_key);
     std::string class_list;
     for (const auto& k : keys) class_list += (class_list.empty() ? "" : ";") + k;
     reports += csv_field(s.id) + "," + csv_field(s.report) + "\n";
-    table += str(csv_field(s.id), ",", csv_field(id + ".tiff"), ",", config.mpp, ",", s.label, ",",
+    table += str(csv_field(s.id), ",", csv_field(s.id + ".tiff"), ",", config.mpp, ",", s.label, ",",
                  s.tissue_fraction, ",", class_list, "\n");
-    slides.push_back(std::move(s));
-    bar.advance(1);
   }
-  bar.finish();
   write_text_file_atomic(out_dir + "/reports.csv", reports);
   write_text_file_atomic(out_dir + "/slides.csv", table);
   std::vector<ZeroShotClassText> classes;

@@ -32,6 +32,7 @@ struct SynthSlidesConfig {
   double hole_probability = 0.3;    // chance that a region has a glass hole (lumen) in it
   uint64_t seed = 0;
   std::string id_prefix = "slide";  // slide ids <prefix>_NNN: other prefixes keep splits apart in one id space
+  int threads = 2;                  // slides drawn at once (the files do not depend on it)
 };
 
 struct SynthRegion {

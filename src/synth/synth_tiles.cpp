@@ -1,14 +1,12 @@
 #include "synth/synth_tiles.h"
 #include "core/random.h"
 
-#include <atomic>
 #include <cctype>
-#include <mutex>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/progress.h"
 #include "data/image.h"
 
@@ -179,27 +177,16 @@ SynthTilesReport synth_tiles(const SynthTilesOptions& o) {
   Progress::Options popt;
   popt.enabled = o.progress;
   Progress bar("synth tiles", static_cast<int64_t>(items.size()), "tiles", popt);
-  std::atomic<size_t> next{0};
-  std::string first_error;
-  std::mutex error_mutex;
-  std::vector<std::thread> pool;
-  for (int t = 0; t < std::max(1, o.threads); ++t)
-    pool.emplace_back([&] {
-      for (size_t i; (i = next++) < items.size();) {
-        try {
-          const Item& it = items[i];
-          auto tile = draw_tissue(it.c, o.tile_size, o.tile_size, tile_seed(it));
-          write_image((fs::path(o.out_dir) / it.rel).string(), tile, o.jpeg_quality);
-          bar.advance(1);
-        } catch (const std::exception& e) {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          if (first_error.empty()) first_error = e.what();
-          next = items.size();
-        }
-      }
+  try {
+    for_each_index(items.size(), o.threads, [&](size_t i) {
+      const Item& it = items[i];
+      auto tile = draw_tissue(it.c, o.tile_size, o.tile_size, tile_seed(it));
+      write_image((fs::path(o.out_dir) / it.rel).string(), tile, o.jpeg_quality);
+      bar.advance(1);
     });
-  for (auto& t : pool) t.join();
-  PATHVLM_CHECK(first_error.empty(), "synth tiles: ", first_error);
+  } catch (const std::exception& e) {
+    throw Error(str("synth tiles: ", e.what()));
+  }
   bar.finish();
 
   SynthTilesReport report;

@@ -1,6 +1,7 @@
 #include "synth/tissue_texture.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "core/error.h"
@@ -34,7 +35,8 @@ uint64_t hash3(uint64_t a, uint64_t b, uint64_t c) {
   return r.next();
 }
 
-// Smooth value noise in [0, 1] at a given feature size (pixels), bilinear with a smoothstep fade.
+// Smooth value noise in [0, 1] at a given feature size (pixels), bilinear with a smoothstep fade. The corners of
+// the last cell are kept: neighbouring pixels share a cell, and hashing its corners anew dominated the painting.
 struct ValueNoise {
   uint64_t seed;
   double cell;
@@ -49,9 +51,18 @@ struct ValueNoise {
     tx = tx * tx * (3 - 2 * tx);
     ty = ty * ty * (3 - 2 * ty);
     const auto ix = static_cast<int64_t>(x0), iy = static_cast<int64_t>(y0);
-    const double a = lattice(ix, iy), b = lattice(ix + 1, iy), c = lattice(ix, iy + 1), d = lattice(ix + 1, iy + 1);
+    if (!cached_ || ix != cached_ix_ || iy != cached_iy_) {
+      corners_[0] = lattice(ix, iy), corners_[1] = lattice(ix + 1, iy);
+      corners_[2] = lattice(ix, iy + 1), corners_[3] = lattice(ix + 1, iy + 1);
+      cached_ = true, cached_ix_ = ix, cached_iy_ = iy;
+    }
+    const auto [a, b, c, d] = corners_;
     return (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty;
   }
+
+  mutable bool cached_ = false;
+  mutable int64_t cached_ix_ = 0, cached_iy_ = 0;
+  mutable std::array<double, 4> corners_{};
 };
 
 // Two octaves of value noise, in [0, 1].

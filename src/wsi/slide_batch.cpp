@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cerrno>
 #include <cmath>
@@ -14,12 +13,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/progress.h"
 
 namespace fs = std::filesystem;
@@ -190,34 +188,27 @@ std::vector<SlideOutcome> run_slide_batch(const std::vector<SlideEntry>& slides,
                                           const std::function<SlideOutcome(const SlideEntry&, SlideJob&)>& fn) {
   std::vector<SlideOutcome> outcomes(slides.size());
   Progress bar(what, static_cast<int64_t>(slides.size()), "slides");
-  std::atomic<size_t> next{0};
-  auto work = [&]() {
-    for (size_t i = next++; i < slides.size(); i = next++) {
-      SlideJob job;
-      const auto start = std::chrono::steady_clock::now();
-      SlideOutcome outcome;
-      try {
-        if (!slides[i].problem.empty()) {
-          job.stage = "list";
-          throw Error(str("slide '", slides[i].path, "': ", slides[i].problem));
-        }
-        outcome = fn(slides[i], job);
-      } catch (const std::exception& e) {
-        outcome.status = SlideOutcome::Status::Failed;
-        outcome.stage = job.stage;
-        outcome.reason = e.what();
+  // Each slide's failure is its outcome: nothing escapes fn's try, so every slide is attempted.
+  for_each_index(slides.size(), workers, [&](size_t i) {
+    SlideJob job;
+    const auto start = std::chrono::steady_clock::now();
+    SlideOutcome outcome;
+    try {
+      if (!slides[i].problem.empty()) {
+        job.stage = "list";
+        throw Error(str("slide '", slides[i].path, "': ", slides[i].problem));
       }
-      outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      outcomes[i] = outcome;
-      bar.advance(1, {{"tiles", outcome.status == SlideOutcome::Status::Failed ? 0 : outcome.tiles},
-                      {"failed", outcome.status == SlideOutcome::Status::Failed ? 1 : 0}});
+      outcome = fn(slides[i], job);
+    } catch (const std::exception& e) {
+      outcome.status = SlideOutcome::Status::Failed;
+      outcome.stage = job.stage;
+      outcome.reason = e.what();
     }
-  };
-  const int n = std::max(1, std::min<int>(workers, static_cast<int>(slides.size())));
-  std::vector<std::thread> threads;
-  for (int t = 1; t < n; ++t) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
+    outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    outcomes[i] = outcome;
+    bar.advance(1, {{"tiles", outcome.status == SlideOutcome::Status::Failed ? 0 : outcome.tiles},
+                    {"failed", outcome.status == SlideOutcome::Status::Failed ? 1 : 0}});
+  });
   bar.finish();
   return outcomes;
 }
