@@ -49,16 +49,19 @@ LmConfig language_model_section(const InstructConfig& cfg, const std::string& hf
 // HF hidden_states index in [0, layers] of a possibly negative layer number.
 int hidden_state_index(int layer, int layers) { return layer < 0 ? layers + 1 + layer : layer; }
 
+// The config of a preset tower (instruct.vision_tower names a preset).
+models::ClipModelConfig preset_tower_config(const InstructConfig& cfg) {
+  models::ClipModelConfig config;
+  config.preset = cfg.vision_tower;
+  config.hidden_act = cfg.vision_hidden_act.empty() ? "gelu" : cfg.vision_hidden_act;
+  config.image_size = static_cast<int>(cfg.vision_image_size);
+  return config;
+}
+
 }  // namespace
 
 models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg) {
-  if (models::is_clip_preset(cfg.vision_tower)) {
-    models::ClipModelConfig config;
-    config.preset = cfg.vision_tower;
-    config.hidden_act = cfg.vision_hidden_act.empty() ? "gelu" : cfg.vision_hidden_act;
-    config.image_size = static_cast<int>(cfg.vision_image_size);
-    return models::fixed_random_clip(config);
-  }
+  if (models::is_clip_preset(cfg.vision_tower)) return models::fixed_random_clip(preset_tower_config(cfg));
   PATHVLM_CHECK(fs::exists(cfg.vision_tower), "instruct.vision_tower '", cfg.vision_tower,
                 "' is neither a CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) nor an existing path");
   models::ClipLoadOptions options;
@@ -85,7 +88,9 @@ models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
 int64_t instruct_image_tokens(const InstructConfig& cfg) {
   if (!cfg.slide_encoder.empty())
     return models::slide::load_slide_report_model(cfg.slide_encoder)->slide_encoder->num_tokens();
-  const auto tower = make_instruct_vision_clip(cfg)->config();
+  // A preset's shape needs no tower built (drawing a ViT-L/14's weights takes seconds).
+  const auto tower = models::is_clip_preset(cfg.vision_tower) ? models::resolve_clip_config(preset_tower_config(cfg))
+                                                                : make_instruct_vision_clip(cfg)->config();
   const int64_t side = tower.image_size / tower.patch_size;
   return side * side + (cfg.model.vision_feature_select == "full" ? 1 : 0);
 }
