@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <torch/torch.h>
 
 #include "core/error.h"
 
@@ -30,6 +31,17 @@ std::string error_of(F&& f) {
 inline uint64_t test_seed(uint64_t fixed) {
   const char* env = std::getenv("PATHVLM_TEST_SEED");
   return env && *env ? std::stoull(env) : fixed;
+}
+
+// Whether `f` moves torch's default CPU generator on: loading a model must not (a seeded run's data order, dropout
+// and initialisation stay the same whether or not it loads weights).
+template <class F>
+bool moves_random_stream(F&& f) {
+  torch::manual_seed(77);
+  const auto undisturbed = torch::rand({4});
+  torch::manual_seed(77);
+  f();
+  return !torch::equal(torch::rand({4}), undisturbed);
 }
 
 // A fresh directory <tmp>/pathvlm_<name>_<pid>, removed with the object.

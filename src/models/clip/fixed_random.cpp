@@ -3,20 +3,7 @@
 namespace pathvlm::models {
 
 namespace {
-
 constexpr uint64_t kFixedSeed = 20240;
-
-// Restores the default CPU generator when it leaves scope.
-class KeepCpuRandomStream {
- public:
-  KeepCpuRandomStream() : generator_(at::detail::getDefaultCPUGenerator()), state_(generator_.get_state()) {}
-  ~KeepCpuRandomStream() { generator_.set_state(state_); }
-
- private:
-  at::Generator generator_;
-  at::Tensor state_;
-};
-
 }  // namespace
 
 bool is_clip_preset(const std::string& name) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "core/error.h"
 #include "models/layers/activation_checkpoint.h"
@@ -126,7 +127,11 @@ torch::Tensor ClipTextTransformerImpl::pooled(const torch::Tensor& ids) {
 ClipModelImpl::ClipModelImpl(const ClipModelConfig& config, bool init_weights)
     : config_(resolve_clip_config(config)) {
   const auto& c = config_;
+  // Without init_weights: Linear layers and embeddings (nearly every value) are left undrawn, and the few small
+  // modules whose constructors draw anyway (patch convolution, class embedding, projections) give the stream back.
   const SkipWeightInit skip_init(!init_weights);
+  std::optional<KeepCpuRandomStream> keep_stream;
+  if (!init_weights) keep_stream.emplace();
   text_model = register_module("text_model", ClipTextTransformer(c));
   vision_model = register_module("vision_model", ClipVisionTransformer(c));
   visual_projection =

@@ -23,6 +23,10 @@ torch::nn::Embedding make_embedding(int64_t count, int64_t width) {
   return torch::nn::Embedding(options);
 }
 
+KeepCpuRandomStream::KeepCpuRandomStream()
+    : generator_(at::detail::getDefaultCPUGenerator()), state_(generator_.get_state()) {}
+KeepCpuRandomStream::~KeepCpuRandomStream() { generator_.set_state(state_); }
+
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
   PATHVLM_CHECK(in > 0 && out > 0, "linear: features ", in, " -> ", out, " must be positive");
   weight = register_parameter("weight", torch::empty({out, in}));

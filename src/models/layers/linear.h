@@ -50,6 +50,20 @@ class SkipWeightInit {
 // SkipWeightInit.
 torch::nn::Embedding make_embedding(int64_t count, int64_t width);
 
+// Restores torch's default CPU generator when it leaves scope: a model built inside draws what it likes without
+// moving the caller's random stream (fixed-seed towers; the few modules whose constructors draw regardless).
+class KeepCpuRandomStream {
+ public:
+  KeepCpuRandomStream();
+  ~KeepCpuRandomStream();
+  KeepCpuRandomStream(const KeepCpuRandomStream&) = delete;
+  KeepCpuRandomStream& operator=(const KeepCpuRandomStream&) = delete;
+
+ private:
+  at::Generator generator_;
+  at::Tensor state_;
+};
+
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
