@@ -25,7 +25,7 @@ declare -A PACKAGES=(
   [yaml-cpp]="libyaml-cpp-dev libyaml-cpp0.7"
   [gtest]="libgtest-dev libgmock-dev"
   [json]="nlohmann-json3-dev"
-  [turbojpeg]="libturbojpeg0-dev libturbojpeg0"
+  [jpeg]="libjpeg62-turbo-dev libjpeg62-turbo"
   [png]="libpng-dev libpng16-16 zlib1g-dev"
   [sentencepiece]="libsentencepiece-dev libsentencepiece0"
 )

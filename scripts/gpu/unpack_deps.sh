@@ -17,7 +17,7 @@ deps_probe() {
     yaml-cpp) pkg-config --exists yaml-cpp ;;
     gtest) pkg-config --exists gtest && pkg-config --exists gmock ;;
     json) pkg-config --exists nlohmann_json ;;
-    turbojpeg) pkg-config --exists libturbojpeg ;;
+    jpeg) pkg-config --exists libjpeg ;;
     png) pkg-config --exists libpng && pkg-config --exists zlib ;;
     sentencepiece) pkg-config --exists sentencepiece ;;
     *) return 1 ;;

@@ -17,7 +17,8 @@ int cmd_shards_build(const Args& args) {
   p.positional("records", "CSV, TSV or JSONL file listing the images and captions");
   p.option("out", "output folder for the shards, manifest.json and bad_records.tsv", true);
   p.option("images", "folder that relative file paths start from (default: the records file's folder)");
-  p.option("storage", "encoded (keep JPEG/PNG bytes), jpeg or png (re-encode), raw (uint8 pixels)", false, "encoded");
+  p.option("storage", "encoded (keep JPEG/PNG bytes; TIFF becomes PNG), jpeg or png (re-encode), raw (uint8 pixels)",
+           false, "encoded");
   p.option("size", "resize the shortest side to SIZE and center-crop SIZE x SIZE (0: keep)", false, "0");
   p.option("shard-size", "records per shard", false, "10000");
   p.option("prefix", "shard file name prefix (PREFIX-00000.h5)", false, "tiles");

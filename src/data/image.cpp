@@ -1,16 +1,23 @@
 #include "data/image.h"
 
 #include <png.h>
-#include <turbojpeg.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
+
+// After <cstdio>: jpeglib.h uses size_t and FILE without including their headers.
+#include <jpeglib.h>
+#include <jerror.h>
+#ifdef PATHVLM_HAVE_LIBTIFF
+#include <tiffio.h>
+#endif
 
 #include "core/error.h"
 #include "core/log.h"
@@ -35,6 +42,19 @@ std::string out_of_memory(int64_t width, int64_t height, const std::string& what
              " of memory and it could not be allocated");
 }
 
+// A colour sample with (unassociated) alpha over white, rounded as transformers' convert_to_rgb (PIL's
+// alpha_composite onto white) rounds it.
+uint8_t over_white(unsigned sample, unsigned alpha) {
+  return static_cast<uint8_t>((sample * alpha + 255u * (255u - alpha) + 127u) / 255u);
+}
+
+// One channel of PIL's convert("RGB") of a CMYK pixel: n - round(c n / 255) with n = 255 - k, in its integer
+// rounding (Pillow's cmyk2rgb).
+uint8_t pil_cmyk_channel(unsigned c, unsigned k) {
+  const unsigned n = 255u - k, t = c * n + 128u;
+  return static_cast<uint8_t>(n - (((t >> 8) + t) >> 8));
+}
+
 // The output tensor; running out of memory is an error naming the image.
 torch::Tensor allocate_rgb(int64_t height, int64_t width, const std::string& what) {
   try {
@@ -52,48 +72,131 @@ void check_rgb(const torch::Tensor& rgb, const char* op) {
   PATHVLM_CHECK(rgb.size(0) > 0 && rgb.size(1) > 0, op, ": empty image ", rgb.sizes());
 }
 
-// ---- JPEG (libturbojpeg) -----------------------------------------------------------------------------
+// ---- JPEG (libjpeg) ----------------------------------------------------------------------------------
 
-struct TjDeleter {
-  void operator()(void* h) const { tjDestroy(h); }
+// libjpeg reports an error through error_exit, which must not return, and a warning through emit_message; both
+// jump back to the setjmp of the function that called libjpeg. Those functions hold no C++ object: everything
+// lives in their caller's frame, so the jump skips no destructor.
+struct JpegErrors {
+  jpeg_error_mgr mgr;  // first: libjpeg hands back a pointer to it
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX] = {0};
 };
-using TjHandle = std::unique_ptr<void, TjDeleter>;
 
-// Runs `use` with this thread's handle of the kind (handles are reusable, not shareable). A handle whose use threw is
-// dropped, and the thread's next image gets a new one: after some damaged JPEGs, libjpeg-turbo 2.1's decompressor
-// refuses the next, valid image ("Bogus Huffman table definition"), which would turn every later record of a loader
-// worker bad.
-template <typename Use>
-auto with_thread_tj_handle(bool compress, Use&& use) {
-  thread_local TjHandle decompressor, compressor;
-  TjHandle& handle = compress ? compressor : decompressor;
-  if (!handle) handle.reset(compress ? tjInitCompress() : tjInitDecompress());
-  PATHVLM_CHECK(handle, "libturbojpeg: cannot create a ", compress ? "compressor" : "decompressor", ": ",
-                tjGetErrorStr2(nullptr));
-  try {
-    return use(handle.get());
-  } catch (...) {
-    handle.reset();
-    throw;
+// Warnings that change no pixel pass, as PIL lets them pass: junk bytes before the end-of-image marker, header
+// nits. The data ending early fails the image, as in PIL; so does corrupt entropy-coded data, where PIL would hand
+// over scrambled pixels: such a tile must not reach training.
+bool harmless_jpeg_warning(const jpeg_error_mgr& err) {
+  switch (err.msg_code) {
+    case JWRN_EXTRANEOUS_DATA: return err.msg_parm.i[1] == JPEG_EOI;
+    case JWRN_ADOBE_XFORM:
+    case JWRN_JFIF_MAJOR:
+    case JWRN_BOGUS_ICC:
+    case JWRN_NOT_SEQUENTIAL: return true;
+    default: return false;
   }
 }
 
+[[noreturn]] void jpeg_fail(j_common_ptr cinfo) {
+  auto* errors = reinterpret_cast<JpegErrors*>(cinfo->err);
+  cinfo->err->format_message(cinfo, errors->message);
+  std::longjmp(errors->jump, 1);
+}
+
+void jpeg_on_message(j_common_ptr cinfo, int level) {  // level >= 0: trace output, never shown
+  if (level < 0 && !harmless_jpeg_warning(*cinfo->err)) jpeg_fail(cinfo);
+}
+
+template <typename Struct>
+struct JpegCodec {
+  Struct cinfo{};  // zeroed: destroying it before jpeg_create_* is a no-op
+  JpegErrors errors;
+  JpegCodec() {
+    cinfo.err = jpeg_std_error(&errors.mgr);
+    errors.mgr.error_exit = jpeg_fail;
+    errors.mgr.emit_message = jpeg_on_message;
+  }
+  ~JpegCodec() { jpeg_destroy(reinterpret_cast<j_common_ptr>(&cinfo)); }
+  JpegCodec(const JpegCodec&) = delete;
+  JpegCodec& operator=(const JpegCodec&) = delete;
+};
+using JpegDecoder = JpegCodec<jpeg_decompress_struct>;
+using JpegEncoder = JpegCodec<jpeg_compress_struct>;
+
+bool jpeg_read_header_raw(JpegDecoder& d, const uint8_t* data, size_t size) {
+  if (setjmp(d.errors.jump)) return false;
+  jpeg_create_decompress(&d.cinfo);
+  jpeg_mem_src(&d.cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&d.cinfo, TRUE);
+  return true;
+}
+
+// Decodes into `rows` (one pointer per output row).
+bool jpeg_read_rows_raw(JpegDecoder& d, JSAMPROW* rows) {
+  if (setjmp(d.errors.jump)) return false;
+  jpeg_start_decompress(&d.cinfo);
+  while (d.cinfo.output_scanline < d.cinfo.output_height)
+    jpeg_read_scanlines(&d.cinfo, rows + d.cinfo.output_scanline, d.cinfo.output_height - d.cinfo.output_scanline);
+  jpeg_finish_decompress(&d.cinfo);
+  return true;
+}
+
+// PIL's RGB of a CMYK JPEG: the samples as Adobe stores them, inverted (PIL's "CMYK;I"), then convert("RGB").
+void adobe_cmyk_to_rgb(const uint8_t* cmyk, uint8_t* rgb, size_t pixels) {
+  for (size_t i = 0; i < pixels; ++i, cmyk += 4, rgb += 3)
+    for (int c = 0; c < 3; ++c) rgb[c] = pil_cmyk_channel(255u - cmyk[c], 255u - cmyk[3]);
+}
+
+// 8-bit gray, RGB / YCbCr and CMYK / YCCK: what PIL opens (it refuses other component counts and 12-bit samples).
 torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& what) {
-  return with_thread_tj_handle(/*compress=*/false, [&](tjhandle tj) {
-    int width = 0, height = 0, subsamp = 0, colorspace = 0;
-    PATHVLM_CHECK(tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &width, &height, &subsamp,
-                                      &colorspace) == 0,
-                  what, ": corrupt JPEG header (", tjGetErrorStr2(tj), ")");
-    PATHVLM_CHECK(colorspace != TJCS_CMYK && colorspace != TJCS_YCCK, what,
-                  ": CMYK JPEG images are not supported; convert to RGB");
-    check_image_size(width, height, "JPEG", what);
-    auto out = allocate_rgb(height, width, what);
-    // Warnings (truncated data, corrupt segments) count as errors: a half-grey tile must not reach training.
-    PATHVLM_CHECK(tjDecompress2(tj, data, static_cast<unsigned long>(size), out.data_ptr<uint8_t>(), width, 0, height,
-                                TJPF_RGB, TJFLAG_STOPONWARNING) == 0,
-                  what, ": corrupt JPEG data (", tjGetErrorStr2(tj), ")");
-    return out;
-  });
+  JpegDecoder d;
+  PATHVLM_CHECK(jpeg_read_header_raw(d, data, size), what, ": corrupt JPEG header (", d.errors.message, ")");
+  const int components = d.cinfo.num_components;
+  PATHVLM_CHECK(components == 1 || components == 3 || components == 4, what, ": a JPEG of ", components,
+                " components is not an image PIL or pathvlm reads (1: gray, 3: colour, 4: CMYK)");
+  check_image_size(d.cinfo.image_width, d.cinfo.image_height, "JPEG", what);
+  const bool cmyk = components == 4;
+  d.cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;  // gray is replicated into the three channels
+  const int64_t height = d.cinfo.image_height, width = d.cinfo.image_width;
+  auto out = allocate_rgb(height, width, what);
+  std::vector<uint8_t> cmyk_pixels;
+  std::vector<JSAMPROW> rows;
+  try {
+    if (cmyk) cmyk_pixels.resize(static_cast<size_t>(height * width * 4));
+    rows.resize(static_cast<size_t>(height));
+  } catch (const std::bad_alloc&) {
+    throw Error(out_of_memory(width, height, what));
+  }
+  uint8_t* first = cmyk ? cmyk_pixels.data() : out.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < height; ++y) rows[y] = first + y * width * (cmyk ? 4 : 3);
+  PATHVLM_CHECK(jpeg_read_rows_raw(d, rows.data()), what, ": corrupt JPEG data (", d.errors.message, ")");
+  if (cmyk) adobe_cmyk_to_rgb(cmyk_pixels.data(), out.data_ptr<uint8_t>(), static_cast<size_t>(height * width));
+  return out;
+}
+
+// Baseline JFIF with libjpeg's standard tables scaled to `quality`; the fast integer DCT below quality 96.
+bool jpeg_write_raw(JpegEncoder& e, const uint8_t* rgb, int width, int height, int quality, unsigned char** buffer,
+                    unsigned long* size) {
+  if (setjmp(e.errors.jump)) return false;
+  jpeg_create_compress(&e.cinfo);
+  jpeg_mem_dest(&e.cinfo, buffer, size);
+  e.cinfo.image_width = static_cast<JDIMENSION>(width);
+  e.cinfo.image_height = static_cast<JDIMENSION>(height);
+  e.cinfo.input_components = 3;
+  e.cinfo.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&e.cinfo);
+  jpeg_set_quality(&e.cinfo, quality, TRUE);
+  e.cinfo.dct_method = quality >= 96 ? JDCT_ISLOW : JDCT_IFAST;
+  const int luma_sampling = quality >= 90 ? 1 : 2;  // 4:4:4 from quality 90, else 4:2:0
+  e.cinfo.comp_info[0].h_samp_factor = e.cinfo.comp_info[0].v_samp_factor = luma_sampling;
+  for (int c = 1; c < 3; ++c) e.cinfo.comp_info[c].h_samp_factor = e.cinfo.comp_info[c].v_samp_factor = 1;
+  jpeg_start_compress(&e.cinfo, TRUE);
+  while (e.cinfo.next_scanline < e.cinfo.image_height) {
+    JSAMPROW row = const_cast<uint8_t*>(rgb) + static_cast<size_t>(e.cinfo.next_scanline) * width * 3;
+    jpeg_write_scanlines(&e.cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&e.cinfo);
+  return true;
 }
 
 // ---- PNG (libpng) ------------------------------------------------------------------------------------
@@ -200,11 +303,138 @@ torch::Tensor decode_png(const uint8_t* data, size_t size, const std::string& wh
     for (size_t i = 0; i < n; ++i) {
       const uint8_t* p = pixels.data() + 4 * i;
       const unsigned a = p[3];
-      for (int c = 0; c < 3; ++c) dst[3 * i + c] = static_cast<uint8_t>((p[c] * a + 255u * (255u - a) + 127u) / 255u);
+      for (int c = 0; c < 3; ++c) dst[3 * i + c] = over_white(p[c], a);
     }
   }
   return out;
 }
+
+// ---- TIFF (libtiff) ------------------------------------------------------------------------------------
+
+#if defined(PATHVLM_HAVE_LIBTIFF) && TIFFLIB_VERSION >= 20221213  // 4.5: per-file error handlers
+// The bytes libtiff reads, and the first error it reported.
+struct TiffMemory {
+  const uint8_t* data = nullptr;
+  toff_t size = 0, pos = 0;
+  std::string error;
+};
+
+tmsize_t tiff_read(thandle_t handle, void* out, tmsize_t n) {
+  auto* m = static_cast<TiffMemory*>(handle);
+  const toff_t count = std::min<toff_t>(static_cast<toff_t>(n), m->pos < m->size ? m->size - m->pos : 0);
+  if (count == 0) return 0;
+  std::memcpy(out, m->data + m->pos, count);
+  m->pos += count;
+  return static_cast<tmsize_t>(count);
+}
+tmsize_t tiff_write(thandle_t, void*, tmsize_t) { return 0; }
+toff_t tiff_seek(thandle_t handle, toff_t offset, int whence) {
+  auto* m = static_cast<TiffMemory*>(handle);
+  const toff_t base = whence == SEEK_CUR ? m->pos : whence == SEEK_END ? m->size : 0;
+  return m->pos = base + offset;
+}
+int tiff_close(thandle_t) { return 0; }
+toff_t tiff_size(thandle_t handle) { return static_cast<TiffMemory*>(handle)->size; }
+int tiff_map(thandle_t, void**, toff_t*) { return 0; }
+void tiff_unmap(thandle_t, void*, toff_t) {}
+
+int tiff_on_error(TIFF*, void* user, const char* module, const char* format, va_list args) {
+  auto* m = static_cast<TiffMemory*>(user);
+  if (m->error.empty()) {
+    char text[512];
+    std::vsnprintf(text, sizeof text, format, args);
+    m->error = module && *module ? str(module, ": ", text) : std::string(text);
+  }
+  return 1;
+}
+int tiff_ignore_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }  // as PIL ignores them
+
+struct TiffCloser {
+  void operator()(TIFF* tif) const { TIFFClose(tif); }
+};
+
+// libtiff's reader routine for 8-bit contiguous CMYK (its own truncates (255 - k)(255 - c) / 255): PIL's conversion.
+void put_cmyk_as_pil(TIFFRGBAImage*, uint32_t* out, uint32_t, uint32_t, uint32_t w, uint32_t h, int32_t from_skew,
+                     int32_t to_skew, unsigned char* in) {
+  for (; h > 0; --h, out += to_skew, in += 4 * from_skew) {
+    for (uint32_t x = 0; x < w; ++x, in += 4)
+      *out++ = pil_cmyk_channel(in[0], in[3]) | pil_cmyk_channel(in[1], in[3]) << 8 |
+               pil_cmyk_channel(in[2], in[3]) << 16 | 0xFF000000u;
+  }
+}
+
+// PIL turns the image by its orientation tag when it loads a TIFF (TiffImageFile.load_end).
+torch::Tensor orient_as_pil(const torch::Tensor& rgb, uint16_t orientation) {
+  switch (orientation) {
+    case ORIENTATION_TOPRIGHT: return rgb.flip({1});
+    case ORIENTATION_BOTRIGHT: return rgb.flip({0, 1});
+    case ORIENTATION_BOTLEFT: return rgb.flip({0});
+    case ORIENTATION_LEFTTOP: return rgb.transpose(0, 1);
+    case ORIENTATION_RIGHTTOP: return rgb.rot90(3, {0, 1});
+    case ORIENTATION_RIGHTBOT: return rgb.flip({0, 1}).transpose(0, 1);
+    case ORIENTATION_LEFTBOT: return rgb.rot90(1, {0, 1});
+    default: return rgb;
+  }
+}
+
+// The first image of a TIFF, through libtiff's RGBA reader (any bit depth, photometric and compression it knows),
+// turned by its orientation tag and with alpha composited onto white, as PIL + convert_to_rgb give it.
+torch::Tensor decode_tiff(const uint8_t* data, size_t size, const std::string& what) {
+  TiffMemory memory;
+  memory.data = data;
+  memory.size = size;
+  TIFFOpenOptions* options = TIFFOpenOptionsAlloc();
+  TIFFOpenOptionsSetErrorHandlerExtR(options, tiff_on_error, &memory);
+  TIFFOpenOptionsSetWarningHandlerExtR(options, tiff_ignore_warning, nullptr);
+  std::unique_ptr<TIFF, TiffCloser> tif(TIFFClientOpenExt("tiff", "rm", &memory, tiff_read, tiff_write, tiff_seek,
+                                                          tiff_close, tiff_size, tiff_map, tiff_unmap, options));
+  TIFFOpenOptionsFree(options);
+  PATHVLM_CHECK(tif, what, ": corrupt TIFF header (", memory.error, ")");
+  uint32_t width = 0, height = 0;
+  TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &width);
+  TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &height);
+  check_image_size(width, height, "TIFF", what);
+  char reason[1024] = {0};
+  TIFFRGBAImage reader;
+  PATHVLM_CHECK(TIFFRGBAImageOK(tif.get(), reason) && TIFFRGBAImageBegin(&reader, tif.get(), 0, reason), what,
+                ": a TIFF layout libtiff cannot turn into RGB (", reason, ")");
+  reader.req_orientation = reader.orientation;  // the rows as stored; orient_as_pil turns them
+  const bool cmyk = reader.photometric == PHOTOMETRIC_SEPARATED && reader.samplesperpixel == 4 &&
+                    reader.bitspersample == 8 && reader.isContig;
+  if (cmyk) reader.put.contig = put_cmyk_as_pil;
+  const uint16_t orientation = reader.orientation;
+  std::vector<uint32_t> raster;
+  try {
+    raster.resize(static_cast<size_t>(width) * height);
+  } catch (const std::bad_alloc&) {
+    TIFFRGBAImageEnd(&reader);
+    throw Error(out_of_memory(width, height, what));
+  }
+  const int read = TIFFRGBAImageGet(&reader, raster.data(), width, height);
+  // The reader premultiplies unassociated alpha for colour images (rounding c a / 255 as over_white does), not for
+  // gray ones; associated alpha is stored premultiplied.
+  const bool gray = reader.photometric == PHOTOMETRIC_MINISBLACK || reader.photometric == PHOTOMETRIC_MINISWHITE;
+  const bool premultiplied =
+      reader.alpha == EXTRASAMPLE_ASSOCALPHA || (reader.alpha == EXTRASAMPLE_UNASSALPHA && !gray);
+  TIFFRGBAImageEnd(&reader);
+  PATHVLM_CHECK(read && memory.error.empty(), what, ": corrupt TIFF data (", memory.error, ")");
+  auto out = allocate_rgb(height, width, what);
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  for (size_t i = 0; i < raster.size(); ++i) {
+    const uint32_t p = raster[i];
+    const unsigned rgb[3] = {TIFFGetR(p), TIFFGetG(p), TIFFGetB(p)}, alpha = TIFFGetA(p);
+    for (int c = 0; c < 3; ++c)
+      dst[3 * i + c] = premultiplied ? static_cast<uint8_t>(std::min(255u, rgb[c] + 255u - alpha))
+                                     : over_white(rgb[c], alpha);
+  }
+  return orient_as_pil(out, orientation).contiguous();
+}
+#else
+torch::Tensor decode_tiff(const uint8_t*, size_t, const std::string& what) {
+  throw Error(str(what, ": a TIFF image, and this build has no libtiff 4.5+ to read it (install libtiff-dev and "
+                        "build again)"));
+}
+#endif
 
 bool png_encode_raw(PngIo& io, const uint8_t* pixels, int width, int height) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
@@ -246,6 +476,10 @@ ImageFormat sniff_image_format(const uint8_t* data, size_t size) {
   static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return ImageFormat::Jpeg;
   if (size >= 8 && std::memcmp(data, png_magic, 8) == 0) return ImageFormat::Png;
+  // Classic and BigTIFF, little- and big-endian.
+  if (size >= 4 && ((data[0] == 'I' && data[1] == 'I' && (data[2] == 42 || data[2] == 43) && data[3] == 0) ||
+                    (data[0] == 'M' && data[1] == 'M' && data[2] == 0 && (data[3] == 42 || data[3] == 43))))
+    return ImageFormat::Tiff;
   return ImageFormat::Unknown;
 }
 
@@ -253,6 +487,7 @@ const char* image_format_name(ImageFormat f) {
   switch (f) {
     case ImageFormat::Jpeg: return "jpeg";
     case ImageFormat::Png: return "png";
+    case ImageFormat::Tiff: return "tiff";
     default: return "unknown";
   }
 }
@@ -262,8 +497,9 @@ torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& 
   switch (sniff_image_format(data, size)) {
     case ImageFormat::Jpeg: return decode_jpeg(data, size, what);
     case ImageFormat::Png: return decode_png(data, size, what);
+    case ImageFormat::Tiff: return decode_tiff(data, size, what);
     default:
-      throw Error(str(what, ": not a JPEG or PNG image (", size, " bytes, unrecognised signature)"));
+      throw Error(str(what, ": not a JPEG, PNG or TIFF image (", size, " bytes, unrecognised signature)"));
   }
 }
 
@@ -307,19 +543,15 @@ Bytes encode_jpeg(const torch::Tensor& rgb, int quality) {
   check_rgb(rgb, "encode_jpeg");
   PATHVLM_CHECK(quality >= 1 && quality <= 100, "encode_jpeg: quality must be in [1, 100], got ", quality);
   auto src = rgb.contiguous();
-  const int subsamp = quality >= 90 ? TJSAMP_444 : TJSAMP_420;
-  return with_thread_tj_handle(/*compress=*/true, [&](tjhandle tj) {
-    unsigned char* buffer = nullptr;
-    unsigned long size = 0;
-    if (tjCompress2(tj, src.data_ptr<uint8_t>(), static_cast<int>(src.size(1)), 0, static_cast<int>(src.size(0)),
-                    TJPF_RGB, &buffer, &size, subsamp, quality, 0) != 0) {
-      if (buffer) tjFree(buffer);
-      throw Error(str("encode_jpeg: ", tjGetErrorStr2(tj)));
-    }
-    Bytes out(buffer, buffer + size);
-    tjFree(buffer);
-    return out;
-  });
+  JpegEncoder e;
+  unsigned char* buffer = nullptr;  // libjpeg's, from malloc
+  unsigned long size = 0;
+  const bool written = jpeg_write_raw(e, src.data_ptr<uint8_t>(), static_cast<int>(src.size(1)),
+                                      static_cast<int>(src.size(0)), quality, &buffer, &size);
+  Bytes out = written ? Bytes(buffer, buffer + size) : Bytes();
+  std::free(buffer);
+  PATHVLM_CHECK(written, "encode_jpeg: ", e.errors.message);
+  return out;
 }
 
 Bytes encode_png(const torch::Tensor& rgb) {
@@ -466,6 +698,21 @@ torch::Tensor center_crop(const torch::Tensor& rgb, int height, int width) {
 
 torch::Tensor resize_shortest_and_center_crop(const torch::Tensor& rgb, int size) {
   return center_crop(resize_shortest_side(rgb, size), size, size);
+}
+
+torch::Tensor pad_to_square(const torch::Tensor& rgb, const std::array<uint8_t, 3>& fill) {
+  check_rgb(rgb, "pad_to_square");
+  const int64_t h = rgb.size(0), w = rgb.size(1), side = std::max(h, w);
+  if (h == w) return rgb;
+  auto square = torch::tensor({fill[0], fill[1], fill[2]}, torch::kByte).expand({side, side, 3}).contiguous();
+  square.narrow(0, (side - h) / 2, h).narrow(1, (side - w) / 2, w).copy_(rgb);
+  return square;
+}
+
+std::array<uint8_t, 3> mean_colour(const std::array<double, 3>& mean) {
+  std::array<uint8_t, 3> colour{};
+  for (int c = 0; c < 3; ++c) colour[c] = static_cast<uint8_t>(std::clamp(mean[c], 0.0, 1.0) * 255.0);
+  return colour;
 }
 
 CropBox random_resized_crop_box(int height, int width, torch::Generator& gen, std::array<double, 2> scale,

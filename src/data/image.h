@@ -1,4 +1,4 @@
-// Images for CLIP: decode / encode JPEG (libturbojpeg) and PNG (libpng), PIL's bicubic resize, crops,
+// Images for CLIP: decode / encode JPEG (libjpeg) and PNG (libpng), decode TIFF (libtiff), PIL's bicubic resize, crops,
 // RandomResizedCrop and the OpenAI normalisation.
 //
 // Pixels are uint8 RGB tensors [H, W, 3] (contiguous, CPU) everywhere except the final normalised float
@@ -23,9 +23,9 @@ namespace pathvlm::data {
 
 using Bytes = std::vector<uint8_t>;
 
-enum class ImageFormat { Jpeg, Png, Unknown };
+enum class ImageFormat { Jpeg, Png, Tiff, Unknown };
 ImageFormat sniff_image_format(const uint8_t* data, size_t size);  // by magic bytes
-const char* image_format_name(ImageFormat f);                       // "jpeg", "png", "unknown"
+const char* image_format_name(ImageFormat f);                       // "jpeg", "png", "tiff", "unknown"
 
 // The most pixels (width x height) decode_image accepts: the size is read from the header and checked before any
 // pixel memory is allocated, so a decompression bomb (a few KB claiming 100000x100000) is an error naming the
@@ -35,8 +35,12 @@ constexpr int64_t kDefaultMaxImagePixels = 178956970;
 void set_max_image_pixels(int64_t pixels);  // >= 1
 int64_t max_image_pixels();
 
-// Decodes JPEG or PNG bytes to RGB uint8 [H,W,3]. Grayscale is expanded, palette expanded, 16-bit reduced to
-// 8-bit (high byte, as PIL does), and alpha composited onto white (as transformers' convert_to_rgb does).
+// Decodes JPEG, PNG or TIFF bytes (a TIFF's first image: NCT-CRC-HE-100K's tiles are TIFFs) to RGB uint8 [H,W,3],
+// the pixels of transformers' convert_to_rgb on PIL's image (tests/data/decode_vectors.py): gray and palettes
+// expanded, alpha composited onto white, CMYK (a JPEG's with Adobe's inverted samples, as PIL assumes) converted
+// with PIL's formula, 16-bit PNG colour reduced to its high byte (16-bit gray too, where PIL would clip to 255).
+// JPEG warnings that leave every pixel intact pass, as in PIL; a JPEG cut short or with corrupt data is an error
+// (PIL errs on the first and hands over scrambled pixels for the second).
 // Throws pathvlm::Error "<what>: <reason>" for empty, truncated, corrupt or unsupported data, an image larger
 // than max_image_pixels(), and one whose pixels do not fit in memory.
 torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& what);
@@ -63,6 +67,12 @@ torch::Tensor center_crop(const torch::Tensor& rgb, int height, int width);
 // Evaluation transform: shortest side to `size`, then center crop size x size (square inputs of `size` pass
 // through unchanged).
 torch::Tensor resize_shortest_and_center_crop(const torch::Tensor& rgb, int size);
+// LLaVA-1.5's expand2square (image_aspect_ratio pad; LlavaImageProcessor's do_pad): the image centred on a square
+// of `fill`, offset floor(difference / 2); a square image is returned as it is. Before the evaluation transform,
+// nothing of the image is cropped away.
+torch::Tensor pad_to_square(const torch::Tensor& rgb, const std::array<uint8_t, 3>& fill);
+// The fill LLaVA pads with: int(mean x 255) per channel, (122, 116, 104) for the OpenAI mean.
+std::array<uint8_t, 3> mean_colour(const std::array<double, 3>& mean);
 
 // torchvision RandomResizedCrop parameters: up to 10 tries of area fraction in `scale` and log-uniform aspect
 // ratio in `ratio`, else a center crop with the ratio clamped. Draws from `gen` only.

@@ -5,7 +5,8 @@
 //   auto images = data::InstructImages::open({"demo/instruct/shards/train", "photos/"}, /*image_size=*/224);
 //   if (auto ref = images.find("images/train/stroma_00003.png")) {
 //     torch::Tensor x = images.pixels(*ref);      // uint8 [3,S,S]: shortest side to S, center crop (the trainer
-//                                                  // normalises where the tower runs)
+//                                                  // normalises where the tower runs); padded to a square first
+//                                                  // with open(..., /*pad_to_square=*/true)
 //   }
 //   auto cached = data::InstructImages::open({"feats/tokens"}, 224);   // tile_features shards
 //   torch::Tensor f = cached.features(*cached.find("images/train/stroma_00003.png"));   // float [T,D], CLS row first
@@ -19,7 +20,8 @@
 // all its tiles, or `tiles` evenly spaced ones. A source is a manifest.json, the folder
 // holding one, a single .h5 shard (its pathvlm_schema says which kind) or a plain folder. The pixel transform is
 // the CLIP evaluation transform (CLIPImageProcessor's), the one `pathvlm embed` applied before caching features, so
-// training from either kind sees the same images.
+// training from either kind sees the same images; with pad_to_square (LLaVA's image_aspect_ratio pad) pixel sources
+// pad each image to a square first (instruct_pixels), which cached features cannot do: they stay as embedded.
 #pragma once
 #include <torch/torch.h>
 
@@ -40,6 +42,10 @@ struct InstructSlideOptions {
   double max_bad_fraction = 0.0;  // SlideBagOptions::max_bad_fraction
 };
 
+// The tower's view of an RGB image [H,W,3]: with `pad_to_square` first centred on a square of the OpenAI mean
+// colour (LLaVA-1.5's expand2square), then the CLIP evaluation transform; uint8 [3,S,S].
+torch::Tensor instruct_pixels(const torch::Tensor& rgb, int image_size, bool pad_to_square);
+
 class InstructImages {
  public:
   enum class Kind { none, pixels, features, slides };  // none: no sources (text-only data)
@@ -47,7 +53,7 @@ class InstructImages {
   // Throws naming the path when a source is none of the kinds above, and when kinds mix (pixel sources are
   // tiles shards and folders).
   static InstructImages open(const std::vector<std::string>& paths, int image_size,
-                             const InstructSlideOptions& slides = {});
+                             const InstructSlideOptions& slides = {}, bool pad_to_square = false);
 
   Kind kind() const { return kind_; }
   int image_size() const { return image_size_; }
@@ -93,6 +99,7 @@ class InstructImages {
   std::shared_ptr<const SlideBagDataset> slides_;  // Kind::slides: every slide source in one dataset
   Kind kind_ = Kind::none;
   int image_size_ = 224;
+  bool pad_to_square_ = false;
 };
 
 }  // namespace pathvlm::data

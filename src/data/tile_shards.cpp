@@ -157,7 +157,10 @@ Prepared prepare(const SourceRecord& rec, const TileShardBuildOptions& o, const 
     if (o.storage == "raw") {
       p.pixels = img;
     } else {
-      const ImageFormat want = o.storage == "jpeg" ? ImageFormat::Jpeg : o.storage == "png" ? ImageFormat::Png : format;
+      // Shards hold JPEG or PNG: a TIFF is kept losslessly as PNG.
+      const ImageFormat want = o.storage == "jpeg"                              ? ImageFormat::Jpeg
+                               : o.storage == "png" || format == ImageFormat::Tiff ? ImageFormat::Png
+                                                                                   : format;
       if (!resized && want == format) p.bytes = std::move(bytes);  // no generation loss
       else p.bytes = want == ImageFormat::Jpeg ? encode_jpeg(img, o.jpeg_quality) : encode_png(img);
     }

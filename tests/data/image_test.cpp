@@ -1,16 +1,21 @@
 // Image decode/encode, resize, crops, RandomResizedCrop and normalisation on real tiles and hand-made images.
 #include <gtest/gtest.h>
 #include <png.h>
-#include <turbojpeg.h>
 #include <zlib.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <random>
+
+#include <pathvlm/build_info.h>
 
 #include "core/error.h"
 #include "data/image.h"
 #include "test_util.h"
+
+// After <cstdio>: jpeglib.h uses FILE and size_t without including their headers.
+#include <jpeglib.h>
 
 namespace fs = std::filesystem;
 using namespace pathvlm::data;
@@ -40,6 +45,38 @@ Bytes png_with_format(const std::vector<uint8_t>& pixels, int w, int h, uint32_t
   Bytes out(size);
   EXPECT_TRUE(png_image_write_to_memory(&image, out.data(), &size, 0, pixels.data(), 0, nullptr));
   out.resize(size);
+  return out;
+}
+
+// A JPEG written by libjpeg at quality 100 without subsampling: `components` samples per pixel in `in_space`,
+// stored as `stored_space` (CMYK pixels stored as YCCK, as Photoshop writes them).
+Bytes libjpeg_encode(const std::vector<uint8_t>& pixels, int w, int h, int components, J_COLOR_SPACE in_space,
+                     J_COLOR_SPACE stored_space) {
+  jpeg_compress_struct cinfo{};
+  jpeg_error_mgr errors{};
+  cinfo.err = jpeg_std_error(&errors);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &buffer, &size);
+  cinfo.image_width = w;
+  cinfo.image_height = h;
+  cinfo.input_components = components;
+  cinfo.in_color_space = in_space;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_colorspace(&cinfo, stored_space);
+  jpeg_set_quality(&cinfo, 100, TRUE);
+  for (int c = 0; c < cinfo.num_components; ++c)
+    cinfo.comp_info[c].h_samp_factor = cinfo.comp_info[c].v_samp_factor = 1;
+  jpeg_start_compress(&cinfo, TRUE);
+  for (int y = 0; y < h; ++y) {
+    JSAMPROW row = const_cast<uint8_t*>(pixels.data()) + static_cast<size_t>(y) * w * components;
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  Bytes out(buffer, buffer + size);
+  std::free(buffer);
   return out;
 }
 
@@ -129,18 +166,70 @@ TEST(Image, ExpandsGrayAlphaAnd16BitPng) {
 TEST(Image, DecodesGrayJpeg) {
   std::vector<uint8_t> gray(16 * 8, 0);
   for (int i = 0; i < 16 * 8; ++i) gray[i] = static_cast<uint8_t>(i < 64 ? 40 : 220);
-  tjhandle tj = tjInitCompress();
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  ASSERT_EQ(tjCompress2(tj, gray.data(), 16, 0, 8, TJPF_GRAY, &buffer, &size, TJSAMP_GRAY, 100, 0), 0);
-  Bytes jpeg(buffer, buffer + size);
-  tjFree(buffer);
-  tjDestroy(tj);
-  auto img = decode_image(jpeg, "gray jpeg");
+  auto img = decode_image(libjpeg_encode(gray, 16, 8, 1, JCS_GRAYSCALE, JCS_GRAYSCALE), "gray jpeg");
   ASSERT_EQ(img.sizes(), (std::vector<int64_t>{8, 16, 3}));
   EXPECT_NEAR(img[1][2][0].item<int>(), 40, 2);
   EXPECT_NEAR(img[6][10][2].item<int>(), 220, 2);
   EXPECT_EQ(img[6][10][0].item<int>(), img[6][10][1].item<int>());
+}
+
+// The RGB bytes Pillow + transformers' convert_to_rgb give (CRC-32 from tests/data/decode_vectors.py, which wrote
+// the files). JPEG: CMYK with and without Pillow's odd chroma subsampling, progressive gray, junk bytes before the
+// end-of-image marker (libjpeg warns, Pillow decodes). TIFF: LZW and JPEG-compressed, turned by their orientation
+// tags as Pillow turns them (180 degrees; 90, width and height swapped), gray with unassociated alpha, palette, CMYK
+// (Pillow's rounding, not libtiff's), bilevel, two pages.
+TEST(Image, DecodesAsPilDoes) {
+  struct Vector {
+    const char* name;
+    int h, w;
+    uint32_t crc;
+  };
+  const fs::path dir = fs::path(PATHVLM_SOURCE_DIR) / "tests/data/decode";
+  for (const auto& v : std::vector<Vector>{
+           {"cmyk.jpg", 20, 28, 0x8F4AA694u},        {"cmyk_subsampled.jpg", 20, 28, 0x2629CBC4u},
+           {"gray_progressive.jpg", 19, 23, 0x00B3F6B0u}, {"rgb_junk_before_eoi.jpg", 17, 30, 0x344D7957u},
+           {"bilevel.tif", 21, 26, 0x5490D2D5u},     {"cmyk.tif", 15, 22, 0x488F3357u},
+           {"gray_alpha.tif", 18, 24, 0xF0303C2Eu},  {"palette.tif", 21, 26, 0x6A99A18Au},
+           {"rgb_jpeg.tif", 26, 21, 0xE9BC1B11u},    {"rgb_lzw.tif", 21, 26, 0xED694D64u},
+           {"two_pages.tif", 21, 26, 0xF449FE50u}}) {
+    if (fs::path(v.name).extension() == ".tif" && !pathvlm::build::kHaveLibTiff) {
+      EXPECT_NE(error_of([&] { read_image((dir / v.name).string()); }).find("no libtiff"), std::string::npos);
+      continue;
+    }
+    const auto rgb = read_image((dir / v.name).string());
+    ASSERT_EQ(rgb.sizes(), (std::vector<int64_t>{v.h, v.w, 3})) << v.name;
+    EXPECT_EQ(crc_of(rgb), v.crc) << v.name;
+  }
+  // The same junk before a JPEG's last marker changes no pixel; cut short, the same file is an error, as in Pillow.
+  const auto clean = encode_jpeg(random_image(24, 40, 2), 85);
+  Bytes junk(clean.begin(), clean.end() - 2);
+  for (uint8_t b : {0x00, 0x7F, 0x10}) junk.push_back(b);
+  junk.insert(junk.end(), clean.end() - 2, clean.end());
+  EXPECT_TRUE(torch::equal(decode_image(junk, "junk"), decode_image(clean, "clean")));
+  const Bytes cut(clean.begin(), clean.end() - 2);
+  EXPECT_NE(error_of([&] { decode_image(cut, "tile 'cut.jpg'"); }).find("tile 'cut.jpg': corrupt JPEG data"),
+            std::string::npos);
+}
+
+// CMYK pixels stored as CMYK and as YCCK (Photoshop's choice) decode to the same RGB: with Adobe's inverted samples
+// s, channel = s_c s_k / 255. Blocks of one colour, so that quality 100 is all but lossless.
+TEST(Image, DecodesCmykAndYcckJpeg) {
+  const int w = 32, h = 16;
+  std::vector<uint8_t> cmyk(w * h * 4);
+  const uint8_t colours[4][4] = {{255, 255, 255, 255}, {200, 100, 30, 255}, {255, 128, 0, 90}, {10, 250, 120, 200}};
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) std::copy_n(colours[(y / 8) * 2 + x / 16], 4, &cmyk[(y * w + x) * 4]);
+  for (auto stored : {JCS_CMYK, JCS_YCCK}) {
+    const auto rgb = decode_image(libjpeg_encode(cmyk, w, h, 4, JCS_CMYK, stored), "cmyk");
+    ASSERT_EQ(rgb.sizes(), (std::vector<int64_t>{h, w, 3}));
+    for (int block = 0; block < 4; ++block) {
+      const int y = (block / 2) * 8 + 3, x = (block % 2) * 16 + 7;
+      for (int c = 0; c < 3; ++c) {
+        const double expected = colours[block][c] * colours[block][3] / 255.0;
+        EXPECT_NEAR(rgb[y][x][c].item<int>(), expected, 3) << "stored as " << stored << ", block " << block;
+      }
+    }
+  }
 }
 
 TEST(Image, CorruptBytesGiveClearErrors) {
@@ -152,7 +241,7 @@ TEST(Image, CorruptBytesGiveClearErrors) {
   EXPECT_NE(error_of([&] { decode_image(cut_png, "tile 'b.png'"); }).find("tile 'b.png': corrupt PNG"),
             std::string::npos);
   Bytes garbage = {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'};
-  EXPECT_NE(error_of([&] { decode_image(garbage, "x"); }).find("not a JPEG or PNG"), std::string::npos);
+  EXPECT_NE(error_of([&] { decode_image(garbage, "x"); }).find("not a JPEG, PNG or TIFF"), std::string::npos);
   EXPECT_NE(error_of([&] { decode_image(Bytes{}, "x"); }).find("empty image data"), std::string::npos);
   // A JPEG whose entropy-coded data is overwritten.
   Bytes scrambled = jpeg;
@@ -242,6 +331,23 @@ TEST(Image, ResizeIsPilBicubicBitForBit) {
     EXPECT_EQ(crc_of(resize_bicubic(read_image((tiles / c.name).string()), c.oh, c.ow)), c.crc)
         << c.name << " -> " << c.oh << "x" << c.ow;
   }
+}
+
+// LLaVA's expand2square: the image pasted at floor(difference / 2) on a square of int(mean x 255).
+TEST(Image, PadToSquareCentresTheImageOnTheMeanColourAsLlavaDoes) {
+  const auto fill = mean_colour(kOpenAiMean);
+  EXPECT_EQ(fill, (std::array<uint8_t, 3>{122, 116, 104}));
+  const auto background = torch::tensor({122, 116, 104}, torch::kByte);
+  const auto wide = random_image(3, 6, 4), tall = random_image(7, 4, 5), square = random_image(5, 5, 6);
+  const auto padded_wide = pad_to_square(wide, fill);
+  ASSERT_EQ(padded_wide.sizes(), (std::vector<int64_t>{6, 6, 3}));
+  EXPECT_TRUE(torch::equal(padded_wide.narrow(0, 1, 3), wide));  // (6 - 3) / 2 = 1 row above
+  for (int64_t row : {0, 4, 5}) EXPECT_TRUE(torch::equal(padded_wide[row], background.expand({6, 3}))) << row;
+  const auto padded_tall = pad_to_square(tall, fill);
+  ASSERT_EQ(padded_tall.sizes(), (std::vector<int64_t>{7, 7, 3}));
+  EXPECT_TRUE(torch::equal(padded_tall.narrow(1, 1, 4), tall));  // (7 - 4) / 2 = 1 column left
+  for (int64_t col : {0, 5, 6}) EXPECT_TRUE(torch::equal(padded_tall.select(1, col), background.expand({7, 3}))) << col;
+  EXPECT_TRUE(torch::equal(pad_to_square(square, fill), square));
 }
 
 TEST(Image, ShortestSideCenterCropAndNormalise) {

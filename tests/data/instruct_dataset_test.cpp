@@ -98,6 +98,25 @@ TEST(InstructDataset, PixelsAreTheClipEvaluationCropOfTheTile) {
   EXPECT_FALSE(images->find("images/train/no_such_tile.png").has_value());
 }
 
+// instruct.model.image_aspect_ratio pad: an image that is not square is padded with the mean colour before the crop,
+// so all of it reaches the tower.
+TEST(InstructDataset, PixelsArePaddedToASquareBeforeTheCropWhenAsked) {
+  TempDir dir("instruct_pad");
+  torch::manual_seed(3);
+  const auto wide = torch::randint(0, 256, {20, 50, 3}, torch::TensorOptions().dtype(torch::kByte));
+  data::write_image(dir / "wide.png", wide);
+  const auto padded = data::InstructImages::open({dir.path.string()}, kImageSize, {}, /*pad_to_square=*/true);
+  const auto cropped = data::InstructImages::open({dir.path.string()}, kImageSize);
+  const auto ref = padded.find("wide.png");
+  ASSERT_TRUE(ref.has_value());
+  const auto pixels = padded.pixels(*ref);
+  EXPECT_TRUE(torch::equal(pixels, data::resize_shortest_and_center_crop(
+                                       data::pad_to_square(wide, {122, 116, 104}), kImageSize).permute({2, 0, 1})));
+  EXPECT_TRUE(torch::equal(pixels, data::instruct_pixels(wide, kImageSize, true)));
+  EXPECT_FALSE(torch::equal(pixels, cropped.pixels(*cropped.find("wide.png"))));
+  EXPECT_EQ(pixels[0][0][0].item<int>(), 122);  // the top rows are padding
+}
+
 TEST(InstructDataset, MissingImagesAreCountedPerFileAndTheThresholdNamesTheFile) {
   const auto& d = tiny_instruct_data();
   const text::SentencePieceTokenizer tokenizer(d.tokenizer);

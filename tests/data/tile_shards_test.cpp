@@ -9,6 +9,8 @@
 #include <set>
 #include <thread>
 
+#include <pathvlm/build_info.h>
+
 #include "core/error.h"
 #include "io/hdf5.h"
 #include "data/image.h"
@@ -173,6 +175,26 @@ TEST(TileShards, BuildFromJsonlRawPixelsResized) {
   EXPECT_TRUE(torch::equal(ds.image(1), resize_shortest_and_center_crop(f.pngs[1], 16)));
   EXPECT_EQ(pathvlm::h5::File::open(r.shards[0]).dataset("images").shape(), (std::vector<int64_t>{3, 16, 16, 3}));
   fs::remove_all(f.dir);
+}
+
+// TIFF sources (NCT-CRC-HE-100K's tiles are TIFFs) are kept losslessly as PNG: the stored record decodes to the
+// TIFF's pixels.
+TEST(TileShards, TiffSourcesAreStoredAsPng) {
+  if (!pathvlm::build::kHaveLibTiff) GTEST_SKIP() << "built without libtiff";
+  const auto dir = temp_dir("shards_tiff");
+  const auto tiff = fs::path(PATHVLM_SOURCE_DIR) / "tests/data/decode/rgb_lzw.tif";
+  write_text(dir / "records.csv", "filepath,caption\n" + tiff.string() + ",an H&E tile\n");
+  TileShardBuildOptions o;
+  o.records = (dir / "records.csv").string();
+  o.out_dir = (dir / "out").string();
+  o.progress = false;
+  const auto r = build_tile_shards(o);
+  ASSERT_EQ(r.written, 1) << (r.bad.empty() ? "" : r.bad[0].problem);
+  const auto ds = TileDataset::open(r.manifest);
+  const auto stored = pathvlm::h5::File::open(r.shards[0]).dataset("images").read().contiguous();  // one record's bytes
+  EXPECT_EQ(sniff_image_format(stored.data_ptr<uint8_t>(), stored.numel()), ImageFormat::Png);
+  EXPECT_TRUE(torch::equal(ds.image(0), read_image(tiff.string())));
+  fs::remove_all(dir);
 }
 
 TEST(TileShards, ClearErrorsForBadInputs) {

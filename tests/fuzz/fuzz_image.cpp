@@ -1,6 +1,6 @@
-// Image bytes from anywhere (a tile in a shard, an instruct image, an `encode` input) through decode_image, then
-// the resize and crop a CLIP transform applies. Invariants: an RGB uint8 image within the pixel limit, and the
-// resized crop the transform's size.
+// Image bytes (JPEG, PNG, TIFF) from anywhere (a tile in a shard, an instruct image, an `encode` input) through
+// decode_image, then the resize and crop a CLIP transform applies. Invariants: an RGB uint8 image within the pixel
+// limit, and the resized crop the transform's size.
 #include "core/error.h"
 #include "data/image.h"
 #include "fuzz_util.h"

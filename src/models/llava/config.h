@@ -5,6 +5,7 @@
 //     projector: linear             # PathAsst's single FC; mlp2x_gelu = LLaVA-1.5's Linear-GELU-Linear
 //     vision_feature_layer: -2      # HF hidden_states index: 0 = embeddings after pre_layrnorm, -1 = last block
 //     vision_feature_select: patch  # patch: drop the CLS row (LLaVA's default); full: keep it
+//     image_aspect_ratio: pad       # LLaVA-1.5's fine-tuning: images padded to a square before the crop
 //
 // Inside pathvlm a prompt marks each image with one id kImageSentinel (-200, LLaVA's IMAGE_TOKEN_INDEX), which the
 // model expands into the image's projected rows; labels hold kIgnoreIndex (-100) where there is no loss. Exports
@@ -24,6 +25,7 @@ struct LlavaConfig {
   std::string projector = "mlp2x_gelu";
   int vision_feature_layer = -2;
   std::string vision_feature_select = "patch";
+  std::string image_aspect_ratio = "square";
 
   template <class V>
   void visit(V& v) {
@@ -36,6 +38,11 @@ struct LlavaConfig {
     v.field("vision_feature_select", vision_feature_select,
             "patch: the patch rows only (CLS dropped, LLaVA's default); full: CLS row too",
             cfg::OneOf{"patch", "full"});
+    v.field("image_aspect_ratio", image_aspect_ratio,
+            "square: an image's shortest side is resized to the tower's size and the rest center-cropped "
+            "(CLIPImageProcessor); pad: it is first padded to a square with the tower's mean colour, so nothing is "
+            "cropped away (LLaVA-1.5's image_aspect_ratio pad, exported as LlavaImageProcessor's do_pad)",
+            cfg::OneOf{"square", "pad"});
   }
 };
 

@@ -150,6 +150,11 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   const auto& clip = model->vision_tower->clip_config();
   auto preprocessor = json::parse(hf_clip_preprocessor_config_json(clip));
   preprocessor["processor_class"] = "LlavaProcessor";
+  if (model->config().image_aspect_ratio == "pad") {
+    // CLIPImageProcessor has no padding; LlavaImageProcessor's do_pad is LLaVA's expand2square (mean-colour fill).
+    preprocessor["image_processor_type"] = "LlavaImageProcessor";
+    preprocessor["do_pad"] = true;
+  }
   write_text_file(out / "preprocessor_config.json", preprocessor.dump(2) + "\n");
   const json processor = {
       {"image_token", kImageToken},

@@ -19,7 +19,8 @@
 //     multimodal_projector_bias, pad_token_id), generation_config.json;
 //   - tokenizer.model + tokenizer_config.json (LlamaTokenizer, legacy, `<image>` a special added token with id V,
 //     pad_token = the unknown token as LLaVA v1 trains), special_tokens_map.json, added_tokens.json;
-//   - preprocessor_config.json (CLIPImageProcessor of the CLIP) and processor_config.json (LlavaProcessor:
+//   - preprocessor_config.json (CLIPImageProcessor of the CLIP; LlavaImageProcessor with do_pad when the model pads
+//     images to a square, image_aspect_ratio pad) and processor_config.json (LlavaProcessor:
 //     image_token, num_additional_image_tokens 1 for CLIP's CLS row, patch_size, vision_feature_select_strategy).
 #pragma once
 #include <torch/torch.h>

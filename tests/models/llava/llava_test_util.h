@@ -22,7 +22,7 @@ inline models::ClipModelConfig tiny_clip_config() {
 }
 
 inline models::LlavaModel tiny_llava(const std::string& projector, const std::string& select, uint64_t seed,
-                                     int64_t vocab_size = 61) {
+                                     int64_t vocab_size = 61, const std::string& image_aspect_ratio = "square") {
   auto llama_config = tiny_llama_config();
   llama_config.vocab_size = vocab_size;
   auto lm = random_llama(llama_config, seed);
@@ -31,6 +31,7 @@ inline models::LlavaModel tiny_llava(const std::string& projector, const std::st
   models::LlavaConfig config;
   config.projector = projector;
   config.vision_feature_select = select;
+  config.image_aspect_ratio = image_aspect_ratio;
   return models::LlavaModel(config, clip, lm);
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/image.h"
+#include "data/instruct_images.h"
 #include "io/safetensors.h"
 #include "llava_test_util.h"
 #include "models/llava/weights.h"
@@ -149,6 +150,7 @@ TEST(LlavaWeights, ExportHasTheLegacyKeyLayoutConfigAndProcessorFiles) {
                                                              {"vision_feature_select_strategy", "default"}}));
   const auto preprocessor = read_json(dir + "/preprocessor_config.json");
   EXPECT_EQ(preprocessor["image_processor_type"], "CLIPImageProcessor");
+  EXPECT_FALSE(preprocessor.contains("do_pad"));
   EXPECT_EQ(preprocessor["processor_class"], "LlavaProcessor");
   EXPECT_EQ(preprocessor["size"]["shortest_edge"], 64);
   EXPECT_EQ(preprocessor["crop_size"], (json{{"height", 64}, {"width", 64}}));
@@ -178,6 +180,23 @@ TEST(LlavaWeights, ExportHasTheLegacyKeyLayoutConfigAndProcessorFiles) {
   EXPECT_EQ(special["additional_special_tokens"], json::array({"<image>"}));
 }
 
+
+// A model that pads images to a square (LLaVA-1.5's image_aspect_ratio pad) exports LlavaImageProcessor with do_pad:
+// CLIPImageProcessor cannot pad, and would crop what the model was trained to see whole.
+TEST(LlavaWeights, APaddingModelExportsLlavaImageProcessorWithDoPad) {
+  SKIP_WITHOUT_TOKENIZER();
+  TempDir tmp("llava_pad_export");
+  auto llava = tiny_llava("mlp2x_gelu", "patch", 1, kVocab, "pad");
+  const auto dir = tmp / "out";
+  models::export_hf_llava(llava, dir, torch::kFloat32, 1ull << 30, kTokenizer);
+  auto preprocessor = read_json(dir + "/preprocessor_config.json");
+  EXPECT_EQ(preprocessor["image_processor_type"], "LlavaImageProcessor");
+  EXPECT_EQ(preprocessor["do_pad"], true);
+  EXPECT_EQ(preprocessor["processor_class"], "LlavaProcessor");
+  EXPECT_EQ(preprocessor["image_mean"], (json{0.48145466, 0.4578275, 0.40821073}));  // the padding colour's source
+  EXPECT_EQ(preprocessor["size"]["shortest_edge"], 64);
+  EXPECT_EQ(preprocessor["crop_size"], (json{{"height", 64}, {"width", 64}}));
+}
 TEST(LlavaWeights, SingleFcExportComputesExactlyTheLinearProjection) {
   SKIP_WITHOUT_TOKENIZER();
   TempDir tmp("llava_fc");
@@ -280,6 +299,7 @@ TEST(LlavaWeights, ProjectorFileRoundTripInLlavaNames) {
 
 // Writes what scripts/gpu/check_llava_export.py compares against (see its docstring): for each projector form, an
 // fp32 export, a PNG, and reference.jsonl with our input_ids (HF's expanded form), greedy tokens and prompt logits.
+// The padding form's image is 40 x 64: padded to the tower's 64 x 64, HF's LlavaImageProcessor must pad it alike.
 TEST(LlavaWeights, ExportForTransformersCheck) {
   SKIP_WITHOUT_TOKENIZER();
   const char* requested = std::getenv("PATHVLM_LLAVA_EXPORT_CHECK_DIR");
@@ -288,16 +308,19 @@ TEST(LlavaWeights, ExportForTransformersCheck) {
   const text::SentencePieceTokenizer tok(kTokenizer);
   const std::vector<std::pair<std::string, std::string>> prompts = {
       {"USER: ", "\nWhat does the slide show? ASSISTANT:"}, {"USER: Describe a normal lymph node. ASSISTANT:", ""}};
-  const std::tuple<const char*, const char*, uint64_t> forms[] = {{"mlp2x_gelu", "patch", 11}, {"linear", "full", 12}};
-  for (const auto& [projector, select, seed] : forms) {
-    const std::string dir = root + "/" + projector + "_" + select;
-    auto llava = tiny_llava(projector, select, seed, kVocab);
+  const std::tuple<const char*, const char*, uint64_t, const char*> forms[] = {
+      {"mlp2x_gelu", "patch", 11, "square"}, {"linear", "full", 12, "square"}, {"mlp2x_gelu", "patch", 13, "pad"}};
+  for (const auto& [projector, select, seed, aspect] : forms) {
+    const bool pad = std::string(aspect) == "pad";
+    const std::string dir = root + "/" + projector + "_" + select + (pad ? "_pad" : "");
+    auto llava = tiny_llava(projector, select, seed, kVocab, aspect);
     models::export_hf_llava(llava, dir + "/model", torch::kFloat32, 1ull << 30, kTokenizer);
     fs::create_directories(dir + "/images");
     torch::manual_seed(seed);
-    const auto rgb = torch::randint(0, 256, {64, 64, 3}, torch::kUInt8);
+    const auto rgb = torch::randint(0, 256, {pad ? 40 : 64, 64, 3}, torch::kUInt8);
     data::write_image(dir + "/images/0.png", rgb);
-    const auto pixels = data::normalize_openai(rgb).unsqueeze(0);
+    const auto tower_rgb = data::instruct_pixels(rgb, 64, pad).permute({1, 2, 0}).contiguous();
+    const auto pixels = data::normalize_openai(tower_rgb).unsqueeze(0);
 
     torch::NoGradGuard no_grad;
     safetensors::NamedTensors reference = {{"pixel_values_0", pixels}};
