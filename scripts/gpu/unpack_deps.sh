@@ -59,6 +59,12 @@ deps_relocate() {
   while IFS= read -r file; do
     sed -i -E "s#^prefix=(\"?)/usr(\"?)\$#prefix=\\1$prefix/usr\\2#; s#(^|[=[:space:]'\"]|-I|-L)/usr/(include|lib)#\\1$prefix/usr/\\2#g" "$file"
   done < <(find "$prefix/usr" \( -name '*.pc' -o -name 'h5cc' \) -type f 2>/dev/null)
+  # Debian keeps some headers in the multiarch folder (libjpeg's jconfig.h), which its compilers search by themselves
+  # under /usr/include but no compiler searches under the prefix.
+  while IFS= read -r file; do
+    grep -q "^Cflags:.*$prefix/usr/include/x86_64-linux-gnu" "$file" ||
+      sed -i -E "s#^(Cflags:.*)\$#\1 -I$prefix/usr/include/x86_64-linux-gnu#" "$file"
+  done < <(find "$prefix/usr" -name '*.pc' -type f 2>/dev/null)
   # libhdf5.so names its own dependencies; the wrapper's extra -lcurl -lcrypto (for static links) would need
   # development files the machine may not have.
   [ -f "$prefix/usr/bin/h5cc" ] && sed -i -E 's#^H5BLD_LIBS=.*#H5BLD_LIBS=""#' "$prefix/usr/bin/h5cc"
