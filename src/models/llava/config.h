@@ -44,6 +44,8 @@ struct LlavaConfig {
             "cropped away (LLaVA-1.5's image_aspect_ratio pad, exported as LlavaImageProcessor's do_pad)",
             cfg::OneOf{"square", "pad"});
   }
+
+  bool pads_to_square() const { return image_aspect_ratio == "pad"; }
 };
 
 }  // namespace pathvlm::models

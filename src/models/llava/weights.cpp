@@ -150,7 +150,7 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   const auto& clip = model->vision_tower->clip_config();
   auto preprocessor = json::parse(hf_clip_preprocessor_config_json(clip));
   preprocessor["processor_class"] = "LlavaProcessor";
-  if (model->config().image_aspect_ratio == "pad") {
+  if (model->config().pads_to_square()) {
     // CLIPImageProcessor has no padding; LlavaImageProcessor's do_pad is LLaVA's expand2square (mean-colour fill).
     preprocessor["image_processor_type"] = "LlavaImageProcessor";
     preprocessor["do_pad"] = true;

@@ -100,7 +100,7 @@ data::InstructImages open_instruct_images(const InstructConfig& cfg, const std::
   data::InstructSlideOptions slides;
   slides.tiles = cfg.data.slide_tiles;
   slides.max_bad_fraction = cfg.data.max_bad_slide_fraction;
-  return data::InstructImages::open(sources, image_size, slides, cfg.model.image_aspect_ratio == "pad");
+  return data::InstructImages::open(sources, image_size, slides, cfg.model.pads_to_square());
 }
 
 // ---- building --------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ void InstructTask::open_images(const std::vector<std::string>& sources) {
   PATHVLM_CHECK(!slide_encoder_ || slides_given || images_->kind() == data::InstructImages::Kind::none,
                 "instruct.slide_encoder is set, so instruct.data.images must list slide sources (`slides` shards, "
                 "slide CSV manifests), not ", images_->sources_text());
-  if (cfg_.model.image_aspect_ratio == "pad" && images_->kind() == data::InstructImages::Kind::features)
+  if (cfg_.model.pads_to_square() && images_->kind() == data::InstructImages::Kind::features)
     log_warn("instruct.model.image_aspect_ratio is pad, but the images are cached tower features (",
              images_->sources_text(), "): they were made from center crops by `pathvlm embed`, so images that are "
              "not square are cropped, not padded; give the tiles shards or image folders to pad them");
@@ -396,7 +396,7 @@ torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& 
   const int size = model_->vision_tower->clip_config().image_size;
   std::vector<torch::Tensor> pixels;
   for (const auto& file : files)
-    pixels.push_back(data::instruct_pixels(data::read_image(file), size, cfg_.model.image_aspect_ratio == "pad"));
+    pixels.push_back(data::instruct_pixels(data::read_image(file), size, cfg_.model.pads_to_square()));
   if (pixels.empty()) return no_image_features();
   return model_->image_features(tower_pixels_(torch::stack(pixels)));
 }
