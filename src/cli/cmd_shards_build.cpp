@@ -1,20 +1,24 @@
-// `pathvlm shards build`: tiles shards + manifest from a folder of images and a CSV/TSV or JSONL of captions.
+// `pathvlm shards build`: tiles shards + manifest from images listed in a CSV/TSV/JSONL, or from WebDataset tars.
+#include <algorithm>
 #include <iostream>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "data/tile_shards.h"
+#include "data/webdataset.h"
 
 namespace pathvlm::cli {
 
 int cmd_shards_build(const Args& args) {
   ArgParser p("pathvlm shards build",
               "Build `tiles` HDF5 shards and their manifest.json from image files listed in a CSV/TSV\n"
-              "(header with filepath, caption and optional label, id) or a JSONL file (same keys). Records\n"
+              "(header with filepath, caption and optional label, id) or a JSONL file (same keys), or from\n"
+              "WebDataset .tar shards (open_clip / img2dataset: KEY.jpg|png|webp + KEY.txt, optional KEY.cls;\n"
+              "braces and '::' expand as in open_clip's --train-data: 'data/{00000..00099}.tar'). Records\n"
               "whose image is missing or does not decode, or whose caption is empty, are listed in\n"
               "OUT/bad_records.tsv and skipped.");
-  p.positional("records", "CSV, TSV or JSONL file listing the images and captions");
+  p.positional("records", "a CSV, TSV or JSONL file listing the images and captions, or WebDataset .tar shards", true);
   p.option("out", "output folder for the shards, manifest.json and bad_records.tsv", true);
   p.option("images", "folder that relative file paths start from (default: the records file's folder)");
   p.option("storage", "encoded (keep JPEG/PNG bytes; TIFF becomes PNG), jpeg or png (re-encode), raw (uint8 pixels)",
@@ -29,7 +33,22 @@ int cmd_shards_build(const Args& args) {
   if (!p.parse(args)) return 0;
 
   data::TileShardBuildOptions o;
-  o.records = p.positionals().at(0);
+  std::vector<std::string> sources;
+  for (const auto& arg : p.positionals())
+    for (auto& path : data::expand_shard_list(arg)) sources.push_back(std::move(path));
+  auto is_tar = [](const std::string& path) {
+    return path.size() > 4 && path.compare(path.size() - 4, 4, ".tar") == 0;
+  };
+  const auto tars = std::count_if(sources.begin(), sources.end(), is_tar);
+  if (tars > 0) {
+    PATHVLM_CHECK(tars == static_cast<int64_t>(sources.size()), "shards build: WebDataset .tar shards and a records "
+                  "file cannot be mixed (", sources.size() - tars, " of the ", sources.size(), " inputs are no .tar)");
+    o.webdataset = sources;
+  } else {
+    PATHVLM_CHECK(sources.size() == 1, "shards build: one records file (CSV, TSV or JSONL) or .tar shards, got ",
+                  sources.size(), " files");
+    o.records = sources.front();
+  }
   o.out_dir = p.get("out");
   o.images_dir = p.get("images");
   o.storage = p.get("storage");

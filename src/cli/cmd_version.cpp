@@ -17,7 +17,8 @@ int cmd_version(const Args& args) {
             << "  nccl       " << yes_no(build::kHaveNccl) << "\n"
             << "  openslide  " << yes_no(build::kHaveOpenSlide) << "\n"
             << "  opencv     " << yes_no(build::kHaveOpenCV) << "\n"
-            << "  libtiff    " << yes_no(build::kHaveLibTiff) << "\n";
+            << "  libtiff    " << yes_no(build::kHaveLibTiff) << "\n"
+            << "  libwebp    " << yes_no(build::kHaveLibWebp) << "\n";
   return 0;
 }
 

@@ -18,6 +18,9 @@
 #ifdef PATHVLM_HAVE_LIBTIFF
 #include <tiffio.h>
 #endif
+#ifdef PATHVLM_HAVE_LIBWEBP
+#include <webp/decode.h>
+#endif
 
 #include "core/error.h"
 #include "core/log.h"
@@ -436,6 +439,46 @@ torch::Tensor decode_tiff(const uint8_t*, size_t, const std::string& what) {
 }
 #endif
 
+// ---- WebP (libwebp) ------------------------------------------------------------------------------------
+
+#ifdef PATHVLM_HAVE_LIBWEBP
+// A still image, as Pillow decodes it through libwebp (fancy upsampling); alpha composited onto white.
+torch::Tensor decode_webp(const uint8_t* data, size_t size, const std::string& what) {
+  WebPBitstreamFeatures features;
+  const VP8StatusCode status = WebPGetFeatures(data, size, &features);
+  PATHVLM_CHECK(status == VP8_STATUS_OK, what, ": ",
+                status == VP8_STATUS_NOT_ENOUGH_DATA ? "WebP cut short" : "corrupt WebP header", " (libwebp status ",
+                static_cast<int>(status), ")");
+  PATHVLM_CHECK(!features.has_animation, what, ": an animated WebP (only still images are read)");
+  const int64_t width = features.width, height = features.height;
+  check_image_size(width, height, "WebP", what);
+  auto out = allocate_rgb(height, width, what);
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  const size_t pixels = static_cast<size_t>(width * height);
+  bool ok = false;
+  if (!features.has_alpha) {
+    ok = WebPDecodeRGBInto(data, size, dst, pixels * 3, static_cast<int>(width * 3)) != nullptr;
+  } else {
+    std::vector<uint8_t> rgba;
+    try {
+      rgba.resize(pixels * 4);
+    } catch (const std::bad_alloc&) {
+      throw Error(out_of_memory(width, height, what));
+    }
+    ok = WebPDecodeRGBAInto(data, size, rgba.data(), rgba.size(), static_cast<int>(width * 4)) != nullptr;
+    for (size_t i = 0; ok && i < pixels; ++i)
+      for (int c = 0; c < 3; ++c) dst[3 * i + c] = over_white(rgba[4 * i + c], rgba[4 * i + 3]);
+  }
+  PATHVLM_CHECK(ok, what, ": corrupt or cut-short WebP data");
+  return out;
+}
+#else
+torch::Tensor decode_webp(const uint8_t*, size_t, const std::string& what) {
+  throw Error(str(what, ": a WebP image, and this build has no libwebp to read it (install libwebp-dev and build "
+                        "again)"));
+}
+#endif
+
 bool png_encode_raw(PngIo& io, const uint8_t* pixels, int width, int height) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
   if (!png) return false;
@@ -480,6 +523,8 @@ ImageFormat sniff_image_format(const uint8_t* data, size_t size) {
   if (size >= 4 && ((data[0] == 'I' && data[1] == 'I' && (data[2] == 42 || data[2] == 43) && data[3] == 0) ||
                     (data[0] == 'M' && data[1] == 'M' && data[2] == 0 && (data[3] == 42 || data[3] == 43))))
     return ImageFormat::Tiff;
+  if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0)
+    return ImageFormat::Webp;
   return ImageFormat::Unknown;
 }
 
@@ -488,6 +533,7 @@ const char* image_format_name(ImageFormat f) {
     case ImageFormat::Jpeg: return "jpeg";
     case ImageFormat::Png: return "png";
     case ImageFormat::Tiff: return "tiff";
+    case ImageFormat::Webp: return "webp";
     default: return "unknown";
   }
 }
@@ -498,8 +544,9 @@ torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& 
     case ImageFormat::Jpeg: return decode_jpeg(data, size, what);
     case ImageFormat::Png: return decode_png(data, size, what);
     case ImageFormat::Tiff: return decode_tiff(data, size, what);
+    case ImageFormat::Webp: return decode_webp(data, size, what);
     default:
-      throw Error(str(what, ": not a JPEG, PNG or TIFF image (", size, " bytes, unrecognised signature)"));
+      throw Error(str(what, ": not a JPEG, PNG, TIFF or WebP image (", size, " bytes, unrecognised signature)"));
   }
 }
 

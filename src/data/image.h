@@ -1,4 +1,5 @@
-// Images for CLIP: decode / encode JPEG (libjpeg) and PNG (libpng), decode TIFF (libtiff), PIL's bicubic resize, crops,
+// Images for CLIP: decode / encode JPEG (libjpeg) and PNG (libpng), decode TIFF (libtiff) and WebP (libwebp), PIL's
+// bicubic resize, crops,
 // RandomResizedCrop and the OpenAI normalisation.
 //
 // Pixels are uint8 RGB tensors [H, W, 3] (contiguous, CPU) everywhere except the final normalised float
@@ -23,9 +24,9 @@ namespace pathvlm::data {
 
 using Bytes = std::vector<uint8_t>;
 
-enum class ImageFormat { Jpeg, Png, Tiff, Unknown };
+enum class ImageFormat { Jpeg, Png, Tiff, Webp, Unknown };
 ImageFormat sniff_image_format(const uint8_t* data, size_t size);  // by magic bytes
-const char* image_format_name(ImageFormat f);                       // "jpeg", "png", "tiff", "unknown"
+const char* image_format_name(ImageFormat f);                       // "jpeg", "png", "tiff", "webp", "unknown"
 
 // The most pixels (width x height) decode_image accepts: the size is read from the header and checked before any
 // pixel memory is allocated, so a decompression bomb (a few KB claiming 100000x100000) is an error naming the
@@ -35,8 +36,8 @@ constexpr int64_t kDefaultMaxImagePixels = 178956970;
 void set_max_image_pixels(int64_t pixels);  // >= 1
 int64_t max_image_pixels();
 
-// Decodes JPEG, PNG or TIFF bytes (a TIFF's first image: NCT-CRC-HE-100K's tiles are TIFFs) to RGB uint8 [H,W,3],
-// the pixels of transformers' convert_to_rgb on PIL's image (tests/data/decode_vectors.py): gray and palettes
+// Decodes JPEG, PNG, TIFF (the first image: NCT-CRC-HE-100K's tiles are TIFFs) or still WebP bytes to RGB uint8
+// [H,W,3], the pixels of transformers' convert_to_rgb on PIL's image (tests/data/decode_vectors.py): gray and palettes
 // expanded, alpha composited onto white, CMYK (a JPEG's with Adobe's inverted samples, as PIL assumes) converted
 // with PIL's formula, 16-bit PNG colour reduced to its high byte (16-bit gray too, where PIL would clip to 255).
 // JPEG warnings that leave every pixel intact pass, as in PIL; a JPEG cut short or with corrupt data is an error

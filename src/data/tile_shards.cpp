@@ -18,6 +18,7 @@
 #include "data/image.h"
 #include "data/shard_manifest.h"
 #include "data/tile_validate.h"
+#include "data/webdataset.h"
 #include "io/shard_schema.h"
 #include "io/shard_seal.h"
 
@@ -29,12 +30,14 @@ namespace {
 constexpr const char* kManifestTag = "tiles/1";
 constexpr int64_t kBlock = 64;  // records decoded in parallel before being appended in order
 
-// One row of the records file, before its image is looked at.
+// One row of the records file or one WebDataset sample, before its image is looked at.
 struct SourceRecord {
   int64_t line = 0;
   std::string file, caption, id;
   std::optional<int32_t> label;
-  std::string problem;  // set when the row itself is malformed
+  std::string problem;                      // set when the row itself is malformed
+  std::optional<tar::Member> image_member;  // a sample's image, in the tar `archive`
+  std::string archive;
 };
 
 std::optional<int32_t> parse_label(const std::string& text) {
@@ -132,6 +135,72 @@ std::vector<SourceRecord> read_jsonl_records(const std::string& path, bool& has_
   return out;
 }
 
+// A WebDataset sample's image: the first of these fields it has (open_clip's "jpg;png;jpeg;webp", then TIFF).
+constexpr const char* kWdsImageFields[] = {"jpg", "png", "jpeg", "webp", "tif", "tiff"};
+
+std::string member_text(const std::string& archive, const tar::Member& member) {
+  const auto bytes = tar::read(archive, member);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+// The samples of WebDataset shards as records: the image field, the caption from `txt` (or a `json` member's
+// caption, text or title), the label from `cls` (a class number, as webdataset writes it), the id
+// "<shard name>/<key>". Damage in a tar ends its samples with one record naming the problem.
+std::vector<SourceRecord> read_webdataset_records(const std::vector<std::string>& archives, bool& has_labels) {
+  std::vector<SourceRecord> out;
+  has_labels = false;
+  for (const std::string& archive : archives) {
+    const WdsShard shard = read_wds_shard(archive);
+    const std::string stem = fs::path(archive).stem().string();
+    for (const WdsSample& sample : shard.samples) {
+      SourceRecord rec;
+      rec.line = sample.number;
+      rec.archive = archive;
+      rec.file = str(archive, ":", sample.key);
+      rec.id = stem + "/" + (sample.key.rfind("./", 0) == 0 ? sample.key.substr(2) : sample.key);  // `tar -C dir .`
+      rec.problem = sample.problem;
+      for (const char* field : kWdsImageFields)
+        if (auto it = sample.fields.find(field); it != sample.fields.end()) {
+          rec.image_member = it->second;
+          rec.file = str(archive, ":", it->second.name);
+          break;
+        }
+      try {
+        if (auto txt = sample.fields.find("txt"); txt != sample.fields.end()) {
+          rec.caption = trim_space(member_text(archive, txt->second));
+        } else if (auto json = sample.fields.find("json"); json != sample.fields.end()) {
+          const auto obj = nlohmann::json::parse(member_text(archive, json->second), nullptr, false);
+          if (obj.is_object()) rec.caption = trim_space(json_text(obj, {"caption", "text", "title"}));
+        }
+        if (auto cls = sample.fields.find("cls"); cls != sample.fields.end()) {
+          has_labels = true;
+          const std::string text = member_text(archive, cls->second);
+          rec.label = parse_label(text);
+          if (!rec.label && rec.problem.empty())
+            rec.problem = str("cls '", trim_space(text), "' is not a non-negative integer");
+        }
+      } catch (const Error& e) {
+        if (rec.problem.empty()) rec.problem = e.what();
+      }
+      if (rec.problem.empty() && !rec.image_member) rec.problem = "no image member (jpg, png, jpeg, webp, tif, tiff)";
+      if (rec.problem.empty() && rec.caption.empty() && !sample.fields.count("txt"))
+        rec.problem = "no caption member (txt, or json with a caption)";
+      out.push_back(std::move(rec));
+    }
+    if (!shard.problem.empty()) {
+      SourceRecord rest;
+      rest.line = static_cast<int64_t>(shard.samples.size()) + 1;
+      rest.file = archive;
+      rest.problem = str("damaged tar, the samples from here on are lost: ", shard.problem);
+      out.push_back(std::move(rest));
+    }
+  }
+  if (has_labels)
+    for (auto& rec : out)
+      if (!rec.label && rec.problem.empty()) rec.problem = "no 'cls' label (other samples have one)";
+  return out;
+}
+
 // What a worker thread makes of one record.
 struct Prepared {
   std::string problem;
@@ -145,11 +214,12 @@ Prepared prepare(const SourceRecord& rec, const TileShardBuildOptions& o, const 
   if (rec.file.empty()) return p.problem = "empty file path", p;
   if (auto problem = caption_problem(rec.caption); !problem.empty()) return p.problem = problem, p;  // as training
   if (rec.id.empty()) return p.problem = "empty id", p;
-  const fs::path file = fs::path(rec.file).is_absolute() ? fs::path(rec.file) : base / rec.file;
+  const fs::path file = rec.image_member || fs::path(rec.file).is_absolute() ? fs::path(rec.file) : base / rec.file;
   std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) return p.problem = str("image file '", file.string(), "' not found"), p;
+  if (!rec.image_member && !fs::is_regular_file(file, ec))
+    return p.problem = str("image file '", file.string(), "' not found"), p;
   try {
-    Bytes bytes = read_file_bytes(file.string());
+    Bytes bytes = rec.image_member ? tar::read(rec.archive, *rec.image_member) : read_file_bytes(file.string());
     const ImageFormat format = sniff_image_format(bytes.data(), bytes.size());
     torch::Tensor img = decode_image(bytes, str("image '", file.string(), "'"));
     const bool resized = o.size > 0;
@@ -249,7 +319,9 @@ std::string one_line(const std::string& s) {
 }  // namespace
 
 TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
-  PATHVLM_CHECK(!o.records.empty(), "shards build: no records file given");
+  PATHVLM_CHECK(o.records.empty() != o.webdataset.empty(),
+                "shards build: give either a records file or WebDataset shards, not ",
+                o.records.empty() ? "neither" : "both");
   PATHVLM_CHECK(!o.out_dir.empty(), "shards build: no output folder given");
   PATHVLM_CHECK(o.shard_size >= 1, "shards build: shard size must be >= 1, got ", o.shard_size);
   PATHVLM_CHECK(o.storage == "encoded" || o.storage == "jpeg" || o.storage == "png" || o.storage == "raw",
@@ -257,15 +329,19 @@ TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
   PATHVLM_CHECK(o.size >= 0 && o.size <= 16384, "shards build: bad size ", o.size);
   PATHVLM_CHECK(o.jpeg_quality >= 1 && o.jpeg_quality <= 100, "shards build: JPEG quality must be in [1, 100], got ",
                 o.jpeg_quality);
-  PATHVLM_CHECK(fs::is_regular_file(o.records), "records file '", o.records, "' not found");
-  const fs::path base = o.images_dir.empty() ? fs::path(o.records).parent_path() : fs::path(o.images_dir);
+  for (const auto& archive : o.webdataset)  // a typo in a shard range is an error, not a smaller data set
+    PATHVLM_CHECK(fs::is_regular_file(archive), "WebDataset shard '", archive, "' not found");
+  const std::string source = o.webdataset.empty() ? o.records : o.webdataset.front();
+  PATHVLM_CHECK(fs::is_regular_file(source), "records file '", source, "' not found");
+  const fs::path base = o.images_dir.empty() ? fs::path(source).parent_path() : fs::path(o.images_dir);
   PATHVLM_CHECK(base.empty() || fs::is_directory(base), "images folder '", base.string(), "' not found");
 
   std::string ext = fs::path(o.records).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
   bool has_labels = false;
   const std::vector<SourceRecord> recs =
-      ext == ".jsonl" || ext == ".json"
+      !o.webdataset.empty() ? read_webdataset_records(o.webdataset, has_labels)
+      : ext == ".jsonl" || ext == ".json"
           ? read_jsonl_records(o.records, has_labels)
           : read_csv_records(o.records, o.separator ? o.separator : (ext == ".tsv" || ext == ".tab" ? '\t' : ','),
                              has_labels);
@@ -353,8 +429,13 @@ TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
     bad << "line\tfile\tproblem\n";
     for (const auto& b : report.bad) bad << b.line << "\t" << one_line(b.file) << "\t" << b.problem << "\n";
   }
-  PATHVLM_CHECK(report.written > 0, "records file '", o.records, "': none of its ", report.records,
-                " records is usable (see '", report.bad_records_file, "')");
+  PATHVLM_CHECK(report.written > 0,
+                o.webdataset.empty()
+                    ? str("records file '", o.records, "': none of its ", report.records, " records")
+                    : str("WebDataset shard '", source, "'",
+                          o.webdataset.size() > 1 ? str(" and ", o.webdataset.size() - 1, " more") : "",
+                          ": none of the ", report.records, " samples"),
+                " is usable (see '", report.bad_records_file, "')");
 
   nlohmann::json manifest;
   manifest["pathvlm_manifest"] = kManifestTag;
@@ -364,7 +445,8 @@ TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
   manifest["images"] = raw ? "raw" : "encoded";
   if (raw) manifest["image_size"] = {raw_h, raw_w};
   manifest["labels"] = has_labels;
-  manifest["source"] = fs::absolute(o.records).lexically_normal().string();
+  manifest["source"] = fs::absolute(source).lexically_normal().string();
+  if (o.webdataset.size() > 1) manifest["source_tars"] = o.webdataset.size();
   manifest["source_records"] = report.records;
   manifest["bad_records"] = static_cast<int64_t>(report.bad.size());
   manifest["bad_records_file"] = "bad_records.tsv";

@@ -1,5 +1,5 @@
-// `tiles` shards (DESIGN.md): building them from a folder of images plus a CSV/TSV or JSONL of captions,
-// and reading them back through their manifest.
+// `tiles` shards (DESIGN.md): building them from a folder of images plus a CSV/TSV or JSONL of captions, or from
+// WebDataset tar shards, and reading them back through their manifest.
 //
 // Writing:
 //   TileShardBuildOptions o;  o.records = "captions.csv";  o.images_dir = "tiles/";  o.out_dir = "shards/";
@@ -11,6 +11,11 @@
 // records file's folder). A record whose file is missing, whose image does not decode, whose caption is empty or
 // not UTF-8, whose label is not an integer or whose id repeats is listed in bad_records.tsv (line, file, problem)
 // and skipped; the summary counts it.
+//
+// WebDataset shards (open_clip's and img2dataset's tars, data/webdataset.h): each sample's image is its jpg, png,
+// jpeg, webp or tif member, its caption its txt (or a json's caption), its label its cls, its id
+// "<tar name>/<key>"; bad_records.tsv names the sample by tar and member, with its number in the tar for a line.
+// A damaged tar keeps the samples before the damage and lists the problem.
 //
 // The manifest (manifest.json next to the shards) lists every shard with its record count:
 //   {"pathvlm_manifest": "tiles/1", "records": 1000, "shards": [{"file": "tiles-00000.h5", "records": 500}, ...],
@@ -32,7 +37,8 @@
 namespace pathvlm::data {
 
 struct TileShardBuildOptions {
-  std::string records;            // CSV / TSV / JSONL file
+  std::string records;            // CSV / TSV / JSONL file, or:
+  std::vector<std::string> webdataset;  // WebDataset .tar shards
   std::string images_dir;         // base of relative file paths; "" = the records file's folder
   std::string out_dir;            // created if missing
   std::string prefix = "tiles";   // shard names: <prefix>-00000.h5
@@ -47,13 +53,13 @@ struct TileShardBuildOptions {
 };
 
 struct TileBadRecord {
-  int64_t line = 0;  // 1-based line of the records file (CSV: the record's first line)
-  std::string file;  // as written in the records file
+  int64_t line = 0;  // 1-based line of the records file (CSV: the record's first line), or sample in its tar
+  std::string file;  // as written in the records file, or "<tar>:<member>"
   std::string problem;
 };
 
 struct TileShardBuildReport {
-  int64_t records = 0;  // records read from the records file
+  int64_t records = 0;  // records read from the records file or samples from the tars
   int64_t written = 0;
   std::vector<TileBadRecord> bad;
   std::vector<std::string> shards;  // paths

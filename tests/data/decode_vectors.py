@@ -9,6 +9,7 @@ a progressive gray JPEG; a colour JPEG with junk bytes before its end-of-image m
 TIFF (NCT-CRC-HE-100K's tiles are TIFFs): RGB with LZW and JPEG compression, each with an orientation tag (Pillow
 turns the image by it: 180 degrees, and 90 with width and height swapped); gray + unassociated alpha (packbits); a
 palette (deflate); CMYK; bilevel; two pages (the first is the image).
+WebP (img2dataset's and WebDataset shards' other format): lossy and lossless, each without and with alpha.
 """
 import os
 import sys
@@ -53,6 +54,11 @@ rgb.convert("P", palette=Image.ADAPTIVE, colors=16).save(path("palette.tif"), co
 Image.fromarray(pattern(15, 22, 4), "CMYK").save(path("cmyk.tif"))
 rgb.convert("1").save(path("bilevel.tif"))
 rgb.save(path("two_pages.tif"), save_all=True, append_images=[Image.fromarray(pattern(9, 9, 3), "RGB")])
+
+Image.fromarray(pattern(19, 27, 3), "RGB").save(path("rgb_lossy.webp"), quality=80)
+Image.fromarray(pattern(22, 17, 4), "RGBA").save(path("rgba_lossy.webp"), quality=70)
+Image.fromarray(pattern(18, 25, 3), "RGB").save(path("rgb_lossless.webp"), lossless=True)
+Image.fromarray(pattern(16, 21, 4), "RGBA").save(path("rgba_lossless.webp"), lossless=True)
 
 for name in sorted(os.listdir(out)):
     image = Image.open(path(name))

@@ -177,7 +177,7 @@ TEST(Image, DecodesGrayJpeg) {
 // the files). JPEG: CMYK with and without Pillow's odd chroma subsampling, progressive gray, junk bytes before the
 // end-of-image marker (libjpeg warns, Pillow decodes). TIFF: LZW and JPEG-compressed, turned by their orientation
 // tags as Pillow turns them (180 degrees; 90, width and height swapped), gray with unassociated alpha, palette, CMYK
-// (Pillow's rounding, not libtiff's), bilevel, two pages.
+// (Pillow's rounding, not libtiff's), bilevel, two pages. WebP: lossy and lossless, without and with alpha.
 TEST(Image, DecodesAsPilDoes) {
   struct Vector {
     const char* name;
@@ -191,9 +191,13 @@ TEST(Image, DecodesAsPilDoes) {
            {"bilevel.tif", 21, 26, 0x5490D2D5u},     {"cmyk.tif", 15, 22, 0x488F3357u},
            {"gray_alpha.tif", 18, 24, 0xF0303C2Eu},  {"palette.tif", 21, 26, 0x6A99A18Au},
            {"rgb_jpeg.tif", 26, 21, 0xE9BC1B11u},    {"rgb_lzw.tif", 21, 26, 0xED694D64u},
-           {"two_pages.tif", 21, 26, 0xF449FE50u}}) {
-    if (fs::path(v.name).extension() == ".tif" && !pathvlm::build::kHaveLibTiff) {
-      EXPECT_NE(error_of([&] { read_image((dir / v.name).string()); }).find("no libtiff"), std::string::npos);
+           {"two_pages.tif", 21, 26, 0xF449FE50u},   {"rgb_lossy.webp", 19, 27, 0x6323A635u},
+           {"rgba_lossy.webp", 22, 17, 0x59B5418Fu}, {"rgb_lossless.webp", 18, 25, 0xF2B4DD6Au},
+           {"rgba_lossless.webp", 16, 21, 0x64ADD892u}}) {
+    const auto ext = fs::path(v.name).extension();
+    if ((ext == ".tif" && !pathvlm::build::kHaveLibTiff) || (ext == ".webp" && !pathvlm::build::kHaveLibWebp)) {
+      EXPECT_NE(error_of([&] { read_image((dir / v.name).string()); }).find(ext == ".tif" ? "no libtiff" : "no libwebp"),
+                std::string::npos);
       continue;
     }
     const auto rgb = read_image((dir / v.name).string());
@@ -241,7 +245,7 @@ TEST(Image, CorruptBytesGiveClearErrors) {
   EXPECT_NE(error_of([&] { decode_image(cut_png, "tile 'b.png'"); }).find("tile 'b.png': corrupt PNG"),
             std::string::npos);
   Bytes garbage = {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'};
-  EXPECT_NE(error_of([&] { decode_image(garbage, "x"); }).find("not a JPEG, PNG or TIFF"), std::string::npos);
+  EXPECT_NE(error_of([&] { decode_image(garbage, "x"); }).find("not a JPEG, PNG, TIFF or WebP"), std::string::npos);
   EXPECT_NE(error_of([&] { decode_image(Bytes{}, "x"); }).find("empty image data"), std::string::npos);
   // A JPEG whose entropy-coded data is overwritten.
   Bytes scrambled = jpeg;

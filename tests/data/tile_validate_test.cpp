@@ -88,7 +88,7 @@ TEST(ValidateTiles, ReportsEveryBadRecordWithItsReason) {
   ASSERT_EQ(report.bad.size(), bad.size());
   const std::vector<std::string> expected = {"corrupt JPEG data", "corrupt PNG data (IDAT",
                                              "PNG image of 100000x100000", "JPEG image of 60000x60000",
-                                             "not a JPEG, PNG or TIFF image", "caption is not valid UTF-8 (byte 6)",
+                                             "not a JPEG, PNG, TIFF or WebP image", "caption is not valid UTF-8 (byte 6)",
                                              "empty caption"};
   for (size_t k = 0; k < bad.size(); ++k) {
     EXPECT_EQ(report.bad[k].first, bad[k]);

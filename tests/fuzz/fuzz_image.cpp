@@ -1,4 +1,4 @@
-// Image bytes (JPEG, PNG, TIFF) from anywhere (a tile in a shard, an instruct image, an `encode` input) through
+// Image bytes (JPEG, PNG, TIFF, WebP) from anywhere (a tile in a shard, an instruct image, an `encode` input) through
 // decode_image, then the resize and crop a CLIP transform applies. Invariants: an RGB uint8 image within the pixel
 // limit, and the resized crop the transform's size.
 #include "core/error.h"
