@@ -28,6 +28,8 @@ int cmd_shards_build(const Args& args) {
   p.option("prefix", "shard file name prefix (PREFIX-00000.h5)", false, "tiles");
   p.option("jpeg-quality", "quality when encoding JPEG", false, "95");
   p.option("separator", "CSV separator: comma, tab, or one character (default: tab for .tsv, else comma)");
+  p.option("csv-img-key", "the CSV column (JSONL key) of the image paths (default: filepath, image or path)");
+  p.option("csv-caption-key", "the CSV column (JSONL key) of the captions (default: caption, text or title)");
   p.option("threads", "image decoding threads", false, "2");
   p.flag("quiet", "no progress bar");
   if (!p.parse(args)) return 0;
@@ -51,6 +53,8 @@ int cmd_shards_build(const Args& args) {
   }
   o.out_dir = p.get("out");
   o.images_dir = p.get("images");
+  o.image_key = p.get("csv-img-key");
+  o.caption_key = p.get("csv-caption-key");
   o.storage = p.get("storage");
   o.size = static_cast<int>(p.get_int("size"));
   o.shard_size = p.get_int("shard-size");

@@ -46,19 +46,38 @@ std::optional<int32_t> parse_label(const std::string& text) {
   return static_cast<int32_t>(std::stol(t));
 }
 
-std::vector<SourceRecord> read_csv_records(const std::string& path, char sep, bool& has_labels) {
+// The CSV columns (JSONL keys) a record's image and caption are under: the ones the user named, else the usual ones.
+struct RecordKeys {
+  std::string image, caption;
+  int image_column(const std::vector<std::string>& header) const {
+    return image.empty() ? find_csv_column(header, {"filepath", "image", "path"})
+                         : find_csv_column(header, {image.c_str()});
+  }
+  int caption_column(const std::vector<std::string>& header) const {
+    return caption.empty() ? find_csv_column(header, {"caption", "text", "title"})
+                           : find_csv_column(header, {caption.c_str()});
+  }
+  std::string image_of(const nlohmann::json& obj) const;
+  std::string caption_of(const nlohmann::json& obj) const;
+  std::string names() const {
+    return str("'", image.empty() ? "filepath" : image, "' and '", caption.empty() ? "caption" : caption, "'");
+  }
+};
+
+std::vector<SourceRecord> read_csv_records(const std::string& path, char sep, const RecordKeys& keys,
+                                           bool& has_labels) {
   auto rows = parse_csv(read_text_file(path, "records file"), sep, path, "records file");
-  PATHVLM_CHECK(!rows.empty(), "records file '", path, "' is empty (expected a header with filepath and caption)");
+  PATHVLM_CHECK(!rows.empty(), "records file '", path, "' is empty (expected a header with columns ", keys.names(),
+                ")");
   const auto& header = rows[0].fields;
-  const int file_col = find_csv_column(header, {"filepath", "image", "path"});
-  const int caption_col = find_csv_column(header, {"caption", "text", "title"});
+  const int file_col = keys.image_column(header), caption_col = keys.caption_column(header);
   const int label_col = find_csv_column(header, {"label"}), id_col = find_csv_column(header, {"id"});
   if (file_col < 0 || caption_col < 0) {
     std::string names;
     for (const auto& h : header) names += (names.empty() ? "'" : ", '") + h + "'";
-    throw Error(str("records file '", path, "': the header needs columns 'filepath' and 'caption' (found ", names,
+    throw Error(str("records file '", path, "': the header needs columns ", keys.names(), " (found ", names,
                     sep == ',' ? "; for a tab-separated file use the .tsv extension or --separator tab" : "",
-                    ")"));
+                    "; other names: --csv-img-key, --csv-caption-key)"));
   }
   has_labels = label_col >= 0;
   std::vector<SourceRecord> out;
@@ -93,7 +112,14 @@ std::string json_text(const nlohmann::json& obj, std::initializer_list<const cha
   return "";
 }
 
-std::vector<SourceRecord> read_jsonl_records(const std::string& path, bool& has_labels) {
+std::string RecordKeys::image_of(const nlohmann::json& obj) const {
+  return image.empty() ? json_text(obj, {"filepath", "image", "path"}) : json_text(obj, {image.c_str()});
+}
+std::string RecordKeys::caption_of(const nlohmann::json& obj) const {
+  return caption.empty() ? json_text(obj, {"caption", "text", "title"}) : json_text(obj, {caption.c_str()});
+}
+
+std::vector<SourceRecord> read_jsonl_records(const std::string& path, const RecordKeys& keys, bool& has_labels) {
   std::istringstream in(read_text_file(path, "records file"));
   std::vector<SourceRecord> out;
   std::string text;
@@ -115,8 +141,8 @@ std::vector<SourceRecord> read_jsonl_records(const std::string& path, bool& has_
       out.push_back(rec);
       continue;
     }
-    rec.file = trim_space(json_text(obj, {"filepath", "image", "path"}));
-    rec.caption = trim_space(json_text(obj, {"caption", "text", "title"}));
+    rec.file = trim_space(keys.image_of(obj));
+    rec.caption = trim_space(keys.caption_of(obj));
     rec.id = obj.contains("id") ? trim_space(json_text(obj, {"id"})) : rec.file;
     if (obj.contains("label")) {
       has_labels = true;
@@ -126,7 +152,8 @@ std::vector<SourceRecord> read_jsonl_records(const std::string& path, bool& has_
                       : (l.is_string() ? parse_label(l.get<std::string>()) : std::nullopt);
       if (!rec.label) rec.problem = str("label ", l.dump(), " is not a non-negative integer");
     }
-    if (rec.file.empty() && rec.problem.empty()) rec.problem = "no 'filepath' (or 'image') key";
+    if (rec.file.empty() && rec.problem.empty())
+      rec.problem = keys.image.empty() ? "no 'filepath' (or 'image') key" : str("no '", keys.image, "' key");
     out.push_back(rec);
   }
   if (has_labels)
@@ -138,8 +165,8 @@ std::vector<SourceRecord> read_jsonl_records(const std::string& path, bool& has_
 // A WebDataset sample's image: the first of these fields it has (open_clip's "jpg;png;jpeg;webp", then TIFF).
 constexpr const char* kWdsImageFields[] = {"jpg", "png", "jpeg", "webp", "tif", "tiff"};
 
-std::string member_text(const std::string& archive, const tar::Member& member) {
-  const auto bytes = tar::read(archive, member);
+std::string member_text(tar::Reader& archive, const tar::Member& member) {
+  const auto bytes = archive.read(member);
   return std::string(bytes.begin(), bytes.end());
 }
 
@@ -151,6 +178,7 @@ std::vector<SourceRecord> read_webdataset_records(const std::vector<std::string>
   has_labels = false;
   for (const std::string& archive : archives) {
     const WdsShard shard = read_wds_shard(archive);
+    tar::Reader reader(archive);
     const std::string stem = fs::path(archive).stem().string();
     for (const WdsSample& sample : shard.samples) {
       SourceRecord rec;
@@ -167,14 +195,14 @@ std::vector<SourceRecord> read_webdataset_records(const std::vector<std::string>
         }
       try {
         if (auto txt = sample.fields.find("txt"); txt != sample.fields.end()) {
-          rec.caption = trim_space(member_text(archive, txt->second));
+          rec.caption = trim_space(member_text(reader, txt->second));
         } else if (auto json = sample.fields.find("json"); json != sample.fields.end()) {
-          const auto obj = nlohmann::json::parse(member_text(archive, json->second), nullptr, false);
+          const auto obj = nlohmann::json::parse(member_text(reader, json->second), nullptr, false);
           if (obj.is_object()) rec.caption = trim_space(json_text(obj, {"caption", "text", "title"}));
         }
         if (auto cls = sample.fields.find("cls"); cls != sample.fields.end()) {
           has_labels = true;
-          const std::string text = member_text(archive, cls->second);
+          const std::string text = member_text(reader, cls->second);
           rec.label = parse_label(text);
           if (!rec.label && rec.problem.empty())
             rec.problem = str("cls '", trim_space(text), "' is not a non-negative integer");
@@ -339,12 +367,13 @@ TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
   std::string ext = fs::path(o.records).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
   bool has_labels = false;
+  const RecordKeys keys{o.image_key, o.caption_key};
   const std::vector<SourceRecord> recs =
       !o.webdataset.empty() ? read_webdataset_records(o.webdataset, has_labels)
       : ext == ".jsonl" || ext == ".json"
-          ? read_jsonl_records(o.records, has_labels)
+          ? read_jsonl_records(o.records, keys, has_labels)
           : read_csv_records(o.records, o.separator ? o.separator : (ext == ".tsv" || ext == ".tab" ? '\t' : ','),
-                             has_labels);
+                             keys, has_labels);
 
   fs::create_directories(o.out_dir);
   TileShardBuildReport report;

@@ -48,6 +48,8 @@ struct TileShardBuildOptions {
   int size = 0;                   // > 0: shortest side to `size` and center crop (re-encodes); raw needs equal sizes
   int jpeg_quality = 95;
   char separator = 0;             // CSV separator; 0 = by extension (.tsv tab, otherwise comma)
+  // The CSV columns / JSONL keys of the image path and the caption; "": filepath|image|path, caption|text|title.
+  std::string image_key, caption_key;
   int threads = 2;                // image decode/encode threads
   bool progress = true;           // progress bar on stderr
 };

@@ -93,33 +93,35 @@ bool parse_pax(const std::string& records, std::optional<std::string>& path, uin
   return true;
 }
 
-class ArchiveFile {
- public:
-  explicit ArchiveFile(const std::string& path) : path_(path), in_(path, std::ios::binary) {
-    PATHVLM_CHECK(in_, "tar '", path, "': cannot open it");
-    in_.seekg(0, std::ios::end);
-    size_ = static_cast<uint64_t>(in_.tellg());
-  }
-  uint64_t size() const { return size_; }
-  bool read(uint64_t offset, char* out, uint64_t n) {
-    if (offset > size_ || n > size_ - offset) return false;
-    in_.clear();
-    in_.seekg(static_cast<std::streamoff>(offset));
-    return static_cast<bool>(in_.read(out, static_cast<std::streamsize>(n)));
-  }
-
- private:
-  std::string path_;
-  std::ifstream in_;
-  uint64_t size_ = 0;
-};
-
 }  // namespace
+
+Reader::Reader(const std::string& path) : path_(path), in_(path, std::ios::binary) {
+  PATHVLM_CHECK(in_, "tar '", path, "': cannot open it");
+  in_.seekg(0, std::ios::end);
+  size_ = static_cast<uint64_t>(in_.tellg());
+}
+
+bool Reader::read_at(uint64_t offset, char* out, uint64_t n) {
+  if (offset > size_ || n > size_ - offset) return false;
+  in_.clear();
+  in_.seekg(static_cast<std::streamoff>(offset));
+  return static_cast<bool>(in_.read(out, static_cast<std::streamsize>(n)));
+}
+
+std::vector<uint8_t> Reader::read(const Member& member) {
+  std::vector<uint8_t> bytes(member.size);
+  PATHVLM_CHECK(read_at(member.offset, reinterpret_cast<char*>(bytes.data()), member.size), "tar '", path_,
+                "': cannot read member '", member.name, "' (", member.size, " bytes at byte ", member.offset,
+                "; the archive has ", size_, ")");
+  return bytes;
+}
+
+std::vector<uint8_t> read(const std::string& path, const Member& member) { return Reader(path).read(member); }
 
 Listing list(const std::string& path) {
   Listing listing;
   listing.path = path;
-  ArchiveFile file(path);
+  Reader file(path);
   std::optional<std::string> long_name;  // from a GNU 'L' record or a pax header, for the next member
   uint64_t long_size = kNoSize;          // from a pax header
   if (file.size() == 0) listing.problem = "empty file (0 bytes)";
@@ -127,7 +129,7 @@ Listing list(const std::string& path) {
   for (uint64_t at = 0;;) {
     auto fail = [&](const std::string& problem) { listing.problem = str(problem, " (at byte ", at, ")"); };
     if (at == file.size()) break;  // no end-of-archive blocks: Python's tarfile accepts that too
-    if (!file.read(at, header, kBlock)) {
+    if (!file.read_at(at, header, kBlock)) {
       fail(str("cut short: ", file.size() - at, " bytes where a 512-byte header should be"));
       break;
     }
@@ -159,7 +161,7 @@ Listing list(const std::string& path) {
         break;
       }
       std::string data(size, '\0');
-      file.read(data_at, data.data(), size);
+      file.read_at(data_at, data.data(), size);
       if (type == 'L') {
         long_name = std::string(data.c_str());
       } else if (!parse_pax(data, long_name, long_size)) {
@@ -173,7 +175,7 @@ Listing list(const std::string& path) {
         // POSIX ustar keeps long names' folders in `prefix`; the old GNU format uses that area for times.
         if (!long_name && std::memcmp(header + kMagic.at, "ustar\0", 6) == 0 && !prefix.empty())
           name = prefix + "/" + name;
-        listing.members.push_back({name, data_at, size});
+        if (name.empty() || name.back() != '/') listing.members.push_back({name, data_at, size});  // old tars' folders
       }
       long_name.reset();
       long_size = kNoSize;
@@ -182,15 +184,6 @@ Listing list(const std::string& path) {
     if (at > file.size()) break;  // the last member's padding is missing: its bytes are all there
   }
   return listing;
-}
-
-std::vector<uint8_t> read(const std::string& path, const Member& member) {
-  ArchiveFile file(path);
-  std::vector<uint8_t> bytes(member.size);
-  PATHVLM_CHECK(file.read(member.offset, reinterpret_cast<char*>(bytes.data()), member.size), "tar '", path,
-                "': cannot read member '", member.name, "' (", member.size, " bytes at byte ", member.offset,
-                "; the archive has ", file.size(), ")");
-  return bytes;
 }
 
 }  // namespace pathvlm::tar

@@ -261,6 +261,20 @@ TEST(TileShards, CommandLineBuildEndToEnd) {
   const double err = (ds.image(0).to(torch::kFloat) - f.pngs[0].to(torch::kFloat)).abs().mean().item<double>();
   EXPECT_LT(err, 6.0);
 
+  // Other column names, as open_clip's --csv-img-key / --csv-caption-key name them; a missing one is named.
+  write_text(f.dir / "named.tsv", "img_path\tcaption\tcaption_en\ntile_1.png\tzwei\ttwo\n");
+  const std::string named = std::string(PATHVLM_BINARY) + " shards build " + (f.dir / "named.tsv").string() +
+                            " --images " + (f.dir / "img").string() + " --out " + (f.dir / "named").string() +
+                            " --csv-img-key img_path --csv-caption-key caption_en --quiet > " + log + " 2>&1";
+  ASSERT_EQ(std::system(named.c_str()), 0) << std::ifstream(log).rdbuf();
+  EXPECT_EQ(TileDataset::open((f.dir / "named").string()).caption(0), "two");
+  TileShardBuildOptions o;
+  o.records = (f.dir / "named.tsv").string();
+  o.out_dir = (f.dir / "named2").string();
+  o.caption_key = "caption_de";
+  EXPECT_NE(error_of([&] { build_tile_shards(o); }).find("needs columns 'filepath' and 'caption_de'"),
+            std::string::npos);
+
   // A bad option is a clear error and a non-zero exit.
   const std::string bad = std::string(PATHVLM_BINARY) + " shards build " + (f.dir / "records.tsv").string() +
                           " --out " + out + " --storage webp > " + log + " 2>&1";
