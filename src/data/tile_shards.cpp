@@ -494,11 +494,19 @@ TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
 // ---- reading ---------------------------------------------------------------------------------------
 
 TileDataset TileDataset::open(const std::string& path) {
-  const ShardManifest manifest = read_shard_manifest(path, kManifestTag, "tiles data");
   TileDataset ds;
-  ds.source_ = manifest.source;
-  for (const auto& shard : manifest.shards) ds.add_shard(shard.path, shard.records, manifest.context());
-  manifest.check_total(ds.size());
+  for (size_t from = 0;;) {  // sets joined by "::", in order
+    const size_t sep = path.find("::", from);
+    const std::string part = path.substr(from, sep == std::string::npos ? std::string::npos : sep - from);
+    PATHVLM_CHECK(!part.empty(), "tiles data '", path, "': an empty set (around a '::')");
+    const ShardManifest manifest = read_shard_manifest(part, kManifestTag, "tiles data");
+    const int64_t before = ds.size();
+    for (const auto& shard : manifest.shards) ds.add_shard(shard.path, shard.records, manifest.context());
+    manifest.check_total(ds.size() - before);
+    ds.source_ = from == 0 && sep == std::string::npos ? manifest.source : path;
+    if (sep == std::string::npos) break;
+    from = sep + 2;
+  }
   return ds;
 }
 

@@ -23,6 +23,7 @@
 //
 // Reading:
 //   auto ds = TileDataset::open("shards/");   // a manifest.json, its folder, or a single .h5 shard
+//   auto both = TileDataset::open("pathcap/::quilt/manifest.json");   // several sets joined by "::", in order
 //   TileRecord r = ds.read(17);               // decoded RGB uint8 [H,W,3], caption, id, label
 #pragma once
 #include <torch/torch.h>
@@ -80,8 +81,9 @@ struct TileRecord {
 // are read on demand. Safe to use from several threads (HDF5 reads are serialised, decoding is not).
 class TileDataset {
  public:
-  // A manifest.json, a folder holding one, or a single tiles shard (.h5). Checks every shard's schema and
-  // that its record count matches the manifest; errors name the manifest and the shard.
+  // A manifest.json, a folder holding one, or a single tiles shard (.h5); or several of these joined by "::", their
+  // records one after the other. Checks every shard's schema and that its record count matches the manifest; errors
+  // name the manifest and the shard.
   static TileDataset open(const std::string& path);
 
   int64_t size() const { return static_cast<int64_t>(captions_.size()); }

@@ -117,7 +117,7 @@ WdsShard read_wds_shard(const std::string& path) {
     const std::string& name = member.name;
     const size_t base = name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1;
     const size_t dot = name.find('.', base);
-    if (dot == std::string::npos || dot == base) continue;  // no key or no field
+    if (dot == std::string::npos || dot == base || dot + 1 == name.size()) continue;  // no key or no field
     if (base == 0 && name.size() >= 4 && name.compare(0, 2, "__") == 0 && name.compare(name.size() - 2, 2, "__") == 0)
       continue;  // webdataset's metadata members
     const std::string key = name.substr(0, dot);

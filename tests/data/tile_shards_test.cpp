@@ -197,6 +197,33 @@ TEST(TileShards, TiffSourcesAreStoredAsPng) {
   fs::remove_all(dir);
 }
 
+// Sets joined by "::" (open_clip's --train-data syntax) read as one, in order; sets that disagree on labels do not.
+TEST(TileShards, SetsJoinedWithDoubleColonReadAsOneInOrder) {
+  auto f = make_folder("shards_joined", 3);
+  write_text(f.dir / "a.csv", "filepath,caption,label\nimg/tile_0.png,first,0\nimg/tile_1.png,second,1\n");
+  write_text(f.dir / "b.csv", "filepath,caption,label\nimg/tile_2.png,third,2\n");
+  write_text(f.dir / "c.csv", "filepath,caption\nimg/tile_2.png,unlabelled\n");
+  for (const std::string set : {"a", "b", "c"}) {
+    TileShardBuildOptions o;
+    o.records = (f.dir / (set + ".csv")).string();
+    o.out_dir = (f.dir / set).string();
+    o.progress = false;
+    build_tile_shards(o);
+  }
+  const auto ds = TileDataset::open((f.dir / "a").string() + "::" + (f.dir / "b/manifest.json").string());
+  ASSERT_EQ(ds.size(), 3);
+  EXPECT_EQ(ds.caption(0), "first");
+  EXPECT_EQ(ds.caption(2), "third");
+  EXPECT_EQ(ds.label(2), 2);
+  EXPECT_TRUE(torch::equal(ds.image(2), f.pngs[2]));
+  EXPECT_NE(error_of([&] { TileDataset::open((f.dir / "a").string() + "::" + (f.dir / "c").string()); })
+                .find("has no /labels but shard"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { TileDataset::open((f.dir / "a").string() + "::"); }).find("an empty set"),
+            std::string::npos);
+  fs::remove_all(f.dir);
+}
+
 TEST(TileShards, ClearErrorsForBadInputs) {
   auto f = make_folder("shards_errors", 2);
   TileShardBuildOptions o;

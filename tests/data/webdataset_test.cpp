@@ -64,16 +64,17 @@ TEST(WebDataset, ExpandsShardListsAsBashExpandsBraces) {
 }
 
 // webdataset's rules: the key runs to the first dot of the file name, the field (lower-cased) is the rest, consecutive
-// members with one key form a sample, names without a dot and __meta__ files are left out; a field twice is a problem.
+// members with one key form a sample, names without a dot or a field and __meta__ files are left out; a field twice
+// is a problem.
 TEST(WebDataset, GroupsConsecutiveMembersIntoSamples) {
   TempDir dir("wds_group");
   for (const auto& name : {"part/000001.jpg", "part/000001.txt", "part/000001.seg.png", "000002.JPG", "000002.txt",
-                           "__meta__", "README", "000003.txt"})
+                           "000002.", "__meta__", "README", "000003.txt"})
     write_text(fs::path(dir.path) / "src" / name, name);
   const std::string tar = dir / "s.tar";
   command_output("tar --format=gnu -cf '" + tar + "' -C '" + (dir / "src") +
                  "' part/000001.jpg part/000001.txt "
-                 "part/000001.seg.png 000002.JPG 000002.txt __meta__ README 000003.txt 2>&1");
+                 "part/000001.seg.png 000002.JPG 000002.txt 000002. __meta__ README 000003.txt 2>&1");
   write_text(fs::path(dir.path) / "dup" / "000003.txt", "again");  // the same member name twice in one sample
   command_output("tar -rf '" + tar + "' -C '" + (dir / "dup") + "' 000003.txt 2>&1");
 

@@ -24,7 +24,9 @@ struct ClipDataConfig {
 
   template <class V>
   void visit(V& v) {
-    v.field("train", train, "training tiles: a manifest.json from `pathvlm shards build`, its folder, or one .h5 shard");
+    v.field("train", train,
+            "training tiles: a manifest.json from `pathvlm shards build`, its folder, or one .h5 shard; several "
+            "joined by '::' (as open_clip's --train-data joins sources)");
     v.field("val", val, "validation tiles for retrieval metrics (same forms as train; empty = none)");
     v.field("zeroshot", zeroshot, "labelled tiles (shard /labels) for zero-shot classification (same forms; empty = none)");
     v.field("image_size", image_size, "square input size of the image tower (pixels)", cfg::Range(16, 4096));
