@@ -1,9 +1,11 @@
 // Helpers every test group shares (tests/ is on each test program's include path).
 #pragma once
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +27,17 @@ std::string error_of(F&& f) {
   }
   ADD_FAILURE() << "expected a pathvlm::Error";
   return "";
+}
+
+// Runs a shell command: its exit status (-1 when a signal ended it) and, in `output`, its stdout and stderr.
+inline int run_command(const std::string& command, std::string& output) {
+  output.clear();
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // The seed of a randomised input test (fuzzing, random damage): `fixed`, or PATHVLM_TEST_SEED when set, to try others.

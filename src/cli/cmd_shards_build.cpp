@@ -38,10 +38,13 @@ int cmd_shards_build(const Args& args) {
   std::vector<std::string> sources;
   for (const auto& arg : p.positionals())
     for (auto& path : data::expand_shard_list(arg)) sources.push_back(std::move(path));
-  auto is_tar = [](const std::string& path) {
-    return path.size() > 4 && path.compare(path.size() - 4, 4, ".tar") == 0;
+  auto ends_with = [](const std::string& path, const std::string& end) {
+    return path.size() > end.size() && path.compare(path.size() - end.size(), end.size(), end) == 0;
   };
-  const auto tars = std::count_if(sources.begin(), sources.end(), is_tar);
+  for (const auto& path : sources)
+    PATHVLM_CHECK(!ends_with(path, ".tar.gz") && !ends_with(path, ".tgz"), "shards build: '", path,
+                  "' is a compressed tar; WebDataset shards are read as plain .tar (gunzip them first)");
+  const auto tars = std::count_if(sources.begin(), sources.end(), [&](auto& path) { return ends_with(path, ".tar"); });
   if (tars > 0) {
     PATHVLM_CHECK(tars == static_cast<int64_t>(sources.size()), "shards build: WebDataset .tar shards and a records "
                   "file cannot be mixed (", sources.size() - tars, " of the ", sources.size(), " inputs are no .tar)");

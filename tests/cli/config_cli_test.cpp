@@ -1,12 +1,10 @@
 // `pathvlm config show|docs` end to end, through the real program.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
+
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -20,14 +18,9 @@ struct Result {
 };
 
 Result run_pathvlm(const std::string& args) {
-  std::string command = std::string(PATHVLM_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string output;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) output.append(buf, n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  Result r;
+  r.status = pathvlm::testing::run_command(std::string(PATHVLM_BINARY) + " " + args, r.output);
+  return r;
 }
 
 class ConfigCli : public ::testing::Test {

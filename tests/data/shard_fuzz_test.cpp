@@ -192,15 +192,7 @@ std::string mutate(const std::string& bytes, std::mt19937_64& rng, int which) {
 int run_batch(const std::string& verb, const std::vector<std::string>& files, double limit_s, std::string& output) {
   std::string command = "timeout -s KILL " + std::to_string(static_cast<int>(limit_s)) + " " + PATHVLM_BINARY + " " + verb;
   for (const auto& f : files) command += " " + f;
-  output.clear();
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -2;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  if (!WIFEXITED(status)) return -1;
-  const int code = WEXITSTATUS(status);
+  const int code = pathvlm::testing::run_command(command, output);
   return code >= 128 ? -1 : code;  // the shell reports a signal as 128 + its number
 }
 
