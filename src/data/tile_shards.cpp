@@ -186,7 +186,6 @@ std::vector<SourceRecord> read_webdataset_records(const std::vector<std::string>
       rec.archive = archive;
       rec.file = str(archive, ":", sample.key);
       rec.id = stem + "/" + (sample.key.rfind("./", 0) == 0 ? sample.key.substr(2) : sample.key);  // `tar -C dir .`
-      rec.problem = sample.problem;
       for (const char* field : kWdsImageFields)
         if (auto it = sample.fields.find(field); it != sample.fields.end()) {
           rec.image_member = it->second;
@@ -198,7 +197,7 @@ std::vector<SourceRecord> read_webdataset_records(const std::vector<std::string>
           rec.caption = trim_space(member_text(reader, txt->second));
         } else if (auto json = sample.fields.find("json"); json != sample.fields.end()) {
           const auto obj = nlohmann::json::parse(member_text(reader, json->second), nullptr, false);
-          if (obj.is_object()) rec.caption = trim_space(json_text(obj, {"caption", "text", "title"}));
+          if (obj.is_object()) rec.caption = trim_space(RecordKeys().caption_of(obj));
         }
         if (auto cls = sample.fields.find("cls"); cls != sample.fields.end()) {
           has_labels = true;

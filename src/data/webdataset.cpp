@@ -123,15 +123,14 @@ WdsShard read_wds_shard(const std::string& path) {
     const std::string key = name.substr(0, dot);
     std::string field = name.substr(dot + 1);
     std::transform(field.begin(), field.end(), field.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (shard.samples.empty() || shard.samples.back().key != key) {
+    // A field the sample already has starts the next sample (open_clip's group_by_keys_nothrow).
+    if (shard.samples.empty() || shard.samples.back().key != key || shard.samples.back().fields.count(field)) {
       WdsSample sample;
       sample.key = key;
       sample.number = static_cast<int64_t>(shard.samples.size()) + 1;
       shard.samples.push_back(std::move(sample));
     }
-    WdsSample& sample = shard.samples.back();
-    if (!sample.fields.emplace(field, std::move(member)).second && sample.problem.empty())
-      sample.problem = str("two members named '", key, ".", field, "'");
+    shard.samples.back().fields.emplace(field, std::move(member));
   }
   return shard;
 }

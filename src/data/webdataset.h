@@ -4,7 +4,8 @@
 // A sample is a run of consecutive members sharing a key: the member's path up to the first dot of its file name
 // ("part/000123" for "part/000123.jpg"); the rest, lower-cased, names the field ("jpg", "txt", "cls", "json").
 // Members without a dot in the file name and "__*__" names are left out, as webdataset leaves them out, and so are
-// names ending in the dot (an empty field).
+// names ending in the dot (an empty field). A field the sample already has starts a new sample with the same key, as
+// open_clip's grouping does.
 //
 //   for (auto& path : expand_shard_list("data/{00000..00099}.tar::extra/part-{0,1}.tar")) {
 //     WdsShard shard = read_wds_shard(path);
@@ -30,7 +31,6 @@ struct WdsSample {
   std::string key;
   int64_t number = 0;                         // 1-based position among the shard's samples
   std::map<std::string, tar::Member> fields;  // by field name
-  std::string problem;                        // set when two members of the sample have the same field
 };
 
 struct WdsShard {
