@@ -1,5 +1,6 @@
 // `pathvlm shards inspect|validate|upgrade FILE...`: what an HDF5 shard holds, which of its records are broken, and
 // rewriting shards of an older pathvlm in the checksummed layout.
+#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -32,10 +33,12 @@ std::string excerpt(const std::string& text, size_t limit = 100) {
   return "\"" + s + "\"";
 }
 
-std::string image_format(const h5::Blob& bytes) {
-  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return "JPEG";
-  if (bytes.size() >= 8 && bytes[0] == 0x89 && bytes[1] == 'P' && bytes[2] == 'N' && bytes[3] == 'G') return "PNG";
-  return "unknown format";
+std::string image_format(const h5::Blob& bytes) {  // "JPEG", "PNG", "TIFF", "WEBP"
+  const auto format = data::sniff_image_format(bytes.data(), bytes.size());
+  if (format == data::ImageFormat::Unknown) return "unknown format";
+  std::string name = data::image_format_name(format);
+  for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
 }
 
 std::string attr_value(const h5::Object& object, const std::string& name) {
