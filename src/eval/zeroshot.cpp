@@ -47,6 +47,54 @@ std::string scalar_string(const std::string& path, const YAML::Node& node, const
   return s;
 }
 
+// Appends `cls` (its name as a synonym when it has none); a name listed twice is an error at `where`.
+void add_class(ZeroShotSpec& spec, ZeroShotClass cls, const std::string& where) {
+  if (cls.synonyms.empty()) cls.synonyms.push_back(cls.name);
+  for (const auto& other : spec.classes)
+    PATHVLM_CHECK(other.name != cls.name, "zero-shot spec ", where, ": class '", cls.name, "' is listed twice");
+  spec.classes.push_back(std::move(cls));
+}
+
+// A prompt set of CONCH's files: {"classnames": {CLASS: [synonyms]}, "templates": ["an image of CLASSNAME.", ...]},
+// classes in the file's order.
+ZeroShotSpec conch_spec(const std::string& path, const YAML::Node& set) {
+  PATHVLM_CHECK(set.IsMap(), "zero-shot spec ", yaml_where(path, set), ": a CONCH prompt set is a map with "
+                "'classnames' and 'templates'");
+  for (const auto& kv : set) {
+    const auto key = kv.first.as<std::string>();
+    PATHVLM_CHECK(key == "classnames" || key == "templates", "zero-shot spec ", yaml_where(path, kv.first),
+                  ": unknown key '", key, "' in a CONCH prompt set (known: classnames, templates)");
+  }
+  ZeroShotSpec spec;
+  spec.source = path;
+  const YAML::Node templates = set["templates"];
+  PATHVLM_CHECK(templates && templates.IsSequence() && templates.size() > 0, "zero-shot spec '", path,
+                "': 'templates' must be a non-empty list of strings containing CLASSNAME");
+  for (const auto& t : templates) {
+    std::string s = scalar_string(path, t, "a template");
+    const size_t at = s.find("CLASSNAME");
+    PATHVLM_CHECK(at != std::string::npos && s.find("CLASSNAME", at + 1) == std::string::npos, "zero-shot spec ",
+                  yaml_where(path, t), ": template '", s, "' must hold CLASSNAME once");
+    spec.templates.push_back(s.replace(at, 9, "{}"));
+  }
+  const YAML::Node classnames = set["classnames"];
+  PATHVLM_CHECK(classnames.IsMap() && classnames.size() >= 2, "zero-shot spec '", path,
+                "': 'classnames' must map at least two classes to their names");
+  for (const auto& kv : classnames) {
+    ZeroShotClass cls;
+    cls.name = scalar_string(path, kv.first, "a class");
+    if (kv.second.IsScalar()) {
+      cls.synonyms.push_back(scalar_string(path, kv.second, "a class name"));
+    } else {
+      PATHVLM_CHECK(kv.second.IsSequence() && kv.second.size() > 0, "zero-shot spec ", yaml_where(path, kv.second),
+                    ": the names of class '", cls.name, "' must be a non-empty list");
+      for (const auto& n : kv.second) cls.synonyms.push_back(scalar_string(path, n, "a class name"));
+    }
+    add_class(spec, std::move(cls), yaml_where(path, kv.first));
+  }
+  return spec;
+}
+
 }  // namespace
 
 ZeroShotSpec load_zeroshot_spec(const std::string& path) {
@@ -64,6 +112,9 @@ ZeroShotSpec load_zeroshot_spec(const std::string& path) {
     throw Error(str("zero-shot spec '", path, "': invalid YAML: ", e.what()));
   }
   PATHVLM_CHECK(root.IsMap(), "zero-shot spec '", path, "': expected a map with 'templates' and 'classes'");
+  const YAML::Node& top = root;  // const: looking a key up must not add it
+  if (top["classnames"]) return conch_spec(path, top);
+  if (top["0"] && !top["templates"]) return conch_spec(path, top["0"]);  // CONCH's files: the first prompt set
   for (const auto& kv : root) {
     auto key = kv.first.as<std::string>();
     PATHVLM_CHECK(key == "templates" || key == "classes", "zero-shot spec ", yaml_where(path, kv.first),
@@ -104,12 +155,7 @@ ZeroShotSpec load_zeroshot_spec(const std::string& path) {
         for (const auto& s : syn) cls.synonyms.push_back(scalar_string(path, s, "a synonym"));
       }
     }
-    if (cls.synonyms.empty()) cls.synonyms.push_back(cls.name);
-    for (const auto& other : spec.classes) {
-      PATHVLM_CHECK(other.name != cls.name, "zero-shot spec ", yaml_where(path, c), ": class '", cls.name,
-                    "' is listed twice");
-    }
-    spec.classes.push_back(std::move(cls));
+    add_class(spec, std::move(cls), yaml_where(path, c));
   }
   return spec;
 }

@@ -7,6 +7,9 @@
 //     - name: tumor                                  # shown in reports; shard label = list position
 //       synonyms: [tumor epithelium, adenocarcinoma] # optional: prompts use these (default: the name)
 //     - stroma                                       # a bare string is a class with only its name
+// CONCH's prompt files (mahmoodlab/CONCH prompts/crc100k_prompts_all_per_class.json) load as they are: the first
+// prompt set {"0": {"classnames": {"ADI": ["adipose", "fat"], ...}, "templates": ["an H&E image of CLASSNAME.", ...]}},
+// classes in the file's order (CRC-100K's folder order), CLASSNAME standing for "{}".
 #pragma once
 #include <torch/torch.h>
 
@@ -32,7 +35,7 @@ struct ZeroShotSpec {
   std::vector<std::string> class_names() const;
 };
 
-// Reads and checks a zero-shot YAML; errors name the file and the entry.
+// Reads and checks a zero-shot YAML or CONCH prompt file; errors name the file and the entry.
 ZeroShotSpec load_zeroshot_spec(const std::string& path);
 
 // Embeds a list of texts into [n, D] (projected, unnormalised is fine).

@@ -135,6 +135,37 @@ TEST(Eval, ZeroShotSpecPromptsAndClassifier) {
   EXPECT_NEAR(logits[0][1].item<double>(), 100 * w[1][1].item<double>(), 1e-4);
 }
 
+// CONCH's prompt files as they are: the first prompt set, classes in the file's order (not sorted), CLASSNAME as the
+// class name's place; the same checks as the YAML form.
+TEST(Eval, ZeroShotSpecReadsConchPromptFiles) {
+  auto path = write_temp("prompts.json", R"({
+    "0": {
+        "classnames": {
+            "TUM": ["tumor", "adenocarcinoma"],
+            "ADI": ["adipose tissue"],
+            "STR": "stroma"
+        },
+        "templates": ["CLASSNAME.", "an H&E image of CLASSNAME."]
+    },
+    "1": {"classnames": {"X": ["x"], "Y": ["y"]}, "templates": ["CLASSNAME"]}
+})");
+  auto spec = eval::load_zeroshot_spec(path);
+  EXPECT_EQ(spec.class_names(), (std::vector<std::string>{"TUM", "ADI", "STR"}));
+  EXPECT_EQ(spec.prompts(0), (std::vector<std::string>{"tumor.", "an H&E image of tumor.", "adenocarcinoma.",
+                                                       "an H&E image of adenocarcinoma."}));
+  EXPECT_EQ(spec.prompts(2), (std::vector<std::string>{"stroma.", "an H&E image of stroma."}));
+
+  auto no_name = write_temp("p1.json", R"({"classnames": {"A": ["a"], "B": ["b"]}, "templates": ["an image of"]})");
+  EXPECT_NE(error_of([&] { eval::load_zeroshot_spec(no_name); }).find("must hold CLASSNAME once"), std::string::npos);
+  auto one = write_temp("p2.json", R"({"0": {"classnames": {"A": ["a"]}, "templates": ["CLASSNAME"]}})");
+  EXPECT_NE(error_of([&] { eval::load_zeroshot_spec(one); }).find("at least two classes"), std::string::npos);
+  auto extra = write_temp("p3.json", R"({"classnames": {"A": "a", "B": "b"}, "templates": ["CLASSNAME"], "x": 1})");
+  EXPECT_NE(error_of([&] { eval::load_zeroshot_spec(extra); }).find("unknown key 'x'"), std::string::npos);
+  auto empty = write_temp("p4.json", R"({"classnames": {"A": [], "B": "b"}, "templates": ["CLASSNAME"]})");
+  EXPECT_NE(error_of([&] { eval::load_zeroshot_spec(empty); }).find("class 'A' must be a non-empty list"),
+            std::string::npos);
+}
+
 TEST(Eval, ZeroShotSpecErrorsNameTheProblem) {
   EXPECT_NE(error_of([] { eval::load_zeroshot_spec("/nonexistent/zs.yaml"); }).find("cannot open"),
             std::string::npos);

@@ -23,7 +23,8 @@ struct ClipEvalConfig {
   template <class V>
   void visit(V& v) {
     v.field("classes", classes,
-            "zero-shot YAML (templates + class names, in shard label order) for the clip.data.zeroshot tiles");
+            "zero-shot YAML (templates + class names, in shard label order) or a CONCH prompt JSON for the "
+            "clip.data.zeroshot tiles");
     v.field("batch_size", batch_size, "images per rank per forward during evaluation", cfg::Min(1));
     v.field("max_samples", max_samples, "evaluate at most this many tiles of each set (0: all)", cfg::Min(0));
     v.field("confusion", confusion, "print the zero-shot confusion matrix after each evaluation");

@@ -77,7 +77,8 @@ struct SlideEvalConfig {
   template <class V>
   void visit(V& v) {
     v.field("classes", classes,
-            "zero-shot YAML (templates + class names) for slide.data.val; a slide's label names its class");
+            "zero-shot YAML (templates + class names) or a CONCH prompt JSON for slide.data.val; a slide's label "
+            "names its class");
     v.field("batch_size", batch_size, "slides per rank per forward in evaluation", cfg::Min(1));
     v.field("confusion", confusion, "print the zero-shot confusion matrix after each evaluation");
   }
