@@ -28,17 +28,17 @@ std::optional<std::vector<std::string>> numeric_range(const std::string& body, c
     last = last.substr(0, more);
   }
   if (!all_digits(step_text)) return std::nullopt;
+  const int64_t step = std::max<int64_t>(1, std::stoll(step_text));
   if (first.size() == 1 && last.size() == 1 && std::isalpha(static_cast<unsigned char>(first[0])) &&
-      std::isalpha(static_cast<unsigned char>(last[0])) && step_text == "1") {  // {a..e}
+      std::isalpha(static_cast<unsigned char>(last[0]))) {  // {a..e}
+    const int from = first[0], to = last[0], direction = from <= to ? 1 : -1;
     std::vector<std::string> letters;
-    for (int c = first[0];; c += first[0] <= last[0] ? 1 : -1) {
+    for (int c = from; (to - c) * direction >= 0; c += direction * static_cast<int>(std::min<int64_t>(step, 64)))
       letters.push_back(std::string(1, static_cast<char>(c)));
-      if (c == last[0]) break;
-    }
     return letters;
   }
   if (!all_digits(first) || !all_digits(last)) return std::nullopt;
-  const int64_t a = std::stoll(first), b = std::stoll(last), step = std::max<int64_t>(1, std::stoll(step_text));
+  const int64_t a = std::stoll(first), b = std::stoll(last);
   const uint64_t count = static_cast<uint64_t>((a <= b ? b - a : a - b) / step) + 1;
   PATHVLM_CHECK(count <= kMaxPaths, "shard list '", list, "': {", body, "} names ", count, " paths (at most ",
                 kMaxPaths, ")");

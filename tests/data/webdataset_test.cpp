@@ -48,7 +48,7 @@ TEST(WebDataset, ExpandsShardListsAsBashExpandsBraces) {
   for (const std::string pattern : {"data/{00000..00012}.tar", "s{0..3}-{a,b}.tar", "{9..11}", "{10..0..5}",
                                     "x{a,{b,c}d}y", "{007..7}", "plain.tar", "{1..2}{1..2}/f", "{a..e}",
                                     "{Z..X}-{0..20..7}", "{x}.tar", "a{,b}c", "{a,b}{}", "{00..10..3}", "{5..05}",
-                                    "{0..3}..{a}"}) {
+                                    "{0..3}..{a}", "{a..k..3}", "{z..a..10}"}) {
     std::vector<std::string> expected;
     std::string line, printed = command_output("bash -c 'printf \"%s\\n\" " + pattern + "'");
     for (std::istringstream in(printed); std::getline(in, line);) expected.push_back(line);
