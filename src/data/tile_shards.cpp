@@ -173,10 +173,17 @@ std::string member_text(tar::Reader& archive, const tar::Member& member) {
 // The samples of WebDataset shards as records: the image field, the caption from `txt` (or a `json` member's
 // caption, text or title), the label from `cls` (a class number, as webdataset writes it), the id
 // "<shard name>/<key>". Damage in a tar ends its samples with one record naming the problem.
-std::vector<SourceRecord> read_webdataset_records(const std::vector<std::string>& archives, bool& has_labels) {
+std::vector<SourceRecord> read_webdataset_records(const std::vector<std::string>& archives, bool progress,
+                                                  bool& has_labels) {
   std::vector<SourceRecord> out;
   has_labels = false;
+  Progress bar("listing", static_cast<int64_t>(archives.size()), "tars", [&] {
+    Progress::Options opt;
+    opt.enabled = progress && archives.size() > 1;
+    return opt;
+  }());
   for (const std::string& archive : archives) {
+    const size_t before = out.size();
     const WdsShard shard = read_wds_shard(archive);
     tar::Reader reader(archive);
     const std::string stem = fs::path(archive).stem().string();
@@ -221,7 +228,9 @@ std::vector<SourceRecord> read_webdataset_records(const std::vector<std::string>
       rest.problem = str("damaged tar, the samples from here on are lost: ", shard.problem);
       out.push_back(std::move(rest));
     }
+    bar.advance(1, {{"samples", static_cast<int64_t>(out.size() - before)}});
   }
+  bar.finish();
   if (has_labels)
     for (auto& rec : out)
       if (!rec.label && rec.problem.empty()) rec.problem = "no 'cls' label (other samples have one)";
@@ -368,7 +377,7 @@ TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
   bool has_labels = false;
   const RecordKeys keys{o.image_key, o.caption_key};
   const std::vector<SourceRecord> recs =
-      !o.webdataset.empty() ? read_webdataset_records(o.webdataset, has_labels)
+      !o.webdataset.empty() ? read_webdataset_records(o.webdataset, o.progress, has_labels)
       : ext == ".jsonl" || ext == ".json"
           ? read_jsonl_records(o.records, keys, has_labels)
           : read_csv_records(o.records, o.separator ? o.separator : (ext == ".tsv" || ext == ".tab" ? '\t' : ','),
