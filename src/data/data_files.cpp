@@ -78,4 +78,15 @@ std::vector<std::string> list_data_files(const std::vector<std::string>& paths,
   return files;
 }
 
+std::vector<std::string> split_sources(const std::string& list, const std::string& what) {
+  std::vector<std::string> out;
+  for (size_t from = 0;;) {
+    const size_t sep = list.find("::", from);
+    out.push_back(list.substr(from, sep == std::string::npos ? std::string::npos : sep - from));
+    PATHVLM_CHECK(!out.back().empty(), what, " '", list, "': an empty source (around a '::')");
+    if (sep == std::string::npos) return out;
+    from = sep + 2;
+  }
+}
+
 }  // namespace pathvlm::data

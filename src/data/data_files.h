@@ -16,4 +16,8 @@ namespace pathvlm::data {
 std::vector<std::string> list_data_files(const std::vector<std::string>& paths,
                                          const std::vector<std::string>& extensions, const std::string& what);
 
+// The sources of `list` joined by "::", as open_clip joins --train-data sources ("a/::b/manifest.json"), in order;
+// an empty one is an error "<what> '<list>': an empty source (around a '::')".
+std::vector<std::string> split_sources(const std::string& list, const std::string& what);
+
 }  // namespace pathvlm::data

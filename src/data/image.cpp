@@ -51,6 +51,12 @@ uint8_t over_white(unsigned sample, unsigned alpha) {
   return static_cast<uint8_t>((sample * alpha + 255u * (255u - alpha) + 127u) / 255u);
 }
 
+// RGBA pixels (unassociated alpha) onto white, as RGB.
+void rgba_over_white(const uint8_t* rgba, uint8_t* rgb, size_t pixels) {
+  for (size_t i = 0; i < pixels; ++i, rgba += 4, rgb += 3)
+    for (int c = 0; c < 3; ++c) rgb[c] = over_white(rgba[c], rgba[3]);
+}
+
 // One channel of PIL's convert("RGB") of a CMYK pixel: n - round(c n / 255) with n = 255 - k, in its integer
 // rounding (Pillow's cmyk2rgb).
 uint8_t pil_cmyk_channel(unsigned c, unsigned k) {
@@ -66,6 +72,17 @@ torch::Tensor allocate_rgb(int64_t height, int64_t width, const std::string& wha
   } catch (const c10::Error&) {
   }
   throw Error(out_of_memory(width, height, what));
+}
+
+// A decoder's working buffer of `count` values for a width x height image; running out of memory is an error naming
+// the image.
+template <typename T>
+std::vector<T> allocate_scratch(size_t count, int64_t width, int64_t height, const std::string& what) {
+  try {
+    return std::vector<T>(count);
+  } catch (const std::bad_alloc&) {
+    throw Error(out_of_memory(width, height, what));
+  }
 }
 
 void check_rgb(const torch::Tensor& rgb, const char* op) {
@@ -162,18 +179,13 @@ torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& w
   d.cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;  // gray is replicated into the three channels
   const int64_t height = d.cinfo.image_height, width = d.cinfo.image_width;
   auto out = allocate_rgb(height, width, what);
-  std::vector<uint8_t> cmyk_pixels;
-  std::vector<JSAMPROW> rows;
-  try {
-    if (cmyk) cmyk_pixels.resize(static_cast<size_t>(height * width * 4));
-    rows.resize(static_cast<size_t>(height));
-  } catch (const std::bad_alloc&) {
-    throw Error(out_of_memory(width, height, what));
-  }
+  const size_t pixels = static_cast<size_t>(height * width);
+  auto cmyk_pixels = allocate_scratch<uint8_t>(cmyk ? pixels * 4 : 0, width, height, what);
+  auto rows = allocate_scratch<JSAMPROW>(static_cast<size_t>(height), width, height, what);
   uint8_t* first = cmyk ? cmyk_pixels.data() : out.data_ptr<uint8_t>();
   for (int64_t y = 0; y < height; ++y) rows[y] = first + y * width * (cmyk ? 4 : 3);
   PATHVLM_CHECK(jpeg_read_rows_raw(d, rows.data()), what, ": corrupt JPEG data (", d.errors.message, ")");
-  if (cmyk) adobe_cmyk_to_rgb(cmyk_pixels.data(), out.data_ptr<uint8_t>(), static_cast<size_t>(height * width));
+  if (cmyk) adobe_cmyk_to_rgb(cmyk_pixels.data(), out.data_ptr<uint8_t>(), pixels);
   return out;
 }
 
@@ -302,12 +314,8 @@ torch::Tensor decode_png(const uint8_t* data, size_t size, const std::string& wh
   const size_t n = static_cast<size_t>(width) * height;
   if (channels == 3) {
     std::memcpy(dst, pixels.data(), n * 3);
-  } else {  // composite onto white, rounding as integer arithmetic would
-    for (size_t i = 0; i < n; ++i) {
-      const uint8_t* p = pixels.data() + 4 * i;
-      const unsigned a = p[3];
-      for (int c = 0; c < 3; ++c) dst[3 * i + c] = over_white(p[c], a);
-    }
+  } else {
+    rgba_over_white(pixels.data(), dst, n);
   }
   return out;
 }
@@ -397,6 +405,7 @@ torch::Tensor decode_tiff(const uint8_t* data, size_t size, const std::string& w
   TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &width);
   TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &height);
   check_image_size(width, height, "TIFF", what);
+  auto raster = allocate_scratch<uint32_t>(static_cast<size_t>(width) * height, width, height, what);
   char reason[1024] = {0};
   TIFFRGBAImage reader;
   PATHVLM_CHECK(TIFFRGBAImageOK(tif.get(), reason) && TIFFRGBAImageBegin(&reader, tif.get(), 0, reason), what,
@@ -406,13 +415,6 @@ torch::Tensor decode_tiff(const uint8_t* data, size_t size, const std::string& w
                     reader.bitspersample == 8 && reader.isContig;
   if (cmyk) reader.put.contig = put_cmyk_as_pil;
   const uint16_t orientation = reader.orientation;
-  std::vector<uint32_t> raster;
-  try {
-    raster.resize(static_cast<size_t>(width) * height);
-  } catch (const std::bad_alloc&) {
-    TIFFRGBAImageEnd(&reader);
-    throw Error(out_of_memory(width, height, what));
-  }
   const int read = TIFFRGBAImageGet(&reader, raster.data(), width, height);
   // The reader premultiplies unassociated alpha for colour images (rounding c a / 255 as over_white does), not for
   // gray ones; associated alpha is stored premultiplied.
@@ -459,15 +461,9 @@ torch::Tensor decode_webp(const uint8_t* data, size_t size, const std::string& w
   if (!features.has_alpha) {
     ok = WebPDecodeRGBInto(data, size, dst, pixels * 3, static_cast<int>(width * 3)) != nullptr;
   } else {
-    std::vector<uint8_t> rgba;
-    try {
-      rgba.resize(pixels * 4);
-    } catch (const std::bad_alloc&) {
-      throw Error(out_of_memory(width, height, what));
-    }
+    auto rgba = allocate_scratch<uint8_t>(pixels * 4, width, height, what);
     ok = WebPDecodeRGBAInto(data, size, rgba.data(), rgba.size(), static_cast<int>(width * 4)) != nullptr;
-    for (size_t i = 0; ok && i < pixels; ++i)
-      for (int c = 0; c < 3; ++c) dst[3 * i + c] = over_white(rgba[4 * i + c], rgba[4 * i + 3]);
+    if (ok) rgba_over_white(rgba.data(), dst, pixels);
   }
   PATHVLM_CHECK(ok, what, ": corrupt or cut-short WebP data");
   return out;

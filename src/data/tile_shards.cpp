@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "data/csv.h"
+#include "data/data_files.h"
 #include "data/image.h"
 #include "data/shard_manifest.h"
 #include "data/tile_validate.h"
@@ -367,9 +368,10 @@ TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
                 o.jpeg_quality);
   for (const auto& archive : o.webdataset)  // a typo in a shard range is an error, not a smaller data set
     PATHVLM_CHECK(fs::is_regular_file(archive), "WebDataset shard '", archive, "' not found");
+  if (o.webdataset.empty()) PATHVLM_CHECK(fs::is_regular_file(o.records), "records file '", o.records, "' not found");
   const std::string source = o.webdataset.empty() ? o.records : o.webdataset.front();
-  PATHVLM_CHECK(fs::is_regular_file(source), "records file '", source, "' not found");
-  const fs::path base = o.images_dir.empty() ? fs::path(source).parent_path() : fs::path(o.images_dir);
+  // Where the records' relative image paths start (a tar's samples carry their images).
+  const fs::path base = o.images_dir.empty() ? fs::path(o.records).parent_path() : fs::path(o.images_dir);
   PATHVLM_CHECK(base.empty() || fs::is_directory(base), "images folder '", base.string(), "' not found");
 
   std::string ext = fs::path(o.records).extension().string();
@@ -503,17 +505,13 @@ TileShardBuildReport build_tile_shards(const TileShardBuildOptions& o) {
 
 TileDataset TileDataset::open(const std::string& path) {
   TileDataset ds;
-  for (size_t from = 0;;) {  // sets joined by "::", in order
-    const size_t sep = path.find("::", from);
-    const std::string part = path.substr(from, sep == std::string::npos ? std::string::npos : sep - from);
-    PATHVLM_CHECK(!part.empty(), "tiles data '", path, "': an empty set (around a '::')");
-    const ShardManifest manifest = read_shard_manifest(part, kManifestTag, "tiles data");
+  const auto sets = split_sources(path, "tiles data");
+  for (const auto& set : sets) {
+    const ShardManifest manifest = read_shard_manifest(set, kManifestTag, "tiles data");
     const int64_t before = ds.size();
     for (const auto& shard : manifest.shards) ds.add_shard(shard.path, shard.records, manifest.context());
     manifest.check_total(ds.size() - before);
-    ds.source_ = from == 0 && sep == std::string::npos ? manifest.source : path;
-    if (sep == std::string::npos) break;
-    from = sep + 2;
+    ds.source_ = sets.size() == 1 ? manifest.source : path;
   }
   return ds;
 }

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "data/data_files.h"
 
 namespace pathvlm::data {
 namespace {
@@ -97,14 +98,8 @@ std::vector<std::string> expand_braces(const std::string& s, const std::string& 
 
 std::vector<std::string> expand_shard_list(const std::string& list) {
   std::vector<std::string> out;
-  for (size_t from = 0;;) {
-    const size_t sep = list.find("::", from);
-    const std::string source = list.substr(from, sep == std::string::npos ? std::string::npos : sep - from);
-    PATHVLM_CHECK(!source.empty(), "shard list '", list, "': an empty source (around a '::')");
+  for (const auto& source : split_sources(list, "shard list"))
     for (auto& path : expand_braces(source, list)) out.push_back(std::move(path));
-    if (sep == std::string::npos) break;
-    from = sep + 2;
-  }
   return out;
 }
 

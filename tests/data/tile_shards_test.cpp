@@ -219,7 +219,7 @@ TEST(TileShards, SetsJoinedWithDoubleColonReadAsOneInOrder) {
   EXPECT_NE(error_of([&] { TileDataset::open((f.dir / "a").string() + "::" + (f.dir / "c").string()); })
                 .find("has no /labels but shard"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { TileDataset::open((f.dir / "a").string() + "::"); }).find("an empty set"),
+  EXPECT_NE(error_of([&] { TileDataset::open((f.dir / "a").string() + "::"); }).find("an empty source"),
             std::string::npos);
   fs::remove_all(f.dir);
 }
