@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # scripts/demo.sh downloads open_clip's CLIP vocabulary when ../shared/data has none.
 PACKAGES=(build-essential cmake pkg-config ccache
   libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev nlohmann-json3-dev
-  libjpeg-dev libpng-dev libtiff-dev libwebp-dev zlib1g-dev
+  libjpeg-dev libpng-dev libtiff-dev libwebp-dev libopenjp2-7-dev zlib1g-dev
   libopenslide-dev libopencv-core-dev libopencv-imgproc-dev
   libsentencepiece-dev libabsl-dev python3-sentencepiece
   libopenblas0-openmp libgtest-dev libbenchmark-dev python3 curl ca-certificates)

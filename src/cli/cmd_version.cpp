@@ -18,7 +18,8 @@ int cmd_version(const Args& args) {
             << "  openslide  " << yes_no(build::kHaveOpenSlide) << "\n"
             << "  opencv     " << yes_no(build::kHaveOpenCV) << "\n"
             << "  libtiff    " << yes_no(build::kHaveLibTiff) << "\n"
-            << "  libwebp    " << yes_no(build::kHaveLibWebp) << "\n";
+            << "  libwebp    " << yes_no(build::kHaveLibWebp) << "\n"
+            << "  openjpeg   " << yes_no(build::kHaveOpenJpeg) << "\n";
   return 0;
 }
 

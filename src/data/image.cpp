@@ -21,6 +21,9 @@
 #ifdef PATHVLM_HAVE_LIBWEBP
 #include <webp/decode.h>
 #endif
+#ifdef PATHVLM_HAVE_OPENJPEG
+#include <openjpeg.h>
+#endif
 
 #include "core/error.h"
 #include "core/log.h"
@@ -167,14 +170,21 @@ void adobe_cmyk_to_rgb(const uint8_t* cmyk, uint8_t* rgb, size_t pixels) {
     for (int c = 0; c < 3; ++c) rgb[c] = pil_cmyk_channel(255u - cmyk[c], 255u - cmyk[3]);
 }
 
+}  // namespace
+
 // 8-bit gray, RGB / YCbCr and CMYK / YCCK: what PIL opens (it refuses other component counts and 12-bit samples).
-torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& what) {
+torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& what, JpegColorSpace stored) {
   JpegDecoder d;
   PATHVLM_CHECK(jpeg_read_header_raw(d, data, size), what, ": corrupt JPEG header (", d.errors.message, ")");
   const int components = d.cinfo.num_components;
   PATHVLM_CHECK(components == 1 || components == 3 || components == 4, what, ": a JPEG of ", components,
                 " components is not an image PIL or pathvlm reads (1: gray, 3: colour, 4: CMYK)");
   check_image_size(d.cinfo.image_width, d.cinfo.image_height, "JPEG", what);
+  if (stored != JpegColorSpace::Auto) {
+    PATHVLM_CHECK(components == 3, what, ": a JPEG of ", components, " components where 3 (",
+                  stored == JpegColorSpace::Rgb ? "RGB" : "YCbCr", ") were expected");
+    d.cinfo.jpeg_color_space = stored == JpegColorSpace::Rgb ? JCS_RGB : JCS_YCbCr;
+  }
   const bool cmyk = components == 4;
   d.cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;  // gray is replicated into the three channels
   const int64_t height = d.cinfo.image_height, width = d.cinfo.image_width;
@@ -188,6 +198,8 @@ torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& w
   if (cmyk) adobe_cmyk_to_rgb(cmyk_pixels.data(), out.data_ptr<uint8_t>(), pixels);
   return out;
 }
+
+namespace {
 
 // Baseline JFIF with libjpeg's standard tables scaled to `quality`; the fast integer DCT below quality 96.
 bool jpeg_write_raw(JpegEncoder& e, const uint8_t* rgb, int width, int height, int quality, unsigned char** buffer,
@@ -440,6 +452,129 @@ torch::Tensor decode_tiff(const uint8_t*, size_t, const std::string& what) {
                         "build again)"));
 }
 #endif
+
+// ---- JPEG 2000 (OpenJPEG) ------------------------------------------------------------------------------
+
+#ifdef PATHVLM_HAVE_OPENJPEG
+struct Jpeg2000Input {
+  const uint8_t* data;
+  size_t size, at;
+};
+
+OPJ_SIZE_T jpeg2000_read(void* out, OPJ_SIZE_T n, void* user) {
+  auto* in = static_cast<Jpeg2000Input*>(user);
+  if (in->at >= in->size) return static_cast<OPJ_SIZE_T>(-1);  // OpenJPEG's end of stream
+  n = std::min<OPJ_SIZE_T>(n, in->size - in->at);
+  std::memcpy(out, in->data + in->at, n);
+  in->at += n;
+  return n;
+}
+
+OPJ_OFF_T jpeg2000_skip(OPJ_OFF_T n, void* user) {
+  auto* in = static_cast<Jpeg2000Input*>(user);
+  const auto to = std::clamp<OPJ_OFF_T>(static_cast<OPJ_OFF_T>(in->at) + n, 0, static_cast<OPJ_OFF_T>(in->size));
+  const OPJ_OFF_T skipped = to - static_cast<OPJ_OFF_T>(in->at);
+  in->at = static_cast<size_t>(to);
+  return skipped;
+}
+
+OPJ_BOOL jpeg2000_seek(OPJ_OFF_T to, void* user) {
+  auto* in = static_cast<Jpeg2000Input*>(user);
+  if (to < 0 || static_cast<uint64_t>(to) > in->size) return OPJ_FALSE;
+  in->at = static_cast<size_t>(to);
+  return OPJ_TRUE;
+}
+
+void jpeg2000_keep_first_error(const char* message, void* user) {
+  auto* first = static_cast<std::string*>(user);
+  if (!first->empty()) return;
+  *first = message;
+  while (!first->empty() && (first->back() == '\n' || first->back() == ' ')) first->pop_back();
+}
+
+void jpeg2000_quiet(const char*, void*) {}
+
+struct Jpeg2000Decoder {
+  opj_codec_t* codec = nullptr;
+  opj_stream_t* stream = nullptr;
+  opj_image_t* image = nullptr;
+  std::string error;
+  ~Jpeg2000Decoder() {
+    if (image) opj_image_destroy(image);
+    if (stream) opj_stream_destroy(stream);
+    if (codec) opj_destroy_codec(codec);
+  }
+};
+#endif
+
+}  // namespace
+
+bool jpeg2000_built_in() {
+#ifdef PATHVLM_HAVE_OPENJPEG
+  return true;
+#else
+  return false;
+#endif
+}
+
+torch::Tensor decode_jpeg2000(const uint8_t* data, size_t size, const std::string& what) {
+#ifdef PATHVLM_HAVE_OPENJPEG
+  static const uint8_t kJp2Signature[12] = {0, 0, 0, 12, 'j', 'P', ' ', ' ', '\r', '\n', 0x87, '\n'};
+  const bool jp2 = size >= 12 && std::memcmp(data, kJp2Signature, 12) == 0;
+  const bool codestream = size >= 4 && data[0] == 0xFF && data[1] == 0x4F && data[2] == 0xFF && data[3] == 0x51;
+  PATHVLM_CHECK(jp2 || codestream, what, ": not JPEG 2000 (no codestream SOC/SIZ markers or JP2 signature)");
+  Jpeg2000Decoder d;
+  d.codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
+  PATHVLM_CHECK(d.codec, what, ": OpenJPEG could not create a decoder");
+  opj_set_error_handler(d.codec, jpeg2000_keep_first_error, &d.error);
+  opj_set_warning_handler(d.codec, jpeg2000_quiet, nullptr);
+  opj_set_info_handler(d.codec, jpeg2000_quiet, nullptr);
+  opj_dparameters_t parameters;
+  opj_set_default_decoder_parameters(&parameters);
+  PATHVLM_CHECK(opj_setup_decoder(d.codec, &parameters), what, ": OpenJPEG could not set up its decoder");
+  Jpeg2000Input input{data, size, 0};
+  d.stream = opj_stream_create(size_t{1} << 16, OPJ_TRUE);
+  PATHVLM_CHECK(d.stream, what, ": OpenJPEG could not create a stream");
+  opj_stream_set_user_data(d.stream, &input, nullptr);
+  opj_stream_set_user_data_length(d.stream, size);
+  opj_stream_set_read_function(d.stream, jpeg2000_read);
+  opj_stream_set_skip_function(d.stream, jpeg2000_skip);
+  opj_stream_set_seek_function(d.stream, jpeg2000_seek);
+  PATHVLM_CHECK(opj_read_header(d.stream, d.codec, &d.image) && d.image, what, ": corrupt JPEG 2000 header (",
+                d.error, ")");
+  const opj_image_t& image = *d.image;
+  PATHVLM_CHECK(image.x1 > image.x0 && image.y1 > image.y0, what, ": a JPEG 2000 image without pixels");
+  const int64_t width = image.x1 - image.x0, height = image.y1 - image.y0;
+  PATHVLM_CHECK(image.numcomps == 3, what, ": a JPEG 2000 image of ", image.numcomps,
+                " components (3 are read: RGB, or YCbCr the codestream transforms back)");
+  for (OPJ_UINT32 c = 0; c < 3; ++c) {
+    const opj_image_comp_t& comp = image.comps[c];
+    PATHVLM_CHECK(comp.dx == 1 && comp.dy == 1 && comp.prec == 8 && !comp.sgnd, what, ": JPEG 2000 component ", c,
+                  " is ", comp.sgnd ? "signed " : "", comp.prec, "-bit, subsampled ", comp.dx, "x", comp.dy,
+                  " (unsigned 8-bit at full resolution is read)");
+  }
+  check_image_size(width, height, "JPEG 2000", what);
+  const bool decoded = opj_decode(d.codec, d.stream, d.image) && opj_end_decompress(d.codec, d.stream);
+  PATHVLM_CHECK(decoded, what, ": corrupt JPEG 2000 data (", d.error, ")");
+  for (OPJ_UINT32 c = 0; c < 3; ++c) {
+    const opj_image_comp_t& comp = image.comps[c];
+    PATHVLM_CHECK(comp.data && comp.w == width && comp.h == height, what, ": JPEG 2000 component ", c,
+                  " decoded to ", comp.w, "x", comp.h, " of an image of ", width, "x", height);
+  }
+  auto out = allocate_rgb(height, width, what);
+  uint8_t* rgb = out.data_ptr<uint8_t>();
+  const size_t pixels = static_cast<size_t>(width * height);
+  for (size_t i = 0; i < pixels; ++i)
+    for (int c = 0; c < 3; ++c) rgb[3 * i + c] = static_cast<uint8_t>(std::clamp(image.comps[c].data[i], 0, 255));
+  return out;
+#else
+  (void)data, (void)size;
+  throw Error(str(what, ": JPEG 2000, and this build has no OpenJPEG to read it (install libopenjp2-7-dev and build "
+                  "again)"));
+#endif
+}
+
+namespace {
 
 // ---- WebP (libwebp) ------------------------------------------------------------------------------------
 

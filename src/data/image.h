@@ -47,6 +47,19 @@ int64_t max_image_pixels();
 torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& what);
 torch::Tensor decode_image(const Bytes& bytes, const std::string& what);
 
+// A JPEG whose colour space its container states (DICOM's PhotometricInterpretation, TIFF's Photometric), where
+// libjpeg's guess from the markers may be wrong: RGB samples stored as they are (Aperio's tiles) or YCbCr. Auto
+// decodes as decode_image does.
+enum class JpegColorSpace { Auto, Rgb, YCbCr };
+torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& what,
+                          JpegColorSpace stored = JpegColorSpace::Auto);
+
+// A JPEG 2000 codestream (or JP2 file) of three unsigned 8-bit components at full resolution, as OpenJPEG decodes it
+// (a colour transform the codestream signals is undone, giving RGB): the frames of DICOM slides. An Error naming
+// `what` for anything else, and in a build without OpenJPEG (jpeg2000_built_in()).
+torch::Tensor decode_jpeg2000(const uint8_t* data, size_t size, const std::string& what);
+bool jpeg2000_built_in();
+
 // Whole-file helpers; errors name the path.
 Bytes read_file_bytes(const std::string& path);
 void write_file_bytes(const std::string& path, const Bytes& bytes);

@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/dicom.h"
+#include "wsi/dicom_slide.h"
 
 #ifdef PATHVLM_HAVE_OPENSLIDE
 #include <openslide/openslide.h>
@@ -178,6 +180,8 @@ torch::Tensor Slide::read_level(int index, int64_t max_pixels) {
   return read_region(0, 0, index, l.width, l.height);
 }
 
+Slide::Slide() = default;
+
 Slide::~Slide() { close(); }
 
 Slide::Slide(Slide&& other) noexcept { *this = std::move(other); }
@@ -188,6 +192,7 @@ Slide& Slide::operator=(Slide&& other) noexcept {
     path_ = std::move(other.path_);
     handle_ = other.handle_;
     other.handle_ = nullptr;
+    dicom_ = std::move(other.dicom_);
     levels_ = std::move(other.levels_);
     properties_ = std::move(other.properties_);
     argb_ = std::move(other.argb_);
@@ -195,14 +200,53 @@ Slide& Slide::operator=(Slide&& other) noexcept {
   return *this;
 }
 
+Slide Slide::open(const std::string& path) {
+  if (!dicom::is_dicom(path)) return open_openslide(path);
+  Slide slide;
+  slide.path_ = path;
+  slide.dicom_ = DicomSlide::open(path);
+  slide.levels_ = slide.dicom_->levels();
+  slide.properties_ = slide.dicom_->properties();
+  return slide;
+}
+
+void Slide::read_region(int64_t x, int64_t y, int level_index, int64_t w, int64_t h, uint8_t* rgb) {
+  const Level& target = level(level_index);  // validates the index
+  PATHVLM_CHECK(w > 0 && h > 0, "slide '", path_, "': empty region ", w, "x", h);
+  int source = level_index;
+  while (source > 0 && levels_[static_cast<size_t>(source)].smaller_than_tile) --source;
+  if (source == level_index || levels_[static_cast<size_t>(source)].smaller_than_tile) {
+    read_stored_level(x, y, level_index, w, h, rgb);
+    return;
+  }
+  // The same level-0 area from the finer level, averaged over the source pixels each target pixel covers.
+  const double scale = target.downsample / levels_[static_cast<size_t>(source)].downsample;
+  const int64_t sw = static_cast<int64_t>(std::ceil(w * scale - 1e-6));
+  const int64_t sh = static_cast<int64_t>(std::ceil(h * scale - 1e-6));
+  auto fine = torch::empty({sh, sw, 3}, torch::kUInt8);
+  read_stored_level(x, y, source, sw, sh, fine.data_ptr<uint8_t>());
+  auto reduced = torch::adaptive_avg_pool2d(fine.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat), {h, w});
+  auto out = reduced.squeeze(0).permute({1, 2, 0}).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  std::memcpy(rgb, out.data_ptr<uint8_t>(), static_cast<size_t>(w * h * 3));
+}
+
+void Slide::read_stored_level(int64_t x, int64_t y, int level_index, int64_t w, int64_t h, uint8_t* rgb) {
+  if (dicom_) {
+    dicom_->read_region(x, y, level_index, w, h, rgb);
+    return;
+  }
+  read_openslide_level(x, y, level_index, w, h, rgb);
+}
+
 #ifdef PATHVLM_HAVE_OPENSLIDE
 
 void Slide::close() {
   if (handle_) openslide_close(as_osr(handle_));
   handle_ = nullptr;
+  dicom_.reset();
 }
 
-Slide Slide::open(const std::string& path) {
+Slide Slide::open_openslide(const std::string& path) {
   Slide slide;
   slide.path_ = path;
   openslide_t* osr = openslide_open(path.c_str());
@@ -249,27 +293,7 @@ void Slide::reopen() {
   PATHVLM_CHECK(handle_ != nullptr, "slide '", path_, "': could not reopen after a read error");
 }
 
-void Slide::read_region(int64_t x, int64_t y, int level_index, int64_t w, int64_t h, uint8_t* rgb) {
-  const Level& target = level(level_index);  // validates the index
-  PATHVLM_CHECK(w > 0 && h > 0, "slide '", path_, "': empty region ", w, "x", h);
-  int source = level_index;
-  while (source > 0 && levels_[static_cast<size_t>(source)].smaller_than_tile) --source;
-  if (source == level_index || levels_[static_cast<size_t>(source)].smaller_than_tile) {
-    read_stored_level(x, y, level_index, w, h, rgb);
-    return;
-  }
-  // The same level-0 area from the finer level, averaged over the source pixels each target pixel covers.
-  const double scale = target.downsample / levels_[static_cast<size_t>(source)].downsample;
-  const int64_t sw = static_cast<int64_t>(std::ceil(w * scale - 1e-6));
-  const int64_t sh = static_cast<int64_t>(std::ceil(h * scale - 1e-6));
-  auto fine = torch::empty({sh, sw, 3}, torch::kUInt8);
-  read_stored_level(x, y, source, sw, sh, fine.data_ptr<uint8_t>());
-  auto reduced = torch::adaptive_avg_pool2d(fine.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat), {h, w});
-  auto out = reduced.squeeze(0).permute({1, 2, 0}).round().clamp(0, 255).to(torch::kUInt8).contiguous();
-  std::memcpy(rgb, out.data_ptr<uint8_t>(), static_cast<size_t>(w * h * 3));
-}
-
-void Slide::read_stored_level(int64_t x, int64_t y, int level_index, int64_t w, int64_t h, uint8_t* rgb) {
+void Slide::read_openslide_level(int64_t x, int64_t y, int level_index, int64_t w, int64_t h, uint8_t* rgb) {
   argb_.resize(static_cast<size_t>(w * h));
   std::string error;
   // OpenSlide errors are sticky: reopen the handle once, as TRIDENT does, before giving up.
@@ -294,19 +318,15 @@ void Slide::read_stored_level(int64_t x, int64_t y, int level_index, int64_t w, 
 
 #else  // no OpenSlide in this build
 
-void Slide::close() {}
+void Slide::close() { dicom_.reset(); }
 
-Slide Slide::open(const std::string& path) {
+Slide Slide::open_openslide(const std::string& path) {
   throw Error(str("slide '", path, "': pathvlm was built without OpenSlide (install libopenslide-dev and rebuild)"));
 }
 
 void Slide::reopen() {}
 
-void Slide::read_region(int64_t, int64_t, int, int64_t, int64_t, uint8_t*) {
-  throw Error(str("slide '", path_, "': pathvlm was built without OpenSlide"));
-}
-
-void Slide::read_stored_level(int64_t, int64_t, int, int64_t, int64_t, uint8_t*) {
+void Slide::read_openslide_level(int64_t, int64_t, int, int64_t, int64_t, uint8_t*) {
   throw Error(str("slide '", path_, "': pathvlm was built without OpenSlide"));
 }
 

@@ -1,15 +1,17 @@
-// Whole slide images through OpenSlide: an RAII handle, level geometry, properties, microns per pixel,
-// and region reads converted from OpenSlide's premultiplied ARGB to RGB uint8 (transparent -> white).
+// Whole slide images through OpenSlide (DICOM ones through wsi/dicom_slide.h): an RAII handle, level geometry,
+// properties, microns per pixel, and region reads converted from OpenSlide's premultiplied ARGB to RGB uint8
+// (transparent -> white).
 //
 //   auto slide = wsi::Slide::open("a.svs");              // throws pathvlm::Error naming the file
 //   double mpp = wsi::slide_mpp(slide, override_mpp);     // TRIDENT's property order; error if none
 //   torch::Tensor rgb = slide.read_region(x0, y0, level, w, h);   // uint8 [h,w,3]
 //
-// OpenSlide is optional in the build (PATHVLM_HAVE_OPENSLIDE); without it every Slide::open throws a
-// clear "not built in" error and `wsi::openslide_built_in()` is false, so callers compile everywhere.
+// OpenSlide is optional in the build (PATHVLM_HAVE_OPENSLIDE); without it every Slide::open of a non-DICOM file
+// throws a clear "not built in" error and `wsi::openslide_built_in()` is false, so callers compile everywhere.
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +21,8 @@
 namespace pathvlm::wsi {
 
 bool openslide_built_in();
+
+class DicomSlide;
 
 struct Level {
   int64_t width = 0, height = 0;
@@ -32,7 +36,8 @@ struct Level {
 
 class Slide {
  public:
-  // Opens `path`; an unrecognised format or a slide in OpenSlide's error state is an Error naming the file.
+  // Opens `path`; an unrecognised format or a slide in OpenSlide's error state is an Error naming the file. A DICOM
+  // file opens its series (the other files of the series in its folder) through DicomSlide.
   static Slide open(const std::string& path);
 
   Slide(Slide&& other) noexcept;
@@ -67,13 +72,16 @@ class Slide {
   torch::Tensor read_level(int level, int64_t max_pixels = int64_t(1) << 28);
 
  private:
-  Slide() = default;
+  Slide();
+  static Slide open_openslide(const std::string& path);
   void reopen();
   void close();
   void read_stored_level(int64_t x, int64_t y, int level, int64_t w, int64_t h, uint8_t* rgb);
+  void read_openslide_level(int64_t x, int64_t y, int level, int64_t w, int64_t h, uint8_t* rgb);
 
   std::string path_;
   void* handle_ = nullptr;  // openslide_t*
+  std::unique_ptr<DicomSlide> dicom_;  // set instead of handle_ for a DICOM slide
   std::vector<Level> levels_;
   std::map<std::string, std::string> properties_;
   std::vector<uint32_t> argb_;  // scratch for read_region

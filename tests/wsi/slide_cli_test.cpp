@@ -26,6 +26,7 @@
 #include "wsi/tiling.h"
 #include "wsi/tissue.h"
 #include "models/clip/weights.h"
+#include "dicom_writer.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
@@ -227,6 +228,51 @@ TEST(SlideCli, TileKilledAndRestartedGivesIdenticalOutputs) {
   // Other settings: the finished slides are redone, not skipped.
   ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/killed" + kTileArgs + " --overlap 32", &out), 0);
   EXPECT_NE(out.find("other settings"), std::string::npos) << out;
+  fs::remove_all(dir);
+}
+
+// The same pixels as a DICOM series (one file per level, a label beside them, uncompressed frames) tile to the same
+// coords as the TIFF they came from, and embed to the same features.
+TEST(SlideCli, DicomSeriesTilesAndEmbedsAsTheTiffItsPixelsCameFrom) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  auto dir = temp_dir("dicom");
+  fs::create_directories(dir + "/tiff");
+  fs::copy_file(synthetic_slides() + "/slide_000.tiff", dir + "/tiff/slide_000.tiff");
+  wsi::Slide tiff = wsi::Slide::open(dir + "/tiff/slide_000.tiff");
+  for (int i = 0; i < tiff.level_count(); ++i) {
+    pathvlm::testing::DicomLevelSpec level;
+    level.rgb = tiff.read_level(i);
+    level.tile_width = 96 + 32 * i, level.tile_height = 80;
+    level.spacing_mm = wsi::slide_mpp(tiff) / 1000;
+    pathvlm::testing::write_dicom_level(dir + "/dcm/slide_000" + (i ? "_level" + std::to_string(i) : ""), level);
+  }
+  pathvlm::testing::DicomLevelSpec label;
+  label.rgb = torch::zeros({40, 60, 3}, torch::kUInt8), label.flavor = "LABEL";
+  pathvlm::testing::write_dicom_level(dir + "/dcm/slide_000_label", label);
+
+  std::string out;
+  for (const char* kind : {"tiff", "dcm"}) {
+    ASSERT_EQ(run(str("tile --slides ", dir, "/", kind, " --out ", dir, "/tiles_", kind, kTileArgs), &out), 0) << out;
+    EXPECT_NE(out.find("1 slides: 1 done"), std::string::npos) << out;  // the series is one slide
+  }
+  const auto from_tiff = wsi::read_coords_h5(dir + "/tiles_tiff/patches/slide_000.h5");
+  const auto from_dicom = wsi::read_coords_h5(dir + "/tiles_dcm/patches/slide_000.h5");
+  EXPECT_GT(from_tiff.coords.size(0), 5);
+  EXPECT_TRUE(torch::equal(from_dicom.coords, from_tiff.coords));
+  EXPECT_EQ(from_dicom.grid.read_level, from_tiff.grid.read_level);
+  EXPECT_DOUBLE_EQ(from_dicom.grid.mpp, from_tiff.grid.mpp);
+
+  for (const char* kind : {"tiff", "dcm"}) {
+    ASSERT_EQ(run(str("embed --coords ", dir, "/tiles_", kind, " --encoder tiny --out ", dir, "/feats_", kind,
+                      " --device cpu --batch-size 16"),
+                  &out),
+              0)
+        << out;
+  }
+  auto features = [&](const char* kind) {
+    return h5::File::open(dir + "/feats_" + std::string(kind) + "/features/slide_000.h5").read("features");
+  };
+  EXPECT_TRUE(torch::equal(features("dcm"), features("tiff")));
   fs::remove_all(dir);
 }
 
