@@ -18,7 +18,10 @@ int cmd_tile(const Args& args) {
   ArgParser p("pathvlm tile",
               "Segment tissue and lay tile grids on whole slides; writes <out>/patches/<slide>.h5 (CLAM/TRIDENT "
               "coords), <out>/qa/<slide>.png and <out>/failures.csv. Resumable: finished slides are skipped.");
-  p.option("slides", "a folder of slides or a CSV with a slide (or wsi/path) column and an optional mpp column", true);
+  p.option("slides",
+           "a folder of slides (what OpenSlide opens, and DICOM: one slide per series) or a CSV with a slide (or "
+           "wsi/path) column and an optional mpp column",
+           true);
   p.option("out", "output folder", true);
   p.option("config", "YAML with tissue: and tiling: sections (see `pathvlm tile --docs`)");
   p.option("preset", "tissue preset: clam, tcga, bwh_biopsy, bwh_resection, synthetic");

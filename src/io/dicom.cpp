@@ -178,10 +178,13 @@ class Parser {
           parse_items(element.items, pos, pos + length, false, depth + 1);
           pos += length;
         }
+      } else if (length == kUndefinedLength) {
+        // A sequence a writer did not know (a private one, say), kept as UN: its items are implicit VR (PS3.5 6.2.2).
+        if (!vr_is(vr, "UN"))
+          fail(start, str("element ", tag_name(t), " of VR ", std::string(vr, 2), " has an undefined length"));
+        pos = skip_implicit_items(pos, end, depth + 1);
+        continue;
       } else {
-        if (length == kUndefinedLength)
-          fail(start, str("element ", tag_name(t), " of VR ", std::string(vr, 2),
-                          " has an undefined length (an implicit-VR sequence), which is not read"));
         if (length > end - pos)
           fail(start, str("element ", tag_name(t), " of ", length, " bytes runs past the end of ",
                           end == f_.size ? "the file" : "its item"));
@@ -218,6 +221,40 @@ class Parser {
         pos += length;
       }
       items.push_back(std::move(item));
+    }
+  }
+
+  // Skips the items of an implicit-VR sequence up to its delimiter; returns the position after it.
+  uint64_t skip_implicit_items(uint64_t pos, uint64_t end, int depth) {
+    if (depth >= kMaxDepth) fail(pos, str("sequences nested more than ", kMaxDepth, " deep"));
+    for (;;) {
+      uint8_t h[8];
+      read(pos, h, 8, "an implicit-VR sequence");
+      const uint32_t t = tag(le16(h), le16(h + 2));
+      const uint32_t length = le32(h + 4);
+      pos += 8;
+      if (t == kSequenceEnd) return pos;
+      if (t != kItem) fail(pos - 8, str("element ", tag_name(t), " where an implicit-VR sequence item belongs"));
+      if (length != kUndefinedLength) {
+        if (length > end - pos) fail(pos - 8, str("sequence item of ", length, " bytes runs past its end"));
+        pos += length;
+        continue;
+      }
+      // An item of undefined length: its elements up to the item delimiter; undefined lengths are sequences.
+      for (;;) {
+        read(pos, h, 8, "an implicit-VR element header");
+        const uint32_t inner = tag(le16(h), le16(h + 2));
+        const uint32_t inner_length = le32(h + 4);
+        pos += 8;
+        if (inner == kItemEnd) break;
+        if (inner_length == kUndefinedLength) {
+          pos = skip_implicit_items(pos, end, depth + 1);
+        } else {
+          if (inner_length > end - pos)
+            fail(pos - 8, str("element ", tag_name(inner), " of ", inner_length, " bytes runs past its end"));
+          pos += inner_length;
+        }
+      }
     }
   }
 

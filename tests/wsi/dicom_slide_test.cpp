@@ -85,11 +85,25 @@ TEST(Dicom, ParsesNestedSequencesOfBothLengthFormsAndListsFragments) {
     spec.rgb = test_image(70, 100, 1);
     spec.jpeg = true, spec.sparse = true, spec.omitted = {1}, spec.offset_table = true, spec.split_fragments = true;
     spec.undefined_lengths = undefined;
+    // A private sequence kept as UN with an undefined length: implicit-VR items, one holding a nested sequence.
+    using namespace pathvlm::testing::dicom_writer;
+    const std::string implicit_element = le16(0x0009) + le16(0x1002) + le32(4) + "abcd";
+    const std::string nested = le16(0x0009) + le16(0x1003) + le32(0xFFFFFFFF) + le16(0xFFFE) + le16(0xE000) +
+                               le32(static_cast<uint32_t>(implicit_element.size())) + implicit_element +
+                               le16(0xFFFE) + le16(0xE0DD) + le32(0);
+    spec.extra[dicom::tag(0x0009, 0x0010)] = element(0x0009, 0x0010, "LO", "PRIVATE CREATOR");
+    spec.extra[dicom::tag(0x0009, 0x1001)] = le16(0x0009) + le16(0x1001) + "UN" + le16(0) + le32(0xFFFFFFFF) +
+                                             le16(0xFFFE) + le16(0xE000) + le32(0xFFFFFFFF) + implicit_element +
+                                             nested + le16(0xFFFE) + le16(0xE00D) + le32(0) + le16(0xFFFE) +
+                                             le16(0xE0DD) + le32(0);
     const std::string path = write_dicom_level(dir / (undefined ? "u" : "d"), spec).front();
     ASSERT_TRUE(dicom::is_dicom(path));
     const dicom::File f = dicom::read(path);
     EXPECT_EQ(f.transfer_syntax, "1.2.840.10008.1.2.4.50");
     EXPECT_EQ(f.data.string(dicom::tag(0x0008, 0x0008), 2), "VOLUME");
+    EXPECT_EQ(f.data.string(dicom::tag(0x0009, 0x0010)), "PRIVATE CREATOR");
+    EXPECT_EQ(f.data.find(dicom::tag(0x0009, 0x1001)), nullptr);  // skipped: its contents have no VRs to read by
+    EXPECT_EQ(f.data.string(dicom::tag(0x0020, 0x000E)), "1.2.826.0.1.3680043.10.1");  // read on after it
     EXPECT_EQ(f.data.count(dicom::tag(0x0008, 0x0008)), 4u);
     EXPECT_EQ(f.data.number(dicom::tag(0x0048, 0x0006)), 100);
     EXPECT_EQ(f.data.number(dicom::tag(0x0028, 0x0008)), 3);  // 2x2 tiles, one left out

@@ -35,6 +35,7 @@ struct DicomLevelSpec {
   bool split_fragments = false;     // each JPEG frame in two fragments (needs the offset table)
   bool undefined_lengths = true;    // sequences and items of undefined length, else defined
   double spacing_mm = 0.00025;
+  std::map<uint32_t, std::string> extra;  // more encoded elements by tag (group << 16 | element)
 };
 
 namespace dicom_writer {
@@ -196,6 +197,7 @@ inline std::vector<std::string> write_dicom_level(const std::string& stem, const
       }
       put(0x5200, 0x9230, sequence(0x5200, 0x9230, frames, undefined));
     }
+    for (const auto& [tag, bytes] : s.extra) data[tag] = bytes;
     std::string pixels;
     if (encapsulated) {
       std::string fragments;
