@@ -6,12 +6,14 @@
 namespace pathvlm::data {
 namespace {
 
-// The augmented uint8 [S,S,3] image of records[row]: RandomResizedCrop in training, else resize + center crop.
+// The augmented uint8 [S,S,3] image of records[row]: RandomResizedCrop and the colour augmentations in training
+// (open_clip's order), else resize + center crop.
 torch::Tensor tile_crop(const TileLoaderOptions& o, const torch::Tensor& rgb, const BatchRequest& request,
                         int64_t row) {
   if (!o.train) return resize_shortest_and_center_crop(rgb, o.image_size);
   auto gen = request.generator(row);
-  return random_resized_crop(rgb, o.image_size, gen, o.crop_scale, o.crop_ratio);
+  auto crop = random_resized_crop(rgb, o.image_size, gen, o.crop_scale, o.crop_ratio);
+  return o.color.active() ? o.color.apply(crop, gen) : crop;
 }
 
 // Record i checked as training needs it; a bad one is replaced by the first good record after it (cyclically) when

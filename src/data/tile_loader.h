@@ -1,7 +1,8 @@
 // TileLoader: the Loader (data/loader.h) over tile shards, for CLIP.
 //
-// Train: RandomResizedCrop + normalisation, the crop seeded per record (record_seed), so a run resumed from
-// cursor() sees bit-identical batches whatever the thread timing. Eval: resize + center crop + normalisation.
+// Train: RandomResizedCrop, open_clip's colour jitter and gray scale when asked (data/color_augment.h), then
+// normalisation; the draws seeded per record (record_seed), so a run resumed from cursor() sees bit-identical
+// batches whatever the thread timing. Eval: resize + center crop + normalisation.
 // The workers crop to uint8 [3,S,S]; the normalisation runs where the batch arrives (LoaderOptions::
 // finish_on_device, normalize_pixels): on a GPU after the upload, so a quarter of float32's bytes cross PCIe, and
 // on the CPU in the workers. Either way the pixels equal normalize_image's of each crop (bitwise on the CPU).
@@ -26,6 +27,7 @@
 #include <array>
 #include <memory>
 
+#include "data/color_augment.h"
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/tile_shards.h"
@@ -38,6 +40,7 @@ struct TileLoaderOptions : LoaderOptions {
   std::array<double, 2> crop_scale = {0.9, 1.0};
   std::array<double, 2> crop_ratio = {3.0 / 4.0, 4.0 / 3.0};
   std::array<double, 3> mean = kOpenAiMean, std = kOpenAiStd;
+  ColorAugment color;  // training only
   std::shared_ptr<const text::ClipTokenizer> tokenizer;  // null: no "input_ids"
   bool skip_bad_records = false;  // replace bad records instead of failing
 };

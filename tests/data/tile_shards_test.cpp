@@ -396,6 +396,43 @@ TEST(TileLoader, TrainBatchesFollowTheSamplerAndResumeBitExactly) {
   fs::remove_all(dir);
 }
 
+// open_clip's colour jitter and gray scale run after the crop in training, from the record's generator: batches
+// equal transform() (hence resume bit for bit), a gray tile's three channels carry one value, evaluation is untouched.
+TEST(TileLoader, ColourAugmentationsFollowTheCropInTrainingOnly) {
+  auto dir = temp_dir("loader_colour");
+  auto ds = loader_dataset(dir, 12);
+  auto options = loader_options(0, 1);
+  TileLoader plain(ds, options);
+  options.color = ColorAugment{{0.4, 0.4, 0.4, 0.1}, 1.0, 0.0};
+  TileLoader jittered(ds, options);
+  options.color = ColorAugment{{0, 0, 0, 0}, 0.0, 1.0};
+  TileLoader gray(ds, options);
+  const auto a = plain.next(), b = jittered.next(), c = gray.next();
+  ASSERT_TRUE(a && b && c);
+  EXPECT_TRUE(torch::equal(a->at("indices"), b->at("indices")));
+  for (int k = 0; k < 3; ++k) {
+    const int64_t i = b->at("indices")[k].item<int64_t>();
+    EXPECT_FALSE(torch::equal(b->at("pixels")[k], a->at("pixels")[k]));
+    EXPECT_TRUE(torch::equal(b->at("pixels")[k], jittered.transform(ds->image(i), b->epoch, i)));
+    // Gray: undo the normalisation, and the channels agree (the crop is the plain loader's, made gray).
+    const auto& mean = kOpenAiMean;
+    const auto& sd = kOpenAiStd;
+    auto values = c->at("pixels")[k].clone();
+    for (int ch = 0; ch < 3; ++ch) values[ch] = values[ch] * sd[ch] + mean[ch];
+    EXPECT_LT((values[0] - values[2]).abs().max().item<double>(), 1e-5);
+    auto plain_crop = a->at("pixels")[k].clone();
+    for (int ch = 0; ch < 3; ++ch) plain_crop[ch] = plain_crop[ch] * sd[ch] + mean[ch];
+    const auto expected_gray = (plain_crop * 255).round().to(torch::kByte).permute({1, 2, 0}).contiguous();
+    EXPECT_TRUE(torch::equal((values[0] * 255).round().to(torch::kByte), to_grayscale(expected_gray).select(2, 0)));
+  }
+  options.train = false;
+  auto options_plain = loader_options(0, 1);
+  options_plain.train = false;
+  TileLoader eval_gray(ds, options), eval_plain(ds, options_plain);
+  EXPECT_TRUE(torch::equal(eval_gray.next()->at("pixels"), eval_plain.next()->at("pixels")));
+  fs::remove_all(dir);
+}
+
 // The workers crop to uint8 [B,3,S,S] (a quarter of float32's bytes to copy to a GPU); the loader normalises the
 // batch where it arrives, bit for bit what the workers' per-crop normalisation gave before (its formula kept here
 // as the reference), in training (RandomResizedCrop seeded per record) and evaluation (resize + center crop).

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/error.h"
 
 namespace pathvlm::data {
 
@@ -18,6 +19,9 @@ struct ClipDataConfig {
   std::vector<double> crop_ratio = {0.75, 1.3333333333333333};
   std::vector<double> image_mean = {0.48145466, 0.4578275, 0.40821073};
   std::vector<double> image_std = {0.26862954, 0.26130258, 0.27577711};
+  std::vector<double> color_jitter = {};
+  double color_jitter_prob = 0;
+  double gray_scale_prob = 0;
   bool pin_memory = true;
   double max_bad_fraction = 0.01;
   int64_t max_image_pixels = 178956970;  // data::kDefaultMaxImagePixels (this header stays light)
@@ -37,6 +41,16 @@ struct ClipDataConfig {
     v.field("crop_ratio", crop_ratio, "RandomResizedCrop aspect ratio range [lo, hi]", cfg::Range(0.1, 10.0));
     v.field("image_mean", image_mean, "per-channel normalisation mean (OpenAI CLIP's by default)", cfg::Range(0.0, 1.0));
     v.field("image_std", image_std, "per-channel normalisation std (OpenAI CLIP's by default)", cfg::Range(1e-6, 10.0));
+    v.field("color_jitter", color_jitter,
+            "training colour jitter [brightness, contrast, saturation, hue] as torchvision's ColorJitter on PIL "
+            "images, e.g. [0.4, 0.4, 0.4, 0.1] (open_clip --aug-cfg color_jitter; stain and scanner variation); "
+            "empty = off",
+            cfg::Range(0.0, 10.0));
+    v.field("color_jitter_prob", color_jitter_prob, "chance a training tile gets the colour jitter (open_clip: 0.8)",
+            cfg::Range(0.0, 1.0));
+    v.field("gray_scale_prob", gray_scale_prob,
+            "chance a training tile is made gray, after the jitter (open_clip --aug-cfg gray_scale_prob)",
+            cfg::Range(0.0, 1.0));
     v.field("pin_memory", pin_memory, "pinned host batches for non-blocking copies when training on CUDA");
     v.field("max_bad_fraction", max_bad_fraction,
             "share of the training tiles that may be bad (undecodable image, empty or non-UTF-8 caption): each is "
@@ -45,6 +59,17 @@ struct ClipDataConfig {
     v.field("max_image_pixels", max_image_pixels,
             "largest image (width x height) decoded; a larger one is a bad record (decompression bombs)",
             cfg::Min(1));
+  }
+
+  void validate(const std::string& where) const {
+    PATHVLM_CHECK(color_jitter.empty() || color_jitter.size() == 4, where,
+                  ": color_jitter needs 4 values (brightness, contrast, saturation, hue), got ", color_jitter.size());
+    PATHVLM_CHECK(color_jitter.empty() || color_jitter[3] <= 0.5, where, ": color_jitter's hue must be <= 0.5, got ",
+                  color_jitter.empty() ? 0.0 : color_jitter[3]);
+    PATHVLM_CHECK(color_jitter.empty() || color_jitter_prob > 0, where,
+                  ": color_jitter is set but color_jitter_prob is 0, so it would never apply (open_clip uses 0.8)");
+    PATHVLM_CHECK(!color_jitter.empty() || color_jitter_prob == 0, where,
+                  ": color_jitter_prob is set but color_jitter is empty (e.g. [0.4, 0.4, 0.4, 0.1])");
   }
 };
 

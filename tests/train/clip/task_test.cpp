@@ -123,6 +123,20 @@ TEST(ClipTask, ConfigMistakesGiveClearErrors) {
   cfg.vocab = "/nonexistent/bpe.txt.gz";
   msg = error_of([&] { train::make_clip_tokenizer(cfg, 32); });
   EXPECT_NE(msg.find("/nonexistent/bpe.txt.gz"), std::string::npos) << msg;
+
+  // Colour augmentation: four strengths, a hue a ColorJitter takes, and a probability with them.
+  data::ClipDataConfig data;
+  data.color_jitter = {0.4, 0.4, 0.4};
+  EXPECT_NE(error_of([&] { data.validate("clip.data"); }).find("needs 4 values"), std::string::npos);
+  data.color_jitter = {0.4, 0.4, 0.4, 0.7};
+  data.color_jitter_prob = 0.8;
+  EXPECT_NE(error_of([&] { data.validate("clip.data"); }).find("hue must be <= 0.5"), std::string::npos);
+  data.color_jitter = {0.4, 0.4, 0.4, 0.1};
+  data.color_jitter_prob = 0;
+  EXPECT_NE(error_of([&] { data.validate("clip.data"); }).find("would never apply"), std::string::npos);
+  data.color_jitter.clear();
+  data.color_jitter_prob = 0.8;
+  EXPECT_NE(error_of([&] { data.validate("clip.data"); }).find("color_jitter is empty"), std::string::npos);
 }
 
 TEST(ClipTask, LockImageKeepsOnlyTheLastBlocksTrainable) {
