@@ -6,13 +6,20 @@
 namespace pathvlm::data {
 namespace {
 
-// The augmented uint8 [S,S,3] image of records[row]: RandomResizedCrop and the colour augmentations in training
-// (open_clip's order), else resize + center crop.
+// Whether a transform applied with probability p applies this time (torchvision's `torch.rand(1) < p`).
+bool chance(double p, torch::Generator& gen) {
+  return p > 0 && torch::rand({1}, gen, torch::TensorOptions().dtype(torch::kDouble)).item<double>() < p;
+}
+
+// The augmented uint8 [S,S,3] image of records[row]: RandomResizedCrop, flips and the colour augmentations in
+// training (open_clip's order, flips where torchvision recipes put them), else resize + center crop.
 torch::Tensor tile_crop(const TileLoaderOptions& o, const torch::Tensor& rgb, const BatchRequest& request,
                         int64_t row) {
   if (!o.train) return resize_shortest_and_center_crop(rgb, o.image_size);
   auto gen = request.generator(row);
   auto crop = random_resized_crop(rgb, o.image_size, gen, o.crop_scale, o.crop_ratio);
+  if (chance(o.hflip_prob, gen)) crop = crop.flip({1}).contiguous();
+  if (chance(o.vflip_prob, gen)) crop = crop.flip({0}).contiguous();
   return o.color.active() ? o.color.apply(crop, gen) : crop;
 }
 

@@ -1,6 +1,6 @@
 // TileLoader: the Loader (data/loader.h) over tile shards, for CLIP.
 //
-// Train: RandomResizedCrop, open_clip's colour jitter and gray scale when asked (data/color_augment.h), then
+// Train: RandomResizedCrop, flips, open_clip's colour jitter and gray scale when asked (data/color_augment.h), then
 // normalisation; the draws seeded per record (record_seed), so a run resumed from cursor() sees bit-identical
 // batches whatever the thread timing. Eval: resize + center crop + normalisation.
 // The workers crop to uint8 [3,S,S]; the normalisation runs where the batch arrives (LoaderOptions::
@@ -40,7 +40,8 @@ struct TileLoaderOptions : LoaderOptions {
   std::array<double, 2> crop_scale = {0.9, 1.0};
   std::array<double, 2> crop_ratio = {3.0 / 4.0, 4.0 / 3.0};
   std::array<double, 3> mean = kOpenAiMean, std = kOpenAiStd;
-  ColorAugment color;  // training only
+  double hflip_prob = 0, vflip_prob = 0;  // training only, after the crop
+  ColorAugment color;                     // training only, after the flips
   std::shared_ptr<const text::ClipTokenizer> tokenizer;  // null: no "input_ids"
   bool skip_bad_records = false;  // replace bad records instead of failing
 };

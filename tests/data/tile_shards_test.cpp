@@ -396,9 +396,10 @@ TEST(TileLoader, TrainBatchesFollowTheSamplerAndResumeBitExactly) {
   fs::remove_all(dir);
 }
 
-// open_clip's colour jitter and gray scale run after the crop in training, from the record's generator: batches
-// equal transform() (hence resume bit for bit), a gray tile's three channels carry one value, evaluation is untouched.
-TEST(TileLoader, ColourAugmentationsFollowTheCropInTrainingOnly) {
+// Flips, open_clip's colour jitter and gray scale run after the crop in training, from the record's generator:
+// batches equal transform() (hence resume bit for bit), a gray tile's three channels carry one value, both flips turn
+// the crop around, evaluation is untouched.
+TEST(TileLoader, FlipsAndColourAugmentationsFollowTheCropInTrainingOnly) {
   auto dir = temp_dir("loader_colour");
   auto ds = loader_dataset(dir, 12);
   auto options = loader_options(0, 1);
@@ -425,6 +426,14 @@ TEST(TileLoader, ColourAugmentationsFollowTheCropInTrainingOnly) {
     const auto expected_gray = (plain_crop * 255).round().to(torch::kByte).permute({1, 2, 0}).contiguous();
     EXPECT_TRUE(torch::equal((values[0] * 255).round().to(torch::kByte), to_grayscale(expected_gray).select(2, 0)));
   }
+  // Flips: with probability 1 each, the plain crop turned 180 degrees, whatever the crop was.
+  options.color = ColorAugment{};
+  options.hflip_prob = options.vflip_prob = 1;
+  TileLoader flipped(ds, options);
+  const auto f = flipped.next();
+  EXPECT_TRUE(torch::equal(f->at("pixels"), a->at("pixels").flip({2, 3})));
+  options.hflip_prob = options.vflip_prob = 0;
+
   options.train = false;
   auto options_plain = loader_options(0, 1);
   options_plain.train = false;

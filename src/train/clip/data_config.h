@@ -19,6 +19,8 @@ struct ClipDataConfig {
   std::vector<double> crop_ratio = {0.75, 1.3333333333333333};
   std::vector<double> image_mean = {0.48145466, 0.4578275, 0.40821073};
   std::vector<double> image_std = {0.26862954, 0.26130258, 0.27577711};
+  double hflip_prob = 0;
+  double vflip_prob = 0;
   std::vector<double> color_jitter = {};
   double color_jitter_prob = 0;
   double gray_scale_prob = 0;
@@ -41,6 +43,12 @@ struct ClipDataConfig {
     v.field("crop_ratio", crop_ratio, "RandomResizedCrop aspect ratio range [lo, hi]", cfg::Range(0.1, 10.0));
     v.field("image_mean", image_mean, "per-channel normalisation mean (OpenAI CLIP's by default)", cfg::Range(0.0, 1.0));
     v.field("image_std", image_std, "per-channel normalisation std (OpenAI CLIP's by default)", cfg::Range(1e-6, 10.0));
+    v.field("hflip_prob", hflip_prob,
+            "chance a training tile is mirrored left-right after the crop (torchvision RandomHorizontalFlip; PLIP's "
+            "recipe; tissue has no orientation)",
+            cfg::Range(0.0, 1.0));
+    v.field("vflip_prob", vflip_prob, "chance a training tile is flipped upside down after the crop (RandomVerticalFlip)",
+            cfg::Range(0.0, 1.0));
     v.field("color_jitter", color_jitter,
             "training colour jitter [brightness, contrast, saturation, hue] as torchvision's ColorJitter on PIL "
             "images, e.g. [0.4, 0.4, 0.4, 0.1] (open_clip --aug-cfg color_jitter; stain and scanner variation); "

@@ -46,6 +46,8 @@ data::TileLoaderOptions loader_options(const ClipTaskConfig& cfg, int64_t batch,
   o.crop_ratio = fixed<2>(cfg.data.crop_ratio, "clip.data.crop_ratio");
   o.mean = fixed<3>(cfg.data.image_mean, "clip.data.image_mean");
   o.std = fixed<3>(cfg.data.image_std, "clip.data.image_std");
+  o.hflip_prob = cfg.data.hflip_prob;
+  o.vflip_prob = cfg.data.vflip_prob;
   if (!cfg.data.color_jitter.empty()) o.color.jitter = fixed<4>(cfg.data.color_jitter, "clip.data.color_jitter");
   o.color.jitter_prob = cfg.data.color_jitter_prob;
   o.color.gray_prob = cfg.data.gray_scale_prob;
