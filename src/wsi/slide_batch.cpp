@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/progress.h"
+#include "io/dicom.h"
 #include "wsi/dicom_slide.h"
 
 namespace fs = std::filesystem;
@@ -114,20 +115,6 @@ std::vector<SlideEntry> list_slides(const std::string& dir_or_csv) {
     }
     PATHVLM_CHECK(!ec, "slides folder '", dir_or_csv, "': cannot list it: ", ec.message());
     std::sort(slides.begin(), slides.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-    // A DICOM slide is a series of files (its levels, label, overview): one entry per series, its first file.
-    std::set<std::string> series;
-    std::vector<SlideEntry> kept;
-    for (SlideEntry& s : slides) {
-      if (s.problem.empty() && lower(fs::path(s.path).extension().string()) == ".dcm") {
-        try {
-          if (!series.insert(dicom_image_info(s.path).series).second) continue;
-        } catch (const Error& e) {
-          s.problem = e.what();
-        }
-      }
-      kept.push_back(std::move(s));
-    }
-    slides = std::move(kept);
   } else {
     auto rows = read_csv(dir_or_csv);
     PATHVLM_CHECK(!rows.empty(), "slides CSV '", dir_or_csv, "': empty (a header with a slide column is needed)");
@@ -148,6 +135,21 @@ std::vector<SlideEntry> list_slides(const std::string& dir_or_csv) {
       slides.push_back(e);
     }
   }
+  // A DICOM slide is a series of files (its levels, label, overview): one entry per series, the first listed (a CSV
+  // made with `find -name '*.dcm'` names every file of every series).
+  std::set<std::string> series;
+  std::vector<SlideEntry> kept;
+  for (SlideEntry& s : slides) {
+    if (s.problem.empty() && (lower(fs::path(s.path).extension().string()) == ".dcm" || dicom::is_dicom(s.path))) {
+      try {
+        if (!series.insert(dicom_image_info(s.path).series).second) continue;
+      } catch (const Error& e) {
+        s.problem = e.what();
+      }
+    }
+    kept.push_back(std::move(s));
+  }
+  slides = std::move(kept);
   std::map<std::string, std::string> seen;
   for (const auto& s : slides) {
     auto [it, fresh] = seen.emplace(s.id, s.path);

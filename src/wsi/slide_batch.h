@@ -26,10 +26,11 @@ struct SlideEntry {
 };
 
 // A folder: every entry with a whole-slide extension (svs, tif, tiff, ndpi, vms, vmu, scn, mrxs, svslide, bif,
-// dcm), sorted by name; the .dcm files of one DICOM series (a slide's levels, label, overview) are one entry, its
-// first file (the slide opens its series from any of them). A .csv file: a header naming the path column (slide, wsi or path; relative paths are
-// relative to the CSV) and optionally an mpp column. Duplicate ids are an Error. Entries that cannot be read
-// (input_problem) are listed with their `problem` set, so that the batch counts them as failures.
+// dcm), sorted by name. A .csv file: a header naming the path column (slide, wsi or path; relative paths are
+// relative to the CSV) and optionally an mpp column. Either way the DICOM files of one series (a slide's levels,
+// label, overview) are one entry, the first listed: the slide opens its series from any of them. Duplicate ids are
+// an Error. Entries that cannot be read (input_problem) are listed with their `problem` set, so that the batch counts
+// them as failures.
 std::vector<SlideEntry> list_slides(const std::string& dir_or_csv);
 
 // Why the input file `path` cannot be read: "" when it is a readable regular file, else e.g. "dangling symbolic

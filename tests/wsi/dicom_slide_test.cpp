@@ -245,6 +245,14 @@ TEST(DicomSlide, FoldersListOneSlidePerSeries) {
   EXPECT_EQ(slides[2].id, "z_other");
   wsi::Slide slide = wsi::Slide::open(slides[0].path);
   EXPECT_EQ(slide.level_count(), 2);
+
+  // A CSV naming every file (`find -name '*.dcm'`, the Imaging Data Commons' folder per series): one slide per series.
+  std::string csv = "slide\n";
+  for (const char* name : {"c_level1.dcm", "z_other.dcm", "b_level0.dcm", "a_label.dcm"}) csv += dir / name + "\n";
+  const auto from_csv = wsi::list_slides(dir.write("slides.csv", csv));
+  ASSERT_EQ(from_csv.size(), 2u);
+  EXPECT_EQ(from_csv[0].id, "c_level1");  // the first row of its series
+  EXPECT_EQ(from_csv[1].id, "z_other");
 }
 
 TEST(DicomSlide, DamagedAndUnsupportedFilesAreErrorsNamingTheFile) {
