@@ -11,7 +11,9 @@ namespace {
 uint8_t clip8(int v) { return static_cast<uint8_t>(std::clamp(v, 0, 255)); }
 
 // Pillow's L of an RGB pixel (ITU-R 601-2 luma in 16-bit fixed point, rounded).
-uint8_t luma(const uint8_t* p) { return static_cast<uint8_t>((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16); }
+uint8_t luma(const uint8_t* p) {
+  return static_cast<uint8_t>((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16);
+}
 
 // Pillow's Image.blend(degenerate, image, alpha) of one sample: single-precision, truncated; clipped when alpha
 // extrapolates.
@@ -140,12 +142,13 @@ torch::Tensor ColorAugment::apply(const torch::Tensor& rgb, torch::Generator& ge
     std::array<double, 4> factor = {1, 1, 1, 0};
     for (int k = 0; k < 4; ++k) {
       if (jitter[k] <= 0) continue;
-      factor[k] = k == 3 ? uniform(gen, -jitter[k], jitter[k]) : uniform(gen, std::max(0.0, 1 - jitter[k]), 1 + jitter[k]);
+      factor[k] =
+          k == 3 ? uniform(gen, -jitter[k], jitter[k]) : uniform(gen, std::max(0.0, 1 - jitter[k]), 1 + jitter[k]);
     }
     for (int64_t i = 0; i < 4; ++i) {
       const int64_t k = order[i].item<int64_t>();
       if (jitter[k] <= 0) continue;
-      out = k == 0 ? adjust_brightness(out, factor[0])
+      out = k == 0   ? adjust_brightness(out, factor[0])
             : k == 1 ? adjust_contrast(out, factor[1])
             : k == 2 ? adjust_saturation(out, factor[2])
                      : adjust_hue(out, factor[3]);

@@ -26,7 +26,9 @@ constexpr int kMaxDepth = 16;
 constexpr uint64_t kMaxFrameBytes = uint64_t{1} << 30;
 
 uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
-uint32_t le32(const uint8_t* p) { return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24; }
+uint32_t le32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
 uint64_t le64(const uint8_t* p) { return uint64_t{le32(p)} | uint64_t{le32(p + 4)} << 32; }
 
 std::string tag_name(uint32_t t) {
@@ -45,8 +47,8 @@ bool long_length_vr(const char* vr) {
 }
 
 bool string_vr(const char* vr) {
-  for (const char* v : {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
-                        "UR", "UT"})
+  for (const char* v :
+       {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
     if (vr_is(vr, v)) return true;
   return false;
 }
@@ -174,7 +176,8 @@ class Parser {
         if (length == kUndefinedLength) {
           pos = parse_items(element.items, pos, end, true, depth + 1);
         } else {
-          if (length > end - pos) fail(start, str("sequence ", tag_name(t), " of ", length, " bytes runs past its end"));
+          if (length > end - pos)
+            fail(start, str("sequence ", tag_name(t), " of ", length, " bytes runs past its end"));
           parse_items(element.items, pos, pos + length, false, depth + 1);
           pos += length;
         }
@@ -454,8 +457,8 @@ std::vector<uint8_t> Frames::read(int64_t index) const {
   std::vector<uint8_t> bytes(static_cast<size_t>(total));
   uint8_t* out = bytes.data();
   for (size_t k = first_[index]; k < first_[index + 1]; ++k) {
-    PATHVLM_CHECK(pread_all(fd_, pieces_[k].offset, out, pieces_[k].length), "DICOM file '", path_, "': frame ",
-                  index, ": cannot read its ", pieces_[k].length, " bytes at byte ", pieces_[k].offset,
+    PATHVLM_CHECK(pread_all(fd_, pieces_[k].offset, out, pieces_[k].length), "DICOM file '", path_, "': frame ", index,
+                  ": cannot read its ", pieces_[k].length, " bytes at byte ", pieces_[k].offset,
                   " (the file changed or is cut short)");
     out += pieces_[k].length;
   }

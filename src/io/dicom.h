@@ -56,9 +56,9 @@ struct File {
   DataSet meta;                 // group 0002
   DataSet data;
   bool has_pixel_data = false;
-  bool encapsulated = false;                // compressed frames in fragments
+  bool encapsulated = false;                    // compressed frames in fragments
   uint64_t pixel_offset = 0, pixel_length = 0;  // native (uncompressed) pixel data
-  std::vector<uint64_t> offset_table;       // the basic (or extended) offset table; may be empty
+  std::vector<uint64_t> offset_table;           // the basic (or extended) offset table; may be empty
   std::vector<Fragment> fragments;
 };
 

@@ -28,21 +28,20 @@ constexpr const char* kJpeg2000 = "1.2.840.10008.1.2.4.91";
 constexpr int64_t kMaxTiles = int64_t{1} << 24;
 
 constexpr uint32_t kMediaStorageSopClass = tag(0x0002, 0x0002), kImageType = tag(0x0008, 0x0008),
-                   kSopClass = tag(0x0008, 0x0016), kSopInstance = tag(0x0008, 0x0018),
-                   kSeries = tag(0x0020, 0x000E), kConcatenation = tag(0x0020, 0x9161),
-                   kInConcatenationNumber = tag(0x0020, 0x9162), kInConcatenationTotal = tag(0x0020, 0x9163),
-                   kConcatenationFrameOffset = tag(0x0020, 0x9228), kDimensionOrganization = tag(0x0020, 0x9311),
-                   kSamplesPerPixel = tag(0x0028, 0x0002), kPhotometric = tag(0x0028, 0x0004),
-                   kPlanarConfiguration = tag(0x0028, 0x0006), kNumberOfFrames = tag(0x0028, 0x0008),
-                   kRows = tag(0x0028, 0x0010), kColumns = tag(0x0028, 0x0011), kPixelSpacing = tag(0x0028, 0x0030),
-                   kBitsAllocated = tag(0x0028, 0x0100), kBitsStored = tag(0x0028, 0x0101),
-                   kHighBit = tag(0x0028, 0x0102), kPixelRepresentation = tag(0x0028, 0x0103),
-                   kPixelMeasures = tag(0x0028, 0x9110), kTotalColumns = tag(0x0048, 0x0006),
-                   kTotalRows = tag(0x0048, 0x0007), kOpticalPaths = tag(0x0048, 0x0105),
-                   kObjectiveLensPower = tag(0x0048, 0x0112), kFocalPlanes = tag(0x0048, 0x0303),
-                   kPlanePosition = tag(0x0048, 0x021A), kColumnPosition = tag(0x0048, 0x021E),
-                   kRowPosition = tag(0x0048, 0x021F), kSharedGroups = tag(0x5200, 0x9229),
-                   kPerFrameGroups = tag(0x5200, 0x9230);
+                   kSopClass = tag(0x0008, 0x0016), kSopInstance = tag(0x0008, 0x0018), kSeries = tag(0x0020, 0x000E),
+                   kConcatenation = tag(0x0020, 0x9161), kInConcatenationNumber = tag(0x0020, 0x9162),
+                   kInConcatenationTotal = tag(0x0020, 0x9163), kConcatenationFrameOffset = tag(0x0020, 0x9228),
+                   kDimensionOrganization = tag(0x0020, 0x9311), kSamplesPerPixel = tag(0x0028, 0x0002),
+                   kPhotometric = tag(0x0028, 0x0004), kPlanarConfiguration = tag(0x0028, 0x0006),
+                   kNumberOfFrames = tag(0x0028, 0x0008), kRows = tag(0x0028, 0x0010), kColumns = tag(0x0028, 0x0011),
+                   kPixelSpacing = tag(0x0028, 0x0030), kBitsAllocated = tag(0x0028, 0x0100),
+                   kBitsStored = tag(0x0028, 0x0101), kHighBit = tag(0x0028, 0x0102),
+                   kPixelRepresentation = tag(0x0028, 0x0103), kPixelMeasures = tag(0x0028, 0x9110),
+                   kTotalColumns = tag(0x0048, 0x0006), kTotalRows = tag(0x0048, 0x0007),
+                   kOpticalPaths = tag(0x0048, 0x0105), kObjectiveLensPower = tag(0x0048, 0x0112),
+                   kFocalPlanes = tag(0x0048, 0x0303), kPlanePosition = tag(0x0048, 0x021A),
+                   kColumnPosition = tag(0x0048, 0x021E), kRowPosition = tag(0x0048, 0x021F),
+                   kSharedGroups = tag(0x5200, 0x9229), kPerFrameGroups = tag(0x5200, 0x9230);
 
 // Attributes shown as dicom.<Keyword> properties (OpenSlide shows every attribute its dictionary knows; patient
 // attributes are left out here so they do not travel into outputs).
@@ -227,8 +226,8 @@ namespace {
 int64_t required_integer(const dicom::File& f, uint32_t t, const char* name, int64_t lo, int64_t hi) {
   const auto v = f.data.number(t);
   PATHVLM_CHECK(v.has_value(), "DICOM file '", f.path, "': no ", name);
-  PATHVLM_CHECK(*v == std::floor(*v) && *v >= static_cast<double>(lo) && *v <= static_cast<double>(hi),
-                "DICOM file '", f.path, "': ", name, " is ", *v, " (expected ", lo, "..", hi, ")");
+  PATHVLM_CHECK(*v == std::floor(*v) && *v >= static_cast<double>(lo) && *v <= static_cast<double>(hi), "DICOM file '",
+                f.path, "': ", name, " is ", *v, " (expected ", lo, "..", hi, ")");
   return static_cast<int64_t>(*v);
 }
 
@@ -260,10 +259,10 @@ void check_pixels(const dicom::File& f, LevelFile& out) {
   check_value(f, kFocalPlanes, "TotalPixelMatrixFocalPlanes", 1, false);
   // JPEG 2000's colour transforms (ICT lossy, RCT lossless) are undone by the decoder.
   const std::string photometric = f.data.string(kPhotometric).value_or("");
-  const char* readable = out.codec == Codec::Jpeg         ? "YBR_FULL_422 or RGB"
-                         : syntax == kJpeg2000Lossless    ? "YBR_RCT or RGB"
-                         : out.codec == Codec::Jpeg2000   ? "YBR_ICT, YBR_RCT or RGB"
-                                                          : "RGB";
+  const char* readable = out.codec == Codec::Jpeg       ? "YBR_FULL_422 or RGB"
+                         : syntax == kJpeg2000Lossless  ? "YBR_RCT or RGB"
+                         : out.codec == Codec::Jpeg2000 ? "YBR_ICT, YBR_RCT or RGB"
+                                                        : "RGB";
   const bool ok = photometric == "RGB" || (out.codec == Codec::Jpeg && photometric == "YBR_FULL_422") ||
                   (out.codec == Codec::Jpeg2000 && photometric == "YBR_RCT") ||
                   (syntax == kJpeg2000 && photometric == "YBR_ICT");
@@ -285,10 +284,10 @@ void DicomSlide::StoredLevel::map_tiles(const std::string& slide) {
     const int64_t frames = files[j]->frames->count();
     const bool full = f.data.string(kDimensionOrganization).value_or("") == "TILED_FULL";
     if (full) {
-      const int64_t offset = f.data.number(kConcatenationFrameOffset).has_value()
-                                 ? required_integer(f, kConcatenationFrameOffset, "ConcatenationFrameOffsetNumber", 0,
-                                                    int64_t{1} << 40)
-                                 : frames_before;
+      const int64_t offset =
+          f.data.number(kConcatenationFrameOffset).has_value()
+              ? required_integer(f, kConcatenationFrameOffset, "ConcatenationFrameOffsetNumber", 0, int64_t{1} << 40)
+              : frames_before;
       // Frames run along rows of tiles, then down; further focal planes or optical paths follow and are not read.
       for (int64_t k = 0; k < frames && offset + k < static_cast<int64_t>(tiles); ++k) {
         const size_t at = static_cast<size_t>(offset + k);
@@ -370,12 +369,13 @@ std::unique_ptr<DicomSlide> DicomSlide::open(const std::string& path) {
                   " level ('", level.count(part) ? level[part]->file.path : "", "' and '", p, "')");
     if (!level.empty()) {
       const dicom::File& first = level.begin()->second->file;
-      const std::string a = first.data.string(kConcatenation).value_or(""), b = f.data.string(kConcatenation).value_or("");
-      PATHVLM_CHECK(!a.empty() && a == b, "slide '", path, "': '", first.path, "' and '", p, "' are both ", width,
-                    "x", height, " but not parts of one concatenation (ConcatenationUID '", a, "' and '", b, "')");
-      PATHVLM_CHECK(first.data.number(kColumns) == f.data.number(kColumns) &&
-                        first.data.number(kRows) == f.data.number(kRows),
-                    "slide '", path, "': '", p, "' has other tiles than '", first.path, "' of the same level");
+      const std::string a = first.data.string(kConcatenation).value_or(""),
+                        b = f.data.string(kConcatenation).value_or("");
+      PATHVLM_CHECK(!a.empty() && a == b, "slide '", path, "': '", first.path, "' and '", p, "' are both ", width, "x",
+                    height, " but not parts of one concatenation (ConcatenationUID '", a, "' and '", b, "')");
+      PATHVLM_CHECK(
+          first.data.number(kColumns) == f.data.number(kColumns) && first.data.number(kRows) == f.data.number(kRows),
+          "slide '", path, "': '", p, "' has other tiles than '", first.path, "' of the same level");
     }
     level[part] = std::move(file);
   }
@@ -393,15 +393,15 @@ std::unique_ptr<DicomSlide> DicomSlide::open(const std::string& path) {
     PATHVLM_CHECK(l->across * l->down <= kMaxTiles, "slide '", path, "': its ", l->width, "x", l->height, " level has ",
                   l->across * l->down, " tiles of ", l->tile_width, "x", l->tile_height, ", more than the ", kMaxTiles,
                   " a level may have");
-    const auto expected = static_cast<int64_t>(
-        first.data.number(kInConcatenationTotal).value_or(static_cast<double>(parts.size())));
-    PATHVLM_CHECK(parts.rbegin()->first == static_cast<int64_t>(parts.size()) &&
-                      expected == static_cast<int64_t>(parts.size()),
-                  "slide '", path, "': the ", l->width, "x", l->height, " level has ", parts.size(),
-                  " of its ", std::max<int64_t>(expected, parts.rbegin()->first),
-                  " concatenation parts in the folder (a file of the series is missing)");
-    PATHVLM_CHECK(parts.size() > 1 || !first.data.string(kConcatenation),
-                  "slide '", path, "': '", first.path, "' is one part of a concatenation whose other parts are missing");
+    const auto expected =
+        static_cast<int64_t>(first.data.number(kInConcatenationTotal).value_or(static_cast<double>(parts.size())));
+    PATHVLM_CHECK(
+        parts.rbegin()->first == static_cast<int64_t>(parts.size()) && expected == static_cast<int64_t>(parts.size()),
+        "slide '", path, "': the ", l->width, "x", l->height, " level has ", parts.size(), " of its ",
+        std::max<int64_t>(expected, parts.rbegin()->first),
+        " concatenation parts in the folder (a file of the series is missing)");
+    PATHVLM_CHECK(parts.size() > 1 || !first.data.string(kConcatenation), "slide '", path, "': '", first.path,
+                  "' is one part of a concatenation whose other parts are missing");
     for (auto& [part, file] : parts) l->files.push_back(std::move(file));
     l->map_tiles(path);
     slide->stored_.push_back(std::move(l));
@@ -417,7 +417,8 @@ std::unique_ptr<DicomSlide> DicomSlide::open(const std::string& path) {
     level.width = s.width, level.height = s.height;
     // As OpenSlide computes a level's downsample when the format does not state it.
     level.downsample = (static_cast<double>(base.width) / static_cast<double>(s.width) +
-                        static_cast<double>(base.height) / static_cast<double>(s.height)) / 2;
+                        static_cast<double>(base.height) / static_cast<double>(s.height)) /
+                       2;
     slide->levels_.push_back(level);
     const std::string prefix = str("openslide.level[", i, "].");
     props[prefix + "width"] = str(s.width);

@@ -1,13 +1,14 @@
 // open_clip's colour augmentations: each adjustment equals torchvision's on PIL images (vectors from Pillow,
 // tests/data/color_vectors.py), and ColorAugment draws them from the record's generator only.
+#include "data/color_augment.h"
+
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <filesystem>
 
 #include "core/error.h"
-#include "data/color_augment.h"
 #include "data/image.h"
 #include "test_util.h"
 

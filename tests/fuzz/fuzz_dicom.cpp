@@ -32,7 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       require(i == 0 || levels[i].width <= levels[i - 1].width, "levels not from large to small");
       std::vector<uint8_t> rgb(48 * 40 * 3, 7);
       const int level = static_cast<int>(i);
-      for (auto [x, y] : {std::pair<int64_t, int64_t>{0, 0}, {levels[0].width - 20, levels[0].height - 10}, {-30, -30}}) {
+      for (auto [x, y] :
+           {std::pair<int64_t, int64_t>{0, 0}, {levels[0].width - 20, levels[0].height - 10}, {-30, -30}}) {
         slide->read_region(x, y, level, 48, 40, rgb.data());
         if (x < 0)  // its first row lies above the slide
           require(std::all_of(rgb.begin(), rgb.begin() + 48 * 3, [](uint8_t v) { return v == 255; }),

@@ -1,5 +1,7 @@
 // DICOM whole-slide images: the Part 10 parser, series discovery, tiles of every layout, the shared fixture against
 // OpenSlide's read of the slide it was converted from, listing, and damaged files.
+#include "wsi/dicom_slide.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -7,12 +9,11 @@
 #include <random>
 
 #include "core/error.h"
+#include "dicom_writer.h"
 #include "io/dicom.h"
-#include "wsi/dicom_slide.h"
+#include "test_util.h"
 #include "wsi/slide.h"
 #include "wsi/slide_batch.h"
-#include "dicom_writer.h"
-#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
@@ -28,8 +29,10 @@ namespace {
 torch::Tensor test_image(int64_t height, int64_t width, uint64_t seed) {
   torch::manual_seed(static_cast<int64_t>(seed));
   auto coarse = torch::rand({1, 3, height / 8 + 1, width / 8 + 1}) * 255;
-  auto smooth = torch::nn::functional::interpolate(
-      coarse, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{height, width}).mode(torch::kBilinear).align_corners(false));
+  auto smooth = torch::nn::functional::interpolate(coarse, torch::nn::functional::InterpolateFuncOptions()
+                                                               .size(std::vector<int64_t>{height, width})
+                                                               .mode(torch::kBilinear)
+                                                               .align_corners(false));
   auto noise = torch::randint(-12, 13, {1, 3, height, width});
   return (smooth + noise).clamp(0, 255).to(torch::kUInt8)[0].permute({1, 2, 0}).contiguous();
 }
@@ -89,8 +92,8 @@ TEST(Dicom, ParsesNestedSequencesOfBothLengthFormsAndListsFragments) {
     using namespace pathvlm::testing::dicom_writer;
     const std::string implicit_element = le16(0x0009) + le16(0x1002) + le32(4) + "abcd";
     const std::string nested = le16(0x0009) + le16(0x1003) + le32(0xFFFFFFFF) + le16(0xFFFE) + le16(0xE000) +
-                               le32(static_cast<uint32_t>(implicit_element.size())) + implicit_element +
-                               le16(0xFFFE) + le16(0xE0DD) + le32(0);
+                               le32(static_cast<uint32_t>(implicit_element.size())) + implicit_element + le16(0xFFFE) +
+                               le16(0xE0DD) + le32(0);
     spec.extra[dicom::tag(0x0009, 0x0010)] = element(0x0009, 0x0010, "LO", "PRIVATE CREATOR");
     spec.extra[dicom::tag(0x0009, 0x1001)] = le16(0x0009) + le16(0x1001) + "UN" + le16(0) + le32(0xFFFFFFFF) +
                                              le16(0xFFFE) + le16(0xE000) + le32(0xFFFFFFFF) + implicit_element +
@@ -208,7 +211,8 @@ TEST(DicomSlide, LosslessJpeg2000FramesReadAsTheirPixels) {
 TEST(DicomSlide, TheSharedFixtureReadsAsOpenSlideReadsTheSvsItWasConvertedFrom) {
   // boxes_0.dcm (VOLUME, JPEG with RGB samples) and boxes_1.dcm (THUMBNAIL, uncompressed) are PixelMed's conversion
   // of small.svs: the same JPEG tiles, so the same pixels through libjpeg.
-  if (!fs::exists(shared_slide("boxes_0.dcm"))) GTEST_SKIP() << "shared test data missing: " << shared_slide("boxes_0.dcm");
+  if (!fs::exists(shared_slide("boxes_0.dcm")))
+    GTEST_SKIP() << "shared test data missing: " << shared_slide("boxes_0.dcm");
   if (!wsi::openslide_built_in()) GTEST_SKIP() << "built without OpenSlide (the reference reader)";
   wsi::Slide svs = wsi::Slide::open(shared_slide("small.svs"));
   for (const char* name : {"boxes_0.dcm", "boxes_1.dcm"}) {
@@ -288,8 +292,9 @@ TEST(DicomSlide, DamagedAndUnsupportedFilesAreErrorsNamingTheFile) {
   DicomLevelSpec htj2k = spec;
   htj2k.transfer_syntax = "1.2.840.10008.1.2.4.201";
   write_dicom_level(dir / "htj2k/slide", htj2k);
-  EXPECT_NE(error_of([&] { wsi::Slide::open(dir / "htj2k/slide.dcm"); }).find("transfer syntax 1.2.840.10008.1.2.4.201"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { wsi::Slide::open(dir / "htj2k/slide.dcm"); }).find("transfer syntax 1.2.840.10008.1.2.4.201"),
+      std::string::npos);
   DicomLevelSpec implicit = spec;
   implicit.transfer_syntax = "1.2.840.10008.1.2";
   write_dicom_level(dir / "implicit/slide", implicit);

@@ -27,13 +27,13 @@ struct DicomLevelSpec {
   std::string flavor = "VOLUME";
   std::string transfer_syntax;  // empty: JPEG baseline or explicit VR little endian, by `jpeg`
   bool jpeg = false;
-  bool jpeg2000 = false;            // lossless JPEG 2000 with the reversible colour transform (YBR_RCT)
-  bool sparse = false;              // TILED_SPARSE: frames placed by per-frame positions
-  std::set<int64_t> omitted;        // tiles (row-major) written as no frame (sparse only)
-  int parts = 1;                    // files of one concatenation
-  bool offset_table = false;        // a basic offset table
-  bool split_fragments = false;     // each JPEG frame in two fragments (needs the offset table)
-  bool undefined_lengths = true;    // sequences and items of undefined length, else defined
+  bool jpeg2000 = false;          // lossless JPEG 2000 with the reversible colour transform (YBR_RCT)
+  bool sparse = false;            // TILED_SPARSE: frames placed by per-frame positions
+  std::set<int64_t> omitted;      // tiles (row-major) written as no frame (sparse only)
+  int parts = 1;                  // files of one concatenation
+  bool offset_table = false;      // a basic offset table
+  bool split_fragments = false;   // each JPEG frame in two fragments (needs the offset table)
+  bool undefined_lengths = true;  // sequences and items of undefined length, else defined
   double spacing_mm = 0.00025;
   std::map<uint32_t, std::string> extra;  // more encoded elements by tag (group << 16 | element)
 };
@@ -41,7 +41,9 @@ struct DicomLevelSpec {
 namespace dicom_writer {
 
 inline std::string le16(uint16_t v) { return {static_cast<char>(v & 0xFF), static_cast<char>(v >> 8)}; }
-inline std::string le32(uint32_t v) { return le16(static_cast<uint16_t>(v & 0xFFFF)) + le16(static_cast<uint16_t>(v >> 16)); }
+inline std::string le32(uint32_t v) {
+  return le16(static_cast<uint16_t>(v & 0xFFFF)) + le16(static_cast<uint16_t>(v >> 16));
+}
 
 inline bool long_vr(const std::string& vr) {
   for (const char* v : {"OB", "OW", "SQ", "UN", "UT", "UC", "UR", "OD", "OF", "OL", "OV", "SV", "UV"})
@@ -71,7 +73,8 @@ inline std::string sequence(uint16_t group, uint16_t number, const std::vector<s
 inline torch::Tensor tile_pixels(const DicomLevelSpec& s, int64_t column, int64_t row) {
   auto tile = torch::zeros({s.tile_height, s.tile_width, 3}, torch::kUInt8);
   const int64_t x = column * s.tile_width, y = row * s.tile_height;
-  const int64_t w = std::min<int64_t>(s.tile_width, s.rgb.size(1) - x), h = std::min<int64_t>(s.tile_height, s.rgb.size(0) - y);
+  const int64_t w = std::min<int64_t>(s.tile_width, s.rgb.size(1) - x),
+                h = std::min<int64_t>(s.tile_height, s.rgb.size(0) - y);
   tile.slice(0, 0, h).slice(1, 0, w).copy_(s.rgb.slice(0, y, y + h).slice(1, x, x + w));
   return tile;
 }
@@ -114,8 +117,8 @@ inline std::string encode_jpeg2000(const torch::Tensor& rgb) {
     static_cast<Output*>(user)->at = static_cast<size_t>(to);
     return OPJ_TRUE;
   });
-  const bool ok = opj_start_compress(codec, image, stream) && opj_encode(codec, stream) &&
-                  opj_end_compress(codec, stream);
+  const bool ok =
+      opj_start_compress(codec, image, stream) && opj_encode(codec, stream) && opj_end_compress(codec, stream);
   opj_stream_destroy(stream);
   opj_destroy_codec(codec);
   opj_image_destroy(image);
@@ -220,8 +223,9 @@ inline std::vector<std::string> write_dicom_level(const std::string& stem, const
       for (size_t i = first; i < last; ++i) raw += frame_bytes(s, tiles[i] % across, tiles[i] / across);
       pixels = element(0x7FE0, 0x0010, "OB", raw);
     }
-    std::string meta = element(0x0002, 0x0001, "OB", std::string("\0\1", 2)) + element(0x0002, 0x0002, "UI", sop_class) +
-                       element(0x0002, 0x0003, "UI", instance) + element(0x0002, 0x0010, "UI", syntax);
+    std::string meta = element(0x0002, 0x0001, "OB", std::string("\0\1", 2)) +
+                       element(0x0002, 0x0002, "UI", sop_class) + element(0x0002, 0x0003, "UI", instance) +
+                       element(0x0002, 0x0010, "UI", syntax);
     meta = element(0x0002, 0x0000, "UL", le32(static_cast<uint32_t>(meta.size()))) + meta;
     std::string file = std::string(128, '\0') + "DICM" + meta;
     for (const auto& [tag, bytes] : data) file += bytes;

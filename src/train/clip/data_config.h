@@ -47,8 +47,8 @@ struct ClipDataConfig {
             "chance a training tile is mirrored left-right after the crop (torchvision RandomHorizontalFlip; PLIP's "
             "recipe; tissue has no orientation)",
             cfg::Range(0.0, 1.0));
-    v.field("vflip_prob", vflip_prob, "chance a training tile is flipped upside down after the crop (RandomVerticalFlip)",
-            cfg::Range(0.0, 1.0));
+    v.field("vflip_prob", vflip_prob,
+            "chance a training tile is flipped upside down after the crop (RandomVerticalFlip)", cfg::Range(0.0, 1.0));
     v.field("color_jitter", color_jitter,
             "training colour jitter [brightness, contrast, saturation, hue] as torchvision's ColorJitter on PIL "
             "images, e.g. [0.4, 0.4, 0.4, 0.1] (open_clip --aug-cfg color_jitter; stain and scanner variation); "
