@@ -121,12 +121,12 @@ TEST(ColorAugment, AdjustmentsArePillowsPixelForPixel) {
 TEST(ColorAugment, DrawsFromTheGeneratorAloneAndKeepsTheImageWhenOff) {
   const torch::Tensor rgb = noise_image(20, 24);
   ColorAugment off;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  auto gen = at::detail::createCPUGenerator(5);
   EXPECT_FALSE(off.active());
   EXPECT_TRUE(torch::equal(off.apply(rgb, gen), rgb));
 
   ColorAugment jitter{{0.4, 0.4, 0.4, 0.1}, 1.0, 0.0};
-  auto a = at::make_generator<at::CPUGeneratorImpl>(7), b = at::make_generator<at::CPUGeneratorImpl>(7);
+  auto a = at::detail::createCPUGenerator(7), b = at::detail::createCPUGenerator(7);
   const auto first = jitter.apply(rgb, a);
   EXPECT_TRUE(torch::equal(first, jitter.apply(rgb, b)));  // the same draws from the same seed
   EXPECT_FALSE(torch::equal(first, rgb));
