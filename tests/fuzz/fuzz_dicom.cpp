@@ -11,11 +11,7 @@
 using pathvlm::fuzz::require;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string path = (pathvlm::fuzz::scratch_dir() / "slide.dcm").string();
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-  }
+  const std::string path = pathvlm::fuzz::scratch_file("slide.dcm", data, size);
   try {
     const pathvlm::dicom::File f = pathvlm::dicom::read(path);
     for (const auto& fragment : f.fragments)

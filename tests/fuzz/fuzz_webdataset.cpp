@@ -8,11 +8,7 @@
 using pathvlm::fuzz::require;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string path = (pathvlm::fuzz::scratch_dir() / "shard.tar").string();
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-  }
+  const std::string path = pathvlm::fuzz::scratch_file("shard.tar", data, size);
   try {
     const auto shard = pathvlm::data::read_wds_shard(path);
     for (size_t i = 0; i < shard.samples.size(); ++i) {
