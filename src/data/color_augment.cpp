@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "data/image.h"
 
 namespace pathvlm::data {
 namespace {
@@ -60,25 +61,27 @@ void hsv_to_rgb(const uint8_t* in, uint8_t* out) {
   std::copy(rgb[sextant % 6], rgb[sextant % 6] + 3, out);
 }
 
-void check_rgb_image(const torch::Tensor& rgb, const char* op) {
-  PATHVLM_CHECK(rgb.dim() == 3 && rgb.size(2) == 3 && rgb.scalar_type() == torch::kByte && rgb.is_contiguous(), op,
-                ": expected a contiguous uint8 RGB image [H,W,3], got ", rgb.sizes(), " ", rgb.scalar_type());
+// A new image of `pixel(in, out)` on each pixel of `rgb`, checked as an RGB image for `op`.
+template <class Pixel>
+torch::Tensor map_pixels(const torch::Tensor& rgb, const char* op, Pixel pixel) {
+  check_rgb(rgb, op);
+  const auto src = rgb.contiguous();
+  auto out = torch::empty_like(src);
+  const uint8_t* in = src.data_ptr<uint8_t>();
+  uint8_t* o = out.data_ptr<uint8_t>();
+  for (int64_t i = 0, n = src.numel() / 3; i < n; ++i, in += 3, o += 3) pixel(in, o);
+  return out;
 }
 
 // Each pixel blended with `degenerate(pixel)` (a gray level) by `factor`.
 template <class Degenerate>
 torch::Tensor blend_with(const torch::Tensor& rgb, double factor, const char* op, Degenerate degenerate) {
-  check_rgb_image(rgb, op);
   PATHVLM_CHECK(factor >= 0 && std::isfinite(factor), op, ": the factor must be >= 0, got ", factor);
-  auto out = torch::empty_like(rgb);
-  const uint8_t* in = rgb.data_ptr<uint8_t>();
-  uint8_t* o = out.data_ptr<uint8_t>();
   const float alpha = static_cast<float>(factor);
-  for (int64_t i = 0, n = rgb.numel() / 3; i < n; ++i, in += 3, o += 3) {
+  return map_pixels(rgb, op, [&](const uint8_t* in, uint8_t* o) {
     const uint8_t gray = degenerate(in);
     for (int c = 0; c < 3; ++c) o[c] = blend(gray, in[c], alpha);
-  }
-  return out;
+  });
 }
 
 double uniform(torch::Generator& gen, double lo, double hi) {
@@ -92,14 +95,15 @@ torch::Tensor adjust_brightness(const torch::Tensor& rgb, double factor) {
 }
 
 torch::Tensor adjust_contrast(const torch::Tensor& rgb, double factor) {
-  check_rgb_image(rgb, "adjust_contrast");
+  check_rgb(rgb, "adjust_contrast");
+  const auto src = rgb.contiguous();
   // ImageEnhance.Contrast: the mean of the L image (ImageStat's, from its histogram), rounded half up.
-  const uint8_t* in = rgb.data_ptr<uint8_t>();
-  const int64_t n = rgb.numel() / 3;
+  const uint8_t* in = src.data_ptr<uint8_t>();
+  const int64_t n = src.numel() / 3;
   int64_t sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += luma(in + 3 * i);
   const auto mean = static_cast<uint8_t>(static_cast<int>(static_cast<double>(sum) / static_cast<double>(n) + 0.5));
-  return blend_with(rgb, factor, "adjust_contrast", [mean](const uint8_t*) { return mean; });
+  return blend_with(src, factor, "adjust_contrast", [mean](const uint8_t*) { return mean; });
 }
 
 torch::Tensor adjust_saturation(const torch::Tensor& rgb, double factor) {
@@ -107,37 +111,27 @@ torch::Tensor adjust_saturation(const torch::Tensor& rgb, double factor) {
 }
 
 torch::Tensor adjust_hue(const torch::Tensor& rgb, double hue_factor) {
-  check_rgb_image(rgb, "adjust_hue");
   PATHVLM_CHECK(hue_factor >= -0.5 && hue_factor <= 0.5, "adjust_hue: the hue factor must be in [-0.5, 0.5], got ",
                 hue_factor);
   // torchvision adds int(hue_factor * 255), truncated, to Pillow's 8-bit hue, wrapping around.
   const auto shift = static_cast<uint8_t>(static_cast<int>(hue_factor * 255) & 0xFF);
-  auto out = torch::empty_like(rgb);
-  const uint8_t* in = rgb.data_ptr<uint8_t>();
-  uint8_t* o = out.data_ptr<uint8_t>();
-  for (int64_t i = 0, n = rgb.numel() / 3; i < n; ++i, in += 3, o += 3) {
+  return map_pixels(rgb, "adjust_hue", [shift](const uint8_t* in, uint8_t* o) {
     uint8_t hsv[3];
     rgb_to_hsv(in, hsv);
     hsv[0] = static_cast<uint8_t>(hsv[0] + shift);
     hsv_to_rgb(hsv, o);
-  }
-  return out;
+  });
 }
 
 torch::Tensor to_grayscale(const torch::Tensor& rgb) {
-  check_rgb_image(rgb, "to_grayscale");
-  auto out = torch::empty_like(rgb);
-  const uint8_t* in = rgb.data_ptr<uint8_t>();
-  uint8_t* o = out.data_ptr<uint8_t>();
-  for (int64_t i = 0, n = rgb.numel() / 3; i < n; ++i, in += 3, o += 3) o[0] = o[1] = o[2] = luma(in);
-  return out;
+  return map_pixels(rgb, "to_grayscale", [](const uint8_t* in, uint8_t* o) { o[0] = o[1] = o[2] = luma(in); });
 }
 
 torch::Tensor ColorAugment::apply(const torch::Tensor& rgb, torch::Generator& gen) const {
   torch::Tensor out = rgb;
   // open_clip's color_jitter: with jitter_prob, torchvision's ColorJitter: a random order of the four adjustments,
   // then each factor drawn (brightness, contrast, saturation, hue), an adjustment of 0 left out.
-  if (jitter_prob > 0 && uniform(gen, 0, 1) < jitter_prob) {
+  if (chance(jitter_prob, gen)) {
     const auto order = torch::randperm(4, gen, torch::TensorOptions().dtype(torch::kLong));
     std::array<double, 4> factor = {1, 1, 1, 0};
     for (int k = 0; k < 4; ++k) {
@@ -154,7 +148,7 @@ torch::Tensor ColorAugment::apply(const torch::Tensor& rgb, torch::Generator& ge
                      : adjust_hue(out, factor[3]);
     }
   }
-  if (gray_prob > 0 && uniform(gen, 0, 1) < gray_prob) out = to_grayscale(out);
+  if (chance(gray_prob, gen)) out = to_grayscale(out);
   return out;
 }
 

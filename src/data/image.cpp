@@ -88,13 +88,6 @@ std::vector<T> allocate_scratch(size_t count, int64_t width, int64_t height, con
   }
 }
 
-void check_rgb(const torch::Tensor& rgb, const char* op) {
-  PATHVLM_CHECK(rgb.defined() && rgb.dim() == 3 && rgb.size(2) == 3 && rgb.scalar_type() == torch::kByte, op,
-                ": expected an RGB uint8 image [H,W,3], got ",
-                rgb.defined() ? str(rgb.sizes(), " ", rgb.scalar_type()) : std::string("an undefined tensor"));
-  PATHVLM_CHECK(rgb.size(0) > 0 && rgb.size(1) > 0, op, ": empty image ", rgb.sizes());
-}
-
 // ---- JPEG (libjpeg) ----------------------------------------------------------------------------------
 
 // libjpeg reports an error through error_exit, which must not return, and a warning through emit_message; both
@@ -171,6 +164,13 @@ void adobe_cmyk_to_rgb(const uint8_t* cmyk, uint8_t* rgb, size_t pixels) {
 }
 
 }  // namespace
+
+void check_rgb(const torch::Tensor& rgb, const char* op) {
+  PATHVLM_CHECK(rgb.defined() && rgb.dim() == 3 && rgb.size(2) == 3 && rgb.scalar_type() == torch::kByte, op,
+                ": expected an RGB uint8 image [H,W,3], got ",
+                rgb.defined() ? str(rgb.sizes(), " ", rgb.scalar_type()) : std::string("an undefined tensor"));
+  PATHVLM_CHECK(rgb.size(0) > 0 && rgb.size(1) > 0, op, ": empty image ", rgb.sizes());
+}
 
 // 8-bit gray, RGB / YCbCr and CMYK / YCCK: what PIL opens (it refuses other component counts and 12-bit samples).
 torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& what, JpegColorSpace stored) {
@@ -933,6 +933,10 @@ torch::Tensor resized_crop(const torch::Tensor& rgb, const CropBox& box, int siz
                 ") is outside the ", rgb.size(0), "x", rgb.size(1), " image");
   auto crop = rgb.slice(0, box.top, box.top + box.height).slice(1, box.left, box.left + box.width).contiguous();
   return resize_bicubic(crop, size, size);
+}
+
+bool chance(double p, torch::Generator& gen) {
+  return p > 0 && torch::rand({1}, gen, torch::TensorOptions().dtype(torch::kDouble)).item<double>() < p;
 }
 
 torch::Tensor random_resized_crop(const torch::Tensor& rgb, int size, torch::Generator& gen,

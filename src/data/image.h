@@ -60,6 +60,9 @@ torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& w
 torch::Tensor decode_jpeg2000(const uint8_t* data, size_t size, const std::string& what);
 bool jpeg2000_built_in();
 
+// An Error naming `op` unless `rgb` is a non-empty uint8 RGB image [H,W,3] (any strides: take .contiguous() after).
+void check_rgb(const torch::Tensor& rgb, const char* op);
+
 // Whole-file helpers; errors name the path.
 Bytes read_file_bytes(const std::string& path);
 void write_file_bytes(const std::string& path, const Bytes& bytes);
@@ -101,6 +104,9 @@ torch::Tensor resized_crop(const torch::Tensor& rgb, const CropBox& box, int siz
 torch::Tensor random_resized_crop(const torch::Tensor& rgb, int size, torch::Generator& gen,
                                   std::array<double, 2> scale = {0.9, 1.0},
                                   std::array<double, 2> ratio = {3.0 / 4.0, 4.0 / 3.0});
+// torchvision's random application of a transform (RandomApply, RandomHorizontalFlip, RandomGrayscale): true with
+// probability p, from one draw of `gen` (none when p is 0).
+bool chance(double p, torch::Generator& gen);
 
 constexpr std::array<double, 3> kOpenAiMean = {0.48145466, 0.4578275, 0.40821073};
 constexpr std::array<double, 3> kOpenAiStd = {0.26862954, 0.26130258, 0.27577711};

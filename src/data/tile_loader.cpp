@@ -6,11 +6,6 @@
 namespace pathvlm::data {
 namespace {
 
-// Whether a transform applied with probability p applies this time (torchvision's `torch.rand(1) < p`).
-bool chance(double p, torch::Generator& gen) {
-  return p > 0 && torch::rand({1}, gen, torch::TensorOptions().dtype(torch::kDouble)).item<double>() < p;
-}
-
 // The augmented uint8 [S,S,3] image of records[row]: RandomResizedCrop, flips and the colour augmentations in
 // training (open_clip's order, flips where torchvision recipes put them), else resize + center crop.
 torch::Tensor tile_crop(const TileLoaderOptions& o, const torch::Tensor& rgb, const BatchRequest& request,

@@ -145,8 +145,11 @@ TEST(ColorAugment, DrawsFromTheGeneratorAloneAndKeepsTheImageWhenOff) {
   EXPECT_LE((v_in - v_out).abs().max().item<int>(), 1);
 }
 
-TEST(ColorAugment, RefusesFactorsOutOfRange) {
+TEST(ColorAugment, RefusesFactorsOutOfRangeAndImagesWithoutPixels) {
   const torch::Tensor rgb = noise_image(4, 4);
   EXPECT_NE(pathvlm::testing::error_of([&] { adjust_hue(rgb, 0.6); }).find("[-0.5, 0.5]"), std::string::npos);
   EXPECT_NE(pathvlm::testing::error_of([&] { adjust_brightness(rgb, -0.1); }).find(">= 0"), std::string::npos);
+  const auto empty = torch::empty({0, 4, 3}, torch::kByte);
+  EXPECT_NE(pathvlm::testing::error_of([&] { adjust_contrast(empty, 1.2); }).find("adjust_contrast: empty image"),
+            std::string::npos);
 }
