@@ -40,6 +40,11 @@ inline int run_command(const std::string& command, std::string& output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// A slide of the shared test data (../shared/data/slides); tests that need one skip with a message when it is absent.
+inline std::string shared_slide(const std::string& name) {
+  return std::string(PATHVLM_SHARED_DATA) + "/slides/" + name;
+}
+
 // The seed of a randomised input test (fuzzing, random damage): `fixed`, or PATHVLM_TEST_SEED when set, to try others.
 inline uint64_t test_seed(uint64_t fixed) {
   const char* env = std::getenv("PATHVLM_TEST_SEED");

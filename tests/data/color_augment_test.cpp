@@ -4,35 +4,23 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <filesystem>
 
 #include "core/error.h"
 #include "data/image.h"
+#include "pil_test_images.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
 using namespace pathvlm::data;
+using pathvlm::testing::crc_of;
 
 namespace {
 
 // tests/data/color_vectors.py's pattern_image: noise over every colour.
-torch::Tensor noise_image(int h, int w) {
-  auto img = torch::empty({h, w, 3}, torch::kByte);
-  auto px = img.accessor<uint8_t, 3>();
-  for (int64_t y = 0; y < h; ++y)
-    for (int64_t x = 0; x < w; ++x)
-      for (int64_t c = 0; c < 3; ++c)
-        px[y][x][c] = static_cast<uint8_t>(((y * 73856093) ^ (x * 19349663) ^ (c * 83492791)) >> 7 & 255);
-  return img;
-}
-
-uint32_t crc_of(const torch::Tensor& rgb) {
-  auto bytes = rgb.contiguous();
-  return static_cast<uint32_t>(crc32(0L, bytes.data_ptr<uint8_t>(), static_cast<uInt>(bytes.numel())));
-}
+torch::Tensor noise_image(int h, int w) { return pathvlm::testing::pattern_image(h, w, 0); }
 
 torch::Tensor adjusted(const torch::Tensor& rgb, const std::string& op, double factor) {
   if (op == "brightness") return adjust_brightness(rgb, factor);

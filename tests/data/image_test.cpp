@@ -1,7 +1,6 @@
 // Image decode/encode, resize, crops, RandomResizedCrop and normalisation on real tiles and hand-made images.
 #include <gtest/gtest.h>
 #include <png.h>
-#include <zlib.h>
 
 #include <cmath>
 #include <cstdio>
@@ -12,6 +11,7 @@
 
 #include "core/error.h"
 #include "data/image.h"
+#include "pil_test_images.h"
 #include "test_util.h"
 
 // After <cstdio>: jpeglib.h uses FILE and size_t without including their headers.
@@ -19,7 +19,9 @@
 
 namespace fs = std::filesystem;
 using namespace pathvlm::data;
+using pathvlm::testing::crc_of;
 using pathvlm::testing::error_of;
+using pathvlm::testing::pattern_image;
 
 namespace {
 
@@ -78,26 +80,6 @@ Bytes libjpeg_encode(const std::vector<uint8_t>& pixels, int w, int h, int compo
   Bytes out(buffer, buffer + size);
   std::free(buffer);
   return out;
-}
-
-// The synthetic images of tests/data/pil_resize_vectors.py: kind 0 noise, kind 1 hard-edged checks.
-torch::Tensor pattern_image(int h, int w, int kind) {
-  auto img = torch::empty({h, w, 3}, torch::kByte);
-  auto px = img.accessor<uint8_t, 3>();
-  for (int64_t y = 0; y < h; ++y) {
-    for (int64_t x = 0; x < w; ++x) {
-      for (int64_t c = 0; c < 3; ++c) {
-        px[y][x][c] = kind == 0 ? static_cast<uint8_t>(((y * 73856093) ^ (x * 19349663) ^ (c * 83492791)) >> 7 & 255)
-                                : static_cast<uint8_t>((x / 5 + y / 7 + c) % 2 == 1 ? 255 : 0);
-      }
-    }
-  }
-  return img;
-}
-
-uint32_t crc_of(const torch::Tensor& rgb) {
-  auto bytes = rgb.contiguous();
-  return static_cast<uint32_t>(crc32(0L, bytes.data_ptr<uint8_t>(), static_cast<uInt>(bytes.numel())));
 }
 
 torch::Tensor random_image(int h, int w, uint64_t seed) {

@@ -20,6 +20,7 @@ using namespace pathvlm;
 using pathvlm::testing::DicomLevelSpec;
 using pathvlm::testing::error_of;
 using pathvlm::testing::expected_dicom_pixels;
+using pathvlm::testing::shared_slide;
 using pathvlm::testing::TempDir;
 using pathvlm::testing::write_dicom_level;
 
@@ -67,8 +68,6 @@ void expect_levels_read_as(wsi::Slide& slide, const std::vector<torch::Tensor>& 
     }
   }
 }
-
-std::string shared_slide(const std::string& name) { return std::string(PATHVLM_SHARED_DATA) + "/slides/" + name; }
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -27,13 +27,13 @@
 #include "wsi/tissue.h"
 #include "models/clip/weights.h"
 #include "dicom_writer.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
+using pathvlm::testing::shared_slide;
 
 namespace {
-
-std::string shared_slide(const std::string& name) { return std::string(PATHVLM_SHARED_DATA) + "/slides/" + name; }
 
 bool tools_built() {
   return wsi::openslide_built_in() && wsi::tissue_segmentation_built_in() && synth::slide_synth_built_in();

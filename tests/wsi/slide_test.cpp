@@ -24,12 +24,9 @@
 namespace fs = std::filesystem;
 using namespace pathvlm;
 using pathvlm::testing::error_of;
+using pathvlm::testing::shared_slide;
 
 namespace {
-
-std::string shared_slide(const std::string& name) {
-  return std::string(PATHVLM_SHARED_DATA) + "/slides/" + name;
-}
 
 #define REQUIRE_SHARED(name)                                                                        \
   if (!fs::exists(shared_slide(name))) GTEST_SKIP() << "shared test data missing: " << shared_slide(name); \
