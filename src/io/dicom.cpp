@@ -326,6 +326,13 @@ std::optional<std::string> nth_value(const std::string& value, size_t index) {
 
 }  // namespace
 
+ValueKind value_kind(const char* vr) {
+  if (vr_is(vr, "IS")) return ValueKind::Integer;
+  if (vr_is(vr, "DS") || vr_is(vr, "FL") || vr_is(vr, "FD")) return ValueKind::Decimal;
+  if (binary_number_size(vr)) return ValueKind::Integer;
+  return string_vr(vr) ? ValueKind::Text : ValueKind::Other;
+}
+
 const Element* DataSet::find(uint32_t t) const {
   for (const Element& e : elements)
     if (e.tag == t) return &e;

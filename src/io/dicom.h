@@ -18,6 +18,11 @@ namespace pathvlm::dicom {
 
 constexpr uint32_t tag(uint16_t group, uint16_t element) { return uint32_t{group} << 16 | element; }
 
+// What a VR's values are: text, whole numbers (IS and the binary integers), decimals (DS, FL, FD), or other (binary
+// data, sequences). DataSet::number reads integers and decimals, DataSet::string text and IS / DS.
+enum class ValueKind { Text, Integer, Decimal, Other };
+ValueKind value_kind(const char* vr);
+
 struct DataSet;
 
 struct Element {

@@ -112,18 +112,6 @@ std::string format_number(double v) {
   return std::string(text, result.ptr);
 }
 
-bool is_integer_vr(const char* vr) {
-  for (const char* v : {"IS", "US", "SS", "UL", "SL", "UV", "SV"})
-    if (vr[0] == v[0] && vr[1] == v[1]) return true;
-  return false;
-}
-
-bool is_decimal_vr(const char* vr) {
-  for (const char* v : {"DS", "FL", "FD"})
-    if (vr[0] == v[0] && vr[1] == v[1]) return true;
-  return false;
-}
-
 // dicom.<Keyword>, dicom.<Keyword>[i] for multiple values, dicom.<Sequence>[i].<Keyword> inside sequences.
 void add_properties(const dicom::DataSet& set, const std::string& prefix, std::map<std::string, std::string>& out) {
   for (const dicom::Element& e : set.elements) {
@@ -134,12 +122,13 @@ void add_properties(const dicom::DataSet& set, const std::string& prefix, std::m
       for (size_t i = 0; i < e.items.size(); ++i) add_properties(e.items[i], str(name, "[", i, "]"), out);
       continue;
     }
+    const dicom::ValueKind kind = dicom::value_kind(e.vr);
     const size_t n = set.count(e.tag);
     for (size_t i = 0; i < n; ++i) {
       std::optional<std::string> value;
-      if (is_integer_vr(e.vr) || is_decimal_vr(e.vr)) {
+      if (kind == dicom::ValueKind::Integer || kind == dicom::ValueKind::Decimal) {
         if (const auto v = set.number(e.tag, i))
-          value = is_integer_vr(e.vr) ? str(static_cast<int64_t>(*v)) : format_number(*v);
+          value = kind == dicom::ValueKind::Integer ? str(static_cast<int64_t>(*v)) : format_number(*v);
       } else {
         value = set.string(e.tag, i);
       }
@@ -318,8 +307,10 @@ DicomSlide::~DicomSlide() = default;
 
 std::unique_ptr<DicomSlide> DicomSlide::open(const std::string& path) {
   const DicomImageInfo start = dicom_image_info(path);
-  // The other files of the series are in the same folder; any file may be the one named.
-  std::vector<std::string> paths = {path};
+  // The other files of the series are in the same folder; any file may be the one named. Its levels are the files of
+  // flavour VOLUME (not labels, overviews, thumbnails).
+  std::vector<std::string> volumes;
+  if (start.flavor == "VOLUME") volumes.push_back(path);
   const fs::path folder = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
   std::error_code ec;
   std::vector<std::string> others;
@@ -333,7 +324,8 @@ std::unique_ptr<DicomSlide> DicomSlide::open(const std::string& path) {
   for (const std::string& other : others) {
     if (!dicom::is_dicom(other)) continue;
     try {
-      if (dicom_image_info(other).series == start.series) paths.push_back(other);
+      const DicomImageInfo info = dicom_image_info(other);
+      if (info.series == start.series && info.flavor == "VOLUME") volumes.push_back(other);
     } catch (const Error&) {
       // Another kind of DICOM file, or a damaged one of another series: not part of this slide.
     }
@@ -343,9 +335,7 @@ std::unique_ptr<DicomSlide> DicomSlide::open(const std::string& path) {
   slide->path_ = path;
   std::set<std::string> instances;
   std::map<std::pair<int64_t, int64_t>, std::map<int64_t, std::unique_ptr<LevelFile>>> by_size;
-  for (const std::string& p : paths) {
-    const DicomImageInfo info = p == path ? start : dicom_image_info(p);
-    if (info.flavor != "VOLUME") continue;  // labels, overviews, thumbnails
+  for (const std::string& p : volumes) {
     auto file = std::make_unique<LevelFile>();
     file->file = dicom::read(p);
     const dicom::File& f = file->file;
