@@ -5,9 +5,10 @@
       --gtest_filter=LlamaWeights.ExportForTransformersCheck
   python3 scripts/gpu/check_llama_export.py /tmp/llama_export
 
-The test writes two exports of a tiny random LLaMA (GQA, untied head) with the LLaMA-2 tokenizer, fp32/ (one
-model.safetensors) and bf16_sharded/ (shards + model.safetensors.index.json), and reference.safetensors with
-the token ids of a text and pathvlm's fp32 logits of each export. For each export this script checks that
+The test writes three exports of a tiny random LLaMA (GQA, untied head) with the LLaMA-2 tokenizer, fp32/ (one
+model.safetensors), bf16_sharded/ (shards + model.safetensors.index.json) and fp32_linear_rope/ (the same weights
+with rope_scaling linear, factor 4), and reference.safetensors with the token ids of a text and pathvlm's fp32
+logits of each export. For each export this script checks that
 AutoModelForCausalLM.from_pretrained (fp32, eager attention) gives the same logits (max abs diff <= 1e-4 x the
 logit scale), that GenerationConfig loads, and that AutoTokenizer (fast and slow) encodes the text to the same
 ids. Exits non-zero if a check fails.
@@ -38,7 +39,8 @@ def main():
         reference = {name: f.get_tensor(name) for name in f.keys()}
     input_ids = reference["input_ids"]
     failures = []
-    for export, key in (("fp32", "logits_fp32"), ("bf16_sharded", "logits_bf16_sharded")):
+    for export, key in (("fp32", "logits_fp32"), ("bf16_sharded", "logits_bf16_sharded"),
+                        ("fp32_linear_rope", "logits_fp32_linear_rope")):
         path = os.path.join(args.dir, export)
         model = load_model(path).eval()
         with torch.no_grad():

@@ -1,12 +1,17 @@
 #include "models/layers/rope.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace pathvlm::models {
 
-RotaryEmbedding::RotaryEmbedding(int64_t head_dim, double theta) : head_dim_(head_dim), theta_(theta) {
+RotaryEmbedding::RotaryEmbedding(int64_t head_dim, double theta, double linear_factor)
+    : head_dim_(head_dim), theta_(theta), linear_factor_(linear_factor) {
   PATHVLM_CHECK(head_dim > 0 && head_dim % 2 == 0, "rope: head_dim must be positive and even, got ", head_dim);
   PATHVLM_CHECK(theta > 0, "rope: rope_theta must be positive, got ", theta);
+  PATHVLM_CHECK(linear_factor > 0 && std::isfinite(linear_factor),
+                "rope: the linear scaling factor must be positive, got ", linear_factor);
 }
 
 RopeCosSin RotaryEmbedding::cos_sin(const torch::Tensor& position_ids, torch::ScalarType dtype) const {
@@ -14,6 +19,8 @@ RopeCosSin RotaryEmbedding::cos_sin(const torch::Tensor& position_ids, torch::Sc
                 position_ids.sizes());
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(position_ids.device());
   auto inv_freq = 1.0 / torch::pow(theta_, torch::arange(0, head_dim_, 2, f32) / static_cast<double>(head_dim_));
+  // Divided after the powers, in fp32, as transformers does.
+  if (linear_factor_ != 1.0) inv_freq = inv_freq / linear_factor_;
   auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [.., T, head_dim/2]
   auto angles = torch::cat({freqs, freqs}, -1);
   return {angles.cos().to(dtype), angles.sin().to(dtype)};

@@ -1,5 +1,6 @@
 #include "models/llama/config.h"
 
+#include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -27,6 +28,8 @@ void LlamaConfig::validate(const std::string& where) const {
   PATHVLM_CHECK(head_dim > 0 && head_dim % 2 == 0, where, ": head_dim (", head_dim,
                 ") must be positive and even (RoPE rotates pairs)");
   PATHVLM_CHECK(rms_norm_eps > 0 && rope_theta > 0, where, ": rms_norm_eps and rope_theta must be positive");
+  PATHVLM_CHECK(rope_linear_factor > 0 && std::isfinite(rope_linear_factor), where,
+                ": the linear rope scaling factor must be positive, got ", rope_linear_factor);
   PATHVLM_CHECK(max_position_embeddings > 0, where, ": max_position_embeddings must be positive");
 }
 
@@ -88,19 +91,25 @@ LlamaConfig llama_preset(const std::string& name) {
 
 namespace {
 
-// Only the unscaled rotary embedding is implemented: anything else would load and silently compute other numbers.
-void check_rope_type(const nlohmann::json& rope, const std::string& key, const std::string& where) {
-  if (rope.is_null()) return;
+// The linear scaling factor of a rope_scaling / rope_parameters object: 1 for "default" (unscaled), its `factor`
+// for "linear". Other types would load and silently compute other numbers, so they are refused.
+double linear_factor_of(const nlohmann::json& rope, const std::string& key, const std::string& where) {
+  if (rope.is_null()) return 1.0;
   PATHVLM_CHECK(rope.is_object(), where, ": '", key, "' must be an object, got ", rope.dump());
   const std::string at = where + ": " + key;
   // 5.x names it rope_type, 4.x type.
   const auto type = json_fields::string_or(rope, "rope_type", json_fields::string_or(rope, "type", "default", at), at);
-  PATHVLM_CHECK(type == "default", where, ": rope type '", type, "' in '", key,
-                "' is not implemented (only 'default', unscaled RoPE, is); refusing rather than computing other "
+  PATHVLM_CHECK(type == "default" || type == "linear", where, ": rope type '", type, "' in '", key,
+                "' is not implemented (only 'default' and 'linear' are); refusing rather than computing other "
                 "numbers");
   const double partial = json_fields::number_or(rope, "partial_rotary_factor", 1.0, at);
   PATHVLM_CHECK(partial == 1.0, at, ": partial_rotary_factor ", partial,
                 " is not implemented (only 1: rotary embedding on the whole head)");
+  if (type == "default") return 1.0;
+  PATHVLM_CHECK(json_fields::present(rope, "factor"), at, ": rope type 'linear' needs a 'factor'");
+  const double factor = json_fields::number_or(rope, "factor", 1.0, at);
+  PATHVLM_CHECK(factor > 0 && std::isfinite(factor), at, ": 'factor' must be positive, got ", factor);
+  return factor;
 }
 
 }  // namespace
@@ -158,13 +167,15 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
   get_int("pad_token_id", c.pad_token_id, false);
 
   // transformers 4.x: top-level rope_theta (+ rope_scaling); 5.x: rope_parameters. A non-null rope_scaling
-  // wins in 5.x, so it is checked first.
-  if (j.contains("rope_scaling")) check_rope_type(j.at("rope_scaling"), "rope_scaling", where);
+  // wins in both (4.x reads nothing else, 5.x takes it over rope_parameters).
   c.rope_theta = jf::number_or(j, "rope_theta", c.rope_theta, where);
   if (jf::present(j, "rope_parameters")) {
     const auto& rope = j.at("rope_parameters");
-    check_rope_type(rope, "rope_parameters", where);
+    c.rope_linear_factor = linear_factor_of(rope, "rope_parameters", where);
     c.rope_theta = jf::number_or(rope, "rope_theta", c.rope_theta, where + ": rope_parameters");
+  }
+  if (jf::present(j, "rope_scaling")) {
+    c.rope_linear_factor = linear_factor_of(j.at("rope_scaling"), "rope_scaling", where);
   }
   c.validate(where);
   return c;
@@ -202,6 +213,11 @@ std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) 
       {"dtype", dtype_name},
       {"torch_dtype", dtype_name},
   };
+  if (c.rope_linear_factor != 1.0) {
+    // `type` too: transformers before 4.43 read only that name.
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"type", "linear"}, {"factor", c.rope_linear_factor}};
+    j["rope_parameters"] = {{"rope_type", "linear"}, {"factor", c.rope_linear_factor}, {"rope_theta", c.rope_theta}};
+  }
   j["pad_token_id"] = c.pad_token_id >= 0 ? nlohmann::json(c.pad_token_id) : nlohmann::json(nullptr);
   return j.dump(2) + "\n";
 }

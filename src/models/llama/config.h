@@ -23,7 +23,10 @@ struct LlamaConfig {
   int64_t head_dim = 128;            // hidden_size / heads unless the config says otherwise
   int64_t max_position_embeddings = 2048;
   double rms_norm_eps = 1e-6;
-  double rope_theta = 10000.0;  // only the "default" rope type: scaling types are refused by name on load
+  double rope_theta = 10000.0;
+  // rope_type "linear" (Vicuna v1.5-16k, LongChat): the frequencies divided by this; 1 is rope_type "default".
+  // The other scalings (dynamic, yarn, llama3, ...) are refused by name on load.
+  double rope_linear_factor = 1.0;
   bool attention_bias = false;  // biases on q/k/v/o
   bool mlp_bias = false;        // biases on gate/up/down
   bool tie_word_embeddings = false;
@@ -44,11 +47,11 @@ LlamaConfig llama_preset(const std::string& name);
 std::vector<std::string> llama_preset_names();
 
 // HF config.json (model_type "llama") as 4.x writes it (top-level rope_theta / rope_scaling) or as 5.x writes it
-// (rope_parameters {rope_type, rope_theta}). Rope types other than "default" (linear, dynamic, yarn, llama3, ...)
-// are refused by name. Errors name `where`.
+// (rope_parameters {rope_type, rope_theta}). Rope types other than "default" and "linear" (dynamic, yarn, llama3,
+// ...) are refused by name. Errors name `where`.
 LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::string& where);
-// config.json for LlamaForCausalLM that both transformers 4.x and 5.x read: rope_theta at the top level and
-// rope_parameters, an explicit head_dim, `dtype` and `torch_dtype` naming `dtype`.
+// config.json for LlamaForCausalLM that both transformers 4.x and 5.x read: rope_theta (and a linear rope_scaling)
+// at the top level and rope_parameters, an explicit head_dim, `dtype` and `torch_dtype` naming `dtype`.
 std::string hf_llama_config_json(const LlamaConfig& config, torch::ScalarType dtype);
 
 }  // namespace pathvlm::models

@@ -7,7 +7,7 @@
 namespace pathvlm::models {
 
 LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config, const LlamaOptions& options)
-    : config_(config), options_(options), rope_(config.head_dim, config.rope_theta) {
+    : config_(config), options_(options), rope_(config.head_dim, config.rope_theta, config.rope_linear_factor) {
   config.validate("llama");
   const SkipWeightInit skip_init(!options.init_weights);  // the loader overwrites every weight
   auto built = [&](const std::string& name, torch::nn::Module& piece) {

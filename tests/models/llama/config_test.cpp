@@ -1,4 +1,4 @@
-// LLaMA config.json as transformers 4.x and 5.x write it, refused rope scalings, malformed files, presets.
+// LLaMA config.json as transformers 4.x and 5.x write it, linear and refused rope scalings, malformed files, presets.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -95,6 +95,7 @@ void expect_same(const LlamaConfig& a, const LlamaConfig& b) {
   EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
   EXPECT_EQ(a.rms_norm_eps, b.rms_norm_eps);
   EXPECT_EQ(a.rope_theta, b.rope_theta);
+  EXPECT_EQ(a.rope_linear_factor, b.rope_linear_factor);
   EXPECT_EQ(a.attention_bias, b.attention_bias);
   EXPECT_EQ(a.mlp_bias, b.mlp_bias);
   EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
@@ -157,13 +158,58 @@ TEST(LlamaConfig, WrittenConfigReadsBackInBothForms) {
   expect_same(parse_hf_llama_config(j.dump(), "5x view"), config);
 }
 
+// Vicuna v1.5-16k's config (transformers 4.31 wrote it): linear scaling by 4 under the legacy `type`.
+TEST(LlamaConfig, LinearRopeScalingInBothFormsAndBackOut) {
+  auto vicuna_16k = with(kConfig4x, "rope_scaling", {{"type", "linear"}, {"factor", 4.0}});
+  auto old_form = parse_hf_llama_config(vicuna_16k, "vicuna-13b-v1.5-16k/config.json");
+  EXPECT_EQ(old_form.rope_linear_factor, 4.0);
+  EXPECT_EQ(old_form.rope_theta, 500000.0);
+  auto new_form = parse_hf_llama_config(
+      with(kConfig5x, "rope_parameters", {{"rope_type", "linear"}, {"factor", 4.0}, {"rope_theta", 500000.0}}),
+      "5x/config.json");
+  expect_same(old_form, new_form);
+  EXPECT_EQ(new_form.rope_linear_factor, 4.0);
+  // 5.x takes a non-null legacy rope_scaling over rope_parameters (4.x reads nothing else).
+  auto both = nlohmann::json::parse(kConfig5x);
+  both["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+  EXPECT_EQ(parse_hf_llama_config(both.dump(), "both.json").rope_linear_factor, 2.0);
+  // A plain config is unscaled.
+  EXPECT_EQ(parse_hf_llama_config(kConfig5x, "5x/config.json").rope_linear_factor, 1.0);
+
+  // Written back in both forms, each of which alone gives the same model.
+  const auto text = models::hf_llama_config_json(old_form, torch::kFloat32);
+  expect_same(parse_hf_llama_config(text, "ours"), old_form);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["rope_scaling"]["rope_type"], "linear");
+  EXPECT_EQ(j["rope_scaling"]["type"], "linear");
+  EXPECT_EQ(j["rope_scaling"]["factor"], 4.0);
+  EXPECT_EQ(j["rope_parameters"]["rope_type"], "linear");
+  EXPECT_EQ(j["rope_parameters"]["factor"], 4.0);
+  EXPECT_EQ(j["rope_parameters"]["rope_theta"], 500000.0);
+  auto four = j;
+  four.erase("rope_parameters");
+  expect_same(parse_hf_llama_config(four.dump(), "4x view"), old_form);
+  auto five = j;
+  five.erase("rope_scaling");
+  five.erase("rope_theta");
+  expect_same(parse_hf_llama_config(five.dump(), "5x view"), old_form);
+  // An unscaled config writes no scaling.
+  new_form.rope_linear_factor = 1.0;
+  j = nlohmann::json::parse(models::hf_llama_config_json(new_form, torch::kFloat32));
+  EXPECT_TRUE(j["rope_scaling"].is_null());
+  EXPECT_EQ(j["rope_parameters"]["rope_type"], "default");
+}
+
 TEST(LlamaConfig, RopeScalingTypesAreRefusedByName) {
   auto msg = error_of([] {
-    parse_hf_llama_config(with(kConfig4x, "rope_scaling", {{"type", "linear"}, {"factor", 2.0}}),
-                          "vicuna-13b-v1.5-16k/config.json");
+    parse_hf_llama_config(with(kConfig4x, "rope_scaling", {{"type", "linear"}}), "vicuna-13b-v1.5-16k/config.json");
   });
-  EXPECT_NE(msg.find("'linear'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'linear' needs a 'factor'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("vicuna-13b-v1.5-16k/config.json"), std::string::npos) << msg;
+  msg = error_of([] {
+    parse_hf_llama_config(with(kConfig4x, "rope_scaling", {{"type", "linear"}, {"factor", 0}}), "z.json");
+  });
+  EXPECT_NE(msg.find("'factor' must be positive, got 0"), std::string::npos) << msg;
 
   msg = error_of([] {
     parse_hf_llama_config(with(kConfig5x, "rope_parameters",

@@ -37,12 +37,13 @@ torch::Tensor linear(const Params& p, const std::string& name, const torch::Tens
   return bias == p.end() ? y : y + bias->second;
 }
 
-// Rotate-half RoPE on [B, heads, T, d] at positions 0..T-1: inv_freq = 1 / theta^(arange(0, d, 2) / d).
-torch::Tensor rope(const torch::Tensor& x, double theta) {
+// Rotate-half RoPE on [B, heads, T, d] at positions 0..T-1: inv_freq = 1 / theta^(arange(0, d, 2) / d), divided by
+// the linear scaling factor.
+torch::Tensor rope(const torch::Tensor& x, double theta, double linear_factor) {
   const auto T = x.size(2), d = x.size(3);
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto inv_freq = torch::ones({d / 2}, f64);
-  for (int64_t i = 0; i < d / 2; ++i) inv_freq[i] = 1.0 / std::pow(theta, 2.0 * i / d);
+  for (int64_t i = 0; i < d / 2; ++i) inv_freq[i] = 1.0 / std::pow(theta, 2.0 * i / d) / linear_factor;
   auto angles = torch::outer(torch::arange(T, f64), inv_freq);  // [T, d/2]
   auto cos = angles.cos(), sin = angles.sin();
   auto x1 = x.narrow(-1, 0, d / 2), x2 = x.narrow(-1, d / 2, d / 2);
@@ -58,8 +59,8 @@ torch::Tensor reference_logits(const Params& p, const LlamaConfig& c, const torc
     const std::string l = "model.layers." + std::to_string(i) + ".";
     auto h = rms_norm(x, p.at(l + "input_layernorm.weight"), c.rms_norm_eps);
     auto split = [&](const torch::Tensor& t, int64_t n) { return t.view({B, T, n, d}).permute({0, 2, 1, 3}); };
-    auto q = rope(split(linear(p, l + "self_attn.q_proj", h), nh), c.rope_theta);
-    auto k = rope(split(linear(p, l + "self_attn.k_proj", h), nkv), c.rope_theta);
+    auto q = rope(split(linear(p, l + "self_attn.q_proj", h), nh), c.rope_theta, c.rope_linear_factor);
+    auto k = rope(split(linear(p, l + "self_attn.k_proj", h), nkv), c.rope_theta, c.rope_linear_factor);
     auto v = split(linear(p, l + "self_attn.v_proj", h), nkv);
     k = k.repeat_interleave(nh / nkv, 1);
     v = v.repeat_interleave(nh / nkv, 1);
@@ -118,6 +119,12 @@ TEST(LlamaModel, ParameterNamesAreHuggingFaces) {
 }
 
 TEST(LlamaModel, MatchesReDerivationWithGqaAndUntiedHead) { expect_matches_reference(tiny_llama_config()); }
+
+TEST(LlamaModel, MatchesReDerivationWithLinearRopeScaling) {
+  auto config = tiny_llama_config();
+  config.rope_linear_factor = 4.0;  // Vicuna v1.5-16k's
+  expect_matches_reference(config);
+}
 
 TEST(LlamaModel, MatchesReDerivationWithBiases) {
   auto config = tiny_llama_config();

@@ -297,6 +297,11 @@ TEST(LlamaWeights, ExportForTransformersCheck) {
   models::export_hf_llama(model, dir + "/fp32", torch::kFloat32, 1ull << 30, kTokenizerModel);
   models::export_hf_llama(model, dir + "/bf16_sharded", torch::kBFloat16, 1ull << 20, kTokenizerModel);
   EXPECT_TRUE(fs::exists(dir + "/bf16_sharded/model.safetensors.index.json"));
+  // The same weights with linear rope scaling (Vicuna v1.5-16k's factor): transformers must scale as we do.
+  auto scaled_config = config;
+  scaled_config.rope_linear_factor = 4.0;
+  auto scaled = random_llama(scaled_config, 8);
+  models::export_hf_llama(scaled, dir + "/fp32_linear_rope", torch::kFloat32, 1ull << 30, kTokenizerModel);
 
   const std::string text = "The slide shows <s> invasive ductal carcinoma.";
   auto token_ids = text::SentencePieceTokenizer(kTokenizerModel).encode(text);
@@ -306,7 +311,13 @@ TEST(LlamaWeights, ExportForTransformersCheck) {
   auto bf16 = models::load_llama(dir + "/bf16_sharded", torch::kFloat32, torch::kCPU)->forward(input_ids);
   EXPECT_TRUE(torch::equal(fp32, model->forward(input_ids)));
   EXPECT_GT((fp32 - bf16).abs().max().item<double>(), 0.0);  // the bf16 weights are rounded
+  auto linear_rope = models::load_llama(dir + "/fp32_linear_rope", torch::kFloat32, torch::kCPU)->forward(input_ids);
+  EXPECT_TRUE(torch::equal(linear_rope, scaled->forward(input_ids)));
+  EXPECT_GT((linear_rope - fp32).abs().max().item<double>(), 1e-3);  // the scaling moves the logits
   safetensors::save(dir + "/reference.safetensors",
-                    {{"input_ids", input_ids}, {"logits_fp32", fp32}, {"logits_bf16_sharded", bf16}},
+                    {{"input_ids", input_ids},
+                     {"logits_fp32", fp32},
+                     {"logits_bf16_sharded", bf16},
+                     {"logits_fp32_linear_rope", linear_rope}},
                     {{"text", text}});
 }
