@@ -19,6 +19,9 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 
 MOUNTS=(proc sys dev)   # recursive binds: /sys/fs/cgroup (slurmd needs it) and /dev/pts come along
 [ -d ../shared ] && MOUNTS+=(work/shared)   # the real test data the suite reads from ../shared
+# CUDA and NCCL headers (the nvidia wheels' /usr/local/cuda): ctest's cuda_compile_check then compiles the CUDA
+# branches against libtorch 2.x, as the GPU machine's build does.
+[ -d /usr/local/cuda/include ] && MOUNTS+=(usr/local/cuda)
 unmount_all() { for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -R "$ROOT/${MOUNTS[i]}" 2> /dev/null || true; done; }
 trap unmount_all EXIT
 for m in "${MOUNTS[@]}"; do
