@@ -5,10 +5,11 @@
       --gtest_filter=LlamaWeights.ExportForTransformersCheck
   python3 scripts/gpu/check_llama_export.py /tmp/llama_export
 
-The test writes three exports of a tiny random LLaMA (GQA, untied head) with the LLaMA-2 tokenizer, fp32/ (one
-model.safetensors), bf16_sharded/ (shards + model.safetensors.index.json) and fp32_linear_rope/ (the same weights
-with rope_scaling linear, factor 4), and reference.safetensors with the token ids of a text and pathvlm's fp32
-logits of each export. For each export this script checks that
+The test writes four exports of a tiny random LLaMA (GQA, untied head) with the LLaMA-2 tokenizer, fp32/ (one
+model.safetensors), bf16_sharded/ (shards + model.safetensors.index.json), fp32_linear_rope/ (the same weights
+with rope_scaling linear, factor 4) and fp32_mistral/ (the same weights as a Mistral with a 4096-token window,
+loaded as MistralForCausalLM), and reference.safetensors with the token ids of a text and pathvlm's fp32 logits of
+each export. For each export this script checks that
 AutoModelForCausalLM.from_pretrained (fp32, eager attention) gives the same logits (max abs diff <= 1e-4 x the
 logit scale), that GenerationConfig loads, and that AutoTokenizer (fast and slow) encodes the text to the same
 ids. Exits non-zero if a check fails.
@@ -40,9 +41,13 @@ def main():
     input_ids = reference["input_ids"]
     failures = []
     for export, key in (("fp32", "logits_fp32"), ("bf16_sharded", "logits_bf16_sharded"),
-                        ("fp32_linear_rope", "logits_fp32_linear_rope")):
+                        ("fp32_linear_rope", "logits_fp32_linear_rope"), ("fp32_mistral", "logits_fp32_mistral")):
         path = os.path.join(args.dir, export)
         model = load_model(path).eval()
+        expected_class = "MistralForCausalLM" if export == "fp32_mistral" else "LlamaForCausalLM"
+        if type(model).__name__ != expected_class:
+            print(f"{export}: loaded as {type(model).__name__}, expected {expected_class} FAIL")
+            failures.append(f"{export} class")
         with torch.no_grad():
             logits = model(input_ids).logits.float()
         expected = reference[key]

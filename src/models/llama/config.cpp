@@ -10,6 +10,15 @@
 
 namespace pathvlm::models {
 
+namespace {
+
+void check_model_type(const std::string& model_type, const std::string& where) {
+  PATHVLM_CHECK(model_type == "llama" || model_type == "mistral", where, ": model_type '", model_type,
+                "' is not a LLaMA-family model (expected \"llama\" or \"mistral\")");
+}
+
+}  // namespace
+
 void LlamaConfig::validate(const std::string& where) const {
   // Far beyond any real LLaMA, and small enough that num_parameters() cannot overflow.
   constexpr int64_t kMaxSize = int64_t(1) << 20, kMaxCount = 1024;
@@ -31,6 +40,10 @@ void LlamaConfig::validate(const std::string& where) const {
   PATHVLM_CHECK(rope_linear_factor > 0 && std::isfinite(rope_linear_factor), where,
                 ": the linear rope scaling factor must be positive, got ", rope_linear_factor);
   PATHVLM_CHECK(max_position_embeddings > 0, where, ": max_position_embeddings must be positive");
+  check_model_type(model_type, where);
+  PATHVLM_CHECK(sliding_window >= 0, where, ": sliding_window must be positive or absent, got ", sliding_window);
+  PATHVLM_CHECK(model_type == "mistral" || sliding_window == 0, where, ": a sliding window is Mistral's, not LLaMA's");
+  PATHVLM_CHECK(model_type == "llama" || (!attention_bias && !mlp_bias), where, ": Mistral has no biases");
 }
 
 int64_t LlamaConfig::num_parameters() const {
@@ -128,16 +141,16 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
     out = jf::integer_or(j, key, out, where);
   };
 
-  const auto model_type = jf::string_or(j, "model_type", "", where);
-  PATHVLM_CHECK(model_type == "llama", where, ": model_type '", model_type,
-                "' is not a LLaMA model (expected \"llama\")");
   LlamaConfig c;
+  c.model_type = jf::string_or(j, "model_type", "", where);
+  check_model_type(c.model_type, where);  // before the other keys: a BERT config is not 'missing' LLaMA's keys
+  const bool mistral = c.model_type == "mistral";
   get_int("vocab_size", c.vocab_size, true);
   get_int("hidden_size", c.hidden_size, true);
   get_int("intermediate_size", c.intermediate_size, true);
   get_int("num_hidden_layers", c.num_hidden_layers, true);
   get_int("num_attention_heads", c.num_attention_heads, true);
-  c.num_key_value_heads = c.num_attention_heads;
+  c.num_key_value_heads = mistral ? 8 : c.num_attention_heads;  // MistralConfig's default is 8
   get_int("num_key_value_heads", c.num_key_value_heads, false);
   PATHVLM_CHECK(c.num_attention_heads > 0, where, ": num_attention_heads must be positive, got ",
                 c.num_attention_heads);
@@ -147,7 +160,14 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
                 ") and there is no head_dim");
   c.head_dim = c.hidden_size / c.num_attention_heads;
   get_int("head_dim", c.head_dim, false);
+  if (mistral) c.max_position_embeddings = 4096 * 32;  // MistralConfig's default
   get_int("max_position_embeddings", c.max_position_embeddings, false);
+  if (mistral) {
+    // Absent: MistralConfig's 4096; null: no window (Mistral v0.2 and later).
+    c.sliding_window = j.contains("sliding_window") ? jf::integer_or(j, "sliding_window", 0, where) : 4096;
+    PATHVLM_CHECK(c.sliding_window >= 0 && (c.sliding_window > 0 || !jf::present(j, "sliding_window")), where,
+                  ": sliding_window must be positive or null, got ", j.at("sliding_window").dump());
+  }
   c.rms_norm_eps = jf::number_or(j, "rms_norm_eps", c.rms_norm_eps, where);
   c.attention_bias = jf::bool_or(j, "attention_bias", c.attention_bias, where);
   c.mlp_bias = jf::bool_or(j, "mlp_bias", c.mlp_bias, where);
@@ -185,8 +205,8 @@ std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) 
   const std::string dtype_name = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16"
                                                                                                   : "float32";
   nlohmann::json j = {
-      {"architectures", {"LlamaForCausalLM"}},
-      {"model_type", "llama"},
+      {"architectures", {c.model_type == "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM"}},
+      {"model_type", c.model_type},
       {"vocab_size", c.vocab_size},
       {"hidden_size", c.hidden_size},
       {"intermediate_size", c.intermediate_size},
@@ -213,6 +233,11 @@ std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) 
       {"dtype", dtype_name},
       {"torch_dtype", dtype_name},
   };
+  if (c.model_type == "mistral") {
+    // MistralConfig has no bias or tensor-parallel keys; its window is null when there is none.
+    for (const char* key : {"attention_bias", "mlp_bias", "pretraining_tp"}) j.erase(key);
+    j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
+  }
   if (c.rope_linear_factor != 1.0) {
     // `type` too: transformers before 4.43 read only that name.
     j["rope_scaling"] = {{"rope_type", "linear"}, {"type", "linear"}, {"factor", c.rope_linear_factor}};

@@ -1,5 +1,6 @@
-// The shape of a LLaMA-family decoder (LLaMA 1/2, Vicuna, TinyLlama), in Hugging Face's `LlamaConfig` terms,
-// read from and written to `config.json` as transformers 4.x and 5.x write it, plus the presets users run.
+// The shape of a LLaMA-family decoder (LLaMA 1/2, Vicuna, TinyLlama; Mistral, whose layers are LLaMA's), in
+// Hugging Face's `LlamaConfig` / `MistralConfig` terms, read from and written to `config.json` as transformers 4.x
+// and 5.x write it, plus the presets users run.
 //
 //   auto cfg = models::llama_preset("tinyllama-1.1b");
 //   auto cfg = models::parse_hf_llama_config(read_file("vicuna-13b-v1.5/config.json"), "vicuna-13b-v1.5/config.json");
@@ -14,6 +15,8 @@
 namespace pathvlm::models {
 
 struct LlamaConfig {
+  // "llama" or "mistral" (LLaVA-Med v1.5, BioMistral): the same parameters and arithmetic, written back as read.
+  std::string model_type = "llama";
   int64_t vocab_size = 32000;
   int64_t hidden_size = 4096;
   int64_t intermediate_size = 11008;
@@ -30,6 +33,9 @@ struct LlamaConfig {
   bool attention_bias = false;  // biases on q/k/v/o
   bool mlp_bias = false;        // biases on gate/up/down
   bool tie_word_embeddings = false;
+  // Mistral: a token attends to at most this many keys (itself included); 0 = no window. Only sequences within it
+  // run (the window then changes nothing); longer ones are refused rather than computed without it.
+  int64_t sliding_window = 0;
   int64_t bos_token_id = 1;
   int64_t eos_token_id = 2;
   int64_t pad_token_id = -1;  // -1: none
@@ -46,12 +52,13 @@ struct LlamaConfig {
 LlamaConfig llama_preset(const std::string& name);
 std::vector<std::string> llama_preset_names();
 
-// HF config.json (model_type "llama") as 4.x writes it (top-level rope_theta / rope_scaling) or as 5.x writes it
-// (rope_parameters {rope_type, rope_theta}). Rope types other than "default" and "linear" (dynamic, yarn, llama3,
-// ...) are refused by name. Errors name `where`.
+// HF config.json (model_type "llama" or "mistral") as 4.x writes it (top-level rope_theta / rope_scaling) or as
+// 5.x writes it (rope_parameters {rope_type, rope_theta}). Rope types other than "default" and "linear" (dynamic,
+// yarn, llama3, ...) are refused by name. Errors name `where`.
 LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::string& where);
-// config.json for LlamaForCausalLM that both transformers 4.x and 5.x read: rope_theta (and a linear rope_scaling)
-// at the top level and rope_parameters, an explicit head_dim, `dtype` and `torch_dtype` naming `dtype`.
+// config.json for LlamaForCausalLM (MistralForCausalLM) that both transformers 4.x and 5.x read: rope_theta (and
+// a linear rope_scaling) at the top level and rope_parameters, an explicit head_dim, `dtype` and `torch_dtype`
+// naming `dtype`.
 std::string hf_llama_config_json(const LlamaConfig& config, torch::ScalarType dtype);
 
 }  // namespace pathvlm::models

@@ -62,6 +62,9 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& embeds, const LlamaIn
                 "llama: ", inputs.caches ? inputs.caches->size() : 0, " caches for ", config_.num_hidden_layers,
                 " layers");
   const int64_t past = inputs.caches ? inputs.caches->front().length() : 0;
+  PATHVLM_CHECK(config_.sliding_window == 0 || past + T <= config_.sliding_window, "mistral: ", past + T,
+                " tokens exceed the sliding window of ", config_.sliding_window,
+                " (attention within the window is not implemented; shorten the sequences)");
 
   AttentionInputs attn;
   torch::Tensor positions = inputs.position_ids;

@@ -96,6 +96,8 @@ void expect_same(const LlamaConfig& a, const LlamaConfig& b) {
   EXPECT_EQ(a.rms_norm_eps, b.rms_norm_eps);
   EXPECT_EQ(a.rope_theta, b.rope_theta);
   EXPECT_EQ(a.rope_linear_factor, b.rope_linear_factor);
+  EXPECT_EQ(a.model_type, b.model_type);
+  EXPECT_EQ(a.sliding_window, b.sliding_window);
   EXPECT_EQ(a.attention_bias, b.attention_bias);
   EXPECT_EQ(a.mlp_bias, b.mlp_bias);
   EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
@@ -156,6 +158,67 @@ TEST(LlamaConfig, WrittenConfigReadsBackInBothForms) {
   j.erase("rope_theta");
   j.erase("rope_scaling");
   expect_same(parse_hf_llama_config(j.dump(), "5x view"), config);
+}
+
+// Mistral-7B-Instruct-v0.2's config.json as transformers 4.36 wrote it (shapes scaled down): no window.
+const char* kMistralConfig = R"({
+  "architectures": ["MistralForCausalLM"],
+  "attention_dropout": 0.0,
+  "bos_token_id": 1,
+  "eos_token_id": 2,
+  "hidden_act": "silu",
+  "hidden_size": 256,
+  "initializer_range": 0.02,
+  "intermediate_size": 896,
+  "max_position_embeddings": 32768,
+  "model_type": "mistral",
+  "num_attention_heads": 8,
+  "num_hidden_layers": 2,
+  "num_key_value_heads": 2,
+  "rms_norm_eps": 1e-05,
+  "rope_theta": 1000000.0,
+  "sliding_window": null,
+  "tie_word_embeddings": false,
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.36.0",
+  "use_cache": true,
+  "vocab_size": 1000
+})";
+
+TEST(LlamaConfig, MistralReadsAndWritesBackAsMistral) {
+  auto c = parse_hf_llama_config(kMistralConfig, "mistral-7b-instruct-v0.2/config.json");
+  EXPECT_EQ(c.model_type, "mistral");
+  EXPECT_EQ(c.sliding_window, 0);
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_EQ(c.max_position_embeddings, 32768);
+  const auto text = models::hf_llama_config_json(c, torch::kBFloat16);
+  expect_same(parse_hf_llama_config(text, "ours"), c);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["architectures"][0], "MistralForCausalLM");
+  EXPECT_EQ(j["model_type"], "mistral");
+  EXPECT_TRUE(j.contains("sliding_window") && j["sliding_window"].is_null());
+  EXPECT_FALSE(j.contains("attention_bias") || j.contains("mlp_bias") || j.contains("pretraining_tp"));
+
+  // v0.1 had a 4096-token window; MistralConfig's defaults fill what a config leaves out.
+  c = parse_hf_llama_config(with(kMistralConfig, "sliding_window", 4096), "v0.1.json");
+  EXPECT_EQ(c.sliding_window, 4096);
+  EXPECT_EQ(nlohmann::json::parse(models::hf_llama_config_json(c, torch::kFloat32))["sliding_window"], 4096);
+  auto defaults = nlohmann::json::parse(kMistralConfig);
+  for (const char* key : {"sliding_window", "num_key_value_heads", "max_position_embeddings"}) defaults.erase(key);
+  c = parse_hf_llama_config(defaults.dump(), "defaults.json");
+  EXPECT_EQ(c.sliding_window, 4096);
+  EXPECT_EQ(c.num_key_value_heads, 8);
+  EXPECT_EQ(c.max_position_embeddings, 131072);
+
+  for (const auto& [text, expect] : std::vector<std::pair<std::string, std::string>>{
+           {with(kMistralConfig, "sliding_window", 0), "sliding_window must be positive or null, got 0"},
+           {with(kMistralConfig, "sliding_window", -5), "sliding_window must be positive or null, got -5"},
+           {with(kMistralConfig, "attention_bias", true), "Mistral has no biases"}}) {
+    const auto msg = error_of([&] { parse_hf_llama_config(text, "m.json"); });
+    EXPECT_NE(msg.find(expect), std::string::npos) << msg;
+    EXPECT_NE(msg.find("m.json"), std::string::npos) << msg;
+  }
 }
 
 // Vicuna v1.5-16k's config (transformers 4.31 wrote it): linear scaling by 4 under the legacy `type`.
@@ -235,7 +298,7 @@ TEST(LlamaConfig, MalformedConfigsNameTheFile) {
   const Case cases[] = {
       {"{not json", "not valid JSON"},
       {"[1, 2]", "expected a JSON object"},
-      {with(kConfig4x, "model_type", "mistral"), "'mistral'"},
+      {with(kConfig4x, "model_type", "bert"), "model_type 'bert' is not a LLaMA-family model"},
       {with(kConfig4x, "model_type", 128), "'model_type' must be a string, got 128"},
       {with(kConfig4x, "rms_norm_eps", "1e-5"), "'rms_norm_eps' must be a number, got \"1e-5\""},
       {with(kConfig4x, "tie_word_embeddings", "yes"), "'tie_word_embeddings' must be true or false"},

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "core/error.h"
 #include "llama_test_util.h"
 #include "models/llama/model.h"
 
@@ -124,6 +125,23 @@ TEST(LlamaModel, MatchesReDerivationWithLinearRopeScaling) {
   auto config = tiny_llama_config();
   config.rope_linear_factor = 4.0;  // Vicuna v1.5-16k's
   expect_matches_reference(config);
+}
+
+// Mistral's layers are LLaMA's: within its sliding window the same weights give the same logits; beyond it the
+// model refuses rather than attending to keys the window would hide.
+TEST(LlamaModel, MistralWithinItsWindowIsLlama) {
+  auto config = tiny_llama_config();
+  config.model_type = "mistral";
+  config.sliding_window = 11;
+  expect_matches_reference(config);  // 11 tokens
+  auto model = random_llama(config, 3);
+  torch::NoGradGuard no_grad;
+  try {
+    model->forward(tokens(1, 12, config.vocab_size, 4));
+    ADD_FAILURE() << "12 tokens ran in an 11-token window";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("12 tokens exceed the sliding window of 11"), std::string::npos) << e.what();
+  }
 }
 
 TEST(LlamaModel, MatchesReDerivationWithBiases) {

@@ -302,6 +302,12 @@ TEST(LlamaWeights, ExportForTransformersCheck) {
   scaled_config.rope_linear_factor = 4.0;
   auto scaled = random_llama(scaled_config, 8);
   models::export_hf_llama(scaled, dir + "/fp32_linear_rope", torch::kFloat32, 1ull << 30, kTokenizerModel);
+  // And as a Mistral (v0.1's 4096-token window): transformers must load it as MistralForCausalLM, same logits.
+  auto mistral_config = config;
+  mistral_config.model_type = "mistral";
+  mistral_config.sliding_window = 4096;
+  auto mistral = random_llama(mistral_config, 8);
+  models::export_hf_llama(mistral, dir + "/fp32_mistral", torch::kFloat32, 1ull << 30, kTokenizerModel);
 
   const std::string text = "The slide shows <s> invasive ductal carcinoma.";
   auto token_ids = text::SentencePieceTokenizer(kTokenizerModel).encode(text);
@@ -314,10 +320,15 @@ TEST(LlamaWeights, ExportForTransformersCheck) {
   auto linear_rope = models::load_llama(dir + "/fp32_linear_rope", torch::kFloat32, torch::kCPU)->forward(input_ids);
   EXPECT_TRUE(torch::equal(linear_rope, scaled->forward(input_ids)));
   EXPECT_GT((linear_rope - fp32).abs().max().item<double>(), 1e-3);  // the scaling moves the logits
+  auto mistral_loaded = models::load_llama(dir + "/fp32_mistral", torch::kFloat32, torch::kCPU);
+  EXPECT_EQ(mistral_loaded->config().model_type, "mistral");
+  EXPECT_EQ(mistral_loaded->config().sliding_window, 4096);
+  EXPECT_TRUE(torch::equal(mistral_loaded->forward(input_ids), fp32));  // the same layers as LLaMA
   safetensors::save(dir + "/reference.safetensors",
                     {{"input_ids", input_ids},
                      {"logits_fp32", fp32},
                      {"logits_bf16_sharded", bf16},
-                     {"logits_fp32_linear_rope", linear_rope}},
+                     {"logits_fp32_linear_rope", linear_rope},
+                     {"logits_fp32_mistral", fp32}},
                     {{"text", text}});
 }
