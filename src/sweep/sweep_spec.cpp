@@ -80,7 +80,8 @@ struct Reader {
     RandomAxis axis;
     axis.key = key;
     const std::string kind = n.begin()->first.as<std::string>();
-    const YAML::Node& v = n.begin()->second;
+    // A copy (a handle): yaml-cpp's iterator hands out a temporary pair, which a reference would outlive.
+    const YAML::Node v = n.begin()->second;
     check_keys(n, where, {"uniform", "log_uniform", "choice"});
     PATHVLM_CHECK(v.IsSequence() && v.size() > 0, at(v), ": '", where, ".", kind, "' must be a non-empty list");
     if (kind == "choice") {

@@ -39,7 +39,7 @@ MetricHistory read_metric_history(const std::string& metrics_jsonl) {
   std::ifstream in(metrics_jsonl);
   PATHVLM_CHECK(in, "cannot read '", metrics_jsonl, "'");
   std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
+  while (std::getline(in, line)) {
     // A line cut short by a crash is the only damage an append-only file takes: skip it.
     auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (record.is_discarded() || !record.is_object() || !record.contains("step") || !record["step"].is_number())
