@@ -48,9 +48,13 @@ def pch_header(hxx):
     return m.group(1) if m else None
 
 
+def compile_args(entry):
+    return shlex.split(entry["command"]) if "command" in entry else list(entry["arguments"])
+
+
 def syntax_command(entry, includes):
     """The unit's compile command without output, with the CUDA macros and headers, checking syntax only."""
-    args = shlex.split(entry["command"]) if "command" in entry else list(entry["arguments"])
+    args = compile_args(entry)
     out = [args[0], "-fsyntax-only", "-DPATHVLM_HAVE_CUDA=1", "-DPATHVLM_HAVE_NCCL=1"]
     for d in includes:
         out += ["-isystem", d]
@@ -111,7 +115,7 @@ def main():
         print(f"cuda_compile_check: FAIL: no unit of {db_path} names CUDA; the markers are out of date")
         return 1
 
-    if not first_dir_with("c10/cuda/CUDAStream.h", include_dirs(syntax_command(units[0], [])) + ["/usr/include"]):
+    if not first_dir_with("c10/cuda/CUDAStream.h", include_dirs(compile_args(units[0])) + ["/usr/include"]):
         print("cuda_compile_check: skipped: this libtorch's headers have no c10/cuda")
         return SKIP
 

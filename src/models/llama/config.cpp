@@ -165,7 +165,7 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
   if (mistral) {
     // Absent: MistralConfig's 4096; null: no window (Mistral v0.2 and later).
     c.sliding_window = j.contains("sliding_window") ? jf::integer_or(j, "sliding_window", 0, where) : 4096;
-    PATHVLM_CHECK(c.sliding_window >= 0 && (c.sliding_window > 0 || !jf::present(j, "sliding_window")), where,
+    PATHVLM_CHECK(!jf::present(j, "sliding_window") || c.sliding_window > 0, where,
                   ": sliding_window must be positive or null, got ", j.at("sliding_window").dump());
   }
   c.rms_norm_eps = jf::number_or(j, "rms_norm_eps", c.rms_norm_eps, where);
