@@ -10,6 +10,9 @@ namespace {
 constexpr const char* kChatSystem =
     "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
     "detailed, and polite answers to the user's questions.";
+constexpr const char* kLlavaLlama2System =
+    "You are a helpful language and vision assistant. You are able to understand the visual content that the user "
+    "provides, and assist the user with a variety of tasks using natural language.";
 
 // Python's str.strip() on ASCII whitespace, as LLaVA's preprocess_multimodal strips a turn.
 std::string strip(const std::string& text) {
@@ -54,11 +57,11 @@ int64_t count_image_placeholders(const Conversation& conversation) {
   return count;
 }
 
-ConversationTemplate::ConversationTemplate(std::string name, Style style, std::string system)
-    : name_(std::move(name)), style_(style), system_(std::move(system)) {}
+ConversationTemplate::ConversationTemplate(std::string name, Style style, std::string system, bool rounds_open_with_bos)
+    : name_(std::move(name)), style_(style), system_(std::move(system)), rounds_open_with_bos_(rounds_open_with_bos) {}
 
 const std::vector<std::string>& ConversationTemplate::names() {
-  static const std::vector<std::string> names = {"plain", "vicuna_v1", "pathasst"};
+  static const std::vector<std::string> names = {"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2"};
   return names;
 }
 
@@ -66,6 +69,8 @@ ConversationTemplate ConversationTemplate::named(const std::string& name) {
   if (name == "plain") return {name, Style::plain, ""};
   if (name == "vicuna_v1") return {name, Style::vicuna_v1, kChatSystem};
   if (name == "pathasst") return {name, Style::pathasst, kChatSystem};
+  if (name == "mistral_instruct") return {name, Style::llama_2, ""};
+  if (name == "llava_llama_2") return {name, Style::llama_2, kLlavaLlama2System, /*rounds_open_with_bos=*/true};
   std::string known;
   for (const auto& n : names()) known += (known.empty() ? "" : ", ") + n;
   throw Error(str("unknown conversation template '", name, "' (known: ", known, ")"));
@@ -73,9 +78,13 @@ ConversationTemplate ConversationTemplate::named(const std::string& name) {
 
 std::vector<std::string> ConversationTemplate::stop_strings() const {
   switch (style_) {
-    case Style::plain: return {"\n"};
-    case Style::vicuna_v1: return {};
-    case Style::pathasst: return {"###"};
+    case Style::plain:
+      return {"\n"};
+    case Style::vicuna_v1:
+    case Style::llama_2:
+      return {};
+    case Style::pathasst:
+      return {"###"};
   }
   return {};
 }
@@ -157,6 +166,20 @@ std::vector<Piece> ConversationTemplate::pieces(const Conversation& conversation
           out.push_back(Piece::of_text("\n### Assistant:"));
         } else {
           out.push_back(Piece::of_text(" " + turns[i].value + "\n###", /*supervised=*/true));
+        }
+      }
+      break;
+    case Style::llama_2:
+      for (size_t i = 0; i < turns.size(); ++i) {
+        if (turns[i].from == Speaker::human) {
+          if (i > 0 && rounds_open_with_bos_) out.push_back(Piece::bos());
+          const bool with_system = i == 0 && !system_.empty();
+          out.push_back(Piece::of_text("[INST] " + (with_system ? "<<SYS>>\n" + system_ + "\n<</SYS>>\n\n" : "")));
+          add_human_value(turns[i].value, out);
+          out.push_back(Piece::of_text(" [/INST]"));
+        } else {
+          out.push_back(Piece::of_text(" " + turns[i].value + " ", /*supervised=*/true));
+          out.push_back(Piece::eos(/*supervised=*/true));
         }
       }
       break;

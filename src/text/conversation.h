@@ -34,6 +34,17 @@
 //              Each reply and the "###" after it are supervised, so the model learns to end its reply with the
 //              stop string "###". The trailing "### " of _add_speaker_and_signal loses its final space (a lone
 //              space token that nothing predicts from).
+//   mistral_instruct  LLaVA-Med v1.5's (conv_mistral_instruct: SeparatorStyle.LLAMA_2, no system, sep "",
+//              sep2 "</s>"), for Mistral-7B-Instruct language models:
+//                <s>[INST] <image>\nQ1 [/INST][[ A1 </s>]][INST] Q2 [/INST][[ A2 </s>]]
+//   llava_llama_2  LLaVA's conv_llava_llama_2 (SeparatorStyle.LLAMA_2, sep "<s>", sep2 "</s>") for LLaMA-2-chat:
+//                <s>[INST] <<SYS>>\nS\n<</SYS>>\n\n<image>\nQ1 [/INST][[ A1 </s>]]<s>[INST] Q2 [/INST][[ A2 </s>]]
+//              S = "You are a helpful language and vision assistant. You are able to understand the visual content
+//              that the user provides, and assist the user with a variety of tasks using natural language."
+//              Both: each reply with the space LLaMA-2's format puts after it, and its </s>, supervised, exactly as
+//              LLaVA's preprocess_llama_2 masks them (split on "</s>", then on "[/INST] "), except where a turn
+//              holding "[/INST] " defeats that split (LLaVA then masks the whole sample). Generation ends at EOS;
+//              the generation prompt ends with "[/INST]" (LLaVA's get_prompt).
 // Images: like LLaVA's preprocess_multimodal, a human turn's "<image>" placeholders move to the start of the turn,
 // followed by "\n" and the rest of the turn stripped of surrounding whitespace (just the images when nothing is
 // left); k placeholders give k consecutive image sentinels. Turns without images are kept as written. Every
@@ -74,9 +85,9 @@ std::string conversation_structure_problem(const Conversation& conversation, boo
 
 class ConversationTemplate {
  public:
-  enum class Style { plain, vicuna_v1, pathasst };
+  enum class Style { plain, vicuna_v1, pathasst, llama_2 };
 
-  // "plain", "vicuna_v1" or "pathasst"; throws listing the names otherwise.
+  // One of names(); throws listing them otherwise.
   static ConversationTemplate named(const std::string& name);
   static const std::vector<std::string>& names();
 
@@ -101,7 +112,7 @@ class ConversationTemplate {
   std::vector<Piece> generation_pieces(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
 
  private:
-  ConversationTemplate(std::string name, Style style, std::string system);
+  ConversationTemplate(std::string name, Style style, std::string system, bool rounds_open_with_bos = false);
   std::string structure_problem(const Conversation& conversation, bool ends_with_reply,
                                 const SentencePieceTokenizer& tokenizer) const;
   std::vector<Piece> pieces(const Conversation& conversation, bool ends_with_reply) const;
@@ -109,6 +120,7 @@ class ConversationTemplate {
   std::string name_;
   Style style_;
   std::string system_;
+  bool rounds_open_with_bos_;  // llava_llama_2's sep "<s>" before every human turn after the first
 };
 
 }  // namespace pathvlm::text

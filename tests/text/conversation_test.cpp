@@ -1,8 +1,9 @@
 // Conversation templates: input_ids and labels equal an independent python implementation of LLaVA's
-// preprocess_v1 / preprocess_plain / tokenizer_image_token (tests/text/llava_preprocess_reference.py, python
-// sentencepiece on LLaMA-2's tokenizer.model) for fixed samples of every template (multi-turn, text-only,
-// several images, generation prompts); the supervised tokens decode to exactly the replies and their stop; the
-// join rule of text pieces; structural problems; truncation with images never cut; the inspection renderings.
+// preprocess_v1 / preprocess_llama_2 / preprocess_plain / tokenizer_image_token
+// (tests/text/llava_preprocess_reference.py, python sentencepiece on LLaMA-2's tokenizer.model) for fixed samples
+// of every template (multi-turn, text-only, several images, generation prompts); the supervised tokens decode to
+// exactly the replies and their stop; the join rule of text pieces; structural problems; truncation with images
+// never cut; the inspection renderings.
 #include "text/conversation.h"
 
 #include <gtest/gtest.h>
@@ -84,7 +85,7 @@ std::vector<Sample> reference_samples() {
   const std::string q = "<image>\nWhat tissue is shown in this H&E-stained image?";
   const std::string a = "This is colonic mucosa with tubular adenoma; the glands show low-grade dysplasia.";
   std::vector<Sample> samples;
-  for (const std::string name : {"vicuna_v1", "pathasst"}) {
+  for (const std::string name : {"vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2"}) {
     samples.push_back({name, false, conversation({q, a})});
     // The image after the question moves to the front; several turns; a reply with newlines and a list.
     samples.push_back(
@@ -188,6 +189,21 @@ TEST(ConversationTemplate, SupervisedTokensAreExactlyTheRepliesAndTheirStop) {
   ASSERT_EQ(runs.size(), replies.size());
   for (size_t r = 0; r < runs.size(); ++r) EXPECT_EQ(llama().decode(runs[r]), replies[r] + "\n###");
 
+  for (const std::string name : {"mistral_instruct", "llava_llama_2"}) {
+    const auto seq = ConversationTemplate::named(name).tokenize(conv, llama());
+    runs = supervised_runs(seq);
+    ASSERT_EQ(runs.size(), replies.size()) << name;
+    for (size_t r = 0; r < runs.size(); ++r) {
+      ASSERT_EQ(runs[r].back(), llama().eos_id()) << name << " reply " << r << " ends with </s>";
+      runs[r].pop_back();
+      // The reply and the space LLaMA-2's format puts after it (its own token: decoding keeps it).
+      EXPECT_EQ(llama().decode(runs[r]), replies[r] + " ") << name << " reply " << r;
+    }
+    // llava_llama_2 opens every later round with <s> (its sep), never supervised; mistral_instruct has none.
+    const auto bos = std::count(seq.input_ids.begin(), seq.input_ids.end(), llama().bos_id());
+    EXPECT_EQ(bos, name == "llava_llama_2" ? 3 : 1) << name;
+  }
+
   const auto plain = ConversationTemplate::named("plain").tokenize(conversation({"<image>", "Colon, H&E."}), llama());
   runs = supervised_runs(plain);
   ASSERT_EQ(runs.size(), 1u);
@@ -198,21 +214,25 @@ TEST(ConversationTemplate, SupervisedTokensAreExactlyTheRepliesAndTheirStop) {
 
 // Turns that hold the template's own separators: LLaVA's preprocess_v1 splits rounds on " ASSISTANT: " and then
 // supervises the template's "ASSISTANT:" as part of the reply (or, with odd whitespace, reports a tokenization
-// mismatch and masks the whole sample). The spans here come from the pieces, so they stay exactly the replies.
+// mismatch and masks the whole sample); preprocess_llama_2 splits on "[/INST] " the same way. The spans here come
+// from the pieces, so they stay exactly the replies.
 TEST(ConversationTemplate, RepliesStaySupervisedWhenTurnsHoldTheSeparators) {
   SKIP_WITHOUT_LLAMA_MODEL();
-  const auto conv = conversation({"<image>\nIs this the end? ASSISTANT:", " USER:<", "###Human: next ASSISTANT: ",
-                                  "ASSISTANT: yes\n\n ###", "  leading and trailing  ", " \t 40x  "});
-  const std::vector<std::string> replies = {" USER:<", "ASSISTANT: yes\n\n ###", " \t 40x  "};
-  for (const std::string name : {"vicuna_v1", "pathasst"}) {
+  const auto conv =
+      conversation({"<image>\nIs this the end? ASSISTANT:", " USER:<", "###Human: next ASSISTANT: [/INST] ",
+                    "ASSISTANT: yes\n\n ### [/INST] [INST]", "  leading and trailing  ", " \t 40x  "});
+  const std::vector<std::string> replies = {" USER:<", "ASSISTANT: yes\n\n ### [/INST] [INST]", " \t 40x  "};
+  for (const std::string name : {"vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2"}) {
     const auto seq = ConversationTemplate::named(name).tokenize(conv, llama());
     const auto runs = supervised_runs(seq);
     ASSERT_EQ(runs.size(), replies.size()) << name;
     for (size_t r = 0; r < runs.size(); ++r) {
-      // The reply verbatim, then the template's stop (vicuna_v1: </s>, pathasst: "\n###").
-      const std::string expected = replies[r] + (name == "pathasst" ? "\n###" : "");
+      // The reply verbatim, then the template's stop (vicuna_v1: </s>, pathasst: "\n###", the LLaMA-2 ones:
+      // " </s>").
+      const bool llama_2 = name == "mistral_instruct" || name == "llava_llama_2";
+      const std::string expected = replies[r] + (name == "pathasst" ? "\n###" : llama_2 ? " " : "");
       std::vector<int64_t> text_ids = runs[r];
-      if (name == "vicuna_v1") {
+      if (name != "pathasst") {
         ASSERT_EQ(text_ids.back(), llama().eos_id()) << name << " reply " << r;
         text_ids.pop_back();
       }
@@ -233,6 +253,8 @@ TEST(ConversationTemplate, RendersTheSupervisedSpansAndJson) {
             "<s> " + system +
                 "\n\n### User: <image> \nWhat is shown?\n### Assistant:[[ An adenoma.\n###]] User: Grade?\n### "
                 "Assistant:[[ Low.\n###]]");
+  EXPECT_EQ(text::render_supervision(ConversationTemplate::named("mistral_instruct").tokenize(conv, llama()), llama()),
+            "<s> [INST] <image> \nWhat is shown? [/INST][[ An adenoma. </s>]] [INST] Grade? [/INST][[ Low. </s>]]");
 
   const auto plain = ConversationTemplate::named("plain").tokenize(conversation({"<image>", "Colon."}, "7"), llama());
   const auto json = nlohmann::json::parse(text::sequence_json("7", plain));
@@ -246,19 +268,26 @@ TEST(ConversationTemplate, RendersTheSupervisedSpansAndJson) {
 
 TEST(ConversationTemplate, NamesStopStringsAndGenerationPrompts) {
   SKIP_WITHOUT_LLAMA_MODEL();
-  EXPECT_EQ(ConversationTemplate::names(), (std::vector<std::string>{"plain", "vicuna_v1", "pathasst"}));
+  EXPECT_EQ(ConversationTemplate::names(),
+            (std::vector<std::string>{"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2"}));
   EXPECT_EQ(ConversationTemplate::named("plain").stop_strings(), (std::vector<std::string>{"\n"}));
   EXPECT_TRUE(ConversationTemplate::named("vicuna_v1").stop_strings().empty());
   EXPECT_EQ(ConversationTemplate::named("pathasst").stop_strings(), (std::vector<std::string>{"###"}));
-  EXPECT_NE(error_of([] { ConversationTemplate::named("llava_v0"); }).find("known: plain, vicuna_v1, pathasst"),
+  EXPECT_TRUE(ConversationTemplate::named("mistral_instruct").stop_strings().empty());
+  EXPECT_NE(error_of([] {
+              ConversationTemplate::named("llava_v0");
+            }).find("known: plain, vicuna_v1, pathasst, mistral_instruct, llava_llama_2"),
             std::string::npos);
 
   const auto question = conversation({"<image>\nWhat is shown?"}, "q1");
   const auto ends_with = [](const std::string& s, const std::string& tail) {
     return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
   };
-  for (const auto& [name, tail] : std::vector<std::pair<std::string, std::string>>{
-           {"vicuna_v1", "What is shown? ASSISTANT:"}, {"pathasst", "What is shown?\n### Assistant:"}}) {
+  for (const auto& [name, tail] :
+       std::vector<std::pair<std::string, std::string>>{{"vicuna_v1", "What is shown? ASSISTANT:"},
+                                                        {"pathasst", "What is shown?\n### Assistant:"},
+                                                        {"mistral_instruct", "What is shown? [/INST]"},
+                                                        {"llava_llama_2", "What is shown? [/INST]"}}) {
     const auto tmpl = ConversationTemplate::named(name);
     EXPECT_TRUE(ends_with(text::join_pieces(tmpl.generation_pieces(question, llama()), llama()), tail)) << name;
     // The prompt is the training sequence up to the first reply.

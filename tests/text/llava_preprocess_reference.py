@@ -1,9 +1,10 @@
 """Reference input_ids / labels for tests/text/conversation_test.cpp, written from LLaVA's published rules
-(llava/train/train.py preprocess_multimodal, preprocess_v1, preprocess_plain; llava/mm_utils.py
-tokenizer_image_token; llava/conversation.py conv_vicuna_v1) on python sentencepiece, independently of the C++.
+(llava/train/train.py preprocess_multimodal, preprocess_v1, preprocess_llama_2, preprocess_plain; llava/mm_utils.py
+tokenizer_image_token; llava/conversation.py conv_vicuna_v1, conv_llava_llama_2, and LLaVA-Med's
+conv_mistral_instruct) on python sentencepiece, independently of the C++.
 
 usage: llava_preprocess_reference.py TOKENIZER_MODEL SAMPLES_JSONL OUTPUT_JSONL
-Each sample: {"template": "plain"|"vicuna_v1"|"pathasst", "generation": bool,
+Each sample: {"template": "plain"|"vicuna_v1"|"pathasst"|"mistral_instruct"|"llava_llama_2", "generation": bool,
               "conversations": [{"from": "human"|"gpt", "value": str}, ...]}
 Each output line: {"prompt": str, "input_ids": [...], "labels": [...], "mismatch": bool}
 
@@ -20,6 +21,9 @@ IGNORE = -100
 IMAGE = -200
 SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
           "The assistant gives helpful, detailed, and polite answers to the user's questions.")
+LLAVA_LLAMA_2_SYSTEM = ("You are a helpful language and vision assistant. You are able to understand the visual "
+                        "content that the user provides, and assist the user with a variety of tasks using natural "
+                        "language.")
 
 sp = sentencepiece.SentencePieceProcessor(model_file=sys.argv[1])
 BOS = sp.bos_id()
@@ -65,16 +69,23 @@ def vicuna_v1(turns, generation):
         prompt += "ASSISTANT:"
         return prompt, image_tokenize(prompt), None, False
     ids = image_tokenize(prompt)
+    labels, mismatch = mask_rounds(prompt, ids, " ASSISTANT: ")
+    return prompt, ids, labels, mismatch
+
+
+def mask_rounds(prompt, ids, round_sep):
+    """The masking of preprocess_v1 and preprocess_llama_2: rounds split on "</s>", each on `round_sep`; the
+    instruction (less BOS and the trailing space token) is masked, the reply and its </s> kept."""
     labels = list(ids)
     labels[0] = IGNORE
     cur = 1
     for round_text in prompt.split("</s>"):
         if round_text == "":
             break
-        parts = round_text.split(" ASSISTANT: ")
+        parts = round_text.split(round_sep)
         if len(parts) != 2:
             break
-        instruction_len = len(image_tokenize(parts[0] + " ASSISTANT: ")) - 2
+        instruction_len = len(image_tokenize(parts[0] + round_sep)) - 2
         round_len = len(image_tokenize(round_text))
         labels[cur:cur + instruction_len] = [IGNORE] * instruction_len
         cur += round_len
@@ -82,7 +93,29 @@ def vicuna_v1(turns, generation):
     mismatch = cur != len(ids)
     if mismatch:
         labels = [IGNORE] * len(ids)
-    return prompt, ids, labels, mismatch
+    return labels, mismatch
+
+
+def llama_2(system, sep):
+    """SeparatorStyle.LLAMA_2's get_prompt (the system wrapped only when there is one, as LLaVA-Med and later
+    LLaVA write it) and preprocess_llama_2's masking with sep "[/INST] "."""
+    def build(turns, generation):
+        prompt = ""
+        for i, turn in enumerate(turns):
+            value = turn["value"]
+            if i == 0 and system:
+                value = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + value
+            if i % 2 == 0:
+                prompt += sep + "[INST] " + value + " [/INST]"
+            else:
+                prompt += " " + value + " " + "</s>"
+        prompt = prompt.lstrip(sep)
+        ids = image_tokenize(prompt)
+        if generation:
+            return prompt, ids, None, False
+        labels, mismatch = mask_rounds(prompt, ids, "[/INST] ")
+        return prompt, ids, labels, mismatch
+    return build
 
 
 def plain(turns, generation):
@@ -132,7 +165,8 @@ def encoded_pieces(text):
         return [(i, begin, end) for i, (begin, end) in zip(mapping["ids"], mapping["offsets"])]
 
 
-TEMPLATES = {"vicuna_v1": vicuna_v1, "plain": plain, "pathasst": pathasst}
+TEMPLATES = {"vicuna_v1": vicuna_v1, "plain": plain, "pathasst": pathasst,
+             "mistral_instruct": llama_2("", ""), "llava_llama_2": llama_2(LLAVA_LLAMA_2_SYSTEM, "<s>")}
 
 with open(sys.argv[2], encoding="utf-8") as samples, open(sys.argv[3], "w", encoding="utf-8") as out:
     for line in samples:

@@ -4,7 +4,7 @@
 //   instruct:
 //     vision_tower: runs/clip_demo          # CLIP run, checkpoint, export, HF or open_clip weights; or a preset
 //     language_model: vicuna-7b-v1.5/       # HF LLaMA directory; or a preset trained from scratch
-//     template: vicuna_v1                   # plain (phase 1) | vicuna_v1 | pathasst
+//     template: vicuna_v1                   # plain (phase 1) | vicuna_v1 | pathasst | mistral_instruct | ...
 //     model: {projector: mlp2x_gelu, vision_feature_layer: -2, vision_feature_select: patch}
 //     data: {train: [phase2.json], images: [shards/train], eval: [eval/phase2.json]}
 //     eval: {questions: eval/questions.jsonl, support: support.json, few_shot: [0, 2]}
@@ -122,8 +122,10 @@ struct InstructConfig {
             "SentencePiece tokenizer.model (or a directory with one); default: the language model's");
     v.field("template", conversation_template,
             "conversation template: plain (phase 1: image + caption), vicuna_v1 (USER/ASSISTANT, </s> ends a "
-            "reply; LLaVA-1.5) or pathasst (### User / ### Assistant, ### stops)",
-            cfg::OneOf{"plain", "vicuna_v1", "pathasst"});
+            "reply; LLaVA-1.5), pathasst (### User / ### Assistant, ### stops), mistral_instruct ([INST] ... "
+            "[/INST]; LLaVA-Med v1.5 on Mistral-7B-Instruct) or llava_llama_2 (the same with LLaVA's system "
+            "message and <s> between rounds; LLaMA-2-chat)",
+            cfg::OneOf{"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2"});
     v.field("max_length", max_length,
             "positions per sample with each image expanded to its feature rows; longer samples lose text from the "
             "end, never an image, and samples whose whole answer is cut are skipped and counted",
