@@ -243,9 +243,10 @@ void write_instruct_tokenizer_and_corpus(const std::vector<const nlohmann::order
     for (const auto& record : *records)
       for (const auto& turn : record["conversations"]) texts.push_back(turn["value"].get<std::string>());
   texts.insert(texts.end(), documents.begin(), documents.end());
-  // The templates' strings come with every sample: weighted like that, they become few tokens.
+  // The strings of the templates the demo configs use come with every sample: weighted like that, they become few
+  // tokens. (A fixed list: a template added to pathvlm must not change the demo's tokenizer.)
   const size_t turns = texts.size();
-  for (const auto& tmpl_name : text::ConversationTemplate::names()) {
+  for (const std::string tmpl_name : {"plain", "vicuna_v1", "pathasst"}) {
     const auto system = text::ConversationTemplate::named(tmpl_name).system();
     for (size_t i = 0; i < turns; ++i) texts.push_back(system + " USER: ASSISTANT: ### User: ### Assistant:");
   }

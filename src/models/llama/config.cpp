@@ -17,6 +17,22 @@ void check_model_type(const std::string& model_type, const std::string& where) {
                 "' is not a LLaMA-family model (expected \"llama\" or \"mistral\")");
 }
 
+// The model_type of the language model a config.json describes. LLaVA's original checkpoints
+// (models/llava/original_checkpoint.h) are a LLaMA's or Mistral's config with LLaVA's mm_* keys added.
+std::string language_model_type(const nlohmann::json& j, const std::string& where) {
+  const auto type = json_fields::string_or(j, "model_type", "", where);
+  if (type == "llava_llama") return "llama";
+  if (type == "llava_mistral") return "mistral";
+  if (type == "llava") {
+    PATHVLM_CHECK(!j.contains("text_config"), where,
+                  ": a transformers LlavaForConditionalGeneration config (model_type llava with a text_config) is not "
+                  "read as a language model; name a LLaMA / Mistral directory or one of LLaVA's original checkpoints "
+                  "(model_type llava_llama, llava_mistral, or llava without a text_config)");
+    return "llama";  // LLaVA before 1.2 named its LlavaLlamaForCausalLM so
+  }
+  return type;
+}
+
 }  // namespace
 
 void LlamaConfig::validate(const std::string& where) const {
@@ -142,7 +158,7 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
   };
 
   LlamaConfig c;
-  c.model_type = jf::string_or(j, "model_type", "", where);
+  c.model_type = language_model_type(j, where);
   check_model_type(c.model_type, where);  // before the other keys: a BERT config is not 'missing' LLaMA's keys
   const bool mistral = c.model_type == "mistral";
   get_int("vocab_size", c.vocab_size, true);

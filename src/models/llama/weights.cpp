@@ -64,8 +64,12 @@ Source locate(const std::string& dir_or_file) {
   return {p / "config.json", dir_or_file};
 }
 
-// Tensors of HF checkpoints that are not parameters: the RoPE frequencies older transformers saved.
-bool ignorable(const std::string& name) { return ends_with(name, ".rotary_emb.inv_freq"); }
+// Tensors of HF checkpoints that are not the language model's: the RoPE frequencies older transformers saved, and
+// the projector and vision tower LLaVA's original checkpoints keep beside it (models/llava/original_checkpoint.h).
+bool ignorable(const std::string& name) {
+  return ends_with(name, ".rotary_emb.inv_freq") || name.rfind("model.mm_projector.", 0) == 0 ||
+         name.rfind("model.vision_tower.", 0) == 0;
+}
 
 // Hints the kernel to drop the file pages under a tensor that was copied out of the mapping, so that a load with
 // a dtype conversion does not also keep the whole file resident. Only whole pages inside the tensor's own bytes

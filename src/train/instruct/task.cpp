@@ -136,6 +136,8 @@ void InstructTask::build_common(const TaskContext& ctx) {
     model_ = models::LlavaModel(cfg_.model, slide_encoder_->num_tokens(), slide_encoder_->width(), language_model);
   }
   model_->to(device_);
+  if (const auto llava = models::read_original_llava_checkpoint(hf_language_model_))
+    if (adopts_llava_projector(*llava)) llava_projector_renames_ = llava->projector_renames();
   open_images(cfg_.data.images);
   if (images_->kind() == data::InstructImages::Kind::features) {
     const auto& vc = model_->vision_tower->clip_config();
@@ -165,6 +167,38 @@ void InstructTask::build_common(const TaskContext& ctx) {
            lm_config.num_hidden_layers, " layers, width ", lm_config.hidden_size, "), ",
            format_count(static_cast<double>(lm_config.num_parameters())), " LLM parameters; template ",
            template_->name(), "; images as ", image_kind_text());
+}
+
+bool InstructTask::adopts_llava_projector(const models::OriginalLlavaCheckpoint& llava) const {
+  const std::string source = "instruct.language_model '" + llava.dir + "' (a LLaVA checkpoint, " + llava.model_type +
+                             ")";
+  const int64_t text_width = model_->language_model->config().hidden_size;
+  const bool fits = model_->vision_tower && llava.projector == cfg_.model.projector &&
+                    llava.vision_width == model_->vision_hidden();
+  if (!fits) {
+    log_info(source, ": its projector (", llava.projector, ", ", llava.vision_width, " -> ", text_width,
+             ") is not this model's (", cfg_.model.projector, ", ", model_->vision_hidden(), " -> ", text_width,
+             slide_encoder_ ? ", after a slide encoder" : "", "): the projector starts from random weights");
+    return false;
+  }
+  const int layers = model_->vision_tower->clip_config().vision_layers;
+  PATHVLM_CHECK(hidden_state_index(llava.vision_feature_layer, layers) ==
+                    hidden_state_index(cfg_.model.vision_feature_layer, layers),
+                source, ": its projector was trained on tower layer ", llava.vision_feature_layer,
+                " (mm_vision_select_layer) but instruct.model.vision_feature_layer is ",
+                cfg_.model.vision_feature_layer, ": set it to ", llava.vision_feature_layer);
+  PATHVLM_CHECK(llava.vision_feature_select == cfg_.model.vision_feature_select, source,
+                ": its projector was trained on the ", llava.vision_feature_select == "patch" ? "patch rows" : "CLS and patch rows",
+                " (mm_vision_select_feature) but instruct.model.vision_feature_select is ",
+                cfg_.model.vision_feature_select, ": set it to ", llava.vision_feature_select);
+  if (llava.image_aspect_ratio != cfg_.model.image_aspect_ratio)
+    log_warn(source, " was trained with image_aspect_ratio ", llava.image_aspect_ratio,
+             " but instruct.model.image_aspect_ratio is ", cfg_.model.image_aspect_ratio);
+  log_info(source, ": its projector (", llava.projector, ", ", llava.vision_width, " -> ", text_width,
+           ") is loaded with its language model; it was trained with the tower ",
+           llava.vision_tower.empty() ? "(not named)" : "'" + llava.vision_tower + "'", ", this run's is '",
+           cfg_.vision_tower, "'");
+  return true;
 }
 
 std::string InstructTask::image_kind_text() const {
@@ -258,10 +292,10 @@ std::vector<std::pair<std::string, torch::Tensor>> InstructTask::state_tensors()
 
 std::vector<KeyedInitSource> InstructTask::init_sources() const {
   if (hf_language_model_.empty()) return {};
-  // Not strict: the projector is not in a LLaMA release.
-  return {{"instruct.language_model",
-           InitSource{hf_language_model_, {"model. -> language_model.model.", "lm_head. -> language_model.lm_head."},
-                      false}}};
+  // Not strict: the projector is not in a LLaMA release, and a LLaVA checkpoint may hold a copy of its tower.
+  auto map = llava_projector_renames_;  // before "model. -> ...", which their names also start with
+  map.insert(map.end(), {"model. -> language_model.model.", "lm_head. -> language_model.lm_head."});
+  return {{"instruct.language_model", InitSource{hf_language_model_, map, false}}};
 }
 
 // ---- training --------------------------------------------------------------------------------------

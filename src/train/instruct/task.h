@@ -15,6 +15,8 @@
 // greedy generation with the template's prompt and stop, scored closed under both published rules and open
 // (exact match, F1); few-shot prompting with k support images before the query beside a kNN baseline on the
 // tower's pooled features. Export: a transformers LlavaForConditionalGeneration directory plus the projector alone.
+// instruct.language_model may be one of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5, Quilt-LLaVA;
+// models/llava/original_checkpoint.h): its projector is loaded with its language model when ours has its shape.
 #pragma once
 #include <torch/torch.h>
 
@@ -31,6 +33,7 @@
 #include "eval/support_set.h"
 #include "eval/vqa.h"
 #include "models/llava/model.h"
+#include "models/llava/original_checkpoint.h"
 #include "models/slide/encoder.h"
 #include "text/conversation.h"
 #include "text/sentencepiece_tokenizer.h"
@@ -94,6 +97,9 @@ class InstructTask : public Task {
  private:
   // Tokenizer, template, model, images and the evaluation data.
   void build_common(const TaskContext& ctx);
+  // Whether the LLaVA checkpoint named as the language model brings its projector (the shape of ours); then the
+  // settings that decide what the projector sees must be those it was trained with. Logs the decision.
+  bool adopts_llava_projector(const models::OriginalLlavaCheckpoint& llava) const;
   // The samples of `paths` for config key `key`; logs their report.
   std::shared_ptr<const data::InstructDataset> dataset(const std::vector<std::string>& paths,
                                                        const std::string& key) const;
@@ -122,6 +128,7 @@ class InstructTask : public Task {
 
   InstructConfig cfg_;
   std::string hf_language_model_;  // instruct.language_model when it is a Hugging Face directory
+  std::vector<std::string> llava_projector_renames_;  // init_from map entries of a LLaVA checkpoint's projector
   torch::Device device_{torch::kCPU};
   data::PixelNormalizer tower_pixels_;  // uint8 pixels [N,3,S,S] -> the tower's input on device_
   int rank_ = 0, world_size_ = 1;

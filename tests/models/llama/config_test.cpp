@@ -221,6 +221,32 @@ TEST(LlamaConfig, MistralReadsAndWritesBackAsMistral) {
   }
 }
 
+// LLaVA's original checkpoints: LLaVA-Med v1.5 (llava_mistral), LLaVA-1.5 (llava, before LLaVA 1.2 renamed it
+// llava_llama) are their language model's config plus mm_* keys, and write back as that language model.
+TEST(LlamaConfig, LlavaOriginalConfigsAreTheirLanguageModels) {
+  auto llava_med = nlohmann::json::parse(kMistralConfig);
+  llava_med["model_type"] = "llava_mistral";
+  llava_med["architectures"] = {"LlavaMistralForCausalLM"};
+  llava_med["mm_projector_type"] = "mlp2x_gelu";
+  llava_med["mm_hidden_size"] = 1024;
+  auto c = parse_hf_llama_config(llava_med.dump(), "llava-med/config.json");
+  expect_same(c, parse_hf_llama_config(kMistralConfig, "mistral"));
+  EXPECT_EQ(nlohmann::json::parse(models::hf_llama_config_json(c, torch::kBFloat16))["model_type"], "mistral");
+
+  auto llava15 = nlohmann::json::parse(kConfig4x);
+  llava15["mm_vision_tower"] = "openai/clip-vit-large-patch14-336";
+  for (const std::string type : {"llava", "llava_llama"}) {
+    llava15["model_type"] = type;
+    expect_same(parse_hf_llama_config(llava15.dump(), type), parse_hf_llama_config(kConfig4x, "llama"));
+  }
+
+  // transformers' own Llava nests the language model under text_config: not read as one.
+  const auto hf_llava = nlohmann::json{{"model_type", "llava"}, {"text_config", nlohmann::json::parse(kConfig4x)}};
+  const auto msg = error_of([&] { parse_hf_llama_config(hf_llava.dump(), "llava-hf/config.json"); });
+  EXPECT_NE(msg.find("llava-hf/config.json: a transformers LlavaForConditionalGeneration config"), std::string::npos)
+      << msg;
+}
+
 // Vicuna v1.5-16k's config (transformers 4.31 wrote it): linear scaling by 4 under the legacy `type`.
 TEST(LlamaConfig, LinearRopeScalingInBothFormsAndBackOut) {
   auto vicuna_16k = with(kConfig4x, "rope_scaling", {{"type", "linear"}, {"factor", 4.0}});

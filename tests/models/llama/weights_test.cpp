@@ -181,6 +181,33 @@ TEST(LlamaWeights, TiedModelsWriteNoHeadAndLoadWithOrWithoutOne) {
   expect_bit_equal(model, loaded = models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU));
 }
 
+// LLaVA's original checkpoints keep their projector and a copy of the vision tower beside the language model, whose
+// config.json they extend: load_llama reads the language model and passes over the rest.
+TEST(LlamaWeights, LlavaOriginalCheckpointsLoadAsTheirLanguageModel) {
+  TempDir tmp("llama_llava_original");
+  auto model = random_llama(tiny_llama_config(), 6);
+  models::export_hf_llama(model, tmp.path.string(), torch::kFloat32, 1ull << 30, "");
+  auto config = nlohmann::json::parse(read(tmp / "config.json"));
+  config["model_type"] = "llava_llama";
+  config["mm_projector_type"] = "mlp2x_gelu";
+  config["mm_hidden_size"] = 8;
+  write(tmp / "config.json", config.dump());
+  auto file = safetensors::File::open(tmp / "model.safetensors");
+  safetensors::NamedTensors tensors;
+  for (const auto& t : file.tensors()) tensors.emplace_back(t.name, file.get(t.name).clone());
+  tensors.emplace_back("model.mm_projector.0.weight", torch::ones({config["hidden_size"].get<int64_t>(), 8}));
+  tensors.emplace_back("model.vision_tower.vision_tower.vision_model.embeddings.class_embedding", torch::ones({8}));
+  safetensors::save(tmp / "model.safetensors", tensors);
+  auto loaded = models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU);
+  expect_bit_equal(model, loaded);
+
+  // Anything else the model lacks is still an error.
+  tensors.emplace_back("model.mm_adapter.weight", torch::ones({2}));
+  safetensors::save(tmp / "model.safetensors", tensors);
+  const auto msg = error_of([&] { models::load_llama(tmp.path.string(), torch::kFloat32, torch::kCPU); });
+  EXPECT_NE(msg.find("model.mm_adapter.weight"), std::string::npos) << msg;
+}
+
 TEST(LlamaWeights, ExportWritesConfigGenerationConfigAndCopiesTokenizerFiles) {
   TempDir tmp("llama_files");
   auto config = tiny_llama_config();

@@ -5,10 +5,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/host_reads.h"
 #include "core/join.h"
+#include "io/safetensors.h"
 #include "models/clip/weights.h"
 #include "train/instruct/task.h"
 #include "train/job_config.h"
@@ -82,6 +84,80 @@ TEST(InstructTask, PhaseTwoStartsFromPhaseOne) {
   const auto to = load_all(checkpoint_weights(dir + "/p2", 1));
   ASSERT_EQ(from.size(), to.size());
   for (const auto& [name, t] : from) EXPECT_TRUE(torch::equal(t, to.at(name))) << name;
+  fs::remove_all(dir);
+}
+
+// One of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5) named as instruct.language_model: its language
+// model and, when ours has its shape, its projector are where training starts; a projector of another shape starts
+// from random weights; a tower layer other than the one its projector learned from is refused.
+TEST(InstructTask, StartsFromAnOriginalLlavaCheckpoint) {
+  auto dir = fresh_dir("instruct_llava_original");
+  auto trained_job = tiny_instruct_job(dir, "trained", 2, 3);
+  trained_job.checkpoint.export_final = false;
+  train::train(trained_job);
+  const auto trained = load_all(checkpoint_weights(dir + "/trained", 3));
+
+  // The trained model as LLaVA saves it: the language model's config.json with LLaVA's keys, the language model's
+  // own tensor names, the projector as model.mm_projector.{0,2}, a copy of the tower.
+  const std::string llava = dir + "/llava";
+  fs::create_directories(llava);
+  const auto& ic = trained_job.task_config<train::InstructConfig>();
+  const auto language_model = train::make_instruct_language_model(ic, train::make_instruct_tokenizer(ic), false);
+  auto config = nlohmann::json::parse(models::hf_llama_config_json(language_model->config(), torch::kFloat32));
+  const int64_t tower_width = trained.at("multi_modal_projector.linear_1.weight").size(1);
+  config["model_type"] = "llava_llama";
+  config["architectures"] = {"LlavaLlamaForCausalLM"};
+  config["mm_projector_type"] = "mlp2x_gelu";
+  config["mm_hidden_size"] = tower_width;
+  config["mm_vision_select_layer"] = -2;
+  config["mm_vision_tower"] = "openai/clip-vit-large-patch14-336";
+  std::ofstream(llava + "/config.json") << config.dump();
+  const std::vector<std::pair<std::string, std::string>> llava_names = {
+      {"language_model.model.", "model."},
+      {"language_model.lm_head.", "lm_head."},
+      {"multi_modal_projector.linear_1.", "model.mm_projector.0."},
+      {"multi_modal_projector.linear_2.", "model.mm_projector.2."}};
+  safetensors::NamedTensors tensors;
+  for (const auto& [name, t] : trained)
+    for (const auto& [ours, theirs] : llava_names)
+      if (name.rfind(ours, 0) == 0) tensors.emplace_back(theirs + name.substr(ours.size()), t);
+  ASSERT_EQ(tensors.size(), trained.size());
+  tensors.emplace_back("model.vision_tower.vision_tower.vision_model.post_layernorm.weight", torch::ones({tower_width}));
+  safetensors::save(llava + "/model.safetensors", tensors);
+
+  // One step at learning rate 0: the saved weights are the loaded ones, the projector included.
+  auto from_llava = tiny_instruct_job(dir, "from_llava", 2, 1);
+  from_llava.optim.lr = 0;
+  from_llava.optim.weight_decay = 0;
+  from_llava.optim.warmup_steps = 0;
+  from_llava.checkpoint.export_final = false;
+  from_llava.task_config<train::InstructConfig>().language_model = llava;
+  train::train(from_llava);
+  const auto started = load_all(checkpoint_weights(dir + "/from_llava", 1));
+  ASSERT_EQ(started.size(), trained.size());
+  for (const auto& [name, t] : trained) EXPECT_TRUE(torch::equal(t, started.at(name))) << name;
+  EXPECT_HAS(read_text(dir + "/from_llava/log.txt"), "its projector (mlp2x_gelu, " + std::to_string(tower_width) +
+                                                         " -> " + std::to_string(config["hidden_size"].get<int>()) +
+                                                         ") is loaded with its language model");
+
+  // A linear projector is not LLaVA's: the language model still loads, the projector starts from random weights.
+  auto linear = from_llava;
+  linear.run.name = "linear";
+  linear.task_config<train::InstructConfig>().model.projector = "linear";
+  train::train(linear);
+  const auto linear_start = load_all(checkpoint_weights(dir + "/linear", 1));
+  EXPECT_TRUE(torch::equal(linear_start.at("language_model.model.norm.weight"),
+                           trained.at("language_model.model.norm.weight")));
+  EXPECT_FALSE(linear_start.count("multi_modal_projector.linear_2.weight"));
+  EXPECT_HAS(read_text(dir + "/linear/log.txt"), "the projector starts from random weights");
+
+  // Features of another tower layer than the projector learned from.
+  auto last_layer = from_llava;
+  last_layer.run.name = "last_layer";
+  last_layer.task_config<train::InstructConfig>().model.vision_feature_layer = -1;
+  const auto msg = error_of([&] { train::train(last_layer); });
+  EXPECT_HAS(msg, "instruct.language_model '" + llava + "' (a LLaVA checkpoint, llava_llama): its projector was "
+                  "trained on tower layer -2 (mm_vision_select_layer) but instruct.model.vision_feature_layer is -1");
   fs::remove_all(dir);
 }
 

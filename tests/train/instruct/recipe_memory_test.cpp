@@ -44,6 +44,22 @@ std::string vicuna_dir(const std::string& root, int hidden, int intermediate, in
   return dir.string();
 }
 
+// LLaVA-Med v1.5 without weights: its config.json (Mistral-7B-Instruct's keys plus LLaVA's) and a tokenizer.
+std::string llava_med_dir(const std::string& root) {
+  const auto dir = fs::path(root) / "llava_med";
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json")
+      << R"({"architectures": ["LlavaMistralForCausalLM"], "model_type": "llava_mistral", "hidden_size": 4096, )"
+      << R"("intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, )"
+      << R"("vocab_size": 32000, "max_position_embeddings": 32768, "rms_norm_eps": 1e-05, "hidden_act": "silu", )"
+      << R"("rope_theta": 1000000.0, "sliding_window": null, "tie_word_embeddings": false, "bos_token_id": 1, )"
+      << R"("eos_token_id": 2, "mm_hidden_size": 1024, "mm_projector_type": "mlp2x_gelu", )"
+      << R"("mm_vision_select_layer": -2, "mm_vision_tower": "openai/clip-vit-large-patch14-336"})";
+  fs::copy_file(fs::path(PATHVLM_SHARED_DATA) / "tokenizers" / "llama2_tokenizer.model", dir / "tokenizer.model",
+                fs::copy_options::overwrite_existing);
+  return dir.string();
+}
+
 struct Plan {
   train::MemoryTable table;
   int64_t parameters = 0, trained = 0;
@@ -80,6 +96,7 @@ class RecipeMemory : public ::testing::Test {
     root_ = std::make_unique<pathvlm::testing::TempDir>("recipe_memory");
     vicuna13b_ = vicuna_dir(root_->path.string(), 5120, 13824, 40);
     vicuna7b_ = vicuna_dir(root_->path.string(), 4096, 11008, 32);
+    llava_med_ = llava_med_dir(root_->path.string());
   }
   static void TearDownTestSuite() { root_.reset(); }
   // PathAsst: a PathCLIP ViT-B/16 tower; LLaVA-1.5: CLIP ViT-L/14 at 336 px.
@@ -90,7 +107,10 @@ class RecipeMemory : public ::testing::Test {
     return {"instruct.language_model=" + vicuna7b_, "instruct.vision_tower=ViT-L-14", "instruct.vision_image_size=336"};
   }
   static inline std::unique_ptr<pathvlm::testing::TempDir> root_;
-  static inline std::string vicuna13b_, vicuna7b_;
+  static std::vector<std::string> llava_med() {
+    return {"instruct.language_model=" + llava_med_, "instruct.vision_tower=ViT-L-14", "instruct.vision_image_size=336"};
+  }
+  static inline std::string vicuna13b_, vicuna7b_, llava_med_;
 };
 
 void expect_near_quote(double bytes, double quoted_gb, double tolerance, const std::string& what) {
@@ -142,4 +162,12 @@ TEST_F(RecipeMemory, PhaseTwoRecipesFitEightyGigabytesWithTheOptimizerSharded) {
   expect_near_quote(llava2.table.master_weights, 3.4, 0.03, "llava15 phase 2 master shard");
   expect_near_quote(llava2.table.optimizer_moments, 6.8, 0.03, "llava15 phase 2 moments");
   EXPECT_LT(llava2.table.total(), 0.75 * 40 * kGB) << "the header says it fits 8 x 40 GB as well";
+
+  const auto med = plan_recipe("llava_med15_finetune.yaml", llava_med(), 8);
+  EXPECT_NEAR(med.parameters / 1e9, 7.56, 0.01);
+  expect_near_quote(med.table.weights, 15.1, 0.01, "llava_med15 weights");
+  expect_near_quote(med.table.gradients, 1.8, 0.03, "llava_med15 gradient shard");
+  expect_near_quote(med.table.master_weights, 3.6, 0.03, "llava_med15 master shard");
+  expect_near_quote(med.table.optimizer_moments, 7.3, 0.03, "llava_med15 moments");
+  expect_near_quote(med.table.total(), 28.0, 0.03, "llava_med15 total");
 }
