@@ -30,11 +30,19 @@ void export_hf_clip(const ArgParser& parser, const std::string& source, const st
             << ")\n";
 }
 
-// An instruct run (its latest checkpoint, or a step directory) as a transformers LlavaForConditionalGeneration
-// directory with its processor and tokenizer files, plus mm_projector.safetensors. A run on slides has no LLaVA
-// form: its LLaMA, projector and slide encoder go out in the forms their readers load.
-void export_hf_llava(const ArgParser&, const std::string& source, const std::string& out_dir) {
-  auto run = train::open_instruct_run(source, torch::kCPU);
+// An instruct run or one of LLaVA's original checkpoints (train::open_instruct_model; --vision-tower names the
+// latter's tower).
+train::InstructRun open_instruct_source(const ArgParser& parser, const std::string& source) {
+  return train::open_instruct_model(source, {parser.has("vision-tower") ? parser.get("vision-tower") : "", ""},
+                                    torch::kCPU);
+}
+
+// An instruct run (its latest checkpoint, or a step directory) or one of LLaVA's original checkpoints as a
+// transformers LlavaForConditionalGeneration directory with its processor and tokenizer files, plus
+// mm_projector.safetensors. A run on slides has no LLaVA form: its LLaMA, projector and slide encoder go out in
+// the forms their readers load.
+void export_hf_llava(const ArgParser& parser, const std::string& source, const std::string& out_dir) {
+  auto run = open_instruct_source(parser, source);
   run.task->export_model(out_dir);
   std::cout << "export: " << source << " -> " << out_dir
             << (run.task->llava()->vision_tower
@@ -43,8 +51,8 @@ void export_hf_llava(const ArgParser&, const std::string& source, const std::str
 }
 
 // The projector alone, in LLaVA's mm_projector names: what phase 1 hands to phase 2 (or LLaVA's own train.py).
-void export_llava_projector(const ArgParser&, const std::string& source, const std::string& out_file) {
-  auto run = train::open_instruct_run(source, torch::kCPU);
+void export_llava_projector(const ArgParser& parser, const std::string& source, const std::string& out_file) {
+  auto run = open_instruct_source(parser, source);
   auto& llava = run.task->llava();
   models::export_projector(llava, out_file, llava->multi_modal_projector->parameters().front().scalar_type());
   std::cout << "export: " << source << " -> " << out_file << " (LLaVA mm_projector, "
@@ -55,7 +63,8 @@ void export_llava_projector(const ArgParser&, const std::string& source, const s
 const ExportFormat kFormats[] = {
     {"hf-clip", "transformers CLIPModel directory (config.json, model.safetensors, preprocessor_config.json)",
      export_hf_clip},
-    {"hf-llava", "instruct run -> transformers LlavaForConditionalGeneration directory (+ processor, tokenizer, "
+    {"hf-llava", "instruct run or one of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5; --vision-tower) "
+                 "-> transformers LlavaForConditionalGeneration directory (+ processor, tokenizer, "
                  "mm_projector.safetensors); a run on slides -> language_model/ (transformers LLaMA), "
                  "mm_projector.safetensors and slide_encoder/", export_hf_llava},
     {"llava-projector", "instruct run -> the projector alone as LLaVA's mm_projector .safetensors (OUT is a file)",
@@ -74,6 +83,8 @@ int cmd_export(const Args& args) {
   parser.option("vocab", "hf-clip: write CLIPTokenizer files from this CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF "
                          "tokenizer directory (default: the source's own: a run's clip.vocab, an HF directory's files)");
   parser.option("hidden-act", "hf-clip: activation for open_clip weights without open_clip_config.json");
+  parser.option("vision-tower", "hf-llava, llava-projector from one of LLaVA's original checkpoints: the CLIP "
+                "directory it was trained with (default: its config.json's mm_vision_tower when that is local)");
   if (!parser.parse(args)) return 0;
   const auto format = parser.get("format");
   for (const auto& f : kFormats) {

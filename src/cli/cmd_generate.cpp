@@ -88,15 +88,19 @@ void print_stats(int64_t count, const generate::GenerationStats& stats) {
             << per_second(stats.decode_tokens, stats.decode_seconds) << " tokens/s)\n";
 }
 
-// With --image or --slide: the model is an instruct run; each prompt becomes the human turn of its conversation
-// template with the images in front (unless it places its own <image> placeholders), and the reply ends at the
-// template's stop. --image: every prompt sees all the files; --slide: every slide is asked every prompt on its own.
+// With --image or --slide: the model is an instruct run or one of LLaVA's original checkpoints (with --vision-tower
+// and --template); each prompt becomes the human turn of its conversation template with the images in front (unless
+// it places its own <image> placeholders), and the reply ends at the template's stop. --image: every prompt sees all
+// the files; --slide: every slide is asked every prompt on its own.
 int generate_with_images(const ArgParser& parser, const std::vector<std::string>& prompts,
                          const generate::GenerateOptions& options, const std::string& format, int64_t batch_size) {
   PATHVLM_CHECK(!parser.has("tokenizer"), "--tokenizer: an instruct run brings its own tokenizer");
   PATHVLM_CHECK(!(parser.has("image") && parser.has("slide")), "give --image files or --slide ids, not both");
   const auto device = parse_device(parser.get("device"), "--device");
-  auto run = train::open_instruct_run(parser.get("model"), device);
+  auto run = train::open_instruct_model(parser.get("model"),
+                                        {parser.has("vision-tower") ? parser.get("vision-tower") : "",
+                                         parser.has("template") ? parser.get("template") : ""},
+                                        device);
   auto& task = *run.task;
   if (pick_dtype(parser.get("dtype"), device) == torch::kBFloat16) task.llava()->to(torch::kBFloat16);
 
@@ -165,7 +169,12 @@ int cmd_generate(const Args& args) {
                    "text is cut before it, the ids keep the tokens that completed it) or after --max-new-tokens. "
                    "Prefill and decode tokens/s go to stderr.");
   parser.option("model", "HF LLaMA directory (config.json + safetensors) or run checkpoint; with --image or --slide "
-                "an instruct run directory or checkpoint", /*required=*/true);
+                "an instruct run directory or checkpoint, or one of LLaVA's original checkpoints (LLaVA-1.5, "
+                "LLaVA-Med v1.5)", /*required=*/true);
+  parser.option("vision-tower", "with --image and one of LLaVA's original checkpoints: the CLIP directory it was "
+                "trained with (default: its config.json's mm_vision_tower when that is a local directory)");
+  parser.option("template", "with --image and one of LLaVA's original checkpoints: the conversation template "
+                "(default: mistral_instruct for llava_mistral, else vicuna_v1)");
   parser.list("image", "image files (JPEG/PNG) every prompt is asked about, through an instruct run's tower and "
               "template; a prompt without <image> placeholders gets them in front");
   parser.list("slide", "slide ids every prompt is asked about, through an instruct run's slide encoder "
@@ -212,6 +221,8 @@ int cmd_generate(const Args& args) {
   options.stop = parser.get_list("stop");
 
   if (parser.has("image") || parser.has("slide")) return generate_with_images(parser, prompts, options, format, batch_size);
+  PATHVLM_CHECK(!parser.has("vision-tower") && !parser.has("template"),
+                "--vision-tower and --template go with --image (a LLaVA checkpoint asked about images)");
 
   const auto model_path = parser.get("model");
   const text::SentencePieceTokenizer tokenizer(

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/text_file.h"
 #include "data/image.h"
 #include "data/length_grouped.h"
 #include "dist/comm.h"
@@ -188,7 +189,8 @@ bool InstructTask::adopts_llava_projector(const models::OriginalLlavaCheckpoint&
                 " (mm_vision_select_layer) but instruct.model.vision_feature_layer is ",
                 cfg_.model.vision_feature_layer, ": set it to ", llava.vision_feature_layer);
   PATHVLM_CHECK(llava.vision_feature_select == cfg_.model.vision_feature_select, source,
-                ": its projector was trained on the ", llava.vision_feature_select == "patch" ? "patch rows" : "CLS and patch rows",
+                ": its projector was trained on the ",
+                llava.vision_feature_select == "patch" ? "patch rows" : "CLS and patch rows",
                 " (mm_vision_select_feature) but instruct.model.vision_feature_select is ",
                 cfg_.model.vision_feature_select, ": set it to ", llava.vision_feature_select);
   if (llava.image_aspect_ratio != cfg_.model.image_aspect_ratio)
@@ -633,6 +635,54 @@ InstructRun open_instruct_run(const std::string& path, torch::Device device) {
   run.task->build_for_eval(ctx, path);
   run.task->model().eval();
   return run;
+}
+
+InstructRun open_original_llava(const std::string& dir, const OriginalLlavaOptions& options, torch::Device device) {
+  const auto llava = models::read_original_llava_checkpoint(dir);
+  PATHVLM_CHECK(llava, "'", dir, "' is not one of LLaVA's original checkpoints (config.json with model_type llava, "
+                "llava_llama or llava_mistral)");
+  const std::string source = "'" + dir + "' (a LLaVA checkpoint, " + llava->model_type + ")";
+  JobConfig job;
+  job.run.task = "instruct";
+  auto& cfg = job.task_config<InstructConfig>();
+  cfg.language_model = dir;
+  cfg.vision_tower = options.vision_tower.empty() ? llava->vision_tower : options.vision_tower;
+  PATHVLM_CHECK(!cfg.vision_tower.empty(), source,
+                " names no vision tower (mm_vision_tower): give the one it was trained with (--vision-tower)");
+  PATHVLM_CHECK(!options.vision_tower.empty() || fs::exists(cfg.vision_tower), source, " was trained with the tower '",
+                llava->vision_tower, "', which is not a local directory: download it (huggingface-cli download ",
+                llava->vision_tower, " --local-dir DIR) and name DIR as the vision tower (--vision-tower)");
+  cfg.conversation_template = !options.conversation_template.empty() ? options.conversation_template
+                              : llava->model_type == "llava_mistral" ? "mistral_instruct"
+                                                                     : "vicuna_v1";
+  const auto config_file = (fs::path(dir) / "config.json").string();
+  const auto positions = models::parse_hf_llama_config(read_text_file(config_file), config_file).max_position_embeddings;
+  cfg.max_length = std::min(cfg.max_length, positions);
+  cfg.model.projector = llava->projector;
+  cfg.model.vision_feature_layer = llava->vision_feature_layer;
+  cfg.model.vision_feature_select = llava->vision_feature_select;
+  cfg.model.image_aspect_ratio = llava->image_aspect_ratio;
+  InstructRun run;
+  run.comm = dist::make_local_comm();
+  run.task = std::make_unique<InstructTask>();
+  TaskContext ctx{job, device, *run.comm, 0, 1, 1, 1, static_cast<uint64_t>(job.run.seed), ""};
+  run.task->build_for_eval(ctx, "");
+  PATHVLM_CHECK(run.task->llava()->vision_hidden() == llava->vision_width, source, ": its projector takes ",
+                llava->vision_width, "-wide tower features (mm_hidden_size) but the tower '", cfg.vision_tower,
+                "' gives ", run.task->llava()->vision_hidden(), ": give the tower it was trained with ('",
+                llava->vision_tower, "')");
+  log_info(source, ": template ", cfg.conversation_template,
+           options.conversation_template.empty() ? " (its default)" : "");
+  run.task->model().eval();
+  return run;
+}
+
+InstructRun open_instruct_model(const std::string& path, const OriginalLlavaOptions& options, torch::Device device) {
+  if (models::read_original_llava_checkpoint(path)) return open_original_llava(path, options, device);
+  PATHVLM_CHECK(options.vision_tower.empty() && options.conversation_template.empty(), "'", path,
+                "' is an instruct run: it brings its own vision tower and template (those options are for LLaVA's "
+                "original checkpoints)");
+  return open_instruct_run(path, device);
 }
 
 }  // namespace pathvlm::train

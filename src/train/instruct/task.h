@@ -155,4 +155,16 @@ struct InstructRun {
 };
 InstructRun open_instruct_run(const std::string& path, torch::Device device);
 
+// One of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5: models/llava/original_checkpoint.h) for inference
+// the same way: the model its config.json describes, its language model and projector loaded, with
+// `vision_tower` (default: the checkpoint's mm_vision_tower when that is a local directory) and
+// `conversation_template` (default: mistral_instruct for llava_mistral, else vicuna_v1, LLaVA's llava_v1).
+struct OriginalLlavaOptions {
+  std::string vision_tower, conversation_template;
+};
+InstructRun open_original_llava(const std::string& dir, const OriginalLlavaOptions& options, torch::Device device);
+// open_original_llava when `path` is one of LLaVA's original checkpoints, else open_instruct_run (a run brings its
+// own tower and template: options given for it are refused).
+InstructRun open_instruct_model(const std::string& path, const OriginalLlavaOptions& options, torch::Device device);
+
 }  // namespace pathvlm::train

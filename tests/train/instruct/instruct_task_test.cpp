@@ -12,14 +12,15 @@
 #include "core/join.h"
 #include "io/safetensors.h"
 #include "models/clip/weights.h"
+#include "models/llama/config.h"
+#include "test_util.h"
+#include "train/instruct/instruct_test_util.h"
 #include "train/instruct/task.h"
 #include "train/job_config.h"
+#include "train/train_test_util.h"
 #include "train/trainer.h"
 #include "wsi/embed.h"
 #include "wsi/embed_tiles.h"
-#include "test_util.h"
-#include "train/instruct/instruct_test_util.h"
-#include "train/train_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace pathvlm;
@@ -39,7 +40,6 @@ std::string checkpoint_weights(const std::string& run, int64_t step) {
   std::snprintf(name, sizeof name, "step_%08lld", static_cast<long long>(step));
   return run + "/checkpoints/" + name + "/model.safetensors";
 }
-
 
 }  // namespace
 
@@ -87,18 +87,17 @@ TEST(InstructTask, PhaseTwoStartsFromPhaseOne) {
   fs::remove_all(dir);
 }
 
-// One of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5) named as instruct.language_model: its language
-// model and, when ours has its shape, its projector are where training starts; a projector of another shape starts
-// from random weights; a tower layer other than the one its projector learned from is refused.
-TEST(InstructTask, StartsFromAnOriginalLlavaCheckpoint) {
-  auto dir = fresh_dir("instruct_llava_original");
+namespace {
+
+// A tiny phase-2 run of 3 steps at `dir`/trained, and its weights as LLaVA saves them at `dir`/llava: the language
+// model's config.json with LLaVA's keys, the language model's own tensor names, the projector as
+// model.mm_projector.{0,2}, a copy of the tower, the tokenizer. Returns the run's weights.
+Tensors train_and_write_original_llava(const std::string& dir) {
   auto trained_job = tiny_instruct_job(dir, "trained", 2, 3);
   trained_job.checkpoint.export_final = false;
   train::train(trained_job);
   const auto trained = load_all(checkpoint_weights(dir + "/trained", 3));
 
-  // The trained model as LLaVA saves it: the language model's config.json with LLaVA's keys, the language model's
-  // own tensor names, the projector as model.mm_projector.{0,2}, a copy of the tower.
   const std::string llava = dir + "/llava";
   fs::create_directories(llava);
   const auto& ic = trained_job.task_config<train::InstructConfig>();
@@ -121,9 +120,23 @@ TEST(InstructTask, StartsFromAnOriginalLlavaCheckpoint) {
   for (const auto& [name, t] : trained)
     for (const auto& [ours, theirs] : llava_names)
       if (name.rfind(ours, 0) == 0) tensors.emplace_back(theirs + name.substr(ours.size()), t);
-  ASSERT_EQ(tensors.size(), trained.size());
-  tensors.emplace_back("model.vision_tower.vision_tower.vision_model.post_layernorm.weight", torch::ones({tower_width}));
+  EXPECT_EQ(tensors.size(), trained.size());
+  tensors.emplace_back("model.vision_tower.vision_tower.vision_model.post_layernorm.weight",
+                       torch::ones({tower_width}));
   safetensors::save(llava + "/model.safetensors", tensors);
+  fs::copy_file(ic.tokenizer, llava + "/tokenizer.model");
+  return trained;
+}
+
+}  // namespace
+
+// One of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5) named as instruct.language_model: its language
+// model and, when ours has its shape, its projector are where training starts; a projector of another shape starts
+// from random weights; a tower layer other than the one its projector learned from is refused.
+TEST(InstructTask, StartsFromAnOriginalLlavaCheckpoint) {
+  auto dir = fresh_dir("instruct_llava_original");
+  const auto trained = train_and_write_original_llava(dir);
+  const std::string llava = dir + "/llava";
 
   // One step at learning rate 0: the saved weights are the loaded ones, the projector included.
   auto from_llava = tiny_instruct_job(dir, "from_llava", 2, 1);
@@ -136,9 +149,10 @@ TEST(InstructTask, StartsFromAnOriginalLlavaCheckpoint) {
   const auto started = load_all(checkpoint_weights(dir + "/from_llava", 1));
   ASSERT_EQ(started.size(), trained.size());
   for (const auto& [name, t] : trained) EXPECT_TRUE(torch::equal(t, started.at(name))) << name;
-  EXPECT_HAS(read_text(dir + "/from_llava/log.txt"), "its projector (mlp2x_gelu, " + std::to_string(tower_width) +
-                                                         " -> " + std::to_string(config["hidden_size"].get<int>()) +
-                                                         ") is loaded with its language model");
+  const auto widths = std::to_string(trained.at("multi_modal_projector.linear_1.weight").size(1)) + " -> " +
+                      std::to_string(trained.at("multi_modal_projector.linear_2.weight").size(0));
+  EXPECT_HAS(read_text(dir + "/from_llava/log.txt"),
+             "its projector (mlp2x_gelu, " + widths + ") is loaded with its language model");
 
   // A linear projector is not LLaVA's: the language model still loads, the projector starts from random weights.
   auto linear = from_llava;
@@ -156,8 +170,60 @@ TEST(InstructTask, StartsFromAnOriginalLlavaCheckpoint) {
   last_layer.run.name = "last_layer";
   last_layer.task_config<train::InstructConfig>().model.vision_feature_layer = -1;
   const auto msg = error_of([&] { train::train(last_layer); });
-  EXPECT_HAS(msg, "instruct.language_model '" + llava + "' (a LLaVA checkpoint, llava_llama): its projector was "
-                  "trained on tower layer -2 (mm_vision_select_layer) but instruct.model.vision_feature_layer is -1");
+  EXPECT_HAS(msg,
+             "instruct.language_model '" + llava +
+                 "' (a LLaVA checkpoint, llava_llama): its projector was "
+                 "trained on tower layer -2 (mm_vision_select_layer) but instruct.model.vision_feature_layer is -1");
+  fs::remove_all(dir);
+}
+
+// One of LLaVA's original checkpoints opened for inference (`pathvlm generate --image`, `pathvlm export --format
+// hf-llava`): the model its config.json describes sees and answers exactly as the run whose weights it holds.
+TEST(InstructTask, AnOriginalLlavaCheckpointAnswersLikeTheRunItHolds) {
+  auto dir = fresh_dir("instruct_llava_inference");
+  train_and_write_original_llava(dir);
+  const std::string llava = dir + "/llava";
+  const torch::Device cpu(torch::kCPU);
+  auto run = train::open_instruct_run(dir + "/trained", cpu);
+  auto tower = train::make_instruct_vision_clip(tiny_instruct_job(dir, "x", 2, 1).task_config<train::InstructConfig>());
+  models::export_hf_clip(tower, tower->config(), dir + "/tower");
+
+  EXPECT_HAS(error_of([&] { train::open_instruct_model(llava, {}, cpu); }),
+             "was trained with the tower 'openai/clip-vit-large-patch14-336', which is not a local directory: "
+             "download it (huggingface-cli download openai/clip-vit-large-patch14-336 --local-dir DIR)");
+  EXPECT_HAS(error_of([&] {
+               train::open_instruct_model(dir + "/trained", {dir + "/tower", ""}, cpu);
+             }),
+             "is an instruct run: it brings its own vision tower and template");
+  auto original = train::open_instruct_model(llava, {dir + "/tower", ""}, cpu);
+  EXPECT_EQ(original.task->conversation_template().name(), "vicuna_v1");  // LLaVA-1.5's llava_v1
+
+  const std::string tile = std::string(PATHVLM_SHARED_DATA) + "/tiles/he_01581x_25327y.png";
+  const auto seen = run.task->image_file_features({tile});
+  ASSERT_TRUE(torch::equal(seen, original.task->image_file_features({tile})));
+  const text::Conversation question{"q", {{text::Speaker::human, "<image>\nWhat tissue is shown?"}}};
+  generate::GenerateOptions options;
+  options.max_new_tokens = 6;
+  const auto expected = run.task->reply({question}, {seen}, options);
+  const auto answered = original.task->reply({question}, {seen}, options);
+  ASSERT_EQ(answered.size(), 1u);
+  EXPECT_GE(expected[0].ids.size(), 2u);
+  EXPECT_EQ(answered[0].ids, expected[0].ids);
+  EXPECT_EQ(answered[0].text, expected[0].text);
+
+  original.task->export_model(dir + "/hf");
+  const auto exported = nlohmann::json::parse(read_text(dir + "/hf/config.json"));
+  EXPECT_EQ(exported["model_type"], "llava");
+  EXPECT_EQ(exported["text_config"]["model_type"], "llama");
+
+  // A tower of another width than the projector takes.
+  auto config = nlohmann::json::parse(read_text(llava + "/config.json"));
+  config["mm_hidden_size"] = 48;
+  std::ofstream(llava + "/config.json") << config.dump();
+  EXPECT_HAS(error_of([&] {
+               train::open_instruct_model(llava, {dir + "/tower", ""}, cpu);
+             }),
+             "its projector takes 48-wide tower features (mm_hidden_size) but the tower '" + dir + "/tower' gives");
   fs::remove_all(dir);
 }
 
@@ -221,8 +287,8 @@ TEST(InstructTask, CachedTowerFeaturesTrainLikeThePixels) {
   features.run.name = "features";
   auto& cached = features.task_config<train::InstructConfig>().data.images;
   cached.clear();
-  for (const auto& [name, shards] : {std::pair{"train", data.train_shards}, {"support", data.support_shards},
-                                     {"eval", data.eval_shards}})
+  for (const auto& [name, shards] :
+       {std::pair{"train", data.train_shards}, {"support", data.support_shards}, {"eval", data.eval_shards}})
     cached.push_back(wsi::embed_tiles({shards, dir + "/feats_" + name}, embed, encoder).manifest);
 
   train::train(pixels);
