@@ -22,9 +22,11 @@ inline models::ClipModelConfig tiny_clip_config() {
 }
 
 inline models::LlavaModel tiny_llava(const std::string& projector, const std::string& select, uint64_t seed,
-                                     int64_t vocab_size = 61, const std::string& image_aspect_ratio = "square") {
+                                     int64_t vocab_size = 61, const std::string& image_aspect_ratio = "square",
+                                     const std::string& model_type = "llama") {
   auto llama_config = tiny_llama_config();
   llama_config.vocab_size = vocab_size;
+  llama_config.model_type = model_type;
   auto lm = random_llama(llama_config, seed);
   torch::manual_seed(seed + 1);
   models::ClipModel clip(tiny_clip_config());

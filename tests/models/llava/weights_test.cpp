@@ -308,12 +308,17 @@ TEST(LlavaWeights, ExportForTransformersCheck) {
   const text::SentencePieceTokenizer tok(kTokenizer);
   const std::vector<std::pair<std::string, std::string>> prompts = {
       {"USER: ", "\nWhat does the slide show? ASSISTANT:"}, {"USER: Describe a normal lymph node. ASSISTANT:", ""}};
-  const std::tuple<const char*, const char*, uint64_t, const char*> forms[] = {
-      {"mlp2x_gelu", "patch", 11, "square"}, {"linear", "full", 12, "square"}, {"mlp2x_gelu", "patch", 13, "pad"}};
-  for (const auto& [projector, select, seed, aspect] : forms) {
-    const bool pad = std::string(aspect) == "pad";
-    const std::string dir = root + "/" + projector + "_" + select + (pad ? "_pad" : "");
-    auto llava = tiny_llava(projector, select, seed, kVocab, aspect);
+  // The last: LLaVA-Med v1.5's shape, a Mistral language model (what `pathvlm export --format hf-llava` makes of it).
+  const std::tuple<const char*, const char*, uint64_t, const char*, const char*> forms[] = {
+      {"mlp2x_gelu", "patch", 11, "square", "llama"},
+      {"linear", "full", 12, "square", "llama"},
+      {"mlp2x_gelu", "patch", 13, "pad", "llama"},
+      {"mlp2x_gelu", "patch", 14, "pad", "mistral"}};
+  for (const auto& [projector, select, seed, aspect, model_type] : forms) {
+    const bool pad = std::string(aspect) == "pad", mistral = std::string(model_type) == "mistral";
+    const std::string dir =
+        root + "/" + projector + "_" + select + (pad ? "_pad" : "") + (mistral ? "_mistral" : "");
+    auto llava = tiny_llava(projector, select, seed, kVocab, aspect, model_type);
     models::export_hf_llava(llava, dir + "/model", torch::kFloat32, 1ull << 30, kTokenizer);
     fs::create_directories(dir + "/images");
     torch::manual_seed(seed);
