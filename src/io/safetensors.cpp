@@ -190,7 +190,19 @@ struct File::State {
   Metadata metadata;
 };
 
+bool is_pickle_file(const std::string& path) {
+  const auto ext = fs::path(path).extension().string();
+  return ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".ckpt";
+}
+
+std::string pickle_refusal(const std::string& what, const std::string& source) {
+  return str(what, " holds PyTorch pickles, which pathvlm does not read (loading one can run code); convert them "
+             "once with `python3 scripts/convert_to_safetensors.py ", source, "` (writes safetensors shards and "
+             "model.safetensors.index.json beside them)");
+}
+
 File File::open(const std::string& path) {
+  PATHVLM_CHECK(!is_pickle_file(path), pickle_refusal(str("'", path, "'"), path));
   auto state = std::make_shared<State>();
   state->path = path;
   const std::string what = str("safetensors '", path, "'");
@@ -446,6 +458,11 @@ Checkpoint Checkpoint::open(const std::string& path_or_dir) {
     } else if (is_regular_file((root / kSingleName).string())) {
       ckpt.files_.push_back(File::open((root / kSingleName).string()));
     } else {
+      for (const auto& entry : fs::directory_iterator(root, ec))
+        PATHVLM_CHECK(!is_pickle_file(entry.path().string()),
+                      pickle_refusal(str("checkpoint directory '", path_or_dir, "' (", entry.path().filename().string(),
+                                         ")"),
+                                     path_or_dir));
       throw Error(str("checkpoint directory '", path_or_dir, "' holds neither ", kSingleName, " nor ", kIndexName));
     }
   } else if (path_or_dir.size() > 11 && path_or_dir.compare(path_or_dir.size() - 11, 11, ".index.json") == 0) {

@@ -76,6 +76,12 @@ class File {
 // Metadata gets "format": "pt" unless given (transformers refuses files without it).
 void save(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
 
+// PyTorch pickles (.bin, .pt, .pth, .ckpt) are never read: loading one can run code. pickle_refusal says so of
+// `what` and names the command that converts `source` once (scripts/convert_to_safetensors.py). File::open and
+// Checkpoint::open refuse pickles with it.
+bool is_pickle_file(const std::string& path);
+std::string pickle_refusal(const std::string& what, const std::string& source);
+
 // A model's weights: one safetensors file, or a directory holding model.safetensors or
 // model.safetensors.index.json (+ its shards), or the path of an index file itself.
 class Checkpoint {

@@ -152,6 +152,22 @@ TEST(Safetensors, CheckpointIndexErrors) {
   EXPECT_EQ(st::Checkpoint::open(dir.str()).get("a").sum().item<float>(), 2.0f);
 }
 
+// PyTorch pickles (LLaVA-1.5's pytorch_model-*.bin shards, .pt checkpoints) are refused before a byte is read, with
+// the command that converts them.
+TEST(Safetensors, PicklesAreRefusedWithTheConversionCommand) {
+  ScratchDir dir;
+  const std::string root = dir.str();
+  write_bytes(dir / "pytorch_model-00001-of-00002.bin", "not read");
+  const std::string named = "checkpoint directory '" + root + "'";
+  const std::string command = "python3 scripts/convert_to_safetensors.py " + root;
+  EXPECT_ERROR_HAS(st::Checkpoint::open(root), named.c_str(), "pytorch_model-00001-of-00002.bin",
+                   "holds PyTorch pickles", command.c_str());
+  EXPECT_ERROR_HAS(st::File::open(dir / "model.pt"), "model.pt' holds PyTorch pickles", "convert_to_safetensors.py");
+  EXPECT_TRUE(st::is_pickle_file("a/b.ckpt") && st::is_pickle_file("x.pth") && !st::is_pickle_file("x.safetensors"));
+  st::save(dir / "model.safetensors", {{"a", torch::ones(2)}});  // safetensors beside pickles are read
+  EXPECT_EQ(st::Checkpoint::open(root).get("a").sum().item<float>(), 2.0f);
+}
+
 // Each hostile header is rejected with a message naming the file and, where there is one, the tensor.
 TEST(Safetensors, CorruptHeadersAreClearErrors) {
   ScratchDir dir;

@@ -357,10 +357,7 @@ ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
     throw Error(str("CLIP weights '", path, "': not a CLIP directory (no config.json, trainer_state.json, "
                     "checkpoints/latest or model.safetensors)"));
   }
-  const auto ext = p.extension().string();
-  PATHVLM_CHECK(ext != ".pt" && ext != ".bin" && ext != ".pth" && ext != ".ckpt", "CLIP weights '", path,
-                "': pickle checkpoints are not read (no code execution from weights); convert it with "
-                "scripts/convert_to_safetensors.py");
+  PATHVLM_CHECK(!safetensors::is_pickle_file(path), safetensors::pickle_refusal(str("CLIP weights '", path, "'"), path));
   return load_safetensors_file(p, options);
 }
 

@@ -21,21 +21,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kConvertScript = "scripts/convert_to_safetensors.py";
-
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-bool is_pickle(const fs::path& path) {
-  const auto ext = path.extension().string();
-  return ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".ckpt";
-}
-
-std::string pickle_refusal(const std::string& what, const std::string& source) {
-  return str(what, " holds PyTorch pickles, which pathvlm does not read (loading one can run code); convert them "
-             "once with `python3 ", kConvertScript, " ", source, "` (writes safetensors shards and "
-             "model.safetensors.index.json beside them)");
 }
 
 // Where the config and the weights of `dir_or_file` are; refuses pickles with the conversion command.
@@ -48,16 +35,18 @@ Source locate(const std::string& dir_or_file) {
   const fs::path p(dir_or_file);
   PATHVLM_CHECK(fs::exists(p), "LLaMA weights '", dir_or_file, "': no such file or directory");
   if (!fs::is_directory(p)) {
-    PATHVLM_CHECK(!is_pickle(p), pickle_refusal(str("'", dir_or_file, "'"), dir_or_file));
+    PATHVLM_CHECK(!safetensors::is_pickle_file(dir_or_file), safetensors::pickle_refusal(str("'", dir_or_file, "'"),
+                                                                                        dir_or_file));
     return {p.parent_path() / "config.json", dir_or_file};
   }
   if (!fs::exists(p / "model.safetensors") && !fs::exists(p / "model.safetensors.index.json")) {
     std::string pickle;
     for (const auto& entry : fs::directory_iterator(p)) {
-      if (is_pickle(entry.path())) pickle = entry.path().filename().string();
+      if (safetensors::is_pickle_file(entry.path().string())) pickle = entry.path().filename().string();
     }
-    PATHVLM_CHECK(pickle.empty(), pickle_refusal(str("LLaMA directory '", dir_or_file, "' (", pickle, ")"),
-                                                 dir_or_file));
+    PATHVLM_CHECK(pickle.empty(), safetensors::pickle_refusal(str("LLaMA directory '", dir_or_file, "' (", pickle,
+                                                                  ")"),
+                                                              dir_or_file));
     throw Error(str("LLaMA directory '", dir_or_file,
                     "' holds neither model.safetensors nor model.safetensors.index.json"));
   }

@@ -176,11 +176,7 @@ void export_projector(LlavaModel& model, const std::string& file, torch::ScalarT
 }
 
 void load_projector(LlavaModel& model, const std::string& file) {
-  const auto ext = fs::path(file).extension().string();
-  PATHVLM_CHECK(ext != ".bin" && ext != ".pt" && ext != ".pth", "projector '", file,
-                "': PyTorch pickles are not read (loading one can run code); convert it once with `python3 "
-                "scripts/convert_to_safetensors.py ",
-                file, "`");
+  PATHVLM_CHECK(!safetensors::is_pickle_file(file), safetensors::pickle_refusal(str("projector '", file, "'"), file));
   const auto f = safetensors::File::open(file);
   std::map<std::string, std::string> found;  // suffix after "mm_projector." -> full name
   for (const auto& info : f.tensors()) {
