@@ -612,6 +612,21 @@ void InstructTask::restore_data_state(const nlohmann::json& state) { restore_loa
 
 double InstructTask::epoch() const { return loader_epoch(*loader_); }
 
+namespace {
+
+// The job's model on one process in eval mode, `weights` loaded over its init sources ("": those alone).
+InstructRun open_for_inference(const JobConfig& job, torch::Device device, const std::string& weights) {
+  InstructRun run;
+  run.comm = dist::make_local_comm();
+  run.task = std::make_unique<InstructTask>();
+  TaskContext ctx{job, device, *run.comm, 0, 1, 1, 1, static_cast<uint64_t>(job.run.seed), ""};
+  run.task->build_for_eval(ctx, weights);
+  run.task->model().eval();
+  return run;
+}
+
+}  // namespace
+
 InstructRun open_instruct_run(const std::string& path, torch::Device device) {
   fs::path config = fs::path(path) / "config.yaml";
   if (!fs::exists(config)) config = fs::path(path).parent_path().parent_path() / "config.yaml";
@@ -628,13 +643,7 @@ InstructRun open_instruct_run(const std::string& path, torch::Device device) {
   cfg.data.slide_tiles = slide_tiles;
   cfg.eval = InstructEvalConfig{};
   job.train.activation_checkpointing.clear();
-  InstructRun run;
-  run.comm = dist::make_local_comm();
-  run.task = std::make_unique<InstructTask>();
-  TaskContext ctx{job, device, *run.comm, 0, 1, 1, 1, static_cast<uint64_t>(job.run.seed), ""};
-  run.task->build_for_eval(ctx, path);
-  run.task->model().eval();
-  return run;
+  return open_for_inference(job, device, path);
 }
 
 InstructRun open_original_llava(const std::string& dir, const OriginalLlavaOptions& options, torch::Device device) {
@@ -662,18 +671,13 @@ InstructRun open_original_llava(const std::string& dir, const OriginalLlavaOptio
   cfg.model.vision_feature_layer = llava->vision_feature_layer;
   cfg.model.vision_feature_select = llava->vision_feature_select;
   cfg.model.image_aspect_ratio = llava->image_aspect_ratio;
-  InstructRun run;
-  run.comm = dist::make_local_comm();
-  run.task = std::make_unique<InstructTask>();
-  TaskContext ctx{job, device, *run.comm, 0, 1, 1, 1, static_cast<uint64_t>(job.run.seed), ""};
-  run.task->build_for_eval(ctx, "");
+  auto run = open_for_inference(job, device, "");
   PATHVLM_CHECK(run.task->llava()->vision_hidden() == llava->vision_width, source, ": its projector takes ",
                 llava->vision_width, "-wide tower features (mm_hidden_size) but the tower '", cfg.vision_tower,
                 "' gives ", run.task->llava()->vision_hidden(), ": give the tower it was trained with ('",
                 llava->vision_tower, "')");
   log_info(source, ": template ", cfg.conversation_template,
            options.conversation_template.empty() ? " (its default)" : "");
-  run.task->model().eval();
   return run;
 }
 
