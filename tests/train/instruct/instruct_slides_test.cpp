@@ -22,6 +22,7 @@
 #include "train/slide/config.h"
 #include "train/trainer.h"
 #include "cli/cli_test_util.h"
+#include "train/instruct/instruct_test_util.h"
 #include "test_util.h"
 #include "train/slide/slide_test_util.h"
 #include "train/train_test_util.h"
@@ -190,17 +191,6 @@ JobConfig report_job(const std::string& runs_dir, const std::string& name, int64
   ic.eval.max_new_tokens = 24;
   ic.eval.batch_size = 16;
   return job;
-}
-
-// The metrics `pathvlm eval` computes for `job` with `weights` ("" = the initial projector).
-std::map<std::string, double> evaluate(const JobConfig& job, const std::string& weights) {
-  auto comm = dist::make_local_comm();
-  train::TaskContext ctx{job, torch::Device(torch::kCPU), *comm, 0, 1, job.train.micro_batch_size, 1,
-                         static_cast<uint64_t>(job.run.seed), ""};
-  train::InstructTask task;
-  task.build_for_eval(ctx, weights);
-  task.model().eval();
-  return task.evaluate(*comm);
 }
 
 }  // namespace

@@ -211,6 +211,19 @@ TEST(InstructTask, AnOriginalLlavaCheckpointAnswersLikeTheRunItHolds) {
   EXPECT_EQ(answered[0].ids, expected[0].ids);
   EXPECT_EQ(answered[0].text, expected[0].text);
 
+  // `pathvlm eval` of a config naming the checkpoint (a release's zero-shot baseline) scores as the run does.
+  auto zero_shot = tiny_instruct_job(dir, "zero_shot", 2, 1);
+  auto& zc = zero_shot.task_config<train::InstructConfig>();
+  zc.language_model = llava;
+  zc.vision_tower = dir + "/tower";
+  zc.eval.questions = tiny_instruct_data().questions;
+  zc.eval.max_new_tokens = 4;
+  auto as_run = tiny_instruct_job(dir, "trained", 2, 1);
+  as_run.task_config<train::InstructConfig>().eval = zc.eval;
+  const auto scored = evaluate(zero_shot, "");
+  EXPECT_GT(scored.at("eval/vqa_closed_questions") + scored.at("eval/vqa_open_questions"), 0);
+  EXPECT_EQ(scored, evaluate(as_run, dir + "/trained"));
+
   original.task->export_model(dir + "/hf");
   const auto exported = nlohmann::json::parse(read_text(dir + "/hf/config.json"));
   EXPECT_EQ(exported["model_type"], "llava");

@@ -1,10 +1,13 @@
 // Shared by the instruct task tests: the tiny instruct job of each phase on the small synthetic instruction set of
 // tests/instruct_data_util.h.
 #pragma once
+#include <map>
 #include <string>
 
+#include "dist/process_group.h"
 #include "instruct_data_util.h"
 #include "train/instruct/config.h"
+#include "train/instruct/task.h"
 #include "train/job_config.h"
 
 namespace pathvlm::testing {
@@ -41,6 +44,17 @@ inline JobConfig tiny_instruct_job(const std::string& runs_dir, const std::strin
   ic.data.images = {data.train_shards, data.support_shards, data.eval_shards};
   ic.data.workers = 1;
   return job;
+}
+
+// The metrics `pathvlm eval` computes for `job` with `weights` ("" = what the job's sources alone give), on CPU.
+inline std::map<std::string, double> evaluate(const JobConfig& job, const std::string& weights) {
+  auto comm = dist::make_local_comm();
+  train::TaskContext ctx{job, torch::Device(torch::kCPU), *comm, 0, 1, job.train.micro_batch_size, 1,
+                         static_cast<uint64_t>(job.run.seed), ""};
+  train::InstructTask task;
+  task.build_for_eval(ctx, weights);
+  task.model().eval();
+  return task.evaluate(*comm);
 }
 
 }  // namespace pathvlm::testing
