@@ -10,6 +10,7 @@
 // models::parse_hf_llama_config reads such a config.json as the LLaMA / Mistral it holds, and models::load_llama
 // passes over the multimodal tensors, so the directory is also a language model by itself.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
