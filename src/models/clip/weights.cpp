@@ -357,7 +357,6 @@ ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
     throw Error(str("CLIP weights '", path, "': not a CLIP directory (no config.json, trainer_state.json, "
                     "checkpoints/latest or model.safetensors)"));
   }
-  PATHVLM_CHECK(!safetensors::is_pickle_file(path), safetensors::pickle_refusal(str("CLIP weights '", path, "'"), path));
   return load_safetensors_file(p, options);
 }
 

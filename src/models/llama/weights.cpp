@@ -25,7 +25,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Where the config and the weights of `dir_or_file` are; refuses pickles with the conversion command.
+// Where the config and the weights of `dir_or_file` are (safetensors::Checkpoint::open refuses pickles and
+// directories without weights).
 struct Source {
   fs::path config;
   std::string weights;  // what safetensors::Checkpoint::open takes
@@ -34,23 +35,7 @@ struct Source {
 Source locate(const std::string& dir_or_file) {
   const fs::path p(dir_or_file);
   PATHVLM_CHECK(fs::exists(p), "LLaMA weights '", dir_or_file, "': no such file or directory");
-  if (!fs::is_directory(p)) {
-    PATHVLM_CHECK(!safetensors::is_pickle_file(dir_or_file), safetensors::pickle_refusal(str("'", dir_or_file, "'"),
-                                                                                        dir_or_file));
-    return {p.parent_path() / "config.json", dir_or_file};
-  }
-  if (!fs::exists(p / "model.safetensors") && !fs::exists(p / "model.safetensors.index.json")) {
-    std::string pickle;
-    for (const auto& entry : fs::directory_iterator(p)) {
-      if (safetensors::is_pickle_file(entry.path().string())) pickle = entry.path().filename().string();
-    }
-    PATHVLM_CHECK(pickle.empty(), safetensors::pickle_refusal(str("LLaMA directory '", dir_or_file, "' (", pickle,
-                                                                  ")"),
-                                                              dir_or_file));
-    throw Error(str("LLaMA directory '", dir_or_file,
-                    "' holds neither model.safetensors nor model.safetensors.index.json"));
-  }
-  return {p / "config.json", dir_or_file};
+  return {fs::is_directory(p) ? p / "config.json" : p.parent_path() / "config.json", dir_or_file};
 }
 
 // Tensors of HF checkpoints that are not the language model's: the RoPE frequencies older transformers saved, and
@@ -78,10 +63,10 @@ void release_pages(const torch::Tensor& source) {
 LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dtype, torch::Device device,
                             const LlamaOptions& options) {
   const auto source = locate(dir_or_file);
+  const auto ckpt = safetensors::Checkpoint::open(source.weights);  // first: pickles are refused before the config
   PATHVLM_CHECK(fs::exists(source.config), "LLaMA weights '", dir_or_file, "': no config.json beside them ('",
                 source.config.string(), "')");
   const auto config = parse_hf_llama_config(read_text_file(source.config), source.config.string());
-  const auto ckpt = safetensors::Checkpoint::open(source.weights);
   const std::string where = str("LLaMA weights '", dir_or_file, "'");
 
   std::set<std::string> loaded;
