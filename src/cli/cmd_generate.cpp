@@ -14,7 +14,7 @@
 #include "generate/generate.h"
 #include "models/llama/weights.h"
 #include "synth/slide_synth.h"
-#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 #include "text/special_ids.h"
 #include "train/instruct/task.h"
 
@@ -180,7 +180,7 @@ int cmd_generate(const Args& args) {
   parser.list("slide", "slide ids every prompt is asked about, through an instruct run's slide encoder "
               "(instruct.slide_encoder) and template; the default prompt asks for the report");
   parser.list("shards", "with --slide: `slides` shards or slide CSV manifests holding the slides' tile features");
-  parser.option("tokenizer", "SentencePiece tokenizer.model (default: the one in the model directory)");
+  parser.option("tokenizer", "tokenizer.model or tokenizer.json (default: the one in the model directory)");
   parser.list("prompt", "prompts, each one argument (use --prompt=TEXT for a prompt that starts with --)");
   parser.option("prompts-file",
                 "prompts from a file: a .jsonl file holds one JSON object per line with a string \"prompt\"; any "
@@ -225,8 +225,8 @@ int cmd_generate(const Args& args) {
                 "--vision-tower and --template go with --image (a LLaVA checkpoint asked about images)");
 
   const auto model_path = parser.get("model");
-  const text::SentencePieceTokenizer tokenizer(
-      text::SentencePieceTokenizer::locate(parser.has("tokenizer") ? parser.get("tokenizer") : model_path));
+  const auto tokenizer_ptr = text::open_tokenizer(parser.has("tokenizer") ? parser.get("tokenizer") : model_path);
+  const text::Tokenizer& tokenizer = *tokenizer_ptr;
   const auto device = parse_device(parser.get("device"), "--device");
   auto model = models::load_llama(model_path, pick_dtype(parser.get("dtype"), device), device);
   PATHVLM_CHECK(tokenizer.vocab_size() <= model->config().vocab_size, "tokenizer '", tokenizer.path(), "' has ",

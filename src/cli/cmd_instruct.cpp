@@ -57,7 +57,7 @@ int inspect_verb(const Args& args) {
     const int image_size = cfg.slide_encoder.empty() ? train::make_instruct_vision_clip(cfg)->config().image_size : 0;
     images = std::make_shared<const data::InstructImages>(train::open_instruct_images(cfg, cfg.data.images, image_size));
   }
-  const auto ds = data::InstructDataset::build(paths, tmpl, tokenizer, images, options);
+  const auto ds = data::InstructDataset::build(paths, tmpl, *tokenizer, images, options);
 
   const int64_t shown = limit == 0 ? ds.size() : std::min(limit, ds.size());
   for (int64_t i = 0; i < shown; ++i) {
@@ -70,7 +70,7 @@ int inspect_verb(const Args& args) {
               << s.sequence.images() << " image(s), " << s.sequence.positions(options.image_tokens)
               << " positions, " << s.sequence.supervised_tokens() << " supervised, template " << tmpl.name()
               << "\n"
-              << text::render_supervision(s.sequence, tokenizer) << "\n\n";
+              << text::render_supervision(s.sequence, *tokenizer) << "\n\n";
   }
   std::cerr << ds.report();
   return 0;

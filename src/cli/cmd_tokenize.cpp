@@ -1,5 +1,5 @@
-// `pathvlm tokenize`: token ids of texts read from stdin, one JSON array per text: CLIP BPE ids (--vocab) or
-// LLaMA SentencePiece ids (--sentencepiece).
+// `pathvlm tokenize`: token ids of texts read from stdin, one JSON array per text: CLIP BPE ids (--vocab) or a
+// language model's ids (--tokenizer: SentencePiece tokenizer.model or Hugging Face tokenizer.json).
 #include <algorithm>
 #include <functional>
 #include <iostream>
@@ -12,7 +12,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "text/clip_tokenizer.h"
-#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace pathvlm::cli {
 
@@ -21,7 +21,7 @@ namespace {
 using Encoder = std::function<std::vector<int64_t>(const std::string&)>;
 
 Encoder clip_encoder(const ArgParser& parser) {
-  PATHVLM_CHECK(!parser.has("no-bos"), "--no-bos applies to the SentencePiece tokenizer (--sentencepiece) only");
+  PATHVLM_CHECK(!parser.has("no-bos"), "--no-bos applies to a language model's tokenizer (--tokenizer) only");
   const auto context = parser.get_int("context");
   PATHVLM_CHECK(context >= 2 && context <= 1 << 20, "--context ", context, " must be at least 2");
   auto tokenizer = std::make_shared<text::ClipTokenizer>(parser.get("vocab"), static_cast<int>(context));
@@ -33,11 +33,10 @@ Encoder clip_encoder(const ArgParser& parser) {
   };
 }
 
-Encoder sentencepiece_encoder(const ArgParser& parser) {
+Encoder language_model_encoder(const ArgParser& parser) {
   PATHVLM_CHECK(!parser.has("context") && !parser.has("unpadded"),
                 "--context and --unpadded apply to the CLIP tokenizer (--vocab) only");
-  auto tokenizer = std::make_shared<text::SentencePieceTokenizer>(
-      text::SentencePieceTokenizer::locate(parser.get("sentencepiece")));
+  std::shared_ptr<const text::Tokenizer> tokenizer = text::open_tokenizer(parser.get("tokenizer"));
   const bool add_bos = !parser.get_flag("no-bos");
   return [tokenizer, add_bos](const std::string& text) { return tokenizer->encode(text, add_bos); };
 }
@@ -48,18 +47,19 @@ int cmd_tokenize(const Args& args) {
   ArgParser parser("pathvlm tokenize",
                    "Tokenize texts from stdin and print one JSON array of ids per text. With --vocab: the CLIP "
                    "BPE (as open_clip's tokenizer does): sot, BPE ids, eot, zero padding to the context length. "
-                   "With --sentencepiece: LLaMA ids as transformers' LlamaTokenizer gives them: <s> first, no "
-                   "</s>, the strings <s>, </s>, <unk> in the text as their ids.");
+                   "With --tokenizer: a language model's ids as transformers gives them: LLaMA-2's tokenizer.model "
+                   "as LlamaTokenizer (<s> first, no </s>), a tokenizer.json (LLaMA-3, Qwen) as the tokenizers "
+                   "library (its BOS first where it has one); special-token strings in the text become their ids.");
   parser.option("vocab", "CLIP: bpe_simple_vocab_16e6.txt.gz, or an HF tokenizer directory (vocab.json + merges.txt)");
-  parser.option("sentencepiece", "LLaMA: a SentencePiece tokenizer.model, or a model directory holding one");
+  parser.option("tokenizer", "a language model's tokenizer.model or tokenizer.json, or its model directory");
   parser.option("context", "CLIP context length (sot and eot included); over-long texts keep eot last", false, "77");
   parser.flag("unpadded", "CLIP: print ids up to the eot token only");
-  parser.flag("no-bos", "SentencePiece: leave out the leading <s>");
+  parser.flag("no-bos", "--tokenizer: leave out the leading BOS");
   parser.flag("jsonl", "each input line is JSON: a string, or an object with a \"text\" field (texts with newlines)");
   if (!parser.parse(args)) return 0;
-  PATHVLM_CHECK(parser.has("vocab") != parser.has("sentencepiece"),
-                "give the tokenizer with exactly one of --vocab (CLIP) and --sentencepiece (LLaMA)");
-  const auto encode = parser.has("vocab") ? clip_encoder(parser) : sentencepiece_encoder(parser);
+  PATHVLM_CHECK(parser.has("vocab") != parser.has("tokenizer"),
+                "give the tokenizer with exactly one of --vocab (CLIP) and --tokenizer (a language model's)");
+  const auto encode = parser.has("vocab") ? clip_encoder(parser) : language_model_encoder(parser);
   const bool jsonl = parser.get_flag("jsonl");
 
   std::string line;

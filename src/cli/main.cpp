@@ -20,7 +20,7 @@ const std::vector<Command>& commands() {
       {"config", "show a resolved job config, or list every key (show|docs)", cmd_config},
       {"tile", "segment tissue and lay tile grids on whole slides (coords .h5 per slide)", cmd_tile},
       {"embed", "tile features of whole slides with a CLIP image tower (HDF5 shards)", cmd_embed},
-      {"tokenize", "CLIP BPE or LLaMA SentencePiece ids of texts from stdin, one JSON array per line", cmd_tokenize},
+      {"tokenize", "CLIP BPE or language-model token ids of texts from stdin, one JSON array per line", cmd_tokenize},
       {"encode", "CLIP image / text embeddings of files, written as safetensors", cmd_encode},
       {"synth", "procedural demo data: captioned H&E-like tiles, pyramidal slides (tiles|slides)", cmd_synth},
       {"export", "export a checkpoint for other tools (hf-clip, hf-llava, llava-projector)", cmd_export},

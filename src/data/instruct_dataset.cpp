@@ -31,7 +31,7 @@ void check_fraction(const InstructFileCounts& counts, int64_t count, double frac
 }  // namespace
 
 InstructDataset InstructDataset::build(const std::vector<std::string>& paths, const text::ConversationTemplate& tmpl,
-                                       const text::SentencePieceTokenizer& tokenizer,
+                                       const text::Tokenizer& tokenizer,
                                        std::shared_ptr<const InstructImages> images,
                                        const InstructDatasetOptions& options) {
   PATHVLM_CHECK(options.max_length > 0 && options.image_tokens > 0, options.key,

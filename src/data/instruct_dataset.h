@@ -62,7 +62,7 @@ struct InstructFileCounts {
 class InstructDataset {
  public:
   static InstructDataset build(const std::vector<std::string>& paths, const text::ConversationTemplate& tmpl,
-                               const text::SentencePieceTokenizer& tokenizer,
+                               const text::Tokenizer& tokenizer,
                                std::shared_ptr<const InstructImages> images, const InstructDatasetOptions& options);
 
   int64_t size() const { return static_cast<int64_t>(samples_.size()); }

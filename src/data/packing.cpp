@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "core/error.h"
-#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace pathvlm::data {
 
@@ -29,7 +29,7 @@ PackedSequences::PackedSequences(const std::vector<std::vector<int64_t>>& docume
 }
 
 PackedSequences PackedSequences::tokenize(const std::vector<TextDocument>& documents,
-                                          const text::SentencePieceTokenizer& tokenizer, int64_t seq_len) {
+                                          const text::Tokenizer& tokenizer, int64_t seq_len) {
   std::vector<std::vector<int64_t>> ids(documents.size());
   const size_t threads = std::max<size_t>(1, std::min<size_t>({8, std::thread::hardware_concurrency(),
                                                                documents.size() / 64 + 1}));

@@ -30,7 +30,7 @@
 #include "text/special_ids.h"
 
 namespace pathvlm::text {
-class SentencePieceTokenizer;
+class Tokenizer;
 }
 
 namespace pathvlm::data {
@@ -44,7 +44,7 @@ class PackedSequences {
   PackedSequences(const std::vector<std::vector<int64_t>>& documents, int64_t seq_len);
   // Tokenizes every document (BOS + text + EOS; several threads, deterministic result) and packs them.
   static PackedSequences tokenize(const std::vector<TextDocument>& documents,
-                                  const text::SentencePieceTokenizer& tokenizer, int64_t seq_len);
+                                  const text::Tokenizer& tokenizer, int64_t seq_len);
 
   int64_t size() const { return sequences_; }
   int64_t seq_len() const { return seq_len_; }

@@ -12,11 +12,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/utf8.h"
 #include "text/fix_text.h"
+#include "text/byte_level.h"
 #include "text/html_unescape.h"
 #include "text/unicode_ranges.h"
 
@@ -148,21 +150,11 @@ std::vector<std::u32string> pre_tokenize(const std::u32string& s) {
   return tokens;
 }
 
-// The printable stand-in of each byte, in the order CLIP's vocabulary lists them.
-std::vector<uint32_t> byte_stand_in_order(std::vector<uint32_t>& stand_in) {
-  std::vector<uint32_t> order;
-  std::vector<bool> printable(256, false);
-  for (uint32_t b = 0; b < 256; ++b) {
-    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) printable[b] = true;
-  }
-  stand_in.assign(256, 0);
-  for (uint32_t b = 0; b < 256; ++b) {
-    if (printable[b]) stand_in[b] = b, order.push_back(b);
-  }
-  uint32_t next = 256;
-  for (uint32_t b = 0; b < 256; ++b) {
-    if (!printable[b]) stand_in[b] = next++, order.push_back(b);
-  }
+// The bytes in the order CLIP's vocabulary lists them: by their stand-in characters.
+std::vector<int> bytes_in_vocabulary_order() {
+  std::vector<int> order(256);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [](int a, int b) { return byte_stand_ins()[a] < byte_stand_ins()[b]; });
   return order;
 }
 
@@ -251,10 +243,9 @@ ClipTokenizer::ClipTokenizer(const std::string& vocab, int context_length) : con
   PATHVLM_CHECK(merges_.size() == kNumMerges, "CLIP vocab '", where, "': has ", merges_.size(),
                 " merges, expected ", kNumMerges, " (is this the CLIP bpe_simple_vocab_16e6 file?)");
 
-  std::vector<uint32_t> stand_in;
-  auto order = byte_stand_in_order(stand_in);
+  const auto order = bytes_in_vocabulary_order();
   byte_to_unicode_.resize(256);
-  for (int b = 0; b < 256; ++b) append_utf8(byte_to_unicode_[b], stand_in[b]);
+  for (int b = 0; b < 256; ++b) append_utf8(byte_to_unicode_[b], byte_stand_ins()[b]);
   int64_t id = 0;
   for (auto b : order) encoder_[byte_to_unicode_[b]] = id++;
   for (auto b : order) encoder_[byte_to_unicode_[b] + "</w>"] = id++;

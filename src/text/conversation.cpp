@@ -1,7 +1,7 @@
 #include "text/conversation.h"
 
 #include "core/error.h"
-#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace pathvlm::text {
 
@@ -10,6 +10,11 @@ namespace {
 constexpr const char* kChatSystem =
     "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
     "detailed, and polite answers to the user's questions.";
+constexpr const char* kChatmlSystem = "You are a helpful assistant.";
+constexpr const char* kLlama3Header[] = {"<|start_header_id|>", "<|end_header_id|>"};
+constexpr const char* kLlama3EndOfTurn = "<|eot_id|>";
+constexpr const char* kChatmlStart = "<|im_start|>";
+constexpr const char* kChatmlEnd = "<|im_end|>";
 constexpr const char* kLlavaLlama2System =
     "You are a helpful language and vision assistant. You are able to understand the visual content that the user "
     "provides, and assist the user with a variety of tasks using natural language.";
@@ -61,7 +66,8 @@ ConversationTemplate::ConversationTemplate(std::string name, Style style, std::s
     : name_(std::move(name)), style_(style), system_(std::move(system)), rounds_open_with_bos_(rounds_open_with_bos) {}
 
 const std::vector<std::string>& ConversationTemplate::names() {
-  static const std::vector<std::string> names = {"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2"};
+  static const std::vector<std::string> names = {"plain",         "vicuna_v1", "pathasst", "mistral_instruct",
+                                                 "llava_llama_2", "llama_3",   "chatml"};
   return names;
 }
 
@@ -71,6 +77,8 @@ ConversationTemplate ConversationTemplate::named(const std::string& name) {
   if (name == "pathasst") return {name, Style::pathasst, kChatSystem};
   if (name == "mistral_instruct") return {name, Style::llama_2, ""};
   if (name == "llava_llama_2") return {name, Style::llama_2, kLlavaLlama2System, /*rounds_open_with_bos=*/true};
+  if (name == "llama_3") return {name, Style::llama_3, kLlavaLlama2System};
+  if (name == "chatml") return {name, Style::chatml, kChatmlSystem};
   std::string known;
   for (const auto& n : names()) known += (known.empty() ? "" : ", ") + n;
   throw Error(str("unknown conversation template '", name, "' (known: ", known, ")"));
@@ -82,11 +90,19 @@ std::vector<std::string> ConversationTemplate::stop_strings() const {
       return {"\n"};
     case Style::vicuna_v1:
     case Style::llama_2:
+    case Style::llama_3:
+    case Style::chatml:
       return {};
     case Style::pathasst:
       return {"###"};
   }
   return {};
+}
+
+int64_t ConversationTemplate::reply_end_id(const Tokenizer& tokenizer) const {
+  if (style_ == Style::llama_3) return special_token_id(kLlama3EndOfTurn, tokenizer);
+  if (style_ == Style::chatml) return special_token_id(kChatmlEnd, tokenizer);
+  return tokenizer.eos_id();
 }
 
 std::string conversation_structure_problem(const Conversation& conversation, bool ends_with_reply) {
@@ -110,16 +126,21 @@ std::string conversation_structure_problem(const Conversation& conversation, boo
 }
 
 std::string ConversationTemplate::structure_problem(const Conversation& conversation, bool ends_with_reply,
-                                                    const SentencePieceTokenizer& tokenizer) const {
+                                                    const Tokenizer& tokenizer) const {
   auto why = conversation_structure_problem(conversation, ends_with_reply);
   if (!why.empty()) return why;
   const auto& turns = conversation.turns;
   for (size_t i = 0; i < turns.size(); ++i) {
-    for (const auto id : {tokenizer.unk_id(), tokenizer.bos_id(), tokenizer.eos_id()}) {
-      const auto special = tokenizer.id_to_piece(id);
+    for (const auto& special : tokenizer.special_strings()) {
       if (turns[i].value.find(special) != std::string::npos) {
         return str("turn ", i, " holds the special-token string '", special, "'");
       }
+    }
+  }
+  if (style_ == Style::chatml) {
+    for (size_t i = 1; i < turns.size(); i += 2) {
+      const char first = turns[i].value[0];
+      if (first == '\n' || first == '\r') return str("reply ", i, " starts with a line break");
     }
   }
   const size_t plain_turns = ends_with_reply ? 2 : 1;
@@ -131,7 +152,7 @@ std::string ConversationTemplate::structure_problem(const Conversation& conversa
 }
 
 std::string ConversationTemplate::problem(const Conversation& conversation,
-                                          const SentencePieceTokenizer& tokenizer) const {
+                                          const Tokenizer& tokenizer) const {
   return structure_problem(conversation, /*ends_with_reply=*/true, tokenizer);
 }
 
@@ -183,19 +204,67 @@ std::vector<Piece> ConversationTemplate::pieces(const Conversation& conversation
         }
       }
       break;
+    case Style::llama_3: {
+      auto header = [&](const char* role) {
+        out.push_back(Piece::special(kLlama3Header[0]));
+        out.push_back(Piece::of_text(role));
+        out.push_back(Piece::special(kLlama3Header[1]));
+        out.push_back(Piece::of_text("\n\n"));
+      };
+      header("system");
+      out.push_back(Piece::of_text(system_));
+      out.push_back(Piece::special(kLlama3EndOfTurn));
+      for (const auto& turn : turns) {
+        const bool reply = turn.from == Speaker::gpt;
+        header(reply ? "assistant" : "user");
+        if (reply) {
+          out.push_back(Piece::of_text(strip(turn.value), /*supervised=*/true));
+        } else {
+          add_human_value(strip(turn.value), out);
+        }
+        out.push_back(Piece::special(kLlama3EndOfTurn, /*supervised=*/reply));
+      }
+      if (!ends_with_reply) header("assistant");
+      break;
+    }
+    case Style::chatml: {
+      auto open = [&](const std::string& role) {
+        out.push_back(Piece::special(kChatmlStart));
+        out.push_back(Piece::of_text(role + "\n"));
+      };
+      auto close = [&](bool supervised) {
+        out.push_back(Piece::special(kChatmlEnd, supervised));
+        out.push_back(Piece::of_text("\n"));
+      };
+      open("system");
+      out.push_back(Piece::of_text(system_));
+      close(false);
+      for (const auto& turn : turns) {
+        const bool reply = turn.from == Speaker::gpt;
+        open(reply ? "assistant" : "user");
+        if (reply) {
+          out.push_back(Piece::of_text(turn.value, /*supervised=*/true));
+        } else {
+          add_human_value(turn.value, out);
+        }
+        close(reply);
+      }
+      if (!ends_with_reply) open("assistant");
+      break;
+    }
   }
   return out;
 }
 
 std::vector<Piece> ConversationTemplate::training_pieces(const Conversation& conversation,
-                                                         const SentencePieceTokenizer& tokenizer) const {
+                                                         const Tokenizer& tokenizer) const {
   const auto why = structure_problem(conversation, /*ends_with_reply=*/true, tokenizer);
   PATHVLM_CHECK(why.empty(), "conversation '", conversation.id, "' (template ", name_, "): ", why);
   return pieces(conversation, /*ends_with_reply=*/true);
 }
 
 std::vector<Piece> ConversationTemplate::generation_pieces(const Conversation& conversation,
-                                                           const SentencePieceTokenizer& tokenizer) const {
+                                                           const Tokenizer& tokenizer) const {
   const auto why = structure_problem(conversation, /*ends_with_reply=*/false, tokenizer);
   PATHVLM_CHECK(why.empty(), "conversation '", conversation.id, "' (template ", name_, ", generation prompt): ", why);
   // Nothing of a prompt is learned; as one supervision, its text pieces tokenize as one run.
@@ -205,12 +274,12 @@ std::vector<Piece> ConversationTemplate::generation_pieces(const Conversation& c
 }
 
 SupervisedSequence ConversationTemplate::tokenize(const Conversation& conversation,
-                                                  const SentencePieceTokenizer& tokenizer) const {
+                                                  const Tokenizer& tokenizer) const {
   return tokenize_pieces(training_pieces(conversation, tokenizer), tokenizer);
 }
 
 SupervisedSequence ConversationTemplate::generation_prompt(const Conversation& conversation,
-                                                           const SentencePieceTokenizer& tokenizer) const {
+                                                           const Tokenizer& tokenizer) const {
   return tokenize_pieces(generation_pieces(conversation, tokenizer), tokenizer);
 }
 

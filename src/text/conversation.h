@@ -45,6 +45,21 @@
 //              LLaVA's preprocess_llama_2 masks them (split on "</s>", then on "[/INST] "), except where a turn
 //              holding "[/INST] " defeats that split (LLaVA then masks the whole sample). Generation ends at EOS;
 //              the generation prompt ends with "[/INST]" (LLaVA's get_prompt).
+//   llama_3    LLaMA-3-Instruct's chat format (LLaVA-NeXT's conv_llava_llama_3, S as llava_llama_2's), each value
+//              stripped of surrounding whitespace as the model's chat template trims it; the markers are special
+//              tokens of the LLaMA-3 tokenizer (tokenizer.json); <H> and </H> stand for <|start_header_id|> and
+//              <|end_header_id|>:
+//                <|begin_of_text|><H>system</H>\n\nS<|eot_id|><H>user</H>\n\n<image>\nQ1<|eot_id|>
+//                <H>assistant</H>\n\n[[A1<|eot_id|>]]<H>user</H>\n\nQ2<|eot_id|> ...
+//              Each reply and its <|eot_id|> supervised; generation ends at <|eot_id|>, and its prompt ends with
+//              "<|start_header_id|>assistant<|end_header_id|>\n\n" (the chat template's generation prompt).
+//   chatml     Qwen2 / Qwen2.5's chat format (ChatML; LLaVA-NeXT's conv_qwen), S = "You are a helpful assistant.":
+//                <|im_start|>system\nS<|im_end|>\n<|im_start|>user\n<image>\nQ1<|im_end|>\n
+//                <|im_start|>assistant\n[[A1<|im_end|>]]\n<|im_start|>user\nQ2<|im_end|>\n ...
+//              No BOS (Qwen has none). Each reply and its <|im_end|> supervised (the line break after it is the
+//              template's, as in Qwen's fine-tuning); generation ends at <|im_end|>, and its prompt ends with
+//              "<|im_start|>assistant\n". A reply that starts with a line break is refused by problem(): it
+//              would merge with the template's "\n" into other tokens than the reply's own.
 // Images: like LLaVA's preprocess_multimodal, a human turn's "<image>" placeholders move to the start of the turn,
 // followed by "\n" and the rest of the turn stripped of surrounding whitespace (just the images when nothing is
 // left); k placeholders give k consecutive image sentinels. Turns without images are kept as written. Every
@@ -60,7 +75,7 @@
 
 namespace pathvlm::text {
 
-class SentencePieceTokenizer;
+class Tokenizer;
 
 enum class Speaker { human, gpt };
 
@@ -85,7 +100,7 @@ std::string conversation_structure_problem(const Conversation& conversation, boo
 
 class ConversationTemplate {
  public:
-  enum class Style { plain, vicuna_v1, pathasst, llama_2 };
+  enum class Style { plain, vicuna_v1, pathasst, llama_2, llama_3, chatml };
 
   // One of names(); throws listing them otherwise.
   static ConversationTemplate named(const std::string& name);
@@ -94,27 +109,30 @@ class ConversationTemplate {
   const std::string& name() const { return name_; }
   Style style() const { return style_; }
   const std::string& system() const { return system_; }
-  // The strings that end a generated reply, matched in the decoded text (every template also ends at EOS).
+  // The strings that end a generated reply, matched in the decoded text (every template also ends at reply_end_id).
   std::vector<std::string> stop_strings() const;
+  // The token that ends a reply: the tokenizer's EOS, or the template's end-of-turn marker (llama_3's <|eot_id|>,
+  // chatml's <|im_end|>). Throws naming the tokenizer when it has no such token.
+  int64_t reply_end_id(const Tokenizer& tokenizer) const;
 
   // Why the conversation cannot be a training sample of this template ("" when it can): a structure problem
   // (above), one of the tokenizer's special-token strings in a value; for plain, more than one exchange.
-  std::string problem(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+  std::string problem(const Conversation& conversation, const Tokenizer& tokenizer) const;
   // The training sample: replies (and their stop) supervised. Throws naming the conversation when problem().
-  SupervisedSequence tokenize(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+  SupervisedSequence tokenize(const Conversation& conversation, const Tokenizer& tokenizer) const;
   // The pieces tokenize() tokenizes (join_pieces() spells the prompt string); throws like tokenize().
-  std::vector<Piece> training_pieces(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+  std::vector<Piece> training_pieces(const Conversation& conversation, const Tokenizer& tokenizer) const;
 
   // The prompt a model continues with its reply: the conversation so far, which ends with a human turn, and the
   // assistant header (labels all kIgnoreIndex). Throws naming the conversation when it does not fit the rules
   // above (ending with a human turn instead of a reply).
-  SupervisedSequence generation_prompt(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
-  std::vector<Piece> generation_pieces(const Conversation& conversation, const SentencePieceTokenizer& tokenizer) const;
+  SupervisedSequence generation_prompt(const Conversation& conversation, const Tokenizer& tokenizer) const;
+  std::vector<Piece> generation_pieces(const Conversation& conversation, const Tokenizer& tokenizer) const;
 
  private:
   ConversationTemplate(std::string name, Style style, std::string system, bool rounds_open_with_bos = false);
   std::string structure_problem(const Conversation& conversation, bool ends_with_reply,
-                                const SentencePieceTokenizer& tokenizer) const;
+                                const Tokenizer& tokenizer) const;
   std::vector<Piece> pieces(const Conversation& conversation, bool ends_with_reply) const;
 
   std::string name_;

@@ -3,11 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace pathvlm::text {
 
-std::string render_supervision(const SupervisedSequence& sequence, const SentencePieceTokenizer& tokenizer) {
+std::string render_supervision(const SupervisedSequence& sequence, const Tokenizer& tokenizer) {
   PATHVLM_CHECK(sequence.labels.size() == sequence.input_ids.size(), "render_supervision: ", sequence.input_ids.size(),
                 " input ids but ", sequence.labels.size(), " labels");
   const std::string meta_space = "\u2581";
@@ -15,7 +15,7 @@ std::string render_supervision(const SupervisedSequence& sequence, const Sentenc
   std::vector<int64_t> run;  // ordinary tokens of one supervision
   auto flush = [&] {
     if (run.empty()) return;
-    // decode() drops the space the first piece starts with; it is part of what the model sees.
+    // SentencePiece's decode() drops the space the first piece starts with; it is part of what the model sees.
     if (tokenizer.id_to_piece(run.front()).rfind(meta_space, 0) == 0) out += ' ';
     out += tokenizer.decode(run);
     run.clear();
@@ -32,7 +32,7 @@ std::string render_supervision(const SupervisedSequence& sequence, const Sentenc
     if (id == kImageToken) {
       flush();
       out += kImagePlaceholder;
-    } else if (id == tokenizer.bos_id() || id == tokenizer.eos_id() || id == tokenizer.unk_id()) {
+    } else if (tokenizer.is_special(id)) {
       flush();
       out += tokenizer.id_to_piece(id);
     } else {

@@ -18,9 +18,9 @@
 
 namespace pathvlm::text {
 
-class SentencePieceTokenizer;
+class Tokenizer;
 
-std::string render_supervision(const SupervisedSequence& sequence, const SentencePieceTokenizer& tokenizer);
+std::string render_supervision(const SupervisedSequence& sequence, const Tokenizer& tokenizer);
 
 // One line of JSON: {"id", "input_ids" (kImageToken at images), "labels" (kIgnoreIndex where not supervised)}.
 std::string sequence_json(const std::string& id, const SupervisedSequence& sequence);

@@ -68,6 +68,14 @@ std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text, boo
   return ids;
 }
 
+std::vector<int64_t> SentencePieceTokenizer::encode_continuation(const std::string& before,
+                                                                 const std::string& text) const {
+  PATHVLM_CHECK(text.size() >= 2 && text[0] == ' ' && !before.empty() && before.back() != ' ',
+                "text continues without starting at a space after a non-space (\"", before, "\" | \"", text,
+                "\"), so its tokens would differ from the whole text's");
+  return encode(text.substr(1), /*add_bos=*/false);
+}
+
 std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special) const {
   std::string text;
   std::vector<int> run;  // ordinary pieces since the last special token, decoded together
@@ -107,6 +115,12 @@ int64_t SentencePieceTokenizer::vocab_size() const { return sp_->piece_size(); }
 
 bool SentencePieceTokenizer::is_special(int64_t id) const {
   return id == unk_id() || id == bos_id() || id == eos_id();
+}
+
+std::vector<std::string> SentencePieceTokenizer::special_strings() const {
+  std::vector<std::string> strings;
+  for (const auto& special : specials_) strings.push_back(special.first);
+  return strings;
 }
 
 void SentencePieceTokenizer::check_id(int64_t id) const {

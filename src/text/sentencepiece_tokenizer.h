@@ -20,11 +20,13 @@
 #include <utility>
 #include <vector>
 
+#include "text/tokenizer.h"
+
 namespace pathvlm::text {
 
 class SentencePieceBackend;
 
-class SentencePieceTokenizer {
+class SentencePieceTokenizer final : public Tokenizer {
  public:
   // `model_file`: a SentencePiece model (tokenizer.model) with unknown, BOS and EOS pieces. Errors name the file.
   explicit SentencePieceTokenizer(const std::string& model_file);
@@ -36,23 +38,28 @@ class SentencePieceTokenizer {
   // when there is none.
   static std::string locate(const std::string& dir_or_file);
 
-  std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const;
-  std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const;
+  std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const override;
+  // SentencePiece gives every text run its dummy-prefix space: `text` must start with a space after a non-space,
+  // and is encoded without that space (the dummy prefix stands for it).
+  std::vector<int64_t> encode_continuation(const std::string& before, const std::string& text) const override;
+  std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const override;
   // The piece of one id as the model stores it ("▁Hello", "<0x0A>", "<s>").
-  std::string id_to_piece(int64_t id) const;
+  std::string id_to_piece(int64_t id) const override;
 
-  int64_t bos_id() const;
-  int64_t eos_id() const;
+  int64_t bos_id() const override;
+  int64_t eos_id() const override;
   int64_t unk_id() const;
-  int64_t vocab_size() const;
-  const std::string& path() const { return path_; }
+  int64_t vocab_size() const override;
+  // <unk>, <s> and </s>.
+  bool is_special(int64_t id) const override;
+  std::vector<std::string> special_strings() const override;
+  const std::string& path() const override { return path_; }
 
   // Writes what transformers' LlamaTokenizer loads with the same behaviour: tokenizer.model (a copy),
   // tokenizer_config.json (legacy = true) and special_tokens_map.json.
-  void save_hf(const std::string& dir) const;
+  void save_hf(const std::string& dir) const override;
 
  private:
-  bool is_special(int64_t id) const;
   void check_id(int64_t id) const;
 
   std::string path_;

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace pathvlm::text {
 
@@ -22,11 +22,8 @@ namespace {
 // Appends tokens with their labels; `run` is the text encoded since the last special token or image.
 class SequenceBuilder {
  public:
-  explicit SequenceBuilder(const SentencePieceTokenizer& tokenizer) : tokenizer_(tokenizer) {
-    for (const auto id : {tokenizer.unk_id(), tokenizer.bos_id(), tokenizer.eos_id()}) {
-      specials_.push_back(tokenizer.id_to_piece(id));
-    }
-  }
+  explicit SequenceBuilder(const Tokenizer& tokenizer)
+      : tokenizer_(tokenizer), specials_(tokenizer.special_strings()) {}
 
   void special(int64_t id, bool supervised) {
     push(id, supervised);
@@ -44,10 +41,11 @@ class SequenceBuilder {
       ids = tokenizer_.encode(piece, /*add_bos=*/false);
     } else {
       // A continuation: see "How text pieces join" in the header.
-      PATHVLM_CHECK(piece.size() >= 2 && piece[0] == ' ' && run_.back() != ' ', "prompt piece ", index,
-                    " continues text without starting at a space after a non-space (\"", run_, "\" | \"", piece,
-                    "\"), so its tokens would differ from the whole prompt's");
-      ids = tokenizer_.encode(piece.substr(1), /*add_bos=*/false);
+      try {
+        ids = tokenizer_.encode_continuation(run_, piece);
+      } catch (const Error& e) {
+        throw Error(str("prompt piece ", index, ": ", e.what()));
+      }
     }
     for (const auto id : ids) push(id, supervised);
     run_ += piece;
@@ -61,7 +59,7 @@ class SequenceBuilder {
     sequence_.labels.push_back(supervised ? id : kIgnoreIndex);
   }
 
-  const SentencePieceTokenizer& tokenizer_;
+  const Tokenizer& tokenizer_;
   std::vector<std::string> specials_;
   std::string run_;
   SupervisedSequence sequence_;
@@ -69,13 +67,23 @@ class SequenceBuilder {
 
 }  // namespace
 
-SupervisedSequence tokenize_pieces(const std::vector<Piece>& pieces, const SentencePieceTokenizer& tokenizer) {
+int64_t special_token_id(const std::string& token, const Tokenizer& tokenizer) {
+  const auto ids = tokenizer.encode(token, /*add_bos=*/false);
+  PATHVLM_CHECK(ids.size() == 1 && tokenizer.is_special(ids[0]), "the tokenizer '", tokenizer.path(),
+                "' has no special token '", token, "' (the conversation template is for another model family)");
+  return ids[0];
+}
+
+SupervisedSequence tokenize_pieces(const std::vector<Piece>& pieces, const Tokenizer& tokenizer) {
   SequenceBuilder builder(tokenizer);
   for (size_t i = 0; i < pieces.size(); ++i) {
     const auto& piece = pieces[i];
     switch (piece.kind) {
-      case Piece::Kind::bos: builder.special(tokenizer.bos_id(), piece.supervised); break;
+      case Piece::Kind::bos:
+        if (tokenizer.bos_id() >= 0) builder.special(tokenizer.bos_id(), piece.supervised);
+        break;
       case Piece::Kind::eos: builder.special(tokenizer.eos_id(), piece.supervised); break;
+      case Piece::Kind::special: builder.special(special_token_id(piece.text, tokenizer), piece.supervised); break;
       case Piece::Kind::image:
         PATHVLM_CHECK(!piece.supervised, "prompt piece ", i, ": an image cannot be supervised");
         builder.special(kImageToken, false);
@@ -97,13 +105,16 @@ SupervisedSequence tokenize_pieces(const std::vector<Piece>& pieces, const Sente
   return builder.finish();
 }
 
-std::string join_pieces(const std::vector<Piece>& pieces, const SentencePieceTokenizer& tokenizer) {
+std::string join_pieces(const std::vector<Piece>& pieces, const Tokenizer& tokenizer) {
   std::string prompt;
   for (const auto& piece : pieces) {
     switch (piece.kind) {
-      case Piece::Kind::bos: prompt += tokenizer.id_to_piece(tokenizer.bos_id()); break;
+      case Piece::Kind::bos:
+        if (tokenizer.bos_id() >= 0) prompt += tokenizer.id_to_piece(tokenizer.bos_id());
+        break;
       case Piece::Kind::eos: prompt += tokenizer.id_to_piece(tokenizer.eos_id()); break;
       case Piece::Kind::image: prompt += kImagePlaceholder; break;
+      case Piece::Kind::special:
       case Piece::Kind::text: prompt += piece.text; break;
     }
   }

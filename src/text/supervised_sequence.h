@@ -18,12 +18,14 @@
 // tokenizer_image_token encodes the chunks between images separately). Within one such run, consecutive text
 // pieces of the same supervision are concatenated before encoding; where the supervision changes, the new piece
 // must start with a space that follows a non-space (the templates cut only there: "ASSISTANT:" | " reply"), and
-// it is encoded without that space, the dummy prefix standing in for it. LLaMA's SentencePiece model (BPE,
-// split_by_whitespace) cuts its input into words before every run of spaces and merges pieces only within a
-// word, so the ids equal those of encoding the whole run at once: the result is the prompt string's
-// tokenization (checked against python sentencepiece in tests/text/conversation_test.cpp). Any other cut throws.
-// Text pieces may not hold the tokenizer's special-token strings ("<s>", "</s>", "<unk>"): special tokens are
-// pieces of their own, so a span never depends on how a string inside the text would be read.
+// it is encoded without that space, the dummy prefix standing in for it (Tokenizer::encode_continuation). LLaMA's
+// SentencePiece model (BPE, split_by_whitespace) cuts its input into words before every run of spaces and merges
+// pieces only within a word, so the ids equal those of encoding the whole run at once: the result is the prompt
+// string's tokenization (checked against python sentencepiece in tests/text/conversation_test.cpp). A byte-level
+// BPE tokenizer (tokenizer.json) has no dummy prefix and its pre-tokenizer also cuts before " word", so there a
+// continuation is encoded with its space. Any other cut throws. Text pieces may not hold the tokenizer's
+// special-token strings ("<s>", "</s>", "<|im_start|>"): special tokens are pieces of their own, so a span never
+// depends on how a string inside the text would be read.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -33,18 +35,22 @@
 
 namespace pathvlm::text {
 
-class SentencePieceTokenizer;
+class Tokenizer;
 
-// One piece of a prompt: text, the tokenizer's BOS or EOS, or one image.
+// One piece of a prompt: text, the tokenizer's BOS (none where it has no BOS, as Qwen's) or EOS, a special token
+// named by its string (a chat marker: "<|im_start|>", "<|eot_id|>"), or one image.
 struct Piece {
-  enum class Kind { text, bos, eos, image };
+  enum class Kind { text, bos, eos, special, image };
   Kind kind = Kind::text;
-  std::string text;         // Kind::text only
+  std::string text;         // Kind::text: the text; Kind::special: the token's string
   bool supervised = false;  // images are never supervised
 
   static Piece of_text(std::string text, bool supervised = false) { return {Kind::text, std::move(text), supervised}; }
   static Piece bos() { return {Kind::bos, "", false}; }
   static Piece eos(bool supervised) { return {Kind::eos, "", supervised}; }
+  static Piece special(std::string token, bool supervised = false) {
+    return {Kind::special, std::move(token), supervised};
+  }
   static Piece image() { return {Kind::image, "", false}; }
 };
 
@@ -59,12 +65,16 @@ struct SupervisedSequence {
 };
 
 // Tokenizes `pieces` in order (see above for how text pieces join). Throws naming the piece when a text piece
-// holds a special-token string or a supervision change is not at a space.
-SupervisedSequence tokenize_pieces(const std::vector<Piece>& pieces, const SentencePieceTokenizer& tokenizer);
+// holds a special-token string, a supervision change is not at a token boundary, or the tokenizer has no special
+// token a piece names.
+SupervisedSequence tokenize_pieces(const std::vector<Piece>& pieces, const Tokenizer& tokenizer);
+
+// The id of the special token whose string is `token` ("<|im_end|>"); throws naming the tokenizer when it has none.
+int64_t special_token_id(const std::string& token, const Tokenizer& tokenizer);
 
 // The prompt string the pieces spell: special tokens as their strings ("<s>", "</s>"), images as "<image>".
 // Without its leading "<s>" (LLaVA's prompt strings leave the BOS to the tokenizer), tokenizing it the way LLaVA
 // does (split at "<image>", each chunk encoded by LlamaTokenizer, one BOS kept) gives tokenize_pieces' input_ids.
-std::string join_pieces(const std::vector<Piece>& pieces, const SentencePieceTokenizer& tokenizer);
+std::string join_pieces(const std::vector<Piece>& pieces, const Tokenizer& tokenizer);
 
 }  // namespace pathvlm::text

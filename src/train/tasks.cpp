@@ -12,7 +12,7 @@ const std::vector<TaskSpec>& registered_tasks() {
   static const std::vector<TaskSpec> tasks = {
       register_task<LmTask, LmConfig>(
           "lm", "the `lm` task: causal-LM training of a LLaMA on packed text",
-          {{"tokenizer", "lm.tokenizer", "SentencePiece tokenizer.model (default: the model's)"},
+          {{"tokenizer", "lm.tokenizer", "tokenizer.model or tokenizer.json (default: the model's)"},
            {"seq-len", "lm.seq_len", "tokens per packed sequence"},
            {"batch-size", "lm.eval.batch_size", "sequences per forward"},
            {"max-sequences", "lm.eval.max_sequences", "at most this many packed sequences"}}),

@@ -227,20 +227,20 @@ TEST(TokenizeCommand, PrintsLlamaIdsWithSentencePiece) {
   fs::create_directories(dir.path / "vicuna");
   fs::copy_file(model, dir.path / "vicuna" / "tokenizer.model");
   std::ofstream(dir.path / "in.txt") << "Hello world\nHello <s>.\n\n";
-  auto r = run("tokenize --sentencepiece " + (dir.path / "vicuna").string() + " < " + (dir.path / "in.txt").string(),
+  auto r = run("tokenize --tokenizer " + (dir.path / "vicuna").string() + " < " + (dir.path / "in.txt").string(),
                dir.path);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(r.output, "[1,15043,3186]\n[1,15043,29871,1,869]\n[1]\n");
   std::ofstream(dir.path / "in.jsonl") << "{\"text\": \"a\\nb</s>\"}\n";
-  r = run("tokenize --sentencepiece " + model + " --no-bos --jsonl < " + (dir.path / "in.jsonl").string(), dir.path);
+  r = run("tokenize --tokenizer " + model + " --no-bos --jsonl < " + (dir.path / "in.jsonl").string(), dir.path);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(r.output, "[263,13,29890,2]\n");
 
   const auto input = " < " + (dir.path / "in.txt").string();
-  r = run("tokenize --sentencepiece " + model + " --vocab " + kVocab + input, dir.path);
+  r = run("tokenize --tokenizer " + model + " --vocab " + kVocab + input, dir.path);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find("exactly one of --vocab"), std::string::npos) << r.output;
-  r = run("tokenize --sentencepiece " + (dir.path / "none").string() + input, dir.path);
+  r = run("tokenize --tokenizer " + (dir.path / "none").string() + input, dir.path);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find((dir.path / "none").string()), std::string::npos) << r.output;
 }

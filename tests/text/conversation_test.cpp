@@ -269,14 +269,15 @@ TEST(ConversationTemplate, RendersTheSupervisedSpansAndJson) {
 TEST(ConversationTemplate, NamesStopStringsAndGenerationPrompts) {
   SKIP_WITHOUT_LLAMA_MODEL();
   EXPECT_EQ(ConversationTemplate::names(),
-            (std::vector<std::string>{"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2"}));
+            (std::vector<std::string>{"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2",
+                                      "llama_3", "chatml"}));
   EXPECT_EQ(ConversationTemplate::named("plain").stop_strings(), (std::vector<std::string>{"\n"}));
   EXPECT_TRUE(ConversationTemplate::named("vicuna_v1").stop_strings().empty());
   EXPECT_EQ(ConversationTemplate::named("pathasst").stop_strings(), (std::vector<std::string>{"###"}));
   EXPECT_TRUE(ConversationTemplate::named("mistral_instruct").stop_strings().empty());
   EXPECT_NE(error_of([] {
               ConversationTemplate::named("llava_v0");
-            }).find("known: plain, vicuna_v1, pathasst, mistral_instruct, llava_llama_2"),
+            }).find("known: plain, vicuna_v1, pathasst, mistral_instruct, llava_llama_2, llama_3, chatml"),
             std::string::npos);
 
   const auto question = conversation({"<image>\nWhat is shown?"}, "q1");

@@ -93,7 +93,7 @@ inline models::LlamaForCausalLM initial_lm(const JobConfig& job) {
   const auto& cfg = job.task_config<train::LmConfig>();
   const auto tokenizer = train::make_lm_tokenizer(cfg);
   torch::manual_seed(static_cast<uint64_t>(job.run.seed));
-  return models::LlamaForCausalLM(train::lm_model_config(cfg, tokenizer, ""));
+  return models::LlamaForCausalLM(train::lm_model_config(cfg, *tokenizer, ""));
 }
 
 // The lm task with a non-finite (NaN) loss on chosen 1-based steps, for the skip and divergence tests.

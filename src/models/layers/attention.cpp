@@ -19,14 +19,12 @@ AttentionImpl::AttentionImpl(const AttentionOptions& opts) : options(opts) {
   PATHVLM_CHECK(options.kv_heads() > 0 && options.heads() % options.kv_heads() == 0, "attention: kv_heads ",
                 options.kv_heads(), " must divide heads ", options.heads());
   const auto q_width = options.heads() * options.head_dim(), kv_width = options.kv_heads() * options.head_dim();
-  auto linear = [&](int64_t in, int64_t out) {
-    return Linear(in, out, options.bias());
-  };
   // Construction order q, k, v, out is the order of their random default initialisation.
-  q_proj = register_module(options.q_name(), linear(options.width(), q_width));
-  k_proj = register_module(options.k_name(), linear(options.width(), kv_width));
-  v_proj = register_module(options.v_name(), linear(options.width(), kv_width));
-  out_proj = register_module(options.out_name(), linear(q_width, options.width()));
+  q_proj = register_module(options.q_name(), Linear(options.width(), q_width, options.bias()));
+  k_proj = register_module(options.k_name(), Linear(options.width(), kv_width, options.bias()));
+  v_proj = register_module(options.v_name(), Linear(options.width(), kv_width, options.bias()));
+  out_proj =
+      register_module(options.out_name(), Linear(q_width, options.width(), options.bias() && options.out_bias()));
 }
 
 torch::Tensor repeat_kv_heads(const torch::Tensor& kv, int64_t repeats) {

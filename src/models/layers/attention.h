@@ -29,6 +29,8 @@ struct AttentionOptions {
   // 0 = width / heads.
   TORCH_ARG(int64_t, head_dim) = 0;
   TORCH_ARG(bool, bias) = true;
+  // The output projection's bias, where `bias` is on (Qwen2 has biases on q/k/v only).
+  TORCH_ARG(bool, out_bias) = true;
   // Each query sees only keys at its own position or before (the default of forward; AttentionInputs may
   // override it per call).
   TORCH_ARG(bool, causal) = false;

@@ -13,8 +13,8 @@ namespace pathvlm::models {
 namespace {
 
 void check_model_type(const std::string& model_type, const std::string& where) {
-  PATHVLM_CHECK(model_type == "llama" || model_type == "mistral", where, ": model_type '", model_type,
-                "' is not a LLaMA-family model (expected \"llama\" or \"mistral\")");
+  PATHVLM_CHECK(model_type == "llama" || model_type == "mistral" || model_type == "qwen2", where, ": model_type '",
+                model_type, "' is not a LLaMA-family model (expected \"llama\", \"mistral\" or \"qwen2\")");
 }
 
 // The model_type of the language model a config.json describes. LLaVA's original checkpoints
@@ -53,19 +53,22 @@ void LlamaConfig::validate(const std::string& where) const {
   PATHVLM_CHECK(head_dim > 0 && head_dim % 2 == 0, where, ": head_dim (", head_dim,
                 ") must be positive and even (RoPE rotates pairs)");
   PATHVLM_CHECK(rms_norm_eps > 0 && rope_theta > 0, where, ": rms_norm_eps and rope_theta must be positive");
-  PATHVLM_CHECK(rope_linear_factor > 0 && std::isfinite(rope_linear_factor), where,
-                ": the linear rope scaling factor must be positive, got ", rope_linear_factor);
+  rope_scaling.validate(where);
   PATHVLM_CHECK(max_position_embeddings > 0, where, ": max_position_embeddings must be positive");
   check_model_type(model_type, where);
   PATHVLM_CHECK(sliding_window >= 0, where, ": sliding_window must be positive or absent, got ", sliding_window);
   PATHVLM_CHECK(model_type == "mistral" || sliding_window == 0, where, ": a sliding window is Mistral's, not LLaMA's");
-  PATHVLM_CHECK(model_type == "llama" || (!attention_bias && !mlp_bias), where, ": Mistral has no biases");
+  PATHVLM_CHECK(model_type != "mistral" || (!attention_bias && !mlp_bias && !qkv_bias), where,
+                ": Mistral has no biases");
+  PATHVLM_CHECK(qkv_bias == (model_type == "qwen2") && (model_type != "qwen2" || (!attention_bias && !mlp_bias)),
+                where, ": biases on q/k/v alone are Qwen2's, and Qwen2 has no others");
 }
 
 int64_t LlamaConfig::num_parameters() const {
   const int64_t q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim;
   int64_t attention = hidden_size * q + 2 * hidden_size * kv + q * hidden_size;
   if (attention_bias) attention += q + 2 * kv + hidden_size;
+  if (qkv_bias) attention += q + 2 * kv;
   int64_t mlp = 3 * hidden_size * intermediate_size;
   if (mlp_bias) mlp += 2 * intermediate_size + hidden_size;
   const int64_t layer = attention + mlp + 2 * hidden_size;
@@ -120,25 +123,55 @@ LlamaConfig llama_preset(const std::string& name) {
 
 namespace {
 
-// The linear scaling factor of a rope_scaling / rope_parameters object: 1 for "default" (unscaled), its `factor`
-// for "linear". Other types would load and silently compute other numbers, so they are refused.
-double linear_factor_of(const nlohmann::json& rope, const std::string& key, const std::string& where) {
-  if (rope.is_null()) return 1.0;
+// The scaling a rope_scaling / rope_parameters object names: "default" (unscaled), "linear" (its `factor`) or
+// "llama3" (`factor`, `low_freq_factor`, `high_freq_factor`, `original_max_position_embeddings`, all required).
+// Other types would load and silently compute other numbers, so they are refused.
+RopeScaling rope_scaling_of(const nlohmann::json& rope, const std::string& key, const std::string& where) {
+  RopeScaling scaling;
+  if (rope.is_null()) return scaling;
   PATHVLM_CHECK(rope.is_object(), where, ": '", key, "' must be an object, got ", rope.dump());
   const std::string at = where + ": " + key;
   // 5.x names it rope_type, 4.x type.
-  const auto type = json_fields::string_or(rope, "rope_type", json_fields::string_or(rope, "type", "default", at), at);
-  PATHVLM_CHECK(type == "default" || type == "linear", where, ": rope type '", type, "' in '", key,
-                "' is not implemented (only 'default' and 'linear' are); refusing rather than computing other "
-                "numbers");
+  scaling.type =
+      json_fields::string_or(rope, "rope_type", json_fields::string_or(rope, "type", "default", at), at);
+  PATHVLM_CHECK(scaling.type == "default" || scaling.type == "linear" || scaling.type == "llama3", where,
+                ": rope type '", scaling.type, "' in '", key,
+                "' is not implemented (only 'default', 'linear' and 'llama3' are); refusing rather than computing "
+                "other numbers");
   const double partial = json_fields::number_or(rope, "partial_rotary_factor", 1.0, at);
   PATHVLM_CHECK(partial == 1.0, at, ": partial_rotary_factor ", partial,
                 " is not implemented (only 1: rotary embedding on the whole head)");
-  if (type == "default") return 1.0;
-  PATHVLM_CHECK(json_fields::present(rope, "factor"), at, ": rope type 'linear' needs a 'factor'");
-  const double factor = json_fields::number_or(rope, "factor", 1.0, at);
-  PATHVLM_CHECK(factor > 0 && std::isfinite(factor), at, ": 'factor' must be positive, got ", factor);
-  return factor;
+  if (scaling.type == "default") return scaling;
+  auto number = [&](const char* name, double& out) {
+    PATHVLM_CHECK(json_fields::present(rope, name), at, ": rope type '", scaling.type, "' needs a '", name, "'");
+    out = json_fields::number_or(rope, name, out, at);
+  };
+  number("factor", scaling.factor);
+  PATHVLM_CHECK(scaling.factor > 0 && std::isfinite(scaling.factor), at, ": 'factor' must be positive, got ",
+                scaling.factor);
+  if (scaling.type == "llama3") {
+    number("low_freq_factor", scaling.low_freq_factor);
+    number("high_freq_factor", scaling.high_freq_factor);
+    PATHVLM_CHECK(json_fields::present(rope, "original_max_position_embeddings"), at,
+                  ": rope type 'llama3' needs a 'original_max_position_embeddings'");
+    scaling.original_max_position_embeddings =
+        json_fields::integer_or(rope, "original_max_position_embeddings", 0, at);
+  }
+  scaling.validate(at);
+  return scaling;
+}
+
+// The rope_scaling object transformers writes for `scaling` (null when unscaled).
+nlohmann::json rope_scaling_json(const RopeScaling& scaling) {
+  if (scaling.type == "default") return nullptr;
+  nlohmann::json j = {{"rope_type", scaling.type}, {"factor", scaling.factor}};
+  if (scaling.type == "linear") j["type"] = "linear";  // transformers before 4.43 read only `type`
+  if (scaling.type == "llama3") {
+    j["low_freq_factor"] = scaling.low_freq_factor;
+    j["high_freq_factor"] = scaling.high_freq_factor;
+    j["original_max_position_embeddings"] = scaling.original_max_position_embeddings;
+  }
+  return j;
 }
 
 }  // namespace
@@ -160,7 +193,7 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
   LlamaConfig c;
   c.model_type = language_model_type(j, where);
   check_model_type(c.model_type, where);  // before the other keys: a BERT config is not 'missing' LLaMA's keys
-  const bool mistral = c.model_type == "mistral";
+  const bool mistral = c.model_type == "mistral", qwen2 = c.model_type == "qwen2";
   get_int("vocab_size", c.vocab_size, true);
   get_int("hidden_size", c.hidden_size, true);
   get_int("intermediate_size", c.intermediate_size, true);
@@ -184,9 +217,17 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
     PATHVLM_CHECK(!jf::present(j, "sliding_window") || c.sliding_window > 0, where,
                   ": sliding_window must be positive or null, got ", j.at("sliding_window").dump());
   }
+  if (qwen2) {
+    // Qwen2's windows cover only some layers (max_window_layers); models ship with them off.
+    PATHVLM_CHECK(!jf::bool_or(j, "use_sliding_window", false, where), where,
+                  ": use_sliding_window is not implemented for Qwen2 (its released models leave it off)");
+    c.qkv_bias = true;  // Qwen2Attention's q/k/v always have biases, o_proj never
+  }
   c.rms_norm_eps = jf::number_or(j, "rms_norm_eps", c.rms_norm_eps, where);
-  c.attention_bias = jf::bool_or(j, "attention_bias", c.attention_bias, where);
-  c.mlp_bias = jf::bool_or(j, "mlp_bias", c.mlp_bias, where);
+  if (!qwen2) {
+    c.attention_bias = jf::bool_or(j, "attention_bias", c.attention_bias, where);
+    c.mlp_bias = jf::bool_or(j, "mlp_bias", c.mlp_bias, where);
+  }
   c.tie_word_embeddings = jf::bool_or(j, "tie_word_embeddings", c.tie_word_embeddings, where);
   c.initializer_range = jf::number_or(j, "initializer_range", c.initializer_range, where);
   const auto act = jf::string_or(j, "hidden_act", "silu", where);
@@ -207,11 +248,11 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
   c.rope_theta = jf::number_or(j, "rope_theta", c.rope_theta, where);
   if (jf::present(j, "rope_parameters")) {
     const auto& rope = j.at("rope_parameters");
-    c.rope_linear_factor = linear_factor_of(rope, "rope_parameters", where);
+    c.rope_scaling = rope_scaling_of(rope, "rope_parameters", where);
     c.rope_theta = jf::number_or(rope, "rope_theta", c.rope_theta, where + ": rope_parameters");
   }
   if (jf::present(j, "rope_scaling")) {
-    c.rope_linear_factor = linear_factor_of(j.at("rope_scaling"), "rope_scaling", where);
+    c.rope_scaling = rope_scaling_of(j.at("rope_scaling"), "rope_scaling", where);
   }
   c.validate(where);
   return c;
@@ -221,7 +262,9 @@ std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) 
   const std::string dtype_name = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16"
                                                                                                   : "float32";
   nlohmann::json j = {
-      {"architectures", {c.model_type == "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM"}},
+      {"architectures", {c.model_type == "mistral" ? "MistralForCausalLM"
+                         : c.model_type == "qwen2" ? "Qwen2ForCausalLM"
+                                                   : "LlamaForCausalLM"}},
       {"model_type", c.model_type},
       {"vocab_size", c.vocab_size},
       {"hidden_size", c.hidden_size},
@@ -240,7 +283,7 @@ std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) 
       {"pretraining_tp", 1},
       {"tie_word_embeddings", c.tie_word_embeddings},
       {"use_cache", true},
-      {"bos_token_id", c.bos_token_id},
+      {"bos_token_id", c.bos_token_id >= 0 ? nlohmann::json(c.bos_token_id) : nlohmann::json(nullptr)},
       {"eos_token_id", c.eos_token_id},
       // Both forms: 4.x reads rope_theta/rope_scaling and ignores rope_parameters; 5.x reads either.
       {"rope_theta", c.rope_theta},
@@ -249,15 +292,20 @@ std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) 
       {"dtype", dtype_name},
       {"torch_dtype", dtype_name},
   };
-  if (c.model_type == "mistral") {
-    // MistralConfig has no bias or tensor-parallel keys; its window is null when there is none.
+  if (c.model_type != "llama") {
+    // MistralConfig and Qwen2Config have no bias or tensor-parallel keys (Qwen2's biases are implied).
     for (const char* key : {"attention_bias", "mlp_bias", "pretraining_tp"}) j.erase(key);
+  }
+  if (c.model_type == "mistral") {
+    // Its window is null when there is none.
     j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
   }
-  if (c.rope_linear_factor != 1.0) {
-    // `type` too: transformers before 4.43 read only that name.
-    j["rope_scaling"] = {{"rope_type", "linear"}, {"type", "linear"}, {"factor", c.rope_linear_factor}};
-    j["rope_parameters"] = {{"rope_type", "linear"}, {"factor", c.rope_linear_factor}, {"rope_theta", c.rope_theta}};
+  if (c.model_type == "qwen2") j["use_sliding_window"] = false;
+  if (c.rope_scaling.type != "default") {
+    j["rope_scaling"] = rope_scaling_json(c.rope_scaling);
+    j["rope_parameters"] = rope_scaling_json(c.rope_scaling);
+    j["rope_parameters"].erase("type");
+    j["rope_parameters"]["rope_theta"] = c.rope_theta;
   }
   j["pad_token_id"] = c.pad_token_id >= 0 ? nlohmann::json(c.pad_token_id) : nlohmann::json(nullptr);
   return j.dump(2) + "\n";

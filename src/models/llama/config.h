@@ -1,6 +1,6 @@
-// The shape of a LLaMA-family decoder (LLaMA 1/2, Vicuna, TinyLlama; Mistral, whose layers are LLaMA's), in
-// Hugging Face's `LlamaConfig` / `MistralConfig` terms, read from and written to `config.json` as transformers 4.x
-// and 5.x write it, plus the presets users run.
+// The shape of a LLaMA-family decoder (LLaMA 1/2/3, Vicuna, TinyLlama; Mistral and Qwen2 / Qwen2.5, whose layers
+// are LLaMA's, Qwen2's with biases on q/k/v), in Hugging Face's `LlamaConfig` / `MistralConfig` / `Qwen2Config`
+// terms, read from and written to `config.json` as transformers 4.x and 5.x write it, plus the presets users run.
 //
 //   auto cfg = models::llama_preset("tinyllama-1.1b");
 //   auto cfg = models::parse_hf_llama_config(read_file("vicuna-13b-v1.5/config.json"), "vicuna-13b-v1.5/config.json");
@@ -12,10 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "models/layers/rope.h"
+
 namespace pathvlm::models {
 
 struct LlamaConfig {
-  // "llama" or "mistral" (LLaVA-Med v1.5, BioMistral): the same parameters and arithmetic, written back as read.
+  // "llama", "mistral" (LLaVA-Med v1.5, BioMistral) or "qwen2" (Qwen2, Qwen2.5): the same arithmetic, written
+  // back as read.
   std::string model_type = "llama";
   int64_t vocab_size = 32000;
   int64_t hidden_size = 4096;
@@ -27,16 +30,17 @@ struct LlamaConfig {
   int64_t max_position_embeddings = 2048;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
-  // rope_type "linear" (Vicuna v1.5-16k, LongChat): the frequencies divided by this; 1 is rope_type "default".
-  // The other scalings (dynamic, yarn, llama3, ...) are refused by name on load.
-  double rope_linear_factor = 1.0;
+  // rope_type "linear" (Vicuna v1.5-16k, LongChat) or "llama3" (LLaMA-3.1 and later); models/layers/rope.h. The
+  // other scalings (dynamic, yarn, longrope, ...) are refused by name on load.
+  RopeScaling rope_scaling;
   bool attention_bias = false;  // biases on q/k/v/o
+  bool qkv_bias = false;        // biases on q/k/v only (Qwen2)
   bool mlp_bias = false;        // biases on gate/up/down
   bool tie_word_embeddings = false;
   // Mistral: a token attends to at most this many keys (itself included); 0 = no window. Only sequences within it
   // run (the window then changes nothing); longer ones are refused rather than computed without it.
   int64_t sliding_window = 0;
-  int64_t bos_token_id = 1;
+  int64_t bos_token_id = 1;  // -1: none (a tokenizer without BOS, as Qwen's)
   int64_t eos_token_id = 2;
   int64_t pad_token_id = -1;  // -1: none
   double initializer_range = 0.02;

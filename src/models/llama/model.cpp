@@ -7,7 +7,7 @@
 namespace pathvlm::models {
 
 LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config, const LlamaOptions& options)
-    : config_(config), options_(options), rope_(config.head_dim, config.rope_theta, config.rope_linear_factor) {
+    : config_(config), options_(options), rope_(config.head_dim, config.rope_theta, config.rope_scaling) {
   config.validate("llama");
   const SkipWeightInit skip_init(!options.init_weights);  // the loader overwrites every weight
   auto built = [&](const std::string& name, torch::nn::Module& piece) {
@@ -19,7 +19,8 @@ LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config, const LlamaOptions& op
   const auto attention = AttentionOptions(config.hidden_size, config.num_attention_heads)
                              .kv_heads(config.num_key_value_heads)
                              .head_dim(config.head_dim)
-                             .bias(config.attention_bias)
+                             .bias(config.attention_bias || config.qkv_bias)
+                             .out_bias(config.attention_bias)
                              .causal(true)
                              .out_name("o_proj");
   const auto block = TransformerBlockOptions(attention)

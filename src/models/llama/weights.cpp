@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "core/text_file.h"
 #include "io/safetensors.h"
-#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace pathvlm::models {
 namespace fs = std::filesystem;
@@ -107,7 +107,7 @@ LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dt
 }
 
 std::string hf_llama_generation_config_json(const LlamaConfig& config) {
-  json j = {{"bos_token_id", config.bos_token_id},
+  json j = {{"bos_token_id", config.bos_token_id >= 0 ? json(config.bos_token_id) : json(nullptr)},
             {"eos_token_id", config.eos_token_id},
             {"do_sample", false},
             {"transformers_version", "4.45.0"}};
@@ -133,12 +133,12 @@ void export_hf_llama(LlamaForCausalLM& model, const std::string& out_dir, torch:
 
   if (tokenizer_source.empty()) return;
   const fs::path tok(tokenizer_source);
-  if (fs::is_regular_file(tok) && tok.extension() == ".model") {
-    text::SentencePieceTokenizer(tokenizer_source).save_hf(out_dir);
+  if (fs::is_regular_file(tok)) {
+    text::open_tokenizer(tokenizer_source)->save_hf(out_dir);
     return;
   }
   PATHVLM_CHECK(fs::is_directory(tok), "export '", out_dir, "': tokenizer source '", tokenizer_source,
-                "' is neither a model directory nor a SentencePiece .model file");
+                "' is neither a model directory nor a tokenizer file");
   PATHVLM_CHECK(fs::exists(tok / "tokenizer.model") || fs::exists(tok / "tokenizer.json"), "export '", out_dir,
                 "': tokenizer source '", tokenizer_source, "' holds neither tokenizer.model nor tokenizer.json");
   for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",

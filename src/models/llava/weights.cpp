@@ -1,5 +1,6 @@
 #include "models/llava/weights.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +15,7 @@
 #include "models/llama/weights.h"
 #include "models/lora/apply.h"
 #include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace pathvlm::models {
 namespace fs = std::filesystem;
@@ -27,22 +29,23 @@ std::string dtype_name(torch::ScalarType dtype) {
   return dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
 }
 
-// The LLaMA of the export: one more vocabulary row (<image>) and a padding id.
-LlamaConfig exported_text_config(const LlavaModelImpl& model, int64_t pad_id) {
+// The LLaMA of the export: a vocabulary row for <image> (`image_id`: one more row when it follows the last) and a
+// padding id.
+LlamaConfig exported_text_config(const LlavaModelImpl& model, int64_t image_id, int64_t pad_id) {
   auto text = model.language_model->config();
-  text.vocab_size += 1;
+  text.vocab_size = std::max(text.vocab_size, image_id + 1);
   if (text.pad_token_id < 0) text.pad_token_id = pad_id;
   return text;
 }
 
-json llava_config(const LlavaModelImpl& model, const LlamaConfig& text, torch::ScalarType dtype) {
+json llava_config(const LlavaModelImpl& model, const LlamaConfig& text, int64_t image_id, torch::ScalarType dtype) {
   const auto& clip = model.vision_tower->clip_config();
   const auto& c = model.config();
   return {{"architectures", {"LlavaForConditionalGeneration"}},
           {"model_type", "llava"},
           {"vision_config", json::parse(hf_clip_config_json(clip)).at("vision_config")},
           {"text_config", json::parse(hf_llama_config_json(text, dtype))},
-          {"image_token_index", model.language_model->config().vocab_size},
+          {"image_token_index", image_id},
           {"image_seq_length", model.image_tokens()},
           {"projector_hidden_act", c.projector == "linear" ? "linear" : "gelu"},
           {"multimodal_projector_bias", true},
@@ -59,18 +62,60 @@ json added_token(const std::string& content) {
           {"rstrip", false},    {"single_word", false}, {"special", true}};
 }
 
-// LlamaTokenizer's files (SentencePieceTokenizer::save_hf) plus <image> as a special added token with id
-// `image_id` and the unknown token as padding.
-void write_tokenizer(const text::SentencePieceTokenizer& tok, const fs::path& out, int64_t image_id,
-                     int64_t max_length) {
-  tok.save_hf(out.string());
-  const auto unk = tok.id_to_piece(tok.unk_id());
-  auto config = json::parse(read_text_file(out / "tokenizer_config.json"));
-  config["pad_token"] = unk;
-  config["additional_special_tokens"] = {kImageToken};
+// The padding id of the export: LLaVA pads LLaMA-2 with <unk>; a tokenizer.json's own padding token where it has
+// one (Qwen's <|endoftext|>), else its EOS (LLaMA-3 has no padding token).
+int64_t export_pad_id(const text::Tokenizer& tok) {
+  if (const auto* sp = dynamic_cast<const text::SentencePieceTokenizer*>(&tok)) return sp->unk_id();
+  const auto config_file = fs::path(tok.path()).parent_path() / "tokenizer_config.json";
+  if (fs::exists(config_file)) {
+    const auto config = json::parse(read_text_file(config_file));
+    if (config.contains("pad_token") && !config["pad_token"].is_null()) {
+      const auto& pad = config["pad_token"];
+      const auto ids = tok.encode(pad.is_object() ? pad.value("content", "") : pad.get<std::string>(), false);
+      if (ids.size() == 1) return ids[0];
+    }
+  }
+  return tok.eos_id();
+}
+
+// The processor's settings of tokenizer_config.json: <image> an additional special token, `pad` the padding token,
+// padding on the left (generation), LLaVA's processor class.
+void add_llava_processor_settings(json& config, const std::string& pad, int64_t max_length) {
+  config["pad_token"] = pad;
+  auto special = config.value("additional_special_tokens", json::array());
+  if (std::find(special.begin(), special.end(), kImageToken) == special.end()) special.push_back(kImageToken);
+  config["additional_special_tokens"] = special;
   config["model_max_length"] = max_length;
   config["padding_side"] = "left";
   config["processor_class"] = "LlavaProcessor";
+}
+
+// A tokenizer.json's files (BpeTokenizer::save_hf) with <image> added as a special token of id `image_id`, in
+// tokenizer.json's added_tokens (where the tokenizers library reads it) and tokenizer_config.json's
+// added_tokens_decoder (where transformers does).
+void write_bpe_tokenizer(const text::Tokenizer& tok, const fs::path& out, int64_t image_id, int64_t max_length) {
+  tok.save_hf(out.string());
+  auto tokenizer = json::parse(read_text_file(out / "tokenizer.json"));
+  json image = added_token(kImageToken);
+  image["id"] = image_id;
+  tokenizer["added_tokens"].push_back(image);
+  write_text_file(out / "tokenizer.json", tokenizer.dump() + "\n");
+
+  const auto config_file = out / "tokenizer_config.json";
+  auto config = fs::exists(config_file) ? json::parse(read_text_file(config_file)) : json::object();
+  config["added_tokens_decoder"][std::to_string(image_id)] = added_token(kImageToken);
+  add_llava_processor_settings(config, tok.id_to_piece(export_pad_id(tok)), max_length);
+  write_text_file(config_file, config.dump(2) + "\n");
+}
+
+// LlamaTokenizer's files (SentencePieceTokenizer::save_hf) plus <image> as a special added token with id
+// `image_id` and the unknown token as padding.
+void write_sentencepiece_tokenizer(const text::SentencePieceTokenizer& tok, const fs::path& out, int64_t image_id,
+                                   int64_t max_length) {
+  tok.save_hf(out.string());
+  const auto unk = tok.id_to_piece(tok.unk_id());
+  auto config = json::parse(read_text_file(out / "tokenizer_config.json"));
+  add_llava_processor_settings(config, unk, max_length);
   json decoder = json::object();
   for (const auto id : {tok.unk_id(), tok.bos_id(), tok.eos_id()}) {
     decoder[std::to_string(id)] = added_token(tok.id_to_piece(id));
@@ -110,20 +155,30 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   PATHVLM_CHECK(model->vision_tower, where, ": the model has no image tower (its images are slide-encoder features), "
                 "so it is not a LlavaForConditionalGeneration");
   check_no_lora(model, where);
-  const text::SentencePieceTokenizer tok(text::SentencePieceTokenizer::locate(tokenizer_source));
+  const auto tok_ptr = text::open_tokenizer(tokenizer_source);
+  const auto& tok = *tok_ptr;
+  const auto* sentencepiece = dynamic_cast<const text::SentencePieceTokenizer*>(&tok);
   const auto vocab = model->language_model->config().vocab_size;
-  PATHVLM_CHECK(tok.vocab_size() == vocab, where, ": tokenizer '", tok.path(), "' has ", tok.vocab_size(),
-                " pieces but the language model has ", vocab, " embedding rows (they must match: <image> becomes id ",
-                vocab, ")");
+  // Both tokenizers give an added token the id after their last one, so that is <image>'s id. LlamaTokenizer's
+  // must be the next row; a tokenizer.json's may be a row the embedding already has (Qwen pads it beyond the
+  // tokenizer's ids), which <image> then takes.
+  const int64_t image_id = tok.vocab_size();
+  PATHVLM_CHECK(sentencepiece ? image_id == vocab : image_id <= vocab, where, ": tokenizer '", tok.path(), "' has ",
+                image_id, " ids but the language model has ", vocab, " embedding rows (<image> becomes id ", image_id,
+                ")");
   const fs::path out(out_dir);
   std::error_code ec;
   fs::create_directories(out, ec);
   PATHVLM_CHECK(!ec, where, ": cannot create the directory: ", ec.message());
 
-  // The <image> row: the mean of the others (in fp32), for the input embedding and the head alike.
+  // The <image> row: the mean of the tokenizer's rows (in fp32), for the input embedding and the head alike.
   const auto with_image_row = [&](const torch::Tensor& w) {
-    const auto wide = w.detach().to(torch::kCPU, torch::kFloat);
-    return torch::cat({wide, wide.mean(0, /*keepdim=*/true)}, 0).to(dtype);
+    auto wide = w.detach().to(torch::kCPU, torch::kFloat);
+    const auto mean = wide.narrow(0, 0, image_id).mean(0, /*keepdim=*/true);
+    if (image_id == wide.size(0)) return torch::cat({wide, mean}, 0).to(dtype);
+    wide = wide.clone();
+    wide.narrow(0, image_id, 1).copy_(mean);
+    return wide.to(dtype);
   };
   safetensors::NamedTensors tensors;
   for (const auto& item : model->named_parameters()) {
@@ -142,10 +197,14 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   safetensors::save_sharded(out_dir, tensors, max_shard_bytes, {{"format", "pt"}});
   tensors.clear();
 
-  const auto text = exported_text_config(*model, tok.unk_id());
-  write_text_file(out / "config.json", llava_config(*model, text, dtype).dump(2) + "\n");
+  const auto text = exported_text_config(*model, image_id, export_pad_id(tok));
+  write_text_file(out / "config.json", llava_config(*model, text, image_id, dtype).dump(2) + "\n");
   write_text_file(out / "generation_config.json", hf_llama_generation_config_json(text));
-  write_tokenizer(tok, out, vocab, text.max_position_embeddings);
+  if (sentencepiece) {
+    write_sentencepiece_tokenizer(*sentencepiece, out, image_id, text.max_position_embeddings);
+  } else {
+    write_bpe_tokenizer(tok, out, image_id, text.max_position_embeddings);
+  }
 
   const auto& clip = model->vision_tower->clip_config();
   auto preprocessor = json::parse(hf_clip_preprocessor_config_json(clip));

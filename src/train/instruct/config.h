@@ -116,16 +116,18 @@ struct InstructConfig {
             "activation of open_clip weights without open_clip_config.json (empty: quick_gelu); gelu for presets");
     v.field("vision_image_size", vision_image_size, "a preset tower's input size (0 = the preset's)", cfg::Min(0));
     v.field("language_model", language_model,
-            "a Hugging Face LLaMA directory (loaded like a train.init_from source, so frozen weights stay out of "
-            "checkpoints) or a LLaMA preset trained from scratch (tiny, tinyllama-1.1b, llama2-7b, llama2-13b)");
+            "a Hugging Face LLaMA, Mistral or Qwen2 directory (loaded like a train.init_from source, so frozen weights "
+            "stay out of checkpoints) or a LLaMA preset trained from scratch (tiny, tinyllama-1.1b, llama2-7b, "
+            "llama2-13b)");
     v.field("tokenizer", tokenizer,
-            "SentencePiece tokenizer.model (or a directory with one); default: the language model's");
+            "tokenizer.model or tokenizer.json (or a directory with one); default: the language model's");
     v.field("template", conversation_template,
             "conversation template: plain (phase 1: image + caption), vicuna_v1 (USER/ASSISTANT, </s> ends a "
             "reply; LLaVA-1.5), pathasst (### User / ### Assistant, ### stops), mistral_instruct ([INST] ... "
-            "[/INST]; LLaVA-Med v1.5 on Mistral-7B-Instruct) or llava_llama_2 (the same with LLaVA's system "
-            "message and <s> between rounds; LLaMA-2-chat)",
-            cfg::OneOf{"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2"});
+            "[/INST]; LLaVA-Med v1.5 on Mistral-7B-Instruct), llava_llama_2 (the same with LLaVA's system "
+            "message and <s> between rounds; LLaMA-2-chat), llama_3 (LLaMA-3-Instruct's headers and <|eot_id|>) or "
+            "chatml (<|im_start|> / <|im_end|>; Qwen2 and Qwen2.5)",
+            cfg::OneOf{"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2", "llama_3", "chatml"});
     v.field("max_length", max_length,
             "positions per sample with each image expanded to its feature rows; longer samples lose text from the "
             "end, never an image, and samples whose whole answer is cut are skipped and counted",

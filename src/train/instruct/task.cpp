@@ -70,12 +70,12 @@ models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg) {
   return models::load_clip(cfg.vision_tower, options);
 }
 
-text::SentencePieceTokenizer make_instruct_tokenizer(const InstructConfig& cfg) {
+std::shared_ptr<const text::Tokenizer> make_instruct_tokenizer(const InstructConfig& cfg) {
   return make_lm_tokenizer(language_model_section(cfg, is_hf_dir(cfg.language_model) ? cfg.language_model : ""));
 }
 
 models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
-                                                      const text::SentencePieceTokenizer& tokenizer,
+                                                      const text::Tokenizer& tokenizer,
                                                       bool checkpoint_layers) {
   const std::string hf_dir = is_hf_dir(cfg.language_model) ? cfg.language_model : "";
   PATHVLM_CHECK(!hf_dir.empty() || !fs::exists(cfg.language_model), "instruct.language_model '", cfg.language_model,
@@ -116,7 +116,7 @@ void InstructTask::build_common(const TaskContext& ctx) {
   grad_accum_ = ctx.grad_accum;
   loader_options_ = task_loader_options(ctx, cfg_.data.workers, cfg_.data.prefetch);
   hf_language_model_ = is_hf_dir(cfg_.language_model) ? cfg_.language_model : "";
-  tokenizer_ = std::make_shared<const text::SentencePieceTokenizer>(make_instruct_tokenizer(cfg_));
+  tokenizer_ = make_instruct_tokenizer(cfg_);
   template_ = std::make_shared<const text::ConversationTemplate>(
       text::ConversationTemplate::named(cfg_.conversation_template));
 
@@ -453,7 +453,7 @@ std::vector<generate::Generation> InstructTask::reply(const std::vector<text::Co
   const auto rows = features.empty() ? torch::Tensor() : model_->project(torch::cat(features));
   const auto in = model_->prompt_embeds(prompts, rows);
   for (const auto& stop : template_->stop_strings()) options.stop.push_back(stop);
-  options.eos_id = tokenizer_->eos_id();
+  options.eos_id = template_->reply_end_id(*tokenizer_);
   const auto tokenizer = tokenizer_;
   return generate::generate_from_embeds(model_->language_model, {in.embeds, in.attention_mask}, options,
                                         [tokenizer](const std::vector<int64_t>& ids) { return tokenizer->decode(ids); },

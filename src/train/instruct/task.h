@@ -36,7 +36,7 @@
 #include "models/llava/original_checkpoint.h"
 #include "models/slide/encoder.h"
 #include "text/conversation.h"
-#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 #include "train/instruct/config.h"
 #include "train/task.h"
 
@@ -46,11 +46,11 @@ namespace pathvlm::train {
 // seed, leaving the caller's random stream untouched).
 models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg);
 // The tokenizer instruct.tokenizer names, else the Hugging Face language model's.
-text::SentencePieceTokenizer make_instruct_tokenizer(const InstructConfig& cfg);
+std::shared_ptr<const text::Tokenizer> make_instruct_tokenizer(const InstructConfig& cfg);
 // The LLaMA instruct.language_model names: a preset's weights are drawn; a Hugging Face directory's are left
 // undrawn (untouched memory) for the task's init source to load.
 models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
-                                                      const text::SentencePieceTokenizer& tokenizer,
+                                                      const text::Tokenizer& tokenizer,
                                                       bool checkpoint_layers);
 // Feature rows each image becomes: the tower's patches, plus the CLS row with vision_feature_select full; with
 // instruct.slide_encoder, the slide encoder's tokens.
@@ -78,7 +78,7 @@ class InstructTask : public Task {
 
   // For `pathvlm generate --image` and tests: the model, its tokenizer and template, and answers to prompts.
   models::LlavaModel& llava() { return model_; }
-  const text::SentencePieceTokenizer& tokenizer() const { return *tokenizer_; }
+  const text::Tokenizer& tokenizer() const { return *tokenizer_; }
   const text::ConversationTemplate& conversation_template() const { return *template_; }
   // Replies to conversations that end with a human turn, each prompted with the template; `images[i]` are the
   // tower features [n_i, T, vision_hidden] of conversation i's placeholders, in order. The template's stop strings
@@ -134,7 +134,7 @@ class InstructTask : public Task {
   int rank_ = 0, world_size_ = 1;
   uint64_t seed_ = 0;
   int64_t micro_batch_ = 1, grad_accum_ = 1;
-  std::shared_ptr<const text::SentencePieceTokenizer> tokenizer_;
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
   std::shared_ptr<const text::ConversationTemplate> template_;
   models::LlavaModel model_{nullptr};
   models::slide::SlideEncoder slide_encoder_{nullptr};  // instruct.slide_encoder's, frozen; null for images

@@ -51,7 +51,7 @@ struct LmConfig {
     v.field("pretrained", pretrained,
             "Hugging Face LLaMA directory: config.json gives the shape, its weights are loaded like a "
             "train.init_from source (so frozen ones stay out of checkpoints), tokenizer.model the default tokenizer");
-    v.field("tokenizer", tokenizer, "SentencePiece tokenizer.model (or a directory with one); default: pretrained's");
+    v.field("tokenizer", tokenizer, "tokenizer.model or tokenizer.json (or a directory with one); default: pretrained's");
     v.field("seq_len", seq_len, "tokens per packed training sequence (the model predicts each next token)",
             cfg::Min(2));
     v.field("dropout", dropout, "dropout on the token embeddings (LLaMA has none; 0 = off)", cfg::Range(0.0, 0.9));

@@ -26,7 +26,7 @@ namespace {
 
 // The packed sequences of `paths` for `key` (lm.data.train / lm.data.eval).
 std::shared_ptr<const data::PackedSequences> pack(const std::vector<std::string>& paths, const std::string& key,
-                                                   const text::SentencePieceTokenizer& tokenizer, int64_t seq_len) {
+                                                   const text::Tokenizer& tokenizer, int64_t seq_len) {
   auto documents = data::read_text_corpus(paths);
   PATHVLM_CHECK(!documents.empty(), key, ": the files hold no document");
   auto packed =
@@ -42,15 +42,15 @@ std::shared_ptr<const data::PackedSequences> pack(const std::vector<std::string>
 
 bool is_hf_dir(const std::string& path) { return !path.empty() && fs::exists(fs::path(path) / "config.json"); }
 
-text::SentencePieceTokenizer make_lm_tokenizer(const LmConfig& cfg) {
-  if (!cfg.tokenizer.empty()) return text::SentencePieceTokenizer(text::SentencePieceTokenizer::locate(cfg.tokenizer));
+std::shared_ptr<const text::Tokenizer> make_lm_tokenizer(const LmConfig& cfg) {
+  if (!cfg.tokenizer.empty()) return text::open_tokenizer(cfg.tokenizer);
   PATHVLM_CHECK(!cfg.pretrained.empty(),
-                "lm.tokenizer is not set: name a SentencePiece tokenizer.model (`pathvlm synth text` writes one for "
-                "its demo corpus) or set lm.pretrained to a LLaMA directory that has one");
-  return text::SentencePieceTokenizer(text::SentencePieceTokenizer::locate(cfg.pretrained));
+                "lm.tokenizer is not set: name a tokenizer.model or tokenizer.json (`pathvlm synth text` writes one "
+                "for its demo corpus) or set lm.pretrained to a model directory that has one");
+  return text::open_tokenizer(cfg.pretrained);
 }
 
-models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::SentencePieceTokenizer& tokenizer,
+models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::Tokenizer& tokenizer,
                                     const std::string& hf_dir) {
   models::LlamaConfig config;
   if (!hf_dir.empty()) {
@@ -76,7 +76,7 @@ models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::SentencePie
 void LmTask::build_common(const TaskContext& ctx, const std::string& hf_dir) {
   device_ = ctx.device;
   loader_options_ = task_loader_options(ctx, cfg_.data.workers, cfg_.data.prefetch);
-  tokenizer_ = std::make_shared<const text::SentencePieceTokenizer>(make_lm_tokenizer(cfg_));
+  tokenizer_ = make_lm_tokenizer(cfg_);
   models::LlamaOptions options;
   for (const auto& name : ctx.job.train.activation_checkpointing)
     PATHVLM_CHECK(name == "layers" || name == "all", "train.activation_checkpointing: '", name,

@@ -20,7 +20,7 @@
 
 #include "data/packing.h"
 #include "models/llama/model.h"
-#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 #include "train/lm/config.h"
 #include "train/task.h"
 
@@ -32,10 +32,10 @@ inline constexpr uint64_t kHfExportShardBytes = 5000ull * 1000 * 1000;
 bool is_hf_dir(const std::string& path);
 
 // The tokenizer an lm config names: lm.tokenizer, else lm.pretrained's tokenizer.model. Errors say what to set.
-text::SentencePieceTokenizer make_lm_tokenizer(const LmConfig& cfg);
+std::shared_ptr<const text::Tokenizer> make_lm_tokenizer(const LmConfig& cfg);
 // The model shape: the config.json of `hf_dir` when given, else the lm.model preset with the tokenizer's
 // vocabulary and special tokens. Checks that the tokenizer fits the model.
-models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::SentencePieceTokenizer& tokenizer,
+models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::Tokenizer& tokenizer,
                                     const std::string& hf_dir);
 
 class LmTask : public Task {
@@ -65,7 +65,7 @@ class LmTask : public Task {
 
   LmConfig cfg_;
   torch::Device device_{torch::kCPU};
-  std::shared_ptr<const text::SentencePieceTokenizer> tokenizer_;
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
   models::LlamaForCausalLM model_{nullptr};
   std::shared_ptr<const data::PackedSequences> train_data_, eval_data_;
   data::LoaderOptions loader_options_;  // this rank's; each loader sets its batch size and mode

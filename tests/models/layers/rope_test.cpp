@@ -42,14 +42,15 @@ TEST(Rope, MatchesTheRotateHalfFormulaAtSeveralPositions) {
 // Linear scaling divides the frequencies: position 4p with factor 4 is position p unscaled (exactly: both are
 // scalings by powers of two), and the other positions fall between.
 TEST(Rope, LinearScalingStretchesThePositions) {
-  models::RotaryEmbedding plain(8, 10000.0), scaled(8, 10000.0, 4.0);
+  models::RotaryEmbedding plain(8, 10000.0), scaled(8, 10000.0, {"linear", 4.0});
   auto p = torch::arange(0, 40, 3);
   auto a = plain.cos_sin(p, torch::kFloat32), b = scaled.cos_sin(p * 4, torch::kFloat32);
   EXPECT_TRUE(torch::equal(a.cos, b.cos));
   EXPECT_TRUE(torch::equal(a.sin, b.sin));
   EXPECT_FALSE(torch::allclose(plain.cos_sin(p, torch::kFloat32).sin, scaled.cos_sin(p, torch::kFloat32).sin));
-  EXPECT_THROW(models::RotaryEmbedding(8, 10000.0, 0.0), Error);
-  EXPECT_THROW(models::RotaryEmbedding(8, 10000.0, -2.0), Error);
+  EXPECT_THROW(models::RotaryEmbedding(8, 10000.0, {"linear", 0.0}), Error);
+  EXPECT_THROW(models::RotaryEmbedding(8, 10000.0, {"linear", -2.0}), Error);
+  EXPECT_THROW(models::RotaryEmbedding(8, 10000.0, {"yarn", 2.0}), Error);
 }
 
 TEST(Rope, PerSequencePositionsAndDtype) {

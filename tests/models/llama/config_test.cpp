@@ -95,11 +95,12 @@ void expect_same(const LlamaConfig& a, const LlamaConfig& b) {
   EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
   EXPECT_EQ(a.rms_norm_eps, b.rms_norm_eps);
   EXPECT_EQ(a.rope_theta, b.rope_theta);
-  EXPECT_EQ(a.rope_linear_factor, b.rope_linear_factor);
+  EXPECT_TRUE(a.rope_scaling == b.rope_scaling);
   EXPECT_EQ(a.model_type, b.model_type);
   EXPECT_EQ(a.sliding_window, b.sliding_window);
   EXPECT_EQ(a.attention_bias, b.attention_bias);
   EXPECT_EQ(a.mlp_bias, b.mlp_bias);
+  EXPECT_EQ(a.qkv_bias, b.qkv_bias);
   EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
   EXPECT_EQ(a.bos_token_id, b.bos_token_id);
   EXPECT_EQ(a.eos_token_id, b.eos_token_id);
@@ -221,6 +222,57 @@ TEST(LlamaConfig, MistralReadsAndWritesBackAsMistral) {
   }
 }
 
+// Qwen2.5-0.5B-Instruct's config.json as transformers 4.43 wrote it (shapes scaled down).
+const char* kQwen2Config = R"({
+  "architectures": ["Qwen2ForCausalLM"],
+  "attention_dropout": 0.0,
+  "bos_token_id": 151643,
+  "eos_token_id": 151645,
+  "hidden_act": "silu",
+  "hidden_size": 64,
+  "initializer_range": 0.02,
+  "intermediate_size": 128,
+  "max_position_embeddings": 32768,
+  "max_window_layers": 21,
+  "model_type": "qwen2",
+  "num_attention_heads": 4,
+  "num_hidden_layers": 2,
+  "num_key_value_heads": 2,
+  "rms_norm_eps": 1e-06,
+  "rope_theta": 1000000.0,
+  "sliding_window": 32768,
+  "tie_word_embeddings": true,
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.43.1",
+  "use_cache": true,
+  "use_sliding_window": false,
+  "vocab_size": 151936
+})";
+
+TEST(LlamaConfig, Qwen2ReadsWithQkvBiasesAndWritesBackAsQwen2) {
+  auto c = parse_hf_llama_config(kQwen2Config, "qwen2.5-0.5b-instruct/config.json");
+  EXPECT_EQ(c.model_type, "qwen2");
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.attention_bias || c.mlp_bias);
+  EXPECT_EQ(c.sliding_window, 0);  // use_sliding_window false: no window
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.eos_token_id, 151645);
+  const auto text = models::hf_llama_config_json(c, torch::kBFloat16);
+  expect_same(parse_hf_llama_config(text, "ours"), c);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["architectures"][0], "Qwen2ForCausalLM");
+  EXPECT_EQ(j["model_type"], "qwen2");
+  EXPECT_EQ(j["use_sliding_window"], false);
+  EXPECT_FALSE(j.contains("attention_bias") || j.contains("mlp_bias") || j.contains("pretraining_tp"));
+  // A LLaMA's attention_bias key means nothing to Qwen2Config: its biases are fixed.
+  EXPECT_TRUE(parse_hf_llama_config(with(kQwen2Config, "attention_bias", false), "q.json").qkv_bias);
+
+  const auto msg = error_of([&] { parse_hf_llama_config(with(kQwen2Config, "use_sliding_window", true), "q.json"); });
+  EXPECT_NE(msg.find("use_sliding_window is not implemented"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("q.json"), std::string::npos) << msg;
+}
+
 // LLaVA's original checkpoints: LLaVA-Med v1.5 (llava_mistral), LLaVA-1.5 (llava, before LLaVA 1.2 renamed it
 // llava_llama) are their language model's config plus mm_* keys, and write back as that language model.
 TEST(LlamaConfig, LlavaOriginalConfigsAreTheirLanguageModels) {
@@ -251,19 +303,20 @@ TEST(LlamaConfig, LlavaOriginalConfigsAreTheirLanguageModels) {
 TEST(LlamaConfig, LinearRopeScalingInBothFormsAndBackOut) {
   auto vicuna_16k = with(kConfig4x, "rope_scaling", {{"type", "linear"}, {"factor", 4.0}});
   auto old_form = parse_hf_llama_config(vicuna_16k, "vicuna-13b-v1.5-16k/config.json");
-  EXPECT_EQ(old_form.rope_linear_factor, 4.0);
+  EXPECT_EQ(old_form.rope_scaling.type, "linear");
+  EXPECT_EQ(old_form.rope_scaling.factor, 4.0);
   EXPECT_EQ(old_form.rope_theta, 500000.0);
   auto new_form = parse_hf_llama_config(
       with(kConfig5x, "rope_parameters", {{"rope_type", "linear"}, {"factor", 4.0}, {"rope_theta", 500000.0}}),
       "5x/config.json");
   expect_same(old_form, new_form);
-  EXPECT_EQ(new_form.rope_linear_factor, 4.0);
+  EXPECT_EQ(new_form.rope_scaling.factor, 4.0);
   // 5.x takes a non-null legacy rope_scaling over rope_parameters (4.x reads nothing else).
   auto both = nlohmann::json::parse(kConfig5x);
   both["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
-  EXPECT_EQ(parse_hf_llama_config(both.dump(), "both.json").rope_linear_factor, 2.0);
+  EXPECT_EQ(parse_hf_llama_config(both.dump(), "both.json").rope_scaling.factor, 2.0);
   // A plain config is unscaled.
-  EXPECT_EQ(parse_hf_llama_config(kConfig5x, "5x/config.json").rope_linear_factor, 1.0);
+  EXPECT_EQ(parse_hf_llama_config(kConfig5x, "5x/config.json").rope_scaling.type, "default");
 
   // Written back in both forms, each of which alone gives the same model.
   const auto text = models::hf_llama_config_json(old_form, torch::kFloat32);
@@ -283,10 +336,32 @@ TEST(LlamaConfig, LinearRopeScalingInBothFormsAndBackOut) {
   five.erase("rope_theta");
   expect_same(parse_hf_llama_config(five.dump(), "5x view"), old_form);
   // An unscaled config writes no scaling.
-  new_form.rope_linear_factor = 1.0;
+  new_form.rope_scaling = {};
   j = nlohmann::json::parse(models::hf_llama_config_json(new_form, torch::kFloat32));
   EXPECT_TRUE(j["rope_scaling"].is_null());
   EXPECT_EQ(j["rope_parameters"]["rope_type"], "default");
+}
+
+// LLaMA-3.1-8B's rope_scaling (transformers 4.43 wrote it) and 5.x's rope_parameters read to the same scaling, and
+// write back in both forms.
+TEST(LlamaConfig, Llama3RopeScalingInBothFormsAndBackOut) {
+  const nlohmann::json scaling = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                                  {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  const auto old_form = parse_hf_llama_config(with(kConfig4x, "rope_scaling", scaling), "llama-3.1-8b/config.json");
+  EXPECT_EQ(old_form.rope_scaling.type, "llama3");
+  EXPECT_EQ(old_form.rope_scaling.factor, 8.0);
+  EXPECT_EQ(old_form.rope_scaling.low_freq_factor, 1.0);
+  EXPECT_EQ(old_form.rope_scaling.high_freq_factor, 4.0);
+  EXPECT_EQ(old_form.rope_scaling.original_max_position_embeddings, 8192);
+  auto parameters = scaling;
+  parameters["rope_theta"] = 500000.0;
+  expect_same(parse_hf_llama_config(with(kConfig5x, "rope_parameters", parameters), "5x.json"), old_form);
+
+  const auto j = nlohmann::json::parse(models::hf_llama_config_json(old_form, torch::kBFloat16));
+  EXPECT_EQ(j["rope_scaling"], scaling);
+  EXPECT_EQ(j["rope_parameters"], parameters);
+  EXPECT_TRUE(j["rope_scaling"]["original_max_position_embeddings"].is_number_integer());
+  expect_same(parse_hf_llama_config(j.dump(), "ours"), old_form);
 }
 
 TEST(LlamaConfig, RopeScalingTypesAreRefusedByName) {
@@ -302,13 +377,24 @@ TEST(LlamaConfig, RopeScalingTypesAreRefusedByName) {
 
   msg = error_of([] {
     parse_hf_llama_config(with(kConfig5x, "rope_parameters",
-                               {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
-                                {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
-                                {"original_max_position_embeddings", 8192}}),
-                          "llama-3.1-8b/config.json");
+                               {{"rope_type", "yarn"}, {"rope_theta", 500000.0}, {"factor", 4.0},
+                                {"original_max_position_embeddings", 32768}}),
+                          "qwen2.5-7b-yarn/config.json");
   });
-  EXPECT_NE(msg.find("'llama3'"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("llama-3.1-8b/config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'yarn'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("qwen2.5-7b-yarn/config.json"), std::string::npos) << msg;
+  // llama3 needs all four of its numbers, in range.
+  const nlohmann::json llama31 = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                                  {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  auto without = llama31;
+  without.erase("high_freq_factor");
+  msg = error_of([&] { parse_hf_llama_config(with(kConfig4x, "rope_scaling", without), "l.json"); });
+  EXPECT_NE(msg.find("rope type 'llama3' needs a 'high_freq_factor'"), std::string::npos) << msg;
+  auto inverted = llama31;
+  inverted["low_freq_factor"] = 4.0;
+  msg = error_of([&] { parse_hf_llama_config(with(kConfig4x, "rope_scaling", inverted), "l.json"); });
+  EXPECT_NE(msg.find("0 < low_freq_factor < high_freq_factor"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("l.json"), std::string::npos) << msg;
 
   // 5.x lets a non-null legacy rope_scaling win over rope_parameters, so it is refused even beside them.
   msg = error_of([] {

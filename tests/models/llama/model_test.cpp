@@ -38,13 +38,26 @@ torch::Tensor linear(const Params& p, const std::string& name, const torch::Tens
   return bias == p.end() ? y : y + bias->second;
 }
 
-// Rotate-half RoPE on [B, heads, T, d] at positions 0..T-1: inv_freq = 1 / theta^(arange(0, d, 2) / d), divided by
-// the linear scaling factor.
-torch::Tensor rope(const torch::Tensor& x, double theta, double linear_factor) {
+// One frequency 1 / theta^(2i / d) as a scaling rewrites it: linear divides it by the factor; llama3 (LLaMA-3.1)
+// divides it when its wavelength 2 pi / f is longer than original / low_freq_factor, keeps it when shorter than
+// original / high_freq_factor, and in between blends f / factor and f with weight s = (original / wavelength - low)
+// / (high - low) on f.
+double scaled_frequency(double f, const models::RopeScaling& s) {
+  if (s.type == "linear") return f / s.factor;
+  if (s.type != "llama3") return f;
+  const double wavelength = 2 * M_PI / f, original = static_cast<double>(s.original_max_position_embeddings);
+  if (wavelength > original / s.low_freq_factor) return f / s.factor;
+  if (wavelength < original / s.high_freq_factor) return f;
+  const double smooth = (original / wavelength - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  return (1 - smooth) * f / s.factor + smooth * f;
+}
+
+// Rotate-half RoPE on [B, heads, T, d] at positions 0..T-1: inv_freq = 1 / theta^(arange(0, d, 2) / d), scaled.
+torch::Tensor rope(const torch::Tensor& x, double theta, const models::RopeScaling& scaling) {
   const auto T = x.size(2), d = x.size(3);
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto inv_freq = torch::ones({d / 2}, f64);
-  for (int64_t i = 0; i < d / 2; ++i) inv_freq[i] = 1.0 / std::pow(theta, 2.0 * i / d) / linear_factor;
+  for (int64_t i = 0; i < d / 2; ++i) inv_freq[i] = scaled_frequency(1.0 / std::pow(theta, 2.0 * i / d), scaling);
   auto angles = torch::outer(torch::arange(T, f64), inv_freq);  // [T, d/2]
   auto cos = angles.cos(), sin = angles.sin();
   auto x1 = x.narrow(-1, 0, d / 2), x2 = x.narrow(-1, d / 2, d / 2);
@@ -60,8 +73,8 @@ torch::Tensor reference_logits(const Params& p, const LlamaConfig& c, const torc
     const std::string l = "model.layers." + std::to_string(i) + ".";
     auto h = rms_norm(x, p.at(l + "input_layernorm.weight"), c.rms_norm_eps);
     auto split = [&](const torch::Tensor& t, int64_t n) { return t.view({B, T, n, d}).permute({0, 2, 1, 3}); };
-    auto q = rope(split(linear(p, l + "self_attn.q_proj", h), nh), c.rope_theta, c.rope_linear_factor);
-    auto k = rope(split(linear(p, l + "self_attn.k_proj", h), nkv), c.rope_theta, c.rope_linear_factor);
+    auto q = rope(split(linear(p, l + "self_attn.q_proj", h), nh), c.rope_theta, c.rope_scaling);
+    auto k = rope(split(linear(p, l + "self_attn.k_proj", h), nkv), c.rope_theta, c.rope_scaling);
     auto v = split(linear(p, l + "self_attn.v_proj", h), nkv);
     k = k.repeat_interleave(nh / nkv, 1);
     v = v.repeat_interleave(nh / nkv, 1);
@@ -123,7 +136,42 @@ TEST(LlamaModel, MatchesReDerivationWithGqaAndUntiedHead) { expect_matches_refer
 
 TEST(LlamaModel, MatchesReDerivationWithLinearRopeScaling) {
   auto config = tiny_llama_config();
-  config.rope_linear_factor = 4.0;  // Vicuna v1.5-16k's
+  config.rope_scaling = {"linear", 4.0};  // Vicuna v1.5-16k's
+  expect_matches_reference(config);
+}
+
+// LLaMA-3.1's scaling, with a short original context so that the tiny head's 4 frequencies fall in all three bands
+// (theta 500: wavelengths 6.3, 29.7, 140 and 664 positions against 64 / 4 = 16 and 64 / 1 = 64).
+TEST(LlamaModel, MatchesReDerivationWithLlama3RopeScaling) {
+  auto config = tiny_llama_config();
+  config.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 64};
+  expect_matches_reference(config);
+  const auto inv_freq = models::RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling)
+                            .inv_freq(torch::kCPU);
+  const auto plain = models::RotaryEmbedding(config.head_dim, config.rope_theta).inv_freq(torch::kCPU);
+  EXPECT_EQ(inv_freq[0].item<float>(), plain[0].item<float>());            // short wave: kept
+  EXPECT_FLOAT_EQ(inv_freq[2].item<float>(), plain[2].item<float>() / 8);  // long waves: divided
+  EXPECT_FLOAT_EQ(inv_freq[3].item<float>(), plain[3].item<float>() / 8);
+  EXPECT_LT(inv_freq[1].item<float>(), plain[1].item<float>());  // between: blended
+  EXPECT_GT(inv_freq[1].item<float>(), plain[1].item<float>() / 8);
+}
+
+// Qwen2 is LLaMA with biases on q, k and v (none on o_proj); the reference adds whichever biases the model has.
+TEST(LlamaModel, Qwen2HasBiasesOnQkvOnlyAndMatchesReDerivation) {
+  auto config = tiny_llama_config();
+  config.model_type = "qwen2";
+  config.qkv_bias = true;
+  config.tie_word_embeddings = true;  // Qwen2.5 up to 3B
+  LlamaForCausalLM model(config);
+  auto params = model->named_parameters();
+  for (const char* name : {"q_proj", "k_proj", "v_proj"}) {
+    EXPECT_TRUE(params.contains(std::string("model.layers.0.self_attn.") + name + ".bias")) << name;
+  }
+  EXPECT_FALSE(params.contains("model.layers.0.self_attn.o_proj.bias"));
+  EXPECT_FALSE(params.contains("model.layers.0.mlp.down_proj.bias"));
+  int64_t total = 0;
+  for (const auto& p : model->parameters()) total += p.numel();
+  EXPECT_EQ(total, config.num_parameters());
   expect_matches_reference(config);
 }
 

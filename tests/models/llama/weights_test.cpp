@@ -326,15 +326,27 @@ TEST(LlamaWeights, ExportForTransformersCheck) {
   EXPECT_TRUE(fs::exists(dir + "/bf16_sharded/model.safetensors.index.json"));
   // The same weights with linear rope scaling (Vicuna v1.5-16k's factor): transformers must scale as we do.
   auto scaled_config = config;
-  scaled_config.rope_linear_factor = 4.0;
+  scaled_config.rope_scaling = {"linear", 4.0};
   auto scaled = random_llama(scaled_config, 8);
   models::export_hf_llama(scaled, dir + "/fp32_linear_rope", torch::kFloat32, 1ull << 30, kTokenizerModel);
+  // And LLaMA-3.1's scaling (an original context short enough that the tiny head's frequencies fall in all three
+  // of its bands).
+  auto llama3_config = config;
+  llama3_config.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 64};
+  auto llama3 = random_llama(llama3_config, 8);
+  models::export_hf_llama(llama3, dir + "/fp32_llama3_rope", torch::kFloat32, 1ull << 30, kTokenizerModel);
   // And as a Mistral (v0.1's 4096-token window): transformers must load it as MistralForCausalLM, same logits.
   auto mistral_config = config;
   mistral_config.model_type = "mistral";
   mistral_config.sliding_window = 4096;
   auto mistral = random_llama(mistral_config, 8);
   models::export_hf_llama(mistral, dir + "/fp32_mistral", torch::kFloat32, 1ull << 30, kTokenizerModel);
+  // And as a Qwen2 (biases on q/k/v): transformers must load it as Qwen2ForCausalLM with the biases applied.
+  auto qwen2_config = config;
+  qwen2_config.model_type = "qwen2";
+  qwen2_config.qkv_bias = true;
+  auto qwen2 = random_llama(qwen2_config, 8);
+  models::export_hf_llama(qwen2, dir + "/fp32_qwen2", torch::kFloat32, 1ull << 30, kTokenizerModel);
 
   const std::string text = "The slide shows <s> invasive ductal carcinoma.";
   auto token_ids = text::SentencePieceTokenizer(kTokenizerModel).encode(text);
@@ -347,15 +359,26 @@ TEST(LlamaWeights, ExportForTransformersCheck) {
   auto linear_rope = models::load_llama(dir + "/fp32_linear_rope", torch::kFloat32, torch::kCPU)->forward(input_ids);
   EXPECT_TRUE(torch::equal(linear_rope, scaled->forward(input_ids)));
   EXPECT_GT((linear_rope - fp32).abs().max().item<double>(), 1e-3);  // the scaling moves the logits
+  auto llama3_rope = models::load_llama(dir + "/fp32_llama3_rope", torch::kFloat32, torch::kCPU)->forward(input_ids);
+  EXPECT_TRUE(torch::equal(llama3_rope, llama3->forward(input_ids)));
+  EXPECT_GT((llama3_rope - fp32).abs().max().item<double>(), 1e-3);
   auto mistral_loaded = models::load_llama(dir + "/fp32_mistral", torch::kFloat32, torch::kCPU);
   EXPECT_EQ(mistral_loaded->config().model_type, "mistral");
   EXPECT_EQ(mistral_loaded->config().sliding_window, 4096);
   EXPECT_TRUE(torch::equal(mistral_loaded->forward(input_ids), fp32));  // the same layers as LLaMA
+  auto qwen2_loaded = models::load_llama(dir + "/fp32_qwen2", torch::kFloat32, torch::kCPU);
+  EXPECT_EQ(qwen2_loaded->config().model_type, "qwen2");
+  EXPECT_TRUE(qwen2_loaded->config().qkv_bias);
+  const auto qwen2_logits = qwen2_loaded->forward(input_ids);
+  EXPECT_TRUE(torch::equal(qwen2_logits, qwen2->forward(input_ids)));
+  EXPECT_GT((qwen2_logits - fp32).abs().max().item<double>(), 1e-3);  // the biases move the logits
   safetensors::save(dir + "/reference.safetensors",
                     {{"input_ids", input_ids},
                      {"logits_fp32", fp32},
                      {"logits_bf16_sharded", bf16},
                      {"logits_fp32_linear_rope", linear_rope},
-                     {"logits_fp32_mistral", fp32}},
+                     {"logits_fp32_llama3_rope", llama3_rope},
+                     {"logits_fp32_mistral", fp32},
+                     {"logits_fp32_qwen2", qwen2_logits}},
                     {{"text", text}});
 }

@@ -27,6 +27,7 @@ inline models::LlavaModel tiny_llava(const std::string& projector, const std::st
   auto llama_config = tiny_llama_config();
   llama_config.vocab_size = vocab_size;
   llama_config.model_type = model_type;
+  llama_config.qkv_bias = model_type == "qwen2";
   auto lm = random_llama(llama_config, seed);
   torch::manual_seed(seed + 1);
   models::ClipModel clip(tiny_clip_config());

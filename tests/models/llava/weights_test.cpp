@@ -20,7 +20,9 @@
 #include "models/llava/weights.h"
 #include "models/lora/apply.h"
 #include "test_util.h"
+#include "text/peers_util.h"
 #include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer.h"
 
 using namespace pathvlm;
 using nlohmann::json;
@@ -250,13 +252,68 @@ TEST(LlavaWeights, ExportRefusesAMismatchedTokenizerAndUnmergedLora) {
   TempDir tmp("llava_refuse");
   auto small = tiny_llava("linear", "patch", 4);  // 61 embedding rows
   EXPECT_NE(error_of([&] { models::export_hf_llava(small, tmp / "a", torch::kFloat32, 1ull << 30, kTokenizer); })
-                .find("has 32000 pieces but the language model has 61 embedding rows"),
+                .find("has 32000 ids but the language model has 61 embedding rows"),
             std::string::npos);
   auto adapted = tiny_llava("linear", "patch", 4, kVocab);
   models::apply_lora(*adapted->language_model, {"q_proj"}, models::LoraOptions(2, 4));
   EXPECT_NE(error_of([&] { models::export_hf_llava(adapted, tmp / "b", torch::kFloat32, 1ull << 30, kTokenizer); })
                 .find("carries LoRA adapters"),
             std::string::npos);
+}
+
+// A Qwen2 language model with its tokenizer.json (Qwen3's, from scripts/test_peers.sh): <image> is added to the
+// tokenizer files at the id after the tokenizer's last, a row the embedding already has (Qwen pads it beyond the
+// tokenizer's ids), and both our reader and the real tokenizers library read it as that one special token.
+TEST(LlavaWeights, ExportOfAQwen2LanguageModelAddsImageToItsTokenizerJson) {
+  SKIP_WITHOUT_PEERS();
+  TempDir tmp("llava_qwen2");
+  constexpr int64_t kQwenRows = 151936, kImage = 151669;  // Qwen2.5's embedding rows; its tokenizer's ids
+  auto llava = tiny_llava("mlp2x_gelu", "patch", 9, kQwenRows, "square", "qwen2");
+  const fs::path out = tmp / "out";
+  models::export_hf_llava(llava, out, torch::kFloat32, 1ull << 30, pathvlm::testing::peer_tokenizer_dir("qwen3"));
+
+  const auto config = read_json(out / "config.json");
+  EXPECT_EQ(config["image_token_index"], kImage);
+  EXPECT_EQ(config["text_config"]["model_type"], "qwen2");
+  EXPECT_EQ(config["text_config"]["vocab_size"], kQwenRows);  // no row added
+  EXPECT_EQ(config["text_config"]["pad_token_id"], 151643);  // Qwen's own padding token, <|endoftext|>
+  const auto tokenizer_config = read_json(out / "tokenizer_config.json");
+  EXPECT_EQ(tokenizer_config["added_tokens_decoder"][std::to_string(kImage)]["content"], "<image>");
+  EXPECT_EQ(tokenizer_config["pad_token"], "<|endoftext|>");
+  EXPECT_EQ(tokenizer_config["processor_class"], "LlavaProcessor");
+  const auto special = tokenizer_config["additional_special_tokens"];
+  EXPECT_NE(std::find(special.begin(), special.end(), "<image>"), special.end());
+  EXPECT_NE(std::find(special.begin(), special.end(), "<|im_start|>"), special.end());  // Qwen's kept
+
+  const auto tokenizer = text::open_tokenizer(out.string());
+  const std::string prompt = "<|im_start|>user\n<image>\nWhat is it?<|im_end|>";
+  const auto ids = tokenizer->encode(prompt, /*add_bos=*/false);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), kImage), 1);
+  EXPECT_TRUE(tokenizer->is_special(kImage));
+  {
+    std::ofstream(tmp / "in.jsonl") << json{{"text", prompt}}.dump() << "\n";
+  }
+  std::string output;
+  ASSERT_EQ(pathvlm::testing::run_command("node '" + std::string(PATHVLM_SOURCE_DIR) +
+                                              "/tests/text/hf_tokenizers_reference.js' '" + pathvlm::testing::kPeers +
+                                              "' '" + (out / "tokenizer.json").string() + "' '" + (tmp / "in.jsonl") +
+                                              "' '" + (tmp / "out.jsonl") + "'",
+                                          output),
+            0)
+      << output;
+  std::ifstream reference(tmp / "out.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(reference, line)) << output;
+  EXPECT_EQ(json::parse(line)["ids"].get<std::vector<int64_t>>(), ids);
+
+  // The <image> row is the mean of the tokenizer's rows; the padding rows after it are the model's.
+  const auto exported = safetensors::Checkpoint::open(out.string());
+  const auto embed = exported.get("language_model.model.embed_tokens.weight");
+  const auto ours = llava->language_model->named_parameters()["model.embed_tokens.weight"].detach();
+  ASSERT_EQ(embed.size(0), kQwenRows);
+  EXPECT_TRUE(torch::allclose(embed[kImage], ours.narrow(0, 0, kImage).mean(0), 1e-6, 1e-6));
+  EXPECT_TRUE(torch::equal(embed.narrow(0, kImage + 1, kQwenRows - kImage - 1),
+                           ours.narrow(0, kImage + 1, kQwenRows - kImage - 1)));
 }
 
 TEST(LlavaWeights, ProjectorFileRoundTripInLlavaNames) {

@@ -101,7 +101,7 @@ Tensors train_and_write_original_llava(const std::string& dir) {
   const std::string llava = dir + "/llava";
   fs::create_directories(llava);
   const auto& ic = trained_job.task_config<train::InstructConfig>();
-  const auto language_model = train::make_instruct_language_model(ic, train::make_instruct_tokenizer(ic), false);
+  const auto language_model = train::make_instruct_language_model(ic, *train::make_instruct_tokenizer(ic), false);
   auto config = nlohmann::json::parse(models::hf_llama_config_json(language_model->config(), torch::kFloat32));
   const int64_t tower_width = trained.at("multi_modal_projector.linear_1.weight").size(1);
   config["model_type"] = "llava_llama";

@@ -71,7 +71,7 @@ Plan plan_recipe(const std::string& recipe, const std::vector<std::string>& over
   const auto& cfg = job.task_config<train::InstructConfig>();
   const auto tokenizer = train::make_instruct_tokenizer(cfg);
   models::LlavaModel model(cfg.model, train::make_instruct_vision_clip(cfg),
-                           train::make_instruct_language_model(cfg, tokenizer, /*checkpoint_layers=*/true));
+                           train::make_instruct_language_model(cfg, *tokenizer, /*checkpoint_layers=*/true));
 
   auto named = model->named_parameters(/*recurse=*/true);
   std::vector<train::ParameterInfo> infos;

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "text/sentencepiece_tokenizer.h"
 #include "train/trainer.h"
 #include "../train_test_util.h"
 
@@ -125,5 +126,74 @@ TEST(LmTask, PretrainedLoadsAnExportThroughInitFromAndFrozenWeightsStayExternal)
   auto state = nlohmann::json::parse(read_text(step + "/trainer_state.json"));
   EXPECT_EQ(state.at("external").at("tensors").size(), weights.size() - own.size());
   EXPECT_HAS(read_text(dir + "/second/log.txt"), "init_from " + exported);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// A byte-level tokenizer.json with no merges: one token per byte (GPT-2's printable stand-ins) and <|endoftext|>
+// (256), no BOS, as a Qwen-style tokenizer has none.
+std::string write_byte_level_tokenizer(const std::string& dir) {
+  nlohmann::json vocab = nlohmann::json::object();
+  int shifted = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+    const uint32_t cp = printable ? static_cast<uint32_t>(b) : 256u + static_cast<uint32_t>(shifted++);
+    const std::string utf8 = cp < 0x80 ? std::string(1, static_cast<char>(cp))
+                                       : std::string{static_cast<char>(0xC0 | (cp >> 6)),
+                                                     static_cast<char>(0x80 | (cp & 0x3F))};
+    vocab[utf8] = b;
+  }
+  const nlohmann::json added = {{"id", 256},        {"content", "<|endoftext|>"}, {"single_word", false},
+                                {"lstrip", false},  {"rstrip", false},            {"normalized", false},
+                                {"special", true}};
+  const nlohmann::json tokenizer = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", {added}},
+      {"normalizer", nullptr},
+      {"pre_tokenizer",
+       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"post_processor", nullptr},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+                 {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
+                 {"ignore_merges", false}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+  fs::create_directories(dir);
+  std::ofstream(dir + "/tokenizer.json") << tokenizer.dump();
+  return dir + "/tokenizer.json";
+}
+
+}  // namespace
+
+// A tokenizer.json without BOS (Qwen's kind): documents are packed as text + EOS, and the export carries the file
+// with a config whose bos_token_id is null.
+TEST(LmTask, TrainsAndExportsWithATokenizerJsonThatHasNoBos) {
+  auto dir = fresh_dir("lm_tokenizer_json");
+  auto job = tiny_lm_job(dir, "bytes", /*seed=*/3, /*steps=*/3);
+  auto& lm = job.task_config<train::LmConfig>();
+  lm.tokenizer = write_byte_level_tokenizer(dir + "/tokenizer");
+  const auto tokenizer = train::make_lm_tokenizer(lm);
+  EXPECT_EQ(tokenizer->bos_id(), -1);
+  EXPECT_EQ(tokenizer->eos_id(), 256);
+  const auto documents = data::read_text_corpus(lm.data.train);
+  auto packed = data::PackedSequences::tokenize(documents, *tokenizer, lm.seq_len);
+  const auto first = packed.tokens(0);
+  EXPECT_EQ(first[0], static_cast<unsigned char>(documents[0].text[0]));  // the text's first byte, no BOS
+  const auto doc = packed.document_of(0);
+  for (int64_t i = 0; i < lm.seq_len; ++i)  // each document ends with EOS
+    if (doc[i + 1] != doc[i]) EXPECT_EQ(first[i], 256) << i;
+
+  ASSERT_EQ(train::train(job), 0);
+  const std::string exported = dir + "/bytes/export";
+  EXPECT_TRUE(fs::exists(exported + "/tokenizer.json"));
+  EXPECT_FALSE(fs::exists(exported + "/tokenizer.model"));
+  std::ifstream config_file(exported + "/config.json");
+  const auto config = nlohmann::json::parse(config_file);
+  EXPECT_TRUE(config["bos_token_id"].is_null());
+  EXPECT_EQ(config["eos_token_id"], 256);
+  EXPECT_EQ(config["vocab_size"], 257);
+  EXPECT_EQ(text::open_tokenizer(exported)->encode("ab", true), (std::vector<int64_t>{'a', 'b'}));
   fs::remove_all(dir);
 }

