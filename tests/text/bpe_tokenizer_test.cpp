@@ -21,15 +21,12 @@
 
 using namespace pathvlm;
 using pathvlm::testing::error_of;
-using pathvlm::testing::kPeers;
 using pathvlm::testing::peer_tokenizer;
 using pathvlm::testing::TempDir;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-const std::string kReference = std::string(PATHVLM_SOURCE_DIR) + "/tests/text/hf_tokenizers_reference.js";
 
 const text::BpeTokenizer& peer(const std::string& model) {
   static text::BpeTokenizer llama3(peer_tokenizer("llama3")), qwen3(peer_tokenizer("qwen3"));
@@ -43,24 +40,10 @@ struct Reference {
 
 // The library's answers for `records` ({"text": ...} or {"ids": [...]}) on `tokenizer_json`.
 std::vector<Reference> run_reference(const std::string& tokenizer_json, const std::vector<json>& records) {
-  TempDir tmp("bpe_reference");
-  {
-    std::ofstream in(tmp / "in.jsonl");
-    for (const auto& r : records) in << r.dump() << "\n";
-  }
-  std::string output;
-  const int rc = pathvlm::testing::run_command(
-      "node '" + kReference + "' '" + kPeers + "' '" + tokenizer_json + "' '" + tmp / "in.jsonl" + "' '" +
-          tmp / "out.jsonl" + "'",
-      output);
-  EXPECT_EQ(rc, 0) << output;
   std::vector<Reference> refs;
-  std::ifstream out(tmp / "out.jsonl");
-  for (std::string line; std::getline(out, line);) {
-    const auto j = json::parse(line);
+  for (const auto& j : pathvlm::testing::run_node_reference("hf_tokenizers_reference.js", tokenizer_json, records)) {
     refs.push_back({j.value("ids", std::vector<int64_t>{}), j["decode"], j["decode_skip"]});
   }
-  EXPECT_EQ(refs.size(), records.size()) << output;
   return refs;
 }
 

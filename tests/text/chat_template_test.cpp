@@ -21,14 +21,10 @@
 using namespace pathvlm;
 using nlohmann::json;
 using pathvlm::testing::error_of;
-using pathvlm::testing::kPeers;
 using pathvlm::testing::peer_tokenizer;
 using pathvlm::testing::peer_tokenizer_dir;
-using pathvlm::testing::TempDir;
 
 namespace {
-
-const std::string kReference = std::string(PATHVLM_SOURCE_DIR) + "/tests/text/chat_template_reference.js";
 
 // ChatML, as Qwen2 / Qwen2.5 and LLaVA-NeXT's preprocess_qwen render it (the system message given).
 const char* kChatml =
@@ -54,28 +50,16 @@ json messages_of(const text::ConversationTemplate& tmpl, const text::Conversatio
 std::vector<Rendered> reference(const std::string& model, const text::ConversationTemplate& tmpl,
                                 const std::vector<text::Conversation>& conversations, bool generation,
                                 const std::string& chat_template) {
-  TempDir tmp("chat_template_reference");
-  {
-    std::ofstream in(tmp / "in.jsonl");
-    for (const auto& c : conversations) {
-      json record = {{"messages", messages_of(tmpl, c)}, {"add_generation_prompt", generation}};
-      if (!chat_template.empty()) record["chat_template"] = chat_template;
-      in << record.dump() << "\n";
-    }
+  std::vector<json> records;
+  for (const auto& c : conversations) {
+    records.push_back({{"messages", messages_of(tmpl, c)}, {"add_generation_prompt", generation}});
+    if (!chat_template.empty()) records.back()["chat_template"] = chat_template;
   }
-  std::string output;
-  const int rc =
-      pathvlm::testing::run_command("node '" + kReference + "' '" + kPeers + "' '" + peer_tokenizer_dir(model) + "' '" +
-                                        (tmp / "in.jsonl") + "' '" + (tmp / "out.jsonl") + "'",
-                                    output);
-  EXPECT_EQ(rc, 0) << output;
   std::vector<Rendered> out;
-  std::ifstream in(tmp / "out.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    const auto j = json::parse(line);
+  for (const auto& j :
+       pathvlm::testing::run_node_reference("chat_template_reference.js", peer_tokenizer_dir(model), records)) {
     out.push_back({j["text"], j["ids"]});
   }
-  EXPECT_EQ(out.size(), conversations.size()) << output;
   return out;
 }
 

@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "test_util.h"
 
@@ -26,6 +29,27 @@ inline bool have_peers() {
   return fs::exists(kPeers + "/node_modules/@anush008/tokenizers/package.json") &&
          fs::exists(kPeers + "/node_modules/@huggingface/jinja/package.json") && fs::exists(peer_tokenizer("llama3")) &&
          fs::exists(peer_tokenizer("qwen3")) && run_command("node --version", out) == 0;
+}
+
+// Runs the node script tests/text/SCRIPT (PEERS_DIR PATH IN.jsonl OUT.jsonl) on `records`, one JSON object a line,
+// and returns its output lines; a failure or a missing line fails the test, with the script's output.
+inline std::vector<nlohmann::json> run_node_reference(const std::string& script, const std::string& path,
+                                                      const std::vector<nlohmann::json>& records) {
+  TempDir tmp("node_reference");
+  {
+    std::ofstream in(tmp / "in.jsonl");
+    for (const auto& r : records) in << r.dump() << "\n";
+  }
+  std::string output;
+  const int rc = run_command("node '" + std::string(PATHVLM_SOURCE_DIR) + "/tests/text/" + script + "' '" + kPeers +
+                                 "' '" + path + "' '" + (tmp / "in.jsonl") + "' '" + (tmp / "out.jsonl") + "'",
+                             output);
+  EXPECT_EQ(rc, 0) << output;
+  std::vector<nlohmann::json> out;
+  std::ifstream in(tmp / "out.jsonl");
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  EXPECT_EQ(out.size(), records.size()) << output;
+  return out;
 }
 
 }  // namespace pathvlm::testing

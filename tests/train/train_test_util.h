@@ -88,6 +88,46 @@ inline JobConfig tiny_lm_job(const std::string& runs_dir, const std::string& nam
   return job;
 }
 
+// A byte-level tokenizer.json in `dir` with no merges: one token per byte (GPT-2's printable stand-ins), then
+// <|endoftext|> (256, the EOS) and `specials` (257, ...), and no BOS, as Qwen's tokenizer has none. Returns its path.
+inline std::string write_byte_level_tokenizer(const std::string& dir, const std::vector<std::string>& specials = {}) {
+  nlohmann::json vocab = nlohmann::json::object();
+  int shifted = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+    const uint32_t cp = printable ? static_cast<uint32_t>(b) : 256u + static_cast<uint32_t>(shifted++);
+    const std::string utf8 = cp < 0x80 ? std::string(1, static_cast<char>(cp))
+                                       : std::string{static_cast<char>(0xC0 | (cp >> 6)),
+                                                     static_cast<char>(0x80 | (cp & 0x3F))};
+    vocab[utf8] = b;
+  }
+  nlohmann::json added = nlohmann::json::array();
+  std::vector<std::string> contents = {"<|endoftext|>"};
+  contents.insert(contents.end(), specials.begin(), specials.end());
+  for (size_t i = 0; i < contents.size(); ++i) {
+    added.push_back({{"id", 256 + i}, {"content", contents[i]}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+  }
+  const nlohmann::json byte_level = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  const nlohmann::json tokenizer = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", byte_level},
+      {"post_processor", nullptr},
+      {"decoder", byte_level},
+      {"model",
+       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
+        {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/tokenizer.json") << tokenizer.dump();
+  return dir + "/tokenizer.json";
+}
+
 // The job's model as the task initialises it (same seed), before any training.
 inline models::LlamaForCausalLM initial_lm(const JobConfig& job) {
   const auto& cfg = job.task_config<train::LmConfig>();

@@ -38,6 +38,9 @@ namespace {
 const char* const kVisionPrefix = "vision_tower.";
 
 // The lm section a language model entry amounts to, so instruct reuses lm's tokenizer and shape rules.
+// The instruct keys an LmConfig made by language_model_section stands for, for its errors.
+const LmConfigKeys kInstructKeys{"instruct.tokenizer", "instruct.max_length"};
+
 LmConfig language_model_section(const InstructConfig& cfg, const std::string& hf_dir) {
   LmConfig lm;
   if (hf_dir.empty()) lm.model = cfg.language_model;
@@ -71,7 +74,8 @@ models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg) {
 }
 
 std::shared_ptr<const text::Tokenizer> make_instruct_tokenizer(const InstructConfig& cfg) {
-  return make_lm_tokenizer(language_model_section(cfg, is_hf_dir(cfg.language_model) ? cfg.language_model : ""));
+  return make_lm_tokenizer(language_model_section(cfg, is_hf_dir(cfg.language_model) ? cfg.language_model : ""),
+                           kInstructKeys);
 }
 
 models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
@@ -83,7 +87,8 @@ models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
   models::LlamaOptions options;
   options.checkpoint_layers = checkpoint_layers;
   options.init_weights = hf_dir.empty();  // loaded weights overwrite every tensor
-  return models::LlamaForCausalLM(lm_model_config(language_model_section(cfg, hf_dir), tokenizer, hf_dir), options);
+  return models::LlamaForCausalLM(
+      lm_model_config(language_model_section(cfg, hf_dir), tokenizer, hf_dir, kInstructKeys), options);
 }
 
 int64_t instruct_image_tokens(const InstructConfig& cfg) {

@@ -42,16 +42,16 @@ std::shared_ptr<const data::PackedSequences> pack(const std::vector<std::string>
 
 bool is_hf_dir(const std::string& path) { return !path.empty() && fs::exists(fs::path(path) / "config.json"); }
 
-std::shared_ptr<const text::Tokenizer> make_lm_tokenizer(const LmConfig& cfg) {
+std::shared_ptr<const text::Tokenizer> make_lm_tokenizer(const LmConfig& cfg, const LmConfigKeys& keys) {
   if (!cfg.tokenizer.empty()) return text::open_tokenizer(cfg.tokenizer);
-  PATHVLM_CHECK(!cfg.pretrained.empty(),
-                "lm.tokenizer is not set: name a tokenizer.model or tokenizer.json (`pathvlm synth text` writes one "
-                "for its demo corpus) or set lm.pretrained to a model directory that has one");
+  PATHVLM_CHECK(!cfg.pretrained.empty(), keys.tokenizer,
+                " is not set: name a tokenizer.model or tokenizer.json (`pathvlm synth text` writes one for its demo "
+                "corpus), or start from a model directory that has one");
   return text::open_tokenizer(cfg.pretrained);
 }
 
-models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::Tokenizer& tokenizer,
-                                    const std::string& hf_dir) {
+models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::Tokenizer& tokenizer, const std::string& hf_dir,
+                                    const LmConfigKeys& keys) {
   models::LlamaConfig config;
   if (!hf_dir.empty()) {
     const auto file = (fs::path(hf_dir) / "config.json").string();
@@ -66,7 +66,7 @@ models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::Tokenizer& 
     config.bos_token_id = tokenizer.bos_id();
     config.eos_token_id = tokenizer.eos_id();
   }
-  PATHVLM_CHECK(cfg.seq_len <= config.max_position_embeddings, "lm.seq_len (", cfg.seq_len,
+  PATHVLM_CHECK(cfg.seq_len <= config.max_position_embeddings, keys.seq_len, " (", cfg.seq_len,
                 ") exceeds the model's max_position_embeddings (", config.max_position_embeddings, ")");
   return config;
 }

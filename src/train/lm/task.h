@@ -31,12 +31,20 @@ inline constexpr uint64_t kHfExportShardBytes = 5000ull * 1000 * 1000;
 // A directory with a config.json: a Hugging Face model (or one of our exports) rather than a preset name.
 bool is_hf_dir(const std::string& path);
 
-// The tokenizer an lm config names: lm.tokenizer, else lm.pretrained's tokenizer.model. Errors say what to set.
-std::shared_ptr<const text::Tokenizer> make_lm_tokenizer(const LmConfig& cfg);
+// The keys errors name for an LmConfig's tokenizer and sequence length: the lm section's, or those of the section it
+// was made from (instruct.tokenizer, instruct.max_length).
+struct LmConfigKeys {
+  std::string tokenizer = "lm.tokenizer";
+  std::string seq_len = "lm.seq_len";
+};
+
+// The tokenizer an lm config names: lm.tokenizer, else lm.pretrained's tokenizer.model or tokenizer.json. Errors
+// say what to set.
+std::shared_ptr<const text::Tokenizer> make_lm_tokenizer(const LmConfig& cfg, const LmConfigKeys& keys = {});
 // The model shape: the config.json of `hf_dir` when given, else the lm.model preset with the tokenizer's
-// vocabulary and special tokens. Checks that the tokenizer fits the model.
-models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::Tokenizer& tokenizer,
-                                    const std::string& hf_dir);
+// vocabulary and special tokens. Checks that the tokenizer and the sequence length fit the model.
+models::LlamaConfig lm_model_config(const LmConfig& cfg, const text::Tokenizer& tokenizer, const std::string& hf_dir,
+                                    const LmConfigKeys& keys = {});
 
 class LmTask : public Task {
  public:

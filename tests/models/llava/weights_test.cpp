@@ -290,21 +290,10 @@ TEST(LlavaWeights, ExportOfAQwen2LanguageModelAddsImageToItsTokenizerJson) {
   const auto ids = tokenizer->encode(prompt, /*add_bos=*/false);
   EXPECT_EQ(std::count(ids.begin(), ids.end(), kImage), 1);
   EXPECT_TRUE(tokenizer->is_special(kImage));
-  {
-    std::ofstream(tmp / "in.jsonl") << json{{"text", prompt}}.dump() << "\n";
-  }
-  std::string output;
-  ASSERT_EQ(pathvlm::testing::run_command("node '" + std::string(PATHVLM_SOURCE_DIR) +
-                                              "/tests/text/hf_tokenizers_reference.js' '" + pathvlm::testing::kPeers +
-                                              "' '" + (out / "tokenizer.json").string() + "' '" + (tmp / "in.jsonl") +
-                                              "' '" + (tmp / "out.jsonl") + "'",
-                                          output),
-            0)
-      << output;
-  std::ifstream reference(tmp / "out.jsonl");
-  std::string line;
-  ASSERT_TRUE(std::getline(reference, line)) << output;
-  EXPECT_EQ(json::parse(line)["ids"].get<std::vector<int64_t>>(), ids);
+  const auto library = pathvlm::testing::run_node_reference("hf_tokenizers_reference.js",
+                                                            (out / "tokenizer.json").string(), {{{"text", prompt}}});
+  ASSERT_EQ(library.size(), 1u);
+  EXPECT_EQ(library[0]["ids"].get<std::vector<int64_t>>(), ids);
 
   // The <image> row is the mean of the tokenizer's rows; the padding rows after it are the model's.
   const auto exported = safetensors::Checkpoint::open(out.string());

@@ -354,3 +354,49 @@ TEST(InstructMultiRank, ResumeAfterSigkillIsBitwiseEqualInBothPhases) {
     fs::remove_all(dir);
   }
 }
+
+// Qwen's kind of language model tokenizer (a tokenizer.json with ChatML's markers, no BOS) through the chatml
+// template: samples start at <|im_start|>, each reply and its <|im_end|> are supervised, generation ends at
+// <|im_end|> (the template's end of reply, not the tokenizer's EOS <|endoftext|>), and the run trains and evaluates.
+TEST(InstructTask, ChatmlTrainsAndAnswersWithATokenizerJsonThatHasNoBos) {
+  auto dir = fresh_dir("instruct_chatml");
+  auto job = tiny_instruct_job(dir, "chatml", 2, 3);
+  job.eval.every = 3;
+  job.checkpoint.export_final = false;
+  auto& ic = job.task_config<train::InstructConfig>();
+  ic.tokenizer = write_byte_level_tokenizer(dir + "/tokenizer", {"<|im_start|>", "<|im_end|>"});
+  ic.conversation_template = "chatml";
+  ic.max_length = 512;  // one token per byte: the tiny LLaMA's whole context
+  ic.data.eval = {tiny_instruct_data().eval_phase2};
+  ic.eval.questions = tiny_instruct_data().questions;
+  ic.eval.max_new_tokens = 4;
+
+  auto too_long = ic;
+  too_long.max_length = 1024;
+  const auto message = error_of([&] {
+    train::make_instruct_language_model(too_long, *train::make_instruct_tokenizer(too_long), false);
+  });
+  EXPECT_NE(message.find("instruct.max_length (1024) exceeds"), std::string::npos) << message;
+
+  auto comm = dist::make_local_comm();
+  train::TaskContext ctx{job, torch::Device(torch::kCPU), *comm, 0, 1, job.train.micro_batch_size, 1,
+                         static_cast<uint64_t>(job.run.seed), ""};
+  train::InstructTask task;
+  task.build(ctx);
+  EXPECT_EQ(task.tokenizer().bos_id(), -1);
+  EXPECT_EQ(task.conversation_template().reply_end_id(task.tokenizer()), 258);  // <|im_end|>
+  text::Conversation conversation{"c", {{text::Speaker::human, "<image>\nWhat is it?"}, {text::Speaker::gpt, "Fat."}}};
+  const auto sample = task.conversation_template().tokenize(conversation, task.tokenizer());
+  EXPECT_EQ(sample.input_ids.front(), 257);  // <|im_start|>
+  std::vector<int64_t> supervised;
+  for (const auto label : sample.labels)
+    if (label != text::kIgnoreIndex) supervised.push_back(label);
+  EXPECT_EQ(supervised, (std::vector<int64_t>{'F', 'a', 't', '.', 258}));
+
+  ASSERT_EQ(train::train(job), 0);
+  const auto record = last_record_with(dir + "/chatml/metrics.jsonl", "eval/loss");
+  ASSERT_FALSE(record.is_null()) << read_text(dir + "/chatml/metrics.jsonl");
+  EXPECT_TRUE(std::isfinite(record["eval/loss"].get<double>()));
+  EXPECT_TRUE(record.contains("eval/vqa_open_f1")) << record.dump();
+  fs::remove_all(dir);
+}

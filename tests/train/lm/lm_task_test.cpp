@@ -129,44 +129,6 @@ TEST(LmTask, PretrainedLoadsAnExportThroughInitFromAndFrozenWeightsStayExternal)
   fs::remove_all(dir);
 }
 
-namespace {
-
-// A byte-level tokenizer.json with no merges: one token per byte (GPT-2's printable stand-ins) and <|endoftext|>
-// (256), no BOS, as a Qwen-style tokenizer has none.
-std::string write_byte_level_tokenizer(const std::string& dir) {
-  nlohmann::json vocab = nlohmann::json::object();
-  int shifted = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-    const uint32_t cp = printable ? static_cast<uint32_t>(b) : 256u + static_cast<uint32_t>(shifted++);
-    const std::string utf8 = cp < 0x80 ? std::string(1, static_cast<char>(cp))
-                                       : std::string{static_cast<char>(0xC0 | (cp >> 6)),
-                                                     static_cast<char>(0x80 | (cp & 0x3F))};
-    vocab[utf8] = b;
-  }
-  const nlohmann::json added = {{"id", 256},        {"content", "<|endoftext|>"}, {"single_word", false},
-                                {"lstrip", false},  {"rstrip", false},            {"normalized", false},
-                                {"special", true}};
-  const nlohmann::json tokenizer = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", {added}},
-      {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
-      {"post_processor", nullptr},
-      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-      {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-                 {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
-                 {"ignore_merges", false}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
-  fs::create_directories(dir);
-  std::ofstream(dir + "/tokenizer.json") << tokenizer.dump();
-  return dir + "/tokenizer.json";
-}
-
-}  // namespace
-
 // A tokenizer.json without BOS (Qwen's kind): documents are packed as text + EOS, and the export carries the file
 // with a config whose bos_token_id is null.
 TEST(LmTask, TrainsAndExportsWithATokenizerJsonThatHasNoBos) {
