@@ -5,10 +5,11 @@
       --gtest_filter=LlamaWeights.ExportForTransformersCheck
   python3 scripts/gpu/check_llama_export.py /tmp/llama_export
 
-The test writes six exports of a tiny random LLaMA (GQA, untied head) with the LLaMA-2 tokenizer, fp32/ (one
+The test writes seven exports of a tiny random LLaMA (GQA, untied head) with the LLaMA-2 tokenizer, fp32/ (one
 model.safetensors), bf16_sharded/ (shards + model.safetensors.index.json), fp32_linear_rope/ (the same weights
 with rope_scaling linear, factor 4), fp32_llama3_rope/ (LLaMA-3.1's rope_scaling llama3), fp32_mistral/ (the same weights as a Mistral with a 4096-token window,
-loaded as MistralForCausalLM) and fp32_qwen2/ (a Qwen2: biases on q/k/v, loaded as Qwen2ForCausalLM), and reference.safetensors with the token ids of a text and pathvlm's fp32 logits of
+loaded as MistralForCausalLM), fp32_qwen2/ (a Qwen2: biases on q/k/v, loaded as Qwen2ForCausalLM) and fp32_qwen3/
+(a Qwen3: q and k normalised per head, loaded as Qwen3ForCausalLM), and reference.safetensors with the token ids of a text and pathvlm's fp32 logits of
 each export. For each export this script checks that
 AutoModelForCausalLM.from_pretrained (fp32, eager attention) gives the same logits (max abs diff <= 1e-4 x the
 logit scale), that GenerationConfig loads, and that AutoTokenizer (fast and slow) encodes the text to the same
@@ -43,11 +44,11 @@ def main():
     for export, key in (("fp32", "logits_fp32"), ("bf16_sharded", "logits_bf16_sharded"),
                         ("fp32_linear_rope", "logits_fp32_linear_rope"),
                         ("fp32_llama3_rope", "logits_fp32_llama3_rope"), ("fp32_mistral", "logits_fp32_mistral"),
-                        ("fp32_qwen2", "logits_fp32_qwen2")):
+                        ("fp32_qwen2", "logits_fp32_qwen2"), ("fp32_qwen3", "logits_fp32_qwen3")):
         path = os.path.join(args.dir, export)
         model = load_model(path).eval()
-        expected_class = {"fp32_mistral": "MistralForCausalLM", "fp32_qwen2": "Qwen2ForCausalLM"}.get(
-            export, "LlamaForCausalLM")
+        expected_class = {"fp32_mistral": "MistralForCausalLM", "fp32_qwen2": "Qwen2ForCausalLM",
+                          "fp32_qwen3": "Qwen3ForCausalLM"}.get(export, "LlamaForCausalLM")
         if type(model).__name__ != expected_class:
             print(f"{export}: loaded as {type(model).__name__}, expected {expected_class} FAIL")
             failures.append(f"{export} class")

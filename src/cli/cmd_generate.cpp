@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -14,8 +15,9 @@
 #include "generate/generate.h"
 #include "models/llama/weights.h"
 #include "synth/slide_synth.h"
-#include "text/tokenizer.h"
+#include "text/conversation.h"
 #include "text/special_ids.h"
+#include "text/tokenizer.h"
 #include "train/instruct/task.h"
 
 namespace pathvlm::cli {
@@ -161,8 +163,9 @@ int generate_with_images(const ArgParser& parser, const std::vector<std::string>
 
 int cmd_generate(const Args& args) {
   ArgParser parser("pathvlm generate",
-                   "Generate text from a LLaMA-family model (LLaMA, Vicuna, TinyLlama) for each prompt. Prompts are "
-                   "encoded with the tokenizer (BOS first, no template added) and run in batches with left padding "
+                   "Generate text from a LLaMA-family model (LLaMA, Vicuna, Mistral, Qwen) for each prompt. Prompts "
+                   "are encoded with the tokenizer (BOS first, no template added; with --template, each prompt is "
+                   "the user turn of that conversation template) and run in batches with left padding "
                    "and a KV cache. Greedy when --temperature is 0, else temperature + top-p sampling with each "
                    "prompt's own stream seeded by --seed (a prompt's output does not depend on its batch). A "
                    "sequence ends at EOS, at a stop string (matched in the decoded text, so it may span tokens; the "
@@ -173,8 +176,10 @@ int cmd_generate(const Args& args) {
                 "LLaVA-Med v1.5)", /*required=*/true);
   parser.option("vision-tower", "with --image and one of LLaVA's original checkpoints: the CLIP directory it was "
                 "trained with (default: its config.json's mm_vision_tower when that is a local directory)");
-  parser.option("template", "with --image and one of LLaVA's original checkpoints: the conversation template "
-                "(default: mistral_instruct for llava_mistral, else vicuna_v1)");
+  parser.option("template", "the conversation template each prompt is the user turn of, for a chat model (llama_3 "
+                "for LLaMA-3-Instruct, chatml for Qwen-Instruct, ...; a reply ends at its end-of-turn token); with "
+                "--image and one of LLaVA's original checkpoints its default is mistral_instruct for llava_mistral, "
+                "else vicuna_v1");
   parser.list("image", "image files (JPEG/PNG) every prompt is asked about, through an instruct run's tower and "
               "template; a prompt without <image> placeholders gets them in front");
   parser.list("slide", "slide ids every prompt is asked about, through an instruct run's slide encoder "
@@ -221,8 +226,8 @@ int cmd_generate(const Args& args) {
   options.stop = parser.get_list("stop");
 
   if (parser.has("image") || parser.has("slide")) return generate_with_images(parser, prompts, options, format, batch_size);
-  PATHVLM_CHECK(!parser.has("vision-tower") && !parser.has("template"),
-                "--vision-tower and --template go with --image (a LLaVA checkpoint asked about images)");
+  PATHVLM_CHECK(!parser.has("vision-tower"),
+                "--vision-tower goes with --image (a LLaVA checkpoint asked about images)");
 
   const auto model_path = parser.get("model");
   const auto tokenizer_ptr = text::open_tokenizer(parser.has("tokenizer") ? parser.get("tokenizer") : model_path);
@@ -231,16 +236,28 @@ int cmd_generate(const Args& args) {
   auto model = models::load_llama(model_path, pick_dtype(parser.get("dtype"), device), device);
   PATHVLM_CHECK(tokenizer.vocab_size() <= model->config().vocab_size, "tokenizer '", tokenizer.path(), "' has ",
                 tokenizer.vocab_size(), " ids but the model '", model_path, "' only ", model->config().vocab_size);
-  options.eos_id = tokenizer.eos_id();
+  std::optional<text::ConversationTemplate> tmpl;
+  if (parser.has("template")) tmpl = text::ConversationTemplate::named(parser.get("template"));
+  options.eos_id = tmpl ? tmpl->reply_end_id(tokenizer) : tokenizer.eos_id();
+  if (tmpl) {
+    for (const auto& stop : tmpl->stop_strings()) options.stop.push_back(stop);
+  }
   if (model->config().pad_token_id >= 0) options.pad_id = model->config().pad_token_id;
   const generate::DecodeFn decode = [&](const std::vector<int64_t>& ids) { return tokenizer.decode(ids); };
+  const auto prompt_ids = [&](const std::string& prompt, int64_t index) {
+    if (!tmpl) return tokenizer.encode(prompt);
+    PATHVLM_CHECK(text::count_image_placeholders(prompt) == 0, "prompt ", index + 1,
+                  " holds <image>: give the images with --image (an instruct run or a LLaVA checkpoint)");
+    const text::Conversation conversation{"prompt " + std::to_string(index + 1), {{text::Speaker::human, prompt}}};
+    return tmpl->generation_prompt(conversation, tokenizer).input_ids;
+  };
 
   generate::GenerationStats stats;
   const auto count = static_cast<int64_t>(prompts.size());
   for (int64_t start = 0; start < count; start += batch_size) {
     const int64_t end = std::min(count, start + batch_size);
     std::vector<std::vector<int64_t>> ids;
-    for (int64_t i = start; i < end; ++i) ids.push_back(tokenizer.encode(prompts[i]));
+    for (int64_t i = start; i < end; ++i) ids.push_back(prompt_ids(prompts[i], i));
     const auto out = generate::generate(model, ids, options, decode, &stats);
     for (int64_t i = start; i < end; ++i) print_generation(format, i, count, prompts[i], ids[i - start], out[i - start]);
     std::cout.flush();

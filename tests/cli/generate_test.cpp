@@ -11,6 +11,7 @@
 #include "cli_test_util.h"
 #include "generate/generate.h"
 #include "models/llama/weights.h"
+#include "text/conversation.h"
 #include "text/sentencepiece_tokenizer.h"
 
 using namespace pathvlm;
@@ -90,6 +91,37 @@ TEST(GenerateCli, JsonlMatchesInProcessGeneration) {
     EXPECT_EQ(line["text"], tokenizer.decode(ids));
     EXPECT_EQ(line["finish_reason"], generate::to_string(expected[i].finish));
   }
+}
+
+// With --template each prompt is the user turn of that template's generation prompt, and a reply ends at the
+// template's end of turn (here vicuna_v1's </s>).
+TEST(GenerateCli, TemplateMakesEachPromptAUserTurn) {
+  SKIP_WITHOUT_TOKENIZER();
+  ExportedModel exported;
+  const text::SentencePieceTokenizer tokenizer(kTokenizer);
+  const auto r = run_cli("generate --model " + (exported.dir / "model").string() +
+                             " --template vicuna_v1 --prompt 'What tissue is this?' --max-new-tokens 5 --format jsonl",
+                         exported.dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto tmpl = text::ConversationTemplate::named("vicuna_v1");
+  const text::Conversation conversation{"p", {{text::Speaker::human, "What tissue is this?"}}};
+  const auto prompt = tmpl.generation_prompt(conversation, tokenizer).input_ids;
+  generate::GenerateOptions options;
+  options.max_new_tokens = 5;
+  options.eos_id = tmpl.reply_end_id(tokenizer);
+  const auto expected = generate::generate(exported.model, {prompt}, options,
+                                           [&](const std::vector<int64_t>& ids) { return tokenizer.decode(ids); });
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  EXPECT_EQ(lines[0]["prompt_ids"].get<std::vector<int64_t>>(), prompt);
+  EXPECT_EQ(lines[0]["ids"].get<std::vector<int64_t>>(), expected[0].ids);
+  EXPECT_EQ(tokenizer.decode(prompt), tmpl.system() + " USER: What tissue is this? ASSISTANT:");
+
+  const auto bad = run_cli("generate --model " + (exported.dir / "model").string() +
+                               " --template vicuna_v1 --prompt '<image> What is it?' --max-new-tokens 2",
+                           exported.dir);
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("prompt 1 holds <image>: give the images with --image"), std::string::npos) << bad.err;
 }
 
 TEST(GenerateCli, TextFormatFromAJsonlPromptsFileWithStopStrings) {

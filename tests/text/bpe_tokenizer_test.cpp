@@ -28,9 +28,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const text::BpeTokenizer& peer(const std::string& model) {
+const text::BpeTokenizer& peer(const char* model) {
   static text::BpeTokenizer llama3(peer_tokenizer("llama3")), qwen3(peer_tokenizer("qwen3"));
-  return model == "llama3" ? llama3 : qwen3;
+  return std::string(model) == "llama3" ? llama3 : qwen3;
 }
 
 struct Reference {

@@ -25,6 +25,10 @@ AttentionImpl::AttentionImpl(const AttentionOptions& opts) : options(opts) {
   v_proj = register_module(options.v_name(), Linear(options.width(), kv_width, options.bias()));
   out_proj =
       register_module(options.out_name(), Linear(q_width, options.width(), options.bias() && options.out_bias()));
+  if (options.qk_norm_eps() > 0) {
+    q_norm = register_module("q_norm", RmsNorm(options.head_dim(), options.qk_norm_eps()));
+    k_norm = register_module("k_norm", RmsNorm(options.head_dim(), options.qk_norm_eps()));
+  }
 }
 
 torch::Tensor repeat_kv_heads(const torch::Tensor& kv, int64_t repeats) {
@@ -61,6 +65,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionInpu
   auto q = heads(q_rows, options.heads());
   auto k = heads(k_rows, options.kv_heads());
   auto v = heads(v_rows, options.kv_heads());
+  if (q_norm) {
+    q = q_norm(q);
+    k = k_norm(k);
+  }
   if (inputs.rope != nullptr) {
     q = apply_rope(q, *inputs.rope);
     k = apply_rope(k, *inputs.rope);

@@ -16,6 +16,7 @@
 
 #include "models/layers/kv_cache.h"
 #include "models/layers/linear.h"
+#include "models/layers/norm.h"
 #include "models/layers/rope.h"
 
 namespace pathvlm::models {
@@ -31,6 +32,9 @@ struct AttentionOptions {
   TORCH_ARG(bool, bias) = true;
   // The output projection's bias, where `bias` is on (Qwen2 has biases on q/k/v only).
   TORCH_ARG(bool, out_bias) = true;
+  // > 0: each head's q and k RMS-normalised over head_dim with this eps before the rotation (Qwen3's q_norm and
+  // k_norm, one weight of head_dim each, shared by the heads).
+  TORCH_ARG(double, qk_norm_eps) = 0.0;
   // Each query sees only keys at its own position or before (the default of forward; AttentionInputs may
   // override it per call).
   TORCH_ARG(bool, causal) = false;
@@ -67,6 +71,7 @@ class AttentionImpl : public torch::nn::Module {
 
   AttentionOptions options;
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  RmsNorm q_norm{nullptr}, k_norm{nullptr};  // with qk_norm_eps only
 };
 TORCH_MODULE(Attention);
 

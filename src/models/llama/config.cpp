@@ -13,8 +13,9 @@ namespace pathvlm::models {
 namespace {
 
 void check_model_type(const std::string& model_type, const std::string& where) {
-  PATHVLM_CHECK(model_type == "llama" || model_type == "mistral" || model_type == "qwen2", where, ": model_type '",
-                model_type, "' is not a LLaMA-family model (expected \"llama\", \"mistral\" or \"qwen2\")");
+  PATHVLM_CHECK(model_type == "llama" || model_type == "mistral" || model_type == "qwen2" || model_type == "qwen3",
+                where, ": model_type '", model_type,
+                "' is not a LLaMA-family model (expected \"llama\", \"mistral\", \"qwen2\" or \"qwen3\")");
 }
 
 // The model_type of the language model a config.json describes. LLaVA's original checkpoints
@@ -62,6 +63,8 @@ void LlamaConfig::validate(const std::string& where) const {
                 ": Mistral has no biases");
   PATHVLM_CHECK(qkv_bias == (model_type == "qwen2") && (model_type != "qwen2" || (!attention_bias && !mlp_bias)),
                 where, ": biases on q/k/v alone are Qwen2's, and Qwen2 has no others");
+  PATHVLM_CHECK(qk_norm == (model_type == "qwen3") && (model_type != "qwen3" || !mlp_bias), where,
+                ": q and k normalised per head are Qwen3's, which has no MLP biases");
 }
 
 int64_t LlamaConfig::num_parameters() const {
@@ -69,6 +72,7 @@ int64_t LlamaConfig::num_parameters() const {
   int64_t attention = hidden_size * q + 2 * hidden_size * kv + q * hidden_size;
   if (attention_bias) attention += q + 2 * kv + hidden_size;
   if (qkv_bias) attention += q + 2 * kv;
+  if (qk_norm) attention += 2 * head_dim;
   int64_t mlp = 3 * hidden_size * intermediate_size;
   if (mlp_bias) mlp += 2 * intermediate_size + hidden_size;
   const int64_t layer = attention + mlp + 2 * hidden_size;
@@ -193,7 +197,7 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
   LlamaConfig c;
   c.model_type = language_model_type(j, where);
   check_model_type(c.model_type, where);  // before the other keys: a BERT config is not 'missing' LLaMA's keys
-  const bool mistral = c.model_type == "mistral", qwen2 = c.model_type == "qwen2";
+  const bool mistral = c.model_type == "mistral", qwen2 = c.model_type == "qwen2", qwen3 = c.model_type == "qwen3";
   get_int("vocab_size", c.vocab_size, true);
   get_int("hidden_size", c.hidden_size, true);
   get_int("intermediate_size", c.intermediate_size, true);
@@ -217,17 +221,16 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
     PATHVLM_CHECK(!jf::present(j, "sliding_window") || c.sliding_window > 0, where,
                   ": sliding_window must be positive or null, got ", j.at("sliding_window").dump());
   }
-  if (qwen2) {
-    // Qwen2's windows cover only some layers (max_window_layers); models ship with them off.
-    PATHVLM_CHECK(!jf::bool_or(j, "use_sliding_window", false, where), where,
-                  ": use_sliding_window is not implemented for Qwen2 (its released models leave it off)");
-    c.qkv_bias = true;  // Qwen2Attention's q/k/v always have biases, o_proj never
+  if (qwen2 || qwen3) {
+    // Qwen's windows cover only some layers (max_window_layers); models ship with them off.
+    PATHVLM_CHECK(!jf::bool_or(j, "use_sliding_window", false, where), where, ": use_sliding_window is not "
+                  "implemented for Qwen2 / Qwen3 (their released models leave it off)");
   }
+  c.qkv_bias = qwen2;  // Qwen2Attention's q/k/v always have biases, o_proj never
+  c.qk_norm = qwen3;
   c.rms_norm_eps = jf::number_or(j, "rms_norm_eps", c.rms_norm_eps, where);
-  if (!qwen2) {
-    c.attention_bias = jf::bool_or(j, "attention_bias", c.attention_bias, where);
-    c.mlp_bias = jf::bool_or(j, "mlp_bias", c.mlp_bias, where);
-  }
+  if (!qwen2) c.attention_bias = jf::bool_or(j, "attention_bias", c.attention_bias, where);
+  if (!qwen2 && !qwen3) c.mlp_bias = jf::bool_or(j, "mlp_bias", c.mlp_bias, where);
   c.tie_word_embeddings = jf::bool_or(j, "tie_word_embeddings", c.tie_word_embeddings, where);
   c.initializer_range = jf::number_or(j, "initializer_range", c.initializer_range, where);
   const auto act = jf::string_or(j, "hidden_act", "silu", where);
@@ -264,6 +267,7 @@ std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) 
   nlohmann::json j = {
       {"architectures", {c.model_type == "mistral" ? "MistralForCausalLM"
                          : c.model_type == "qwen2" ? "Qwen2ForCausalLM"
+                         : c.model_type == "qwen3" ? "Qwen3ForCausalLM"
                                                    : "LlamaForCausalLM"}},
       {"model_type", c.model_type},
       {"vocab_size", c.vocab_size},
@@ -293,14 +297,16 @@ std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) 
       {"torch_dtype", dtype_name},
   };
   if (c.model_type != "llama") {
-    // MistralConfig and Qwen2Config have no bias or tensor-parallel keys (Qwen2's biases are implied).
-    for (const char* key : {"attention_bias", "mlp_bias", "pretraining_tp"}) j.erase(key);
+    // MistralConfig and the Qwen configs have no MLP bias or tensor-parallel keys (Qwen2's biases are implied);
+    // of them only Qwen3Config has attention_bias.
+    for (const char* key : {"mlp_bias", "pretraining_tp"}) j.erase(key);
+    if (c.model_type != "qwen3") j.erase("attention_bias");
   }
   if (c.model_type == "mistral") {
     // Its window is null when there is none.
     j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
   }
-  if (c.model_type == "qwen2") j["use_sliding_window"] = false;
+  if (c.model_type == "qwen2" || c.model_type == "qwen3") j["use_sliding_window"] = false;
   if (c.rope_scaling.type != "default") {
     j["rope_scaling"] = rope_scaling_json(c.rope_scaling);
     j["rope_parameters"] = rope_scaling_json(c.rope_scaling);

@@ -1,6 +1,7 @@
-// The shape of a LLaMA-family decoder (LLaMA 1/2/3, Vicuna, TinyLlama; Mistral and Qwen2 / Qwen2.5, whose layers
-// are LLaMA's, Qwen2's with biases on q/k/v), in Hugging Face's `LlamaConfig` / `MistralConfig` / `Qwen2Config`
-// terms, read from and written to `config.json` as transformers 4.x and 5.x write it, plus the presets users run.
+// The shape of a LLaMA-family decoder (LLaMA 1/2/3, Vicuna, TinyLlama; Mistral, Qwen2 / Qwen2.5 and Qwen3, whose
+// layers are LLaMA's, Qwen2's with biases on q/k/v, Qwen3's with q and k normalised per head), in Hugging Face's
+// `LlamaConfig` / `MistralConfig` / `Qwen2Config` / `Qwen3Config` terms, read from and written to `config.json` as
+// transformers 4.x and 5.x write it, plus the presets users run.
 //
 //   auto cfg = models::llama_preset("tinyllama-1.1b");
 //   auto cfg = models::parse_hf_llama_config(read_file("vicuna-13b-v1.5/config.json"), "vicuna-13b-v1.5/config.json");
@@ -17,8 +18,8 @@
 namespace pathvlm::models {
 
 struct LlamaConfig {
-  // "llama", "mistral" (LLaVA-Med v1.5, BioMistral) or "qwen2" (Qwen2, Qwen2.5): the same arithmetic, written
-  // back as read.
+  // "llama", "mistral" (LLaVA-Med v1.5, BioMistral), "qwen2" (Qwen2, Qwen2.5) or "qwen3": the same arithmetic
+  // but for the qkv_bias and qk_norm they imply, written back as read.
   std::string model_type = "llama";
   int64_t vocab_size = 32000;
   int64_t hidden_size = 4096;
@@ -35,6 +36,7 @@ struct LlamaConfig {
   RopeScaling rope_scaling;
   bool attention_bias = false;  // biases on q/k/v/o
   bool qkv_bias = false;        // biases on q/k/v only (Qwen2)
+  bool qk_norm = false;         // q and k RMS-normalised per head before the rotation (Qwen3)
   bool mlp_bias = false;        // biases on gate/up/down
   bool tie_word_embeddings = false;
   // Mistral: a token attends to at most this many keys (itself included); 0 = no window. Only sequences within it

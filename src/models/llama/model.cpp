@@ -21,6 +21,7 @@ LlamaModelImpl::LlamaModelImpl(const LlamaConfig& config, const LlamaOptions& op
                              .head_dim(config.head_dim)
                              .bias(config.attention_bias || config.qkv_bias)
                              .out_bias(config.attention_bias)
+                             .qk_norm_eps(config.qk_norm ? config.rms_norm_eps : 0.0)
                              .causal(true)
                              .out_name("o_proj");
   const auto block = TransformerBlockOptions(attention)

@@ -116,9 +116,9 @@ struct InstructConfig {
             "activation of open_clip weights without open_clip_config.json (empty: quick_gelu); gelu for presets");
     v.field("vision_image_size", vision_image_size, "a preset tower's input size (0 = the preset's)", cfg::Min(0));
     v.field("language_model", language_model,
-            "a Hugging Face LLaMA, Mistral or Qwen2 directory (loaded like a train.init_from source, so frozen weights "
-            "stay out of checkpoints) or a LLaMA preset trained from scratch (tiny, tinyllama-1.1b, llama2-7b, "
-            "llama2-13b)");
+            "a Hugging Face LLaMA, Mistral, Qwen2 or Qwen3 directory (loaded like a train.init_from source, so "
+            "frozen weights stay out of checkpoints) or a LLaMA preset trained from scratch (tiny, tinyllama-1.1b, "
+            "llama2-7b, llama2-13b)");
     v.field("tokenizer", tokenizer,
             "tokenizer.model or tokenizer.json (or a directory with one); default: the language model's");
     v.field("template", conversation_template,

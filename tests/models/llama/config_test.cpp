@@ -101,6 +101,7 @@ void expect_same(const LlamaConfig& a, const LlamaConfig& b) {
   EXPECT_EQ(a.attention_bias, b.attention_bias);
   EXPECT_EQ(a.mlp_bias, b.mlp_bias);
   EXPECT_EQ(a.qkv_bias, b.qkv_bias);
+  EXPECT_EQ(a.qk_norm, b.qk_norm);
   EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
   EXPECT_EQ(a.bos_token_id, b.bos_token_id);
   EXPECT_EQ(a.eos_token_id, b.eos_token_id);
@@ -271,6 +272,31 @@ TEST(LlamaConfig, Qwen2ReadsWithQkvBiasesAndWritesBackAsQwen2) {
   const auto msg = error_of([&] { parse_hf_llama_config(with(kQwen2Config, "use_sliding_window", true), "q.json"); });
   EXPECT_NE(msg.find("use_sliding_window is not implemented"), std::string::npos) << msg;
   EXPECT_NE(msg.find("q.json"), std::string::npos) << msg;
+}
+
+// Qwen3-0.6B's config.json as transformers 4.51 wrote it (shapes scaled down): head_dim given, q/k norms implied.
+TEST(LlamaConfig, Qwen3ReadsWithQkNormsAndWritesBackAsQwen3) {
+  auto qwen3 = nlohmann::json::parse(kQwen2Config);
+  qwen3["model_type"] = "qwen3";
+  qwen3["architectures"] = {"Qwen3ForCausalLM"};
+  qwen3["head_dim"] = 32;  // not hidden_size / heads (16)
+  qwen3["attention_bias"] = false;
+  qwen3["sliding_window"] = nullptr;
+  auto c = parse_hf_llama_config(qwen3.dump(), "qwen3-0.6b/config.json");
+  EXPECT_EQ(c.model_type, "qwen3");
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.qkv_bias || c.attention_bias || c.mlp_bias);
+  EXPECT_EQ(c.head_dim, 32);
+  const auto text = models::hf_llama_config_json(c, torch::kBFloat16);
+  expect_same(parse_hf_llama_config(text, "ours"), c);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["architectures"][0], "Qwen3ForCausalLM");
+  EXPECT_EQ(j["head_dim"], 32);
+  EXPECT_EQ(j["attention_bias"], false);
+  EXPECT_FALSE(j.contains("mlp_bias") || j.contains("pretraining_tp"));
+  qwen3["use_sliding_window"] = true;
+  const auto msg = error_of([&] { parse_hf_llama_config(qwen3.dump(), "q3.json"); });
+  EXPECT_NE(msg.find("use_sliding_window is not implemented"), std::string::npos) << msg;
 }
 
 // LLaVA's original checkpoints: LLaVA-Med v1.5 (llava_mistral), LLaVA-1.5 (llava, before LLaVA 1.2 renamed it

@@ -73,8 +73,14 @@ torch::Tensor reference_logits(const Params& p, const LlamaConfig& c, const torc
     const std::string l = "model.layers." + std::to_string(i) + ".";
     auto h = rms_norm(x, p.at(l + "input_layernorm.weight"), c.rms_norm_eps);
     auto split = [&](const torch::Tensor& t, int64_t n) { return t.view({B, T, n, d}).permute({0, 2, 1, 3}); };
-    auto q = rope(split(linear(p, l + "self_attn.q_proj", h), nh), c.rope_theta, c.rope_scaling);
-    auto k = rope(split(linear(p, l + "self_attn.k_proj", h), nkv), c.rope_theta, c.rope_scaling);
+    auto q = split(linear(p, l + "self_attn.q_proj", h), nh);
+    auto k = split(linear(p, l + "self_attn.k_proj", h), nkv);
+    if (p.count(l + "self_attn.q_norm.weight")) {  // Qwen3: each head's q and k normalised before the rotation
+      q = rms_norm(q, p.at(l + "self_attn.q_norm.weight"), c.rms_norm_eps);
+      k = rms_norm(k, p.at(l + "self_attn.k_norm.weight"), c.rms_norm_eps);
+    }
+    q = rope(q, c.rope_theta, c.rope_scaling);
+    k = rope(k, c.rope_theta, c.rope_scaling);
     auto v = split(linear(p, l + "self_attn.v_proj", h), nkv);
     k = k.repeat_interleave(nh / nkv, 1);
     v = v.repeat_interleave(nh / nkv, 1);
@@ -173,6 +179,34 @@ TEST(LlamaModel, Qwen2HasBiasesOnQkvOnlyAndMatchesReDerivation) {
   for (const auto& p : model->parameters()) total += p.numel();
   EXPECT_EQ(total, config.num_parameters());
   expect_matches_reference(config);
+}
+
+// Qwen3 is LLaMA with each head's q and k RMS-normalised over head_dim (one weight each, shared by the heads) before
+// the rotation.
+TEST(LlamaModel, Qwen3NormalisesQueriesAndKeysPerHeadAndMatchesReDerivation) {
+  auto config = tiny_llama_config();
+  config.model_type = "qwen3";
+  config.qk_norm = true;
+  LlamaForCausalLM model(config);
+  auto params = model->named_parameters();
+  EXPECT_EQ(params["model.layers.1.self_attn.q_norm.weight"].sizes(), torch::IntArrayRef({config.head_dim}));
+  EXPECT_EQ(params["model.layers.1.self_attn.k_norm.weight"].sizes(), torch::IntArrayRef({config.head_dim}));
+  int64_t total = 0;
+  for (const auto& p : model->parameters()) total += p.numel();
+  EXPECT_EQ(total, config.num_parameters());
+  expect_matches_reference(config);
+  // The same weights without the norms compute something else (the check is not vacuous).
+  auto plain = config;
+  plain.model_type = "llama";
+  plain.qk_norm = false;
+  auto without = random_llama(plain, 3);
+  LlamaForCausalLM with_norms(config);  // the norms' weights stay one
+  torch::NoGradGuard no_grad;
+  auto same = without->named_parameters();
+  for (auto& item : with_norms->named_parameters())
+    if (same.contains(item.key())) item.value().copy_(same[item.key()]);
+  auto ids = tokens(1, 7, config.vocab_size, 4);
+  EXPECT_GT((with_norms->forward(ids) - without->forward(ids)).abs().max().item<double>(), 1e-3);
 }
 
 // Mistral's layers are LLaMA's: within its sliding window the same weights give the same logits; beyond it the

@@ -347,6 +347,12 @@ TEST(LlamaWeights, ExportForTransformersCheck) {
   qwen2_config.qkv_bias = true;
   auto qwen2 = random_llama(qwen2_config, 8);
   models::export_hf_llama(qwen2, dir + "/fp32_qwen2", torch::kFloat32, 1ull << 30, kTokenizerModel);
+  // And as a Qwen3 (q and k normalised per head): transformers must load it as Qwen3ForCausalLM with the norms.
+  auto qwen3_config = config;
+  qwen3_config.model_type = "qwen3";
+  qwen3_config.qk_norm = true;
+  auto qwen3 = random_llama(qwen3_config, 8);
+  models::export_hf_llama(qwen3, dir + "/fp32_qwen3", torch::kFloat32, 1ull << 30, kTokenizerModel);
 
   const std::string text = "The slide shows <s> invasive ductal carcinoma.";
   auto token_ids = text::SentencePieceTokenizer(kTokenizerModel).encode(text);
@@ -372,6 +378,11 @@ TEST(LlamaWeights, ExportForTransformersCheck) {
   const auto qwen2_logits = qwen2_loaded->forward(input_ids);
   EXPECT_TRUE(torch::equal(qwen2_logits, qwen2->forward(input_ids)));
   EXPECT_GT((qwen2_logits - fp32).abs().max().item<double>(), 1e-3);  // the biases move the logits
+  auto qwen3_loaded = models::load_llama(dir + "/fp32_qwen3", torch::kFloat32, torch::kCPU);
+  EXPECT_TRUE(qwen3_loaded->config().qk_norm);
+  const auto qwen3_logits = qwen3_loaded->forward(input_ids);
+  EXPECT_TRUE(torch::equal(qwen3_logits, qwen3->forward(input_ids)));
+  EXPECT_GT((qwen3_logits - fp32).abs().max().item<double>(), 1e-3);  // the norms move the logits
   safetensors::save(dir + "/reference.safetensors",
                     {{"input_ids", input_ids},
                      {"logits_fp32", fp32},
@@ -379,6 +390,7 @@ TEST(LlamaWeights, ExportForTransformersCheck) {
                      {"logits_fp32_linear_rope", linear_rope},
                      {"logits_fp32_llama3_rope", llama3_rope},
                      {"logits_fp32_mistral", fp32},
-                     {"logits_fp32_qwen2", qwen2_logits}},
+                     {"logits_fp32_qwen2", qwen2_logits},
+                     {"logits_fp32_qwen3", qwen3_logits}},
                     {{"text", text}});
 }

@@ -144,8 +144,11 @@ TEST(LmTask, TrainsAndExportsWithATokenizerJsonThatHasNoBos) {
   const auto first = packed.tokens(0);
   EXPECT_EQ(first[0], static_cast<unsigned char>(documents[0].text[0]));  // the text's first byte, no BOS
   const auto doc = packed.document_of(0);
-  for (int64_t i = 0; i < lm.seq_len; ++i)  // each document ends with EOS
-    if (doc[i + 1] != doc[i]) EXPECT_EQ(first[i], 256) << i;
+  for (int64_t i = 0; i < lm.seq_len; ++i) {  // each document ends with EOS
+    if (doc[i + 1] != doc[i]) {
+      EXPECT_EQ(first[i], 256) << i;
+    }
+  }
 
   ASSERT_EQ(train::train(job), 0);
   const std::string exported = dir + "/bytes/export";
