@@ -61,7 +61,15 @@ InstructDataset InstructDataset::build(const std::vector<std::string>& paths, co
       sample.images.push_back(*ref);
     }
     if (!found) continue;
-    sample.sequence = tmpl.tokenize(record.conversation, tokenizer);
+    try {
+      sample.sequence = tmpl.tokenize(record.conversation, tokenizer);
+    } catch (const Error& e) {
+      // Text the tokenizer would cut differently at a template boundary (LLaVA's "tokenization mismatch"): its
+      // labels would be off, so the sample is unfit, counted and named like the others.
+      ++counts.unfit;
+      note_problem(counts, record.source, str("template ", tmpl.name(), ": ", e.what()));
+      continue;
+    }
     const auto fit = text::fit_to_length(sample.sequence, options.max_length, options.image_tokens);
     ds.fit_.add(fit);
     if (!fit.trainable()) continue;

@@ -12,6 +12,8 @@
 #include "data/tile_shards.h"
 #include "instruct_data_util.h"
 #include "test_util.h"
+#include "text/bpe_tokenizer.h"
+#include "text/peers_util.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/special_ids.h"
 
@@ -86,6 +88,28 @@ TEST(InstructDataset, BatchesHoldTheTemplateTokenizationAndTheImagesInRowOrder) 
 }
 
 // uint8 crops: the trainer normalises them where the tower runs.
+// A reply the tokenizer would merge with the template's text before it (Qwen's "\n" + " \n" is one token, not two)
+// cannot be supervised exactly: the sample is unfit, counted and named, and the others train.
+TEST(InstructDataset, SamplesTheTokenizerCutsAcrossATemplateBoundaryAreUnfitNotFatal) {
+  SKIP_WITHOUT_PEERS();
+  TempDir tmp("instruct_unfit_cut");
+  const auto records = tmp.write("chat.json", R"([
+    {"id": "a", "conversations": [{"from": "human", "value": "What is it?"}, {"from": "gpt", "value": "Fat."}]},
+    {"id": "b", "conversations": [{"from": "human", "value": "And this?"}, {"from": "gpt", "value": " \nFat."}]},
+    {"id": "c", "conversations": [{"from": "human", "value": "And here?"}, {"from": "gpt", "value": "Muscle."}]}
+  ])");
+  const text::BpeTokenizer qwen(pathvlm::testing::peer_tokenizer("qwen3"));
+  const auto tmpl = text::ConversationTemplate::named("chatml");
+  auto o = options();
+  o.max_malformed_fraction = 0.5;
+  const auto ds = data::InstructDataset::build({records}, tmpl, qwen, nullptr, o);
+  EXPECT_EQ(ds.size(), 2);
+  EXPECT_NE(ds.report().find("do not split"), std::string::npos) << ds.report();
+  o.max_malformed_fraction = 0.0;
+  const auto message = error_of([&] { data::InstructDataset::build({records}, tmpl, qwen, nullptr, o); });
+  EXPECT_NE(message.find("chat.json"), std::string::npos) << message;
+}
+
 TEST(InstructDataset, PixelsAreTheClipEvaluationCropOfTheTile) {
   const auto& d = tiny_instruct_data();
   auto images = pixel_sources({d.train_shards});
