@@ -143,6 +143,11 @@ std::string ConversationTemplate::structure_problem(const Conversation& conversa
       if (first == '\n' || first == '\r') return str("reply ", i, " starts with a line break");
     }
   }
+  if (style_ == Style::llama_3) {  // its values are stripped: nothing may be left empty
+    for (size_t i = 0; i < turns.size(); ++i) {
+      if (strip(turns[i].value).empty()) return str("turn ", i, " holds only whitespace");
+    }
+  }
   const size_t plain_turns = ends_with_reply ? 2 : 1;
   if (style_ == Style::plain && turns.size() != plain_turns) {
     return str("template plain takes one human turn", ends_with_reply ? " and its reply (a caption)" : "",

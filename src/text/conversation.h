@@ -46,9 +46,9 @@
 //              holding "[/INST] " defeats that split (LLaVA then masks the whole sample). Generation ends at EOS;
 //              the generation prompt ends with "[/INST]" (LLaVA's get_prompt).
 //   llama_3    LLaMA-3-Instruct's chat format (LLaVA-NeXT's conv_llava_llama_3, S as llava_llama_2's), each value
-//              stripped of surrounding whitespace as the model's chat template trims it; the markers are special
-//              tokens of the LLaMA-3 tokenizer (tokenizer.json); <H> and </H> stand for <|start_header_id|> and
-//              <|end_header_id|>:
+//              stripped of surrounding whitespace as the model's chat template trims it (a value left empty is
+//              refused by problem()); the markers are special tokens of the LLaMA-3 tokenizer (tokenizer.json);
+//              <H> and </H> stand for <|start_header_id|> and <|end_header_id|>:
 //                <|begin_of_text|><H>system</H>\n\nS<|eot_id|><H>user</H>\n\n<image>\nQ1<|eot_id|>
 //                <H>assistant</H>\n\n[[A1<|eot_id|>]]<H>user</H>\n\nQ2<|eot_id|> ...
 //              Each reply and its <|eot_id|> supervised; generation ends at <|eot_id|>, and its prompt ends with

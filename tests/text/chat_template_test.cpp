@@ -228,4 +228,5 @@ TEST(ChatTemplatePeers, EndsOfTurnAndRefusals) {
   EXPECT_NE(llama_3.problem(conversation("s", {"Q", "A<|eot_id|>"}), llama3).find("'<|eot_id|>'"), std::string::npos);
   EXPECT_EQ(chatml.problem(conversation("n", {"Q", "\nA"}), qwen3), "reply 1 starts with a line break");
   EXPECT_EQ(llama_3.problem(conversation("n", {"Q", "\nA"}), llama3), "");  // trimmed by the template
+  EXPECT_EQ(llama_3.problem(conversation("w", {"Q", " \n "}), llama3), "turn 1 holds only whitespace");
 }
