@@ -277,9 +277,12 @@ void BpeTokenizer::read_tokenizer_json(const json& j) {
     PATHVLM_CHECK(p.is_null() || type == "ByteLevel" || type == "TemplateProcessing", where(), "post_processor ",
                   type, " is not supported (only ByteLevel and TemplateProcessing, which encode's BOS stands for)");
   }
-  // What each token decodes to, worked out once.
+  // What each token decodes to, and the special tokens' strings, worked out once.
   piece_bytes_.resize(pieces_.size());
-  for (size_t id = 0; id < pieces_.size(); ++id) piece_bytes_[id] = token_bytes(pieces_[id]);
+  for (size_t id = 0; id < pieces_.size(); ++id) {
+    piece_bytes_[id] = token_bytes(pieces_[id]);
+    if (kinds_[id] == Kind::kSpecial) special_strings_.push_back(pieces_[id]);
+  }
 }
 
 void BpeTokenizer::read_model(const json& model) {
@@ -450,15 +453,20 @@ void BpeTokenizer::read_tokenizer_config() {
     PATHVLM_CHECK(config.is_object(), "tokenizer config '", config_path, "': expected a JSON object");
   }
   const std::string in_config = "tokenizer config '" + config_path + "': ";
-  auto special = [&](const char* key) -> int64_t {
+  // `required`: a string that names no token is an error; else it gives -1 (transformers would add a new token).
+  auto special = [&](const char* key, bool required) -> int64_t {
     const json& v = member(config, key);
     if (v.is_null()) return -1;
     const json& content = v.is_object() ? member(v, "content") : v;
     PATHVLM_CHECK(content.is_string(), in_config, key, " ", v.dump(), " is not a token");
-    return token_id(content.get<std::string>(), in_config + key);
+    const auto id = token_id(content.get<std::string>());
+    PATHVLM_CHECK(id >= 0 || !required, in_config, key, " '", content.get<std::string>(), "' is not a token of ",
+                  path_);
+    return id;
   };
-  bos_id_ = special("bos_token");
-  eos_id_ = special("eos_token");
+  bos_id_ = special("bos_token", true);
+  eos_id_ = special("eos_token", true);
+  pad_id_ = special("pad_token", false);
   if (eos_id_ < 0) {
     for (const char* eos : {"<|endoftext|>", "<|end_of_text|>"}) {
       for (const auto& t : raw_added_.tokens)
@@ -474,14 +482,13 @@ void BpeTokenizer::read_tokenizer_config() {
   clean_up_ = clean_up.is_boolean() && clean_up.get<bool>();
 }
 
-int32_t BpeTokenizer::token_id(const std::string& content, const std::string& what) const {
+int32_t BpeTokenizer::token_id(const std::string& content) const {
   for (const AddedSet* set : {&raw_added_, &normalized_added_}) {
     for (const auto& t : set->tokens)
       if (t.content == content) return t.id;
   }
   auto it = vocab_.find(content);
-  PATHVLM_CHECK(it != vocab_.end(), what, " '", content, "' is not a token of ", path_);
-  return it->second;
+  return it == vocab_.end() ? -1 : it->second;
 }
 
 void BpeTokenizer::cut_added(const std::string& text, const AddedSet& set, std::vector<int64_t>& ids,
@@ -622,13 +629,6 @@ std::string BpeTokenizer::id_to_piece(int64_t id) const {
 
 bool BpeTokenizer::is_special(int64_t id) const {
   return id >= 0 && id < vocab_size() && kinds_[id] == Kind::kSpecial;
-}
-
-std::vector<std::string> BpeTokenizer::special_strings() const {
-  std::vector<std::string> out;
-  for (size_t id = 0; id < kinds_.size(); ++id)
-    if (kinds_[id] == Kind::kSpecial) out.push_back(pieces_[id]);
-  return out;
 }
 
 void BpeTokenizer::save_hf(const std::string& dir) const {

@@ -42,8 +42,8 @@ namespace pathvlm::text {
 
 class BpeTokenizer final : public Tokenizer {
  public:
-  // `tokenizer_json`: the tokenizer.json file; tokenizer_config.json beside it (optional) gives bos_token, eos_token
-  // and clean_up_tokenization_spaces. Errors name the file and the problem.
+  // `tokenizer_json`: the tokenizer.json file; tokenizer_config.json beside it (optional) gives bos_token, eos_token,
+  // pad_token and clean_up_tokenization_spaces. Errors name the file and the problem.
   explicit BpeTokenizer(const std::string& tokenizer_json);
 
   std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const override;
@@ -55,11 +55,13 @@ class BpeTokenizer final : public Tokenizer {
 
   int64_t bos_id() const override { return bos_id_; }
   int64_t eos_id() const override { return eos_id_; }
+  // tokenizer_config.json's pad_token (Qwen's <|endoftext|>); -1 when it names none (LLaMA-3).
+  int64_t pad_id() const { return pad_id_; }
   // The largest id + 1, over the model's vocabulary and the added tokens.
   int64_t vocab_size() const override { return static_cast<int64_t>(pieces_.size()); }
   // An added token marked `special` (LLaMA-3's <|begin_of_text|>, Qwen's <|im_start|>; not Qwen3's <think>).
   bool is_special(int64_t id) const override;
-  std::vector<std::string> special_strings() const override;
+  const std::vector<std::string>& special_strings() const override { return special_strings_; }
 
   const std::string& path() const override { return path_; }
   // Copies tokenizer.json and, where they are beside it, tokenizer_config.json and special_tokens_map.json.
@@ -89,8 +91,8 @@ class BpeTokenizer final : public Tokenizer {
   void read_normalizer(const nlohmann::json& normalizer);
   void read_pre_tokenizer(const nlohmann::json& pre_tokenizer);
   void read_tokenizer_config();
-  // The id of an added token or, failing that, of a model token; an error naming `where` when there is none.
-  int32_t token_id(const std::string& content, const std::string& where) const;
+  // The id of an added token or, failing that, of a model token; -1 when there is none.
+  int32_t token_id(const std::string& content) const;
   // Calls on_text for the text between the added tokens of `set` in `text`, appends the added tokens' ids.
   void cut_added(const std::string& text, const AddedSet& set, std::vector<int64_t>& ids,
                  const std::function<void(const std::string&)>& on_text) const;
@@ -115,7 +117,8 @@ class BpeTokenizer final : public Tokenizer {
   PrefixSpace prefix_space_ = PrefixSpace::kNone;  // ByteLevel's add_prefix_space: before or after the split
   SplitPattern split_ = SplitPattern::kNone;
   bool clean_up_ = false;
-  int64_t bos_id_ = -1, eos_id_ = -1;
+  int64_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
+  std::vector<std::string> special_strings_;  // the strings of the tokens marked special, by id
 
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;  // word (UTF-8) -> its ids

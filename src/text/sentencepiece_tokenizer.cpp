@@ -22,21 +22,12 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_file)
   for (const auto id : {unk_id(), bos_id(), eos_id()}) specials_.emplace_back(id_to_piece(id), id);
   std::stable_sort(specials_.begin(), specials_.end(),
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& special : specials_) special_strings_.push_back(special.first);
 }
 
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 SentencePieceTokenizer::SentencePieceTokenizer(SentencePieceTokenizer&&) noexcept = default;
 SentencePieceTokenizer& SentencePieceTokenizer::operator=(SentencePieceTokenizer&&) noexcept = default;
-
-std::string SentencePieceTokenizer::locate(const std::string& dir_or_file) {
-  if (fs::is_directory(dir_or_file)) {
-    const auto file = fs::path(dir_or_file) / "tokenizer.model";
-    PATHVLM_CHECK(fs::is_regular_file(file), "'", dir_or_file, "' has no tokenizer.model");
-    return file.string();
-  }
-  PATHVLM_CHECK(fs::is_regular_file(dir_or_file), "tokenizer '", dir_or_file, "': no such file or directory");
-  return dir_or_file;
-}
 
 std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text, bool add_bos) const {
   std::vector<int64_t> ids;
@@ -115,12 +106,6 @@ int64_t SentencePieceTokenizer::vocab_size() const { return sp_->piece_size(); }
 
 bool SentencePieceTokenizer::is_special(int64_t id) const {
   return id == unk_id() || id == bos_id() || id == eos_id();
-}
-
-std::vector<std::string> SentencePieceTokenizer::special_strings() const {
-  std::vector<std::string> strings;
-  for (const auto& special : specials_) strings.push_back(special.first);
-  return strings;
 }
 
 void SentencePieceTokenizer::check_id(int64_t id) const {

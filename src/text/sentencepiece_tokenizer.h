@@ -8,7 +8,7 @@
 //     ▁Hello ▁world give "Hello world"). `skip_special` drops <unk>, <s>, </s>; otherwise they are written as
 //     their strings, with a space before one that follows text ("<s> Hello</s>"), as LlamaTokenizer writes them.
 //
-//   text::SentencePieceTokenizer tok(text::SentencePieceTokenizer::locate("vicuna-7b-v1.5/"));
+//   text::SentencePieceTokenizer tok(text::locate_tokenizer("vicuna-7b-v1.5/"));   // its tokenizer.model
 //   auto ids = tok.encode("Hello world");          // {1, 15043, 3186}
 //   auto back = tok.decode(ids);                   // "Hello world"
 //
@@ -34,10 +34,6 @@ class SentencePieceTokenizer final : public Tokenizer {
   SentencePieceTokenizer(SentencePieceTokenizer&&) noexcept;
   SentencePieceTokenizer& operator=(SentencePieceTokenizer&&) noexcept;
 
-  // `dir_or_file`/tokenizer.model for a model directory, the path itself for a file; throws naming the path
-  // when there is none.
-  static std::string locate(const std::string& dir_or_file);
-
   std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const override;
   // SentencePiece gives every text run its dummy-prefix space: `text` must start with a space after a non-space,
   // and is encoded without that space (the dummy prefix stands for it).
@@ -52,7 +48,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   int64_t vocab_size() const override;
   // <unk>, <s> and </s>.
   bool is_special(int64_t id) const override;
-  std::vector<std::string> special_strings() const override;
+  const std::vector<std::string>& special_strings() const override { return special_strings_; }
   const std::string& path() const override { return path_; }
 
   // Writes what transformers' LlamaTokenizer loads with the same behaviour: tokenizer.model (a copy),
@@ -65,6 +61,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::string path_;
   std::unique_ptr<SentencePieceBackend> sp_;
   std::vector<std::pair<std::string, int64_t>> specials_;  // (string, id) of <unk>, <s>, </s>, longest first
+  std::vector<std::string> special_strings_;               // their strings
 };
 
 // Trains a small SentencePiece model on `texts` and writes it to `model_file` (tests and demo corpora; real

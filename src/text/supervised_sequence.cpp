@@ -22,8 +22,7 @@ namespace {
 // Appends tokens with their labels; `run` is the text encoded since the last special token or image.
 class SequenceBuilder {
  public:
-  explicit SequenceBuilder(const Tokenizer& tokenizer)
-      : tokenizer_(tokenizer), specials_(tokenizer.special_strings()) {}
+  explicit SequenceBuilder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
 
   void special(int64_t id, bool supervised) {
     push(id, supervised);
@@ -31,7 +30,7 @@ class SequenceBuilder {
   }
 
   void text(const std::string& piece, bool supervised, size_t index) {
-    for (const auto& special : specials_) {
+    for (const auto& special : tokenizer_.special_strings()) {
       PATHVLM_CHECK(piece.find(special) == std::string::npos, "prompt piece ", index,
                     " holds the special-token string '", special, "' (special tokens are pieces of their own): \"",
                     piece, "\"");
@@ -60,7 +59,6 @@ class SequenceBuilder {
   }
 
   const Tokenizer& tokenizer_;
-  std::vector<std::string> specials_;
   std::string run_;
   SupervisedSequence sequence_;
 };

@@ -39,7 +39,7 @@ class Tokenizer {
   virtual int64_t vocab_size() const = 0;
   // Special tokens (BOS, EOS, <unk>, chat markers): a conversation turn may not hold their strings.
   virtual bool is_special(int64_t id) const = 0;
-  virtual std::vector<std::string> special_strings() const = 0;
+  virtual const std::vector<std::string>& special_strings() const = 0;
 
   // The file it was read from (tokenizer.model or tokenizer.json).
   virtual const std::string& path() const = 0;

@@ -239,6 +239,7 @@ TEST(BpeTokenizerPeers, FilesAndSpecialTokens) {
   EXPECT_EQ(qwen3.vocab_size(), 151669);
   EXPECT_EQ(qwen3.bos_id(), -1);
   EXPECT_EQ(qwen3.eos_id(), 151645);  // <|im_end|>, as its tokenizer_config.json says
+  EXPECT_EQ(qwen3.pad_id(), 151643);  // <|endoftext|>
   EXPECT_EQ(qwen3.encode("Hi", true), qwen3.encode("Hi", false));
   EXPECT_EQ(qwen3.id_to_piece(151644), "<|im_start|>");
   EXPECT_TRUE(qwen3.is_special(151644));
@@ -385,15 +386,17 @@ TEST(BpeTokenizer, TokenizerConfig) {
   text::BpeTokenizer tok(path);
   EXPECT_EQ(tok.bos_id(), 265);
   EXPECT_EQ(tok.eos_id(), 264);
+  EXPECT_EQ(tok.pad_id(), -1);  // none named
   EXPECT_EQ(tok.encode("hello"), (std::vector<int64_t>{265, 259}));
   EXPECT_EQ(tok.encode_continuation("x", " hello"), (std::vector<int64_t>{' ', 259}));
   EXPECT_EQ(tok.decode(tok.encode("hello , world . I 'm", false)), "hello, world. I'm");
 
-  tmp.write("tokenizer_config.json",
-            R"({"bos_token": null, "eos_token": "<x>", "clean_up_tokenization_spaces": false})");
+  tmp.write("tokenizer_config.json", R"({"bos_token": null, "eos_token": "<x>", "pad_token": "<|endoftext|>",)"
+                                     R"( "clean_up_tokenization_spaces": false})");
   text::BpeTokenizer plain(path);
   EXPECT_EQ(plain.bos_id(), -1);
   EXPECT_EQ(plain.eos_id(), 265);
+  EXPECT_EQ(plain.pad_id(), 264);
   EXPECT_EQ(plain.encode("hello"), (std::vector<int64_t>{259}));
   EXPECT_EQ(plain.decode(plain.encode("hello , world . I 'm")), "hello , world . I 'm");
 
@@ -401,6 +404,9 @@ TEST(BpeTokenizer, TokenizerConfig) {
   const auto message = error_of([&] { text::BpeTokenizer bad(path); });
   EXPECT_NE(message.find("tokenizer_config.json"), std::string::npos) << message;
   EXPECT_NE(message.find("<nope>"), std::string::npos) << message;
+  // A padding token that is none of its tokens is one transformers would add: none here.
+  tmp.write("tokenizer_config.json", R"({"eos_token": "<x>", "pad_token": "<pad>"})");
+  EXPECT_EQ(text::BpeTokenizer(path).pad_id(), -1);
 }
 
 TEST(BpeTokenizer, CleanUpTokenizationSpaces) {

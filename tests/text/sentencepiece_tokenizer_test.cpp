@@ -15,6 +15,7 @@
 
 using pathvlm::testing::error_of;
 using pathvlm::testing::TempDir;
+using pathvlm::text::locate_tokenizer;
 using pathvlm::text::SentencePieceTokenizer;
 using pathvlm::text::train_sentencepiece;
 namespace fs = std::filesystem;
@@ -238,16 +239,19 @@ TEST(SentencePieceTokenizer, LocateAndLoadErrorsNameThePath) {
   TempDir dir("sptok_locate");
   const auto model = dir.path / "tokenizer.model";
   std::ofstream(model) << "x";
-  EXPECT_EQ(SentencePieceTokenizer::locate(dir.path.string()), model.string());
-  EXPECT_EQ(SentencePieceTokenizer::locate(model.string()), model.string());
+  EXPECT_EQ(locate_tokenizer(dir.path.string()), model.string());
+  EXPECT_EQ(locate_tokenizer(model.string()), model.string());
+  // Beside a tokenizer.json the tokenizer.model is read (LLaVA pins the slow LlamaTokenizer).
+  std::ofstream(dir.path / "tokenizer.json") << "{}";
+  EXPECT_EQ(locate_tokenizer(dir.path.string()), model.string());
 
   const auto empty = dir.path / "empty";
   fs::create_directories(empty);
-  auto message = error_of([&] { SentencePieceTokenizer::locate(empty.string()); });
+  auto message = error_of([&] { locate_tokenizer(empty.string()); });
   EXPECT_NE(message.find(empty.string()), std::string::npos) << message;
   EXPECT_NE(message.find("tokenizer.model"), std::string::npos) << message;
   const auto missing = (dir.path / "missing.model").string();
-  message = error_of([&] { SentencePieceTokenizer::locate(missing); });
+  message = error_of([&] { locate_tokenizer(missing); });
   EXPECT_NE(message.find(missing), std::string::npos) << message;
   message = error_of([&] { SentencePieceTokenizer tok(missing); });
   EXPECT_NE(message.find(missing), std::string::npos) << message;
@@ -281,7 +285,7 @@ TEST(SentencePieceTokenizer, SaveHfWritesLlamaTokenizerFiles) {
   EXPECT_EQ(special, (nlohmann::json{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}}));
 
   // The saved directory loads back, and saving onto itself keeps the file.
-  SentencePieceTokenizer again(SentencePieceTokenizer::locate(out.string()));
+  SentencePieceTokenizer again(locate_tokenizer(out.string()));
   EXPECT_EQ(again.encode("Hello <s>."), llama().encode("Hello <s>."));
   again.save_hf(out.string());
   EXPECT_EQ(read_bytes(out / "tokenizer.model"), read_bytes(kLlamaModel));

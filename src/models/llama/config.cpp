@@ -151,8 +151,6 @@ RopeScaling rope_scaling_of(const nlohmann::json& rope, const std::string& key, 
     out = json_fields::number_or(rope, name, out, at);
   };
   number("factor", scaling.factor);
-  PATHVLM_CHECK(scaling.factor > 0 && std::isfinite(scaling.factor), at, ": 'factor' must be positive, got ",
-                scaling.factor);
   if (scaling.type == "llama3") {
     number("low_freq_factor", scaling.low_freq_factor);
     number("high_freq_factor", scaling.high_freq_factor);

@@ -14,6 +14,7 @@
 #include "models/llama/config.h"
 #include "models/llama/weights.h"
 #include "models/lora/apply.h"
+#include "text/bpe_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/tokenizer.h"
 
@@ -66,16 +67,8 @@ json added_token(const std::string& content) {
 // one (Qwen's <|endoftext|>), else its EOS (LLaMA-3 has no padding token).
 int64_t export_pad_id(const text::Tokenizer& tok) {
   if (const auto* sp = dynamic_cast<const text::SentencePieceTokenizer*>(&tok)) return sp->unk_id();
-  const auto config_file = fs::path(tok.path()).parent_path() / "tokenizer_config.json";
-  if (fs::exists(config_file)) {
-    const auto config = json::parse(read_text_file(config_file));
-    if (config.contains("pad_token") && !config["pad_token"].is_null()) {
-      const auto& pad = config["pad_token"];
-      const auto ids = tok.encode(pad.is_object() ? pad.value("content", "") : pad.get<std::string>(), false);
-      if (ids.size() == 1) return ids[0];
-    }
-  }
-  return tok.eos_id();
+  const auto& bpe = dynamic_cast<const text::BpeTokenizer&>(tok);
+  return bpe.pad_id() >= 0 ? bpe.pad_id() : bpe.eos_id();
 }
 
 // The processor's settings of tokenizer_config.json: <image> an additional special token, `pad` the padding token,

@@ -37,10 +37,10 @@ namespace {
 
 const char* const kVisionPrefix = "vision_tower.";
 
-// The lm section a language model entry amounts to, so instruct reuses lm's tokenizer and shape rules.
 // The instruct keys an LmConfig made by language_model_section stands for, for its errors.
 const LmConfigKeys kInstructKeys{"instruct.tokenizer", "instruct.max_length"};
 
+// The lm section a language model entry amounts to, so instruct reuses lm's tokenizer and shape rules.
 LmConfig language_model_section(const InstructConfig& cfg, const std::string& hf_dir) {
   LmConfig lm;
   if (hf_dir.empty()) lm.model = cfg.language_model;
