@@ -23,7 +23,8 @@ For each export this script loads LlavaForConditionalGeneration (fp32, eager att
   - the model's logits on our input_ids and the processor's pixel_values equal ours on our vocabulary
     (max abs diff <= 1e-4 x the logit scale; the exported extra <image> row is not compared);
   - generate(do_sample=False) gives our greedy tokens.
-Exits non-zero if a check fails.
+Then it saves the model and processor again with transformers (DIR/<form>/resaved), for the C++ side to read back
+(LlavaWeights.ReadsWhatTransformersSavedInTheExportCheck). Exits non-zero if a check fails.
 """
 import argparse
 import json
@@ -91,6 +92,10 @@ def check_form(form_dir, failures):
             out = model.generate(**model_inputs, max_new_tokens=len(sample["greedy"]), do_sample=False, num_beams=1)
         generated = out[0, len(ours):].tolist()
         expect(generated == sample["greedy"], f"sample {i} greedy tokens {generated} vs ours {sample['greedy']}")
+
+    resaved = os.path.join(form_dir, "resaved")
+    model.save_pretrained(resaved)
+    processor.save_pretrained(resaved)
 
 
 def main():

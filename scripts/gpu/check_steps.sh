@@ -230,7 +230,15 @@ export_check() {  # export_check GTEST_FILTER ENV_VAR SCRIPT
   return "$rc"
 }
 step_llama_export() { export_check LlamaWeights.ExportForTransformersCheck check_llama_export.py llama_export; }
-step_llava_export() { export_check LlavaWeights.ExportForTransformersCheck check_llava_export.py llava_export; }
+step_llava_export() {
+  export_check LlavaWeights.ExportForTransformersCheck check_llava_export.py llava_export || return 1
+  # ... and what transformers saved of each export, read back (the python script wrote <form>/resaved).
+  PATHVLM_LLAVA_EXPORT_CHECK_DIR="$WORK/llava_export" "$BUILD/tests/test_models" \
+    --gtest_filter=LlavaWeights.ReadsWhatTransformersSavedInTheExportCheck | tee "$WORK/llava_resaved.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] && grep -q '\[  PASSED  \] 1 test' "$WORK/llava_resaved.txt" ||
+    { figure "transformers-saved LLaVA read back: FAIL (llava_resaved.txt)"; return 1; }
+  figure "$(tail -n 1 "$WORK/llava_export.txt"); its transformers re-saves read back"
+}
 
 step_trident_h5() {
   "$BUILD/pathvlm" version | grep -Eq '(openslide|libtiff) +yes' || skip "no slide reader in this build (OpenSlide / libtiff)"

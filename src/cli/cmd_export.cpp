@@ -30,14 +30,14 @@ void export_hf_clip(const ArgParser& parser, const std::string& source, const st
             << ")\n";
 }
 
-// An instruct run or one of LLaVA's original checkpoints (train::open_instruct_model; --vision-tower names the
+// An instruct run or a LLaVA checkpoint (train::open_instruct_model; --vision-tower names the
 // latter's tower).
 train::InstructRun open_instruct_source(const ArgParser& parser, const std::string& source) {
   return train::open_instruct_model(source, {parser.has("vision-tower") ? parser.get("vision-tower") : "", ""},
                                     torch::kCPU);
 }
 
-// An instruct run (its latest checkpoint, or a step directory) or one of LLaVA's original checkpoints as a
+// An instruct run (its latest checkpoint, or a step directory) or a LLaVA checkpoint as a
 // transformers LlavaForConditionalGeneration directory with its processor and tokenizer files, plus
 // mm_projector.safetensors. A run on slides has no LLaVA form: its LLaMA, projector and slide encoder go out in
 // the forms their readers load.
@@ -63,9 +63,9 @@ void export_llava_projector(const ArgParser& parser, const std::string& source, 
 const ExportFormat kFormats[] = {
     {"hf-clip", "transformers CLIPModel directory (config.json, model.safetensors, preprocessor_config.json)",
      export_hf_clip},
-    {"hf-llava", "instruct run or one of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5; --vision-tower) "
-                 "-> transformers LlavaForConditionalGeneration directory (+ processor, tokenizer, "
-                 "mm_projector.safetensors); a run on slides -> language_model/ (transformers LLaMA), "
+    {"hf-llava", "instruct run, one of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5; --vision-tower) or a "
+                 "transformers LLaVA directory (llava-hf) -> transformers LlavaForConditionalGeneration directory "
+                 "(+ processor, tokenizer, mm_projector.safetensors); a run on slides -> language_model/ (transformers LLaMA), "
                  "mm_projector.safetensors and slide_encoder/", export_hf_llava},
     {"llava-projector", "instruct run -> the projector alone as LLaVA's mm_projector .safetensors (OUT is a file)",
      export_llava_projector},

@@ -90,9 +90,9 @@ void print_stats(int64_t count, const generate::GenerationStats& stats) {
             << per_second(stats.decode_tokens, stats.decode_seconds) << " tokens/s)\n";
 }
 
-// With --image or --slide: the model is an instruct run or one of LLaVA's original checkpoints (with --vision-tower
-// and --template); each prompt becomes the human turn of its conversation template with the images in front (unless
-// it places its own <image> placeholders), and the reply ends at the template's stop. --image: every prompt sees all
+// With --image or --slide: the model is an instruct run or a LLaVA checkpoint (with --vision-tower and --template);
+// each prompt becomes the human turn of its conversation template with the images in front (unless it places its
+// own <image> placeholders), and the reply ends at the template's stop. --image: every prompt sees all
 // the files; --slide: every slide is asked every prompt on its own.
 int generate_with_images(const ArgParser& parser, const std::vector<std::string>& prompts,
                          const generate::GenerateOptions& options, const std::string& format, int64_t batch_size) {
@@ -172,13 +172,14 @@ int cmd_generate(const Args& args) {
                    "text is cut before it, the ids keep the tokens that completed it) or after --max-new-tokens. "
                    "Prefill and decode tokens/s go to stderr.");
   parser.option("model", "HF LLaMA directory (config.json + safetensors) or run checkpoint; with --image or --slide "
-                "an instruct run directory or checkpoint, or one of LLaVA's original checkpoints (LLaVA-1.5, "
-                "LLaVA-Med v1.5)", /*required=*/true);
+                "an instruct run directory or checkpoint, one of LLaVA's original checkpoints (LLaVA-1.5, "
+                "LLaVA-Med v1.5) or a transformers LLaVA directory (llava-hf/llava-1.5-7b-hf, `pathvlm export "
+                "--format hf-llava`)", /*required=*/true);
   parser.option("vision-tower", "with --image and one of LLaVA's original checkpoints: the CLIP directory it was "
                 "trained with (default: its config.json's mm_vision_tower when that is a local directory)");
   parser.option("template", "the conversation template each prompt is the user turn of, for a chat model (llama_3 "
                 "for LLaMA-3-Instruct, chatml for Qwen-Instruct, ...; a reply ends at its end-of-turn token); with "
-                "--image and one of LLaVA's original checkpoints its default is mistral_instruct for llava_mistral, "
+                "--image and a LLaVA checkpoint its default is mistral_instruct for a Mistral, chatml for a Qwen, "
                 "else vicuna_v1");
   parser.list("image", "image files (JPEG/PNG) every prompt is asked about, through an instruct run's tower and "
               "template; a prompt without <image> placeholders gets them in front");

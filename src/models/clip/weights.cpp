@@ -17,6 +17,7 @@
 #include "core/json_fields.h"
 #include "core/text_file.h"
 #include "io/safetensors.h"
+#include "models/llava/hf_layout.h"
 
 namespace pathvlm::models {
 namespace fs = std::filesystem;
@@ -358,6 +359,66 @@ ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
                     "checkpoints/latest or model.safetensors)"));
   }
   return load_safetensors_file(p, options);
+}
+
+ClipModel load_clip_image_tower(const std::string& path, const ClipLoadOptions& options) {
+  const fs::path config_file = fs::path(path) / "config.json";
+  if (!fs::is_directory(path) || !fs::exists(config_file)) return load_clip(path, options);
+  const std::string where = "'" + config_file.string() + "'";
+  json j;
+  try {
+    j = json::parse(read_text_file(config_file));
+  } catch (const json::exception& e) {
+    throw Error(str(where, ": not valid JSON: ", e.what()));
+  }
+  const auto type = j.is_object() ? json_fields::string_or(j, "model_type", "", where) : "";
+  if (type != "clip_vision_model" && type != "llava") return load_clip(path, options);
+
+  json vision = type == "llava" ? j.value("vision_config", json::object()) : j;
+  PATHVLM_CHECK(vision.is_object(), where, ": vision_config is not an object");
+  const auto vision_type = json_fields::string_or(vision, "model_type", "clip_vision_model", where + ": vision_config");
+  PATHVLM_CHECK(vision_type == "clip_vision_model", where, ": the vision tower is a ", vision_type,
+                ", not a CLIP image tower (clip_vision_model)");
+  // A one-layer text tower of the tower's activation and LayerNorm eps stands in for the one the source lacks.
+  json text = {{"hidden_size", 64}, {"intermediate_size", 64}, {"num_hidden_layers", 1}, {"num_attention_heads", 1},
+               {"vocab_size", 2},   {"max_position_embeddings", 2}};
+  for (const char* key : {"hidden_act", "layer_norm_eps"})
+    if (vision.contains(key)) text[key] = vision[key];
+  json whole = {{"model_type", "clip"}, {"vision_config", vision}, {"text_config", text}};
+  if (vision.contains("projection_dim")) whole["projection_dim"] = vision["projection_dim"];
+  const auto config = parse_hf_clip_config(whole.dump(), where);
+
+  const auto ckpt = safetensors::Checkpoint::open(path);
+  std::string prefix;  // before vision_model.*
+  if (type == "llava") {
+    const auto layout = HfLlavaLayout::of([&](const std::string& name) { return ckpt.contains(name); });
+    PATHVLM_CHECK(layout, "CLIP weights '", path, "': a LlavaForConditionalGeneration config, but the weights hold "
+                  "no language model under transformers' names (language_model.model.* or model.language_model.*)");
+    prefix = layout->vision_tower;
+  }
+  const std::string tower_where = "CLIP image tower '" + path + "'";
+  ClipModel model(config, /*init_weights=*/false);
+  torch::NoGradGuard no_grad;
+  std::set<std::string> tower;
+  for (auto& item : model->named_parameters()) {
+    auto& param = item.value();
+    if (item.key().rfind("vision_model.", 0) != 0) {
+      param.zero_();  // the placeholder text tower and projections
+      continue;
+    }
+    const auto name = prefix + item.key();
+    PATHVLM_CHECK(ckpt.contains(name), tower_where, ": lacks tensor '", name, "'");
+    const auto tensor = ckpt.get(name);
+    PATHVLM_CHECK(tensor.sizes() == param.sizes(), tower_where, ": tensor '", name, "' has shape ", tensor.sizes(),
+                  ", the model expects ", param.sizes(), " (from ", where, ")");
+    safetensors::check_convertible(tensor.scalar_type(), param.scalar_type(), tower_where, name);
+    param.copy_(tensor.to(param.device(), param.scalar_type()));
+    tower.insert(name);
+  }
+  for (const auto& name : ckpt.names())
+    PATHVLM_CHECK(tower.count(name) || ignorable(name) || name.rfind(prefix + "vision_model.", 0) != 0, tower_where,
+                  ": tensor '", name, "' is not a parameter of the image tower ", where, " describes");
+  return model;
 }
 
 void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir) {

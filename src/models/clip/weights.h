@@ -30,6 +30,12 @@ struct ClipLoadOptions {
 //    read when present) or HF names (sizes inferred from the tensors).
 ClipModel load_clip(const std::string& path, const ClipLoadOptions& options = {});
 
+// The image tower of a LLaVA (models/llava/vision_tower.h): whatever load_clip reads, and also the directories that
+// hold an image tower alone: a transformers CLIPVisionModel (model_type clip_vision_model, vision_model.*) and a
+// LlavaForConditionalGeneration (its vision_config and vision tower, in either layout of models/llava/hf_layout.h).
+// From those, only vision_model is real: the text tower and the projections are small zero placeholders.
+ClipModel load_clip_image_tower(const std::string& path, const ClipLoadOptions& options = {});
+
 // The CLIP tokenizer that goes with the weights at `path`, for ClipTokenizer: an HF directory that has vocab.json
 // and merges.txt, or the `clip.vocab` of a run's (or checkpoint's) config when that file is there (a relative path
 // counts from the current directory, as it did for the run started from it); "" when none is known.

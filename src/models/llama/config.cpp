@@ -18,20 +18,41 @@ void check_model_type(const std::string& model_type, const std::string& where) {
                 "' is not a LLaMA-family model (expected \"llama\", \"mistral\", \"qwen2\" or \"qwen3\")");
 }
 
-// The model_type of the language model a config.json describes. LLaVA's original checkpoints
-// (models/llava/original_checkpoint.h) are a LLaMA's or Mistral's config with LLaVA's mm_* keys added.
-std::string language_model_type(const nlohmann::json& j, const std::string& where) {
+// transformers writes a LlavaForConditionalGeneration's text_config as its difference from LlamaConfig's defaults
+// (llava-hf's LLaVA-1.5-7B names 7 keys) and reads it back with the defaults of its own model_type: the shape keys
+// this parser requires of a whole config.json, per type.
+nlohmann::json text_config_defaults(const std::string& model_type) {
+  const bool qwen = model_type == "qwen2" || model_type == "qwen3";
+  return {{"vocab_size", qwen ? 151936 : 32000},
+          {"hidden_size", 4096},
+          {"intermediate_size", qwen ? 22016 : model_type == "mistral" ? 14336 : 11008},
+          {"num_hidden_layers", 32},
+          {"num_attention_heads", 32},
+          {"max_position_embeddings", qwen ? 32768 : model_type == "mistral" ? 131072 : 2048}};
+}
+
+// The language model's part of a config.json: the file itself, or the text_config of a transformers
+// LlavaForConditionalGeneration (model_type llava with a text_config) with its left-out keys filled in. LLaVA's
+// original checkpoints (models/llava/checkpoint.h) are a LLaMA's or Mistral's config with LLaVA's mm_* keys added:
+// their model_type (llava_llama, llava_mistral; llava before LLaVA 1.2) becomes the language model's.
+nlohmann::json language_model_json(const nlohmann::json& j, const std::string& where) {
+  auto lm = j;
   const auto type = json_fields::string_or(j, "model_type", "", where);
-  if (type == "llava_llama") return "llama";
-  if (type == "llava_mistral") return "mistral";
-  if (type == "llava") {
-    PATHVLM_CHECK(!j.contains("text_config"), where,
-                  ": a transformers LlavaForConditionalGeneration config (model_type llava with a text_config) is not "
-                  "read as a language model; name a LLaMA / Mistral directory or one of LLaVA's original checkpoints "
-                  "(model_type llava_llama, llava_mistral, or llava without a text_config)");
-    return "llama";  // LLaVA before 1.2 named its LlavaLlamaForCausalLM so
+  if (type == "llava" && j.contains("text_config")) {
+    const auto& text = j.at("text_config");
+    PATHVLM_CHECK(text.is_object(), where, ": text_config is not an object");
+    lm = text;
+    const auto text_type = json_fields::string_or(text, "model_type", "llama", where + ": text_config");
+    lm["model_type"] = text_type;
+    const auto defaults = text_config_defaults(text_type);
+    for (const auto& [key, value] : defaults.items())
+      if (!json_fields::present(lm, key.c_str())) lm[key] = value;
+  } else if (type == "llava_llama" || type == "llava") {
+    lm["model_type"] = "llama";
+  } else if (type == "llava_mistral") {
+    lm["model_type"] = "mistral";
   }
-  return type;
+  return lm;
 }
 
 }  // namespace
@@ -176,16 +197,8 @@ nlohmann::json rope_scaling_json(const RopeScaling& scaling) {
   return j;
 }
 
-}  // namespace
-
-LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const std::exception& e) {
-    throw Error(str(where, ": not valid JSON (", e.what(), ")"));
-  }
-  PATHVLM_CHECK(j.is_object(), where, ": expected a JSON object");
+// A LLaMA-family config as language_model_json gives it.
+LlamaConfig parse_language_model(const nlohmann::json& j, const std::string& where) {
   namespace jf = json_fields;
   auto get_int = [&](const char* key, int64_t& out, bool required) {
     PATHVLM_CHECK(!required || jf::present(j, key), where, ": missing '", key, "'");
@@ -193,7 +206,7 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
   };
 
   LlamaConfig c;
-  c.model_type = language_model_type(j, where);
+  c.model_type = json_fields::string_or(j, "model_type", "", where);
   check_model_type(c.model_type, where);  // before the other keys: a BERT config is not 'missing' LLaMA's keys
   const bool mistral = c.model_type == "mistral", qwen2 = c.model_type == "qwen2", qwen3 = c.model_type == "qwen3";
   get_int("vocab_size", c.vocab_size, true);
@@ -257,6 +270,20 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
   }
   c.validate(where);
   return c;
+}
+
+}  // namespace
+
+LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const std::exception& e) {
+    throw Error(str(where, ": not valid JSON (", e.what(), ")"));
+  }
+  PATHVLM_CHECK(j.is_object(), where, ": expected a JSON object");
+  const bool llava = json_fields::string_or(j, "model_type", "", where) == "llava" && j.contains("text_config");
+  return parse_language_model(language_model_json(j, where), llava ? where + ": text_config" : where);
 }
 
 std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) {

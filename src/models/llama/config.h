@@ -58,9 +58,12 @@ struct LlamaConfig {
 LlamaConfig llama_preset(const std::string& name);
 std::vector<std::string> llama_preset_names();
 
-// HF config.json (model_type "llama" or "mistral") as 4.x writes it (top-level rope_theta / rope_scaling) or as
-// 5.x writes it (rope_parameters {rope_type, rope_theta}). Rope types other than "default" and "linear" (dynamic,
-// yarn, llama3, ...) are refused by name. Errors name `where`.
+// HF config.json (model_type llama, mistral, qwen2 or qwen3) as 4.x writes it (top-level rope_theta / rope_scaling)
+// or as 5.x writes it (rope_parameters {rope_type, rope_theta}); also the language model a LLaVA config.json holds:
+// one of LLaVA's original checkpoints (model_type llava_llama, llava_mistral, llava), or a transformers
+// LlavaForConditionalGeneration's text_config (the keys it leaves out take its model_type's defaults, as
+// transformers reads them). Rope types other than default, linear and llama3 are refused by name. Errors name
+// `where`.
 LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::string& where);
 // config.json for LlamaForCausalLM (MistralForCausalLM) that both transformers 4.x and 5.x read: rope_theta (and
 // a linear rope_scaling) at the top level and rope_parameters, an explicit head_dim, `dtype` and `torch_dtype`

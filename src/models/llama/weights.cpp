@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/text_file.h"
 #include "io/safetensors.h"
+#include "models/llava/hf_layout.h"
 #include "text/tokenizer.h"
 
 namespace pathvlm::models {
@@ -39,7 +40,7 @@ Source locate(const std::string& dir_or_file) {
 }
 
 // Tensors of HF checkpoints that are not the language model's: the RoPE frequencies older transformers saved, and
-// the projector and vision tower LLaVA's original checkpoints keep beside it (models/llava/original_checkpoint.h).
+// the projector and vision tower LLaVA's original checkpoints keep beside it (models/llava/checkpoint.h).
 bool ignorable(const std::string& name) {
   return ends_with(name, ".rotary_emb.inv_freq") || name.rfind("model.mm_projector.", 0) == 0 ||
          name.rfind("model.vision_tower.", 0) == 0;
@@ -68,6 +69,9 @@ LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dt
                 source.config.string(), "')");
   const auto config = parse_hf_llama_config(read_text_file(source.config), source.config.string());
   const std::string where = str("LLaMA weights '", dir_or_file, "'");
+  // A transformers LlavaForConditionalGeneration holds the language model under its own prefixes.
+  const auto llava = HfLlavaLayout::of([&](const std::string& name) { return ckpt.contains(name); });
+  const auto stored_name = [&](const std::string& name) { return llava ? llava->language_model_name(name) : name; };
 
   std::set<std::string> loaded;
   LlamaOptions build = options;
@@ -75,7 +79,7 @@ LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dt
   build.on_built = [&](const std::string& prefix, torch::nn::Module& piece) {
     torch::NoGradGuard no_grad;
     for (auto& item : piece.named_parameters()) {
-      const auto name = prefix + "." + item.key();
+      const auto name = stored_name(prefix + "." + item.key());
       auto& param = item.value();
       PATHVLM_CHECK(ckpt.contains(name), where, ": lacks tensor '", name, "' (", source.config.string(),
                     " describes ", config.num_hidden_layers, " layers",
@@ -97,8 +101,9 @@ LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dt
 
   std::vector<std::string> extra;
   for (const auto& name : ckpt.names()) {
-    const bool tied_head = config.tie_word_embeddings && name == "lm_head.weight";
-    if (!loaded.count(name) && !ignorable(name) && !tied_head) extra.push_back(name);
+    const bool tied_head = config.tie_word_embeddings && name == stored_name("lm_head.weight");
+    const bool llava_part = llava && (llava->in_vision_tower(name) || llava->in_projector(name));
+    if (!loaded.count(name) && !ignorable(name) && !tied_head && !llava_part) extra.push_back(name);
   }
   PATHVLM_CHECK(extra.empty(), where, ": ", extra.size(), " tensors are not parameters of the LlamaForCausalLM ",
                 source.config.string(), " describes, e.g. '", extra.empty() ? "" : extra.front(), "' in '",

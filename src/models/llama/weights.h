@@ -22,7 +22,8 @@ namespace pathvlm::models {
 // `dir_or_file`: an HF directory, or a .safetensors / model.safetensors.index.json file inside one (config.json
 // is read beside it). Every parameter must be present with its exact shape; tensors the model does not have
 // are an error, except the rotary_emb.inv_freq buffers of older checkpoints, a tied model's lm_head.weight, and the
-// projector and tower that LLaVA's original checkpoints (models/llava/original_checkpoint.h) keep beside it.
+// projector and tower that LLaVA's checkpoints (models/llava/checkpoint.h) keep beside it: its original ones, and
+// transformers' LlavaForConditionalGeneration, whose language model is read under its prefixes (hf_layout.h).
 // Errors name the file and the tensor; a directory of pytorch_model*.bin pickles is refused with the command
 // that converts it (scripts/convert_to_safetensors.py). `options` sets checkpoint_layers; init_weights and
 // on_built are the loader's own.

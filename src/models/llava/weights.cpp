@@ -89,16 +89,47 @@ void add_llava_processor_settings(json& config, const std::string& pad, int64_t 
 void write_bpe_tokenizer(const text::Tokenizer& tok, const fs::path& out, int64_t image_id, int64_t max_length) {
   tok.save_hf(out.string());
   auto tokenizer = json::parse(read_text_file(out / "tokenizer.json"));
-  json image = added_token(kImageToken);
-  image["id"] = image_id;
-  tokenizer["added_tokens"].push_back(image);
-  write_text_file(out / "tokenizer.json", tokenizer.dump() + "\n");
+  auto& added = tokenizer["added_tokens"];
+  const bool has_image = std::any_of(added.begin(), added.end(), [](const json& t) {
+    return t.is_object() && t.value("content", "") == kImageToken;
+  });
+  if (!has_image) {  // the tokenizer of a LLaVA export has it already
+    json image = added_token(kImageToken);
+    image["id"] = image_id;
+    added.push_back(image);
+    write_text_file(out / "tokenizer.json", tokenizer.dump() + "\n");
+  }
 
   const auto config_file = out / "tokenizer_config.json";
   auto config = fs::exists(config_file) ? json::parse(read_text_file(config_file)) : json::object();
   config["added_tokens_decoder"][std::to_string(image_id)] = added_token(kImageToken);
   add_llava_processor_settings(config, tok.id_to_piece(export_pad_id(tok)), max_length);
   write_text_file(config_file, config.dump(2) + "\n");
+}
+
+// The id the tokenizer files at `tokenizer_source` (a directory, or a file in one) already give <image>, as a
+// LlavaForConditionalGeneration directory does (tokenizer_config.json's added_tokens_decoder, or added_tokens.json);
+// -1 when they give it none.
+int64_t existing_image_id(const std::string& tokenizer_source) {
+  const fs::path source(tokenizer_source);
+  const fs::path dir = fs::is_directory(source) ? source : source.parent_path();
+  const auto config_file = dir / "tokenizer_config.json", added_file = dir / "added_tokens.json";
+  try {
+    if (fs::exists(config_file)) {
+      const auto config = json::parse(read_text_file(config_file));
+      if (config.contains("added_tokens_decoder") && config["added_tokens_decoder"].is_object())
+        for (const auto& [id, token] : config["added_tokens_decoder"].items())
+          if (token.is_object() && token.value("content", "") == kImageToken) return std::stoll(id);
+    }
+    if (fs::exists(added_file)) {
+      const auto added = json::parse(read_text_file(added_file));
+      if (added.is_object() && added.contains(kImageToken) && added[kImageToken].is_number_integer())
+        return added[kImageToken].get<int64_t>();
+    }
+  } catch (const std::exception& e) {
+    throw Error(str("tokenizer files in '", dir.string(), "': ", e.what()));
+  }
+  return -1;
 }
 
 // LlamaTokenizer's files (SentencePieceTokenizer::save_hf) plus <image> as a special added token with id
@@ -152,13 +183,22 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   const auto& tok = *tok_ptr;
   const auto* sentencepiece = dynamic_cast<const text::SentencePieceTokenizer*>(&tok);
   const auto vocab = model->language_model->config().vocab_size;
-  // Both tokenizers give an added token the id after their last one, so that is <image>'s id. LlamaTokenizer's
-  // must be the next row; a tokenizer.json's may be a row the embedding already has (Qwen pads it beyond the
-  // tokenizer's ids), which <image> then takes.
-  const int64_t image_id = tok.vocab_size();
-  PATHVLM_CHECK(sentencepiece ? image_id == vocab : image_id <= vocab, where, ": tokenizer '", tok.path(), "' has ",
-                image_id, " ids but the language model has ", vocab, " embedding rows (<image> becomes id ", image_id,
-                ")");
+  // A model from a LLaVA directory keeps the <image> its tokenizer files give, and its row. Otherwise both
+  // tokenizers give an added token the id after their last one, so that is <image>'s id: LlamaTokenizer's must be
+  // the next row; a tokenizer.json's may be a row the embedding already has (Qwen pads it beyond the tokenizer's
+  // ids), which <image> then takes.
+  const int64_t existing = existing_image_id(tokenizer_source);
+  const int64_t image_id = existing >= 0 ? existing : tok.vocab_size();
+  if (existing >= 0) {
+    PATHVLM_CHECK(existing < vocab && (!sentencepiece || existing >= tok.vocab_size()), where,
+                  ": the tokenizer files of '", tokenizer_source, "' give <image> the id ", existing, ", which is ",
+                  existing < vocab ? "one of the tokenizer's own pieces" : "beyond the language model's", " ", vocab,
+                  " embedding rows");
+  } else {
+    PATHVLM_CHECK(sentencepiece ? image_id == vocab : image_id <= vocab, where, ": tokenizer '", tok.path(), "' has ",
+                  image_id, " ids but the language model has ", vocab, " embedding rows (<image> becomes id ",
+                  image_id, ")");
+  }
   const fs::path out(out_dir);
   std::error_code ec;
   fs::create_directories(out, ec);
@@ -176,7 +216,8 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   safetensors::NamedTensors tensors;
   for (const auto& item : model->named_parameters()) {
     const auto& name = item.key();
-    const bool vocabulary = name == "language_model.model.embed_tokens.weight" || name == "language_model.lm_head.weight";
+    const bool vocabulary = existing < 0 && (name == "language_model.model.embed_tokens.weight" ||
+                                             name == "language_model.lm_head.weight");
     tensors.emplace_back(name, vocabulary ? with_image_row(item.value())
                                           : item.value().detach().to(torch::kCPU, dtype).contiguous());
   }

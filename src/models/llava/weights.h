@@ -32,8 +32,10 @@
 
 namespace pathvlm::models {
 
-// `tokenizer_source`: the LLaMA's SentencePiece tokenizer.model or a directory holding one; its vocabulary must be
-// the model's vocab_size. A model with LoRA adapters is refused (merge them first: models::merge_lora).
+// `tokenizer_source`: the language model's tokenizer (tokenizer.model or tokenizer.json) or a directory holding it;
+// its vocabulary must be the model's vocab_size (a tokenizer.json's: at most), and <image> takes the next id, unless
+// its files already give <image> an id (a LLaVA directory's: tokenizer_config.json, added_tokens.json), which is
+// kept with its row. A model with LoRA adapters is refused (merge them first: models::merge_lora).
 void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::ScalarType dtype, uint64_t max_shard_bytes,
                      const std::string& tokenizer_source);
 

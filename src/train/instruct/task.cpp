@@ -70,7 +70,7 @@ models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg) {
                 "' is neither a CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) nor an existing path");
   models::ClipLoadOptions options;
   options.hidden_act = cfg.vision_hidden_act;
-  return models::load_clip(cfg.vision_tower, options);
+  return models::load_clip_image_tower(cfg.vision_tower, options);
 }
 
 std::shared_ptr<const text::Tokenizer> make_instruct_tokenizer(const InstructConfig& cfg) {
@@ -142,8 +142,8 @@ void InstructTask::build_common(const TaskContext& ctx) {
     model_ = models::LlavaModel(cfg_.model, slide_encoder_->num_tokens(), slide_encoder_->width(), language_model);
   }
   model_->to(device_);
-  if (const auto llava = models::read_original_llava_checkpoint(hf_language_model_))
-    if (adopts_llava_projector(*llava)) llava_projector_renames_ = llava->projector_renames();
+  llava_checkpoint_ = models::read_llava_checkpoint(hf_language_model_);
+  llava_projector_adopted_ = llava_checkpoint_ && adopts_llava_projector(*llava_checkpoint_);
   open_images(cfg_.data.images);
   if (images_->kind() == data::InstructImages::Kind::features) {
     const auto& vc = model_->vision_tower->clip_config();
@@ -175,9 +175,8 @@ void InstructTask::build_common(const TaskContext& ctx) {
            template_->name(), "; images as ", image_kind_text());
 }
 
-bool InstructTask::adopts_llava_projector(const models::OriginalLlavaCheckpoint& llava) const {
-  const std::string source = "instruct.language_model '" + llava.dir + "' (a LLaVA checkpoint, " + llava.model_type +
-                             ")";
+bool InstructTask::adopts_llava_projector(const models::LlavaCheckpoint& llava) const {
+  const std::string source = "instruct.language_model '" + llava.dir + "' (" + llava.description() + ")";
   const int64_t text_width = model_->language_model->config().hidden_size;
   const bool fits = model_->vision_tower && llava.projector == cfg_.model.projector &&
                     llava.vision_width == model_->vision_hidden();
@@ -187,16 +186,17 @@ bool InstructTask::adopts_llava_projector(const models::OriginalLlavaCheckpoint&
              slide_encoder_ ? ", after a slide encoder" : "", "): the projector starts from random weights");
     return false;
   }
+  const auto keys = llava.keys();
   const int layers = model_->vision_tower->clip_config().vision_layers;
   PATHVLM_CHECK(hidden_state_index(llava.vision_feature_layer, layers) ==
                     hidden_state_index(cfg_.model.vision_feature_layer, layers),
                 source, ": its projector was trained on tower layer ", llava.vision_feature_layer,
-                " (mm_vision_select_layer) but instruct.model.vision_feature_layer is ",
+                " (", keys.feature_layer, ") but instruct.model.vision_feature_layer is ",
                 cfg_.model.vision_feature_layer, ": set it to ", llava.vision_feature_layer);
   PATHVLM_CHECK(llava.vision_feature_select == cfg_.model.vision_feature_select, source,
                 ": its projector was trained on the ",
                 llava.vision_feature_select == "patch" ? "patch rows" : "CLS and patch rows",
-                " (mm_vision_select_feature) but instruct.model.vision_feature_select is ",
+                " (", keys.feature_select, ") but instruct.model.vision_feature_select is ",
                 cfg_.model.vision_feature_select, ": set it to ", llava.vision_feature_select);
   if (llava.image_aspect_ratio != cfg_.model.image_aspect_ratio)
     log_warn(source, " was trained with image_aspect_ratio ", llava.image_aspect_ratio,
@@ -300,8 +300,10 @@ std::vector<std::pair<std::string, torch::Tensor>> InstructTask::state_tensors()
 std::vector<KeyedInitSource> InstructTask::init_sources() const {
   if (hf_language_model_.empty()) return {};
   // Not strict: the projector is not in a LLaMA release, and a LLaVA checkpoint may hold a copy of its tower.
-  auto map = llava_projector_renames_;  // before "model. -> ...", which their names also start with
-  map.insert(map.end(), {"model. -> language_model.model.", "lm_head. -> language_model.lm_head."});
+  const auto map =
+      llava_checkpoint_
+          ? llava_checkpoint_->init_renames(llava_projector_adopted_)
+          : std::vector<std::string>{"model. -> language_model.model.", "lm_head. -> language_model.lm_head."};
   return {{"instruct.language_model", InitSource{hf_language_model_, map, false}}};
 }
 
@@ -651,11 +653,11 @@ InstructRun open_instruct_run(const std::string& path, torch::Device device) {
   return open_for_inference(job, device, path);
 }
 
-InstructRun open_original_llava(const std::string& dir, const OriginalLlavaOptions& options, torch::Device device) {
-  const auto llava = models::read_original_llava_checkpoint(dir);
-  PATHVLM_CHECK(llava, "'", dir, "' is not one of LLaVA's original checkpoints (config.json with model_type llava, "
-                "llava_llama or llava_mistral)");
-  const std::string source = "'" + dir + "' (a LLaVA checkpoint, " + llava->model_type + ")";
+InstructRun open_llava_checkpoint(const std::string& dir, const LlavaCheckpointOptions& options, torch::Device device) {
+  const auto llava = models::read_llava_checkpoint(dir);
+  PATHVLM_CHECK(llava, "'", dir, "' is not a LLaVA checkpoint (config.json with model_type llava, llava_llama or "
+                "llava_mistral)");
+  const std::string source = "'" + dir + "' (" + llava->description() + ")";
   JobConfig job;
   job.run.task = "instruct";
   auto& cfg = job.task_config<InstructConfig>();
@@ -666,31 +668,33 @@ InstructRun open_original_llava(const std::string& dir, const OriginalLlavaOptio
   PATHVLM_CHECK(!options.vision_tower.empty() || fs::exists(cfg.vision_tower), source, " was trained with the tower '",
                 llava->vision_tower, "', which is not a local directory: download it (huggingface-cli download ",
                 llava->vision_tower, " --local-dir DIR) and name DIR as the vision tower (--vision-tower)");
-  cfg.conversation_template = !options.conversation_template.empty() ? options.conversation_template
-                              : llava->model_type == "llava_mistral" ? "mistral_instruct"
-                                                                     : "vicuna_v1";
   const auto config_file = (fs::path(dir) / "config.json").string();
-  const auto positions = models::parse_hf_llama_config(read_text_file(config_file), config_file).max_position_embeddings;
-  cfg.max_length = std::min(cfg.max_length, positions);
+  const auto language_model = models::parse_hf_llama_config(read_text_file(config_file), config_file);
+  const auto& type = language_model.model_type;
+  cfg.conversation_template = !options.conversation_template.empty() ? options.conversation_template
+                              : type == "mistral"                    ? "mistral_instruct"
+                              : type == "qwen2" || type == "qwen3"   ? "chatml"
+                                                                     : "vicuna_v1";
+  cfg.max_length = std::min(cfg.max_length, language_model.max_position_embeddings);
   cfg.model.projector = llava->projector;
   cfg.model.vision_feature_layer = llava->vision_feature_layer;
   cfg.model.vision_feature_select = llava->vision_feature_select;
   cfg.model.image_aspect_ratio = llava->image_aspect_ratio;
   auto run = open_for_inference(job, device, "");
   PATHVLM_CHECK(run.task->llava()->vision_hidden() == llava->vision_width, source, ": its projector takes ",
-                llava->vision_width, "-wide tower features (mm_hidden_size) but the tower '", cfg.vision_tower,
-                "' gives ", run.task->llava()->vision_hidden(), ": give the tower it was trained with ('",
-                llava->vision_tower, "')");
+                llava->vision_width, "-wide tower features (", llava->keys().vision_width, ") but the tower '",
+                cfg.vision_tower, "' gives ", run.task->llava()->vision_hidden(),
+                ": give the tower it was trained with ('", llava->vision_tower, "')");
   log_info(source, ": template ", cfg.conversation_template,
            options.conversation_template.empty() ? " (its default)" : "");
   return run;
 }
 
-InstructRun open_instruct_model(const std::string& path, const OriginalLlavaOptions& options, torch::Device device) {
-  if (models::read_original_llava_checkpoint(path)) return open_original_llava(path, options, device);
+InstructRun open_instruct_model(const std::string& path, const LlavaCheckpointOptions& options, torch::Device device) {
+  if (models::read_llava_checkpoint(path)) return open_llava_checkpoint(path, options, device);
   PATHVLM_CHECK(options.vision_tower.empty() && options.conversation_template.empty(), "'", path,
-                "' is an instruct run: it brings its own vision tower and template (those options are for LLaVA's "
-                "original checkpoints)");
+                "' is an instruct run: it brings its own vision tower and template (those options are for LLaVA "
+                "checkpoints)");
   return open_instruct_run(path, device);
 }
 

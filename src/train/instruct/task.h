@@ -15,14 +15,17 @@
 // greedy generation with the template's prompt and stop, scored closed under both published rules and open
 // (exact match, F1); few-shot prompting with k support images before the query beside a kNN baseline on the
 // tower's pooled features. Export: a transformers LlavaForConditionalGeneration directory plus the projector alone.
-// instruct.language_model may be one of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5, Quilt-LLaVA;
-// models/llava/original_checkpoint.h): its projector is loaded with its language model when ours has its shape.
+// instruct.language_model may be a LLaVA checkpoint (models/llava/checkpoint.h): one of LLaVA's original ones
+// (LLaVA-1.5, LLaVA-Med v1.5, Quilt-LLaVA) or a transformers LlavaForConditionalGeneration (llava-hf, pathvlm's
+// export), whose directory is then also the instruct.vision_tower it holds. Its projector is loaded with its language
+// model when ours has its shape.
 #pragma once
 #include <torch/torch.h>
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,7 +36,7 @@
 #include "eval/support_set.h"
 #include "eval/vqa.h"
 #include "models/llava/model.h"
-#include "models/llava/original_checkpoint.h"
+#include "models/llava/checkpoint.h"
 #include "models/slide/encoder.h"
 #include "text/conversation.h"
 #include "text/tokenizer.h"
@@ -99,7 +102,7 @@ class InstructTask : public Task {
   void build_common(const TaskContext& ctx);
   // Whether the LLaVA checkpoint named as the language model brings its projector (the shape of ours); then the
   // settings that decide what the projector sees must be those it was trained with. Logs the decision.
-  bool adopts_llava_projector(const models::OriginalLlavaCheckpoint& llava) const;
+  bool adopts_llava_projector(const models::LlavaCheckpoint& llava) const;
   // The samples of `paths` for config key `key`; logs their report.
   std::shared_ptr<const data::InstructDataset> dataset(const std::vector<std::string>& paths,
                                                        const std::string& key) const;
@@ -128,7 +131,8 @@ class InstructTask : public Task {
 
   InstructConfig cfg_;
   std::string hf_language_model_;  // instruct.language_model when it is a Hugging Face directory
-  std::vector<std::string> llava_projector_renames_;  // init_from map entries of a LLaVA checkpoint's projector
+  std::optional<models::LlavaCheckpoint> llava_checkpoint_;  // instruct.language_model when it is one
+  bool llava_projector_adopted_ = false;                     // its projector loads into ours
   torch::Device device_{torch::kCPU};
   data::PixelNormalizer tower_pixels_;  // uint8 pixels [N,3,S,S] -> the tower's input on device_
   int rank_ = 0, world_size_ = 1;
@@ -155,16 +159,17 @@ struct InstructRun {
 };
 InstructRun open_instruct_run(const std::string& path, torch::Device device);
 
-// One of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5: models/llava/original_checkpoint.h) for inference
-// the same way: the model its config.json describes, its language model and projector loaded, with
-// `vision_tower` (default: the checkpoint's mm_vision_tower when that is a local directory) and
-// `conversation_template` (default: mistral_instruct for llava_mistral, else vicuna_v1, LLaVA's llava_v1).
-struct OriginalLlavaOptions {
+// A LLaVA checkpoint (models/llava/checkpoint.h: one of LLaVA's original ones, LLaVA-1.5 or LLaVA-Med v1.5, or a
+// transformers LlavaForConditionalGeneration) for inference the same way: the model its config.json describes, its
+// language model and projector loaded, with `vision_tower` (default: the original checkpoint's mm_vision_tower when
+// that is a local directory; the transformers directory itself) and `conversation_template` (default by language
+// model: mistral_instruct for Mistral, chatml for Qwen, else vicuna_v1, LLaVA's llava_v1).
+struct LlavaCheckpointOptions {
   std::string vision_tower, conversation_template;
 };
-InstructRun open_original_llava(const std::string& dir, const OriginalLlavaOptions& options, torch::Device device);
-// open_original_llava when `path` is one of LLaVA's original checkpoints, else open_instruct_run (a run brings its
-// own tower and template: options given for it are refused).
-InstructRun open_instruct_model(const std::string& path, const OriginalLlavaOptions& options, torch::Device device);
+InstructRun open_llava_checkpoint(const std::string& dir, const LlavaCheckpointOptions& options, torch::Device device);
+// open_llava_checkpoint when `path` is a LLaVA checkpoint, else open_instruct_run (a run brings its own tower and
+// template: options given for it are refused).
+InstructRun open_instruct_model(const std::string& path, const LlavaCheckpointOptions& options, torch::Device device);
 
 }  // namespace pathvlm::train

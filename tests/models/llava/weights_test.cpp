@@ -17,6 +17,9 @@
 #include "data/instruct_images.h"
 #include "io/safetensors.h"
 #include "llava_test_util.h"
+#include "models/clip/weights.h"
+#include "models/llama/weights.h"
+#include "models/llava/checkpoint.h"
 #include "models/llava/weights.h"
 #include "models/lora/apply.h"
 #include "test_util.h"
@@ -303,6 +306,20 @@ TEST(LlavaWeights, ExportOfAQwen2LanguageModelAddsImageToItsTokenizerJson) {
   EXPECT_TRUE(torch::allclose(embed[kImage], ours.narrow(0, 0, kImage).mean(0), 1e-6, 1e-6));
   EXPECT_TRUE(torch::equal(embed.narrow(0, kImage + 1, kQwenRows - kImage - 1),
                            ours.narrow(0, kImage + 1, kQwenRows - kImage - 1)));
+
+  // The directory is a language model by itself, and exported again from its own tokenizer files (a model read back
+  // from it) <image> keeps its id, once, and the model's row.
+  const auto language_model = models::load_llama(out.string(), torch::kFloat32, torch::kCPU);
+  EXPECT_EQ(language_model->config().model_type, "qwen2");
+  EXPECT_TRUE(torch::equal(language_model->named_parameters()["model.norm.weight"],
+                           llava->language_model->named_parameters()["model.norm.weight"]));
+  const fs::path again = tmp / "again";
+  models::export_hf_llava(llava, again, torch::kFloat32, 1ull << 30, out.string());
+  EXPECT_EQ(read_json(again / "config.json")["image_token_index"], kImage);
+  const auto added = read_json(again / "tokenizer.json")["added_tokens"];
+  EXPECT_EQ(std::count_if(added.begin(), added.end(), [](const json& t) { return t["content"] == "<image>"; }), 1);
+  EXPECT_TRUE(torch::equal(safetensors::Checkpoint::open(again.string()).get("language_model.model.embed_tokens.weight"),
+                           ours));
 }
 
 TEST(LlavaWeights, ProjectorFileRoundTripInLlavaNames) {
@@ -411,5 +428,55 @@ TEST(LlavaWeights, ExportForTransformersCheck) {
       EXPECT_EQ(reference.back().second.size(1), static_cast<int64_t>(hf_ids.size()));
     }
     safetensors::save(dir + "/reference.safetensors", reference);
+  }
+}
+
+// The other direction, after scripts/gpu/check_llava_export.py has loaded each export into transformers and saved it
+// again (DIR/<form>/resaved: save_pretrained's 4.52+ tensor names, config.json sub-configs as differences from the
+// defaults, the processor's tokenizer files): read back as a LLaVA, it gives the prompt logits of the model
+// exported (on the exported vocabulary; the <image> row it gained is not compared).
+TEST(LlavaWeights, ReadsWhatTransformersSavedInTheExportCheck) {
+  const char* root = std::getenv("PATHVLM_LLAVA_EXPORT_CHECK_DIR");
+  if (!root || !fs::exists(fs::path(root) / "mlp2x_gelu_patch" / "resaved"))
+    GTEST_SKIP() << "runs after scripts/gpu/check_llava_export.py saved the exports again with transformers "
+                    "(PATHVLM_LLAVA_EXPORT_CHECK_DIR/<form>/resaved)";
+  for (const char* form : {"mlp2x_gelu_patch", "linear_full", "mlp2x_gelu_patch_pad", "mlp2x_gelu_patch_pad_mistral"}) {
+    SCOPED_TRACE(form);
+    const std::string dir = std::string(root) + "/" + form, resaved = dir + "/resaved";
+    const auto checkpoint = models::read_llava_checkpoint(resaved);
+    ASSERT_TRUE(checkpoint && checkpoint->format == models::LlavaCheckpoint::Format::transformers);
+    models::LlavaConfig config;
+    config.projector = checkpoint->projector;
+    config.vision_feature_layer = checkpoint->vision_feature_layer;
+    config.vision_feature_select = checkpoint->vision_feature_select;
+    config.image_aspect_ratio = checkpoint->image_aspect_ratio;
+    models::LlavaModel llava(config, models::load_clip_image_tower(resaved),
+                             models::load_llama(resaved, torch::kFloat32, torch::kCPU));
+    const auto stored = safetensors::Checkpoint::open(resaved);
+    torch::NoGradGuard no_grad;
+    for (auto& item : llava->multi_modal_projector->named_parameters())
+      item.value().copy_(stored.get(checkpoint->layout.projector + item.key()));
+
+    const auto reference = safetensors::Checkpoint::open(dir + "/reference.safetensors");
+    std::ifstream jsonl(dir + "/reference.jsonl");
+    for (std::string line; std::getline(jsonl, line);) {
+      const auto sample = json::parse(line);
+      std::vector<int64_t> ids;  // HF's run of image_token_index ids back to one sentinel
+      for (const auto id : sample["input_ids"].get<std::vector<int64_t>>()) {
+        if (id != checkpoint->image_token_id) {
+          ids.push_back(id);
+        } else if (ids.empty() || ids.back() != models::kImageSentinel) {
+          ids.push_back(models::kImageSentinel);
+        }
+      }
+      const auto rows = sample["pixel_values"].is_null()
+                            ? torch::Tensor()
+                            : llava->project(llava->image_features(reference.get(sample["pixel_values"])));
+      const auto logits = llava->language_model->forward_embeds(llava->prompt_embeds({ids}, rows).embeds);
+      const auto expected = reference.get(sample["logits"]);
+      const auto ours = logits.narrow(-1, 0, expected.size(-1));
+      EXPECT_LE((ours - expected).abs().max().item<double>(), 1e-5 * expected.abs().max().item<double>())
+          << sample["prompt"];
+    }
   }
 }

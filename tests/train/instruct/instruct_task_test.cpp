@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "models/clip/weights.h"
 #include "models/llama/config.h"
+#include "models/llava/hf_layout.h"
 #include "test_util.h"
 #include "train/instruct/instruct_test_util.h"
 #include "train/instruct/task.h"
@@ -172,7 +173,7 @@ TEST(InstructTask, StartsFromAnOriginalLlavaCheckpoint) {
   const auto msg = error_of([&] { train::train(last_layer); });
   EXPECT_HAS(msg,
              "instruct.language_model '" + llava +
-                 "' (a LLaVA checkpoint, llava_llama): its projector was "
+                 "' (one of LLaVA's original checkpoints, llava_llama): its projector was "
                  "trained on tower layer -2 (mm_vision_select_layer) but instruct.model.vision_feature_layer is -1");
   fs::remove_all(dir);
 }
@@ -237,6 +238,102 @@ TEST(InstructTask, AnOriginalLlavaCheckpointAnswersLikeTheRunItHolds) {
                train::open_instruct_model(llava, {dir + "/tower", ""}, cpu);
              }),
              "its projector takes 48-wide tower features (mm_hidden_size) but the tower '" + dir + "/tower' gives");
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// `from` (a transformers LLaVA directory in the names before 4.52) copied to `to` in the names of 4.52 and later.
+void write_in_newer_layout(const std::string& from, const std::string& to) {
+  fs::create_directories(to);
+  for (const auto& entry : fs::directory_iterator(from))
+    if (entry.path().extension() != ".safetensors")
+      fs::copy_file(entry.path(), to / entry.path().filename(), fs::copy_options::overwrite_existing);
+  const auto older = models::HfLlavaLayout::before_4_52(), newer = models::HfLlavaLayout::from_4_52();
+  safetensors::NamedTensors tensors;
+  for (const auto& [name, t] : load_all(from + "/model.safetensors")) {
+    for (const auto& [a, b] : std::vector<std::pair<std::string, std::string>>{
+             {older.language_model, newer.language_model}, {older.lm_head, newer.lm_head},
+             {older.vision_tower, newer.vision_tower}, {older.projector, newer.projector}})
+      if (name.rfind(a, 0) == 0) tensors.emplace_back(b + name.substr(a.size()), t);
+  }
+  safetensors::save(to + "/model.safetensors", tensors);
+}
+
+}  // namespace
+
+// A transformers LlavaForConditionalGeneration directory (llava-hf, pathvlm's export) read back: the language model,
+// tower, projector and tokenizer come from the one directory and answer exactly as the run it was exported from;
+// exported again it is the same directory (its <image> id and row kept); in transformers' 4.52+ tensor names it
+// reads the same; as instruct.language_model and instruct.vision_tower it is where training starts.
+TEST(InstructTask, ATransformersLlavaDirectoryReadsBackAsTheRunItWasExportedFrom) {
+  auto dir = fresh_dir("instruct_llava_hf");
+  auto trained_job = tiny_instruct_job(dir, "trained", 2, 3);
+  trained_job.checkpoint.export_final = false;
+  train::train(trained_job);
+  const auto trained = load_all(checkpoint_weights(dir + "/trained", 3));
+  const torch::Device cpu(torch::kCPU);
+  auto run = train::open_instruct_run(dir + "/trained", cpu);
+  run.task->export_model(dir + "/hf");
+
+  auto hf = train::open_instruct_model(dir + "/hf", {}, cpu);
+  EXPECT_EQ(hf.task->conversation_template().name(), "vicuna_v1");
+  const std::string tile = std::string(PATHVLM_SHARED_DATA) + "/tiles/he_01581x_25327y.png";
+  const auto seen = run.task->image_file_features({tile});
+  ASSERT_TRUE(torch::equal(seen, hf.task->image_file_features({tile})));
+  const text::Conversation question{"q", {{text::Speaker::human, "<image>\nWhat tissue is shown?"}}};
+  generate::GenerateOptions options;
+  options.max_new_tokens = 6;
+  const auto expected = run.task->reply({question}, {seen}, options);
+  ASSERT_GE(expected[0].ids.size(), 2u);
+  EXPECT_EQ(hf.task->reply({question}, {seen}, options)[0].ids, expected[0].ids);
+
+  hf.task->export_model(dir + "/hf2");
+  const auto first = load_all(dir + "/hf/model.safetensors"), second = load_all(dir + "/hf2/model.safetensors");
+  ASSERT_EQ(first.size(), second.size());
+  for (const auto& [name, t] : first) EXPECT_TRUE(torch::equal(t, second.at(name))) << name;
+  for (const char* file : {"config.json", "added_tokens.json", "tokenizer_config.json", "processor_config.json"})
+    EXPECT_EQ(nlohmann::json::parse(read_text(dir + "/hf/" + file)),
+              nlohmann::json::parse(read_text(dir + "/hf2/" + file))) << file;
+
+  write_in_newer_layout(dir + "/hf", dir + "/hf_4_52");
+  auto newer = train::open_instruct_model(dir + "/hf_4_52", {}, cpu);
+  EXPECT_EQ(newer.task->reply({question}, {seen}, options)[0].ids, expected[0].ids);
+
+  // One step at learning rate 0 from the directory: the saved weights are the run's (and <image>'s row).
+  auto from_hf = tiny_instruct_job(dir, "from_hf", 2, 1);
+  from_hf.optim.lr = 0;
+  from_hf.optim.weight_decay = 0;
+  from_hf.optim.warmup_steps = 0;
+  from_hf.checkpoint.export_final = false;
+  auto& fc = from_hf.task_config<train::InstructConfig>();
+  fc.language_model = fc.vision_tower = dir + "/hf_4_52";
+  fc.tokenizer = "";
+  train::train(from_hf);
+  const auto started = load_all(checkpoint_weights(dir + "/from_hf", 1));
+  ASSERT_EQ(started.size(), trained.size());
+  for (const auto& [name, t] : trained) {
+    const auto& got = started.at(name);
+    const bool vocabulary = name == "language_model.model.embed_tokens.weight" || name == "language_model.lm_head.weight";
+    ASSERT_EQ(got.size(0), t.size(0) + (vocabulary ? 1 : 0)) << name;
+    EXPECT_TRUE(torch::equal(got.narrow(0, 0, t.size(0)), t)) << name;
+  }
+  EXPECT_HAS(read_text(dir + "/from_hf/log.txt"), "(a transformers LlavaForConditionalGeneration): its projector");
+
+  // A single FC (PathAsst's projector) goes out as linear_1 + an identity linear_2 and comes back as that FC.
+  auto linear_job = tiny_instruct_job(dir, "linear", 2, 3);
+  linear_job.checkpoint.export_final = false;
+  linear_job.task_config<train::InstructConfig>().model.projector = "linear";
+  train::train(linear_job);
+  auto linear_run = train::open_instruct_run(dir + "/linear", cpu);
+  linear_run.task->export_model(dir + "/hf_linear");
+  auto linear_hf = train::open_instruct_model(dir + "/hf_linear", {}, cpu);
+  ASSERT_EQ(linear_hf.task->llava()->config().projector, "linear");
+  const auto features = linear_run.task->image_file_features({tile});
+  torch::NoGradGuard no_grad;
+  const auto projected = linear_run.task->llava()->project(features);
+  EXPECT_TRUE(torch::equal(linear_hf.task->llava()->project(features), projected));
+  EXPECT_FALSE(torch::equal(linear_hf.task->llava()->project(features * 2), projected));
   fs::remove_all(dir);
 }
 
