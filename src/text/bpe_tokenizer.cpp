@@ -292,7 +292,9 @@ void BpeTokenizer::read_model(const json& model) {
   PATHVLM_CHECK(member(model, "dropout").is_null(), where(), "BPE dropout ", member(model, "dropout").dump(),
                 " is not supported");
   PATHVLM_CHECK(!flag(model, "byte_fallback", false), where(),
-                "byte_fallback true is not supported (a SentencePiece-style BPE, not byte-level)");
+                "byte_fallback true is not supported (a SentencePiece-style BPE, as LLaMA-2's and Mistral's, not "
+                "byte-level): read the model's tokenizer.model instead (in its directory it is read first; "
+                "transformers 5 may save tokenizer.json alone: copy tokenizer.model from the base model)");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     const json& v = member(model, key);
     PATHVLM_CHECK(v.is_null() || v == "", where(), key, " ", v.dump(), " is not supported (byte-level BPE has none)");

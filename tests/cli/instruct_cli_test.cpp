@@ -1,5 +1,6 @@
 // The instruct commands as a user runs them: `instruct inspect`, and the README's demo (synth instruct, the LLM's
-// pretraining, phase 1, phase 2 on 2 ranks) followed by `generate --image` and `export --format hf-llava`.
+// pretraining, phase 1, phase 2 on 2 ranks) followed by `generate --image`, `export --format hf-llava` and the same
+// question asked of the export.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -121,4 +122,15 @@ TEST(InstructCli, DemoPairLearnsThenChatsAboutAnImageAndExports) {
   for (const char* file : {"model.safetensors", "tokenizer.model", "preprocessor_config.json", "processor_config.json",
                            "mm_projector.safetensors"})
     EXPECT_TRUE(fs::exists(dir.path / "exported" / file)) << file;
+
+  // The export is a model by itself (tower, projector, language model, tokenizer): asked the same, it replies the same.
+  ASSERT_EQ(run_in(dir.path,
+                   "$B generate --model exported --image demo/instruct/tiles/" + question["image"].get<std::string>() +
+                       " --prompt '" + question["text"].get<std::string>() + "' --max-new-tokens 16 --format jsonl",
+                   "chat_exported.jsonl"),
+            0)
+      << read_text(dir.path / "chat_exported.jsonl");
+  const auto again = nlohmann::json::parse(output_lines(read_text(dir.path / "chat_exported.jsonl")).at(0));
+  EXPECT_EQ(again["ids"], chat["ids"]);
+  EXPECT_EQ(again["text"], chat["text"]);
 }
