@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/join.h"
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
@@ -126,6 +127,15 @@ ckpt::External load_init_from(const std::vector<KeyedInitSource>& sources,
     PATHVLM_CHECK(!source.strict || unexpected.empty(), key, " ('", source.path, "'): ", unexpected.size(),
                   " tensors match no model tensor: ", some(unexpected, 5),
                   " (add a rename to map, or set strict: false to load what matches)");
+  }
+  for (const auto& source : sources) {
+    std::vector<std::string> absent;
+    for (const auto& name : model_order)
+      for (const auto& prefix : source.complete)
+        if (name.rfind(prefix, 0) == 0 && !loaded_by_any.count(name)) absent.push_back(name);
+    PATHVLM_CHECK(absent.empty(), source.key, " ('", source.source.path, "'): ", absent.size(), " tensors of ",
+                  join(source.complete), " are in no source: ", some(absent, 5),
+                  " (is it the model its config.json describes, in names its map covers?)");
   }
   if (!any_strict) return provenance;
   std::vector<std::string> never_loaded;

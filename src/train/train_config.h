@@ -60,9 +60,12 @@ struct LoraConfig {
 };
 
 // A source of initial weights with the config key its errors name ("train.init_from[1]", "lm.pretrained").
+// `complete`: prefixes of model tensor names that must all be loaded (by the sources together) even when the source
+// is not strict: a task's pretrained part whose module is built without initialising its weights.
 struct KeyedInitSource {
   std::string key;
   InitSource source;
+  std::vector<std::string> complete = {};
 };
 
 struct TrainConfig {

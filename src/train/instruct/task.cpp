@@ -304,7 +304,8 @@ std::vector<KeyedInitSource> InstructTask::init_sources() const {
       llava_checkpoint_
           ? llava_checkpoint_->init_renames(llava_projector_adopted_)
           : std::vector<std::string>{"model. -> language_model.model.", "lm_head. -> language_model.lm_head."};
-  return {{"instruct.language_model", InitSource{hf_language_model_, map, false}}};
+  // The language model is built without initialising its weights: every one must come from the source.
+  return {{"instruct.language_model", InitSource{hf_language_model_, map, false}, {"language_model."}}};
 }
 
 // ---- training --------------------------------------------------------------------------------------

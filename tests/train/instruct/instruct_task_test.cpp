@@ -320,6 +320,16 @@ TEST(InstructTask, ATransformersLlavaDirectoryReadsBackAsTheRunItWasExportedFrom
   }
   EXPECT_HAS(read_text(dir + "/from_hf/log.txt"), "(a transformers LlavaForConditionalGeneration): its projector");
 
+  // A language model tensor the directory lacks would stay uninitialised memory: refused, named.
+  safetensors::NamedTensors partial;
+  for (const auto& [name, t] : load_all(dir + "/hf_4_52/model.safetensors"))
+    if (name != "model.language_model.norm.weight") partial.emplace_back(name, t);
+  safetensors::save(dir + "/hf_4_52/model.safetensors", partial);
+  from_hf.run.name = "from_partial";
+  EXPECT_HAS(error_of([&] { train::train(from_hf); }),
+             "instruct.language_model ('" + dir + "/hf_4_52'): 1 tensors of language_model. are in no source: "
+             "language_model.model.norm.weight");
+
   // A single FC (PathAsst's projector) goes out as linear_1 + an identity linear_2 and comes back as that FC.
   auto linear_job = tiny_instruct_job(dir, "linear", 2, 3);
   linear_job.checkpoint.export_final = false;
