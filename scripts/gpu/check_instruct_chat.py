@@ -11,7 +11,8 @@
 
 Each line of ours.jsonl holds our prompt ids (the conversation template applied, -200 where the image goes) and the
 ids we generated greedily. For each line this script expands -200 into image_seq_length copies of the export's
-image_token_index (what LlavaProcessor does), takes pixel_values from the export's image processor, runs
+image_token_index (what LlavaProcessor does), takes pixel_values from the export's image processor (its PIL class:
+transformers 5.x's no-suffix class is torchvision-based, and our resize is PIL's), runs
 LlavaForConditionalGeneration.generate(do_sample=False) in fp32 for as many tokens, and checks the tokens are ours.
 Exits non-zero on a mismatch.
 """
@@ -22,6 +23,8 @@ import sys
 import torch
 from PIL import Image
 from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+from hf_compat import use_pil_image_processor
 
 IMAGE_SENTINEL = -200
 
@@ -37,7 +40,8 @@ def main():
     except TypeError:  # transformers 4.x before `dtype`
         model = LlavaForConditionalGeneration.from_pretrained(args.export, torch_dtype=torch.float32)
     model.eval()
-    processor = AutoProcessor.from_pretrained(args.export)
+    processor = use_pil_image_processor(AutoProcessor.from_pretrained(args.export), args.export)
+    print(f"image processor: {type(processor.image_processor).__name__}")
     pixels = processor.image_processor(Image.open(args.image).convert("RGB"), return_tensors="pt")["pixel_values"]
     image_token = model.config.image_token_index
     image_rows = model.config.image_seq_length

@@ -12,16 +12,47 @@ loaded as MistralForCausalLM), fp32_qwen2/ (a Qwen2: biases on q/k/v, loaded as 
 (a Qwen3: q and k normalised per head, loaded as Qwen3ForCausalLM), and reference.safetensors with the token ids of a text and pathvlm's fp32 logits of
 each export. For each export this script checks that
 AutoModelForCausalLM.from_pretrained (fp32, eager attention) gives the same logits (max abs diff <= 1e-4 x the
-logit scale), that GenerationConfig loads, and that AutoTokenizer (fast and slow) encodes the text to the same
-ids. Exits non-zero if a check fails.
+logit scale), that GenerationConfig loads, and that AutoTokenizer encodes the text to the same ids. Where an export
+has tokenizer.model, SentencePiece itself ([bos] + encode) must give AutoTokenizer's ids on PLAIN_TEXT and ours on the
+text when it holds no special-token string (transformers 5.x's AutoTokenizer ignores use_fast=False, so it is no
+slow-tokenizer check). Exits non-zero if a check fails.
 """
 import argparse
 import os
 import sys
 
+import sentencepiece
 import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+
+SPECIAL_TOKENS = ("<s>", "</s>", "<unk>")  # LLaMA-2's: SentencePiece's encode splits them as plain text
+PLAIN_TEXT = "The slide shows invasive ductal carcinoma, grade 2 of 3 (Nottingham)."
+
+
+def check_sentencepiece(export, path, text, ours, tokenizer, failures):
+    """[bos] + SentencePiece's ids from the export's tokenizer.model against ours on `text` (skipped when it holds a
+    special-token string) and against the AutoTokenizer's on PLAIN_TEXT."""
+    model_file = os.path.join(path, "tokenizer.model")
+    if not os.path.exists(model_file):
+        print(f"{export}: sentencepiece tokenizer.model check skipped: the export has no tokenizer.model")
+        return
+    sp = sentencepiece.SentencePieceProcessor(model_file=model_file)
+    cases = [(PLAIN_TEXT, tokenizer(PLAIN_TEXT)["input_ids"], "AutoTokenizer")]
+    special = [t for t in SPECIAL_TOKENS if t in text]
+    if special:
+        print(f"{export}: sentencepiece tokenizer.model skipped on {text!r}: it holds {special}, which SentencePiece "
+              "encodes as plain text")
+    else:
+        cases.insert(0, (text, ours, "ours"))
+    for case, expected, whose in cases:
+        ids = [sp.bos_id()] + sp.encode(case)
+        ok = ids == expected
+        print(f"{export}: sentencepiece tokenizer.model on {case!r} {'ok' if ok else 'FAIL'}: {ids} vs {whose} "
+              f"{expected}")
+        if not ok:
+            failures.append(f"{export} sentencepiece tokenizer.model vs {whose}")
 
 
 def load_model(path):
@@ -63,12 +94,14 @@ def main():
             failures.append(f"{export} logits")
         generation = GenerationConfig.from_pretrained(path)
         print(f"{export}: generation config bos {generation.bos_token_id} eos {generation.eos_token_id}")
-        for use_fast in (True, False):
-            ids = AutoTokenizer.from_pretrained(path, use_fast=use_fast)(text)["input_ids"]
-            ok = ids == input_ids[0].tolist()
-            print(f"{export}: tokenizer (fast={use_fast}) {'ok' if ok else 'FAIL'}: {ids} vs {input_ids[0].tolist()}")
-            if not ok:
-                failures.append(f"{export} tokenizer fast={use_fast}")
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        ids = tokenizer(text)["input_ids"]
+        ok = ids == input_ids[0].tolist()
+        print(f"{export}: AutoTokenizer ({type(tokenizer).__name__}) {'ok' if ok else 'FAIL'}: {ids} vs "
+              f"{input_ids[0].tolist()}")
+        if not ok:
+            failures.append(f"{export} AutoTokenizer")
+        check_sentencepiece(export, path, text, input_ids[0].tolist(), tokenizer, failures)
     if failures:
         print("FAILED: " + ", ".join(failures))
         sys.exit(1)

@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "text/sentencepiece_backend.h"
+#include "text/sentencepiece_json.h"
 
 namespace fs = std::filesystem;
 
@@ -136,6 +138,9 @@ void SentencePieceTokenizer::save_hf(const std::string& dir) const {
     out << json.dump(2) << "\n";
     PATHVLM_CHECK(out.good(), "cannot write '", file, "'");
   }
+  // transformers 5 reads tokenizer.json first; 4.x built the same from tokenizer.model.
+  const auto json = sentencepiece_tokenizer_json(path_, bos_id());
+  if (!json.empty()) write_text_file((fs::path(dir) / "tokenizer.json").string(), json);
 }
 
 void train_sentencepiece(const std::vector<std::string>& texts, int vocab_size, const std::string& model_file) {

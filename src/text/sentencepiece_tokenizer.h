@@ -52,7 +52,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   const std::string& path() const override { return path_; }
 
   // Writes what transformers' LlamaTokenizer loads with the same behaviour: tokenizer.model (a copy),
-  // tokenizer_config.json (legacy = true) and special_tokens_map.json.
+  // tokenizer_config.json (legacy = true), special_tokens_map.json, and for a byte-fallback BPE model (LLaMA-2's
+  // kind) the tokenizer.json transformers 5 reads first (text/sentencepiece_json.h).
   void save_hf(const std::string& dir) const override;
 
  private:

@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "test_util.h"
+#include "text/peers_util.h"
+#include "text/sentencepiece_json.h"
 #include "text/sentencepiece_tokenizer.h"
 
 using pathvlm::testing::error_of;
@@ -283,12 +285,59 @@ TEST(SentencePieceTokenizer, SaveHfWritesLlamaTokenizerFiles) {
   EXPECT_EQ(config.at("clean_up_tokenization_spaces"), false);
   const auto special = nlohmann::json::parse(read_bytes(out / "special_tokens_map.json"));
   EXPECT_EQ(special, (nlohmann::json{{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}}));
+  // tokenizer.json in the form of LLaMA-2's own: a byte-fallback BPE, its merges ordered by the pieces' scores.
+  const auto json = nlohmann::json::parse(read_bytes(out / "tokenizer.json"));
+  const auto& model = json.at("model");
+  EXPECT_EQ(model.at("type"), "BPE");
+  EXPECT_EQ(model.at("byte_fallback"), true);
+  EXPECT_EQ(model.at("unk_token"), "<unk>");
+  EXPECT_EQ(model.at("vocab").size(), 32000u);
+  EXPECT_EQ(model.at("vocab").at("\u2581Hello"), 15043);
+  EXPECT_EQ(model.at("merges").at(0), "\u2581 t");
+  EXPECT_EQ(json.at("normalizer").at("normalizers").at(0).at("type"), "Prepend");
+  EXPECT_EQ(json.at("post_processor").at("single").at(0).at("SpecialToken").at("id"), "<s>");
+  EXPECT_EQ(json.at("added_tokens").size(), 3u);  // <unk>, <s>, </s>
+  std::ofstream(dir.path / "damaged.model") << std::string(16, '\xff');
+  EXPECT_NE(error_of([&] { pathvlm::text::sentencepiece_tokenizer_json((dir.path / "damaged.model").string(), 1); })
+                .find("damaged.model"),
+            std::string::npos);
 
   // The saved directory loads back, and saving onto itself keeps the file.
   SentencePieceTokenizer again(locate_tokenizer(out.string()));
   EXPECT_EQ(again.encode("Hello <s>."), llama().encode("Hello <s>."));
   again.save_hf(out.string());
   EXPECT_EQ(read_bytes(out / "tokenizer.model"), read_bytes(kLlamaModel));
+}
+
+// The tokenizer.json save_hf writes beside the model (what transformers 5 reads first), run by the real tokenizers
+// library, gives the model's own ids and decodes: LlamaTokenizer's legacy rule around special tokens included.
+TEST(SentencePieceTokenizerPeers, ItsTokenizerJsonTokenizesAsTheModelInTheTokenizersLibrary) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  SKIP_WITHOUT_PEERS();
+  TempDir dir("sptok_json");
+  llama().save_hf(dir.path.string());
+  const auto file = (dir.path / "tokenizer.json").string();
+  ASSERT_TRUE(fs::exists(file));
+  auto texts = generated_texts();
+  for (const char* special : {"Hello <s>.", "</s> </s>", "x </s> y", "<</s>>", "a</s></s>b", "<s></s><unk>",
+                              "USER: hi ASSISTANT: ok</s>USER: more", " leading", "trailing  ", "\n\nnew\tlines\n"})
+    texts.push_back(special);
+  std::vector<nlohmann::json> records;
+  for (const auto& text : texts) records.push_back({{"text", text}});
+  std::mt19937 rng(static_cast<uint32_t>(pathvlm::testing::test_seed(11)));
+  for (int i = 0; i < 50; ++i) {
+    std::vector<int64_t> ids;
+    for (int k = 0; k < 12; ++k) ids.push_back(std::uniform_int_distribution<int64_t>(0, 31999)(rng));
+    records.push_back({{"ids", ids}});
+  }
+  const auto library = pathvlm::testing::run_node_reference("hf_tokenizers_reference.js", file, records);
+  ASSERT_EQ(library.size(), records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    const bool text = records[i].contains("text");
+    const auto ids = text ? llama().encode(texts[i], /*add_bos=*/false) : records[i]["ids"].get<std::vector<int64_t>>();
+    if (text) EXPECT_EQ(library[i]["ids"].get<std::vector<int64_t>>(), ids) << nlohmann::json(texts[i]);
+    EXPECT_EQ(library[i]["decode_skip"].get<std::string>(), llama().decode(ids)) << records[i].dump();
+  }
 }
 
 TEST(SentencePieceTokenizer, TrainsASmallDeterministicLlamaLayoutModel) {

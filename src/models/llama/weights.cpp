@@ -14,6 +14,7 @@
 #include "core/text_file.h"
 #include "io/safetensors.h"
 #include "models/llava/hf_layout.h"
+#include "text/sentencepiece_json.h"
 #include "text/tokenizer.h"
 
 namespace pathvlm::models {
@@ -152,6 +153,12 @@ void export_hf_llama(LlamaForCausalLM& model, const std::string& out_dir, torch:
     if (!fs::exists(from) || (fs::exists(to) && fs::equivalent(from, to))) continue;
     fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
     PATHVLM_CHECK(!ec, "export '", out_dir, "': cannot copy '", from.string(), "': ", ec.message());
+  }
+  // A tokenizer.model alone (Vicuna): the tokenizer.json transformers 5 reads first, made from it.
+  if (!fs::exists(out / "tokenizer.json")) {
+    const auto json =
+        text::sentencepiece_tokenizer_json((tok / "tokenizer.model").string(), model->config().bos_token_id);
+    if (!json.empty()) write_text_file(out / "tokenizer.json", json);
   }
 }
 

@@ -66,6 +66,18 @@ void check_identity_second_layer(const safetensors::Checkpoint& ckpt, const Llav
                 "(linear, mlp2x_gelu)");
 }
 
+// Whether the directory's image processor pads to a square (LlavaImageProcessor's do_pad, LLaVA's expand2square):
+// preprocessor_config.json, or where transformers 5 saves it, processor_config.json's image_processor.
+bool image_processor_pads(const std::string& dir) {
+  const auto preprocessor = (fs::path(dir) / "preprocessor_config.json").string();
+  if (fs::exists(preprocessor)) return jf::bool_or(read_json(preprocessor), "do_pad", false, preprocessor);
+  const auto processor = (fs::path(dir) / "processor_config.json").string();
+  if (!fs::exists(processor)) return false;
+  const auto j = read_json(processor);
+  return j.is_object() && j.contains("image_processor") &&
+         jf::bool_or(j.at("image_processor"), "do_pad", false, processor + ": image_processor");
+}
+
 // transformers' LlavaConfig: its keys and defaults (anchors-export.md 1.4), the image processor's padding.
 void read_transformers(const json& j, const std::string& file, LlavaCheckpoint& c) {
   const auto act = jf::string_or(j, "projector_hidden_act", "gelu", file);
@@ -86,9 +98,7 @@ void read_transformers(const json& j, const std::string& file, LlavaCheckpoint& 
   c.vision_feature_select = strategy == "default" ? "patch" : "full";
   // transformers 5.x also names it image_token_id (attribute_map).
   c.image_token_id = jf::integer_or(j, "image_token_index", jf::integer_or(j, "image_token_id", 32000, file), file);
-  const auto preprocessor = (fs::path(c.dir) / "preprocessor_config.json").string();
-  const bool pads = fs::exists(preprocessor) && jf::bool_or(read_json(preprocessor), "do_pad", false, preprocessor);
-  c.image_aspect_ratio = pads ? "pad" : "square";  // LlavaImageProcessor's do_pad is LLaVA's expand2square
+  c.image_aspect_ratio = image_processor_pads(c.dir) ? "pad" : "square";
   c.vision_tower = c.dir;
 
   const auto ckpt = safetensors::Checkpoint::open(c.dir);

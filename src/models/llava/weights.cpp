@@ -84,21 +84,25 @@ void add_llava_processor_settings(json& config, const std::string& pad, int64_t 
 }
 
 // A tokenizer.json's files (BpeTokenizer::save_hf) with <image> added as a special token of id `image_id`, in
-// tokenizer.json's added_tokens (where the tokenizers library reads it) and tokenizer_config.json's
-// added_tokens_decoder (where transformers does).
-void write_bpe_tokenizer(const text::Tokenizer& tok, const fs::path& out, int64_t image_id, int64_t max_length) {
-  tok.save_hf(out.string());
+// tokenizer.json and in tokenizer_config.json's added_tokens_decoder (where transformers reads it).
+// <image> as a special added token of id `image_id` in `out`/tokenizer.json, where the tokenizers library reads it
+// (the tokenizer of a LLaVA export has it already).
+void add_image_to_tokenizer_json(const fs::path& out, int64_t image_id) {
   auto tokenizer = json::parse(read_text_file(out / "tokenizer.json"));
   auto& added = tokenizer["added_tokens"];
   const bool has_image = std::any_of(added.begin(), added.end(), [](const json& t) {
     return t.is_object() && t.value("content", "") == kImageToken;
   });
-  if (!has_image) {  // the tokenizer of a LLaVA export has it already
-    json image = added_token(kImageToken);
-    image["id"] = image_id;
-    added.push_back(image);
-    write_text_file(out / "tokenizer.json", tokenizer.dump() + "\n");
-  }
+  if (has_image) return;
+  json image = added_token(kImageToken);
+  image["id"] = image_id;
+  added.push_back(image);
+  write_text_file(out / "tokenizer.json", tokenizer.dump() + "\n");
+}
+
+void write_bpe_tokenizer(const text::Tokenizer& tok, const fs::path& out, int64_t image_id, int64_t max_length) {
+  tok.save_hf(out.string());
+  add_image_to_tokenizer_json(out, image_id);
 
   const auto config_file = out / "tokenizer_config.json";
   auto config = fs::exists(config_file) ? json::parse(read_text_file(config_file)) : json::object();
@@ -153,6 +157,7 @@ void write_sentencepiece_tokenizer(const text::SentencePieceTokenizer& tok, cons
   special["additional_special_tokens"] = {kImageToken};
   write_text_file(out / "special_tokens_map.json", special.dump(2) + "\n");
   write_text_file(out / "added_tokens.json", json{{kImageToken, image_id}}.dump(2) + "\n");
+  if (fs::exists(out / "tokenizer.json")) add_image_to_tokenizer_json(out, image_id);
 }
 
 void check_no_lora(LlavaModel& model, const std::string& what) {

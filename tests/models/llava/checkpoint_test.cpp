@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,7 @@
 
 using namespace pathvlm;
 using nlohmann::json;
+namespace fs = std::filesystem;
 using pathvlm::testing::error_of;
 using pathvlm::testing::TempDir;
 
@@ -177,6 +179,12 @@ TEST(LlavaCheckpoint, ReadsATransformersLlavaDirectoryInBothTensorLayouts) {
   EXPECT_EQ(newer->vision_width, 768);  // CLIPVisionConfig's
   EXPECT_EQ(newer->image_token_id, 151646);
   EXPECT_EQ(newer->image_aspect_ratio, "pad");
+  // transformers 5 saves the image processor's settings inside processor_config.json instead.
+  fs::remove(dir / "preprocessor_config.json");
+  std::ofstream(dir / "processor_config.json") << R"({"image_processor": {"do_pad": true}, "patch_size": 14})";
+  EXPECT_EQ(read_config(dir, config)->image_aspect_ratio, "pad");
+  std::ofstream(dir / "processor_config.json") << R"({"image_processor": {"do_pad": false}})";
+  EXPECT_EQ(read_config(dir, config)->image_aspect_ratio, "square");
   EXPECT_EQ(newer->init_renames(true),
             (std::vector<std::string>{"model.multi_modal_projector. -> multi_modal_projector.",
                                       "model.language_model. -> language_model.model.",

@@ -183,6 +183,11 @@ TEST(LlavaWeights, ExportHasTheLegacyKeyLayoutConfigAndProcessorFiles) {
   EXPECT_EQ(special["pad_token"], "<unk>");
   EXPECT_EQ(special["bos_token"], "<s>");
   EXPECT_EQ(special["additional_special_tokens"], json::array({"<image>"}));
+  // tokenizer.json (what transformers 5 reads first) knows <image> too.
+  const auto added = read_json(dir + "/tokenizer.json")["added_tokens"];
+  EXPECT_EQ(std::count_if(added.begin(), added.end(),
+                          [](const json& t) { return t["content"] == "<image>" && t["id"] == 32000; }),
+            1);
 }
 
 
@@ -445,6 +450,7 @@ TEST(LlavaWeights, ReadsWhatTransformersSavedInTheExportCheck) {
     const std::string dir = std::string(root) + "/" + form, resaved = dir + "/resaved";
     const auto checkpoint = models::read_llava_checkpoint(resaved);
     ASSERT_TRUE(checkpoint && checkpoint->format == models::LlavaCheckpoint::Format::transformers);
+    EXPECT_EQ(checkpoint->image_aspect_ratio, std::string(form).find("_pad") != std::string::npos ? "pad" : "square");
     models::LlavaConfig config;
     config.projector = checkpoint->projector;
     config.vision_feature_layer = checkpoint->vision_feature_layer;
