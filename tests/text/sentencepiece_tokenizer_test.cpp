@@ -310,33 +310,49 @@ TEST(SentencePieceTokenizer, SaveHfWritesLlamaTokenizerFiles) {
 }
 
 // The tokenizer.json save_hf writes beside the model (what transformers 5 reads first), run by the real tokenizers
-// library, gives the model's own ids and decodes: LlamaTokenizer's legacy rule around special tokens included.
+// library, gives the model's own ids and decodes, LlamaTokenizer's legacy rule around special tokens included: for
+// LLaMA-2's model and for one train_sentencepiece makes (the demo's kind).
 TEST(SentencePieceTokenizerPeers, ItsTokenizerJsonTokenizesAsTheModelInTheTokenizersLibrary) {
   SKIP_WITHOUT_LLAMA_MODEL();
   SKIP_WITHOUT_PEERS();
   TempDir dir("sptok_json");
-  llama().save_hf(dir.path.string());
-  const auto file = (dir.path / "tokenizer.json").string();
-  ASSERT_TRUE(fs::exists(file));
   auto texts = generated_texts();
   for (const char* special : {"Hello <s>.", "</s> </s>", "x </s> y", "<</s>>", "a</s></s>b", "<s></s><unk>",
                               "USER: hi ASSISTANT: ok</s>USER: more", " leading", "trailing  ", "\n\nnew\tlines\n"})
     texts.push_back(special);
-  std::vector<nlohmann::json> records;
-  for (const auto& text : texts) records.push_back({{"text", text}});
-  std::mt19937 rng(static_cast<uint32_t>(pathvlm::testing::test_seed(11)));
-  for (int i = 0; i < 50; ++i) {
-    std::vector<int64_t> ids;
-    for (int k = 0; k < 12; ++k) ids.push_back(std::uniform_int_distribution<int64_t>(0, 31999)(rng));
-    records.push_back({{"ids", ids}});
-  }
-  const auto library = pathvlm::testing::run_node_reference("hf_tokenizers_reference.js", file, records);
-  ASSERT_EQ(library.size(), records.size());
-  for (size_t i = 0; i < records.size(); ++i) {
-    const bool text = records[i].contains("text");
-    const auto ids = text ? llama().encode(texts[i], /*add_bos=*/false) : records[i]["ids"].get<std::vector<int64_t>>();
-    if (text) EXPECT_EQ(library[i]["ids"].get<std::vector<int64_t>>(), ids) << nlohmann::json(texts[i]);
-    EXPECT_EQ(library[i]["decode_skip"].get<std::string>(), llama().decode(ids)) << records[i].dump();
+  const auto trained = (dir.path / "trained.model").string();
+  train_sentencepiece(training_texts(), 400, trained);
+  for (const auto& model : {kLlamaModel, trained}) {
+    SCOPED_TRACE(model);
+    const SentencePieceTokenizer tok(model);
+    const auto out = dir.path / fs::path(model).stem();
+    tok.save_hf(out.string());
+    const auto file = (out / "tokenizer.json").string();
+    ASSERT_TRUE(fs::exists(file));
+    std::vector<nlohmann::json> records;
+    for (const auto& text : texts) records.push_back({{"text", text}});
+    // Random ids, byte pieces left out: the library's ByteFallback decoder writes a U+FFFD for every byte of a run
+    // that is not UTF-8, valid ASCII bytes in it included, where SentencePiece keeps those (so does transformers'
+    // fast LLaMA tokenizer: a difference of the library, not of the conversion).
+    std::mt19937 rng(static_cast<uint32_t>(pathvlm::testing::test_seed(11)));
+    for (int i = 0; i < 50; ++i) {
+      std::vector<int64_t> ids;
+      while (ids.size() < 12) {
+        const auto id = std::uniform_int_distribution<int64_t>(0, tok.vocab_size() - 1)(rng);
+        if (tok.id_to_piece(id).rfind("<0x", 0) != 0) ids.push_back(id);
+      }
+      records.push_back({{"ids", ids}});
+    }
+    const auto library = pathvlm::testing::run_node_reference("hf_tokenizers_reference.js", file, records);
+    ASSERT_EQ(library.size(), records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      const bool text = records[i].contains("text");
+      const auto ids = text ? tok.encode(texts[i], /*add_bos=*/false) : records[i]["ids"].get<std::vector<int64_t>>();
+      if (text) {
+        EXPECT_EQ(library[i]["ids"].get<std::vector<int64_t>>(), ids) << nlohmann::json(texts[i]);
+      }
+      EXPECT_EQ(library[i]["decode_skip"].get<std::string>(), tok.decode(ids)) << records[i].dump();
+    }
   }
 }
 
