@@ -162,6 +162,9 @@ std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t 
   if (model.model_type != 2 || !model.byte_fallback || model.normalizer != "identity" ||
       model.remove_extra_whitespaces)
     return "";
+  // A merge is written "left right": a piece holding a space (SentencePiece writes spaces as ▁) cannot be in one.
+  for (const auto& p : model.pieces)
+    if (p.piece.find(' ') != std::string::npos) return "";
   const std::string space = "\xe2\x96\x81";  // ▁
   json vocab = json::object(), added = json::array();
   std::string unk;
