@@ -111,6 +111,47 @@ TEST(ClipWeights, HfExportRoundTrip) {
   expect_same_outputs(model, loaded);
 }
 
+// An image tower alone, as transformers saves a CLIPVisionModel (model_type clip_vision_model, vision_model.* only):
+// load_clip_image_tower reads it with the tower exact (its hidden states equal the CLIP's) and refuses what is not a
+// CLIP tower; a whole CLIP directory goes through load_clip.
+TEST(ClipWeights, AnImageTowerAloneLoadsAsTheTowerOfACLIP) {
+  TempDir dir("vision_only");
+  auto model = make_model(config_64("gelu"));
+  models::export_hf_clip(model, model->config(), (dir.path / "clip").string());
+  const auto whole = nlohmann::json::parse(std::ifstream(dir.path / "clip" / "config.json"));
+  auto vision = whole["vision_config"];
+  vision["model_type"] = "clip_vision_model";
+  const auto tower_dir = dir.path / "tower";
+  fs::create_directories(tower_dir);
+  write(tower_dir / "config.json", vision.dump());
+  safetensors::NamedTensors tensors;
+  for (const auto& item : model->named_parameters())
+    if (item.key().rfind("vision_model.", 0) == 0) tensors.emplace_back(item.key(), item.value().detach());
+  safetensors::save((tower_dir / "model.safetensors").string(), tensors);
+
+  auto tower = models::load_clip_image_tower(tower_dir.string());
+  EXPECT_EQ(tower->config().hidden_act, "gelu");
+  torch::NoGradGuard no_grad;
+  const auto pixels = inputs().pixels;
+  EXPECT_TRUE(
+      torch::equal(tower->vision_model->hidden_state(pixels, -1), model->vision_model->hidden_state(pixels, -1)));
+  EXPECT_TRUE(torch::equal(tower->vision_model->post_layernorm->weight, model->vision_model->post_layernorm->weight));
+  EXPECT_EQ(models::describe(models::load_clip_image_tower((dir.path / "clip").string())->config()),
+            models::describe(model->config()));
+
+  vision["model_type"] = "siglip_vision_model";
+  write(tower_dir / "config.json", nlohmann::json{{"model_type", "llava"}, {"vision_config", vision}}.dump());
+  EXPECT_NE(error_of([&] { models::load_clip_image_tower(tower_dir.string()); }).find("is a siglip_vision_model"),
+            std::string::npos);
+  vision["model_type"] = "clip_vision_model";
+  write(tower_dir / "config.json", vision.dump());
+  tensors.emplace_back("vision_model.extra.weight", torch::zeros({2}));
+  safetensors::save((tower_dir / "model.safetensors").string(), tensors);
+  EXPECT_NE(error_of([&] { models::load_clip_image_tower(tower_dir.string()); })
+                .find("'vision_model.extra.weight' is not a parameter of the image tower"),
+            std::string::npos);
+}
+
 TEST(ClipWeights, HfConfigParsingFollowsCLIPConfigDefaults) {
   // A minimal config: every missing key takes transformers' CLIPConfig default (ViT-B/32, quick_gelu).
   auto c = models::parse_hf_clip_config(R"({"model_type": "clip", "text_config": {}, "vision_config": {}})", "x");
