@@ -65,8 +65,8 @@ const ExportFormat kFormats[] = {
      export_hf_clip},
     {"hf-llava", "instruct run, one of LLaVA's original checkpoints (LLaVA-1.5, LLaVA-Med v1.5; --vision-tower) or a "
                  "transformers LLaVA directory (llava-hf) -> transformers LlavaForConditionalGeneration directory "
-                 "(+ processor, tokenizer, mm_projector.safetensors); a run on slides -> language_model/ (transformers LLaMA), "
-                 "mm_projector.safetensors and slide_encoder/", export_hf_llava},
+                 "(+ processor, tokenizer, mm_projector.safetensors); a run on slides -> language_model/ "
+                 "(transformers LLaMA), mm_projector.safetensors and slide_encoder/", export_hf_llava},
     {"llava-projector", "instruct run -> the projector alone as LLaVA's mm_projector .safetensors (OUT is a file)",
      export_llava_projector},
 };

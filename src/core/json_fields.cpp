@@ -6,6 +6,14 @@
 
 namespace pathvlm::json_fields {
 
+nlohmann::json parse(const std::string& text, const std::string& where) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str(where, ": not valid JSON (", e.what(), ")"));
+  }
+}
+
 bool present(const nlohmann::json& object, const char* key) {
   return object.is_object() && object.contains(key) && !object.at(key).is_null();
 }

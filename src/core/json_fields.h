@@ -11,6 +11,8 @@
 
 namespace pathvlm::json_fields {
 
+// `text` as JSON, or an Error "<where>: not valid JSON (<what the parser says>)".
+nlohmann::json parse(const std::string& text, const std::string& where);
 bool present(const nlohmann::json& object, const char* key);  // there and not null
 std::string string_or(const nlohmann::json& object, const char* key, const std::string& fallback,
                       const std::string& where);

@@ -13,12 +13,7 @@ namespace pathvlm::models {
 using nlohmann::json;
 
 ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where) {
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const json::exception& e) {
-    throw Error(str(where, ": not valid JSON: ", e.what()));
-  }
+  const json j = json_fields::parse(json_text, where);
   PATHVLM_CHECK(j.is_object(), where, ": expected a JSON object");
   if (j.contains("model_type")) {
     PATHVLM_CHECK(j["model_type"] == "clip", where, ": model_type is ", j["model_type"].dump(),

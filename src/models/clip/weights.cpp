@@ -171,12 +171,7 @@ ClipModel load_safetensors_file(const fs::path& file, const ClipLoadOptions& opt
   auto open_clip_config = file.parent_path() / "open_clip_config.json";
   if (open_clip && options.hidden_act.empty() && fs::exists(open_clip_config)) {
     const std::string at = "'" + open_clip_config.string() + "'";
-    json j;
-    try {
-      j = json::parse(read_text_file(open_clip_config));
-    } catch (const json::exception& e) {
-      throw Error(str(at, ": not valid JSON: ", e.what()));
-    }
+    const json j = json_fields::parse(read_text_file(open_clip_config), at);
     const json model_cfg = json_fields::present(j, "model_cfg") ? j.at("model_cfg") : json::object();
     PATHVLM_CHECK(model_cfg.is_object(), at, ": 'model_cfg' must be an object, got ", model_cfg.dump());
     base.hidden_act = json_fields::bool_or(model_cfg, "quick_gelu", false, at + ": model_cfg") ? "quick_gelu" : "gelu";
@@ -365,12 +360,7 @@ ClipModel load_clip_image_tower(const std::string& path, const ClipLoadOptions& 
   const fs::path config_file = fs::path(path) / "config.json";
   if (!fs::is_directory(path) || !fs::exists(config_file)) return load_clip(path, options);
   const std::string where = "'" + config_file.string() + "'";
-  json j;
-  try {
-    j = json::parse(read_text_file(config_file));
-  } catch (const json::exception& e) {
-    throw Error(str(where, ": not valid JSON: ", e.what()));
-  }
+  const json j = json_fields::parse(read_text_file(config_file), where);
   const auto type = j.is_object() ? json_fields::string_or(j, "model_type", "", where) : "";
   if (type != "clip_vision_model" && type != "llava") return load_clip(path, options);
 
@@ -398,23 +388,14 @@ ClipModel load_clip_image_tower(const std::string& path, const ClipLoadOptions& 
   }
   const std::string tower_where = "CLIP image tower '" + path + "'";
   ClipModel model(config, /*init_weights=*/false);
-  torch::NoGradGuard no_grad;
+  auto params = model->named_parameters();
   std::set<std::string> tower;
-  for (auto& item : model->named_parameters()) {
-    auto& param = item.value();
-    if (item.key().rfind("vision_model.", 0) != 0) {
-      param.zero_();  // the placeholder text tower and projections
-      continue;
-    }
-    const auto name = prefix + item.key();
-    PATHVLM_CHECK(ckpt.contains(name), tower_where, ": lacks tensor '", name, "'");
-    const auto tensor = ckpt.get(name);
-    PATHVLM_CHECK(tensor.sizes() == param.sizes(), tower_where, ": tensor '", name, "' has shape ", tensor.sizes(),
-                  ", the model expects ", param.sizes(), " (from ", where, ")");
-    safetensors::check_convertible(tensor.scalar_type(), param.scalar_type(), tower_where, name);
-    param.copy_(tensor.to(param.device(), param.scalar_type()));
-    tower.insert(name);
-  }
+  load_clip_state(model, [&](const std::string& name) -> torch::Tensor {
+    if (name.rfind("vision_model.", 0) != 0) return torch::zeros_like(params[name]);  // the placeholders
+    PATHVLM_CHECK(ckpt.contains(prefix + name), tower_where, ": lacks tensor '", prefix + name, "'");
+    tower.insert(prefix + name);
+    return ckpt.get(prefix + name);
+  }, tower_where);
   for (const auto& name : ckpt.names())
     PATHVLM_CHECK(tower.count(name) || ignorable(name) || name.rfind(prefix + "vision_model.", 0) != 0, tower_where,
                   ": tensor '", name, "' is not a parameter of the image tower ", where, " describes");

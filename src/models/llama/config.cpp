@@ -275,12 +275,7 @@ LlamaConfig parse_language_model(const nlohmann::json& j, const std::string& whe
 }  // namespace
 
 LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const std::exception& e) {
-    throw Error(str(where, ": not valid JSON (", e.what(), ")"));
-  }
+  const auto j = json_fields::parse(json_text, where);
   PATHVLM_CHECK(j.is_object(), where, ": expected a JSON object");
   const bool llava = json_fields::string_or(j, "model_type", "", where) == "llava" && j.contains("text_config");
   return parse_language_model(language_model_json(j, where), llava ? where + ": text_config" : where);

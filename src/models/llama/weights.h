@@ -34,8 +34,9 @@ LlamaForCausalLM load_llama(const std::string& dir_or_file, torch::ScalarType dt
 // model-0000i-of-0000n.safetensors shards of at most `max_shard_bytes` + model.safetensors.index.json, tensors
 // in `dtype` with HF names (no lm_head.weight when tied), and the tokenizer: `tokenizer_source` is a model
 // directory (its tokenizer.model, tokenizer.json, tokenizer_config.json, special_tokens_map.json and
-// added_tokens.json are copied; a tokenizer.json made from a LLaMA-style tokenizer.model when it has none), a tokenizer file (Tokenizer::save_hf: a .model as LlamaTokenizer files, a
-// tokenizer.json with its config), or empty (no tokenizer).
+// added_tokens.json are copied; a tokenizer.json made from a LLaMA-style tokenizer.model when it has none), a
+// tokenizer file (Tokenizer::save_hf: a .model as LlamaTokenizer files, a tokenizer.json with its config), or empty
+// (no tokenizer).
 void export_hf_llama(LlamaForCausalLM& model, const std::string& out_dir, torch::ScalarType dtype,
                      uint64_t max_shard_bytes, const std::string& tokenizer_source);
 

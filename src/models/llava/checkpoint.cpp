@@ -20,13 +20,7 @@ namespace {
 
 const char* const kOurProjector = "multi_modal_projector.";
 
-json read_json(const std::string& file) {
-  try {
-    return json::parse(read_text_file(file));
-  } catch (const json::exception& e) {
-    throw Error(str(file, ": not valid JSON (", e.what(), ")"));
-  }
-}
+json read_json(const std::string& file) { return jf::parse(read_text_file(file), file); }
 
 // LLaVA's own config.json: mm_* keys, LLaVA's ModelArguments / DataArguments defaults where absent.
 void read_original(const json& j, const std::string& file, LlavaCheckpoint& c) {

@@ -105,8 +105,9 @@ struct InstructConfig {
   template <class V>
   void visit(V& v) {
     v.field("vision_tower", vision_tower,
-            "the frozen CLIP image tower: a `clip` run or checkpoint, an export, a Hugging Face CLIP directory or "
-            "open_clip .safetensors; or a CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) with fixed random "
+            "the frozen CLIP image tower: a `clip` run or checkpoint, an export, a Hugging Face CLIP (or "
+            "CLIPVisionModel) directory, a transformers LLaVA directory (its tower) or open_clip .safetensors; or a "
+            "CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) with fixed random "
             "weights (demos). Rebuilt from here on resume; never saved in checkpoints");
     v.field("slide_encoder", slide_encoder,
             "slides instead of images: a `slide` run (or its export directory) whose slide encoder, frozen, turns "
@@ -116,9 +117,10 @@ struct InstructConfig {
             "activation of open_clip weights without open_clip_config.json (empty: quick_gelu); gelu for presets");
     v.field("vision_image_size", vision_image_size, "a preset tower's input size (0 = the preset's)", cfg::Min(0));
     v.field("language_model", language_model,
-            "a Hugging Face LLaMA, Mistral, Qwen2 or Qwen3 directory (loaded like a train.init_from source, so "
-            "frozen weights stay out of checkpoints) or a LLaMA preset trained from scratch (tiny, tinyllama-1.1b, "
-            "llama2-7b, llama2-13b)");
+            "a Hugging Face LLaMA, Mistral, Qwen2 or Qwen3 directory, or a LLaVA checkpoint whose projector loads "
+            "too when it fits (LLaVA's own, or a transformers LLaVA directory: name it as vision_tower too), loaded "
+            "like a train.init_from source so frozen weights stay out of checkpoints; or a LLaMA preset trained from "
+            "scratch (tiny, tinyllama-1.1b, llama2-7b, llama2-13b)");
     v.field("tokenizer", tokenizer,
             "tokenizer.model or tokenizer.json (or a directory with one); default: the language model's");
     v.field("template", conversation_template,

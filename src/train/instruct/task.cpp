@@ -654,21 +654,20 @@ InstructRun open_instruct_run(const std::string& path, torch::Device device) {
   return open_for_inference(job, device, path);
 }
 
-InstructRun open_llava_checkpoint(const std::string& dir, const LlavaCheckpointOptions& options, torch::Device device) {
-  const auto llava = models::read_llava_checkpoint(dir);
-  PATHVLM_CHECK(llava, "'", dir, "' is not a LLaVA checkpoint (config.json with model_type llava, llava_llama or "
-                "llava_mistral)");
-  const std::string source = "'" + dir + "' (" + llava->description() + ")";
+InstructRun open_llava_checkpoint(const models::LlavaCheckpoint& llava, const LlavaCheckpointOptions& options,
+                                  torch::Device device) {
+  const std::string& dir = llava.dir;
+  const std::string source = "'" + dir + "' (" + llava.description() + ")";
   JobConfig job;
   job.run.task = "instruct";
   auto& cfg = job.task_config<InstructConfig>();
   cfg.language_model = dir;
-  cfg.vision_tower = options.vision_tower.empty() ? llava->vision_tower : options.vision_tower;
+  cfg.vision_tower = options.vision_tower.empty() ? llava.vision_tower : options.vision_tower;
   PATHVLM_CHECK(!cfg.vision_tower.empty(), source,
                 " names no vision tower (mm_vision_tower): give the one it was trained with (--vision-tower)");
   PATHVLM_CHECK(!options.vision_tower.empty() || fs::exists(cfg.vision_tower), source, " was trained with the tower '",
-                llava->vision_tower, "', which is not a local directory: download it (huggingface-cli download ",
-                llava->vision_tower, " --local-dir DIR) and name DIR as the vision tower (--vision-tower)");
+                llava.vision_tower, "', which is not a local directory: download it (huggingface-cli download ",
+                llava.vision_tower, " --local-dir DIR) and name DIR as the vision tower (--vision-tower)");
   const auto config_file = (fs::path(dir) / "config.json").string();
   const auto language_model = models::parse_hf_llama_config(read_text_file(config_file), config_file);
   const auto& type = language_model.model_type;
@@ -677,22 +676,22 @@ InstructRun open_llava_checkpoint(const std::string& dir, const LlavaCheckpointO
                               : type == "qwen2" || type == "qwen3"   ? "chatml"
                                                                      : "vicuna_v1";
   cfg.max_length = std::min(cfg.max_length, language_model.max_position_embeddings);
-  cfg.model.projector = llava->projector;
-  cfg.model.vision_feature_layer = llava->vision_feature_layer;
-  cfg.model.vision_feature_select = llava->vision_feature_select;
-  cfg.model.image_aspect_ratio = llava->image_aspect_ratio;
+  cfg.model.projector = llava.projector;
+  cfg.model.vision_feature_layer = llava.vision_feature_layer;
+  cfg.model.vision_feature_select = llava.vision_feature_select;
+  cfg.model.image_aspect_ratio = llava.image_aspect_ratio;
   auto run = open_for_inference(job, device, "");
-  PATHVLM_CHECK(run.task->llava()->vision_hidden() == llava->vision_width, source, ": its projector takes ",
-                llava->vision_width, "-wide tower features (", llava->keys().vision_width, ") but the tower '",
+  PATHVLM_CHECK(run.task->llava()->vision_hidden() == llava.vision_width, source, ": its projector takes ",
+                llava.vision_width, "-wide tower features (", llava.keys().vision_width, ") but the tower '",
                 cfg.vision_tower, "' gives ", run.task->llava()->vision_hidden(),
-                ": give the tower it was trained with ('", llava->vision_tower, "')");
+                ": give the tower it was trained with ('", llava.vision_tower, "')");
   log_info(source, ": template ", cfg.conversation_template,
            options.conversation_template.empty() ? " (its default)" : "");
   return run;
 }
 
 InstructRun open_instruct_model(const std::string& path, const LlavaCheckpointOptions& options, torch::Device device) {
-  if (models::read_llava_checkpoint(path)) return open_llava_checkpoint(path, options, device);
+  if (const auto llava = models::read_llava_checkpoint(path)) return open_llava_checkpoint(*llava, options, device);
   PATHVLM_CHECK(options.vision_tower.empty() && options.conversation_template.empty(), "'", path,
                 "' is an instruct run: it brings its own vision tower and template (those options are for LLaVA "
                 "checkpoints)");

@@ -42,6 +42,34 @@ std::string checkpoint_weights(const std::string& run, int64_t step) {
   return run + "/checkpoints/" + name + "/model.safetensors";
 }
 
+// A phase-2 job of one step at learning rate 0 without weight decay: the weights it saves are those it started from.
+JobConfig starting_weights_job(const std::string& dir, const std::string& name) {
+  auto job = tiny_instruct_job(dir, name, 2, 1);
+  job.optim.lr = 0;
+  job.optim.weight_decay = 0;
+  job.optim.warmup_steps = 0;
+  job.checkpoint.export_final = false;
+  return job;
+}
+
+const std::string kTile = std::string(PATHVLM_SHARED_DATA) + "/tiles/he_01581x_25327y.png";
+
+// `opened` (a LLaVA checkpoint holding `run`'s weights) sees a tile as `run` does and answers a question about it with
+// the same greedy tokens and text.
+void expect_answers_like(train::InstructRun& run, train::InstructRun& opened) {
+  const auto seen = run.task->image_file_features({kTile});
+  ASSERT_TRUE(torch::equal(seen, opened.task->image_file_features({kTile})));
+  const text::Conversation question{"q", {{text::Speaker::human, "<image>\nWhat tissue is shown?"}}};
+  generate::GenerateOptions options;
+  options.max_new_tokens = 6;
+  const auto expected = run.task->reply({question}, {seen}, options);
+  ASSERT_GE(expected[0].ids.size(), 2u);
+  const auto answered = opened.task->reply({question}, {seen}, options);
+  ASSERT_EQ(answered.size(), 1u);
+  EXPECT_EQ(answered[0].ids, expected[0].ids);
+  EXPECT_EQ(answered[0].text, expected[0].text);
+}
+
 }  // namespace
 
 TEST(InstructTask, PhaseOneTrainsTheProjectorAloneAndCheckpointsLeaveTheTowerOut) {
@@ -72,11 +100,7 @@ TEST(InstructTask, PhaseTwoStartsFromPhaseOne) {
   p1.checkpoint.export_final = false;
   train::train(p1);
   // One phase-2 step at learning rate 0 (no weight decay): the saved weights are the loaded ones.
-  auto p2 = tiny_instruct_job(dir, "p2", 2, 1);
-  p2.optim.lr = 0;
-  p2.optim.weight_decay = 0;
-  p2.optim.warmup_steps = 0;
-  p2.checkpoint.export_final = false;
+  auto p2 = starting_weights_job(dir, "p2");
   p2.train.init_from = {train::InitSource{dir + "/p1", {}, true}};
   HostReadCounter reads;  // the instruct step reads nothing on the host (core/host_reads.h)
   train::train(p2);
@@ -140,11 +164,7 @@ TEST(InstructTask, StartsFromAnOriginalLlavaCheckpoint) {
   const std::string llava = dir + "/llava";
 
   // One step at learning rate 0: the saved weights are the loaded ones, the projector included.
-  auto from_llava = tiny_instruct_job(dir, "from_llava", 2, 1);
-  from_llava.optim.lr = 0;
-  from_llava.optim.weight_decay = 0;
-  from_llava.optim.warmup_steps = 0;
-  from_llava.checkpoint.export_final = false;
+  auto from_llava = starting_weights_job(dir, "from_llava");
   from_llava.task_config<train::InstructConfig>().language_model = llava;
   train::train(from_llava);
   const auto started = load_all(checkpoint_weights(dir + "/from_llava", 1));
@@ -198,19 +218,7 @@ TEST(InstructTask, AnOriginalLlavaCheckpointAnswersLikeTheRunItHolds) {
              "is an instruct run: it brings its own vision tower and template");
   auto original = train::open_instruct_model(llava, {dir + "/tower", ""}, cpu);
   EXPECT_EQ(original.task->conversation_template().name(), "vicuna_v1");  // LLaVA-1.5's llava_v1
-
-  const std::string tile = std::string(PATHVLM_SHARED_DATA) + "/tiles/he_01581x_25327y.png";
-  const auto seen = run.task->image_file_features({tile});
-  ASSERT_TRUE(torch::equal(seen, original.task->image_file_features({tile})));
-  const text::Conversation question{"q", {{text::Speaker::human, "<image>\nWhat tissue is shown?"}}};
-  generate::GenerateOptions options;
-  options.max_new_tokens = 6;
-  const auto expected = run.task->reply({question}, {seen}, options);
-  const auto answered = original.task->reply({question}, {seen}, options);
-  ASSERT_EQ(answered.size(), 1u);
-  EXPECT_GE(expected[0].ids.size(), 2u);
-  EXPECT_EQ(answered[0].ids, expected[0].ids);
-  EXPECT_EQ(answered[0].text, expected[0].text);
+  expect_answers_like(run, original);
 
   // `pathvlm eval` of a config naming the checkpoint (a release's zero-shot baseline) scores as the run does.
   auto zero_shot = tiny_instruct_job(dir, "zero_shot", 2, 1);
@@ -278,15 +286,7 @@ TEST(InstructTask, ATransformersLlavaDirectoryReadsBackAsTheRunItWasExportedFrom
 
   auto hf = train::open_instruct_model(dir + "/hf", {}, cpu);
   EXPECT_EQ(hf.task->conversation_template().name(), "vicuna_v1");
-  const std::string tile = std::string(PATHVLM_SHARED_DATA) + "/tiles/he_01581x_25327y.png";
-  const auto seen = run.task->image_file_features({tile});
-  ASSERT_TRUE(torch::equal(seen, hf.task->image_file_features({tile})));
-  const text::Conversation question{"q", {{text::Speaker::human, "<image>\nWhat tissue is shown?"}}};
-  generate::GenerateOptions options;
-  options.max_new_tokens = 6;
-  const auto expected = run.task->reply({question}, {seen}, options);
-  ASSERT_GE(expected[0].ids.size(), 2u);
-  EXPECT_EQ(hf.task->reply({question}, {seen}, options)[0].ids, expected[0].ids);
+  expect_answers_like(run, hf);
 
   hf.task->export_model(dir + "/hf2");
   const auto first = load_all(dir + "/hf/model.safetensors"), second = load_all(dir + "/hf2/model.safetensors");
@@ -298,14 +298,10 @@ TEST(InstructTask, ATransformersLlavaDirectoryReadsBackAsTheRunItWasExportedFrom
 
   write_in_newer_layout(dir + "/hf", dir + "/hf_4_52");
   auto newer = train::open_instruct_model(dir + "/hf_4_52", {}, cpu);
-  EXPECT_EQ(newer.task->reply({question}, {seen}, options)[0].ids, expected[0].ids);
+  expect_answers_like(run, newer);
 
   // One step at learning rate 0 from the directory: the saved weights are the run's (and <image>'s row).
-  auto from_hf = tiny_instruct_job(dir, "from_hf", 2, 1);
-  from_hf.optim.lr = 0;
-  from_hf.optim.weight_decay = 0;
-  from_hf.optim.warmup_steps = 0;
-  from_hf.checkpoint.export_final = false;
+  auto from_hf = starting_weights_job(dir, "from_hf");
   auto& fc = from_hf.task_config<train::InstructConfig>();
   fc.language_model = fc.vision_tower = dir + "/hf_4_52";
   fc.tokenizer = "";
@@ -339,7 +335,7 @@ TEST(InstructTask, ATransformersLlavaDirectoryReadsBackAsTheRunItWasExportedFrom
   linear_run.task->export_model(dir + "/hf_linear");
   auto linear_hf = train::open_instruct_model(dir + "/hf_linear", {}, cpu);
   ASSERT_EQ(linear_hf.task->llava()->config().projector, "linear");
-  const auto features = linear_run.task->image_file_features({tile});
+  const auto features = linear_run.task->image_file_features({kTile});
   torch::NoGradGuard no_grad;
   const auto projected = linear_run.task->llava()->project(features);
   EXPECT_TRUE(torch::equal(linear_hf.task->llava()->project(features), projected));
