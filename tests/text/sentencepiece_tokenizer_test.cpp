@@ -356,6 +356,46 @@ TEST(SentencePieceTokenizerPeers, ItsTokenizerJsonTokenizesAsTheModelInTheTokeni
   }
 }
 
+// The tokenizer.json save_hf writes, read alone (as from a directory transformers 5 saved, which holds no
+// tokenizer.model), is the same tokenizer as the model: ids with BOS, continuations, decodes, the special tokens;
+// for LLaMA-2's model and a trained one.
+TEST(SentencePieceTokenizer, ItsTokenizerJsonReadAloneIsTheSameTokenizer) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  TempDir dir("sptok_json_alone");
+  const auto trained = (dir.path / "trained.model").string();
+  train_sentencepiece(training_texts(), 400, trained);
+  auto texts = generated_texts();
+  for (const char* special : {"Hello <s>.", "</s> </s>", "x </s> y", "<</s>>", "a</s></s>b", "<s></s><unk>",
+                              "USER: hi ASSISTANT: ok</s>USER: more"})
+    texts.push_back(special);
+  for (const auto& model : {kLlamaModel, trained}) {
+    SCOPED_TRACE(model);
+    const SentencePieceTokenizer sp(model);
+    const auto out = dir.path / fs::path(model).stem();
+    sp.save_hf(out.string());
+    fs::remove(out / "tokenizer.model");
+    const auto tok = pathvlm::text::open_tokenizer(out.string());
+    ASSERT_EQ(tok->path(), (out / "tokenizer.json").string());
+    EXPECT_EQ(tok->vocab_size(), sp.vocab_size());
+    EXPECT_EQ(tok->bos_id(), sp.bos_id());
+    EXPECT_EQ(tok->eos_id(), sp.eos_id());
+    for (int64_t id = 0; id < sp.vocab_size(); ++id) {
+      ASSERT_EQ(tok->is_special(id), sp.is_special(id)) << id;
+      ASSERT_EQ(tok->id_to_piece(id), sp.id_to_piece(id)) << id;
+    }
+    for (const auto& text : texts) {
+      const auto ids = sp.encode(text);
+      ASSERT_EQ(tok->encode(text), ids) << nlohmann::json(text);
+      ASSERT_EQ(tok->decode(ids), sp.decode(ids)) << nlohmann::json(text);
+    }
+    // A continuation starts at a space after a non-space (the join rule of text/supervised_sequence.h).
+    for (const auto& [before, after] : std::vector<std::pair<std::string, std::string>>{
+             {"USER: hi", " ASSISTANT:"}, {"tumor", " cells\n"}, {"病理", " 診断"}, {"x", " 🔬 3.5"}}) {
+      EXPECT_EQ(tok->encode_continuation(before, after), sp.encode_continuation(before, after)) << before << after;
+    }
+  }
+}
+
 TEST(SentencePieceTokenizer, TrainsASmallDeterministicLlamaLayoutModel) {
   TempDir dir("sptok_train");
   const auto texts = training_texts();

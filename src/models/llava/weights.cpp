@@ -63,12 +63,13 @@ json added_token(const std::string& content) {
           {"rstrip", false},    {"single_word", false}, {"special", true}};
 }
 
-// The padding id of the export: LLaVA pads LLaMA-2 with <unk>; a tokenizer.json's own padding token where it has
-// one (Qwen's <|endoftext|>), else its EOS (LLaMA-3 has no padding token).
+// The padding id of the export: LLaVA pads LLaMA-2 and Mistral with <unk>; a tokenizer.json's own padding token
+// where it has one (Qwen's <|endoftext|>), else its <unk> (a SentencePiece-style file), else its EOS (LLaMA-3 has no
+// padding token).
 int64_t export_pad_id(const text::Tokenizer& tok) {
   if (const auto* sp = dynamic_cast<const text::SentencePieceTokenizer*>(&tok)) return sp->unk_id();
   const auto& bpe = dynamic_cast<const text::BpeTokenizer&>(tok);
-  return bpe.pad_id() >= 0 ? bpe.pad_id() : bpe.eos_id();
+  return bpe.pad_id() >= 0 ? bpe.pad_id() : bpe.unk_id() >= 0 ? bpe.unk_id() : bpe.eos_id();
 }
 
 // The processor's settings of tokenizer_config.json: <image> an additional special token, `pad` the padding token,
@@ -83,8 +84,6 @@ void add_llava_processor_settings(json& config, const std::string& pad, int64_t 
   config["processor_class"] = "LlavaProcessor";
 }
 
-// A tokenizer.json's files (BpeTokenizer::save_hf) with <image> added as a special token of id `image_id`, in
-// tokenizer.json and in tokenizer_config.json's added_tokens_decoder (where transformers reads it).
 // <image> as a special added token of id `image_id` in `out`/tokenizer.json, where the tokenizers library reads it
 // (the tokenizer of a LLaVA export has it already).
 void add_image_to_tokenizer_json(const fs::path& out, int64_t image_id) {
@@ -100,6 +99,8 @@ void add_image_to_tokenizer_json(const fs::path& out, int64_t image_id) {
   write_text_file(out / "tokenizer.json", tokenizer.dump() + "\n");
 }
 
+// A tokenizer.json's files (BpeTokenizer::save_hf) with <image> added as a special token of id `image_id`, in
+// tokenizer.json and in tokenizer_config.json's added_tokens_decoder (where transformers reads it).
 void write_bpe_tokenizer(const text::Tokenizer& tok, const fs::path& out, int64_t image_id, int64_t max_length) {
   tok.save_hf(out.string());
   add_image_to_tokenizer_json(out, image_id);
