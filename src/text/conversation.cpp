@@ -1,6 +1,7 @@
 #include "text/conversation.h"
 
 #include "core/error.h"
+#include "text/special_ids.h"
 #include "text/tokenizer.h"
 
 namespace pathvlm::text {
@@ -132,6 +133,8 @@ std::string ConversationTemplate::structure_problem(const Conversation& conversa
   const auto& turns = conversation.turns;
   for (size_t i = 0; i < turns.size(); ++i) {
     for (const auto& special : tokenizer.special_strings()) {
+      // A LLaVA tokenizer's own <image> token is the placeholder, cut out before the text is tokenized.
+      if (special == kImagePlaceholder) continue;
       if (turns[i].value.find(special) != std::string::npos) {
         return str("turn ", i, " holds the special-token string '", special, "'");
       }

@@ -169,15 +169,21 @@ TEST(ConversationTemplate, MatchesAnIndependentPythonImplementationOfLlavaPrepro
   }
 }
 
-// A LLaMA-2 directory that ships tokenizer.json alone (transformers 5 saves no tokenizer.model) gives every template
-// the sequences its tokenizer.model gives: ids, labels and generation prompts.
+// A LLaMA-2 directory that ships tokenizer.json alone (transformers 5 saves no tokenizer.model), with <image> a
+// special token of it as in a LLaVA directory, gives every template the sequences its tokenizer.model gives: ids,
+// labels and generation prompts.
 TEST(ConversationTemplate, ALlama2TokenizerJsonGivesTheSequencesOfItsModel) {
   SKIP_WITHOUT_LLAMA_MODEL();
   pathvlm::testing::TempDir dir("conversation_tokenizer_json");
   llama().save_hf(dir.path.string());
   fs::remove(dir.path / "tokenizer.model");
+  auto json = nlohmann::json::parse(read_text(dir.path / "tokenizer.json"));
+  json["added_tokens"].push_back({{"id", 32000}, {"content", "<image>"}, {"single_word", false}, {"lstrip", false},
+                                  {"rstrip", false}, {"normalized", false}, {"special", true}});
+  std::ofstream(dir.path / "tokenizer.json") << json.dump();
   const auto json_tokenizer = text::open_tokenizer(dir.path.string());
   ASSERT_EQ(json_tokenizer->path(), (dir.path / "tokenizer.json").string());
+  ASSERT_TRUE(json_tokenizer->is_special(32000));
   const auto samples = reference_samples();
   for (size_t i = 0; i < samples.size(); ++i) {
     const auto& s = samples[i];

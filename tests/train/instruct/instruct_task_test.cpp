@@ -251,11 +251,12 @@ TEST(InstructTask, AnOriginalLlavaCheckpointAnswersLikeTheRunItHolds) {
 
 namespace {
 
-// `from` (a transformers LLaVA directory in the names before 4.52) copied to `to` in the names of 4.52 and later.
+// `from` (a transformers LLaVA directory in the names before 4.52) copied to `to` as transformers 5 saves it: the
+// tensor names of 4.52 and later, and the tokenizer as tokenizer.json alone (no tokenizer.model).
 void write_in_newer_layout(const std::string& from, const std::string& to) {
   fs::create_directories(to);
   for (const auto& entry : fs::directory_iterator(from))
-    if (entry.path().extension() != ".safetensors")
+    if (entry.path().extension() != ".safetensors" && entry.path().filename() != "tokenizer.model")
       fs::copy_file(entry.path(), to / entry.path().filename(), fs::copy_options::overwrite_existing);
   const auto older = models::HfLlavaLayout::before_4_52(), newer = models::HfLlavaLayout::from_4_52();
   safetensors::NamedTensors tensors;
@@ -272,8 +273,9 @@ void write_in_newer_layout(const std::string& from, const std::string& to) {
 
 // A transformers LlavaForConditionalGeneration directory (llava-hf, pathvlm's export) read back: the language model,
 // tower, projector and tokenizer come from the one directory and answer exactly as the run it was exported from;
-// exported again it is the same directory (its <image> id and row kept); in transformers' 4.52+ tensor names it
-// reads the same; as instruct.language_model and instruct.vision_tower it is where training starts.
+// exported again it is the same directory (its <image> id and row kept); as transformers 5 saves it (4.52+ tensor
+// names, tokenizer.json alone) it reads the same; as instruct.language_model and instruct.vision_tower it is where
+// training starts.
 TEST(InstructTask, ATransformersLlavaDirectoryReadsBackAsTheRunItWasExportedFrom) {
   auto dir = fresh_dir("instruct_llava_hf");
   auto trained_job = tiny_instruct_job(dir, "trained", 2, 3);
@@ -298,6 +300,7 @@ TEST(InstructTask, ATransformersLlavaDirectoryReadsBackAsTheRunItWasExportedFrom
 
   write_in_newer_layout(dir + "/hf", dir + "/hf_4_52");
   auto newer = train::open_instruct_model(dir + "/hf_4_52", {}, cpu);
+  ASSERT_EQ(newer.task->tokenizer().path(), dir + "/hf_4_52/tokenizer.json");
   expect_answers_like(run, newer);
 
   // One step at learning rate 0 from the directory: the saved weights are the run's (and <image>'s row).
