@@ -1,5 +1,6 @@
 #include "train/init_from.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -89,7 +90,13 @@ ckpt::External load_init_from(const std::vector<KeyedInitSource>& sources,
 
     std::vector<std::string> unexpected;
     std::set<std::string> loaded;
+    size_t skipped = 0;
     for (const auto& source_name : checkpoint.names()) {
+      if (std::any_of(source.skip.begin(), source.skip.end(),
+                      [&](const std::string& prefix) { return source_name.rfind(prefix, 0) == 0; })) {
+        ++skipped;
+        continue;
+      }
       const std::string name = apply_renames(renames, source_name);
       auto it = model.find(name);
       if (it == model.end()) {
@@ -121,12 +128,13 @@ ckpt::External load_init_from(const std::vector<KeyedInitSource>& sources,
     any_strict = any_strict || source.strict;
 
     log_info("init_from ", source.path, weights == source.path ? "" : str(" (", weights, ")"), ": loaded ",
-             loaded.size(), " of ", checkpoint.names().size(), " tensors; model tensors missing ", missing.size(),
+             loaded.size(), " of ", checkpoint.names().size(), " tensors",
+             skipped == 0 ? "" : str(" (", skipped, " skipped)"), "; model tensors missing ", missing.size(),
              missing.empty() ? "" : str(" (", some(missing), ")"), "; unexpected ", unexpected.size(),
              unexpected.empty() ? "" : str(" (", some(unexpected), ")"));
     PATHVLM_CHECK(!source.strict || unexpected.empty(), key, " ('", source.path, "'): ", unexpected.size(),
                   " tensors match no model tensor: ", some(unexpected, 5),
-                  " (add a rename to map, or set strict: false to load what matches)");
+                  " (add a rename to map, their prefix to skip, or set strict: false to load what matches)");
   }
   for (const auto& source : sources) {
     std::vector<std::string> absent;

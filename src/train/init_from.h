@@ -6,8 +6,9 @@
 //   - a checkpoint step directory (has trainer_state.json): verified, then read as ckpt::ModelTensors (a
 //     partial checkpoint's external tensors come from their own sources);
 //   - a directory with model.safetensors or a sharded model.safetensors.index.json, or a .safetensors file.
-// The source's names pass through `map` ("from_prefix -> to_prefix", the first rename whose prefix matches;
-// unmatched names are kept) and address the task's state_tensors() (Hugging Face names for CLIP). Sources
+// The source's names that start with a `skip` prefix are left out; the others pass through `map` ("from_prefix ->
+// to_prefix", the first rename whose prefix matches; unmatched names are kept) and address the task's
+// state_tensors() (Hugging Face names for CLIP). Sources
 // apply in order; a later one overwrites what an earlier one loaded. Dtypes convert to the model's; a shape
 // mismatch is an error naming the tensor, the file and both shapes.
 #pragma once

@@ -27,6 +27,7 @@ struct InitSource {
   std::string path;
   std::vector<std::string> map = {};
   bool strict = true;
+  std::vector<std::string> skip = {};
   template <class V>
   void visit(V& v) {
     v.field("path", path,
@@ -35,6 +36,9 @@ struct InitSource {
     v.field("map", map, "renames of the source's tensor names, \"from_prefix -> to_prefix\" (first match wins)");
     v.field("strict", strict,
             "every model tensor must be loaded (by all sources together) and every tensor of this source used");
+    v.field("skip", skip,
+            "prefixes of the source's tensor names (before map) left out: not loaded, and not unused under strict "
+            "(a vision tower another part loads, an extra head)");
   }
 };
 

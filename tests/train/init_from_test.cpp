@@ -144,9 +144,17 @@ TEST_F(InitFrom, StrictReportsMissingAndUnexpectedTensorsNonStrictLoadsWhatMatch
   const auto extra = write_variant("extra.safetensors", same, "", {{"adapter.weight", torch::zeros({2, 2})}});
   job.run.name = "strict_extra";
   job.train.init_from = {{extra, {}, true}};
-  EXPECT_HAS(error_of(job), "1 tensors match no model tensor: adapter.weight (add a rename to map, or set strict: false");
+  EXPECT_HAS(error_of(job), "1 tensors match no model tensor: adapter.weight (add a rename to map, their prefix to "
+                            "skip, or set strict: false");
   job.train.init_from = {{extra, {}, false}};
   expect_equal(start_weights(job), phase1_);
+  // Skipped, it is neither loaded nor unused: strict holds.
+  job.run.name = "strict_skip";
+  job.train.init_from = {{extra, {}, true, {"adapter."}}};
+  expect_equal(start_weights(job), phase1_);
+  EXPECT_HAS(read_text(dir_ + "/strict_skip/log.txt"),
+             str("loaded ", phase1_.size(), " of ", phase1_.size() + 1, " tensors (1 skipped); model tensors missing 0; "
+                 "unexpected 0"));
 }
 
 TEST_F(InitFrom, ShapeMismatchNamesTensorFileAndBothShapesAndDtypesConvert) {

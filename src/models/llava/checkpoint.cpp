@@ -119,8 +119,7 @@ LlavaCheckpoint::Keys LlavaCheckpoint::keys() const {
 std::vector<std::string> LlavaCheckpoint::init_renames(bool with_projector) const {
   std::vector<std::string> map;
   if (format == Format::original) {
-    if (with_projector && projector == "linear")
-      map.push_back("model.mm_projector. -> multi_modal_projector.linear_1.");
+    if (with_projector && projector == "linear") map.push_back("model.mm_projector. -> multi_modal_projector.linear_1.");
     // LLaVA's mlp2x_gelu is nn.Sequential(Linear, GELU, Linear): its linear layers are entries 0 and 2.
     if (with_projector && projector == "mlp2x_gelu")
       map.insert(map.end(), {"model.mm_projector.0. -> multi_modal_projector.linear_1.",
@@ -129,17 +128,22 @@ std::vector<std::string> LlavaCheckpoint::init_renames(bool with_projector) cons
     map.insert(map.end(), {"model. -> language_model.model.", "lm_head. -> language_model.lm_head."});
     return map;
   }
-  if (!with_projector) {
-    map.push_back(layout.projector + " -> not_loaded." + layout.projector);
-  } else if (projector == "linear") {  // its identity linear_2 is left out
+  if (with_projector && projector == "linear") {  // its identity linear_2 is skipped
     map.push_back(layout.projector + "linear_1. -> " + kOurProjector + "linear_1.");
-    map.push_back(layout.projector + "linear_2. -> not_loaded." + layout.projector + "linear_2.");
-  } else {
+  } else if (with_projector) {
     map.push_back(layout.projector + " -> " + kOurProjector);
   }
   map.push_back(layout.language_model + " -> language_model.model.");
   map.push_back(layout.lm_head + " -> language_model.lm_head.");
   return map;
+}
+
+std::vector<std::string> LlavaCheckpoint::init_skipped(bool with_projector) const {
+  const std::string tower = format == Format::original ? "model.vision_tower." : layout.vision_tower;
+  const std::string projector = format == Format::original ? "model.mm_projector." : layout.projector;
+  if (!with_projector) return {tower, projector};
+  if (format == Format::transformers && this->projector == "linear") return {tower, projector + "linear_2."};
+  return {tower};
 }
 
 std::optional<LlavaCheckpoint> read_llava_checkpoint(const std::string& dir) {

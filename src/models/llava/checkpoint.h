@@ -45,8 +45,12 @@ struct LlavaCheckpoint {
   };
   Keys keys() const;
   // train.init_from renames from its tensor names onto LlavaModel's: the language model always, the projector
-  // when `with_projector` (else its tensors are renamed out of the way: a projector of another shape is not ours).
+  // when `with_projector`.
   std::vector<std::string> init_renames(bool with_projector) const;
+  // The prefixes of its tensors the language model's init_from leaves out: the tower (loaded as the tower), and the
+  // projector unless `with_projector` (one of another shape is not ours), or the identity second layer of a
+  // single-FC projector.
+  std::vector<std::string> init_skipped(bool with_projector) const;
 };
 
 // The LLaVA checkpoint in `dir`, or nullopt when its config.json is not LLaVA's (a plain LLaMA, or no config.json at

@@ -299,13 +299,15 @@ std::vector<std::pair<std::string, torch::Tensor>> InstructTask::state_tensors()
 
 std::vector<KeyedInitSource> InstructTask::init_sources() const {
   if (hf_language_model_.empty()) return {};
-  // Not strict: the projector is not in a LLaMA release, and a LLaVA checkpoint may hold a copy of its tower.
-  const auto map =
-      llava_checkpoint_
-          ? llava_checkpoint_->init_renames(llava_projector_adopted_)
-          : std::vector<std::string>{"model. -> language_model.model.", "lm_head. -> language_model.lm_head."};
+  // Not strict: the projector is not in a LLaMA release. A LLaVA checkpoint's tower is loaded as the tower.
+  InitSource source{hf_language_model_, {"model. -> language_model.model.", "lm_head. -> language_model.lm_head."},
+                    false};
+  if (llava_checkpoint_) {
+    source.map = llava_checkpoint_->init_renames(llava_projector_adopted_);
+    source.skip = llava_checkpoint_->init_skipped(llava_projector_adopted_);
+  }
   // The language model is built without initialising its weights: every one must come from the source.
-  return {{"instruct.language_model", InitSource{hf_language_model_, map, false}, {"language_model."}}};
+  return {{"instruct.language_model", source, {"language_model."}}};
 }
 
 // ---- training --------------------------------------------------------------------------------------

@@ -156,12 +156,15 @@ TEST(LlavaCheckpoint, ReadsATransformersLlavaDirectoryInBothTensorLayouts) {
   EXPECT_EQ(hf->image_aspect_ratio, "square");
   EXPECT_EQ(hf->image_token_id, 32000);
   EXPECT_EQ(hf->vision_tower, dir.path.string());  // the tower is inside
-  // Before 4.52 the names are LlavaModel's own: only a projector that is not adopted is moved out of the way.
+  // Before 4.52 the names are LlavaModel's own; the tower is skipped (loaded as the tower), and the projector too
+  // when it is not adopted.
   EXPECT_EQ(hf->init_renames(true),
             (std::vector<std::string>{"multi_modal_projector. -> multi_modal_projector.",
                                       "language_model.model. -> language_model.model.",
                                       "language_model.lm_head. -> language_model.lm_head."}));
-  EXPECT_EQ(hf->init_renames(false).front(), "multi_modal_projector. -> not_loaded.multi_modal_projector.");
+  EXPECT_EQ(hf->init_skipped(true), std::vector<std::string>{"vision_tower."});
+  EXPECT_EQ(hf->init_renames(false).front(), "language_model.model. -> language_model.model.");
+  EXPECT_EQ(hf->init_skipped(false), (std::vector<std::string>{"vision_tower.", "multi_modal_projector."}));
 
   // 4.52 and later; LlavaImageProcessor's do_pad is LLaVA's pad; transformers 5.x's defaults, its image_token_id.
   write_weights(dir, models::HfLlavaLayout::from_4_52());
@@ -196,10 +199,11 @@ TEST(LlavaCheckpoint, ReadsATransformersLlavaDirectoryInBothTensorLayouts) {
   ASSERT_TRUE(linear.has_value());
   EXPECT_EQ(linear->projector, "linear");
   EXPECT_EQ(linear->init_renames(true),
-            (std::vector<std::string>{
-                "model.multi_modal_projector.linear_1. -> multi_modal_projector.linear_1.",
-                "model.multi_modal_projector.linear_2. -> not_loaded.model.multi_modal_projector.linear_2.",
-                "model.language_model. -> language_model.model.", "lm_head. -> language_model.lm_head."}));
+            (std::vector<std::string>{"model.multi_modal_projector.linear_1. -> multi_modal_projector.linear_1.",
+                                      "model.language_model. -> language_model.model.",
+                                      "lm_head. -> language_model.lm_head."}));
+  EXPECT_EQ(linear->init_skipped(true),
+            (std::vector<std::string>{"model.vision_tower.", "model.multi_modal_projector.linear_2."}));
 }
 
 // Its text_config is the language model: the keys transformers left out take LlamaConfig's defaults, as transformers
