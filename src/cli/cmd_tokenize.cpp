@@ -48,8 +48,9 @@ int cmd_tokenize(const Args& args) {
                    "Tokenize texts from stdin and print one JSON array of ids per text. With --vocab: the CLIP "
                    "BPE (as open_clip's tokenizer does): sot, BPE ids, eot, zero padding to the context length. "
                    "With --tokenizer: a language model's ids as transformers gives them: LLaMA-2's tokenizer.model "
-                   "as LlamaTokenizer (<s> first, no </s>), a tokenizer.json (LLaMA-3, Qwen) as the tokenizers "
-                   "library (its BOS first where it has one); special-token strings in the text become their ids.");
+                   "as LlamaTokenizer (<s> first, no </s>; legacy or not as the tokenizer_config.json beside it says), "
+                   "a tokenizer.json (LLaMA-2, Mistral, LLaMA-3, Qwen) as the tokenizers library (its BOS first where "
+                   "it has one); special-token strings in the text become their ids.");
   parser.option("vocab", "CLIP: bpe_simple_vocab_16e6.txt.gz, or an HF tokenizer directory (vocab.json + merges.txt)");
   parser.option("tokenizer", "a language model's tokenizer.model or tokenizer.json, or its model directory");
   parser.option("context", "CLIP context length (sot and eot included); over-long texts keep eot last", false, "77");

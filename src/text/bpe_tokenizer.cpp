@@ -552,15 +552,18 @@ void BpeTokenizer::cut_added(const std::string& text, const AddedSet& set, std::
 }
 
 std::vector<int64_t> BpeTokenizer::encode(const std::string& text, bool add_bos) const {
-  return encode_text(text, add_bos, /*continues=*/false);
+  return encode_text(text, add_bos, SegmentStart::kText);
 }
 
-std::vector<int64_t> BpeTokenizer::encode_text(const std::string& text, bool add_bos, bool continues) const {
+std::vector<int64_t> BpeTokenizer::encode_after_special(const std::string& text) const {
+  return encode_text(text, /*add_bos=*/false, SegmentStart::kAfterToken);
+}
+
+std::vector<int64_t> BpeTokenizer::encode_text(const std::string& text, bool add_bos, SegmentStart opening) const {
   const size_t bad = utf8_error_at(text);
   PATHVLM_CHECK(bad == std::string::npos, where(), "cannot encode text that is not valid UTF-8 (byte ", bad, ")");
   std::vector<int64_t> ids;
   if (add_bos && add_bos_ && bos_id_ >= 0) ids.push_back(bos_id_);
-  const SegmentStart opening = continues ? SegmentStart::kContinuation : SegmentStart::kText;
   cut_added(text, raw_added_, ids, [&](const std::string& raw, bool raw_first) {
     const std::string normalized = normalizer_.apply(raw, raw_first ? opening : SegmentStart::kAfterToken);
     cut_added(normalized, normalized_added_, ids, [&](const std::string& segment, bool first) {
@@ -573,7 +576,7 @@ std::vector<int64_t> BpeTokenizer::encode_text(const std::string& text, bool add
 std::vector<int64_t> BpeTokenizer::encode_continuation(const std::string& before, const std::string& text) const {
   auto whole = encode(before + text, /*add_bos=*/false);
   const auto head = encode(before, /*add_bos=*/false);
-  auto tail = encode_text(text, /*add_bos=*/false, /*continues=*/true);
+  auto tail = encode_text(text, /*add_bos=*/false, SegmentStart::kContinuation);
   PATHVLM_CHECK(whole.size() == head.size() + tail.size() && std::equal(head.begin(), head.end(), whole.begin()) &&
                     std::equal(tail.begin(), tail.end(), whole.begin() + head.size()),
                 "tokenizer '", path_, "': the tokens of \"", before, text, "\" do not split where \"", text,

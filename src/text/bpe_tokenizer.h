@@ -59,6 +59,7 @@ class BpeTokenizer final : public Tokenizer {
   // `text` is encoded without the prefixes that open a text (Prepend, Metaspace's "▁", add_prefix_space), after
   // checking that encode(before + text) splits there (a pre-token or merge across the cut would give other ids).
   std::vector<int64_t> encode_continuation(const std::string& before, const std::string& text) const override;
+  std::vector<int64_t> encode_after_special(const std::string& text) const override;
   std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const override;
   std::string id_to_piece(int64_t id) const override;
 
@@ -111,8 +112,8 @@ class BpeTokenizer final : public Tokenizer {
   // appends the added tokens' ids.
   void cut_added(const std::string& text, const AddedSet& set, std::vector<int64_t>& ids,
                  const std::function<void(const std::string&, bool)>& on_text) const;
-  // `continues`: the text continues a run encoded before (encode_continuation).
-  std::vector<int64_t> encode_text(const std::string& text, bool add_bos, bool continues) const;
+  // `start`: where the text's first run sits (kText for a whole text).
+  std::vector<int64_t> encode_text(const std::string& text, bool add_bos, SegmentStart start) const;
   // Appends the ids of normalised text that holds no added token.
   void encode_segment(const std::string& segment, SegmentStart start, std::vector<int64_t>& ids) const;
   // Appends the ids of one pre-token (UTF-8).

@@ -21,7 +21,8 @@
 //              helpful, detailed, and polite answers to the user's questions."
 //                <s>S USER: <image>\nQ1 ASSISTANT:[[ A1</s>]]USER: Q2 ASSISTANT:[[ A2</s>]]
 //              Each reply and its </s> are supervised, exactly as LLaVA's preprocess_v1 masks them with the
-//              legacy LlamaTokenizer of its pinned stack (SentencePieceTokenizer's rules), except where LLaVA's
+//              LlamaTokenizer of its pinned stack, legacy or not (SentencePieceTokenizer's rules; not legacy,
+//              the "USER" after </s> has no "▁" and LLaVA counts a token less per later round), except where LLaVA's
 //              re-splitting of the prompt fails: a turn holding " ASSISTANT: ", or odd whitespace that
 //              tokenizes differently in pieces (LLaVA then supervises template tokens, or reports a tokenization
 //              mismatch and masks the whole sample; here the spans come from the pieces; a turn holding "</s>"

@@ -22,6 +22,8 @@ class SentencePieceBackend {
  public:
   virtual ~SentencePieceBackend() = default;
   virtual std::string load(const std::string& model_file) = 0;
+  // A model from its serialized bytes (one changed in memory).
+  virtual std::string load_serialized(const std::string& model) = 0;
   virtual std::string encode(const std::string& text, std::vector<int>* ids) const = 0;
   virtual std::string decode(const std::vector<int>& ids, std::string* text) const = 0;
   virtual std::string id_to_piece(int id) const = 0;

@@ -36,6 +36,7 @@ class Reader {
  public:
   Reader(std::string_view bytes, const std::string& where) : bytes_(bytes), where_(where) {}
   bool done() const { return at_ >= bytes_.size(); }
+  size_t position() const { return at_; }
   // The next field: its number and wire type; its value through varint(), fixed32() or bytes(), or skip().
   std::pair<uint64_t, int> key() {
     const uint64_t k = varint();
@@ -154,9 +155,49 @@ json replace(const std::string& from, const std::string& to) {
   return {{"type", "Replace"}, {"pattern", {{"String", from}}}, {"content", to}};
 }
 
+void append_varint(std::string& out, uint64_t value) {
+  for (; value >= 0x80; value >>= 7) out += static_cast<char>(0x80 | (value & 0x7f));
+  out += static_cast<char>(value);
+}
+
 }  // namespace
 
-std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t bos_id) {
+std::string sentencepiece_model_without_dummy_prefix(const std::string& model_file) {
+  const std::string data = read_text_file(model_file);
+  const std::string where = "SentencePiece model '" + model_file + "'";
+  // ModelProto field 3 is its NormalizerSpec, whose field 3 is add_dummy_prefix (absent: true).
+  constexpr char kNormalizerKey = (3 << 3) | 2, kAddDummyPrefixFalse[] = {(3 << 3) | 0, 0};
+  std::string out;
+  bool patched = false;
+  Reader proto(data, where);
+  while (!proto.done()) {
+    const size_t begin = proto.position();
+    const auto [field, wire] = proto.key();
+    if (field != 3 || wire != 2) {
+      proto.skip(wire);
+      out.append(data, begin, proto.position() - begin);
+      continue;
+    }
+    const auto spec = proto.bytes();
+    std::string kept;
+    Reader r(spec, where);
+    while (!r.done()) {
+      const size_t at = r.position();
+      const auto [f, w] = r.key();
+      r.skip(w);
+      if (f != 3) kept.append(spec.substr(at, r.position() - at));
+    }
+    kept.append(kAddDummyPrefixFalse, 2);
+    out += kNormalizerKey;
+    append_varint(out, kept.size());
+    out += kept;
+    patched = true;
+  }
+  PATHVLM_CHECK(patched, where, ": no normalizer_spec");
+  return out;
+}
+
+std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t bos_id, bool legacy) {
   const auto model = read_model(model_file);
   // What LlamaConverter reproduces exactly: byte-fallback BPE whose text reaches the pieces unchanged.
   if (model.model_type != 2 || !model.byte_fallback || model.normalizer != "identity" ||
@@ -176,9 +217,20 @@ std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t 
     if (p.type == 2 || p.type == 3) added.push_back(token(id, p.piece, true));
     if (p.type == 4) added.push_back(token(id, p.piece, false));
   }
-  json normalizers = json::array();
-  if (model.add_dummy_prefix) normalizers.push_back({{"type", "Prepend"}, {"prepend", space}});
-  normalizers.push_back(replace(" ", space));
+  // Legacy: each run of text between special tokens gets the "▁" prefix (a normalizer); otherwise only the text's
+  // start does (Metaspace, prepend_scheme first).
+  json normalizer = nullptr, pre_tokenizer = nullptr;
+  if (legacy) {
+    json normalizers = json::array();
+    if (model.add_dummy_prefix) normalizers.push_back({{"type", "Prepend"}, {"prepend", space}});
+    normalizers.push_back(replace(" ", space));
+    normalizer = {{"type", "Sequence"}, {"normalizers", normalizers}};
+  } else {
+    pre_tokenizer = {{"type", "Metaspace"},
+                     {"replacement", space},
+                     {"prepend_scheme", model.add_dummy_prefix ? "first" : "never"},
+                     {"split", false}};
+  }
   json decoders = {replace(space, " "), {{"type", "ByteFallback"}}, {{"type", "Fuse"}}};
   if (model.add_dummy_prefix) decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
   json post = nullptr;
@@ -199,8 +251,8 @@ std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t 
       {"truncation", nullptr},
       {"padding", nullptr},
       {"added_tokens", added},
-      {"normalizer", {{"type", "Sequence"}, {"normalizers", normalizers}}},
-      {"pre_tokenizer", nullptr},
+      {"normalizer", normalizer},
+      {"pre_tokenizer", pre_tokenizer},
       {"post_processor", post},
       {"decoder", {{"type", "Sequence"}, {"decoders", decoders}}},
       {"model",

@@ -16,6 +16,9 @@ std::string message(const Status& status) { return status.ok() ? "" : status.ToS
 class Processor : public SentencePieceBackend {
  public:
   std::string load(const std::string& model_file) override { return message(sp_.Load(model_file)); }
+  std::string load_serialized(const std::string& model) override {
+    return message(sp_.LoadFromSerializedProto(model));
+  }
   std::string encode(const std::string& text, std::vector<int>* ids) const override {
     return message(sp_.Encode(text, ids));
   }

@@ -1,12 +1,16 @@
-// The LLaMA / Vicuna tokenizer: a SentencePiece `tokenizer.model` with Hugging Face `LlamaTokenizer`'s rules
-// (the slow tokenizer with legacy = true, its default when tokenizer_config.json has no `legacy` key):
+// The LLaMA / Vicuna tokenizer: a SentencePiece `tokenizer.model` with Hugging Face `LlamaTokenizer`'s rules (the
+// slow tokenizer LLaVA pins), legacy or not as tokenizer_config.json beside the model says (`legacy`; absent or
+// null: legacy, LlamaTokenizer's default; vicuna-7b-v1.5 and LLaVA-1.5 say false):
 //   - encode() adds BOS (<s>) and no EOS; <unk>, <s>, </s> are the model's ids (0, 1, 2 in LLaMA).
 //   - The strings "<unk>", "<s>", "</s>" written in the text become their ids, and nothing around them is
-//     stripped. Legacy rule: every run of text between them is encoded on its own, so it gets SentencePiece's
-//     dummy-prefix space ("Hello <s>." -> <s> ▁Hello ▁ <s> ▁.), exactly as a text of its own would.
+//     stripped. Legacy: every run of text between them is encoded on its own, so it gets SentencePiece's
+//     dummy-prefix space ("Hello <s>." -> <s> ▁Hello ▁ <s> ▁.), exactly as a text of its own would. Not legacy:
+//     only the text's start gets a "▁" (add_prefix_space), the runs after special tokens none ("A</s>USER" ->
+//     ▁A </s> US ER), through the model without its dummy prefix, as transformers encodes them.
 //   - decode() is SentencePiece's decode (the dummy-prefix space of the first piece is dropped: generated ids
 //     ▁Hello ▁world give "Hello world"). `skip_special` drops <unk>, <s>, </s>; otherwise they are written as
-//     their strings, with a space before one that follows text ("<s> Hello</s>"), as LlamaTokenizer writes them.
+//     their strings, legacy with a space before one that follows text ("<s> Hello</s>"), as LlamaTokenizer writes
+//     them.
 //
 //   text::SentencePieceTokenizer tok(text::locate_tokenizer("vicuna-7b-v1.5/"));   // its tokenizer.model
 //   auto ids = tok.encode("Hello world");          // {1, 15043, 3186}
@@ -15,6 +19,7 @@
 // Thread-safe: encode()/decode() are const.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -35,9 +40,10 @@ class SentencePieceTokenizer final : public Tokenizer {
   SentencePieceTokenizer& operator=(SentencePieceTokenizer&&) noexcept;
 
   std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const override;
-  // SentencePiece gives every text run its dummy-prefix space: `text` must start with a space after a non-space,
-  // and is encoded without that space (the dummy prefix stands for it).
+  // `text` must start with a space after a non-space (legacy: encoded without that space, the dummy prefix stands
+  // for it).
   std::vector<int64_t> encode_continuation(const std::string& before, const std::string& text) const override;
+  std::vector<int64_t> encode_after_special(const std::string& text) const override;
   std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const override;
   // The piece of one id as the model stores it ("▁Hello", "<0x0A>", "<s>").
   std::string id_to_piece(int64_t id) const override;
@@ -50,17 +56,32 @@ class SentencePieceTokenizer final : public Tokenizer {
   bool is_special(int64_t id) const override;
   const std::vector<std::string>& special_strings() const override { return special_strings_; }
   const std::string& path() const override { return path_; }
+  bool legacy() const { return legacy_; }
 
   // Writes what transformers' LlamaTokenizer loads with the same behaviour: tokenizer.model (a copy),
-  // tokenizer_config.json (legacy = true), special_tokens_map.json, and for a byte-fallback BPE model (LLaMA-2's
-  // kind) the tokenizer.json transformers 5 reads first (text/sentencepiece_json.h).
+  // tokenizer_config.json (its `legacy`), special_tokens_map.json, and for a byte-fallback BPE model (LLaMA-2's
+  // kind) the tokenizer.json transformers 5 reads first (tokenizer_json()).
   void save_hf(const std::string& dir) const override;
+  // The tokenizer.json that tokenizes as this tokenizer (text/sentencepiece_json.h), "" for a model it would not
+  // reproduce.
+  std::string tokenizer_json() const;
 
  private:
   void check_id(int64_t id) const;
+  // Calls on_run for the text between special strings and on_special for each of those (longest first).
+  void split_specials(const std::string& text, const std::function<void(const std::string&)>& on_run,
+                      const std::function<void(int64_t)>& on_special) const;
+  // Not legacy: the ids of `text` (its "▁" already made spaces), special strings included, each run of text between
+  // them through encode_plain.
+  std::vector<int64_t> encode_runs(const std::string& text) const;
+  // Not legacy: one run of text through the model without its dummy prefix (a leading space kept as "▁").
+  void encode_plain(const std::string& run, std::vector<int64_t>& ids) const;
 
   std::string path_;
   std::unique_ptr<SentencePieceBackend> sp_;
+  bool legacy_ = true, add_prefix_space_ = true;
+  std::unique_ptr<SentencePieceBackend> plain_;  // not legacy: the model without its dummy prefix
+  size_t unk_pieces_ = 0;                        // not legacy: the pieces plain_ makes of "<unk>"
   std::vector<std::pair<std::string, int64_t>> specials_;  // (string, id) of <unk>, <s>, </s>, longest first
   std::vector<std::string> special_strings_;               // their strings
 };

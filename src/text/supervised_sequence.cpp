@@ -25,6 +25,9 @@ class SequenceBuilder {
   explicit SequenceBuilder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
 
   void special(int64_t id, bool supervised) {
+    // The BOS the tokenizer puts first, and an image (LLaVA tokenizes the text around it apart), start a text of
+    // their own; any other special token is written in the text, which goes on after it.
+    in_text_special_ = id != kImageToken && !sequence_.input_ids.empty();
     push(id, supervised);
     run_.clear();
   }
@@ -37,7 +40,7 @@ class SequenceBuilder {
     }
     std::vector<int64_t> ids;
     if (run_.empty()) {
-      ids = tokenizer_.encode(piece, /*add_bos=*/false);
+      ids = in_text_special_ ? tokenizer_.encode_after_special(piece) : tokenizer_.encode(piece, /*add_bos=*/false);
     } else {
       // A continuation: see "How text pieces join" in the header.
       try {
@@ -60,6 +63,7 @@ class SequenceBuilder {
 
   const Tokenizer& tokenizer_;
   std::string run_;
+  bool in_text_special_ = false;  // the last token is a special token written in the text
   SupervisedSequence sequence_;
 };
 

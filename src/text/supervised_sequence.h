@@ -13,9 +13,10 @@
 // convention: the loss shifts them (logits at i predict labels[i + 1]). data::PackedSequences hands out labels
 // already shifted; the two are not interchangeable.
 //
-// How text pieces join. The tokenizer (LlamaTokenizer, legacy) encodes each run of text between special tokens
-// on its own, with SentencePiece's dummy-prefix space; an image splits text the same way (LLaVA's
-// tokenizer_image_token encodes the chunks between images separately). Within one such run, consecutive text
+// How text pieces join. The text is cut at images (LLaVA's tokenizer_image_token encodes the chunks between images
+// separately, each a text of its own) and at special tokens: the run after one written in the text is encoded as
+// such (Tokenizer::encode_after_special; a legacy LlamaTokenizer gives it SentencePiece's dummy-prefix space as to
+// a text of its own, a non-legacy one no prefix). Within one such run, consecutive text
 // pieces of the same supervision are concatenated before encoding; where the supervision changes, the new piece
 // must start with a space that follows a non-space (the templates cut only there: "ASSISTANT:" | " reply"), and
 // it is encoded without that space, the dummy prefix standing in for it (Tokenizer::encode_continuation). LLaMA's

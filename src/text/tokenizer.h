@@ -29,6 +29,10 @@ class Tokenizer {
   // join"): what encode(before + text) holds after the ids of `before`. Throws when the tokens of before + text
   // do not split where `text` starts.
   virtual std::vector<int64_t> encode_continuation(const std::string& before, const std::string& text) const = 0;
+  // The ids of `text` where it follows a special token written in the same text ("...</s>USER: hi"), no BOS:
+  // legacy SentencePiece tokenizers give it the "▁" of a text of its own, non-legacy ones (tokenizer_config.json's
+  // legacy false, a Metaspace tokenizer.json) none.
+  virtual std::vector<int64_t> encode_after_special(const std::string& text) const = 0;
   // `skip_special` drops special tokens; otherwise they are written as their strings.
   virtual std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const = 0;
   // The token of one id as the tokenizer file stores it ("▁Hello", "<0x0A>", "ĠHello", "<|im_start|>").

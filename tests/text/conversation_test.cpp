@@ -110,8 +110,9 @@ std::vector<Sample> reference_samples() {
   return samples;
 }
 
-// Runs the python reference on `samples`; one {"prompt", "input_ids", "labels", "mismatch"} per sample.
-std::vector<nlohmann::json> python_reference(const std::vector<Sample>& samples) {
+// Runs the python reference on `samples` with LlamaTokenizer `mode` ("legacy" or "non-legacy"); one {"prompt",
+// "input_ids", "labels", "mismatch"} per sample.
+std::vector<nlohmann::json> python_reference(const std::vector<Sample>& samples, const std::string& mode) {
   const auto dir = fs::temp_directory_path() / ("pathvlm_conversation_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   {
@@ -127,7 +128,7 @@ std::vector<nlohmann::json> python_reference(const std::vector<Sample>& samples)
     }
   }
   const std::string command = kPython + " " + kReference + " " + kLlamaModel + " " + (dir / "samples.jsonl").string() +
-                              " " + (dir / "out.jsonl").string() + " 2> " + (dir / "err.txt").string();
+                              " " + (dir / "out.jsonl").string() + " " + mode + " 2> " + (dir / "err.txt").string();
   const int status = std::system(command.c_str());
   std::vector<nlohmann::json> out;
   if (status != 0) {
@@ -142,22 +143,22 @@ std::vector<nlohmann::json> python_reference(const std::vector<Sample>& samples)
   return out;
 }
 
-}  // namespace
-
-TEST(ConversationTemplate, MatchesAnIndependentPythonImplementationOfLlavaPreprocessing) {
-  SKIP_WITHOUT_LLAMA_MODEL();
+// Every reference sample through `tok` gives the python reference's prompt, ids and labels (`mode`: the
+// reference's LlamaTokenizer); returns the samples whose labels were compared.
+size_t expect_llava_preprocessing(const text::Tokenizer& tok, const std::string& mode) {
   const auto samples = reference_samples();
-  const auto reference = python_reference(samples);
-  ASSERT_EQ(reference.size(), samples.size());
+  const auto reference = python_reference(samples, mode);
+  EXPECT_EQ(reference.size(), samples.size());
+  if (reference.size() != samples.size()) return 0;
+  size_t labelled = 0;
   for (size_t i = 0; i < samples.size(); ++i) {
     const auto& s = samples[i];
     const auto tmpl = ConversationTemplate::named(s.template_name);
     const auto what = "sample " + std::to_string(i) + " (" + s.template_name + (s.generation ? ", generation)" : ")");
     const auto pieces =
-        s.generation ? tmpl.generation_pieces(s.conversation, llama()) : tmpl.training_pieces(s.conversation, llama());
-    EXPECT_EQ(text::join_pieces(pieces, llama()), "<s>" + reference[i]["prompt"].get<std::string>()) << what;
-    const auto seq =
-        s.generation ? tmpl.generation_prompt(s.conversation, llama()) : tmpl.tokenize(s.conversation, llama());
+        s.generation ? tmpl.generation_pieces(s.conversation, tok) : tmpl.training_pieces(s.conversation, tok);
+    EXPECT_EQ(text::join_pieces(pieces, tok), "<s>" + reference[i]["prompt"].get<std::string>()) << what;
+    const auto seq = s.generation ? tmpl.generation_prompt(s.conversation, tok) : tmpl.tokenize(s.conversation, tok);
     EXPECT_EQ(seq.input_ids, reference[i]["input_ids"].get<std::vector<int64_t>>()) << what;
     EXPECT_EQ(seq.images(), text::count_image_placeholders(s.conversation)) << what;
     if (s.generation) {
@@ -166,7 +167,33 @@ TEST(ConversationTemplate, MatchesAnIndependentPythonImplementationOfLlavaPrepro
     }
     EXPECT_FALSE(reference[i]["mismatch"].get<bool>()) << what << ": LLaVA's own masking reports a mismatch";
     EXPECT_EQ(seq.labels, reference[i]["labels"].get<std::vector<int64_t>>()) << what;
+    ++labelled;
   }
+  return labelled;
+}
+
+}  // namespace
+
+TEST(ConversationTemplate, MatchesAnIndependentPythonImplementationOfLlavaPreprocessing) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  EXPECT_GT(expect_llava_preprocessing(llama(), "legacy"), 0u);
+}
+
+// vicuna-7b-v1.5 and LLaVA-1.5 say legacy false in their tokenizer_config.json: the text after a special token written
+// in the prompt gets no "▁" ("</s>USER" -> </s> USER, not </s> ▁US ER), and LLaVA's preprocess_v1 counts one token
+// less per later round. Ids and labels still equal LLaVA's, every template.
+TEST(ConversationTemplate, MatchesLlavaPreprocessingWithANonLegacyTokenizer) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  pathvlm::testing::TempDir dir("conversation_non_legacy");
+  fs::copy_file(kLlamaModel, dir.path / "tokenizer.model");
+  std::ofstream(dir.path / "tokenizer_config.json") << R"({"legacy": false, "tokenizer_class": "LlamaTokenizer"})";
+  const text::SentencePieceTokenizer non_legacy((dir.path / "tokenizer.model").string());
+  ASSERT_FALSE(non_legacy.legacy());
+  EXPECT_GT(expect_llava_preprocessing(non_legacy, "non-legacy"), 0u);
+  // The difference is real: a later round's USER is one token here, two (▁US ER) for the legacy tokenizer.
+  const auto conv = conversation({"Hi", "Hello.", "Grade?", "Two."});
+  const auto tmpl = ConversationTemplate::named("vicuna_v1");
+  EXPECT_EQ(tmpl.tokenize(conv, non_legacy).input_ids.size() + 1, tmpl.tokenize(conv, llama()).input_ids.size());
 }
 
 // A LLaMA-2 directory that ships tokenizer.json alone (transformers 5 saves no tokenizer.model), with <image> a

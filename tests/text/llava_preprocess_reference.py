@@ -3,10 +3,14 @@
 tokenizer_image_token; llava/conversation.py conv_vicuna_v1, conv_llava_llama_2, and LLaVA-Med's
 conv_mistral_instruct) on python sentencepiece, independently of the C++.
 
-usage: llava_preprocess_reference.py TOKENIZER_MODEL SAMPLES_JSONL OUTPUT_JSONL
+usage: llava_preprocess_reference.py TOKENIZER_MODEL SAMPLES_JSONL OUTPUT_JSONL [legacy|non-legacy]
+The tokenizer is the slow LlamaTokenizer LLaVA pins (transformers 4.37), legacy (the default) or not (legacy false in
+tokenizer_config.json, as vicuna-7b-v1.5's and LLaVA-1.5's): then the model is loaded with its normalizer's
+add_dummy_prefix off, as transformers loads it, and preprocess_v1 takes one token less per round after the first.
 Each sample: {"template": "plain"|"vicuna_v1"|"pathasst"|"mistral_instruct"|"llava_llama_2", "generation": bool,
               "conversations": [{"from": "human"|"gpt", "value": str}, ...]}
 Each output line: {"prompt": str, "input_ids": [...], "labels": [...], "mismatch": bool}
+A sample {"text": str} gives {"input_ids": [...]}: the tokenizer's ids of the text alone, BOS first.
 
 pathasst has no LLaVA preprocess to mirror: its labels come from SentencePiece's byte offsets instead (a token is
 supervised when it lies inside a reply's " A\n###" span), a second, independent way to the same spans.
@@ -26,20 +30,100 @@ LLAVA_LLAMA_2_SYSTEM = ("You are a helpful language and vision assistant. You ar
                         "language.")
 
 sp = sentencepiece.SentencePieceProcessor(model_file=sys.argv[1])
+LEGACY = len(sys.argv) < 5 or sys.argv[4] == "legacy"
 BOS = sp.bos_id()
 SPECIAL = re.compile("(<unk>|<s>|</s>)")
 SPECIAL_IDS = {"<unk>": sp.unk_id(), "<s>": BOS, "</s>": sp.eos_id()}
+META = "\u2581"
+
+
+def read_varint(data, i):
+    value, shift = 0, 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def write_varint(value):
+    out = bytearray()
+    while value >= 0x80:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def fields(data):
+    """(field number, the field's bytes whole, its payload for length-delimited fields) of a protobuf message."""
+    i = 0
+    while i < len(data):
+        start = i
+        key, i = read_varint(data, i)
+        wire, payload = key & 7, None
+        if wire == 0:
+            _, i = read_varint(data, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            n, i = read_varint(data, i)
+            payload = data[i:i + n]
+            i += n
+        else:
+            raise ValueError("wire type %d" % wire)
+        yield key >> 3, data[start:i], payload
+
+
+def without_dummy_prefix(model):
+    """ModelProto bytes with normalizer_spec (field 3).add_dummy_prefix (its field 3) set to false."""
+    out = bytearray()
+    for number, whole, payload in fields(model):
+        if number == 3 and payload is not None:
+            spec = b"".join(w for n, w, _ in fields(payload) if n != 3) + bytes([3 << 3, 0])
+            out += bytes([(3 << 3) | 2]) + write_varint(len(spec)) + spec
+        else:
+            out += whole
+    return bytes(out)
+
+
+if not LEGACY:
+    with open(sys.argv[1], "rb") as f:
+        plain_sp = sentencepiece.SentencePieceProcessor(model_proto=without_dummy_prefix(f.read()))
+    UNK = sp.id_to_piece(sp.unk_id())
+    UNK_LENGTH = len(plain_sp.encode(UNK))
 
 
 def llama_tokenize(text):
-    """Slow LlamaTokenizer, legacy: BOS, special strings become their ids, each run between them encoded alone."""
+    """Slow LlamaTokenizer: BOS, special strings become their ids. Legacy: each run between them encoded alone.
+    Not legacy (LlamaTokenizer.tokenize / _tokenize): "▁" before the text, whose own "▁" become spaces; each run
+    through the model without its dummy prefix, a run starting with a space behind the unknown token's pieces; the
+    "▁" dropped when a special token follows it."""
     ids = [BOS]
-    for part in SPECIAL.split(text):
+    if LEGACY:
+        for part in SPECIAL.split(text):
+            if part in SPECIAL_IDS:
+                ids.append(SPECIAL_IDS[part])
+            elif part:
+                ids.extend(sp.encode(part))
+        return ids
+    if not text:
+        return ids
+    tokens = []
+    for part in SPECIAL.split(META + text.replace(META, " ")):
         if part in SPECIAL_IDS:
-            ids.append(SPECIAL_IDS[part])
+            tokens.append(SPECIAL_IDS[part])
+        elif part.startswith((META, " ")):
+            tokens.extend(plain_sp.encode(UNK + part)[UNK_LENGTH:])
         elif part:
-            ids.extend(sp.encode(part))
-    return ids
+            tokens.extend(plain_sp.encode(part))
+    if len(tokens) > 1 and sp.id_to_piece(tokens[0]) == META and tokens[1] in SPECIAL_IDS.values():
+        tokens = tokens[1:]
+    return ids + tokens
 
 
 def image_tokenize(prompt):
@@ -69,17 +153,18 @@ def vicuna_v1(turns, generation):
         prompt += "ASSISTANT:"
         return prompt, image_tokenize(prompt), None, False
     ids = image_tokenize(prompt)
-    labels, mismatch = mask_rounds(prompt, ids, " ASSISTANT: ")
+    labels, mismatch = mask_rounds(prompt, ids, " ASSISTANT: ", non_legacy_fix=not LEGACY)
     return prompt, ids, labels, mismatch
 
 
-def mask_rounds(prompt, ids, round_sep):
+def mask_rounds(prompt, ids, round_sep, non_legacy_fix=False):
     """The masking of preprocess_v1 and preprocess_llama_2: rounds split on "</s>", each on `round_sep`; the
-    instruction (less BOS and the trailing space token) is masked, the reply and its </s> kept."""
+    instruction (less BOS and the trailing space token) is masked, the reply and its </s> kept. `non_legacy_fix`:
+    preprocess_v1's one token less per round after the first for a non-legacy tokenizer."""
     labels = list(ids)
     labels[0] = IGNORE
     cur = 1
-    for round_text in prompt.split("</s>"):
+    for i, round_text in enumerate(prompt.split("</s>")):
         if round_text == "":
             break
         parts = round_text.split(round_sep)
@@ -87,6 +172,9 @@ def mask_rounds(prompt, ids, round_sep):
             break
         instruction_len = len(image_tokenize(parts[0] + round_sep)) - 2
         round_len = len(image_tokenize(round_text))
+        if non_legacy_fix and i != 0:
+            instruction_len -= 1
+            round_len -= 1
         labels[cur:cur + instruction_len] = [IGNORE] * instruction_len
         cur += round_len
     labels[cur:] = [IGNORE] * (len(labels) - cur)
@@ -171,6 +259,9 @@ TEMPLATES = {"vicuna_v1": vicuna_v1, "plain": plain, "pathasst": pathasst,
 with open(sys.argv[2], encoding="utf-8") as samples, open(sys.argv[3], "w", encoding="utf-8") as out:
     for line in samples:
         sample = json.loads(line)
+        if "text" in sample:
+            out.write(json.dumps({"input_ids": llama_tokenize(sample["text"])}) + "\n")
+            continue
         turns = [dict(t, value=move_images(t["value"])) if t["from"] == "human" else t
                  for t in sample["conversations"]]
         prompt, ids, labels, mismatch = TEMPLATES[sample["template"]](turns, sample["generation"])

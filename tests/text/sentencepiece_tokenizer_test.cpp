@@ -396,6 +396,55 @@ TEST(SentencePieceTokenizer, ItsTokenizerJsonReadAloneIsTheSameTokenizer) {
   }
 }
 
+// tokenizer_config.json's legacy false (vicuna-7b-v1.5, LLaVA-1.5): the ids of LlamaTokenizer without the dummy
+// prefix (tests/text/llava_preprocess_reference.py, python sentencepiece on the model with add_dummy_prefix off),
+// special strings in the text included; the text after a special token written in it, and a continuation, encode as
+// their place in the whole text; decoding skips the "▁" put before the text.
+TEST(SentencePieceTokenizer, NonLegacyMatchesLlamaTokenizerWithoutTheDummyPrefix) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  TempDir dir("sptok_non_legacy");
+  fs::copy_file(kLlamaModel, dir.path / "tokenizer.model");
+  std::ofstream(dir.path / "tokenizer_config.json") << R"({"legacy": false})";
+  const SentencePieceTokenizer tok((dir.path / "tokenizer.model").string());
+  ASSERT_FALSE(tok.legacy());
+  auto texts = generated_texts();
+  for (const char* special : {"Hello <s>.", "</s> </s>", "x </s> y", "<</s>>", "a</s></s>b", "<s></s><unk>",
+                              "<s>hi", "</s>USER: hi", "USER: hi ASSISTANT: ok</s>USER: more", "\u2581x \u2581 y"})
+    texts.push_back(special);
+  {
+    std::ofstream samples(dir.path / "texts.jsonl");
+    for (const auto& text : texts) samples << nlohmann::json{{"text", text}}.dump() << "\n";
+  }
+  std::string output;
+  const int rc = pathvlm::testing::run_command(
+      kPython + " " + std::string(PATHVLM_SOURCE_DIR) + "/tests/text/llava_preprocess_reference.py " + kLlamaModel +
+          " " + (dir.path / "texts.jsonl").string() + " " + (dir.path / "ids.jsonl").string() + " non-legacy",
+      output);
+  ASSERT_EQ(rc, 0) << "the python reference needs /usr/bin/python3 with python3-sentencepiece:\n" << output;
+  std::ifstream in(dir.path / "ids.jsonl");
+  size_t i = 0, differing = 0;
+  for (std::string line; std::getline(in, line); ++i) {
+    ASSERT_LT(i, texts.size());
+    const auto ids = tok.encode(texts[i]);
+    EXPECT_EQ(ids, nlohmann::json::parse(line).at("input_ids").get<std::vector<int64_t>>()) << nlohmann::json(texts[i]);
+    differing += ids != llama().encode(texts[i]);
+    if (texts[i].find('<') == std::string::npos) {
+      EXPECT_EQ(tok.decode(ids), llama().decode(ids)) << texts[i];
+    }
+  }
+  EXPECT_EQ(i, texts.size());
+  EXPECT_GT(differing, 5u) << "legacy and non-legacy should differ after special tokens";
+  EXPECT_EQ(tok.encode("</s>USER"), (std::vector<int64_t>{1, 2, 11889}));  // USER whole, no "▁"
+  const auto whole = tok.encode("A</s>USER: hi ASSISTANT: ok", false);
+  auto parts = tok.encode("A</s>", false);
+  for (const auto& more : {tok.encode_after_special("USER: hi"), tok.encode_continuation("USER: hi", " ASSISTANT: ok")})
+    parts.insert(parts.end(), more.begin(), more.end());
+  EXPECT_EQ(parts, whole);
+  // No space put before a special token; the "▁" of a piece after one is the model's own space.
+  EXPECT_EQ(tok.decode({1, 15043, 2, 11889}, false), "<s> Hello</s>USER");
+  EXPECT_EQ(tok.decode({15043, 2, 11889}, false), "Hello</s>USER");
+}
+
 TEST(SentencePieceTokenizer, TrainsASmallDeterministicLlamaLayoutModel) {
   TempDir dir("sptok_train");
   const auto texts = training_texts();

@@ -14,7 +14,7 @@
 #include "core/text_file.h"
 #include "io/safetensors.h"
 #include "models/llava/hf_layout.h"
-#include "text/sentencepiece_json.h"
+#include "text/sentencepiece_tokenizer.h"
 #include "text/tokenizer.h"
 
 namespace pathvlm::models {
@@ -156,8 +156,7 @@ void export_hf_llama(LlamaForCausalLM& model, const std::string& out_dir, torch:
   }
   // A tokenizer.model alone (Vicuna): the tokenizer.json transformers 5 reads first, made from it.
   if (!fs::exists(out / "tokenizer.json")) {
-    const auto json =
-        text::sentencepiece_tokenizer_json((tok / "tokenizer.model").string(), model->config().bos_token_id);
+    const auto json = text::SentencePieceTokenizer((tok / "tokenizer.model").string()).tokenizer_json();
     if (!json.empty()) write_text_file(out / "tokenizer.json", json);
   }
 }
