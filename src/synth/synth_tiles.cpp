@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/progress.h"
+#include "core/replace_all.h"
 #include "data/image.h"
 
 namespace fs = std::filesystem;
@@ -72,11 +73,6 @@ const std::vector<std::string>& caption_templates() {
       "Hematoxylin and eosin stain showing {N}.",
   };
   return t;
-}
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
-  return s;
 }
 
 std::string csv_quote(const std::string& s) {

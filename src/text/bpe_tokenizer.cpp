@@ -14,6 +14,7 @@
 #include <queue>
 
 #include "core/error.h"
+#include "core/replace_all.h"
 #include "core/text_file.h"
 #include "core/utf8.h"
 #include "text/byte_level.h"
@@ -228,15 +229,8 @@ std::string clean_up_tokenization(std::string text) {
   static const std::pair<const char*, const char*> kReplacements[] = {
       {" .", "."},   {" ?", "?"},     {" !", "!"},     {" ,", ","},     {" ' ", "'"},
       {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-  // Each as Python's str.replace: left to right, what a replacement writes is not looked at again.
-  for (const auto& [from, to] : kReplacements) {
-    const std::string f = from;
-    std::string out;
-    size_t pos = 0;
-    for (size_t at; (at = text.find(f, pos)) != std::string::npos; pos = at + f.size())
-      out.append(text, pos, at - pos) += to;
-    text = out + text.substr(pos);
-  }
+  // Each as Python's str.replace, in transformers' order.
+  for (const auto& [from, to] : kReplacements) text = replace_all(text, from, to);
   return text;
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "core/replace_all.h"
 #include "core/text_file.h"
 #include "text/sentencepiece_backend.h"
 #include "text/sentencepiece_json.h"
@@ -17,12 +18,6 @@ namespace pathvlm::text {
 namespace {
 
 const std::string kMetaSpace = "\xe2\x96\x81";  // ▁
-
-std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
-    text.replace(at, from.size(), to);
-  return text;
-}
 
 bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
 
@@ -43,8 +38,8 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_file)
   // LlamaTokenizer's legacy and add_prefix_space, from tokenizer_config.json beside the model.
   const auto config_file = (fs::path(model_file).parent_path() / "tokenizer_config.json").string();
   if (fs::is_regular_file(config_file)) {
-    const auto config = json_fields::parse(read_text_file(config_file), "tokenizer config '" + config_file + "'");
     const std::string where = "tokenizer config '" + config_file + "'";
+    const auto config = json_fields::parse(read_text_file(config_file), where);
     legacy_ = json_fields::bool_or(config, "legacy", true, where);
     add_prefix_space_ = json_fields::bool_or(config, "add_prefix_space", true, where);
   }
@@ -67,7 +62,7 @@ SentencePieceTokenizer& SentencePieceTokenizer::operator=(SentencePieceTokenizer
 void SentencePieceTokenizer::split_specials(const std::string& text,
                                             const std::function<void(const std::string&)>& on_run,
                                             const std::function<void(int64_t)>& on_special) const {
-  auto encode_run = [&](const std::string& run) {
+  auto emit_run = [&](const std::string& run) {
     if (!run.empty()) on_run(run);
   };
   size_t pos = 0;
@@ -80,10 +75,10 @@ void SentencePieceTokenizer::split_specials(const std::string& text,
       if (found < at) at = found, special = &candidate;
     }
     if (special == nullptr) {
-      encode_run(text.substr(pos));
+      emit_run(text.substr(pos));
       break;
     }
-    encode_run(text.substr(pos, at - pos));
+    emit_run(text.substr(pos, at - pos));
     on_special(special->second);
     pos = at + special->first.size();
   }

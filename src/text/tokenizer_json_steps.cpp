@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "core/replace_all.h"
 #include "core/utf8.h"
 #include "text/fix_text.h"
 
@@ -15,15 +16,6 @@ namespace {
 std::string type_of(const json& step) {
   return step.is_object() && step.contains("type") && step["type"].is_string() ? step["type"].get<std::string>()
                                                                                 : step.dump();
-}
-
-// Every `from` in `text` replaced by `to`, left to right, what was written not looked at again (Rust's replace).
-std::string replace_all(const std::string& text, const std::string& from, const std::string& to) {
-  std::string out;
-  size_t pos = 0;
-  for (size_t at; (at = text.find(from, pos)) != std::string::npos; pos = at + from.size())
-    out.append(text, pos, at - pos) += to;
-  return out.append(text, pos);
 }
 
 // A Replace step's {"String": "..."} pattern (a Regex one is refused).

@@ -28,10 +28,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const text::BpeTokenizer& peer(const std::string& model) {
+const text::BpeTokenizer& peer(const char* model) {
   static text::BpeTokenizer llama3(peer_tokenizer("llama3")), qwen3(peer_tokenizer("qwen3")),
       llama2(peer_tokenizer("llama2")), yi(peer_tokenizer("yi"));
-  return model == "llama3" ? llama3 : model == "qwen3" ? qwen3 : model == "llama2" ? llama2 : yi;
+  const std::string name = model;
+  return name == "llama3" ? llama3 : name == "qwen3" ? qwen3 : name == "llama2" ? llama2 : yi;
 }
 
 struct Reference {
