@@ -656,7 +656,7 @@ std::vector<int32_t> BpeTokenizer::first_symbols(const std::string& word) const 
   return ids;
 }
 
-std::vector<int32_t> BpeTokenizer::merge(std::vector<int32_t> first) const {
+std::vector<int32_t> BpeTokenizer::merge(const std::vector<int32_t>& first) const {
   struct Symbol {
     int32_t id, prev, next;  // id -1: merged into the symbol before it
   };

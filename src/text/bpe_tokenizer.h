@@ -120,7 +120,8 @@ class BpeTokenizer final : public Tokenizer {
   void encode_word(const std::string& word, std::vector<int64_t>& ids) const;
   // The symbols a pre-token starts as, before any merge.
   std::vector<int32_t> first_symbols(const std::string& word) const;
-  std::vector<int32_t> merge(std::vector<int32_t> symbols) const;
+  // `first` merged by rank, lowest first, leftmost first among equal ranks.
+  std::vector<int32_t> merge(const std::vector<int32_t>& first) const;
   void check_id(int64_t id) const;
   std::string where() const { return "tokenizer '" + path_ + "': "; }
 
