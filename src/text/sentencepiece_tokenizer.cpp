@@ -35,12 +35,13 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_file)
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   for (const auto& special : specials_) special_strings_.push_back(special.first);
 
-  // LlamaTokenizer's legacy and add_prefix_space, from tokenizer_config.json beside the model.
+  // LlamaTokenizer's legacy, add_bos_token and add_prefix_space, from tokenizer_config.json beside the model.
   const auto config_file = (fs::path(model_file).parent_path() / "tokenizer_config.json").string();
   if (fs::is_regular_file(config_file)) {
     const std::string where = "tokenizer config '" + config_file + "'";
     const auto config = json_fields::parse(read_text_file(config_file), where);
     legacy_ = json_fields::bool_or(config, "legacy", true, where);
+    add_bos_ = json_fields::bool_or(config, "add_bos_token", true, where);
     add_prefix_space_ = json_fields::bool_or(config, "add_prefix_space", true, where);
   }
   if (!legacy_) {
@@ -86,7 +87,7 @@ void SentencePieceTokenizer::split_specials(const std::string& text,
 
 std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text, bool add_bos) const {
   std::vector<int64_t> ids;
-  if (add_bos) ids.push_back(bos_id());
+  if (add_bos && add_bos_) ids.push_back(bos_id());
   if (!legacy_) {
     if (text.empty()) return ids;
     // transformers makes each "▁" of the text a space and puts one "▁" before it, dropped again when a special
@@ -200,7 +201,7 @@ void SentencePieceTokenizer::save_hf(const std::string& dir) const {
   }
   const auto bos = id_to_piece(bos_id()), eos = id_to_piece(eos_id()), unk = id_to_piece(unk_id());
   nlohmann::json config = {{"tokenizer_class", "LlamaTokenizer"},
-                           {"add_bos_token", true},
+                           {"add_bos_token", add_bos_},
                            {"add_eos_token", false},
                            {"legacy", legacy_},
                            {"bos_token", bos},
@@ -223,7 +224,7 @@ void SentencePieceTokenizer::save_hf(const std::string& dir) const {
 
 std::string SentencePieceTokenizer::tokenizer_json() const {
   // add_prefix_space false has no LlamaConverter form that keeps the rest of the rules.
-  return add_prefix_space_ ? sentencepiece_tokenizer_json(path_, bos_id(), legacy_) : "";
+  return add_prefix_space_ ? sentencepiece_tokenizer_json(path_, add_bos_ ? bos_id() : -1, legacy_) : "";
 }
 
 void train_sentencepiece(const std::vector<std::string>& texts, int vocab_size, const std::string& model_file) {

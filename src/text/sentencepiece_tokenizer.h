@@ -1,7 +1,8 @@
 // The LLaMA / Vicuna tokenizer: a SentencePiece `tokenizer.model` with Hugging Face `LlamaTokenizer`'s rules (the
 // slow tokenizer LLaVA pins), legacy or not as tokenizer_config.json beside the model says (`legacy`; absent or
 // null: legacy, LlamaTokenizer's default; vicuna-7b-v1.5 and LLaVA-1.5 say false):
-//   - encode() adds BOS (<s>) and no EOS; <unk>, <s>, </s> are the model's ids (0, 1, 2 in LLaMA).
+//   - encode() adds BOS (<s>; not when tokenizer_config.json's add_bos_token is false) and no EOS; <unk>, <s>, </s>
+//     are the model's ids (0, 1, 2 in LLaMA).
 //   - The strings "<unk>", "<s>", "</s>" written in the text become their ids, and nothing around them is
 //     stripped. Legacy: every run of text between them is encoded on its own, so it gets SentencePiece's
 //     dummy-prefix space ("Hello <s>." -> <s> ▁Hello ▁ <s> ▁.), exactly as a text of its own would. Not legacy:
@@ -79,7 +80,7 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   std::string path_;
   std::unique_ptr<SentencePieceBackend> sp_;
-  bool legacy_ = true, add_prefix_space_ = true;
+  bool legacy_ = true, add_bos_ = true, add_prefix_space_ = true;
   std::unique_ptr<SentencePieceBackend> plain_;  // not legacy: the model without its dummy prefix
   size_t unk_pieces_ = 0;                        // not legacy: the pieces plain_ makes of "<unk>"
   std::vector<std::pair<std::string, int64_t>> specials_;  // (string, id) of <unk>, <s>, </s>, longest first

@@ -456,6 +456,13 @@ TEST(SentencePieceTokenizer, NonLegacyMatchesLlamaTokenizerWithoutTheDummyPrefix
     ++compared;
   }
   EXPECT_GT(compared, 200u);
+  // add_bos_token false (Yi's tokenizer_config.json): encode adds no BOS, and the saved files say so.
+  std::ofstream(dir.path / "tokenizer_config.json") << R"({"legacy": false, "add_bos_token": false})";
+  const SentencePieceTokenizer no_bos((dir.path / "tokenizer.model").string());
+  EXPECT_EQ(no_bos.encode("Hello"), tok.encode("Hello", /*add_bos=*/false));
+  no_bos.save_hf((dir.path / "no_bos").string());
+  EXPECT_EQ(nlohmann::json::parse(read_bytes(dir.path / "no_bos/tokenizer_config.json")).at("add_bos_token"), false);
+  EXPECT_TRUE(nlohmann::json::parse(read_bytes(dir.path / "no_bos/tokenizer.json")).at("post_processor").is_null());
   // No space put before a special token; the "▁" of a piece after one is the model's own space.
   EXPECT_EQ(tok.decode({1, 15043, 2, 11889}, false), "<s> Hello</s>USER");
   EXPECT_EQ(tok.decode({15043, 2, 11889}, false), "Hello</s>USER");
