@@ -153,8 +153,8 @@ TEST_F(InitFrom, StrictReportsMissingAndUnexpectedTensorsNonStrictLoadsWhatMatch
   job.train.init_from = {{extra, {}, true, {"adapter."}}};
   expect_equal(start_weights(job), phase1_);
   EXPECT_HAS(read_text(dir_ + "/strict_skip/log.txt"),
-             str("loaded ", phase1_.size(), " of ", phase1_.size() + 1, " tensors (1 skipped); model tensors missing 0; "
-                 "unexpected 0"));
+             str("loaded ", phase1_.size(), " of ", phase1_.size() + 1,
+                 " tensors (1 skipped); model tensors missing 0; unexpected 0"));
 }
 
 TEST_F(InitFrom, ShapeMismatchNamesTensorFileAndBothShapesAndDtypesConvert) {

@@ -119,7 +119,8 @@ LlavaCheckpoint::Keys LlavaCheckpoint::keys() const {
 std::vector<std::string> LlavaCheckpoint::init_renames(bool with_projector) const {
   std::vector<std::string> map;
   if (format == Format::original) {
-    if (with_projector && projector == "linear") map.push_back("model.mm_projector. -> multi_modal_projector.linear_1.");
+    if (with_projector && projector == "linear")
+      map.push_back("model.mm_projector. -> multi_modal_projector.linear_1.");
     // LLaVA's mlp2x_gelu is nn.Sequential(Linear, GELU, Linear): its linear layers are entries 0 and 2.
     if (with_projector && projector == "mlp2x_gelu")
       map.insert(map.end(), {"model.mm_projector.0. -> multi_modal_projector.linear_1.",

@@ -160,10 +160,11 @@ struct InstructRun {
 InstructRun open_instruct_run(const std::string& path, torch::Device device);
 
 // A LLaVA checkpoint as models::read_llava_checkpoint read it (models/llava/checkpoint.h: one of LLaVA's original
-// ones, LLaVA-1.5 or LLaVA-Med v1.5, or a transformers LlavaForConditionalGeneration) for inference the same way: the model its config.json describes, its
-// language model and projector loaded, with `vision_tower` (default: the original checkpoint's mm_vision_tower when
-// that is a local directory; the transformers directory itself) and `conversation_template` (default by language
-// model: mistral_instruct for Mistral, chatml for Qwen, else vicuna_v1, LLaVA's llava_v1).
+// ones, LLaVA-1.5 or LLaVA-Med v1.5, or a transformers LlavaForConditionalGeneration) for inference the same way:
+// the model its config.json describes, its language model and projector loaded, with `vision_tower` (default: the
+// original checkpoint's mm_vision_tower when that is a local directory; the transformers directory itself) and
+// `conversation_template` (default by language model: mistral_instruct for Mistral, chatml for Qwen, else
+// vicuna_v1, LLaVA's llava_v1).
 struct LlavaCheckpointOptions {
   std::string vision_tower, conversation_template;
 };

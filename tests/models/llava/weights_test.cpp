@@ -323,8 +323,9 @@ TEST(LlavaWeights, ExportOfAQwen2LanguageModelAddsImageToItsTokenizerJson) {
   EXPECT_EQ(read_json(again / "config.json")["image_token_index"], kImage);
   const auto added = read_json(again / "tokenizer.json")["added_tokens"];
   EXPECT_EQ(std::count_if(added.begin(), added.end(), [](const json& t) { return t["content"] == "<image>"; }), 1);
-  EXPECT_TRUE(torch::equal(safetensors::Checkpoint::open(again.string()).get("language_model.model.embed_tokens.weight"),
-                           ours));
+  const auto again_embedding =
+      safetensors::Checkpoint::open(again.string()).get("language_model.model.embed_tokens.weight");
+  EXPECT_TRUE(torch::equal(again_embedding, ours));
 }
 
 TEST(LlavaWeights, ProjectorFileRoundTripInLlavaNames) {

@@ -313,7 +313,8 @@ TEST(InstructTask, ATransformersLlavaDirectoryReadsBackAsTheRunItWasExportedFrom
   ASSERT_EQ(started.size(), trained.size());
   for (const auto& [name, t] : trained) {
     const auto& got = started.at(name);
-    const bool vocabulary = name == "language_model.model.embed_tokens.weight" || name == "language_model.lm_head.weight";
+    const bool vocabulary =
+        name == "language_model.model.embed_tokens.weight" || name == "language_model.lm_head.weight";
     ASSERT_EQ(got.size(0), t.size(0) + (vocabulary ? 1 : 0)) << name;
     EXPECT_TRUE(torch::equal(got.narrow(0, 0, t.size(0)), t)) << name;
   }
