@@ -262,12 +262,10 @@ void BpeTokenizer::read_tokenizer_json(const json& j) {
   read_added_tokens(member(j, "added_tokens"));
   normalizer_ = TextNormalizer(member(j, "normalizer"), where());
   // Tokens matched after normalisation are normalised too (the library's rule); at one position the longest wins.
-  for (auto& t : normalized_added_.tokens) t.content = normalizer_.apply(t.content, SegmentStart::kText);
-  for (AddedSet* set : {&raw_added_, &normalized_added_}) {
-    std::stable_sort(set->tokens.begin(), set->tokens.end(),
-                     [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
-    for (const auto& t : set->tokens) set->first.set(static_cast<uint8_t>(t.content[0]));
-  }
+  AddedTokens normalized;
+  for (const auto& t : normalized_added_.tokens())
+    normalized.add({normalizer_.apply(t.content, SegmentStart::kText), t.id});
+  normalized_added_ = std::move(normalized);
   read_pre_tokenizer(pre_tokenizer);
   const json& decoder = member(j, "decoder");
   if (alphabet_ == Alphabet::kByteLevel) {
@@ -409,8 +407,8 @@ void BpeTokenizer::read_added_tokens(const json& added) {
     pieces_[id] = content;
     kinds_[id] = special ? Kind::kSpecial : Kind::kAdded;
     // Special tokens default to matching the raw text, others to the normalised text (the library's defaults).
-    AddedSet& set = flag(t, "normalized", !special) ? normalized_added_ : raw_added_;
-    set.tokens.push_back({content, static_cast<int32_t>(id)});
+    AddedTokens& set = flag(t, "normalized", !special) ? normalized_added_ : raw_added_;
+    set.add({content, static_cast<int32_t>(id)});
   }
 }
 
@@ -505,10 +503,8 @@ void BpeTokenizer::read_tokenizer_config(const json& post_processor) {
                 " is not true or false");
   add_bos_ = !add_bos.is_boolean() || add_bos.get<bool>();
   if (eos_id_ < 0) {
-    for (const char* eos : {"<|endoftext|>", "<|end_of_text|>", "</s>"}) {
-      for (const auto& t : raw_added_.tokens)
-        if (t.content == eos && eos_id_ < 0) eos_id_ = t.id;
-    }
+    for (const char* eos : {"<|endoftext|>", "<|end_of_text|>", "</s>"})
+      if (eos_id_ < 0) eos_id_ = raw_added_.id_of(eos);
     PATHVLM_CHECK(eos_id_ >= 0, where(), "no EOS: no tokenizer_config.json eos_token beside it, and no added token "
                   "<|endoftext|>, <|end_of_text|> or </s>");
   }
@@ -520,29 +516,10 @@ void BpeTokenizer::read_tokenizer_config(const json& post_processor) {
 }
 
 int32_t BpeTokenizer::token_id(const std::string& content) const {
-  for (const AddedSet* set : {&raw_added_, &normalized_added_}) {
-    for (const auto& t : set->tokens)
-      if (t.content == content) return t.id;
-  }
+  for (const AddedTokens* set : {&raw_added_, &normalized_added_})
+    if (const auto id = set->id_of(content); id >= 0) return id;
   auto it = vocab_.find(content);
   return it == vocab_.end() ? -1 : it->second;
-}
-
-void BpeTokenizer::cut_added(const std::string& text, const AddedSet& set, std::vector<int64_t>& ids,
-                             const std::function<void(const std::string&, bool)>& on_text) const {
-  size_t start = 0;
-  for (size_t pos = 0; pos < text.size(); ++pos) {
-    if (!set.first.test(static_cast<uint8_t>(text[pos]))) continue;
-    for (const auto& t : set.tokens) {
-      if (text.compare(pos, t.content.size(), t.content) != 0) continue;
-      if (pos > start) on_text(text.substr(start, pos - start), start == 0);
-      ids.push_back(t.id);
-      start = pos + t.content.size();
-      pos = start - 1;
-      break;
-    }
-  }
-  if (start < text.size()) on_text(text.substr(start), start == 0);
 }
 
 std::vector<int64_t> BpeTokenizer::encode(const std::string& text, bool add_bos) const {
@@ -558,12 +535,19 @@ std::vector<int64_t> BpeTokenizer::encode_text(const std::string& text, bool add
   PATHVLM_CHECK(bad == std::string::npos, where(), "cannot encode text that is not valid UTF-8 (byte ", bad, ")");
   std::vector<int64_t> ids;
   if (add_bos && add_bos_ && bos_id_ >= 0) ids.push_back(bos_id_);
-  cut_added(text, raw_added_, ids, [&](const std::string& raw, bool raw_first) {
-    const std::string normalized = normalizer_.apply(raw, raw_first ? opening : SegmentStart::kAfterToken);
-    cut_added(normalized, normalized_added_, ids, [&](const std::string& segment, bool first) {
-      encode_segment(segment, raw_first && first ? opening : SegmentStart::kAfterToken, ids);
-    });
-  });
+  const auto on_token = [&](int32_t id) { ids.push_back(id); };
+  raw_added_.cut(
+      text,
+      [&](const std::string& raw, bool raw_first) {
+        const std::string normalized = normalizer_.apply(raw, raw_first ? opening : SegmentStart::kAfterToken);
+        normalized_added_.cut(
+            normalized,
+            [&](const std::string& segment, bool first) {
+              encode_segment(segment, raw_first && first ? opening : SegmentStart::kAfterToken, ids);
+            },
+            on_token);
+      },
+      on_token);
   return ids;
 }
 

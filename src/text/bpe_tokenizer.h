@@ -34,7 +34,6 @@
 //
 // Thread-safe: every method is const (a mutex guards the cache of words already merged).
 #pragma once
-#include <bitset>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -44,6 +43,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "text/added_tokens.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_json_steps.h"
 
@@ -82,15 +82,6 @@ class BpeTokenizer final : public Tokenizer {
   enum class SplitPattern { kNone, kGpt2, kLlama3, kQwen2 };
 
  private:
-  struct AddedToken {
-    std::string content;
-    int32_t id;
-  };
-  // Added tokens matched in one pass, longest first; `first` marks their first bytes (a quick test per position).
-  struct AddedSet {
-    std::vector<AddedToken> tokens;
-    std::bitset<256> first;
-  };
   struct Merge {
     int32_t rank, id;
   };
@@ -108,10 +99,6 @@ class BpeTokenizer final : public Tokenizer {
   int64_t template_bos(const nlohmann::json& post_processor) const;
   // The id of an added token or, failing that, of a model token; -1 when there is none.
   int32_t token_id(const std::string& content) const;
-  // Calls on_text for the text between the added tokens of `set` in `text` (with whether it starts `text`),
-  // appends the added tokens' ids.
-  void cut_added(const std::string& text, const AddedSet& set, std::vector<int64_t>& ids,
-                 const std::function<void(const std::string&, bool)>& on_text) const;
   // `start`: where the text's first run sits (kText for a whole text).
   std::vector<int64_t> encode_text(const std::string& text, bool add_bos, SegmentStart start) const;
   // Appends the ids of normalised text that holds no added token.
@@ -136,7 +123,7 @@ class BpeTokenizer final : public Tokenizer {
   std::vector<std::string> pieces_;                // id -> token as stored
   std::vector<std::string> piece_bytes_;           // byte-level: id -> the bytes the ByteLevel decoder makes of it
   std::vector<Kind> kinds_;                        // id -> what it is
-  AddedSet raw_added_, normalized_added_;          // matched before / after normalisation
+  AddedTokens raw_added_, normalized_added_;        // matched before / after normalisation
   TextNormalizer normalizer_;
   bool ignore_merges_ = false;
   PrefixSpace prefix_space_ = PrefixSpace::kNone;  // ByteLevel's add_prefix_space: before or after the split

@@ -203,9 +203,11 @@ std::vector<Piece> ConversationTemplate::pieces(const Conversation& conversation
         if (turns[i].from == Speaker::human) {
           if (i > 0 && rounds_open_with_bos_) out.push_back(Piece::bos());
           const bool with_system = i == 0 && !system_.empty();
-          out.push_back(Piece::of_text("[INST] " + (with_system ? "<<SYS>>\n" + system_ + "\n<</SYS>>\n\n" : "")));
+          out.push_back(Piece::marker("[INST]"));
+          out.push_back(Piece::of_text(" " + (with_system ? "<<SYS>>\n" + system_ + "\n<</SYS>>\n\n" : "")));
           add_human_value(turns[i].value, out);
-          out.push_back(Piece::of_text(" [/INST]"));
+          out.push_back(Piece::of_text(" "));
+          out.push_back(Piece::marker("[/INST]"));
         } else {
           out.push_back(Piece::of_text(" " + turns[i].value + " ", /*supervised=*/true));
           out.push_back(Piece::eos(/*supervised=*/true));

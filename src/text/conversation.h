@@ -45,7 +45,10 @@
 //              Both: each reply with the space LLaMA-2's format puts after it, and its </s>, supervised, exactly as
 //              LLaVA's preprocess_llama_2 masks them (split on "</s>", then on "[/INST] "), except where a turn
 //              holding "[/INST] " defeats that split (LLaVA then masks the whole sample). Generation ends at EOS;
-//              the generation prompt ends with "[/INST]" (LLaVA's get_prompt).
+//              the generation prompt ends with "[/INST]" (LLaVA's get_prompt). [INST] and [/INST] are text, or
+//              the special tokens where the tokenizer has them (Mistral v0.3's control pieces), as tokenizing the
+//              prompt gives them; a legacy tokenizer then starts a reply with a lone "▁", supervised as part of
+//              the reply (LLaVA's length arithmetic, taking [/INST] for text, masks it).
 //   llama_3    LLaMA-3-Instruct's chat format (LLaVA-NeXT's conv_llava_llama_3, S as llava_llama_2's), each value
 //              stripped of surrounding whitespace as the model's chat template trims it (a value left empty is
 //              refused by problem()); the markers are special tokens of the LLaMA-3 tokenizer (tokenizer.json);

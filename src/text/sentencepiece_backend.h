@@ -28,6 +28,8 @@ class SentencePieceBackend {
   virtual std::string decode(const std::vector<int>& ids, std::string* text) const = 0;
   virtual std::string id_to_piece(int id) const = 0;
   virtual int piece_size() const = 0;
+  // A control piece (<s>, </s>, Mistral v0.3's [INST]): never made from text, a special token.
+  virtual bool is_control(int id) const = 0;
   virtual int unk_id() const = 0;
   virtual int bos_id() const = 0;
   virtual int eos_id() const = 0;

@@ -197,7 +197,8 @@ std::string sentencepiece_model_without_dummy_prefix(const std::string& model_fi
   return out;
 }
 
-std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t bos_id, bool legacy) {
+std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t bos_id, bool legacy,
+                                         const std::vector<ConfigAddedToken>& config_added) {
   const auto model = read_model(model_file);
   // What LlamaConverter reproduces exactly: byte-fallback BPE whose text reaches the pieces unchanged.
   if (model.model_type != 2 || !model.byte_fallback || model.normalizer != "identity" ||
@@ -216,6 +217,10 @@ std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t 
     if (p.type == 2) unk = p.piece;
     if (p.type == 2 || p.type == 3) added.push_back(token(id, p.piece, true));
     if (p.type == 4) added.push_back(token(id, p.piece, false));
+  }
+  for (const auto& t : config_added) {
+    const auto type = t.id < static_cast<int64_t>(model.pieces.size()) ? model.pieces[t.id].type : 1;
+    if (type != 2 && type != 3 && type != 4) added.push_back(token(t.id, t.content, t.special));
   }
   // Legacy: each run of text between special tokens gets the "▁" prefix (a normalizer); otherwise only the text's
   // start does (Metaspace, prepend_scheme first).

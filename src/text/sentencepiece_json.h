@@ -9,14 +9,25 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace pathvlm::text {
 
+// A token tokenizer_config.json adds: one of the model's pieces, or one after them (llava-hf's <image>).
+struct ConfigAddedToken {
+  int64_t id;
+  std::string content;
+  bool special;
+};
+
 // The tokenizer.json of the SentencePiece model file `model_file` (BOS `bos_id` added in front of a text, -1: none;
-// `legacy`: LlamaTokenizer's legacy rule, a "▁" before every run of text between special tokens, else before the
-// text's start only), or "" when the model is not one LlamaConverter reproduces exactly: not BPE, no byte fallback,
-// or a normalization other than identity without collapsing spaces. Errors name the file (a damaged model).
-std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t bos_id, bool legacy = true);
+// `legacy`: LlamaTokenizer's legacy rule, a "▁" before every run of text between added tokens, else before the
+// text's start only; `added`: tokens added besides the model's unknown, control and user-defined pieces, those
+// after its pieces in the order of their ids), or "" when the model is not one LlamaConverter reproduces exactly:
+// not BPE, no byte fallback, or a normalization other than identity without collapsing spaces. Errors name the
+// file (a damaged model).
+std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t bos_id, bool legacy = true,
+                                         const std::vector<ConfigAddedToken>& added = {});
 
 // The model file's bytes with its normalizer's add_dummy_prefix off: the model transformers' LlamaTokenizer encodes
 // with when legacy is false. Errors name the file.

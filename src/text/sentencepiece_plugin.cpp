@@ -27,6 +27,7 @@ class Processor : public SentencePieceBackend {
   }
   std::string id_to_piece(int id) const override { return sp_.IdToPiece(id); }
   int piece_size() const override { return sp_.GetPieceSize(); }
+  bool is_control(int id) const override { return sp_.IsControl(id); }
   int unk_id() const override { return sp_.unk_id(); }
   int bos_id() const override { return sp_.bos_id(); }
   int eos_id() const override { return sp_.eos_id(); }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -30,12 +31,13 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_file)
   PATHVLM_CHECK(error.empty(), "tokenizer '", model_file, "': not a SentencePiece model (", error, ")");
   PATHVLM_CHECK(sp_->bos_id() >= 0 && sp_->eos_id() >= 0, "tokenizer '", model_file,
                 "': the model has no BOS or EOS piece (LLaMA's has <s> = 1, </s> = 2)");
-  for (const auto id : {unk_id(), bos_id(), eos_id()}) specials_.emplace_back(id_to_piece(id), id);
-  std::stable_sort(specials_.begin(), specials_.end(),
-                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
-  for (const auto& special : specials_) special_strings_.push_back(special.first);
+  // <unk> and the control pieces are special tokens, as transformers 5 makes them when it converts the model.
+  kinds_.assign(static_cast<size_t>(sp_->piece_size()), Kind::kModel);
+  for (int id = 0; id < sp_->piece_size(); ++id)
+    if (id == sp_->unk_id() || sp_->is_control(id)) add_token(id, id_to_piece(id), /*special=*/true);
 
-  // LlamaTokenizer's legacy, add_bos_token and add_prefix_space, from tokenizer_config.json beside the model.
+  // LlamaTokenizer's legacy, add_bos_token, add_prefix_space and added tokens, from tokenizer_config.json beside
+  // the model.
   const auto config_file = (fs::path(model_file).parent_path() / "tokenizer_config.json").string();
   if (fs::is_regular_file(config_file)) {
     const std::string where = "tokenizer config '" + config_file + "'";
@@ -43,7 +45,10 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_file)
     legacy_ = json_fields::bool_or(config, "legacy", true, where);
     add_bos_ = json_fields::bool_or(config, "add_bos_token", true, where);
     add_prefix_space_ = json_fields::bool_or(config, "add_prefix_space", true, where);
+    read_added_tokens(config, where);
   }
+  for (size_t id = 0; id < kinds_.size(); ++id)
+    if (kinds_[id] == Kind::kSpecial) special_strings_.push_back(id_to_piece(static_cast<int64_t>(id)));
   if (!legacy_) {
     plain_ = make_sentencepiece_backend();
     const auto plain_error = plain_->load_serialized(sentencepiece_model_without_dummy_prefix(model_file));
@@ -56,64 +61,84 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_file)
   }
 }
 
+void SentencePieceTokenizer::add_token(int64_t id, const std::string& content, bool special) {
+  if (kinds_[id] == Kind::kModel) added_.add({content, static_cast<int32_t>(id)});
+  if (special || kinds_[id] == Kind::kModel) kinds_[id] = special ? Kind::kSpecial : Kind::kAdded;
+}
+
+void SentencePieceTokenizer::read_added_tokens(const nlohmann::json& config, const std::string& where) {
+  if (!json_fields::present(config, "added_tokens_decoder")) return;
+  const auto& decoder = config["added_tokens_decoder"];
+  PATHVLM_CHECK(decoder.is_object(), where, ": added_tokens_decoder is not an object of id -> token");
+  const int64_t pieces = sp_->piece_size();
+  std::map<int64_t, std::pair<std::string, bool>> after;  // (content, special) of the tokens after the model's
+  for (const auto& [key, token] : decoder.items()) {
+    const bool digits = !key.empty() && key.size() < 10 && key.find_first_not_of("0123456789") == std::string::npos;
+    PATHVLM_CHECK(digits, where, ": added_tokens_decoder key '", key, "' is not an id");
+    PATHVLM_CHECK(token.is_object() && token.contains("content") && token["content"].is_string() &&
+                      !token["content"].get_ref<const std::string&>().empty(),
+                  where, ": added token ", key, " has no content");
+    const auto content = token["content"].get<std::string>();
+    for (const char* flag : {"lstrip", "rstrip", "single_word"})
+      PATHVLM_CHECK(!json_fields::bool_or(token, flag, false, where), where, ": added token '", content, "' sets ",
+                    flag, ", not supported");
+    const bool special = json_fields::bool_or(token, "special", false, where);
+    const int64_t id = std::stoll(key);
+    if (id >= pieces) {
+      after[id] = {content, special};
+      continue;
+    }
+    PATHVLM_CHECK(id_to_piece(id) == content, where, ": added token '", content, "' has id ", id,
+                  ", which is the model's piece '", id_to_piece(id), "'");
+    add_token(id, content, special);
+  }
+  // transformers numbers the tokens it adds after the model's pieces, in order.
+  for (const auto& [id, token] : after) {
+    const int64_t next = pieces + static_cast<int64_t>(pieces_after_.size());
+    PATHVLM_CHECK(id == next, where, ": added token '", token.first, "' has id ", id, ", but the tokens after the ",
+                  "model's ", pieces, " pieces take the ids from ", pieces, " on without gaps (the next is ", next,
+                  ")");
+    const auto same = added_.id_of(token.first);
+    PATHVLM_CHECK(same < 0, where, ": added token '", token.first, "' has id ", id, " and ", same);
+    pieces_after_.push_back(token.first);
+    kinds_.push_back(Kind::kModel);
+    add_token(id, token.first, token.second);
+  }
+}
+
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 SentencePieceTokenizer::SentencePieceTokenizer(SentencePieceTokenizer&&) noexcept = default;
 SentencePieceTokenizer& SentencePieceTokenizer::operator=(SentencePieceTokenizer&&) noexcept = default;
-
-void SentencePieceTokenizer::split_specials(const std::string& text,
-                                            const std::function<void(const std::string&)>& on_run,
-                                            const std::function<void(int64_t)>& on_special) const {
-  auto emit_run = [&](const std::string& run) {
-    if (!run.empty()) on_run(run);
-  };
-  size_t pos = 0;
-  while (pos < text.size()) {
-    // The earliest special string from `pos`; at one position the longest wins (specials_ is longest first).
-    size_t at = std::string::npos;
-    const std::pair<std::string, int64_t>* special = nullptr;
-    for (const auto& candidate : specials_) {
-      const auto found = text.find(candidate.first, pos);
-      if (found < at) at = found, special = &candidate;
-    }
-    if (special == nullptr) {
-      emit_run(text.substr(pos));
-      break;
-    }
-    emit_run(text.substr(pos, at - pos));
-    on_special(special->second);
-    pos = at + special->first.size();
-  }
-}
 
 std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text, bool add_bos) const {
   std::vector<int64_t> ids;
   if (add_bos && add_bos_) ids.push_back(bos_id());
   if (!legacy_) {
     if (text.empty()) return ids;
-    // transformers makes each "▁" of the text a space and puts one "▁" before it, dropped again when a special
+    // transformers makes each "▁" of the text a space and puts one "▁" before it, dropped again when an added
     // token follows it directly.
     auto text_ids = encode_runs((add_prefix_space_ ? kMetaSpace : "") + replace_all(text, kMetaSpace, " "));
-    if (text_ids.size() > 1 && id_to_piece(text_ids[0]) == kMetaSpace && is_special(text_ids[1]))
+    if (text_ids.size() > 1 && id_to_piece(text_ids[0]) == kMetaSpace && is_added(text_ids[1]))
       text_ids.erase(text_ids.begin());
     ids.insert(ids.end(), text_ids.begin(), text_ids.end());
     return ids;
   }
-  split_specials(
+  added_.cut(
       text,
-      [&](const std::string& run) {
+      [&](const std::string& run, bool) {
         std::vector<int> run_ids;
         const auto error = sp_->encode(run, &run_ids);
         PATHVLM_CHECK(error.empty(), "tokenizer '", path_, "': cannot encode text (", error, ")");
         ids.insert(ids.end(), run_ids.begin(), run_ids.end());
       },
-      [&](int64_t special) { ids.push_back(special); });
+      [&](int32_t id) { ids.push_back(id); });
   return ids;
 }
 
 std::vector<int64_t> SentencePieceTokenizer::encode_runs(const std::string& text) const {
   std::vector<int64_t> ids;
-  split_specials(
-      text, [&](const std::string& run) { encode_plain(run, ids); }, [&](int64_t special) { ids.push_back(special); });
+  added_.cut(
+      text, [&](const std::string& run, bool) { encode_plain(run, ids); }, [&](int32_t id) { ids.push_back(id); });
   return ids;
 }
 
@@ -142,7 +167,7 @@ std::vector<int64_t> SentencePieceTokenizer::encode_continuation(const std::stri
 
 std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special) const {
   std::string text;
-  std::vector<int> run;  // ordinary pieces since the last special token, decoded together
+  std::vector<int> run;  // the model's pieces since the last added token, decoded together
   bool first = true;     // nothing written yet
   auto flush = [&] {
     std::string decoded;
@@ -158,11 +183,11 @@ std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool
   };
   for (const auto id : ids) {
     check_id(id);
-    if (!is_special(id)) {
+    if (!is_added(id)) {
       run.push_back(static_cast<int>(id));
       continue;
     }
-    if (skip_special) continue;
+    if (skip_special && is_special(id)) continue;
     if (!run.empty()) {
       if (legacy_) text += ' ';
       flush();
@@ -176,16 +201,18 @@ std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool
 
 std::string SentencePieceTokenizer::id_to_piece(int64_t id) const {
   check_id(id);
-  return sp_->id_to_piece(static_cast<int>(id));
+  const int64_t pieces = sp_->piece_size();
+  return id < pieces ? sp_->id_to_piece(static_cast<int>(id)) : pieces_after_[id - pieces];
 }
 
 int64_t SentencePieceTokenizer::bos_id() const { return sp_->bos_id(); }
 int64_t SentencePieceTokenizer::eos_id() const { return sp_->eos_id(); }
 int64_t SentencePieceTokenizer::unk_id() const { return sp_->unk_id(); }
-int64_t SentencePieceTokenizer::vocab_size() const { return sp_->piece_size(); }
+int64_t SentencePieceTokenizer::vocab_size() const { return static_cast<int64_t>(kinds_.size()); }
 
 bool SentencePieceTokenizer::is_special(int64_t id) const {
-  return id == unk_id() || id == bos_id() || id == eos_id();
+  check_id(id);
+  return kinds_[id] == Kind::kSpecial;
 }
 
 void SentencePieceTokenizer::check_id(int64_t id) const {
@@ -210,6 +237,17 @@ void SentencePieceTokenizer::save_hf(const std::string& dir) const {
                            {"pad_token", nullptr},
                            {"clean_up_tokenization_spaces", false}};
   if (!add_prefix_space_) config["add_prefix_space"] = false;
+  // Every added token, where LlamaTokenizer reads them.
+  auto& decoder = config["added_tokens_decoder"] = nlohmann::json::object();
+  for (size_t id = 0; id < kinds_.size(); ++id) {
+    if (kinds_[id] == Kind::kModel) continue;
+    decoder[std::to_string(id)] = {{"content", id_to_piece(static_cast<int64_t>(id))},
+                                   {"lstrip", false},
+                                   {"normalized", false},
+                                   {"rstrip", false},
+                                   {"single_word", false},
+                                   {"special", kinds_[id] == Kind::kSpecial}};
+  }
   const nlohmann::json special = {{"bos_token", bos}, {"eos_token", eos}, {"unk_token", unk}};
   for (const auto& [name, json] : {std::pair{"tokenizer_config.json", config}, {"special_tokens_map.json", special}}) {
     const auto file = (fs::path(dir) / name).string();
@@ -224,12 +262,21 @@ void SentencePieceTokenizer::save_hf(const std::string& dir) const {
 
 std::string SentencePieceTokenizer::tokenizer_json() const {
   // add_prefix_space false has no LlamaConverter form that keeps the rest of the rules.
-  return add_prefix_space_ ? sentencepiece_tokenizer_json(path_, add_bos_ ? bos_id() : -1, legacy_) : "";
+  if (!add_prefix_space_) return "";
+  std::vector<ConfigAddedToken> added;  // besides <unk> and the control pieces, which the conversion adds itself
+  for (size_t id = 0; id < kinds_.size(); ++id) {
+    const auto i = static_cast<int64_t>(id);
+    const bool model_special = i == unk_id() || (i < sp_->piece_size() && sp_->is_control(static_cast<int>(i)));
+    if (kinds_[id] != Kind::kModel && !model_special)
+      added.push_back({i, id_to_piece(i), kinds_[id] == Kind::kSpecial});
+  }
+  return sentencepiece_tokenizer_json(path_, add_bos_ ? bos_id() : -1, legacy_, added);
 }
 
-void train_sentencepiece(const std::vector<std::string>& texts, int vocab_size, const std::string& model_file) {
+void train_sentencepiece(const std::vector<std::string>& texts, int vocab_size, const std::string& model_file,
+                         const std::vector<std::string>& control_symbols) {
   PATHVLM_CHECK(!texts.empty(), "train_sentencepiece '", model_file, "': no texts");
-  const std::unordered_map<std::string, std::string> options = {
+  std::unordered_map<std::string, std::string> options = {
       {"model_type", "bpe"},
       {"vocab_size", std::to_string(vocab_size)},
       {"byte_fallback", "true"},
@@ -244,6 +291,11 @@ void train_sentencepiece(const std::vector<std::string>& texts, int vocab_size, 
       {"pad_id", "-1"},
       {"num_threads", "1"},
       {"minloglevel", "2"}};
+  for (const auto& symbol : control_symbols) {
+    PATHVLM_CHECK(symbol.find(',') == std::string::npos, "train_sentencepiece '", model_file, "': control symbol '",
+                  symbol, "' holds a comma");
+    options["control_symbols"] += (options["control_symbols"].empty() ? "" : ",") + symbol;
+  }
   std::string model;
   const auto error = train_sentencepiece_model(options, texts, &model);
   PATHVLM_CHECK(error.empty(), "train_sentencepiece '", model_file, "': ", error);

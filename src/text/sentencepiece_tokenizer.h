@@ -3,15 +3,19 @@
 // null: legacy, LlamaTokenizer's default; vicuna-7b-v1.5 and LLaVA-1.5 say false):
 //   - encode() adds BOS (<s>; not when tokenizer_config.json's add_bos_token is false) and no EOS; <unk>, <s>, </s>
 //     are the model's ids (0, 1, 2 in LLaMA).
-//   - The strings "<unk>", "<s>", "</s>" written in the text become their ids, and nothing around them is
-//     stripped. Legacy: every run of text between them is encoded on its own, so it gets SentencePiece's
-//     dummy-prefix space ("Hello <s>." -> <s> ▁Hello ▁ <s> ▁.), exactly as a text of its own would. Not legacy:
-//     only the text's start gets a "▁" (add_prefix_space), the runs after special tokens none ("A</s>USER" ->
-//     ▁A </s> US ER), through the model without its dummy prefix, as transformers encodes them.
+//   - Added tokens are cut out of the text before the model sees it: the special ones, <unk> and the model's
+//     control pieces (<s>, </s>, Mistral v0.3's [INST] ...; transformers 5 adds these when it converts the model,
+//     and Mistral's tokenizer_config.json lists them), and whatever tokenizer_config.json's added_tokens_decoder
+//     lists: pieces of the model, or tokens after its last piece (llava-hf's <image> and <pad>), which extend
+//     the vocabulary. Nothing around them is stripped. Legacy: every run of text between them is encoded on its
+//     own, so it gets SentencePiece's dummy-prefix space ("Hello <s>." -> <s> ▁Hello ▁ <s> ▁.), exactly as a
+//     text of its own would. Not legacy: only the text's start gets a "▁" (add_prefix_space), the runs after
+//     added tokens none ("A</s>USER" -> ▁A </s> US ER), through the model without its dummy prefix, as
+//     transformers encodes them.
 //   - decode() is SentencePiece's decode (the dummy-prefix space of the first piece is dropped: generated ids
-//     ▁Hello ▁world give "Hello world"). `skip_special` drops <unk>, <s>, </s>; otherwise they are written as
-//     their strings, legacy with a space before one that follows text ("<s> Hello</s>"), as LlamaTokenizer writes
-//     them.
+//     ▁Hello ▁world give "Hello world"). `skip_special` drops the special tokens; otherwise they are written as
+//     their strings (added tokens that are not special always are), legacy with a space before one that follows
+//     text ("<s> Hello</s>"), as LlamaTokenizer writes them.
 //
 //   text::SentencePieceTokenizer tok(text::locate_tokenizer("vicuna-7b-v1.5/"));   // its tokenizer.model
 //   auto ids = tok.encode("Hello world");          // {1, 15043, 3186}
@@ -20,12 +24,12 @@
 // Thread-safe: encode()/decode() are const.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
-#include <utility>
 #include <vector>
 
+#include "text/added_tokens.h"
 #include "text/tokenizer.h"
 
 namespace pathvlm::text {
@@ -34,7 +38,8 @@ class SentencePieceBackend;
 
 class SentencePieceTokenizer final : public Tokenizer {
  public:
-  // `model_file`: a SentencePiece model (tokenizer.model) with unknown, BOS and EOS pieces. Errors name the file.
+  // `model_file`: a SentencePiece model (tokenizer.model) with unknown, BOS and EOS pieces. Errors name the file
+  // (or the tokenizer_config.json beside it).
   explicit SentencePieceTokenizer(const std::string& model_file);
   ~SentencePieceTokenizer();
   SentencePieceTokenizer(SentencePieceTokenizer&&) noexcept;
@@ -53,26 +58,30 @@ class SentencePieceTokenizer final : public Tokenizer {
   int64_t eos_id() const override;
   int64_t unk_id() const;
   int64_t vocab_size() const override;
-  // <unk>, <s> and </s>.
+  // <unk>, the control pieces (<s>, </s>, ...) and the added tokens tokenizer_config.json marks special.
   bool is_special(int64_t id) const override;
   const std::vector<std::string>& special_strings() const override { return special_strings_; }
   const std::string& path() const override { return path_; }
   bool legacy() const { return legacy_; }
 
   // Writes what transformers' LlamaTokenizer loads with the same behaviour: tokenizer.model (a copy),
-  // tokenizer_config.json (its `legacy`), special_tokens_map.json, and for a byte-fallback BPE model (LLaMA-2's
-  // kind) the tokenizer.json transformers 5 reads first (tokenizer_json()).
+  // tokenizer_config.json (its `legacy`, the added tokens), special_tokens_map.json, and for a byte-fallback BPE
+  // model (LLaMA-2's kind) the tokenizer.json transformers 5 reads first (tokenizer_json()).
   void save_hf(const std::string& dir) const override;
   // The tokenizer.json that tokenizes as this tokenizer (text/sentencepiece_json.h), "" for a model it would not
   // reproduce.
   std::string tokenizer_json() const;
 
  private:
+  enum class Kind : uint8_t { kModel, kAdded, kSpecial };  // added: cut out of the text
+
   void check_id(int64_t id) const;
-  // Calls on_run for the text between special strings and on_special for each of those (longest first).
-  void split_specials(const std::string& text, const std::function<void(const std::string&)>& on_run,
-                      const std::function<void(int64_t)>& on_special) const;
-  // Not legacy: the ids of `text` (its "▁" already made spaces), special strings included, each run of text between
+  // Makes `id` (whose piece is `content`) an added token, special or not; a special token stays special.
+  void add_token(int64_t id, const std::string& content, bool special);
+  // Adds tokenizer_config.json's added_tokens_decoder (of `config`, read from `where`).
+  void read_added_tokens(const nlohmann::json& config, const std::string& where);
+  bool is_added(int64_t id) const { return kinds_[id] != Kind::kModel; }
+  // Not legacy: the ids of `text` (its "▁" already made spaces), added tokens included, each run of text between
   // them through encode_plain.
   std::vector<int64_t> encode_runs(const std::string& text) const;
   // Not legacy: one run of text through the model without its dummy prefix (a leading space kept as "▁").
@@ -83,14 +92,17 @@ class SentencePieceTokenizer final : public Tokenizer {
   bool legacy_ = true, add_bos_ = true, add_prefix_space_ = true;
   std::unique_ptr<SentencePieceBackend> plain_;  // not legacy: the model without its dummy prefix
   size_t unk_pieces_ = 0;                        // not legacy: the pieces plain_ makes of "<unk>"
-  std::vector<std::pair<std::string, int64_t>> specials_;  // (string, id) of <unk>, <s>, </s>, longest first
-  std::vector<std::string> special_strings_;               // their strings
+  AddedTokens added_;                         // the tokens cut out of a text
+  std::vector<Kind> kinds_;                   // by id
+  std::vector<std::string> pieces_after_;     // the added tokens after the model's last piece, by id
+  std::vector<std::string> special_strings_;  // the special tokens' strings, by id
 };
 
 // Trains a small SentencePiece model on `texts` and writes it to `model_file` (tests and demo corpora; real
 // models ship their tokenizer). LLaMA's layout: BPE, byte fallback, digits split, whitespace kept as written,
-// <unk>/<s>/</s> = 0/1/2, no padding piece; exactly `vocab_size` pieces. Deterministic: the same texts give
-// the same file.
-void train_sentencepiece(const std::vector<std::string>& texts, int vocab_size, const std::string& model_file);
+// <unk>/<s>/</s> = 0/1/2, then `control_symbols` (Mistral v0.3's kind: "[INST]", "[/INST]"), no padding piece;
+// exactly `vocab_size` pieces. Deterministic: the same texts give the same file.
+void train_sentencepiece(const std::vector<std::string>& texts, int vocab_size, const std::string& model_file,
+                         const std::vector<std::string>& control_symbols = {});
 
 }  // namespace pathvlm::text

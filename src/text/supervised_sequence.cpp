@@ -69,39 +69,49 @@ class SequenceBuilder {
 
 }  // namespace
 
-int64_t special_token_id(const std::string& token, const Tokenizer& tokenizer) {
+int64_t find_special_token(const std::string& token, const Tokenizer& tokenizer) {
   const auto ids = tokenizer.encode(token, /*add_bos=*/false);
-  PATHVLM_CHECK(ids.size() == 1 && tokenizer.is_special(ids[0]), "the tokenizer '", tokenizer.path(),
-                "' has no special token '", token, "' (the conversation template is for another model family)");
-  return ids[0];
+  return ids.size() == 1 && tokenizer.is_special(ids[0]) ? ids[0] : -1;
+}
+
+int64_t special_token_id(const std::string& token, const Tokenizer& tokenizer) {
+  const auto id = find_special_token(token, tokenizer);
+  PATHVLM_CHECK(id >= 0, "the tokenizer '", tokenizer.path(), "' has no special token '", token,
+                "' (the conversation template is for another model family)");
+  return id;
 }
 
 SupervisedSequence tokenize_pieces(const std::vector<Piece>& pieces, const Tokenizer& tokenizer) {
   SequenceBuilder builder(tokenizer);
+  // A marker the tokenizer has as a special token is one; otherwise it is text.
+  const auto as_text = [&](const Piece& piece) {
+    return piece.kind == Piece::Kind::text ||
+           (piece.kind == Piece::Kind::marker && find_special_token(piece.text, tokenizer) < 0);
+  };
   for (size_t i = 0; i < pieces.size(); ++i) {
     const auto& piece = pieces[i];
+    if (as_text(piece)) {
+      // Consecutive text pieces of one supervision are one piece.
+      std::string text = piece.text;
+      size_t last = i;
+      while (last + 1 < pieces.size() && as_text(pieces[last + 1]) && pieces[last + 1].supervised == piece.supervised)
+        text += pieces[++last].text;
+      if (!text.empty()) builder.text(text, piece.supervised, i);
+      i = last;
+      continue;
+    }
     switch (piece.kind) {
       case Piece::Kind::bos:
         if (tokenizer.bos_id() >= 0) builder.special(tokenizer.bos_id(), piece.supervised);
         break;
       case Piece::Kind::eos: builder.special(tokenizer.eos_id(), piece.supervised); break;
-      case Piece::Kind::special: builder.special(special_token_id(piece.text, tokenizer), piece.supervised); break;
+      case Piece::Kind::special:
+      case Piece::Kind::marker: builder.special(special_token_id(piece.text, tokenizer), piece.supervised); break;
       case Piece::Kind::image:
         PATHVLM_CHECK(!piece.supervised, "prompt piece ", i, ": an image cannot be supervised");
         builder.special(kImageToken, false);
         break;
-      case Piece::Kind::text: {
-        // Consecutive text pieces of one supervision are one piece.
-        std::string text = piece.text;
-        size_t last = i;
-        while (last + 1 < pieces.size() && pieces[last + 1].kind == Piece::Kind::text &&
-               pieces[last + 1].supervised == piece.supervised) {
-          text += pieces[++last].text;
-        }
-        if (!text.empty()) builder.text(text, piece.supervised, i);
-        i = last;
-        break;
-      }
+      case Piece::Kind::text: break;  // above
     }
   }
   return builder.finish();
@@ -117,6 +127,7 @@ std::string join_pieces(const std::vector<Piece>& pieces, const Tokenizer& token
       case Piece::Kind::eos: prompt += tokenizer.id_to_piece(tokenizer.eos_id()); break;
       case Piece::Kind::image: prompt += kImagePlaceholder; break;
       case Piece::Kind::special:
+      case Piece::Kind::marker:
       case Piece::Kind::text: prompt += piece.text; break;
     }
   }

@@ -39,11 +39,12 @@ namespace pathvlm::text {
 class Tokenizer;
 
 // One piece of a prompt: text, the tokenizer's BOS (none where it has no BOS, as Qwen's) or EOS, a special token
-// named by its string (a chat marker: "<|im_start|>", "<|eot_id|>"), or one image.
+// named by its string (a chat marker: "<|im_start|>", "<|eot_id|>"), a marker that is a special token only in some
+// of a family's tokenizers (Mistral's "[INST]": v0.3's, not v0.1's; text where it is not one), or one image.
 struct Piece {
-  enum class Kind { text, bos, eos, special, image };
+  enum class Kind { text, bos, eos, special, marker, image };
   Kind kind = Kind::text;
-  std::string text;         // Kind::text: the text; Kind::special: the token's string
+  std::string text;         // Kind::text: the text; Kind::special, Kind::marker: the token's string
   bool supervised = false;  // images are never supervised
 
   static Piece of_text(std::string text, bool supervised = false) { return {Kind::text, std::move(text), supervised}; }
@@ -52,6 +53,7 @@ struct Piece {
   static Piece special(std::string token, bool supervised = false) {
     return {Kind::special, std::move(token), supervised};
   }
+  static Piece marker(std::string token) { return {Kind::marker, std::move(token), false}; }
   static Piece image() { return {Kind::image, "", false}; }
 };
 
@@ -72,6 +74,8 @@ SupervisedSequence tokenize_pieces(const std::vector<Piece>& pieces, const Token
 
 // The id of the special token whose string is `token` ("<|im_end|>"); throws naming the tokenizer when it has none.
 int64_t special_token_id(const std::string& token, const Tokenizer& tokenizer);
+// The same, -1 when the tokenizer has none.
+int64_t find_special_token(const std::string& token, const Tokenizer& tokenizer);
 
 // The prompt string the pieces spell: special tokens as their strings ("<s>", "</s>"), images as "<image>".
 // Without its leading "<s>" (LLaVA's prompt strings leave the BOS to the tokenizer), tokenizing it the way LLaVA

@@ -110,9 +110,10 @@ std::vector<Sample> reference_samples() {
   return samples;
 }
 
-// Runs the python reference on `samples` with LlamaTokenizer `mode` ("legacy" or "non-legacy"); one {"prompt",
-// "input_ids", "labels", "mismatch"} per sample.
-std::vector<nlohmann::json> python_reference(const std::vector<Sample>& samples, const std::string& mode) {
+// Runs the python reference on `samples` with LlamaTokenizer `mode` ("legacy" or "non-legacy") on the SentencePiece
+// model `model`; one {"prompt", "input_ids", "labels", "mismatch"} per sample.
+std::vector<nlohmann::json> python_reference(const std::vector<Sample>& samples, const std::string& mode,
+                                             const std::string& model) {
   const auto dir = fs::temp_directory_path() / ("pathvlm_conversation_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   {
@@ -127,7 +128,7 @@ std::vector<nlohmann::json> python_reference(const std::vector<Sample>& samples,
             << "\n";
     }
   }
-  const std::string command = kPython + " " + kReference + " " + kLlamaModel + " " + (dir / "samples.jsonl").string() +
+  const std::string command = kPython + " " + kReference + " " + model + " " + (dir / "samples.jsonl").string() +
                               " " + (dir / "out.jsonl").string() + " " + mode + " 2> " + (dir / "err.txt").string();
   const int status = std::system(command.c_str());
   std::vector<nlohmann::json> out;
@@ -144,10 +145,13 @@ std::vector<nlohmann::json> python_reference(const std::vector<Sample>& samples,
 }
 
 // Every reference sample through `tok` gives the python reference's prompt, ids and labels (`mode`: the
-// reference's LlamaTokenizer); returns the samples whose labels were compared.
-size_t expect_llava_preprocessing(const text::Tokenizer& tok, const std::string& mode) {
+// reference's LlamaTokenizer, on tok's model); returns the samples whose labels were compared. `lone_space`: [INST]
+// and [/INST] are control pieces of tok's legacy model, so a reply after [/INST], a text of its own, starts with a
+// lone "▁" (the dummy prefix before its space); LLaVA's preprocess_llama_2, whose length arithmetic takes [/INST]
+// for text, masks that token too: there exactly those labels may differ.
+size_t expect_llava_preprocessing(const text::Tokenizer& tok, const std::string& mode, bool lone_space = false) {
   const auto samples = reference_samples();
-  const auto reference = python_reference(samples, mode);
+  const auto reference = python_reference(samples, mode, tok.path());
   EXPECT_EQ(reference.size(), samples.size());
   if (reference.size() != samples.size()) return 0;
   size_t labelled = 0;
@@ -166,7 +170,20 @@ size_t expect_llava_preprocessing(const text::Tokenizer& tok, const std::string&
       continue;
     }
     EXPECT_FALSE(reference[i]["mismatch"].get<bool>()) << what << ": LLaVA's own masking reports a mismatch";
-    EXPECT_EQ(seq.labels, reference[i]["labels"].get<std::vector<int64_t>>()) << what;
+    auto labels = reference[i]["labels"].get<std::vector<int64_t>>();
+    if (lone_space && (s.template_name == "mistral_instruct" || s.template_name == "llava_llama_2")) {
+      EXPECT_EQ(labels.size(), seq.labels.size()) << what;
+      if (labels.size() != seq.labels.size()) continue;
+      int64_t unmasked = 0;
+      for (size_t k = 0; k + 1 < labels.size(); ++k) {
+        if (labels[k] != kIgnoreIndex || labels[k + 1] == kIgnoreIndex || seq.labels[k] == kIgnoreIndex) continue;
+        EXPECT_EQ(tok.id_to_piece(seq.labels[k]), "\u2581") << what;
+        labels[k] = seq.labels[k];
+        ++unmasked;
+      }
+      EXPECT_EQ(unmasked, static_cast<int64_t>(supervised_runs(seq).size())) << what;
+    }
+    EXPECT_EQ(seq.labels, labels) << what;
     ++labelled;
   }
   return labelled;
@@ -194,6 +211,39 @@ TEST(ConversationTemplate, MatchesLlavaPreprocessingWithANonLegacyTokenizer) {
   const auto conv = conversation({"Hi", "Hello.", "Grade?", "Two."});
   const auto tmpl = ConversationTemplate::named("vicuna_v1");
   EXPECT_EQ(tmpl.tokenize(conv, non_legacy).input_ids.size() + 1, tmpl.tokenize(conv, llama()).input_ids.size());
+}
+
+// A tokenizer whose model has [INST] and [/INST] as control pieces (Mistral v0.3's kind) gets them as their ids in
+// the prompt LLaVA-Med's mistral_instruct template writes, as transformers tokenizes that prompt: ids and labels
+// equal LLaVA's preprocessing on such a tokenizer, legacy or not (but for the lone "▁" LLaVA masks, see
+// expect_llava_preprocessing), and so do every other template's.
+TEST(ConversationTemplate, MarkersThatAreControlPiecesOfTheModelAreTheirTokens) {
+  SKIP_WITHOUT_LLAMA_MODEL();
+  pathvlm::testing::TempDir dir("conversation_control_pieces");
+  std::vector<std::string> texts;
+  for (const auto& s : reference_samples())
+    for (const auto& turn : s.conversation.turns) texts.push_back(turn.value);
+  text::train_sentencepiece(texts, 400, (dir.path / "tokenizer.model").string(), {"[INST]", "[/INST]"});
+  const auto conv = conversation({"<image>\nWhat is shown?", "A tumor.", "Grade?", "Two."});
+  const auto tmpl = ConversationTemplate::named("mistral_instruct");
+  for (const auto legacy : {true, false}) {
+    SCOPED_TRACE(legacy ? "legacy" : "non-legacy");
+    std::ofstream(dir.path / "tokenizer_config.json") << nlohmann::json{{"legacy", legacy}}.dump();
+    const text::SentencePieceTokenizer tok((dir.path / "tokenizer.model").string());
+    ASSERT_EQ(tok.id_to_piece(3), "[INST]");
+    ASSERT_TRUE(tok.is_special(3) && tok.is_special(4));
+    EXPECT_GT(expect_llava_preprocessing(tok, legacy ? "legacy" : "non-legacy", /*lone_space=*/legacy), 0u);
+    const auto ids = tmpl.tokenize(conv, tok).input_ids;
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), 3), 2);
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), 4), 2);
+    // A turn may not write them.
+    EXPECT_NE(tmpl.problem(conversation({"[INST] hi", "ok"}), tok).find("'[INST]'"), std::string::npos);
+  }
+  // A tokenizer without them writes them as text (LLaMA-2's, Mistral v0.1's).
+  const auto ids = tmpl.tokenize(conv, llama()).input_ids;
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 3), 0);
+  EXPECT_EQ(text::join_pieces(tmpl.training_pieces(conv, llama()), llama()),
+            "<s>[INST] <image>\nWhat is shown? [/INST] A tumor. </s>[INST] Grade? [/INST] Two. </s>");
 }
 
 // A LLaMA-2 directory that ships tokenizer.json alone (transformers 5 saves no tokenizer.model), with <image> a

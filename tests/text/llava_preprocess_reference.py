@@ -32,8 +32,10 @@ LLAVA_LLAMA_2_SYSTEM = ("You are a helpful language and vision assistant. You ar
 sp = sentencepiece.SentencePieceProcessor(model_file=sys.argv[1])
 LEGACY = len(sys.argv) < 5 or sys.argv[4] == "legacy"
 BOS = sp.bos_id()
-SPECIAL = re.compile("(<unk>|<s>|</s>)")
-SPECIAL_IDS = {"<unk>": sp.unk_id(), "<s>": BOS, "</s>": sp.eos_id()}
+# The added tokens: <unk> and the control pieces (<s>, </s>, Mistral v0.3's [INST] ...), as Mistral's
+# tokenizer_config.json lists them; the longest first at one position.
+SPECIAL_IDS = {sp.id_to_piece(i): i for i in range(sp.get_piece_size()) if i == sp.unk_id() or sp.is_control(i)}
+SPECIAL = re.compile("(" + "|".join(re.escape(t) for t in sorted(SPECIAL_IDS, key=len, reverse=True)) + ")")
 META = "\u2581"
 
 

@@ -150,6 +150,46 @@ std::vector<std::string> training_texts() {
   return texts;
 }
 
+// tokenizer_config.json's entry for an added token.
+nlohmann::json added_token(const std::string& content, bool special) {
+  return {{"content", content}, {"lstrip", false},        {"normalized", false},
+          {"rstrip", false},    {"single_word", false}, {"special", special}};
+}
+
+// A 400-piece model in `dir` with control pieces as Mistral v0.3's ([INST] = 3, [/INST] = 4); `config` (when not
+// null) its tokenizer_config.json.
+std::string control_model(const fs::path& dir, const nlohmann::json& config = nullptr) {
+  fs::create_directories(dir);
+  const auto model = (dir / "tokenizer.model").string();
+  train_sentencepiece(training_texts(), 400, model, {"[INST]", "[/INST]"});
+  if (!config.is_null()) std::ofstream(dir / "tokenizer_config.json") << config.dump(2);
+  return model;
+}
+
+// What llava-hf's tokenizer_config.json adds to its model of `pieces` pieces: <image> and <pad> after them (<pad>
+// special or not), and the control pieces listed as Mistral v0.3's are.
+nlohmann::json llava_added_tokens(int64_t pieces, bool pad_special, bool legacy = true) {
+  nlohmann::json decoder = {{"0", added_token("<unk>", true)},
+                            {"1", added_token("<s>", true)},
+                            {"2", added_token("</s>", true)},
+                            {"3", added_token("[INST]", true)},
+                            {"4", added_token("[/INST]", true)}};
+  decoder[std::to_string(pieces)] = added_token("<image>", true);
+  decoder[std::to_string(pieces + 1)] = added_token("<pad>", pad_special);
+  return {{"legacy", legacy}, {"added_tokens_decoder", decoder}};
+}
+
+// Texts around the added tokens of llava_added_tokens (plain text for other models).
+const std::vector<std::string> kAddedTokenTexts = {
+    "[INST] What is shown? [/INST] A tumor.</s>[INST] Grade? [/INST]", "[INST][/INST]", "[[INST]]", "[INST",
+    "<image>\nDescribe the slide.", "x<pad><pad>y", " <image> ", "<image><s>[INST]<pad>", "[/INST] </s> [INST]"};
+
+std::vector<int64_t> concat(std::initializer_list<std::vector<int64_t>> parts) {
+  std::vector<int64_t> out;
+  for (const auto& part : parts) out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
 }  // namespace
 
 TEST(SentencePieceTokenizer, MatchesPythonSentencePieceOnGeneratedTexts) {
@@ -312,7 +352,8 @@ TEST(SentencePieceTokenizer, SaveHfWritesLlamaTokenizerFiles) {
 
 // The tokenizer.json save_hf writes beside the model (what transformers 5 reads first), run by the real tokenizers
 // library, gives the model's own ids and decodes, LlamaTokenizer's legacy rule around special tokens included: for
-// LLaMA-2's model and for one train_sentencepiece makes (the demo's kind).
+// LLaMA-2's model, for one train_sentencepiece makes (the demo's kind), and for one with control pieces and added
+// tokens after its pieces (Mistral v0.3's and llava-hf's kinds), legacy or not.
 TEST(SentencePieceTokenizerPeers, ItsTokenizerJsonTokenizesAsTheModelInTheTokenizersLibrary) {
   SKIP_WITHOUT_LLAMA_MODEL();
   SKIP_WITHOUT_PEERS();
@@ -321,12 +362,16 @@ TEST(SentencePieceTokenizerPeers, ItsTokenizerJsonTokenizesAsTheModelInTheTokeni
   for (const char* special : {"Hello <s>.", "</s> </s>", "x </s> y", "<</s>>", "a</s></s>b", "<s></s><unk>",
                               "USER: hi ASSISTANT: ok</s>USER: more", " leading", "trailing  ", "\n\nnew\tlines\n"})
     texts.push_back(special);
+  texts.insert(texts.end(), kAddedTokenTexts.begin(), kAddedTokenTexts.end());
   const auto trained = (dir.path / "trained.model").string();
   train_sentencepiece(training_texts(), 400, trained);
-  for (const auto& model : {kLlamaModel, trained}) {
+  const auto added = control_model(dir.path / "added", llava_added_tokens(400, /*pad_special=*/true));
+  const auto added_non_legacy =
+      control_model(dir.path / "added_non_legacy", llava_added_tokens(400, /*pad_special=*/true, /*legacy=*/false));
+  for (const auto& model : {kLlamaModel, trained, added, added_non_legacy}) {
     SCOPED_TRACE(model);
     const SentencePieceTokenizer tok(model);
-    const auto out = dir.path / fs::path(model).stem();
+    const auto out = dir.path / (fs::path(model).parent_path().filename().string() + "_out");
     tok.save_hf(out.string());
     const auto file = (out / "tokenizer.json").string();
     ASSERT_TRUE(fs::exists(file));
@@ -349,6 +394,11 @@ TEST(SentencePieceTokenizerPeers, ItsTokenizerJsonTokenizesAsTheModelInTheTokeni
     for (size_t i = 0; i < records.size(); ++i) {
       const bool text = records[i].contains("text");
       const auto ids = text ? tok.encode(texts[i], /*add_bos=*/false) : records[i]["ids"].get<std::vector<int64_t>>();
+      // transformers' slow and fast tokenizers differ themselves before a non-legacy text that starts with a space
+      // or a "▁" (SentencePieceTokenizer.NonLegacyMatchesLlamaTokenizerWithoutTheDummyPrefix).
+      const bool differ_in_transformers =
+          !tok.legacy() && text && (texts[i].rfind(' ', 0) == 0 || texts[i].rfind("\u2581", 0) == 0);
+      if (differ_in_transformers) continue;
       if (text) {
         EXPECT_EQ(library[i]["ids"].get<std::vector<int64_t>>(), ids) << nlohmann::json(texts[i]);
       }
@@ -359,7 +409,7 @@ TEST(SentencePieceTokenizerPeers, ItsTokenizerJsonTokenizesAsTheModelInTheTokeni
 
 // The tokenizer.json save_hf writes, read alone (as from a directory transformers 5 saved, which holds no
 // tokenizer.model), is the same tokenizer as the model: ids with BOS, continuations, decodes, the special tokens;
-// for LLaMA-2's model and a trained one.
+// for LLaMA-2's model, a trained one, and one with control pieces and added tokens (llava-hf's kind).
 TEST(SentencePieceTokenizer, ItsTokenizerJsonReadAloneIsTheSameTokenizer) {
   SKIP_WITHOUT_LLAMA_MODEL();
   TempDir dir("sptok_json_alone");
@@ -369,10 +419,12 @@ TEST(SentencePieceTokenizer, ItsTokenizerJsonReadAloneIsTheSameTokenizer) {
   for (const char* special : {"Hello <s>.", "</s> </s>", "x </s> y", "<</s>>", "a</s></s>b", "<s></s><unk>",
                               "USER: hi ASSISTANT: ok</s>USER: more"})
     texts.push_back(special);
-  for (const auto& model : {kLlamaModel, trained}) {
+  texts.insert(texts.end(), kAddedTokenTexts.begin(), kAddedTokenTexts.end());
+  const auto added = control_model(dir.path / "added", llava_added_tokens(400, /*pad_special=*/true));
+  for (const auto& model : {kLlamaModel, trained, added}) {
     SCOPED_TRACE(model);
     const SentencePieceTokenizer sp(model);
-    const auto out = dir.path / fs::path(model).stem();
+    const auto out = dir.path / (fs::path(model).parent_path().filename().string() + "_out");
     sp.save_hf(out.string());
     fs::remove(out / "tokenizer.model");
     const auto tok = pathvlm::text::open_tokenizer(out.string());
@@ -502,6 +554,77 @@ TEST(SentencePieceTokenizer, TrainsASmallDeterministicLlamaLayoutModel) {
   const auto after = tok.encode("2.", false);
   expected.insert(expected.end(), after.begin(), after.end());
   EXPECT_EQ(tok.encode("grade </s>2."), expected);
+}
+
+// The model's control pieces (Mistral v0.3's [INST]) are special tokens cut out of the text even without a
+// tokenizer_config.json, as transformers 5 converts the model; tokenizer_config.json's added_tokens_decoder adds
+// tokens after the model's pieces (llava-hf's <image> and <pad>), special or not. Legacy: each run of text between
+// them is a text of its own.
+TEST(SentencePieceTokenizer, ControlPiecesAndConfiguredAddedTokensAreCutOutOfTheText) {
+  TempDir dir("sptok_added");
+  const SentencePieceTokenizer bare(control_model(dir.path / "bare"));
+  ASSERT_EQ(bare.id_to_piece(3), "[INST]");
+  ASSERT_EQ(bare.id_to_piece(4), "[/INST]");
+  EXPECT_EQ(bare.vocab_size(), 400);
+  EXPECT_TRUE(bare.is_special(3) && bare.is_special(4) && bare.is_special(0));
+  EXPECT_FALSE(bare.is_special(5));
+  EXPECT_EQ(bare.special_strings(), (std::vector<std::string>{"<unk>", "<s>", "</s>", "[INST]", "[/INST]"}));
+  const auto run = [&](const std::string& text) { return bare.encode(text, /*add_bos=*/false); };
+  const auto ids = bare.encode("[INST] Grade? [/INST] Two.</s>");
+  EXPECT_EQ(ids, concat({{1, 3}, run(" Grade? "), {4}, run(" Two."), {2}}));
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 3), 1);
+  EXPECT_EQ(bare.decode(ids).find("INST"), std::string::npos) << bare.decode(ids);
+  EXPECT_EQ(bare.decode({3, 4}, /*skip_special=*/false), "[INST][/INST]");
+  EXPECT_GT(run("[INST").size(), 1u);  // a near miss is text
+
+  auto config = llava_added_tokens(400, /*pad_special=*/false);
+  const SentencePieceTokenizer tok(control_model(dir.path / "config", config));
+  EXPECT_EQ(tok.vocab_size(), 402);
+  EXPECT_EQ(tok.id_to_piece(400), "<image>");
+  EXPECT_EQ(tok.id_to_piece(401), "<pad>");
+  EXPECT_TRUE(tok.is_special(400));
+  EXPECT_FALSE(tok.is_special(401));
+  EXPECT_EQ(tok.special_strings(),
+            (std::vector<std::string>{"<unk>", "<s>", "</s>", "[INST]", "[/INST]", "<image>"}));
+  EXPECT_EQ(tok.encode("<image>\nx<pad>"), concat({{1, 400}, run("\nx"), {401}}));
+  EXPECT_EQ(tok.decode({400, 401}), "<pad>");  // a token that is not special stays
+  EXPECT_EQ(tok.decode({400, 401}, /*skip_special=*/false), "<image><pad>");
+  EXPECT_NE(error_of([&] { tok.decode({402}); }).find("outside the vocabulary of 402"), std::string::npos);
+
+  // Saved, the added tokens travel in tokenizer_config.json and read back the same.
+  tok.save_hf((dir.path / "saved").string());
+  const auto saved = nlohmann::json::parse(read_bytes(dir.path / "saved/tokenizer_config.json"));
+  EXPECT_EQ(saved.at("added_tokens_decoder"), config.at("added_tokens_decoder"));
+  const SentencePieceTokenizer again((dir.path / "saved/tokenizer.model").string());
+  EXPECT_EQ(again.vocab_size(), 402);
+  for (const auto& text : kAddedTokenTexts) EXPECT_EQ(again.encode(text), tok.encode(text)) << text;
+}
+
+// tokenizer_config.json's added tokens must agree with the model: an entry's content is the model's piece of its
+// id, ids after the model's pieces follow without gaps, and lstrip / rstrip / single_word are refused. Each error
+// names the config file and the token.
+TEST(SentencePieceTokenizer, AddedTokensThatDisagreeWithTheModelAreRefused) {
+  TempDir dir("sptok_added_errors");
+  const auto model = control_model(dir.path);
+  const auto config_file = (dir.path / "tokenizer_config.json").string();
+  const auto refusal = [&](const nlohmann::json& decoder) {
+    std::ofstream(config_file) << nlohmann::json{{"added_tokens_decoder", decoder}}.dump();
+    return error_of([&] { SentencePieceTokenizer tok(model); });
+  };
+  auto lstrip = added_token("<image>", true);
+  lstrip["lstrip"] = true;
+  for (const auto& [decoder, expected] : std::vector<std::pair<nlohmann::json, std::vector<std::string>>>{
+           {{{"5", added_token("[X]", true)}}, {"'[X]'", "id 5", "the model's piece"}},
+           {{{"401", added_token("<pad>", false)}}, {"'<pad>'", "401", "without gaps", "the next is 400"}},
+           {{{"400", lstrip}}, {"'<image>'", "lstrip", "not supported"}},
+           {{{"x1", added_token("<image>", true)}}, {"'x1'", "not an id"}},
+           {{{"400", {{"content", ""}}}}, {"added token 400", "no content"}},
+           {{{"400", added_token("[INST]", true)}}, {"'[INST]'", "400", "3"}},
+           {nlohmann::json::array(), {"added_tokens_decoder", "not an object"}}}) {
+    const auto message = refusal(decoder);
+    EXPECT_NE(message.find(config_file), std::string::npos) << message;
+    for (const auto& part : expected) EXPECT_NE(message.find(part), std::string::npos) << part << " | " << message;
+  }
 }
 
 TEST(SentencePieceTokenizer, TrainingErrorsNameTheModelFile) {

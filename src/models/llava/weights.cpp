@@ -137,20 +137,15 @@ int64_t existing_image_id(const std::string& tokenizer_source) {
   return -1;
 }
 
-// LlamaTokenizer's files (SentencePieceTokenizer::save_hf) plus <image> as a special added token with id
-// `image_id` and the unknown token as padding.
+// LlamaTokenizer's files (SentencePieceTokenizer::save_hf, with its added tokens) plus <image> as a special added
+// token with id `image_id` and the unknown token as padding.
 void write_sentencepiece_tokenizer(const text::SentencePieceTokenizer& tok, const fs::path& out, int64_t image_id,
                                    int64_t max_length) {
   tok.save_hf(out.string());
   const auto unk = tok.id_to_piece(tok.unk_id());
   auto config = json::parse(read_text_file(out / "tokenizer_config.json"));
   add_llava_processor_settings(config, unk, max_length);
-  json decoder = json::object();
-  for (const auto id : {tok.unk_id(), tok.bos_id(), tok.eos_id()}) {
-    decoder[std::to_string(id)] = added_token(tok.id_to_piece(id));
-  }
-  decoder[std::to_string(image_id)] = added_token(kImageToken);
-  config["added_tokens_decoder"] = decoder;
+  config["added_tokens_decoder"][std::to_string(image_id)] = added_token(kImageToken);
   write_text_file(out / "tokenizer_config.json", config.dump(2) + "\n");
 
   auto special = json::parse(read_text_file(out / "special_tokens_map.json"));
@@ -196,10 +191,11 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   const int64_t existing = existing_image_id(tokenizer_source);
   const int64_t image_id = existing >= 0 ? existing : tok.vocab_size();
   if (existing >= 0) {
-    PATHVLM_CHECK(existing < vocab && (!sentencepiece || existing >= tok.vocab_size()), where,
-                  ": the tokenizer files of '", tokenizer_source, "' give <image> the id ", existing, ", which is ",
-                  existing < vocab ? "one of the tokenizer's own pieces" : "beyond the language model's", " ", vocab,
-                  " embedding rows");
+    const bool own_piece = existing < tok.vocab_size() && tok.id_to_piece(existing) != kImageToken;
+    PATHVLM_CHECK(existing < vocab && !own_piece, where, ": the tokenizer files of '", tokenizer_source,
+                  "' give <image> the id ", existing, ", which is ",
+                  own_piece ? str("the tokenizer's piece '", tok.id_to_piece(existing), "'")
+                            : str("beyond the language model's ", vocab, " embedding rows"));
   } else {
     PATHVLM_CHECK(sentencepiece ? image_id == vocab : image_id <= vocab, where, ": tokenizer '", tok.path(), "' has ",
                   image_id, " ids but the language model has ", vocab, " embedding rows (<image> becomes id ",
