@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "text/clip_tokenizer.h"
 #include "models/clip/weights.h"
+#include "models/hf_dtype.h"
 #include "models/llava/weights.h"
 #include "train/instruct/task.h"
 
@@ -18,14 +19,18 @@ struct ExportFormat {
   void (*run)(const ArgParser& parser, const std::string& source, const std::string& out_dir);
 };
 
+torch::ScalarType dtype_of(const ArgParser& parser) { return models::export_dtype(parser.get("dtype"), "--dtype"); }
+
 void export_hf_clip(const ArgParser& parser, const std::string& source, const std::string& out_dir) {
   models::ClipLoadOptions options;
   if (parser.has("hidden-act")) options.hidden_act = parser.get("hidden-act");
   auto model = models::load_clip(source, options);
-  models::export_hf_clip(model, model->config(), out_dir);
+  const auto dtype = dtype_of(parser);
+  models::export_hf_clip(model, model->config(), out_dir, dtype);
   const auto vocab = parser.has("vocab") ? parser.get("vocab") : models::clip_vocab_of(source);
   if (!vocab.empty()) text::ClipTokenizer(vocab, model->config().context_length).save_hf(out_dir);
-  std::cout << "export: " << source << " -> " << out_dir << " (transformers CLIPModel; " << describe(model->config())
+  std::cout << "export: " << source << " -> " << out_dir << " (transformers CLIPModel, " << models::hf_dtype_name(dtype)
+            << "; " << describe(model->config())
             << (vocab.empty() ? "; no tokenizer files: --vocab writes them" : "; CLIPTokenizer from " + vocab)
             << ")\n";
 }
@@ -43,18 +48,20 @@ train::InstructRun open_instruct_source(const ArgParser& parser, const std::stri
 // the forms their readers load.
 void export_hf_llava(const ArgParser& parser, const std::string& source, const std::string& out_dir) {
   auto run = open_instruct_source(parser, source);
-  run.task->export_model(out_dir);
-  std::cout << "export: " << source << " -> " << out_dir
+  const auto dtype = dtype_of(parser);
+  run.task->export_model(out_dir, dtype);
+  std::cout << "export: " << source << " -> " << out_dir << " ("
             << (run.task->llava()->vision_tower
-                    ? " (transformers LlavaForConditionalGeneration, AutoProcessor; mm_projector.safetensors)\n"
-                    : " (slides: language_model/ a transformers LLaMA, mm_projector.safetensors, slide_encoder/)\n");
+                    ? "transformers LlavaForConditionalGeneration, AutoProcessor; mm_projector.safetensors"
+                    : "slides: language_model/ a transformers LLaMA, mm_projector.safetensors, slide_encoder/")
+            << "; " << models::hf_dtype_name(dtype) << ")\n";
 }
 
 // The projector alone, in LLaVA's mm_projector names: what phase 1 hands to phase 2 (or LLaVA's own train.py).
 void export_llava_projector(const ArgParser& parser, const std::string& source, const std::string& out_file) {
   auto run = open_instruct_source(parser, source);
   auto& llava = run.task->llava();
-  models::export_projector(llava, out_file, llava->multi_modal_projector->parameters().front().scalar_type());
+  models::export_projector(llava, out_file, dtype_of(parser));
   std::cout << "export: " << source << " -> " << out_file << " (LLaVA mm_projector, "
             << llava->config().projector << ")\n";
 }
@@ -83,10 +90,12 @@ int cmd_export(const Args& args) {
   parser.option("vocab", "hf-clip: write CLIPTokenizer files from this CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF "
                          "tokenizer directory (default: the source's own: a run's clip.vocab, an HF directory's files)");
   parser.option("hidden-act", "hf-clip: activation for open_clip weights without open_clip_config.json");
+  parser.option("dtype", "fp32, bf16 or fp16: the exported weights' dtype", false, "fp32");
   parser.option("vision-tower", "hf-llava, llava-projector from one of LLaVA's original checkpoints: the CLIP "
                 "directory it was trained with (default: its config.json's mm_vision_tower when that is local)");
   if (!parser.parse(args)) return 0;
   const auto format = parser.get("format");
+  dtype_of(parser);  // a bad --dtype is refused before anything loads
   for (const auto& f : kFormats) {
     if (format == f.name) {
       f.run(parser, parser.positionals().at(0), parser.positionals().at(1));

@@ -144,6 +144,26 @@ TEST(ClipEncode, ExportWritesALoadableHfDirectory) {
   auto pixels = torch::randn({1, 3, 64, 64});
   EXPECT_EQ((loaded->encode_image(pixels) - model->encode_image(pixels)).abs().max().item<double>(), 0.0);
 
+  // --dtype bf16: every tensor and the config say bfloat16, and the weights read back are the model's rounded.
+  const auto half = dir.path / "exported_bf16";
+  r = run("export " + source.string() + " --format hf-clip " + half.string() + " --hidden-act quick_gelu --dtype bf16",
+          dir.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("bfloat16"), std::string::npos) << r.output;
+  const auto file = safetensors::File::open((half / "model.safetensors").string());
+  for (const auto& info : file.tensors()) EXPECT_EQ(info.dtype, torch::kBFloat16) << info.name;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(half / "config.json")).at("torch_dtype"), "bfloat16");
+  auto rounded = models::load_clip(half.string());
+  const auto expected = model->named_parameters();
+  for (const auto& item : rounded->named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), expected[item.key()].to(torch::kBFloat16).to(torch::kFloat32)))
+        << item.key();
+  }
+  r = run("export " + source.string() + " --format hf-clip " + (dir.path / "fp8").string() + " --dtype fp8", dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("--dtype 'fp8': expected fp32, bf16 or fp16"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.path / "fp8"));
+
   r = run("export " + source.string() + " --format onnx " + out.string(), dir.path);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find("hf-clip"), std::string::npos) << r.output;

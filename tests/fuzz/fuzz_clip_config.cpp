@@ -22,6 +22,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   models::hf_clip_preprocessor_config_json(config);
   pathvlm::fuzz::require_reads_back(
       exported, [](const std::string& json) { return models::parse_hf_clip_config(json, "exported/config.json"); },
-      models::hf_clip_config_json);
+      [](const models::ClipModelConfig& c) { return models::hf_clip_config_json(c); });
   return 0;
 }

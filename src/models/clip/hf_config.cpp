@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "models/hf_dtype.h"
 
 namespace pathvlm::models {
 
@@ -73,7 +74,7 @@ ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::st
   }
 }
 
-std::string hf_clip_config_json(const ClipModelConfig& config) {
+std::string hf_clip_config_json(const ClipModelConfig& config, torch::ScalarType dtype) {
   const auto c = resolve_clip_config(config);
   json text = {{"model_type", "clip_text_model"},
                {"vocab_size", c.vocab_size},
@@ -110,7 +111,7 @@ std::string hf_clip_config_json(const ClipModelConfig& config) {
                {"projection_dim", c.embed_dim},
                {"logit_scale_init_value", 2.6592},
                {"initializer_factor", 1.0},
-               {"torch_dtype", "float32"},
+               {"torch_dtype", hf_dtype_name(dtype)},
                {"text_config", text},
                {"vision_config", vision}};
   return root.dump(2) + "\n";

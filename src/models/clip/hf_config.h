@@ -3,6 +3,8 @@
 //   auto config = parse_hf_clip_config(read_text_file("clip-vit-base-patch16/config.json"), "clip-vit-base-patch16");
 //   write_text_file("out/config.json", hf_clip_config_json(config));
 #pragma once
+#include <torch/types.h>
+
 #include <string>
 
 #include "models/clip/config.h"
@@ -12,7 +14,7 @@ namespace pathvlm::models {
 // HF CLIPConfig JSON (architectures ["CLIPModel"], model_type "clip", text_config, vision_config). Parsing takes
 // CLIPConfig's defaults for absent keys and the legacy *_config_dict over *_config, as transformers does; errors
 // name `where` and the key.
-std::string hf_clip_config_json(const ClipModelConfig& config);
+std::string hf_clip_config_json(const ClipModelConfig& config, torch::ScalarType dtype = torch::kFloat32);
 ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where);
 
 // preprocessor_config.json for the image tower: CLIPImageProcessor with a bicubic shortest-edge resize to

@@ -402,7 +402,8 @@ ClipModel load_clip_image_tower(const std::string& path, const ClipLoadOptions& 
   return model;
 }
 
-void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir) {
+void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir,
+                    torch::ScalarType dtype) {
   const auto c = resolve_clip_config(config);
   PATHVLM_CHECK(describe(c) == describe(model->config()), "export '", out_dir, "': config (", describe(c),
                 ") does not describe the model (", describe(model->config()), ")");
@@ -412,10 +413,10 @@ void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::
   safetensors::NamedTensors tensors;
   for (const auto& item : model->named_parameters()) {
     if (!is_clip_parameter(item.key())) continue;
-    tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat32).contiguous());
+    tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, dtype).contiguous());
   }
   safetensors::save((fs::path(out_dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  write_text_file(fs::path(out_dir) / "config.json", hf_clip_config_json(c));
+  write_text_file(fs::path(out_dir) / "config.json", hf_clip_config_json(c, dtype));
   write_text_file(fs::path(out_dir) / "preprocessor_config.json", hf_clip_preprocessor_config_json(c));
 }
 

@@ -65,10 +65,11 @@ std::vector<std::pair<std::string, torch::Tensor>> hf_to_open_clip(ClipModel& mo
 // interpolation when longer (CLIP's 77 positions for a text tower that reads longer reports).
 torch::Tensor resize_text_positions(const torch::Tensor& table, int64_t context_length);
 
-// Writes `out_dir`/config.json, model.safetensors (fp32, HF names; only CLIPModel's parameters, so a
+// Writes `out_dir`/config.json, model.safetensors (`dtype`, HF names; only CLIPModel's parameters, so a
 // task's extra parameters on the module such as SigLIP's logit_bias are left out) and preprocessor_config.json
 // (CLIPImageProcessor: shortest-edge resize, center crop, OpenAI mean/std). The tokenizer files are
 // ClipTokenizer::save_hf's (`pathvlm export --vocab` writes both).
-void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir);
+void export_hf_clip(ClipModel& model, const ClipModelConfig& config, const std::string& out_dir,
+                    torch::ScalarType dtype = torch::kFloat32);
 
 }  // namespace pathvlm::models

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "models/hf_dtype.h"
 #include "models/model_size.h"
 
 namespace pathvlm::models {
@@ -282,8 +283,7 @@ LlamaConfig parse_hf_llama_config(const std::string& json_text, const std::strin
 }
 
 std::string hf_llama_config_json(const LlamaConfig& c, torch::ScalarType dtype) {
-  const std::string dtype_name = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16"
-                                                                                                  : "float32";
+  const std::string dtype_name = hf_dtype_name(dtype);
   nlohmann::json j = {
       {"architectures", {c.model_type == "mistral" ? "MistralForCausalLM"
                          : c.model_type == "qwen2" ? "Qwen2ForCausalLM"

@@ -11,6 +11,7 @@
 #include "core/text_file.h"
 #include "io/safetensors.h"
 #include "models/clip/weights.h"
+#include "models/hf_dtype.h"
 #include "models/llama/config.h"
 #include "models/llama/weights.h"
 #include "models/lora/apply.h"
@@ -26,10 +27,6 @@ namespace {
 
 constexpr const char* kImageToken = "<image>";
 
-std::string dtype_name(torch::ScalarType dtype) {
-  return dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
-}
-
 // The LLaMA of the export: a vocabulary row for <image> (`image_id`: one more row when it follows the last) and a
 // padding id.
 LlamaConfig exported_text_config(const LlavaModelImpl& model, int64_t image_id, int64_t pad_id) {
@@ -44,7 +41,7 @@ json llava_config(const LlavaModelImpl& model, const LlamaConfig& text, int64_t 
   const auto& c = model.config();
   return {{"architectures", {"LlavaForConditionalGeneration"}},
           {"model_type", "llava"},
-          {"vision_config", json::parse(hf_clip_config_json(clip)).at("vision_config")},
+          {"vision_config", json::parse(hf_clip_config_json(clip, dtype)).at("vision_config")},
           {"text_config", json::parse(hf_llama_config_json(text, dtype))},
           {"image_token_index", image_id},
           {"image_seq_length", model.image_tokens()},
@@ -54,8 +51,8 @@ json llava_config(const LlavaModelImpl& model, const LlamaConfig& text, int64_t 
           {"vision_feature_select_strategy", c.vision_feature_select == "full" ? "full" : "default"},
           {"tie_word_embeddings", text.tie_word_embeddings},
           {"pad_token_id", text.pad_token_id},
-          {"dtype", dtype_name(dtype)},
-          {"torch_dtype", dtype_name(dtype)}};
+          {"dtype", hf_dtype_name(dtype)},
+          {"torch_dtype", hf_dtype_name(dtype)}};
 }
 
 json added_token(const std::string& content) {

@@ -595,10 +595,13 @@ std::map<std::string, double> InstructTask::evaluate_few_shot(dist::Comm& comm) 
 // ---- export and data position -----------------------------------------------------------------------
 
 void InstructTask::export_model(const std::string& dir) {
+  export_model(dir, model_->language_model->parameters().front().scalar_type());
+}
+
+void InstructTask::export_model(const std::string& dir, torch::ScalarType dtype) {
   // A Hugging Face language model's own tokenizer files travel with it; a tokenizer.model alone becomes them.
   const std::string tokenizer_source =
       cfg_.tokenizer.empty() && !hf_language_model_.empty() ? hf_language_model_ : tokenizer_->path();
-  const auto dtype = model_->language_model->parameters().front().scalar_type();
   if (slide_encoder_) {
     // No LlavaForConditionalGeneration takes slides: the three parts go out in the forms their readers load.
     models::export_hf_llama(model_->language_model, dir + "/language_model", dtype, kHfExportShardBytes,

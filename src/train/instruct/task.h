@@ -74,7 +74,9 @@ class InstructTask : public Task {
   LossOutput loss(const Batch& batch) override;
   StepOutput forward_backward(const std::vector<Batch>& micro, StepContext& ctx) override;
   std::map<std::string, double> evaluate(dist::Comm& comm) override;
+  // In the language model's dtype.
   void export_model(const std::string& dir) override;
+  void export_model(const std::string& dir, torch::ScalarType dtype);
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
   double epoch() const override;

@@ -298,6 +298,19 @@ TEST(InstructTask, ATransformersLlavaDirectoryReadsBackAsTheRunItWasExportedFrom
     EXPECT_EQ(nlohmann::json::parse(read_text(dir + "/hf/" + file)),
               nlohmann::json::parse(read_text(dir + "/hf2/" + file))) << file;
 
+  // In bf16 (export --dtype): every tensor and both configs say so, and the weights read back are the run's rounded.
+  run.task->export_model(dir + "/hf_bf16", torch::kBFloat16);
+  for (const auto& [name, t] : load_all(dir + "/hf_bf16/model.safetensors"))
+    EXPECT_EQ(t.scalar_type(), torch::kBFloat16) << name;
+  const auto bf16_config = nlohmann::json::parse(read_text(dir + "/hf_bf16/config.json"));
+  EXPECT_EQ(bf16_config.at("torch_dtype"), "bfloat16");
+  EXPECT_EQ(bf16_config.at("text_config").at("torch_dtype"), "bfloat16");
+  auto bf16 = train::open_instruct_model(dir + "/hf_bf16", {}, cpu);
+  const auto exact = hf.task->llava()->named_parameters();
+  for (const auto& item : bf16.task->llava()->named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), exact[item.key()].to(torch::kBFloat16).to(torch::kFloat32))) << item.key();
+  }
+
   write_in_newer_layout(dir + "/hf", dir + "/hf_4_52");
   auto newer = train::open_instruct_model(dir + "/hf_4_52", {}, cpu);
   ASSERT_EQ(newer.task->tokenizer().path(), dir + "/hf_4_52/tokenizer.json");
