@@ -99,7 +99,7 @@ void SentencePieceTokenizer::read_added_tokens(const nlohmann::json& config, con
                   "model's ", pieces, " pieces take the ids from ", pieces, " on without gaps (the next is ", next,
                   ")");
     const auto same = added_.id_of(token.first);
-    PATHVLM_CHECK(same < 0, where, ": added token '", token.first, "' has id ", id, " and ", same);
+    PATHVLM_CHECK(same < 0, where, ": added token '", token.first, "' (id ", id, ") is also the token of id ", same);
     pieces_after_.push_back(token.first);
     kinds_.push_back(Kind::kModel);
     add_token(id, token.first, token.second);
@@ -211,8 +211,7 @@ int64_t SentencePieceTokenizer::unk_id() const { return sp_->unk_id(); }
 int64_t SentencePieceTokenizer::vocab_size() const { return static_cast<int64_t>(kinds_.size()); }
 
 bool SentencePieceTokenizer::is_special(int64_t id) const {
-  check_id(id);
-  return kinds_[id] == Kind::kSpecial;
+  return id >= 0 && id < vocab_size() && kinds_[id] == Kind::kSpecial;
 }
 
 void SentencePieceTokenizer::check_id(int64_t id) const {

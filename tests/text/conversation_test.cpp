@@ -238,6 +238,15 @@ TEST(ConversationTemplate, MarkersThatAreControlPiecesOfTheModelAreTheirTokens) 
     EXPECT_EQ(std::count(ids.begin(), ids.end(), 4), 2);
     // A turn may not write them.
     EXPECT_NE(tmpl.problem(conversation({"[INST] hi", "ok"}), tok).find("'[INST]'"), std::string::npos);
+    // Its tokenizer.json alone (what transformers 5 saves) gives the same sequences.
+    const auto saved = dir.path / (legacy ? "saved_legacy" : "saved_non_legacy");
+    tok.save_hf(saved.string());
+    fs::remove(saved / "tokenizer.model");
+    const auto json_tokenizer = text::open_tokenizer(saved.string());
+    ASSERT_EQ(json_tokenizer->path(), (saved / "tokenizer.json").string());
+    const auto from_json = tmpl.tokenize(conv, *json_tokenizer), from_model = tmpl.tokenize(conv, tok);
+    EXPECT_EQ(from_json.input_ids, from_model.input_ids);
+    EXPECT_EQ(from_json.labels, from_model.labels);
   }
   // A tokenizer without them writes them as text (LLaMA-2's, Mistral v0.1's).
   const auto ids = tmpl.tokenize(conv, llama()).input_ids;

@@ -619,7 +619,7 @@ TEST(SentencePieceTokenizer, AddedTokensThatDisagreeWithTheModelAreRefused) {
            {{{"400", lstrip}}, {"'<image>'", "lstrip", "not supported"}},
            {{{"x1", added_token("<image>", true)}}, {"'x1'", "not an id"}},
            {{{"400", {{"content", ""}}}}, {"added token 400", "no content"}},
-           {{{"400", added_token("[INST]", true)}}, {"'[INST]'", "400", "3"}},
+           {{{"400", added_token("[INST]", true)}}, {"'[INST]' (id 400) is also the token of id 3"}},
            {nlohmann::json::array(), {"added_tokens_decoder", "not an object"}}}) {
     const auto message = refusal(decoder);
     EXPECT_NE(message.find(config_file), std::string::npos) << message;
