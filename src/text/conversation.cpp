@@ -16,6 +16,8 @@ constexpr const char* kLlama3Header[] = {"<|start_header_id|>", "<|end_header_id
 constexpr const char* kLlama3EndOfTurn = "<|eot_id|>";
 constexpr const char* kChatmlStart = "<|im_start|>";
 constexpr const char* kChatmlEnd = "<|im_end|>";
+// What Qwen3's chat template puts before a final reply when thinking is off (enable_thinking=False).
+const char* const kQwen3EmptyThinking[] = {"<think>", "\n\n", "</think>", "\n\n"};
 constexpr const char* kLlavaLlama2System =
     "You are a helpful language and vision assistant. You are able to understand the visual content that the user "
     "provides, and assist the user with a variety of tasks using natural language.";
@@ -68,7 +70,7 @@ ConversationTemplate::ConversationTemplate(std::string name, Style style, std::s
 
 const std::vector<std::string>& ConversationTemplate::names() {
   static const std::vector<std::string> names = {"plain",         "vicuna_v1", "pathasst", "mistral_instruct",
-                                                 "llava_llama_2", "llama_3",   "chatml"};
+                                                 "llava_llama_2", "llama_3",   "chatml",   "qwen3"};
   return names;
 }
 
@@ -80,6 +82,7 @@ ConversationTemplate ConversationTemplate::named(const std::string& name) {
   if (name == "llava_llama_2") return {name, Style::llama_2, kLlavaLlama2System, /*rounds_open_with_bos=*/true};
   if (name == "llama_3") return {name, Style::llama_3, kLlavaLlama2System};
   if (name == "chatml") return {name, Style::chatml, kChatmlSystem};
+  if (name == "qwen3") return {name, Style::qwen3, ""};
   std::string known;
   for (const auto& n : names()) known += (known.empty() ? "" : ", ") + n;
   throw Error(str("unknown conversation template '", name, "' (known: ", known, ")"));
@@ -93,6 +96,7 @@ std::vector<std::string> ConversationTemplate::stop_strings() const {
     case Style::llama_2:
     case Style::llama_3:
     case Style::chatml:
+    case Style::qwen3:
       return {};
     case Style::pathasst:
       return {"###"};
@@ -102,7 +106,7 @@ std::vector<std::string> ConversationTemplate::stop_strings() const {
 
 int64_t ConversationTemplate::reply_end_id(const Tokenizer& tokenizer) const {
   if (style_ == Style::llama_3) return special_token_id(kLlama3EndOfTurn, tokenizer);
-  if (style_ == Style::chatml) return special_token_id(kChatmlEnd, tokenizer);
+  if (style_ == Style::chatml || style_ == Style::qwen3) return special_token_id(kChatmlEnd, tokenizer);
   return tokenizer.eos_id();
 }
 
@@ -140,10 +144,14 @@ std::string ConversationTemplate::structure_problem(const Conversation& conversa
       }
     }
   }
-  if (style_ == Style::chatml) {
+  if (style_ == Style::chatml || style_ == Style::qwen3) {
     for (size_t i = 1; i < turns.size(); i += 2) {
       const char first = turns[i].value[0];
       if (first == '\n' || first == '\r') return str("reply ", i, " starts with a line break");
+      // Qwen3's chat template would take a reply's text before "</think>" for its reasoning.
+      for (const char* think : {"<think>", "</think>"})
+        if (style_ == Style::qwen3 && turns[i].value.find(think) != std::string::npos)
+          return str("reply ", i, " holds '", think, "' (Qwen3's thinking block)");
     }
   }
   if (style_ == Style::llama_3) {  // its values are stripped: nothing may be left empty
@@ -237,7 +245,8 @@ std::vector<Piece> ConversationTemplate::pieces(const Conversation& conversation
       if (!ends_with_reply) header("assistant");
       break;
     }
-    case Style::chatml: {
+    case Style::chatml:
+    case Style::qwen3: {
       auto open = [&](const std::string& role) {
         out.push_back(Piece::special(kChatmlStart));
         out.push_back(Piece::of_text(role + "\n"));
@@ -246,20 +255,33 @@ std::vector<Piece> ConversationTemplate::pieces(const Conversation& conversation
         out.push_back(Piece::special(kChatmlEnd, supervised));
         out.push_back(Piece::of_text("\n"));
       };
-      open("system");
-      out.push_back(Piece::of_text(system_));
-      close(false);
-      for (const auto& turn : turns) {
-        const bool reply = turn.from == Speaker::gpt;
+      // Qwen3's final reply (and generation prompt) opens with an empty thinking block; its markers are text, or
+      // special tokens where the tokenizer has them so.
+      auto empty_thinking = [&] {
+        if (style_ != Style::qwen3) return;
+        for (const char* part : kQwen3EmptyThinking)
+          out.push_back(part[0] == '<' ? Piece::marker(part) : Piece::of_text(part));
+      };
+      if (!system_.empty()) {  // Qwen3 has no default system message
+        open("system");
+        out.push_back(Piece::of_text(system_));
+        close(false);
+      }
+      for (size_t i = 0; i < turns.size(); ++i) {
+        const bool reply = turns[i].from == Speaker::gpt;
         open(reply ? "assistant" : "user");
         if (reply) {
-          out.push_back(Piece::of_text(turn.value, /*supervised=*/true));
+          if (i + 1 == turns.size()) empty_thinking();
+          out.push_back(Piece::of_text(turns[i].value, /*supervised=*/true));
         } else {
-          add_human_value(turn.value, out);
+          add_human_value(turns[i].value, out);
         }
         close(reply);
       }
-      if (!ends_with_reply) open("assistant");
+      if (!ends_with_reply) {
+        open("assistant");
+        empty_thinking();
+      }
       break;
     }
   }

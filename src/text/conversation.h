@@ -64,6 +64,13 @@
 //              template's, as in Qwen's fine-tuning); generation ends at <|im_end|>, and its prompt ends with
 //              "<|im_start|>assistant\n". A reply that starts with a line break is refused by problem(): it
 //              would merge with the template's "\n" into other tokens than the reply's own.
+//   qwen3      Qwen3's own chat template with thinking off (enable_thinking=False), for Qwen3 language models:
+//              ChatML without a system message, and the final reply (and the generation prompt) opening with an
+//              empty thinking block, which is not supervised (the generation prompt holds it too):
+//                <|im_start|>user\n<image>\nQ1<|im_end|>\n<|im_start|>assistant\n[[A1<|im_end|>]]\n
+//                <|im_start|>user\nQ2<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n[[A2<|im_end|>]]\n
+//              Earlier replies have none, as the template renders them. A reply holding "<think>" or "</think>"
+//              is refused (the template would take its start for reasoning); otherwise as chatml.
 // Images: like LLaVA's preprocess_multimodal, a human turn's "<image>" placeholders move to the start of the turn,
 // followed by "\n" and the rest of the turn stripped of surrounding whitespace (just the images when nothing is
 // left); k placeholders give k consecutive image sentinels. Turns without images are kept as written. Every
@@ -104,7 +111,7 @@ std::string conversation_structure_problem(const Conversation& conversation, boo
 
 class ConversationTemplate {
  public:
-  enum class Style { plain, vicuna_v1, pathasst, llama_2, llama_3, chatml };
+  enum class Style { plain, vicuna_v1, pathasst, llama_2, llama_3, chatml, qwen3 };
 
   // One of names(); throws listing them otherwise.
   static ConversationTemplate named(const std::string& name);

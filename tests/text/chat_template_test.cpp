@@ -8,6 +8,7 @@
 // conversations; the supervised tokens are exactly each reply and its end-of-turn token.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -39,14 +40,16 @@ struct Rendered {
 };
 
 json messages_of(const text::ConversationTemplate& tmpl, const text::Conversation& conversation) {
-  json messages = json::array({{{"role", "system"}, {"content", tmpl.system()}}});
+  json messages = json::array();
+  if (!tmpl.system().empty()) messages.push_back({{"role", "system"}, {"content", tmpl.system()}});
   for (const auto& turn : conversation.turns) {
     messages.push_back({{"role", turn.from == text::Speaker::human ? "user" : "assistant"}, {"content", turn.value}});
   }
   return messages;
 }
 
-// The reference's rendering of each conversation; `chat_template` empty: the model's own.
+// The reference's rendering of each conversation; `chat_template` empty: the model's own (with thinking off for
+// the qwen3 template).
 std::vector<Rendered> reference(const std::string& model, const text::ConversationTemplate& tmpl,
                                 const std::vector<text::Conversation>& conversations, bool generation,
                                 const std::string& chat_template) {
@@ -54,6 +57,7 @@ std::vector<Rendered> reference(const std::string& model, const text::Conversati
   for (const auto& c : conversations) {
     records.push_back({{"messages", messages_of(tmpl, c)}, {"add_generation_prompt", generation}});
     if (!chat_template.empty()) records.back()["chat_template"] = chat_template;
+    if (tmpl.name() == "qwen3") records.back()["enable_thinking"] = false;
   }
   std::vector<Rendered> out;
   for (const auto& j :
@@ -196,6 +200,24 @@ TEST(ChatTemplatePeers, ChatmlMatchesQwen2sChatml) {
 TEST(ChatTemplatePeers, ChatmlGenerationPromptsMatchQwen3sOwnChatTemplate) {
   SKIP_WITHOUT_PEERS();
   expect_matches_chat_template("chatml", "qwen3", "", "", /*check_training=*/false);
+}
+
+// qwen3 is Qwen3's own chat template with thinking off, training samples (the empty thinking block before the final
+// reply only, no system message) and generation prompts alike.
+TEST(ChatTemplatePeers, Qwen3MatchesQwen3sOwnChatTemplateWithThinkingOff) {
+  SKIP_WITHOUT_PEERS();
+  expect_matches_chat_template("qwen3", "qwen3", "", "", /*check_training=*/true);
+  const text::BpeTokenizer qwen3(peer_tokenizer("qwen3"));
+  const auto tmpl = text::ConversationTemplate::named("qwen3");
+  EXPECT_EQ(tmpl.reply_end_id(qwen3), 151645);  // <|im_end|>
+  EXPECT_EQ(tmpl.problem(conversation("t", {"Q", "a</think>b"}), qwen3),
+            "reply 1 holds '</think>' (Qwen3's thinking block)");
+  EXPECT_EQ(tmpl.problem(conversation("t", {"Q", "\nA"}), qwen3), "reply 1 starts with a line break");
+  // The block is not supervised: only the reply and its <|im_end|> are.
+  const auto sequence = tmpl.tokenize(conversation("s", {"Q", "A."}), qwen3);
+  const auto think = std::find(sequence.input_ids.begin(), sequence.input_ids.end(), 151667);  // <think>
+  ASSERT_NE(think, sequence.input_ids.end());
+  EXPECT_EQ(sequence.labels[think - sequence.input_ids.begin()], text::kIgnoreIndex);
 }
 
 TEST(ChatTemplatePeers, EndsOfTurnAndRefusals) {

@@ -384,7 +384,7 @@ TEST(ConversationTemplate, NamesStopStringsAndGenerationPrompts) {
   SKIP_WITHOUT_LLAMA_MODEL();
   EXPECT_EQ(ConversationTemplate::names(),
             (std::vector<std::string>{"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2",
-                                      "llama_3", "chatml"}));
+                                      "llama_3", "chatml", "qwen3"}));
   EXPECT_EQ(ConversationTemplate::named("plain").stop_strings(), (std::vector<std::string>{"\n"}));
   EXPECT_TRUE(ConversationTemplate::named("vicuna_v1").stop_strings().empty());
   EXPECT_EQ(ConversationTemplate::named("pathasst").stop_strings(), (std::vector<std::string>{"###"}));

@@ -22,6 +22,7 @@
 
 #include "core/config.h"
 #include "models/llava/config.h"
+#include "text/conversation.h"
 
 namespace pathvlm::train {
 
@@ -128,8 +129,8 @@ struct InstructConfig {
             "reply; LLaVA-1.5), pathasst (### User / ### Assistant, ### stops), mistral_instruct ([INST] ... "
             "[/INST]; LLaVA-Med v1.5 on Mistral-7B-Instruct), llava_llama_2 (the same with LLaVA's system "
             "message and <s> between rounds; LLaMA-2-chat), llama_3 (LLaMA-3-Instruct's headers and <|eot_id|>) or "
-            "chatml (<|im_start|> / <|im_end|>; Qwen2 and Qwen2.5)",
-            cfg::OneOf{"plain", "vicuna_v1", "pathasst", "mistral_instruct", "llava_llama_2", "llama_3", "chatml"});
+            "chatml (<|im_start|> / <|im_end|>; Qwen2 and Qwen2.5) or qwen3 (Qwen3's own, thinking off)",
+            cfg::OneOf(text::ConversationTemplate::names()));
     v.field("max_length", max_length,
             "positions per sample with each image expanded to its feature rows; longer samples lose text from the "
             "end, never an image, and samples whose whole answer is cut are skipped and counted",
