@@ -178,9 +178,9 @@ int cmd_generate(const Args& args) {
   parser.option("vision-tower", "with --image and one of LLaVA's original checkpoints: the CLIP directory it was "
                 "trained with (default: its config.json's mm_vision_tower when that is a local directory)");
   parser.option("template", "the conversation template each prompt is the user turn of, for a chat model (llama_3 "
-                "for LLaMA-3-Instruct, chatml for Qwen2.5-Instruct, qwen3 for Qwen3 without thinking, ...; a reply ends at its end-of-turn token); with "
-                "--image and a LLaVA checkpoint its default is mistral_instruct for a Mistral, chatml for a Qwen, "
-                "else vicuna_v1");
+                "for LLaMA-3-Instruct, chatml for Qwen2.5-Instruct, qwen3 for Qwen3 without thinking, ...; a reply "
+                "ends at its end-of-turn token); with --image and a LLaVA checkpoint its default is mistral_instruct "
+                "for a Mistral, chatml for a Qwen, else vicuna_v1");
   parser.list("image", "image files (JPEG/PNG) every prompt is asked about, through an instruct run's tower and "
               "template; a prompt without <image> placeholders gets them in front");
   parser.list("slide", "slide ids every prompt is asked about, through an instruct run's slide encoder "

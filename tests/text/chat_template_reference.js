@@ -6,10 +6,11 @@
 //
 // TOKENIZER_DIR holds tokenizer.json and tokenizer_config.json. Each input line is {"messages": [{"role",
 // "content"}...], "add_generation_prompt": bool, "chat_template": "...", "enable_thinking": bool} (chat_template
-// optional: the model's own from tokenizer_config.json otherwise; enable_thinking passed on when given). A user message's "<image>" placeholders are first moved to its start as
-// LLaVA's preprocess_multimodal does ("<image>\n" + the rest stripped). Each output line holds "text", the rendered
-// prompt, and "ids": the library's ids of each part of it between "<image>" placeholders (no special tokens added),
-// joined by -200, as LLaVA's tokenizer_image_token makes them.
+// optional: the model's own from tokenizer_config.json otherwise; enable_thinking passed on when given). A user
+// message's "<image>" placeholders are first moved to its start as LLaVA's preprocess_multimodal does ("<image>\n"
+// + the rest stripped). Each output line holds "text", the rendered prompt, and "ids": the library's ids of each part
+// of it between "<image>" placeholders (no special tokens added), joined by -200, as LLaVA's tokenizer_image_token
+// makes them.
 "use strict";
 const fs = require("fs");
 const path = require("path");
