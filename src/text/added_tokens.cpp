@@ -20,19 +20,25 @@ int32_t AddedTokens::id_of(const std::string& content) const {
   return -1;
 }
 
-void AddedTokens::cut(const std::string& text, const std::function<void(const std::string&, bool)>& on_text,
-                      const std::function<void(int32_t)>& on_token) const {
-  size_t start = 0;
-  for (size_t pos = 0; pos < text.size(); ++pos) {
+const AddedToken* AddedTokens::find(const std::string& text, size_t from, size_t& at) const {
+  for (size_t pos = from; pos < text.size(); ++pos) {
     if (!first_bytes_.test(static_cast<uint8_t>(text[pos]))) continue;
     for (const auto& t : tokens_) {
       if (text.compare(pos, t.content.size(), t.content) != 0) continue;
-      if (pos > start) on_text(text.substr(start, pos - start), start == 0);
-      on_token(t.id);
-      start = pos + t.content.size();
-      pos = start - 1;
-      break;
+      at = pos;
+      return &t;
     }
+  }
+  return nullptr;
+}
+
+void AddedTokens::cut(const std::string& text, const std::function<void(const std::string&, bool)>& on_text,
+                      const std::function<void(int32_t)>& on_token) const {
+  size_t start = 0, at = 0;
+  while (const AddedToken* token = find(text, start, at)) {
+    if (at > start) on_text(text.substr(start, at - start), start == 0);
+    on_token(token->id);
+    start = at + token->content.size();
   }
   if (start < text.size()) on_text(text.substr(start), start == 0);
 }

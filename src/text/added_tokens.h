@@ -29,6 +29,9 @@ class AddedTokens {
   bool empty() const { return tokens_.empty(); }
   // The id of the token whose content is `content`, -1 when none.
   int32_t id_of(const std::string& content) const;
+  // The first token in `text` at or after `from` (the longest at its position), nullptr when none; `at` receives its
+  // position.
+  const AddedToken* find(const std::string& text, size_t from, size_t& at) const;
 
   // Calls on_text(run, first) for each non-empty run of text between tokens (`first`: the run opens the text) and
   // on_token(id) for each token, in the text's order.

@@ -285,7 +285,7 @@ void BpeTokenizer::read_tokenizer_json(const json& j) {
   if (alphabet_ == Alphabet::kByteLevel) piece_bytes_.resize(pieces_.size());
   for (size_t id = 0; id < pieces_.size(); ++id) {
     if (alphabet_ == Alphabet::kByteLevel) piece_bytes_[id] = token_bytes(pieces_[id]);
-    if (kinds_[id] == Kind::kSpecial) special_strings_.push_back(pieces_[id]);
+    if (kinds_[id] == Kind::kSpecial) special_tokens_.add({pieces_[id], static_cast<int32_t>(id)});
   }
 }
 

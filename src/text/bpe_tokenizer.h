@@ -73,7 +73,7 @@ class BpeTokenizer final : public Tokenizer {
   int64_t vocab_size() const override { return static_cast<int64_t>(pieces_.size()); }
   // An added token marked `special` (LLaMA-3's <|begin_of_text|>, Qwen's <|im_start|>; not Qwen3's <think>).
   bool is_special(int64_t id) const override;
-  const std::vector<std::string>& special_strings() const override { return special_strings_; }
+  const AddedTokens& special_tokens() const override { return special_tokens_; }
 
   const std::string& path() const override { return path_; }
   // Copies tokenizer.json and, where they are beside it, tokenizer_config.json and special_tokens_map.json.
@@ -133,7 +133,7 @@ class BpeTokenizer final : public Tokenizer {
   bool clean_up_ = false;
   int64_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
   bool add_bos_ = true;
-  std::vector<std::string> special_strings_;  // the strings of the tokens marked special, by id
+  AddedTokens special_tokens_;                // the tokens marked special
 
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;  // word (UTF-8) -> its ids

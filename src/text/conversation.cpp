@@ -136,12 +136,12 @@ std::string ConversationTemplate::structure_problem(const Conversation& conversa
   if (!why.empty()) return why;
   const auto& turns = conversation.turns;
   for (size_t i = 0; i < turns.size(); ++i) {
-    for (const auto& special : tokenizer.special_strings()) {
+    size_t at = 0;
+    while (const AddedToken* special = tokenizer.special_tokens().find(turns[i].value, at, at)) {
       // A LLaVA tokenizer's own <image> token is the placeholder, cut out before the text is tokenized.
-      if (special == kImagePlaceholder) continue;
-      if (turns[i].value.find(special) != std::string::npos) {
-        return str("turn ", i, " holds the special-token string '", special, "'");
-      }
+      if (special->content != kImagePlaceholder)
+        return str("turn ", i, " holds the special-token string '", special->content, "'");
+      at += special->content.size();
     }
   }
   if (style_ == Style::chatml || style_ == Style::qwen3) {

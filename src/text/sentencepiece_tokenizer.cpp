@@ -48,7 +48,8 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_file)
     read_added_tokens(config, where);
   }
   for (size_t id = 0; id < kinds_.size(); ++id)
-    if (kinds_[id] == Kind::kSpecial) special_strings_.push_back(id_to_piece(static_cast<int64_t>(id)));
+    if (kinds_[id] == Kind::kSpecial)
+      special_tokens_.add({id_to_piece(static_cast<int64_t>(id)), static_cast<int32_t>(id)});
   if (!legacy_) {
     plain_ = make_sentencepiece_backend();
     const auto plain_error = plain_->load_serialized(sentencepiece_model_without_dummy_prefix(model_file));

@@ -60,7 +60,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   int64_t vocab_size() const override;
   // <unk>, the control pieces (<s>, </s>, ...) and the added tokens tokenizer_config.json marks special.
   bool is_special(int64_t id) const override;
-  const std::vector<std::string>& special_strings() const override { return special_strings_; }
+  const AddedTokens& special_tokens() const override { return special_tokens_; }
   const std::string& path() const override { return path_; }
   bool legacy() const { return legacy_; }
 
@@ -95,7 +95,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   AddedTokens added_;                         // the tokens cut out of a text
   std::vector<Kind> kinds_;                   // by id
   std::vector<std::string> pieces_after_;     // the added tokens after the model's last piece, by id
-  std::vector<std::string> special_strings_;  // the special tokens' strings, by id
+  AddedTokens special_tokens_;
 };
 
 // Trains a small SentencePiece model on `texts` and writes it to `model_file` (tests and demo corpora; real

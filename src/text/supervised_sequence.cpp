@@ -33,11 +33,10 @@ class SequenceBuilder {
   }
 
   void text(const std::string& piece, bool supervised, size_t index) {
-    for (const auto& special : tokenizer_.special_strings()) {
-      PATHVLM_CHECK(piece.find(special) == std::string::npos, "prompt piece ", index,
-                    " holds the special-token string '", special, "' (special tokens are pieces of their own): \"",
-                    piece, "\"");
-    }
+    size_t at = 0;
+    const AddedToken* special = tokenizer_.special_tokens().find(piece, 0, at);
+    PATHVLM_CHECK(special == nullptr, "prompt piece ", index, " holds the special-token string '",
+                  special ? special->content : "", "' (special tokens are pieces of their own): \"", piece, "\"");
     std::vector<int64_t> ids;
     if (run_.empty()) {
       ids = in_text_special_ ? tokenizer_.encode_after_special(piece) : tokenizer_.encode(piece, /*add_bos=*/false);

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "text/added_tokens.h"
+
 namespace pathvlm::text {
 
 class Tokenizer {
@@ -44,7 +46,8 @@ class Tokenizer {
   virtual int64_t vocab_size() const = 0;
   // Special tokens (BOS, EOS, <unk>, chat markers): a conversation turn may not hold their strings.
   virtual bool is_special(int64_t id) const = 0;
-  virtual const std::vector<std::string>& special_strings() const = 0;
+  // Their strings, matched in a text at once (Llama-3 has 256, Mistral v0.3 771).
+  virtual const AddedTokens& special_tokens() const = 0;
 
   // The file it was read from (tokenizer.model or tokenizer.json).
   virtual const std::string& path() const = 0;

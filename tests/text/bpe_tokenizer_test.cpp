@@ -181,6 +181,28 @@ void expect_decode_parity(const text::BpeTokenizer& tok, const std::string& toke
   }
 }
 
+// The matcher both tokenizers cut added tokens with: the earliest position first, the longest token there.
+TEST(AddedTokens, FindTheLongestTokenAtTheEarliestPosition) {
+  text::AddedTokens added;
+  added.add({"<s>", 1});
+  added.add({"</s>", 2});
+  added.add({"<s>x", 7});
+  size_t at = 99;
+  EXPECT_EQ(added.find("a</s><s>x", 0, at)->id, 2);
+  EXPECT_EQ(at, 1u);
+  EXPECT_EQ(added.find("a</s><s>x", 2, at)->id, 7);
+  EXPECT_EQ(at, 5u);
+  EXPECT_EQ(added.find("a</s><s>", 5, at)->id, 1);
+  EXPECT_EQ(added.find("<s", 0, at), nullptr);
+  EXPECT_EQ(added.id_of("</s>"), 2);
+  EXPECT_EQ(added.id_of("<x>"), -1);
+  std::vector<std::string> parts;
+  added.cut("hi<s>xyo</s></s>", [&](const std::string& run, bool first) { parts.push_back(run + (first ? "^" : "")); },
+            [&](int32_t id) { parts.push_back(std::to_string(id)); });
+  EXPECT_EQ(parts, (std::vector<std::string>{"hi^", "7", "yo", "2", "2"}));
+  EXPECT_NE(error_of([&] { added.add({"", 3}); }).find("empty"), std::string::npos);
+}
+
 TEST(BpeTokenizerPeers, Llama3MatchesTheLibrary) {
   SKIP_WITHOUT_PEERS();
   auto texts = hard_texts();
@@ -306,7 +328,7 @@ TEST(BpeTokenizerPeers, FilesAndSpecialTokens) {
   EXPECT_EQ(llama3.id_to_piece(128000), "<|begin_of_text|>");
   EXPECT_TRUE(llama3.is_special(128000));
   EXPECT_FALSE(llama3.is_special(9906));
-  EXPECT_EQ(llama3.special_strings().size(), 256u);
+  EXPECT_EQ(llama3.special_tokens().tokens().size(), 256u);
   EXPECT_EQ(llama3.decode({128000, 9906, 1917}), "Hello world");
   EXPECT_EQ(llama3.decode({128000, 9906, 1917}, false), "<|begin_of_text|>Hello world");
 
@@ -438,7 +460,8 @@ TEST(BpeTokenizer, HandMadeMerges) {
   EXPECT_EQ(tok.id_to_piece(' '), "Ġ");
   EXPECT_TRUE(tok.is_special(264));
   EXPECT_FALSE(tok.is_special(265));
-  EXPECT_EQ(tok.special_strings(), std::vector<std::string>{"<|endoftext|>"});
+  ASSERT_EQ(tok.special_tokens().tokens().size(), 1u);
+  EXPECT_EQ(tok.special_tokens().tokens()[0].content, "<|endoftext|>");
   EXPECT_EQ(tok.decode({259, 264, 262, 265}, false), "hello<|endoftext|> wor<x>");
   EXPECT_EQ(tok.decode({259, 264, 262, 265}, true), "hello wor<x>");
   // Invalid UTF-8 becomes U+FFFD per maximal invalid subpart: E2 82 (cut short) then FF then a lone C3.

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 
@@ -183,6 +184,13 @@ nlohmann::json llava_added_tokens(int64_t pieces, bool pad_special, bool legacy 
 const std::vector<std::string> kAddedTokenTexts = {
     "[INST] What is shown? [/INST] A tumor.</s>[INST] Grade? [/INST]", "[INST][/INST]", "[[INST]]", "[INST",
     "<image>\nDescribe the slide.", "x<pad><pad>y", " <image> ", "<image><s>[INST]<pad>", "[/INST] </s> [INST]"};
+
+// A tokenizer's special tokens, id -> string.
+std::map<int32_t, std::string> specials_of(const pathvlm::text::Tokenizer& tok) {
+  std::map<int32_t, std::string> out;
+  for (const auto& t : tok.special_tokens().tokens()) out[t.id] = t.content;
+  return out;
+}
 
 std::vector<int64_t> concat(std::initializer_list<std::vector<int64_t>> parts) {
   std::vector<int64_t> out;
@@ -568,7 +576,8 @@ TEST(SentencePieceTokenizer, ControlPiecesAndConfiguredAddedTokensAreCutOutOfThe
   EXPECT_EQ(bare.vocab_size(), 400);
   EXPECT_TRUE(bare.is_special(3) && bare.is_special(4) && bare.is_special(0));
   EXPECT_FALSE(bare.is_special(5));
-  EXPECT_EQ(bare.special_strings(), (std::vector<std::string>{"<unk>", "<s>", "</s>", "[INST]", "[/INST]"}));
+  EXPECT_EQ(specials_of(bare), (std::map<int32_t, std::string>{{0, "<unk>"}, {1, "<s>"}, {2, "</s>"}, {3, "[INST]"},
+                                                               {4, "[/INST]"}}));
   const auto run = [&](const std::string& text) { return bare.encode(text, /*add_bos=*/false); };
   const auto ids = bare.encode("[INST] Grade? [/INST] Two.</s>");
   EXPECT_EQ(ids, concat({{1, 3}, run(" Grade? "), {4}, run(" Two."), {2}}));
@@ -584,8 +593,8 @@ TEST(SentencePieceTokenizer, ControlPiecesAndConfiguredAddedTokensAreCutOutOfThe
   EXPECT_EQ(tok.id_to_piece(401), "<pad>");
   EXPECT_TRUE(tok.is_special(400));
   EXPECT_FALSE(tok.is_special(401));
-  EXPECT_EQ(tok.special_strings(),
-            (std::vector<std::string>{"<unk>", "<s>", "</s>", "[INST]", "[/INST]", "<image>"}));
+  EXPECT_EQ(specials_of(tok), (std::map<int32_t, std::string>{{0, "<unk>"}, {1, "<s>"}, {2, "</s>"}, {3, "[INST]"},
+                                                              {4, "[/INST]"}, {400, "<image>"}}));
   EXPECT_EQ(tok.encode("<image>\nx<pad>"), concat({{1, 400}, run("\nx"), {401}}));
   EXPECT_EQ(tok.decode({400, 401}), "<pad>");  // a token that is not special stays
   EXPECT_EQ(tok.decode({400, 401}, /*skip_special=*/false), "<image><pad>");
