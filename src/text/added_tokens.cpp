@@ -1,6 +1,7 @@
 #include "text/added_tokens.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -41,6 +42,11 @@ void AddedTokens::cut(const std::string& text, const std::function<void(const st
     start = at + token->content.size();
   }
   if (start < text.size()) on_text(text.substr(start), start == 0);
+}
+
+nlohmann::json hf_added_token(const std::string& content, bool special) {
+  return {{"content", content}, {"lstrip", false},        {"normalized", false},
+          {"rstrip", false},    {"single_word", false}, {"special", special}};
 }
 
 }  // namespace pathvlm::text

@@ -10,6 +10,7 @@
 #include <bitset>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -42,5 +43,9 @@ class AddedTokens {
   std::vector<AddedToken> tokens_;
   std::bitset<256> first_bytes_;  // a quick test per position
 };
+
+// An added token as transformers' files write it (tokenizer_config.json's added_tokens_decoder; tokenizer.json's
+// added_tokens add its "id"): nothing stripped, matched in the raw text.
+nlohmann::json hf_added_token(const std::string& content, bool special);
 
 }  // namespace pathvlm::text

@@ -16,8 +16,8 @@ constexpr const char* kLlama3Header[] = {"<|start_header_id|>", "<|end_header_id
 constexpr const char* kLlama3EndOfTurn = "<|eot_id|>";
 constexpr const char* kChatmlStart = "<|im_start|>";
 constexpr const char* kChatmlEnd = "<|im_end|>";
-// What Qwen3's chat template puts before a final reply when thinking is off (enable_thinking=False).
-const char* const kQwen3EmptyThinking[] = {"<think>", "\n\n", "</think>", "\n\n"};
+// Qwen3's thinking block; with thinking off (enable_thinking=False) an empty one opens the final reply.
+constexpr const char* kQwen3Think[] = {"<think>", "</think>"};
 constexpr const char* kLlavaLlama2System =
     "You are a helpful language and vision assistant. You are able to understand the visual content that the user "
     "provides, and assist the user with a variety of tasks using natural language.";
@@ -149,7 +149,7 @@ std::string ConversationTemplate::structure_problem(const Conversation& conversa
       const char first = turns[i].value[0];
       if (first == '\n' || first == '\r') return str("reply ", i, " starts with a line break");
       // Qwen3's chat template would take a reply's text before "</think>" for its reasoning.
-      for (const char* think : {"<think>", "</think>"})
+      for (const char* think : kQwen3Think)
         if (style_ == Style::qwen3 && turns[i].value.find(think) != std::string::npos)
           return str("reply ", i, " holds '", think, "' (Qwen3's thinking block)");
     }
@@ -259,8 +259,10 @@ std::vector<Piece> ConversationTemplate::pieces(const Conversation& conversation
       // special tokens where the tokenizer has them so.
       auto empty_thinking = [&] {
         if (style_ != Style::qwen3) return;
-        for (const char* part : kQwen3EmptyThinking)
-          out.push_back(part[0] == '<' ? Piece::marker(part) : Piece::of_text(part));
+        for (const char* marker : kQwen3Think) {
+          out.push_back(Piece::marker(marker));
+          out.push_back(Piece::of_text("\n\n"));
+        }
       };
       if (!system_.empty()) {  // Qwen3 has no default system message
         open("system");

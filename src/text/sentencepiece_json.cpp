@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/text_file.h"
+#include "text/added_tokens.h"
 
 namespace pathvlm::text {
 
@@ -147,8 +148,9 @@ std::vector<std::string> merges_of(const SentencePieceModel& model) {
 }
 
 json token(int64_t id, const std::string& content, bool special) {
-  return {{"id", id},          {"content", content},   {"single_word", false}, {"lstrip", false},
-          {"rstrip", false},   {"normalized", false},  {"special", special}};
+  auto t = hf_added_token(content, special);
+  t["id"] = id;
+  return t;
 }
 
 json replace(const std::string& from, const std::string& to) {

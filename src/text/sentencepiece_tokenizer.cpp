@@ -241,12 +241,8 @@ void SentencePieceTokenizer::save_hf(const std::string& dir) const {
   auto& decoder = config["added_tokens_decoder"] = nlohmann::json::object();
   for (size_t id = 0; id < kinds_.size(); ++id) {
     if (kinds_[id] == Kind::kModel) continue;
-    decoder[std::to_string(id)] = {{"content", id_to_piece(static_cast<int64_t>(id))},
-                                   {"lstrip", false},
-                                   {"normalized", false},
-                                   {"rstrip", false},
-                                   {"single_word", false},
-                                   {"special", kinds_[id] == Kind::kSpecial}};
+    const auto content = id_to_piece(static_cast<int64_t>(id));
+    decoder[std::to_string(id)] = hf_added_token(content, kinds_[id] == Kind::kSpecial);
   }
   const nlohmann::json special = {{"bos_token", bos}, {"eos_token", eos}, {"unk_token", unk}};
   for (const auto& [name, json] : {std::pair{"tokenizer_config.json", config}, {"special_tokens_map.json", special}}) {

@@ -69,8 +69,7 @@ class SequenceBuilder {
 }  // namespace
 
 int64_t find_special_token(const std::string& token, const Tokenizer& tokenizer) {
-  const auto ids = tokenizer.encode(token, /*add_bos=*/false);
-  return ids.size() == 1 && tokenizer.is_special(ids[0]) ? ids[0] : -1;
+  return tokenizer.special_tokens().id_of(token);
 }
 
 int64_t special_token_id(const std::string& token, const Tokenizer& tokenizer) {

@@ -55,11 +55,6 @@ json llava_config(const LlavaModelImpl& model, const LlamaConfig& text, int64_t 
           {"torch_dtype", hf_dtype_name(dtype)}};
 }
 
-json added_token(const std::string& content) {
-  return {{"content", content}, {"lstrip", false},  {"normalized", false},
-          {"rstrip", false},    {"single_word", false}, {"special", true}};
-}
-
 // The padding id of the export: LLaVA pads LLaMA-2 and Mistral with <unk>; a tokenizer.json's own padding token
 // where it has one (Qwen's <|endoftext|>), else its <unk> (a SentencePiece-style file), else its EOS (LLaMA-3 has no
 // padding token).
@@ -90,7 +85,7 @@ void add_image_to_tokenizer_json(const fs::path& out, int64_t image_id) {
     return t.is_object() && t.value("content", "") == kImageToken;
   });
   if (has_image) return;
-  json image = added_token(kImageToken);
+  json image = text::hf_added_token(kImageToken, /*special=*/true);
   image["id"] = image_id;
   added.push_back(image);
   write_text_file(out / "tokenizer.json", tokenizer.dump() + "\n");
@@ -104,7 +99,7 @@ void write_bpe_tokenizer(const text::Tokenizer& tok, const fs::path& out, int64_
 
   const auto config_file = out / "tokenizer_config.json";
   auto config = fs::exists(config_file) ? json::parse(read_text_file(config_file)) : json::object();
-  config["added_tokens_decoder"][std::to_string(image_id)] = added_token(kImageToken);
+  config["added_tokens_decoder"][std::to_string(image_id)] = text::hf_added_token(kImageToken, /*special=*/true);
   add_llava_processor_settings(config, tok.id_to_piece(export_pad_id(tok)), max_length);
   write_text_file(config_file, config.dump(2) + "\n");
 }
@@ -142,7 +137,7 @@ void write_sentencepiece_tokenizer(const text::SentencePieceTokenizer& tok, cons
   const auto unk = tok.id_to_piece(tok.unk_id());
   auto config = json::parse(read_text_file(out / "tokenizer_config.json"));
   add_llava_processor_settings(config, unk, max_length);
-  config["added_tokens_decoder"][std::to_string(image_id)] = added_token(kImageToken);
+  config["added_tokens_decoder"][std::to_string(image_id)] = text::hf_added_token(kImageToken, /*special=*/true);
   write_text_file(out / "tokenizer_config.json", config.dump(2) + "\n");
 
   auto special = json::parse(read_text_file(out / "special_tokens_map.json"));
