@@ -210,6 +210,14 @@ step_tensorboard() {
   return "$rc"
 }
 
+step_timm_vit() {
+  need_python "check_timm_vit.py (pathvlm's timm ViT against the numpy reference ran in the unit tests)"
+  python3 "$ROOT/scripts/gpu/check_timm_vit.py" | tee "$WORK/timm_vit.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(tail -n 1 "$WORK/timm_vit.txt")"
+  return "$rc"
+}
+
 step_llama_golden() {
   need_python "llama_golden.py"
   python3 "$ROOT/scripts/gpu/llama_golden.py" "$ROOT/tests/models/llama/golden" || return 1

@@ -1,5 +1,5 @@
-// `pathvlm embed`: tile features with a frozen CLIP image tower, of whole slides' tiles (--coords) or of the tiles in
-// tiles shards (--tiles, token features for the instruction trainer).
+// `pathvlm embed`: tile features with a frozen encoder (CLIP image tower or timm ViT), of whole slides' tiles
+// (--coords) or of the tiles in tiles shards (--tiles, a CLIP's token features for the instruction trainer).
 #include <chrono>
 #include <iostream>
 
@@ -15,13 +15,15 @@ namespace pathvlm::cli {
 
 int cmd_embed(const Args& args) {
   ArgParser p("pathvlm embed",
-              "Encode the tiles listed by coords files (`pathvlm tile`, CLAM or TRIDENT) with a CLIP image tower; "
-              "writes <out>/features/<slide>.h5 (TRIDENT layout), <out>/shards/slides-*.h5 + manifest.json, "
+              "Encode the tiles listed by coords files (`pathvlm tile`, CLAM or TRIDENT) with a CLIP image tower or a "
+              "timm ViT; writes <out>/features/<slide>.h5 (TRIDENT layout), <out>/shards/slides-*.h5 + manifest.json, "
               "optionally <out>/tokens/ (tile_features), and <out>/failures.csv. Resumable. With --tiles instead: the "
               "token features of every tile of tiles shards -> <out>/tokens/tiles-*.h5 + manifest.json.");
   p.option("coords", "folder of coords .h5 files (or a `pathvlm tile` output folder)");
   p.option("tiles", "tiles shards (manifest.json, its folder or one .h5) whose tiles to encode into <out>/tokens/");
-  p.option("encoder", "CLIP model: HF directory, run checkpoint, export, open_clip .safetensors, or a preset (tiny, ViT-B-16, ...) with fixed random weights", true);
+  p.option("encoder", "CLIP model (HF directory, run checkpoint, export, open_clip .safetensors, or a preset: tiny, "
+           "ViT-B-16, ... with fixed random weights) or timm ViT tile encoder (UNI, UNI2-h, Virchow, Prov-GigaPath, "
+           "H-optimus: its hub directory, config.json + model.safetensors)", true);
   p.option("out", "output folder", true);
   p.option("slides", "folder or CSV to find slides by id (default: the slide_path stored in each coords file)");
   p.option("reports", "CSV (slide_id, report) packed into the shards' /reports");
@@ -54,7 +56,7 @@ int cmd_embed(const Args& args) {
   doc.override_with(overrides);
   const EmbedConfig config = cfg::read<EmbedConfig>(doc);
   if (p.has("tiles")) {
-    const auto encoder = wsi::load_clip_tile_encoder(p.get("encoder"), config);
+    const auto encoder = wsi::load_tile_encoder(p.get("encoder"), config);
     const auto report = wsi::embed_tiles({p.get("tiles"), p.get("out")}, config, encoder);
     std::cout << report.records << " tiles -> " << report.shards.size() << " tile_features shard(s), "
               << config.tokens_dtype << " tokens [" << encoder.token_shape[0] << "," << encoder.token_shape[1]
@@ -67,7 +69,7 @@ int cmd_embed(const Args& args) {
   request.out = p.get("out");
   request.slides = p.get("slides");
   request.reports = p.get("reports");
-  const auto encoder = wsi::load_clip_tile_encoder(p.get("encoder"), config);
+  const auto encoder = wsi::load_tile_encoder(p.get("encoder"), config);
 
   const auto start = std::chrono::steady_clock::now();
   std::vector<wsi::SlideEntry> slides;

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/text_file.h"
 #include "text/added_tokens.h"
+#include "text/tokenizer_json_steps.h"
 
 namespace pathvlm::text {
 
@@ -209,7 +210,7 @@ std::string sentencepiece_tokenizer_json(const std::string& model_file, int64_t 
   // A merge is written "left right": a piece holding a space (SentencePiece writes spaces as ▁) cannot be in one.
   for (const auto& p : model.pieces)
     if (p.piece.find(' ') != std::string::npos) return "";
-  const std::string space = "\xe2\x96\x81";  // ▁
+  const std::string& space = kSentencePieceSpace;
   json vocab = json::object(), added = json::array();
   std::string unk;
   for (size_t i = 0; i < model.pieces.size(); ++i) {

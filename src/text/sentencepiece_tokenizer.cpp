@@ -12,13 +12,12 @@
 #include "core/text_file.h"
 #include "text/sentencepiece_backend.h"
 #include "text/sentencepiece_json.h"
+#include "text/tokenizer_json_steps.h"
 
 namespace fs = std::filesystem;
 
 namespace pathvlm::text {
 namespace {
-
-const std::string kMetaSpace = "\xe2\x96\x81";  // ▁
 
 bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
 
@@ -118,8 +117,9 @@ std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text, boo
     if (text.empty()) return ids;
     // transformers makes each "▁" of the text a space and puts one "▁" before it, dropped again when an added
     // token follows it directly.
-    auto text_ids = encode_runs((add_prefix_space_ ? kMetaSpace : "") + replace_all(text, kMetaSpace, " "));
-    if (text_ids.size() > 1 && id_to_piece(text_ids[0]) == kMetaSpace && is_added(text_ids[1]))
+    const std::string prefix = add_prefix_space_ ? kSentencePieceSpace : "";
+    auto text_ids = encode_runs(prefix + replace_all(text, kSentencePieceSpace, " "));
+    if (text_ids.size() > 1 && id_to_piece(text_ids[0]) == kSentencePieceSpace && is_added(text_ids[1]))
       text_ids.erase(text_ids.begin());
     ids.insert(ids.end(), text_ids.begin(), text_ids.end());
     return ids;
@@ -146,7 +146,7 @@ std::vector<int64_t> SentencePieceTokenizer::encode_runs(const std::string& text
 void SentencePieceTokenizer::encode_plain(const std::string& run, std::vector<int64_t>& ids) const {
   // A leading space or "▁" is kept as the first piece's "▁", as transformers does: behind the unknown token's
   // string, whose pieces are then dropped.
-  const bool spaced = starts_with(run, " ") || starts_with(run, kMetaSpace);
+  const bool spaced = starts_with(run, " ") || starts_with(run, kSentencePieceSpace);
   std::vector<int> run_ids;
   const auto error = plain_->encode(spaced ? id_to_piece(unk_id()) + run : run, &run_ids);
   PATHVLM_CHECK(error.empty(), "tokenizer '", path_, "': cannot encode text (", error, ")");
@@ -155,7 +155,7 @@ void SentencePieceTokenizer::encode_plain(const std::string& run, std::vector<in
 }
 
 std::vector<int64_t> SentencePieceTokenizer::encode_after_special(const std::string& text) const {
-  return legacy_ ? encode(text, /*add_bos=*/false) : encode_runs(replace_all(text, kMetaSpace, " "));
+  return legacy_ ? encode(text, /*add_bos=*/false) : encode_runs(replace_all(text, kSentencePieceSpace, " "));
 }
 
 std::vector<int64_t> SentencePieceTokenizer::encode_continuation(const std::string& before,
@@ -175,8 +175,8 @@ std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool
     const auto error = (legacy_ ? sp_ : plain_)->decode(run, &decoded);
     PATHVLM_CHECK(error.empty(), "tokenizer '", path_, "': cannot decode (", error, ")");
     // Not legacy, only the first token loses its "▁" (transformers put it there); the model keeps the others.
-    if (!legacy_ && first && add_prefix_space_ && !run.empty() && starts_with(id_to_piece(run[0]), kMetaSpace) &&
-        starts_with(decoded, " "))
+    if (!legacy_ && first && add_prefix_space_ && !run.empty() &&
+        starts_with(id_to_piece(run[0]), kSentencePieceSpace) && starts_with(decoded, " "))
       decoded.erase(0, 1);
     text += decoded;
     first = first && run.empty();

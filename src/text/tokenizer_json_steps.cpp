@@ -94,7 +94,7 @@ std::string TextNormalizer::apply(const std::string& text, SegmentStart start) c
 }
 
 Metaspace::Metaspace(const json& pre_tokenizer, const std::string& where) {
-  replacement_ = one_character(pre_tokenizer, "replacement", "\u2581", where);
+  replacement_ = one_character(pre_tokenizer, "replacement", kSentencePieceSpace, where);
   const std::string in = where + "Metaspace";
   // Files written before prepend_scheme existed say add_prefix_space (true: always).
   const auto scheme = json_fields::string_or(
@@ -148,7 +148,7 @@ void TokenDecoder::read(const json& decoder, const std::string& where) {
     step.start = static_cast<size_t>(start), step.stop = static_cast<size_t>(stop);
     steps_.push_back(step);
   } else if (type == "Metaspace") {
-    Step step{Kind::kMetaspace, one_character(decoder, "replacement", "\u2581", where), ""};
+    Step step{Kind::kMetaspace, one_character(decoder, "replacement", kSentencePieceSpace, where), ""};
     const auto scheme =
         json_fields::string_or(decoder, "prepend_scheme",
                                json_fields::bool_or(decoder, "add_prefix_space", true, in) ? "always" : "never", in);

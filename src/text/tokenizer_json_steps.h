@@ -18,6 +18,9 @@
 
 namespace pathvlm::text {
 
+// SentencePiece's word-boundary mark, U+2581 "▁": a space inside its pieces, and Metaspace's default replacement.
+inline const std::string kSentencePieceSpace = "\u2581";
+
 // Where a run of text between added tokens sits, for the steps that put something before text.
 enum class SegmentStart {
   kText,          // it opens the text: every prefix applies

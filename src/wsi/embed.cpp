@@ -1,4 +1,4 @@
-// Tile features with a frozen CLIP image tower: see embed.h.
+// Tile features with a frozen image encoder (a CLIP image tower or a timm ViT): see embed.h.
 #include "wsi/embed.h"
 
 #include <algorithm>
@@ -26,12 +26,34 @@
 #include "wsi/tiling.h"
 #include "models/clip/fixed_random.h"
 #include "models/clip/weights.h"
+#include "models/vit/timm_weights.h"
 
 namespace fs = std::filesystem;
 
 namespace pathvlm::wsi {
 
-TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& config) {
+namespace {
+
+// Where and in what precision a frozen encoder runs.
+struct EncoderRuntime {
+  torch::Device device{torch::kCPU};
+  bool autocast = false;
+  torch::ScalarType dtype = torch::kFloat;
+};
+
+EncoderRuntime encoder_runtime(const EmbedConfig& config) {
+  EncoderRuntime run;
+  run.device = parse_device(config.device, "embed.device");
+  const std::string precision =
+      config.precision == "auto" ? (run.device.is_cuda() ? "bf16" : "fp32") : config.precision;
+  PATHVLM_CHECK(precision == "fp32" || run.device.is_cuda(), "embed.precision ", precision,
+                " needs CUDA (autocast); use fp32 on the CPU");
+  run.autocast = precision != "fp32";
+  run.dtype = precision == "bf16" ? torch::kBFloat16 : torch::kHalf;
+  return run;
+}
+
+TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config, const EncoderRuntime& run) {
   models::ClipModel model{nullptr};
   if (models::is_clip_preset(path)) {
     models::ClipModelConfig preset;
@@ -41,12 +63,7 @@ TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& c
   } else {
     model = models::load_clip(path);
   }
-  const torch::Device device = parse_device(config.device, "embed.device");
-  std::string precision = config.precision == "auto" ? (device.is_cuda() ? "bf16" : "fp32") : config.precision;
-  PATHVLM_CHECK(precision == "fp32" || device.is_cuda(), "embed.precision ", precision,
-                " needs CUDA (autocast); use fp32 on the CPU");
-  const auto dtype = precision == "bf16" ? torch::kBFloat16 : torch::kHalf;
-  model->to(device);
+  model->to(run.device);
   model->eval();
   const auto& mc = model->config();
   const int layers = static_cast<int>(model->vision_model->encoder->layers->size());
@@ -60,10 +77,10 @@ TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& c
   encoder.name = path;
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {(mc.image_size / mc.patch_size) * (mc.image_size / mc.patch_size) + 1, mc.vision_width};
-  encoder.encode = [model, device, precision, dtype, select,
-                    normalize = data::PixelNormalizer(device)](const torch::Tensor& pixels, bool tokens) mutable {
+  encoder.encode = [model, run, select,
+                    normalize = data::PixelNormalizer(run.device)](const torch::Tensor& pixels, bool tokens) mutable {
     torch::NoGradGuard no_grad;
-    compat::CudaAutocastGuard autocast(device.is_cuda() && precision != "fp32", dtype);
+    compat::CudaAutocastGuard autocast(run.autocast, run.dtype);
     auto x = normalize(pixels);
     auto vision = model->vision_model;
     // The image tower block by block, so the token layer and the projected features come from one pass.
@@ -80,6 +97,33 @@ TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& c
     return out;
   };
   return encoder;
+}
+
+// A timm ViT (UNI, Virchow, H-optimus, ...): its pooled features, with its own pixel mean/std; no token features.
+TileEncoder timm_tile_encoder(const std::string& path, const EncoderRuntime& run) {
+  auto vit = models::load_timm_vit(path);
+  vit->to(run.device);
+  const auto& c = vit->config();
+  TileEncoder encoder;
+  encoder.image_size = c.image_size;
+  encoder.dim = c.features();
+  encoder.name = path;
+  encoder.encode = [vit, run, normalize = data::PixelNormalizer(run.device, c.mean, c.std)](
+                       const torch::Tensor& pixels, bool /*tokens: token_shape says there are none*/) mutable {
+    torch::NoGradGuard no_grad;
+    compat::CudaAutocastGuard autocast(run.autocast, run.dtype);
+    EncodedBatch out;
+    out.features = vit->forward(normalize(pixels)).to(torch::kFloat).cpu();
+    return out;
+  };
+  return encoder;
+}
+
+}  // namespace
+
+TileEncoder load_tile_encoder(const std::string& path, const EmbedConfig& config) {
+  const EncoderRuntime run = encoder_runtime(config);
+  return models::is_timm_vit(path) ? timm_tile_encoder(path, run) : clip_tile_encoder(path, config, run);
 }
 
 namespace {

@@ -1,6 +1,6 @@
-// Tile features with a frozen CLIP image tower: coords .h5 (from `pathvlm tile`, CLAM or TRIDENT) + slides ->
-// per-slide features .h5 in TRIDENT's layout, packed `slides` shards with a manifest, and optionally per-tile
-// token features (`tile_features` shards) for the instruction trainer.
+// Tile features with a frozen image encoder (a CLIP image tower, or a timm ViT such as UNI): coords .h5 (from
+// `pathvlm tile`, CLAM or TRIDENT) + slides -> per-slide features .h5 in TRIDENT's layout, packed `slides` shards
+// with a manifest, and optionally per-tile token features (`tile_features` shards) for the instruction trainer.
 //
 //   EmbedRequest r;  r.coords = "tiles/";  r.out = "feats/";  r.encoder = "clip-vit-b16/";
 //   auto outcomes = embed_slides(r, EmbedConfig{});
@@ -43,10 +43,13 @@ struct TileEncoder {
   std::function<EncodedBatch(const torch::Tensor& pixels, bool tokens)> encode;
 };
 
-// The CLIP image tower at `path` (HF directory, checkpoint, export, open_clip safetensors, or a CLIP preset with
-// fixed random weights: models/clip/fixed_random.h) on `config.device`
-// in `config.precision`: features = encode_image (projected), tokens = image_tokens(config.token_layer).
-TileEncoder load_clip_tile_encoder(const std::string& path, const EmbedConfig& config);
+// The encoder at `path` on `config.device` in `config.precision`:
+//  - a timm ViT (models/vit/timm_weights.h: UNI, UNI2-h, Virchow, Prov-GigaPath, H-optimus as their hub directories
+//    hold them): features = its pooled output, normalised with its pretrained_cfg's mean/std; no token features;
+//  - otherwise a CLIP image tower (HF directory, checkpoint, export, open_clip safetensors, or a CLIP preset with
+//    fixed random weights: models/clip/fixed_random.h): features = encode_image (projected),
+//    tokens = image_tokens(config.token_layer).
+TileEncoder load_tile_encoder(const std::string& path, const EmbedConfig& config);
 
 struct EmbedRequest {
   std::string coords;   // a folder of coords .h5 (or one holding patches/)

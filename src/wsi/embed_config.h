@@ -1,4 +1,4 @@
-// Settings of `pathvlm embed`: tile features with a frozen CLIP image tower (of slides' tiles or of tiles shards).
+// Settings of `pathvlm embed`: tile features with a frozen encoder (of slides' tiles or of tiles shards).
 #pragma once
 #include <string>
 
@@ -28,7 +28,8 @@ struct EmbedConfig {
     v.field("precision", precision, "encoder precision: auto (bf16 autocast on CUDA, fp32 on CPU), bf16, fp16, fp32",
             cfg::OneOf{"auto", "bf16", "fp16", "fp32"});
     v.field("features_dtype", features_dtype, "dtype of the stored features", cfg::OneOf{"float32", "float16"});
-    v.field("tokens", tokens, "also write per-tile token features (tile_features shards) for the instruction trainer");
+    v.field("tokens", tokens, "also write per-tile token features (tile_features shards) for the instruction trainer "
+            "(CLIP encoders)");
     v.field("token_layer", token_layer,
             "hidden state stored as tokens: -1 last block, -2 penultimate (LLaVA's mm_vision_select_layer)");
     v.field("tokens_dtype", tokens_dtype,

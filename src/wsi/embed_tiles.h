@@ -2,7 +2,7 @@
 // the instruction trainer (`pathvlm embed --tiles SHARDS --encoder CLIP --out DIR`).
 //
 //   EmbedConfig c;  c.tokens_dtype = "float32";                  // float32: the tower's output bit for bit
-//   auto encoder = load_clip_tile_encoder("clip-vit-l14/", c);
+//   auto encoder = load_tile_encoder("clip-vit-l14/", c);
 //   auto report = embed_tiles({"shards/train", "feats"}, c, encoder);
 //   // feats/tokens/tiles-00000.h5 ... (c.tiles_per_shard records each) + manifest.json   (tile_features/1)
 //   auto feats = data::TileFeatureDataset::open(report.manifest);  // ids = the tiles' ids, in shard order

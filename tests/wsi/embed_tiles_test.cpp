@@ -123,7 +123,7 @@ TEST(EmbedTiles, Float32TokensAreTheTowerOutput) {
   const auto in = make_inputs("f32");
   const auto config = cpu_config("float32", -2, 3, 3);
   const auto report =
-      wsi::embed_tiles({in.shards, in.dir + "/feats"}, config, wsi::load_clip_tile_encoder(in.clip, config));
+      wsi::embed_tiles({in.shards, in.dir + "/feats"}, config, wsi::load_tile_encoder(in.clip, config));
   EXPECT_EQ(report.records, 7);
   ASSERT_EQ(report.shards.size(), 3u);
   EXPECT_EQ(h5_files(in.dir + "/feats/tokens"),
@@ -151,12 +151,12 @@ TEST(EmbedTiles, Float16TokensAreTheTowerOutputRoundedAndARerunReplacesTheShards
   const auto in = make_inputs("f16");
   const std::string out = in.dir + "/feats";
   auto config = cpu_config("float32", -2, 4, 2);
-  wsi::embed_tiles({in.shards, out}, config, wsi::load_clip_tile_encoder(in.clip, config));
+  wsi::embed_tiles({in.shards, out}, config, wsi::load_tile_encoder(in.clip, config));
   EXPECT_EQ(h5_files(out + "/tokens").size(), 5u);  // 4 shards + manifest
 
   // Into the same folder: hidden state 1 (after the first block), float16, one shard; the four old shards go.
   config = cpu_config("float16", 1, 4, 100);
-  const auto report = wsi::embed_tiles({in.shards, out}, config, wsi::load_clip_tile_encoder(in.clip, config));
+  const auto report = wsi::embed_tiles({in.shards, out}, config, wsi::load_tile_encoder(in.clip, config));
   EXPECT_EQ(h5_files(out + "/tokens"), (std::vector<std::string>{"manifest.json", "tiles-00000.h5"}));
   auto manifest = nlohmann::json::parse(std::ifstream(report.manifest));
   EXPECT_EQ(manifest["pathvlm_manifest"], "tile_features/1");
@@ -217,7 +217,7 @@ TEST(EmbedTiles, AFailureMidwayLeavesNoManifestAndNoHalfShard) {
   shards::seal_shard(bad, bad);
   const std::string out = in.dir + "/feats";
   auto config = cpu_config("float32", -2, 1, 2);
-  const auto encoder = wsi::load_clip_tile_encoder(in.clip, config);
+  const auto encoder = wsi::load_tile_encoder(in.clip, config);
   wsi::embed_tiles({in.shards, out}, config, encoder);
   ASSERT_TRUE(fs::exists(out + "/tokens/manifest.json"));
 

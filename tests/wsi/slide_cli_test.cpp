@@ -26,6 +26,8 @@
 #include "wsi/tiling.h"
 #include "wsi/tissue.h"
 #include "models/clip/weights.h"
+#include "models/vit/timm_vit_util.h"
+#include "models/vit/timm_weights.h"
 #include "dicom_writer.h"
 #include "test_util.h"
 
@@ -355,6 +357,40 @@ TEST(SlideCli, EmbedWritesTridentFilesShardsAndTokens) {
   ASSERT_EQ(run(args, &out), 0) << out;
   EXPECT_NE(out.find("3 skipped"), std::string::npos) << out;
   EXPECT_TRUE(snapshot(dir + "/feats/features") == before);
+  fs::remove_all(dir);
+}
+
+// `embed` with a timm ViT (UNI's layout) as the encoder: its pooled features of tiles normalised with its
+// pretrained_cfg's mean/std (not CLIP's); --tokens is refused, a timm ViT gives no token features.
+TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  const auto& slides = synthetic_slides();
+  auto dir = temp_dir("embed_timm");
+  std::string out;
+  ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs, &out), 0) << out;
+  const std::string vit_dir = pathvlm::testing::write_timm_vit({"embed"});
+  const std::string args = "embed --coords " + dir + "/tiles --encoder " + vit_dir + " --device cpu --out " + dir;
+  EXPECT_NE(run(args + "/refused --tokens", &out), 0);
+  EXPECT_NE(out.find("does not give token features"), std::string::npos) << out;
+  ASSERT_EQ(run(args + "/feats --batch-size 5", &out), 0) << out;
+
+  const std::string id = "slide_000";
+  const auto coords = wsi::read_coords_h5(dir + "/tiles/patches/" + id + ".h5");
+  auto f = h5::File::open(dir + "/feats/features/" + id + ".h5");
+  const auto features = f.read("features");
+  ASSERT_EQ(features.sizes(), (std::vector<int64_t>{coords.coords.size(0), pathvlm::testing::kWidth}));
+  EXPECT_EQ(f.dataset("features").attr_string("encoder"), vit_dir);
+  // Tile 3 by hand: read, resize, normalise with the config's mean/std, the ViT's forward.
+  auto slide = wsi::Slide::open(slides + "/" + id + ".tiff");
+  const auto xy = coords.coords[3];
+  auto rgb = slide.read_region(xy[0].item<int64_t>(), xy[1].item<int64_t>(), coords.grid.read_level,
+                               coords.grid.read_size, coords.grid.read_size);
+  rgb = data::resize_bicubic(rgb, pathvlm::testing::kImage, pathvlm::testing::kImage);
+  torch::NoGradGuard no_grad;
+  const auto pixels = data::normalize_image(rgb, pathvlm::testing::kMean, pathvlm::testing::kStd).unsqueeze(0);
+  const auto expected = models::load_timm_vit(vit_dir)->forward(pixels);
+  EXPECT_TRUE(torch::allclose(features[3], expected[0], 1e-4, 1e-5)) << (features[3] - expected[0]).abs().max();
+  fs::remove_all(vit_dir);
   fs::remove_all(dir);
 }
 

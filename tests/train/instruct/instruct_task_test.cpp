@@ -417,7 +417,7 @@ TEST(InstructTask, CachedTowerFeaturesTrainLikeThePixels) {
   embed.batch_size = 1;
   embed.tokens_dtype = "float32";
   embed.token_layer = ic.model.vision_feature_layer;
-  const auto encoder = wsi::load_clip_tile_encoder(dir + "/tower", embed);
+  const auto encoder = wsi::load_tile_encoder(dir + "/tower", embed);
   auto features = pixels;
   features.run.name = "features";
   auto& cached = features.task_config<train::InstructConfig>().data.images;

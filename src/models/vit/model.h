@@ -1,0 +1,41 @@
+// A timm VisionTransformer (timm.models.vision_transformer) as pathology tile encoders publish it: UNI, UNI2-h,
+// Virchow / Virchow2, Prov-GigaPath, H-optimus. Inference only (a frozen encoder for `pathvlm embed`):
+//   tokens   = norm(blocks([class token, register tokens, patches] + position embeddings))
+//   features = the pooled tokens: the class token ("token"), the patches' mean ("avg", LayerNorm after the pooling),
+//              or both concatenated ("token+avg": what Virchow's model card takes as the tile embedding)
+// LayerScale (timm's init_values) is folded into the projections it scales when the weights load
+// (models/vit/timm_weights.h), so the blocks are the shared pre-norm TransformerBlock.
+//
+//   auto vit = models::load_timm_vit("UNI/");           // config.json + model.safetensors
+//   auto features = vit->forward(normalised_pixels);    // [B,3,224,224] -> [B,1024]
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+#include "models/vit/config.h"
+
+namespace pathvlm::models {
+
+class VitImpl : public torch::nn::Module {
+ public:
+  explicit VitImpl(const VitConfig& config);
+  // Normalised pixels [B,3,S,S] -> the tokens after the last block, [B, prefix + patches, width], normalised unless
+  // the pooling normalises.
+  torch::Tensor forward_tokens(const torch::Tensor& pixels);
+  // Tokens of forward_tokens -> features [B, config.features()].
+  torch::Tensor pool(const torch::Tensor& tokens);
+  torch::Tensor forward(const torch::Tensor& pixels) { return pool(forward_tokens(pixels)); }
+  const VitConfig& config() const { return config_; }
+
+  torch::nn::Conv2d patch_embed{nullptr};
+  torch::Tensor cls_token, reg_token, pos_embed;  // [1,1,W], [1,R,W], [1,position_embeddings,W]; undefined if absent
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+
+ private:
+  VitConfig config_;
+};
+TORCH_MODULE(Vit);
+
+}  // namespace pathvlm::models
