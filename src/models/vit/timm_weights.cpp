@@ -10,6 +10,7 @@
 #include "core/text_file.h"
 #include "io/safetensors.h"
 #include "models/layers/gated_mlp.h"
+#include "models/layers/linear.h"
 #include "models/layers/mlp.h"
 #include "models/layers/transformer_block.h"
 
@@ -57,7 +58,13 @@ Vit load_timm_vit(const std::string& path) {
   };
   const std::string where = "timm ViT '" + path + "'";
   const VitConfig c = timm_vit_config(shape_of, config_text_of(p), "'" + (p / "config.json").string() + "'", where);
-  Vit vit(c);
+  // Every value is loaded: nothing drawn, and the caller's random stream left where it was.
+  Vit vit{nullptr};
+  {
+    const SkipWeightInit skip_init;
+    const KeepCpuRandomStream keep_stream;
+    vit = Vit(c);
+  }
 
   std::set<std::string> used;
   auto get = [&](const std::string& name) {

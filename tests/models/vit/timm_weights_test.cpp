@@ -29,6 +29,7 @@ void expect_matches_timm(const Layout& layout, int features) {
   ASSERT_TRUE(expected.defined());
   ASSERT_EQ(expected.size(1), features);
 
+  EXPECT_FALSE(moves_random_stream([&] { models::load_timm_vit(dir); }));
   auto vit = models::load_timm_vit(dir);
   EXPECT_EQ(vit->config().reg_tokens, layout.reg_tokens);
   EXPECT_EQ(vit->config().no_embed_class, layout.no_embed_class);
