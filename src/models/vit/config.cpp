@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "core/error.h"
 #include "core/json_fields.h"
@@ -30,12 +31,6 @@ namespace {
 const char* const kPatchWeight = "patch_embed.proj.weight";
 // Above any real ViT's width, patch, MLP width or positions (ViT-22B's MLP is 24576 wide), so sizes stay ints.
 constexpr int64_t kMaxSize = int64_t{1} << 20;
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? "," : "") + std::to_string(shape[i]);
-  return text + "]";
-}
 
 // The heads of timm's ViT sizes (tiny, small, base, large, huge, giant, DINOv2 giant, gigantic) by width.
 int usual_heads(int width, const std::string& where) {
@@ -79,10 +74,10 @@ VitConfig timm_vit_config(const TensorShapeOf& shape_of, const std::string& conf
   auto size = [&](const std::string& name, size_t axis, size_t rank) {
     const auto s = shape_of(name);
     PATHVLM_CHECK(s, where, ": lacks tensor '", name, "'");
-    PATHVLM_CHECK(s->size() == rank, where, ": tensor '", name, "' has shape ", shape_text(*s), ", not ", rank,
+    PATHVLM_CHECK(s->size() == rank, where, ": tensor '", name, "' has shape ", torch::IntArrayRef(*s), ", not ", rank,
                   " dimensions");
     PATHVLM_CHECK((*s)[axis] >= 1 && (*s)[axis] <= kMaxSize, where, ": tensor '", name, "' has shape ",
-                  shape_text(*s), ": size ", (*s)[axis], " is outside 1..", kMaxSize);
+                  torch::IntArrayRef(*s), ": size ", (*s)[axis], " is outside 1..", kMaxSize);
     return static_cast<int>((*s)[axis]);
   };
   const json args = object_or_empty(cfg, "model_args", at);
@@ -94,7 +89,7 @@ VitConfig timm_vit_config(const TensorShapeOf& shape_of, const std::string& conf
   c.width = size(kPatchWeight, 0, 4);
   c.patch_size = size(kPatchWeight, 2, 4);
   PATHVLM_CHECK(size(kPatchWeight, 1, 4) == 3 && size(kPatchWeight, 3, 4) == c.patch_size, where, ": ", kPatchWeight,
-                " is not [width,3,P,P] but ", shape_text(*shape_of(kPatchWeight)));
+                " is not [width,3,P,P] but ", torch::IntArrayRef(*shape_of(kPatchWeight)));
   c.depth = 0;
   while (has("blocks." + std::to_string(c.depth) + ".norm1.weight")) ++c.depth;
   PATHVLM_CHECK(c.depth > 0, where, ": no blocks.0.norm1.weight: not a timm ViT");
