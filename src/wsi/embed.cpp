@@ -1,4 +1,4 @@
-// Tile features with a frozen image encoder (a CLIP image tower or a timm ViT): see embed.h.
+// Tile features with a frozen image encoder (a CLIP image tower or a ViT tile encoder): see embed.h.
 #include "wsi/embed.h"
 
 #include <algorithm>
@@ -26,6 +26,7 @@
 #include "wsi/tiling.h"
 #include "models/clip/fixed_random.h"
 #include "models/clip/weights.h"
+#include "models/vit/hf_weights.h"
 #include "models/vit/timm_weights.h"
 
 namespace fs = std::filesystem;
@@ -53,6 +54,12 @@ EncoderRuntime encoder_runtime(const EmbedConfig& config) {
   return run;
 }
 
+// embed's image_mean / image_std in place of the encoder's own.
+void apply_pixel_statistics(const EmbedConfig& config, TileEncoder& encoder) {
+  if (!config.image_mean.empty()) std::copy(config.image_mean.begin(), config.image_mean.end(), encoder.mean.begin());
+  if (!config.image_std.empty()) std::copy(config.image_std.begin(), config.image_std.end(), encoder.std.begin());
+}
+
 TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config, const EncoderRuntime& run) {
   models::ClipModel model{nullptr};
   if (models::is_clip_preset(path)) {
@@ -71,14 +78,17 @@ TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config
   PATHVLM_CHECK(select >= -1 && select < layers, "embed.token_layer ", config.token_layer, " is outside the ",
                 layers, " blocks of '", path, "'");
 
+  PATHVLM_CHECK(config.pool == "auto", "embed.pool ", config.pool, ": a CLIP encoder's features are its projected "
+                "class token (pool: auto); pooling is chosen for ViT tile encoders");
   TileEncoder encoder;
   encoder.image_size = mc.image_size;
   encoder.dim = mc.embed_dim;
   encoder.name = path;
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {(mc.image_size / mc.patch_size) * (mc.image_size / mc.patch_size) + 1, mc.vision_width};
-  encoder.encode = [model, run, select,
-                    normalize = data::PixelNormalizer(run.device)](const torch::Tensor& pixels, bool tokens) mutable {
+  apply_pixel_statistics(config, encoder);
+  encoder.encode = [model, run, select, normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
+                       const torch::Tensor& pixels, bool tokens) mutable {
     torch::NoGradGuard no_grad;
     compat::CudaAutocastGuard autocast(run.autocast, run.dtype);
     auto x = normalize(pixels);
@@ -99,16 +109,21 @@ TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config
   return encoder;
 }
 
-// A timm ViT (UNI, Virchow, H-optimus, ...): its pooled features, with its own pixel mean/std; no token features.
-TileEncoder timm_tile_encoder(const std::string& path, const EncoderRuntime& run) {
-  auto vit = models::load_timm_vit(path);
+// A ViT (timm's UNI, Virchow, H-optimus, ...; transformers' Phikon, Midnight, ...): its pooled features, with its
+// own pixel mean/std; no token features.
+TileEncoder vit_tile_encoder(models::Vit vit, const std::string& path, const EmbedConfig& config,
+                             const EncoderRuntime& run) {
+  if (config.pool != "auto") vit->set_global_pool(config.pool);
   vit->to(run.device);
   const auto& c = vit->config();
   TileEncoder encoder;
   encoder.image_size = c.image_size;
   encoder.dim = c.features();
   encoder.name = path;
-  encoder.encode = [vit, run, normalize = data::PixelNormalizer(run.device, c.mean, c.std)](
+  encoder.mean = c.mean;
+  encoder.std = c.std;
+  apply_pixel_statistics(config, encoder);
+  encoder.encode = [vit, run, normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
                        const torch::Tensor& pixels, bool /*tokens: token_shape says there are none*/) mutable {
     torch::NoGradGuard no_grad;
     compat::CudaAutocastGuard autocast(run.autocast, run.dtype);
@@ -123,7 +138,9 @@ TileEncoder timm_tile_encoder(const std::string& path, const EncoderRuntime& run
 
 TileEncoder load_tile_encoder(const std::string& path, const EmbedConfig& config) {
   const EncoderRuntime run = encoder_runtime(config);
-  return models::is_timm_vit(path) ? timm_tile_encoder(path, run) : clip_tile_encoder(path, config, run);
+  if (models::is_timm_vit(path)) return vit_tile_encoder(models::load_timm_vit(path), path, config, run);
+  if (models::is_hf_vit(path)) return vit_tile_encoder(models::load_hf_vit(path), path, config, run);
+  return clip_tile_encoder(path, config, run);
 }
 
 namespace {
@@ -266,9 +283,14 @@ std::vector<std::string> list_h5(const std::string& dir, bool broken = false) {
 }
 
 std::string embed_settings(const EmbedConfig& c, const TileEncoder& encoder, const std::string& coords_settings) {
+  // Settings added later are written only where they differ from the default, so earlier outputs stay valid.
+  std::string later;
+  if (c.pool != "auto") later += str("\npool: ", c.pool);
+  if (!c.image_mean.empty()) later += str("\nimage_mean: ", cfg::render(c.image_mean));
+  if (!c.image_std.empty()) later += str("\nimage_std: ", cfg::render(c.image_std));
   return str("encoder: ", encoder.name, "\nimage_size: ", encoder.image_size, "\ndim: ", encoder.dim,
              "\nprecision: ", c.precision, "\nfeatures_dtype: ", c.features_dtype, "\ntokens: ", c.tokens,
-             "\ntoken_layer: ", c.token_layer, "\ntokens_dtype: ", c.tokens_dtype, "\ncoords_settings: |\n  ",
+             "\ntoken_layer: ", c.token_layer, "\ntokens_dtype: ", c.tokens_dtype, later, "\ncoords_settings: |\n  ",
              coords_settings, "\n");
 }
 

@@ -1,4 +1,4 @@
-// Tile features with a frozen image encoder (a CLIP image tower, or a timm ViT such as UNI): coords .h5 (from
+// Tile features with a frozen image encoder (a CLIP image tower, or a ViT tile encoder such as UNI): coords .h5 (from
 // `pathvlm tile`, CLAM or TRIDENT) + slides -> per-slide features .h5 in TRIDENT's layout, packed `slides` shards
 // with a manifest, and optionally per-tile token features (`tile_features` shards) for the instruction trainer.
 //
@@ -14,11 +14,14 @@
 // is reported with its stage and reason while the others go on. Shards are repacked from the per-slide files
 // at the end of every run, so they always list every finished slide in name order.
 #pragma once
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include <torch/torch.h>
+
+#include "data/image.h"
 
 #include "wsi/embed_config.h"
 #include "wsi/slide_batch.h"
@@ -38,14 +41,18 @@ struct TileEncoder {
   std::vector<int64_t> token_shape;  // [T,W] of the token features, empty when it gives none
   int token_layer = -2;              // the hidden state the tokens are, HF hidden_states indexing (-2 = penultimate)
   std::string name;  // stored as the `encoder` attribute
+  std::array<double, 3> mean = data::kOpenAiMean, std = data::kOpenAiStd;  // the pixel normalisation it runs with
   // pixels: uint8 RGB [B,3,S,S] in host memory, normalised where the encoder runs (on a GPU after the upload: a
   // quarter of float32's bytes cross PCIe and the readers skip the arithmetic).
   std::function<EncodedBatch(const torch::Tensor& pixels, bool tokens)> encode;
 };
 
-// The encoder at `path` on `config.device` in `config.precision`:
+// The encoder at `path` on `config.device` in `config.precision`, normalising pixels with config.image_mean /
+// image_std where given:
 //  - a timm ViT (models/vit/timm_weights.h: UNI, UNI2-h, Virchow, Prov-GigaPath, H-optimus as their hub directories
-//    hold them): features = its pooled output, normalised with its pretrained_cfg's mean/std; no token features;
+//    hold them) or a transformers one (models/vit/hf_weights.h: Phikon, Phikon-v2, Midnight): features = its
+//    output pooled as config.pool says, normalised with its own mean/std (timm's pretrained_cfg, transformers'
+//    preprocessor_config.json); no token features;
 //  - otherwise a CLIP image tower (HF directory, checkpoint, export, open_clip safetensors, or a CLIP preset with
 //    fixed random weights: models/clip/fixed_random.h): features = encode_image (projected),
 //    tokens = image_tokens(config.token_layer).

@@ -1,8 +1,10 @@
 // Settings of `pathvlm embed`: tile features with a frozen encoder (of slides' tiles or of tiles shards).
 #pragma once
 #include <string>
+#include <vector>
 
 #include "core/config.h"
+#include "core/error.h"
 
 namespace pathvlm {
 
@@ -16,6 +18,8 @@ struct EmbedConfig {
   bool tokens = false;
   int token_layer = -2;
   std::string tokens_dtype = "float16";
+  std::string pool = "auto";
+  std::vector<double> image_mean, image_std;
   int slides_per_shard = 256;
   int tiles_per_shard = 10000;
 
@@ -35,8 +39,23 @@ struct EmbedConfig {
     v.field("tokens_dtype", tokens_dtype,
             "dtype of the stored token features; float32 keeps the encoder's fp32 output exactly",
             cfg::OneOf{"float32", "float16"});
+    v.field("pool", pool,
+            "ViT features: auto (the encoder's own: timm's global_pool, the class token for transformers ViTs), token, "
+            "avg (patch mean) or token+avg (class token and patch mean: Virchow's and Midnight's cards)",
+            cfg::OneOf{"auto", "token", "avg", "token+avg"});
+    v.field("image_mean", image_mean,
+            "pixel mean [r,g,b] instead of the encoder's own (e.g. [0.5,0.5,0.5], Midnight's card)");
+    v.field("image_std", image_std, "pixel std [r,g,b] instead of the encoder's own");
     v.field("slides_per_shard", slides_per_shard, "slides per packed `slides` shard", cfg::Min(1));
     v.field("tiles_per_shard", tiles_per_shard, "records per tile_features shard of `embed --tiles`", cfg::Min(1));
+  }
+
+  void validate(const std::string& where) const {
+    PATHVLM_CHECK(image_mean.empty() || image_mean.size() == 3, where, ": image_mean needs 3 values [r,g,b], got ",
+                  image_mean.size());
+    PATHVLM_CHECK(image_std.empty() || image_std.size() == 3, where, ": image_std needs 3 values [r,g,b], got ",
+                  image_std.size());
+    for (double s : image_std) PATHVLM_CHECK(s > 0, where, ": image_std values must be > 0, got ", s);
   }
 };
 

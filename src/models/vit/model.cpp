@@ -47,15 +47,22 @@ torch::Tensor VitImpl::forward_tokens(const torch::Tensor& pixels) {
     x = torch::cat(prefix, 1) + pos;
   }
   for (const auto& block : *blocks) x = block->as<TransformerBlockImpl>()->forward(x);
-  return config_.norm_after_pool() ? x : norm(x);
+  return config_.fc_norm ? x : norm(x);
 }
 
 torch::Tensor VitImpl::pool(const torch::Tensor& tokens) {
   const int64_t prefix = config_.prefix_tokens();
   auto patches_mean = [&] { return tokens.narrow(1, prefix, tokens.size(1) - prefix).mean(1); };
   if (config_.global_pool == "token") return tokens.select(1, 0);
-  if (config_.global_pool == "avg") return norm(patches_mean());
+  if (config_.global_pool == "avg") return config_.fc_norm ? norm(patches_mean()) : patches_mean();
   return torch::cat({tokens.select(1, 0), patches_mean()}, 1);
+}
+
+void VitImpl::set_global_pool(const std::string& pool) {
+  VitConfig c = config_;
+  c.global_pool = pool;
+  c.validate("ViT with pooling '" + pool + "'");
+  config_ = c;
 }
 
 }  // namespace pathvlm::models

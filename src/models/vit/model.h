@@ -1,12 +1,14 @@
-// A timm VisionTransformer (timm.models.vision_transformer) as pathology tile encoders publish it: UNI, UNI2-h,
-// Virchow / Virchow2, Prov-GigaPath, H-optimus. Inference only (a frozen encoder for `pathvlm embed`):
+// A VisionTransformer as pathology tile encoders publish it: timm's (UNI, UNI2-h, Virchow / Virchow2, Prov-GigaPath,
+// H-optimus) and transformers' ViTModel / Dinov2Model (Phikon, Phikon-v2, Midnight). Inference only (a frozen
+// encoder for `pathvlm embed`):
 //   tokens   = norm(blocks([class token, register tokens, patches] + position embeddings))
-//   features = the pooled tokens: the class token ("token"), the patches' mean ("avg", LayerNorm after the pooling),
-//              or both concatenated ("token+avg": what Virchow's model card takes as the tile embedding)
-// LayerScale (timm's init_values) is folded into the projections it scales when the weights load
-// (models/vit/timm_weights.h), so the blocks are the shared pre-norm TransformerBlock.
+//   features = the pooled tokens: the class token ("token"), the patches' mean ("avg"; timm's fc_norm LayerNorm
+//              after the pooling where the model has one), or both concatenated ("token+avg": what Virchow's and
+//              Midnight's model cards take as the tile embedding)
+// LayerScale is folded into the projections it scales when the weights load (models/vit/block_weights.h), so the
+// blocks are the shared pre-norm TransformerBlock.
 //
-//   auto vit = models::load_timm_vit("UNI/");           // config.json + model.safetensors
+//   auto vit = models::load_vit("UNI/");                // models/vit/load.h: timm or transformers layout
 //   auto features = vit->forward(normalised_pixels);    // [B,3,224,224] -> [B,1024]
 #pragma once
 #include <torch/torch.h>
@@ -27,6 +29,8 @@ class VitImpl : public torch::nn::Module {
   torch::Tensor pool(const torch::Tensor& tokens);
   torch::Tensor forward(const torch::Tensor& pixels) { return pool(forward_tokens(pixels)); }
   const VitConfig& config() const { return config_; }
+  // Pools with `pool` ("token", "avg", "token+avg") instead of the checkpoint's; refused where it does not fit.
+  void set_global_pool(const std::string& pool);
 
   torch::nn::Conv2d patch_embed{nullptr};
   torch::Tensor cls_token, reg_token, pos_embed;  // [1,1,W], [1,R,W], [1,position_embeddings,W]; undefined if absent

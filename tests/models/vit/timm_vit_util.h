@@ -99,28 +99,31 @@ inline std::string write_timm_vit(const Layout& layout) {
   return dir.string();
 }
 
-inline torch::Tensor random_pixels(int64_t batch) {
+inline torch::Tensor random_pixels(int64_t batch, int size = kImage) {
   torch::manual_seed(5);
-  return torch::randint(0, 256, {batch, 3, kImage, kImage}, torch::kByte);
+  return torch::randint(0, 256, {batch, 3, size, size}, torch::kByte);
 }
 
-// uint8 pixels as the model takes them: scaled to [0,1] and normalised with kMean / kStd.
-inline torch::Tensor normalised(const torch::Tensor& pixels) {
-  const auto mean = torch::tensor({kMean[0], kMean[1], kMean[2]}).view({1, 3, 1, 1});
-  const auto std = torch::tensor({kStd[0], kStd[1], kStd[2]}).view({1, 3, 1, 1});
+// uint8 pixels as the model takes them: scaled to [0,1] and normalised with `mean` / `std`.
+inline torch::Tensor normalised(const torch::Tensor& pixels, const std::array<double, 3>& m = kMean,
+                                const std::array<double, 3>& s = kStd) {
+  const auto mean = torch::tensor({m[0], m[1], m[2]}).view({1, 3, 1, 1});
+  const auto std = torch::tensor({s[0], s[1], s[2]}).view({1, 3, 1, 1});
   return ((pixels.to(torch::kFloat) / 255.0 - mean) / std).to(torch::kFloat);
 }
 
-// timm's forward of the model in `dir` on `pixels`, from the numpy reference.
-inline torch::Tensor reference_features(const std::string& dir, const torch::Tensor& pixels) {
+// The features of the model in `dir` on `pixels` from a numpy reference: timm's forward (timm_vit_reference.py), or
+// transformers' (hf_vit_reference.py, with `extra` the pooling).
+inline torch::Tensor reference_features(const std::string& dir, const torch::Tensor& pixels,
+                                        const std::string& script = "timm_vit_reference.py",
+                                        const std::string& extra = "") {
   const std::string file = dir + "/pixels.u8";
   std::ofstream(file, std::ios::binary)
       .write(static_cast<const char*>(pixels.contiguous().data_ptr()), static_cast<std::streamsize>(pixels.numel()));
   std::string output;
-  const int status = run_command(std::string("/usr/bin/python3 ") + PATHVLM_SOURCE_DIR +
-                                              "/tests/models/vit/timm_vit_reference.py " + dir + " " + file + " " +
-                                              std::to_string(pixels.size(0)),
-                                          output);
+  const int status = run_command(std::string("/usr/bin/python3 ") + PATHVLM_SOURCE_DIR + "/tests/models/vit/" + script +
+                                     " " + dir + " " + file + " " + std::to_string(pixels.size(0)) + " " + extra,
+                                 output);
   EXPECT_EQ(status, 0) << output;
   if (status != 0) return {};
   const auto rows = nlohmann::json::parse(output);

@@ -1,0 +1,95 @@
+#include "models/vit/loading.h"
+
+#include "core/error.h"
+#include "models/layers/gated_mlp.h"
+#include "models/layers/linear.h"
+#include "models/layers/mlp.h"
+
+namespace pathvlm::models {
+
+torch::Tensor CheckpointTensors::get(const std::string& name) {
+  PATHVLM_CHECK(checkpoint_.contains(name), where_, ": lacks tensor '", name, "'");
+  taken_.insert(name);
+  return checkpoint_.get(name).to(torch::kFloat);
+}
+
+torch::Tensor CheckpointTensors::get_if(const std::string& name) {
+  return checkpoint_.contains(name) ? get(name) : torch::Tensor();
+}
+
+NamedLinear CheckpointTensors::linear(const std::string& name) {
+  return {get(name + ".weight"), get_if(name + ".bias"), name};
+}
+
+void CheckpointTensors::copy(torch::Tensor& target, const std::string& name) {
+  set_vit_tensor(target, get(name), name, where_);
+}
+
+void CheckpointTensors::refuse_untaken(const std::function<bool(const std::string&)>& dropped,
+                                       const std::string& what_is_refused) const {
+  for (const auto& name : checkpoint_.names()) {
+    PATHVLM_CHECK(taken_.count(name) || dropped(name), where_, ": tensor '", name, "' is not part of a supported ",
+                  what_is_refused);
+  }
+}
+
+Vit unset_vit(const VitConfig& config) {
+  const SkipWeightInit skip_init;
+  const KeepCpuRandomStream keep_stream;
+  return Vit(config);
+}
+
+void set_vit_tensor(torch::Tensor& target, const torch::Tensor& value, const std::string& name,
+                    const std::string& where) {
+  PATHVLM_CHECK(value.defined(), where, ": lacks tensor '", name, "'");
+  PATHVLM_CHECK(target.sizes() == value.sizes(), where, ": tensor '", name, "' has shape ", value.sizes(),
+                ", expected ", target.sizes());
+  torch::NoGradGuard no_grad;
+  target.copy_(value);
+}
+
+namespace {
+
+// `scale` (LayerScale, undefined = none) multiplies the layer's output: folded into its rows. `layer` is a module
+// holder (a shared pointer), taken by value.
+template <class Layer>
+void set_linear(Layer layer, const NamedLinear& w, const std::string& where, const torch::Tensor& scale = {}) {
+  const auto weight = scale.defined() && w.weight.defined() ? w.weight * scale.unsqueeze(1) : w.weight;
+  set_vit_tensor(layer->weight, weight, w.name + ".weight", where);
+  const auto bias = w.bias.defined() ? w.bias : torch::zeros({layer->weight.size(0)});
+  set_vit_tensor(layer->bias, scale.defined() ? bias * scale : bias, w.name + ".bias", where);
+}
+
+}  // namespace
+
+void set_vit_block(TransformerBlockImpl& block, const VitConfig& config, const VitBlockWeights& w,
+                   const std::string& where) {
+  set_linear(block.norm1.get<torch::nn::LayerNorm>(), w.norm1, where);
+  set_linear(block.norm2.get<torch::nn::LayerNorm>(), w.norm2, where);
+  auto& attn = *block.self_attn;
+  set_linear(attn.q_proj, w.q, where);
+  set_linear(attn.k_proj, w.k, where);
+  set_linear(attn.v_proj, w.v, where);
+  set_linear(attn.out_proj, w.out, where, w.ls1);
+  if (config.mlp == "gelu") {
+    auto& mlp = *block.mlp.get<Mlp>();
+    set_linear(mlp.fc1, w.fc1, where);
+    set_linear(mlp.fc2, w.fc2, where, w.ls2);
+    return;
+  }
+  auto& mlp = *block.mlp.get<GatedMlp>();
+  if (w.gate.weight.defined()) {
+    set_linear(mlp.gate_proj, w.gate, where);
+    set_linear(mlp.up_proj, w.up, where);
+  } else {  // packed: silu(first half) * second half
+    PATHVLM_CHECK(w.fc1.weight.defined() && w.fc1.weight.size(0) % 2 == 0, where, ": tensor '", w.fc1.name,
+                  ".weight' does not hold a gate and a value of equal width");
+    const auto weight = w.fc1.weight.chunk(2, 0);
+    const auto bias = w.fc1.bias.defined() ? w.fc1.bias.chunk(2, 0) : std::vector<torch::Tensor>(2);
+    set_linear(mlp.gate_proj, {weight[0], bias[0], w.fc1.name}, where);
+    set_linear(mlp.up_proj, {weight[1], bias[1], w.fc1.name}, where);
+  }
+  set_linear(mlp.down_proj, w.fc2, where, w.ls2);
+}
+
+}  // namespace pathvlm::models
