@@ -218,6 +218,14 @@ step_timm_vit() {
   return "$rc"
 }
 
+step_hf_vit() {
+  need_python "check_hf_vit.py (pathvlm's transformers ViT against the numpy reference ran in the unit tests)"
+  python3 "$ROOT/scripts/gpu/check_hf_vit.py" | tee "$WORK/hf_vit.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(tail -n 1 "$WORK/hf_vit.txt")"
+  return "$rc"
+}
+
 step_llama_golden() {
   need_python "llama_golden.py"
   python3 "$ROOT/scripts/gpu/llama_golden.py" "$ROOT/tests/models/llama/golden" || return 1

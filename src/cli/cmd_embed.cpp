@@ -58,6 +58,7 @@ int cmd_embed(const Args& args) {
   const EmbedConfig config = cfg::read<EmbedConfig>(doc);
   if (p.has("tiles")) {
     const auto encoder = wsi::load_tile_encoder(p.get("encoder"), config);
+    std::cout << wsi::describe(encoder) << "\n";
     const auto report = wsi::embed_tiles({p.get("tiles"), p.get("out")}, config, encoder);
     std::cout << report.records << " tiles -> " << report.shards.size() << " tile_features shard(s), "
               << config.tokens_dtype << " tokens [" << encoder.token_shape[0] << "," << encoder.token_shape[1]
@@ -71,6 +72,7 @@ int cmd_embed(const Args& args) {
   request.slides = p.get("slides");
   request.reports = p.get("reports");
   const auto encoder = wsi::load_tile_encoder(p.get("encoder"), config);
+  std::cout << wsi::describe(encoder) << "\n";
 
   const auto start = std::chrono::steady_clock::now();
   std::vector<wsi::SlideEntry> slides;

@@ -84,6 +84,7 @@ TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config
   encoder.image_size = mc.image_size;
   encoder.dim = mc.embed_dim;
   encoder.name = path;
+  encoder.kind = "CLIP image tower";
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {(mc.image_size / mc.patch_size) * (mc.image_size / mc.patch_size) + 1, mc.vision_width};
   apply_pixel_statistics(config, encoder);
@@ -111,8 +112,8 @@ TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config
 
 // A ViT (timm's UNI, Virchow, H-optimus, ...; transformers' Phikon, Midnight, ...): its pooled features, with its
 // own pixel mean/std; no token features.
-TileEncoder vit_tile_encoder(models::Vit vit, const std::string& path, const EmbedConfig& config,
-                             const EncoderRuntime& run) {
+TileEncoder vit_tile_encoder(models::Vit vit, const std::string& kind, const std::string& path,
+                             const EmbedConfig& config, const EncoderRuntime& run) {
   if (config.pool != "auto") vit->set_global_pool(config.pool);
   vit->to(run.device);
   const auto& c = vit->config();
@@ -120,6 +121,7 @@ TileEncoder vit_tile_encoder(models::Vit vit, const std::string& path, const Emb
   encoder.image_size = c.image_size;
   encoder.dim = c.features();
   encoder.name = path;
+  encoder.kind = str(kind, ", ", c.global_pool, " pooling");
   encoder.mean = c.mean;
   encoder.std = c.std;
   apply_pixel_statistics(config, encoder);
@@ -138,9 +140,17 @@ TileEncoder vit_tile_encoder(models::Vit vit, const std::string& path, const Emb
 
 TileEncoder load_tile_encoder(const std::string& path, const EmbedConfig& config) {
   const EncoderRuntime run = encoder_runtime(config);
-  if (models::is_timm_vit(path)) return vit_tile_encoder(models::load_timm_vit(path), path, config, run);
-  if (models::is_hf_vit(path)) return vit_tile_encoder(models::load_hf_vit(path), path, config, run);
+  if (models::is_timm_vit(path)) return vit_tile_encoder(models::load_timm_vit(path), "timm ViT", path, config, run);
+  if (models::is_hf_vit(path)) {
+    return vit_tile_encoder(models::load_hf_vit(path), "transformers ViT", path, config, run);
+  }
   return clip_tile_encoder(path, config, run);
+}
+
+std::string describe(const TileEncoder& e) {
+  const auto three = [](const std::array<double, 3>& v) { return str("[", v[0], ", ", v[1], ", ", v[2], "]"); };
+  return str("encoder '", e.name, "': ", e.kind, ", ", e.image_size, " px input, ", e.dim, " features, pixel mean ",
+             three(e.mean), " std ", three(e.std));
 }
 
 namespace {

@@ -41,6 +41,7 @@ struct TileEncoder {
   std::vector<int64_t> token_shape;  // [T,W] of the token features, empty when it gives none
   int token_layer = -2;              // the hidden state the tokens are, HF hidden_states indexing (-2 = penultimate)
   std::string name;  // stored as the `encoder` attribute
+  std::string kind;  // for the start-up line: "CLIP image tower", "timm ViT, token pooling", ...
   std::array<double, 3> mean = data::kOpenAiMean, std = data::kOpenAiStd;  // the pixel normalisation it runs with
   // pixels: uint8 RGB [B,3,S,S] in host memory, normalised where the encoder runs (on a GPU after the upload: a
   // quarter of float32's bytes cross PCIe and the readers skip the arithmetic).
@@ -64,6 +65,9 @@ struct EmbedRequest {
   std::string slides;   // optional folder or CSV to find slides by id; else each coords file's slide_path
   std::string reports;  // optional CSV (slide_id, report|text) packed into the shards' /reports
 };
+
+// One line for the log: the encoder, its kind, input size, features and pixel statistics.
+std::string describe(const TileEncoder& encoder);
 
 // Runs the whole embedding; returns one outcome per coords file in name order (`slides_out` receives the
 // matching entries: id and slide path) and writes <out>/failures.csv.

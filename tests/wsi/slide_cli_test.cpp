@@ -26,6 +26,8 @@
 #include "wsi/tiling.h"
 #include "wsi/tissue.h"
 #include "models/clip/weights.h"
+#include "models/vit/hf_vit_util.h"
+#include "models/vit/hf_weights.h"
 #include "models/vit/timm_vit_util.h"
 #include "models/vit/timm_weights.h"
 #include "dicom_writer.h"
@@ -362,6 +364,26 @@ TEST(SlideCli, EmbedWritesTridentFilesShardsAndTokens) {
 
 // `embed` with a timm ViT (UNI's layout) as the encoder: its pooled features of tiles normalised with its
 // pretrained_cfg's mean/std (not CLIP's); --tokens is refused, a timm ViT gives no token features.
+namespace {
+
+// The features of row `row` of slide `id`'s coords computed by hand: read, resize, normalise with `mean` / `std`,
+// the ViT's forward.
+torch::Tensor tile_features_by_hand(const std::string& slides, const std::string& tiles, const std::string& id,
+                                    int64_t row, models::Vit vit, const std::array<double, 3>& mean,
+                                    const std::array<double, 3>& std) {
+  const auto coords = wsi::read_coords_h5(tiles + "/patches/" + id + ".h5");
+  auto slide = wsi::Slide::open(slides + "/" + id + ".tiff");
+  const auto xy = coords.coords[row];
+  auto rgb = slide.read_region(xy[0].item<int64_t>(), xy[1].item<int64_t>(), coords.grid.read_level,
+                               coords.grid.read_size, coords.grid.read_size);
+  const int size = vit->config().image_size;
+  rgb = data::resize_bicubic(rgb, size, size);
+  torch::NoGradGuard no_grad;
+  return vit->forward(data::normalize_image(rgb, mean, std).unsqueeze(0))[0];
+}
+
+}  // namespace
+
 TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
   if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
   const auto& slides = synthetic_slides();
@@ -380,16 +402,47 @@ TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
   const auto features = f.read("features");
   ASSERT_EQ(features.sizes(), (std::vector<int64_t>{coords.coords.size(0), pathvlm::testing::kWidth}));
   EXPECT_EQ(f.dataset("features").attr_string("encoder"), vit_dir);
-  // Tile 3 by hand: read, resize, normalise with the config's mean/std, the ViT's forward.
-  auto slide = wsi::Slide::open(slides + "/" + id + ".tiff");
-  const auto xy = coords.coords[3];
-  auto rgb = slide.read_region(xy[0].item<int64_t>(), xy[1].item<int64_t>(), coords.grid.read_level,
-                               coords.grid.read_size, coords.grid.read_size);
-  rgb = data::resize_bicubic(rgb, pathvlm::testing::kImage, pathvlm::testing::kImage);
-  torch::NoGradGuard no_grad;
-  const auto pixels = data::normalize_image(rgb, pathvlm::testing::kMean, pathvlm::testing::kStd).unsqueeze(0);
-  const auto expected = models::load_timm_vit(vit_dir)->forward(pixels);
-  EXPECT_TRUE(torch::allclose(features[3], expected[0], 1e-4, 1e-5)) << (features[3] - expected[0]).abs().max();
+  const auto expected = tile_features_by_hand(slides, dir + "/tiles", id, 3, models::load_timm_vit(vit_dir),
+                                              pathvlm::testing::kMean, pathvlm::testing::kStd);
+  EXPECT_TRUE(torch::allclose(features[3], expected, 1e-4, 1e-5)) << (features[3] - expected).abs().max();
+  fs::remove_all(vit_dir);
+  fs::remove_all(dir);
+}
+
+// A transformers DINOv2 as Midnight's card runs it: 0.5 mean/std in place of its preprocessor's, the class token
+// and patch mean; its position embeddings resampled to the input. Changing the pooling re-encodes the slides.
+TEST(SlideCli, EmbedWithATransformersVitTakesThePoolingAndPixelStatisticsGiven) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  const auto& slides = synthetic_slides();
+  auto dir = temp_dir("embed_hf_vit");
+  std::string out;
+  ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs, &out), 0) << out;
+  pathvlm::testing::HfLayout layout("embed_midnight");
+  layout.swiglu = true;
+  layout.position_grid = 7;
+  const std::string vit_dir = pathvlm::testing::write_hf_vit(layout);
+  const std::string args = "embed --coords " + dir + "/tiles --encoder " + vit_dir + " --device cpu --out " + dir +
+                           "/feats --batch-size 5 ";
+  ASSERT_EQ(run(args + "pool=token+avg image_mean=[0.5,0.5,0.5] image_std=[0.5,0.5,0.5]", &out), 0) << out;
+  EXPECT_NE(out.find("transformers ViT, token+avg pooling, 32 px input, 64 features, pixel mean [0.5, 0.5, 0.5] std "
+                     "[0.5, 0.5, 0.5]"),
+            std::string::npos)
+      << out;
+
+  const std::string id = "slide_001", features_file = dir + "/feats/features/" + id + ".h5";
+  const int64_t tiles = wsi::read_coords_h5(dir + "/tiles/patches/" + id + ".h5").coords.size(0);
+  auto features = h5::File::open(features_file).read("features");
+  ASSERT_EQ(features.sizes(), (std::vector<int64_t>{tiles, 2 * pathvlm::testing::kWidth}));
+  auto vit = models::load_hf_vit(vit_dir);
+  vit->set_global_pool("token+avg");
+  const std::array<double, 3> half{0.5, 0.5, 0.5};
+  auto expected = tile_features_by_hand(slides, dir + "/tiles", id, 2, vit, half, half);
+  EXPECT_TRUE(torch::allclose(features[2], expected, 1e-4, 1e-5)) << (features[2] - expected).abs().max();
+
+  ASSERT_EQ(run(args + "image_mean=[0.5,0.5,0.5] image_std=[0.5,0.5,0.5]", &out), 0) << out;
+  features = h5::File::open(features_file).read("features");
+  ASSERT_EQ(features.sizes(), (std::vector<int64_t>{tiles, pathvlm::testing::kWidth}));  // the class token alone
+  EXPECT_TRUE(torch::allclose(features[2], expected.narrow(0, 0, pathvlm::testing::kWidth), 1e-4, 1e-5));
   fs::remove_all(vit_dir);
   fs::remove_all(dir);
 }

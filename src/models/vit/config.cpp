@@ -26,6 +26,11 @@ void VitConfig::validate(const std::string& where) const {
   PATHVLM_CHECK(!fc_norm || global_pool == "avg", where, ": pooling '", global_pool,
                 "' does not fit a final norm that follows an avg pooling (timm's fc_norm): only avg does");
   PATHVLM_CHECK(reg_tokens >= 0 && mlp_hidden > 0, where, ": negative register tokens or MLP width");
+  for (int i = 0; i < 3; ++i) {
+    PATHVLM_CHECK(std::isfinite(mean[i]) && std::isfinite(std[i]) && std[i] > 0, where, ": pixel mean/std [",
+                  mean[0], ", ", mean[1], ", ", mean[2], "] / [", std[0], ", ", std[1], ", ", std[2],
+                  "] are not finite with a positive std");
+  }
 }
 
 namespace {
