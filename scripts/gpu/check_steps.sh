@@ -11,6 +11,15 @@ DEVICE=cuda
 figure() { echo "$*" >"$FIGURE"; }
 skip() { figure "$*"; exit 77; }
 need_python() { [ "$MODE" = gpu ] || skip "--cpu: python checks need the GPU machine's transformers; $*"; }
+# python_check LOG SCRIPT [ARGS...]: scripts/gpu/SCRIPT, its output in $WORK/LOG.txt, its last line the figure.
+python_check() {
+  local log=$1 script=$2
+  shift 2
+  python3 "$ROOT/scripts/gpu/$script" "$@" | tee "$WORK/$log.txt"
+  local rc=${PIPESTATUS[0]}
+  figure "$(tail -n 1 "$WORK/$log.txt")"
+  return "$rc"
+}
 
 step_configure() {
   if [ "$MODE" = cpu ]; then
@@ -187,10 +196,7 @@ step_clip_parity() {
 
 step_safetensors_interop() {
   need_python "check_safetensors_interop.py"
-  python3 "$ROOT/scripts/gpu/check_safetensors_interop.py" --pathvlm "$BUILD/pathvlm" | tee "$WORK/safetensors.txt"
-  local rc=${PIPESTATUS[0]}
-  figure "$(tail -n 1 "$WORK/safetensors.txt")"
-  return "$rc"
+  python_check safetensors check_safetensors_interop.py --pathvlm "$BUILD/pathvlm"
 }
 
 step_clip_golden() {
@@ -203,27 +209,17 @@ step_clip_golden() {
 
 step_tensorboard() {
   need_python "check_tensorboard.py (the C++ writer's test ran in the unit tests)"
-  python3 "$ROOT/scripts/gpu/check_tensorboard.py" --test-binary "$BUILD/tests/test_core" "$WORK/tensorboard" \
-    | tee "$WORK/tensorboard.txt"
-  local rc=${PIPESTATUS[0]}
-  figure "$(tail -n 1 "$WORK/tensorboard.txt")"
-  return "$rc"
+  python_check tensorboard check_tensorboard.py --test-binary "$BUILD/tests/test_core" "$WORK/tensorboard"
 }
 
 step_timm_vit() {
   need_python "check_timm_vit.py (pathvlm's timm ViT against the numpy reference ran in the unit tests)"
-  python3 "$ROOT/scripts/gpu/check_timm_vit.py" | tee "$WORK/timm_vit.txt"
-  local rc=${PIPESTATUS[0]}
-  figure "$(tail -n 1 "$WORK/timm_vit.txt")"
-  return "$rc"
+  python_check timm_vit check_timm_vit.py
 }
 
 step_hf_vit() {
   need_python "check_hf_vit.py (pathvlm's transformers ViT against the numpy reference ran in the unit tests)"
-  python3 "$ROOT/scripts/gpu/check_hf_vit.py" | tee "$WORK/hf_vit.txt"
-  local rc=${PIPESTATUS[0]}
-  figure "$(tail -n 1 "$WORK/hf_vit.txt")"
-  return "$rc"
+  python_check hf_vit check_hf_vit.py
 }
 
 step_llama_golden() {
@@ -240,10 +236,7 @@ export_check() {  # export_check GTEST_FILTER ENV_VAR SCRIPT
   PATHVLM_LLAMA_EXPORT_CHECK_DIR="$WORK/$3" PATHVLM_LLAVA_EXPORT_CHECK_DIR="$WORK/$3" \
     "$BUILD/tests/test_models" --gtest_filter="$1" || { figure "$1 failed"; return 1; }
   need_python "$2 (the C++ side wrote $WORK/$3)"
-  python3 "$ROOT/scripts/gpu/$2" "$WORK/$3" | tee "$WORK/$3.txt"
-  local rc=${PIPESTATUS[0]}
-  figure "$(tail -n 1 "$WORK/$3.txt")"
-  return "$rc"
+  python_check "$3" "$2" "$WORK/$3"
 }
 step_llama_export() { export_check LlamaWeights.ExportForTransformersCheck check_llama_export.py llama_export; }
 step_llava_export() {
@@ -264,10 +257,7 @@ step_trident_h5() {
   "$BUILD/pathvlm" embed --coords "$t" --encoder tiny --out "$e" --tokens --reports "$s/reports.csv" \
     --device "$DEVICE" || return 1
   need_python "check_trident_h5.py (pathvlm wrote $(ls "$t"/patches | wc -l) coords files and their features)"
-  python3 "$ROOT/scripts/gpu/check_trident_h5.py" "$t" "$e" | tee "$WORK/trident.txt"
-  local rc=${PIPESTATUS[0]}
-  figure "$(tail -n 1 "$WORK/trident.txt")"
-  return "$rc"
+  python_check trident check_trident_h5.py "$t" "$e"
 }
 
 bench() {  # bench NAME GPU_ARGS CPU_ARGS

@@ -439,6 +439,10 @@ TEST(SlideCli, EmbedWithATransformersVitTakesThePoolingAndPixelStatisticsGiven) 
   auto expected = tile_features_by_hand(slides, dir + "/tiles", id, 2, vit, half, half);
   EXPECT_TRUE(torch::allclose(features[2], expected, 1e-4, 1e-5)) << (features[2] - expected).abs().max();
 
+  EXPECT_NE(run(args + "image_mean=[0.5,0.5]", &out), 0);
+  EXPECT_NE(out.find("image_mean needs 3 values [r,g,b], got 2"), std::string::npos) << out;
+  EXPECT_NE(run("embed --coords " + dir + "/tiles --encoder tiny --device cpu --out " + dir + "/clip pool=avg", &out), 0);
+  EXPECT_NE(out.find("a CLIP encoder's features are its projected class token"), std::string::npos) << out;
   ASSERT_EQ(run(args + "image_mean=[0.5,0.5,0.5] image_std=[0.5,0.5,0.5]", &out), 0) << out;
   features = h5::File::open(features_file).read("features");
   ASSERT_EQ(features.sizes(), (std::vector<int64_t>{tiles, pathvlm::testing::kWidth}));  // the class token alone
