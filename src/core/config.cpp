@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/ascii.h"
 #include "core/error.h"
 #include "core/utf8.h"
 
@@ -31,11 +32,6 @@ std::string short_number(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%g", v);
   return buf;
-}
-
-std::string lower(std::string s) {
-  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
 }
 
 std::string join(const std::vector<std::string>& items, const char* sep) {
@@ -83,7 +79,7 @@ std::string Constraint::violation(const std::string& text, const double* number)
 namespace {
 
 bool parse_double(const std::string& text, double& out) {
-  std::string t = lower(text);
+  std::string t = ascii_lower(text);
   if (t == ".inf" || t == "+.inf") return out = std::numeric_limits<double>::infinity(), true;
   if (t == "-.inf") return out = -std::numeric_limits<double>::infinity(), true;
   if (t == ".nan") return out = std::numeric_limits<double>::quiet_NaN(), true;
@@ -103,7 +99,7 @@ bool parse_int64(const std::string& text, int64_t& out) {
 }
 
 bool parse_bool(const std::string& text, bool& out) {
-  std::string t = lower(text);
+  std::string t = ascii_lower(text);
   if (t == "true" || t == "yes" || t == "on") return out = true, true;
   if (t == "false" || t == "no" || t == "off") return out = false, true;
   return false;
@@ -113,7 +109,7 @@ bool parse_bool(const std::string& text, bool& out) {
 bool needs_quotes(const std::string& s) {
   if (s.empty()) return true;
   static const char* reserved[] = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"};
-  std::string t = lower(s);
+  std::string t = ascii_lower(s);
   for (auto* r : reserved)
     if (t == r) return true;
   double d;

@@ -1,7 +1,6 @@
 #include "core/device_stats.h"
 
 #include <algorithm>
-#include <cctype>
 #include <utility>
 #include <vector>
 
@@ -9,6 +8,8 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
+
+#include "core/ascii.h"
 
 namespace pathvlm {
 
@@ -29,8 +30,7 @@ void reset_peak_memory(const torch::Device& device) {
 }
 
 double bf16_peak_tflops(const std::string& device_name) {
-  std::string name = device_name;
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string name = ascii_lower(device_name);
   // First match wins: the specific variants before the family name.
   static const std::vector<std::pair<const char*, double>> kTable = {
       {"h100 pcie", 756}, {"h100 nvl", 835}, {"h100", 989}, {"h200", 989}, {"h800", 989}, {"gh200", 989},

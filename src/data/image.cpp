@@ -25,6 +25,7 @@
 #include <openjpeg.h>
 #endif
 
+#include "core/ascii.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -632,9 +633,7 @@ std::string lower_extension(const std::string& path) {
   auto dot = path.find_last_of('.');
   auto slash = path.find_last_of('/');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
-  std::string ext = path.substr(dot);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext;
+  return ascii_lower(path.substr(dot));
 }
 
 }  // namespace

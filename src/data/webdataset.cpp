@@ -4,6 +4,7 @@
 #include <cctype>
 #include <optional>
 
+#include "core/ascii.h"
 #include "core/error.h"
 #include "data/data_files.h"
 
@@ -116,8 +117,7 @@ WdsShard read_wds_shard(const std::string& path) {
     if (base == 0 && name.size() >= 4 && name.compare(0, 2, "__") == 0 && name.compare(name.size() - 2, 2, "__") == 0)
       continue;  // webdataset's metadata members
     const std::string key = name.substr(0, dot);
-    std::string field = name.substr(dot + 1);
-    std::transform(field.begin(), field.end(), field.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::string field = ascii_lower(name.substr(dot + 1));
     // A field the sample already has starts the next sample (open_clip's group_by_keys_nothrow).
     if (shard.samples.empty() || shard.samples.back().key != key || shard.samples.back().fields.count(field)) {
       WdsSample sample;

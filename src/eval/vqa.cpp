@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/ascii.h"
 #include "core/error.h"
 #include "eval/text_overlap.h"
 
@@ -19,11 +20,6 @@ const char* const kClosedRuleQuilt =
     "quilt: the prediction means no iff 'no' or 'not' is one of its words, otherwise yes";
 
 namespace {
-
-std::string lower(std::string s) {
-  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
 
 bool is_digit(char ch) { return std::isdigit(static_cast<unsigned char>(ch)) != 0; }
 
@@ -80,7 +76,7 @@ std::string string_field(const nlohmann::json& row, const char* key, const std::
 
 std::string normalize_answer(const std::string& text) {
   static const std::string kPunctuation = ";/[]\"{}()=+\\_-><@`,?!";
-  const std::string original = lower(text);
+  const std::string original = ascii_lower(text);
   const bool digit_comma = has_digit_comma_digit(original);
   std::string s = original;
   for (char p : kPunctuation) {
@@ -112,7 +108,7 @@ std::string normalize_answer(const std::string& text) {
 std::vector<std::string> answer_words(const std::string& text) { return split_words(normalize_answer(text)); }
 
 VqaQuestionType vqa_question_type(const std::string& answer, const std::string& declared) {
-  const std::string d = lower(declared);
+  const std::string d = ascii_lower(declared);
   if (d == "closed") return VqaQuestionType::Closed;
   if (d == "open" || d == "other") return VqaQuestionType::Open;
   PATHVLM_CHECK(d.empty(), "vqa: unknown question type '", declared, "' (expected CLOSED, OPEN or other)");

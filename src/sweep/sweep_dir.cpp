@@ -1,12 +1,12 @@
 // The sweep directory's files.
 #include "sweep/sweep_dir.h"
 
-#include <cctype>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "core/ascii.h"
 #include "core/error.h"
 #include "core/text_file.h"
 #include "train/job_config.h"
@@ -34,8 +34,7 @@ std::vector<std::vector<std::string>> read_tsv(const std::string& path) {
 std::string queue_state(const std::string& squeue) {
   if (squeue.rfind("RUNNING", 0) == 0 || squeue.rfind("COMPLETING", 0) == 0 || squeue.rfind("CONFIGURING", 0) == 0)
     return "running";
-  std::string lower = squeue;
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = ascii_lower(squeue);
   // REQUEUE_HOLD / SPECIAL_EXIT states, or PENDING with JobHeldUser, JobHeldAdmin, job_requeued_in_held_state.
   if (lower.find("held") != std::string::npos || lower.find("hold") != std::string::npos ||
       lower.find("special_exit") != std::string::npos)

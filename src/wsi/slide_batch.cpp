@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/ascii.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/progress.h"
@@ -28,11 +29,6 @@ namespace pathvlm::wsi {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n");
   if (b == std::string::npos) return "";
@@ -43,7 +39,7 @@ std::string trim(const std::string& s) {
 int find_column(const std::vector<std::string>& header, std::initializer_list<const char*> names) {
   for (size_t i = 0; i < header.size(); ++i) {
     for (const char* n : names) {
-      if (lower(trim(header[i])) == n) return static_cast<int>(i);
+      if (ascii_lower(trim(header[i])) == n) return static_cast<int>(i);
     }
   }
   return -1;
@@ -110,7 +106,7 @@ std::vector<SlideEntry> list_slides(const std::string& dir_or_csv) {
       // Every entry named like a slide is listed, readable or not: a broken one is a counted failure, never
       // silently left out.
       const fs::path& p = it->path();
-      if (!extensions.count(lower(p.extension().string()))) continue;
+      if (!extensions.count(ascii_lower(p.extension().string()))) continue;
       slides.push_back({p.stem().string(), p.string(), 0, input_problem(p.string())});
     }
     PATHVLM_CHECK(!ec, "slides folder '", dir_or_csv, "': cannot list it: ", ec.message());
@@ -140,7 +136,9 @@ std::vector<SlideEntry> list_slides(const std::string& dir_or_csv) {
   std::set<std::string> series;
   std::vector<SlideEntry> kept;
   for (SlideEntry& s : slides) {
-    if (s.problem.empty() && (lower(fs::path(s.path).extension().string()) == ".dcm" || dicom::is_dicom(s.path))) {
+    const bool dicom_file =
+        s.problem.empty() && (ascii_lower(fs::path(s.path).extension().string()) == ".dcm" || dicom::is_dicom(s.path));
+    if (dicom_file) {
       try {
         if (!series.insert(dicom_image_info(s.path).series).second) continue;
       } catch (const Error& e) {

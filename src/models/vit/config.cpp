@@ -1,12 +1,12 @@
 #include "models/vit/config.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "core/ascii.h"
 #include "core/error.h"
 #include "core/json_fields.h"
 
@@ -148,8 +148,7 @@ VitConfig timm_vit_config(const TensorShapeOf& shape_of, const std::string& conf
   }
   // timm's config.json names the activation as a string when at all ("silu", "torch.nn.modules.activation.SiLU").
   const std::string act = json_fields::string_or(args, "act_layer", "", at + ": model_args");
-  std::string lower = act;
-  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string lower = ascii_lower(act);
   const auto names = [&](const char* part) { return lower.find(part) != std::string::npos; };
   const bool fits = c.mlp == "swiglu" ? names("silu") || names("swish") : names("gelu") && !names("tanh");
   PATHVLM_CHECK(act.empty() || fits, at, ": model_args.act_layer '", act, "' with ",
