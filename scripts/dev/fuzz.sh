@@ -5,7 +5,8 @@
 # targets with clang's libFuzzer, AddressSanitizer and UndefinedBehaviorSanitizer, then runs each for SECONDS from
 # its corpus (tests/fuzz/corpus/<target>/, copied: what fuzzing adds stays in the build folder). A fault stops that
 # target, leaves the input that caused it in BUILD/findings/<target>/ and fails the script: once fixed, commit the
-# input to the target's corpus, where ctest's fuzz_<target>_corpus replays it on every build. Not part of CI: the build takes about 20 minutes on 2 cores.
+# input to the target's corpus, where ctest's fuzz_<target>_corpus replays it on every build. Not part of CI: the
+# build takes about 20 minutes on 2 cores.
 #
 #   scripts/dev/fuzz.sh [SECONDS] [TARGET...]      (default 300 s each, every target; BUILD=build/fuzz)
 set -euo pipefail

@@ -120,6 +120,8 @@ step bench_slide_memory 60 step_bench_slide_memory
 step bench_slide_step 60 step_bench_slide_step
 step bench_instruct_step 90 step_bench_instruct_step
 step bench_llama_load 60 step_bench_llama_load
+step vit_encode_pathvlm 60 step_vit_encode_pathvlm
+step vit_encode_peer 60 step_vit_encode_peer
 step bench_tile_loader 60 step_bench_tile_loader
 step instruct_chat 10 step_instruct_chat
 # What two choices of the CLIP step buy; last, so a short budget drops these rather than a parity check.

@@ -4,7 +4,7 @@
 # returns 0 (pass), 77 (skip: $FIGURE says why) or anything else (fail).
 
 FIRST_TARGETS="pathvlm test_dist bench_clip_step"
-SECOND_TARGETS="test_core test_models test_data bench_slide_memory bench_slide_step bench_instruct_step bench_llama_load bench_tile_loader"
+SECOND_TARGETS="test_core test_models test_data bench_slide_memory bench_slide_step bench_instruct_step bench_llama_load bench_tile_loader bench_vit_encode"
 DEVICE=cuda
 [ "$MODE" = cpu ] && DEVICE=cpu
 
@@ -291,6 +291,26 @@ step_bench_tile_loader() {
 }
 # Loading is host work (safetensors mmap into the target dtype): no device option.
 step_bench_llama_load() { bench bench_llama_load "" "--preset tiny --layers 2"; }
+
+# `pathvlm embed`'s encoder with UNI's shapes (ViT-L/16, 224 px, batch 256, bf16 autocast), then the same encoding
+# with transformers' Dinov2Model (SDPA), which reuses its FLOPs count and peak so the MFUs compare.
+step_vit_encode_pathvlm() {
+  local args="--model uni --batch 256 --steps 20 --warmup 5 --device cuda --precision bf16"
+  [ "$MODE" = cpu ] && args="--model tiny --batch 4 --steps 2 --warmup 1 --device cpu --precision fp32 --peak-tflops 1"
+  [ -x "$BUILD/benchmarks/bench_vit_encode" ] || { figure "bench_vit_encode was not built"; return 1; }
+  # shellcheck disable=SC2086
+  "$BUILD/benchmarks/bench_vit_encode" $args | tee "$OUT/vit_encode_pathvlm.json" || return 1
+  figure "$(bench_figure "$OUT/vit_encode_pathvlm.json") (a sample is a tile)"
+}
+step_vit_encode_peer() {
+  need_python "bench_vit_peer.py"
+  [ -s "$OUT/vit_encode_pathvlm.json" ] || skip "no figure of pathvlm's encoder to compare with"
+  python3 "$ROOT/scripts/gpu/bench_vit_peer.py" --model uni --batch 256 --steps 20 --warmup 5 \
+    --flops-per-sample "$(bench_field "$OUT/vit_encode_pathvlm.json" flops_per_sample)" \
+    --peak-tflops "$(bench_field "$OUT/vit_encode_pathvlm.json" peak_tflops)" | tee "$OUT/vit_encode_peer.json" || return 1
+  figure "$(bench_figure "$OUT/vit_encode_peer.json"); pathvlm / transformers = $(bench_ratio \
+    "$OUT/vit_encode_pathvlm.json" "$OUT/vit_encode_peer.json")x"
+}
 
 step_instruct_chat() {
   [ -n "${INSTRUCT_RUN:-}" ] || skip "needs a trained instruct run (INSTRUCT_RUN=runs/instruct_demo_phase2: scripts/demo.sh)"

@@ -441,8 +441,13 @@ TEST(SlideCli, EmbedWithATransformersVitTakesThePoolingAndPixelStatisticsGiven) 
 
   EXPECT_NE(run(args + "image_mean=[0.5,0.5]", &out), 0);
   EXPECT_NE(out.find("image_mean needs 3 values [r,g,b], got 2"), std::string::npos) << out;
-  EXPECT_NE(run("embed --coords " + dir + "/tiles --encoder tiny --device cpu --out " + dir + "/clip pool=avg", &out), 0);
+  const std::string coords = "embed --coords " + dir + "/tiles --device cpu ";
+  EXPECT_NE(run(coords + "--encoder tiny --out " + dir + "/clip pool=avg", &out), 0);
   EXPECT_NE(out.find("a CLIP encoder's features are its projected class token"), std::string::npos) << out;
+  fs::create_directories(dir + "/swin");  // CTransPath's architecture: named, not reported as a failed CLIP
+  std::ofstream(dir + "/swin/config.json") << R"({"model_type": "swin", "architectures": ["SwinModel"]})";
+  EXPECT_NE(run(coords + "--encoder " + dir + "/swin --out " + dir + "/swin_features", &out), 0);
+  EXPECT_NE(out.find("model_type 'swin' is not an encoder `pathvlm embed` runs"), std::string::npos) << out;
   ASSERT_EQ(run(args + "image_mean=[0.5,0.5,0.5] image_std=[0.5,0.5,0.5]", &out), 0) << out;
   features = h5::File::open(features_file).read("features");
   ASSERT_EQ(features.sizes(), (std::vector<int64_t>{tiles, pathvlm::testing::kWidth}));  // the class token alone

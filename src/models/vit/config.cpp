@@ -88,8 +88,9 @@ void read_patch_embedding(const TensorShapeOf& shape_of, const std::string& name
                           VitConfig& c) {
   c.width = tensor_size(shape_of, name, 0, 4, where);
   c.patch_size = tensor_size(shape_of, name, 2, 4, where);
-  PATHVLM_CHECK(tensor_size(shape_of, name, 1, 4, where) == 3 && tensor_size(shape_of, name, 3, 4, where) == c.patch_size,
-                where, ": ", name, " is not [width,3,P,P] but ", torch::IntArrayRef(*shape_of(name)));
+  const bool rgb_square = tensor_size(shape_of, name, 1, 4, where) == 3 &&
+                         tensor_size(shape_of, name, 3, 4, where) == c.patch_size;
+  PATHVLM_CHECK(rgb_square, where, ": ", name, " is not [width,3,P,P] but ", torch::IntArrayRef(*shape_of(name)));
 }
 
 }  // namespace

@@ -64,7 +64,9 @@ Vit load_hf_vit(const std::string& path) {
   const auto positions = t.get(p + "embeddings.position_embeddings");
   const auto class_position = positions.narrow(1, 0, 1);
   auto patch_positions = positions.narrow(1, 1, positions.size(1) - 1);
-  if (layout.position_grid != c.grid()) patch_positions = resample_positions(patch_positions, layout.position_grid, c.grid());
+  if (layout.position_grid != c.grid()) {
+    patch_positions = resample_positions(patch_positions, layout.position_grid, c.grid());
+  }
   if (c.no_embed_class) {  // registers sit between the class token and the patches, without a position
     set_vit_tensor(vit->cls_token, cls + class_position, p + "embeddings.cls_token", where);
     set_vit_tensor(vit->pos_embed, patch_positions, p + "embeddings.position_embeddings", where);

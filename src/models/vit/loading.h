@@ -1,12 +1,12 @@
 // What the timm and the transformers ViT loaders (models/vit/timm_weights.h, hf_weights.h) share once each knows its
-// tensor names: constructing the model without drawing, taking a checkpoint's tensors by name (and refusing the ones no part of the model took), and setting
-// one block's weights into the shared TransformerBlock, LayerScale folded into the projection that ends its branch
-// and a packed SwiGLU (fc1 holding the gate, then the value) split.
+// tensor names: building the model without drawing, taking a checkpoint's tensors by name (refusing the ones no
+// part of the model took), and setting one block's weights into the shared TransformerBlock, LayerScale folded into
+// the projection that ends its branch and a packed SwiGLU (fc1 holding the gate, then the value) split.
 //
 //   CheckpointTensors t(ckpt, "timm ViT 'UNI'");
 //   VitBlockWeights w;  w.norm1 = t.linear("blocks.0.norm1");  ...
 //   set_vit_block(*vit->blocks[0]->as<TransformerBlockImpl>(), vit->config(), w, t.where());
-//   t.refuse_untaken([](const std::string& name) { return name.rfind("head.", 0) == 0; }, "a classifier is dropped");
+//   t.refuse_untaken([](const std::string& name) { return name.rfind("head.", 0) == 0; }, "timm ViT");
 #pragma once
 #include <torch/torch.h>
 
