@@ -6,21 +6,16 @@ size than its position embeddings (Midnight's, resampled down and up), Dinov2Wit
 
   check_hf_vit.py          # prints one line per comparison and a summary last; exit 1 on a mismatch
 """
-import importlib.util
 import os
 import sys
 
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-spec = importlib.util.spec_from_file_location("hf_vit_reference",
-                                              os.path.join(ROOT, "tests/models/vit/hf_vit_reference.py"))
-reference = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(reference)
+from check_timm_vit import DEPTH, HEADS, HIDDEN, IMAGE, MEAN, PATCH, ROOT, STD, WIDTH  # the tests' sizes
 
-WIDTH, DEPTH, HEADS, PATCH, IMAGE, HIDDEN = 32, 2, 4, 8, 32, 48
-MEAN, STD = [0.70, 0.58, 0.70], [0.21, 0.23, 0.18]
+sys.path.insert(0, os.path.join(ROOT, "tests/models/vit"))
+import hf_vit_reference as reference  # noqa: E402
 
 
 def random_model(rng, model_type, swiglu=False, registers=0, grid=IMAGE // PATCH, eps=None):
