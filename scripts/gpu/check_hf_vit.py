@@ -2,7 +2,8 @@
 """Checks the numpy transformers-ViT reference (tests/models/vit/hf_vit_reference.py, which the CPU tests compare
 pathvlm's transformers tile encoder with) against transformers itself on random weights: ViTModel (Phikon's layout,
 an unusual layer_norm_eps), Dinov2Model with a GELU MLP (Phikon-v2's) and with the packed SwiGLU at another input
-size than its position embeddings (Midnight's, resampled down and up), Dinov2WithRegistersModel; each pooling.
+size than its position embeddings (Midnight's, resampled down and up), Dinov2WithRegistersModel (its antialiased
+resampling too); each pooling.
 
   check_hf_vit.py          # prints one line per comparison and a summary last; exit 1 on a mismatch
 """
@@ -97,6 +98,10 @@ def main():
         "midnight (Dinov2Model, SwiGLU, 7x7 positions at 4x4)": dict(model_type="dinov2", swiglu=True, grid=7),
         "Dinov2Model, 3x3 positions at 4x4": dict(model_type="dinov2", grid=3),
         "Dinov2WithRegistersModel": dict(model_type="dinov2_with_registers", registers=4),
+        "Dinov2WithRegistersModel, 7x7 positions at 4x4 (antialiased)": dict(model_type="dinov2_with_registers",
+                                                                              registers=4, grid=7),
+        "Dinov2WithRegistersModel, 3x3 positions at 4x4 (antialiased)": dict(model_type="dinov2_with_registers",
+                                                                              registers=4, grid=3),
     }
     worst, lines, failed = 0.0, [], 0
     x = (torch.from_numpy(pixels).double() / 255.0 - torch.tensor(MEAN, dtype=torch.float64).view(1, 3, 1, 1)) / \

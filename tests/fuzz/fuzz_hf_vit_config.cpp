@@ -2,7 +2,7 @@
 // hf_vit_config, against the tensor shapes of one of four checkpoints picked by the input's first byte (ViTModel;
 // Dinov2Model with a task prefix and 518 px position embeddings; DINOv2's SwiGLU; registers). The rest is the
 // config.json text, then after a NUL byte the preprocessor's (none without one). Invariants: what is accepted
-// validates, its input is a whole number of patches, its position grid is the checkpoint's, and only DINOv2 resamples.
+// validates, its input is a whole number of patches, its position grid is the checkpoint's, ViTModel never resamples.
 #include <map>
 #include <optional>
 #include <vector>
@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   require(c.image_size % c.patch_size == 0, "the input is not a whole number of patches");
   require(layout.position_grid * layout.position_grid + 1 == positions, "the position grid is not the checkpoint's");
-  require(c.grid() == layout.position_grid || layout.model_type == "dinov2", "a model other than DINOv2 resamples");
+  require(c.grid() == layout.position_grid || layout.model_type != "vit", "ViTModel resamples");
   require(c.reg_tokens == (layout.model_type == "dinov2_with_registers" ? 4 : 0), "registers differ");
   return 0;
 }

@@ -285,10 +285,10 @@ HfVitLayout hf_vit_config(const TensorShapeOf& shape_of, const std::string& conf
   PATHVLM_CHECK(c.patch_size > 0 && c.image_size % c.patch_size == 0, preprocessor_at, ": input size ", c.image_size,
                 " is not a whole number of ", c.patch_size, "-pixel patches");
   // ViTModel takes only the size its position embeddings are for (transformers refuses others unless asked to
-  // interpolate); DINOv2 resamples them (bicubic), which pathvlm does for the model without registers.
-  PATHVLM_CHECK(c.grid() == layout.position_grid || layout.model_type == "dinov2", preprocessor_at, ": input size ",
-                c.image_size, " px is not the ", layout.position_grid * c.patch_size,
-                " px the position embeddings are for; resampling them is supported for dinov2 only");
+  // interpolate); DINOv2 resamples them (bicubic), as pathvlm does when the weights load.
+  PATHVLM_CHECK(c.grid() == layout.position_grid || !vit, preprocessor_at, ": input size ", c.image_size,
+                " px is not the ", layout.position_grid * c.patch_size,
+                " px ViTModel's position embeddings are for (transformers resamples only DINOv2's)");
   c.global_pool = "token";  // the class token: ViTModel's last_hidden_state[:, 0], DINOv2's pooler_output
   c.validate(where);
   return layout;

@@ -6,7 +6,8 @@
 //
 // The features are the class token after the final norm (Phikon's model card; DINOv2's pooler_output). DINOv2's
 // position embeddings are resampled to the input size once here, as transformers does on every forward pass
-// (bicubic, float32): Midnight ships DINOv2-giant's 518 px embeddings and takes 224 px tiles.
+// (bicubic, float32; antialiased for the model with registers): Midnight ships DINOv2-giant's 518 px embeddings
+// and takes 224 px tiles.
 //
 //   auto vit = models::load_hf_vit("phikon-v2/");
 #pragma once

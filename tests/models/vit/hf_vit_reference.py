@@ -19,15 +19,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timm_vit_reference import gelu, layer_norm, linear, read_safetensors, silu  # noqa: E402
 
 
+def keys_cubic(x, a):
+    """Keys' cubic convolution kernel: torch's bicubic uses a = -0.75, its antialiased bicubic (PIL's) a = -0.5."""
+    x = abs(x)
+    if x < 1:
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+    if x < 2:
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return 0.0
+
+
 def cubic_weights(frac, a=-0.75):
     """torch's upsample_bicubic2d coefficients for the four taps around a source position."""
-    def near(x):  # |x| <= 1
-        return ((a + 2) * x - (a + 3)) * x * x + 1
-
-    def far(x):  # 1 < |x| < 2
-        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-
-    return np.array([far(frac + 1), near(frac), near(1 - frac), far(2 - frac)])
+    return np.array([keys_cubic(frac + 1, a), keys_cubic(frac, a), keys_cubic(1 - frac, a), keys_cubic(2 - frac, a)])
 
 
 def bicubic_axis(size_in, size_out):
@@ -43,15 +47,34 @@ def bicubic_axis(size_in, size_out):
     return m
 
 
+def antialiased_bicubic_axis(size_in, size_out):
+    """[size_out, size_in] matrix of torch's antialiased bicubic resampling along one axis (PIL's filter: Keys' cubic
+    with a = -0.5, widened by the scale when shrinking; source window around scale * (dst + 0.5); weights normalised
+    to sum 1)."""
+    m = np.zeros((size_out, size_in))
+    scale = size_in / size_out
+    support = 2.0 * scale if scale >= 1.0 else 2.0
+    inverse = 1.0 / scale if scale >= 1.0 else 1.0
+    for dst in range(size_out):
+        center = scale * (dst + 0.5)
+        first = max(int(center - support + 0.5), 0)
+        last = min(int(center + support + 0.5), size_in)
+        for src in range(first, last):
+            m[dst, src] = keys_cubic((src - center + 0.5) * inverse, -0.5)
+        m[dst] /= m[dst].sum()
+    return m
+
+
 def position_embeddings(t, p, grid, model_type):
     pos = t[p + "embeddings.position_embeddings"]
     width = pos.shape[-1]
     old = int(round(math.sqrt(pos.shape[1] - 1)))
     if old == grid:
         return pos
-    if model_type != "dinov2":
-        raise NotImplementedError(f"{model_type} at another input size")
-    m = bicubic_axis(old, grid)
+    if model_type == "vit":
+        raise NotImplementedError("ViTModel at another input size")
+    # Dinov2Model resamples plainly, Dinov2WithRegistersModel with antialiasing.
+    m = (bicubic_axis if model_type == "dinov2" else antialiased_bicubic_axis)(old, grid)
     patches = pos[0, 1:].reshape(old, old, width)
     patches = np.einsum("ya,xb,abw->yxw", m, m, patches).reshape(1, grid * grid, width)
     return np.concatenate([pos[:, :1], patches], axis=1)

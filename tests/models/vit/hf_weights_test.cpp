@@ -1,8 +1,8 @@
 // transformers ViT tile encoders (models/vit/hf_weights.h): random weights in the names and files of ViTModel
 // (Phikon), Dinov2Model (Phikon-v2; Midnight's SwiGLU with position embeddings resampled to the input, as a task
-// model's prefixed tensors) and Dinov2WithRegistersModel, compared with transformers' forward written in numpy
-// (hf_vit_reference.py, its bicubic resampling included); the pooling choices; what is taken for a transformers ViT;
-// the refusals. tests/wsi/slide_cli_test.cpp runs one through `pathvlm embed`.
+// model's prefixed tensors) and Dinov2WithRegistersModel (its resampling antialiased), compared with transformers'
+// forward written in numpy (hf_vit_reference.py, torch's two bicubic resamplings included); the pooling choices;
+// what is taken for a transformers ViT; the refusals. tests/wsi/slide_cli_test.cpp runs one through `pathvlm embed`.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -84,6 +84,10 @@ TEST(HfVit, RegisterTokensMatchTransformersDinov2WithRegisters) {
   layout.reg_tokens = 4;
   expect_matches_transformers(layout);
   expect_matches_transformers(layout, "token+avg");  // the mean leaves the registers out
+  layout.position_grid = 7;  // resampled with antialiasing (Dinov2WithRegistersEmbeddings), down and up
+  expect_matches_transformers(layout);
+  layout.position_grid = 3;
+  expect_matches_transformers(layout);
 }
 
 TEST(HfVit, RefusesWhatItCannotRunAsTransformersWould) {
@@ -93,13 +97,8 @@ TEST(HfVit, RefusesWhatItCannotRunAsTransformersWould) {
       << load_error(no_preprocessor);
   HfLayout vit_resized("vit_resized", "vit");
   vit_resized.position_grid = 6;
-  EXPECT_NE(load_error(vit_resized).find("resampling them is supported for dinov2 only"), std::string::npos)
+  EXPECT_NE(load_error(vit_resized).find("is not the 48 px ViTModel's position embeddings are for"), std::string::npos)
       << load_error(vit_resized);
-  HfLayout registers_resized("registers_resized", "dinov2_with_registers");
-  registers_resized.reg_tokens = 4;
-  registers_resized.position_grid = 6;
-  EXPECT_NE(load_error(registers_resized).find("is not the 48 px the position embeddings are for"), std::string::npos)
-      << load_error(registers_resized);
   HfLayout extra("extra");
   extra.extra_tensor = true;
   EXPECT_NE(load_error(extra).find("'encoder.layer.0.attention.attention.q_norm.weight' is not part of"),
