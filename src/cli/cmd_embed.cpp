@@ -17,8 +17,8 @@ int cmd_embed(const Args& args) {
   ArgParser p("pathvlm embed",
               "Encode the tiles listed by coords files (`pathvlm tile`, CLAM or TRIDENT) with a CLIP image tower or a "
               "ViT tile encoder; writes <out>/features/<slide>.h5 (TRIDENT layout), <out>/shards/slides-*.h5 + "
-              "manifest.json, optionally <out>/tokens/ (tile_features), and <out>/failures.csv. Resumable. With --tiles instead: the "
-              "token features of every tile of tiles shards -> <out>/tokens/tiles-*.h5 + manifest.json.");
+              "manifest.json, optionally <out>/tokens/ (tile_features), and <out>/failures.csv. Resumable. With --tiles "
+              "instead: the token features of every tile of tiles shards -> <out>/tokens/tiles-*.h5 + manifest.json.");
   p.option("coords", "folder of coords .h5 files (or a `pathvlm tile` output folder)");
   p.option("tiles", "tiles shards (manifest.json, its folder or one .h5) whose tiles to encode into <out>/tokens/");
   p.option("encoder", "CLIP model (HF directory, run checkpoint, export, open_clip .safetensors, or a preset: tiny, "

@@ -17,9 +17,7 @@
 #include "core/compat.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "core/json_fields.h"
 #include "core/progress.h"
-#include "core/text_file.h"
 #include "io/hdf5.h"
 #include "data/image.h"
 #include "io/shard_schema.h"
@@ -147,15 +145,10 @@ TileEncoder load_tile_encoder(const std::string& path, const EmbedConfig& config
     return vit_tile_encoder(models::load_hf_vit(path), "transformers ViT", path, config, run);
   }
   // Another kind of hub model (CTransPath's Swin, a CoCa, ...) is named as such, not reported as a failed CLIP.
-  const fs::path hub_config = fs::path(path) / "config.json";
-  if (fs::is_directory(path) && fs::is_regular_file(hub_config)) {
-    const auto j = json_fields::parse(read_text_file(hub_config.string()), "'" + hub_config.string() + "'");
-    const std::string type =
-        j.is_object() ? json_fields::string_or(j, "model_type", "clip", "'" + hub_config.string() + "'") : "clip";
-    PATHVLM_CHECK(type == "clip", "--encoder '", path, "': model_type '", type, "' is not an encoder `pathvlm embed` ",
-                  "runs: a CLIP (clip), a transformers ViT (vit, dinov2, dinov2_with_registers) or a timm ViT ",
-                  "(config.json with `architecture`)");
-  }
+  const std::string type = models::hub_model_type(path);
+  PATHVLM_CHECK(type.empty() || type == "clip", "--encoder '", path, "': model_type '", type,
+                "' is not an encoder `pathvlm embed` runs: a CLIP (clip), a transformers ViT (vit, dinov2, ",
+                "dinov2_with_registers) or a timm ViT (config.json with `architecture`)");
   return clip_tile_encoder(path, config, run);
 }
 

@@ -22,7 +22,6 @@
 #include <torch/torch.h>
 
 #include "data/image.h"
-
 #include "wsi/embed_config.h"
 #include "wsi/slide_batch.h"
 

@@ -2,7 +2,6 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <optional>
 
 #include "core/error.h"
 #include "core/json_fields.h"
@@ -31,12 +30,16 @@ torch::Tensor resample_positions(const torch::Tensor& patch_positions, int from,
 
 }  // namespace
 
-bool is_hf_vit(const std::string& path) {
+std::string hub_model_type(const std::string& path) {
   const fs::path config = fs::path(path) / "config.json";
-  if (!fs::is_directory(path) || !fs::is_regular_file(config)) return false;
+  if (!fs::is_directory(path) || !fs::is_regular_file(config)) return "";
   const json j = json_fields::parse(read_text_file(config.string()), "'" + config.string() + "'");
-  if (!j.is_object() || !j.contains("model_type") || !j.at("model_type").is_string()) return false;
-  const std::string type = j.at("model_type").get<std::string>();
+  if (!j.is_object() || !j.contains("model_type") || !j.at("model_type").is_string()) return "";
+  return j.at("model_type").get<std::string>();
+}
+
+bool is_hf_vit(const std::string& path) {
+  const std::string type = hub_model_type(path);
   return type == "vit" || type == "dinov2" || type == "dinov2_with_registers";
 }
 
@@ -46,12 +49,8 @@ Vit load_hf_vit(const std::string& path) {
   PATHVLM_CHECK(fs::is_directory(dir) && fs::is_regular_file(config), where,
                 ": not a model directory with config.json");
   const auto ckpt = safetensors::Checkpoint::open(path);
-  const auto shape_of = [&](const std::string& name) -> std::optional<std::vector<int64_t>> {
-    if (!ckpt.contains(name)) return std::nullopt;
-    return ckpt.info(name).shape;
-  };
   const HfVitLayout layout = hf_vit_config(
-      shape_of, read_text_file(config.string()),
+      shapes_in(ckpt), read_text_file(config.string()),
       fs::is_regular_file(preprocessor) ? read_text_file(preprocessor.string()) : "", "'" + config.string() + "'",
       "'" + preprocessor.string() + "'", where);
   const VitConfig& c = layout.config;

@@ -17,6 +17,10 @@
 
 namespace pathvlm::models {
 
+// The model_type of the config.json in directory `path`; "" when there is none (no directory, no config.json, no
+// model_type string in it). An unreadable or malformed config.json is an error naming it.
+std::string hub_model_type(const std::string& path);
+
 // Whether `path` is a directory whose config.json has model_type vit, dinov2 or dinov2_with_registers.
 bool is_hf_vit(const std::string& path);
 

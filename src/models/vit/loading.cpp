@@ -1,5 +1,8 @@
 #include "models/vit/loading.h"
 
+#include <optional>
+#include <vector>
+
 #include "core/error.h"
 #include "models/layers/gated_mlp.h"
 #include "models/layers/linear.h"
@@ -31,6 +34,13 @@ void CheckpointTensors::refuse_untaken(const std::function<bool(const std::strin
     PATHVLM_CHECK(taken_.count(name) || dropped(name), where_, ": tensor '", name, "' is not part of a supported ",
                   what_is_refused);
   }
+}
+
+TensorShapeOf shapes_in(const safetensors::Checkpoint& checkpoint) {
+  return [&checkpoint](const std::string& name) -> std::optional<std::vector<int64_t>> {
+    if (!checkpoint.contains(name)) return std::nullopt;
+    return checkpoint.info(name).shape;
+  };
 }
 
 Vit unset_vit(const VitConfig& config) {

@@ -54,6 +54,10 @@ struct VitBlockWeights {
   torch::Tensor ls1, ls2;  // LayerScale of the attention and MLP branches, undefined when the model has none
 };
 
+// The shapes of `checkpoint`'s tensors by name, for the config readers (models/vit/config.h); `checkpoint` must
+// outlive the function.
+TensorShapeOf shapes_in(const safetensors::Checkpoint& checkpoint);
+
 // A Vit for `config` whose every value the loader then sets: nothing drawn, the caller's CPU random stream left where
 // it was.
 Vit unset_vit(const VitConfig& config);

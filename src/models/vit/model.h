@@ -5,10 +5,10 @@
 //   features = the pooled tokens: the class token ("token"), the patches' mean ("avg"; timm's fc_norm LayerNorm
 //              after the pooling where the model has one), or both concatenated ("token+avg": what Virchow's and
 //              Midnight's model cards take as the tile embedding)
-// LayerScale is folded into the projections it scales when the weights load (models/vit/block_weights.h), so the
-// blocks are the shared pre-norm TransformerBlock.
+// LayerScale is folded into the projections it scales when the weights load (models/vit/loading.h), so the blocks
+// are the shared pre-norm TransformerBlock.
 //
-//   auto vit = models::load_vit("UNI/");                // models/vit/load.h: timm or transformers layout
+//   auto vit = models::load_timm_vit("UNI/");           // or load_hf_vit("phikon-v2/")
 //   auto features = vit->forward(normalised_pixels);    // [B,3,224,224] -> [B,1024]
 #pragma once
 #include <torch/torch.h>

@@ -2,7 +2,6 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <optional>
 
 #include "core/error.h"
 #include "core/json_fields.h"
@@ -48,12 +47,8 @@ bool is_timm_vit(const std::string& path) {
 Vit load_timm_vit(const std::string& path) {
   const fs::path p(path);
   const auto ckpt = safetensors::Checkpoint::open(path);
-  const auto shape_of = [&](const std::string& name) -> std::optional<std::vector<int64_t>> {
-    if (!ckpt.contains(name)) return std::nullopt;
-    return ckpt.info(name).shape;
-  };
   const std::string where = "timm ViT '" + path + "'";
-  const VitConfig c = timm_vit_config(shape_of, config_text_of(p), "'" + (p / "config.json").string() + "'", where);
+  const VitConfig c = timm_vit_config(shapes_in(ckpt), config_text_of(p), "'" + (p / "config.json").string() + "'", where);
   Vit vit = unset_vit(c);
 
   CheckpointTensors t(ckpt, where);
