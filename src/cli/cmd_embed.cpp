@@ -1,5 +1,5 @@
 // `pathvlm embed`: tile features with a frozen encoder (CLIP image tower or ViT tile encoder), of whole slides' tiles
-// (--coords) or of the tiles in tiles shards (--tiles, a CLIP's token features for the instruction trainer).
+// (--coords) or of the tiles in tiles shards (--tiles, an encoder's token features for the instruction trainer).
 #include <chrono>
 #include <iostream>
 

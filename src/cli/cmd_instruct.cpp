@@ -54,8 +54,9 @@ int inspect_verb(const Args& args) {
   // With image sources in the config the images are looked up too, so missing ones show in the report.
   std::shared_ptr<const data::InstructImages> images;
   if (!cfg.data.images.empty()) {
-    const int image_size = cfg.slide_encoder.empty() ? train::make_instruct_vision_clip(cfg)->config().image_size : 0;
-    images = std::make_shared<const data::InstructImages>(train::open_instruct_images(cfg, cfg.data.images, image_size));
+    const auto tower = cfg.slide_encoder.empty() ? train::make_instruct_vision_tower(cfg) : nullptr;
+    images = std::make_shared<const data::InstructImages>(
+        train::open_instruct_images(cfg, cfg.data.images, tower ? &tower->shape() : nullptr));
   }
   const auto ds = data::InstructDataset::build(paths, tmpl, *tokenizer, images, options);
 

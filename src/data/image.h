@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "core/openai_pixels.h"
+
 namespace pathvlm::data {
 
 using Bytes = std::vector<uint8_t>;
@@ -108,8 +110,8 @@ torch::Tensor random_resized_crop(const torch::Tensor& rgb, int size, torch::Gen
 // probability p, from one draw of `gen` (none when p is 0).
 bool chance(double p, torch::Generator& gen);
 
-constexpr std::array<double, 3> kOpenAiMean = {0.48145466, 0.4578275, 0.40821073};
-constexpr std::array<double, 3> kOpenAiStd = {0.26862954, 0.26130258, 0.27577711};
+using pathvlm::kOpenAiMean;
+using pathvlm::kOpenAiStd;
 
 // Per-channel values as float [3,1,1] on `device`: the mean and std normalize_pixels takes. Made once per loader,
 // so a CUDA normalisation needs no host->device copy per batch.

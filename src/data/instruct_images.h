@@ -25,11 +25,14 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "data/image.h"
 
 namespace pathvlm::data {
 
@@ -42,9 +45,10 @@ struct InstructSlideOptions {
   double max_bad_fraction = 0.0;  // SlideBagOptions::max_bad_fraction
 };
 
-// The tower's view of an RGB image [H,W,3]: with `pad_to_square` first centred on a square of the OpenAI mean
-// colour (LLaVA-1.5's expand2square), then the CLIP evaluation transform; uint8 [3,S,S].
-torch::Tensor instruct_pixels(const torch::Tensor& rgb, int image_size, bool pad_to_square);
+// The tower's view of an RGB image [H,W,3]: with `pad_to_square` first centred on a square of the tower's mean
+// colour (`pad_mean`: LLaVA-1.5's expand2square), then the CLIP evaluation transform; uint8 [3,S,S].
+torch::Tensor instruct_pixels(const torch::Tensor& rgb, int image_size, bool pad_to_square,
+                              const std::array<double, 3>& pad_mean = kOpenAiMean);
 
 class InstructImages {
  public:
@@ -53,7 +57,8 @@ class InstructImages {
   // Throws naming the path when a source is none of the kinds above, and when kinds mix (pixel sources are
   // tiles shards and folders).
   static InstructImages open(const std::vector<std::string>& paths, int image_size,
-                             const InstructSlideOptions& slides = {}, bool pad_to_square = false);
+                             const InstructSlideOptions& slides = {}, bool pad_to_square = false,
+                             const std::array<double, 3>& pad_mean = kOpenAiMean);
 
   Kind kind() const { return kind_; }
   int image_size() const { return image_size_; }
@@ -100,6 +105,7 @@ class InstructImages {
   Kind kind_ = Kind::none;
   int image_size_ = 224;
   bool pad_to_square_ = false;
+  std::array<double, 3> pad_mean_ = kOpenAiMean;
 };
 
 }  // namespace pathvlm::data

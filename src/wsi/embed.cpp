@@ -111,13 +111,18 @@ TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config
 }
 
 // A ViT (timm's UNI, Virchow, H-optimus, ...; transformers' Phikon, Midnight, ...): its pooled features, with its
-// own pixel mean/std; no token features.
+// own pixel mean/std; tokens = hidden state config.token_layer, its class and register tokens included.
 TileEncoder vit_tile_encoder(models::Vit vit, const std::string& kind, const std::string& path,
                              const EmbedConfig& config, const EncoderRuntime& run) {
   if (config.pool != "auto") vit->set_global_pool(config.pool);
   vit->to(run.device);
   const auto& c = vit->config();
+  PATHVLM_CHECK(config.token_layer >= -(c.depth + 1) && config.token_layer <= c.depth, "embed.token_layer ",
+                config.token_layer, " is outside the ", c.depth + 1, " hidden states of '", path, "' (-", c.depth + 1,
+                "..", c.depth, ")");
   TileEncoder encoder;
+  encoder.token_layer = config.token_layer;
+  encoder.token_shape = {static_cast<int64_t>(c.grid()) * c.grid() + c.prefix_tokens(), c.width};
   encoder.image_size = c.image_size;
   encoder.dim = c.features();
   encoder.name = path;
@@ -125,12 +130,16 @@ TileEncoder vit_tile_encoder(models::Vit vit, const std::string& kind, const std
   encoder.mean = c.mean;
   encoder.std = c.std;
   apply_pixel_statistics(config, encoder);
-  encoder.encode = [vit, run, normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
-                       const torch::Tensor& pixels, bool /*tokens: token_shape says there are none*/) mutable {
+  encoder.encode = [vit, run, layer = config.token_layer,
+                    normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
+                       const torch::Tensor& pixels, bool tokens) mutable {
     torch::NoGradGuard no_grad;
     compat::CudaAutocastGuard autocast(run.autocast, run.dtype);
     EncodedBatch out;
-    out.features = vit->forward(normalize(pixels)).to(torch::kFloat).cpu();
+    // The token layer and the pooled features from one pass.
+    out.features = vit->pool(vit->forward_tokens(normalize(pixels), layer, tokens ? &out.tokens : nullptr));
+    out.features = out.features.to(torch::kFloat).cpu();
+    if (tokens) out.tokens = out.tokens.to(torch::kFloat).cpu();
     return out;
   };
   return encoder;

@@ -52,7 +52,8 @@ struct TileEncoder {
 //  - a timm ViT (models/vit/timm_weights.h: UNI, UNI2-h, Virchow, Prov-GigaPath, H-optimus as their hub directories
 //    hold them) or a transformers one (models/vit/hf_weights.h: Phikon, Phikon-v2, Midnight): features = its
 //    output pooled as config.pool says, normalised with its own mean/std (timm's pretrained_cfg, transformers'
-//    preprocessor_config.json); no token features;
+//    preprocessor_config.json); tokens = its hidden state config.token_layer (class and register tokens first), what
+//    `instruct.vision_tower` with this ViT selects from;
 //  - otherwise a CLIP image tower (HF directory, checkpoint, export, open_clip safetensors, or a CLIP preset with
 //    fixed random weights: models/clip/fixed_random.h): features = encode_image (projected),
 //    tokens = image_tokens(config.token_layer).

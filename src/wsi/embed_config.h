@@ -33,7 +33,7 @@ struct EmbedConfig {
             cfg::OneOf{"auto", "bf16", "fp16", "fp32"});
     v.field("features_dtype", features_dtype, "dtype of the stored features", cfg::OneOf{"float32", "float16"});
     v.field("tokens", tokens, "also write per-tile token features (tile_features shards) for the instruction trainer "
-            "(CLIP encoders)");
+            "(CLIP and ViT encoders)");
     v.field("token_layer", token_layer,
             "hidden state stored as tokens: -1 last block, -2 penultimate (LLaVA's mm_vision_select_layer)");
     v.field("tokens_dtype", tokens_dtype,

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "core/openai_pixels.h"
 #include "models/hf_dtype.h"
 
 namespace pathvlm::models {
@@ -117,21 +118,25 @@ std::string hf_clip_config_json(const ClipModelConfig& config, torch::ScalarType
   return root.dump(2) + "\n";
 }
 
-std::string hf_clip_preprocessor_config_json(const ClipModelConfig& config) {
-  const auto c = resolve_clip_config(config);
+std::string hf_image_processor_json(int image_size, const std::array<double, 3>& mean,
+                                    const std::array<double, 3>& std) {
   const json preprocessor = {{"image_processor_type", "CLIPImageProcessor"},
                              {"do_resize", true},
-                             {"size", {{"shortest_edge", c.image_size}}},
+                             {"size", {{"shortest_edge", image_size}}},
                              {"resample", 3},
                              {"do_center_crop", true},
-                             {"crop_size", {{"height", c.image_size}, {"width", c.image_size}}},
+                             {"crop_size", {{"height", image_size}, {"width", image_size}}},
                              {"do_rescale", true},
                              {"rescale_factor", 1.0 / 255.0},
                              {"do_normalize", true},
-                             {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
-                             {"image_std", {0.26862954, 0.26130258, 0.27577711}},
+                             {"image_mean", mean},
+                             {"image_std", std},
                              {"do_convert_rgb", true}};
   return preprocessor.dump(2) + "\n";
+}
+
+std::string hf_clip_preprocessor_config_json(const ClipModelConfig& config) {
+  return hf_image_processor_json(resolve_clip_config(config).image_size, kOpenAiMean, kOpenAiStd);
 }
 
 }  // namespace pathvlm::models

@@ -33,10 +33,11 @@ struct LlavaConfig {
             "image-feature projector: linear (one FC, PathAsst) or mlp2x_gelu (Linear-GELU-Linear, LLaVA-1.5)",
             cfg::OneOf{"linear", "mlp2x_gelu"});
     v.field("vision_feature_layer", vision_feature_layer,
-            "CLIP hidden state the features come from, HF indexing: 0 = embeddings after pre_layrnorm, k = after "
-            "block k, -1 = last block, -2 = penultimate (LLaVA)");
+            "tower hidden state the features come from, HF indexing: 0 = embeddings (after a CLIP's pre_layrnorm), "
+            "k = after block k, -1 = last block, -2 = penultimate (LLaVA)");
     v.field("vision_feature_select", vision_feature_select,
-            "patch: the patch rows only (CLS dropped, LLaVA's default); full: CLS row too",
+            "patch: the class token's row dropped (LLaVA's default; a ViT's register tokens stay, as in "
+            "transformers); full: every row",
             cfg::OneOf{"patch", "full"});
     v.field("image_aspect_ratio", image_aspect_ratio,
             "square: an image's shortest side is resized to the tower's size and the rest center-cropped "

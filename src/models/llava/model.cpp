@@ -6,12 +6,27 @@
 
 namespace pathvlm::models {
 
-LlavaModelImpl::LlavaModelImpl(const LlavaConfig& config, const ClipModel& clip, const LlamaForCausalLM& language_model)
-    : config_(config) {
+namespace {
+
+bool keeps_cls(const LlavaConfig& config) {
   PATHVLM_CHECK(config.vision_feature_select == "patch" || config.vision_feature_select == "full",
                 "llava: vision_feature_select '", config.vision_feature_select, "' is not one of patch, full");
-  vision_tower = register_module(
-      "vision_tower", LlavaVisionTower(clip, config.vision_feature_layer, config.vision_feature_select == "full"));
+  return config.vision_feature_select == "full";
+}
+
+}  // namespace
+
+LlavaModelImpl::LlavaModelImpl(const LlavaConfig& config, const ClipModel& clip, const LlamaForCausalLM& language_model)
+    : LlavaModelImpl(config, LlavaVisionTower(clip, config.vision_feature_layer, keeps_cls(config)), language_model) {}
+
+LlavaModelImpl::LlavaModelImpl(const LlavaConfig& config, const LlavaVisionTower& tower,
+                               const LlamaForCausalLM& language_model)
+    : config_(config) {
+  PATHVLM_CHECK(tower->feature_layer() == config.vision_feature_layer && tower->keep_cls() == keeps_cls(config),
+                "llava: the vision tower selects hidden state ", tower->feature_layer(),
+                tower->keep_cls() ? " with" : " without", " the class token, not what the config says (",
+                config.vision_feature_layer, ", ", config.vision_feature_select, ")");
+  vision_tower = register_module("vision_tower", tower);
   add_projector_and_language_model(vision_tower->hidden_size(), language_model);
 }
 

@@ -1,8 +1,10 @@
-// A LLaVA-style multimodal LLM (LLaVA-1.5, PathAsst): a frozen CLIP image tower, a trainable projector and a
-// LLaMA, with the parameter names of Hugging Face LlavaForConditionalGeneration's checkpoints before 4.52 (which
-// later versions rename on load; see anchors-export.md 1.2):
+// A LLaVA-style multimodal LLM (LLaVA-1.5, PathAsst; PathChat with a ViT tile encoder): a frozen image tower (a
+// CLIP's or a ViT, vision_tower.h), a trainable projector and a LLaMA, with the parameter names of Hugging Face
+// LlavaForConditionalGeneration's checkpoints before 4.52 (which later versions rename on load; anchors-export.md
+// 1.2):
 //   vision_tower.vision_model.*   multi_modal_projector.linear_{1,2}.*
 //   language_model.model.*        language_model.lm_head.weight
+// (a ViT tower's are vision_tower.vit.*, timm's names; the export writes them as transformers' Dinov2Model's).
 //
 //   models::LlavaModel llava(config, models::load_clip("pathclip/"), models::load_llama("vicuna-7b/", dtype, device));
 //   models::LlavaBatch batch{input_ids, labels, attention_mask, pixels};   // input_ids hold kImageSentinel per image
@@ -50,6 +52,8 @@ class LlavaModelImpl : public torch::nn::Module {
  public:
   // Takes `clip`'s image tower (its text tower is dropped) and `language_model` as they are (shared, not copied).
   LlavaModelImpl(const LlavaConfig& config, const ClipModel& clip, const LlamaForCausalLM& language_model);
+  // Takes `tower` (a CLIP's or a ViT's, selecting config's vision_feature_layer and vision_feature_select).
+  LlavaModelImpl(const LlavaConfig& config, const LlavaVisionTower& tower, const LlamaForCausalLM& language_model);
   // No tower: every image arrives as `image_tokens` feature rows of width `feature_width`.
   LlavaModelImpl(const LlavaConfig& config, int64_t image_tokens, int64_t feature_width,
                  const LlamaForCausalLM& language_model);

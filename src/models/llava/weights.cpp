@@ -10,11 +10,13 @@
 #include "core/error.h"
 #include "core/text_file.h"
 #include "io/safetensors.h"
+#include "models/clip/hf_config.h"
 #include "models/clip/weights.h"
 #include "models/hf_dtype.h"
 #include "models/llama/config.h"
 #include "models/llama/weights.h"
 #include "models/lora/apply.h"
+#include "models/vit/hf_weights.h"
 #include "text/bpe_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/tokenizer.h"
@@ -36,12 +38,17 @@ LlamaConfig exported_text_config(const LlavaModelImpl& model, int64_t image_id, 
   return text;
 }
 
+// The vision_config of the tower: a CLIP's CLIPVisionConfig, a ViT's Dinov2Config.
+json tower_config(const LlavaVisionTowerImpl& tower, torch::ScalarType dtype) {
+  if (tower.vit) return json::parse(hf_dinov2_config_json(tower.vit->config(), dtype));
+  return json::parse(hf_clip_config_json(tower.clip_config(), dtype)).at("vision_config");
+}
+
 json llava_config(const LlavaModelImpl& model, const LlamaConfig& text, int64_t image_id, torch::ScalarType dtype) {
-  const auto& clip = model.vision_tower->clip_config();
   const auto& c = model.config();
   return {{"architectures", {"LlavaForConditionalGeneration"}},
           {"model_type", "llava"},
-          {"vision_config", json::parse(hf_clip_config_json(clip, dtype)).at("vision_config")},
+          {"vision_config", tower_config(*model.vision_tower, dtype)},
           {"text_config", json::parse(hf_llama_config_json(text, dtype))},
           {"image_token_index", image_id},
           {"image_seq_length", model.image_tokens()},
@@ -208,8 +215,11 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
     return wide.to(dtype);
   };
   safetensors::NamedTensors tensors;
+  auto vit = model->vision_tower->vit;
+  if (vit) tensors = hf_dinov2_tensors(*vit, "vision_tower.", dtype);
   for (const auto& item : model->named_parameters()) {
     const auto& name = item.key();
+    if (vit && name.rfind("vision_tower.", 0) == 0) continue;  // written in Dinov2Model's names above
     const bool vocabulary = existing < 0 && (name == "language_model.model.embed_tokens.weight" ||
                                              name == "language_model.lm_head.weight");
     tensors.emplace_back(name, vocabulary ? with_image_row(item.value())
@@ -234,8 +244,8 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
     write_bpe_tokenizer(tok, out, image_id, text.max_position_embeddings);
   }
 
-  const auto& clip = model->vision_tower->clip_config();
-  auto preprocessor = json::parse(hf_clip_preprocessor_config_json(clip));
+  const auto& tower = model->vision_tower->shape();
+  auto preprocessor = json::parse(hf_image_processor_json(tower.image_size, tower.mean, tower.std));
   preprocessor["processor_class"] = "LlavaProcessor";
   if (model->config().pads_to_square()) {
     // CLIPImageProcessor has no padding; LlavaImageProcessor's do_pad is LLaVA's expand2square (mean-colour fill).
@@ -245,9 +255,9 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   write_text_file(out / "preprocessor_config.json", preprocessor.dump(2) + "\n");
   const json processor = {
       {"image_token", kImageToken},
-      // The processor's count is (S/p)^2 + this, minus one for "default": CLIP's one CLS row.
-      {"num_additional_image_tokens", 1},
-      {"patch_size", clip.patch_size},
+      // The processor's count is (S/p)^2 + this, minus one for "default": the class token, and a ViT's registers.
+      {"num_additional_image_tokens", tower.prefix_tokens},
+      {"patch_size", tower.patch_size},
       {"vision_feature_select_strategy", model->config().vision_feature_select == "full" ? "full" : "default"}};
   write_text_file(out / "processor_config.json", processor.dump(2) + "\n");
 }

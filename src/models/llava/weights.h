@@ -8,20 +8,23 @@
 //
 // The export (anchors-export.md 1.2-1.6):
 //   - tensors in the key layout of transformers before 4.52, which 4.52+ and 5.x rename on load:
-//     vision_tower.vision_model.*, multi_modal_projector.linear_{1,2}.{weight,bias}, language_model.model.*,
+//     vision_tower.vision_model.* (a ViT tower: vision_tower.embeddings.*, encoder.layer.N.*, layernorm.*, as
+//     Dinov2Model names them), multi_modal_projector.linear_{1,2}.{weight,bias}, language_model.model.*,
 //     language_model.lm_head.weight (absent when tied); model.safetensors or shards + index (safetensors::save_sharded);
 //   - `<image>` appended to the vocabulary: image_token_index = the LLaMA's vocab_size V, embed_tokens and lm_head get
 //     one more row, the mean of the others (its logit is the mean logit, so it never wins a greedy pick);
 //   - a `linear` projector (one FC, which HF's projector cannot express) as linear_1 = the FC, projector_hidden_act
 //     "linear" (identity) and linear_2 = identity matrix with a zero bias: the same numbers exactly;
-//   - config.json (model_type llava: vision_config clip_vision_model, text_config llama, image_token_index,
+//   - config.json (model_type llava: vision_config clip_vision_model, or dinov2 / dinov2_with_registers for a ViT
+//     tower (models/vit/hf_weights.h); text_config llama, image_token_index,
 //     image_seq_length, projector_hidden_act, vision_feature_layer, vision_feature_select_strategy default|full,
 //     multimodal_projector_bias, pad_token_id), generation_config.json;
 //   - tokenizer.model + tokenizer_config.json (LlamaTokenizer, legacy, `<image>` a special added token with id V,
 //     pad_token = the unknown token as LLaVA v1 trains), special_tokens_map.json, added_tokens.json;
-//   - preprocessor_config.json (CLIPImageProcessor of the CLIP; LlavaImageProcessor with do_pad when the model pads
-//     images to a square, image_aspect_ratio pad) and processor_config.json (LlavaProcessor:
-//     image_token, num_additional_image_tokens 1 for CLIP's CLS row, patch_size, vision_feature_select_strategy).
+//   - preprocessor_config.json (CLIPImageProcessor at the tower's size with its mean/std; LlavaImageProcessor with
+//     do_pad when the model pads images to a square, image_aspect_ratio pad) and processor_config.json
+//     (LlavaProcessor: image_token, num_additional_image_tokens = the class token and any register tokens,
+//     patch_size, vision_feature_select_strategy).
 #pragma once
 #include <torch/torch.h>
 

@@ -28,7 +28,19 @@ VitImpl::VitImpl(const VitConfig& config) : config_(config) {
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w}).eps(config_.norm_eps)));
 }
 
-torch::Tensor VitImpl::forward_tokens(const torch::Tensor& pixels) {
+namespace {
+
+// A hidden-state number (HF indexing, possibly negative) as an index in 0..depth.
+int hidden_state_index(int layer, int depth) {
+  const int index = layer < 0 ? depth + 1 + layer : layer;
+  PATHVLM_CHECK(index >= 0 && index <= depth, "ViT: hidden state ", layer, " is outside the ", depth + 1,
+                " hidden states of its ", depth, " blocks (-", depth + 1, "..", depth, ")");
+  return index;
+}
+
+}  // namespace
+
+torch::Tensor VitImpl::embed(const torch::Tensor& pixels) {
   const int s = config_.image_size;
   PATHVLM_CHECK(pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == s && pixels.size(3) == s,
                 "ViT: expected pixels [B,3,", s, ",", s, "], got ", pixels.sizes());
@@ -46,8 +58,24 @@ torch::Tensor VitImpl::forward_tokens(const torch::Tensor& pixels) {
     prefix.push_back(x);
     x = torch::cat(prefix, 1) + pos;
   }
-  for (const auto& block : *blocks) x = block->as<TransformerBlockImpl>()->forward(x);
+  return x;
+}
+
+torch::Tensor VitImpl::forward_tokens(const torch::Tensor& pixels, int hidden_layer, torch::Tensor* hidden) {
+  const int keep = hidden ? hidden_state_index(hidden_layer, config_.depth) : -1;
+  auto x = embed(pixels);
+  for (int i = 0; i <= config_.depth; ++i) {
+    if (i == keep) *hidden = x;
+    if (i < config_.depth) x = blocks->ptr<TransformerBlockImpl>(i)->forward(x);
+  }
   return config_.fc_norm ? x : norm(x);
+}
+
+torch::Tensor VitImpl::hidden_state(const torch::Tensor& pixels, int layer) {
+  const int index = hidden_state_index(layer, config_.depth);
+  auto x = embed(pixels);
+  for (int i = 0; i < index; ++i) x = blocks->ptr<TransformerBlockImpl>(i)->forward(x);
+  return x;
 }
 
 torch::Tensor VitImpl::pool(const torch::Tensor& tokens) {

@@ -23,8 +23,13 @@ class VitImpl : public torch::nn::Module {
  public:
   explicit VitImpl(const VitConfig& config);
   // Normalised pixels [B,3,S,S] -> the tokens after the last block, [B, prefix + patches, width], normalised unless
-  // the pooling normalises.
-  torch::Tensor forward_tokens(const torch::Tensor& pixels);
+  // the pooling normalises. With `hidden`, also keeps hidden state `hidden_layer` there (see hidden_state) from the
+  // same pass.
+  torch::Tensor forward_tokens(const torch::Tensor& pixels, int hidden_layer = -1, torch::Tensor* hidden = nullptr);
+  // Hidden state `layer` [B, prefix + patches, width], indexed as transformers' `hidden_states`: 0 = the embeddings
+  // (prefix tokens and positions), k = after block k, negative from the end (-1 = the last block, before the final
+  // norm; -2 = the penultimate, LLaVA's). Runs only the blocks it needs.
+  torch::Tensor hidden_state(const torch::Tensor& pixels, int layer);
   // Tokens of forward_tokens -> features [B, config.features()].
   torch::Tensor pool(const torch::Tensor& tokens);
   torch::Tensor forward(const torch::Tensor& pixels) { return pool(forward_tokens(pixels)); }
@@ -38,6 +43,9 @@ class VitImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm{nullptr};
 
  private:
+  // Pixels -> the first hidden state: patch embeddings behind the class and register tokens, positions added.
+  torch::Tensor embed(const torch::Tensor& pixels);
+
   VitConfig config_;
 };
 TORCH_MODULE(Vit);

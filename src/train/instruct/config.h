@@ -1,8 +1,10 @@
 // Config section `instruct`: LLaVA / PathAsst-style instruction tuning of a LLaMA that sees images through a
-// frozen CLIP image tower and a trained projector. Light header: no torch.
+// frozen image tower (a CLIP's, or a ViT tile encoder as PathChat's UNI) and a trained projector. Light header: no
+// torch.
 //
 //   instruct:
-//     vision_tower: runs/clip_demo          # CLIP run, checkpoint, export, HF or open_clip weights; or a preset
+//     vision_tower: runs/clip_demo          # CLIP run, checkpoint, export, HF or open_clip weights; a ViT tile
+//                                           # encoder's hub directory (UNI/, phikon/); or a preset
 //     language_model: vicuna-7b-v1.5/       # HF LLaMA directory; or a preset trained from scratch
 //     template: vicuna_v1                   # plain (phase 1) | vicuna_v1 | pathasst | mistral_instruct | ...
 //     model: {projector: mlp2x_gelu, vision_feature_layer: -2, vision_feature_select: patch}
@@ -106,10 +108,11 @@ struct InstructConfig {
   template <class V>
   void visit(V& v) {
     v.field("vision_tower", vision_tower,
-            "the frozen CLIP image tower: a `clip` run or checkpoint, an export, a Hugging Face CLIP (or "
-            "CLIPVisionModel) directory, a transformers LLaVA directory (its tower) or open_clip .safetensors; or a "
-            "CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) with fixed random "
-            "weights (demos). Rebuilt from here on resume; never saved in checkpoints");
+            "the frozen image tower: a CLIP (a `clip` run or checkpoint, an export, a Hugging Face CLIP or "
+            "CLIPVisionModel directory, open_clip .safetensors), a ViT tile encoder as its hub directory holds it "
+            "(timm's: UNI, Virchow, H-optimus, ...; transformers': Phikon, Phikon-v2, ...; PathChat's setup), a "
+            "transformers LLaVA directory (its tower); or a CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) with "
+            "fixed random weights (demos). Rebuilt from here on resume; never saved in checkpoints");
     v.field("slide_encoder", slide_encoder,
             "slides instead of images: a `slide` run (or its export directory) whose slide encoder, frozen, turns "
             "each slide into its tokens (qformer: its queries; abmil, transformer: one) for the projector; "

@@ -24,6 +24,8 @@
 #include "models/layers/activation_checkpoint.h"
 #include "models/llama/weights.h"
 #include "models/llava/weights.h"
+#include "models/vit/hf_weights.h"
+#include "models/vit/timm_weights.h"
 #include "models/slide/report_model.h"
 #include "train/init_from.h"
 #include "train/job_config.h"
@@ -73,6 +75,20 @@ models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg) {
   return models::load_clip_image_tower(cfg.vision_tower, options);
 }
 
+models::LlavaVisionTower make_instruct_vision_tower(const InstructConfig& cfg) {
+  const int layer = cfg.model.vision_feature_layer;
+  const bool keep_cls = cfg.model.vision_feature_select == "full";
+  const auto& path = cfg.vision_tower;
+  if (!models::is_clip_preset(path) && (models::is_timm_vit(path) || models::is_hf_vit(path))) {
+    PATHVLM_CHECK(cfg.vision_hidden_act.empty() && cfg.vision_image_size == 0, "instruct.vision_tower '", path,
+                  "' is a ViT, whose activation and input size its own files give: leave instruct.vision_hidden_act "
+                  "and instruct.vision_image_size unset");
+    return models::LlavaVisionTower(models::is_timm_vit(path) ? models::load_timm_vit(path) : models::load_hf_vit(path),
+                                    layer, keep_cls);
+  }
+  return models::LlavaVisionTower(make_instruct_vision_clip(cfg), layer, keep_cls);
+}
+
 std::shared_ptr<const text::Tokenizer> make_instruct_tokenizer(const InstructConfig& cfg) {
   return make_lm_tokenizer(language_model_section(cfg, is_hf_dir(cfg.language_model) ? cfg.language_model : ""),
                            kInstructKeys);
@@ -94,26 +110,27 @@ models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
 int64_t instruct_image_tokens(const InstructConfig& cfg) {
   if (!cfg.slide_encoder.empty())
     return models::slide::load_slide_report_model(cfg.slide_encoder)->slide_encoder->num_tokens();
-  // A preset's shape needs no tower built (drawing a ViT-L/14's weights takes seconds).
-  const auto tower = models::is_clip_preset(cfg.vision_tower) ? models::resolve_clip_config(preset_tower_config(cfg))
-                                                                : make_instruct_vision_clip(cfg)->config();
-  const int64_t side = tower.image_size / tower.patch_size;
-  return side * side + (cfg.model.vision_feature_select == "full" ? 1 : 0);
+  if (models::is_clip_preset(cfg.vision_tower)) {  // its shape needs no tower drawn (a ViT-L/14's takes seconds)
+    const auto tower = models::resolve_clip_config(preset_tower_config(cfg));
+    const int64_t side = tower.image_size / tower.patch_size;
+    return side * side + (cfg.model.vision_feature_select == "full" ? 1 : 0);
+  }
+  return make_instruct_vision_tower(cfg)->num_tokens();
 }
 
 data::InstructImages open_instruct_images(const InstructConfig& cfg, const std::vector<std::string>& sources,
-                                          int image_size) {
+                                          const models::VisionTowerShape* tower) {
   data::InstructSlideOptions slides;
   slides.tiles = cfg.data.slide_tiles;
   slides.max_bad_fraction = cfg.data.max_bad_slide_fraction;
-  return data::InstructImages::open(sources, image_size, slides, cfg.model.pads_to_square());
+  return data::InstructImages::open(sources, tower ? tower->image_size : 0, slides, cfg.model.pads_to_square(),
+                                    tower ? tower->mean : data::kOpenAiMean);
 }
 
 // ---- building --------------------------------------------------------------------------------------
 
 void InstructTask::build_common(const TaskContext& ctx) {
   device_ = ctx.device;
-  tower_pixels_ = data::PixelNormalizer(device_);
   rank_ = ctx.rank;
   world_size_ = ctx.world_size;
   seed_ = ctx.seed;
@@ -132,8 +149,9 @@ void InstructTask::build_common(const TaskContext& ctx) {
       cfg_, *tokenizer_, models::checkpointing_enabled(ctx.job.train.activation_checkpointing, "layers"));
   const auto& lm_config = language_model->config();
   if (cfg_.slide_encoder.empty()) {
-    auto clip = make_instruct_vision_clip(cfg_);
-    model_ = models::LlavaModel(cfg_.model, clip, language_model);
+    model_ = models::LlavaModel(cfg_.model, make_instruct_vision_tower(cfg_), language_model);
+    const auto& tower = model_->vision_tower->shape();
+    tower_pixels_ = data::PixelNormalizer(device_, tower.mean, tower.std);
   } else {
     slide_encoder_ = models::slide::load_slide_report_model(cfg_.slide_encoder)->slide_encoder;
     for (auto& p : slide_encoder_->parameters()) p.set_requires_grad(false);
@@ -146,13 +164,13 @@ void InstructTask::build_common(const TaskContext& ctx) {
   llava_projector_adopted_ = llava_checkpoint_ && adopts_llava_projector(*llava_checkpoint_);
   open_images(cfg_.data.images);
   if (images_->kind() == data::InstructImages::Kind::features) {
-    const auto& vc = model_->vision_tower->clip_config();
-    const int64_t rows = static_cast<int64_t>(vc.image_size / vc.patch_size) * (vc.image_size / vc.patch_size) + 1;
-    PATHVLM_CHECK(images_->feature_tokens() == rows && images_->feature_width() == vc.vision_width,
+    const auto& tower = model_->vision_tower->shape();
+    PATHVLM_CHECK(images_->feature_tokens() == tower.hidden_rows() && images_->feature_width() == tower.width,
                   "instruct.data.images: the cached features are [", images_->feature_tokens(), ",",
-                  images_->feature_width(), "] per image but the tower '", cfg_.vision_tower, "' gives [", rows, ",",
-                  vc.vision_width, "] (CLS row included): cache them with this tower (`pathvlm embed --tiles`)");
-    const int layers = vc.vision_layers;
+                  images_->feature_width(), "] per image but the tower '", cfg_.vision_tower, "' gives [",
+                  tower.hidden_rows(), ",", tower.width,
+                  "] (class token included): cache them with this tower (`pathvlm embed --tiles`)");
+    const int layers = tower.layers;
     if (auto layer = images_->feature_layer())
       PATHVLM_CHECK(hidden_state_index(*layer, layers) == hidden_state_index(cfg_.model.vision_feature_layer, layers),
                     "instruct.data.images: the cached features come from tower layer ", *layer,
@@ -187,7 +205,7 @@ bool InstructTask::adopts_llava_projector(const models::LlavaCheckpoint& llava) 
     return false;
   }
   const auto keys = llava.keys();
-  const int layers = model_->vision_tower->clip_config().vision_layers;
+  const int layers = model_->vision_tower->shape().layers;
   PATHVLM_CHECK(hidden_state_index(llava.vision_feature_layer, layers) ==
                     hidden_state_index(cfg_.model.vision_feature_layer, layers),
                 source, ": its projector was trained on tower layer ", llava.vision_feature_layer,
@@ -219,8 +237,8 @@ std::string InstructTask::image_kind_text() const {
 }
 
 void InstructTask::open_images(const std::vector<std::string>& sources) {
-  const int image_size = model_->vision_tower ? model_->vision_tower->clip_config().image_size : 0;
-  images_ = std::make_shared<const data::InstructImages>(open_instruct_images(cfg_, sources, image_size));
+  const auto* tower = model_->vision_tower ? &model_->vision_tower->shape() : nullptr;
+  images_ = std::make_shared<const data::InstructImages>(open_instruct_images(cfg_, sources, tower));
   const bool slides_given = images_->kind() == data::InstructImages::Kind::slides;
   PATHVLM_CHECK(!slides_given || slide_encoder_, "instruct.data.images names slide sources (", images_->sources_text(),
                 ") but instruct.slide_encoder is empty: name the `slide` run whose encoder reads them");
@@ -439,10 +457,11 @@ torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& 
   torch::NoGradGuard no_grad;
   PATHVLM_CHECK(model_->vision_tower, "instruct: this run reads slides (instruct.slide_encoder '", cfg_.slide_encoder,
                 "'), not image files");
-  const int size = model_->vision_tower->clip_config().image_size;
+  const auto& tower = model_->vision_tower->shape();
   std::vector<torch::Tensor> pixels;
   for (const auto& file : files)
-    pixels.push_back(data::instruct_pixels(data::read_image(file), size, cfg_.model.pads_to_square()));
+    pixels.push_back(
+        data::instruct_pixels(data::read_image(file), tower.image_size, cfg_.model.pads_to_square(), tower.mean));
   if (pixels.empty()) return no_image_features();
   return model_->image_features(tower_pixels_(torch::stack(pixels)));
 }

@@ -1,5 +1,5 @@
-// The `instruct` task: LLaVA / PathAsst-style instruction tuning. A frozen CLIP image tower, a trained projector
-// and a LLaMA (models/llava) learn from LLaVA records (data/instruct_dataset.h) with the loss on the replies only.
+// The `instruct` task: LLaVA / PathAsst-style instruction tuning. A frozen image tower (a CLIP's, or a ViT tile
+// encoder as PathChat's UNI), a trained projector and a LLaMA (models/llava) learn from LLaVA records (data/instruct_dataset.h) with the loss on the replies only.
 //
 // Phases are configs (configs/instruct/): phase 1 freezes language_model.* and trains the projector on captions
 // (template plain); phase 2 starts from phase 1 (train.init_from) and trains projector + LLM, fully or with LoRA.
@@ -45,6 +45,10 @@
 
 namespace pathvlm::train {
 
+// The frozen tower instruct.vision_tower names, selecting as instruct.model says: a ViT tile encoder (timm's or
+// transformers' hub directory: UNI, Phikon, ...; a LLaVA export with one), else a CLIP's image tower
+// (make_instruct_vision_clip).
+models::LlavaVisionTower make_instruct_vision_tower(const InstructConfig& cfg);
 // The CLIP whose image tower instruct.vision_tower names (a preset gets fixed random weights drawn from its own
 // seed, leaving the caller's random stream untouched).
 models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg);
@@ -55,13 +59,13 @@ std::shared_ptr<const text::Tokenizer> make_instruct_tokenizer(const InstructCon
 models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
                                                       const text::Tokenizer& tokenizer,
                                                       bool checkpoint_layers);
-// Feature rows each image becomes: the tower's patches, plus the CLS row with vision_feature_select full; with
-// instruct.slide_encoder, the slide encoder's tokens.
+// Feature rows each image becomes: the tower's hidden-state rows, less the class token's with vision_feature_select
+// patch; with instruct.slide_encoder, the slide encoder's tokens.
 int64_t instruct_image_tokens(const InstructConfig& cfg);
-// The images of `sources` (instruct.data.images' forms) with the config's slide options; `image_size` is the tower's
-// input (pixel sources).
+// The images of `sources` (instruct.data.images' forms) with the config's slide options; `tower` gives pixel sources
+// their size and padding colour (nullptr: slide sources).
 data::InstructImages open_instruct_images(const InstructConfig& cfg, const std::vector<std::string>& sources,
-                                          int image_size);
+                                          const models::VisionTowerShape* tower);
 
 class InstructTask : public Task {
  public:

@@ -6,7 +6,11 @@ LayerScale, GELU MLP or packed SwiGLU, the final layernorm) in float64 numpy, re
 transformers needs torch, which this machine's python lacks. torch's bicubic interpolation is written out here too.
 
   hf_vit_reference.py MODEL_DIR PIXELS_FILE BATCH [POOL]   # PIXELS_FILE: uint8 [B,3,S,S] at the input size;
-                                                           # POOL: token (default), avg, token+avg; prints JSON
+                                                           # POOL: token (default), avg, token+avg, or hidden:K
+                                                           # (hidden_states[K], each image's rows flattened);
+                                                           # prints JSON
+MODEL_DIR may also be a LlavaForConditionalGeneration directory whose vision_config is one of these: its tower
+(vision_tower.*) is run, as LlavaModel runs it.
 """
 import json
 import math
@@ -118,6 +122,7 @@ def forward(t, cfg, pre, pixels, pool="token"):
         registers = reg.shape[1]
         x = np.concatenate([x[:, :1], np.broadcast_to(reg, (B,) + reg.shape[1:]), x[:, 1:]], axis=1)
     heads = cfg.get("num_attention_heads", 12)
+    hidden_states = [x]
     i = 0
     while f"{p}encoder.layer.{i}.attention.attention.query.weight" in t:
         b = f"{p}encoder.layer.{i}."
@@ -136,7 +141,10 @@ def forward(t, cfg, pre, pixels, pool="token"):
             else:
                 m = linear(gelu(linear(y, t, b + "mlp.fc1")), t, b + "mlp.fc2")
             x = h + m * t[b + "layer_scale2.lambda1"]
+        hidden_states.append(x)
         i += 1
+    if pool.startswith("hidden:"):
+        return hidden_states[int(pool[len("hidden:"):])].reshape(B, -1)
     x = layer_norm(x, t[p + "layernorm.weight"], t[p + "layernorm.bias"], eps)
     patch_mean = x[:, 1 + registers:].mean(1)
     return {"token": x[:, 0], "avg": patch_mean, "token+avg": np.concatenate([x[:, 0], patch_mean], axis=-1)}[pool]
@@ -150,6 +158,9 @@ def main():
     with open(os.path.join(model_dir, "preprocessor_config.json")) as f:
         pre = json.load(f)
     t = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+    if cfg["model_type"] == "llava":
+        cfg = cfg["vision_config"]
+        t = {name[len("vision_tower."):]: v for name, v in t.items() if name.startswith("vision_tower.")}
     pixels = np.fromfile(pixels_file, dtype=np.uint8).astype(np.float64)
     size = int(round(math.sqrt(pixels.size / (3 * batch))))
     print(json.dumps(forward(t, cfg, pre, pixels.reshape(batch, 3, size, size), pool).tolist()))

@@ -14,6 +14,8 @@
 #include "models/clip/weights.h"
 #include "models/llama/config.h"
 #include "models/llava/hf_layout.h"
+#include "models/vit/hf_weights.h"
+#include "models/vit/timm_vit_util.h"
 #include "test_util.h"
 #include "train/instruct/instruct_test_util.h"
 #include "train/instruct/task.h"
@@ -400,24 +402,18 @@ TEST(InstructTask, MissingImagesAboveTheThresholdStopTheRunNamingTheFile) {
   fs::remove_all(dir);
 }
 
-// Features cached by `pathvlm embed --tiles` (float32, one tile per forward) stand in for the tower: the same
-// training up to the last bits of batched matmuls.
-TEST(InstructTask, CachedTowerFeaturesTrainLikeThePixels) {
+// Trains `pixels` (its tower a directory) from pixels and from the features `pathvlm embed --tiles` cached with its
+// tower (float32, one tile per forward): the same training up to the last bits of batched matmuls.
+void expect_cached_features_train_like_the_pixels(const std::string& dir, JobConfig pixels) {
   const auto& data = tiny_instruct_data();
-  auto dir = fresh_dir("instruct_cached");
-  auto pixels = tiny_instruct_job(dir, "pixels", 2, 4);
   pixels.checkpoint.export_final = false;
-  auto& ic = pixels.task_config<train::InstructConfig>();
-  auto tower = train::make_instruct_vision_clip(ic);
-  models::export_hf_clip(tower, tower->config(), dir + "/tower");
-  ic.vision_tower = dir + "/tower";
-
+  const auto& ic = pixels.task_config<train::InstructConfig>();
   EmbedConfig embed;
   embed.device = "cpu";
   embed.batch_size = 1;
   embed.tokens_dtype = "float32";
   embed.token_layer = ic.model.vision_feature_layer;
-  const auto encoder = wsi::load_tile_encoder(dir + "/tower", embed);
+  const auto encoder = wsi::load_tile_encoder(ic.vision_tower, embed);
   auto features = pixels;
   features.run.name = "features";
   auto& cached = features.task_config<train::InstructConfig>().data.images;
@@ -435,6 +431,50 @@ TEST(InstructTask, CachedTowerFeaturesTrainLikeThePixels) {
   const auto a = logged_losses(dir + "/pixels/metrics.jsonl"), b = logged_losses(dir + "/features/metrics.jsonl");
   ASSERT_EQ(a.size(), 4u);
   for (const auto& [step, loss] : a) EXPECT_NEAR(std::stod(loss), std::stod(b.at(step)), 1e-5) << "step " << step;
+}
+
+TEST(InstructTask, CachedTowerFeaturesTrainLikeThePixels) {
+  auto dir = fresh_dir("instruct_cached");
+  auto pixels = tiny_instruct_job(dir, "pixels", 2, 4);
+  auto& ic = pixels.task_config<train::InstructConfig>();
+  auto tower = train::make_instruct_vision_clip(ic);
+  models::export_hf_clip(tower, tower->config(), dir + "/tower");
+  ic.vision_tower = dir + "/tower";
+  expect_cached_features_train_like_the_pixels(dir, pixels);
+  fs::remove_all(dir);
+}
+
+// PathChat's setup: a ViT tile encoder (here timm's, with register tokens and its own pixel statistics) as the
+// tower. Its cached tokens train as its pixels do; the export's tower is a transformers Dinov2WithRegistersModel.
+TEST(InstructTask, AVitTileEncoderAsTheTowerTrainsFromPixelsAndCachedTokensAlike) {
+  auto dir = fresh_dir("instruct_vit");
+  pathvlm::testing::Layout layout;
+  layout.name = "instruct_tower";
+  layout.reg_tokens = 2;
+  auto pixels = tiny_instruct_job(dir, "pixels", 2, 4);
+  auto& ic = pixels.task_config<train::InstructConfig>();
+  const auto tower = pathvlm::testing::write_timm_vit(layout);
+  ic.vision_tower = tower;
+  ic.vision_image_size = 0;
+  expect_cached_features_train_like_the_pixels(dir, pixels);
+  const auto log = read_text(dir + "/pixels/log.txt");
+  EXPECT_HAS(log, "rows per image of width 32");
+  // 4x4 patches, the class token dropped, the two registers kept: 18 rows.
+  EXPECT_EQ(train::instruct_image_tokens(ic), 18);
+
+  auto exported = pixels;
+  exported.run.name = "exported";
+  exported.train.steps = 3;
+  exported.checkpoint.export_final = true;
+  train::train(exported);
+  const auto export_dir = dir + "/exported/export";
+  EXPECT_EQ(nlohmann::json::parse(read_text(export_dir + "/config.json"))["vision_config"]["model_type"],
+            "dinov2_with_registers");
+  EXPECT_TRUE(models::is_hf_vit(export_dir));
+
+  ic.vision_image_size = 64;
+  EXPECT_HAS(error_of([&] { train::make_instruct_vision_tower(ic); }), "leave instruct.vision_hidden_act");
+  fs::remove_all(tower);
   fs::remove_all(dir);
 }
 
