@@ -5,7 +5,7 @@
       --gtest_filter=LlavaWeights.ExportForTransformersCheck
   python3 scripts/gpu/check_llava_export.py /tmp/llava_export
 
-The test writes four fp32 exports of a tiny random LLaVA (CLIP tiny preset: 64 px, 16 px patches; a 2-layer LLaMA
+The test writes five fp32 exports of a tiny random LLaVA (CLIP tiny preset: 64 px, 16 px patches; a 2-layer LLaMA
 with LLaMA-2's tokenizer), each in DIR/<form>/model with DIR/<form>/images/0.png, reference.jsonl and
 reference.safetensors:
   mlp2x_gelu_patch  Linear-GELU-Linear projector, CLS row dropped ("default": 16 image tokens)
@@ -14,6 +14,9 @@ reference.safetensors:
                     must pad to 64 x 64 with the mean colour as pathvlm does (LLaVA-1.5's expand2square)
   mlp2x_gelu_patch_pad_mistral  as the third with a Mistral language model (LLaVA-Med v1.5's shape): the text_config
                     must load as MistralConfig
+  mlp2x_gelu_patch_pad_vit  as the third with PathChat's kind of tower: a ViT tile encoder (timm's, two register
+                    tokens, its own pixel mean/std; 32 px, 8 px patches) exported as a Dinov2WithRegistersModel:
+                    18 image tokens (the registers kept, as LlavaModel keeps them), padding with the ViT's mean
 Each JSONL line has the prompt text (with "<image>"), the image (or null), our input_ids in HF's expanded form
 (<image> repeated image_seq_length times, id = image_token_index), our greedy tokens (up to 8, stopping at EOS), and
 the names of our prompt logits and pixel values in reference.safetensors.
@@ -69,6 +72,9 @@ def check_form(form_dir, failures):
 
     text_type = model.config.text_config.model_type
     expect(text_type == ("mistral" if name.endswith("_mistral") else "llama"), f"text_config model_type {text_type}")
+    vision_type = model.config.vision_config.model_type
+    expect(vision_type == ("dinov2_with_registers" if name.endswith("_vit") else "clip_vision_model"),
+           f"vision_config model_type {vision_type}")
 
     for i, sample in enumerate(samples):
         image = Image.open(os.path.join(form_dir, sample["image"])).convert("RGB") if sample["image"] else None
@@ -107,7 +113,8 @@ def main():
     parser.add_argument("dir")
     args = parser.parse_args()
     failures = []
-    for form in ("mlp2x_gelu_patch", "linear_full", "mlp2x_gelu_patch_pad", "mlp2x_gelu_patch_pad_mistral"):
+    for form in ("mlp2x_gelu_patch", "linear_full", "mlp2x_gelu_patch_pad", "mlp2x_gelu_patch_pad_mistral",
+                 "mlp2x_gelu_patch_pad_vit"):
         check_form(os.path.join(args.dir, form), failures)
     if failures:
         print("FAILED: " + "; ".join(failures))

@@ -363,23 +363,28 @@ TEST(SlideCli, EmbedWritesTridentFilesShardsAndTokens) {
 }
 
 // `embed` with a timm ViT (UNI's layout) as the encoder: its pooled features of tiles normalised with its
-// pretrained_cfg's mean/std (not CLIP's); --tokens is refused, a timm ViT gives no token features.
+// pretrained_cfg's mean/std (not CLIP's); --tokens writes its penultimate hidden state, class token first.
 namespace {
 
-// The features of row `row` of slide `id`'s coords computed by hand: read, resize, normalise with `mean` / `std`,
-// the ViT's forward.
-torch::Tensor tile_features_by_hand(const std::string& slides, const std::string& tiles, const std::string& id,
-                                    int64_t row, models::Vit vit, const std::array<double, 3>& mean,
-                                    const std::array<double, 3>& std) {
+// The ViT's input for row `row` of slide `id`'s coords made by hand: read, resize, normalise with `mean` / `std`.
+torch::Tensor tile_pixels_by_hand(const std::string& slides, const std::string& tiles, const std::string& id,
+                                  int64_t row, int size, const std::array<double, 3>& mean,
+                                  const std::array<double, 3>& std) {
   const auto coords = wsi::read_coords_h5(tiles + "/patches/" + id + ".h5");
   auto slide = wsi::Slide::open(slides + "/" + id + ".tiff");
   const auto xy = coords.coords[row];
   auto rgb = slide.read_region(xy[0].item<int64_t>(), xy[1].item<int64_t>(), coords.grid.read_level,
                                coords.grid.read_size, coords.grid.read_size);
-  const int size = vit->config().image_size;
   rgb = data::resize_bicubic(rgb, size, size);
+  return data::normalize_image(rgb, mean, std).unsqueeze(0);
+}
+
+// The features of that tile by hand: the ViT's forward.
+torch::Tensor tile_features_by_hand(const std::string& slides, const std::string& tiles, const std::string& id,
+                                    int64_t row, models::Vit vit, const std::array<double, 3>& mean,
+                                    const std::array<double, 3>& std) {
   torch::NoGradGuard no_grad;
-  return vit->forward(data::normalize_image(rgb, mean, std).unsqueeze(0))[0];
+  return vit->forward(tile_pixels_by_hand(slides, tiles, id, row, vit->config().image_size, mean, std))[0];
 }
 
 }  // namespace
@@ -392,9 +397,7 @@ TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
   ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs, &out), 0) << out;
   const std::string vit_dir = pathvlm::testing::write_timm_vit({"embed"});
   const std::string args = "embed --coords " + dir + "/tiles --encoder " + vit_dir + " --device cpu --out " + dir;
-  EXPECT_NE(run(args + "/refused --tokens", &out), 0);
-  EXPECT_NE(out.find("does not give token features"), std::string::npos) << out;
-  ASSERT_EQ(run(args + "/feats --batch-size 5", &out), 0) << out;
+  ASSERT_EQ(run(args + "/feats --batch-size 5 --tokens", &out), 0) << out;
 
   const std::string id = "slide_000";
   const auto coords = wsi::read_coords_h5(dir + "/tiles/patches/" + id + ".h5");
@@ -405,6 +408,20 @@ TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
   const auto expected = tile_features_by_hand(slides, dir + "/tiles", id, 3, models::load_timm_vit(vit_dir),
                                               pathvlm::testing::kMean, pathvlm::testing::kStd);
   EXPECT_TRUE(torch::allclose(features[3], expected, 1e-4, 1e-5)) << (features[3] - expected).abs().max();
+
+  auto tokens_file = h5::File::open(dir + "/feats/tokens/" + id + ".h5");
+  EXPECT_EQ(tokens_file.attr_int("token_layer"), -2);
+  const auto tokens = tokens_file.read("features");
+  const int64_t rows = (pathvlm::testing::kImage / pathvlm::testing::kPatch) *
+                           (pathvlm::testing::kImage / pathvlm::testing::kPatch) + 1;  // the class token first
+  ASSERT_EQ(tokens.sizes(), (std::vector<int64_t>{coords.coords.size(0), rows, pathvlm::testing::kWidth}));
+  auto vit = models::load_timm_vit(vit_dir);
+  torch::NoGradGuard no_grad;
+  const auto expected_tokens = vit->hidden_state(
+      tile_pixels_by_hand(slides, dir + "/tiles", id, 3, pathvlm::testing::kImage, pathvlm::testing::kMean,
+                          pathvlm::testing::kStd), -2)[0];
+  EXPECT_TRUE(torch::allclose(tokens[3].to(torch::kFloat), expected_tokens, 2e-3, 2e-3))
+      << (tokens[3] - expected_tokens).abs().max();
   fs::remove_all(vit_dir);
   fs::remove_all(dir);
 }

@@ -89,10 +89,19 @@ Vit load_hf_vit(const std::string& path) {
                                                                                            : "model.vision_tower.";
     shape_of = [all = shape_of, tower](const std::string& name) { return all(tower + name); };
   }
-  HfVitLayout layout =
-      hf_vit_config(shape_of, config_text,
-                    fs::is_regular_file(preprocessor) ? read_text_file(preprocessor.string()) : "",
-                    tower.empty() ? at : at + ": vision_config", "'" + preprocessor.string() + "'", where);
+  std::string preprocessor_text = fs::is_regular_file(preprocessor) ? read_text_file(preprocessor.string()) : "";
+  std::string preprocessor_at = "'" + preprocessor.string() + "'";
+  const fs::path processor = dir / "processor_config.json";
+  if (preprocessor_text.empty() && !tower.empty() && fs::is_regular_file(processor)) {
+    // transformers 5 saves a LLaVA processor's image processor inside processor_config.json.
+    const json j = json_fields::parse(read_text_file(processor.string()), "'" + processor.string() + "'");
+    if (j.is_object() && j.contains("image_processor")) {
+      preprocessor_text = j.at("image_processor").dump();
+      preprocessor_at = "'" + processor.string() + "': image_processor";
+    }
+  }
+  HfVitLayout layout = hf_vit_config(shape_of, config_text, preprocessor_text,
+                                     tower.empty() ? at : at + ": vision_config", preprocessor_at, where);
   layout.prefix = tower + layout.prefix;
   const VitConfig& c = layout.config;
   Vit vit = unset_vit(c);

@@ -22,6 +22,9 @@
 #include "models/llava/checkpoint.h"
 #include "models/llava/weights.h"
 #include "models/lora/apply.h"
+#include "models/vit/hf_weights.h"
+#include "models/vit/timm_vit_util.h"
+#include "models/vit/timm_weights.h"
 #include "test_util.h"
 #include "text/peers_util.h"
 #include "text/sentencepiece_tokenizer.h"
@@ -36,6 +39,22 @@ using pathvlm::testing::tiny_pixels;
 namespace fs = std::filesystem;
 
 namespace {
+
+// A tiny LLaVA whose tower is a timm ViT with two register tokens (32 px, 8 px patches: 18 image rows).
+models::LlavaModel vit_tower_llava(uint64_t seed, const std::string& image_aspect_ratio) {
+  pathvlm::testing::Layout layout;
+  layout.name = "llava_export_check_" + std::to_string(seed);
+  layout.reg_tokens = 2;
+  const auto dir = pathvlm::testing::write_timm_vit(layout);
+  auto vit = models::load_timm_vit(dir);
+  fs::remove_all(dir);
+  auto llama_config = pathvlm::testing::tiny_llama_config();
+  llama_config.vocab_size = 32000;
+  models::LlavaConfig config;
+  config.image_aspect_ratio = image_aspect_ratio;
+  return models::LlavaModel(config, models::LlavaVisionTower(vit, config.vision_feature_layer, false),
+                            pathvlm::testing::random_llama(llama_config, seed));
+}
 
 const std::string kTokenizer = std::string(PATHVLM_SHARED_DATA) + "/tokenizers/llama2_tokenizer.model";
 constexpr int64_t kVocab = 32000;  // LLaMA-2's tokenizer
@@ -377,24 +396,28 @@ TEST(LlavaWeights, ExportForTransformersCheck) {
   const text::SentencePieceTokenizer tok(kTokenizer);
   const std::vector<std::pair<std::string, std::string>> prompts = {
       {"USER: ", "\nWhat does the slide show? ASSISTANT:"}, {"USER: Describe a normal lymph node. ASSISTANT:", ""}};
-  // The last: LLaVA-Med v1.5's shape, a Mistral language model (what `pathvlm export --format hf-llava` makes of it).
-  const std::tuple<const char*, const char*, uint64_t, const char*, const char*> forms[] = {
-      {"mlp2x_gelu", "patch", 11, "square", "llama"},
-      {"linear", "full", 12, "square", "llama"},
-      {"mlp2x_gelu", "patch", 13, "pad", "llama"},
-      {"mlp2x_gelu", "patch", 14, "pad", "mistral"}};
-  for (const auto& [projector, select, seed, aspect, model_type] : forms) {
+  // Mistral: LLaVA-Med v1.5's shape (what `pathvlm export --format hf-llava` makes of it). vit: PathChat's shape, a
+  // timm ViT tile encoder with register tokens and its own pixel statistics as the tower (a Dinov2 in transformers).
+  const std::tuple<const char*, const char*, uint64_t, const char*, const char*, bool> forms[] = {
+      {"mlp2x_gelu", "patch", 11, "square", "llama", false},
+      {"linear", "full", 12, "square", "llama", false},
+      {"mlp2x_gelu", "patch", 13, "pad", "llama", false},
+      {"mlp2x_gelu", "patch", 14, "pad", "mistral", false},
+      {"mlp2x_gelu", "patch", 15, "pad", "llama", true}};
+  for (const auto& [projector, select, seed, aspect, model_type, vit] : forms) {
     const bool pad = std::string(aspect) == "pad", mistral = std::string(model_type) == "mistral";
-    const std::string dir =
-        root + "/" + projector + "_" + select + (pad ? "_pad" : "") + (mistral ? "_mistral" : "");
-    auto llava = tiny_llava(projector, select, seed, kVocab, aspect, model_type);
+    const std::string dir = root + "/" + projector + "_" + select + (pad ? "_pad" : "") + (mistral ? "_mistral" : "") +
+                            (vit ? "_vit" : "");
+    auto llava = vit ? vit_tower_llava(seed, aspect) : tiny_llava(projector, select, seed, kVocab, aspect, model_type);
     models::export_hf_llava(llava, dir + "/model", torch::kFloat32, 1ull << 30, kTokenizer);
     fs::create_directories(dir + "/images");
     torch::manual_seed(seed);
     const auto rgb = torch::randint(0, 256, {pad ? 40 : 64, 64, 3}, torch::kUInt8);
     data::write_image(dir + "/images/0.png", rgb);
-    const auto tower_rgb = data::instruct_pixels(rgb, 64, pad).permute({1, 2, 0}).contiguous();
-    const auto pixels = data::normalize_openai(tower_rgb).unsqueeze(0);
+    const auto& tower = llava->vision_tower->shape();
+    const auto tower_rgb =
+        data::instruct_pixels(rgb, tower.image_size, pad, tower.mean).permute({1, 2, 0}).contiguous();
+    const auto pixels = data::normalize_image(tower_rgb, tower.mean, tower.std).unsqueeze(0);
 
     torch::NoGradGuard no_grad;
     safetensors::NamedTensors reference = {{"pixel_values_0", pixels}};
@@ -446,7 +469,8 @@ TEST(LlavaWeights, ReadsWhatTransformersSavedInTheExportCheck) {
   if (!root || !fs::exists(fs::path(root) / "mlp2x_gelu_patch" / "resaved"))
     GTEST_SKIP() << "runs after scripts/gpu/check_llava_export.py saved the exports again with transformers "
                     "(PATHVLM_LLAVA_EXPORT_CHECK_DIR/<form>/resaved)";
-  for (const char* form : {"mlp2x_gelu_patch", "linear_full", "mlp2x_gelu_patch_pad", "mlp2x_gelu_patch_pad_mistral"}) {
+  for (const char* form : {"mlp2x_gelu_patch", "linear_full", "mlp2x_gelu_patch_pad", "mlp2x_gelu_patch_pad_mistral",
+                           "mlp2x_gelu_patch_pad_vit"}) {
     SCOPED_TRACE(form);
     const std::string dir = std::string(root) + "/" + form, resaved = dir + "/resaved";
     const auto checkpoint = models::read_llava_checkpoint(resaved);
@@ -457,7 +481,14 @@ TEST(LlavaWeights, ReadsWhatTransformersSavedInTheExportCheck) {
     config.vision_feature_layer = checkpoint->vision_feature_layer;
     config.vision_feature_select = checkpoint->vision_feature_select;
     config.image_aspect_ratio = checkpoint->image_aspect_ratio;
-    models::LlavaModel llava(config, models::load_clip_image_tower(resaved),
+    const bool vit = models::is_hf_vit(resaved);
+    EXPECT_EQ(vit, std::string(form).find("_vit") != std::string::npos);
+    const auto keep_cls = config.vision_feature_select == "full";
+    models::LlavaModel llava(config,
+                             vit ? models::LlavaVisionTower(models::load_hf_vit(resaved), config.vision_feature_layer,
+                                                            keep_cls)
+                                 : models::LlavaVisionTower(models::load_clip_image_tower(resaved),
+                                                            config.vision_feature_layer, keep_cls),
                              models::load_llama(resaved, torch::kFloat32, torch::kCPU));
     const auto stored = safetensors::Checkpoint::open(resaved);
     torch::NoGradGuard no_grad;
