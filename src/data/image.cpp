@@ -3,6 +3,7 @@
 #include <png.h>
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <cmath>
 #include <csetjmp>
@@ -943,6 +944,19 @@ torch::Tensor random_resized_crop(const torch::Tensor& rgb, int size, torch::Gen
   check_rgb(rgb, "random_resized_crop");
   auto box = random_resized_crop_box(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), gen, scale, ratio);
   return resized_crop(rgb, box, size);
+}
+
+std::string describe_pixel_normalisation(const std::array<double, 3>& mean, const std::array<double, 3>& std) {
+  const auto three = [](const std::array<double, 3>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < 3; ++i) {
+      char digits[32];
+      const auto end = std::to_chars(digits, digits + sizeof digits, v[i]).ptr;
+      out += (i ? ", " : "") + std::string(digits, end);
+    }
+    return out + "]";
+  };
+  return "mean " + three(mean) + " std " + three(std);
 }
 
 torch::Tensor channel_values(const std::array<double, 3>& values, torch::Device device) {

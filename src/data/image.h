@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "core/openai_pixels.h"
+#include "core/pixel_statistics.h"
 
 namespace pathvlm::data {
 
@@ -112,6 +112,10 @@ bool chance(double p, torch::Generator& gen);
 
 using pathvlm::kOpenAiMean;
 using pathvlm::kOpenAiStd;
+
+// "mean [r, g, b] std [r, g, b]", each value in the fewest digits that read back as it: how tile_features shards
+// record the normalisation their encoder ran with, so a trainer compares it with its tower's exactly.
+std::string describe_pixel_normalisation(const std::array<double, 3>& mean, const std::array<double, 3>& std);
 
 // Per-channel values as float [3,1,1] on `device`: the mean and std normalize_pixels takes. Made once per loader,
 // so a CUDA normalisation needs no host->device copy per batch.

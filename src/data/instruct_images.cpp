@@ -204,4 +204,9 @@ std::optional<int> InstructImages::feature_layer() const {
   return sources_.front().features->token_layer();
 }
 
+std::optional<std::string> InstructImages::feature_pixel_normalisation() const {
+  PATHVLM_CHECK(kind_ == Kind::features, "InstructImages: no feature sources");
+  return sources_.front().features->pixel_normalisation();
+}
+
 }  // namespace pathvlm::data

@@ -91,6 +91,8 @@ class InstructImages {
   int64_t feature_tokens() const;
   int64_t feature_width() const;
   std::optional<int> feature_layer() const;
+  // The pixel normalisation the cached features were made with (TileFeatureDataset::pixel_normalisation).
+  std::optional<std::string> feature_pixel_normalisation() const;
 
  private:
   struct Source {

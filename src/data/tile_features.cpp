@@ -51,9 +51,11 @@ void TileFeatureDataset::add_shard(const std::string& path, int64_t expected, co
   if (file.has_attr("encoder")) encoder = file.attr_string("encoder");
   std::optional<int> token_layer;
   if (file.has_attr("token_layer")) token_layer = static_cast<int>(file.attr_int("token_layer"));
+  std::optional<std::string> normalisation;
+  if (file.has_attr("pixel_normalisation")) normalisation = file.attr_string("pixel_normalisation");
   if (shards_.empty()) {
     tokens_ = shape[1], width_ = shape[2];
-    encoder_ = encoder, token_layer_ = token_layer;
+    encoder_ = encoder, token_layer_ = token_layer, pixel_normalisation_ = normalisation;
   } else {
     const std::string& first = shards_.front().path;
     PATHVLM_CHECK(shape[1] == tokens_ && shape[2] == width_, context, "shard '", path, "' holds tokens [", shape[1],
@@ -62,6 +64,8 @@ void TileFeatureDataset::add_shard(const std::string& path, int64_t expected, co
                   " but shard '", first, "' has ", describe(token_layer_));
     PATHVLM_CHECK(encoder == encoder_, context, "shard '", path, "' has encoder ", describe(encoder), " but shard '",
                   first, "' has ", describe(encoder_));
+    PATHVLM_CHECK(normalisation == pixel_normalisation_, context, "shard '", path, "' has pixel_normalisation ",
+                  describe(normalisation), " but shard '", first, "' has ", describe(pixel_normalisation_));
   }
 
   Shard s;

@@ -4,9 +4,9 @@
 //   auto feats = TileFeatureDataset::open("feats/tokens/");   // a manifest.json, its folder, or a single .h5 shard
 //   auto i = feats.index_of("images/train/stroma_00003.png"); // std::optional<int64_t>
 //   torch::Tensor x = feats.features(*i);                      // float32 [tokens(), width()]
-//   feats.token_layer();  feats.encoder();                     // what the trainer checks against its tower
+//   feats.token_layer();  feats.pixel_normalisation();         // what the trainer checks against its tower
 //
-// Every shard must agree on T, D, `token_layer` and `encoder`; ids are unique over all shards. Errors name the
+// Every shard must agree on T, D, `token_layer`, `encoder` and `pixel_normalisation`; ids are unique over all shards. Errors name the
 // manifest and the shard.
 #pragma once
 #include <torch/torch.h>
@@ -45,6 +45,9 @@ class TileFeatureDataset {
   // The shards' `token_layer` attribute: the hidden state stored, in HF hidden_states indexing (-2 = penultimate
   // block); absent in files written before it was recorded.
   std::optional<int> token_layer() const { return token_layer_; }
+  // The shards' `pixel_normalisation` attribute (describe_pixel_normalisation of the encoder's mean/std); absent in
+  // files written before it was recorded.
+  const std::optional<std::string>& pixel_normalisation() const { return pixel_normalisation_; }
 
  private:
   struct Shard {
@@ -63,6 +66,7 @@ class TileFeatureDataset {
   int64_t tokens_ = 0, width_ = 0;
   std::optional<std::string> encoder_;
   std::optional<int> token_layer_;
+  std::optional<std::string> pixel_normalisation_;
 };
 
 }  // namespace pathvlm::data

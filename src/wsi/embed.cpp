@@ -328,7 +328,8 @@ class SlideWriter {
         dtype_(config.features_dtype == "float16" ? torch::kHalf : torch::kFloat),
         tokens_dtype_(config.tokens_dtype == "float16" ? torch::kHalf : torch::kFloat),
         encoder_(encoder.name),
-        token_layer_(encoder.token_layer) {
+        token_layer_(encoder.token_layer),
+        pixel_normalisation_(data::describe_pixel_normalisation(encoder.mean, encoder.std)) {
     features_file_.emplace(h5::File::create(temp_path(features_path_)));
     const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(256, work.tiles.coords.size(0)));
     features_ = static_cast<h5::Group&>(*features_file_).create("features", dtype_, {encoder.dim},
@@ -365,6 +366,7 @@ class SlideWriter {
     if (tokens_file_) {
       tokens_file_->set_attr("encoder", encoder_);
       tokens_file_->set_attr("token_layer", token_layer_);
+      tokens_file_->set_attr("pixel_normalisation", pixel_normalisation_);
     }
     // Closed explicitly: a close that fails (a full disk) is an error here, not a half file renamed into place.
     features_.reset(), token_rows_.reset(), token_ids_.reset();
@@ -397,6 +399,7 @@ class SlideWriter {
   torch::ScalarType dtype_, tokens_dtype_;
   std::string encoder_;
   int token_layer_;
+  std::string pixel_normalisation_;
   std::optional<h5::File> features_file_, tokens_file_;
   std::optional<h5::Dataset> features_, token_rows_, token_ids_;
 };

@@ -5,6 +5,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/pixel_statistics.h"
 
 namespace pathvlm {
 
@@ -51,11 +52,7 @@ struct EmbedConfig {
   }
 
   void validate(const std::string& where) const {
-    PATHVLM_CHECK(image_mean.empty() || image_mean.size() == 3, where, ": image_mean needs 3 values [r,g,b], got ",
-                  image_mean.size());
-    PATHVLM_CHECK(image_std.empty() || image_std.size() == 3, where, ": image_std needs 3 values [r,g,b], got ",
-                  image_std.size());
-    for (double s : image_std) PATHVLM_CHECK(s > 0, where, ": image_std values must be > 0, got ", s);
+    check_pixel_statistics(image_mean, image_std, "image_mean", "image_std", where);
   }
 };
 

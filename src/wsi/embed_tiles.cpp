@@ -39,6 +39,7 @@ class TokenShardWriter {
     file_->set_attr("created_by", "pathvlm embed --tiles");
     file_->set_attr("encoder", encoder.name);
     file_->set_attr("token_layer", encoder.token_layer);
+    file_->set_attr("pixel_normalisation", data::describe_pixel_normalisation(encoder.mean, encoder.std));
     const int64_t t = encoder.token_shape[0], d = encoder.token_shape[1];
     features_.emplace(static_cast<h5::Group&>(*file_).create("features", dtype_, {t, d}, {{1, t, d}, 0, false}));
     ids_.emplace(file_->create_strings("ids"));

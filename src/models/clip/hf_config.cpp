@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "core/json_fields.h"
-#include "core/openai_pixels.h"
+#include "core/pixel_statistics.h"
 #include "models/hf_dtype.h"
 
 namespace pathvlm::models {

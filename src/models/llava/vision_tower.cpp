@@ -1,7 +1,7 @@
 #include "models/llava/vision_tower.h"
 
 #include "core/error.h"
-#include "core/openai_pixels.h"
+#include "core/pixel_statistics.h"
 
 namespace pathvlm::models {
 
@@ -34,6 +34,11 @@ void LlavaVisionTowerImpl::freeze(int feature_layer) {
 }
 
 void LlavaVisionTowerImpl::train(bool /*on*/) { Module::train(false); }
+
+void LlavaVisionTowerImpl::normalise_with(const std::array<double, 3>& mean, const std::array<double, 3>& std) {
+  shape_.mean = mean;
+  shape_.std = std;
+}
 
 const ClipModelConfig& LlavaVisionTowerImpl::clip_config() const {
   PATHVLM_CHECK(vision_model, "llava vision tower: a ", shape_.kind, " has no CLIP config");

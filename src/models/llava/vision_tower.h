@@ -53,6 +53,8 @@ class LlavaVisionTowerImpl : public torch::nn::Module {
   int feature_layer() const { return feature_layer_; }
   bool keep_cls() const { return keep_cls_; }
   const VisionTowerShape& shape() const { return shape_; }
+  // Takes its input normalised with `mean` / `std` instead of its own (a model card that asks for others).
+  void normalise_with(const std::array<double, 3>& mean, const std::array<double, 3>& std);
   // The CLIP's config (the text-tower sizes in it describe the CLIP this tower came from); CLIP towers only.
   const ClipModelConfig& clip_config() const;
 

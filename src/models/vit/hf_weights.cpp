@@ -32,7 +32,9 @@ torch::Tensor resample_positions(const torch::Tensor& patch_positions, int from,
   return resampled.permute({0, 2, 3, 1}).reshape({1, int64_t{to} * to, width});
 }
 
-bool is_vit_type(const std::string& type) { return type == "vit" || type == "dinov2" || type == "dinov2_with_registers"; }
+bool is_vit_type(const std::string& type) {
+  return type == "vit" || type == "dinov2" || type == "dinov2_with_registers";
+}
 
 // The ViT config of a transformers LLaVA's config.json `j` (its vision_config), else null.
 json llava_vit_config(const json& j, const std::string& at) {
@@ -68,8 +70,8 @@ std::string hub_model_type(const std::string& path) {
 bool is_hf_vit(const std::string& path) {
   const std::string type = hub_model_type(path);
   if (type != "llava") return is_vit_type(type);
-  const auto config = (fs::path(path) / "config.json").string();
-  return !llava_vit_config(json_fields::parse(read_text_file(config), "'" + config + "'"), "'" + config + "'").is_null();
+  const auto config = (fs::path(path) / "config.json").string(), at = "'" + config + "'";
+  return !llava_vit_config(json_fields::parse(read_text_file(config), at), at).is_null();
 }
 
 Vit load_hf_vit(const std::string& path) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/pixel_statistics.h"
 #include "models/llava/config.h"
 #include "text/conversation.h"
 
@@ -98,6 +99,7 @@ struct InstructConfig {
   std::string slide_encoder = "";
   std::string vision_hidden_act = "";
   int64_t vision_image_size = 0;
+  std::vector<double> vision_image_mean, vision_image_std;
   std::string language_model = "tiny";
   std::string tokenizer = "";
   std::string conversation_template = "vicuna_v1";
@@ -120,6 +122,10 @@ struct InstructConfig {
     v.field("vision_hidden_act", vision_hidden_act,
             "activation of open_clip weights without open_clip_config.json (empty: quick_gelu); gelu for presets");
     v.field("vision_image_size", vision_image_size, "a preset tower's input size (0 = the preset's)", cfg::Min(0));
+    v.field("vision_image_mean", vision_image_mean,
+            "pixel mean [r,g,b] the tower's input is normalised with, instead of its own (a CLIP's OpenAI mean, a "
+            "ViT's from its files; Midnight's card asks for [0.5,0.5,0.5]); also the padding colour and the export's");
+    v.field("vision_image_std", vision_image_std, "pixel std [r,g,b] instead of the tower's own");
     v.field("language_model", language_model,
             "a Hugging Face LLaMA, Mistral, Qwen2 or Qwen3 directory, or a LLaVA checkpoint whose projector loads "
             "too when it fits (LLaVA's own, or a transformers LLaVA directory: name it as vision_tower too), loaded "
@@ -141,6 +147,10 @@ struct InstructConfig {
     v.section("model", model, "how the image tower joins the language model");
     v.section("data", data, "instruction records and their images");
     v.section("eval", eval, "evaluation loss, VQA by generation, few-shot prompting with a kNN baseline");
+  }
+
+  void validate(const std::string& where) const {
+    check_pixel_statistics(vision_image_mean, vision_image_std, "vision_image_mean", "vision_image_std", where);
   }
 };
 

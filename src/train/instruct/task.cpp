@@ -79,14 +79,21 @@ models::LlavaVisionTower make_instruct_vision_tower(const InstructConfig& cfg) {
   const int layer = cfg.model.vision_feature_layer;
   const bool keep_cls = cfg.model.vision_feature_select == "full";
   const auto& path = cfg.vision_tower;
+  models::LlavaVisionTower tower{nullptr};
   if (!models::is_clip_preset(path) && (models::is_timm_vit(path) || models::is_hf_vit(path))) {
     PATHVLM_CHECK(cfg.vision_hidden_act.empty() && cfg.vision_image_size == 0, "instruct.vision_tower '", path,
                   "' is a ViT, whose activation and input size its own files give: leave instruct.vision_hidden_act "
                   "and instruct.vision_image_size unset");
-    return models::LlavaVisionTower(models::is_timm_vit(path) ? models::load_timm_vit(path) : models::load_hf_vit(path),
-                                    layer, keep_cls);
+    tower = models::LlavaVisionTower(
+        models::is_timm_vit(path) ? models::load_timm_vit(path) : models::load_hf_vit(path), layer, keep_cls);
+  } else {
+    tower = models::LlavaVisionTower(make_instruct_vision_clip(cfg), layer, keep_cls);
   }
-  return models::LlavaVisionTower(make_instruct_vision_clip(cfg), layer, keep_cls);
+  auto mean = tower->shape().mean, std = tower->shape().std;
+  if (!cfg.vision_image_mean.empty()) std::copy(cfg.vision_image_mean.begin(), cfg.vision_image_mean.end(), mean.begin());
+  if (!cfg.vision_image_std.empty()) std::copy(cfg.vision_image_std.begin(), cfg.vision_image_std.end(), std.begin());
+  tower->normalise_with(mean, std);
+  return tower;
 }
 
 std::shared_ptr<const text::Tokenizer> make_instruct_tokenizer(const InstructConfig& cfg) {
@@ -175,6 +182,12 @@ void InstructTask::build_common(const TaskContext& ctx) {
       PATHVLM_CHECK(hidden_state_index(*layer, layers) == hidden_state_index(cfg_.model.vision_feature_layer, layers),
                     "instruct.data.images: the cached features come from tower layer ", *layer,
                     " but instruct.model.vision_feature_layer is ", cfg_.model.vision_feature_layer);
+    const auto normalisation = data::describe_pixel_normalisation(tower.mean, tower.std);
+    if (auto made = images_->feature_pixel_normalisation())
+      PATHVLM_CHECK(*made == normalisation, "instruct.data.images: the cached features were made from pixels "
+                    "normalised with ", *made, " but the tower '", cfg_.vision_tower, "' takes ", normalisation,
+                    ": cache them with the tower's statistics (embed without image_mean / image_std), or give the "
+                    "tower theirs (instruct.vision_image_mean / vision_image_std)");
   }
   if (!cfg_.data.eval.empty()) eval_data_ = dataset(cfg_.data.eval, "instruct.data.eval");
   if (!cfg_.eval.questions.empty()) questions_ = eval::read_vqa_questions(cfg_.eval.questions);
@@ -184,8 +197,12 @@ void InstructTask::build_common(const TaskContext& ctx) {
                 "instruct.eval.few_shot needs instruct.eval.support (the examples) and instruct.eval.questions (the "
                 "query images: those of the open questions whose answer names a class)");
   const std::string encoder =
-      slide_encoder_ ? "slide encoder '" + cfg_.slide_encoder + "'" : "tower '" + cfg_.vision_tower + "'";
-  log_info("instruct: ", encoder, " (frozen, ", model_->image_tokens(), " rows per image of width ",
+      slide_encoder_ ? "slide encoder '" + cfg_.slide_encoder + "' (frozen, "
+                     : str("tower '", cfg_.vision_tower, "' (", model_->vision_tower->shape().kind, ", pixel ",
+                           data::describe_pixel_normalisation(model_->vision_tower->shape().mean,
+                                                              model_->vision_tower->shape().std),
+                           ", frozen, ");
+  log_info("instruct: ", encoder, model_->image_tokens(), " rows per image of width ",
            model_->vision_hidden(), "), projector ", cfg_.model.projector, ", LLaMA ",
            hf_language_model_.empty() ? "preset '" + cfg_.language_model + "'" : "'" + hf_language_model_ + "'", " (",
            lm_config.num_hidden_layers, " layers, width ", lm_config.hidden_size, "), ",

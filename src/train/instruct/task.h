@@ -1,5 +1,6 @@
 // The `instruct` task: LLaVA / PathAsst-style instruction tuning. A frozen image tower (a CLIP's, or a ViT tile
-// encoder as PathChat's UNI), a trained projector and a LLaMA (models/llava) learn from LLaVA records (data/instruct_dataset.h) with the loss on the replies only.
+// encoder as PathChat's UNI), a trained projector and a LLaMA (models/llava) learn from LLaVA records
+// (data/instruct_dataset.h) with the loss on the replies only.
 //
 // Phases are configs (configs/instruct/): phase 1 freezes language_model.* and trains the projector on captions
 // (template plain); phase 2 starts from phase 1 (train.init_from) and trains projector + LLM, fully or with LoRA.

@@ -445,7 +445,8 @@ TEST(InstructTask, CachedTowerFeaturesTrainLikeThePixels) {
 }
 
 // PathChat's setup: a ViT tile encoder (here timm's, with register tokens and its own pixel statistics) as the
-// tower. Its cached tokens train as its pixels do; the export's tower is a transformers Dinov2WithRegistersModel.
+// tower. Its cached tokens train as its pixels do; the export's tower is a transformers Dinov2WithRegistersModel, and
+// the export (in either tensor layout) answers as the run does.
 TEST(InstructTask, AVitTileEncoderAsTheTowerTrainsFromPixelsAndCachedTokensAlike) {
   auto dir = fresh_dir("instruct_vit");
   pathvlm::testing::Layout layout;
@@ -458,7 +459,7 @@ TEST(InstructTask, AVitTileEncoderAsTheTowerTrainsFromPixelsAndCachedTokensAlike
   ic.vision_image_size = 0;
   expect_cached_features_train_like_the_pixels(dir, pixels);
   const auto log = read_text(dir + "/pixels/log.txt");
-  EXPECT_HAS(log, "rows per image of width 32");
+  EXPECT_HAS(log, "(ViT, pixel mean [0.7, 0.58, 0.7] std [0.21, 0.23, 0.18], frozen, 18 rows per image of width 32)");
   // 4x4 patches, the class token dropped, the two registers kept: 18 rows.
   EXPECT_EQ(train::instruct_image_tokens(ic), 18);
 
@@ -471,6 +472,33 @@ TEST(InstructTask, AVitTileEncoderAsTheTowerTrainsFromPixelsAndCachedTokensAlike
   EXPECT_EQ(nlohmann::json::parse(read_text(export_dir + "/config.json"))["vision_config"]["model_type"],
             "dinov2_with_registers");
   EXPECT_TRUE(models::is_hf_vit(export_dir));
+  const torch::Device cpu(torch::kCPU);
+  auto run = train::open_instruct_run(dir + "/exported", cpu);
+  auto hf = train::open_instruct_model(export_dir, {}, cpu);
+  expect_answers_like(run, hf);
+  write_in_newer_layout(export_dir, dir + "/hf_4_52");
+  auto newer = train::open_instruct_model(dir + "/hf_4_52", {}, cpu);
+  expect_answers_like(run, newer);
+
+  // Tokens cached with other pixel statistics (as Midnight's card asks of embed) are refused, naming both, until
+  // the tower is given the same.
+  EmbedConfig half;
+  half.device = "cpu";
+  half.image_mean = half.image_std = {0.5, 0.5, 0.5};
+  auto other = pixels;
+  other.run.name = "other_statistics";
+  other.task_config<train::InstructConfig>().data.images = {
+      wsi::embed_tiles({tiny_instruct_data().train_shards, dir + "/feats_half"}, half,
+                       wsi::load_tile_encoder(tower, half))
+          .manifest};
+  EXPECT_HAS(error_of([&] { train::train(other); }),
+             "made from pixels normalised with mean [0.5, 0.5, 0.5] std [0.5, 0.5, 0.5] but the tower '" + tower +
+                 "' takes mean [0.7, 0.58, 0.7] std [0.21, 0.23, 0.18]");
+  auto& given = other.task_config<train::InstructConfig>();
+  given.vision_image_mean = given.vision_image_std = {0.5, 0.5, 0.5};
+  other.checkpoint.export_final = false;
+  train::train(other);
+  EXPECT_HAS(read_text(dir + "/other_statistics/log.txt"), "pixel mean [0.5, 0.5, 0.5] std [0.5, 0.5, 0.5]");
 
   ic.vision_image_size = 64;
   EXPECT_HAS(error_of([&] { train::make_instruct_vision_tower(ic); }), "leave instruct.vision_hidden_act");
