@@ -22,4 +22,9 @@ inline void check_pixel_statistics(const std::vector<double>& mean, const std::v
   for (double s : std) PATHVLM_CHECK(s > 0, where, ": ", std_key, " values must be > 0, got ", s);
 }
 
+// `given` (a config's 3 values, checked by check_pixel_statistics) where given, else `own`.
+inline std::array<double, 3> given_or(const std::vector<double>& given, const std::array<double, 3>& own) {
+  return given.empty() ? own : std::array<double, 3>{given.at(0), given.at(1), given.at(2)};
+}
+
 }  // namespace pathvlm

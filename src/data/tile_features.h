@@ -1,13 +1,14 @@
-// `tile_features` shards: the frozen CLIP image tower's token features of tiles, cached so the instruction trainer
-// does not run the encoder every epoch (written by `pathvlm embed --tiles` or `--coords ... --tokens`).
+// `tile_features` shards: a frozen image encoder's token features of tiles (a CLIP tower's, a ViT's), cached so the
+// instruction trainer does not run the encoder every epoch (written by `pathvlm embed --tiles` or `--coords ...
+// --tokens`).
 //
 //   auto feats = TileFeatureDataset::open("feats/tokens/");   // a manifest.json, its folder, or a single .h5 shard
 //   auto i = feats.index_of("images/train/stroma_00003.png"); // std::optional<int64_t>
 //   torch::Tensor x = feats.features(*i);                      // float32 [tokens(), width()]
 //   feats.token_layer();  feats.pixel_normalisation();         // what the trainer checks against its tower
 //
-// Every shard must agree on T, D, `token_layer`, `encoder` and `pixel_normalisation`; ids are unique over all shards. Errors name the
-// manifest and the shard.
+// Every shard must agree on T, D, `token_layer`, `encoder` and `pixel_normalisation`; ids are unique over all
+// shards. Errors name the manifest and the shard.
 #pragma once
 #include <torch/torch.h>
 

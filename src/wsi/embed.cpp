@@ -56,8 +56,8 @@ EncoderRuntime encoder_runtime(const EmbedConfig& config) {
 
 // embed's image_mean / image_std in place of the encoder's own.
 void apply_pixel_statistics(const EmbedConfig& config, TileEncoder& encoder) {
-  if (!config.image_mean.empty()) std::copy(config.image_mean.begin(), config.image_mean.end(), encoder.mean.begin());
-  if (!config.image_std.empty()) std::copy(config.image_std.begin(), config.image_std.end(), encoder.std.begin());
+  encoder.mean = given_or(config.image_mean, encoder.mean);
+  encoder.std = given_or(config.image_std, encoder.std);
 }
 
 TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config, const EncoderRuntime& run) {

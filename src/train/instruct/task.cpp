@@ -89,10 +89,8 @@ models::LlavaVisionTower make_instruct_vision_tower(const InstructConfig& cfg) {
   } else {
     tower = models::LlavaVisionTower(make_instruct_vision_clip(cfg), layer, keep_cls);
   }
-  auto mean = tower->shape().mean, std = tower->shape().std;
-  if (!cfg.vision_image_mean.empty()) std::copy(cfg.vision_image_mean.begin(), cfg.vision_image_mean.end(), mean.begin());
-  if (!cfg.vision_image_std.empty()) std::copy(cfg.vision_image_std.begin(), cfg.vision_image_std.end(), std.begin());
-  tower->normalise_with(mean, std);
+  tower->normalise_with(given_or(cfg.vision_image_mean, tower->shape().mean),
+                        given_or(cfg.vision_image_std, tower->shape().std));
   return tower;
 }
 
