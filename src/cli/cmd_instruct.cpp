@@ -50,11 +50,13 @@ int inspect_verb(const Args& args) {
   options.max_malformed_fraction = cfg.data.max_malformed_fraction;
   options.max_missing_images_fraction = cfg.data.max_missing_images_fraction;
   options.max_length = cfg.max_length;
-  options.image_tokens = train::instruct_image_tokens(cfg);
-  // With image sources in the config the images are looked up too, so missing ones show in the report.
+  // With image sources in the config the images are looked up too, so missing ones show in the report; the tower
+  // built for their size and colours also gives the image rows (loaded once).
+  const bool looks_up_images = !cfg.data.images.empty();
+  const auto tower = looks_up_images && cfg.slide_encoder.empty() ? train::make_instruct_vision_tower(cfg) : nullptr;
+  options.image_tokens = tower ? tower->num_tokens() : train::instruct_image_tokens(cfg);
   std::shared_ptr<const data::InstructImages> images;
-  if (!cfg.data.images.empty()) {
-    const auto tower = cfg.slide_encoder.empty() ? train::make_instruct_vision_tower(cfg) : nullptr;
+  if (looks_up_images) {
     images = std::make_shared<const data::InstructImages>(
         train::open_instruct_images(cfg, cfg.data.images, tower ? &tower->shape() : nullptr));
   }

@@ -3,8 +3,8 @@
 #include <png.h>
 
 #include <algorithm>
-#include <charconv>
 #include <atomic>
+#include <charconv>
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>

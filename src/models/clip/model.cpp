@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "models/hidden_states.h"
 #include "models/layers/activation_checkpoint.h"
 #include "models/layers/mlp.h"
 
@@ -81,7 +82,7 @@ ClipVisionTransformerImpl::ClipVisionTransformerImpl(const ClipModelConfig& c) {
 
 torch::Tensor ClipVisionTransformerImpl::hidden_state(const torch::Tensor& pixels, int select_layer) {
   const int layers = static_cast<int>(encoder->layers->size());
-  const int index = select_layer < 0 ? layers + 1 + select_layer : select_layer;
+  const int index = hidden_state_index(select_layer, layers);
   PATHVLM_CHECK(index >= 0 && index <= layers, "clip image tower: hidden state ", select_layer,
                 " is outside the ", layers + 1, " hidden states (-", layers + 1, "..", layers, ")");
   auto h = pre_layrnorm(embeddings(pixels));

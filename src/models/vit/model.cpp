@@ -1,6 +1,7 @@
 #include "models/vit/model.h"
 
 #include "core/error.h"
+#include "models/hidden_states.h"
 #include "models/layers/transformer_block.h"
 
 namespace pathvlm::models {
@@ -30,9 +31,9 @@ VitImpl::VitImpl(const VitConfig& config) : config_(config) {
 
 namespace {
 
-// A hidden-state number (HF indexing, possibly negative) as an index in 0..depth.
-int hidden_state_index(int layer, int depth) {
-  const int index = layer < 0 ? depth + 1 + layer : layer;
+// hidden_state_index, checked.
+int checked_hidden_state_index(int layer, int depth) {
+  const int index = hidden_state_index(layer, depth);
   PATHVLM_CHECK(index >= 0 && index <= depth, "ViT: hidden state ", layer, " is outside the ", depth + 1,
                 " hidden states of its ", depth, " blocks (-", depth + 1, "..", depth, ")");
   return index;
@@ -62,7 +63,7 @@ torch::Tensor VitImpl::embed(const torch::Tensor& pixels) {
 }
 
 torch::Tensor VitImpl::forward_tokens(const torch::Tensor& pixels, int hidden_layer, torch::Tensor* hidden) {
-  const int keep = hidden ? hidden_state_index(hidden_layer, config_.depth) : -1;
+  const int keep = hidden ? checked_hidden_state_index(hidden_layer, config_.depth) : -1;
   auto x = embed(pixels);
   for (int i = 0; i <= config_.depth; ++i) {
     if (i == keep) *hidden = x;
@@ -72,7 +73,7 @@ torch::Tensor VitImpl::forward_tokens(const torch::Tensor& pixels, int hidden_la
 }
 
 torch::Tensor VitImpl::hidden_state(const torch::Tensor& pixels, int layer) {
-  const int index = hidden_state_index(layer, config_.depth);
+  const int index = checked_hidden_state_index(layer, config_.depth);
   auto x = embed(pixels);
   for (int i = 0; i < index; ++i) x = blocks->ptr<TransformerBlockImpl>(i)->forward(x);
   return x;

@@ -22,6 +22,7 @@
 #include "models/clip/fixed_random.h"
 #include "models/clip/weights.h"
 #include "models/layers/activation_checkpoint.h"
+#include "models/hidden_states.h"
 #include "models/llama/weights.h"
 #include "models/llava/weights.h"
 #include "models/vit/hf_weights.h"
@@ -51,9 +52,6 @@ LmConfig language_model_section(const InstructConfig& cfg, const std::string& hf
   lm.seq_len = cfg.max_length;
   return lm;
 }
-
-// HF hidden_states index in [0, layers] of a possibly negative layer number.
-int hidden_state_index(int layer, int layers) { return layer < 0 ? layers + 1 + layer : layer; }
 
 // The config of a preset tower (instruct.vision_tower names a preset).
 models::ClipModelConfig preset_tower_config(const InstructConfig& cfg) {
@@ -177,7 +175,8 @@ void InstructTask::build_common(const TaskContext& ctx) {
                   "] (class token included): cache them with this tower (`pathvlm embed --tiles`)");
     const int layers = tower.layers;
     if (auto layer = images_->feature_layer())
-      PATHVLM_CHECK(hidden_state_index(*layer, layers) == hidden_state_index(cfg_.model.vision_feature_layer, layers),
+      PATHVLM_CHECK(models::hidden_state_index(*layer, layers) ==
+                        models::hidden_state_index(cfg_.model.vision_feature_layer, layers),
                     "instruct.data.images: the cached features come from tower layer ", *layer,
                     " but instruct.model.vision_feature_layer is ", cfg_.model.vision_feature_layer);
     const auto normalisation = data::describe_pixel_normalisation(tower.mean, tower.std);
@@ -221,8 +220,8 @@ bool InstructTask::adopts_llava_projector(const models::LlavaCheckpoint& llava) 
   }
   const auto keys = llava.keys();
   const int layers = model_->vision_tower->shape().layers;
-  PATHVLM_CHECK(hidden_state_index(llava.vision_feature_layer, layers) ==
-                    hidden_state_index(cfg_.model.vision_feature_layer, layers),
+  PATHVLM_CHECK(models::hidden_state_index(llava.vision_feature_layer, layers) ==
+                    models::hidden_state_index(cfg_.model.vision_feature_layer, layers),
                 source, ": its projector was trained on tower layer ", llava.vision_feature_layer,
                 " (", keys.feature_layer, ") but instruct.model.vision_feature_layer is ",
                 cfg_.model.vision_feature_layer, ": set it to ", llava.vision_feature_layer);
