@@ -11,6 +11,9 @@ pytorch_model.bin.index.json), e.g. lmsys/vicuna-13b-v1.5:
 Each pytorch_model*.bin becomes model*.safetensors with the same tensor names and the same grouping, and
 model.safetensors.index.json is written for shards. One shard is in memory at a time.
 
+A directory holding one checkpoint under another name (CONCH v1.5's pytorch_model_vision.bin, an open_clip hub
+repository's open_clip_pytorch_model.bin) gets it as model.safetensors.
+
 A single checkpoint file (open_clip .pt / .bin, e.g. PathCLIP's pathclip-base.pt):
 
   python3 scripts/convert_to_safetensors.py pathclip-base.pt pathclip-base.safetensors --quick-gelu
@@ -60,7 +63,17 @@ def convert_file(args):
 def convert_directory(source, out):
     pickles = sorted(n for n in os.listdir(source) if re.fullmatch(r"pytorch_model(-\d+-of-\d+)?\.bin", n))
     if not pickles:
-        raise SystemExit(f"{source}: no pytorch_model*.bin files")
+        # A hub directory with one checkpoint under another name (open_clip_pytorch_model.bin, CONCH v1.5's
+        # pytorch_model_vision.bin): it becomes the directory's model.safetensors.
+        others = sorted(n for n in os.listdir(source) if re.fullmatch(r".+\.(bin|pt|pth)", n))
+        if len(others) != 1:
+            raise SystemExit(f"{source}: no pytorch_model*.bin files and {len(others)} other checkpoints: "
+                             "name the one to convert and the output file")
+        os.makedirs(out, exist_ok=True)
+        tensors = load_state(os.path.join(source, others[0]))
+        save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+        print(f"{others[0]} -> model.safetensors: {len(tensors)} tensors")
+        return
     os.makedirs(out, exist_ok=True)
     if os.path.abspath(out) != os.path.abspath(source):
         for name in os.listdir(source):

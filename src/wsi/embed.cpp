@@ -26,6 +26,7 @@
 #include "wsi/tiling.h"
 #include "models/clip/fixed_random.h"
 #include "models/clip/weights.h"
+#include "models/conch/weights.h"
 #include "models/vit/hf_weights.h"
 #include "models/vit/timm_weights.h"
 
@@ -110,13 +111,12 @@ TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config
   return encoder;
 }
 
-// A ViT (timm's UNI, Virchow, H-optimus, ...; transformers' Phikon, Midnight, ...): its pooled features, with its
-// own pixel mean/std; tokens = hidden state config.token_layer, its class and register tokens included.
-TileEncoder vit_tile_encoder(models::Vit vit, const std::string& kind, const std::string& path,
-                             const EmbedConfig& config, const EncoderRuntime& run) {
-  if (config.pool != "auto") vit->set_global_pool(config.pool);
-  vit->to(run.device);
-  const auto& c = vit->config();
+// An encoder whose features pool its ViT trunk's tokens (a Vit, CONCH): `features` of them, with the trunk's own pixel
+// mean/std; tokens = the trunk's hidden state config.token_layer, class and register tokens included.
+template <class Model>
+TileEncoder pooled_vit_encoder(Model model, const models::VitConfig& c, int64_t features, const std::string& kind,
+                               const std::string& path, const EmbedConfig& config, const EncoderRuntime& run) {
+  model->to(run.device);
   PATHVLM_CHECK(config.token_layer >= -(c.depth + 1) && config.token_layer <= c.depth, "embed.token_layer ",
                 config.token_layer, " is outside the ", c.depth + 1, " hidden states of '", path, "' (-", c.depth + 1,
                 "..", c.depth, ")");
@@ -124,20 +124,20 @@ TileEncoder vit_tile_encoder(models::Vit vit, const std::string& kind, const std
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {static_cast<int64_t>(c.grid()) * c.grid() + c.prefix_tokens(), c.width};
   encoder.image_size = c.image_size;
-  encoder.dim = c.features();
+  encoder.dim = static_cast<int>(features);
   encoder.name = path;
-  encoder.kind = str(kind, ", ", c.global_pool, " pooling");
+  encoder.kind = kind;
   encoder.mean = c.mean;
   encoder.std = c.std;
   apply_pixel_statistics(config, encoder);
-  encoder.encode = [vit, run, layer = config.token_layer,
+  encoder.encode = [model, run, layer = config.token_layer,
                     normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
                        const torch::Tensor& pixels, bool tokens) mutable {
     torch::NoGradGuard no_grad;
     compat::CudaAutocastGuard autocast(run.autocast, run.dtype);
     EncodedBatch out;
     // The token layer and the pooled features from one pass.
-    out.features = vit->pool(vit->forward_tokens(normalize(pixels), layer, tokens ? &out.tokens : nullptr));
+    out.features = model->pool(model->forward_tokens(normalize(pixels), layer, tokens ? &out.tokens : nullptr));
     out.features = out.features.to(torch::kFloat).cpu();
     if (tokens) out.tokens = out.tokens.to(torch::kFloat).cpu();
     return out;
@@ -145,19 +145,38 @@ TileEncoder vit_tile_encoder(models::Vit vit, const std::string& kind, const std
   return encoder;
 }
 
+// A ViT (timm's UNI, Virchow, H-optimus, ...; transformers' Phikon, Midnight, ...), pooled as config.pool says.
+TileEncoder vit_tile_encoder(models::Vit vit, const std::string& kind, const std::string& path,
+                             const EmbedConfig& config, const EncoderRuntime& run) {
+  if (config.pool != "auto") vit->set_global_pool(config.pool);
+  const auto& c = vit->config();
+  return pooled_vit_encoder(vit, c, c.features(), str(kind, ", ", c.global_pool, " pooling"), path, config, run);
+}
+
+// CONCH v1 / v1.5: the attention-pooled features CLAM and TRIDENT write.
+TileEncoder conch_tile_encoder(const std::string& path, const EmbedConfig& config, const EncoderRuntime& run) {
+  PATHVLM_CHECK(config.pool == "auto", "embed.pool ", config.pool, ": CONCH's features are its attention pooling ",
+                "(pool: auto)");
+  const models::Conch conch = models::load_conch(path);
+  return pooled_vit_encoder(conch.model, conch.model->trunk->config(), conch.model->features(),
+                            "CONCH " + conch.version + ", attention pooling", path, config, run);
+}
+
 }  // namespace
 
 TileEncoder load_tile_encoder(const std::string& path, const EmbedConfig& config) {
   const EncoderRuntime run = encoder_runtime(config);
+  // CONCH first: its trunk's tensors are a timm ViT's under a prefix.
+  if (models::is_conch(path)) return conch_tile_encoder(path, config, run);
   if (models::is_timm_vit(path)) return vit_tile_encoder(models::load_timm_vit(path), "timm ViT", path, config, run);
   if (models::is_hf_vit(path)) {
     return vit_tile_encoder(models::load_hf_vit(path), "transformers ViT", path, config, run);
   }
-  // Another kind of hub model (CTransPath's Swin, a CoCa, ...) is named as such, not reported as a failed CLIP.
+  // Another kind of hub model (CTransPath's Swin, ...) is named as such, not reported as a failed CLIP.
   const std::string type = models::hub_model_type(path);
   PATHVLM_CHECK(type.empty() || type == "clip", "--encoder '", path, "': model_type '", type,
                 "' is not an encoder `pathvlm embed` runs: a CLIP (clip), a transformers ViT (vit, dinov2, ",
-                "dinov2_with_registers) or a timm ViT (config.json with `architecture`)");
+                "dinov2_with_registers), a timm ViT (config.json with `architecture`) or CONCH (its safetensors)");
   return clip_tile_encoder(path, config, run);
 }
 

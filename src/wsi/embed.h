@@ -54,6 +54,9 @@ struct TileEncoder {
 //    output pooled as config.pool says, normalised with its own mean/std (timm's pretrained_cfg, transformers'
 //    preprocessor_config.json); tokens = its hidden state config.token_layer (class and register tokens first), what
 //    `instruct.vision_tower` with this ViT selects from;
+//  - CONCH v1 / v1.5 (models/conch/weights.h: their state dicts as safetensors): features = the attention-pooled,
+//    unprojected embedding CLAM and TRIDENT write (512 / 768), with CONCH's pixel mean/std; tokens = its ViT trunk's
+//    hidden state config.token_layer;
 //  - otherwise a CLIP image tower (HF directory, checkpoint, export, open_clip safetensors, or a CLIP preset with
 //    fixed random weights: models/clip/fixed_random.h): features = encode_image (projected),
 //    tokens = image_tokens(config.token_layer).

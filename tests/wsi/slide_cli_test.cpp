@@ -26,6 +26,8 @@
 #include "wsi/tiling.h"
 #include "wsi/tissue.h"
 #include "models/clip/weights.h"
+#include "models/conch/conch_util.h"
+#include "models/conch/weights.h"
 #include "models/vit/hf_vit_util.h"
 #include "models/vit/hf_weights.h"
 #include "models/vit/timm_vit_util.h"
@@ -423,6 +425,55 @@ TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
   EXPECT_TRUE(torch::allclose(tokens[3].to(torch::kFloat), expected_tokens, 2e-3, 2e-3))
       << (tokens[3] - expected_tokens).abs().max();
   fs::remove_all(vit_dir);
+  fs::remove_all(dir);
+}
+
+// `embed` with CONCH v1 (its state dict as safetensors): the attention-pooled, unprojected features CLAM and TRIDENT
+// write, of tiles resized to 448 px and normalised with OpenAI's statistics; --tokens gives its trunk's hidden state.
+// CONCH as its hub repository holds it (a pickle) is refused with the conversion command.
+TEST(SlideCli, EmbedWithConchWritesItsAttentionPooledFeatures) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  using namespace pathvlm::testing;
+  const auto& slides = synthetic_slides();
+  auto dir = temp_dir("embed_conch");
+  std::string out;
+  ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs, &out), 0) << out;
+  const std::string conch_dir = write_conch({"embed"});
+  const std::string args = "embed --coords " + dir + "/tiles --encoder " + conch_dir + " --device cpu --out " + dir;
+  ASSERT_EQ(run(args + "/feats --batch-size 4 --tokens", &out), 0) << out;
+  EXPECT_NE(out.find("CONCH v1, attention pooling, 448 px input, 64 features, pixel mean [0.481455, 0.457827, "
+                     "0.408211]"),
+            std::string::npos)
+      << out;
+
+  const std::string id = "slide_000";
+  const int64_t tiles = wsi::read_coords_h5(dir + "/tiles/patches/" + id + ".h5").coords.size(0);
+  auto f = h5::File::open(dir + "/feats/features/" + id + ".h5");
+  const auto features = f.read("features");
+  ASSERT_EQ(features.sizes(), (std::vector<int64_t>{tiles, kConchPooled}));
+  auto conch = models::load_conch(conch_dir).model;
+  const auto& trunk = conch->trunk->config();
+  const auto pixels = tile_pixels_by_hand(slides, dir + "/tiles", id, 2, kConchInput, trunk.mean, trunk.std);
+  torch::NoGradGuard no_grad;
+  const auto expected = conch->forward(pixels)[0];
+  EXPECT_TRUE(torch::allclose(features[2], expected, 1e-4, 1e-5)) << (features[2] - expected).abs().max();
+  const auto tokens = h5::File::open(dir + "/feats/tokens/" + id + ".h5").read("features");
+  const int64_t rows = (kConchInput / kConchPatch) * (kConchInput / kConchPatch) + 1;  // the class token first
+  ASSERT_EQ(tokens.sizes(), (std::vector<int64_t>{tiles, rows, kConchWidth}));
+  const auto expected_tokens = conch->trunk->hidden_state(pixels, -2)[0];
+  EXPECT_TRUE(torch::allclose(tokens[2].to(torch::kFloat), expected_tokens, 2e-3, 2e-3))
+      << (tokens[2] - expected_tokens).abs().max();
+
+  // Its features are its pooling: another is refused.
+  EXPECT_NE(run(args + "/other pool=avg", &out), 0);
+  EXPECT_NE(out.find("CONCH's features are its attention pooling"), std::string::npos) << out;
+  // As MahmoodLab/CONCH publishes it: pytorch_model.bin, refused with the command that converts it.
+  fs::remove(conch_dir + "/model.safetensors");
+  std::ofstream(conch_dir + "/pytorch_model.bin", std::ios::binary) << std::string("PK\x03\x04", 4)
+                                                                     << std::string(64, '\0');
+  EXPECT_NE(run(args + "/pickled", &out), 0);
+  EXPECT_NE(out.find("convert_to_safetensors.py"), std::string::npos) << out;
+  fs::remove_all(conch_dir);
   fs::remove_all(dir);
 }
 

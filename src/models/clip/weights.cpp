@@ -350,6 +350,10 @@ ClipModel load_clip(const std::string& path, const ClipLoadOptions& options) {
     if (fs::exists(p / "trainer_state.json")) return load_step_dir(p, options);
     if (const auto step = latest_step_dir(p); !step.empty()) return load_step_dir(step, options);
     if (fs::exists(p / "model.safetensors")) return load_safetensors_file(p / "model.safetensors", options);
+    // A hub directory holding only pickles (open_clip_pytorch_model.bin, CONCH's pytorch_model.bin): the conversion.
+    for (const auto& entry : fs::directory_iterator(p))
+      PATHVLM_CHECK(!safetensors::is_pickle_file(entry.path().string()),
+                    safetensors::pickle_refusal(str("'", path, "' (", entry.path().filename().string(), ")"), path));
     throw Error(str("CLIP weights '", path, "': not a CLIP directory (no config.json, trainer_state.json, "
                     "checkpoints/latest or model.safetensors)"));
   }

@@ -7,7 +7,6 @@
 #include "core/json_fields.h"
 #include "core/text_file.h"
 #include "io/safetensors.h"
-#include "models/vit/loading.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -44,21 +43,17 @@ bool is_timm_vit(const std::string& path) {
   return has_timm_tensors(path);
 }
 
-Vit load_timm_vit(const std::string& path) {
-  const fs::path p(path);
-  const auto ckpt = safetensors::Checkpoint::open(path);
-  const std::string where = "timm ViT '" + path + "'";
-  const VitConfig c = timm_vit_config(shapes_in(ckpt), config_text_of(p), "'" + (p / "config.json").string() + "'", where);
-  Vit vit = unset_vit(c);
-
-  CheckpointTensors t(ckpt, where);
-  t.copy(vit->patch_embed->weight, kPatchWeight);
-  t.copy(vit->patch_embed->bias, "patch_embed.proj.bias");
-  if (c.class_token) t.copy(vit->cls_token, "cls_token");
-  if (c.reg_tokens > 0) t.copy(vit->reg_token, "reg_token");
-  t.copy(vit->pos_embed, "pos_embed");
+void set_timm_vit(CheckpointTensors& t, const std::string& prefix, Vit& vit,
+                  const std::function<torch::Tensor(const torch::Tensor&)>& positions) {
+  const VitConfig& c = vit->config();
+  t.copy(vit->patch_embed->weight, prefix + kPatchWeight);
+  t.copy(vit->patch_embed->bias, prefix + "patch_embed.proj.bias");
+  if (c.class_token) t.copy(vit->cls_token, prefix + "cls_token");
+  if (c.reg_tokens > 0) t.copy(vit->reg_token, prefix + "reg_token");
+  const std::string pos = prefix + "pos_embed";
+  set_vit_tensor(vit->pos_embed, positions ? positions(t.get(pos)) : t.get(pos), pos, t.where());
   for (int i = 0; i < c.depth; ++i) {
-    const std::string b = "blocks." + std::to_string(i) + ".";
+    const std::string b = prefix + "blocks." + std::to_string(i) + ".";
     VitBlockWeights w;
     w.norm1 = t.linear(b + "norm1");
     w.norm2 = t.linear(b + "norm2");
@@ -78,11 +73,21 @@ Vit load_timm_vit(const std::string& path) {
     w.fc2 = t.linear(b + "mlp.fc2");
     w.ls1 = t.get_if(b + "ls1.gamma");
     w.ls2 = t.get_if(b + "ls2.gamma");
-    set_vit_block(*vit->blocks[i]->as<TransformerBlockImpl>(), c, w, where);
+    set_vit_block(*vit->blocks[i]->as<TransformerBlockImpl>(), c, w, t.where());
   }
-  const std::string final_norm = c.fc_norm ? "fc_norm." : "norm.";
+  const std::string final_norm = prefix + (c.fc_norm ? "fc_norm." : "norm.");
   t.copy(vit->norm->weight, final_norm + "weight");
   t.copy(vit->norm->bias, final_norm + "bias");
+}
+
+Vit load_timm_vit(const std::string& path) {
+  const fs::path p(path);
+  const auto ckpt = safetensors::Checkpoint::open(path);
+  const std::string where = "timm ViT '" + path + "'";
+  const VitConfig c = timm_vit_config(shapes_in(ckpt), config_text_of(p), "'" + (p / "config.json").string() + "'", where);
+  Vit vit = unset_vit(c);
+  CheckpointTensors t(ckpt, where);
+  set_timm_vit(t, "", vit);
   t.refuse_untaken([](const std::string& name) { return name == "head.weight" || name == "head.bias"; },
                    "timm ViT (q/k norms, a pre-norm, attention pooling are not)");
   vit->eval();

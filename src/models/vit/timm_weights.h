@@ -6,8 +6,10 @@
 // The config comes from the tensors and config.json (models/vit/config.h). A tensor that is not part of such a ViT
 // (q/k norms, a CLIP-style pre-norm, attention pooling) is an error naming it; the classifier head is dropped.
 #pragma once
+#include <functional>
 #include <string>
 
+#include "models/vit/loading.h"
 #include "models/vit/model.h"
 
 namespace pathvlm::models {
@@ -17,5 +19,11 @@ namespace pathvlm::models {
 bool is_timm_vit(const std::string& path);
 
 Vit load_timm_vit(const std::string& path);
+
+// Sets `vit` from the timm ViT tensors named `prefix` + timm's names in `t` (CONCH keeps its trunk under
+// "visual.trunk."), LayerScale folded; `positions`, where given, turns the checkpoint's pos_embed into the one `vit`
+// takes (a resampling).
+void set_timm_vit(CheckpointTensors& t, const std::string& prefix, Vit& vit,
+                  const std::function<torch::Tensor(const torch::Tensor&)>& positions = nullptr);
 
 }  // namespace pathvlm::models

@@ -112,7 +112,8 @@ struct InstructConfig {
     v.field("vision_tower", vision_tower,
             "the frozen image tower: a CLIP (a `clip` run or checkpoint, an export, a Hugging Face CLIP or "
             "CLIPVisionModel directory, open_clip .safetensors), a ViT tile encoder as its hub directory holds it "
-            "(timm's: UNI, Virchow, H-optimus, ...; transformers': Phikon, Phikon-v2, ...; PathChat's setup), a "
+            "(timm's: UNI, Virchow, H-optimus, ...; transformers': Phikon, Phikon-v2, ...; PathChat's setup) or "
+            "CONCH's safetensors (its ViT trunk's hidden states), a "
             "transformers LLaVA directory (its tower); or a CLIP preset (tiny, ViT-B-32, ViT-B-16, ViT-L-14) with "
             "fixed random weights (demos). Rebuilt from here on resume; never saved in checkpoints");
     v.field("slide_encoder", slide_encoder,

@@ -21,6 +21,7 @@
 #include "generate/generate.h"
 #include "models/clip/fixed_random.h"
 #include "models/clip/weights.h"
+#include "models/conch/weights.h"
 #include "models/layers/activation_checkpoint.h"
 #include "models/hidden_states.h"
 #include "models/llama/weights.h"
@@ -73,17 +74,29 @@ models::ClipModel make_instruct_vision_clip(const InstructConfig& cfg) {
   return models::load_clip_image_tower(cfg.vision_tower, options);
 }
 
+namespace {
+
+// A ViT tile encoder at `path` (timm's, transformers', or CONCH's trunk, whose hidden states `embed --tokens` caches
+// too), else null.
+models::Vit vit_tower_at(const std::string& path) {
+  if (models::is_clip_preset(path)) return nullptr;
+  if (models::is_conch(path)) return models::load_conch(path).model->trunk;
+  if (models::is_timm_vit(path)) return models::load_timm_vit(path);
+  return models::is_hf_vit(path) ? models::load_hf_vit(path) : nullptr;
+}
+
+}  // namespace
+
 models::LlavaVisionTower make_instruct_vision_tower(const InstructConfig& cfg) {
   const int layer = cfg.model.vision_feature_layer;
   const bool keep_cls = cfg.model.vision_feature_select == "full";
   const auto& path = cfg.vision_tower;
   models::LlavaVisionTower tower{nullptr};
-  if (!models::is_clip_preset(path) && (models::is_timm_vit(path) || models::is_hf_vit(path))) {
+  if (models::Vit vit = vit_tower_at(path)) {
     PATHVLM_CHECK(cfg.vision_hidden_act.empty() && cfg.vision_image_size == 0, "instruct.vision_tower '", path,
                   "' is a ViT, whose activation and input size its own files give: leave instruct.vision_hidden_act "
                   "and instruct.vision_image_size unset");
-    tower = models::LlavaVisionTower(
-        models::is_timm_vit(path) ? models::load_timm_vit(path) : models::load_hf_vit(path), layer, keep_cls);
+    tower = models::LlavaVisionTower(vit, layer, keep_cls);
   } else {
     tower = models::LlavaVisionTower(make_instruct_vision_clip(cfg), layer, keep_cls);
   }

@@ -76,18 +76,40 @@ def mlp(x, t, p):
     return linear(gelu(h), t, p + "fc2")
 
 
-def forward(t, cfg, pixels):
-    args = cfg.get("model_args", {})
-    pretrained = cfg.get("pretrained_cfg", {})
-    mean = np.array(pretrained.get("mean", [0.485, 0.456, 0.406])).reshape(1, 3, 1, 1)
-    std = np.array(pretrained.get("std", [0.229, 0.224, 0.225])).reshape(1, 3, 1, 1)
-    x = (pixels / 255.0 - mean) / std
+def normalise(pixels, mean, std):
+    return (pixels / 255.0 - np.array(mean).reshape(1, 3, 1, 1)) / np.array(std).reshape(1, 3, 1, 1)
+
+
+def patch_embed(t, x):
+    """PatchEmbed: normalised pixels [B,3,S,S] -> patch tokens [B, (S/P)^2, W]."""
     w = t["patch_embed.proj.weight"]
     width, _, P, _ = w.shape
     B, _, S, _ = x.shape
     g = S // P
     patches = x.reshape(B, 3, g, P, g, P).transpose(0, 2, 4, 1, 3, 5).reshape(B, g * g, 3 * P * P)
-    x = patches @ w.reshape(width, -1).T + t["patch_embed.proj.bias"]
+    return patches @ w.reshape(width, -1).T + t["patch_embed.proj.bias"]
+
+
+def blocks(t, x, heads):
+    depth = 0
+    while f"blocks.{depth}.norm1.weight" in t:
+        depth += 1
+    for i in range(depth):
+        p = f"blocks.{i}."
+        ls1 = t.get(p + "ls1.gamma", 1.0)
+        ls2 = t.get(p + "ls2.gamma", 1.0)
+        x = x + ls1 * attention(layer_norm(x, t[p + "norm1.weight"], t[p + "norm1.bias"]), t, p + "attn.", heads)
+        x = x + ls2 * mlp(layer_norm(x, t[p + "norm2.weight"], t[p + "norm2.bias"]), t, p + "mlp.")
+    return x
+
+
+def forward(t, cfg, pixels):
+    args = cfg.get("model_args", {})
+    pretrained = cfg.get("pretrained_cfg", {})
+    x = normalise(pixels, pretrained.get("mean", [0.485, 0.456, 0.406]), pretrained.get("std", [0.229, 0.224, 0.225]))
+    B = x.shape[0]
+    x = patch_embed(t, x)
+    width = x.shape[-1]
     prefix = []
     if "cls_token" in t:
         prefix.append(np.broadcast_to(t["cls_token"], (B, 1, width)))
@@ -98,16 +120,7 @@ def forward(t, cfg, pixels):
         x = np.concatenate(prefix + [x + t["pos_embed"]], axis=1)
     else:
         x = np.concatenate(prefix + [x], axis=1) + t["pos_embed"]
-    heads = args["num_heads"]
-    depth = 0
-    while f"blocks.{depth}.norm1.weight" in t:
-        depth += 1
-    for i in range(depth):
-        p = f"blocks.{i}."
-        ls1 = t.get(p + "ls1.gamma", 1.0)
-        ls2 = t.get(p + "ls2.gamma", 1.0)
-        x = x + ls1 * attention(layer_norm(x, t[p + "norm1.weight"], t[p + "norm1.bias"]), t, p + "attn.", heads)
-        x = x + ls2 * mlp(layer_norm(x, t[p + "norm2.weight"], t[p + "norm2.bias"]), t, p + "mlp.")
+    x = blocks(t, x, args["num_heads"])
     pool = args.get("global_pool", cfg.get("global_pool", "token"))
     n_prefix = len([1 for name in ("cls_token",) if name in t]) + (t["reg_token"].shape[1] if "reg_token" in t else 0)
     if pool == "avg":  # fc_norm after the pooling

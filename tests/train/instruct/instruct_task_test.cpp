@@ -13,6 +13,8 @@
 #include "io/safetensors.h"
 #include "models/clip/weights.h"
 #include "models/llama/config.h"
+#include "models/conch/conch_util.h"
+#include "models/conch/weights.h"
 #include "models/llava/hf_layout.h"
 #include "models/vit/hf_weights.h"
 #include "models/vit/timm_vit_util.h"
@@ -504,6 +506,31 @@ TEST(InstructTask, AVitTileEncoderAsTheTowerTrainsFromPixelsAndCachedTokensAlike
   EXPECT_HAS(error_of([&] { train::make_instruct_vision_tower(ic); }), "leave instruct.vision_hidden_act");
   fs::remove_all(tower);
   fs::remove_all(dir);
+}
+
+// CONCH as the tower: its ViT trunk's hidden state (what `embed --tokens` caches), at its 448 px input and statistics.
+TEST(InstructTask, ConchsTrunkIsATowerWithItsInputSizeAndPixelStatistics) {
+  const auto conch_dir = write_conch({"instruct_tower", "v1.5"});
+  train::InstructConfig ic;
+  ic.vision_tower = conch_dir;
+  ic.vision_image_size = 0;
+  auto tower = train::make_instruct_vision_tower(ic);
+  const auto& shape = tower->shape();
+  EXPECT_EQ(shape.kind, "ViT");
+  EXPECT_EQ(shape.image_size, kConchInput);
+  EXPECT_EQ(shape.width, kConchWidth);
+  EXPECT_EQ(shape.mean, (std::array<double, 3>{0.485, 0.456, 0.406}));  // v1.5's ImageNet statistics
+  const int64_t patches = (kConchInput / kConchPatch) * (kConchInput / kConchPatch);
+  EXPECT_EQ(tower->num_tokens(), patches);  // the class token dropped (patch)
+  EXPECT_EQ(train::instruct_image_tokens(ic), patches);
+
+  const auto pixels = normalised(random_pixels(1, kConchInput), shape.mean, shape.std);
+  auto trunk = models::load_conch(conch_dir).model->trunk;
+  torch::NoGradGuard no_grad;
+  const auto expected = trunk->hidden_state(pixels, ic.model.vision_feature_layer).narrow(1, 1, patches);
+  const auto got = tower(pixels);
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-5)) << (got - expected).abs().max();
+  fs::remove_all(conch_dir);
 }
 
 // ---- real `pathvlm train` under mpirun ----------------------------------------------------------------

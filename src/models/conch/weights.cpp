@@ -1,0 +1,220 @@
+#include "models/conch/weights.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/pixel_statistics.h"
+#include "io/safetensors.h"
+#include "models/layers/linear.h"
+#include "models/vit/loading.h"
+#include "models/vit/timm_weights.h"
+
+namespace fs = std::filesystem;
+
+namespace pathvlm::models {
+namespace {
+
+namespace F = torch::nn::functional;
+
+constexpr int kInputSize = 448;    // both versions' input (CONCH's image_size; TRIDENT's img_size for v1.5)
+constexpr int kPoolerHeads = 8;    // attn_pooler_heads / n_head in both repositories' code
+
+// Where a version keeps its parts, and the size its trunk is built for.
+struct ConchLayout {
+  std::string version, trunk, pooler, ln_contrast;  // trunk and pooler: prefixes; ln_contrast: the module
+  int model_size;                   // the trunk's img_size: its position grid before the run-time interpolation
+  std::array<double, 3> mean, std;  // the pixel normalisation its loader sets
+};
+
+const ConchLayout kV1{"v1", "visual.trunk.", "visual.attn_pool_contrast.", "visual.ln_contrast", kInputSize,
+                      kOpenAiMean, kOpenAiStd};
+const ConchLayout kV15{"v1.5", "trunk.", "attn_pool_contrast.", "ln_contrast", 224,
+                       {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+
+// The layout whose pooler and trunk `checkpoint` holds, else null.
+const ConchLayout* layout_of(const safetensors::Checkpoint& checkpoint) {
+  for (const ConchLayout* layout : {&kV1, &kV15}) {
+    if (checkpoint.contains(layout->pooler + "query") && checkpoint.contains(layout->trunk + "patch_embed.proj.weight"))
+      return layout;
+  }
+  return nullptr;
+}
+
+bool holds_safetensors(const fs::path& p) {
+  if (fs::is_directory(p))
+    return fs::is_regular_file(p / "model.safetensors") || fs::is_regular_file(p / "model.safetensors.index.json");
+  return fs::is_regular_file(p) && p.extension() == ".safetensors";
+}
+
+// The side of the square grid of a class token + patches position table of `positions` rows, -1 when it is none.
+int grid_of(int64_t positions) {
+  const double patches = static_cast<double>(std::max<int64_t>(positions - 1, 0));
+  const auto side = static_cast<int64_t>(std::lround(std::sqrt(patches)));
+  return side > 0 && side * side == positions - 1 ? static_cast<int>(side) : -1;
+}
+
+// pos_embed [1, 1 + g², W] with its patch rows [1,W,g,g] replaced by `resample` of them.
+template <class Resample>
+torch::Tensor resample_patch_positions(const torch::Tensor& positions, int grid, Resample resample) {
+  const int64_t width = positions.size(2);
+  const auto patches =
+      positions.narrow(1, 1, positions.size(1) - 1).reshape({1, grid, grid, width}).permute({0, 3, 1, 2});
+  const auto out = resample(patches.to(torch::kFloat));
+  return torch::cat({positions.narrow(1, 0, 1), out.permute({0, 2, 3, 1}).reshape({1, -1, width})}, 1);
+}
+
+// The checkpoint's position embeddings as the model runs them at kInputSize: resampled to the grid the trunk is built
+// for when stored for another (timm's resample_abs_pos_embed: bilinear, no antialiasing), then, where the trunk is
+// built smaller than its input (v1.5), interpolated as its forward does at every call (DINO's: bicubic at the scale
+// (input grid + 0.1) / model grid).
+torch::Tensor run_time_positions(const torch::Tensor& stored, const ConchLayout& layout, int patch,
+                                 const std::string& where) {
+  const int stored_grid = stored.dim() == 3 && stored.size(0) == 1 ? grid_of(stored.size(1)) : -1;
+  PATHVLM_CHECK(stored_grid > 0, where, ": tensor '", layout.trunk, "pos_embed' has shape ", stored.sizes(),
+                ", not [1, 1 + a square grid of patches, width]");
+  const int model_grid = layout.model_size / patch, input_grid = kInputSize / patch;
+  auto positions = stored;
+  if (stored_grid != model_grid) {
+    positions = resample_patch_positions(positions, stored_grid, [&](const torch::Tensor& grid) {
+      return F::interpolate(grid, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{model_grid, model_grid})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(false));
+    });
+  }
+  if (input_grid == model_grid) return positions;
+  const double scale = (input_grid + 0.1) / model_grid;
+  return resample_patch_positions(positions, model_grid, [&](const torch::Tensor& grid) {
+    return F::interpolate(grid, F::InterpolateFuncOptions()
+                                    .scale_factor(std::vector<double>{scale, scale})
+                                    .mode(torch::kBicubic)
+                                    .align_corners(false)
+                                    .recompute_scale_factor(false));
+  });
+}
+
+void set_linear(Linear& layer, const torch::Tensor& weight, const torch::Tensor& bias, const std::string& name,
+                const std::string& where) {
+  set_vit_tensor(layer->weight, weight, name, where);
+  if (layer->bias.defined()) set_vit_tensor(layer->bias, bias, name + " (bias)", where);
+}
+
+void set_layer_norm(torch::nn::LayerNorm& norm, CheckpointTensors& t, const std::string& name) {
+  t.copy(norm->weight, name + ".weight");
+  t.copy(norm->bias, name + ".bias");
+}
+
+// The pooler's projections: v1's nn.MultiheadAttention (separate q/k/v weights as its key width differs, or one
+// in_proj_weight; in_proj_bias; out_proj), v1.5's bias-free to_q, to_kv (keys, then values) and to_out.
+void set_pooler(AttentionalPoolerImpl& pooler, CheckpointTensors& t, const ConchLayout& layout) {
+  const std::string p = layout.pooler;
+  t.copy(pooler.query, p + "query");
+  set_layer_norm(pooler.ln_q, t, p + "ln_q");
+  set_layer_norm(pooler.ln_k, t, p + "ln_k");
+  const std::string& where = t.where();
+  if (&layout == &kV15) {
+    const auto kv = t.get(p + "to_kv.weight");
+    PATHVLM_CHECK(kv.dim() == 2 && kv.size(0) % 2 == 0, where, ": tensor '", p, "to_kv.weight' has shape ", kv.sizes(),
+                  ", not keys and values stacked");
+    const auto k_v = kv.chunk(2, 0);
+    set_linear(pooler.q_proj, t.get(p + "to_q.weight"), {}, p + "to_q.weight", where);
+    set_linear(pooler.k_proj, k_v[0], {}, p + "to_kv.weight", where);
+    set_linear(pooler.v_proj, k_v[1], {}, p + "to_kv.weight", where);
+    set_linear(pooler.out_proj, t.get(p + "to_out.weight"), {}, p + "to_out.weight", where);
+    return;
+  }
+  const std::string a = p + "attn.";
+  std::vector<torch::Tensor> weights;
+  if (t.contains(a + "in_proj_weight")) {
+    weights = t.get(a + "in_proj_weight").chunk(3, 0);
+  } else {
+    weights = {t.get(a + "q_proj_weight"), t.get(a + "k_proj_weight"), t.get(a + "v_proj_weight")};
+  }
+  const auto bias = t.get(a + "in_proj_bias");
+  PATHVLM_CHECK(bias.dim() == 1 && bias.size(0) == 3 * pooler.q_proj->weight.size(0), where, ": tensor '", a,
+                "in_proj_bias' has shape ", bias.sizes(), ", not the queries', keys' and values' biases");
+  const auto biases = bias.chunk(3, 0);
+  set_linear(pooler.q_proj, weights[0], biases[0], a + "q_proj_weight", where);
+  set_linear(pooler.k_proj, weights[1], biases[1], a + "k_proj_weight", where);
+  set_linear(pooler.v_proj, weights[2], biases[2], a + "v_proj_weight", where);
+  const auto out = t.linear(a + "out_proj");
+  set_linear(pooler.out_proj, out.weight, out.bias, a + "out_proj.weight", where);
+}
+
+// What a v1 checkpoint holds besides the tile encoder: the CoCa's text tower and decoder, the caption pooler, the
+// contrastive projection and the temperature.
+bool outside_the_tile_encoder(const std::string& name) {
+  for (const char* part : {"text.", "text_decoder.", "logit_scale", "visual.proj_contrast", "visual.attn_pool_caption.",
+                           "visual.ln_caption."}) {
+    if (name.rfind(part, 0) == 0) return true;
+  }
+  return false;
+}
+
+// v1.5's repository holds the tile encoder alone: TRIDENT loads it strictly.
+bool nothing_else(const std::string&) { return false; }
+
+}  // namespace
+
+bool is_conch(const std::string& path) {
+  return holds_safetensors(path) && layout_of(safetensors::Checkpoint::open(path)) != nullptr;
+}
+
+Conch load_conch(const std::string& path) {
+  const auto ckpt = safetensors::Checkpoint::open(path);
+  const ConchLayout* layout = layout_of(ckpt);
+  PATHVLM_CHECK(layout, "'", path, "' holds no CONCH image tower (visual.attn_pool_contrast.query or ",
+                "attn_pool_contrast.query with its trunk)");
+  const std::string where = "CONCH " + layout->version + " '" + path + "'";
+
+  // The trunk's config from its tensors, its positions read as the grid they will have once resampled.
+  const TensorShapeOf stored = shapes_in(ckpt);
+  const auto patch_weight = stored(layout->trunk + "patch_embed.proj.weight");
+  PATHVLM_CHECK(patch_weight && patch_weight->size() == 4 && (*patch_weight)[2] > 0, where, ": tensor '",
+                layout->trunk, "patch_embed.proj.weight' is not [width,3,P,P]");
+  const int64_t input_grid = kInputSize / (*patch_weight)[2];
+  const TensorShapeOf trunk_shapes = [&](const std::string& name) -> std::optional<std::vector<int64_t>> {
+    if (name == "pos_embed" && ckpt.contains(layout->trunk + name))
+      return std::vector<int64_t>{1, 1 + input_grid * input_grid, (*patch_weight)[0]};
+    return stored(layout->trunk + name);
+  };
+  VitConfig trunk = timm_vit_config(trunk_shapes, "", "", where);
+  PATHVLM_CHECK(trunk.class_token && trunk.reg_tokens == 0 && trunk.global_pool == "token", where,
+                ": the trunk is not a ViT with a class token and no register tokens");
+  trunk.mean = layout->mean;
+  trunk.std = layout->std;
+
+  const auto query = stored(layout->pooler + "query");
+  const auto ln_k = stored(layout->pooler + "ln_k.weight");
+  // Bounded before anything is allocated: CONCH's pooler has 1 query, 512 or 768 wide.
+  const bool fits = query && query->size() == 2 && (*query)[0] >= 1 && (*query)[0] <= 4096 && (*query)[1] >= 1 &&
+                    (*query)[1] <= 65536 && ln_k && ln_k->size() == 1;
+  PATHVLM_CHECK(fits, where, ": tensors '", layout->pooler, "query' [queries <= 4096, width <= 65536] and '",
+                layout->pooler, "ln_k.weight' [trunk width] are missing or misshapen");
+  AttentionalPoolerOptions pooler;
+  pooler.queries = (*query)[0];
+  pooler.width = (*query)[1];
+  pooler.context_width = (*ln_k)[0];
+  pooler.heads = kPoolerHeads;
+  pooler.bias = layout == &kV1;
+
+  ConchVision model{nullptr};
+  {
+    const SkipWeightInit skip_init;
+    const KeepCpuRandomStream keep_stream;
+    model = ConchVision(trunk, pooler);
+  }
+  CheckpointTensors t(ckpt, where);
+  set_timm_vit(t, layout->trunk, model->trunk, [&](const torch::Tensor& positions) {
+    return run_time_positions(positions, *layout, trunk.patch_size, where);
+  });
+  set_pooler(*model->attn_pool_contrast, t, *layout);
+  set_layer_norm(model->ln_contrast, t, layout->ln_contrast);
+  t.refuse_untaken(layout == &kV1 ? outside_the_tile_encoder : nothing_else,
+                   "CONCH " + layout->version + " image tower");
+  model->eval();
+  return {model, layout->version};
+}
+
+}  // namespace pathvlm::models

@@ -1,0 +1,31 @@
+// CONCH image towers in (models/conch/model.h), from safetensors of the state dicts their hub repositories hold as
+// pickles (convert them with scripts/convert_to_safetensors.py; pathvlm never reads pickles):
+//  - v1, MahmoodLab/CONCH's pytorch_model.bin: the whole open_clip CoCa (visual.trunk.*, visual.attn_pool_contrast.*
+//    as nn.MultiheadAttention, visual.ln_contrast.*; the text tower, the caption pooler and the projection are left
+//    out). Input 448 px, OpenAI's pixel mean/std (CONCH's create_model_from_pretrained sets them).
+//  - v1.5, MahmoodLab/conchv1_5's pytorch_model_vision.bin: the image tower alone (trunk.*, attn_pool_contrast.* with
+//    to_q / to_kv / to_out, ln_contrast.*). A 224-px model run at 448 px as TRIDENT's `conch_v15` runs it: its
+//    position embeddings are resampled as the trunk does on every call (DINO's bicubic interpolation at a scale of
+//    (28 + 0.1) / 14), once, when the weights load. ImageNet's pixel mean/std.
+// Both: position embeddings stored for another grid are first resampled to the model's (timm's bilinear resampling,
+// as both loaders do); the pooler has 8 heads (neither repository stores it: both code it).
+#pragma once
+#include <string>
+
+#include "models/conch/model.h"
+
+namespace pathvlm::models {
+
+// CONCH's image tower (its pixel mean/std in model->trunk->config()) and which release it is.
+struct Conch {
+  ConchVision model{nullptr};
+  std::string version;  // "v1", "v1.5"
+};
+
+// Whether `path` (a .safetensors file or a directory holding model.safetensors) holds a CONCH image tower.
+bool is_conch(const std::string& path);
+
+// Errors name the file and the tensor.
+Conch load_conch(const std::string& path);
+
+}  // namespace pathvlm::models

@@ -1,0 +1,97 @@
+// CONCH image towers (models/conch): random weights in the names of both releases' state dicts, compared with the
+// numpy reference of what CLAM and TRIDENT compute (conch_reference.py): v1's attention-pooled features over its
+// 448-px trunk (nn.MultiheadAttention pooler, OpenAI statistics), v1.5's 224-px trunk run at 448 px with its position
+// embeddings interpolated as its forward does (DINO's bicubic scale), stored positions of another grid resampled
+// first; what is taken for CONCH; the refusals. tests/wsi/slide_cli_test.cpp runs one through `pathvlm embed`.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/pixel_statistics.h"
+#include "models/conch/conch_util.h"
+#include "models/conch/weights.h"
+#include "models/vit/timm_weights.h"
+
+namespace fs = std::filesystem;
+using namespace pathvlm;
+using namespace pathvlm::testing;
+
+namespace {
+
+void expect_matches_reference(const ConchLayout& layout) {
+  SCOPED_TRACE(layout.name);
+  const std::string dir = write_conch(layout);
+  ASSERT_TRUE(models::is_conch(dir));
+  ASSERT_TRUE(models::is_conch(dir + "/model.safetensors"));
+  EXPECT_FALSE(models::is_timm_vit(dir));
+  const auto pixels = random_pixels(2, kConchInput);
+  const auto expected = conch_reference_features(dir, pixels);
+  ASSERT_TRUE(expected.defined());
+  ASSERT_EQ(expected.size(1), kConchPooled);
+
+  EXPECT_FALSE(moves_random_stream([&] { models::load_conch(dir); }));
+  models::Conch conch = models::load_conch(dir);
+  EXPECT_EQ(conch.version, layout.version);
+  const auto& trunk = conch.model->trunk->config();
+  EXPECT_EQ(trunk.image_size, kConchInput);
+  const bool v1 = layout.version == "v1";
+  const std::array<double, 3> imagenet_mean{0.485, 0.456, 0.406}, imagenet_std{0.229, 0.224, 0.225};
+  EXPECT_EQ(trunk.mean, v1 ? kOpenAiMean : imagenet_mean);
+  EXPECT_EQ(trunk.std, v1 ? kOpenAiStd : imagenet_std);
+  EXPECT_EQ(conch.model->features(), kConchPooled);
+  torch::NoGradGuard no_grad;
+  const auto got = conch.model->forward(normalised(pixels, trunk.mean, trunk.std));
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-4)) << (got - expected).abs().max().item<double>();
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+TEST(Conch, V1GivesTheAttentionPooledFeaturesOfEncodeImageWithoutProjection) {
+  expect_matches_reference({"v1"});
+}
+
+TEST(Conch, V15RunsItsSmallerTrunkAt448PixelsWithPositionsInterpolatedAsItsForwardDoes) {
+  expect_matches_reference({"v15", "v1.5"});
+}
+
+TEST(Conch, PositionsStoredForAnotherGridAreResampledToTheModelsFirst) {
+  expect_matches_reference({"v1_grid10", "v1", 10});
+  expect_matches_reference({"v15_grid14", "v1.5", 14});  // stored at 448 px: down to 224's grid, then up again
+}
+
+TEST(Conch, WhatIsNotACONCHTowerIsRefusedNamingTheFileAndTheTensor) {
+  // v1.5's repository holds the tile encoder alone: any other tensor is refused.
+  std::string dir = write_conch({"extra_v15", "v1.5", 0, "trunk.blocks.0.attn.q_norm.weight"});
+  auto message = error_of([&] { models::load_conch(dir); });
+  EXPECT_NE(message.find("CONCH v1.5 '" + dir + "'"), std::string::npos) << message;
+  EXPECT_NE(message.find("trunk.blocks.0.attn.q_norm.weight"), std::string::npos) << message;
+  fs::remove_all(dir);
+  // v1's text tower and caption pooler are left out, but not a trunk tensor no timm ViT has.
+  dir = write_conch({"extra_v1", "v1", 0, "visual.trunk.norm_pre.weight"});
+  message = error_of([&] { models::load_conch(dir); });
+  EXPECT_NE(message.find("visual.trunk.norm_pre.weight"), std::string::npos) << message;
+  fs::remove_all(dir);
+
+  // Position embeddings that are no class token + square grid.
+  dir = write_conch({"bad_positions"});
+  safetensors::NamedTensors tensors;
+  {
+    const auto ckpt = safetensors::Checkpoint::open(dir);
+    for (const auto& name : ckpt.names()) tensors.emplace_back(name, ckpt.get(name).clone());
+  }
+  for (auto& [name, tensor] : tensors)
+    if (name == "visual.trunk.pos_embed") tensor = tensor.narrow(1, 0, tensor.size(1) - 3).contiguous();
+  safetensors::save(dir + "/model.safetensors", tensors);
+  message = error_of([&] { models::load_conch(dir); });
+  EXPECT_NE(message.find("visual.trunk.pos_embed"), std::string::npos) << message;
+  EXPECT_NE(message.find("square grid"), std::string::npos) << message;
+  fs::remove_all(dir);
+
+  // A timm ViT is no CONCH, and CONCH is no timm ViT.
+  const std::string vit = write_timm_vit({"not_conch"});
+  EXPECT_FALSE(models::is_conch(vit));
+  message = error_of([&] { models::load_conch(vit); });
+  EXPECT_NE(message.find("no CONCH image tower"), std::string::npos) << message;
+  fs::remove_all(vit);
+}

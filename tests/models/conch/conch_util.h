@@ -1,0 +1,102 @@
+// Random CONCH image towers for the tests (models/conch, `pathvlm embed` with CONCH): safetensors in the names of
+// the two releases' state dicts (v1: the open_clip CoCa with its text tower; v1.5: the tile encoder alone), small
+// but with both releases' 448-px input, and CONCH's features from the numpy reference (conch_reference.py).
+#pragma once
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <torch/torch.h>
+
+#include "io/safetensors.h"
+#include "models/vit/timm_vit_util.h"
+
+namespace pathvlm::testing {
+
+struct ConchLayout {
+  std::string name;
+  std::string version = "v1";  // "v1" or "v1.5"
+  int stored_grid = 0;         // side of the stored position grid; 0: the model's (v1: 448 / patch; v1.5: 224 / patch)
+  std::string extra_tensor{};  // a tensor no CONCH has, when not empty
+};
+
+// Trunk width 192 (3 heads, the usual count for it: no CONCH file gives the heads), patch 32, 2 blocks; pooler 64
+// wide (8 heads).
+inline constexpr int kConchWidth = 192, kConchPatch = 32, kConchDepth = 2, kConchHidden = 96, kConchPooled = 64;
+inline constexpr int kConchInput = 448;
+
+inline std::string write_conch(const ConchLayout& layout) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("pathvlm_conch_" + layout.name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  torch::manual_seed(std::hash<std::string>{}(layout.name) % 1000);
+  const bool v1 = layout.version == "v1";
+  const std::string visual = v1 ? "visual." : "", trunk = visual + "trunk.", pooler = visual + "attn_pool_contrast.";
+  safetensors::NamedTensors t;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, double scale = 0.2, double offset = 0.0) {
+    t.emplace_back(name, torch::randn(shape) * scale + offset);
+  };
+  const int W = kConchWidth, D = kConchPooled;
+  const int grid = layout.stored_grid ? layout.stored_grid : (v1 ? kConchInput : 224) / kConchPatch;
+  add(trunk + "patch_embed.proj.weight", {W, 3, kConchPatch, kConchPatch}, 0.02);
+  add(trunk + "patch_embed.proj.bias", {W});
+  add(trunk + "cls_token", {1, 1, W}, 1.0);
+  add(trunk + "pos_embed", {1, 1 + grid * grid, W}, 0.5);
+  for (int i = 0; i < kConchDepth; ++i) {
+    const std::string b = trunk + "blocks." + std::to_string(i) + ".";
+    for (const char* norm : {"norm1", "norm2"}) {
+      add(b + norm + ".weight", {W}, 0.1, 1.0);
+      add(b + norm + ".bias", {W}, 0.1);
+    }
+    add(b + "attn.qkv.weight", {3 * W, W}, 0.1);
+    add(b + "attn.qkv.bias", {3 * W});
+    add(b + "attn.proj.weight", {W, W}, 0.1);
+    add(b + "attn.proj.bias", {W});
+    add(b + "mlp.fc1.weight", {kConchHidden, W}, 0.1);
+    add(b + "mlp.fc1.bias", {kConchHidden});
+    add(b + "mlp.fc2.weight", {W, kConchHidden}, 0.1);
+    add(b + "mlp.fc2.bias", {W});
+    if (!v1) {  // v1.5's trunk: vit_large(init_values=1.0)
+      add(b + "ls1.gamma", {W}, 0.3, 1.0);
+      add(b + "ls2.gamma", {W}, 0.3, 1.0);
+    }
+  }
+  add(trunk + "norm.weight", {W}, 0.1, 1.0);
+  add(trunk + "norm.bias", {W}, 0.1);
+  add(pooler + "query", {1, D}, 1.0);
+  add(pooler + "ln_q.weight", {D}, 0.1, 1.0);
+  add(pooler + "ln_q.bias", {D}, 0.1);
+  add(pooler + "ln_k.weight", {W}, 0.1, 1.0);
+  add(pooler + "ln_k.bias", {W}, 0.1);
+  if (v1) {
+    add(pooler + "attn.q_proj_weight", {D, D}, 0.3);
+    add(pooler + "attn.k_proj_weight", {D, W}, 0.3);
+    add(pooler + "attn.v_proj_weight", {D, W}, 0.3);
+    add(pooler + "attn.in_proj_bias", {3 * D});
+    add(pooler + "attn.out_proj.weight", {D, D}, 0.2);
+    add(pooler + "attn.out_proj.bias", {D});
+    // What the tile encoder leaves out: the contrastive projection, the caption pooler, the text tower, the scale.
+    add("visual.proj_contrast", {D, D});
+    add("visual.attn_pool_caption.query", {4, W});
+    add("visual.ln_caption.weight", {W});
+    add("text.token_embedding.weight", {10, W});
+    add("text.cls_emb", {W});
+    add("logit_scale", {});
+  } else {
+    add(pooler + "to_q.weight", {D, D}, 0.3);
+    add(pooler + "to_kv.weight", {2 * D, W}, 0.3);
+    add(pooler + "to_out.weight", {D, D}, 0.2);
+  }
+  add(visual + "ln_contrast.weight", {D}, 0.1, 1.0);
+  add(visual + "ln_contrast.bias", {D}, 0.1);
+  if (!layout.extra_tensor.empty()) add(layout.extra_tensor, {2});
+  safetensors::save((dir / "model.safetensors").string(), t);
+  return dir.string();
+}
+
+inline torch::Tensor conch_reference_features(const std::string& dir, const torch::Tensor& pixels) {
+  return reference_features(dir, pixels, "../conch/conch_reference.py");
+}
+
+}  // namespace pathvlm::testing
