@@ -212,6 +212,11 @@ step_tensorboard() {
   python_check tensorboard check_tensorboard.py --test-binary "$BUILD/tests/test_core" "$WORK/tensorboard"
 }
 
+step_conch() {
+  need_python "check_conch.py (the numpy CONCH reference of the unit tests against torch's resampling and attention)"
+  python_check conch check_conch.py
+}
+
 step_timm_vit() {
   need_python "check_timm_vit.py (pathvlm's timm ViT against the numpy reference ran in the unit tests)"
   python_check timm_vit check_timm_vit.py

@@ -41,8 +41,9 @@ struct EmbedConfig {
             "dtype of the stored token features; float32 keeps the encoder's fp32 output exactly",
             cfg::OneOf{"float32", "float16"});
     v.field("pool", pool,
-            "ViT features: auto (the encoder's own: timm's global_pool, the class token for transformers ViTs), token, "
-            "avg (patch mean) or token+avg (class token and patch mean: Virchow's and Midnight's cards)",
+            "ViT features: auto (the encoder's own: timm's global_pool, the class token for transformers ViTs, CONCH's "
+            "attention pooling), token, avg (patch mean) or token+avg (class token and patch mean: Virchow's and "
+            "Midnight's cards)",
             cfg::OneOf{"auto", "token", "avg", "token+avg"});
     v.field("image_mean", image_mean,
             "pixel mean [r,g,b] instead of the encoder's own (e.g. [0.5,0.5,0.5], Midnight's card)");

@@ -307,6 +307,11 @@ TEST(ClipWeights, SourcesThatAreNotClipWeightsAreRefused) {
   safetensors::save((dir.path / "other.safetensors").string(), {{"model.layers.0.weight", torch::zeros({2})}});
   EXPECT_NE(error_of([&] { models::load_clip((dir.path / "other.safetensors").string()); }).find("open_clip names"),
             std::string::npos);
+  // A directory of pickles (an open_clip hub repository's open_clip_pytorch_model.bin): the conversion command.
+  const auto message = error_of([&] { models::load_clip(dir.path.string()); });
+  EXPECT_NE(message.find("(model.pt) holds PyTorch pickles"), std::string::npos) << message;
+  EXPECT_NE(message.find("convert_to_safetensors.py " + dir.path.string()), std::string::npos) << message;
+  fs::remove(dir.path / "model.pt");
   EXPECT_NE(error_of([&] { models::load_clip(dir.path.string()); }).find("not a CLIP directory"), std::string::npos);
   // An HF directory whose weights lack a tensor names it.
   auto model = make_model(config_64());
