@@ -18,9 +18,11 @@ A single checkpoint file (open_clip .pt / .bin, e.g. PathCLIP's pathclip-base.pt
 
   python3 scripts/convert_to_safetensors.py pathclip-base.pt pathclip-base.safetensors --quick-gelu
 
-takes the "state_dict" entry when present, strips DDP's "module." prefix, and with --quick-gelu / --gelu
-writes open_clip_config.json beside the output so `pathvlm` knows the activation (OpenAI-initialised CLIPs
-such as PathCLIP and PLIP use quick_gelu). Loading uses torch.load(weights_only=True).
+takes the "state_dict" (or "model": CTransPath's .pth) entry when present, strips DDP's "module." prefix, and
+with --quick-gelu / --gelu writes open_clip_config.json beside the output so `pathvlm` knows the activation
+(OpenAI-initialised CLIPs such as PathCLIP and PLIP use quick_gelu). Loading uses torch.load(weights_only=True).
+
+  python3 scripts/convert_to_safetensors.py CHIEF_CTransPath.pth ctranspath/model.safetensors
 """
 import argparse
 import json
@@ -34,8 +36,10 @@ from safetensors.torch import save_file
 
 def load_state(path):
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    for entry in ("state_dict", "model"):  # open_clip's / Lightning's; TransPath's and CHIEF's ctranspath.pth
+        if isinstance(state, dict) and isinstance(state.get(entry), dict):
+            state = state[entry]
+            break
     tensors, storages = {}, set()
     for name, value in state.items():
         if not torch.is_tensor(value):

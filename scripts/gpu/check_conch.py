@@ -4,7 +4,8 @@ pathvlm's CONCH tile encoder with) computes by hand against torch itself: the po
 at a size, as timm's resample_abs_pos_embed; bicubic at DINO's (g + 0.1) / N scale, as CONCH v1.5's forward), v1's
 pooler against nn.MultiheadAttention with a key width apart, v1.5's against its einsum formula; and that
 scripts/convert_to_safetensors.py turns a hub directory holding one pickle of another name (CONCH v1.5's
-pytorch_model_vision.bin) into model.safetensors with the same tensors.
+pytorch_model_vision.bin) into model.safetensors with the same tensors, and takes the "model" entry of
+CTransPath's .pth.
 
   check_conch.py          # prints one line per comparison and a summary last; exit 1 on a mismatch
 """
@@ -117,6 +118,16 @@ def check_conversion(rng):
             torch.equal(converted[k], state[k]) for k in state)
         results.append(same)
         print(f"convert_to_safetensors.py on a directory with pytorch_model_vision.bin: {'ok' if same else 'MISMATCH'}")
+        # CTransPath's checkpoint keeps its state dict under "model".
+        torch.save({"model": state, "epoch": 100}, os.path.join(d, "ctranspath.pth"))
+        out = os.path.join(d, "ctranspath.safetensors")
+        run = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/convert_to_safetensors.py"),
+                              os.path.join(d, "ctranspath.pth"), out], capture_output=True, text=True)
+        converted = load_file(out) if run.returncode == 0 else {}
+        same = converted.keys() == state.keys() and all(torch.equal(converted[k], state[k]) for k in state)
+        results.append(same)
+        print(f"convert_to_safetensors.py on a {{'model': state dict}} .pth: {'ok' if same else 'MISMATCH'}",
+              run.stderr.strip())
 
 
 def main():

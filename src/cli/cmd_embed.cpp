@@ -16,16 +16,17 @@ namespace pathvlm::cli {
 int cmd_embed(const Args& args) {
   ArgParser p("pathvlm embed",
               "Encode the tiles listed by coords files (`pathvlm tile`, CLAM or TRIDENT) with a CLIP image tower, a "
-              "ViT tile encoder or CONCH; writes <out>/features/<slide>.h5 (TRIDENT layout), <out>/shards/slides-*.h5 + "
-              "manifest.json, optionally <out>/tokens/ (tile_features), and <out>/failures.csv. Resumable. With --tiles "
-              "instead: the token features of every tile of tiles shards -> <out>/tokens/tiles-*.h5 + manifest.json.");
+              "ViT tile encoder, CONCH or CTransPath; writes <out>/features/<slide>.h5 (TRIDENT layout), "
+              "<out>/shards/slides-*.h5 + manifest.json, optionally <out>/tokens/ (tile_features), and "
+              "<out>/failures.csv. Resumable. With --tiles instead: the token features of every tile of tiles shards "
+              "-> <out>/tokens/tiles-*.h5 + manifest.json.");
   p.option("coords", "folder of coords .h5 files (or a `pathvlm tile` output folder)");
   p.option("tiles", "tiles shards (manifest.json, its folder or one .h5) whose tiles to encode into <out>/tokens/");
   p.option("encoder", "CLIP model (HF directory, run checkpoint, export, open_clip .safetensors, or a preset: tiny, "
            "ViT-B-16, ... with fixed random weights) or ViT tile encoder as its hub directory holds it: timm's (UNI, "
            "UNI2-h, Virchow, Prov-GigaPath, H-optimus: config.json + model.safetensors) or transformers' (Phikon, "
-           "Phikon-v2, Midnight: config.json + model.safetensors + preprocessor_config.json); or CONCH v1 / v1.5 "
-           "(model.safetensors converted from its hub repository's pickle)", true);
+           "Phikon-v2, Midnight: config.json + model.safetensors + preprocessor_config.json); CONCH v1 / v1.5 "
+           "or CTransPath (model.safetensors converted from the published pickle)", true);
   p.option("out", "output folder", true);
   p.option("slides", "folder or CSV to find slides by id (default: the slide_path stored in each coords file)");
   p.option("reports", "CSV (slide_id, report) packed into the shards' /reports");

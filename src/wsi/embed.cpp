@@ -27,6 +27,7 @@
 #include "models/clip/fixed_random.h"
 #include "models/clip/weights.h"
 #include "models/conch/weights.h"
+#include "models/swin/weights.h"
 #include "models/vit/hf_weights.h"
 #include "models/vit/timm_weights.h"
 
@@ -162,21 +163,49 @@ TileEncoder conch_tile_encoder(const std::string& path, const EmbedConfig& confi
                             "CONCH " + conch.version + ", attention pooling", path, config, run);
 }
 
+// CTransPath (a Swin with a convolutional stem): the mean of its last stage's normalised tokens, as CHIEF and TRIDENT
+// take it; no token features (its stages differ in width).
+TileEncoder ctranspath_tile_encoder(const std::string& path, const EmbedConfig& config, const EncoderRuntime& run) {
+  PATHVLM_CHECK(config.pool == "auto", "embed.pool ", config.pool, ": CTransPath's features are its token mean ",
+                "(pool: auto)");
+  models::Swin swin = models::load_ctranspath(path);
+  swin->to(run.device);
+  const auto& c = swin->config();
+  TileEncoder encoder;
+  encoder.image_size = c.image_size;
+  encoder.dim = c.features();
+  encoder.name = path;
+  encoder.kind = "CTransPath (Swin), token mean";
+  encoder.token_shape.clear();
+  encoder.mean = c.mean;
+  encoder.std = c.std;
+  apply_pixel_statistics(config, encoder);
+  encoder.encode = [swin, run, normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
+                       const torch::Tensor& pixels, bool) mutable {
+    torch::NoGradGuard no_grad;
+    compat::CudaAutocastGuard autocast(run.autocast, run.dtype);
+    return EncodedBatch{swin->forward(normalize(pixels)).to(torch::kFloat).cpu(), {}};
+  };
+  return encoder;
+}
+
 }  // namespace
 
 TileEncoder load_tile_encoder(const std::string& path, const EmbedConfig& config) {
   const EncoderRuntime run = encoder_runtime(config);
   // CONCH first: its trunk's tensors are a timm ViT's under a prefix.
   if (models::is_conch(path)) return conch_tile_encoder(path, config, run);
+  if (models::is_ctranspath(path)) return ctranspath_tile_encoder(path, config, run);
   if (models::is_timm_vit(path)) return vit_tile_encoder(models::load_timm_vit(path), "timm ViT", path, config, run);
   if (models::is_hf_vit(path)) {
     return vit_tile_encoder(models::load_hf_vit(path), "transformers ViT", path, config, run);
   }
-  // Another kind of hub model (CTransPath's Swin, ...) is named as such, not reported as a failed CLIP.
+  // Another kind of hub model is named as such, not reported as a failed CLIP.
   const std::string type = models::hub_model_type(path);
   PATHVLM_CHECK(type.empty() || type == "clip", "--encoder '", path, "': model_type '", type,
                 "' is not an encoder `pathvlm embed` runs: a CLIP (clip), a transformers ViT (vit, dinov2, ",
-                "dinov2_with_registers), a timm ViT (config.json with `architecture`) or CONCH (its safetensors)");
+                "dinov2_with_registers), a timm ViT (config.json with `architecture`), CONCH or CTransPath (their "
+                "safetensors)");
   return clip_tile_encoder(path, config, run);
 }
 

@@ -57,6 +57,8 @@ struct TileEncoder {
 //  - CONCH v1 / v1.5 (models/conch/weights.h: their state dicts as safetensors): features = the attention-pooled,
 //    unprojected embedding CLAM and TRIDENT write (512 / 768), with CONCH's pixel mean/std; tokens = its ViT trunk's
 //    hidden state config.token_layer;
+//  - CTransPath (models/swin/weights.h: its .pth's state dict as safetensors): features = its Swin's token mean
+//    (768), ImageNet's pixel statistics; no tokens;
 //  - otherwise a CLIP image tower (HF directory, checkpoint, export, open_clip safetensors, or a CLIP preset with
 //    fixed random weights: models/clip/fixed_random.h): features = encode_image (projected),
 //    tokens = image_tokens(config.token_layer).

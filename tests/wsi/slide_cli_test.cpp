@@ -28,6 +28,8 @@
 #include "models/clip/weights.h"
 #include "models/conch/conch_util.h"
 #include "models/conch/weights.h"
+#include "models/swin/swin_util.h"
+#include "models/swin/weights.h"
 #include "models/vit/hf_vit_util.h"
 #include "models/vit/hf_weights.h"
 #include "models/vit/timm_vit_util.h"
@@ -474,6 +476,38 @@ TEST(SlideCli, EmbedWithConchWritesItsAttentionPooledFeatures) {
   EXPECT_NE(run(args + "/pickled", &out), 0);
   EXPECT_NE(out.find("convert_to_safetensors.py"), std::string::npos) << out;
   fs::remove_all(conch_dir);
+  fs::remove_all(dir);
+}
+
+// `embed` with CTransPath (its .pth's state dict as safetensors): the Swin's token mean of tiles resized to 224 px
+// with ImageNet's statistics, as TRIDENT's `ctranspath` writes; it gives no token features.
+TEST(SlideCli, EmbedWithCTransPathWritesItsSwinFeatures) {
+  if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
+  using namespace pathvlm::testing;
+  const auto& slides = synthetic_slides();
+  auto dir = temp_dir("embed_ctranspath");
+  std::string out;
+  ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs, &out), 0) << out;
+  const std::string swin_dir = write_ctranspath("embed");
+  const std::string args = "embed --coords " + dir + "/tiles --encoder " + swin_dir + " --device cpu --out " + dir;
+  ASSERT_EQ(run(args + "/feats --batch-size 4", &out), 0) << out;
+  EXPECT_NE(out.find("CTransPath (Swin), token mean, 224 px input, 192 features, pixel mean [0.485, 0.456, 0.406]"),
+            std::string::npos)
+      << out;
+  const std::string id = "slide_001";
+  const int64_t tiles = wsi::read_coords_h5(dir + "/tiles/patches/" + id + ".h5").coords.size(0);
+  const auto features = h5::File::open(dir + "/feats/features/" + id + ".h5").read("features");
+  ASSERT_EQ(features.sizes(), (std::vector<int64_t>{tiles, kSwinFeatures}));
+  auto swin = models::load_ctranspath(swin_dir);
+  const auto& c = swin->config();
+  torch::NoGradGuard no_grad;
+  const auto expected =
+      swin->forward(tile_pixels_by_hand(slides, dir + "/tiles", id, 1, kSwinInput, c.mean, c.std))[0];
+  EXPECT_TRUE(torch::allclose(features[1], expected, 1e-4, 1e-5)) << (features[1] - expected).abs().max();
+
+  EXPECT_NE(run(args + "/tokens --tokens", &out), 0);
+  EXPECT_NE(out.find("does not give token features"), std::string::npos) << out;
+  fs::remove_all(swin_dir);
   fs::remove_all(dir);
 }
 

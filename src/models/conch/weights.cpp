@@ -1,7 +1,6 @@
 #include "models/conch/weights.h"
 
 #include <cmath>
-#include <filesystem>
 
 #include "core/error.h"
 #include "core/pixel_statistics.h"
@@ -9,8 +8,6 @@
 #include "models/layers/linear.h"
 #include "models/vit/loading.h"
 #include "models/vit/timm_weights.h"
-
-namespace fs = std::filesystem;
 
 namespace pathvlm::models {
 namespace {
@@ -39,12 +36,6 @@ const ConchLayout* layout_of(const safetensors::Checkpoint& checkpoint) {
       return layout;
   }
   return nullptr;
-}
-
-bool holds_safetensors(const fs::path& p) {
-  if (fs::is_directory(p))
-    return fs::is_regular_file(p / "model.safetensors") || fs::is_regular_file(p / "model.safetensors.index.json");
-  return fs::is_regular_file(p) && p.extension() == ".safetensors";
 }
 
 // The side of the square grid of a class token + patches position table of `positions` rows, -1 when it is none.

@@ -1,5 +1,6 @@
 #include "models/vit/loading.h"
 
+#include <filesystem>
 #include <optional>
 #include <vector>
 
@@ -7,6 +8,8 @@
 #include "models/layers/gated_mlp.h"
 #include "models/layers/linear.h"
 #include "models/layers/mlp.h"
+
+namespace fs = std::filesystem;
 
 namespace pathvlm::models {
 
@@ -34,6 +37,13 @@ void CheckpointTensors::refuse_untaken(const std::function<bool(const std::strin
     PATHVLM_CHECK(taken_.count(name) || dropped(name), where_, ": tensor '", name, "' is not part of a supported ",
                   what_is_refused);
   }
+}
+
+bool holds_safetensors(const std::string& path) {
+  const fs::path p(path);
+  if (fs::is_directory(p))
+    return fs::is_regular_file(p / "model.safetensors") || fs::is_regular_file(p / "model.safetensors.index.json");
+  return fs::is_regular_file(p) && p.extension() == ".safetensors";
 }
 
 TensorShapeOf shapes_in(const safetensors::Checkpoint& checkpoint) {

@@ -54,6 +54,10 @@ struct VitBlockWeights {
   torch::Tensor ls1, ls2;  // LayerScale of the attention and MLP branches, undefined when the model has none
 };
 
+// Whether `path` is a .safetensors file or a directory holding model.safetensors (or its index): where a loader may
+// look at tensor names to tell whose weights they are.
+bool holds_safetensors(const std::string& path);
+
 // The shapes of `checkpoint`'s tensors by name, for the config readers (models/vit/config.h); `checkpoint` must
 // outlive the function.
 TensorShapeOf shapes_in(const safetensors::Checkpoint& checkpoint);

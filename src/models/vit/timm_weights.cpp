@@ -23,12 +23,7 @@ std::string config_text_of(const fs::path& path) {
 }
 
 bool has_timm_tensors(const std::string& path) {
-  const fs::path p(path);
-  if (fs::is_directory(p) && !fs::is_regular_file(p / "model.safetensors") &&
-      !fs::is_regular_file(p / "model.safetensors.index.json"))
-    return false;
-  if (!fs::is_directory(p) && p.extension() != ".safetensors") return false;
-  return safetensors::Checkpoint::open(path).contains(kPatchWeight);
+  return holds_safetensors(path) && safetensors::Checkpoint::open(path).contains(kPatchWeight);
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "models/vit/hf_weights.h"
 #include "models/vit/timm_weights.h"
 #include "models/slide/report_model.h"
+#include "models/swin/weights.h"
 #include "train/init_from.h"
 #include "train/job_config.h"
 #include "train/lm/task.h"
@@ -80,6 +81,8 @@ namespace {
 // too), else null.
 models::Vit vit_tower_at(const std::string& path) {
   if (models::is_clip_preset(path)) return nullptr;
+  PATHVLM_CHECK(!models::is_ctranspath(path), "instruct.vision_tower '", path, "' is CTransPath, a Swin whose "
+                "stages differ in width: LLaVA's projector reads one hidden state's tokens of a CLIP or a ViT");
   if (models::is_conch(path)) return models::load_conch(path).model->trunk;
   if (models::is_timm_vit(path)) return models::load_timm_vit(path);
   return models::is_hf_vit(path) ? models::load_hf_vit(path) : nullptr;

@@ -16,6 +16,7 @@
 #include "models/conch/conch_util.h"
 #include "models/conch/weights.h"
 #include "models/llava/hf_layout.h"
+#include "models/swin/swin_util.h"
 #include "models/vit/hf_weights.h"
 #include "models/vit/timm_vit_util.h"
 #include "test_util.h"
@@ -508,7 +509,8 @@ TEST(InstructTask, AVitTileEncoderAsTheTowerTrainsFromPixelsAndCachedTokensAlike
   fs::remove_all(dir);
 }
 
-// CONCH as the tower: its ViT trunk's hidden state (what `embed --tokens` caches), at its 448 px input and statistics.
+// CONCH as the tower: its ViT trunk's hidden state (what `embed --tokens` caches), at its 448 px input and statistics;
+// CTransPath is refused.
 TEST(InstructTask, ConchsTrunkIsATowerWithItsInputSizeAndPixelStatistics) {
   const auto conch_dir = write_conch({"instruct_tower", "v1.5"});
   train::InstructConfig ic;
@@ -531,6 +533,11 @@ TEST(InstructTask, ConchsTrunkIsATowerWithItsInputSizeAndPixelStatistics) {
   const auto got = tower(pixels);
   EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-5)) << (got - expected).abs().max();
   fs::remove_all(conch_dir);
+
+  // CTransPath's Swin has no one hidden state of tokens for the projector: refused by name.
+  ic.vision_tower = write_ctranspath("instruct_tower");
+  EXPECT_HAS(error_of([&] { train::make_instruct_vision_tower(ic); }), "is CTransPath, a Swin");
+  fs::remove_all(ic.vision_tower);
 }
 
 // ---- real `pathvlm train` under mpirun ----------------------------------------------------------------
