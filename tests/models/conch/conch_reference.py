@@ -14,7 +14,6 @@ scale_factor sets the source step as 1/scale_factor; bicubic A = -0.75 with clam
 
   conch_reference.py MODEL_DIR PIXELS_FILE BATCH     # PIXELS_FILE: uint8 [B,3,448,448]; prints the features as JSON
 """
-import json
 import math
 import os
 import sys
@@ -22,7 +21,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vit"))
-from timm_vit_reference import blocks, layer_norm, normalise, patch_embed, read_safetensors  # noqa: E402
+from timm_vit_reference import blocks, layer_norm, normalise, patch_embed, print_features  # noqa: E402
 
 INPUT = 448
 POOLER_HEADS = 8
@@ -123,12 +122,5 @@ def forward(all_tensors, pixels):
                       eps=1e-5)
 
 
-def main():
-    model_dir, pixels_file, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    t = read_safetensors(os.path.join(model_dir, "model.safetensors"))
-    pixels = np.fromfile(pixels_file, dtype=np.uint8).astype(np.float64).reshape(batch, 3, INPUT, INPUT)
-    print(json.dumps(forward(t, pixels).tolist()))
-
-
 if __name__ == "__main__":
-    main()
+    print_features(forward, INPUT)

@@ -11,7 +11,6 @@ LayerNorm eps 1e-5, BatchNorm eps 1e-5, exact GELU, ImageNet mean/std, 224 px.
 
   swin_reference.py MODEL_DIR PIXELS_FILE BATCH     # PIXELS_FILE: uint8 [B,3,224,224]; prints the features as JSON
 """
-import json
 import math
 import os
 import sys
@@ -19,7 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vit"))
-from timm_vit_reference import gelu, layer_norm, normalise, read_safetensors  # noqa: E402
+from timm_vit_reference import gelu, layer_norm, normalise, print_features  # noqa: E402
 
 IMAGE = 224
 
@@ -139,12 +138,5 @@ def forward(t, pixels):
     return ln(x, t, "norm").mean(1)
 
 
-def main():
-    model_dir, pixels_file, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    t = read_safetensors(os.path.join(model_dir, "model.safetensors"))
-    pixels = np.fromfile(pixels_file, dtype=np.uint8).astype(np.float64).reshape(batch, 3, IMAGE, IMAGE)
-    print(json.dumps(forward(t, pixels).tolist()))
-
-
 if __name__ == "__main__":
-    main()
+    print_features(forward, IMAGE)

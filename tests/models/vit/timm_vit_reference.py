@@ -132,6 +132,14 @@ def forward(t, cfg, pixels):
     return np.concatenate([x[:, 0], x[:, n_prefix:].mean(1)], axis=-1)
 
 
+def print_features(forward_fn, size):
+    """The main of a reference reading MODEL_DIR/model.safetensors and uint8 pixels [BATCH,3,size,size]."""
+    model_dir, pixels_file, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    t = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+    pixels = np.fromfile(pixels_file, dtype=np.uint8).astype(np.float64).reshape(batch, 3, size, size)
+    print(json.dumps(forward_fn(t, pixels).tolist()))
+
+
 def main():
     model_dir, pixels_file, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
     with open(os.path.join(model_dir, "config.json")) as f:

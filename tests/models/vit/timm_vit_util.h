@@ -7,6 +7,7 @@
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -97,6 +98,19 @@ inline std::string write_timm_vit(const Layout& layout) {
                  {"pretrained_cfg", {{"mean", kMean}, {"std", kStd}}}};
   std::ofstream((dir / "config.json").string()) << config.dump(2);
   return dir.string();
+}
+
+// Rewrites the safetensors of `dir` with tensor `name` replaced by `change` of it (a checkpoint that lies).
+inline void rewrite_tensor(const std::string& dir, const std::string& name,
+                           const std::function<torch::Tensor(const torch::Tensor&)>& change) {
+  safetensors::NamedTensors tensors;
+  {
+    const auto checkpoint = safetensors::Checkpoint::open(dir);
+    for (const auto& n : checkpoint.names()) tensors.emplace_back(n, checkpoint.get(n).clone());
+  }
+  for (auto& [n, tensor] : tensors)
+    if (n == name) tensor = change(tensor).contiguous();
+  safetensors::save(dir + "/model.safetensors", tensors);
 }
 
 inline torch::Tensor random_pixels(int64_t batch, int size = kImage) {
