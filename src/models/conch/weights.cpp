@@ -189,6 +189,9 @@ Conch load_conch(const std::string& path) {
   pooler.context_width = (*ln_k)[0];
   pooler.heads = kPoolerHeads;
   pooler.bias = layout == &kV1;
+  PATHVLM_CHECK(pooler.context_width == trunk.width && pooler.width % pooler.heads == 0, where, ": the pooler is ",
+                pooler.width, " wide (", pooler.heads, " heads) over ", pooler.context_width, "-wide tokens (",
+                layout->pooler, "ln_k.weight), but the trunk is ", trunk.width, " wide");
 
   ConchVision model{nullptr};
   {

@@ -74,10 +74,16 @@ namespace {
 // holder (a shared pointer), taken by value.
 template <class Layer>
 void set_linear(Layer layer, const NamedLinear& w, const std::string& where, const torch::Tensor& scale = {}) {
-  const auto weight = scale.defined() && w.weight.defined() ? w.weight * scale.unsqueeze(1) : w.weight;
-  set_vit_tensor(layer->weight, weight, w.name + ".weight", where);
+  // Shapes checked before the folding's arithmetic, which would otherwise fail inside torch without the file's name.
+  set_vit_tensor(layer->weight, w.weight, w.name + ".weight", where);
   const auto bias = w.bias.defined() ? w.bias : torch::zeros({layer->weight.size(0)});
-  set_vit_tensor(layer->bias, scale.defined() ? bias * scale : bias, w.name + ".bias", where);
+  set_vit_tensor(layer->bias, bias, w.name + ".bias", where);
+  if (!scale.defined()) return;
+  PATHVLM_CHECK(scale.sizes() == layer->bias.sizes(), where, ": the LayerScale of '", w.name, "' has shape ",
+                scale.sizes(), ", expected ", layer->bias.sizes());
+  torch::NoGradGuard no_grad;
+  layer->weight.mul_(scale.unsqueeze(1));
+  layer->bias.mul_(scale);
 }
 
 }  // namespace

@@ -60,6 +60,20 @@ TEST(Conch, PositionsStoredForAnotherGridAreResampledToTheModelsFirst) {
   expect_matches_reference({"v15_grid14", "v1.5", 14});  // stored at 448 px: down to 224's grid, then up again
 }
 
+TEST(Conch, EveryTensorOfAnotherShapeIsRefusedOrRuns) {
+  for (const char* version : {"v1", "v1.5"}) {
+    const std::string dir = write_conch({std::string("lying_") + version, version});
+    const auto pixels = normalised(random_pixels(1, kConchInput));
+    expect_lying_shapes_refused(
+        dir, [](const std::string& d) { return models::load_conch(d).model; },
+        [&](models::ConchVision conch) {
+          torch::NoGradGuard no_grad;
+          EXPECT_EQ(conch->forward(pixels).size(1), conch->features());
+        });
+    fs::remove_all(dir);
+  }
+}
+
 TEST(Conch, WhatIsNotACONCHTowerIsRefusedNamingTheFileAndTheTensor) {
   // v1.5's repository holds the tile encoder alone: any other tensor is refused.
   std::string dir = write_conch({"extra_v15", "v1.5", 0, "trunk.blocks.0.attn.q_norm.weight"});

@@ -39,6 +39,16 @@ TEST(CTransPath, FeaturesMatchTimmsSwinWithTheConvStem) {
   fs::remove_all(dir);
 }
 
+TEST(CTransPath, EveryTensorOfAnotherShapeIsRefusedOrRuns) {
+  const std::string dir = write_ctranspath("lying");
+  const auto pixels = normalised(random_pixels(1, kSwinInput));
+  expect_lying_shapes_refused(dir, models::load_ctranspath, [&](models::Swin swin) {
+    torch::NoGradGuard no_grad;
+    EXPECT_EQ(swin->forward(pixels).size(1), swin->config().features());
+  });
+  fs::remove_all(dir);
+}
+
 TEST(CTransPath, WhatIsNotItsSwinIsRefusedNamingTheFileAndTheTensor) {
   std::string dir = write_ctranspath("extra", "layers.0.blocks.0.attn.q_norm.weight");
   auto message = error_of([&] { models::load_ctranspath(dir); });

@@ -111,6 +111,20 @@ TEST(HfVit, RefusesWhatItCannotRunAsTransformersWould) {
   EXPECT_EQ(load_error(HfLayout("loads")), "");
 }
 
+TEST(HfVit, EveryTensorOfAnotherShapeIsRefusedOrRuns) {
+  HfLayout layout("lying", "dinov2_with_registers");
+  layout.swiglu = true;
+  layout.reg_tokens = 2;
+  layout.position_grid = 7;  // resampled at load
+  const std::string dir = write_hf_vit(layout);
+  const auto pixels = normalised(random_pixels(1));
+  expect_lying_shapes_refused(dir, models::load_hf_vit, [&](models::Vit vit) {
+    torch::NoGradGuard no_grad;
+    EXPECT_EQ(vit->forward(pixels).size(1), vit->config().features());
+  });
+  fs::remove_all(dir);
+}
+
 TEST(HfVit, TellsTransformersViTsFromTimmAndClipDirectories) {
   const std::string timm = write_timm_vit({"not_hf"});
   EXPECT_FALSE(models::is_hf_vit(timm));

@@ -113,6 +113,19 @@ TEST(TimmVit, WhatItCannotRunIsRefusedNamingTheFileAndTheCause) {
   fs::remove_all(dir);
 }
 
+TEST(TimmVit, EveryTensorOfAnotherShapeIsRefusedOrRuns) {
+  Layout layout{"lying"};
+  layout.reg_tokens = 2;
+  layout.mlp = "packed";
+  const std::string dir = write_timm_vit(layout);
+  const auto pixels = normalised(random_pixels(1));
+  expect_lying_shapes_refused(dir, models::load_timm_vit, [&](models::Vit vit) {
+    torch::NoGradGuard no_grad;
+    EXPECT_EQ(vit->forward(pixels).size(1), vit->config().features());
+  });
+  fs::remove_all(dir);
+}
+
 TEST(TimmVit, OnlyTimmLayoutsAreTakenForTimm) {
   const std::string dir = write_timm_vit({"detect"});
   EXPECT_TRUE(models::is_timm_vit(dir));
