@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "llama/llama_test_util.h"
+#include "models/lying_shapes.h"
 #include "models/clip/weights.h"
 #include "models/llama/config.h"
 #include "models/llama/weights.h"
@@ -79,6 +80,38 @@ TEST(LyingWeights, FloatTensorLabelledI32IsRefused) {
   relabel_as_i32(dir / "llama/model.safetensors", "model.norm.weight");
   expect_parts(error_of([&] { models::load_llama(dir / "llama", torch::kFloat32, torch::kCPU); }),
                {"LLaMA weights '", "model.safetensors')", "tensor 'model.norm.weight' is stored as I32"});
+}
+
+// Every tensor of a CLIP export and of a LLaMA export in turn given another shape: refused naming the directory, or a
+// model that runs.
+TEST(LyingWeights, EveryClipOrLlamaTensorOfAnotherShapeIsRefusedOrRuns) {
+  TempDir dir("lying_shapes");
+  const auto config = models::resolve_clip_config(tiny_clip());
+  {
+    models::ClipModel model(config);
+    models::export_hf_clip(model, config, dir / "clip");
+  }
+  const auto pixels = torch::rand({1, 3, config.image_size, config.image_size});
+  const auto ids = torch::randint(1, config.vocab_size, {1, config.context_length});
+  pathvlm::testing::expect_lying_shapes_refused(
+      dir / "clip", [](const std::string& d) { return models::load_clip(d); },
+      [&](models::ClipModel clip) {
+        torch::NoGradGuard no_grad;
+        EXPECT_EQ(clip->encode_image(pixels).size(1), clip->encode_text(ids).size(1));
+      });
+
+  const auto llama_config = pathvlm::testing::tiny_llama_config();
+  {
+    auto model = pathvlm::testing::random_llama(llama_config, 3);
+    models::export_hf_llama(model, dir / "llama", torch::kFloat32, 1ull << 30, "");
+  }
+  const auto tokens = torch::randint(0, llama_config.vocab_size, {1, 5});
+  pathvlm::testing::expect_lying_shapes_refused(
+      dir / "llama", [](const std::string& d) { return models::load_llama(d, torch::kFloat32, torch::kCPU); },
+      [&](models::LlamaForCausalLM lm) {
+        torch::NoGradGuard no_grad;
+        EXPECT_EQ(lm->forward(tokens).size(-1), llama_config.vocab_size);
+      });
 }
 
 TEST(LyingWeights, OnlyMeaningfulConversionsAreAllowed) {
