@@ -56,10 +56,19 @@ EncoderRuntime encoder_runtime(const EmbedConfig& config) {
   return run;
 }
 
-// embed's image_mean / image_std in place of the encoder's own.
-void apply_pixel_statistics(const EmbedConfig& config, TileEncoder& encoder) {
-  encoder.mean = given_or(config.image_mean, encoder.mean);
-  encoder.std = given_or(config.image_std, encoder.std);
+// What every encoder states: its input size, feature width, name, kind (for the start-up line) and the pixel
+// statistics it runs with: its own `mean` / `std`, or embed's image_mean / image_std where given.
+TileEncoder stated_encoder(const std::string& path, const std::string& kind, int image_size, int64_t dim,
+                           const std::array<double, 3>& mean, const std::array<double, 3>& std,
+                           const EmbedConfig& config) {
+  TileEncoder encoder;
+  encoder.image_size = image_size;
+  encoder.dim = static_cast<int>(dim);
+  encoder.name = path;
+  encoder.kind = kind;
+  encoder.mean = given_or(config.image_mean, mean);
+  encoder.std = given_or(config.image_std, std);
+  return encoder;
 }
 
 TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config, const EncoderRuntime& run) {
@@ -82,14 +91,10 @@ TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config
 
   PATHVLM_CHECK(config.pool == "auto", "embed.pool ", config.pool, ": a CLIP encoder's features are its projected "
                 "class token (pool: auto); pooling is chosen for ViT tile encoders");
-  TileEncoder encoder;
-  encoder.image_size = mc.image_size;
-  encoder.dim = mc.embed_dim;
-  encoder.name = path;
-  encoder.kind = "CLIP image tower";
+  TileEncoder encoder = stated_encoder(path, "CLIP image tower", mc.image_size, mc.embed_dim, data::kOpenAiMean,
+                                       data::kOpenAiStd, config);
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {(mc.image_size / mc.patch_size) * (mc.image_size / mc.patch_size) + 1, mc.vision_width};
-  apply_pixel_statistics(config, encoder);
   encoder.encode = [model, run, select, normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
                        const torch::Tensor& pixels, bool tokens) mutable {
     torch::NoGradGuard no_grad;
@@ -121,16 +126,9 @@ TileEncoder pooled_vit_encoder(Model model, const models::VitConfig& c, int64_t 
   PATHVLM_CHECK(config.token_layer >= -(c.depth + 1) && config.token_layer <= c.depth, "embed.token_layer ",
                 config.token_layer, " is outside the ", c.depth + 1, " hidden states of '", path, "' (-", c.depth + 1,
                 "..", c.depth, ")");
-  TileEncoder encoder;
+  TileEncoder encoder = stated_encoder(path, kind, c.image_size, features, c.mean, c.std, config);
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {static_cast<int64_t>(c.grid()) * c.grid() + c.prefix_tokens(), c.width};
-  encoder.image_size = c.image_size;
-  encoder.dim = static_cast<int>(features);
-  encoder.name = path;
-  encoder.kind = kind;
-  encoder.mean = c.mean;
-  encoder.std = c.std;
-  apply_pixel_statistics(config, encoder);
   encoder.encode = [model, run, layer = config.token_layer,
                     normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
                        const torch::Tensor& pixels, bool tokens) mutable {
@@ -171,15 +169,8 @@ TileEncoder ctranspath_tile_encoder(const std::string& path, const EmbedConfig& 
   models::Swin swin = models::load_ctranspath(path);
   swin->to(run.device);
   const auto& c = swin->config();
-  TileEncoder encoder;
-  encoder.image_size = c.image_size;
-  encoder.dim = c.features();
-  encoder.name = path;
-  encoder.kind = "CTransPath (Swin), token mean";
-  encoder.token_shape.clear();
-  encoder.mean = c.mean;
-  encoder.std = c.std;
-  apply_pixel_statistics(config, encoder);
+  TileEncoder encoder =
+      stated_encoder(path, "CTransPath (Swin), token mean", c.image_size, c.features(), c.mean, c.std, config);
   encoder.encode = [swin, run, normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
                        const torch::Tensor& pixels, bool) mutable {
     torch::NoGradGuard no_grad;

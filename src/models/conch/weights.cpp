@@ -45,14 +45,10 @@ int grid_of(int64_t positions) {
   return side > 0 && side * side == positions - 1 ? static_cast<int>(side) : -1;
 }
 
-// pos_embed [1, 1 + g², W] with its patch rows [1,W,g,g] replaced by `resample` of them.
-template <class Resample>
-torch::Tensor resample_patch_positions(const torch::Tensor& positions, int grid, Resample resample) {
-  const int64_t width = positions.size(2);
-  const auto patches =
-      positions.narrow(1, 1, positions.size(1) - 1).reshape({1, grid, grid, width}).permute({0, 3, 1, 2});
-  const auto out = resample(patches.to(torch::kFloat));
-  return torch::cat({positions.narrow(1, 0, 1), out.permute({0, 2, 3, 1}).reshape({1, -1, width})}, 1);
+// pos_embed [1, 1 + grid², W]: the class token's row kept, the patches' resampled as `how` says.
+torch::Tensor resample_after_class(const torch::Tensor& positions, int grid, const F::InterpolateFuncOptions& how) {
+  const auto patches = resample_patch_positions(positions.narrow(1, 1, positions.size(1) - 1), grid, how);
+  return torch::cat({positions.narrow(1, 0, 1), patches}, 1);
 }
 
 // The checkpoint's position embeddings as the model runs them at kInputSize: resampled to the grid the trunk is built
@@ -67,33 +63,26 @@ torch::Tensor run_time_positions(const torch::Tensor& stored, const ConchLayout&
   const int model_grid = layout.model_size / patch, input_grid = kInputSize / patch;
   auto positions = stored;
   if (stored_grid != model_grid) {
-    positions = resample_patch_positions(positions, stored_grid, [&](const torch::Tensor& grid) {
-      return F::interpolate(grid, F::InterpolateFuncOptions()
-                                      .size(std::vector<int64_t>{model_grid, model_grid})
-                                      .mode(torch::kBilinear)
-                                      .align_corners(false));
-    });
+    positions = resample_after_class(positions, stored_grid,
+                                     F::InterpolateFuncOptions()
+                                         .size(std::vector<int64_t>{model_grid, model_grid})
+                                         .mode(torch::kBilinear)
+                                         .align_corners(false));
   }
   if (input_grid == model_grid) return positions;
   const double scale = (input_grid + 0.1) / model_grid;
-  return resample_patch_positions(positions, model_grid, [&](const torch::Tensor& grid) {
-    return F::interpolate(grid, F::InterpolateFuncOptions()
-                                    .scale_factor(std::vector<double>{scale, scale})
-                                    .mode(torch::kBicubic)
-                                    .align_corners(false)
-                                    .recompute_scale_factor(false));
-  });
+  return resample_after_class(positions, model_grid,
+                              F::InterpolateFuncOptions()
+                                  .scale_factor(std::vector<double>{scale, scale})
+                                  .mode(torch::kBicubic)
+                                  .align_corners(false)
+                                  .recompute_scale_factor(false));
 }
 
 void set_linear(Linear& layer, const torch::Tensor& weight, const torch::Tensor& bias, const std::string& name,
                 const std::string& where) {
   set_vit_tensor(layer->weight, weight, name, where);
   if (layer->bias.defined()) set_vit_tensor(layer->bias, bias, name + " (bias)", where);
-}
-
-void set_layer_norm(torch::nn::LayerNorm& norm, CheckpointTensors& t, const std::string& name) {
-  t.copy(norm->weight, name + ".weight");
-  t.copy(norm->bias, name + ".bias");
 }
 
 // The pooler's projections: v1's nn.MultiheadAttention (separate q/k/v weights as its key width differs, or one

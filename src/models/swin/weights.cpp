@@ -47,11 +47,6 @@ SwinConfig ctranspath_config(const safetensors::Checkpoint& ckpt, const std::str
   return c;
 }
 
-void set_layer_norm(torch::nn::LayerNorm& norm, CheckpointTensors& t, const std::string& name) {
-  t.copy(norm->weight, name + ".weight");
-  t.copy(norm->bias, name + ".bias");
-}
-
 void set_linear(Linear& layer, CheckpointTensors& t, const std::string& name) {
   t.copy(layer->weight, name + ".weight");
   if (layer->bias.defined()) t.copy(layer->bias, name + ".bias");

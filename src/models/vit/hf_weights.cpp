@@ -19,19 +19,6 @@ using json = nlohmann::json;
 namespace pathvlm::models {
 namespace {
 
-// Patch position embeddings [1, from², W] resampled to a to x to grid as transformers' DINOv2 embeddings do (bicubic,
-// align_corners false, float32); Dinov2WithRegistersModel's antialiased.
-torch::Tensor resample_positions(const torch::Tensor& patch_positions, int from, int to, bool antialias) {
-  const int64_t width = patch_positions.size(2);
-  const auto grid = patch_positions.reshape({1, from, from, width}).permute({0, 3, 1, 2}).to(torch::kFloat);
-  const auto resampled = torch::nn::functional::interpolate(grid, torch::nn::functional::InterpolateFuncOptions()
-                                                                      .size(std::vector<int64_t>{to, to})
-                                                                      .mode(torch::kBicubic)
-                                                                      .align_corners(false)
-                                                                      .antialias(antialias));
-  return resampled.permute({0, 2, 3, 1}).reshape({1, int64_t{to} * to, width});
-}
-
 bool is_vit_type(const std::string& type) {
   return type == "vit" || type == "dinov2" || type == "dinov2_with_registers";
 }
@@ -116,8 +103,13 @@ Vit load_hf_vit(const std::string& path) {
   const auto positions = t.get(p + "embeddings.position_embeddings");
   const auto class_position = positions.narrow(1, 0, 1);
   auto patch_positions = positions.narrow(1, 1, positions.size(1) - 1);
-  if (layout.position_grid != c.grid()) {
-    patch_positions = resample_positions(patch_positions, layout.position_grid, c.grid(), c.reg_tokens > 0);
+  if (layout.position_grid != c.grid()) {  // as transformers' DINOv2 does; Dinov2WithRegistersModel antialiased
+    patch_positions = resample_patch_positions(patch_positions, layout.position_grid,
+                                               torch::nn::functional::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{c.grid(), c.grid()})
+                                                   .mode(torch::kBicubic)
+                                                   .align_corners(false)
+                                                   .antialias(c.reg_tokens > 0));
   }
   if (c.no_embed_class) {  // registers sit between the class token and the patches, without a position
     set_vit_tensor(vit->cls_token, cls + class_position, p + "embeddings.cls_token", where);
@@ -143,8 +135,7 @@ Vit load_hf_vit(const std::string& path) {
     w.ls2 = t.get_if(b + "layer_scale2.lambda1");
     set_vit_block(*vit->blocks[i]->as<TransformerBlockImpl>(), c, w, where);
   }
-  t.copy(vit->norm->weight, p + "layernorm.weight");
-  t.copy(vit->norm->bias, p + "layernorm.bias");
+  set_layer_norm(vit->norm, t, p + "layernorm");
   t.refuse_untaken(
       [&](const std::string& name) {
         return name == p + "embeddings.mask_token" || name.rfind(p + "pooler.", 0) == 0 ||

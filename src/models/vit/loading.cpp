@@ -39,6 +39,18 @@ void CheckpointTensors::refuse_untaken(const std::function<bool(const std::strin
   }
 }
 
+torch::Tensor resample_patch_positions(const torch::Tensor& patch_positions, int grid,
+                                       const torch::nn::functional::InterpolateFuncOptions& how) {
+  const int64_t width = patch_positions.size(2);
+  const auto image = patch_positions.reshape({1, grid, grid, width}).permute({0, 3, 1, 2}).to(torch::kFloat);
+  return torch::nn::functional::interpolate(image, how).permute({0, 2, 3, 1}).reshape({1, -1, width});
+}
+
+void set_layer_norm(torch::nn::LayerNorm& norm, CheckpointTensors& t, const std::string& name) {
+  t.copy(norm->weight, name + ".weight");
+  t.copy(norm->bias, name + ".bias");
+}
+
 bool holds_safetensors(const std::string& path) {
   const fs::path p(path);
   if (fs::is_directory(p))

@@ -54,6 +54,14 @@ struct VitBlockWeights {
   torch::Tensor ls1, ls2;  // LayerScale of the attention and MLP branches, undefined when the model has none
 };
 
+// Patch position embeddings [1, grid², W] resampled as `how` says (torch's interpolate of the [1, W, grid, grid]
+// image, in float32) -> [1, side², W]: transformers' DINOv2 resampling, timm's, DINO's.
+torch::Tensor resample_patch_positions(const torch::Tensor& patch_positions, int grid,
+                                       const torch::nn::functional::InterpolateFuncOptions& how);
+
+// Copies `name`.weight and `name`.bias into `norm`.
+void set_layer_norm(torch::nn::LayerNorm& norm, CheckpointTensors& t, const std::string& name);
+
 // Whether `path` is a .safetensors file or a directory holding model.safetensors (or its index): where a loader may
 // look at tensor names to tell whose weights they are.
 bool holds_safetensors(const std::string& path);

@@ -70,9 +70,7 @@ void set_timm_vit(CheckpointTensors& t, const std::string& prefix, Vit& vit,
     w.ls2 = t.get_if(b + "ls2.gamma");
     set_vit_block(*vit->blocks[i]->as<TransformerBlockImpl>(), c, w, t.where());
   }
-  const std::string final_norm = prefix + (c.fc_norm ? "fc_norm." : "norm.");
-  t.copy(vit->norm->weight, final_norm + "weight");
-  t.copy(vit->norm->bias, final_norm + "bias");
+  set_layer_norm(vit->norm, t, prefix + (c.fc_norm ? "fc_norm" : "norm"));
 }
 
 Vit load_timm_vit(const std::string& path) {
