@@ -9,12 +9,13 @@ cd "$(dirname "$0")/.."
 # libopenblas0-openmp: libtorch's CPU matmuls are ~10x slower on the reference BLAS. libabsl-dev: sentencepiece
 # 0.2's header includes Abseil, which libsentencepiece-dev does not pull in (Debian sid). curl, ca-certificates:
 # scripts/demo.sh downloads open_clip's CLIP vocabulary when ../shared/data has none. python3-numpy,
-# python3-sentencepiece: the python references some tests compare with (timm's ViT, LLaVA's tokenization).
+# python3-sentencepiece, python3-pil: the python references some tests compare with (timm's ViT, LLaVA's tokenization,
+# Pillow's resize).
 PACKAGES=(build-essential cmake pkg-config ccache
   libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev nlohmann-json3-dev
   libjpeg-dev libpng-dev libtiff-dev libwebp-dev libopenjp2-7-dev zlib1g-dev
   libopenslide-dev libopencv-core-dev libopencv-imgproc-dev
-  libsentencepiece-dev libabsl-dev python3-sentencepiece python3-numpy
+  libsentencepiece-dev libabsl-dev python3-sentencepiece python3-numpy python3-pil
   libopenblas0-openmp libgtest-dev libbenchmark-dev python3 curl ca-certificates)
 
 missing=()

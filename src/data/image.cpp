@@ -746,9 +746,9 @@ Bytes encode_png(const torch::Tensor& rgb) {
 
 namespace {
 
-// PIL's bicubic resampling, bit for bit: per output pixel, weights of the a = -0.5 cubic over a support widened by
-// the scale when downscaling, normalised, then made 22-bit fixed point; each axis is a separate pass that rounds
-// to uint8, width first.
+// PIL's resampling, bit for bit: per output pixel, the filter's weights (the a = -0.5 cubic, or the triangle) over a
+// support widened by the scale when downscaling, normalised, then made 22-bit fixed point; each axis is a separate
+// pass that rounds to uint8, width first.
 constexpr int kPrecisionBits = 22;
 
 struct AxisWeights {
@@ -764,9 +764,16 @@ double pil_cubic(double x) {
   return 0.0;
 }
 
-AxisWeights bicubic_weights(int in_size, int out_size) {
+double pil_triangle(double x) {
+  x = std::abs(x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+AxisWeights resample_weights(int in_size, int out_size, Interpolation how) {
+  const bool cubic = how == Interpolation::bicubic;
   const double scale = static_cast<double>(in_size) / out_size;
-  const double filter_scale = std::max(scale, 1.0), support = 2.0 * filter_scale, inverse = 1.0 / filter_scale;
+  const double filter_scale = std::max(scale, 1.0), inverse = 1.0 / filter_scale;
+  const double support = (cubic ? 2.0 : 1.0) * filter_scale;
   AxisWeights out;
   for (int i = 0; i < out_size; ++i) {
     const double center = (i + 0.5) * scale;
@@ -774,7 +781,10 @@ AxisWeights bicubic_weights(int in_size, int out_size) {
     const int count = std::min(static_cast<int>(center + support + 0.5), in_size) - lo;
     std::vector<double> k(std::max(count, 0));
     double total = 0.0;
-    for (int j = 0; j < count; ++j) total += k[j] = pil_cubic((j + lo - center + 0.5) * inverse);
+    for (int j = 0; j < count; ++j) {
+      const double x = (j + lo - center + 0.5) * inverse;
+      total += k[j] = cubic ? pil_cubic(x) : pil_triangle(x);
+    }
     std::vector<int32_t> fixed(k.size());
     for (size_t j = 0; j < k.size(); ++j) {
       const double v = (total != 0.0 ? k[j] / total : k[j]) * (1 << kPrecisionBits);
@@ -792,9 +802,9 @@ uint8_t clip8(int32_t sum) { return static_cast<uint8_t>(std::clamp(sum >> kPrec
 constexpr int32_t kHalf = 1 << (kPrecisionBits - 1);
 
 // uint8 [H, W, 3] -> [H, out_width, 3].
-torch::Tensor resample_width(const torch::Tensor& in, int out_width) {
+torch::Tensor resample_width(const torch::Tensor& in, int out_width, Interpolation how) {
   const int64_t h = in.size(0), w = in.size(1);
-  const AxisWeights weights = bicubic_weights(static_cast<int>(w), out_width);
+  const AxisWeights weights = resample_weights(static_cast<int>(w), out_width, how);
   auto out = torch::empty({h, out_width, 3}, torch::kByte);
   const uint8_t* src = in.data_ptr<uint8_t>();
   uint8_t* dst = out.data_ptr<uint8_t>();
@@ -817,9 +827,9 @@ torch::Tensor resample_width(const torch::Tensor& in, int out_width) {
 }
 
 // uint8 [H, W, 3] -> [out_height, W, 3]: whole rows at a time.
-torch::Tensor resample_height(const torch::Tensor& in, int out_height) {
+torch::Tensor resample_height(const torch::Tensor& in, int out_height, Interpolation how) {
   const int64_t h = in.size(0), row_values = in.size(1) * 3;
-  const AxisWeights weights = bicubic_weights(static_cast<int>(h), out_height);
+  const AxisWeights weights = resample_weights(static_cast<int>(h), out_height, how);
   auto out = torch::empty({out_height, in.size(1), 3}, torch::kByte);
   const uint8_t* src = in.data_ptr<uint8_t>();
   uint8_t* dst = out.data_ptr<uint8_t>();
@@ -838,23 +848,31 @@ torch::Tensor resample_height(const torch::Tensor& in, int out_height) {
 
 }  // namespace
 
-torch::Tensor resize_bicubic(const torch::Tensor& rgb, int height, int width) {
-  check_rgb(rgb, "resize_bicubic");
-  PATHVLM_CHECK(height > 0 && width > 0, "resize_bicubic: bad output size ", height, "x", width);
+Interpolation parse_interpolation(const std::string& name, const std::string& where) {
+  if (name == "bicubic") return Interpolation::bicubic;
+  if (name == "bilinear") return Interpolation::bilinear;
+  throw Error(str(where, ": interpolation '", name, "' is not supported (bicubic or bilinear are)"));
+}
+
+const char* interpolation_name(Interpolation how) { return how == Interpolation::bicubic ? "bicubic" : "bilinear"; }
+
+torch::Tensor resize(const torch::Tensor& rgb, int height, int width, Interpolation how) {
+  check_rgb(rgb, "resize");
+  PATHVLM_CHECK(height > 0 && width > 0, "resize: bad output size ", height, "x", width);
   torch::Tensor x = rgb.contiguous();
-  if (x.size(1) != width) x = resample_width(x, width);
-  if (x.size(0) != height) x = resample_height(x, height);
+  if (x.size(1) != width) x = resample_width(x, width, how);
+  if (x.size(0) != height) x = resample_height(x, height, how);
   return x;
 }
 
-torch::Tensor resize_shortest_side(const torch::Tensor& rgb, int size) {
+torch::Tensor resize_shortest_side(const torch::Tensor& rgb, int size, Interpolation how) {
   check_rgb(rgb, "resize_shortest_side");
   PATHVLM_CHECK(size > 0, "resize_shortest_side: size must be positive, got ", size);
   const int64_t h = rgb.size(0), w = rgb.size(1);
   const int64_t short_side = std::min(h, w), long_side = std::max(h, w);
   const auto new_long = static_cast<int>(static_cast<double>(size) * static_cast<double>(long_side) /
                                          static_cast<double>(short_side));
-  return h <= w ? resize_bicubic(rgb, size, new_long) : resize_bicubic(rgb, new_long, size);
+  return h <= w ? resize(rgb, size, new_long, how) : resize(rgb, new_long, size, how);
 }
 
 torch::Tensor center_crop(const torch::Tensor& rgb, int height, int width) {
@@ -874,8 +892,8 @@ torch::Tensor center_crop(const torch::Tensor& rgb, int height, int width) {
   return center_crop(padded, height, width);
 }
 
-torch::Tensor resize_shortest_and_center_crop(const torch::Tensor& rgb, int size) {
-  return center_crop(resize_shortest_side(rgb, size), size, size);
+torch::Tensor resize_shortest_and_center_crop(const torch::Tensor& rgb, int size, Interpolation how) {
+  return center_crop(resize_shortest_side(rgb, size, how), size, size);
 }
 
 torch::Tensor pad_to_square(const torch::Tensor& rgb, const std::array<uint8_t, 3>& fill) {

@@ -1,6 +1,5 @@
 // Images for CLIP: decode / encode JPEG (libjpeg) and PNG (libpng), decode TIFF (libtiff) and WebP (libwebp), PIL's
-// bicubic resize, crops,
-// RandomResizedCrop and the OpenAI normalisation.
+// bicubic and bilinear resize, crops, RandomResizedCrop and the OpenAI normalisation.
 //
 // Pixels are uint8 RGB tensors [H, W, 3] (contiguous, CPU) everywhere except the final normalised float
 // [3, H, W] that goes to the model (normalize_pixels makes it from uint8 [3, H, W], on any device).
@@ -10,8 +9,9 @@
 //   auto eval = resize_shortest_and_center_crop(img, 224);            // CLIPImageProcessor / open_clip eval
 //   torch::Tensor x = normalize_openai(train);                        // float [3,224,224]
 //
-// Resizing is PIL's bicubic, bit for bit (a = -0.5, antialiased when downscaling, 22-bit fixed-point weights,
-// width then height, each pass rounded to uint8): what CLIPImageProcessor and torchvision on PIL images do.
+// Resizing is PIL's, bit for bit (bicubic a = -0.5 or the bilinear triangle, antialiased when downscaling, 22-bit
+// fixed-point weights, width then height, each pass rounded to uint8): what CLIPImageProcessor and torchvision on PIL
+// images (CLAM's and TRIDENT's tile transforms) do.
 #pragma once
 #include <torch/torch.h>
 
@@ -76,16 +76,26 @@ void write_image(const std::string& path, const torch::Tensor& rgb, int jpeg_qua
 Bytes encode_jpeg(const torch::Tensor& rgb, int quality = 95);
 Bytes encode_png(const torch::Tensor& rgb);
 
-// PIL's bicubic resize of uint8 [H,W,3] to [height,width,3]; the same size returns the input.
-torch::Tensor resize_bicubic(const torch::Tensor& rgb, int height, int width);
+// PIL's resampling filters (Image.BICUBIC, Image.BILINEAR), the two that image encoders' evaluation transforms use.
+enum class Interpolation { bicubic, bilinear };
+// "bicubic" / "bilinear" (timm's, torchvision's and open_clip's names); an Error naming `where` for any other.
+Interpolation parse_interpolation(const std::string& name, const std::string& where);
+const char* interpolation_name(Interpolation how);
+
+// PIL's resize of uint8 [H,W,3] to [height,width,3] with `how`; the same size returns the input.
+torch::Tensor resize(const torch::Tensor& rgb, int height, int width, Interpolation how);
+inline torch::Tensor resize_bicubic(const torch::Tensor& rgb, int height, int width) {
+  return resize(rgb, height, width, Interpolation::bicubic);
+}
 // Shortest side to `size`, the other side int(size * long / short), as CLIPImageProcessor and torchvision do.
-torch::Tensor resize_shortest_side(const torch::Tensor& rgb, int size);
+torch::Tensor resize_shortest_side(const torch::Tensor& rgb, int size, Interpolation how = Interpolation::bicubic);
 // Centered crop; the offset is floor((H - h) / 2) as in transformers' center_crop. Pads with black if the
 // image is smaller than the crop (as transformers does).
 torch::Tensor center_crop(const torch::Tensor& rgb, int height, int width);
 // Evaluation transform: shortest side to `size`, then center crop size x size (square inputs of `size` pass
 // through unchanged).
-torch::Tensor resize_shortest_and_center_crop(const torch::Tensor& rgb, int size);
+torch::Tensor resize_shortest_and_center_crop(const torch::Tensor& rgb, int size,
+                                              Interpolation how = Interpolation::bicubic);
 // LLaVA-1.5's expand2square (image_aspect_ratio pad; LlavaImageProcessor's do_pad): the image centred on a square
 // of `fill`, offset floor(difference / 2); a square image is returned as it is. Before the evaluation transform,
 // nothing of the image is cropped away.

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
+#include <nlohmann/json.hpp>
 #include <pathvlm/build_info.h>
 
 #include "core/error.h"
@@ -22,6 +24,8 @@ using namespace pathvlm::data;
 using pathvlm::testing::crc_of;
 using pathvlm::testing::error_of;
 using pathvlm::testing::pattern_image;
+using pathvlm::testing::run_command;
+using pathvlm::testing::TempDir;
 
 namespace {
 
@@ -317,6 +321,77 @@ TEST(Image, ResizeIsPilBicubicBitForBit) {
     EXPECT_EQ(crc_of(resize_bicubic(read_image((tiles / c.name).string()), c.oh, c.ow)), c.crc)
         << c.name << " -> " << c.oh << "x" << c.ow;
   }
+}
+
+// Pillow itself (tests/data/pil_resize.py) against resize() with both filters, on images of random content and sizes
+// (down, up, one axis, extreme ratios) and on the sizes tiles take (512 -> 256 -> 224, 224 -> 448): every byte equal.
+TEST(Image, ResizeMatchesPillowOnFuzzedImages) {
+  TempDir dir("pil_resize");
+  std::mt19937 rng(20261207);
+  const auto side = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  struct Case {
+    int h, w, oh, ow;
+    Interpolation how;
+  };
+  std::vector<Case> cases;
+  for (const auto how : {Interpolation::bicubic, Interpolation::bilinear}) {
+    for (const auto& [h, w, oh, ow] : std::vector<std::array<int, 4>>{
+             {512, 512, 256, 256}, {256, 256, 224, 224}, {512, 512, 224, 224}, {224, 224, 448, 448}, {1, 1, 3, 2}}) {
+      cases.push_back({h, w, oh, ow, how});
+    }
+    for (int i = 0; i < 40; ++i) cases.push_back({side(1, 200), side(1, 200), side(1, 260), side(1, 260), how});
+  }
+  nlohmann::json listed = nlohmann::json::array();
+  std::ofstream pixels(dir.path / "pixels.u8", std::ios::binary);
+  std::vector<torch::Tensor> inputs;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    // Noise, hard edges or a smooth ramp: overshoots PIL clips, exact ties, and the plain case.
+    torch::Tensor image = i % 3 == 0   ? random_image(c.h, c.w, 100 + i)
+                          : i % 3 == 1 ? pattern_image(c.h, c.w, 1)
+                                       : (torch::arange(c.h * c.w * 3) % 251).to(torch::kByte).view({c.h, c.w, 3});
+    inputs.push_back(image);
+    pixels.write(static_cast<const char*>(image.data_ptr()), static_cast<std::streamsize>(image.numel()));
+    listed.push_back({{"h", c.h}, {"w", c.w}, {"oh", c.oh}, {"ow", c.ow}, {"filter", interpolation_name(c.how)}});
+  }
+  pixels.close();
+  std::ofstream(dir.path / "cases.json") << listed.dump();
+  std::string output;
+  ASSERT_EQ(run_command(std::string("/usr/bin/python3 ") + PATHVLM_SOURCE_DIR + "/tests/data/pil_resize.py " +
+                            (dir.path / "cases.json").string() + " " + (dir.path / "pixels.u8").string() + " " +
+                            (dir.path / "pil.u8").string(),
+                        output),
+            0)
+      << output;
+  const Bytes pil = read_file_bytes((dir.path / "pil.u8").string());
+  size_t at = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    const auto ours = resize(inputs[i], c.oh, c.ow, c.how);
+    ASSERT_EQ(ours.sizes(), (std::vector<int64_t>{c.oh, c.ow, 3}));
+    const size_t n = static_cast<size_t>(ours.numel());
+    ASSERT_LE(at + n, pil.size());
+    const auto expected = torch::from_blob(const_cast<uint8_t*>(pil.data() + at), {c.oh, c.ow, 3}, torch::kByte);
+    EXPECT_TRUE(torch::equal(ours, expected)) << "case " << i << ": " << c.h << "x" << c.w << " -> " << c.oh << "x"
+                                              << c.ow << " " << interpolation_name(c.how) << ", "
+                                              << (ours.to(torch::kInt) - expected.to(torch::kInt)).abs().max().item<int>()
+                                              << " levels apart at most";
+    at += n;
+  }
+  EXPECT_EQ(at, pil.size());
+}
+
+// The bilinear filter by hand: halving [0, 70, 140, 210] weighs (3, 3, 1) / 7 over a support of two input pixels
+// each side; doubling [0, 200] gives [0, 50, 150, 200] (edges clamp to the nearest input).
+TEST(Image, BilinearIsPilsTriangleFilter) {
+  const auto row = [](std::vector<int> v) {
+    return torch::tensor(v, torch::kInt).to(torch::kByte).view({1, -1, 1}).expand({1, -1, 3}).contiguous();
+  };
+  EXPECT_TRUE(torch::equal(resize(row({0, 70, 140, 210}), 1, 2, Interpolation::bilinear), row({50, 160})));
+  EXPECT_TRUE(torch::equal(resize(row({0, 200}), 1, 4, Interpolation::bilinear), row({0, 50, 150, 200})));
+  EXPECT_FALSE(torch::equal(resize(row({0, 70, 140, 210}), 1, 2, Interpolation::bicubic), row({50, 160})));
+  EXPECT_EQ(parse_interpolation("bilinear", "x"), Interpolation::bilinear);
+  EXPECT_THROW(parse_interpolation("lanczos", "x"), pathvlm::Error);
 }
 
 // LLaVA's expand2square: the image pasted at floor(difference / 2) on a square of int(mean x 255).
