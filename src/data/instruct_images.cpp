@@ -57,15 +57,16 @@ const char* kind_text(InstructImages::Kind kind) {
 }  // namespace
 
 torch::Tensor instruct_pixels(const torch::Tensor& rgb, int image_size, bool pad_to_square,
-                              const std::array<double, 3>& pad_mean) {
+                              const std::array<double, 3>& pad_mean, Interpolation how) {
   const auto square = pad_to_square ? data::pad_to_square(rgb, mean_colour(pad_mean)) : rgb;
-  return resize_shortest_and_center_crop(square, image_size).permute({2, 0, 1});
+  return resize_shortest_and_center_crop(square, image_size, how).permute({2, 0, 1});
 }
 
 InstructImages InstructImages::open(const std::vector<std::string>& paths, int image_size,
                                     const InstructSlideOptions& slides, bool pad_to_square,
-                                    const std::array<double, 3>& pad_mean) {
+                                    const std::array<double, 3>& pad_mean, Interpolation how) {
   InstructImages images;
+  images.how_ = how;
   images.image_size_ = image_size;
   images.pad_to_square_ = pad_to_square;
   images.pad_mean_ = pad_mean;
@@ -151,7 +152,7 @@ torch::Tensor InstructImages::pixels(const Ref& ref) const {
                 "InstructImages::pixels: not a pixel source");
   const auto& source = sources_[ref.source];
   const torch::Tensor rgb = source.tiles ? source.tiles->image(ref.index) : read_image(ref.file);
-  return instruct_pixels(rgb, image_size_, pad_to_square_, pad_mean_);
+  return instruct_pixels(rgb, image_size_, pad_to_square_, pad_mean_, how_);
 }
 
 torch::Tensor InstructImages::features(const Ref& ref) const {

@@ -46,9 +46,11 @@ struct InstructSlideOptions {
 };
 
 // The tower's view of an RGB image [H,W,3]: with `pad_to_square` first centred on a square of the tower's mean
-// colour (`pad_mean`: LLaVA-1.5's expand2square), then the CLIP evaluation transform; uint8 [3,S,S].
+// colour (`pad_mean`: LLaVA-1.5's expand2square), then the CLIP evaluation transform with the tower's filter `how`;
+// uint8 [3,S,S].
 torch::Tensor instruct_pixels(const torch::Tensor& rgb, int image_size, bool pad_to_square,
-                              const std::array<double, 3>& pad_mean = kOpenAiMean);
+                              const std::array<double, 3>& pad_mean = kOpenAiMean,
+                              Interpolation how = Interpolation::bicubic);
 
 class InstructImages {
  public:
@@ -58,7 +60,8 @@ class InstructImages {
   // tiles shards and folders).
   static InstructImages open(const std::vector<std::string>& paths, int image_size,
                              const InstructSlideOptions& slides = {}, bool pad_to_square = false,
-                             const std::array<double, 3>& pad_mean = kOpenAiMean);
+                             const std::array<double, 3>& pad_mean = kOpenAiMean,
+                             Interpolation how = Interpolation::bicubic);
 
   Kind kind() const { return kind_; }
   int image_size() const { return image_size_; }
@@ -108,6 +111,7 @@ class InstructImages {
   int image_size_ = 224;
   bool pad_to_square_ = false;
   std::array<double, 3> pad_mean_ = kOpenAiMean;
+  Interpolation how_ = Interpolation::bicubic;
 };
 
 }  // namespace pathvlm::data

@@ -56,11 +56,12 @@ EncoderRuntime encoder_runtime(const EmbedConfig& config) {
   return run;
 }
 
-// What every encoder states: its input size, feature width, name, kind (for the start-up line) and the pixel
-// statistics it runs with: its own `mean` / `std`, or embed's image_mean / image_std where given.
+// What every encoder states: its input size, feature width, name, kind (for the start-up line), the pixel statistics
+// it runs with (its own `mean` / `std`, or embed's image_mean / image_std where given) and how tiles are resized to its
+// input (its own `interpolation`, or embed's where given).
 TileEncoder stated_encoder(const std::string& path, const std::string& kind, int image_size, int64_t dim,
                            const std::array<double, 3>& mean, const std::array<double, 3>& std,
-                           const EmbedConfig& config) {
+                           const std::string& interpolation, const EmbedConfig& config) {
   TileEncoder encoder;
   encoder.image_size = image_size;
   encoder.dim = static_cast<int>(dim);
@@ -68,6 +69,9 @@ TileEncoder stated_encoder(const std::string& path, const std::string& kind, int
   encoder.kind = kind;
   encoder.mean = given_or(config.image_mean, mean);
   encoder.std = given_or(config.image_std, std);
+  encoder.interpolation = data::parse_interpolation(
+      config.interpolation == "auto" ? interpolation : config.interpolation,
+      str("encoder '", path, "': its evaluation transform (embed.interpolation bicubic or bilinear overrides it)"));
   return encoder;
 }
 
@@ -92,7 +96,7 @@ TileEncoder clip_tile_encoder(const std::string& path, const EmbedConfig& config
   PATHVLM_CHECK(config.pool == "auto", "embed.pool ", config.pool, ": a CLIP encoder's features are its projected "
                 "class token (pool: auto); pooling is chosen for ViT tile encoders");
   TileEncoder encoder = stated_encoder(path, "CLIP image tower", mc.image_size, mc.embed_dim, data::kOpenAiMean,
-                                       data::kOpenAiStd, config);
+                                       data::kOpenAiStd, "bicubic", config);
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {(mc.image_size / mc.patch_size) * (mc.image_size / mc.patch_size) + 1, mc.vision_width};
   encoder.encode = [model, run, select, normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
@@ -126,7 +130,7 @@ TileEncoder pooled_vit_encoder(Model model, const models::VitConfig& c, int64_t 
   PATHVLM_CHECK(config.token_layer >= -(c.depth + 1) && config.token_layer <= c.depth, "embed.token_layer ",
                 config.token_layer, " is outside the ", c.depth + 1, " hidden states of '", path, "' (-", c.depth + 1,
                 "..", c.depth, ")");
-  TileEncoder encoder = stated_encoder(path, kind, c.image_size, features, c.mean, c.std, config);
+  TileEncoder encoder = stated_encoder(path, kind, c.image_size, features, c.mean, c.std, c.interpolation, config);
   encoder.token_layer = config.token_layer;
   encoder.token_shape = {static_cast<int64_t>(c.grid()) * c.grid() + c.prefix_tokens(), c.width};
   encoder.encode = [model, run, layer = config.token_layer,
@@ -169,8 +173,8 @@ TileEncoder ctranspath_tile_encoder(const std::string& path, const EmbedConfig& 
   models::Swin swin = models::load_ctranspath(path);
   swin->to(run.device);
   const auto& c = swin->config();
-  TileEncoder encoder =
-      stated_encoder(path, "CTransPath (Swin), token mean", c.image_size, c.features(), c.mean, c.std, config);
+  TileEncoder encoder = stated_encoder(path, "CTransPath (Swin), token mean", c.image_size, c.features(), c.mean,
+                                       c.std, c.interpolation, config);
   encoder.encode = [swin, run, normalize = data::PixelNormalizer(run.device, encoder.mean, encoder.std)](
                        const torch::Tensor& pixels, bool) mutable {
     torch::NoGradGuard no_grad;
@@ -202,8 +206,8 @@ TileEncoder load_tile_encoder(const std::string& path, const EmbedConfig& config
 
 std::string describe(const TileEncoder& e) {
   const auto three = [](const std::array<double, 3>& v) { return str("[", v[0], ", ", v[1], ", ", v[2], "]"); };
-  return str("encoder '", e.name, "': ", e.kind, ", ", e.image_size, " px input, ", e.dim, " features, pixel mean ",
-             three(e.mean), " std ", three(e.std));
+  return str("encoder '", e.name, "': ", e.kind, ", ", e.image_size, " px input (", data::interpolation_name(e.interpolation),
+             " resize), ", e.dim, " features, pixel mean ", three(e.mean), " std ", three(e.std));
 }
 
 namespace {
@@ -231,9 +235,14 @@ struct BatchResult {
 // most `ahead` batches in front of the consumer, so memory stays bounded.
 class BatchReader {
  public:
-  BatchReader(std::vector<std::unique_ptr<SlideWork>>& slides, std::vector<BatchJob> jobs, int image_size, int threads,
-              int ahead, bool pinned)
-      : slides_(slides), jobs_(std::move(jobs)), image_size_(image_size), ahead_(ahead), pinned_(pinned) {
+  BatchReader(std::vector<std::unique_ptr<SlideWork>>& slides, std::vector<BatchJob> jobs, const TileEncoder& encoder,
+              int threads, int ahead, bool pinned)
+      : slides_(slides),
+        jobs_(std::move(jobs)),
+        image_size_(encoder.image_size),
+        interpolation_(encoder.interpolation),
+        ahead_(ahead),
+        pinned_(pinned) {
     const int n = std::max(1, std::min<int>(threads, static_cast<int>(jobs_.size())));
     for (int t = 0; t < n && !jobs_.empty(); ++t) threads_.emplace_back([this] { run(); });
   }
@@ -315,15 +324,19 @@ class BatchReader {
                     slide.path(), "': coords row ", begin + i, " (", x, ", ", y, ") lies wholly outside the slide (",
                     slide.width(), "x", slide.height(), " at level 0): are the coords for another slide?");
       auto rgb = slide.read_region(x, y, g.read_level, g.read_size, g.read_size);
-      if (g.read_size != s) rgb = data::resize_bicubic(rgb, s, s);
-      pixels[i].copy_(rgb.permute({2, 0, 1}));
+      // As TRIDENT: the read region resized to the tile (PIL's default filter, bicubic), then the tile to the encoder's
+      // input by its own transform. Each step keeps an image already at its size as it is.
+      if (g.read_size != g.patch_size) rgb = data::resize_bicubic(rgb, g.patch_size, g.patch_size);
+      pixels[i].copy_(data::resize(rgb, s, s, interpolation_).permute({2, 0, 1}));
     }
     return pixels;
   }
 
   std::vector<std::unique_ptr<SlideWork>>& slides_;
   std::vector<BatchJob> jobs_;
-  const int image_size_, ahead_;
+  const int image_size_;
+  const data::Interpolation interpolation_;
+  const int ahead_;
   const bool pinned_;
   std::vector<std::thread> threads_;
   std::mutex mutex_;
@@ -345,16 +358,22 @@ std::vector<std::string> list_h5(const std::string& dir, bool broken = false) {
   return files;
 }
 
-std::string embed_settings(const EmbedConfig& c, const TileEncoder& encoder, const std::string& coords_settings) {
-  // Settings added later are written only where they differ from the default, so earlier outputs stay valid.
+std::string embed_settings(const EmbedConfig& c, const TileEncoder& encoder, const SlideTiles& tiles) {
+  // Settings added later are written only where they differ from what earlier versions did, so earlier outputs stay
+  // valid: they resized the read region straight to the encoder's input, bicubic.
   std::string later;
+  const GridGeometry& g = tiles.grid;
+  if (encoder.interpolation != data::Interpolation::bicubic)
+    later += str("\ninterpolation: ", data::interpolation_name(encoder.interpolation));
+  if (g.read_size != g.patch_size && g.patch_size != encoder.image_size)
+    later += str("\nresized_via: ", g.patch_size, " px tiles");
   if (c.pool != "auto") later += str("\npool: ", c.pool);
   if (!c.image_mean.empty()) later += str("\nimage_mean: ", cfg::render(c.image_mean));
   if (!c.image_std.empty()) later += str("\nimage_std: ", cfg::render(c.image_std));
   return str("encoder: ", encoder.name, "\nimage_size: ", encoder.image_size, "\ndim: ", encoder.dim,
              "\nprecision: ", c.precision, "\nfeatures_dtype: ", c.features_dtype, "\ntokens: ", c.tokens,
              "\ntoken_layer: ", c.token_layer, "\ntokens_dtype: ", c.tokens_dtype, later, "\ncoords_settings: |\n  ",
-             coords_settings, "\n");
+             tiles.settings, "\n");
 }
 
 // Writers of one slide's outputs, to temp files renamed when the slide is complete.
@@ -496,7 +515,7 @@ std::vector<SlideOutcome> embed_slides(const EmbedRequest& request, const EmbedC
                       "' does not name its slide (no slide_path attribute); pass --slides");
         work->entry.path = work->tiles.slide_path;
       }
-      work->settings = embed_settings(config, encoder, work->tiles.settings);
+      work->settings = embed_settings(config, encoder, work->tiles);
       const std::string final_path = request.out + "/features/" + work->entry.id + ".h5";
       const bool tokens_done = !config.tokens || file_exists(request.out + "/tokens/" + work->entry.id + ".h5");
       if (file_exists(final_path) && tokens_done && read_settings_attr(final_path) == work->settings) {
@@ -528,7 +547,7 @@ std::vector<SlideOutcome> embed_slides(const EmbedRequest& request, const EmbedC
 
   // Encode in order while the readers work ahead.
   const bool pinned = torch::cuda::is_available() && config.device != "cpu";
-  BatchReader reader(works, jobs, encoder.image_size, config.readers, config.prefetch_batches, pinned);
+  BatchReader reader(works, jobs, encoder, config.readers, config.prefetch_batches, pinned);
   Progress bar("embedding", total_tiles, "tiles");
   for (size_t i : scheduled) {
     SlideWork& work = *works[i];

@@ -42,6 +42,7 @@ struct TileEncoder {
   std::string name;  // stored as the `encoder` attribute
   std::string kind;  // for the start-up line: "CLIP image tower", "timm ViT, token pooling", ...
   std::array<double, 3> mean = data::kOpenAiMean, std = data::kOpenAiStd;  // the pixel normalisation it runs with
+  data::Interpolation interpolation = data::Interpolation::bicubic;          // how tiles are resized to image_size
   // pixels: uint8 RGB [B,3,S,S] in host memory, normalised where the encoder runs (on a GPU after the upload: a
   // quarter of float32's bytes cross PCIe and the readers skip the arithmetic).
   std::function<EncodedBatch(const torch::Tensor& pixels, bool tokens)> encode;

@@ -21,6 +21,7 @@ struct EmbedConfig {
   std::string tokens_dtype = "float16";
   std::string pool = "auto";
   std::vector<double> image_mean, image_std;
+  std::string interpolation = "auto";
   int slides_per_shard = 256;
   int tiles_per_shard = 10000;
 
@@ -48,6 +49,12 @@ struct EmbedConfig {
     v.field("image_mean", image_mean,
             "pixel mean [r,g,b] instead of the encoder's own (e.g. [0.5,0.5,0.5], Midnight's card)");
     v.field("image_std", image_std, "pixel std [r,g,b] instead of the encoder's own");
+    v.field("interpolation", interpolation,
+            "how tiles are resized to the encoder's input (PIL's filters, as torchvision's Resize applies them): auto "
+            "(the encoder's own: timm's pretrained_cfg, transformers' preprocessor_config, bicubic for CLIP and CONCH "
+            "v1, bilinear for CONCH v1.5 and CTransPath), bicubic or bilinear (e.g. TRIDENT's uni_v1, hoptimus0, "
+            "phikon)",
+            cfg::OneOf{"auto", "bicubic", "bilinear"});
     v.field("slides_per_shard", slides_per_shard, "slides per packed `slides` shard", cfg::Min(1));
     v.field("tiles_per_shard", tiles_per_shard, "records per tile_features shard of `embed --tiles`", cfg::Min(1));
   }

@@ -80,14 +80,16 @@ class TokenShardWriter {
 
 // Batches of resized and cropped uint8 pixels ("pixels" [B,3,S,S], normalised by the encoder) and ids ("ids"), in
 // record order.
-data::BatchBuilder tile_batches(std::shared_ptr<const data::TileDataset> tiles, int image_size) {
-  return [tiles = std::move(tiles), image_size](const data::BatchRequest& request) {
+data::BatchBuilder tile_batches(std::shared_ptr<const data::TileDataset> tiles, int image_size,
+                                data::Interpolation how) {
+  return [tiles = std::move(tiles), image_size, how](const data::BatchRequest& request) {
     const auto n = static_cast<int64_t>(request.records.size());
     auto pixels = torch::empty({n, 3, image_size, image_size}, request.host(torch::kByte));
     std::vector<std::string> ids(static_cast<size_t>(n));
     request.for_each([&](int64_t row, int64_t record) {
-      // TileLoader's evaluation transform.
-      pixels[row].copy_(data::resize_shortest_and_center_crop(tiles->image(record), image_size).permute({2, 0, 1}));
+      // TileLoader's evaluation transform, with the encoder's filter.
+      pixels[row].copy_(
+          data::resize_shortest_and_center_crop(tiles->image(record), image_size, how).permute({2, 0, 1}));
       ids[static_cast<size_t>(row)] = tiles->id(record);
     });
     data::Batch batch;
@@ -118,8 +120,8 @@ TileEmbedReport embed_tiles(const TileEmbedRequest& request, const EmbedConfig& 
   options.batch_size = config.batch_size;
   options.workers = config.readers;
   options.prefetch = config.prefetch_batches;
-  data::Loader loader(str("tiles '", tiles->source(), "'"), tiles->size(), tile_batches(tiles, encoder.image_size),
-                      options);
+  data::Loader loader(str("tiles '", tiles->source(), "'"), tiles->size(),
+                      tile_batches(tiles, encoder.image_size, encoder.interpolation), options);
 
   const auto dtype = config.tokens_dtype == "float16" ? torch::kHalf : torch::kFloat;
   nlohmann::json listed = nlohmann::json::array();

@@ -366,29 +366,34 @@ TEST(SlideCli, EmbedWritesTridentFilesShardsAndTokens) {
   fs::remove_all(dir);
 }
 
-// `embed` with a timm ViT (UNI's layout) as the encoder: its pooled features of tiles normalised with its
-// pretrained_cfg's mean/std (not CLIP's); --tokens writes its penultimate hidden state, class token first.
+// `embed` with a timm ViT (UNI's layout) as the encoder: its pooled features of tiles resized as its pretrained_cfg
+// says (UNI's: bilinear) and normalised with its mean/std (not CLIP's); --tokens writes its penultimate hidden state,
+// class token first. A filter pathvlm lacks is refused, unless embed's `interpolation` replaces it.
 namespace {
 
-// The ViT's input for row `row` of slide `id`'s coords made by hand: read, resize, normalise with `mean` / `std`.
+// The encoder's input for row `row` of slide `id`'s coords made by hand, as TRIDENT makes it: read, resize to the
+// tile (PIL's default, bicubic), resize to the encoder's input `how` its transform does, normalise with `mean` / `std`.
 torch::Tensor tile_pixels_by_hand(const std::string& slides, const std::string& tiles, const std::string& id,
                                   int64_t row, int size, const std::array<double, 3>& mean,
-                                  const std::array<double, 3>& std) {
+                                  const std::array<double, 3>& std,
+                                  data::Interpolation how = data::Interpolation::bicubic) {
   const auto coords = wsi::read_coords_h5(tiles + "/patches/" + id + ".h5");
   auto slide = wsi::Slide::open(slides + "/" + id + ".tiff");
   const auto xy = coords.coords[row];
-  auto rgb = slide.read_region(xy[0].item<int64_t>(), xy[1].item<int64_t>(), coords.grid.read_level,
-                               coords.grid.read_size, coords.grid.read_size);
-  rgb = data::resize_bicubic(rgb, size, size);
+  const auto& g = coords.grid;
+  auto rgb = slide.read_region(xy[0].item<int64_t>(), xy[1].item<int64_t>(), g.read_level, g.read_size, g.read_size);
+  rgb = data::resize_bicubic(rgb, g.patch_size, g.patch_size);
+  rgb = data::resize(rgb, size, size, how);
   return data::normalize_image(rgb, mean, std).unsqueeze(0);
 }
 
 // The features of that tile by hand: the ViT's forward.
 torch::Tensor tile_features_by_hand(const std::string& slides, const std::string& tiles, const std::string& id,
                                     int64_t row, models::Vit vit, const std::array<double, 3>& mean,
-                                    const std::array<double, 3>& std) {
+                                    const std::array<double, 3>& std,
+                                    data::Interpolation how = data::Interpolation::bicubic) {
   torch::NoGradGuard no_grad;
-  return vit->forward(tile_pixels_by_hand(slides, tiles, id, row, vit->config().image_size, mean, std))[0];
+  return vit->forward(tile_pixels_by_hand(slides, tiles, id, row, vit->config().image_size, mean, std, how))[0];
 }
 
 }  // namespace
@@ -399,9 +404,13 @@ TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
   auto dir = temp_dir("embed_timm");
   std::string out;
   ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs, &out), 0) << out;
-  const std::string vit_dir = pathvlm::testing::write_timm_vit({"embed"});
+  pathvlm::testing::Layout layout{"embed"};
+  layout.interpolation = "bilinear";
+  const std::string vit_dir = pathvlm::testing::write_timm_vit(layout);
   const std::string args = "embed --coords " + dir + "/tiles --encoder " + vit_dir + " --device cpu --out " + dir;
   ASSERT_EQ(run(args + "/feats --batch-size 5 --tokens", &out), 0) << out;
+  EXPECT_NE(out.find("timm ViT, token pooling, 32 px input (bilinear resize)"), std::string::npos) << out;
+  constexpr auto kBilinear = data::Interpolation::bilinear;
 
   const std::string id = "slide_000";
   const auto coords = wsi::read_coords_h5(dir + "/tiles/patches/" + id + ".h5");
@@ -410,7 +419,7 @@ TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
   ASSERT_EQ(features.sizes(), (std::vector<int64_t>{coords.coords.size(0), pathvlm::testing::kWidth}));
   EXPECT_EQ(f.dataset("features").attr_string("encoder"), vit_dir);
   const auto expected = tile_features_by_hand(slides, dir + "/tiles", id, 3, models::load_timm_vit(vit_dir),
-                                              pathvlm::testing::kMean, pathvlm::testing::kStd);
+                                              pathvlm::testing::kMean, pathvlm::testing::kStd, kBilinear);
   EXPECT_TRUE(torch::allclose(features[3], expected, 1e-4, 1e-5)) << (features[3] - expected).abs().max();
 
   auto tokens_file = h5::File::open(dir + "/feats/tokens/" + id + ".h5");
@@ -423,10 +432,20 @@ TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
   torch::NoGradGuard no_grad;
   const auto expected_tokens = vit->hidden_state(
       tile_pixels_by_hand(slides, dir + "/tiles", id, 3, pathvlm::testing::kImage, pathvlm::testing::kMean,
-                          pathvlm::testing::kStd), -2)[0];
+                          pathvlm::testing::kStd, kBilinear), -2)[0];
   EXPECT_TRUE(torch::allclose(tokens[3].to(torch::kFloat), expected_tokens, 2e-3, 2e-3))
       << (tokens[3] - expected_tokens).abs().max();
   fs::remove_all(vit_dir);
+
+  layout.interpolation = "lanczos";
+  const std::string lanczos_dir = pathvlm::testing::write_timm_vit(layout);
+  const std::string lanczos = "embed --coords " + dir + "/tiles --encoder " + lanczos_dir + " --device cpu --out " + dir;
+  EXPECT_NE(run(lanczos + "/lanczos", &out), 0);
+  EXPECT_NE(out.find("interpolation 'lanczos' is not supported (bicubic or bilinear are)"), std::string::npos) << out;
+  EXPECT_NE(out.find(lanczos_dir), std::string::npos) << out;
+  ASSERT_EQ(run(lanczos + "/bicubic interpolation=bicubic", &out), 0) << out;
+  EXPECT_NE(out.find("32 px input (bicubic resize)"), std::string::npos) << out;
+  fs::remove_all(lanczos_dir);
   fs::remove_all(dir);
 }
 
@@ -443,8 +462,8 @@ TEST(SlideCli, EmbedWithConchWritesItsAttentionPooledFeatures) {
   const std::string conch_dir = write_conch({"embed"});
   const std::string args = "embed --coords " + dir + "/tiles --encoder " + conch_dir + " --device cpu --out " + dir;
   ASSERT_EQ(run(args + "/feats --batch-size 4 --tokens", &out), 0) << out;
-  EXPECT_NE(out.find("CONCH v1, attention pooling, 448 px input, 64 features, pixel mean [0.481455, 0.457827, "
-                     "0.408211]"),
+  EXPECT_NE(out.find("CONCH v1, attention pooling, 448 px input (bicubic resize), 64 features, pixel mean [0.481455, "
+                     "0.457827, 0.408211]"),
             std::string::npos)
       << out;
 
@@ -480,30 +499,43 @@ TEST(SlideCli, EmbedWithConchWritesItsAttentionPooledFeatures) {
 }
 
 // `embed` with CTransPath (its .pth's state dict as safetensors): the Swin's token mean of tiles resized to 224 px
-// with ImageNet's statistics, as TRIDENT's `ctranspath` writes; it gives no token features.
+// (bilinear) with ImageNet's statistics, as TRIDENT's `ctranspath` writes; it gives no token features. Tiles at 15x,
+// which no level holds, are read from 20x and resized to the tile first (bicubic), as TRIDENT's patcher does.
 TEST(SlideCli, EmbedWithCTransPathWritesItsSwinFeatures) {
   if (!tools_built()) GTEST_SKIP() << "needs OpenSlide, OpenCV and libtiff";
   using namespace pathvlm::testing;
   const auto& slides = synthetic_slides();
   auto dir = temp_dir("embed_ctranspath");
   std::string out;
-  ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs, &out), 0) << out;
+  ASSERT_EQ(run("tile --slides " + slides + " --out " + dir + "/tiles" + kTileArgs + " --magnification 15", &out), 0)
+      << out;
   const std::string swin_dir = write_ctranspath("embed");
   const std::string args = "embed --coords " + dir + "/tiles --encoder " + swin_dir + " --device cpu --out " + dir;
   ASSERT_EQ(run(args + "/feats --batch-size 4", &out), 0) << out;
-  EXPECT_NE(out.find("CTransPath (Swin), token mean, 224 px input, 192 features, pixel mean [0.485, 0.456, 0.406]"),
+  EXPECT_NE(out.find("CTransPath (Swin), token mean, 224 px input (bilinear resize), 192 features, pixel mean [0.485, "
+                     "0.456, 0.406]"),
             std::string::npos)
       << out;
   const std::string id = "slide_001";
-  const int64_t tiles = wsi::read_coords_h5(dir + "/tiles/patches/" + id + ".h5").coords.size(0);
+  const auto coords = wsi::read_coords_h5(dir + "/tiles/patches/" + id + ".h5");
+  ASSERT_EQ(coords.grid.read_size, 171);  // 128 x 20 / 15
+  const int64_t tiles = coords.coords.size(0);
   const auto features = h5::File::open(dir + "/feats/features/" + id + ".h5").read("features");
   ASSERT_EQ(features.sizes(), (std::vector<int64_t>{tiles, kSwinFeatures}));
   auto swin = models::load_ctranspath(swin_dir);
   const auto& c = swin->config();
   torch::NoGradGuard no_grad;
-  const auto expected =
-      swin->forward(tile_pixels_by_hand(slides, dir + "/tiles", id, 1, kSwinInput, c.mean, c.std))[0];
+  const auto pixels = [&](data::Interpolation how) {
+    return tile_pixels_by_hand(slides, dir + "/tiles", id, 1, kSwinInput, c.mean, c.std, how);
+  };
+  const auto expected = swin->forward(pixels(data::Interpolation::bilinear))[0];
   EXPECT_TRUE(torch::allclose(features[1], expected, 1e-4, 1e-5)) << (features[1] - expected).abs().max();
+  // The filter is the encoder's, and embed's `interpolation` overrides it.
+  ASSERT_EQ(run(args + "/bicubic --batch-size 4 interpolation=bicubic", &out), 0) << out;
+  const auto bicubic = h5::File::open(dir + "/bicubic/features/" + id + ".h5").read("features");
+  const auto expected_bicubic = swin->forward(pixels(data::Interpolation::bicubic))[0];
+  EXPECT_TRUE(torch::allclose(bicubic[1], expected_bicubic, 1e-4, 1e-5)) << (bicubic[1] - expected_bicubic).abs().max();
+  EXPECT_FALSE(torch::allclose(bicubic[1], expected, 1e-4, 1e-5));
 
   EXPECT_NE(run(args + "/tokens --tokens", &out), 0);
   EXPECT_NE(out.find("does not give token features"), std::string::npos) << out;
@@ -526,8 +558,8 @@ TEST(SlideCli, EmbedWithATransformersVitTakesThePoolingAndPixelStatisticsGiven) 
   const std::string args = "embed --coords " + dir + "/tiles --encoder " + vit_dir + " --device cpu --out " + dir +
                            "/feats --batch-size 5 ";
   ASSERT_EQ(run(args + "pool=token+avg image_mean=[0.5,0.5,0.5] image_std=[0.5,0.5,0.5]", &out), 0) << out;
-  EXPECT_NE(out.find("transformers ViT, token+avg pooling, 32 px input, 64 features, pixel mean [0.5, 0.5, 0.5] std "
-                     "[0.5, 0.5, 0.5]"),
+  EXPECT_NE(out.find("transformers ViT, token+avg pooling, 32 px input (bicubic resize), 64 features, pixel mean "
+                     "[0.5, 0.5, 0.5] std [0.5, 0.5, 0.5]"),
             std::string::npos)
       << out;
 

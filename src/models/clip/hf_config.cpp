@@ -118,12 +118,14 @@ std::string hf_clip_config_json(const ClipModelConfig& config, torch::ScalarType
   return root.dump(2) + "\n";
 }
 
-std::string hf_image_processor_json(int image_size, const std::array<double, 3>& mean,
-                                    const std::array<double, 3>& std) {
+std::string hf_image_processor_json(int image_size, const std::array<double, 3>& mean, const std::array<double, 3>& std,
+                                    const std::string& interpolation) {
+  PATHVLM_CHECK(interpolation == "bicubic" || interpolation == "bilinear", "preprocessor_config.json: interpolation '",
+                interpolation, "' has no PIL filter number here");
   const json preprocessor = {{"image_processor_type", "CLIPImageProcessor"},
                              {"do_resize", true},
                              {"size", {{"shortest_edge", image_size}}},
-                             {"resample", 3},
+                             {"resample", interpolation == "bicubic" ? 3 : 2},  // PIL's numbering
                              {"do_center_crop", true},
                              {"crop_size", {{"height", image_size}, {"width", image_size}}},
                              {"do_rescale", true},

@@ -18,10 +18,11 @@ namespace pathvlm::models {
 std::string hf_clip_config_json(const ClipModelConfig& config, torch::ScalarType dtype = torch::kFloat32);
 ClipModelConfig parse_hf_clip_config(const std::string& json_text, const std::string& where);
 
-// preprocessor_config.json of CLIPImageProcessor with a bicubic shortest-edge resize to `image_size`, center crop,
-// rescale and the given mean/std: what open_clip's eval transform and LLaVA's image pipeline do (for any tower).
-std::string hf_image_processor_json(int image_size, const std::array<double, 3>& mean,
-                                    const std::array<double, 3>& std);
+// preprocessor_config.json of CLIPImageProcessor with a shortest-edge resize to `image_size` (`interpolation`:
+// bicubic or bilinear), center crop, rescale and the given mean/std: what open_clip's eval transform and LLaVA's image
+// pipeline do (for any tower).
+std::string hf_image_processor_json(int image_size, const std::array<double, 3>& mean, const std::array<double, 3>& std,
+                                    const std::string& interpolation = "bicubic");
 // The CLIP image tower's: hf_image_processor_json at its image_size with the OpenAI mean/std.
 std::string hf_clip_preprocessor_config_json(const ClipModelConfig& config);
 

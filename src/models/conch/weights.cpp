@@ -22,12 +22,14 @@ struct ConchLayout {
   std::string version, trunk, pooler, ln_contrast;  // trunk and pooler: prefixes; ln_contrast: the module
   int model_size;                   // the trunk's img_size: its position grid before the run-time interpolation
   std::array<double, 3> mean, std;  // the pixel normalisation its loader sets
+  const char* interpolation;        // and how its transform resizes images
 };
 
+// v1: open_clip's transform (bicubic); v1.5: TRIDENT's (bilinear).
 const ConchLayout kV1{"v1", "visual.trunk.", "visual.attn_pool_contrast.", "visual.ln_contrast", kInputSize,
-                      kOpenAiMean, kOpenAiStd};
+                      kOpenAiMean, kOpenAiStd, "bicubic"};
 const ConchLayout kV15{"v1.5", "trunk.", "attn_pool_contrast.", "ln_contrast", 224,
-                       {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+                       {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}, "bilinear"};
 
 // The layout whose pooler and trunk `checkpoint` holds, else null.
 const ConchLayout* layout_of(const safetensors::Checkpoint& checkpoint) {
@@ -164,6 +166,7 @@ Conch load_conch(const std::string& path) {
                 ": the trunk is not a ViT with a class token and no register tokens");
   trunk.mean = layout->mean;
   trunk.std = layout->std;
+  trunk.interpolation = layout->interpolation;
 
   const auto query = stored(layout->pooler + "query");
   const auto ln_k = stored(layout->pooler + "ln_k.weight");

@@ -9,7 +9,7 @@ LlavaVisionTowerImpl::LlavaVisionTowerImpl(const ClipModel& clip, int feature_la
     : clip_config_(clip->config()), feature_layer_(feature_layer), keep_cls_(keep_cls) {
   const auto& c = clip_config_;
   shape_ = {"CLIP image tower", c.image_size, c.patch_size, c.vision_layers, c.vision_width, 1, kOpenAiMean,
-            kOpenAiStd};
+            kOpenAiStd, "bicubic"};
   vision_model = register_module("vision_model", clip->vision_model);
   freeze(feature_layer);
 }
@@ -19,7 +19,7 @@ LlavaVisionTowerImpl::LlavaVisionTowerImpl(const Vit& vit, int feature_layer, bo
   const auto& c = vit->config();
   PATHVLM_CHECK(c.class_token || keep_cls, "llava vision tower: this ViT has no class token, so "
                 "vision_feature_select patch (which drops the first row, the class token) does not fit it: use full");
-  shape_ = {"ViT", c.image_size, c.patch_size, c.depth, c.width, c.prefix_tokens(), c.mean, c.std};
+  shape_ = {"ViT", c.image_size, c.patch_size, c.depth, c.width, c.prefix_tokens(), c.mean, c.std, c.interpolation};
   this->vit = register_module("vit", vit);
   freeze(feature_layer);
 }

@@ -31,6 +31,7 @@ struct VisionTowerShape {
   int image_size = 0, patch_size = 0, layers = 0, width = 0;
   int prefix_tokens = 1;              // rows before the patches: the class token, then any register tokens
   std::array<double, 3> mean{}, std{};  // the pixel normalisation its input takes
+  std::string interpolation = "bicubic";  // how images are resized to its input (a ViT's own: VitConfig)
 
   int grid() const { return image_size / patch_size; }
   // Rows of every hidden state: the prefix and the patches.

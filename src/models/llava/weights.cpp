@@ -245,7 +245,8 @@ void export_hf_llava(LlavaModel& model, const std::string& out_dir, torch::Scala
   }
 
   const auto& tower = model->vision_tower->shape();
-  auto preprocessor = json::parse(hf_image_processor_json(tower.image_size, tower.mean, tower.std));
+  auto preprocessor =
+      json::parse(hf_image_processor_json(tower.image_size, tower.mean, tower.std, tower.interpolation));
   preprocessor["processor_class"] = "LlavaProcessor";
   if (model->config().pads_to_square()) {
     // CLIPImageProcessor has no padding; LlavaImageProcessor's do_pad is LLaVA's expand2square (mean-colour fill).

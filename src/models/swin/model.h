@@ -28,6 +28,7 @@ struct SwinConfig {
   int mlp_ratio = 4;                                // each block's MLP width over its stage's
   std::array<double, 3> mean{0.485, 0.456, 0.406};  // ImageNet's, as TRIDENT normalises CTransPath's input
   std::array<double, 3> std{0.229, 0.224, 0.225};
+  std::string interpolation = "bilinear";  // the tile resize TRIDENT's `ctranspath` transform uses
 
   int width(size_t stage) const { return embed_dim << stage; }
   int side(size_t stage) const { return image_size / 4 >> stage; }  // the stage's token grid side

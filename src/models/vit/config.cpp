@@ -164,6 +164,7 @@ VitConfig timm_vit_config(const TensorShapeOf& shape_of, const std::string& conf
   const json pretrained = object_or_empty(cfg, "pretrained_cfg", at);
   c.mean = three_numbers(pretrained, "mean", c.mean, at, "pretrained_cfg.");
   c.std = three_numbers(pretrained, "std", c.std, at, "pretrained_cfg.");
+  c.interpolation = json_fields::string_or(pretrained, "interpolation", c.interpolation, at + ": pretrained_cfg");
   c.validate(where);
   return c;
 }
@@ -269,6 +270,12 @@ HfVitLayout hf_vit_config(const TensorShapeOf& shape_of, const std::string& conf
   c.image_size = (crop || resize) && json_fields::present(pre, size_key)
                      ? square_side(pre.at(size_key), size_key, preprocessor_at)
                      : layout.position_grid * c.patch_size;
+  // The filter it resizes with: `resample` in PIL's numbering, else its processor's default (BitImageProcessor,
+  // DINOv2's: bicubic; ViTImageProcessor's: bilinear).
+  const bool bit = json_fields::string_or(pre, "image_processor_type", "", preprocessor_at).rfind("BitImage", 0) == 0;
+  const int64_t resample = json_fields::integer_or(pre, "resample", bit ? 3 : 2, preprocessor_at);
+  static const char* const kPilFilters[] = {"nearest", "lanczos", "bilinear", "bicubic", "box", "hamming"};
+  c.interpolation = resample >= 0 && resample < 6 ? kPilFilters[resample] : "PIL filter " + std::to_string(resample);
   PATHVLM_CHECK(json_fields::bool_or(pre, "do_rescale", true, preprocessor_at) &&
                     std::abs(json_fields::number_or(pre, "rescale_factor", 1.0 / 255, preprocessor_at) * 255 - 1) <
                         1e-6,

@@ -31,6 +31,10 @@ struct VitConfig {
   double norm_eps = 1e-6;              // timm's LayerNorm
   std::array<double, 3> mean{0.485, 0.456, 0.406};  // its pretrained_cfg's pixel normalisation (ImageNet's default)
   std::array<double, 3> std{0.229, 0.224, 0.225};
+  // How its evaluation transform resizes images to image_size (PIL's filter: "bicubic", "bilinear", or another name
+  // the config gives, which is refused where images are resized): timm's pretrained_cfg.interpolation (timm's default
+  // bicubic), transformers' preprocessor_config resample.
+  std::string interpolation = "bicubic";
 
   int grid() const { return image_size / patch_size; }
   int prefix_tokens() const { return (class_token ? 1 : 0) + reg_tokens; }

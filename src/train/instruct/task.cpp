@@ -137,13 +137,18 @@ int64_t instruct_image_tokens(const InstructConfig& cfg) {
   return make_instruct_vision_tower(cfg)->num_tokens();
 }
 
+data::Interpolation tower_interpolation(const InstructConfig& cfg, const models::VisionTowerShape& tower) {
+  return data::parse_interpolation(tower.interpolation, str("instruct.vision_tower '", cfg.vision_tower, "'"));
+}
+
 data::InstructImages open_instruct_images(const InstructConfig& cfg, const std::vector<std::string>& sources,
                                           const models::VisionTowerShape* tower) {
   data::InstructSlideOptions slides;
   slides.tiles = cfg.data.slide_tiles;
   slides.max_bad_fraction = cfg.data.max_bad_slide_fraction;
   return data::InstructImages::open(sources, tower ? tower->image_size : 0, slides, cfg.model.pads_to_square(),
-                                    tower ? tower->mean : data::kOpenAiMean);
+                                    tower ? tower->mean : data::kOpenAiMean,
+                                    tower ? tower_interpolation(cfg, *tower) : data::Interpolation::bicubic);
 }
 
 // ---- building --------------------------------------------------------------------------------------
@@ -490,8 +495,8 @@ torch::Tensor InstructTask::image_file_features(const std::vector<std::string>& 
   const auto& tower = model_->vision_tower->shape();
   std::vector<torch::Tensor> pixels;
   for (const auto& file : files)
-    pixels.push_back(
-        data::instruct_pixels(data::read_image(file), tower.image_size, cfg_.model.pads_to_square(), tower.mean));
+    pixels.push_back(data::instruct_pixels(data::read_image(file), tower.image_size, cfg_.model.pads_to_square(),
+                                           tower.mean, tower_interpolation(cfg_, tower)));
   if (pixels.empty()) return no_image_features();
   return model_->image_features(tower_pixels_(torch::stack(pixels)));
 }

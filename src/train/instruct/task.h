@@ -63,8 +63,10 @@ models::LlamaForCausalLM make_instruct_language_model(const InstructConfig& cfg,
 // Feature rows each image becomes: the tower's hidden-state rows, less the class token's with vision_feature_select
 // patch; with instruct.slide_encoder, the slide encoder's tokens.
 int64_t instruct_image_tokens(const InstructConfig& cfg);
+// How images are resized to `tower`'s input: its own filter (an Error naming instruct.vision_tower for one pathvlm lacks).
+data::Interpolation tower_interpolation(const InstructConfig& cfg, const models::VisionTowerShape& tower);
 // The images of `sources` (instruct.data.images' forms) with the config's slide options; `tower` gives pixel sources
-// their size and padding colour (nullptr: slide sources).
+// their size, filter and padding colour (nullptr: slide sources).
 data::InstructImages open_instruct_images(const InstructConfig& cfg, const std::vector<std::string>& sources,
                                           const models::VisionTowerShape* tower);
 

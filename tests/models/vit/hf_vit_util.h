@@ -27,6 +27,7 @@ struct HfLayout {
   std::string hidden_act = "gelu";
   bool crop = true;  // BitImageProcessor's resize + center crop; else ViTImageProcessor's {height, width}
   bool preprocessor = true;
+  int resample = -1;  // preprocessor_config's (PIL's numbering), left out when negative
   bool extra_tensor = false;  // a tensor no supported ViT has
 };
 
@@ -108,6 +109,7 @@ inline std::string write_hf_vit(const HfLayout& layout) {
     pre["image_processor_type"] = "ViTImageProcessor";
     pre["size"] = {{"height", kImage}, {"width", kImage}};
   }
+  if (layout.resample >= 0) pre["resample"] = layout.resample;
   if (layout.preprocessor) std::ofstream((dir / "preprocessor_config.json").string()) << pre.dump(2);
   return dir.string();
 }

@@ -33,6 +33,8 @@ void expect_matches_transformers(const HfLayout& layout, const std::string& pool
   EXPECT_EQ(vit->config().reg_tokens, layout.reg_tokens);
   EXPECT_EQ(vit->config().mean, kMean);
   EXPECT_EQ(vit->config().std, kStd);
+  // Without `resample`, its processor's default filter: BitImageProcessor's bicubic, ViTImageProcessor's bilinear.
+  EXPECT_EQ(vit->config().interpolation, layout.crop ? "bicubic" : "bilinear");
   if (pool != "token") vit->set_global_pool(pool);
   EXPECT_EQ(vit->config().features(), expected.size(1));
   torch::NoGradGuard no_grad;
@@ -62,6 +64,19 @@ TEST(HfVit, PhikonLayoutMatchesTransformersViTModel) {
   layout.layer_norm_eps = 0.1;  // far from ViT's 1e-12 default, so a default read in its place shows
   layout.crop = false;
   expect_matches_transformers(layout);
+}
+
+// The filter its preprocessor_config names (PIL's numbering) is the one tiles are resized with; one pathvlm lacks is
+// kept by name, for embed to refuse unless its `interpolation` replaces it.
+TEST(HfVit, ResizesWithThePreprocessorsFilter) {
+  for (const auto& [resample, name] : std::vector<std::pair<int, std::string>>{{2, "bilinear"}, {3, "bicubic"},
+                                                                                {1, "lanczos"}}) {
+    HfLayout layout("resample_" + name);
+    layout.resample = resample;
+    const std::string dir = write_hf_vit(layout);
+    EXPECT_EQ(models::load_hf_vit(dir)->config().interpolation, name);
+    fs::remove_all(dir);
+  }
 }
 
 TEST(HfVit, PhikonV2LayoutMatchesTransformersDinov2Model) {

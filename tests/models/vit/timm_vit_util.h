@@ -29,6 +29,7 @@ struct Layout {
   bool qkv_bias = true;
   std::string global_pool = "token";  // as model_args.global_pool
   bool extra_tensor = false;          // a tensor no supported ViT has
+  std::string interpolation;          // pretrained_cfg.interpolation, left out when empty
 };
 
 inline constexpr int kWidth = 32, kDepth = 2, kHeads = 4, kPatch = 8, kImage = 32, kHidden = 48;
@@ -96,6 +97,7 @@ inline std::string write_timm_vit(const Layout& layout) {
                  {"num_classes", 0},
                  {"model_args", args},
                  {"pretrained_cfg", {{"mean", kMean}, {"std", kStd}}}};
+  if (!layout.interpolation.empty()) config["pretrained_cfg"]["interpolation"] = layout.interpolation;
   std::ofstream((dir / "config.json").string()) << config.dump(2);
   return dir.string();
 }

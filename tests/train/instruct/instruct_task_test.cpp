@@ -447,14 +447,16 @@ TEST(InstructTask, CachedTowerFeaturesTrainLikeThePixels) {
   fs::remove_all(dir);
 }
 
-// PathChat's setup: a ViT tile encoder (here timm's, with register tokens and its own pixel statistics) as the
-// tower. Its cached tokens train as its pixels do; the export's tower is a transformers Dinov2WithRegistersModel, and
-// the export (in either tensor layout) answers as the run does.
+// PathChat's setup: a ViT tile encoder (here timm's, with register tokens, its own pixel statistics and UNI's bilinear
+// resize) as the tower. Its cached tokens train as its pixels do; the export's tower is a transformers
+// Dinov2WithRegistersModel with its processor's filter, and the export (in either tensor layout) answers as the run
+// does.
 TEST(InstructTask, AVitTileEncoderAsTheTowerTrainsFromPixelsAndCachedTokensAlike) {
   auto dir = fresh_dir("instruct_vit");
   pathvlm::testing::Layout layout;
   layout.name = "instruct_tower";
   layout.reg_tokens = 2;
+  layout.interpolation = "bilinear";
   auto pixels = tiny_instruct_job(dir, "pixels", 2, 4);
   auto& ic = pixels.task_config<train::InstructConfig>();
   const auto tower = pathvlm::testing::write_timm_vit(layout);
@@ -474,6 +476,7 @@ TEST(InstructTask, AVitTileEncoderAsTheTowerTrainsFromPixelsAndCachedTokensAlike
   const auto export_dir = dir + "/exported/export";
   EXPECT_EQ(nlohmann::json::parse(read_text(export_dir + "/config.json"))["vision_config"]["model_type"],
             "dinov2_with_registers");
+  EXPECT_EQ(nlohmann::json::parse(read_text(export_dir + "/preprocessor_config.json"))["resample"], 2);  // bilinear
   EXPECT_TRUE(models::is_hf_vit(export_dir));
   const torch::Device cpu(torch::kCPU);
   auto run = train::open_instruct_run(dir + "/exported", cpu);
