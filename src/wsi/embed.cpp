@@ -151,18 +151,23 @@ TileEncoder pooled_vit_encoder(Model model, const models::VitConfig& c, int64_t 
 // A ViT (timm's UNI, Virchow, H-optimus, ...; transformers' Phikon, Midnight, ...), pooled as config.pool says.
 TileEncoder vit_tile_encoder(models::Vit vit, const std::string& kind, const std::string& path,
                              const EmbedConfig& config, const EncoderRuntime& run) {
+  PATHVLM_CHECK(config.pool != "proj", "embed.pool proj: '", path, "' is a ViT without a contrastive projection (CONCH v1 "
+                "has one)");
   if (config.pool != "auto") vit->set_global_pool(config.pool);
   const auto& c = vit->config();
   return pooled_vit_encoder(vit, c, c.features(), str(kind, ", ", c.global_pool, " pooling"), path, config, run);
 }
 
-// CONCH v1 / v1.5: the attention-pooled features CLAM and TRIDENT write.
+// CONCH v1 / v1.5: the attention-pooled features CLAM and TRIDENT write, or v1's projection of them (pool: proj).
 TileEncoder conch_tile_encoder(const std::string& path, const EmbedConfig& config, const EncoderRuntime& run) {
-  PATHVLM_CHECK(config.pool == "auto", "embed.pool ", config.pool, ": CONCH's features are its attention pooling ",
-                "(pool: auto)");
-  const models::Conch conch = models::load_conch(path);
+  PATHVLM_CHECK(config.pool == "auto" || config.pool == "proj", "embed.pool ", config.pool,
+                ": CONCH's features are its attention pooling (pool: auto) or, for v1, its projection (pool: proj)");
+  models::Conch conch = models::load_conch(path);
+  const bool projected = config.pool == "proj";
+  conch.model->set_projected(projected, str("embed.pool proj: CONCH ", conch.version, " '", path, "'"));
   return pooled_vit_encoder(conch.model, conch.model->trunk->config(), conch.model->features(),
-                            "CONCH " + conch.version + ", attention pooling", path, config, run);
+                            str("CONCH ", conch.version, ", attention pooling", projected ? ", projected" : ""), path,
+                            config, run);
 }
 
 // CTransPath (a Swin with a convolutional stem): the mean of its last stage's normalised tokens, as CHIEF and TRIDENT

@@ -43,9 +43,10 @@ struct EmbedConfig {
             cfg::OneOf{"float32", "float16"});
     v.field("pool", pool,
             "ViT features: auto (the encoder's own: timm's global_pool, the class token for transformers ViTs, CONCH's "
-            "attention pooling), token, avg (patch mean) or token+avg (class token and patch mean: Virchow's and "
-            "Midnight's cards)",
-            cfg::OneOf{"auto", "token", "avg", "token+avg"});
+            "attention pooling), token, avg (patch mean), token+avg (class token and patch mean: Virchow's and "
+            "Midnight's cards) or, for CONCH v1, proj (its attention pooling projected into the space its text tower "
+            "shares: encode_image(proj_contrast=True, normalize=False))",
+            cfg::OneOf{"auto", "token", "avg", "token+avg", "proj"});
     v.field("image_mean", image_mean,
             "pixel mean [r,g,b] instead of the encoder's own (e.g. [0.5,0.5,0.5], Midnight's card)");
     v.field("image_std", image_std, "pixel std [r,g,b] instead of the encoder's own");

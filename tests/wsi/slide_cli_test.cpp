@@ -485,7 +485,14 @@ TEST(SlideCli, EmbedWithConchWritesItsAttentionPooledFeatures) {
   EXPECT_TRUE(torch::allclose(tokens[2].to(torch::kFloat), expected_tokens, 2e-3, 2e-3))
       << (tokens[2] - expected_tokens).abs().max();
 
-  // Its features are its pooling: another is refused.
+  // pool=proj: v1's projection of them, the image side of its zero-shot space; another pooling is refused.
+  ASSERT_EQ(run(args + "/projected --batch-size 4 pool=proj", &out), 0) << out;
+  EXPECT_NE(out.find("CONCH v1, attention pooling, projected, 448 px input"), std::string::npos) << out;
+  const auto projected = h5::File::open(dir + "/projected/features/" + id + ".h5").read("features");
+  ASSERT_EQ(projected.sizes(), (std::vector<int64_t>{tiles, kConchProjection}));
+  const auto expected_projected = torch::matmul(expected, conch->proj_contrast);
+  EXPECT_TRUE(torch::allclose(projected[2], expected_projected, 1e-4, 1e-5))
+      << (projected[2] - expected_projected).abs().max();
   EXPECT_NE(run(args + "/other pool=avg", &out), 0);
   EXPECT_NE(out.find("CONCH's features are its attention pooling"), std::string::npos) << out;
   // As MahmoodLab/CONCH publishes it: pytorch_model.bin, refused with the command that converts it.

@@ -41,16 +41,25 @@ torch::Tensor AttentionalPoolerImpl::forward(const torch::Tensor& context) {
   return out_proj(out);
 }
 
-ConchVisionImpl::ConchVisionImpl(const VitConfig& trunk_config, const AttentionalPoolerOptions& pooler) {
+ConchVisionImpl::ConchVisionImpl(const VitConfig& trunk_config, const AttentionalPoolerOptions& pooler,
+                                 int64_t projection) {
   PATHVLM_CHECK(pooler.context_width == trunk_config.width, "CONCH: the pooler reads ", pooler.context_width,
                 "-wide tokens but the trunk is ", trunk_config.width, " wide");
   trunk = register_module("trunk", Vit(trunk_config));
   attn_pool_contrast = register_module("attn_pool_contrast", AttentionalPooler(pooler));
   ln_contrast = register_module("ln_contrast", layer_norm(pooler.width));
+  if (projection > 0) proj_contrast = register_parameter("proj_contrast", torch::empty({pooler.width, projection}));
+}
+
+void ConchVisionImpl::set_projected(bool projected, const std::string& where) {
+  PATHVLM_CHECK(!projected || proj_contrast.defined(), where, " has no contrastive projection (CONCH v1 has one; "
+                "v1.5 is an image tower alone)");
+  projected_ = projected;
 }
 
 torch::Tensor ConchVisionImpl::pool(const torch::Tensor& tokens) {
-  return ln_contrast(attn_pool_contrast(tokens).select(1, 0));
+  const auto pooled = ln_contrast(attn_pool_contrast(tokens).select(1, 0));
+  return projected_ ? torch::matmul(pooled, proj_contrast) : pooled;
 }
 
 }  // namespace pathvlm::models

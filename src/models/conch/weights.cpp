@@ -124,11 +124,10 @@ void set_pooler(AttentionalPoolerImpl& pooler, CheckpointTensors& t, const Conch
   set_linear(pooler.out_proj, out.weight, out.bias, a + "out_proj.weight", where);
 }
 
-// What a v1 checkpoint holds besides the tile encoder: the CoCa's text tower and decoder, the caption pooler, the
-// contrastive projection and the temperature.
+// What a v1 checkpoint holds besides the image tower: the CoCa's text tower and decoder, the caption pooler and the
+// temperature.
 bool outside_the_tile_encoder(const std::string& name) {
-  for (const char* part : {"text.", "text_decoder.", "logit_scale", "visual.proj_contrast", "visual.attn_pool_caption.",
-                           "visual.ln_caption."}) {
+  for (const char* part : {"text.", "text_decoder.", "logit_scale", "visual.attn_pool_caption.", "visual.ln_caption."}) {
     if (name.rfind(part, 0) == 0) return true;
   }
   return false;
@@ -185,11 +184,18 @@ Conch load_conch(const std::string& path) {
                 pooler.width, " wide (", pooler.heads, " heads) over ", pooler.context_width, "-wide tokens (",
                 layout->pooler, "ln_k.weight), but the trunk is ", trunk.width, " wide");
 
+  // v1's contrastive projection [pooled width, embedding width].
+  std::optional<std::vector<int64_t>> projection;
+  if (layout == &kV1) projection = stored("visual.proj_contrast");
+  PATHVLM_CHECK(!projection || (projection->size() == 2 && (*projection)[0] == pooler.width &&
+                                (*projection)[1] >= 1 && (*projection)[1] <= 65536),
+                where, ": tensor 'visual.proj_contrast' is not [", pooler.width, ", embedding width <= 65536]");
+
   ConchVision model{nullptr};
   {
     const SkipWeightInit skip_init;
     const KeepCpuRandomStream keep_stream;
-    model = ConchVision(trunk, pooler);
+    model = ConchVision(trunk, pooler, projection ? (*projection)[1] : 0);
   }
   CheckpointTensors t(ckpt, where);
   set_timm_vit(t, layout->trunk, model->trunk, [&](const torch::Tensor& positions) {
@@ -197,6 +203,7 @@ Conch load_conch(const std::string& path) {
   });
   set_pooler(*model->attn_pool_contrast, t, *layout);
   set_layer_norm(model->ln_contrast, t, layout->ln_contrast);
+  if (projection) t.copy(model->proj_contrast, "visual.proj_contrast");
   t.refuse_untaken(layout == &kV1 ? outside_the_tile_encoder : nothing_else,
                    "CONCH " + layout->version + " image tower");
   model->eval();

@@ -1,8 +1,8 @@
 // CONCH image towers in (models/conch/model.h), from safetensors of the state dicts their hub repositories hold as
 // pickles (convert them with scripts/convert_to_safetensors.py; pathvlm never reads pickles):
 //  - v1, MahmoodLab/CONCH's pytorch_model.bin: the whole open_clip CoCa (visual.trunk.*, visual.attn_pool_contrast.*
-//    as nn.MultiheadAttention, visual.ln_contrast.*; the text tower, the caption pooler and the projection are left
-//    out). Input 448 px, OpenAI's pixel mean/std (CONCH's create_model_from_pretrained sets them).
+//    as nn.MultiheadAttention, visual.ln_contrast.*, visual.proj_contrast; the text tower and the caption pooler are
+//    left out). Input 448 px, OpenAI's pixel mean/std (CONCH's create_model_from_pretrained sets them).
 //  - v1.5, MahmoodLab/conchv1_5's pytorch_model_vision.bin: the image tower alone (trunk.*, attn_pool_contrast.* with
 //    to_q / to_kv / to_out, ln_contrast.*). A 224-px model run at 448 px as TRIDENT's `conch_v15` runs it: its
 //    position embeddings are resampled as the trunk does on every call (DINO's bicubic interpolation at a scale of

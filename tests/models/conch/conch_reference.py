@@ -4,7 +4,7 @@ lacks), from safetensors in the names of the two releases' state dicts:
   v1   (mahmoodlab/CONCH, open_clip_custom): visual.trunk = timm VisionTransformer built for 448 px;
        visual.attn_pool_contrast = AttentionalPooler over nn.MultiheadAttention(kdim=vdim=trunk width);
        encode_image(proj_contrast=False, normalize=False) = ln_contrast(attn_pool_contrast(trunk tokens)[:, 0]);
-       OpenAI mean/std.
+       with proj_contrast=True that @ visual.proj_contrast. OpenAI mean/std.
   v1.5 (TRIDENT's model_zoo/conchv1_5): trunk = iBOT/timm VisionTransformer built for 224 px whose forward_features
        interpolates the position embeddings to the input (bicubic, scale_factor (w0 + 0.1) / sqrt(N)); pooler with
        to_q / to_kv / to_out and no biases; ImageNet mean/std.
@@ -12,7 +12,7 @@ Both resample stored position embeddings of another grid to the model's first (t
 bilinear, antialias off). The interpolations follow torch's upsample kernels (align_corners=False; a given
 scale_factor sets the source step as 1/scale_factor; bicubic A = -0.75 with clamped taps).
 
-  conch_reference.py MODEL_DIR PIXELS_FILE BATCH     # PIXELS_FILE: uint8 [B,3,448,448]; prints the features as JSON
+  conch_reference.py MODEL_DIR PIXELS_FILE BATCH [proj]  # PIXELS_FILE: uint8 [B,3,448,448]; prints the features as JSON
 """
 import math
 import os
@@ -118,8 +118,12 @@ def forward(all_tensors, pixels):
     x = blocks(trunk, x, HEADS[width])
     x = layer_norm(x, trunk["norm.weight"], trunk["norm.bias"])
     pooled = pool(all_tensors, prefix + "attn_pool_contrast.", x, v1)
-    return layer_norm(pooled, all_tensors[prefix + "ln_contrast.weight"], all_tensors[prefix + "ln_contrast.bias"],
-                      eps=1e-5)
+    features = layer_norm(pooled, all_tensors[prefix + "ln_contrast.weight"], all_tensors[prefix + "ln_contrast.bias"],
+                          eps=1e-5)
+    return features @ all_tensors["visual.proj_contrast"] if PROJECTED else features
+
+
+PROJECTED = len(sys.argv) > 4 and sys.argv[4] == "proj"
 
 
 if __name__ == "__main__":

@@ -51,6 +51,30 @@ TEST(Conch, V1GivesTheAttentionPooledFeaturesOfEncodeImageWithoutProjection) {
   expect_matches_reference({"v1"});
 }
 
+// pool: proj. v1's features projected into the space its text tower shares (encode_image(proj_contrast=True,
+// normalize=False)); v1.5, an image tower alone, has no projection to give.
+TEST(Conch, V1ProjectsItsFeaturesWithProjContrastWhenAsked) {
+  const std::string dir = write_conch({"v1_projected"});
+  const auto pixels = random_pixels(2, kConchInput);
+  const auto expected = conch_reference_features(dir, pixels, true);
+  ASSERT_TRUE(expected.defined());
+  ASSERT_EQ(expected.size(1), kConchProjection);
+  auto model = models::load_conch(dir).model;
+  EXPECT_EQ(model->features(), kConchPooled);
+  model->set_projected(true, "test");
+  EXPECT_EQ(model->features(), kConchProjection);
+  const auto& trunk = model->trunk->config();
+  torch::NoGradGuard no_grad;
+  const auto got = model->forward(normalised(pixels, trunk.mean, trunk.std));
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-4)) << (got - expected).abs().max().item<double>();
+  fs::remove_all(dir);
+
+  const std::string v15 = write_conch({"v15_projected", "v1.5"});
+  const auto message = error_of([&] { models::load_conch(v15).model->set_projected(true, "CONCH v1.5 'x'"); });
+  EXPECT_NE(message.find("CONCH v1.5 'x' has no contrastive projection"), std::string::npos) << message;
+  fs::remove_all(v15);
+}
+
 TEST(Conch, V15RunsItsSmallerTrunkAt448PixelsWithPositionsInterpolatedAsItsForwardDoes) {
   expect_matches_reference({"v15", "v1.5"});
 }

@@ -24,6 +24,8 @@ struct ConchLayout {
 // wide (8 heads).
 inline constexpr int kConchWidth = 192, kConchPatch = 32, kConchDepth = 2, kConchHidden = 96, kConchPooled = 64;
 inline constexpr int kConchInput = 448;
+inline constexpr int kConchProjection = 24;  // v1's contrastive embedding: narrower than the pooled features, as no
+                                             // transposed read could pass
 
 inline std::string write_conch(const ConchLayout& layout) {
   const auto dir = std::filesystem::temp_directory_path() /
@@ -77,7 +79,7 @@ inline std::string write_conch(const ConchLayout& layout) {
     add(pooler + "attn.out_proj.weight", {D, D}, 0.2);
     add(pooler + "attn.out_proj.bias", {D});
     // What the tile encoder leaves out: the contrastive projection, the caption pooler, the text tower, the scale.
-    add("visual.proj_contrast", {D, D});
+    add("visual.proj_contrast", {D, kConchProjection});
     add("visual.attn_pool_caption.query", {4, W});
     add("visual.ln_caption.weight", {W});
     add("text.token_embedding.weight", {10, W});
@@ -95,8 +97,10 @@ inline std::string write_conch(const ConchLayout& layout) {
   return dir.string();
 }
 
-inline torch::Tensor conch_reference_features(const std::string& dir, const torch::Tensor& pixels) {
-  return reference_features(dir, pixels, "../conch/conch_reference.py");
+// `projected`: v1's encode_image(proj_contrast=True, normalize=False).
+inline torch::Tensor conch_reference_features(const std::string& dir, const torch::Tensor& pixels,
+                                              bool projected = false) {
+  return reference_features(dir, pixels, "../conch/conch_reference.py", projected ? "proj" : "");
 }
 
 }  // namespace pathvlm::testing
