@@ -136,6 +136,19 @@ bool outside_the_tile_encoder(const std::string& name) {
 // v1.5's repository holds the tile encoder alone: TRIDENT loads it strictly.
 bool nothing_else(const std::string&) { return false; }
 
+// The shape of `name`, which must be there with `dims` dimensions each in 1..`most`.
+std::vector<int64_t> bounded_shape(const TensorShapeOf& stored, const std::string& name, size_t dims, int64_t most,
+                                   const std::string& where) {
+  const auto shape = stored(name);
+  bool fits = shape && shape->size() == dims;
+  for (size_t i = 0; fits && i < dims; ++i) fits = (*shape)[i] >= 1 && (*shape)[i] <= most;
+  PATHVLM_CHECK(fits, where, ": tensor '", name, "' is ", shape ? str(torch::IntArrayRef(*shape)) : "missing",
+                ", not ", dims, " sizes of at most ", most);
+  return *shape;
+}
+
+constexpr int64_t kTextHeadWidth = 64;  // open_clip's text towers: heads = width / 64 (CONCH's 768 -> 12)
+
 }  // namespace
 
 bool is_conch(const std::string& path) {
@@ -208,6 +221,71 @@ Conch load_conch(const std::string& path) {
                    "CONCH " + layout->version + " image tower");
   model->eval();
   return {model, layout->version};
+}
+
+ConchTextTower load_conch_text(const std::string& path) {
+  const auto ckpt = safetensors::Checkpoint::open(path);
+  const std::string where = "CONCH v1 text tower '" + path + "'";
+  PATHVLM_CHECK(ckpt.contains("text.cls_emb"), where, ": no text.cls_emb: only CONCH v1's whole checkpoint "
+                "(MahmoodLab/CONCH's pytorch_model.bin) has a text tower; v1.5's holds the image tower alone");
+  const TensorShapeOf stored = shapes_in(ckpt);
+  ConchTextConfig c;
+  const auto embedding = bounded_shape(stored, "text.token_embedding.weight", 2, 1 << 20, where);
+  c.vocab = embedding[0];
+  c.width = embedding[1];
+  c.positions = bounded_shape(stored, "text.positional_embedding", 2, 1 << 16, where)[0];
+  c.layers = 0;
+  while (c.layers < 1024 && ckpt.contains(str("text.transformer.resblocks.", c.layers, ".attn.in_proj_weight"))) {
+    ++c.layers;
+  }
+  if (c.layers > 0) c.mlp_hidden = bounded_shape(stored, "text.transformer.resblocks.0.mlp.c_fc.weight", 2,
+                                                 1 << 20, where)[0];
+  c.embed_dim = bounded_shape(stored, "text.text_projection", 2, 1 << 20, where)[1];
+  c.heads = std::max<int64_t>(1, c.width / kTextHeadWidth);
+  c.validate(where);
+
+  ConchText model{nullptr};
+  {
+    const SkipWeightInit skip_init;
+    const KeepCpuRandomStream keep_stream;
+    model = ConchText(c);
+  }
+  CheckpointTensors t(ckpt, where);
+  t.copy(model->token_embedding->weight, "text.token_embedding.weight");
+  t.copy(model->positional_embedding, "text.positional_embedding");
+  t.copy(model->cls_emb, "text.cls_emb");
+  t.copy(model->text_projection, "text.text_projection");
+  VitConfig block_config;  // what set_vit_block asks of the model: a GELU MLP
+  block_config.mlp = "gelu";
+  for (int64_t i = 0; i < c.layers; ++i) {
+    const std::string b = str("text.transformer.resblocks.", i, ".");
+    VitBlockWeights w;
+    w.norm1 = t.linear(b + "ln_1");
+    w.norm2 = t.linear(b + "ln_2");
+    // nn.MultiheadAttention's packed q, k, v.
+    const NamedLinear qkv{t.get(b + "attn.in_proj_weight"), t.get_if(b + "attn.in_proj_bias"), b + "attn.in_proj"};
+    PATHVLM_CHECK(qkv.weight.dim() == 2 && qkv.weight.size(0) == 3 * c.width &&
+                      (!qkv.bias.defined() || (qkv.bias.dim() == 1 && qkv.bias.size(0) == 3 * c.width)),
+                  where, ": tensor '", b, "attn.in_proj_weight' (and its bias) does not pack q, k and v of width ",
+                  c.width);
+    const auto weights = qkv.weight.chunk(3, 0);
+    const auto biases = qkv.bias.defined() ? qkv.bias.chunk(3, 0) : std::vector<torch::Tensor>(3);
+    w.q = {weights[0], biases[0], qkv.name};
+    w.k = {weights[1], biases[1], qkv.name};
+    w.v = {weights[2], biases[2], qkv.name};
+    w.out = t.linear(b + "attn.out_proj");
+    w.fc1 = t.linear(b + "mlp.c_fc");
+    w.fc2 = t.linear(b + "mlp.c_proj");
+    set_vit_block(*model->blocks[i]->as<TransformerBlockImpl>(), block_config, w, where);
+  }
+  set_layer_norm(model->ln_final, t, "text.ln_final");
+  const auto scale = t.get("logit_scale");
+  PATHVLM_CHECK(scale.numel() == 1, where, ": tensor 'logit_scale' holds ", scale.numel(), " values, not 1");
+  t.refuse_untaken([](const std::string& name) { return name.rfind("visual.", 0) == 0 ||
+                                                        name.rfind("text_decoder.", 0) == 0; },
+                   "CONCH v1 text tower");
+  model->eval();
+  return {model, std::exp(scale.item<double>())};
 }
 
 }  // namespace pathvlm::models

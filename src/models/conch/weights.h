@@ -13,6 +13,7 @@
 #include <string>
 
 #include "models/conch/model.h"
+#include "models/conch/text.h"
 
 namespace pathvlm::models {
 
@@ -27,5 +28,14 @@ bool is_conch(const std::string& path);
 
 // Errors name the file and the tensor.
 Conch load_conch(const std::string& path);
+
+// CONCH v1's text tower and temperature, from the same safetensors as its image tower (MahmoodLab/CONCH's
+// pytorch_model.bin converted): text.* (the caption decoder and the image tower left out). Its heads are
+// width / 64, as open_clip builds them (neither file stores the count). Errors name the file and the tensor.
+struct ConchTextTower {
+  ConchText model{nullptr};
+  double logit_scale = 0;  // exp(logit_scale): what CONCH multiplies cosine similarities by
+};
+ConchTextTower load_conch_text(const std::string& path);
 
 }  // namespace pathvlm::models

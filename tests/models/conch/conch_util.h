@@ -18,6 +18,7 @@ struct ConchLayout {
   std::string version = "v1";  // "v1" or "v1.5"
   int stored_grid = 0;         // side of the stored position grid; 0: the model's (v1: 448 / patch; v1.5: 224 / patch)
   std::string extra_tensor{};  // a tensor no CONCH has, when not empty
+  bool text_tower = false;     // v1: a whole text tower (models::load_conch_text), else two of its tensors
 };
 
 // Trunk width 192 (3 heads, the usual count for it: no CONCH file gives the heads), patch 32, 2 blocks; pooler 64
@@ -26,6 +27,11 @@ inline constexpr int kConchWidth = 192, kConchPatch = 32, kConchDepth = 2, kConc
 inline constexpr int kConchInput = 448;
 inline constexpr int kConchProjection = 24;  // v1's contrastive embedding: narrower than the pooled features, as no
                                              // transposed read could pass
+// The text tower: width 128 (2 heads of 64, as open_clip builds them), 2 blocks with a 96-wide MLP, 40 tokens, 12
+// positions (11 token rows and the class token). CONCH's: 768, 12, 3072, 32007, 128.
+inline constexpr int kConchTextWidth = 128, kConchTextDepth = 2, kConchTextHidden = 96, kConchVocab = 40,
+                     kConchPositions = 12;
+inline constexpr double kConchLogitScale = 4.6;  // log of the temperature CONCH multiplies similarities by
 
 inline std::string write_conch(const ConchLayout& layout) {
   const auto dir = std::filesystem::temp_directory_path() /
@@ -82,9 +88,35 @@ inline std::string write_conch(const ConchLayout& layout) {
     add("visual.proj_contrast", {D, kConchProjection});
     add("visual.attn_pool_caption.query", {4, W});
     add("visual.ln_caption.weight", {W});
-    add("text.token_embedding.weight", {10, W});
-    add("text.cls_emb", {W});
-    add("logit_scale", {});
+    if (layout.text_tower) {
+      const int T = kConchTextWidth;
+      add("text.token_embedding.weight", {kConchVocab, T}, 0.5);
+      add("text.positional_embedding", {kConchPositions, T}, 0.3);
+      add("text.cls_emb", {T}, 0.5);
+      for (int i = 0; i < kConchTextDepth; ++i) {
+        const std::string b = "text.transformer.resblocks." + std::to_string(i) + ".";
+        add(b + "ln_1.weight", {T}, 0.1, 1.0);
+        add(b + "ln_1.bias", {T}, 0.1);
+        add(b + "attn.in_proj_weight", {3 * T, T}, 0.15);
+        add(b + "attn.in_proj_bias", {3 * T}, 0.1);
+        add(b + "attn.out_proj.weight", {T, T}, 0.1);
+        add(b + "attn.out_proj.bias", {T}, 0.1);
+        add(b + "ln_2.weight", {T}, 0.1, 1.0);
+        add(b + "ln_2.bias", {T}, 0.1);
+        add(b + "mlp.c_fc.weight", {kConchTextHidden, T}, 0.1);
+        add(b + "mlp.c_fc.bias", {kConchTextHidden}, 0.1);
+        add(b + "mlp.c_proj.weight", {T, kConchTextHidden}, 0.1);
+        add(b + "mlp.c_proj.bias", {T}, 0.1);
+      }
+      add("text.ln_final.weight", {T}, 0.1, 1.0);
+      add("text.ln_final.bias", {T}, 0.1);
+      add("text.text_projection", {T, kConchProjection}, 0.2);
+      add("text_decoder.resblocks.0.ln_1.weight", {T});  // the caption decoder, left out
+    } else {
+      add("text.token_embedding.weight", {10, W});
+      add("text.cls_emb", {W});
+    }
+    t.emplace_back("logit_scale", torch::full({}, kConchLogitScale));
   } else {
     add(pooler + "to_q.weight", {D, D}, 0.3);
     add(pooler + "to_kv.weight", {2 * D, W}, 0.3);
