@@ -279,7 +279,7 @@ void BpeTokenizer::read_tokenizer_json(const json& j) {
   for (const auto& p : processors) {
     const auto type = type_of(p);
     PATHVLM_CHECK(p.is_null() || type == "ByteLevel" || type == "TemplateProcessing", where(), "post_processor ",
-                  type, " is not supported (only ByteLevel and TemplateProcessing, which encode's BOS stands for)");
+                  type, " is not supported (only ByteLevel and TemplateProcessing, whose special tokens encode adds)");
   }
   // What each byte-level token decodes to, and the special tokens' strings, worked out once.
   if (alphabet_ == Alphabet::kByteLevel) piece_bytes_.resize(pieces_.size());
@@ -449,26 +449,34 @@ void BpeTokenizer::read_pre_tokenizer(const json& pre_tokenizer) {
   }
 }
 
-int64_t BpeTokenizer::template_bos(const json& post_processor) const {
+BpeTokenizer::TemplateSpecials BpeTokenizer::template_specials(const json& post_processor) const {
   const json& processors =
       type_of(post_processor) == "Sequence" ? member(post_processor, "processors") : json::array({post_processor});
   for (const auto& p : processors) {
     if (type_of(p) != "TemplateProcessing") continue;
     const json& single = member(p, "single");
-    if (!single.is_array() || single.empty()) continue;
-    const json& first = member(single[0], "SpecialToken");
-    if (!first.is_object()) continue;
-    // Its id in the processor's special_tokens table ({"<s>": {"ids": [1], ...}}).
-    const json& name = member(first, "id");
-    const json& ids = name.is_string() ? member(member(member(p, "special_tokens"), name.get<std::string>().c_str()),
-                                                "ids")
-                                       : json();
-    PATHVLM_CHECK(ids.is_array() && ids.size() == 1 && ids[0].is_number_integer() && ids[0] >= 0 &&
-                      ids[0] < static_cast<int64_t>(pieces_.size()),
-                  where(), "post_processor's first token ", name.dump(), " has no id in its special_tokens");
-    return ids[0].get<int64_t>();
+    if (!single.is_array()) continue;
+    TemplateSpecials specials;
+    bool after_text = false;
+    for (const auto& piece : single) {
+      const json& special = member(piece, "SpecialToken");
+      if (!special.is_object()) {  // the text, {"Sequence": {"id": "A"}}
+        after_text = true;
+        continue;
+      }
+      // Its id in the processor's special_tokens table ({"<s>": {"ids": [1], ...}}).
+      const json& name = member(special, "id");
+      const json& ids = name.is_string() ? member(member(member(p, "special_tokens"), name.get<std::string>().c_str()),
+                                                  "ids")
+                                         : json();
+      PATHVLM_CHECK(ids.is_array() && ids.size() == 1 && ids[0].is_number_integer() && ids[0] >= 0 &&
+                        ids[0] < static_cast<int64_t>(pieces_.size()),
+                    where(), "post_processor's special token ", name.dump(), " has no id in its special_tokens");
+      (after_text ? specials.after : specials.before).push_back(ids[0].get<int64_t>());
+    }
+    return specials;
   }
-  return -1;
+  return {};
 }
 
 void BpeTokenizer::read_tokenizer_config(const json& post_processor) {
@@ -494,19 +502,25 @@ void BpeTokenizer::read_tokenizer_config(const json& post_processor) {
                   path_);
     return id;
   };
+  const TemplateSpecials specials = template_specials(post_processor);
   // An absent bos_token leaves BOS to the post-processor (what the library adds); a null one says there is none.
-  bos_id_ = config.contains("bos_token") ? special("bos_token", true) : template_bos(post_processor);
+  bos_id_ = config.contains("bos_token") ? special("bos_token", true)
+            : specials.before.empty()    ? -1
+                                         : specials.before.front();
+  after_text_ = specials.after;
   eos_id_ = special("eos_token", true);
   pad_id_ = special("pad_token", false);
   const json& add_bos = member(config, "add_bos_token");
   PATHVLM_CHECK(add_bos.is_null() || add_bos.is_boolean(), in_config, "add_bos_token ", add_bos.dump(),
                 " is not true or false");
   add_bos_ = !add_bos.is_boolean() || add_bos.get<bool>();
+  if (eos_id_ < 0 && !after_text_.empty()) eos_id_ = after_text_.back();
   if (eos_id_ < 0) {
     for (const char* eos : {"<|endoftext|>", "<|end_of_text|>", "</s>"})
       if (eos_id_ < 0) eos_id_ = raw_added_.id_of(eos);
-    PATHVLM_CHECK(eos_id_ >= 0, where(), "no EOS: no tokenizer_config.json eos_token beside it, and no added token "
-                  "<|endoftext|>, <|end_of_text|> or </s>");
+    PATHVLM_CHECK(eos_id_ >= 0, where(), "no EOS: no tokenizer_config.json eos_token beside it, no special token "
+                  "after the text in its TemplateProcessing, and no added token <|endoftext|>, <|end_of_text|> or ",
+                  "</s>");
   }
   const json& clean_up = member(config, "clean_up_tokenization_spaces");
   PATHVLM_CHECK(clean_up.is_null() || clean_up.is_boolean(), in_config, "clean_up_tokenization_spaces ",
@@ -548,6 +562,7 @@ std::vector<int64_t> BpeTokenizer::encode_text(const std::string& text, bool add
             on_token);
       },
       on_token);
+  if (add_bos) ids.insert(ids.end(), after_text_.begin(), after_text_.end());
   return ids;
 }
 

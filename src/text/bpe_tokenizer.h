@@ -1,7 +1,8 @@
 // Hugging Face BPE tokenizers read from tokenizer.json, giving exactly the ids and decodes of the Hugging Face
 // `tokenizers` library (tests/text/bpe_tokenizer_test.cpp checks it against the real library on LLaMA-3's, Qwen3's,
-// LLaMA-2's and Yi's files): byte-level ones (LLaMA-3 / 3.1, Qwen2 / 2.5 / 3, GPT-2 style) and SentencePiece-style
-// ones (LLaMA-2, Mistral, Yi: what transformers 5 saves for them, with or without a tokenizer.model).
+// LLaMA-2's and Yi's files and on a small one shaped as CONCH's): byte-level ones (LLaMA-3 / 3.1, Qwen2 / 2.5 / 3,
+// GPT-2 style, CONCH) and SentencePiece-style ones (LLaMA-2, Mistral, Yi: what transformers 5 saves for them, with or
+// without a tokenizer.model).
 //
 //   text::BpeTokenizer tok("Meta-Llama-3-8B/tokenizer.json");
 //   auto ids = tok.encode("Hello world");        // {128000, 9906, 1917}
@@ -15,19 +16,22 @@
 //     unk_token (consecutive ones fused with fuse_unk).
 //   - added_tokens: matched in the text before anything else, the longest at the earliest position; those with
 //     `normalized` after normalisation, in the text between the others. lstrip, rstrip and single_word are refused.
-//   - normalizer: NFC, Prepend, Replace, alone or in a Sequence (text/tokenizer_json_steps.h).
+//   - normalizer: NFC, NFD, StripAccents, Lowercase, Prepend, Replace, alone or in a Sequence
+//     (text/tokenizer_json_steps.h).
 //   - pre_tokenizer, byte-level: ByteLevel (GPT-2's regex when use_regex, add_prefix_space), or Sequence[Split(regex,
 //     Isolated), ByteLevel(use_regex false)] with LLaMA-3's, Qwen2/3's or GPT-2's regex: each is recognised by its
 //     exact text and matched by hand (text/bpe_tokenizer.cpp), any other regex refused. SentencePiece-style: none
 //     (each run of text between added tokens is one pre-token) or Metaspace.
 //   - decoder: ByteLevel for byte-level files; else Replace, ByteFallback, Fuse, Strip, Metaspace in a chain.
-//     post_processor: none, ByteLevel, TemplateProcessing or a Sequence of them: encode(text, add_bos) adds BOS
-//     itself (transformers adds it through TemplateProcessing; the ids agree).
+//     post_processor: none, ByteLevel, TemplateProcessing or a Sequence of them. encode(text, add_bos = true) gives
+//     the ids of the library's encode(text, add_special_tokens=True): BOS first, and after the text the special
+//     tokens TemplateProcessing's single template puts after it (CONCH's <end_of_text>; LLaMA's and Qwen's put
+//     none); add_bos false gives neither, as add_special_tokens=False.
 //   - tokenizer_config.json beside it (optional): bos_token, eos_token, pad_token (a string, {"content": ...} or
 //     null: none), add_bos_token (false: encode adds no BOS, as Yi's) and clean_up_tokenization_spaces
 //     (transformers' clean-up after decode; LLaMA-3 sets it). Without bos_token, BOS is the special token
-//     TemplateProcessing puts first, if any; without eos_token, EOS is the added token <|endoftext|>,
-//     <|end_of_text|> or </s>.
+//     TemplateProcessing puts first, if any; without eos_token, EOS is the last special token it puts after the
+//     text, else the added token <|endoftext|>, <|end_of_text|> or </s>.
 // decode() of byte-level files joins the tokens' bytes as the library's ByteLevel decoder does (a token every
 // character of which is a byte's stand-in gives those bytes, any other its UTF-8, added tokens included) and replaces
 // invalid UTF-8 as Rust's String::from_utf8_lossy does (one U+FFFD per maximal invalid subpart).
@@ -55,6 +59,8 @@ class BpeTokenizer final : public Tokenizer {
   // pad_token and clean_up_tokenization_spaces. Errors name the file and the problem.
   explicit BpeTokenizer(const std::string& tokenizer_json);
 
+  // `add_bos`: BOS before the text and the special tokens TemplateProcessing puts after it (the library's
+  // add_special_tokens; see above).
   std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const override;
   // `text` is encoded without the prefixes that open a text (Prepend, Metaspace's "▁", add_prefix_space), after
   // checking that encode(before + text) splits there (a pre-token or merge across the cut would give other ids).
@@ -95,8 +101,11 @@ class BpeTokenizer final : public Tokenizer {
   void read_added_tokens(const nlohmann::json& added);
   void read_pre_tokenizer(const nlohmann::json& pre_tokenizer);
   void read_tokenizer_config(const nlohmann::json& post_processor);
-  // The special token a TemplateProcessing post-processor puts before the text, or -1.
-  int64_t template_bos(const nlohmann::json& post_processor) const;
+  // The special tokens a TemplateProcessing post-processor's single template puts before and after the text.
+  struct TemplateSpecials {
+    std::vector<int64_t> before, after;
+  };
+  TemplateSpecials template_specials(const nlohmann::json& post_processor) const;
   // The id of an added token or, failing that, of a model token; -1 when there is none.
   int32_t token_id(const std::string& content) const;
   // `start`: where the text's first run sits (kText for a whole text).
@@ -133,6 +142,7 @@ class BpeTokenizer final : public Tokenizer {
   bool clean_up_ = false;
   int64_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
   bool add_bos_ = true;
+  std::vector<int64_t> after_text_;           // what TemplateProcessing puts after the text (CONCH's <end_of_text>)
   AddedTokens special_tokens_;                // the tokens marked special
 
   mutable std::mutex cache_mutex_;

@@ -19,16 +19,13 @@
 #include "core/utf8.h"
 #include "text/fix_text.h"
 #include "text/byte_level.h"
+#include "text/char_properties.h"
 #include "text/html_unescape.h"
 #include "text/unicode_ranges.h"
 
 namespace pathvlm::text {
 namespace {
 
-struct LowerRun {
-  uint32_t first, last;
-  int stride, delta;
-};
 #include "text/clip_tokenizer_unicode.inc"
 
 // Merges used by CLIP: 49152 - 256 - 2 (the vocab is 256 bytes + 256 word-end bytes + merges + 2 specials).
@@ -45,24 +42,13 @@ bool is_strip_space(uint32_t cp) { return is_space(cp) || (cp >= 0x1C && cp <= 0
 
 std::u32string decode_utf8(const std::string& s) { return utf8_to_utf32(s, "CLIP tokenizer: text"); }
 
-uint32_t lower_simple(uint32_t cp) {
-  auto it = std::upper_bound(std::begin(kLowerRuns), std::end(kLowerRuns), cp,
-                             [](uint32_t c, const LowerRun& r) { return c < r.first; });
-  if (it == std::begin(kLowerRuns)) return cp;
-  const auto& run = *std::prev(it);
-  if (cp > run.last || (cp - run.first) % run.stride != 0) return cp;
-  return static_cast<uint32_t>(static_cast<int64_t>(cp) + run.delta);
-}
-
-// Python's str.lower(): simple mappings, U+0130 -> "i\u0307", and the final-sigma rule for U+03A3.
+// Python's str.lower(): each character's lower case, and the final-sigma rule for U+03A3.
 std::u32string lower(const std::u32string& s) {
   std::u32string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    uint32_t cp = s[i];
-    if (cp == 0x130) {
-      out += U"i\u0307";
-    } else if (cp == 0x3A3) {
+    const char32_t cp = s[i];
+    if (cp == 0x3A3) {
       size_t j = i;
       while (j > 0 && is_case_ignorable(s[j - 1])) --j;
       bool final_sigma = j > 0 && is_cased(s[j - 1]);
@@ -73,7 +59,7 @@ std::u32string lower(const std::u32string& s) {
       }
       out += final_sigma ? U'\u03C2' : U'\u03C3';
     } else {
-      out += static_cast<char32_t>(lower_simple(cp));
+      append_lowercase(out, cp);
     }
   }
   return out;

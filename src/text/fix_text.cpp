@@ -31,7 +31,7 @@ struct HtmlEntity {
 };
 #include "text/fix_text_unicode.inc"
 
-// ---- NFC -------------------------------------------------------------------------------------------------
+// ---- NFD and NFC -----------------------------------------------------------------------------------------
 
 // Hangul syllables decompose and compose by arithmetic, not by table.
 constexpr char32_t kHangulFirst = 0xAC00, kLeadFirst = 0x1100, kVowelFirst = 0x1161, kTrailFirst = 0x11A7;
@@ -63,6 +63,11 @@ void decompose(char32_t cp, std::u32string& out) {
   }
 }
 
+// Below U+00C0 nothing decomposes or combines: NFD and NFC leave such text as it is.
+bool below_decompositions(const std::u32string& text) {
+  return std::all_of(text.begin(), text.end(), [](char32_t c) { return c < 0xC0; });
+}
+
 // The primary composite of starter + next, or 0.
 char32_t compose(char32_t starter, char32_t next) {
   if (starter >= kLeadFirst && starter < kLeadFirst + kLeads && next >= kVowelFirst && next < kVowelFirst + kVowels) {
@@ -92,9 +97,8 @@ char32_t compose(char32_t starter, char32_t next) {
 
 }  // namespace
 
-std::u32string nfc(const std::u32string& text) {
-  // Below U+00C0 nothing decomposes or combines.
-  if (std::all_of(text.begin(), text.end(), [](char32_t c) { return c < 0xC0; })) return text;
+std::u32string nfd(const std::u32string& text) {
+  if (below_decompositions(text)) return text;
   std::u32string d;
   d.reserve(text.size());
   for (char32_t cp : text) decompose(cp, d);
@@ -110,6 +114,12 @@ std::u32string nfc(const std::u32string& text) {
                      [](char32_t a, char32_t b) { return combining_class(a) < combining_class(b); });
     i = end;
   }
+  return d;
+}
+
+std::u32string nfc(const std::u32string& text) {
+  if (below_decompositions(text)) return text;
+  const std::u32string d = nfd(text);
   // Composition: a mark joins the last starter unless a character between them has class 0 or >= its own.
   std::u32string out;
   out.reserve(d.size());

@@ -20,7 +20,9 @@ std::u32string fix_text(const std::u32string& text);
 // only guards a data loader against a text that would never settle (none is known).
 constexpr int kMaxFixPasses = 64;
 
-// Unicode canonical composition (NFC), as Python's unicodedata.normalize("NFC", text) gives it.
+// Unicode canonical decomposition (NFD: decomposed, combining marks in canonical order) and composition (NFC), as
+// Python's unicodedata.normalize("NFD" / "NFC", text) gives them.
+std::u32string nfd(const std::u32string& text);
 std::u32string nfc(const std::u32string& text);
 
 }  // namespace pathvlm::text

@@ -2,10 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/json_fields.h"
 #include "core/replace_all.h"
 #include "core/utf8.h"
+#include "text/char_properties.h"
 #include "text/fix_text.h"
 
 using nlohmann::json;
@@ -64,14 +67,20 @@ void TextNormalizer::read(const json& normalizer, const std::string& where) {
     for (const auto& step : normalizer["normalizers"]) read(step, where);
   } else if (type == "NFC") {
     steps_.push_back({Kind::kNfc, "", ""});
+  } else if (type == "NFD") {
+    steps_.push_back({Kind::kNfd, "", ""});
+  } else if (type == "StripAccents") {
+    steps_.push_back({Kind::kStripAccents, "", ""});
+  } else if (type == "Lowercase") {
+    steps_.push_back({Kind::kLowercase, "", ""});
   } else if (type == "Prepend") {
     steps_.push_back({Kind::kPrepend, "", json_fields::string_or(normalizer, "prepend", "", where + "Prepend")});
   } else if (type == "Replace") {
     steps_.push_back({Kind::kReplace, string_pattern(normalizer, where),
                       json_fields::string_or(normalizer, "content", "", where + "Replace")});
   } else {
-    throw Error(str(where, "normalizer ", type, " is not supported (only NFC, Prepend and Replace, alone or in a ",
-                    "Sequence)"));
+    throw Error(str(where, "normalizer ", type, " is not supported (only NFC, NFD, StripAccents, Lowercase, Prepend ",
+                    "and Replace, alone or in a Sequence)"));
   }
 }
 
@@ -82,6 +91,21 @@ std::string TextNormalizer::apply(const std::string& text, SegmentStart start) c
       case Kind::kNfc:
         out = utf32_to_utf8(nfc(utf8_to_utf32(out)));
         break;
+      case Kind::kNfd:
+        out = utf32_to_utf8(nfd(utf8_to_utf32(out)));
+        break;
+      case Kind::kStripAccents: {
+        auto chars = utf8_to_utf32(out);
+        chars.erase(std::remove_if(chars.begin(), chars.end(), is_mark), chars.end());
+        out = utf32_to_utf8(chars);
+        break;
+      }
+      case Kind::kLowercase: {
+        std::u32string lower;
+        for (char32_t c : utf8_to_utf32(out)) append_lowercase(lower, c);
+        out = utf32_to_utf8(lower);
+        break;
+      }
       case Kind::kPrepend:
         if (!out.empty() && start != SegmentStart::kContinuation) out = step.to + out;
         break;

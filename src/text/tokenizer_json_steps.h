@@ -1,7 +1,10 @@
 // The steps of a Hugging Face tokenizer.json around its BPE model that text::BpeTokenizer runs as the tokenizers
 // library does (tests/text/bpe_tokenizer_test.cpp checks them against the real library):
-//   - TextNormalizer, the `normalizer`: NFC, Prepend, Replace with a String pattern, alone or in a Sequence
-//     (Qwen's NFC; LLaMA-2's and Mistral v0.1's Prepend("▁") then Replace(" ", "▁"); Yi's and Gemma's Replace).
+//   - TextNormalizer, the `normalizer`: NFC, NFD, StripAccents, Lowercase, Prepend, Replace with a String pattern,
+//     alone or in a Sequence (Qwen's NFC; LLaMA-2's and Mistral v0.1's Prepend("▁") then Replace(" ", "▁"); Yi's and
+//     Gemma's Replace; CONCH's NFD, StripAccents, Lowercase). StripAccents removes every mark (general category M*,
+//     the library's is_combining_mark), Lowercase maps each character on its own (Rust's char::to_lowercase: "İ"
+//     becomes "i\u0307", "Σ" always "σ").
 //   - Metaspace, the `pre_tokenizer` of SentencePiece-style files that have no such normalizer (Mistral v0.3,
 //     transformers' conversion with legacy false): spaces become "▁", a "▁" goes before the text (prepend_scheme
 //     always / first / never), and with `split` the text is cut before each "▁".
@@ -37,7 +40,7 @@ class TextNormalizer {
   std::string apply(const std::string& text, SegmentStart start) const;
 
  private:
-  enum class Kind { kNfc, kPrepend, kReplace };
+  enum class Kind { kNfc, kNfd, kStripAccents, kLowercase, kPrepend, kReplace };
   struct Step {
     Kind kind;
     std::string from, to;  // kPrepend: `to` goes before non-empty text; kReplace: every `from` becomes `to`

@@ -1,8 +1,9 @@
 // text::BpeTokenizer: the ids and decodes equal the real Hugging Face tokenizers library's
 // (tests/text/hf_tokenizers_reference.js, Rust through its Node bindings, installed by scripts/test_peers.sh) on
 // LLaMA-3's and Qwen3's tokenizer.json and on LLaMA-3's vocabulary under GPT-2's pre-tokenizer, for hard texts and
-// random ones; round trips; a hand-made tokenizer whose ids are worked out by hand; refused files; the clean-up of
-// tokenization spaces.
+// random ones, and on a small tokenizer.json in CONCH's shape (NFD, StripAccents, Lowercase; BOS and EOS from
+// TemplateProcessing); round trips; a hand-made tokenizer whose ids are worked out by hand; refused files; the
+// clean-up of tokenization spaces.
 #include "text/bpe_tokenizer.h"
 
 #include <gtest/gtest.h>
@@ -122,18 +123,19 @@ std::string describe(const std::vector<int64_t>& ids) {
 }
 
 // Encodes every text with `tok` and the library (at `tokenizer_json`), decodes the library's ids with both, and
-// checks they agree; `clean_up`: the tokenizer applies transformers' clean-up after decoding, the library does not.
+// checks they agree; `clean_up`: the tokenizer applies transformers' clean-up after decoding, the library does not;
+// `add_special`: both add their special tokens (encode's add_bos, the library's add_special_tokens).
 void expect_parity(const text::BpeTokenizer& tok, const std::string& tokenizer_json, bool clean_up,
-                   const std::vector<std::string>& texts, const std::string& name) {
+                   const std::vector<std::string>& texts, const std::string& name, bool add_special = false) {
   std::vector<json> records;
-  for (const auto& t : texts) records.push_back({{"text", t}});
+  for (const auto& t : texts) records.push_back({{"text", t}, {"add_special_tokens", add_special}});
   const auto refs = run_reference(tokenizer_json, records);
   ASSERT_EQ(refs.size(), texts.size());
   auto expected = [&](const std::string& s) { return clean_up ? text::clean_up_tokenization(s) : s; };
   size_t matched = 0;
   std::string first_mismatch;
   for (size_t i = 0; i < texts.size(); ++i) {
-    const auto ids = tok.encode(texts[i], false);
+    const auto ids = tok.encode(texts[i], add_special);
     const auto decoded = tok.decode(refs[i].ids, false), skipped = tok.decode(refs[i].ids, true);
     if (ids == refs[i].ids && decoded == expected(refs[i].decode) && skipped == expected(refs[i].decode_skip)) {
       ++matched;
@@ -648,8 +650,8 @@ TEST(BpeTokenizer, RefusesWhatItDoesNotSupport) {
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+";
   expect_refused("regex", j.dump(), "Split regex '\\w+' is not supported");
   j = tiny;
-  j["normalizer"] = {{"type", "Lowercase"}};
-  expect_refused("normalizer", j.dump(), "normalizer Lowercase");
+  j["normalizer"] = {{"type", "NFKC"}};
+  expect_refused("normalizer", j.dump(), "normalizer NFKC is not supported (only NFC, NFD, StripAccents, Lowercase");
   j = tiny;
   j["decoder"] = {{"type", "Metaspace"}};
   expect_refused("decoder", j.dump(), "decoder Metaspace");
@@ -678,6 +680,149 @@ TEST(BpeTokenizer, RefusesWhatItDoesNotSupport) {
   EXPECT_NE(message.find("not valid UTF-8"), std::string::npos) << message;
   message = error_of([&] { text::BpeTokenizer missing(tmp / "none/tokenizer.json"); });
   EXPECT_NE(message.find("no such file"), std::string::npos) << message;
+}
+
+// ---- a tokenizer.json shaped as CONCH's (mahmoodlab/CONCH, conch_byte_level_bpe_uncased.json) ----
+
+// Texts for the normalizers NFD, StripAccents and Lowercase: accents precomposed and decomposed, Greek sigmas,
+// Turkish dotted I, German sharp s, full-width letters, marks (Mn, Mc, Me) on CJK and Indic letters, emoji, case.
+std::vector<std::string> normalizer_texts() {
+  return {"",
+          " ",
+          "   ",
+          " \t\n  x  \n\n ",
+          "a  b   c    d",
+          "Café naïve Å ñ Ñ",
+          "Cafe\u0301 nai\u0308ve A\u030A n\u0303 N\u0303",
+          "\u212B \u2126 \u212A e\u0301\u0327 e\u0327\u0301 \u1E9B\u0323 o\u0308\u0301",
+          "ΣΊΣΥΦΟΣ σοφός ς Σ ΑΣ ΌΣΟΣ.",
+          "İstanbul İİ i\u0307 ı I",
+          "Straße STRASSE \u1E9E ß",
+          "ＨＥＬＬＯ ｗｏｒｌｄ ＡＢＣ １２３",
+          "日\u0301本\u0308語\u20DD 中文 한국어 カタカナ",
+          "हिन्दी क\u093E \u0915\u0903 ไทย",
+          "emoji 😀👍🏽🇫🇷👨‍👩‍👧 1\uFE0F\u20E3 done",
+          "The TUMOR Cells ARE Present; hElLo WoRlD",
+          "ǅemal Ⅻ Ⓐ ﬁne ǈ",
+          "\u0301 alone \u0301\u0301",
+          "<start_of_text>Hello<end_of_text> <pad>",
+          "THE CELL café"};
+}
+
+// A byte-level tokenizer.json in CONCH's shape with `normalizer`: <pad> <start_of_text> <end_of_text> = 0 1 2, the
+// byte tokens from 3, then for each word below the merges that build it from its bytes left to right, so that text
+// normalised to these words becomes few tokens and text that is not stays many.
+json conch_shaped_tokenizer(const json& normalizer) {
+  json vocab = json::object();
+  const std::vector<std::string> specials = {"<pad>", "<start_of_text>", "<end_of_text>"};
+  for (size_t i = 0; i < specials.size(); ++i) vocab[specials[i]] = static_cast<int>(i);
+  for (int b = 0; b < 256; ++b) vocab[stand_in(b)] = 3 + b;
+  json merges = json::array();
+  for (const std::string word : {" the", " tumor", " cell", " cells", " cafe", " café", " naive", " are", " present",
+                                 " straße", " strasse", " σοφος", " σ", " ς", " i\u0307", " istanbul", " hello",
+                                 "e\u0301", "n\u0303", " ｗｏｒｌｄ", " 日本", "한국어"}) {
+    std::string made;
+    for (unsigned char b : word) {
+      const std::string next = stand_in(b);
+      if (!made.empty() && !vocab.contains(made + next)) {
+        merges.push_back({made, next});
+        vocab[made + next] = static_cast<int>(vocab.size());
+      }
+      made += next;
+    }
+  }
+  json added = json::array();
+  for (size_t i = 0; i < specials.size(); ++i)
+    added.push_back({{"id", i}, {"content", specials[i]}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+  json j = json::parse(R"({
+    "version": "1.0", "truncation": null, "padding": null,
+    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+    "post_processor": {"type": "TemplateProcessing",
+      "single": [{"SpecialToken": {"id": "<start_of_text>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                 {"SpecialToken": {"id": "<end_of_text>", "type_id": 0}}],
+      "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+      "special_tokens": {
+        "<end_of_text>": {"id": "<end_of_text>", "ids": [2], "tokens": ["<end_of_text>"]},
+        "<start_of_text>": {"id": "<start_of_text>", "ids": [1], "tokens": ["<start_of_text>"]}}},
+    "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+    "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+              "end_of_word_suffix": null, "fuse_unk": false}})");
+  j["added_tokens"] = added;
+  j["normalizer"] = normalizer;
+  j["model"]["vocab"] = vocab;
+  j["model"]["merges"] = merges;
+  return j;
+}
+
+const json kConchNormalizer = json::parse(
+    R"({"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "StripAccents"}, {"type": "Lowercase"}]})");
+
+// The normalizers on their own, on facts of Unicode's data (Python's unicodedata gives the same).
+TEST(BpeTokenizer, NfdStripAccentsLowercase) {
+  auto normalize = [](const json& normalizer, const std::string& text) {
+    return text::TextNormalizer(normalizer, "test: ").apply(text, text::SegmentStart::kText);
+  };
+  const json nfd = {{"type", "NFD"}}, strip = {{"type", "StripAccents"}}, lower = {{"type", "Lowercase"}};
+  // Decomposed, the marks in canonical order (cedilla, class 202, before acute, 230); Hangul by arithmetic.
+  EXPECT_EQ(normalize(nfd, "é e\u0301\u0327 Å 한"), "e\u0301 e\u0327\u0301 A\u030A \u1112\u1161\u11AB");
+  // Every mark goes: nonspacing (U+0301), spacing (Devanagari AA, U+093E) and enclosing (U+20DD); precomposed
+  // letters stay.
+  EXPECT_EQ(normalize(strip, "e\u0301 \u0915\u093E \u65E5\u20DD é"), "e \u0915 \u65E5 é");
+  // Each character on its own: no final sigma, dotted capital I to i + combining dot, sharp s kept.
+  EXPECT_EQ(normalize(lower, "ΑΣ İ ẞ Ａ ǅ"), "ασ i\u0307 ß ａ ǆ");
+  EXPECT_EQ(normalize(kConchNormalizer, "Café İ ÅNGSTRÖM"), "cafe i angstrom");
+}
+
+// Without the library: the template's BOS and EOS around the ids, the EOS taken from it.
+TEST(BpeTokenizer, ConchShapedTemplate) {
+  TempDir tmp("bpe_conch_template");
+  const text::BpeTokenizer tok(tmp.write("tokenizer.json", conch_shaped_tokenizer(kConchNormalizer).dump()));
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+  EXPECT_EQ(tok.pad_id(), -1);  // no tokenizer_config.json names it
+  EXPECT_EQ(tok.encode("", true), (std::vector<int64_t>{1, 2}));
+  EXPECT_TRUE(tok.encode("", false).empty());
+  for (const std::string t : {"The CELLS", "Café naïve", "<end_of_text>x"}) {
+    auto expected = tok.encode(t, false);
+    expected.insert(expected.begin(), 1);
+    expected.push_back(2);
+    EXPECT_EQ(tok.encode(t, true), expected) << t;
+  }
+  EXPECT_EQ(tok.decode(tok.encode("The CELLS", true)), " the cells");
+}
+
+// CONCH's shape: normalizer NFD, StripAccents, Lowercase; ByteLevel with a prefix space; BOS and EOS from
+// TemplateProcessing; no unk_token. Ids with and without the special tokens, and decodes, equal the library's.
+TEST(BpeTokenizerPeers, ConchShapedMatchesTheLibrary) {
+  SKIP_WITHOUT_PEERS();
+  TempDir tmp("bpe_conch");
+  const auto file = tmp.write("tokenizer.json", conch_shaped_tokenizer(kConchNormalizer).dump());
+  const text::BpeTokenizer tok(file);
+  auto texts = normalizer_texts();
+  for (auto& t : hard_texts()) texts.push_back(t);
+  for (auto& t : random_texts(20240319, 300)) texts.push_back(t);
+  expect_parity(tok, file, false, texts, "conch");
+  expect_parity(tok, file, false, texts, "conch with special tokens", /*add_special=*/true);
+  expect_decode_parity(tok, file, false, 16, /*bytes_from=*/3);
+}
+
+// Each of CONCH's normalizers alone, and NFD with Lowercase but no StripAccents (marks stay, decomposed).
+TEST(BpeTokenizerPeers, NormalizersAloneMatchTheLibrary) {
+  SKIP_WITHOUT_PEERS();
+  TempDir tmp("bpe_normalizers");
+  auto texts = normalizer_texts();
+  for (auto& t : random_texts(20240320, 200)) texts.push_back(t);
+  const std::vector<std::pair<std::string, json>> normalizers = {
+      {"nfd", {{"type", "NFD"}}},
+      {"strip_accents", {{"type", "StripAccents"}}},
+      {"lowercase", {{"type", "Lowercase"}}},
+      {"nfd_lowercase",
+       json::parse(R"({"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "Lowercase"}]})")}};
+  for (const auto& [name, normalizer] : normalizers) {
+    const auto file = tmp.write(name + "/tokenizer.json", conch_shaped_tokenizer(normalizer).dump());
+    expect_parity(text::BpeTokenizer(file), file, false, texts, name, /*add_special=*/true);
+  }
 }
 
 }  // namespace

@@ -5,8 +5,9 @@
 //
 // PEERS_DIR is where scripts/test_peers.sh installed the library. Each input line is {"text": "..."} or
 // {"ids": [...]}; each output line, in the same order, holds the library's ids of the text (encoded without special
-// tokens added: no BOS), "decode" and "decode_skip": its decode of those ids (or of the given ids) keeping and
-// skipping special tokens. The library's decode does not apply transformers' clean_up_tokenization_spaces.
+// tokens added: no BOS; with "add_special_tokens": true in the input line, with them: the post-processor's BOS and
+// EOS), "decode" and "decode_skip": its decode of those ids (or of the given ids) keeping and skipping special
+// tokens. The library's decode does not apply transformers' clean_up_tokenization_spaces.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -23,7 +24,9 @@ async function main() {
     let ids = record.ids;
     const result = {};
     if (record.text !== undefined) {
-      const encoding = await tokenizer.encode(record.text, null, { addSpecialTokens: false });
+      const encoding = await tokenizer.encode(record.text, null, {
+        addSpecialTokens: record.add_special_tokens === true,
+      });
       ids = Array.from(encoding.getIds());
       result.ids = ids;
     }
