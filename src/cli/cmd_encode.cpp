@@ -10,8 +10,10 @@
 #include "core/error.h"
 #include "core/join.h"
 #include "text/clip_tokenizer.h"
+#include "text/tokenizer.h"
 #include "data/image.h"
 #include "models/clip/weights.h"
+#include "models/conch/weights.h"
 #include "io/safetensors.h"
 #include "models/slide/report_model.h"
 #include "train/slide/task.h"
@@ -126,18 +128,67 @@ safetensors::NamedTensors encode_clip(const ArgParser& parser, const std::string
   return out;
 }
 
+// CONCH v1 (its converted checkpoint): its image tower projected (encode_image) and its text tower (encode_text), both
+// not normalised, with CONCH's tokenizer file; the temperature in the `logit_scale` metadata.
+safetensors::NamedTensors encode_conch(const ArgParser& parser, const std::string& model_path, torch::Device device,
+                                       safetensors::Metadata& metadata) {
+  const auto images = parser.get_list("images");
+  const auto batch_size = parser.get_int("batch-size");
+  safetensors::NamedTensors out;
+  if (!images.empty()) {
+    auto conch = models::load_conch(model_path);
+    conch.model->set_projected(true, str("--images: CONCH ", conch.version, " '", model_path, "'"));
+    conch.model->to(device);
+    const auto& trunk = conch.model->trunk->config();
+    const auto how = data::parse_interpolation(trunk.interpolation, model_path);
+    std::vector<torch::Tensor> embeds;
+    for (size_t start = 0; start < images.size(); start += batch_size) {
+      std::vector<torch::Tensor> pixels;
+      for (size_t i = start; i < std::min(images.size(), start + static_cast<size_t>(batch_size)); ++i) {
+        // CONCH's eval transform: shortest side to its input, center crop, its pixel statistics.
+        const auto rgb = data::resize_shortest_and_center_crop(data::read_image(images[i]), trunk.image_size, how);
+        pixels.push_back(data::normalize_image(rgb, trunk.mean, trunk.std));
+      }
+      embeds.push_back(conch.model->forward(torch::stack(pixels).to(device)).to(torch::kCPU, torch::kFloat32));
+    }
+    out.emplace_back("image_embeds", torch::cat(embeds));
+  }
+  if (parser.has("texts-file")) {
+    const auto texts = read_lines(parser.get("texts-file"));
+    PATHVLM_CHECK(!texts.empty(), "--texts-file '", parser.get("texts-file"), "' has no lines");
+    auto text = models::load_conch_text(model_path);
+    text.model->to(device);
+    metadata["logit_scale"] = str(text.logit_scale);
+    const std::filesystem::path model(model_path);
+    const std::string dir = std::filesystem::is_directory(model) ? model_path : model.parent_path().string();
+    const std::string vocab = parser.has("vocab") ? parser.get("vocab") : dir;
+    PATHVLM_CHECK(parser.has("vocab") || std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"),
+                  "--texts-file with CONCH: pass --vocab with its tokenizer file (conch_byte_level_bpe_uncased.json, ",
+                  "in conch/open_clip_custom/tokenizers of the CONCH repository) or copy it to '", dir,
+                  "/tokenizer.json'");
+    const auto tokenizer = text::open_tokenizer(vocab);
+    const int64_t length = text.model->config().positions - 1;  // the class token takes the last row
+    auto embeds = in_batches(texts, batch_size, [&](const std::vector<std::string>& chunk) {
+      return text.model->forward(models::conch_token_ids(*tokenizer, chunk, length).to(device));
+    });
+    out.emplace_back("text_embeds", torch::cat(embeds));
+  }
+  return out;
+}
+
 }  // namespace
 
 int cmd_encode(const Args& args) {
   ArgParser parser("pathvlm encode",
-                   "Embed images and texts with a CLIP model, or slides and reports with a slide model; writes "
-                   "image_embeds [N,embed] / slide_embeds [N,embed] (slide ids in the `slide_ids` metadata) and "
-                   "text_embeds [M,embed] (float32, projected, not normalised) to a safetensors file. Images of the "
-                   "model's size are only normalised; others are resized (shortest side, bicubic) and center-cropped "
-                   "as CLIPImageProcessor does. Slides are encoded with all their tiles.");
+                   "Embed images and texts with a CLIP model or CONCH v1, or slides and reports with a slide model; "
+                   "writes image_embeds [N,embed] / slide_embeds [N,embed] (slide ids in the `slide_ids` metadata) and "
+                   "text_embeds [M,embed] (float32, projected, not normalised) to a safetensors file (with CONCH, its "
+                   "temperature in the `logit_scale` metadata). Images of the model's size are only normalised; "
+                   "others are resized (shortest side, bicubic) and center-cropped as CLIPImageProcessor and CONCH's "
+                   "transform do. Slides are encoded with all their tiles.");
   parser.option("model",
-                "HF CLIP directory, export, run checkpoint (step dir or run dir) or open_clip .safetensors; or a slide "
-                "run or its export",
+                "HF CLIP directory, export, run checkpoint (step dir or run dir) or open_clip .safetensors; CONCH v1 "
+                "(its pytorch_model.bin converted to model.safetensors); or a slide run or its export",
                 /*required=*/true);
   parser.list("images", "image files (JPEG or PNG)");
   parser.list("slides",
@@ -145,7 +196,9 @@ int cmd_encode(const Args& args) {
   parser.option("max-bad-fraction", "share of --slides that may be missing or unreadable (skipped)", false, "0");
   parser.option("texts-file", "text file, one text per line");
   parser.option("vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer directory, for --texts-file "
-                         "(default: the model's own: an HF directory's files, a run's clip.vocab)");
+                         "(default: the model's own: an HF directory's files, a run's clip.vocab); for CONCH its "
+                         "tokenizer file, conch_byte_level_bpe_uncased.json (default: the model directory's "
+                         "tokenizer.json)");
   parser.option("out", "output .safetensors file", /*required=*/true);
   parser.option("batch-size", "images or texts per forward pass", false, "32");
   parser.option("device", "auto, cpu, cuda or cuda:N", false, "auto");
@@ -163,6 +216,9 @@ int cmd_encode(const Args& args) {
   safetensors::NamedTensors out;
   if (is_slide_model(model_path)) {
     out = encode_slides(parser, model_path, device, metadata);
+  } else if (models::is_conch(model_path)) {
+    PATHVLM_CHECK(parser.get_list("slides").empty(), "--slides needs a slide model; '", model_path, "' is CONCH");
+    out = encode_conch(parser, model_path, device, metadata);
   } else {
     PATHVLM_CHECK(parser.get_list("slides").empty(),
                   "--slides needs a slide model (a `slide` run or its export); '", model_path,

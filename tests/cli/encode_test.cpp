@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,8 @@
 #include "data/image.h"
 #include "models/clip/weights.h"
 #include "io/safetensors.h"
+#include "models/conch/conch_util.h"
+#include "models/conch/weights.h"
 
 using namespace pathvlm;
 namespace fs = std::filesystem;
@@ -314,4 +317,66 @@ TEST(SlideEncode, SlideAndReportEmbeddingsMatchTheExport) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("--images needs a CLIP model"), std::string::npos) << r.output;
   fs::remove_all(dir);
+}
+
+// CONCH v1 (its converted checkpoint, with a tokenizer.json in the form of CONCH's beside it): image_embeds are its
+// projected image embedding of tiles resized to 448 px (bicubic), text_embeds its text tower's of the ids CONCH's
+// tokenize gives (worked out by hand here: normalised NFD, accents stripped, lower case, a prefix space, cut to fit
+// between <start_of_text> and <end_of_text>, <pad> after); the temperature in the metadata.
+TEST(ConchEncode, ImagesAndTextsLandInItsSharedSpace) {
+  SKIP_WITHOUT_SHARED_DATA();
+  using pathvlm::testing::kConchInput, pathvlm::testing::kConchLogitScale, pathvlm::testing::kConchProjection;
+  using pathvlm::testing::write_conch, pathvlm::testing::write_conch_tokenizer;
+  TempDir dir("conch");
+  const std::string conch = write_conch({"encode", "v1", 0, "", true});
+  write_conch_tokenizer(fs::path(conch) / "tokenizer.json");
+  const std::vector<std::string> texts = {"Tumor", "Café", "abcdefghijklmnop"};
+  std::ofstream(dir.path / "texts.txt") << texts[0] << "\n" << texts[1] << "\n" << texts[2] << "\n";
+  const std::string image = kData + "/tiles/he_prov_normal_000_1.png";
+  const auto out = dir.path / "embeds.safetensors";
+  auto r = run("encode --model " + conch + " --images " + image + " --texts-file " + (dir.path / "texts.txt").string() +
+                   " --out " + out.string() + " --device cpu --batch-size 2",
+               dir.path);
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto file = safetensors::File::open(out.string());
+  const auto image_embeds = file.get("image_embeds"), text_embeds = file.get("text_embeds");
+  ASSERT_EQ(image_embeds.sizes(), (std::vector<int64_t>{1, kConchProjection}));
+  ASSERT_EQ(text_embeds.sizes(), (std::vector<int64_t>{3, kConchProjection}));
+  EXPECT_NEAR(std::stod(file.metadata().at("logit_scale")), std::exp(kConchLogitScale), 1e-3);
+
+  // " tumor": "Ġt" merged; " cafe"; " abcdefghijklmnop" cut to its first 9 tokens.
+  const auto byte = [](char c) { return 3 + static_cast<int>(static_cast<unsigned char>(c)); };
+  const auto ids = torch::tensor({{1, 259, byte('u'), byte('m'), byte('o'), byte('r'), 2, 0, 0, 0, 0},
+                                  {1, byte(' '), byte('c'), byte('a'), byte('f'), byte('e'), 2, 0, 0, 0, 0},
+                                  {1, byte(' '), byte('a'), byte('b'), byte('c'), byte('d'), byte('e'), byte('f'),
+                                   byte('g'), byte('h'), 2}},
+                                 torch::kLong);
+  torch::NoGradGuard no_grad;
+  auto text = models::load_conch_text(conch);
+  const auto expected_texts = text.model->forward(ids);
+  EXPECT_LT((text_embeds - expected_texts).abs().max().item<double>(), 1e-5);
+  auto vision = models::load_conch(conch).model;
+  vision->set_projected(true, "test");
+  const auto& trunk = vision->trunk->config();
+  const auto pixels = data::normalize_image(
+      data::resize_bicubic(data::read_image(image), kConchInput, kConchInput), trunk.mean, trunk.std);
+  const auto expected_image = vision->forward(pixels.unsqueeze(0));
+  EXPECT_LT((image_embeds - expected_image).abs().max().item<double>(), 1e-4);
+
+  // Without its tokenizer file the texts say where to find it; CONCH v1.5 has no text tower.
+  fs::remove(fs::path(conch) / "tokenizer.json");
+  r = run("encode --model " + conch + " --texts-file " + (dir.path / "texts.txt").string() + " --out " + out.string(),
+          dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("conch_byte_level_bpe_uncased.json"), std::string::npos) << r.output;
+  const std::string v15 = write_conch({"encode_v15", "v1.5"});
+  r = run("encode --model " + v15 + " --texts-file " + (dir.path / "texts.txt").string() + " --out " + out.string(),
+          dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("v1.5's holds the image tower alone"), std::string::npos) << r.output;
+  r = run("encode --model " + v15 + " --images " + image + " --out " + out.string(), dir.path);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("has no contrastive projection"), std::string::npos) << r.output;
+  fs::remove_all(v15);
+  fs::remove_all(conch);
 }

@@ -47,4 +47,26 @@ torch::Tensor ConchTextImpl::forward(const torch::Tensor& ids) {
   return torch::matmul(ln_final(x.select(1, rows - 1)), text_projection);
 }
 
+torch::Tensor conch_token_ids(const text::Tokenizer& tokenizer, const std::vector<std::string>& texts, int64_t length) {
+  const auto special = [&](const char* token) {
+    const int32_t id = tokenizer.special_tokens().id_of(token);
+    PATHVLM_CHECK(id >= 0, "tokenizer '", tokenizer.path(), "' has no ", token, " token: is it CONCH's ",
+                  "(conch_byte_level_bpe_uncased.json)?");
+    return static_cast<int64_t>(id);
+  };
+  const int64_t start = special("<start_of_text>"), end = special("<end_of_text>"), pad = special("<pad>");
+  PATHVLM_CHECK(length >= 2, "CONCH prompts of ", length, " tokens leave no room for <start_of_text> and <end_of_text>");
+  auto ids = torch::full({static_cast<int64_t>(texts.size()), length}, pad, torch::kLong);
+  auto rows = ids.accessor<int64_t, 2>();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto tokens = tokenizer.encode(texts[i], /*add_bos=*/false);
+    // transformers' truncation: the text's tokens cut from the end, the special tokens kept.
+    const auto kept = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(tokens.size()), length - 2));
+    rows[i][0] = start;
+    for (size_t j = 0; j < kept; ++j) rows[i][j + 1] = tokens[j];
+    rows[i][kept + 1] = end;
+  }
+  return ids;
+}
+
 }  // namespace pathvlm::models

@@ -13,6 +13,9 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
+
+#include "text/tokenizer.h"
 
 namespace pathvlm::models {
 
@@ -42,5 +45,11 @@ class ConchTextImpl : public torch::nn::Module {
   ConchTextConfig config_;
 };
 TORCH_MODULE(ConchText);
+
+// The ids CONCH's tokenize gives `texts` (conch/open_clip_custom/custom_tokenizer.py with its tokenizer file,
+// conch_byte_level_bpe_uncased.json), as encode_text reads them: <start_of_text>, the text's tokens cut to fit,
+// <end_of_text>, then <pad> up to `length` (CONCH's 127: its 128 positions less the class token's) -> int64
+// [texts, length]. An Error naming the tokenizer file when it lacks those tokens.
+torch::Tensor conch_token_ids(const text::Tokenizer& tokenizer, const std::vector<std::string>& texts, int64_t length);
 
 }  // namespace pathvlm::models

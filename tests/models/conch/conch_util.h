@@ -8,8 +8,10 @@
 #include <string>
 #include <torch/torch.h>
 
+#include "core/utf8.h"
 #include "io/safetensors.h"
 #include "models/vit/timm_vit_util.h"
+#include "text/byte_level.h"
 
 namespace pathvlm::testing {
 
@@ -27,11 +29,56 @@ inline constexpr int kConchWidth = 192, kConchPatch = 32, kConchDepth = 2, kConc
 inline constexpr int kConchInput = 448;
 inline constexpr int kConchProjection = 24;  // v1's contrastive embedding: narrower than the pooled features, as no
                                              // transposed read could pass
-// The text tower: width 128 (2 heads of 64, as open_clip builds them), 2 blocks with a 96-wide MLP, 40 tokens, 12
-// positions (11 token rows and the class token). CONCH's: 768, 12, 3072, 32007, 128.
-inline constexpr int kConchTextWidth = 128, kConchTextDepth = 2, kConchTextHidden = 96, kConchVocab = 40,
+// The text tower: width 128 (2 heads of 64, as open_clip builds them), 2 blocks with a 96-wide MLP, 260 tokens (those
+// of write_conch_tokenizer), 12 positions (11 token rows and the class token). CONCH's: 768, 12, 3072, 32007, 128.
+inline constexpr int kConchTextWidth = 128, kConchTextDepth = 2, kConchTextHidden = 96, kConchVocab = 260,
                      kConchPositions = 12;
 inline constexpr double kConchLogitScale = 4.6;  // log of the temperature CONCH multiplies similarities by
+
+// A tokenizer.json in the form of CONCH's conch_byte_level_bpe_uncased.json, small: <pad> 0, <start_of_text> 1,
+// <end_of_text> 2; byte b's character at 3 + b; one merge, "Ġ t" -> 259. Normalised NFD, accents stripped, lower case;
+// ByteLevel with a prefix space.
+inline void write_conch_tokenizer(const std::filesystem::path& file) {
+  nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
+  const char* specials[] = {"<pad>", "<start_of_text>", "<end_of_text>"};
+  for (int id = 0; id < 3; ++id) {
+    vocab[specials[id]] = id;
+    added.push_back({{"id", id}, {"content", specials[id]}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+  }
+  for (int b = 0; b < 256; ++b) {
+    std::string piece;
+    append_utf8(piece, text::byte_stand_ins()[b]);
+    vocab[piece] = 3 + b;
+  }
+  vocab["\u0120t"] = 259;
+  const nlohmann::json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
+                                     {"use_regex", true}};
+  const nlohmann::json j = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer",
+       {{"type", "Sequence"},
+        {"normalizers", {{{"type", "NFD"}}, {{"type", "StripAccents"}}, {{"type", "Lowercase"}}}}}},
+      {"pre_tokenizer", byte_level},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single",
+         {{{"SpecialToken", {{"id", "<start_of_text>"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          {{"SpecialToken", {{"id", "<end_of_text>"}, {"type_id", 0}}}}}},
+        {"pair", {{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+        {"special_tokens",
+         {{"<start_of_text>", {{"id", "<start_of_text>"}, {"ids", {1}}, {"tokens", {"<start_of_text>"}}}},
+          {"<end_of_text>", {{"id", "<end_of_text>"}, {"ids", {2}}, {"tokens", {"<end_of_text>"}}}}}}}},
+      {"decoder", byte_level},
+      {"model",
+       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"vocab", vocab}, {"merges", {"\u0120 t"}}}}};
+  std::ofstream(file) << j.dump(2);
+}
 
 inline std::string write_conch(const ConchLayout& layout) {
   const auto dir = std::filesystem::temp_directory_path() /
