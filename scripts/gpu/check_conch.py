@@ -5,7 +5,9 @@ at a size, as timm's resample_abs_pos_embed; bicubic at DINO's (g + 0.1) / N sca
 pooler against nn.MultiheadAttention with a key width apart, v1.5's against its einsum formula; and that
 scripts/convert_to_safetensors.py turns a hub directory holding one pickle of another name (CONCH v1.5's
 pytorch_model_vision.bin) into model.safetensors with the same tensors, and takes the "model" entry of
-CTransPath's .pth.
+CTransPath's .pth. The text tower's reference (tests/models/conch/conch_text_reference.py) is checked against the same
+computation in torch: nn.MultiheadAttention blocks under CoCa's mask built with F.pad and repeat_interleave as
+build_cls_mask builds it.
 
   check_conch.py          # prints one line per comparison and a summary last; exit 1 on a mismatch
 """
@@ -25,6 +27,10 @@ spec = importlib.util.spec_from_file_location("conch_reference",
                                               os.path.join(ROOT, "tests/models/conch/conch_reference.py"))
 reference = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reference)
+text_spec = importlib.util.spec_from_file_location(
+    "conch_text_reference", os.path.join(ROOT, "tests/models/conch/conch_text_reference.py"))
+text_reference = importlib.util.module_from_spec(text_spec)
+text_spec.loader.exec_module(text_reference)
 
 TOLERANCE = 1e-9
 results = []
@@ -130,10 +136,69 @@ def check_conversion(rng):
               run.stderr.strip())
 
 
+def torch_text_tower(t, ids, heads):
+    """CoCa's encode_text(normalize=False) in torch, float64: the class token appended, the causal mask plus the
+    class-token mask (the ids' pad-mask padded one column left and L rows on top with True, -inf where False, repeated
+    per head), open_clip's pre-norm blocks with nn.MultiheadAttention."""
+    T = {k: torch.from_numpy(v) for k, v in t.items()}
+    ids = torch.from_numpy(ids)
+    batch, length = ids.shape
+    width = T["text.cls_emb"].shape[0]
+    x = torch.cat([T["text.token_embedding.weight"][ids], T["text.cls_emb"].reshape(1, 1, -1).repeat(batch, 1, 1)], 1)
+    x = x + T["text.positional_embedding"][:length + 1]
+    causal = torch.full((length + 1, length + 1), float("-inf"), dtype=torch.float64).triu(1)
+    keep = F.pad((ids != text_reference.PAD_ID).unsqueeze(1), (1, 0, length, 0), value=True)
+    cls = torch.zeros(keep.shape, dtype=torch.float64).masked_fill(~keep, float("-inf"))
+    mask = causal[None] + torch.repeat_interleave(cls, heads, 0)
+    layer = 0
+    while f"text.transformer.resblocks.{layer}.ln_1.weight" in T:
+        p = f"text.transformer.resblocks.{layer}."
+        attn = torch.nn.MultiheadAttention(width, heads, dtype=torch.float64)
+        attn.load_state_dict({"in_proj_weight": T[p + "attn.in_proj_weight"],
+                              "in_proj_bias": T[p + "attn.in_proj_bias"],
+                              "out_proj.weight": T[p + "attn.out_proj.weight"],
+                              "out_proj.bias": T[p + "attn.out_proj.bias"]})
+        h = F.layer_norm(x, (width,), T[p + "ln_1.weight"], T[p + "ln_1.bias"], eps=1e-5).transpose(0, 1)
+        x = x + attn(h, h, h, need_weights=False, attn_mask=mask)[0].transpose(0, 1)
+        h = F.layer_norm(x, (width,), T[p + "ln_2.weight"], T[p + "ln_2.bias"], eps=1e-5)
+        x = x + F.linear(F.gelu(F.linear(h, T[p + "mlp.c_fc.weight"], T[p + "mlp.c_fc.bias"])),
+                         T[p + "mlp.c_proj.weight"], T[p + "mlp.c_proj.bias"])
+        layer += 1
+    pooled = F.layer_norm(x[:, -1], (width,), T["text.ln_final.weight"], T["text.ln_final.bias"], eps=1e-5)
+    return (pooled @ T["text.text_projection"]).numpy()
+
+
+def check_text_tower(rng):
+    width, heads, hidden, vocab, positions_, embed = 128, 2, 96, 50, 12, 24
+    t = {"text.token_embedding.weight": rng.standard_normal((vocab, width)) * 0.5,
+         "text.positional_embedding": rng.standard_normal((positions_, width)) * 0.3,
+         "text.cls_emb": rng.standard_normal(width) * 0.5,
+         "text.ln_final.weight": 1 + 0.1 * rng.standard_normal(width),
+         "text.ln_final.bias": 0.1 * rng.standard_normal(width),
+         "text.text_projection": rng.standard_normal((width, embed)) * 0.2}
+    for layer in range(2):
+        p = f"text.transformer.resblocks.{layer}."
+        for name, shape, scale in (("ln_1.bias", (width,), 0.1), ("ln_2.bias", (width,), 0.1),
+                                   ("attn.in_proj_weight", (3 * width, width), 0.15),
+                                   ("attn.in_proj_bias", (3 * width,), 0.1),
+                                   ("attn.out_proj.weight", (width, width), 0.1), ("attn.out_proj.bias", (width,), 0.1),
+                                   ("mlp.c_fc.weight", (hidden, width), 0.1), ("mlp.c_fc.bias", (hidden,), 0.1),
+                                   ("mlp.c_proj.weight", (width, hidden), 0.1), ("mlp.c_proj.bias", (width,), 0.1)):
+            t[p + name] = rng.standard_normal(shape) * scale
+        t[p + "ln_1.weight"] = 1 + 0.1 * rng.standard_normal(width)
+        t[p + "ln_2.weight"] = 1 + 0.1 * rng.standard_normal(width)
+    ids = np.array([[1, 7, 9, 30, 2, 0, 0, 0, 0, 0, 0], [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 2],
+                    [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]], dtype=np.int64)
+    for length in (11, 6):
+        compare(f"CONCH text tower, {length} ids (CoCa's cls mask, nn.MultiheadAttention)",
+                text_reference.forward(t, ids[:, :length]), torch_text_tower(t, ids[:, :length], heads))
+
+
 def main():
     rng = np.random.default_rng(20261207)
     check_interpolation(rng)
     check_poolers(rng)
+    check_text_tower(rng)
     check_conversion(rng)
     passed = sum(results)
     print(f"CONCH reference against torch: {passed}/{len(results)} comparisons agree to {TOLERANCE:g}")

@@ -151,8 +151,8 @@ TileEncoder pooled_vit_encoder(Model model, const models::VitConfig& c, int64_t 
 // A ViT (timm's UNI, Virchow, H-optimus, ...; transformers' Phikon, Midnight, ...), pooled as config.pool says.
 TileEncoder vit_tile_encoder(models::Vit vit, const std::string& kind, const std::string& path,
                              const EmbedConfig& config, const EncoderRuntime& run) {
-  PATHVLM_CHECK(config.pool != "proj", "embed.pool proj: '", path, "' is a ViT without a contrastive projection (CONCH v1 "
-                "has one)");
+  PATHVLM_CHECK(config.pool != "proj", "embed.pool proj: '", path,
+                "' is a ViT without a contrastive projection (CONCH v1 has one)");
   if (config.pool != "auto") vit->set_global_pool(config.pool);
   const auto& c = vit->config();
   return pooled_vit_encoder(vit, c, c.features(), str(kind, ", ", c.global_pool, " pooling"), path, config, run);
@@ -211,8 +211,9 @@ TileEncoder load_tile_encoder(const std::string& path, const EmbedConfig& config
 
 std::string describe(const TileEncoder& e) {
   const auto three = [](const std::array<double, 3>& v) { return str("[", v[0], ", ", v[1], ", ", v[2], "]"); };
-  return str("encoder '", e.name, "': ", e.kind, ", ", e.image_size, " px input (", data::interpolation_name(e.interpolation),
-             " resize), ", e.dim, " features, pixel mean ", three(e.mean), " std ", three(e.std));
+  return str("encoder '", e.name, "': ", e.kind, ", ", e.image_size, " px input (",
+             data::interpolation_name(e.interpolation), " resize), ", e.dim, " features, pixel mean ", three(e.mean),
+             " std ", three(e.std));
 }
 
 namespace {

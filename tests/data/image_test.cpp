@@ -372,9 +372,9 @@ TEST(Image, ResizeMatchesPillowOnFuzzedImages) {
     const size_t n = static_cast<size_t>(ours.numel());
     ASSERT_LE(at + n, pil.size());
     const auto expected = torch::from_blob(const_cast<uint8_t*>(pil.data() + at), {c.oh, c.ow, 3}, torch::kByte);
+    const int apart = (ours.to(torch::kInt) - expected.to(torch::kInt)).abs().max().item<int>();
     EXPECT_TRUE(torch::equal(ours, expected)) << "case " << i << ": " << c.h << "x" << c.w << " -> " << c.oh << "x"
-                                              << c.ow << " " << interpolation_name(c.how) << ", "
-                                              << (ours.to(torch::kInt) - expected.to(torch::kInt)).abs().max().item<int>()
+                                              << c.ow << " " << interpolation_name(c.how) << ", " << apart
                                               << " levels apart at most";
     at += n;
   }

@@ -439,7 +439,8 @@ TEST(SlideCli, EmbedWithATimmVitWritesItsPooledFeatures) {
 
   layout.interpolation = "lanczos";
   const std::string lanczos_dir = pathvlm::testing::write_timm_vit(layout);
-  const std::string lanczos = "embed --coords " + dir + "/tiles --encoder " + lanczos_dir + " --device cpu --out " + dir;
+  const std::string lanczos =
+      "embed --coords " + dir + "/tiles --encoder " + lanczos_dir + " --device cpu --out " + dir;
   EXPECT_NE(run(lanczos + "/lanczos", &out), 0);
   EXPECT_NE(out.find("interpolation 'lanczos' is not supported (bicubic or bilinear are)"), std::string::npos) << out;
   EXPECT_NE(out.find(lanczos_dir), std::string::npos) << out;

@@ -1,6 +1,7 @@
 #include "models/conch/text.h"
 
 #include "core/error.h"
+#include "models/layers/linear.h"
 #include "models/layers/transformer_block.h"
 
 namespace pathvlm::models {
@@ -16,7 +17,7 @@ void ConchTextConfig::validate(const std::string& where) const {
 ConchTextImpl::ConchTextImpl(const ConchTextConfig& config) : config_(config) {
   config_.validate("CONCH text tower");
   const int64_t w = config_.width;
-  token_embedding = register_module("token_embedding", torch::nn::Embedding(config_.vocab, w));
+  token_embedding = register_module("token_embedding", make_embedding(config_.vocab, w));
   positional_embedding = register_parameter("positional_embedding", torch::zeros({config_.positions, w}));
   cls_emb = register_parameter("cls_emb", torch::zeros({w}));
   blocks = register_module("blocks", torch::nn::ModuleList());
@@ -55,7 +56,8 @@ torch::Tensor conch_token_ids(const text::Tokenizer& tokenizer, const std::vecto
     return static_cast<int64_t>(id);
   };
   const int64_t start = special("<start_of_text>"), end = special("<end_of_text>"), pad = special("<pad>");
-  PATHVLM_CHECK(length >= 2, "CONCH prompts of ", length, " tokens leave no room for <start_of_text> and <end_of_text>");
+  PATHVLM_CHECK(length >= 2, "CONCH prompts of ", length,
+                " tokens leave no room for <start_of_text> and <end_of_text>");
   auto ids = torch::full({static_cast<int64_t>(texts.size()), length}, pad, torch::kLong);
   auto rows = ids.accessor<int64_t, 2>();
   for (size_t i = 0; i < texts.size(); ++i) {

@@ -127,7 +127,8 @@ void set_pooler(AttentionalPoolerImpl& pooler, CheckpointTensors& t, const Conch
 // What a v1 checkpoint holds besides the image tower: the CoCa's text tower and decoder, the caption pooler and the
 // temperature.
 bool outside_the_tile_encoder(const std::string& name) {
-  for (const char* part : {"text.", "text_decoder.", "logit_scale", "visual.attn_pool_caption.", "visual.ln_caption."}) {
+  for (const char* part :
+       {"text.", "text_decoder.", "logit_scale", "visual.attn_pool_caption.", "visual.ln_caption."}) {
     if (name.rfind(part, 0) == 0) return true;
   }
   return false;
@@ -204,12 +205,7 @@ Conch load_conch(const std::string& path) {
                                 (*projection)[1] >= 1 && (*projection)[1] <= 65536),
                 where, ": tensor 'visual.proj_contrast' is not [", pooler.width, ", embedding width <= 65536]");
 
-  ConchVision model{nullptr};
-  {
-    const SkipWeightInit skip_init;
-    const KeepCpuRandomStream keep_stream;
-    model = ConchVision(trunk, pooler, projection ? (*projection)[1] : 0);
-  }
+  ConchVision model = unset_module<ConchVision>(trunk, pooler, projection ? (*projection)[1] : int64_t{0});
   CheckpointTensors t(ckpt, where);
   set_timm_vit(t, layout->trunk, model->trunk, [&](const torch::Tensor& positions) {
     return run_time_positions(positions, *layout, trunk.patch_size, where);
@@ -244,12 +240,7 @@ ConchTextTower load_conch_text(const std::string& path) {
   c.heads = std::max<int64_t>(1, c.width / kTextHeadWidth);
   c.validate(where);
 
-  ConchText model{nullptr};
-  {
-    const SkipWeightInit skip_init;
-    const KeepCpuRandomStream keep_stream;
-    model = ConchText(c);
-  }
+  ConchText model = unset_module<ConchText>(c);
   CheckpointTensors t(ckpt, where);
   t.copy(model->token_embedding->weight, "text.token_embedding.weight");
   t.copy(model->positional_embedding, "text.positional_embedding");
@@ -263,16 +254,8 @@ ConchTextTower load_conch_text(const std::string& path) {
     w.norm1 = t.linear(b + "ln_1");
     w.norm2 = t.linear(b + "ln_2");
     // nn.MultiheadAttention's packed q, k, v.
-    const NamedLinear qkv{t.get(b + "attn.in_proj_weight"), t.get_if(b + "attn.in_proj_bias"), b + "attn.in_proj"};
-    PATHVLM_CHECK(qkv.weight.dim() == 2 && qkv.weight.size(0) == 3 * c.width &&
-                      (!qkv.bias.defined() || (qkv.bias.dim() == 1 && qkv.bias.size(0) == 3 * c.width)),
-                  where, ": tensor '", b, "attn.in_proj_weight' (and its bias) does not pack q, k and v of width ",
-                  c.width);
-    const auto weights = qkv.weight.chunk(3, 0);
-    const auto biases = qkv.bias.defined() ? qkv.bias.chunk(3, 0) : std::vector<torch::Tensor>(3);
-    w.q = {weights[0], biases[0], qkv.name};
-    w.k = {weights[1], biases[1], qkv.name};
-    w.v = {weights[2], biases[2], qkv.name};
+    split_packed_qkv(w, {t.get(b + "attn.in_proj_weight"), t.get_if(b + "attn.in_proj_bias"), b + "attn.in_proj"},
+                     c.width, where);
     w.out = t.linear(b + "attn.out_proj");
     w.fc1 = t.linear(b + "mlp.c_fc");
     w.fc2 = t.linear(b + "mlp.c_proj");

@@ -64,6 +64,15 @@ class KeepCpuRandomStream {
   at::Tensor state_;
 };
 
+// A module holder (Vit, ConchText, Swin, ...) built from `args` with nothing drawn and the caller's CPU random stream
+// left where it was: for a loader that sets every value next.
+template <class Module, class... Args>
+Module unset_module(Args&&... args) {
+  const SkipWeightInit skip_init;
+  const KeepCpuRandomStream keep_stream;
+  return Module(std::forward<Args>(args)...);
+}
+
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);

@@ -82,12 +82,7 @@ Swin load_ctranspath(const std::string& path) {
   PATHVLM_CHECK(ckpt.contains(kStemWeight) && ckpt.contains(kFirstBiasTable), where,
                 ": not a Swin with CTransPath's convolutional stem (", kStemWeight, ", ", kFirstBiasTable, ")");
   const SwinConfig config = ctranspath_config(ckpt, where);
-  Swin swin{nullptr};
-  {
-    const SkipWeightInit skip_init;
-    const KeepCpuRandomStream keep_stream;
-    swin = Swin(config);
-  }
+  Swin swin = unset_module<Swin>(config);
   CheckpointTensors t(ckpt, where);
   t.copy(swin->stem_conv1->weight, "patch_embed.proj.0.weight");
   set_batch_norm(swin->stem_bn1, t, "patch_embed.proj.1");

@@ -65,11 +65,7 @@ TensorShapeOf shapes_in(const safetensors::Checkpoint& checkpoint) {
   };
 }
 
-Vit unset_vit(const VitConfig& config) {
-  const SkipWeightInit skip_init;
-  const KeepCpuRandomStream keep_stream;
-  return Vit(config);
-}
+Vit unset_vit(const VitConfig& config) { return unset_module<Vit>(config); }
 
 void set_vit_tensor(torch::Tensor& target, const torch::Tensor& value, const std::string& name,
                     const std::string& where) {
@@ -99,6 +95,18 @@ void set_linear(Layer layer, const NamedLinear& w, const std::string& where, con
 }
 
 }  // namespace
+
+void split_packed_qkv(VitBlockWeights& w, const NamedLinear& qkv, int64_t width, const std::string& where) {
+  PATHVLM_CHECK(qkv.weight.dim() == 2 && qkv.weight.size(0) == 3 * width &&
+                    (!qkv.bias.defined() || (qkv.bias.dim() == 1 && qkv.bias.size(0) == 3 * width)),
+                where, ": tensor '", qkv.name, ".weight' (and its bias) is ", qkv.weight.sizes(),
+                ", not q, k and v of width ", width, " packed [", 3 * width, ", ", width, "]");
+  const auto weights = qkv.weight.chunk(3, 0);
+  const auto biases = qkv.bias.defined() ? qkv.bias.chunk(3, 0) : std::vector<torch::Tensor>(3);
+  w.q = {weights[0], biases[0], qkv.name};
+  w.k = {weights[1], biases[1], qkv.name};
+  w.v = {weights[2], biases[2], qkv.name};
+}
 
 void set_vit_block(TransformerBlockImpl& block, const VitConfig& config, const VitBlockWeights& w,
                    const std::string& where) {

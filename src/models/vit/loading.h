@@ -74,6 +74,10 @@ TensorShapeOf shapes_in(const safetensors::Checkpoint& checkpoint);
 // it was.
 Vit unset_vit(const VitConfig& config);
 
+// Sets w.q, w.k, w.v from one projection packing them ([3 * width, width], timm's attn.qkv, nn.MultiheadAttention's
+// in_proj); any other shape is an error naming it and `where`.
+void split_packed_qkv(VitBlockWeights& w, const NamedLinear& qkv, int64_t width, const std::string& where);
+
 // Copies `w` into `block` (built for `config`); a shape that does not fit names the tensor and `where`.
 void set_vit_block(TransformerBlockImpl& block, const VitConfig& config, const VitBlockWeights& w,
                    const std::string& where);

@@ -52,12 +52,7 @@ void set_timm_vit(CheckpointTensors& t, const std::string& prefix, Vit& vit,
     VitBlockWeights w;
     w.norm1 = t.linear(b + "norm1");
     w.norm2 = t.linear(b + "norm2");
-    const auto qkv = t.linear(b + "attn.qkv");
-    const auto qkv_weight = qkv.weight.chunk(3, 0);
-    const auto qkv_bias = qkv.bias.defined() ? qkv.bias.chunk(3, 0) : std::vector<torch::Tensor>(3);
-    w.q = {qkv_weight[0], qkv_bias[0], qkv.name};
-    w.k = {qkv_weight[1], qkv_bias[1], qkv.name};
-    w.v = {qkv_weight[2], qkv_bias[2], qkv.name};
+    split_packed_qkv(w, t.linear(b + "attn.qkv"), c.width, t.where());
     w.out = t.linear(b + "attn.proj");
     if (t.contains(b + "mlp.fc1_g.weight")) {  // timm's SwiGLU: gate and value apart
       w.gate = t.linear(b + "mlp.fc1_g");
