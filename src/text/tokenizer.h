@@ -24,8 +24,9 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
-  // The ids of `text`, BOS first when `add_bos` and the tokenizer has one. Special-token strings written in the
-  // text ("<s>", "<|im_start|>") become their ids.
+  // The ids of `text`, BOS first when `add_bos` and the tokenizer has one (with `add_bos`, a tokenizer.json whose
+  // TemplateProcessing puts special tokens after the text also ends with them: CONCH's <end_of_text>). Special-token
+  // strings written in the text ("<s>", "<|im_start|>") become their ids.
   virtual std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const = 0;
   // The ids of `text` where it follows `before` in one run of text (text/supervised_sequence.h, "How text pieces
   // join"): what encode(before + text) holds after the ids of `before`. Throws when the tokens of before + text
