@@ -380,6 +380,7 @@ SlideTiles read_coords_h5(const std::string& path) {
     return std::isfinite(v) ? v : fallback;
   };
   const int64_t patch_size = opt_int("patch_size", 0);
+  int64_t tile_size = patch_size;  // the nominal tile the read region is resized to
   g.level0_magnification = opt_info("level0_magnification", 0);
   g.level0_width = opt_int("level0_width", 0);
   g.level0_height = opt_int("level0_height", 0);
@@ -388,13 +389,12 @@ SlideTiles read_coords_h5(const std::string& path) {
     g.read_size = patch_size;
     g.read_level = static_cast<int>(opt_int("patch_level", 0));
     g.read_downsample = opt_double("downsample", 1.0);
-    g.patch_size = static_cast<int>(opt_int("target_patch_size", patch_size));
+    tile_size = opt_int("target_patch_size", patch_size);
     g.overlap = static_cast<int>(opt_int("target_overlap", 0));
     g.target_magnification = opt_info("magnification", 0);
   } else if (coords.has_attr("patch_size_level0")) {
     // TRIDENT (and pathvlm before target_patch_size): patch_size is the tile at target_magnification, read from
     // level 0 (or where read_size/patch_level say) and resized.
-    g.patch_size = static_cast<int>(patch_size);
     g.overlap = static_cast<int>(opt_int("overlap", 0));
     g.target_magnification = opt_info("target_magnification", 0);
     g.read_level = static_cast<int>(opt_int("patch_level", 0));
@@ -405,7 +405,6 @@ SlideTiles read_coords_h5(const std::string& path) {
     PATHVLM_CHECK(coords.has_attr("patch_level"), "'", path, "': dataset '/coords' has neither "
                   "'patch_size_level0' (TRIDENT) nor 'patch_level' (CLAM)");
     g.read_size = patch_size;
-    g.patch_size = static_cast<int>(patch_size);
     g.read_level = static_cast<int>(opt_int("patch_level", 0));
     g.read_downsample = opt_double("downsample", 1.0);
   }
@@ -414,6 +413,12 @@ SlideTiles read_coords_h5(const std::string& path) {
   PATHVLM_CHECK(g.read_size <= data::max_image_pixels() / g.read_size, "'", path,
                 "': dataset '/coords' reads tiles of ", g.read_size, "x", g.read_size, " px, more than the ",
                 data::max_image_pixels(), " pixels an image may have: is its patch_size right?");
+  // embed resizes each read region to this tile first, so it is bounded as the read is.
+  PATHVLM_CHECK(tile_size > 0 && tile_size <= data::max_image_pixels() / tile_size, "'", path,
+                "': dataset '/coords' makes tiles of ", tile_size, "x", tile_size, " px (its patch_size or ",
+                "target_patch_size), not a positive size within the ", data::max_image_pixels(),
+                " pixels an image may have");
+  g.patch_size = static_cast<int>(tile_size);
   g.patch_size_level0 = opt_int("patch_size_level0", std::llround(g.read_size * g.read_downsample));
   g.step_level0 = opt_int("step_size_level0", g.patch_size_level0);
   g.mpp = opt_info("mpp", g.level0_magnification > 0 ? 10.0 / g.level0_magnification : 0);

@@ -413,7 +413,7 @@ TEST(TilingCoords, ReadsTridentAndClamFiles) {
 }
 
 // A damaged or foreign coords file fails on the attribute at fault: sizes and levels must be whole numbers in range,
-// and a tile must fit the image pixel limit.
+// and a tile, as read and as resized, must fit the image pixel limit.
 TEST(TilingCoords, DamagedAttributesAreClearErrors) {
   auto dir = temp_dir("damaged");
   auto write = [&](const std::string& name, double value) {
@@ -439,6 +439,9 @@ TEST(TilingCoords, DamagedAttributesAreClearErrors) {
       {"downsample", INFINITY, "attribute 'downsample' is inf"},
       {"patch_size", -4, "non-positive patch size"},
       {"patch_size_level0", 1e15, "reads tiles of 1000000000000000x1000000000000000 px"},  // TRIDENT's read size
+      // pathvlm's nominal tile, which embed resizes each read to.
+      {"target_patch_size", 1e9, "makes tiles of 1000000000x1000000000 px (its patch_size or target_patch_size)"},
+      {"target_patch_size", 0, "makes tiles of 0x0 px"},
   };
   for (const auto& c : cases) {
     const auto path = write(c.attribute, c.value);
