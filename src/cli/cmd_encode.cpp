@@ -159,14 +159,7 @@ safetensors::NamedTensors encode_conch(const ArgParser& parser, const std::strin
     auto text = models::load_conch_text(model_path);
     text.model->to(device);
     metadata["logit_scale"] = str(text.logit_scale);
-    const std::filesystem::path model(model_path);
-    const std::string dir = std::filesystem::is_directory(model) ? model_path : model.parent_path().string();
-    const std::string vocab = parser.has("vocab") ? parser.get("vocab") : dir;
-    PATHVLM_CHECK(parser.has("vocab") || std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"),
-                  "--texts-file with CONCH: pass --vocab with its tokenizer file (conch_byte_level_bpe_uncased.json, ",
-                  "in conch/open_clip_custom/tokenizers of the CONCH repository) or copy it to '", dir,
-                  "/tokenizer.json'");
-    const auto tokenizer = text::open_tokenizer(vocab);
+    const auto tokenizer = models::open_conch_tokenizer(model_path, parser.has("vocab") ? parser.get("vocab") : "");
     const int64_t length = text.model->config().positions - 1;  // the class token takes the last row
     auto embeds = in_batches(texts, batch_size, [&](const std::vector<std::string>& chunk) {
       return text.model->forward(models::conch_token_ids(*tokenizer, chunk, length).to(device));

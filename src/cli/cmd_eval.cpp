@@ -4,6 +4,7 @@
 //
 //   pathvlm eval configs/clip/demo_tiny.yaml [key=value ...]          # the run's latest checkpoint
 //   pathvlm eval --model runs/demo/export --zeroshot shards/heldout --classes configs/clip/zeroshot_demo.yaml
+//   pathvlm eval --model CONCH/ --zeroshot crc100k/ --classes crc100k_prompts_all_per_class.json   # CONCH v1 too
 //   mpirun -np 2 pathvlm eval ...                                       # each rank evaluates its share
 #include <algorithm>
 #include <filesystem>
@@ -98,7 +99,7 @@ int run_eval(const ArgParser& parser) {
 int cmd_eval(const Args& args) {
   ArgParser parser("pathvlm eval",
                    "Evaluate a model with its task's metrics (clip: zero-shot top-1, balanced accuracy, weighted F1, "
-                   "confusion matrix; image<->text retrieval R@1/5/10, median rank). With CONFIG: the task's data, and "
+                   "confusion matrix; image<->text retrieval R@1/5/10, median rank; of a CLIP or of CONCH v1). With CONFIG: the task's data, and "
                    "the run's latest checkpoint (else the task's initial weights); options override. Every rank "
                    "started with it (mpirun) evaluates its share. Prints the metrics as one JSON line.");
   parser.positional("config", "a job config (optional)", false, false);

@@ -10,7 +10,7 @@ namespace {
 // training (open_clip's order, flips where torchvision recipes put them), else resize + center crop.
 torch::Tensor tile_crop(const TileLoaderOptions& o, const torch::Tensor& rgb, const BatchRequest& request,
                         int64_t row) {
-  if (!o.train) return resize_shortest_and_center_crop(rgb, o.image_size);
+  if (!o.train) return resize_shortest_and_center_crop(rgb, o.image_size, o.interpolation);
   auto gen = request.generator(row);
   auto crop = random_resized_crop(rgb, o.image_size, gen, o.crop_scale, o.crop_ratio);
   if (chance(o.hflip_prob, gen)) crop = crop.flip({1}).contiguous();

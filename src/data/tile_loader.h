@@ -40,6 +40,7 @@ struct TileLoaderOptions : LoaderOptions {
   std::array<double, 2> crop_scale = {0.9, 1.0};
   std::array<double, 2> crop_ratio = {3.0 / 4.0, 4.0 / 3.0};
   std::array<double, 3> mean = kOpenAiMean, std = kOpenAiStd;
+  Interpolation interpolation = Interpolation::bicubic;  // evaluation's resize (the model's own filter)
   double hflip_prob = 0, vflip_prob = 0;  // training only, after the crop
   ColorAugment color;                     // training only, after the flips
   std::shared_ptr<const text::ClipTokenizer> tokenizer;  // null: no "input_ids"

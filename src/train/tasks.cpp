@@ -21,7 +21,9 @@ const std::vector<TaskSpec>& registered_tasks() {
           {{"zeroshot", "clip.data.zeroshot", "labelled tiles for zero-shot classification (manifest, folder or .h5)"},
            {"classes", "clip.eval.classes", "zero-shot YAML: templates and class names in label order"},
            {"val", "clip.data.val", "captioned tiles for retrieval metrics"},
-           {"vocab", "clip.vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer dir (default: the model's)"},
+           {"vocab", "clip.vocab",
+            "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer dir (default: the model's); for CONCH v1 its "
+            "conch_byte_level_bpe_uncased.json (default: the model directory's tokenizer.json)"},
            {"batch-size", "clip.eval.batch_size", "images per rank per forward"},
            {"max-samples", "clip.eval.max_samples", "at most this many tiles of each set"}}),
       register_task<InstructTask, InstructConfig>(

@@ -1,6 +1,7 @@
 #include "models/conch/weights.h"
 
 #include <cmath>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/pixel_statistics.h"
@@ -269,6 +270,18 @@ ConchTextTower load_conch_text(const std::string& path) {
                    "CONCH v1 text tower");
   model->eval();
   return {model, std::exp(scale.item<double>())};
+}
+
+std::unique_ptr<text::Tokenizer> open_conch_tokenizer(const std::string& model_path, const std::string& vocab) {
+  if (!vocab.empty()) return text::open_tokenizer(vocab);
+  const std::filesystem::path model(model_path);
+  auto dir = std::filesystem::is_directory(model) ? model : model.parent_path();
+  if (dir.empty()) dir = ".";
+  PATHVLM_CHECK(std::filesystem::exists(dir / "tokenizer.json"), "CONCH '", model_path, "' has no tokenizer.json ",
+                "beside it: pass --vocab with its tokenizer file (conch_byte_level_bpe_uncased.json, in ",
+                "conch/open_clip_custom/tokenizers of the CONCH repository) or copy it to '",
+                (dir / "tokenizer.json").string(), "'");
+  return text::open_tokenizer(dir.string());
 }
 
 }  // namespace pathvlm::models

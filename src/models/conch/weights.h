@@ -10,6 +10,7 @@
 // Both: position embeddings stored for another grid are first resampled to the model's (timm's bilinear resampling,
 // as both loaders do); the pooler has 8 heads (neither repository stores it: both code it).
 #pragma once
+#include <memory>
 #include <string>
 
 #include "models/conch/model.h"
@@ -37,5 +38,10 @@ struct ConchTextTower {
   double logit_scale = 0;  // exp(logit_scale): what CONCH multiplies cosine similarities by
 };
 ConchTextTower load_conch_text(const std::string& path);
+
+// CONCH's tokenizer (conch_byte_level_bpe_uncased.json, in conch/open_clip_custom/tokenizers of its repository):
+// the file `vocab` when given, else `model_path`'s directory's tokenizer.json; an Error saying where to find it
+// (and that --vocab names it) when neither is there.
+std::unique_ptr<text::Tokenizer> open_conch_tokenizer(const std::string& model_path, const std::string& vocab);
 
 }  // namespace pathvlm::models

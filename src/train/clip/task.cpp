@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "dist/reducer.h"
 #include "models/clip/weights.h"
+#include "models/conch/weights.h"
 #include "eval/zeroshot.h"
 #include "eval/retrieval.h"
 #include "dist/gather.h"
@@ -63,13 +64,15 @@ struct Embedded {
   torch::Tensor images, texts, labels;  // on the device, so the gather can use any backend
 };
 
-// With a tokenizer the captions are embedded too.
-Embedded embed_share(models::ClipModel& model, std::shared_ptr<const text::ClipTokenizer> tokenizer,
-                     const ClipTaskConfig& cfg, const std::string& tiles, int rank, int world, torch::Device device) {
+Embedded embed_share(const ImageTextEncoder& encoder, const ClipTaskConfig& cfg, const std::string& tiles,
+                     bool with_texts, int rank, int world, torch::Device device) {
   auto dataset = std::make_shared<const data::TileDataset>(data::TileDataset::open(tiles));
-  const bool with_texts = tokenizer != nullptr;
-  data::TileLoader loader(
-      dataset, loader_options(cfg, cfg.eval.batch_size, rank, world, /*train=*/false, device, std::move(tokenizer)));
+  auto options = loader_options(cfg, cfg.eval.batch_size, rank, world, /*train=*/false, device, nullptr);
+  options.image_size = encoder.image_size;
+  options.mean = encoder.mean;
+  options.std = encoder.std;
+  options.interpolation = encoder.interpolation;
+  data::TileLoader loader(dataset, options);
   const int64_t cap = cfg.eval.max_samples > 0 ? (cfg.eval.max_samples + world - 1) / world : -1;
   std::vector<torch::Tensor> images, texts, labels;
   int64_t taken = 0;
@@ -78,12 +81,14 @@ Embedded embed_share(models::ClipModel& model, std::shared_ptr<const text::ClipT
     int64_t n = batch->samples;
     if (cap >= 0) n = std::min(n, cap - taken);
     taken += n;
-    images.push_back(model->encode_image(batch->at("pixels").narrow(0, 0, n)).to(torch::kFloat));
+    images.push_back(encoder.images(batch->at("pixels").narrow(0, 0, n)).to(torch::kFloat));
     labels.push_back(batch->at("labels").narrow(0, 0, n));
-    if (with_texts) texts.push_back(model->encode_text(batch->at("input_ids").narrow(0, 0, n)).to(torch::kFloat));
+    if (with_texts) {
+      const auto& captions = batch->text("captions");
+      texts.push_back(encoder.texts({captions.begin(), captions.begin() + n}).to(torch::kFloat));
+    }
   }
-  const int64_t dim = model->config().embed_dim;
-  auto empty = torch::empty({0, dim}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  auto empty = torch::empty({0, encoder.embed_dim}, torch::TensorOptions().dtype(torch::kFloat).device(device));
   Embedded e;
   e.images = images.empty() ? empty : torch::cat(images);
   e.texts = texts.empty() ? empty : torch::cat(texts);
@@ -126,8 +131,8 @@ text::ClipTokenizer make_clip_tokenizer(const ClipTaskConfig& cfg, int context_l
       text::clip_vocab_source(cfg.vocab, cfg.pretrained, "set clip.vocab (pathvlm eval: --vocab)"), context_length);
 }
 
-std::map<std::string, double> evaluate_clip(models::ClipModel& model, const text::ClipTokenizer& tokenizer,
-                                            const ClipTaskConfig& cfg, dist::Comm* comm, torch::Device device) {
+std::map<std::string, double> evaluate_clip(const ImageTextEncoder& encoder, const ClipTaskConfig& cfg,
+                                            dist::Comm* comm, torch::Device device) {
   torch::NoGradGuard no_grad;
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
   std::map<std::string, double> out;
@@ -141,11 +146,11 @@ std::map<std::string, double> evaluate_clip(models::ClipModel& model, const text
       for (size_t i = 0; i < texts.size(); i += static_cast<size_t>(cfg.eval.batch_size)) {
         std::vector<std::string> chunk(texts.begin() + i,
                                        texts.begin() + std::min(texts.size(), i + cfg.eval.batch_size));
-        parts.push_back(model->encode_text(tokenizer.batch(chunk).to(device)).to(torch::kFloat));
+        parts.push_back(encoder.texts(chunk).to(torch::kFloat));
       }
       return torch::cat(parts).cpu();
     });
-    auto share = embed_share(model, nullptr, cfg, cfg.data.zeroshot, rank, world, device);
+    auto share = embed_share(encoder, cfg, cfg.data.zeroshot, /*with_texts=*/false, rank, world, device);
     auto images = dist::gather_rows(share.images, comm).cpu();
     auto labels = dist::gather_rows(share.labels, comm).cpu();
     PATHVLM_CHECK(labels.size(0) > 0, "zero-shot tiles '", cfg.data.zeroshot, "' hold no records");
@@ -160,9 +165,7 @@ std::map<std::string, double> evaluate_clip(models::ClipModel& model, const text
   }
 
   if (!cfg.data.val.empty()) {
-    // The loader's workers borrow the tokenizer only while embed_share runs: a non-owning pointer.
-    auto share = embed_share(model, std::shared_ptr<const text::ClipTokenizer>(std::shared_ptr<void>(), &tokenizer),
-                             cfg, cfg.data.val, rank, world, device);
+    auto share = embed_share(encoder, cfg, cfg.data.val, /*with_texts=*/true, rank, world, device);
     auto images = dist::gather_rows(share.images, comm).cpu();
     auto texts = dist::gather_rows(share.texts, comm).cpu();
     PATHVLM_CHECK(images.size(0) > 0, "validation tiles '", cfg.data.val, "' hold no records");
@@ -196,6 +199,7 @@ void ClipTask::build(const TaskContext& ctx) {
   }
   model_->to(device_);
   tokenizer_ = std::make_shared<const text::ClipTokenizer>(make_clip_tokenizer(cfg_, model_->config().context_length));
+  encoder_ = clip_encoder(model_, tokenizer_, cfg_, device_);
 
   auto dataset = std::make_shared<const data::TileDataset>(data::TileDataset::open(cfg_.data.train));
   auto options =
@@ -226,14 +230,20 @@ void ClipTask::build_for_eval(const TaskContext& ctx, const std::string& weights
   PATHVLM_CHECK(!cfg_.data.zeroshot.empty() || !cfg_.data.val.empty(),
                 "nothing to evaluate: set clip.data.zeroshot (with clip.eval.classes) and/or clip.data.val "
                 "(pathvlm eval: --zeroshot TILES --classes YAML, --val TILES)");
-  models::ClipLoadOptions options;
-  options.hidden_act = cfg_.model.hidden_act;
-  model_ = models::load_clip(cfg_.pretrained, options);
-  head_ = ContrastiveHead(*model_, model_->logit_scale, "clip", /*fresh=*/false);
-  cfg_.data.image_size = model_->config().image_size;  // evaluation preprocesses for the model's input size
-  model_->to(device_);
-  tokenizer_ = std::make_shared<const text::ClipTokenizer>(make_clip_tokenizer(cfg_, model_->config().context_length));
-  log_info("eval: ", cfg_.pretrained, " (", models::describe(model_->config()), ") on ", ctx.world_size,
+  if (models::is_conch(cfg_.pretrained)) {
+    encoder_ = conch_encoder(cfg_.pretrained, cfg_.vocab, device_);
+  } else {
+    models::ClipLoadOptions options;
+    options.hidden_act = cfg_.model.hidden_act;
+    model_ = models::load_clip(cfg_.pretrained, options);
+    head_ = ContrastiveHead(*model_, model_->logit_scale, "clip", /*fresh=*/false);
+    model_->to(device_);
+    tokenizer_ =
+        std::make_shared<const text::ClipTokenizer>(make_clip_tokenizer(cfg_, model_->config().context_length));
+    encoder_ = clip_encoder(model_, tokenizer_, cfg_, device_);
+  }
+  log_info("eval: ", cfg_.pretrained, " (", encoder_.description, ", ", encoder_.image_size, " px input, ",
+           data::interpolation_name(encoder_.interpolation), " resize) on ", ctx.world_size,
            ctx.world_size == 1 ? " rank" : " ranks");
 }
 
@@ -281,8 +291,8 @@ StepOutput ClipTask::forward_backward(const std::vector<Batch>& micro, StepConte
 }
 
 std::map<std::string, double> ClipTask::evaluate(dist::Comm& comm) {
-  head_.clamp();
-  return evaluate_clip(model_, *tokenizer_, cfg_, &comm, device_);
+  if (model_) head_.clamp();  // CONCH, evaluated as it is, has no head
+  return evaluate_clip(encoder_, cfg_, &comm, device_);
 }
 
 void ClipTask::export_model(const std::string& dir) {

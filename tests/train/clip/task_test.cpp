@@ -167,8 +167,9 @@ TEST(ClipTask, EvaluateOnTileShards) {
   torch::manual_seed(0);
   auto model = train::build_clip_model(cfg);
   model->eval();
-  auto tokenizer = train::make_clip_tokenizer(cfg, 32);
-  auto m = train::evaluate_clip(model, tokenizer, cfg, nullptr, torch::kCPU);
+  auto tokenizer = std::make_shared<const text::ClipTokenizer>(train::make_clip_tokenizer(cfg, 32));
+  const auto encoder = train::clip_encoder(model, tokenizer, cfg, torch::kCPU);
+  auto m = train::evaluate_clip(encoder, cfg, nullptr, torch::kCPU);
   for (const char* key : {"zeroshot/top1", "zeroshot/balanced_accuracy", "zeroshot/weighted_f1",
                           "retrieval/image_to_text_R@1", "retrieval/text_to_image_R@10"}) {
     ASSERT_TRUE(m.count(key)) << key;
@@ -179,15 +180,15 @@ TEST(ClipTask, EvaluateOnTileShards) {
   EXPECT_GE(m["retrieval/image_to_text_median_rank"], 1.0);
   EXPECT_LE(m["retrieval/image_to_text_median_rank"], 16.0);
   // The same call gives the same numbers (deterministic eval transform, no randomness).
-  auto again = train::evaluate_clip(model, tokenizer, cfg, nullptr, torch::kCPU);
+  auto again = train::evaluate_clip(encoder, cfg, nullptr, torch::kCPU);
   EXPECT_EQ(again, m);
 
   cfg.eval.max_samples = 5;
-  auto capped = train::evaluate_clip(model, tokenizer, cfg, nullptr, torch::kCPU);
+  auto capped = train::evaluate_clip(encoder, cfg, nullptr, torch::kCPU);
   EXPECT_EQ(capped.count("zeroshot/top1"), 1u);
 
   cfg.eval.classes = "";
-  EXPECT_NE(error_of([&] { train::evaluate_clip(model, tokenizer, cfg, nullptr, torch::kCPU); })
+  EXPECT_NE(error_of([&] { train::evaluate_clip(encoder, cfg, nullptr, torch::kCPU); })
                 .find("clip.eval.classes"),
             std::string::npos);
 }

@@ -1,0 +1,57 @@
+#include "train/clip/image_text_encoder.h"
+
+#include "core/error.h"
+#include "models/conch/weights.h"
+
+namespace pathvlm::train {
+
+ImageTextEncoder clip_encoder(models::ClipModel model, std::shared_ptr<const text::ClipTokenizer> tokenizer,
+                              const ClipTaskConfig& cfg, torch::Device device) {
+  PATHVLM_CHECK(cfg.data.image_mean.size() == 3 && cfg.data.image_std.size() == 3,
+                "clip.data.image_mean and clip.data.image_std must have 3 values");
+  ImageTextEncoder e;
+  e.description = models::describe(model->config());
+  e.modules = model.ptr();
+  e.embed_dim = model->config().embed_dim;
+  e.image_size = model->config().image_size;
+  std::copy(cfg.data.image_mean.begin(), cfg.data.image_mean.end(), e.mean.begin());
+  std::copy(cfg.data.image_std.begin(), cfg.data.image_std.end(), e.std.begin());
+  e.images = [model](const torch::Tensor& pixels) mutable { return model->encode_image(pixels); };
+  e.texts = [model, tokenizer, device](const std::vector<std::string>& texts) mutable {
+    return model->encode_text(tokenizer->batch(texts).to(device));
+  };
+  return e;
+}
+
+ImageTextEncoder conch_encoder(const std::string& path, const std::string& vocab, torch::Device device) {
+  auto vision = models::load_conch(path);
+  auto text = models::load_conch_text(path);  // first: v1.5 has no text tower, and its error says so
+  vision.model->set_projected(true, str("CONCH ", vision.version, " '", path, "'"));
+  std::shared_ptr<const text::Tokenizer> tokenizer = models::open_conch_tokenizer(path, vocab);
+  const auto& trunk = vision.model->trunk->config();
+  PATHVLM_CHECK(vision.model->features() == text.model->config().embed_dim, "CONCH '", path, "': the image tower ",
+                "projects to ", vision.model->features(), " features but the text tower to ",
+                text.model->config().embed_dim);
+
+  ImageTextEncoder e;
+  e.description = str("CONCH ", vision.version, " (ViT ", trunk.image_size, "/", trunk.patch_size, " ", trunk.depth,
+                      "x", trunk.width, ", text ", text.model->config().layers, "x", text.model->config().width,
+                      ", embed ", text.model->config().embed_dim, ")");
+  e.modules = std::make_shared<torch::nn::Module>("Conch");
+  e.modules->register_module("visual", vision.model);
+  e.modules->register_module("text", text.model);
+  e.modules->to(device);
+  e.embed_dim = text.model->config().embed_dim;
+  e.image_size = trunk.image_size;
+  e.mean = trunk.mean;
+  e.std = trunk.std;
+  e.interpolation = data::parse_interpolation(trunk.interpolation, path);
+  e.images = [model = vision.model](const torch::Tensor& pixels) mutable { return model->forward(pixels); };
+  e.texts = [model = text.model, tokenizer, device](const std::vector<std::string>& texts) mutable {
+    const int64_t length = model->config().positions - 1;  // the class token takes the last row
+    return model->forward(models::conch_token_ids(*tokenizer, texts, length).to(device));
+  };
+  return e;
+}
+
+}  // namespace pathvlm::train
