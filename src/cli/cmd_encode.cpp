@@ -160,9 +160,8 @@ safetensors::NamedTensors encode_conch(const ArgParser& parser, const std::strin
     text.model->to(device);
     metadata["logit_scale"] = str(text.logit_scale);
     const auto tokenizer = models::open_conch_tokenizer(model_path, parser.has("vocab") ? parser.get("vocab") : "");
-    const int64_t length = text.model->config().positions - 1;  // the class token takes the last row
     auto embeds = in_batches(texts, batch_size, [&](const std::vector<std::string>& chunk) {
-      return text.model->forward(models::conch_token_ids(*tokenizer, chunk, length).to(device));
+      return text.model->encode(*tokenizer, chunk);
     });
     out.emplace_back("text_embeds", torch::cat(embeds));
   }

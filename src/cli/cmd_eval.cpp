@@ -55,8 +55,17 @@ JobConfig job_for(const ArgParser& parser) {
                     "' task; this evaluation is of '", task, "'");
     }
   }
-  for (const auto& o : spec.eval_options)
-    if (parser.has(o.flag)) options.push_back(o.key + "=" + cfg::render(parser.get(o.flag)));
+  // A flag of a list key (slide.data.val) gives its one element.
+  const auto keys = cfg::schema<JobConfig>();
+  const auto is_list = [&](const std::string& key) {
+    return std::any_of(keys.begin(), keys.end(),
+                       [&](const cfg::KeyInfo& k) { return k.key == key && k.type.rfind("list", 0) == 0; });
+  };
+  for (const auto& o : spec.eval_options) {
+    if (!parser.has(o.flag)) continue;
+    const std::string value = cfg::render(parser.get(o.flag));
+    options.push_back(o.key + "=" + (is_list(o.key) ? "[" + value + "]" : value));
+  }
   doc.override_with(options);
   return cfg::read<JobConfig>(doc);
 }

@@ -97,11 +97,12 @@ std::optional<Problem> check_bag(const h5::Group& g, int64_t& tiles, int64_t& wi
 // Gathers every source's slides and counts.
 class Gatherer {
  public:
-  explicit Gatherer(SlideBagDataset::Report& report) : report_(report) {}
+  Gatherer(SlideBagDataset::Report& report, bool reports_required)
+      : report_(report), reports_required_(reports_required) {}
 
   void add_csv(const std::string& path) {
     const size_t source = begin_source(path);
-    for (const auto& row : read_slide_manifest(path)) {
+    for (const auto& row : read_slide_manifest(path, reports_required_)) {
       const std::string where = str("slide '", row.slide_id, "' (", path, " line ", row.line, ")");
       listed(source, row.slide_id, where);
       if (!row.problem.empty()) {
@@ -222,7 +223,7 @@ class Gatherer {
     for (const auto& id : ids) {
       const std::string where = str("slide '", id, "' (shard '", shard.path, "')");
       listed(source, id, where);
-      if (!reports_problem.empty()) {
+      if (!reports_problem.empty() && reports_required_) {
         bad(source, {"unreadable reports", str("unreadable reports: ", reports_problem)}, where);
         continue;
       }
@@ -239,21 +240,23 @@ class Gatherer {
         problem = Problem{"unreadable", str("unreadable: ", e.what())};
       }
       const auto report = reports.find(id);
-      if (!problem && report == reports.end()) problem = Problem{"no report", "no report in /reports"};
-      if (!problem && report->second.find_first_not_of(" \t\r\n") == std::string::npos)
+      if (reports_required_ && !problem && report == reports.end())
+        problem = Problem{"no report", "no report in /reports"};
+      if (reports_required_ && !problem && report->second.find_first_not_of(" \t\r\n") == std::string::npos)
         problem = Problem{"empty report", "empty report"};
       if (problem) {
         bad(source, *problem, where);
         continue;
       }
       c.info.id = id;
-      c.info.report = report->second;
+      c.info.report = report == reports.end() ? "" : report->second;
       c.info.source = str("shard '", shard.path, "' slide '", id, "'");
       candidates_.push_back(std::move(c));
     }
   }
 
   SlideBagDataset::Report& report_;
+  bool reports_required_;
   std::vector<Candidate> candidates_;
   std::unordered_map<std::string, std::string> listed_at_;  // slide id -> where it was first listed
 };
@@ -316,7 +319,7 @@ SlideBagDataset SlideBagDataset::open(const std::vector<std::string>& sources, c
                 ")");
   auto contents = std::make_shared<Contents>();
   contents->options = options;
-  Gatherer gather(contents->report);
+  Gatherer gather(contents->report, options.reports_required);
   for (const auto& source : sources) {
     if (is_csv(source)) gather.add_csv(source);
     else gather.add_shards(source);

@@ -36,6 +36,7 @@ struct SlideBagOptions {
   int64_t max_tiles = 4096;       // training: tiles sampled per slide per step (all when the slide has fewer); 0 = all
   int64_t eval_max_tiles = 0;     // evaluation: 0 = all tiles, else at most this many, evenly spaced
   double max_bad_fraction = 0.0;  // share of a source's listed slides that may be missing/unreadable before open() throws
+  bool reports_required = true;   // false: labelled slides for zero-shot, a missing or empty report no problem
 };
 
 struct SlideInfo {

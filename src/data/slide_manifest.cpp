@@ -9,7 +9,7 @@ namespace fs = std::filesystem;
 
 namespace pathvlm::data {
 
-std::vector<SlideManifestRow> read_slide_manifest(const std::string& csv_path) {
+std::vector<SlideManifestRow> read_slide_manifest(const std::string& csv_path, bool reports_required) {
   const auto rows = parse_csv(read_text_file(csv_path, "slide manifest"), ',', csv_path, "slide manifest");
   PATHVLM_CHECK(!rows.empty(), "slide manifest '", csv_path,
                 "' is empty (expected a header with slide_id, features and report or report_file)");
@@ -19,12 +19,11 @@ std::vector<SlideManifestRow> read_slide_manifest(const std::string& csv_path) {
   const int report_col = find_csv_column(header, {"report"});
   const int report_file_col = find_csv_column(header, {"report_file"});
   const int label_col = find_csv_column(header, {"label"});
-  if (id_col < 0 || features_col < 0 || (report_col < 0 && report_file_col < 0)) {
+  if (id_col < 0 || features_col < 0 || (reports_required && report_col < 0 && report_file_col < 0)) {
     std::string names;
     for (const auto& h : header) names += (names.empty() ? "'" : ", '") + h + "'";
-    throw Error(str("slide manifest '", csv_path,
-                    "': the header needs columns 'slide_id', 'features' and 'report' or 'report_file' (found ",
-                    names, ")"));
+    throw Error(str("slide manifest '", csv_path, "': the header needs columns 'slide_id', 'features'",
+                    reports_required ? " and 'report' or 'report_file'" : "", " (found ", names, ")"));
   }
   const fs::path base = fs::path(csv_path).parent_path();
   auto resolve = [&](const std::string& path) { return fs::path(path).is_relative() ? (base / path).string() : path; };
@@ -61,7 +60,7 @@ std::vector<SlideManifestRow> read_slide_manifest(const std::string& csv_path) {
       } catch (const Error& e) {
         fail("missing report file", e.what());
       }
-    } else if (row.report.empty()) {
+    } else if (row.report.empty() && reports_required) {
       fail("empty report", "empty report");
     }
     out.push_back(std::move(row));

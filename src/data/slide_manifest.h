@@ -12,7 +12,8 @@
 // with a non-empty `report` uses it, else its `report_file`. Fields follow RFC 4180 (quoted fields may hold
 // commas, doubled quotes and newlines). A missing column is an error naming the CSV; a row that cannot be used
 // (wrong field count, no id or features path, an unreadable report file, an empty report) keeps its `problem`
-// so the reader counts it instead of stopping.
+// so the reader counts it instead of stopping. Without `reports_required` (zero-shot evaluation of labelled slides)
+// the report columns may be absent and a report empty.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,6 +31,6 @@ struct SlideManifestRow {
   std::string problem_kind;  // the problem's category for counts ("bad row", "missing report file", "empty report")
 };
 
-std::vector<SlideManifestRow> read_slide_manifest(const std::string& csv_path);
+std::vector<SlideManifestRow> read_slide_manifest(const std::string& csv_path, bool reports_required = true);
 
 }  // namespace pathvlm::data

@@ -180,6 +180,13 @@ torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch
   return 100.0 * img.matmul(classifier.to(img.device()).t());
 }
 
+torch::Tensor topj_pooled(const torch::Tensor& instance_scores, int64_t j) {
+  PATHVLM_CHECK(instance_scores.dim() == 2 && instance_scores.size(0) > 0 && j >= 1,
+                "top-j pooling: needs scores [instances >= 1, classes] and j >= 1, got ", instance_scores.sizes(),
+                " and j = ", j);
+  return std::get<0>(instance_scores.topk(std::min(j, instance_scores.size(0)), 0)).mean(0);
+}
+
 // ---- classification -----------------------------------------------------------------------------------
 
 void check_class_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& data,

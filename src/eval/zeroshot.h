@@ -47,6 +47,10 @@ torch::Tensor zeroshot_classifier(const ZeroShotSpec& spec, const TextEmbedder& 
 // Logits of images against the classifier: 100 x cosine, [N, C].
 torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch::Tensor& classifier);
 
+// MI-Zero's top-j pooling (CONCH's topj_pooling): a bag's score per class from its instances' scores [T, C], the
+// mean of the class's j highest (all T when the bag has fewer) -> [C]. Each class ranks the instances on its own.
+torch::Tensor topj_pooled(const torch::Tensor& instance_scores, int64_t j);
+
 struct ClassificationMetrics {
   int64_t samples = 0;
   double top1 = 0;               // accuracy

@@ -36,7 +36,10 @@ const std::vector<TaskSpec>& registered_tasks() {
           {{"val", "slide.data.val", "held-out slides: `slides` shards or a CSV manifest of TRIDENT/CLAM files"},
            {"classes", "slide.eval.classes", "zero-shot YAML: templates and class names (slide labels name them)"},
            {"labels", "slide.data.labels", "CSV slide_id,label for slides whose source has no label"},
-           {"batch-size", "slide.eval.batch_size", "slides per rank per forward"}}),
+           {"batch-size", "slide.eval.batch_size", "slides per rank per forward"},
+           {"tile-features", "slide.eval.tile_features",
+            "with CONCH v1: pooled (TRIDENT's / CLAM's conch_v1 features) or projected (embed pool=proj)"},
+           {"vocab", "slide.text.vocab", "with CONCH v1: its conch_byte_level_bpe_uncased.json"}}),
   };
   return tasks;
 }

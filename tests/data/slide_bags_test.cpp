@@ -395,10 +395,22 @@ TEST(SlideBags, CsvManifestErrors) {
   auto e = error_of([&] { SlideBagDataset::open({no_report}, {}); });
   EXPECT_NE(e.find("slide manifest '" + no_report + "'"), std::string::npos) << e;
   EXPECT_NE(e.find("'report' or 'report_file'"), std::string::npos) << e;
+  // Zero-shot evaluation of labelled slides needs no reports: the columns may be absent, a report empty.
+  write_clam(dir / "x.h5", make_bag(3, 4, torch::kFloat32, torch::kInt32, 1));
+  const auto labelled = dir.write("labelled.csv", "slide_id,features,label\nx,x.h5,LUAD\n");
+  const auto empty_report = dir.write("empty.csv", "slide_id,features,report,label\nx,x.h5,,LUAD\n");
+  SlideBagOptions zeroshot;
+  zeroshot.reports_required = false;
+  for (const auto& csv : {labelled, empty_report}) {
+    const auto ds = SlideBagDataset::open({csv}, zeroshot);
+    ASSERT_EQ(ds.size(), 1) << csv;
+    EXPECT_EQ(ds.slide(0).label, "LUAD");
+    EXPECT_EQ(ds.slide(0).report, "");
+  }
+  EXPECT_NE(error_of([&] { SlideBagDataset::open({empty_report}, {}); }).find("empty report"), std::string::npos);
   const auto open_quote = dir.write("b.csv", "slide_id,features,report\nx,x.h5,ok\ny,y.h5,\"never closed\n");
   e = error_of([&] { SlideBagDataset::open({open_quote}, {}); });
   EXPECT_NE(e.find("quoted field opened on line 3 never closes"), std::string::npos) << e;
-  write_clam(dir / "x.h5", make_bag(3, 4, torch::kFloat32, torch::kInt32, 1));
   const auto twice = dir.write("c.csv", "slide_id,features,report\nx,x.h5,one\n\"x\",x.h5,\"two, again\"\n");
   e = error_of([&] { SlideBagDataset::open({twice}, {}); });
   EXPECT_NE(e.find("slide id 'x' is listed twice: slide 'x' (" + twice + " line 2) and slide 'x' (" + twice +

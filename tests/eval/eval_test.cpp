@@ -181,6 +181,16 @@ TEST(Eval, ZeroShotSpecErrorsNameTheProblem) {
   EXPECT_NE(error_of([&] { eval::load_zeroshot_spec(one); }).find("at least two"), std::string::npos);
 }
 
+// MI-Zero's pooling by hand: each class ranks the tiles on its own; a j beyond the tiles takes them all.
+TEST(Eval, TopjPoolingMeansEachClassesBestInstances) {
+  const auto scores = torch::tensor({{0.9, 0.1}, {0.2, 0.8}, {0.4, 0.7}, {0.3, 0.0}});
+  EXPECT_TRUE(torch::allclose(eval::topj_pooled(scores, 1), torch::tensor({0.9, 0.8})));
+  EXPECT_TRUE(torch::allclose(eval::topj_pooled(scores, 2), torch::tensor({0.65, 0.75})));
+  EXPECT_TRUE(torch::allclose(eval::topj_pooled(scores, 100), torch::tensor({0.45, 0.4})));
+  EXPECT_NE(error_of([&] { eval::topj_pooled(scores, 0); }).find("j >= 1"), std::string::npos);
+  EXPECT_NE(error_of([&] { eval::topj_pooled(torch::empty({0, 2}), 1); }).find("instances >= 1"), std::string::npos);
+}
+
 TEST(Eval, GatherRowsOnOneProcessIsIdentity) {
   auto x = torch::randn({3, 2});
   EXPECT_TRUE(torch::equal(dist::gather_rows(x, nullptr), x));

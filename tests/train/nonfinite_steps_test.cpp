@@ -50,7 +50,9 @@ TEST(NonFiniteSteps, MatchesTheHostBookkeepingForRandomRuns) {
         EXPECT_EQ(seen.in_row, expected.in_row) << "seed " << seed << " step " << step;
         EXPECT_EQ(seen.worst_in_row, expected.worst_in_row) << "seed " << seed << " step " << step;
         EXPECT_EQ(seen.last_step, expected.last_step) << "seed " << seed << " step " << step;
-        if (seen.last_step == step) EXPECT_FALSE(std::isfinite(seen.last_loss) && std::isfinite(seen.last_grad_norm));
+        if (seen.last_step == step) {
+          EXPECT_FALSE(std::isfinite(seen.last_loss) && std::isfinite(seen.last_grad_norm));
+        }
         expected.since_read = 0;
         expected.worst_in_row = expected.in_row;  // a run continues across a read
       }

@@ -48,6 +48,11 @@ torch::Tensor ConchTextImpl::forward(const torch::Tensor& ids) {
   return torch::matmul(ln_final(x.select(1, rows - 1)), text_projection);
 }
 
+torch::Tensor ConchTextImpl::encode(const text::Tokenizer& tokenizer, const std::vector<std::string>& texts) {
+  const int64_t length = config_.positions - 1;  // the class token takes the last row
+  return forward(conch_token_ids(tokenizer, texts, length).to(token_embedding->weight.device()));
+}
+
 torch::Tensor conch_token_ids(const text::Tokenizer& tokenizer, const std::vector<std::string>& texts, int64_t length) {
   const auto special = [&](const char* token) {
     const int32_t id = tokenizer.special_tokens().id_of(token);

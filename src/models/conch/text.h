@@ -34,6 +34,8 @@ class ConchTextImpl : public torch::nn::Module {
   explicit ConchTextImpl(const ConchTextConfig& config);
   // Token ids [B, L], L < positions (the class token takes the row after them) -> [B, embed_dim], not normalised.
   torch::Tensor forward(const torch::Tensor& ids);
+  // Texts through CONCH's tokenizer (conch_token_ids, as many rows as fit before the class token) -> [n, embed_dim].
+  torch::Tensor encode(const text::Tokenizer& tokenizer, const std::vector<std::string>& texts);
   const ConchTextConfig& config() const { return config_; }
 
   torch::nn::Embedding token_embedding{nullptr};

@@ -47,9 +47,8 @@ ImageTextEncoder conch_encoder(const std::string& path, const std::string& vocab
   e.std = trunk.std;
   e.interpolation = data::parse_interpolation(trunk.interpolation, path);
   e.images = [model = vision.model](const torch::Tensor& pixels) mutable { return model->forward(pixels); };
-  e.texts = [model = text.model, tokenizer, device](const std::vector<std::string>& texts) mutable {
-    const int64_t length = model->config().positions - 1;  // the class token takes the last row
-    return model->forward(models::conch_token_ids(*tokenizer, texts, length).to(device));
+  e.texts = [model = text.model, tokenizer](const std::vector<std::string>& texts) mutable {
+    return model->encode(*tokenizer, texts);
   };
   return e;
 }

@@ -74,6 +74,8 @@ struct SlideEvalConfig {
   std::string classes = "";
   int64_t batch_size = 8;
   bool confusion = true;
+  std::vector<int64_t> topj = {1, 5, 10, 50, 100};
+  std::string tile_features = "pooled";
   template <class V>
   void visit(V& v) {
     v.field("classes", classes,
@@ -81,6 +83,14 @@ struct SlideEvalConfig {
             "names its class");
     v.field("batch_size", batch_size, "slides per rank per forward in evaluation", cfg::Min(1));
     v.field("confusion", confusion, "print the zero-shot confusion matrix after each evaluation");
+    v.field("topj", topj,
+            "CONCH v1 (eval --model CONCH/): a slide scores each class by the mean of its j best tiles, for each j "
+            "here (MI-Zero, CONCH's defaults)",
+            cfg::Min(1));
+    v.field("tile_features", tile_features,
+            "CONCH v1: what the slides' tile features are: pooled (TRIDENT's and CLAM's conch_v1, projected here) or "
+            "projected (pathvlm embed pool=proj)",
+            cfg::OneOf{"pooled", "projected"});
   }
 };
 

@@ -13,6 +13,7 @@
 #include "eval/retrieval.h"
 #include "eval/zeroshot.h"
 #include "models/clip/weights.h"
+#include "models/conch/weights.h"
 #include "train/init_from.h"
 #include "train/job_config.h"
 
@@ -162,6 +163,27 @@ void SlideTask::build(const TaskContext& ctx) {
 void SlideTask::build_for_eval(const TaskContext& ctx, const std::string& weights) {
   take_context(ctx);
   PATHVLM_CHECK(!cfg_.data.val.empty(), "nothing to evaluate: set slide.data.val (pathvlm eval: --val SLIDES)");
+  if (!weights.empty() && models::is_conch(weights)) {
+    PATHVLM_CHECK(!cfg_.eval.classes.empty(), "CONCH '", weights, "' classifies slides zero-shot: give the classes ",
+                  "(pathvlm eval: --classes, a zero-shot YAML or CONCH's prompt JSON)");
+    auto options = slide_bag_options(cfg_.data);
+    options.reports_required = false;
+    val_data_ = std::make_shared<const data::SlideBagDataset>(data::SlideBagDataset::open(cfg_.data.val, options));
+    labels_ = read_labels(cfg_.data.labels);
+    const bool projected = cfg_.eval.tile_features == "projected";
+    conch_ = std::make_unique<ConchSlideZeroShot>(weights, cfg_.text.vocab, projected, device_);
+    PATHVLM_CHECK(val_data_->feature_dim() == conch_->feature_dim(), "slide.data.val (", join(cfg_.data.val),
+                  ") holds ", val_data_->feature_dim(), "-d tile features but CONCH's ", cfg_.eval.tile_features,
+                  " ones are ", conch_->feature_dim(), "-d (slide.eval.tile_features: pooled for TRIDENT's and ",
+                  "CLAM's conch_v1, projected for pathvlm embed pool=proj)");
+    conch_->set_classes(eval::load_zeroshot_spec(cfg_.eval.classes), cfg_.eval.batch_size);
+    std::vector<std::string> topj;
+    for (const int64_t j : cfg_.eval.topj) topj.push_back(std::to_string(j));
+    log_info("eval: CONCH '", weights, "' zero-shot on ", val_data_->size(), " slides (", cfg_.eval.tile_features,
+             " tile features; a class's score is the mean of its j best tiles, j = ", join(topj), ") on ",
+             ctx.world_size, ctx.world_size == 1 ? " rank" : " ranks");
+    return;
+  }
   val_data_ = open_val_data();
   labels_ = read_labels(cfg_.data.labels);
   build_model(val_data_->feature_dim());
@@ -209,6 +231,7 @@ StepOutput SlideTask::forward_backward(const std::vector<Batch>& micro, StepCont
 // ---- evaluation ------------------------------------------------------------------------------------
 
 std::map<std::string, double> SlideTask::evaluate(dist::Comm& comm) {
+  if (conch_) return evaluate_conch(comm);
   head_.clamp();
   if (!val_data_) return {};
   torch::NoGradGuard no_grad;
@@ -249,6 +272,41 @@ std::map<std::string, double> SlideTask::evaluate(dist::Comm& comm) {
     log_info("zero-shot slides (", classes, " classes, chance ", 1.0 / static_cast<double>(classes), "): ",
              eval::format_metrics(m));
     if (cfg_.eval.confusion) log_info("zero-shot confusion matrix:\n", eval::format_confusion(m, spec.class_names()));
+  }
+  return out;
+}
+
+std::map<std::string, double> SlideTask::evaluate_conch(dist::Comm& comm) {
+  torch::NoGradGuard no_grad;
+  const std::string where = str("slide.data.val (", join(cfg_.data.val), ")");
+  const auto spec = eval::load_zeroshot_spec(cfg_.eval.classes);
+  const auto& topj = cfg_.eval.topj;
+  const auto ways = static_cast<int64_t>(topj.size()), classes = static_cast<int64_t>(spec.classes.size());
+  data::Loader loader(where, val_data_->size(), val_data_->builder(false),
+                      loader_options_.batches(cfg_.eval.batch_size, false));
+  std::vector<torch::Tensor> scores, index;
+  while (auto batch = loader.next()) {
+    const auto& features = batch->at("features");
+    const auto& mask = batch->at("mask");
+    for (int64_t b = 0; b < features.size(0); ++b)
+      scores.push_back(conch_->slide_scores(features[b].index({mask[b]}), topj).flatten());
+    index.push_back(batch->at("slide_index"));
+  }
+  auto on_device = torch::TensorOptions().device(device_);
+  auto all_scores = dist::gather_rows(scores.empty() ? torch::empty({0, ways * classes}, on_device)
+                                                     : torch::stack(scores), &comm).cpu().view({-1, ways, classes});
+  auto all_index = dist::gather_rows(
+      index.empty() ? torch::empty({0}, on_device.dtype(torch::kLong)) : torch::cat(index), &comm).cpu();
+  PATHVLM_CHECK(all_index.size(0) > 0, where, " holds no slides");
+  const auto labels = class_indices(*val_data_, all_index, labels_, spec, where);
+
+  std::map<std::string, double> out;
+  for (int64_t k = 0; k < ways; ++k) {
+    auto m = eval::classification_metrics(all_scores.select(1, k).argmax(1), labels, classes);
+    for (auto& [key, v] : eval::metric_values(m, str("zeroshot_topj", topj[k], "/"))) out[key] = v;
+    log_info("zero-shot slides, classes scored by their ", topj[k], " best tiles (", classes, " classes, chance ",
+             1.0 / static_cast<double>(classes), "): ", eval::format_metrics(m));
+    if (cfg_.eval.confusion) log_info("confusion matrix:\n", eval::format_confusion(m, spec.class_names()));
   }
   return out;
 }

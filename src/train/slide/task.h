@@ -5,7 +5,8 @@
 // exactly as the clip task does for tiles.
 // Evaluation on every rank: slide->report and report->slide retrieval (R@1/5/10) and zero-shot slide classification
 // from class prompts, on slide.data.val. The export (slide_model.yaml + model.safetensors + tokenizer files) is what
-// `pathvlm encode --slides` and later stages load.
+// `pathvlm encode --slides` and later stages load. `pathvlm eval --task slide --model CONCH/` classifies the slides
+// zero-shot with CONCH v1 from their tile features instead (train/slide/conch_zeroshot.h).
 #pragma once
 #include <torch/torch.h>
 
@@ -18,6 +19,7 @@
 #include "models/slide/report_model.h"
 #include "text/clip_tokenizer.h"
 #include "train/contrastive_head.h"
+#include "train/slide/conch_zeroshot.h"
 #include "train/slide/config.h"
 #include "train/task.h"
 
@@ -39,7 +41,7 @@ class SlideTask : public Task {
  public:
   void build(const TaskContext& ctx) override;
   void build_for_eval(const TaskContext& ctx, const std::string& weights) override;
-  torch::nn::Module& model() override { return *model_; }
+  torch::nn::Module& model() override { return conch_ ? conch_->modules() : *model_; }
   std::vector<std::pair<std::string, torch::Tensor>> state_tensors() override;
   Batch next_batch() override;
   LossOutput loss(const Batch& batch) override;
@@ -57,12 +59,15 @@ class SlideTask : public Task {
   std::shared_ptr<const data::SlideBagDataset> open_val_data() const;
   // L2-normalised (slide, report) embeddings of one micro-batch.
   std::pair<torch::Tensor, torch::Tensor> encode(const Batch& batch);
+  // Evaluation with CONCH: zero-shot metrics for each slide.eval.topj ("zeroshot_topj5/top1", ...).
+  std::map<std::string, double> evaluate_conch(dist::Comm& comm);
 
   SlideTaskConfig cfg_;
   torch::Device device_{torch::kCPU};
   dist::Comm* comm_ = nullptr;
   int rank_ = 0, world_size_ = 1;
   models::slide::SlideReportModel model_{nullptr};
+  std::unique_ptr<ConchSlideZeroShot> conch_;  // eval --model CONCH/: no slide model
   ContrastiveHead head_;  // logit_scale (and SigLIP's logit_bias, registered on the model)
   std::shared_ptr<const text::ClipTokenizer> tokenizer_;
   std::shared_ptr<const data::SlideBagDataset> train_data_;

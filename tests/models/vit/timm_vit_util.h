@@ -29,7 +29,7 @@ struct Layout {
   bool qkv_bias = true;
   std::string global_pool = "token";  // as model_args.global_pool
   bool extra_tensor = false;          // a tensor no supported ViT has
-  std::string interpolation;          // pretrained_cfg.interpolation, left out when empty
+  std::string interpolation{};        // pretrained_cfg.interpolation, left out when empty
 };
 
 inline constexpr int kWidth = 32, kDepth = 2, kHeads = 4, kPatch = 8, kImage = 32, kHidden = 48;
