@@ -210,6 +210,40 @@ void check_class_labels(const torch::Tensor& labels, int64_t num_classes, const 
                   bad.count(-1) ? "; -1 is a record without a label: build the shards with a `label` column" : ""));
 }
 
+namespace {
+
+// 1 - sum(w * observed) / sum(w * expected by chance), over the classes that occur (sklearn builds its confusion
+// matrix over those, so a class absent from both does not widen the quadratic distances).
+double cohen_kappa(const std::vector<std::vector<int64_t>>& confusion, bool quadratic) {
+  std::vector<size_t> occurring;
+  std::vector<double> row, column;
+  for (size_t c = 0; c < confusion.size(); ++c) {
+    double r = 0, k = 0;
+    for (size_t o = 0; o < confusion.size(); ++o) {
+      r += static_cast<double>(confusion[c][o]);
+      k += static_cast<double>(confusion[o][c]);
+    }
+    if (r + k == 0) continue;
+    occurring.push_back(c);
+    row.push_back(r);
+    column.push_back(k);
+  }
+  double n = 0;
+  for (const double r : row) n += r;
+  double observed = 0, expected = 0;
+  for (size_t i = 0; i < occurring.size(); ++i) {
+    for (size_t j = 0; j < occurring.size(); ++j) {
+      const double d = static_cast<double>(i) - static_cast<double>(j);
+      const double w = quadratic ? d * d : (i == j ? 0.0 : 1.0);
+      observed += w * static_cast<double>(confusion[occurring[i]][occurring[j]]);
+      expected += w * row[i] * column[j] / n;
+    }
+  }
+  return expected > 0 ? 1.0 - observed / expected : 0.0;
+}
+
+}  // namespace
+
 ClassificationMetrics classification_metrics(const torch::Tensor& predictions, const torch::Tensor& labels,
                                              int64_t num_classes) {
   PATHVLM_CHECK(predictions.dim() == 1 && predictions.sizes() == labels.sizes(),
@@ -251,6 +285,8 @@ ClassificationMetrics classification_metrics(const torch::Tensor& predictions, c
   m.top1 = static_cast<double>(correct) / n;
   m.balanced_accuracy = present ? recall_sum / present : 0.0;
   m.weighted_f1 = f1_weighted / n;
+  m.kappa = cohen_kappa(m.confusion, false);
+  m.weighted_kappa = cohen_kappa(m.confusion, true);
   return m;
 }
 
@@ -258,8 +294,9 @@ ClassificationMetrics classification_metrics(const torch::Tensor& predictions, c
 
 std::string format_metrics(const ClassificationMetrics& m) {
   char buf[200];
-  std::snprintf(buf, sizeof buf, "top1 %.4f  balanced_acc %.4f  weighted_f1 %.4f  (%lld samples)", m.top1,
-                m.balanced_accuracy, m.weighted_f1, static_cast<long long>(m.samples));
+  std::snprintf(buf, sizeof buf, "top1 %.4f  balanced_acc %.4f  weighted_f1 %.4f  kappa %.4f  weighted_kappa %.4f  "
+                "(%lld samples)", m.top1, m.balanced_accuracy, m.weighted_f1, m.kappa, m.weighted_kappa,
+                static_cast<long long>(m.samples));
   return buf;
 }
 
@@ -289,7 +326,9 @@ std::string format_confusion(const ClassificationMetrics& m, const std::vector<s
 std::vector<std::pair<std::string, double>> metric_values(const ClassificationMetrics& m, const std::string& prefix) {
   return {{prefix + "top1", m.top1},
           {prefix + "balanced_accuracy", m.balanced_accuracy},
-          {prefix + "weighted_f1", m.weighted_f1}};
+          {prefix + "weighted_f1", m.weighted_f1},
+          {prefix + "kappa", m.kappa},
+          {prefix + "weighted_kappa", m.weighted_kappa}};
 }
 
 }  // namespace pathvlm::eval

@@ -56,6 +56,9 @@ struct ClassificationMetrics {
   double top1 = 0;               // accuracy
   double balanced_accuracy = 0;  // mean recall over the classes present in the labels
   double weighted_f1 = 0;        // per-class F1 weighted by support
+  // Cohen's kappa, and with quadratic weights (Gleason grades, ISUP groups), as sklearn's cohen_kappa_score computes
+  // them: over the classes that occur in the labels or predictions, 0 where sklearn gives nan (one class only).
+  double kappa = 0, weighted_kappa = 0;
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
 };
 

@@ -52,10 +52,32 @@ TEST(Eval, ClassificationMetricsByHand) {
   EXPECT_NEAR(m5.top1, 3.0 / 6, 1e-12);
   EXPECT_NEAR(m5.balanced_accuracy, (1.0 / 3 + 1.0 / 2 + 1) / 3, 1e-12);
 
+  EXPECT_EQ(m4.kappa, m.kappa);  // the absent class changes neither kappa
+  EXPECT_EQ(m4.weighted_kappa, m.weighted_kappa);
+
   EXPECT_NE(error_of([&] { eval::classification_metrics(torch::tensor({0, 5}, torch::kLong),
                                                          torch::tensor({0, 1}, torch::kLong), 3); })
                 .find("outside [0, 3)"),
             std::string::npos);
+}
+
+// Cohen's kappa as sklearn's cohen_kappa_score: over the classes that occur, so class 1 (in neither) does not count
+// in the quadratic distances: 0, 2 and 3 sit at positions 0, 1, 2.
+//   labels      0 0 2 2 2 3    observed [1 1 0]  rows 2 3 1   expected = rows x columns / 6
+//   predictions 0 2 2 2 3 3             [0 2 1]  cols 1 3 2   off-diagonal: observed 2, expected 23/6 -> 1 - 12/23
+//                                       [0 0 1]               quadratic: observed 2, expected 19/3 -> 1 - 6/19
+TEST(Eval, CohenKappaOverTheClassesThatOccur) {
+  const auto m = eval::classification_metrics(torch::tensor({0, 2, 2, 2, 3, 3}, torch::kLong),
+                                              torch::tensor({0, 0, 2, 2, 2, 3}, torch::kLong), 4);
+  EXPECT_NEAR(m.kappa, 11.0 / 23, 1e-12);
+  EXPECT_NEAR(m.weighted_kappa, 13.0 / 19, 1e-12);
+  const auto perfect = eval::classification_metrics(torch::tensor({0, 1, 2}), torch::tensor({0, 1, 2}), 3);
+  EXPECT_EQ(perfect.kappa, 1.0);
+  EXPECT_EQ(perfect.weighted_kappa, 1.0);
+  // One class everywhere: chance agreement is total, kappa undefined (sklearn: nan); reported as 0.
+  const auto one = eval::classification_metrics(torch::tensor({1, 1}), torch::tensor({1, 1}), 3);
+  EXPECT_EQ(one.kappa, 0.0);
+  EXPECT_EQ(one.weighted_kappa, 0.0);
 }
 
 TEST(Eval, RetrievalMetricsByHand) {
