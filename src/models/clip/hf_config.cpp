@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "core/pil_filters.h"
 #include "core/pixel_statistics.h"
 #include "models/hf_dtype.h"
 
@@ -125,7 +126,7 @@ std::string hf_image_processor_json(int image_size, const std::array<double, 3>&
   const json preprocessor = {{"image_processor_type", "CLIPImageProcessor"},
                              {"do_resize", true},
                              {"size", {{"shortest_edge", image_size}}},
-                             {"resample", interpolation == "bicubic" ? 3 : 2},  // PIL's numbering
+                             {"resample", pil_filter_number(interpolation)},
                              {"do_center_crop", true},
                              {"crop_size", {{"height", image_size}, {"width", image_size}}},
                              {"do_rescale", true},

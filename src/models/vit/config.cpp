@@ -9,6 +9,7 @@
 #include "core/ascii.h"
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "core/pil_filters.h"
 
 using json = nlohmann::json;
 
@@ -274,8 +275,7 @@ HfVitLayout hf_vit_config(const TensorShapeOf& shape_of, const std::string& conf
   // DINOv2's: bicubic; ViTImageProcessor's: bilinear).
   const bool bit = json_fields::string_or(pre, "image_processor_type", "", preprocessor_at).rfind("BitImage", 0) == 0;
   const int64_t resample = json_fields::integer_or(pre, "resample", bit ? 3 : 2, preprocessor_at);
-  static const char* const kPilFilters[] = {"nearest", "lanczos", "bilinear", "bicubic", "box", "hamming"};
-  c.interpolation = resample >= 0 && resample < 6 ? kPilFilters[resample] : "PIL filter " + std::to_string(resample);
+  c.interpolation = pil_filter_name(resample);
   PATHVLM_CHECK(json_fields::bool_or(pre, "do_rescale", true, preprocessor_at) &&
                     std::abs(json_fields::number_or(pre, "rescale_factor", 1.0 / 255, preprocessor_at) * 255 - 1) <
                         1e-6,
