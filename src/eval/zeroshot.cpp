@@ -174,10 +174,10 @@ torch::Tensor zeroshot_classifier(const ZeroShotSpec& spec, const TextEmbedder& 
   return torch::stack(weights);
 }
 
-torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch::Tensor& classifier) {
+torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch::Tensor& classifier, double scale) {
   auto img = torch::nn::functional::normalize(image_embeddings.to(torch::kFloat),
                                               torch::nn::functional::NormalizeFuncOptions().dim(1));
-  return 100.0 * img.matmul(classifier.to(img.device()).t());
+  return scale * img.matmul(classifier.to(img.device()).t());
 }
 
 torch::Tensor topj_pooled(const torch::Tensor& instance_scores, int64_t j) {
@@ -242,7 +242,59 @@ double cohen_kappa(const std::vector<std::vector<int64_t>>& confusion, bool quad
   return expected > 0 ? 1.0 - observed / expected : 0.0;
 }
 
+// Mann-Whitney: the share of (positive, negative) pairs the positive scores higher, ties one half.
+double binary_auc(const std::vector<std::pair<double, bool>>& scored) {
+  auto sorted = scored;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  double positive_rank_sum = 0, positives = 0;
+  for (size_t i = 0; i < sorted.size();) {
+    size_t end = i;
+    while (end < sorted.size() && sorted[end].first == sorted[i].first) ++end;
+    const double rank = (static_cast<double>(i + 1) + static_cast<double>(end)) / 2;  // tied: the mean rank
+    for (size_t k = i; k < end; ++k) {
+      if (!sorted[k].second) continue;
+      positive_rank_sum += rank;
+      ++positives;
+    }
+    i = end;
+  }
+  const double negatives = static_cast<double>(sorted.size()) - positives;
+  return (positive_rank_sum - positives * (positives + 1) / 2) / (positives * negatives);
+}
+
 }  // namespace
+
+std::optional<double> roc_auc_ovo(const torch::Tensor& probabilities, const torch::Tensor& labels) {
+  PATHVLM_CHECK(probabilities.dim() == 2 && labels.dim() == 1 && probabilities.size(0) == labels.size(0),
+                "ROC AUC: probabilities ", probabilities.sizes(), " and labels ", labels.sizes(), " do not match");
+  const auto p = probabilities.to(torch::kCPU, torch::kDouble).contiguous();
+  const auto y = labels.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t n = y.size(0), classes = p.size(1);
+  std::vector<int64_t> count(classes, 0);
+  for (int64_t i = 0; i < n; ++i) ++count.at(y.data_ptr<int64_t>()[i]);
+  if (classes < 2 || std::find(count.begin(), count.end(), 0) != count.end()) return std::nullopt;
+  const auto pa = p.accessor<double, 2>();
+  const auto* label = y.data_ptr<int64_t>();
+  double sum = 0;
+  for (int64_t a = 0; a < classes; ++a) {
+    for (int64_t b = a + 1; b < classes; ++b) {
+      std::vector<std::pair<double, bool>> as_a, as_b;
+      for (int64_t i = 0; i < n; ++i) {
+        if (label[i] != a && label[i] != b) continue;
+        as_a.emplace_back(pa[i][a], label[i] == a);
+        as_b.emplace_back(pa[i][b], label[i] == b);
+      }
+      sum += (binary_auc(as_a) + binary_auc(as_b)) / 2;
+    }
+  }
+  return sum / static_cast<double>(classes * (classes - 1) / 2);
+}
+
+ClassificationMetrics metrics_from_logits(const torch::Tensor& logits, const torch::Tensor& labels) {
+  auto m = classification_metrics(logits.argmax(1), labels, logits.size(1));
+  m.roc_auc = roc_auc_ovo(torch::softmax(logits.to(torch::kDouble), 1), labels);
+  return m;
+}
 
 ClassificationMetrics classification_metrics(const torch::Tensor& predictions, const torch::Tensor& labels,
                                              int64_t num_classes) {
@@ -294,10 +346,14 @@ ClassificationMetrics classification_metrics(const torch::Tensor& predictions, c
 
 std::string format_metrics(const ClassificationMetrics& m) {
   char buf[200];
-  std::snprintf(buf, sizeof buf, "top1 %.4f  balanced_acc %.4f  weighted_f1 %.4f  kappa %.4f  weighted_kappa %.4f  "
-                "(%lld samples)", m.top1, m.balanced_accuracy, m.weighted_f1, m.kappa, m.weighted_kappa,
-                static_cast<long long>(m.samples));
-  return buf;
+  std::snprintf(buf, sizeof buf, "top1 %.4f  balanced_acc %.4f  weighted_f1 %.4f  kappa %.4f  weighted_kappa %.4f",
+                m.top1, m.balanced_accuracy, m.weighted_f1, m.kappa, m.weighted_kappa);
+  std::string line = buf;
+  if (m.roc_auc) {
+    std::snprintf(buf, sizeof buf, "  roc_auc %.4f", *m.roc_auc);
+    line += buf;
+  }
+  return line + "  (" + std::to_string(m.samples) + " samples)";
 }
 
 std::string format_confusion(const ClassificationMetrics& m, const std::vector<std::string>& class_names) {
@@ -324,11 +380,13 @@ std::string format_confusion(const ClassificationMetrics& m, const std::vector<s
 }
 
 std::vector<std::pair<std::string, double>> metric_values(const ClassificationMetrics& m, const std::string& prefix) {
-  return {{prefix + "top1", m.top1},
-          {prefix + "balanced_accuracy", m.balanced_accuracy},
-          {prefix + "weighted_f1", m.weighted_f1},
-          {prefix + "kappa", m.kappa},
-          {prefix + "weighted_kappa", m.weighted_kappa}};
+  std::vector<std::pair<std::string, double>> values = {{prefix + "top1", m.top1},
+                                                         {prefix + "balanced_accuracy", m.balanced_accuracy},
+                                                         {prefix + "weighted_f1", m.weighted_f1},
+                                                         {prefix + "kappa", m.kappa},
+                                                         {prefix + "weighted_kappa", m.weighted_kappa}};
+  if (m.roc_auc) values.emplace_back(prefix + "roc_auc", *m.roc_auc);
+  return values;
 }
 
 }  // namespace pathvlm::eval

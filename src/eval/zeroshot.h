@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,8 +45,10 @@ using TextEmbedder = std::function<torch::Tensor(const std::vector<std::string>&
 // [C, D] class weights: per class the mean of its L2-normalised prompt embeddings, renormalised.
 torch::Tensor zeroshot_classifier(const ZeroShotSpec& spec, const TextEmbedder& embed_texts);
 
-// Logits of images against the classifier: 100 x cosine, [N, C].
-torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch::Tensor& classifier);
+// Logits of images against the classifier: `scale` x cosine, [N, C] (open_clip's zero-shot scale is 100; CONCH's
+// run_zeroshot takes its exp(logit_scale)).
+torch::Tensor zeroshot_logits(const torch::Tensor& image_embeddings, const torch::Tensor& classifier,
+                              double scale = 100.0);
 
 // MI-Zero's top-j pooling (CONCH's topj_pooling): a bag's score per class from its instances' scores [T, C], the
 // mean of the class's j highest (all T when the bag has fewer) -> [C]. Each class ranks the instances on its own.
@@ -59,6 +62,10 @@ struct ClassificationMetrics {
   // Cohen's kappa, and with quadratic weights (Gleason grades, ISUP groups), as sklearn's cohen_kappa_score computes
   // them: over the classes that occur in the labels or predictions, 0 where sklearn gives nan (one class only).
   double kappa = 0, weighted_kappa = 0;
+  // ROC AUC of the softmax probabilities, one-vs-one macro for more than two classes (sklearn's roc_auc_score with
+  // multi_class="ovo", as CONCH reports it); only from logits (metrics_from_logits), and only when every class has
+  // a sample (sklearn refuses otherwise).
+  std::optional<double> roc_auc;
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
 };
 
@@ -70,6 +77,13 @@ void check_class_labels(const torch::Tensor& labels, int64_t num_classes, const 
 // `predictions`, `labels`: int64 [N] with values in [0, num_classes).
 ClassificationMetrics classification_metrics(const torch::Tensor& predictions, const torch::Tensor& labels,
                                              int64_t num_classes);
+// The same from logits [N, C]: predictions their argmax, and roc_auc from their softmax.
+ClassificationMetrics metrics_from_logits(const torch::Tensor& logits, const torch::Tensor& labels);
+
+// sklearn's roc_auc_score of `probabilities` [N, C] against labels in [0, C): for each pair of classes the mean of
+// the AUC of each one's probability within the pair's samples (ties count one half), averaged over the pairs; for two
+// classes that is the AUC of the second's probability. nullopt when a class has no sample.
+std::optional<double> roc_auc_ovo(const torch::Tensor& probabilities, const torch::Tensor& labels);
 
 // "top1 0.9 balanced_acc ...", the confusion matrix as text, and {prefix + "top1", ...} for metrics sinks.
 std::string format_metrics(const ClassificationMetrics& m);

@@ -80,6 +80,25 @@ TEST(Eval, CohenKappaOverTheClassesThatOccur) {
   EXPECT_EQ(one.weighted_kappa, 0.0);
 }
 
+// ROC AUC as sklearn's roc_auc_score (its values for these: 0.75 and 0.75). Three classes, one-vs-one:
+//   labels 0 1 2 0   pair (0,1): class 0's AUC 2/2, class 1's 1/2 (0.4 below 0.45)      -> 0.75
+//                    pair (0,2): class 0's AUC 1/2 (0.25 below 0.3), class 2's 2/2      -> 0.75
+//                    pair (1,2): class 1's AUC 1, class 2's 1/2 (0.4 ties 0.4)          -> 0.75
+TEST(Eval, RocAucOneVsOneAsSklearn) {
+  const auto labels = torch::tensor({0, 1, 2, 0}, torch::kLong);
+  const auto p = torch::tensor({{0.6, 0.3, 0.1}, {0.2, 0.4, 0.4}, {0.3, 0.3, 0.4}, {0.25, 0.45, 0.3}});
+  EXPECT_NEAR(eval::roc_auc_ovo(p, labels).value(), 0.75, 1e-12);
+  const auto binary = torch::stack({1 - torch::tensor({0.1, 0.4, 0.35, 0.8}), torch::tensor({0.1, 0.4, 0.35, 0.8})}, 1);
+  EXPECT_NEAR(eval::roc_auc_ovo(binary, torch::tensor({0, 0, 1, 1}, torch::kLong)).value(), 0.75, 1e-12);
+  EXPECT_FALSE(eval::roc_auc_ovo(p, torch::tensor({0, 1, 1, 0}, torch::kLong)).has_value());  // class 2 has none
+  // From logits: the argmax predicts (0 0 0 1: three right), the softmax gives the AUC.
+  const auto m = eval::metrics_from_logits(binary.log() + 2.0, torch::tensor({0, 0, 1, 1}, torch::kLong));
+  EXPECT_NEAR(m.roc_auc.value(), 0.75, 1e-12);
+  EXPECT_NEAR(m.top1, 0.75, 1e-12);
+  const auto values = eval::metric_values(m, "zs/");
+  EXPECT_EQ(values.back(), (std::pair<std::string, double>{"zs/roc_auc", m.roc_auc.value()}));
+}
+
 TEST(Eval, RetrievalMetricsByHand) {
   // Images are e_i; text j's column j of the similarity matrix is written directly (an extra dimension
   // pads every text to unit norm). Diagonal 0.2; row i has its first r_i off-diagonal entries at 0.25,

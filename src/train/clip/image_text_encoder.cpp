@@ -25,7 +25,7 @@ ImageTextEncoder clip_encoder(models::ClipModel model, std::shared_ptr<const tex
 
 ImageTextEncoder conch_encoder(const std::string& path, const std::string& vocab, torch::Device device) {
   auto vision = models::load_conch(path);
-  auto text = models::load_conch_text(path);  // first: v1.5 has no text tower, and its error says so
+  auto text = models::load_conch_text(path);  // before set_projected: v1.5's error is that it has no text tower
   vision.model->set_projected(true, str("CONCH ", vision.version, " '", path, "'"));
   std::shared_ptr<const text::Tokenizer> tokenizer = models::open_conch_tokenizer(path, vocab);
   const auto& trunk = vision.model->trunk->config();
@@ -42,6 +42,7 @@ ImageTextEncoder conch_encoder(const std::string& path, const std::string& vocab
   e.modules->register_module("text", text.model);
   e.modules->to(device);
   e.embed_dim = text.model->config().embed_dim;
+  e.logit_scale = text.logit_scale;  // run_zeroshot's exp(logit_scale)
   e.image_size = trunk.image_size;
   e.mean = trunk.mean;
   e.std = trunk.std;

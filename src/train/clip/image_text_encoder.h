@@ -24,6 +24,7 @@ struct ImageTextEncoder {
   std::string description;                     // the evaluation's start-up line
   std::shared_ptr<torch::nn::Module> modules;  // every weight of both towers (Task::model())
   int64_t embed_dim = 0;
+  double logit_scale = 100;  // zero-shot probabilities: softmax(logit_scale x cosine); open_clip's 100, CONCH's own
   // The evaluation transform: shortest side to image_size with `interpolation`, center crop, then mean/std.
   int image_size = 224;
   std::array<double, 3> mean{}, std{};

@@ -156,8 +156,7 @@ std::map<std::string, double> evaluate_clip(const ImageTextEncoder& encoder, con
     PATHVLM_CHECK(labels.size(0) > 0, "zero-shot tiles '", cfg.data.zeroshot, "' hold no records");
     const int64_t classes = static_cast<int64_t>(spec.classes.size());
     eval::check_class_labels(labels, classes, str("zero-shot tiles '", cfg.data.zeroshot, "'"), cfg.eval.classes);
-    auto predictions = eval::zeroshot_logits(images, classifier).argmax(1);
-    auto m = eval::classification_metrics(predictions, labels, classes);
+    auto m = eval::metrics_from_logits(eval::zeroshot_logits(images, classifier, encoder.logit_scale), labels);
     for (auto& [k, v] : eval::metric_values(m, "zeroshot/")) out[k] = v;
     log_info("zero-shot (", spec.classes.size(), " classes, chance ", 1.0 / static_cast<double>(classes), "): ",
              eval::format_metrics(m));

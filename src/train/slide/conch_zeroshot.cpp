@@ -13,6 +13,7 @@ ConchSlideZeroShot::ConchSlideZeroShot(const std::string& path, const std::strin
     : path_(path), device_(device) {
   auto tower = models::load_conch_text(path);  // v1.5 has no text tower, and its error says so
   text_ = tower.model;
+  logit_scale_ = tower.logit_scale;
   tokenizer_ = models::open_conch_tokenizer(path, vocab);
   modules_ = std::make_shared<torch::nn::Module>("Conch");
   modules_->register_module("text", text_);

@@ -23,6 +23,7 @@ class ConchSlideZeroShot {
   ConchSlideZeroShot(const std::string& path, const std::string& vocab, bool projected, torch::Device device);
 
   int64_t feature_dim() const;  // the width the tile features must have
+  double logit_scale() const { return logit_scale_; }  // exp(logit_scale): run_mizero's softmax temperature
   torch::nn::Module& modules() { return *modules_; }
   // The classes' prompts embedded; before slide_scores.
   void set_classes(const eval::ZeroShotSpec& spec, int64_t batch_size);
@@ -37,6 +38,7 @@ class ConchSlideZeroShot {
   std::shared_ptr<const text::Tokenizer> tokenizer_;
   torch::Tensor projection_;  // [pooled, embed]; undefined for projected features
   torch::Tensor classifier_;  // [classes, embed]
+  double logit_scale_ = 0;
 };
 
 }  // namespace pathvlm::train

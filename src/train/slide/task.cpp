@@ -166,6 +166,7 @@ void SlideTask::build_for_eval(const TaskContext& ctx, const std::string& weight
   if (!weights.empty() && models::is_conch(weights)) {
     PATHVLM_CHECK(!cfg_.eval.classes.empty(), "CONCH '", weights, "' classifies slides zero-shot: give the classes ",
                   "(pathvlm eval: --classes, a zero-shot YAML or CONCH's prompt JSON)");
+    PATHVLM_CHECK(!cfg_.eval.topj.empty(), "slide.eval.topj is empty: list how many best tiles score a class");
     auto options = slide_bag_options(cfg_.data);
     options.reports_required = false;
     val_data_ = std::make_shared<const data::SlideBagDataset>(data::SlideBagDataset::open(cfg_.data.val, options));
@@ -267,7 +268,7 @@ std::map<std::string, double> SlideTask::evaluate(dist::Comm& comm) {
     });
     auto labels = class_indices(*val_data_, all_index, labels_, spec, where);
     const auto classes = static_cast<int64_t>(spec.classes.size());
-    auto m = eval::classification_metrics(eval::zeroshot_logits(all_slides, classifier).argmax(1), labels, classes);
+    auto m = eval::metrics_from_logits(eval::zeroshot_logits(all_slides, classifier), labels);
     for (auto& [k, v] : eval::metric_values(m, "zeroshot/")) out[k] = v;
     log_info("zero-shot slides (", classes, " classes, chance ", 1.0 / static_cast<double>(classes), "): ",
              eval::format_metrics(m));
@@ -302,7 +303,7 @@ std::map<std::string, double> SlideTask::evaluate_conch(dist::Comm& comm) {
 
   std::map<std::string, double> out;
   for (int64_t k = 0; k < ways; ++k) {
-    auto m = eval::classification_metrics(all_scores.select(1, k).argmax(1), labels, classes);
+    auto m = eval::metrics_from_logits(all_scores.select(1, k) * conch_->logit_scale(), labels);
     for (auto& [key, v] : eval::metric_values(m, str("zeroshot_topj", topj[k], "/"))) out[key] = v;
     log_info("zero-shot slides, classes scored by their ", topj[k], " best tiles (", classes, " classes, chance ",
              1.0 / static_cast<double>(classes), "): ", eval::format_metrics(m));

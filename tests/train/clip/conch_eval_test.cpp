@@ -140,11 +140,16 @@ TEST(ConchEval, ZeroShotAndRetrievalEqualThoseOfItsEncodedEmbeddings) {
     weights.push_back(F::normalize(prompt_embeds.narrow(0, at, count).mean(0), F::NormalizeFuncOptions().dim(0)));
     at += count;
   }
-  const auto predictions = image_embeds.narrow(0, 0, n_zeroshot).matmul(torch::stack(weights).t()).argmax(1);
+  // Its logits: the cosine times CONCH's temperature (run_zeroshot's), whose softmax gives the ROC AUC.
+  const double scale = std::stod(file.metadata().at("logit_scale"));
+  const auto logits = scale * F::normalize(image_embeds.narrow(0, 0, n_zeroshot), F::NormalizeFuncOptions().dim(1))
+                                  .matmul(torch::stack(weights).t());
+  const auto predictions = logits.argmax(1);
   const auto labels = torch::tensor(zeroshot.labels, torch::kLong);
   std::set<int64_t> predicted(predictions.data_ptr<int64_t>(), predictions.data_ptr<int64_t>() + n_zeroshot);
   ASSERT_GE(predicted.size(), 3u) << "the random CONCH predicts too few classes to tell the plumbing apart";
-  const auto zs = eval::classification_metrics(predictions, labels, static_cast<int64_t>(classes.size()));
+  const auto zs = eval::metrics_from_logits(logits, labels);
+  ASSERT_TRUE(zs.roc_auc.has_value());
   // Retrieval of the validation tiles and their captions.
   const auto rt = eval::retrieval_metrics(image_embeds.narrow(0, n_zeroshot, static_cast<int64_t>(val.images.size())),
                                           text_embeds.narrow(0, n_prompts, static_cast<int64_t>(val.captions.size())));

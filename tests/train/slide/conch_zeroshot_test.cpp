@@ -60,7 +60,8 @@ TEST(ConchSlideZeroShot, ScoresSlidesByTheirBestTilesAsMiZero) {
 
   // The classifier as CONCH builds it, and its image tower's projection (pooled 64 -> shared 24).
   torch::NoGradGuard no_grad;
-  auto text = models::load_conch_text(conch).model;
+  const auto tower = models::load_conch_text(conch);
+  auto text = tower.model;
   const auto tokenizer = models::open_conch_tokenizer(conch, "");
   const auto classifier = eval::zeroshot_classifier(spec, [&](const std::vector<std::string>& t) {
     return text->encode(*tokenizer, t);
@@ -99,16 +100,18 @@ TEST(ConchSlideZeroShot, ScoresSlidesByTheirBestTilesAsMiZero) {
   pooled_csv.close();
   projected_csv.close();
 
-  // What run_mizero gives: cosine per tile and class, per class the mean of its j best, the best class.
+  // What run_mizero gives: cosine per tile and class, per class the mean of its j best; the best class predicts, the
+  // softmax of those means times CONCH's temperature gives the ROC AUC.
   std::map<std::string, double> expected;
   for (const int64_t j : kTopj) {
-    std::vector<int64_t> predicted;
+    std::vector<torch::Tensor> pooled;
     for (const auto& tiles : shared_of) {
       const auto scores = F::normalize(tiles, F::NormalizeFuncOptions().dim(1)).matmul(classifier.t());
       const auto best = std::get<0>(scores.sort(0, /*descending=*/true)).narrow(0, 0, std::min(j, scores.size(0)));
-      predicted.push_back(best.mean(0).argmax().item<int64_t>());
+      pooled.push_back(best.mean(0));
     }
-    const auto m = eval::classification_metrics(torch::tensor(predicted), torch::tensor(label_of), 3);
+    const auto m = eval::metrics_from_logits(torch::stack(pooled) * tower.logit_scale, torch::tensor(label_of));
+    EXPECT_TRUE(m.roc_auc.has_value());
     for (const auto& [key, value] : eval::metric_values(m, "zeroshot_topj" + std::to_string(j) + "/"))
       expected[key] = value;
   }
