@@ -108,9 +108,10 @@ int run_eval(const ArgParser& parser) {
 int cmd_eval(const Args& args) {
   ArgParser parser("pathvlm eval",
                    "Evaluate a model with its task's metrics (clip: zero-shot top-1, balanced accuracy, weighted F1, "
-                   "confusion matrix; image<->text retrieval R@1/5/10, median rank; of a CLIP or of CONCH v1). With CONFIG: the task's data, and "
-                   "the run's latest checkpoint (else the task's initial weights); options override. Every rank "
-                   "started with it (mpirun) evaluates its share. Prints the metrics as one JSON line.");
+                   "confusion matrix; image<->text retrieval R@1/5/10, median rank; of a CLIP or of CONCH v1). With "
+                   "CONFIG: the task's data, and the run's latest checkpoint (else the task's initial weights); "
+                   "options override. Every rank started with it (mpirun) evaluates its share. Prints the metrics as "
+                   "one JSON line.");
   parser.positional("config", "a job config (optional)", false, false);
   parser.positional("overrides", "key=value overrides of the config", true, false);
   parser.option("task", "the task to evaluate without a CONFIG (default: run.task's default)");

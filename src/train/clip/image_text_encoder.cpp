@@ -5,24 +5,6 @@
 
 namespace pathvlm::train {
 
-ImageTextEncoder clip_encoder(models::ClipModel model, std::shared_ptr<const text::ClipTokenizer> tokenizer,
-                              const ClipTaskConfig& cfg, torch::Device device) {
-  PATHVLM_CHECK(cfg.data.image_mean.size() == 3 && cfg.data.image_std.size() == 3,
-                "clip.data.image_mean and clip.data.image_std must have 3 values");
-  ImageTextEncoder e;
-  e.description = models::describe(model->config());
-  e.modules = model.ptr();
-  e.embed_dim = model->config().embed_dim;
-  e.image_size = model->config().image_size;
-  std::copy(cfg.data.image_mean.begin(), cfg.data.image_mean.end(), e.mean.begin());
-  std::copy(cfg.data.image_std.begin(), cfg.data.image_std.end(), e.std.begin());
-  e.images = [model](const torch::Tensor& pixels) mutable { return model->encode_image(pixels); };
-  e.texts = [model, tokenizer, device](const std::vector<std::string>& texts) mutable {
-    return model->encode_text(tokenizer->batch(texts).to(device));
-  };
-  return e;
-}
-
 ImageTextEncoder conch_encoder(const std::string& path, const std::string& vocab, torch::Device device) {
   auto vision = models::load_conch(path);
   auto text = models::load_conch_text(path);  // before set_projected: v1.5's error is that it has no text tower

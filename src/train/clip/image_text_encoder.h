@@ -34,7 +34,7 @@ struct ImageTextEncoder {
   std::function<torch::Tensor(const std::vector<std::string>& texts)> texts;
 };
 
-// A CLIP with its tokenizer; pixel statistics from clip.data, the input size from the model.
+// A CLIP with its tokenizer; pixel statistics from clip.data, the input size from the model (train/clip/task.cpp).
 ImageTextEncoder clip_encoder(models::ClipModel model, std::shared_ptr<const text::ClipTokenizer> tokenizer,
                               const ClipTaskConfig& cfg, torch::Device device);
 

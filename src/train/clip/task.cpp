@@ -99,6 +99,22 @@ Embedded embed_share(const ImageTextEncoder& encoder, const ClipTaskConfig& cfg,
 
 }  // namespace
 
+ImageTextEncoder clip_encoder(models::ClipModel model, std::shared_ptr<const text::ClipTokenizer> tokenizer,
+                              const ClipTaskConfig& cfg, torch::Device device) {
+  ImageTextEncoder e;
+  e.description = models::describe(model->config());
+  e.modules = model.ptr();
+  e.embed_dim = model->config().embed_dim;
+  e.image_size = model->config().image_size;
+  e.mean = fixed<3>(cfg.data.image_mean, "clip.data.image_mean");
+  e.std = fixed<3>(cfg.data.image_std, "clip.data.image_std");
+  e.images = [model](const torch::Tensor& pixels) mutable { return model->encode_image(pixels); };
+  e.texts = [model, tokenizer, device](const std::vector<std::string>& texts) mutable {
+    return model->encode_text(tokenizer->batch(texts).to(device));
+  };
+  return e;
+}
+
 models::ClipModel build_clip_model(const ClipTaskConfig& cfg) {
   models::ClipModel model{nullptr};
   if (!cfg.pretrained.empty()) {

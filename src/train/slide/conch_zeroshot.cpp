@@ -10,7 +10,7 @@ namespace F = torch::nn::functional;
 
 ConchSlideZeroShot::ConchSlideZeroShot(const std::string& path, const std::string& vocab, bool projected,
                                        torch::Device device)
-    : path_(path), device_(device) {
+    : device_(device) {
   auto tower = models::load_conch_text(path);  // v1.5 has no text tower, and its error says so
   text_ = tower.model;
   logit_scale_ = tower.logit_scale;

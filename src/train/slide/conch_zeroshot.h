@@ -31,7 +31,6 @@ class ConchSlideZeroShot {
   torch::Tensor slide_scores(const torch::Tensor& features, const std::vector<int64_t>& topj) const;
 
  private:
-  std::string path_;
   torch::Device device_;
   std::shared_ptr<torch::nn::Module> modules_;
   models::ConchText text_{nullptr};

@@ -77,6 +77,11 @@ torch::Tensor class_indices(const data::SlideBagDataset& slides, const torch::Te
   return out;
 }
 
+// Every rank's `parts` concatenated, in rank order, on the host; `empty` stands for a rank that has none.
+torch::Tensor gather_parts(const std::vector<torch::Tensor>& parts, const torch::Tensor& empty, dist::Comm& comm) {
+  return dist::gather_rows(parts.empty() ? empty : torch::cat(parts), &comm).cpu();
+}
+
 }  // namespace
 
 models::ClipModelConfig text_tower_config(const SlideTextConfig& text) {
@@ -167,9 +172,7 @@ void SlideTask::build_for_eval(const TaskContext& ctx, const std::string& weight
     PATHVLM_CHECK(!cfg_.eval.classes.empty(), "CONCH '", weights, "' classifies slides zero-shot: give the classes ",
                   "(pathvlm eval: --classes, a zero-shot YAML or CONCH's prompt JSON)");
     PATHVLM_CHECK(!cfg_.eval.topj.empty(), "slide.eval.topj is empty: list how many best tiles score a class");
-    auto options = slide_bag_options(cfg_.data);
-    options.reports_required = false;
-    val_data_ = std::make_shared<const data::SlideBagDataset>(data::SlideBagDataset::open(cfg_.data.val, options));
+    val_data_ = open_val_data(/*reports_required=*/false);
     labels_ = read_labels(cfg_.data.labels);
     const bool projected = cfg_.eval.tile_features == "projected";
     conch_ = std::make_unique<ConchSlideZeroShot>(weights, cfg_.text.vocab, projected, device_);
@@ -193,9 +196,10 @@ void SlideTask::build_for_eval(const TaskContext& ctx, const std::string& weight
            ctx.world_size == 1 ? " rank" : " ranks");
 }
 
-std::shared_ptr<const data::SlideBagDataset> SlideTask::open_val_data() const {
-  return std::make_shared<const data::SlideBagDataset>(
-      data::SlideBagDataset::open(cfg_.data.val, slide_bag_options(cfg_.data)));
+std::shared_ptr<const data::SlideBagDataset> SlideTask::open_val_data(bool reports_required) const {
+  auto options = slide_bag_options(cfg_.data);
+  options.reports_required = reports_required;
+  return std::make_shared<const data::SlideBagDataset>(data::SlideBagDataset::open(cfg_.data.val, options));
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> SlideTask::state_tensors() {
@@ -248,12 +252,9 @@ std::map<std::string, double> SlideTask::evaluate(dist::Comm& comm) {
   }
   const int64_t dim = model_->text_config().embed_dim;
   auto on_device = torch::TensorOptions().device(device_);
-  auto all_slides =
-      dist::gather_rows(slides.empty() ? torch::empty({0, dim}, on_device) : torch::cat(slides), &comm).cpu();
-  auto all_reports =
-      dist::gather_rows(reports.empty() ? torch::empty({0, dim}, on_device) : torch::cat(reports), &comm).cpu();
-  auto all_index = dist::gather_rows(
-      index.empty() ? torch::empty({0}, on_device.dtype(torch::kLong)) : torch::cat(index), &comm).cpu();
+  auto all_slides = gather_parts(slides, torch::empty({0, dim}, on_device), comm);
+  auto all_reports = gather_parts(reports, torch::empty({0, dim}, on_device), comm);
+  auto all_index = gather_parts(index, torch::empty({0}, on_device.dtype(torch::kLong)), comm);
   PATHVLM_CHECK(all_slides.size(0) > 0, where, " holds no slides");
 
   std::map<std::string, double> out;
@@ -290,14 +291,13 @@ std::map<std::string, double> SlideTask::evaluate_conch(dist::Comm& comm) {
     const auto& features = batch->at("features");
     const auto& mask = batch->at("mask");
     for (int64_t b = 0; b < features.size(0); ++b)
-      scores.push_back(conch_->slide_scores(features[b].index({mask[b]}), topj).flatten());
+      scores.push_back(conch_->slide_scores(features[b].index({mask[b]}), topj).view({1, ways * classes}));
     index.push_back(batch->at("slide_index"));
   }
   auto on_device = torch::TensorOptions().device(device_);
-  auto all_scores = dist::gather_rows(scores.empty() ? torch::empty({0, ways * classes}, on_device)
-                                                     : torch::stack(scores), &comm).cpu().view({-1, ways, classes});
-  auto all_index = dist::gather_rows(
-      index.empty() ? torch::empty({0}, on_device.dtype(torch::kLong)) : torch::cat(index), &comm).cpu();
+  auto all_scores =
+      gather_parts(scores, torch::empty({0, ways * classes}, on_device), comm).view({-1, ways, classes});
+  auto all_index = gather_parts(index, torch::empty({0}, on_device.dtype(torch::kLong)), comm);
   PATHVLM_CHECK(all_index.size(0) > 0, where, " holds no slides");
   const auto labels = class_indices(*val_data_, all_index, labels_, spec, where);
 

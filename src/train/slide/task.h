@@ -56,7 +56,8 @@ class SlideTask : public Task {
   // Config, device, communicator, rank and loader options of `ctx`.
   void take_context(const TaskContext& ctx);
   void build_model(int64_t feature_dim);
-  std::shared_ptr<const data::SlideBagDataset> open_val_data() const;
+  // slide.data.val; zero-shot alone (CONCH) needs no reports.
+  std::shared_ptr<const data::SlideBagDataset> open_val_data(bool reports_required = true) const;
   // L2-normalised (slide, report) embeddings of one micro-batch.
   std::pair<torch::Tensor, torch::Tensor> encode(const Batch& batch);
   // Evaluation with CONCH: zero-shot metrics for each slide.eval.topj ("zeroshot_topj5/top1", ...).
