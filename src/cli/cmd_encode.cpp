@@ -16,6 +16,9 @@
 #include "models/conch/weights.h"
 #include "io/safetensors.h"
 #include "models/slide/report_model.h"
+#include "models/titan/weights.h"
+#include "core/log.h"
+#include "core/progress.h"
 #include "train/slide/task.h"
 
 namespace pathvlm::cli {
@@ -168,11 +171,56 @@ safetensors::NamedTensors encode_conch(const ArgParser& parser, const std::strin
   return out;
 }
 
+// TITAN: every slide of --slides, all its tiles, to its slide embedding (encode_slide_from_patch_features), one
+// slide per forward pass as TITAN runs.
+safetensors::NamedTensors encode_titan(const ArgParser& parser, const std::string& model_path, torch::Device device,
+                                       safetensors::Metadata& metadata) {
+  PATHVLM_CHECK(parser.get_list("images").empty() && !parser.has("texts-file"), "'", model_path,
+                "' is TITAN's slide encoder: it encodes --slides (its text tower is not supported)");
+  const auto sources = parser.get_list("slides");
+  PATHVLM_CHECK(!sources.empty(), "TITAN '", model_path, "' encodes slides: give --slides");
+  const int64_t fallback_size = parser.has("patch-size-level0") ? parser.get_int("patch-size-level0") : 0;
+  PATHVLM_CHECK(!parser.has("patch-size-level0") || fallback_size > 0, "--patch-size-level0 must be positive, got ",
+                fallback_size);
+  auto titan = models::load_titan(model_path);
+  titan->to(device);
+  data::SlideBagOptions options;
+  options.max_bad_fraction = parser.get_double("max-bad-fraction");
+  options.reports_required = false;
+  const auto slides = data::SlideBagDataset::open(sources, options);
+  log_info(slides.report().summary());
+  PATHVLM_CHECK(slides.feature_dim() == titan->config().input_dim, "--slides have ", slides.feature_dim(),
+                "-d tile features but TITAN '", model_path, "' reads ", titan->config().input_dim,
+                "-d ones (CONCH v1.5's: `pathvlm embed --encoder` with conchv1_5)");
+  // Every slide's tile size known before the first forward pass.
+  std::vector<int64_t> sizes;
+  for (int64_t i = 0; i < slides.size(); ++i) {
+    const auto& info = slides.slide(i);
+    sizes.push_back(info.patch_size_level0 > 0 ? info.patch_size_level0 : fallback_size);
+    PATHVLM_CHECK(sizes.back() > 0, "slide '", info.id, "' (", info.source, ") does not record patch_size_level0 ",
+                  "(TRIDENT's coords attribute), which TITAN's grid needs: give --patch-size-level0 (the tiles' edge ",
+                  "in level-0 pixels, e.g. 1024 for 512 px tiles at 20x of a 40x slide)");
+  }
+  std::vector<torch::Tensor> embeds;
+  nlohmann::json ids = nlohmann::json::array();
+  Progress progress("titan", slides.size(), "slides");
+  for (int64_t i = 0; i < slides.size(); ++i) {
+    const auto [features, coords] = slides.read_tiles(i, slides.tile_rows(i, /*train=*/false, 0, 0));
+    embeds.push_back(titan->forward(features, coords, sizes[i]).to(torch::kCPU, torch::kFloat32));
+    ids.push_back(slides.slide(i).id);
+    progress.advance(1, {{"tiles", slides.slide(i).tiles}});
+  }
+  progress.finish();
+  metadata["slide_ids"] = ids.dump();
+  return {{"slide_embeds", torch::stack(embeds)}};
+}
+
 }  // namespace
 
 int cmd_encode(const Args& args) {
   ArgParser parser("pathvlm encode",
-                   "Embed images and texts with a CLIP model or CONCH v1, or slides and reports with a slide model; "
+                   "Embed images and texts with a CLIP model or CONCH v1, slides and reports with a slide model, or "
+                   "slides with TITAN; "
                    "writes image_embeds [N,embed] / slide_embeds [N,embed] (slide ids in the `slide_ids` metadata) and "
                    "text_embeds [M,embed] (float32, projected, not normalised) to a safetensors file (with CONCH, its "
                    "temperature in the `logit_scale` metadata). Images of the model's size are only normalised; "
@@ -180,12 +228,15 @@ int cmd_encode(const Args& args) {
                    "transform do. Slides are encoded with all their tiles.");
   parser.option("model",
                 "HF CLIP directory, export, run checkpoint (step dir or run dir) or open_clip .safetensors; CONCH v1 "
-                "(its pytorch_model.bin converted to model.safetensors); or a slide run or its export",
+                "(its pytorch_model.bin converted to model.safetensors); a slide run or its export; or TITAN "
+                "(MahmoodLab/TITAN's directory: slide embeddings of CONCH v1.5 tile features)",
                 /*required=*/true);
   parser.list("images", "image files (JPEG or PNG)");
   parser.list("slides",
               "slides: `slides` shards (manifest.json, folder or .h5) or CSV manifests of TRIDENT/CLAM files");
   parser.option("max-bad-fraction", "share of --slides that may be missing or unreadable (skipped)", false, "0");
+  parser.option("patch-size-level0", "TITAN: the tiles' edge in level-0 pixels, for --slides whose files do not "
+                                      "record it (TRIDENT's coords attribute patch_size_level0)");
   parser.option("texts-file", "text file, one text per line");
   parser.option("vocab", "CLIP BPE (bpe_simple_vocab_16e6.txt.gz) or HF tokenizer directory, for --texts-file "
                          "(default: the model's own: an HF directory's files, a run's clip.vocab); for CONCH its "
@@ -208,6 +259,8 @@ int cmd_encode(const Args& args) {
   safetensors::NamedTensors out;
   if (is_slide_model(model_path)) {
     out = encode_slides(parser, model_path, device, metadata);
+  } else if (models::is_titan(model_path)) {
+    out = encode_titan(parser, model_path, device, metadata);
   } else if (models::is_conch(model_path)) {
     PATHVLM_CHECK(parser.get_list("slides").empty(), "--slides needs a slide model; '", model_path, "' is CONCH");
     out = encode_conch(parser, model_path, device, metadata);

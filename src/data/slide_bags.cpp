@@ -1,6 +1,7 @@
 #include "data/slide_bags.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <list>
 #include <mutex>
@@ -58,8 +59,20 @@ struct Candidate {
 
 constexpr int64_t kMaxFeatureWidth = 1 << 16, kMaxTiles = 1 << 24;
 
-// Tiles and feature width from the metadata of `features` and `coords` in `g` (nothing is read), or the problem.
-std::optional<Problem> check_bag(const h5::Group& g, int64_t& tiles, int64_t& width) {
+// The level-0 tile size `object` records (TRIDENT's coords attribute; a `slides` shard's slide group), 0 when it
+// records none; an Error when it is not a positive whole number.
+int64_t recorded_patch_size_level0(const h5::Object& object) {
+  constexpr const char* kName = "patch_size_level0";
+  if (!object.has_attr(kName)) return 0;
+  const double size = object.attr_double(kName);
+  PATHVLM_CHECK(size >= 1 && size < 1e9 && size == std::round(size), "attribute '", kName, "' is ", size,
+                ", not a positive whole number of level-0 pixels");
+  return static_cast<int64_t>(size);
+}
+
+// Tiles, tile size and feature width from the metadata of `features` and `coords` in `g` (nothing is read), or the
+// problem.
+std::optional<Problem> check_bag(const h5::Group& g, SlideInfo& info, int64_t& width) {
   try {
     if (!g.has_dataset("features")) return Problem{"no features dataset", "no features dataset"};
     if (!g.has_dataset("coords")) return Problem{"no coords dataset", "no coords dataset"};
@@ -86,8 +99,14 @@ std::optional<Problem> check_bag(const h5::Group& g, int64_t& tiles, int64_t& wi
     if (fshape[1] > kMaxFeatureWidth || fshape[0] > kMaxTiles)
       return Problem{"bad features", str("features ", c10::IntArrayRef(fshape), " are too large (at most ",
                                          kMaxTiles, " tiles of width ", kMaxFeatureWidth, ")")};
-    tiles = fshape[0];
+    info.tiles = fshape[0];
     width = fshape[1];
+    try {
+      info.patch_size_level0 = recorded_patch_size_level0(coords);
+      if (info.patch_size_level0 == 0) info.patch_size_level0 = recorded_patch_size_level0(g);
+    } catch (const Error& e) {
+      return Problem{"bad coords", str("coords: ", e.what())};
+    }
     return std::nullopt;
   } catch (const Error& e) {
     return Problem{"unreadable", str("unreadable: ", e.what())};
@@ -121,7 +140,7 @@ class Gatherer {
       c.source = source;
       std::optional<Problem> problem;
       try {
-        problem = check_bag(h5::File::open(row.features), c.info.tiles, c.width);
+        problem = check_bag(h5::File::open(row.features), c.info, c.width);
       } catch (const Error& e) {
         problem = Problem{"unreadable", str("unreadable: ", e.what())};
       }
@@ -235,7 +254,7 @@ class Gatherer {
       std::optional<Problem> problem;
       try {
         if (!slides.has_group(id)) problem = Problem{"broken slide group", str("/slides/", id, " is not a group")};
-        else problem = check_bag(slides.group(id), c.info.tiles, c.width);
+        else problem = check_bag(slides.group(id), c.info, c.width);
       } catch (const Error& e) {
         problem = Problem{"unreadable", str("unreadable: ", e.what())};
       }

@@ -43,6 +43,7 @@ struct SlideInfo {
   std::string id, report, label;
   std::string source;  // "file 'x.h5'" or "shard 'y.h5' slide 'id'"
   int64_t tiles = 0;
+  int64_t patch_size_level0 = 0;  // tile edge in level-0 pixels, from the file's `patch_size_level0`; 0: not recorded
 };
 
 class SlideBagDataset {

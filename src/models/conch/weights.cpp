@@ -88,26 +88,48 @@ void set_linear(Linear& layer, const torch::Tensor& weight, const torch::Tensor&
   if (layer->bias.defined()) set_vit_tensor(layer->bias, bias, name + " (bias)", where);
 }
 
-// The pooler's projections: v1's nn.MultiheadAttention (separate q/k/v weights as its key width differs, or one
-// in_proj_weight; in_proj_bias; out_proj), v1.5's bias-free to_q, to_kv (keys, then values) and to_out.
+// The pooler's projections: v1's nn.MultiheadAttention (set_multihead_pooler), v1.5's bias-free to_q, to_kv (keys,
+// then values) and to_out.
 void set_pooler(AttentionalPoolerImpl& pooler, CheckpointTensors& t, const ConchLayout& layout) {
   const std::string p = layout.pooler;
+  if (&layout == &kV1) return set_multihead_pooler(pooler, t, p);
   t.copy(pooler.query, p + "query");
   set_layer_norm(pooler.ln_q, t, p + "ln_q");
   set_layer_norm(pooler.ln_k, t, p + "ln_k");
   const std::string& where = t.where();
-  if (&layout == &kV15) {
-    const auto kv = t.get(p + "to_kv.weight");
-    PATHVLM_CHECK(kv.dim() == 2 && kv.size(0) % 2 == 0, where, ": tensor '", p, "to_kv.weight' has shape ", kv.sizes(),
-                  ", not keys and values stacked");
-    const auto k_v = kv.chunk(2, 0);
-    set_linear(pooler.q_proj, t.get(p + "to_q.weight"), {}, p + "to_q.weight", where);
-    set_linear(pooler.k_proj, k_v[0], {}, p + "to_kv.weight", where);
-    set_linear(pooler.v_proj, k_v[1], {}, p + "to_kv.weight", where);
-    set_linear(pooler.out_proj, t.get(p + "to_out.weight"), {}, p + "to_out.weight", where);
-    return;
+  const auto kv = t.get(p + "to_kv.weight");
+  PATHVLM_CHECK(kv.dim() == 2 && kv.size(0) % 2 == 0, where, ": tensor '", p, "to_kv.weight' has shape ", kv.sizes(),
+                ", not keys and values stacked");
+  const auto k_v = kv.chunk(2, 0);
+  set_linear(pooler.q_proj, t.get(p + "to_q.weight"), {}, p + "to_q.weight", where);
+  set_linear(pooler.k_proj, k_v[0], {}, p + "to_kv.weight", where);
+  set_linear(pooler.v_proj, k_v[1], {}, p + "to_kv.weight", where);
+  set_linear(pooler.out_proj, t.get(p + "to_out.weight"), {}, p + "to_out.weight", where);
+}
+
+// What a v1 checkpoint holds besides the image tower: the CoCa's text tower and decoder, the caption pooler and the
+// temperature.
+bool outside_the_tile_encoder(const std::string& name) {
+  for (const char* part :
+       {"text.", "text_decoder.", "logit_scale", "visual.attn_pool_caption.", "visual.ln_caption."}) {
+    if (name.rfind(part, 0) == 0) return true;
   }
-  const std::string a = p + "attn.";
+  return false;
+}
+
+// v1.5's repository holds the tile encoder alone: TRIDENT loads it strictly.
+bool nothing_else(const std::string&) { return false; }
+
+constexpr int64_t kTextHeadWidth = 64;  // open_clip's text towers: heads = width / 64 (CONCH's 768 -> 12)
+
+}  // namespace
+
+void set_multihead_pooler(AttentionalPoolerImpl& pooler, CheckpointTensors& t, const std::string& prefix) {
+  t.copy(pooler.query, prefix + "query");
+  set_layer_norm(pooler.ln_q, t, prefix + "ln_q");
+  set_layer_norm(pooler.ln_k, t, prefix + "ln_k");
+  const std::string& where = t.where();
+  const std::string a = prefix + "attn.";
   std::vector<torch::Tensor> weights;
   if (t.contains(a + "in_proj_weight")) {
     weights = t.get(a + "in_proj_weight").chunk(3, 0);
@@ -124,34 +146,6 @@ void set_pooler(AttentionalPoolerImpl& pooler, CheckpointTensors& t, const Conch
   const auto out = t.linear(a + "out_proj");
   set_linear(pooler.out_proj, out.weight, out.bias, a + "out_proj.weight", where);
 }
-
-// What a v1 checkpoint holds besides the image tower: the CoCa's text tower and decoder, the caption pooler and the
-// temperature.
-bool outside_the_tile_encoder(const std::string& name) {
-  for (const char* part :
-       {"text.", "text_decoder.", "logit_scale", "visual.attn_pool_caption.", "visual.ln_caption."}) {
-    if (name.rfind(part, 0) == 0) return true;
-  }
-  return false;
-}
-
-// v1.5's repository holds the tile encoder alone: TRIDENT loads it strictly.
-bool nothing_else(const std::string&) { return false; }
-
-// The shape of `name`, which must be there with `dims` dimensions each in 1..`most`.
-std::vector<int64_t> bounded_shape(const TensorShapeOf& stored, const std::string& name, size_t dims, int64_t most,
-                                   const std::string& where) {
-  const auto shape = stored(name);
-  bool fits = shape && shape->size() == dims;
-  for (size_t i = 0; fits && i < dims; ++i) fits = (*shape)[i] >= 1 && (*shape)[i] <= most;
-  PATHVLM_CHECK(fits, where, ": tensor '", name, "' is ", shape ? str(torch::IntArrayRef(*shape)) : "missing",
-                ", not ", dims, " sizes of at most ", most);
-  return *shape;
-}
-
-constexpr int64_t kTextHeadWidth = 64;  // open_clip's text towers: heads = width / 64 (CONCH's 768 -> 12)
-
-}  // namespace
 
 bool is_conch(const std::string& path) {
   return holds_safetensors(path) && layout_of(safetensors::Checkpoint::open(path)) != nullptr;

@@ -15,6 +15,7 @@
 
 #include "models/conch/model.h"
 #include "models/conch/text.h"
+#include "models/vit/loading.h"
 
 namespace pathvlm::models {
 
@@ -23,6 +24,11 @@ struct Conch {
   ConchVision model{nullptr};
   std::string version;  // "v1", "v1.5"
 };
+
+// Sets `pooler` from an open_clip AttentionalPooler stored under `prefix` (CONCH v1's, TITAN's): query, ln_q, ln_k
+// and attn, an nn.MultiheadAttention (one in_proj_weight, or q/k/v_proj_weight where the key width differs;
+// in_proj_bias; out_proj). A shape that does not fit names the tensor and t.where().
+void set_multihead_pooler(AttentionalPoolerImpl& pooler, CheckpointTensors& t, const std::string& prefix);
 
 // Whether `path` (a .safetensors file or a directory holding model.safetensors) holds a CONCH image tower.
 bool is_conch(const std::string& path);

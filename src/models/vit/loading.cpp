@@ -65,6 +65,16 @@ TensorShapeOf shapes_in(const safetensors::Checkpoint& checkpoint) {
   };
 }
 
+std::vector<int64_t> bounded_shape(const TensorShapeOf& stored, const std::string& name, size_t dims, int64_t most,
+                                   const std::string& where) {
+  const auto shape = stored(name);
+  bool fits = shape && shape->size() == dims;
+  for (size_t i = 0; fits && i < dims; ++i) fits = (*shape)[i] >= 1 && (*shape)[i] <= most;
+  PATHVLM_CHECK(fits, where, ": tensor '", name, "' is ", shape ? str(torch::IntArrayRef(*shape)) : "missing",
+                ", not ", dims, " sizes of at most ", most);
+  return *shape;
+}
+
 Vit unset_vit(const VitConfig& config) { return unset_module<Vit>(config); }
 
 void set_vit_tensor(torch::Tensor& target, const torch::Tensor& value, const std::string& name,

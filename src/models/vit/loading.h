@@ -70,6 +70,11 @@ bool holds_safetensors(const std::string& path);
 // outlive the function.
 TensorShapeOf shapes_in(const safetensors::Checkpoint& checkpoint);
 
+// The shape `stored` gives `name`, which must be there with `dims` dimensions each in 1..`most` (bounded before
+// anything is allocated from it); an Error naming it and `where` otherwise.
+std::vector<int64_t> bounded_shape(const TensorShapeOf& stored, const std::string& name, size_t dims, int64_t most,
+                                   const std::string& where);
+
 // A Vit for `config` whose every value the loader then sets: nothing drawn, the caller's CPU random stream left where
 // it was.
 Vit unset_vit(const VitConfig& config);
