@@ -44,6 +44,7 @@ int cmd_synth_instruct(const Args& args);  // the `instruct` verb of `pathvlm sy
 
 int cmd_tokenize(const Args& args);
 int cmd_encode(const Args& args);
+int cmd_probe(const Args& args);
 int cmd_export(const Args& args);
 int cmd_eval(const Args& args);
 int cmd_generate(const Args& args);
