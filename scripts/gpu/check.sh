@@ -112,6 +112,7 @@ step clip_golden 60 step_clip_golden
 step tensorboard 60 step_tensorboard
 step timm_vit 60 step_timm_vit
 step conch 60 step_conch
+step titan 60 step_titan
 step hf_vit 60 step_hf_vit
 step llama_golden 60 step_llama_golden
 step llama_export 60 step_llama_export

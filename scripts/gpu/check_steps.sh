@@ -217,6 +217,11 @@ step_conch() {
   python_check conch check_conch.py
 }
 
+step_titan() {
+  need_python "check_titan.py (the numpy TITAN reference of the unit tests against torch's SDPA and MultiheadAttention; pathvlm encode and probe)"
+  python_check titan check_titan.py "$BUILD/pathvlm" "$DEVICE"
+}
+
 step_timm_vit() {
   need_python "check_timm_vit.py (pathvlm's timm ViT against the numpy reference ran in the unit tests)"
   python_check timm_vit check_timm_vit.py

@@ -116,6 +116,24 @@ struct CsvFixture {
 
 }  // namespace
 
+TEST(SlideBags, ATileSizeThatIsNoPositiveWholeNumberIsBadCoords) {
+  TempDir dir("slide_bags_patch_size");
+  const Bag bag = make_bag(6, 4, torch::kFloat32, torch::kInt64, 4);
+  for (const char* id : {"S1", "S2"}) write_trident(dir / (std::string("f/") + id + ".h5"), bag, id);
+  h5::File::open_rw(dir / "f/S2.h5").dataset("coords").set_attr("patch_size_level0", 2.5);
+  SlideBagOptions o;
+  o.max_bad_fraction = 0.5;
+  const auto ds = SlideBagDataset::open({dir.write("s.csv", "slide_id,features,report\nS1,f/S1.h5,a\nS2,f/S2.h5,b\n")},
+                                        o);
+  ASSERT_EQ(ds.size(), 1);
+  EXPECT_EQ(ds.slide(0).patch_size_level0, 512);
+  const auto& r = ds.report().sources.at(0);
+  EXPECT_EQ(r.problems.at("bad coords"), 1);
+  EXPECT_NE(r.first_problems.at(0).find("attribute 'patch_size_level0' is 2.5, not a positive whole number"),
+            std::string::npos)
+      << r.first_problems.at(0);
+}
+
 TEST(SlideBags, CsvManifestWithTridentAndClamFiles) {
   CsvFixture fx;
   SlideBagOptions o;
@@ -126,9 +144,11 @@ TEST(SlideBags, CsvManifestWithTridentAndClamFiles) {
   EXPECT_EQ(ds.slide(0).report, fx.report_a);
   EXPECT_EQ(ds.slide(0).label, "BRCA");
   EXPECT_EQ(ds.slide(0).tiles, 40);
+  EXPECT_EQ(ds.slide(0).patch_size_level0, 512);  // TRIDENT's coords attribute
   EXPECT_EQ(ds.slide(0).source, "file '" + (fx.dir / "features/TCGA-A.h5") + "'");
   EXPECT_EQ(ds.slide(1).report, "Clear cell renal cell carcinoma.");
   EXPECT_EQ(ds.slide(1).tiles, 5);
+  EXPECT_EQ(ds.slide(1).patch_size_level0, 0);  // CLAM's files do not say
   EXPECT_EQ(ds.slide(2).report, "Lung adenocarcinoma, acinar.");
   EXPECT_EQ(ds.slide(2).label, "LUAD");
   EXPECT_EQ(ds.index_of("TCGA-C"), 2);
@@ -240,6 +260,7 @@ TEST(SlideBags, SlidesShardsPackedByEmbed) {
     EXPECT_EQ(ds.slide(0).report, "Benign, no atypia.");
     EXPECT_EQ(ds.slide(2).report, "Adenocarcinoma.\nLVI present.");
     EXPECT_EQ(ds.slide(2).tiles, 12);
+    EXPECT_EQ(ds.slide(2).patch_size_level0, 512);
     EXPECT_EQ(ds.slide(2).source, "shard '" + (dir / "out/shards/slides-00001.h5") + "' slide 'S3'");
     const auto batch = ds.builder(false)(request_of({2, 0}));
     EXPECT_TRUE(torch::equal(batch.at("features")[0], bags[2].features.to(torch::kFloat32)));
