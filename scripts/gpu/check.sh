@@ -120,6 +120,7 @@ step llava_export 90 step_llava_export
 step trident_h5 90 step_trident_h5
 step bench_slide_memory 60 step_bench_slide_memory
 step bench_slide_step 60 step_bench_slide_step
+step bench_titan 60 step_bench_titan
 step bench_instruct_step 90 step_bench_instruct_step
 step bench_llama_load 60 step_bench_llama_load
 step vit_encode_pathvlm 60 step_vit_encode_pathvlm

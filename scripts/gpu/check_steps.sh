@@ -4,7 +4,7 @@
 # returns 0 (pass), 77 (skip: $FIGURE says why) or anything else (fail).
 
 FIRST_TARGETS="pathvlm test_dist bench_clip_step"
-SECOND_TARGETS="test_core test_models test_data bench_slide_memory bench_slide_step bench_instruct_step bench_llama_load bench_tile_loader bench_vit_encode"
+SECOND_TARGETS="test_core test_models test_data bench_slide_memory bench_slide_step bench_instruct_step bench_llama_load bench_tile_loader bench_vit_encode bench_titan"
 DEVICE=cuda
 [ "$MODE" = cpu ] && DEVICE=cpu
 
@@ -218,7 +218,7 @@ step_conch() {
 }
 
 step_titan() {
-  need_python "check_titan.py (the numpy TITAN reference of the unit tests against torch's SDPA and MultiheadAttention; pathvlm encode and probe)"
+  need_python "check_titan.py (the numpy TITAN reference against torch's SDPA and MultiheadAttention; encode, probe)"
   python_check titan check_titan.py "$BUILD/pathvlm" "$DEVICE"
 }
 
@@ -283,6 +283,7 @@ bench() {  # bench NAME GPU_ARGS CPU_ARGS
 step_bench_slide_memory() {
   bench bench_slide_memory "--device cuda" "--device cpu --kinds abmil --sizes 1000 --transformer-sizes 1000"
 }
+step_bench_titan() { bench bench_titan "--device cuda --tiles 4000,16000,50000 --steps 2" "--device cpu --tiles 200 --steps 1"; }
 step_bench_slide_step() { bench bench_slide_step "--device cuda" "--device cpu --steps 1 --warmup 1 --batch 2 --tiles 64"; }
 step_bench_instruct_step() {
   bench bench_instruct_step "--device cuda --llm tinyllama-1.1b --batch 8" "--device cpu --llm tiny --tower tiny --batch 1 --text 16 --steps 1"

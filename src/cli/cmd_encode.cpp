@@ -9,6 +9,8 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/join.h"
+#include "core/log.h"
+#include "core/progress.h"
 #include "text/clip_tokenizer.h"
 #include "text/tokenizer.h"
 #include "data/image.h"
@@ -17,8 +19,6 @@
 #include "io/safetensors.h"
 #include "models/slide/report_model.h"
 #include "models/titan/weights.h"
-#include "core/log.h"
-#include "core/progress.h"
 #include "train/slide/task.h"
 
 namespace pathvlm::cli {

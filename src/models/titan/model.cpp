@@ -10,7 +10,9 @@ namespace pathvlm::models {
 namespace {
 
 constexpr double kTimmLayerNormEps = 1e-6;      // the blocks' and the final norm's (timm's ViT)
-constexpr int64_t kScoresPerChunk = int64_t{1} << 25;  // float32 scores of one attention chunk: 128 MiB
+// float32 scores of one attention chunk: 16 MiB, which the allocators reuse (larger chunks were mapped and unmapped
+// for each chunk on the CPU, a third of the time in the kernel).
+constexpr int64_t kScoresPerChunk = int64_t{1} << 22;
 
 }  // namespace
 

@@ -55,7 +55,7 @@ class TitanSlideEncoderImpl : public torch::nn::Module {
   // features [N, input_dim], coords [N, 2] level-0 tile corners (int), tiles patch_size_level0 wide -> [width].
   torch::Tensor forward(const torch::Tensor& features, const torch::Tensor& coords, int64_t patch_size_level0);
   const TitanConfig& config() const { return config_; }
-  // Query rows per attention chunk; 0 (the default): as many as keep one chunk's scores near 128 MiB.
+  // Query rows per attention chunk; 0 (the default): as many as keep one chunk's scores near 16 MiB.
   void set_attention_chunk(int64_t rows) { attention_chunk_ = rows; }
 
   Linear patch_embed{nullptr};
