@@ -63,6 +63,12 @@ Embeddings read_embeddings(const std::vector<std::string>& paths, const std::str
       PATHVLM_CHECK(fresh, "slide '", it->first, "' has embeddings in '", it->second, "' and in '", path, "'");
       e.index[it->first] = next++;
     }
+    const auto finite = torch::isfinite(rows).all(1);
+    if (!finite.all().item<bool>()) {
+      const auto row = (~finite).nonzero()[0][0].item<int64_t>();
+      throw Error(str("--embeddings '", path, "': the embedding of '", ids[row].get<std::string>(), "' (row ", row,
+                      ") is not finite (", (~finite).sum().item<int64_t>(), " such rows)"));
+    }
     parts.push_back(rows.to(torch::kFloat64));
   }
   e.rows = torch::cat(parts);
@@ -163,6 +169,10 @@ int cmd_probe(const Args& args) {
   PATHVLM_CHECK(classes.size() >= 2, "'", train.path, "': the train split has ", classes.size(),
                 " class; a probe needs at least 2");
   const auto train_y = class_indices(train, classes), test_y = class_indices(test, classes);
+  const std::set<std::string> train_ids(train.ids.begin(), train.ids.end());
+  for (const auto& id : test.ids)
+    PATHVLM_CHECK(!train_ids.count(id), "slide '", id, "' is in both --train '", train.path, "' and --test '",
+                  test.path, "': the test split must be held out");
   const auto k = static_cast<int64_t>(classes.size());
 
   nlohmann::json report = {{"embeddings", parser.get_list("embeddings")},

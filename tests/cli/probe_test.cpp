@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -101,6 +102,19 @@ TEST(Probe, ChoosesCOnValidationAndScoresTheTestSplitAsTheReference) {
   result = run_cli(files + " --test " + (dir / "test.csv").string(), dir);
   EXPECT_NE(result.status, 0);
   EXPECT_NE(result.err.find("lacks the column 'label' (its columns: slide_id, case_id, OncoTreeCode"),
+            std::string::npos)
+      << result.err;
+
+  // A test slide the model was fitted on, and an embedding that is not finite.
+  result = run_cli(command + " --test " + (dir / "train.csv").string(), dir);
+  EXPECT_NE(result.status, 0);
+  EXPECT_NE(result.err.find("slide 'train_0' is in both --train"), std::string::npos) << result.err;
+  auto bad = d.test_x.clone();
+  bad[3][1] = std::numeric_limits<double>::quiet_NaN();
+  write_embeddings(dir / "b.safetensors", {{"test", bad}});
+  result = run_cli(command + " --test " + (dir / "test.csv").string(), dir);
+  EXPECT_NE(result.status, 0);
+  EXPECT_NE(result.err.find("b.safetensors': the embedding of 'test_3' (row 3) is not finite (1 such rows)"),
             std::string::npos)
       << result.err;
   fs::remove_all(dir);

@@ -74,7 +74,6 @@ torch::Tensor alibi_attention(const torch::Tensor& q, const torch::Tensor& k, co
   auto out = torch::empty(q.sizes(), f32);
   for (int64_t start = 0; start < tokens; start += chunk) {
     const int64_t rows = std::min(chunk, tokens - start);
-    auto scores = torch::matmul(q.narrow(1, start, rows).to(torch::kFloat32), keys) * scale;  // [H, rows, 1 + n]
     // Distances from this chunk's patch rows to every patch column; the class token's row and column stay 0.
     auto distance = torch::zeros({rows, tokens}, f32);
     const int64_t first = std::max<int64_t>(start, 1), patch_rows = start + rows - first;
@@ -85,7 +84,9 @@ torch::Tensor alibi_attention(const torch::Tensor& q, const torch::Tensor& k, co
                                                                                     .sum(-1)
                                                                                     .sqrt());
     }
-    scores.add_(negative_slopes * distance.unsqueeze(0));
+    // bias + (q / sqrt(d)) k^T in one GEMM: [H, rows, 1 + n]
+    const auto scores = torch::baddbmm(negative_slopes * distance.unsqueeze(0),
+                                       q.narrow(1, start, rows).to(torch::kFloat32) * scale, keys);
     out.narrow(1, start, rows).copy_(torch::matmul(torch::softmax(scores, -1), values));
   }
   return out.to(q.scalar_type());
