@@ -36,7 +36,8 @@ results = []
 def compare(name, ours, theirs, tolerance):
     error = float(np.abs(np.asarray(ours, dtype=np.float64) - np.asarray(theirs, dtype=np.float64)).max())
     results.append(error <= tolerance)
-    print(f"{name}: max abs difference {error:.2e} {'ok' if error <= tolerance else 'MISMATCH'} (tolerance {tolerance})")
+    verdict = "ok" if error <= tolerance else "MISMATCH"
+    print(f"{name}: max abs difference {error:.2e} {verdict} (tolerance {tolerance})")
 
 
 def random_titan(rng):

@@ -42,7 +42,8 @@ TEST(EncodeTitan, SlideEmbeddingsOfTridentFilesAreTitans) {
   }
   csv.close();
   const std::string out = (dir / "titan.safetensors").string();
-  const std::string command = "encode --model " + model + " --slides " + (dir / "slides.csv").string() + " --out " + out;
+  const std::string command =
+      "encode --model " + model + " --slides " + (dir / "slides.csv").string() + " --out " + out;
 
   auto result = run_cli(command, dir);
   EXPECT_NE(result.status, 0);

@@ -7,7 +7,8 @@ two. The multinomial Hessian is singular along a shift of every intercept (the p
 Newton step is the least-squares solution.
 
   logistic_reference.py DATA_FILE   # DATA_FILE: safetensors of train_x, train_y, val_x, val_y, test_x, costs,
-                                    # classes [1]; prints {"val_log_loss": [...], "best": i, "test_probabilities": [...]}
+                                    # classes [1]; prints {"val_log_loss": [...], "best": i,
+                                    # "test_probabilities": [...]}
 """
 import json
 import os

@@ -123,7 +123,8 @@ torch::Tensor TitanSlideEncoderImpl::forward(const torch::Tensor& features, cons
   const auto device = cls_token.device();
   const auto grid = titan_grid(features.to(device), coords.to(device), patch_size_level0);
   const int64_t w = config_.width, heads = config_.heads, tokens = 1 + grid.cells.size(0);
-  const int64_t chunk = attention_chunk_ > 0 ? attention_chunk_ : std::max<int64_t>(1, kScoresPerChunk / (heads * tokens));
+  const int64_t chunk =
+      attention_chunk_ > 0 ? attention_chunk_ : std::max<int64_t>(1, kScoresPerChunk / (heads * tokens));
   const auto dtype = cls_token.scalar_type();
   auto x = torch::cat({cls_token.view({1, w}), torch::gelu(patch_embed(grid.features.to(dtype)))}).unsqueeze(0);
   const auto split = [&](const torch::Tensor& t) { return t.view({tokens, heads, w / heads}).transpose(0, 1); };
