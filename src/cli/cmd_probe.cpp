@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/join.h"
 #include "data/csv.h"
+#include "eval/bootstrap.h"
 #include "eval/linear_probe.h"
 #include "eval/zeroshot.h"
 #include "io/safetensors.h"
@@ -143,7 +144,8 @@ int cmd_probe(const Args& args) {
                    "Linear probe of frozen embeddings (TITAN's and UNI's protocol): sklearn's L-BFGS logistic "
                    "regression on the train split for each C (by default TITAN's 45: 1/C log-spaced from 1e-5 to 1e6), "
                    "the C of lowest validation log loss kept, then scored on the test split (top1, balanced accuracy, "
-                   "weighted F1, kappa, ROC AUC). Writes probe.json and predictions.csv to --out.");
+                   "weighted F1, kappa, ROC AUC) with bootstrap 95% intervals. Writes probe.json and predictions.csv "
+                   "to --out.");
   parser.list("embeddings", "safetensors from `pathvlm encode --slides` (embeddings and their `slide_ids`)",
               /*required=*/true);
   parser.option("train", "CSV of the train split: an id column and a label column", /*required=*/true);
@@ -154,12 +156,17 @@ int cmd_probe(const Args& args) {
   parser.option("tensor", "the embeddings' tensor", false, "slide_embeds");
   parser.option("C", "one inverse regularisation strength instead of the sweep");
   parser.option("max-iter", "L-BFGS iterations per fit at most", false, "1000");
+  parser.option("bootstrap", "test samples drawn with replacement this many times for 95% confidence intervals of "
+                             "the metrics (0: none)", false, "1000");
+  parser.option("seed", "the bootstrap's draws", false, "0");
   parser.option("out", "output directory", /*required=*/true);
   if (!parser.parse(args)) return 0;
   PATHVLM_CHECK(parser.has("C") || parser.has("val"), "give --val (which chooses C among the sweep) or --C");
   eval::LogisticOptions options;
   options.max_iter = parser.get_int("max-iter");
   PATHVLM_CHECK(options.max_iter > 0, "--max-iter must be positive");
+  const int64_t resamples = parser.get_int("bootstrap");
+  PATHVLM_CHECK(resamples >= 0, "--bootstrap must be 0 or more, got ", resamples);
   const auto embeddings = read_embeddings(parser.get_list("embeddings"), parser.get("tensor"));
   const auto id_column = parser.get("id-column"), label_column = parser.get("label-column");
   const auto train = read_split(parser.get("train"), id_column, label_column, embeddings);
@@ -208,6 +215,18 @@ int cmd_probe(const Args& args) {
   const auto metrics = eval::metrics_from_logits(logits, test_y);
   report["test"]["metrics"] = metrics_json(metrics);
   std::cout << "probe: test " << eval::format_metrics(metrics) << "\n";
+  if (resamples > 0) {
+    const auto intervals = eval::bootstrap_intervals(logits, test_y, resamples, parser.get_int("seed"));
+    nlohmann::json ci;
+    std::cout << "probe: test 95% intervals over " << resamples << " bootstrap draws:";
+    for (const auto& [name, interval] : intervals) {
+      ci[name] = {interval.low, interval.high};
+      std::cout << " " << name << " [" << interval.low << ", " << interval.high << "]";
+    }
+    std::cout << "\n";
+    report["test"]["metrics_95ci"] = ci;
+    report["test"]["bootstrap_draws"] = resamples;
+  }
 
   const fs::path out(parser.get("out"));
   fs::create_directories(out);

@@ -86,6 +86,11 @@ TEST(Probe, ChoosesCOnValidationAndScoresTheTestSplitAsTheReference) {
   const double top1 = (expected.test_probabilities.argmax(1) == d.test_y).to(torch::kFloat64).mean().item<double>();
   EXPECT_NEAR(report["test"]["metrics"]["top1"].get<double>(), top1, 1e-12);
   EXPECT_NE(result.out.find("probe: test top1"), std::string::npos) << result.out;
+  const auto& ci = report["test"]["metrics_95ci"]["top1"];  // --bootstrap 1000 by default
+  EXPECT_LE(ci[0].get<double>(), top1);
+  EXPECT_GE(ci[1].get<double>(), top1);
+  EXPECT_LT(ci[0].get<double>(), ci[1].get<double>());
+  EXPECT_EQ(report["test"]["bootstrap_draws"], 1000);
 
   // A test slide without an embedding, and a label the train split lacks, are refused by name.
   std::ofstream(dir / "extra.csv") << "slide_id,OncoTreeCode\ntest_0,LUAD\nnowhere_1,LUAD\n";
