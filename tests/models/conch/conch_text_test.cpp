@@ -33,11 +33,7 @@ torch::Tensor reference_text_embeddings(const std::string& dir, const torch::Ten
                                  output);
   EXPECT_EQ(status, 0) << output;
   if (status != 0) return {};
-  const auto rows = nlohmann::json::parse(output);
-  auto out = torch::empty({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows.at(0).size())});
-  for (size_t i = 0; i < rows.size(); ++i)
-    for (size_t j = 0; j < rows[i].size(); ++j) out[i][j] = rows[i][j].get<double>();
-  return out;
+  return json_matrix(nlohmann::json::parse(output));
 }
 
 }  // namespace

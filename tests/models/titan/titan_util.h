@@ -104,11 +104,7 @@ inline torch::Tensor titan_reference_embeddings(const std::string& dir, const st
                                  output);
   EXPECT_EQ(status, 0) << output;
   if (status != 0) return {};
-  const auto rows = nlohmann::json::parse(output);
-  auto embeddings = torch::empty({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows.at(0).size())});
-  for (size_t i = 0; i < rows.size(); ++i)
-    for (size_t j = 0; j < rows[i].size(); ++j) embeddings[i][j] = rows[i][j].get<double>();
-  return embeddings;
+  return json_matrix(nlohmann::json::parse(output));
 }
 
 // Slides that exercise TITAN's grid: an offset origin and corners off the grid's lines, two tiles in one cell, a

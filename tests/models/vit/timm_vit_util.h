@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <torch/torch.h>
+#include <vector>
 
 #include "io/safetensors.h"
 #include "models/lying_shapes.h"
@@ -115,6 +116,16 @@ inline torch::Tensor normalised(const torch::Tensor& pixels, const std::array<do
   return ((pixels.to(torch::kFloat) / 255.0 - mean) / std).to(torch::kFloat);
 }
 
+// A python reference's JSON list of equal-length number lists as a float32 [rows, columns] tensor.
+inline torch::Tensor json_matrix(const nlohmann::json& rows) {
+  std::vector<double> values;
+  for (const auto& row : rows)
+    for (const auto& value : row) values.push_back(value.get<double>());
+  const auto n = static_cast<int64_t>(rows.size());
+  const int64_t columns = n > 0 ? static_cast<int64_t>(values.size()) / n : 0;
+  return torch::tensor(values, torch::kFloat64).view({n, columns}).to(torch::kFloat32);
+}
+
 // The features of the model in `dir` on `pixels` from a numpy reference: timm's forward (timm_vit_reference.py), or
 // transformers' (hf_vit_reference.py, with `extra` the pooling).
 inline torch::Tensor reference_features(const std::string& dir, const torch::Tensor& pixels,
@@ -129,11 +140,7 @@ inline torch::Tensor reference_features(const std::string& dir, const torch::Ten
                                  output);
   EXPECT_EQ(status, 0) << output;
   if (status != 0) return {};
-  const auto rows = nlohmann::json::parse(output);
-  auto features = torch::empty({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows.at(0).size())});
-  for (size_t i = 0; i < rows.size(); ++i)
-    for (size_t j = 0; j < rows[i].size(); ++j) features[i][j] = rows[i][j].get<double>();
-  return features;
+  return json_matrix(nlohmann::json::parse(output));
 }
 
 }  // namespace pathvlm::testing
