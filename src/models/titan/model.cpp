@@ -9,7 +9,7 @@ namespace pathvlm::models {
 
 namespace {
 
-constexpr double kTimmLayerNormEps = 1e-6;      // the blocks' and the final norm's (timm's ViT)
+constexpr double kTimmLayerNormEps = 1e-6;  // the blocks' and the final norm's (timm's ViT)
 // float32 scores of one attention chunk: 16 MiB, which the allocators reuse (larger chunks were mapped and unmapped
 // for each chunk on the CPU, a third of the time in the kernel).
 constexpr int64_t kScoresPerChunk = int64_t{1} << 22;
@@ -35,10 +35,10 @@ TitanGrid titan_grid(const torch::Tensor& features, const torch::Tensor& coords,
   const auto cells = torch::div(xy - offset, patch_size_level0, "floor");
   const auto columns = cells.select(1, 1).max() + 1;
   const auto linear = cells.select(1, 0) * columns + cells.select(1, 1);
-  const auto [occupied, inverse, counts] = at::_unique2(linear, /*sorted=*/true, /*return_inverse=*/true);
-  (void)counts;
+  const auto unique = at::_unique2(linear, /*sorted=*/true, /*return_inverse=*/true);
+  const auto& occupied = std::get<0>(unique);
   const auto summed = torch::zeros({occupied.size(0), features.size(1)}, features.options().dtype(torch::kFloat32))
-                          .index_add_(0, inverse, features.to(torch::kFloat32));
+                          .index_add_(0, std::get<1>(unique), features.to(torch::kFloat32));
   const auto tissue = (summed != 0).any(1);
   const auto kept = occupied.index({tissue});
   return {summed.index({tissue}), torch::stack({torch::div(kept, columns, "floor"), kept.remainder(columns)}, 1)};

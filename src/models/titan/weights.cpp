@@ -1,11 +1,10 @@
 #include "models/titan/weights.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/json_fields.h"
+#include "core/text_file.h"
 #include "io/safetensors.h"
 #include "models/conch/weights.h"
 #include "models/vit/loading.h"
@@ -30,10 +29,7 @@ nlohmann::json vision_config(const std::string& path) {
   auto dir = std::filesystem::is_directory(weights) ? weights : weights.parent_path();
   const auto file = (dir.empty() ? std::filesystem::path(".") : dir) / "config.json";
   if (!std::filesystem::exists(file)) return nlohmann::json::object();
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  const auto config = json_fields::parse(text.str(), file.string());
+  const auto config = json_fields::parse(read_text_file(file.string()), file.string());
   if (!json_fields::present(config, "vision_config")) return nlohmann::json::object();
   const auto& vision = config["vision_config"];
   PATHVLM_CHECK(vision.is_object(), file.string(), ": 'vision_config' must be an object");
